@@ -1,0 +1,127 @@
+/**
+ * The one registry of errors pgway itself reports to clients. Server errors are never wrapped:
+ * they are forwarded byte for byte. Each class has a stable `code`, a SQLSTATE and a severity,
+ * and turns itself into an ErrorResponse frame with `toFrame()`.
+ */
+import { errorResponse, type Severity } from './wire/messages.js';
+
+export abstract class GatewayError extends Error {
+  abstract readonly code: string;
+  abstract readonly sqlstate: string;
+  readonly severity: Severity = 'FATAL';
+  readonly detail?: string;
+  readonly hint?: string;
+
+  constructor(message: string, options?: { cause?: unknown; detail?: string; hint?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    if (options?.detail !== undefined) this.detail = options.detail;
+    if (options?.hint !== undefined) this.hint = options.hint;
+  }
+
+  toFrame(): Buffer {
+    return errorResponse({
+      severity: this.severity,
+      sqlstate: this.sqlstate,
+      message: this.message,
+      detail: this.detail,
+      hint: this.hint,
+    });
+  }
+}
+
+// --- protocol -----------------------------------------------------------------------------------
+
+export class ProtocolViolationError extends GatewayError {
+  readonly code = 'PGWAY_PROTOCOL_VIOLATION';
+  readonly sqlstate = '08P01';
+}
+
+export class MessageTooLargeError extends GatewayError {
+  readonly code = 'PGWAY_MESSAGE_TOO_LARGE';
+  readonly sqlstate = '08P01';
+  constructor(length: number, max: number) {
+    super(`invalid message length: ${length} bytes exceeds the limit of ${max}`, {
+      hint: 'Raise limits.max_message_bytes if such messages are expected.',
+    });
+  }
+}
+
+export class FeatureNotSupportedError extends GatewayError {
+  readonly code = 'PGWAY_FEATURE_NOT_SUPPORTED';
+  readonly sqlstate = '0A000';
+}
+
+export class StartupTimeoutError extends GatewayError {
+  readonly code = 'PGWAY_STARTUP_TIMEOUT';
+  readonly sqlstate = '08P01';
+}
+
+// --- authentication and admission ---------------------------------------------------------------
+
+export class InvalidPasswordError extends GatewayError {
+  readonly code = 'PGWAY_INVALID_PASSWORD';
+  readonly sqlstate = '28P01';
+  constructor(user: string) {
+    super(`password authentication failed for user "${user}"`);
+  }
+}
+
+export class InvalidAuthorizationError extends GatewayError {
+  readonly code = 'PGWAY_INVALID_AUTHORIZATION';
+  readonly sqlstate = '28000';
+}
+
+export class UnknownDatabaseError extends GatewayError {
+  readonly code = 'PGWAY_UNKNOWN_DATABASE';
+  readonly sqlstate = '3D000';
+  constructor(database: string) {
+    super(`database "${database}" does not exist`, { hint: 'pgway serves only the databases named in its config.' });
+  }
+}
+
+export class TooManyClientsError extends GatewayError {
+  readonly code = 'PGWAY_TOO_MANY_CLIENTS';
+  readonly sqlstate = '53300';
+  constructor(max: number) {
+    super(`sorry, too many clients already (max_client_conn is ${max})`);
+  }
+}
+
+// --- pool and server side -----------------------------------------------------------------------
+
+export class PoolTimeoutError extends GatewayError {
+  readonly code = 'PGWAY_POOL_TIMEOUT';
+  readonly sqlstate = '57P05';
+  constructor(pool: string, waitedMs: number) {
+    super(`no server connection available for ${pool} after ${waitedMs} ms (query_wait_timeout)`, {
+      hint: 'The pool is exhausted: raise pool.size or shorten transactions.',
+    });
+  }
+}
+
+export class ServerConnectError extends GatewayError {
+  readonly code = 'PGWAY_SERVER_CONNECT';
+  readonly sqlstate = '08006';
+}
+
+export class ServerAuthError extends GatewayError {
+  readonly code = 'PGWAY_SERVER_AUTH';
+  readonly sqlstate = '28000';
+}
+
+export class ServerConnectionLostError extends GatewayError {
+  readonly code = 'PGWAY_SERVER_LOST';
+  readonly sqlstate = '08006';
+  constructor(options?: { cause?: unknown }) {
+    super('server connection lost; the current transaction is gone', options);
+  }
+}
+
+export class ShuttingDownError extends GatewayError {
+  readonly code = 'PGWAY_SHUTTING_DOWN';
+  readonly sqlstate = '57P01';
+  constructor() {
+    super('terminating connection due to administrator command (pgway is shutting down)');
+  }
+}

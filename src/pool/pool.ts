@@ -1,0 +1,206 @@
+/**
+ * The server connections of one (database, user) on one target. Idle connections are reused
+ * last-in first-out (warm caches, and the rest age out); clients wait in FIFO order with a
+ * timeout when every connection is busy. A connection comes back only through `release`, which
+ * cleans it (rollback, reset query) before anyone else can have it.
+ */
+import type { Logger } from 'pino';
+import type { PoolSettings, ServerTarget } from '../config/schema.js';
+import { PoolTimeoutError, type GatewayError } from '../errors.js';
+import { ServerConnection, type ServerCredentials } from './server-connection.js';
+
+export interface PoolWaiter {
+  onLease(conn: ServerConnection): void;
+  onLeaseError(err: Error): void;
+}
+
+interface QueuedWaiter {
+  waiter: PoolWaiter;
+  since: number;
+  timer: NodeJS.Timeout;
+}
+
+export interface PoolStats {
+  name: string;
+  active: number;
+  idle: number;
+  connecting: number;
+  waiting: number;
+  maxWaitMs: number;
+}
+
+export class Pool {
+  private readonly idle: ServerConnection[] = [];
+  private readonly active = new Set<ServerConnection>();
+  private readonly waiters: QueuedWaiter[] = [];
+  private connecting = 0;
+  private closed = false;
+  private readonly maintenance: NodeJS.Timeout;
+
+  constructor(
+    readonly name: string,
+    readonly target: ServerTarget,
+    private readonly credentials: ServerCredentials,
+    public settings: PoolSettings,
+    private readonly log: Logger,
+  ) {
+    this.maintenance = setInterval(() => this.maintain(), 1000);
+    this.maintenance.unref();
+  }
+
+  get size(): number {
+    return this.idle.length + this.active.size + this.connecting;
+  }
+
+  stats(): PoolStats {
+    const now = Date.now();
+    return {
+      name: this.name,
+      active: this.active.size,
+      idle: this.idle.length,
+      connecting: this.connecting,
+      waiting: this.waiters.length,
+      maxWaitMs: this.waiters[0] ? now - this.waiters[0].since : 0,
+    };
+  }
+
+  /** Returns an idle connection at once, or queues `waiter` and returns undefined. */
+  acquire(waiter: PoolWaiter): ServerConnection | undefined {
+    let conn = this.idle.pop();
+    // A connection the server dropped while idle is replaced silently.
+    while (conn && conn.state !== 'idle') conn = this.idle.pop();
+    if (conn) {
+      this.active.add(conn);
+      return conn;
+    }
+    const timeoutMs = this.settings.queryWaitTimeoutMs;
+    const queued: QueuedWaiter = {
+      waiter,
+      since: Date.now(),
+      timer: setTimeout(() => this.expire(queued), timeoutMs),
+    };
+    this.waiters.push(queued);
+    this.grow();
+    return undefined;
+  }
+
+  /** Takes `waiter` out of the queue (its client left). */
+  cancelWait(waiter: PoolWaiter): void {
+    const i = this.waiters.findIndex((q) => q.waiter === waiter);
+    if (i < 0) return;
+    clearTimeout(this.waiters[i]!.timer);
+    this.waiters.splice(i, 1);
+  }
+
+  /**
+   * Gives a connection back. Unless `clean` is true it is reset first; a connection that cannot
+   * be reset, is past its lifetime or belongs to a closed pool is closed instead.
+   */
+  release(conn: ServerConnection, clean = false): void {
+    conn.detach();
+    if (clean && conn.busy) clean = false;
+    if (clean) {
+      this.putBack(conn);
+      return;
+    }
+    const timeout = setTimeout(() => conn.close(), this.settings.serverConnectTimeoutMs);
+    conn.reset(this.settings.serverResetQuery).then(
+      () => {
+        clearTimeout(timeout);
+        this.putBack(conn);
+      },
+      (err: unknown) => {
+        clearTimeout(timeout);
+        this.log.warn({ err, server: conn.describe() }, 'server connection could not be reset; closing it');
+        this.discard(conn);
+      },
+    );
+  }
+
+  /** Drops a connection that is broken or must not be reused. */
+  discard(conn: ServerConnection): void {
+    conn.close();
+    this.active.delete(conn);
+    const i = this.idle.indexOf(conn);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.grow();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.maintenance);
+    for (const q of this.waiters.splice(0)) clearTimeout(q.timer);
+    for (const conn of this.idle.splice(0)) conn.close();
+    for (const conn of this.active) conn.close();
+    this.active.clear();
+  }
+
+  private putBack(conn: ServerConnection): void {
+    if (conn.state !== 'idle' || this.closed || Date.now() - conn.createdAt > this.settings.serverLifetimeMs) {
+      this.discard(conn);
+      return;
+    }
+    const next = this.waiters.shift();
+    if (next) {
+      clearTimeout(next.timer);
+      conn.lastUsedAt = Date.now();
+      next.waiter.onLease(conn);
+      return;
+    }
+    this.active.delete(conn);
+    this.idle.push(conn);
+  }
+
+  /** Opens connections while clients wait and the pool has room. */
+  private grow(): void {
+    while (!this.closed && this.waiters.length > this.connecting && this.size < this.settings.size) {
+      this.open();
+    }
+  }
+
+  private open(): void {
+    this.connecting++;
+    const conn = new ServerConnection(this.target, this.credentials);
+    conn.connect(this.settings.serverConnectTimeoutMs).then(
+      () => {
+        this.connecting--;
+        this.active.add(conn);
+        conn.lastUsedAt = Date.now();
+        this.putBack(conn);
+      },
+      (err: GatewayError) => {
+        this.connecting--;
+        this.log.warn({ err: err.message, pool: this.name }, 'server connection failed');
+        // A waiting client hears why instead of waiting out its timeout.
+        const q = this.waiters.shift();
+        if (q) {
+          clearTimeout(q.timer);
+          q.waiter.onLeaseError(err);
+        }
+      },
+    );
+  }
+
+  private expire(queued: QueuedWaiter): void {
+    const i = this.waiters.indexOf(queued);
+    if (i < 0) return;
+    this.waiters.splice(i, 1);
+    queued.waiter.onLeaseError(new PoolTimeoutError(this.name, Date.now() - queued.since));
+  }
+
+  /** Closes connections idle too long or past their lifetime; keeps min_size open. */
+  private maintain(): void {
+    const now = Date.now();
+    const { serverIdleTimeoutMs, serverLifetimeMs, minSize } = this.settings;
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const conn = this.idle[i]!;
+      const tooOld = now - conn.createdAt > serverLifetimeMs;
+      const tooIdle = now - conn.lastUsedAt > serverIdleTimeoutMs && this.size > minSize;
+      if (tooOld || tooIdle || conn.state !== 'idle') {
+        this.idle.splice(i, 1);
+        conn.close();
+      }
+    }
+    while (!this.closed && this.size < minSize) this.open();
+  }
+}

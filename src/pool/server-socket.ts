@@ -1,0 +1,100 @@
+/**
+ * Opens the socket to a PostgreSQL server: TCP or unix socket, then TLS as the target's sslmode
+ * asks (SSLRequest first, as libpq does). Resolves with a socket ready for the StartupMessage.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
+import type { ServerTarget } from '../config/schema.js';
+import { ServerConnectError } from '../errors.js';
+import { sslRequest } from '../wire/messages.js';
+
+export function socketPath(target: Pick<ServerTarget, 'host' | 'port'>): string | undefined {
+  return target.host.startsWith('/') ? `${target.host}/.s.PGSQL.${target.port}` : undefined;
+}
+
+function connectPlain(target: ServerTarget): net.Socket {
+  const path = socketPath(target);
+  return path ? net.connect({ path }) : net.connect({ host: target.host, port: target.port, noDelay: true });
+}
+
+function awaitConnect(socket: net.Socket, timeoutMs: number, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new ServerConnectError(`timed out after ${timeoutMs} ms connecting to ${what}`));
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeListener('error', onError);
+      resolve();
+    });
+    const onError = (err: Error): void => {
+      clearTimeout(timer);
+      reject(new ServerConnectError(`could not connect to ${what}: ${err.message}`, { cause: err }));
+    };
+    socket.once('error', onError);
+  });
+}
+
+function readSslAnswer(socket: net.Socket): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      cleanup();
+      // Bytes after the single answer byte would be a man-in-the-middle injection (CVE-2021-23222).
+      if (chunk.length !== 1) reject(new ServerConnectError('server sent unexpected data after its SSL answer'));
+      else resolve(chunk[0]!);
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(new ServerConnectError(`connection lost during SSL negotiation: ${err.message}`, { cause: err }));
+    };
+    const onClose = (): void => onError(new Error('closed'));
+    const cleanup = (): void => {
+      socket.removeListener('data', onData);
+      socket.removeListener('error', onError);
+      socket.removeListener('close', onClose);
+    };
+    socket.on('data', onData);
+    socket.once('error', onError);
+    socket.once('close', onClose);
+  });
+}
+
+function upgrade(socket: net.Socket, target: ServerTarget, timeoutMs: number): Promise<tls.TLSSocket> {
+  const verify = target.sslmode === 'verify-ca' || target.sslmode === 'verify-full';
+  const options: tls.ConnectionOptions = { socket, rejectUnauthorized: verify, servername: target.host };
+  if (target.sslrootcert) options.ca = readFileSync(target.sslrootcert);
+  if (target.sslmode === 'verify-ca') options.checkServerIdentity = () => undefined;
+  return new Promise((resolve, reject) => {
+    const secure = tls.connect(options);
+    const timer = setTimeout(() => {
+      secure.destroy();
+      reject(new ServerConnectError(`TLS handshake with ${target.host}:${target.port} timed out`));
+    }, timeoutMs);
+    secure.once('secureConnect', () => {
+      clearTimeout(timer);
+      secure.removeAllListeners('error');
+      resolve(secure);
+    });
+    secure.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new ServerConnectError(`TLS handshake with ${target.host}:${target.port} failed: ${err.message}`, { cause: err }));
+    });
+  });
+}
+
+export async function openServerSocket(target: ServerTarget, timeoutMs: number): Promise<net.Socket> {
+  const what = socketPath(target) ?? `${target.host}:${target.port}`;
+  const socket = connectPlain(target);
+  await awaitConnect(socket, timeoutMs, what);
+  socket.setKeepAlive(true, 60_000);
+  const wantsTls = !socketPath(target) && target.sslmode !== 'disable' && target.sslmode !== 'allow';
+  if (!wantsTls) return socket;
+  socket.write(sslRequest());
+  const answer = await readSslAnswer(socket);
+  if (answer === 0x53 /* S */) return upgrade(socket, target, timeoutMs);
+  if (target.sslmode === 'prefer') return socket;
+  socket.destroy();
+  throw new ServerConnectError(`server ${what} does not support SSL, but sslmode is ${target.sslmode}`);
+}

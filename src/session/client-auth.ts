@@ -1,0 +1,114 @@
+/**
+ * The server side of client authentication, one exchange per login: SCRAM-SHA-256 from stored
+ * keys, md5 from a plaintext or stored md5 password, or trust. Unknown users go through a mock
+ * exchange and fail the same way, so a client cannot probe which user names exist.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { AuthMethod } from '../config/schema.js';
+import { InvalidAuthorizationError, InvalidPasswordError, ProtocolViolationError } from '../errors.js';
+import { readCString } from '../wire/decode.js';
+import * as msg from '../wire/messages.js';
+import { md5Response, md5Stored, parseScramVerifier, ScramServerExchange, scramKeysFromPassword, type ScramKeys } from '../wire/scram.js';
+
+/** What pgway knows about a user's secret, prepared once at config load. */
+export interface UserSecret {
+  name: string;
+  method: AuthMethod;
+  scram?: ScramKeys;
+  /** PostgreSQL's "md5..." form, when a plaintext or md5 password is configured. */
+  md5?: string;
+}
+
+export function prepareUserSecret(name: string, method: AuthMethod, password: string | undefined): UserSecret {
+  const secret: UserSecret = { name, method };
+  if (password === undefined) return secret;
+  const verifier = parseScramVerifier(password);
+  if (verifier) {
+    secret.scram = verifier;
+  } else if (/^md5[0-9a-f]{32}$/.test(password)) {
+    secret.md5 = password;
+  } else {
+    secret.scram = scramKeysFromPassword(password);
+    secret.md5 = md5Stored(password, name);
+  }
+  return secret;
+}
+
+let mockKeys: ScramKeys | undefined;
+
+export type AuthStep =
+  | { kind: 'send'; frame: Buffer }
+  | { kind: 'ok'; frames: Buffer[] }
+  | { kind: 'fail'; error: Error };
+
+export class ClientAuth {
+  private scram: ScramServerExchange | undefined;
+  private md5Salt: Buffer | undefined;
+  private stage: 'start' | 'sasl-initial' | 'sasl-final' | 'md5' | 'done' = 'start';
+
+  constructor(
+    private readonly user: string,
+    private readonly secret: UserSecret | undefined,
+  ) {}
+
+  /** The first message to the client: a challenge, or AuthenticationOk for trust. */
+  begin(): AuthStep {
+    const method = this.secret?.method ?? 'scram-sha-256';
+    if (method === 'trust' && this.secret) {
+      this.stage = 'done';
+      return { kind: 'ok', frames: [msg.AUTH_OK] };
+    }
+    if (method === 'md5' && this.secret?.md5) {
+      this.md5Salt = randomBytes(4);
+      this.stage = 'md5';
+      return { kind: 'send', frame: msg.authMD5(this.md5Salt) };
+    }
+    if (this.secret && !this.secret.scram) {
+      return {
+        kind: 'fail',
+        error: new InvalidAuthorizationError(`user "${this.user}" has no password usable for ${method} authentication`),
+      };
+    }
+    // Unknown users get a mock exchange with throwaway keys and fail at the proof.
+    mockKeys ??= scramKeysFromPassword(randomBytes(16).toString('hex'));
+    this.scram = new ScramServerExchange(this.secret?.scram ?? mockKeys);
+    this.stage = 'sasl-initial';
+    return { kind: 'send', frame: msg.authSASL(['SCRAM-SHA-256']) };
+  }
+
+  /** Handles one PasswordMessage-family frame ('p'). */
+  onPassword(frame: Buffer, start: number, end: number): AuthStep {
+    switch (this.stage) {
+      case 'sasl-initial': {
+        const [mechanism, afterName] = readCString(frame, start + 5, end);
+        if (mechanism !== 'SCRAM-SHA-256') {
+          return { kind: 'fail', error: new ProtocolViolationError(`unsupported SASL mechanism "${mechanism}"`) };
+        }
+        const len = frame.readInt32BE(afterName);
+        const data = frame.toString('utf8', afterName + 4, Math.min(end, afterName + 4 + Math.max(len, 0)));
+        const serverFirst = this.scram!.first(data);
+        if (!serverFirst) return { kind: 'fail', error: new ProtocolViolationError('malformed SCRAM client-first-message') };
+        this.stage = 'sasl-final';
+        return { kind: 'send', frame: msg.authSASLContinue(serverFirst) };
+      }
+      case 'sasl-final': {
+        const serverFinal = this.scram!.final(frame.toString('utf8', start + 5, end));
+        this.stage = 'done';
+        if (!serverFinal || !this.secret) return { kind: 'fail', error: new InvalidPasswordError(this.user) };
+        return { kind: 'ok', frames: [msg.authSASLFinal(serverFinal), msg.AUTH_OK] };
+      }
+      case 'md5': {
+        const [answer] = readCString(frame, start + 5, end);
+        const expected = Buffer.from(md5Response(this.secret!.md5!, this.md5Salt!));
+        const given = Buffer.from(answer);
+        this.stage = 'done';
+        if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+          return { kind: 'fail', error: new InvalidPasswordError(this.user) };
+        }
+        return { kind: 'ok', frames: [msg.AUTH_OK] };
+      }
+      default:
+        return { kind: 'fail', error: new ProtocolViolationError('unexpected password message') };
+    }
+  }
+}

@@ -1,0 +1,27 @@
+/** What a ClientSession needs from the gateway, as a small interface so sessions stay testable. */
+import type { Logger } from 'pino';
+import type tls from 'node:tls';
+import type { Config, DatabaseConfig, UserConfig } from '../config/schema.js';
+import type { Pool } from '../pool/pool.js';
+import type { ServerCredentials } from '../pool/server-connection.js';
+import type { UserSecret } from './client-auth.js';
+import type { ClientSession } from './client-session.js';
+
+export interface SessionContext {
+  readonly log: Logger;
+  /** The config snapshot in force; a session reads it once per decision. */
+  config(): Config;
+  tlsContext(): tls.SecureContext | undefined;
+  userSecret(name: string): UserSecret | undefined;
+  user(name: string): UserConfig | undefined;
+  database(name: string): DatabaseConfig | undefined;
+  serverCredentials(db: DatabaseConfig, user: UserConfig): ServerCredentials;
+  primaryPool(db: DatabaseConfig, user: UserConfig): Pool;
+  readonly shuttingDown: boolean;
+  /** Counts the client against max_client_conn; false when the limit is reached. */
+  admit(session: ClientSession): boolean;
+  /** Makes (pid, secret) reach this session for cancel requests. */
+  registerCancelKey(session: ClientSession, pid: number, secret: number): void;
+  cancel(pid: number, secret: number): void;
+  closed(session: ClientSession): void;
+}

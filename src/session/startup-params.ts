@@ -1,0 +1,74 @@
+/**
+ * A client's startup parameters, turned into the settings pgway applies on whichever server
+ * connection serves it, so they take effect exactly as on a direct connection.
+ */
+
+/** Startup keys that are not settings: they pick the connection, not its state. */
+const NOT_SETTINGS = new Set(['user', 'database', 'replication', 'options']);
+
+/**
+ * Parses the `options` startup parameter as PostgreSQL does: `-c name=value` or `--name=value`,
+ * separated by spaces, where a backslash escapes the next character.
+ */
+export function parseOptions(options: string): [string, string][] {
+  const words: string[] = [];
+  let word = '';
+  let escaped = false;
+  let inWord = false;
+  for (const ch of options) {
+    if (escaped) {
+      word += ch;
+      escaped = false;
+      inWord = true;
+    } else if (ch === '\\') {
+      escaped = true;
+    } else if (ch === ' ' || ch === '\t' || ch === '\n') {
+      if (inWord) words.push(word);
+      word = '';
+      inWord = false;
+    } else {
+      word += ch;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(word);
+
+  const settings: [string, string][] = [];
+  for (let i = 0; i < words.length; i++) {
+    let spec: string | undefined;
+    const w = words[i]!;
+    if (w === '-c') spec = words[++i];
+    else if (w.startsWith('-c')) spec = w.slice(2);
+    else if (w.startsWith('--')) spec = w.slice(2);
+    if (!spec) continue;
+    const eq = spec.indexOf('=');
+    if (eq > 0) settings.push([spec.slice(0, eq).replaceAll('-', '_'), spec.slice(eq + 1)]);
+  }
+  return settings;
+}
+
+/** The settings a client asked for at startup, lower-cased names, `options` expanded. */
+export function startupSettings(params: ReadonlyMap<string, string>): Map<string, string> {
+  const settings = new Map<string, string>();
+  const options = params.get('options');
+  if (options) for (const [k, v] of parseOptions(options)) settings.set(k.toLowerCase(), v);
+  for (const [k, v] of params) if (!NOT_SETTINGS.has(k)) settings.set(k.toLowerCase(), v);
+  return settings;
+}
+
+export function quoteLiteral(value: string): string {
+  const doubled = value.replaceAll("'", "''");
+  return value.includes('\\') ? `E'${doubled.replaceAll('\\', '\\\\')}'` : `'${doubled}'`;
+}
+
+/**
+ * One statement applying `settings` the way a startup packet would: set_config parses the value
+ * as the raw setting string, so list settings such as search_path keep their meaning.
+ */
+export function applySettingsSql(settings: ReadonlyMap<string, string>): string {
+  const calls: string[] = [];
+  for (const [name, value] of settings) {
+    calls.push(`pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, false)`);
+  }
+  return calls.length ? `SELECT ${calls.join(', ')}` : '';
+}

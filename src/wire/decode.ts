@@ -1,0 +1,69 @@
+/** Lazy decoders: only the fields pgway needs, read straight out of a frame view. */
+import { StartupCode } from './codes.js';
+import { ProtocolViolationError } from '../errors.js';
+
+/** Reads a NUL-terminated string at `offset`; returns it and the offset after the NUL. */
+export function readCString(buf: Buffer, offset: number, end: number): [string, number] {
+  const nul = buf.indexOf(0, offset);
+  if (nul < 0 || nul >= end) throw new ProtocolViolationError('invalid string in message');
+  return [buf.toString('utf8', offset, nul), nul + 1];
+}
+
+/** ErrorResponse / NoticeResponse fields keyed by their one-letter type (C = SQLSTATE, M = message). */
+export function decodeErrorFields(frame: Buffer, start: number, end: number): Map<string, string> {
+  const fields = new Map<string, string>();
+  let pos = start + 5;
+  while (pos < end && frame[pos] !== 0) {
+    const type = String.fromCharCode(frame[pos]!);
+    const [value, next] = readCString(frame, pos + 1, end);
+    fields.set(type, value);
+    pos = next;
+  }
+  return fields;
+}
+
+export function decodeParameterStatus(frame: Buffer, start: number, end: number): [string, string] {
+  const [name, next] = readCString(frame, start + 5, end);
+  const [value] = readCString(frame, next, end);
+  return [name, value];
+}
+
+export type StartupPacket =
+  | { kind: 'ssl' }
+  | { kind: 'gssenc' }
+  | { kind: 'cancel'; pid: number; secret: number }
+  | { kind: 'startup'; minor: number; params: Map<string, string>; protocolOptions: string[] };
+
+/** Decodes a whole startup-phase packet (length included). Throws ProtocolViolationError. */
+export function decodeStartupPacket(packet: Buffer): StartupPacket {
+  if (packet.length < 8) throw new ProtocolViolationError('invalid startup packet length');
+  const code = packet.readInt32BE(4);
+  switch (code) {
+    case StartupCode.SSLRequest:
+      return { kind: 'ssl' };
+    case StartupCode.GSSENCRequest:
+      return { kind: 'gssenc' };
+    case StartupCode.CancelRequest:
+      if (packet.length < 16) throw new ProtocolViolationError('invalid cancel request');
+      return { kind: 'cancel', pid: packet.readInt32BE(8), secret: packet.readUInt32BE(12) };
+  }
+  const major = code >>> 16;
+  const minor = code & 0xffff;
+  if (major !== 3) {
+    throw new ProtocolViolationError(
+      `unsupported frontend protocol ${major}.${minor}: server supports 3.0 to 3.0`,
+    );
+  }
+  const params = new Map<string, string>();
+  const protocolOptions: string[] = [];
+  let pos = 8;
+  while (pos < packet.length && packet[pos] !== 0) {
+    const [name, afterName] = readCString(packet, pos, packet.length);
+    const [value, afterValue] = readCString(packet, afterName, packet.length);
+    if (name.startsWith('_pq_.')) protocolOptions.push(name);
+    else params.set(name, value);
+    pos = afterValue;
+  }
+  if (pos !== packet.length - 1) throw new ProtocolViolationError('invalid startup packet layout: missing terminator');
+  return { kind: 'startup', minor, params, protocolOptions };
+}

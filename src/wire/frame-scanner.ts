@@ -1,0 +1,118 @@
+/**
+ * Finds message boundaries in a byte stream without copying. A frame that lies whole in a chunk is
+ * handed on as a view (`buf`, `start`, `end` with `start` at the code byte). A frame split across
+ * chunks is collected into one buffer sized from its length field, which is checked against the
+ * limit before anything is allocated; `interest` says which codes need their body at all, so a
+ * split frame nobody reads (a big DataRow on its way to a client) is skipped, never copied.
+ */
+import { MessageTooLargeError, ProtocolViolationError } from '../errors.js';
+
+export interface FrameHandler {
+  /** `buf` is undefined when the frame was skipped because its code is not of interest. */
+  onFrame(code: number, buf: Buffer | undefined, start: number, end: number): void;
+}
+
+export const ALL_CODES: Uint8Array = new Uint8Array(256).fill(1);
+
+export function codeSet(codes: readonly number[]): Uint8Array {
+  const set = new Uint8Array(256);
+  for (const c of codes) set[c] = 1;
+  return set;
+}
+
+const HEADER = 5;
+
+export class FrameScanner {
+  /** Header bytes of a frame whose header itself was split. */
+  private readonly header = Buffer.alloc(HEADER);
+  private headerFill = 0;
+  /** The frame being collected across chunks (undefined while skipping it). */
+  private partial: Buffer | undefined;
+  private partialFill = 0;
+  /** Bytes of the current split frame still to come. */
+  private remaining = 0;
+  private code = 0;
+
+  constructor(
+    private readonly handler: FrameHandler,
+    private readonly maxFrameBytes: number,
+    public interest: Uint8Array = ALL_CODES,
+  ) {}
+
+  /** True when no frame is half-received: the stream is at a message boundary. */
+  get atBoundary(): boolean {
+    return this.headerFill === 0 && this.remaining === 0;
+  }
+
+  /** Throws ProtocolViolationError / MessageTooLargeError on a bad length field. */
+  push(chunk: Buffer): void {
+    let pos = 0;
+    const n = chunk.length;
+    if (this.headerFill > 0 || this.remaining > 0) {
+      pos = this.continueSplit(chunk);
+      if (pos < 0) return;
+    }
+    while (pos < n) {
+      if (n - pos < HEADER) {
+        chunk.copy(this.header, 0, pos, n);
+        this.headerFill = n - pos;
+        return;
+      }
+      const code = chunk[pos]!;
+      const len = this.checkLength(chunk.readInt32BE(pos + 1));
+      const end = pos + 1 + len;
+      if (end <= n) {
+        this.handler.onFrame(code, chunk, pos, end);
+        pos = end;
+        continue;
+      }
+      this.beginSplit(code, len, chunk, pos, n);
+      return;
+    }
+  }
+
+  private checkLength(len: number): number {
+    if (len < 4) throw new ProtocolViolationError(`invalid message length ${len}`);
+    if (len > this.maxFrameBytes) throw new MessageTooLargeError(len, this.maxFrameBytes);
+    return len;
+  }
+
+  private beginSplit(code: number, len: number, chunk: Buffer, from: number, to: number): void {
+    this.code = code;
+    const total = 1 + len;
+    this.remaining = total - (to - from);
+    if (this.interest[code]) {
+      this.partial = Buffer.allocUnsafe(total);
+      this.partialFill = chunk.copy(this.partial, 0, from, to);
+    } else {
+      this.partial = undefined;
+    }
+  }
+
+  /** Feeds the start of `chunk` into a split header or frame; returns where whole frames resume, or -1. */
+  private continueSplit(chunk: Buffer): number {
+    let pos = 0;
+    if (this.headerFill > 0) {
+      const need = HEADER - this.headerFill;
+      if (chunk.length < need) {
+        chunk.copy(this.header, this.headerFill, 0);
+        this.headerFill += chunk.length;
+        return -1;
+      }
+      chunk.copy(this.header, this.headerFill, 0, need);
+      this.headerFill = 0;
+      pos = need;
+      const len = this.checkLength(this.header.readInt32BE(1));
+      this.beginSplit(this.header[0]!, len, this.header, 0, HEADER);
+    }
+    const take = Math.min(this.remaining, chunk.length - pos);
+    if (this.partial) this.partialFill += chunk.copy(this.partial, this.partialFill, pos, pos + take);
+    this.remaining -= take;
+    pos += take;
+    if (this.remaining > 0) return -1;
+    const frame = this.partial;
+    this.partial = undefined;
+    this.handler.onFrame(this.code, frame, 0, frame ? frame.length : 0);
+    return pos;
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * SCRAM-SHA-256 (RFC 5802/7677) as PostgreSQL speaks it, both ends, plus md5 password hashing.
+ * The server side verifies client proofs from stored keys (StoredKey/ServerKey computed once per
+ * user), so a login costs two HMACs and a hash, never a PBKDF2.
+ */
+import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export interface ScramKeys {
+  iterations: number;
+  salt: Buffer;
+  storedKey: Buffer;
+  serverKey: Buffer;
+}
+
+const hmac = (key: Buffer, data: string): Buffer => createHmac('sha256', key).update(data).digest();
+const sha256 = (data: Buffer): Buffer => createHash('sha256').update(data).digest();
+
+function xor(a: Buffer, b: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! ^ b[i]!;
+  return out;
+}
+
+export function saltedPassword(password: string, salt: Buffer, iterations: number): Buffer {
+  return pbkdf2Sync(password.normalize('NFKC'), salt, iterations, 32, 'sha256');
+}
+
+export function scramKeysFromPassword(password: string, iterations = 4096, salt = randomBytes(16)): ScramKeys {
+  const salted = saltedPassword(password, salt, iterations);
+  return {
+    iterations,
+    salt,
+    storedKey: sha256(hmac(salted, 'Client Key')),
+    serverKey: hmac(salted, 'Server Key'),
+  };
+}
+
+/** Parses PostgreSQL's stored form: SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>. */
+export function parseScramVerifier(verifier: string): ScramKeys | undefined {
+  const m = /^SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)$/.exec(verifier);
+  if (!m) return undefined;
+  return {
+    iterations: Number(m[1]),
+    salt: Buffer.from(m[2]!, 'base64'),
+    storedKey: Buffer.from(m[3]!, 'base64'),
+    serverKey: Buffer.from(m[4]!, 'base64'),
+  };
+}
+
+function attributes(message: string): Map<string, string> {
+  const attrs = new Map<string, string>();
+  for (const part of message.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq === 1) attrs.set(part[0]!, part.slice(2));
+  }
+  return attrs;
+}
+
+/** Server side of one exchange: first() answers client-first, final() checks the proof. */
+export class ScramServerExchange {
+  private clientFirstBare = '';
+  private serverFirst = '';
+  private nonce = '';
+
+  constructor(private readonly keys: ScramKeys) {}
+
+  /** Returns server-first-message, or undefined when client-first is malformed. */
+  first(clientFirst: string): string | undefined {
+    // gs2 header: "n,," / "y,," (no channel binding; we do not offer -PLUS) then the bare message.
+    const m = /^[ny],[^,]*,(.*)$/.exec(clientFirst);
+    if (!m) return undefined;
+    this.clientFirstBare = m[1]!;
+    const clientNonce = attributes(this.clientFirstBare).get('r');
+    if (!clientNonce) return undefined;
+    this.nonce = clientNonce + randomBytes(18).toString('base64');
+    this.serverFirst = `r=${this.nonce},s=${this.keys.salt.toString('base64')},i=${this.keys.iterations}`;
+    return this.serverFirst;
+  }
+
+  /** Returns server-final-message when the proof is right, undefined otherwise. */
+  final(clientFinal: string): string | undefined {
+    const proofAt = clientFinal.lastIndexOf(',p=');
+    if (proofAt < 0) return undefined;
+    const withoutProof = clientFinal.slice(0, proofAt);
+    const attrs = attributes(withoutProof);
+    if (attrs.get('r') !== this.nonce) return undefined;
+    const proof = Buffer.from(clientFinal.slice(proofAt + 3), 'base64');
+    if (proof.length !== 32) return undefined;
+    const authMessage = `${this.clientFirstBare},${this.serverFirst},${withoutProof}`;
+    const clientKey = xor(proof, hmac(this.keys.storedKey, authMessage));
+    if (!timingSafeEqual(sha256(clientKey), this.keys.storedKey)) return undefined;
+    return `v=${hmac(this.keys.serverKey, authMessage).toString('base64')}`;
+  }
+}
+
+/** PBKDF2 results for server logins, so opening many server connections costs one PBKDF2. */
+const saltedCache = new Map<string, Buffer>();
+
+/** Client side of one exchange, for pgway logging in to a server. */
+export class ScramClientExchange {
+  private readonly clientNonce = randomBytes(18).toString('base64');
+  private clientFirstBare = '';
+  private expectedServerSignature = '';
+
+  constructor(private readonly password: string) {}
+
+  first(): string {
+    this.clientFirstBare = `n=*,r=${this.clientNonce}`;
+    return `n,,${this.clientFirstBare}`;
+  }
+
+  /** Returns client-final-message; throws when server-first is malformed or unsafe. */
+  final(serverFirst: string): string {
+    const attrs = attributes(serverFirst);
+    const nonce = attrs.get('r');
+    const salt = attrs.get('s');
+    const iterations = Number(attrs.get('i'));
+    if (!nonce?.startsWith(this.clientNonce) || !salt || !Number.isInteger(iterations) || iterations < 1) {
+      throw new Error('malformed SCRAM server-first-message');
+    }
+    const cacheKey = `${iterations}:${salt}:${this.password}`;
+    let salted = saltedCache.get(cacheKey);
+    if (!salted) {
+      salted = saltedPassword(this.password, Buffer.from(salt, 'base64'), iterations);
+      if (saltedCache.size > 1000) saltedCache.clear();
+      saltedCache.set(cacheKey, salted);
+    }
+    const withoutProof = `c=biws,r=${nonce}`;
+    const authMessage = `${this.clientFirstBare},${serverFirst},${withoutProof}`;
+    const clientKey = hmac(salted, 'Client Key');
+    const proof = xor(clientKey, hmac(sha256(clientKey), authMessage));
+    this.expectedServerSignature = hmac(hmac(salted, 'Server Key'), authMessage).toString('base64');
+    return `${withoutProof},p=${proof.toString('base64')}`;
+  }
+
+  verify(serverFinal: string): boolean {
+    return attributes(serverFinal).get('v') === this.expectedServerSignature;
+  }
+}
+
+// --- md5 ----------------------------------------------------------------------------------------
+
+const md5hex = (data: Buffer | string): string => createHash('md5').update(data).digest('hex');
+
+/** PostgreSQL's stored md5 form: "md5" + md5(password + user). */
+export const md5Stored = (password: string, user: string): string => `md5${md5hex(password + user)}`;
+
+/** What a client sends for an md5 challenge, computed from the stored form. */
+export function md5Response(stored: string, salt: Buffer): string {
+  return `md5${md5hex(Buffer.concat([Buffer.from(stored.slice(3)), salt]))}`;
+}
