@@ -135,11 +135,12 @@ export class Gateway implements SessionContext {
     return this.databases.get(name);
   }
 
+  /** server_user wins, then the database's `user`, then the client's own name and password. */
   serverCredentials(db: DatabaseConfig, user: UserConfig): ServerCredentials {
+    if (user.serverUser) return { user: user.serverUser, password: user.serverPassword ?? db.primary.password };
     if (db.primary.user) return { user: db.primary.user, password: db.primary.password };
-    if (user.serverUser) return { user: user.serverUser, password: user.serverPassword ?? user.password };
-    const password = user.serverPassword ?? (user.password?.startsWith('SCRAM-SHA-256$') ? undefined : user.password);
-    return { user: user.name, password };
+    const own = user.password?.startsWith('SCRAM-SHA-256$') ? undefined : user.password;
+    return { user: user.name, password: user.serverPassword ?? own };
   }
 
   primaryPool(db: DatabaseConfig, user: UserConfig): Pool {
