@@ -34,6 +34,8 @@ export class Pool {
   private readonly active = new Set<ServerConnection>();
   private readonly waiters: QueuedWaiter[] = [];
   private connecting = 0;
+  /** ParameterStatus values of the last connection opened, shown to pooled clients at login. */
+  serverParams: ReadonlyMap<string, string> | undefined;
   private closed = false;
   private readonly maintenance: NodeJS.Timeout;
 
@@ -93,18 +95,19 @@ export class Pool {
   }
 
   /**
-   * Gives a connection back. Unless `clean` is true it is reset first; a connection that cannot
-   * be reset, is past its lifetime or belongs to a closed pool is closed instead.
+   * Gives a connection back: `clean` as it is (a finished transaction), `rollback` after
+   * finishing whatever the client left half-done, `reset` also running server_reset_query (a
+   * session ended). A connection that cannot be cleaned, is past its lifetime or belongs to a
+   * closed pool is closed instead.
    */
-  release(conn: ServerConnection, clean = false): void {
+  release(conn: ServerConnection, how: 'clean' | 'rollback' | 'reset'): void {
     conn.detach();
-    if (clean && conn.busy) clean = false;
-    if (clean) {
+    if (how === 'clean' && !conn.busy && conn.txStatus === 0x49) {
       this.putBack(conn);
       return;
     }
     const timeout = setTimeout(() => conn.close(), this.settings.serverConnectTimeoutMs);
-    conn.reset(this.settings.serverResetQuery).then(
+    conn.reset(how === 'reset' ? this.settings.serverResetQuery : '').then(
       () => {
         clearTimeout(timeout);
         this.putBack(conn);
@@ -164,6 +167,7 @@ export class Pool {
     conn.connect(this.settings.serverConnectTimeoutMs).then(
       () => {
         this.connecting--;
+        this.serverParams = new Map(conn.params);
         this.active.add(conn);
         conn.lastUsedAt = Date.now();
         this.putBack(conn);

@@ -9,9 +9,11 @@ import type { ServerTarget } from '../config/schema.js';
 import { ServerAuthError, ServerConnectError, ServerConnectionLostError } from '../errors.js';
 import { AuthCode, Backend, Frontend, TxStatus } from '../wire/codes.js';
 import { decodeErrorFields, decodeParameterStatus, readCString } from '../wire/decode.js';
-import { codeSet, FrameScanner, ALL_CODES, type FrameHandler } from '../wire/frame-scanner.js';
+import { ALL_CODES, codeSet } from '../wire/frame-scanner.js';
 import * as msg from '../wire/messages.js';
+import { ResponseStream, type ResponseHandler } from '../wire/response-stream.js';
 import { md5Response, md5Stored, ScramClientExchange } from '../wire/scram.js';
+import { Action, ExpectedResponses, Slot } from './expected-responses.js';
 import { openServerSocket } from './server-socket.js';
 
 export interface ServerCredentials {
@@ -22,8 +24,11 @@ export interface ServerCredentials {
 
 /** What the attached client side hears from its server connection. */
 export interface ServerSink {
-  /** Bytes to forward to the client unchanged. Returns false when the client wants us to pause. */
+  /** Bytes to forward to the client. Returns false when the client wants us to pause. */
   onServerData(chunk: Buffer): boolean;
+  /** Several writes are coming for one server chunk: coalesce them. */
+  cork(): void;
+  uncork(): void;
   /** Every request sent so far has been answered; `status` is the ReadyForQuery byte. */
   onServerReady(status: number): void;
   /** The server connection failed while attached. */
@@ -40,11 +45,18 @@ export interface ServerError {
 
 /** Codes whose bodies matter while forwarding; anything else split across chunks is skipped uncopied. */
 const FORWARD_INTEREST = codeSet([Backend.ReadyForQuery, Backend.ParameterStatus, Backend.ErrorResponse]);
+/** Messages the server may send at any time, outside any request's response. */
+const ASYNC = codeSet([Backend.NoticeResponse, Backend.NotificationResponse, Backend.ParameterStatus]);
 const MAX_SERVER_FRAME = 1 << 30;
 
 let nextId = 1;
 
-export class ServerConnection implements FrameHandler {
+/** An Error carrying the server's ErrorResponse fields, for pgway's own statements that failed. */
+export function serverFailure(error: ServerError): Error & { serverError: ServerError } {
+  return Object.assign(new Error(error.message), { serverError: error });
+}
+
+export class ServerConnection implements ResponseHandler {
   readonly id = nextId++;
   state: ServerState = 'connecting';
   /** ParameterStatus values as the server last reported them. */
@@ -56,10 +68,16 @@ export class ServerConnection implements FrameHandler {
   lastUsedAt = Date.now();
 
   private socket!: net.Socket;
-  private readonly scanner = new FrameScanner(this, MAX_SERVER_FRAME, ALL_CODES);
+  /** Server-side names of the prepared statements this connection holds, least recently used first. */
+  readonly prepared = new Map<string, true>();
+  /** The settings statement last applied here, so a client with the same settings needs none. */
+  appliedSettings = '';
+  private readonly stream = new ResponseStream(this, ALL_CODES, MAX_SERVER_FRAME);
   private sink: ServerSink | undefined;
-  /** Requests sent whose ReadyForQuery has not come back yet, oldest first: Q, F or S codes. */
-  private readonly pending: number[] = [];
+  /** What the server owes, one slot per request message: the expected-response FIFO. */
+  readonly expected = new ExpectedResponses();
+  private inPush = false;
+  private idleCallback: (() => void) | undefined;
   /** The client is streaming COPY data: its Syncs are ignored by the server until CopyDone/CopyFail. */
   private clientInCopy = false;
   /** Extended-protocol messages were sent without a Sync after them. */
@@ -76,7 +94,7 @@ export class ServerConnection implements FrameHandler {
   ) {}
 
   get busy(): boolean {
-    return this.pending.length > 0 || this.unsynced || this.clientInCopy;
+    return this.expected.length > 0 || this.unsynced || this.clientInCopy;
   }
 
   /** Connects and logs in; resolves once the server sent its first ReadyForQuery. */
@@ -114,27 +132,32 @@ export class ServerConnection implements FrameHandler {
   attach(sink: ServerSink): void {
     this.sink = sink;
     this.state = 'attached';
-    this.scanner.interest = FORWARD_INTEREST;
+    this.stream.interest = FORWARD_INTEREST;
     this.lastUsedAt = Date.now();
   }
 
   detach(): void {
     this.sink = undefined;
     if (this.state === 'attached') this.state = 'idle';
-    this.scanner.interest = ALL_CODES;
+    this.stream.interest = ALL_CODES;
     this.lastUsedAt = Date.now();
   }
 
-  /** Notes a client frame about to be forwarded, so ReadyForQuery can be matched to requests. */
+  /**
+   * Notes a client frame about to be forwarded unchanged: its response slot in the FIFO, and the
+   * COPY / Sync bookkeeping that tells when the connection is free again.
+   */
   noteClientFrame(code: number): void {
     switch (code) {
       case Frontend.Query:
+        this.expected.push(Slot.Query);
+        return;
       case Frontend.FunctionCall:
-        this.pending.push(code);
+        this.expected.push(Slot.FunctionCall);
         return;
       case Frontend.Sync:
         this.unsynced = false;
-        if (!this.clientInCopy) this.pending.push(code);
+        if (!this.clientInCopy) this.expected.push(Slot.Sync);
         return;
       case Frontend.CopyDone:
       case Frontend.CopyFail:
@@ -142,10 +165,86 @@ export class ServerConnection implements FrameHandler {
         return;
       case Frontend.CopyData:
       case Frontend.Terminate:
+      case Frontend.Flush:
+        return;
+      case Frontend.Parse:
+        this.unsynced = true;
+        this.expected.push(Slot.Parse);
+        return;
+      case Frontend.Bind:
+        this.unsynced = true;
+        this.expected.push(Slot.Bind);
+        return;
+      case Frontend.Describe:
+        this.unsynced = true;
+        this.expected.push(Slot.Describe);
+        return;
+      case Frontend.Execute:
+        this.unsynced = true;
+        this.expected.push(Slot.Execute);
+        return;
+      case Frontend.Close:
+        this.unsynced = true;
+        this.expected.push(Slot.Close);
         return;
       default:
         this.unsynced = true;
     }
+  }
+
+  /** A response pgway answers itself, in its place among the server's responses. */
+  expectSynthesized(kind: Slot, frame: Buffer): void {
+    this.expected.push(kind, Action.Synthesize, frame);
+  }
+
+  /** A message pgway sends on its own: its response is swallowed. `statement` is forgotten if a Parse fails. */
+  expectSwallowed(kind: Slot, statement?: string): void {
+    if (kind <= Slot.Close) this.unsynced = true;
+    if (kind === Slot.Query) this.internalError = undefined;
+    this.expected.push(kind, Action.Swallow, statement);
+  }
+
+  /** A client message sent in a form pgway chose (a renamed Parse); `statement` is forgotten if it fails. */
+  expectForwarded(kind: Slot, statement?: string): void {
+    if (kind <= Slot.Close) this.unsynced = true;
+    this.expected.push(kind, Action.Forward, statement);
+  }
+
+  /** Runs `onIdle` once everything sent has been answered; `onError` if pgway's own statement failed. */
+  whenIdle(onIdle: () => void, onError: (err: Error) => void): void {
+    const settle = (): void => {
+      const error = this.internalError;
+      this.internalError = undefined;
+      if (error) onError(serverFailure(error));
+      else onIdle();
+    };
+    if (this.expected.length === 0) settle();
+    else this.idleCallback = settle;
+  }
+
+  get writable(): boolean {
+    return !this.socket.writableNeedDrain;
+  }
+
+  /** Emits synthesized responses that are due (everything before them has been answered). */
+  flushSynthesized(): void {
+    while (this.expected.length > 0 && this.expected.headAction === Action.Synthesize) {
+      const frame = this.expected.headExtra as Buffer;
+      this.expected.shift();
+      if (this.inPush) this.stream.inject(frame);
+      else this.emit(frame);
+    }
+    if (this.expected.length === 0 && !this.inPush && this.state === 'attached' && !this.busy) {
+      this.sink?.onServerReady(this.txStatus);
+    }
+  }
+
+  cork(): void {
+    this.socket.cork();
+  }
+
+  uncork(): void {
+    this.socket.uncork();
   }
 
   write(data: Buffer): boolean {
@@ -186,10 +285,23 @@ export class ServerConnection implements FrameHandler {
       this.clientInCopy = false;
       this.socket.write(msg.copyFail('client disconnected'));
     }
-    if (this.unsynced) this.sendInternal(msg.SYNC, Frontend.Sync);
-    await this.drain();
+    if (this.unsynced) this.sendInternal(msg.SYNC, Slot.Sync);
+    // A statement the departed client left running is cancelled rather than waited for.
+    const cancelTimer = setTimeout(() => {
+      if (this.expected.length > 0) this.cancel(() => this.state === 'internal').catch(() => undefined);
+    }, 100);
+    try {
+      await this.drain();
+    } finally {
+      clearTimeout(cancelTimer);
+    }
     if (this.txStatus !== TxStatus.Idle) await this.query('ROLLBACK');
-    if (resetQuery) await this.query(resetQuery);
+    if (resetQuery) {
+      await this.query(resetQuery);
+      // DISCARD ALL (the default) drops prepared statements and settings; assume any reset does.
+      this.prepared.clear();
+      this.appliedSettings = '';
+    }
     this.state = 'idle';
   }
 
@@ -197,30 +309,37 @@ export class ServerConnection implements FrameHandler {
   async query(sql: string): Promise<void> {
     this.state = 'internal';
     this.internalError = undefined;
-    this.sendInternal(msg.query(sql), Frontend.Query);
+    this.sendInternal(msg.query(sql), Slot.Query);
     await this.drain();
     const error = this.internalError as ServerError | undefined;
-    if (error) throw Object.assign(new Error(error.message), { serverError: error });
+    this.internalError = undefined;
+    if (error) throw serverFailure(error);
   }
 
-  private sendInternal(frame: Buffer, code: number): void {
-    this.pending.push(code);
+  private sendInternal(frame: Buffer, kind: Slot): void {
+    if (kind === Slot.Sync) this.unsynced = false;
+    this.expected.push(kind, Action.Swallow);
     this.socket.write(frame);
   }
 
   private drain(): Promise<void> {
-    if (this.pending.length === 0) return Promise.resolve();
+    if (this.expected.length === 0) return Promise.resolve();
     this.socket.resume();
     return new Promise((resolve, reject) => {
       this.internalDone = (err) => (err ? reject(err) : resolve());
     });
   }
 
-  /** Asks the server to cancel whatever this connection is running, on a separate socket. */
-  async cancel(timeoutMs = 5000): Promise<void> {
+  /**
+   * Asks the server to cancel whatever this connection runs, on a separate socket. `stillWanted`
+   * is asked again once that socket is open, so a connection that has meanwhile moved on to
+   * another client is not cancelled.
+   */
+  async cancel(stillWanted: () => boolean = () => true, timeoutMs = 5000): Promise<void> {
     const socket = await openServerSocket(this.target, timeoutMs);
     socket.on('error', () => undefined);
-    socket.end(msg.cancelRequest(this.pid, this.secret));
+    if (stillWanted()) socket.end(msg.cancelRequest(this.pid, this.secret));
+    else socket.destroy();
   }
 
   close(): void {
@@ -236,22 +355,40 @@ export class ServerConnection implements FrameHandler {
   // --- incoming bytes ----------------------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
+    const sink = this.sink;
+    const cork = sink !== undefined && this.expected.special > 0;
+    if (cork) sink.cork();
+    this.inPush = true;
     try {
-      this.scanner.push(chunk);
+      this.stream.push(chunk);
     } catch (err) {
       this.fail(new ServerConnectionLostError({ cause: err }));
       return;
+    } finally {
+      this.inPush = false;
+      if (cork) sink.uncork();
     }
-    const sink = this.sink;
-    if (!sink) return;
-    if (!sink.onServerData(chunk)) this.socket.pause();
     if (this.readyAfterChunk) {
       this.readyAfterChunk = false;
-      sink.onServerReady(this.txStatus);
+      const idle = this.idleCallback;
+      this.idleCallback = undefined;
+      if (idle) idle();
+      else this.sink?.onServerReady(this.txStatus);
     }
   }
 
-  onFrame(code: number, buf: Buffer | undefined, start: number, end: number): void {
+  emit(data: Buffer): void {
+    if (this.sink && !this.sink.onServerData(data)) this.socket.pause();
+  }
+
+  onFrameStart(code: number): boolean {
+    if (this.state !== 'attached' || this.loginStep) return false;
+    if (ASYNC[code] || this.expected.length === 0) return true;
+    // pgway's own messages are swallowed, but a failed injected Parse must reach the client.
+    return this.expected.headAction !== Action.Swallow || (code === Backend.ErrorResponse && this.expected.headKind !== Slot.Query);
+  }
+
+  onFrameEnd(code: number, buf: Buffer | undefined, start: number, end: number): void {
     if (this.loginStep) {
       if (buf) this.loginStep(code, buf, start, end);
       return;
@@ -259,9 +396,7 @@ export class ServerConnection implements FrameHandler {
     switch (code) {
       case Backend.ReadyForQuery:
         if (buf) this.txStatus = buf[start + 5]!;
-        this.pending.shift();
-        if (this.pending.length === 0) this.onIdle();
-        return;
+        break;
       case Backend.ParameterStatus:
         if (buf) {
           const [name, value] = decodeParameterStatus(buf, start, end);
@@ -269,22 +404,35 @@ export class ServerConnection implements FrameHandler {
         }
         return;
       case Backend.CopyInResponse:
-        // The server now ignores Sync until the copy ends, so Syncs sent after the request that
-        // started it get no ReadyForQuery of their own; a simple Query still gets exactly one.
-        this.pending.length = this.pending[0] === Frontend.Query ? 1 : 0;
+        // The server ignores Sync until the copy ends, so Syncs already sent get no ReadyForQuery.
+        this.expected.dropAfterHead(Slot.Sync);
         this.clientInCopy = true;
         return;
       case Backend.ErrorResponse:
         this.clientInCopy = false;
-        if (this.state === 'internal' && buf && !this.internalError) {
+        if (this.expected.headAction === Action.Swallow && buf && !this.internalError) {
           const fields = decodeErrorFields(buf, start, end);
           this.internalError = { sqlstate: fields.get('C') ?? 'XX000', message: fields.get('M') ?? '', fields };
         }
+        this.expected.failHead((extra, kind) => {
+          if (kind === Slot.Parse && typeof extra === 'string') this.prepared.delete(extra);
+        });
+        this.flushSynthesized();
         return;
       case Backend.CommandComplete:
         this.clientInCopy = false;
+        break;
+      case Backend.NoticeResponse:
+      case Backend.NotificationResponse:
         return;
     }
+    if (this.expected.length === 0 || !this.expected.endsHead(code)) return;
+    this.expected.shift();
+    if (this.expected.length > 0) {
+      this.flushSynthesized();
+      return;
+    }
+    if (code === Backend.ReadyForQuery) this.onIdle();
   }
 
   private onIdle(): void {

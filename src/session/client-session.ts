@@ -2,16 +2,17 @@
  * One client socket, as an explicit state machine:
  *   startup -> auth -> connecting -> ready        (pooled clients)
  *                                 -> replication  (a raw pipe to the primary, unpooled)
- * and from anywhere -> closed. In `ready`, whole client frames are forwarded to the attached
- * server connection as views of the bytes received (contiguous frames in one write, no copies);
- * the server's bytes come back unchanged. The pool policy (session mode now) decides only when a
- * server connection is taken and given back.
+ * and from anywhere -> closed. In `ready`, whole client frames are held as views of the bytes
+ * received until a request is complete (Query, Sync, Flush), then written to a server connection
+ * (contiguous frames in one write, no copies). The pool mode decides only when a server
+ * connection is taken and given back: at login and logout (session), or per transaction.
  */
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import tls from 'node:tls';
-import type { DatabaseConfig, UserConfig } from '../config/schema.js';
+import type { DatabaseConfig, PoolMode, UserConfig } from '../config/schema.js';
 import {
+  FeatureNotSupportedError,
   GatewayError,
   InvalidAuthorizationError,
   ProtocolViolationError,
@@ -21,15 +22,18 @@ import {
   TooManyClientsError,
   UnknownDatabaseError,
 } from '../errors.js';
+import { Slot } from '../pool/expected-responses.js';
 import type { Pool, PoolWaiter } from '../pool/pool.js';
 import { ServerConnection, type ServerSink } from '../pool/server-connection.js';
-import { Frontend } from '../wire/codes.js';
+import { Frontend, TxStatus } from '../wire/codes.js';
 import { decodeStartupPacket, type StartupPacket } from '../wire/decode.js';
 import { FrameScanner, type FrameHandler } from '../wire/frame-scanner.js';
 import * as msg from '../wire/messages.js';
 import { ClientAuth, type AuthStep } from './client-auth.js';
+import { HeldFrames } from './held-frames.js';
+import { bindStatement, closeStatement, PreparedStatements, renameBind, targetOf, type ClientStatement } from './prepared-statements.js';
 import type { SessionContext } from './session-context.js';
-import { applySettingsSql, startupSettings } from './startup-params.js';
+import { applySettingsSql, reportedParams, startupSettings } from './startup-params.js';
 
 export type ClientState = 'startup' | 'auth' | 'connecting' | 'ready' | 'replication' | 'closed';
 
@@ -37,6 +41,8 @@ export type ClientState = 'startup' | 'auth' | 'connecting' | 'ready' | 'replica
 const MAX_STARTUP_PACKET = 10_000;
 
 let nextClientId = 1;
+/** Process ids pgway issues in transaction mode (session mode shows the server's real one). */
+let nextVirtualPid = 1 << 22;
 
 export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   readonly id = nextClientId++;
@@ -50,6 +56,9 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   pid = 0;
   readonly secret = randomBytes(4).readUInt32BE(0);
   admitted = false;
+  mode: PoolMode = 'session';
+  /** The transaction status the client last saw. */
+  txStatus: number = TxStatus.Idle;
 
   private socket: net.Socket;
   private isTls = false;
@@ -57,15 +66,13 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   private scanner: FrameScanner | undefined;
   private auth: ClientAuth | undefined;
   private userConfig: UserConfig | undefined;
-  private db: DatabaseConfig | undefined;
   private pool: Pool | undefined;
   private server: ServerConnection | undefined;
-  /** Frames that arrived before a server was attached, bounded by max_message_bytes in total. */
-  private early: Buffer[] = [];
-  private earlyBytes = 0;
-  private batchBuf: Buffer | undefined;
-  private batchStart = 0;
-  private batchEnd = 0;
+  private waiting = false;
+  private readonly held = new HeldFrames();
+  private readonly statements = new PreparedStatements();
+  /** The statement that applies this client's settings on a server connection ('' = defaults). */
+  private settingsSql = '';
   private readonly startupTimer: NodeJS.Timeout;
 
   constructor(
@@ -106,11 +113,12 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   }
 
   private failWith(err: unknown): void {
-    if (err instanceof GatewayError) this.fail(err);
-    else {
-      this.ctx.log.error({ client: this.id, err }, 'unexpected error in client session');
-      this.fail(new ServerConnectionLostError({ cause: err }));
+    if (err instanceof GatewayError) {
+      this.fail(err);
+      return;
     }
+    this.ctx.log.error({ client: this.id, err }, 'unexpected error in client session');
+    this.fail(new ServerConnectionLostError({ cause: err }));
   }
 
   /** Shutdown: tells the client and closes it, whatever it is doing. */
@@ -118,9 +126,13 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     this.fail(new ShuttingDownError());
   }
 
-  /** A CancelRequest carrying this client's key arrived: cancel what its server runs now. */
+  /** A CancelRequest carrying this client's key arrived: cancel what its server runs now, if anything. */
   cancelRunning(): void {
-    this.server?.cancel().catch((err: unknown) => this.ctx.log.warn({ err }, 'cancel request failed'));
+    const server = this.server;
+    if (!server) return;
+    server
+      .cancel(() => this.server === server && server.busy)
+      .catch((err: unknown) => this.ctx.log.warn({ err }, 'cancel request failed'));
   }
 
   private listen(socket: net.Socket): void {
@@ -134,7 +146,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     try {
       if (this.scanner) {
         this.scanner.push(chunk);
-        this.flushBatch();
+        if (this.state === 'ready') this.pump();
       } else {
         this.onStartupBytes(chunk);
       }
@@ -159,10 +171,11 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       }
       this.onStartupPacket(packet);
     }
-    this.startupBuf = Buffer.from(data);
-    if (this.scanner && data.length) {
+    if (this.scanner) {
       this.startupBuf = Buffer.alloc(0);
-      this.scanner.push(data);
+      if (data.length) this.scanner.push(data);
+    } else {
+      this.startupBuf = Buffer.from(data);
     }
   }
 
@@ -241,71 +254,81 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   private onAuthenticated(): void {
     const db = this.ctx.database(this.database);
     if (!db) throw new UnknownDatabaseError(this.database);
-    this.db = db;
     const user = this.userConfig!;
     if (isReplication(this.params.get('replication'))) {
       this.startReplication(db, user);
       return;
     }
+    this.mode = user.poolMode ?? db.pool.mode;
+    const settings = startupSettings(this.params);
+    this.settingsSql = applySettingsSql(settings);
     this.state = 'connecting';
     this.pool = this.ctx.primaryPool(db, user);
-    const conn = this.pool.acquire(this);
-    if (conn) this.onLease(conn);
+    const known = this.pool.serverParams;
+    if (this.mode !== 'session' && known) {
+      this.finishLogin(reportedParams(known, settings), (nextVirtualPid = (nextVirtualPid + 1) & 0x7fffffff));
+      return;
+    }
+    // Session mode holds a server for the whole session; a pooled client's first login in a
+    // pool needs one server connection to learn the server's parameters.
+    this.acquire();
+  }
+
+  private finishLogin(params: ReadonlyMap<string, string>, pid: number): void {
+    this.pid = pid;
+    this.ctx.registerCancelKey(this, this.pid, this.secret);
+    this.socket.cork();
+    for (const [name, value] of params) this.socket.write(msg.parameterStatus(name, value));
+    this.socket.write(msg.backendKeyData(this.pid, this.secret));
+    this.socket.write(msg.READY_IDLE);
+    this.socket.uncork();
+    this.state = 'ready';
+    clearTimeout(this.startupTimer);
+    this.pump();
   }
 
   // --- pool lease --------------------------------------------------------------------------------
 
+  private acquire(): void {
+    this.waiting = true;
+    const conn = this.pool!.acquire(this);
+    if (conn) this.onLease(conn);
+  }
+
   onLease(conn: ServerConnection): void {
-    if (this.state !== 'connecting') {
-      this.pool!.release(conn);
+    this.waiting = false;
+    if (this.state === 'closed') {
+      this.pool!.release(conn, 'clean');
+      return;
+    }
+    if (this.state === 'connecting' && this.mode !== 'session') {
+      // Only here to learn the server's parameters: give the connection straight back.
+      const params = reportedParams(conn.params, startupSettings(this.params));
+      this.pool!.release(conn, 'clean');
+      this.finishLogin(params, (nextVirtualPid = (nextVirtualPid + 1) & 0x7fffffff));
       return;
     }
     this.server = conn;
-    const sql = applySettingsSql(startupSettings(this.params));
-    if (!sql) {
-      this.finishLogin(conn);
+    conn.attach(this);
+    if (conn.appliedSettings !== this.settingsSql) {
+      // Another client's settings may be in force here: back to defaults, then this client's.
+      conn.write(msg.query(this.settingsSql ? `RESET ALL; ${this.settingsSql}` : 'RESET ALL'));
+      conn.expectSwallowed(Slot.Query);
+      conn.appliedSettings = this.settingsSql;
+    }
+    if (this.state === 'connecting') {
+      // Session mode: the client sees its server's real process id, so pg_backend_pid() and
+      // pg_terminate_backend() mean what they mean on a direct connection.
+      conn.whenIdle(() => this.finishLogin(conn.params, conn.pid), (err) => this.failWith(err));
       return;
     }
-    conn.query(sql).then(
-      () => this.finishLogin(conn),
-      (err: Error & { serverError?: { fields: Map<string, string> } }) => {
-        if (this.state !== 'connecting') return;
-        const fields = err.serverError?.fields;
-        this.fail(msg.errorResponse({
-          severity: 'FATAL',
-          sqlstate: fields?.get('C') ?? '08P01',
-          message: fields?.get('M') ?? err.message,
-          detail: fields?.get('D'),
-          hint: fields?.get('H'),
-        }));
-      },
-    ).catch((err: unknown) => this.failWith(err));
+    this.dispatch();
   }
 
   onLeaseError(err: Error): void {
-    if (this.state !== 'connecting') return;
+    this.waiting = false;
+    if (this.state === 'closed') return;
     this.failWith(err);
-  }
-
-  private finishLogin(conn: ServerConnection): void {
-    if (this.state !== 'connecting') return;
-    // Session mode: the client sees its server's real process id, so pg_backend_pid() and
-    // pg_terminate_backend() mean what they mean on a direct connection.
-    this.pid = conn.pid;
-    this.ctx.registerCancelKey(this, this.pid, this.secret);
-    this.socket.cork();
-    for (const [name, value] of conn.params) this.socket.write(msg.parameterStatus(name, value));
-    this.socket.write(msg.backendKeyData(this.pid, this.secret));
-    this.socket.write(msg.READY_IDLE);
-    this.socket.uncork();
-    conn.attach(this);
-    this.state = 'ready';
-    clearTimeout(this.startupTimer);
-    const early = this.early;
-    this.early = [];
-    this.earlyBytes = 0;
-    for (const frame of early) this.onFrame(frame[0]!, frame, 0, frame.length);
-    this.flushBatch();
   }
 
   // --- client frames -------------------------------------------------------------------------
@@ -313,61 +336,138 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   onFrame(code: number, buf: Buffer | undefined, start: number, end: number): void {
     if (!buf) return;
     switch (this.state) {
-      case 'ready':
-        this.forward(code, buf, start, end);
-        return;
       case 'auth':
         if (code !== Frontend.Password || !this.auth) {
           throw new ProtocolViolationError(`expected password response, got message type ${String.fromCharCode(code)}`);
         }
         this.onAuthStep(this.auth.onPassword(buf, start, end));
         return;
+      case 'ready':
       case 'connecting':
         if (code === Frontend.Terminate) {
           this.socket.end();
           this.onClose();
           return;
         }
-        this.earlyBytes += end - start;
-        if (this.earlyBytes > this.ctx.config().limits.maxMessageBytes) {
-          throw new ProtocolViolationError('too much data sent before the connection was ready');
+        this.held.push(code, buf, start, end);
+        if (this.held.bytes > this.ctx.config().limits.maxMessageBytes * 4) {
+          throw new ProtocolViolationError('too much data sent without completing a request');
         }
-        this.early.push(Buffer.from(buf.subarray(start, end)));
         return;
       default:
         return;
     }
   }
 
-  private forward(code: number, buf: Buffer, start: number, end: number): void {
-    const server = this.server!;
-    if (code === Frontend.Terminate) {
-      this.flushBatch();
-      this.socket.end();
-      this.onClose();
+  /** Sends held frames on, taking a server connection when a request is complete. */
+  private pump(): void {
+    if (this.held.count === 0 || this.state !== 'ready') return;
+    if (this.server) {
+      this.dispatch();
       return;
     }
-    server.noteClientFrame(code);
-    if (buf === this.batchBuf && start === this.batchEnd) {
-      this.batchEnd = end;
-      return;
-    }
-    this.flushBatch();
-    this.batchBuf = buf;
-    this.batchStart = start;
-    this.batchEnd = end;
+    if (!this.waiting && this.held.complete) this.acquire();
   }
 
-  private flushBatch(): void {
-    const buf = this.batchBuf;
-    if (!buf) return;
-    this.batchBuf = undefined;
-    const server = this.server;
-    if (!server || server.state === 'closed') return;
-    if (!server.write(buf.subarray(this.batchStart, this.batchEnd))) {
+  /** Writes the held frames to the attached server: one write per run of contiguous frames. */
+  private dispatch(): void {
+    const server = this.server!;
+    const held = this.held;
+    const pooled = this.mode !== 'session';
+    server.cork();
+    for (let i = 0; i < held.count; i++) {
+      const code = held.codes[i]!;
+      const buf = held.bufs[i]!;
+      const start = held.starts[i]!;
+      const end = held.ends[i]!;
+      if (pooled && this.rewrite(server, code, buf, start, end)) continue;
+      server.noteClientFrame(code);
+      held.emit(buf, start, end, server);
+    }
+    held.flush(server);
+    held.clear();
+    server.uncork();
+    if (!server.writable) {
       this.socket.pause();
       server.whenDrained(() => this.socket.resume());
     }
+    server.flushSynthesized();
+  }
+
+  /**
+   * Transaction mode: named statements are renamed to their shared server-side names, prepared
+   * on this connection when missing, and a client's Parse or Close of them is answered by pgway
+   * when the server needs no such message. Returns true when the frame was handled here.
+   */
+  private rewrite(server: ServerConnection, code: number, buf: Buffer, start: number, end: number): boolean {
+    switch (code) {
+      case Frontend.Parse: {
+        const stmt = this.statements.onParse(buf, start, end);
+        if (!stmt) return false;
+        this.held.flush(server);
+        if (server.prepared.has(stmt.serverName)) {
+          server.prepared.delete(stmt.serverName);
+          server.prepared.set(stmt.serverName, true);
+          server.expectSynthesized(Slot.Parse, msg.PARSE_COMPLETE);
+        } else {
+          this.prepareOn(server, stmt, true);
+        }
+        return true;
+      }
+      case Frontend.Bind: {
+        const [name, stmtAt] = bindStatement(buf, start, end);
+        const stmt = name ? this.statements.get(name) : undefined;
+        if (!stmt) return false;
+        this.held.flush(server);
+        this.ensurePrepared(server, stmt);
+        server.noteClientFrame(code);
+        server.write(renameBind(buf, start, end, stmtAt, stmt.serverName));
+        return true;
+      }
+      case Frontend.Describe:
+      case Frontend.Close: {
+        const [type, name] = targetOf(buf, start, end);
+        const stmt = type === 0x53 && name ? this.statements.get(name) : undefined;
+        if (!stmt) return false;
+        this.held.flush(server);
+        if (code === Frontend.Close) {
+          // The shared statement stays on the server for other clients; the client hears it closed.
+          this.statements.delete(name);
+          server.expectSynthesized(Slot.Close, msg.CLOSE_COMPLETE);
+          return true;
+        }
+        this.ensurePrepared(server, stmt);
+        server.noteClientFrame(code);
+        server.write(renameBind(buf, start, end, start + 6, stmt.serverName));
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  private ensurePrepared(server: ServerConnection, stmt: ClientStatement): void {
+    if (server.prepared.has(stmt.serverName)) {
+      server.prepared.delete(stmt.serverName);
+      server.prepared.set(stmt.serverName, true);
+      return;
+    }
+    this.prepareOn(server, stmt, false);
+  }
+
+  /** Sends a Parse for `stmt`, evicting the least recently used statement past the bound. */
+  private prepareOn(server: ServerConnection, stmt: ClientStatement, clientAsked: boolean): void {
+    const max = this.pool!.settings.maxPreparedStatements;
+    while (server.prepared.size >= max) {
+      const oldest = server.prepared.keys().next().value as string;
+      server.prepared.delete(oldest);
+      server.write(closeStatement(oldest));
+      server.expectSwallowed(Slot.Close);
+    }
+    server.prepared.set(stmt.serverName, true);
+    server.write(stmt.parse);
+    if (clientAsked) server.expectForwarded(Slot.Parse, stmt.serverName);
+    else server.expectSwallowed(Slot.Parse, stmt.serverName);
   }
 
   // --- server events -------------------------------------------------------------------------
@@ -376,8 +476,31 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     return this.socket.write(chunk);
   }
 
-  onServerReady(_status: number): void {
-    // Session mode keeps the connection until the client leaves.
+  cork(): void {
+    this.socket.cork();
+  }
+
+  uncork(): void {
+    this.socket.uncork();
+  }
+
+  /** Everything sent has been answered. Transaction and statement modes give the connection back. */
+  onServerReady(status: number): void {
+    this.txStatus = status;
+    const server = this.server;
+    if (!server || this.mode === 'session' || this.state !== 'ready') return;
+    if (status !== TxStatus.Idle) {
+      if (this.mode === 'statement') {
+        this.fail(new FeatureNotSupportedError('transaction blocks are not allowed in statement pooling mode'));
+      }
+      return;
+    }
+    if (this.held.complete) {
+      this.dispatch();
+      return;
+    }
+    this.server = undefined;
+    this.pool!.release(server, 'clean');
   }
 
   onServerLost(err: Error): void {
@@ -395,9 +518,9 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     params.delete('user');
     params.delete('database');
     const conn = new ServerConnection(db.primary, this.ctx.serverCredentials(db, user), params);
-    const { serverConnectTimeoutMs } = db.pool;
-    conn.connect(serverConnectTimeoutMs).then(
-      () => {
+    conn
+      .connect(db.pool.serverConnectTimeoutMs)
+      .then(() => {
         if (this.state !== 'replication') {
           conn.close();
           return;
@@ -417,22 +540,20 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
         serverSocket.on('close', () => this.socket.destroy());
         serverSocket.on('error', () => this.socket.destroy());
         this.socket.on('close', () => serverSocket.destroy());
-      },
-      (err: unknown) => this.failWith(err),
-    ).catch((err: unknown) => this.failWith(err));
+      })
+      .catch((err: unknown) => this.failWith(err));
   }
 
   // --- end -----------------------------------------------------------------------------------
 
   private onClose(): void {
     if (this.state === 'closed') return;
-    const wasWaiting = this.state === 'connecting' && !this.server;
     this.state = 'closed';
     clearTimeout(this.startupTimer);
-    if (wasWaiting) this.pool?.cancelWait(this);
+    if (this.waiting) this.pool?.cancelWait(this);
     const server = this.server;
     this.server = undefined;
-    if (server && this.pool) this.pool.release(server);
+    if (server && this.pool) this.pool.release(server, this.mode === 'session' ? 'reset' : 'rollback');
     else if (server) server.close();
     if (!this.socket.destroyed) this.socket.destroySoon();
     this.ctx.closed(this);

@@ -72,3 +72,18 @@ export function applySettingsSql(settings: ReadonlyMap<string, string>): string 
   }
   return calls.length ? `SELECT ${calls.join(', ')}` : '';
 }
+
+/**
+ * The ParameterStatus values a client should see at login without a server round trip: the
+ * pool's last known server values with the client's own startup settings laid over them.
+ */
+export function reportedParams(server: ReadonlyMap<string, string>, settings: ReadonlyMap<string, string>): Map<string, string> {
+  const out = new Map(server);
+  const byLower = new Map([...server.keys()].map((k) => [k.toLowerCase(), k]));
+  for (const [name, value] of settings) {
+    const key = byLower.get(name);
+    if (!key) continue;
+    out.set(key, name === 'client_encoding' && /^utf-?8$|^unicode$/i.test(value) ? 'UTF8' : value);
+  }
+  return out;
+}

@@ -124,6 +124,9 @@ export const negotiateProtocolVersion = (minor: number, unrecognized: string[]):
   return m.frame(Backend.NegotiateProtocolVersion);
 };
 
+export const PARSE_COMPLETE = w().frame(Backend.ParseComplete);
+export const CLOSE_COMPLETE = w().frame(Backend.CloseComplete);
+
 export const READY_IDLE = w().byte(0x49).frame(Backend.ReadyForQuery);
 export const READY_IN_TX = w().byte(0x54).frame(Backend.ReadyForQuery);
 export const READY_FAILED = w().byte(0x45).frame(Backend.ReadyForQuery);

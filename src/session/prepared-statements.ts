@@ -1,0 +1,92 @@
+/**
+ * Named prepared statements across pooled server connections. Each distinct (SQL, parameter
+ * types) gets one server-side name shared by every client; a client's own names map onto it.
+ * Whichever connection serves the client gets the statement prepared lazily, only when missing.
+ */
+import { createHash } from 'node:crypto';
+import { Frontend } from '../wire/codes.js';
+import { readCString } from '../wire/decode.js';
+import { MessageWriter } from '../wire/messages.js';
+
+export interface ClientStatement {
+  serverName: string;
+  /** A Parse frame for `serverName`, ready to send to a connection that lacks the statement. */
+  parse: Buffer;
+}
+
+/** Server-side statement names, by content, shared by all clients (bounded). */
+const namesByContent = new Map<string, string>();
+
+function serverNameFor(body: Buffer): string {
+  const key = body.toString('latin1');
+  let name = namesByContent.get(key);
+  if (!name) {
+    name = `pgw_${createHash('sha1').update(body).digest('hex').slice(0, 28)}`;
+    if (namesByContent.size >= 10_000) namesByContent.clear();
+    namesByContent.set(key, name);
+  }
+  return name;
+}
+
+/** Replaces the name (a cstring at `nameAt`) inside a frame; everything else is copied as is. */
+function withName(frame: Buffer, start: number, end: number, nameAt: number, name: string): Buffer {
+  const nameEnd = frame.indexOf(0, nameAt) + 1;
+  const w = new MessageWriter(end - start + name.length + 8);
+  w.bytes(frame.subarray(start + 5, nameAt)).cstring(name).bytes(frame.subarray(nameEnd, end));
+  return w.frame(frame[start]!);
+}
+
+export class PreparedStatements {
+  private readonly byClientName = new Map<string, ClientStatement>();
+
+  get size(): number {
+    return this.byClientName.size;
+  }
+
+  get(name: string): ClientStatement | undefined {
+    return this.byClientName.get(name);
+  }
+
+  delete(name: string): void {
+    this.byClientName.delete(name);
+  }
+
+  clear(): void {
+    this.byClientName.clear();
+  }
+
+  /** Records a client's named Parse; returns its statement, or undefined for the unnamed one. */
+  onParse(frame: Buffer, start: number, end: number): ClientStatement | undefined {
+    const [name, queryAt] = readCString(frame, start + 5, end);
+    if (name === '') return undefined;
+    const serverName = serverNameFor(frame.subarray(queryAt, end));
+    const stmt: ClientStatement = { serverName, parse: withName(frame, start, end, start + 5, serverName) };
+    this.byClientName.set(name, stmt);
+    return stmt;
+  }
+}
+
+/** The statement a Bind names, and where that name starts. */
+export function bindStatement(frame: Buffer, start: number, end: number): [string, number] {
+  const [, stmtAt] = readCString(frame, start + 5, end);
+  const [name] = readCString(frame, stmtAt, end);
+  return [name, stmtAt];
+}
+
+export function renameBind(frame: Buffer, start: number, end: number, stmtAt: number, serverName: string): Buffer {
+  return withName(frame, start, end, stmtAt, serverName);
+}
+
+/** For Describe and Close: the target type ('S' or 'P') and the name. */
+export function targetOf(frame: Buffer, start: number, end: number): [number, string] {
+  const [name] = readCString(frame, start + 6, end);
+  return [frame[start + 5]!, name];
+}
+
+export function describeStatement(serverName: string): Buffer {
+  return new MessageWriter(32 + serverName.length).byte(0x53).cstring(serverName).frame(Frontend.Describe);
+}
+
+export function closeStatement(serverName: string): Buffer {
+  return new MessageWriter(32 + serverName.length).byte(0x53).cstring(serverName).frame(Frontend.Close);
+}
