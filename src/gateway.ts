@@ -1,12 +1,17 @@
 /**
  * Owns the listeners, the pools and the client sessions; starts the embedded sandbox when the
- * config names no databases; shuts everything down in order.
+ * config names no databases; reloads the config; shuts everything down in order. Also the
+ * admin console's and HTTP endpoint's window onto all of that (AdminView).
  */
 import { readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { pino, type Logger } from 'pino';
+import type { AdminView, ClientInfo, PoolInfo, ServerInfo } from './admin/admin-view.js';
+import { runAdminCommand } from './admin/console.js';
+import { AdminHttp } from './admin/http.js';
+import { loadConfig } from './config/load.js';
 import type { Config, DatabaseConfig, ServerTarget, UserConfig } from './config/schema.js';
 import { Pool } from './pool/pool.js';
 import type { ServerCredentials } from './pool/server-connection.js';
@@ -15,25 +20,33 @@ import { prepareUserSecret, type UserSecret } from './session/client-auth.js';
 import { ClientSession } from './session/client-session.js';
 import type { SessionContext } from './session/session-context.js';
 
+export const VERSION = '0.1.0';
+
 export interface ListenAddress {
   host: string;
   port: number;
   unixSocket?: string;
+  httpPort?: number;
 }
 
-export class Gateway implements SessionContext {
+const ADMIN_DATABASES = new Set(['pgway', 'pgbouncer']);
+
+export class Gateway implements SessionContext, AdminView {
   readonly log: Logger;
+  readonly version = VERSION;
   shuttingDown = false;
   private cfg: Config;
+  private sandboxDatabases: DatabaseConfig[] | undefined;
   private databases = new Map<string, DatabaseConfig>();
   private users = new Map<string, UserConfig>();
   private secrets = new Map<string, UserSecret>();
-  private readonly pools = new Map<string, Pool>();
+  private readonly poolMap = new Map<string, Pool>();
   private readonly sessions = new Set<ClientSession>();
   private readonly cancelKeys = new Map<number, ClientSession>();
   private admittedCount = 0;
   private secureContext: tls.SecureContext | undefined;
-  private servers: net.Server[] = [];
+  private listeners: net.Server[] = [];
+  private http: AdminHttp | undefined;
   private sandbox: RunningCluster | undefined;
   private bound: ListenAddress | undefined;
 
@@ -55,14 +68,17 @@ export class Gateway implements SessionContext {
     return this.sandbox;
   }
 
+  get ready(): boolean {
+    return this.bound !== undefined && !this.shuttingDown;
+  }
+
   async start(): Promise<ListenAddress> {
-    let databases = this.cfg.databases;
-    if (databases.length === 0) databases = await this.startSandbox();
-    this.applyConfig(this.cfg, databases);
+    if (this.cfg.databases.length === 0) this.sandboxDatabases = await this.startSandbox();
+    this.applyConfig(this.cfg);
     const { listen } = this.cfg;
-    const tcp = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => this.accept(s));
+    const tcp = net.createServer({ noDelay: true }, (s) => this.accept(s));
     await listenOn(tcp, { host: listen.host, port: listen.port });
-    this.servers.push(tcp);
+    this.listeners.push(tcp);
     const port = (tcp.address() as net.AddressInfo).port;
     this.bound = { host: listen.host, port };
     if (listen.unixSocketDir) {
@@ -70,8 +86,12 @@ export class Gateway implements SessionContext {
       rmSync(socketPath, { force: true });
       const unix = net.createServer((s) => this.accept(s));
       await listenOn(unix, { path: socketPath });
-      this.servers.push(unix);
+      this.listeners.push(unix);
       this.bound.unixSocket = socketPath;
+    }
+    if (this.cfg.http.enabled) {
+      this.http = new AdminHttp(this);
+      this.bound.httpPort = await this.http.listen(this.cfg.http.host, this.cfg.http.port);
     }
     this.log.info({ ...this.bound, databases: [...this.databases.keys()] }, 'pgway listening');
     return this.bound;
@@ -87,34 +107,59 @@ export class Gateway implements SessionContext {
       databases: [{ name: 'app', owner: plain.find((u) => !u.admin)?.name ?? 'postgres' }],
       log: (line) => this.log.info(line),
     });
-    const target = (port: number): ServerTarget => ({ host: '127.0.0.1', port, dbname: 'app', sslmode: 'disable' });
-    const replicas = this.sandbox.replica ? [target(this.sandbox.replica.port)] : [];
-    const app: DatabaseConfig = { name: 'app', primary: target(this.sandbox.primary.port), replicas, pool: this.cfg.pool };
-    const postgres: DatabaseConfig = {
-      name: 'postgres',
-      primary: { ...app.primary, dbname: 'postgres' },
-      replicas: replicas.map((r) => ({ ...r, dbname: 'postgres' })),
+    const target = (port: number, dbname: string): ServerTarget => ({ host: '127.0.0.1', port, dbname, sslmode: 'disable' });
+    const { primary, replica } = this.sandbox;
+    return ['app', 'postgres'].map((name) => ({
+      name,
+      primary: target(primary.port, name),
+      replicas: replica ? [target(replica.port, name)] : [],
       pool: this.cfg.pool,
-    };
-    return [app, postgres];
+    }));
   }
 
-  private applyConfig(config: Config, databases: readonly DatabaseConfig[]): void {
-    this.cfg = config;
-    this.databases = new Map(databases.map((d) => [d.name, d]));
-    this.users = new Map(config.auth.users.map((u) => [u.name, u]));
-    this.secrets = new Map(config.auth.users.map((u) => [u.name, prepareUserSecret(u.name, u.method, u.password)]));
+  private applyConfig(config: Config): void {
+    const databases = this.sandboxDatabases?.map((d) => ({ ...d, pool: config.pool })) ?? config.databases;
     const t = config.listen.tls;
-    this.secureContext = t
+    // Build everything first: a config whose files cannot be read changes nothing.
+    const secureContext = t
       ? tls.createSecureContext({ cert: readFileSync(t.cert), key: readFileSync(t.key), ...(t.ca ? { ca: readFileSync(t.ca) } : {}) })
       : undefined;
+    const secrets = new Map(config.auth.users.map((u) => [u.name, prepareUserSecret(u.name, u.method, u.password)]));
+    this.cfg = config;
+    this.secureContext = secureContext;
+    this.secrets = secrets;
+    this.databases = new Map(databases.map((d) => [d.name, d]));
+    this.users = new Map(config.auth.users.map((u) => [u.name, u]));
+    for (const [key, pool] of this.poolMap) {
+      const [dbName, userName] = key.split('\0') as [string, string];
+      const db = this.databases.get(dbName);
+      const user = this.users.get(userName);
+      if (db && user && sameTarget(pool.target, db.primary) && sameCredentials(pool.credentials, this.serverCredentials(db, user))) {
+        pool.settings = db.pool;
+        continue;
+      }
+      pool.retire();
+      this.poolMap.delete(key);
+    }
+  }
+
+  /** RELOAD / SIGHUP: a new config from the same file; an invalid one is refused and the old stays. */
+  async reload(next?: Config): Promise<void> {
+    let config: Config;
+    try {
+      config = next ?? loadConfig(this.cfg.source);
+      this.applyConfig(config);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'config reload refused; keeping the running config');
+      throw err;
+    }
+    this.log.info({ source: config.source }, 'config reloaded');
   }
 
   private accept(socket: net.Socket): void {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
-    const session = new ClientSession(socket, this);
-    this.sessions.add(session);
+    this.sessions.add(new ClientSession(socket, this));
   }
 
   // --- SessionContext ------------------------------------------------------------------------
@@ -135,6 +180,14 @@ export class Gateway implements SessionContext {
     return this.databases.get(name);
   }
 
+  isAdminDatabase(name: string): boolean {
+    return ADMIN_DATABASES.has(name);
+  }
+
+  adminQuery(sql: string): Promise<Buffer[]> {
+    return runAdminCommand(sql, this);
+  }
+
   /** server_user wins, then the database's `user`, then the client's own name and password. */
   serverCredentials(db: DatabaseConfig, user: UserConfig): ServerCredentials {
     if (user.serverUser) return { user: user.serverUser, password: user.serverPassword ?? db.primary.password };
@@ -145,12 +198,19 @@ export class Gateway implements SessionContext {
 
   primaryPool(db: DatabaseConfig, user: UserConfig): Pool {
     const key = `${db.name}\0${user.name}`;
-    let pool = this.pools.get(key);
+    let pool = this.poolMap.get(key);
     if (!pool) {
       pool = new Pool(`${db.name}/${user.name}`, db.primary, this.serverCredentials(db, user), db.pool, this.log);
-      this.pools.set(key, pool);
+      this.poolMap.set(key, pool);
     }
     return pool;
+  }
+
+  poolFor(retired: Pool): Pool {
+    const [dbName, userName] = retired.name.split('/') as [string, string];
+    const db = this.databases.get(dbName);
+    const user = this.users.get(userName);
+    return db && user ? this.primaryPool(db, user) : retired;
   }
 
   admit(session: ClientSession): boolean {
@@ -176,14 +236,98 @@ export class Gateway implements SessionContext {
     if (this.cancelKeys.get(session.secret) === session) this.cancelKeys.delete(session.secret);
   }
 
-  // --- introspection (tests, admin) ------------------------------------------------------------
+  // --- AdminView -------------------------------------------------------------------------------
 
   get clientCount(): number {
     return this.sessions.size;
   }
 
-  poolStats(): ReturnType<Pool['stats']>[] {
-    return [...this.pools.values()].map((p) => p.stats());
+  pools(): PoolInfo[] {
+    const clients = [...this.sessions];
+    return [...this.poolMap.values()].map((pool) => {
+      const stats = pool.stats();
+      const [database = '', user = ''] = pool.name.split('/');
+      const mine = clients.filter((c) => c.poolName === pool.name);
+      return {
+        database,
+        user,
+        mode: this.users.get(user)?.poolMode ?? pool.settings.mode,
+        clientsActive: mine.filter((c) => c.attachedServer).length,
+        clientsWaiting: mine.filter((c) => c.isWaiting).length,
+        serversActive: stats.active,
+        serversIdle: stats.idle,
+        serversLogin: stats.connecting,
+        maxWaitMs: stats.maxWaitMs,
+        paused: pool.paused,
+        counters: pool.counters,
+      };
+    });
+  }
+
+  clients(): ClientInfo[] {
+    return [...this.sessions].map((c) => {
+      const server = c.attachedServer;
+      const state = c.state === 'ready' || c.state === 'admin' || c.state === 'replication'
+        ? (server ? 'active' : c.isWaiting ? 'waiting' : 'idle')
+        : c.isWaiting ? 'waiting' : 'login';
+      return {
+        id: c.id,
+        user: c.user,
+        database: c.database,
+        state,
+        addr: c.remoteHost,
+        port: c.remotePort,
+        connectTime: c.connectedAt,
+        requestTime: c.requestTime,
+        waitMs: c.isWaiting ? Date.now() - c.waitingSince : 0,
+        tls: c.tls,
+        applicationName: c.params.get('application_name') ?? '',
+        preparedStatements: c.preparedCount,
+        serverId: server?.id ?? 0,
+        serverPid: server?.pid ?? 0,
+      };
+    });
+  }
+
+  servers(): ServerInfo[] {
+    return [...this.poolMap.values()].flatMap((pool) => {
+      const [database = '', user = ''] = pool.name.split('/');
+      return pool.connections().map(({ conn, idle }) => ({
+        id: conn.id,
+        user,
+        database,
+        state: idle ? 'idle' : conn.clientId ? 'active' : 'used',
+        addr: conn.target.host,
+        port: conn.target.port,
+        connectTime: conn.createdAt,
+        requestTime: conn.lastUsedAt,
+        pid: conn.pid,
+        tls: conn.isTls,
+        preparedStatements: conn.prepared.size,
+        clientId: conn.clientId,
+      } satisfies ServerInfo));
+    });
+  }
+
+  private poolsOf(database?: string): Pool[] {
+    return [...this.poolMap.values()].filter((p) => !database || p.name.startsWith(`${database}/`));
+  }
+
+  async pause(database?: string): Promise<void> {
+    await Promise.all(this.poolsOf(database).map((p) => p.pause()));
+  }
+
+  resume(database?: string): void {
+    for (const pool of this.poolsOf(database)) pool.resume();
+  }
+
+  reconnect(database?: string): void {
+    for (const pool of this.poolsOf(database)) pool.reconnect();
+  }
+
+  kill(database: string): void {
+    for (const session of [...this.sessions]) if (session.database === database) session.terminate();
+    for (const pool of this.poolsOf(database)) pool.reconnect();
   }
 
   // --- shutdown --------------------------------------------------------------------------------
@@ -193,17 +337,31 @@ export class Gateway implements SessionContext {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     this.log.info({ clients: this.sessions.size, timeoutMs }, 'shutting down');
-    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    await Promise.all(this.listeners.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     const deadline = Date.now() + timeoutMs;
-    while (this.sessions.size > 0 && Date.now() < deadline) await sleep(50);
+    while (this.hasBusySessions() && Date.now() < deadline) await sleep(50);
     for (const session of [...this.sessions]) session.terminate();
     // Let released server connections finish their reset before the pools close them.
     await sleep(20);
-    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    await Promise.all([...this.poolMap.values()].map((p) => p.close()));
+    await this.http?.close();
     if (this.sandbox) await this.sandbox.stop();
     this.log.info('pgway stopped');
   }
+
+  /** Pooled clients between transactions hold nothing; session-mode and busy clients do. */
+  private hasBusySessions(): boolean {
+    for (const s of this.sessions) {
+      if (s.attachedServer || s.isWaiting || s.mode === 'session') return true;
+    }
+    return false;
+  }
 }
+
+const sameTarget = (a: ServerTarget, b: ServerTarget): boolean =>
+  a.host === b.host && a.port === b.port && a.dbname === b.dbname && a.sslmode === b.sslmode;
+
+const sameCredentials = (a: ServerCredentials, b: ServerCredentials): boolean => a.user === b.user && a.password === b.password;
 
 function listenOn(server: net.Server, options: net.ListenOptions): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -61,6 +61,8 @@ async function main(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // An invalid new config is logged and refused inside reload(); the old one keeps running.
+  process.on('SIGHUP', () => void gateway.reload().catch(() => undefined));
 
   const address = await gateway.start();
   if (gateway.sandboxCluster) {

@@ -7,7 +7,20 @@
 import type { Logger } from 'pino';
 import type { PoolSettings, ServerTarget } from '../config/schema.js';
 import { PoolTimeoutError, type GatewayError } from '../errors.js';
+import { poolWaitChannel, type PoolWaitEvent } from '../events.js';
 import { ServerConnection, type ServerCredentials } from './server-connection.js';
+
+/** Running totals, as PgBouncer's SHOW STATS reports them. */
+export class PoolCounters {
+  transactions = 0;
+  requests = 0;
+  bytesFromClients = 0;
+  bytesToClients = 0;
+  transactionTimeUs = 0;
+  requestTimeUs = 0;
+  waitTimeUs = 0;
+  assignments = 0;
+}
 
 export interface PoolWaiter {
   onLease(conn: ServerConnection): void;
@@ -17,7 +30,8 @@ export interface PoolWaiter {
 interface QueuedWaiter {
   waiter: PoolWaiter;
   since: number;
-  timer: NodeJS.Timeout;
+  /** Unset while the pool is paused: a paused wait does not time out. */
+  timer: NodeJS.Timeout | undefined;
 }
 
 export interface PoolStats {
@@ -36,13 +50,19 @@ export class Pool {
   private connecting = 0;
   /** ParameterStatus values of the last connection opened, shown to pooled clients at login. */
   serverParams: ReadonlyMap<string, string> | undefined;
+  readonly counters = new PoolCounters();
+  /** Replaced by a RELOAD that changed the target: no new clients; connections close when given back. */
+  retired = false;
+  /** PAUSE: new transactions wait (without timing out) until RESUME. */
+  paused = false;
+  private pauseWaiters: (() => void)[] = [];
   private closed = false;
   private readonly maintenance: NodeJS.Timeout;
 
   constructor(
     readonly name: string,
     readonly target: ServerTarget,
-    private readonly credentials: ServerCredentials,
+    readonly credentials: ServerCredentials,
     public settings: PoolSettings,
     private readonly log: Logger,
   ) {
@@ -68,6 +88,11 @@ export class Pool {
 
   /** Returns an idle connection at once, or queues `waiter` and returns undefined. */
   acquire(waiter: PoolWaiter): ServerConnection | undefined {
+    this.counters.assignments++;
+    if (this.paused) {
+      this.waiters.push({ waiter, since: Date.now(), timer: undefined });
+      return undefined;
+    }
     let conn = this.idle.pop();
     // A connection the server dropped while idle is replaced silently.
     while (conn && conn.state !== 'idle') conn = this.idle.pop();
@@ -75,12 +100,8 @@ export class Pool {
       this.active.add(conn);
       return conn;
     }
-    const timeoutMs = this.settings.queryWaitTimeoutMs;
-    const queued: QueuedWaiter = {
-      waiter,
-      since: Date.now(),
-      timer: setTimeout(() => this.expire(queued), timeoutMs),
-    };
+    const queued: QueuedWaiter = { waiter, since: Date.now(), timer: undefined };
+    queued.timer = setTimeout(() => this.expire(queued), this.settings.queryWaitTimeoutMs);
     this.waiters.push(queued);
     this.grow();
     return undefined;
@@ -102,6 +123,7 @@ export class Pool {
    */
   release(conn: ServerConnection, how: 'clean' | 'rollback' | 'reset'): void {
     conn.detach();
+    conn.clientId = 0;
     if (how === 'clean' && !conn.busy && conn.txStatus === 0x49) {
       this.putBack(conn);
       return;
@@ -126,11 +148,19 @@ export class Pool {
     this.active.delete(conn);
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
+    if (this.paused && this.active.size === 0) this.onPausedIdle();
     this.grow();
+  }
+
+  /** RELOAD moved this pool's database: stop handing out connections and let them drain. */
+  retire(): void {
+    this.retired = true;
+    for (const conn of this.idle.splice(0)) conn.close();
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const resolve of this.pauseWaiters.splice(0)) resolve();
     clearInterval(this.maintenance);
     for (const q of this.waiters.splice(0)) clearTimeout(q.timer);
     for (const conn of this.idle.splice(0)) conn.close();
@@ -139,24 +169,77 @@ export class Pool {
   }
 
   private putBack(conn: ServerConnection): void {
-    if (conn.state !== 'idle' || this.closed || Date.now() - conn.createdAt > this.settings.serverLifetimeMs) {
+    const stale = conn.createdAt <= this.reconnectBefore || Date.now() - conn.createdAt > this.settings.serverLifetimeMs;
+    if (conn.state !== 'idle' || this.closed || stale || this.retired) {
       this.discard(conn);
       return;
     }
-    const next = this.waiters.shift();
+    const next = this.paused ? undefined : this.waiters.shift();
     if (next) {
       clearTimeout(next.timer);
-      conn.lastUsedAt = Date.now();
+      const now = Date.now();
+      conn.lastUsedAt = now;
+      this.counters.waitTimeUs += (now - next.since) * 1000;
+      if (poolWaitChannel.hasSubscribers) {
+        poolWaitChannel.publish({ pool: this.name, waitMs: now - next.since } satisfies PoolWaitEvent);
+      }
       next.waiter.onLease(conn);
       return;
     }
     this.active.delete(conn);
     this.idle.push(conn);
+    if (this.paused && this.active.size === 0) this.onPausedIdle();
+  }
+
+  /**
+   * PAUSE: holds new transactions and resolves once every server connection has been given
+   * back; then closes them, so a switchover can happen underneath.
+   */
+  pause(): Promise<void> {
+    this.paused = true;
+    for (const q of this.waiters) {
+      clearTimeout(q.timer);
+      q.timer = undefined;
+    }
+    return new Promise((resolve) => {
+      this.pauseWaiters.push(resolve);
+      if (this.active.size === 0) this.onPausedIdle();
+    });
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    for (const q of this.waiters) q.timer = setTimeout(() => this.expire(q), this.settings.queryWaitTimeoutMs);
+    this.grow();
+    while (this.idle.length > 0 && this.waiters.length > 0) {
+      const conn = this.idle.pop()!;
+      this.active.add(conn);
+      this.putBack(conn);
+    }
+  }
+
+  /** RECONNECT: idle connections close now, busy ones when they are given back. */
+  reconnect(): void {
+    for (const conn of this.idle.splice(0)) conn.close();
+    this.reconnectBefore = Date.now();
+  }
+
+  private reconnectBefore = 0;
+
+  private onPausedIdle(): void {
+    for (const conn of this.idle.splice(0)) conn.close();
+    for (const resolve of this.pauseWaiters.splice(0)) resolve();
+  }
+
+  /** The server connections, for SHOW SERVERS. */
+  connections(): { conn: ServerConnection; idle: boolean }[] {
+    return [...[...this.active].map((conn) => ({ conn, idle: false })), ...this.idle.map((conn) => ({ conn, idle: true }))];
   }
 
   /** Opens connections while clients wait and the pool has room. */
   private grow(): void {
-    while (!this.closed && this.waiters.length > this.connecting && this.size < this.settings.size) {
+    while (!this.closed && !this.paused && this.waiters.length > this.connecting && this.size < this.settings.size) {
       this.open();
     }
   }
@@ -205,6 +288,6 @@ export class Pool {
         conn.close();
       }
     }
-    while (!this.closed && this.size < minSize) this.open();
+    while (!this.closed && !this.paused && this.size < minSize) this.open();
   }
 }

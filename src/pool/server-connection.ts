@@ -7,6 +7,7 @@
 import type net from 'node:net';
 import type { ServerTarget } from '../config/schema.js';
 import { ServerAuthError, ServerConnectError, ServerConnectionLostError } from '../errors.js';
+import { errorChannel, type ErrorEvent } from '../events.js';
 import { AuthCode, Backend, Frontend, TxStatus } from '../wire/codes.js';
 import { decodeErrorFields, decodeParameterStatus, readCString } from '../wire/decode.js';
 import { ALL_CODES, codeSet } from '../wire/frame-scanner.js';
@@ -66,6 +67,8 @@ export class ServerConnection implements ResponseHandler {
   txStatus: number = TxStatus.Idle;
   readonly createdAt = Date.now();
   lastUsedAt = Date.now();
+  /** The client session attached now (0: none), for SHOW SERVERS / SHOW CLIENTS. */
+  clientId = 0;
 
   private socket!: net.Socket;
   /** Server-side names of the prepared statements this connection holds, least recently used first. */
@@ -220,6 +223,14 @@ export class ServerConnection implements ResponseHandler {
     };
     if (this.expected.length === 0) settle();
     else this.idleCallback = settle;
+  }
+
+  get isTls(): boolean {
+    return this.socket !== undefined && 'encrypted' in this.socket;
+  }
+
+  get localPort(): number {
+    return this.socket?.localPort ?? 0;
   }
 
   get writable(): boolean {
@@ -410,6 +421,9 @@ export class ServerConnection implements ResponseHandler {
         return;
       case Backend.ErrorResponse:
         this.clientInCopy = false;
+        if (errorChannel.hasSubscribers && buf) {
+          errorChannel.publish({ source: 'server', sqlstate: decodeErrorFields(buf, start, end).get('C') ?? 'XX000' } satisfies ErrorEvent);
+        }
         if (this.expected.headAction === Action.Swallow && buf && !this.internalError) {
           const fields = decodeErrorFields(buf, start, end);
           this.internalError = { sqlstate: fields.get('C') ?? 'XX000', message: fields.get('M') ?? '', fields };

@@ -25,6 +25,7 @@ import {
 import { Slot } from '../pool/expected-responses.js';
 import type { Pool, PoolWaiter } from '../pool/pool.js';
 import { ServerConnection, type ServerSink } from '../pool/server-connection.js';
+import { errorChannel, requestChannel, transactionChannel, type ErrorEvent } from '../events.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
 import { decodeStartupPacket, type StartupPacket } from '../wire/decode.js';
 import { FrameScanner, type FrameHandler } from '../wire/frame-scanner.js';
@@ -35,7 +36,17 @@ import { bindStatement, closeStatement, PreparedStatements, renameBind, targetOf
 import type { SessionContext } from './session-context.js';
 import { applySettingsSql, reportedParams, startupSettings } from './startup-params.js';
 
-export type ClientState = 'startup' | 'auth' | 'connecting' | 'ready' | 'replication' | 'closed';
+export type ClientState = 'startup' | 'auth' | 'connecting' | 'ready' | 'replication' | 'admin' | 'closed';
+
+/** What the admin console reports about itself at login. */
+const ADMIN_PARAMS: [string, string][] = [
+  ['server_version', '18.0 (pgway)'],
+  ['server_encoding', 'UTF8'],
+  ['client_encoding', 'UTF8'],
+  ['DateStyle', 'ISO, MDY'],
+  ['integer_datetimes', 'on'],
+  ['standard_conforming_strings', 'on'],
+];
 
 /** PostgreSQL's own limit on a startup packet (MAX_STARTUP_PACKET_LENGTH). */
 const MAX_STARTUP_PACKET = 10_000;
@@ -74,6 +85,12 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   /** The statement that applies this client's settings on a server connection ('' = defaults). */
   private settingsSql = '';
   private readonly startupTimer: NodeJS.Timeout;
+  /** performance.now() when the current server connection was taken / the current request sent. */
+  private leasedAt = 0;
+  private requestAt = 0;
+  /** When the client last sent a request, and how long it waited for a server (SHOW CLIENTS). */
+  requestTime = 0;
+  waitingSince = 0;
 
   constructor(
     socket: net.Socket,
@@ -98,6 +115,30 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     return this.server;
   }
 
+  get remoteHost(): string {
+    return this.socket.remoteAddress ?? 'unix';
+  }
+
+  get remotePort(): number {
+    return this.socket.remotePort ?? 0;
+  }
+
+  get isWaiting(): boolean {
+    return this.waiting;
+  }
+
+  get tls(): boolean {
+    return this.isTls;
+  }
+
+  get preparedCount(): number {
+    return this.statements.size;
+  }
+
+  get poolName(): string | undefined {
+    return this.pool?.name;
+  }
+
   /** Sends `err` (a FATAL ErrorResponse) and closes the client. */
   fail(err: GatewayError | Buffer): void {
     if (this.state === 'closed') return;
@@ -105,6 +146,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     if (err instanceof GatewayError) {
       frame = err.toFrame();
       this.ctx.log.info({ client: this.id, code: err.code, reason: err.message }, 'client refused');
+      if (errorChannel.hasSubscribers) errorChannel.publish({ source: 'gateway', sqlstate: err.sqlstate } satisfies ErrorEvent);
     } else {
       frame = err;
     }
@@ -145,6 +187,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   private onData(chunk: Buffer): void {
     try {
       if (this.scanner) {
+        if (this.pool) this.pool.counters.bytesFromClients += chunk.length;
         this.scanner.push(chunk);
         if (this.state === 'ready') this.pump();
       } else {
@@ -252,6 +295,13 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   }
 
   private onAuthenticated(): void {
+    if (this.ctx.isAdminDatabase(this.database)) {
+      if (!this.userConfig!.admin) throw new InvalidAuthorizationError(`user "${this.user}" may not use the admin console`);
+      this.state = 'admin';
+      this.finishLogin(new Map(ADMIN_PARAMS), (nextVirtualPid = (nextVirtualPid + 1) & 0x7fffffff));
+      this.state = 'admin';
+      return;
+    }
     const db = this.ctx.database(this.database);
     if (!db) throw new UnknownDatabaseError(this.database);
     const user = this.userConfig!;
@@ -290,7 +340,10 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   // --- pool lease --------------------------------------------------------------------------------
 
   private acquire(): void {
+    // After a RELOAD that moved the database, new transactions go to the new pool.
+    if (this.pool!.retired) this.pool = this.ctx.poolFor(this.pool!);
     this.waiting = true;
+    this.waitingSince = Date.now();
     const conn = this.pool!.acquire(this);
     if (conn) this.onLease(conn);
   }
@@ -310,6 +363,8 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     }
     this.server = conn;
     conn.attach(this);
+    conn.clientId = this.id;
+    this.leasedAt = performance.now();
     if (conn.appliedSettings !== this.settingsSql) {
       // Another client's settings may be in force here: back to defaults, then this client's.
       conn.write(msg.query(this.settingsSql ? `RESET ALL; ${this.settingsSql}` : 'RESET ALL'));
@@ -342,6 +397,9 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
         }
         this.onAuthStep(this.auth.onPassword(buf, start, end));
         return;
+      case 'admin':
+        this.onAdminFrame(code, buf, start, end);
+        return;
       case 'ready':
       case 'connecting':
         if (code === Frontend.Terminate) {
@@ -359,6 +417,31 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     }
   }
 
+  private adminChain: Promise<void> = Promise.resolve();
+
+  /** The admin console speaks the simple query protocol; statements run one after another. */
+  private onAdminFrame(code: number, buf: Buffer, start: number, end: number): void {
+    if (code === Frontend.Terminate) {
+      this.socket.end();
+      this.onClose();
+      return;
+    }
+    if (code !== Frontend.Query) {
+      this.socket.write(msg.errorResponse({ severity: 'ERROR', sqlstate: '0A000', message: 'the admin console supports only the simple query protocol' }));
+      if (code === Frontend.Sync) this.socket.write(msg.READY_IDLE);
+      return;
+    }
+    const sql = buf.toString('utf8', start + 5, end - 1);
+    this.adminChain = this.adminChain
+      .then(() => this.ctx.adminQuery(sql))
+      .then((frames) => {
+        if (this.state !== 'admin') return;
+        for (const frame of frames) this.socket.write(frame);
+        this.socket.write(msg.READY_IDLE);
+      })
+      .catch((err: unknown) => this.failWith(err));
+  }
+
   /** Sends held frames on, taking a server connection when a request is complete. */
   private pump(): void {
     if (this.held.count === 0 || this.state !== 'ready') return;
@@ -374,6 +457,10 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     const server = this.server!;
     const held = this.held;
     const pooled = this.mode !== 'session';
+    if (!server.busy) {
+      this.requestAt = performance.now();
+      this.requestTime = Date.now();
+    }
     server.cork();
     for (let i = 0; i < held.count; i++) {
       const code = held.codes[i]!;
@@ -473,6 +560,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   // --- server events -------------------------------------------------------------------------
 
   onServerData(chunk: Buffer): boolean {
+    this.pool!.counters.bytesToClients += chunk.length;
     return this.socket.write(chunk);
   }
 
@@ -488,7 +576,19 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   onServerReady(status: number): void {
     this.txStatus = status;
     const server = this.server;
-    if (!server || this.mode === 'session' || this.state !== 'ready') return;
+    if (!server || this.state !== 'ready') return;
+    const now = performance.now();
+    const counters = this.pool!.counters;
+    counters.requests++;
+    counters.requestTimeUs += (now - this.requestAt) * 1000;
+    if (requestChannel.hasSubscribers) requestChannel.publish({ pool: this.pool!.name, durationMs: now - this.requestAt });
+    if (status === TxStatus.Idle) {
+      counters.transactions++;
+      counters.transactionTimeUs += (now - this.leasedAt) * 1000;
+      if (transactionChannel.hasSubscribers) transactionChannel.publish({ pool: this.pool!.name, durationMs: now - this.leasedAt });
+      this.leasedAt = now;
+    }
+    if (this.mode === 'session') return;
     if (status !== TxStatus.Idle) {
       if (this.mode === 'statement') {
         this.fail(new FeatureNotSupportedError('transaction blocks are not allowed in statement pooling mode'));

@@ -17,6 +17,8 @@ export interface SessionContext {
   database(name: string): DatabaseConfig | undefined;
   serverCredentials(db: DatabaseConfig, user: UserConfig): ServerCredentials;
   primaryPool(db: DatabaseConfig, user: UserConfig): Pool;
+  /** The pool that replaced a retired one (same database and user). */
+  poolFor(retired: Pool): Pool;
   readonly shuttingDown: boolean;
   /** Counts the client against max_client_conn; false when the limit is reached. */
   admit(session: ClientSession): boolean;
@@ -24,4 +26,8 @@ export interface SessionContext {
   registerCancelKey(session: ClientSession, pid: number, secret: number): void;
   cancel(pid: number, secret: number): void;
   closed(session: ClientSession): void;
+  /** The admin console's database names (`pgway`, `pgbouncer`). */
+  isAdminDatabase(name: string): boolean;
+  /** Runs an admin console statement; resolves with its response frames. */
+  adminQuery(sql: string): Promise<Buffer[]>;
 }

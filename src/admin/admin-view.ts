@@ -1,0 +1,65 @@
+/** What the admin console and the HTTP endpoints may read and do: a small window onto the gateway. */
+import type { Config, PoolMode } from '../config/schema.js';
+import type { PoolCounters } from '../pool/pool.js';
+
+export interface PoolInfo {
+  database: string;
+  user: string;
+  mode: PoolMode;
+  clientsActive: number;
+  clientsWaiting: number;
+  serversActive: number;
+  serversIdle: number;
+  serversLogin: number;
+  maxWaitMs: number;
+  paused: boolean;
+  counters: PoolCounters;
+}
+
+export interface ClientInfo {
+  id: number;
+  user: string;
+  database: string;
+  state: 'login' | 'active' | 'waiting' | 'idle';
+  addr: string;
+  port: number;
+  connectTime: number;
+  requestTime: number;
+  waitMs: number;
+  tls: boolean;
+  applicationName: string;
+  preparedStatements: number;
+  serverId: number;
+  serverPid: number;
+}
+
+export interface ServerInfo {
+  id: number;
+  user: string;
+  database: string;
+  state: 'active' | 'idle' | 'login' | 'used';
+  addr: string;
+  port: number;
+  connectTime: number;
+  requestTime: number;
+  pid: number;
+  tls: boolean;
+  preparedStatements: number;
+  clientId: number;
+}
+
+export interface AdminView {
+  readonly version: string;
+  config(): Config;
+  pools(): PoolInfo[];
+  clients(): ClientInfo[];
+  servers(): ServerInfo[];
+  /** Rejects with the reasons when the new config is invalid; the old one stays. */
+  reload(): Promise<void>;
+  pause(database?: string): Promise<void>;
+  resume(database?: string): void;
+  reconnect(database?: string): void;
+  kill(database: string): void;
+  shutdown(): void;
+  readonly ready: boolean;
+}

@@ -1,0 +1,166 @@
+/**
+ * The SQL admin console: clients connect to the database `pgway` (or `pgbouncer`) as an admin
+ * user and run SHOW / PAUSE / RESUME / RELOAD ... with the simple query protocol. Column names
+ * follow PgBouncer's where the meaning is the same, so its users' scripts keep working.
+ */
+import { Backend } from '../wire/codes.js';
+import { errorResponse, MessageWriter } from '../wire/messages.js';
+import type { AdminView } from './admin-view.js';
+
+type Cell = string | number | boolean | null;
+interface Table {
+  columns: string[];
+  rows: Cell[][];
+}
+
+const TEXT_OID = 25;
+const INT8_OID = 20;
+
+function rowDescription(columns: string[], types: number[]): Buffer {
+  const w = new MessageWriter().int16(columns.length);
+  columns.forEach((name, i) => w.cstring(name).int32(0).int16(0).int32(types[i]!).int16(-1).int32(-1).int16(0));
+  return w.frame(Backend.RowDescription);
+}
+
+function dataRow(cells: Cell[]): Buffer {
+  const w = new MessageWriter().int16(cells.length);
+  for (const cell of cells) {
+    if (cell === null) {
+      w.int32(-1);
+      continue;
+    }
+    const bytes = Buffer.from(typeof cell === 'boolean' ? (cell ? 't' : 'f') : String(cell));
+    w.int32(bytes.length).bytes(bytes);
+  }
+  return w.frame(Backend.DataRow);
+}
+
+const commandComplete = (tag: string): Buffer => new MessageWriter().cstring(tag).frame(Backend.CommandComplete);
+
+function tableFrames(t: Table): Buffer[] {
+  const first = t.rows[0];
+  const types = t.columns.map((_, i) => (first && typeof first[i] === 'number' ? INT8_OID : TEXT_OID));
+  return [rowDescription(t.columns, types), ...t.rows.map(dataRow), commandComplete(`SHOW`)];
+}
+
+const adminError = (message: string, sqlstate = '42601'): Buffer[] => [
+  errorResponse({ severity: 'ERROR', sqlstate, message }),
+];
+
+const iso = (ms: number): string => (ms ? new Date(ms).toISOString().replace('T', ' ').replace('Z', ' UTC') : '');
+
+function show(view: AdminView, what: string): Table | undefined {
+  switch (what) {
+    case 'pools':
+      return {
+        columns: ['database', 'user', 'cl_active', 'cl_waiting', 'sv_active', 'sv_idle', 'sv_used', 'sv_login', 'maxwait', 'maxwait_us', 'pool_mode', 'paused'],
+        rows: view.pools().map((p) => [
+          p.database, p.user, p.clientsActive, p.clientsWaiting, p.serversActive, p.serversIdle, 0, p.serversLogin,
+          Math.floor(p.maxWaitMs / 1000), (p.maxWaitMs % 1000) * 1000, p.mode, p.paused,
+        ]),
+      };
+    case 'clients':
+      return {
+        columns: ['type', 'user', 'database', 'state', 'addr', 'port', 'connect_time', 'request_time', 'wait', 'wait_us', 'link', 'remote_pid', 'tls', 'application_name', 'prepared_statements', 'id'],
+        rows: view.clients().map((c) => [
+          'C', c.user, c.database, c.state, c.addr, c.port, iso(c.connectTime), iso(c.requestTime),
+          Math.floor(c.waitMs / 1000), (c.waitMs % 1000) * 1000, c.serverId || null, c.serverPid, c.tls ? 'TLS' : '',
+          c.applicationName, c.preparedStatements, c.id,
+        ]),
+      };
+    case 'servers':
+      return {
+        columns: ['type', 'user', 'database', 'state', 'addr', 'port', 'connect_time', 'request_time', 'link', 'remote_pid', 'tls', 'prepared_statements', 'id'],
+        rows: view.servers().map((s) => [
+          'S', s.user, s.database, s.state, s.addr, s.port, iso(s.connectTime), iso(s.requestTime),
+          s.clientId || null, s.pid, s.tls ? 'TLS' : '', s.preparedStatements, s.id,
+        ]),
+      };
+    case 'stats': {
+      const byDb = new Map<string, number[]>();
+      for (const p of view.pools()) {
+        const c = p.counters;
+        const row = byDb.get(p.database) ?? [0, 0, 0, 0, 0, 0, 0, 0];
+        const add = [c.assignments, c.transactions, c.requests, c.bytesFromClients, c.bytesToClients, c.transactionTimeUs, c.requestTimeUs, c.waitTimeUs];
+        byDb.set(p.database, row.map((v, i) => v + add[i]!));
+      }
+      return {
+        columns: ['database', 'total_server_assignment_count', 'total_xact_count', 'total_query_count', 'total_received', 'total_sent', 'total_xact_time', 'total_query_time', 'total_wait_time', 'avg_xact_time', 'avg_query_time'],
+        rows: [...byDb].map(([db, v]) => [
+          db, ...v.map(Math.round), v[1] ? Math.round(v[5]! / v[1]) : 0, v[2] ? Math.round(v[6]! / v[2]) : 0,
+        ]),
+      };
+    }
+    case 'databases': {
+      const cfg = view.config();
+      const pools = view.pools();
+      return {
+        columns: ['name', 'host', 'port', 'database', 'force_user', 'pool_size', 'min_pool_size', 'reserve_pool_size', 'server_lifetime', 'pool_mode', 'max_connections', 'current_connections', 'paused', 'disabled'],
+        rows: cfg.databases.map((d) => {
+          const mine = pools.filter((p) => p.database === d.name);
+          const current = mine.reduce((n, p) => n + p.serversActive + p.serversIdle + p.serversLogin, 0);
+          return [
+            d.name, d.primary.host, d.primary.port, d.primary.dbname, d.primary.user ?? null, d.pool.size, d.pool.minSize,
+            d.pool.reserveSize, Math.round(d.pool.serverLifetimeMs / 1000), d.pool.mode, d.pool.maxDbConnections,
+            current, mine.some((p) => p.paused), false,
+          ];
+        }),
+      };
+    }
+    case 'config':
+      return { columns: ['key', 'value', 'changeable'], rows: flatten(view.config()).map(([k, v]) => [k, v, 'yes']) };
+    case 'version':
+      return { columns: ['version'], rows: [[`pgway ${view.version}`]] };
+    default:
+      return undefined;
+  }
+}
+
+/** Config as key/value lines for SHOW CONFIG, secrets left out. */
+function flatten(value: unknown, prefix = ''): [string, string][] {
+  if (value === null || typeof value !== 'object') return [[prefix, String(value)]];
+  if (Array.isArray(value)) return value.flatMap((v, i) => flatten(v, `${prefix}[${i}]`));
+  return Object.entries(value).flatMap(([k, v]) =>
+    /password|secret|key$/i.test(k) ? [] : flatten(v, prefix ? `${prefix}.${k}` : k),
+  );
+}
+
+/** Runs one admin statement; resolves with the response frames (without ReadyForQuery). */
+export async function runAdminCommand(sql: string, view: AdminView): Promise<Buffer[]> {
+  const words = sql.trim().replace(/;\s*$/, '').split(/\s+/).filter(Boolean);
+  const verb = words[0]?.toLowerCase() ?? '';
+  const arg = words[1];
+  switch (verb) {
+    case '':
+      return [new MessageWriter().frame(Backend.EmptyQueryResponse)];
+    case 'show': {
+      const table = show(view, arg?.toLowerCase() ?? '');
+      return table ? tableFrames(table) : adminError(`unknown SHOW command: ${arg ?? ''} (try POOLS, CLIENTS, SERVERS, STATS, DATABASES, CONFIG, VERSION)`);
+    }
+    case 'reload':
+      try {
+        await view.reload();
+        return [commandComplete('RELOAD')];
+      } catch (err) {
+        return adminError(`config not reloaded: ${(err as Error).message}`, 'F0000');
+      }
+    case 'pause':
+      await view.pause(arg);
+      return [commandComplete('PAUSE')];
+    case 'resume':
+      view.resume(arg);
+      return [commandComplete('RESUME')];
+    case 'reconnect':
+      view.reconnect(arg);
+      return [commandComplete('RECONNECT')];
+    case 'kill':
+      if (!arg) return adminError('KILL needs a database name');
+      view.kill(arg);
+      return [commandComplete('KILL')];
+    case 'shutdown':
+      view.shutdown();
+      return [commandComplete('SHUTDOWN')];
+    default:
+      return adminError(`unknown admin command: ${words[0]} (try SHOW POOLS)`);
+  }
+}

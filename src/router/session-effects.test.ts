@@ -1,0 +1,351 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { classifySessionEffects, initSessionEffects, type PinReason, type SessionEffect } from './session-effects.js';
+
+beforeAll(async () => {
+  await initSessionEffects();
+});
+
+const effects = (sql: string): readonly SessionEffect[] => classifySessionEffects(sql).effects;
+const set = (name: string, value: string): SessionEffect => ({ kind: 'set', name, value });
+const reset = (name: string): SessionEffect => ({ kind: 'reset', name });
+const pin = (reason: PinReason): SessionEffect => ({ kind: 'pin', reason });
+const unpin = (reason: PinReason): SessionEffect => ({ kind: 'unpin', reason });
+const UNPARSEABLE = pin('unparseable-session-statement');
+
+describe('SET and RESET', () => {
+  it.each([
+    ['SET statement_timeout = 1000', set('statement_timeout', '1000')],
+    ['SET statement_timeout TO 0', set('statement_timeout', '0')],
+    ["SET SESSION statement_timeout TO '5s'", set('statement_timeout', '5s')],
+    ['SET DateStyle = ISO, DMY', set('datestyle', 'iso, dmy')],
+    ["set datestyle to 'SQL', 'mdy'", set('datestyle', 'SQL, mdy')],
+    ['SET search_path = a, "B c"', set('search_path', 'a, "B c"')],
+    ['SET search_path = "My Schema", public', set('search_path', '"My Schema", public')],
+    ["SET search_path TO 'My Schema', public", set('search_path', '"My Schema", public')],
+    ['SET search_path = "select", "$user", x_1, "user", "between", "name"', set('search_path', '"select", "$user", x_1, "user", "between", name')],
+    ['SET search_path = "a""b", "é"', set('search_path', '"a""b", "é"')],
+    ["SET search_path = ''", set('search_path', '""')],
+    ['SET "search_path" = "A"', set('search_path', '"A"')],
+    ["SET SCHEMA 'My'", set('search_path', '"My"')],
+    ["SET TIME ZONE 'UTC'", set('timezone', 'UTC')],
+    ["SET TimeZone TO 'Europe/Berlin'", set('timezone', 'Europe/Berlin')],
+    ['SET TIME ZONE -7', set('timezone', '-7')],
+    ['SET TIME ZONE 5.5', set('timezone', '5.5')],
+    ["SET TIME ZONE INTERVAL '+05:00'", set('timezone', "INTERVAL '+05:00'")],
+    ['SET TIME ZONE LOCAL', reset('timezone')],
+    ['SET TIME ZONE DEFAULT', reset('timezone')],
+    ["SET \"MyApp.Tenant\" = 'acme'", set('myapp.tenant', 'acme')],
+    ["SET \"Straße.X\" = 'y'", set('straße.x', 'y')],
+    ['SET myapp.flag = on', set('myapp.flag', 'on')],
+    ['SET myapp.flag = TRUE', set('myapp.flag', 'true')],
+    ['SET myapp.n = 0x10', set('myapp.n', '16')],
+    ['SET myapp.n = -1.5e3', set('myapp.n', '-1.5e3')],
+    ['SET myapp.n = +2.50', set('myapp.n', '2.50')],
+    ['SET myapp.n = 99999999999', set('myapp.n', '99999999999')],
+    ["SET application_name = 'it''s'", set('application_name', "it's")],
+    ["SET application_name = $$dollar 'quoted'$$", set('application_name', "dollar 'quoted'")],
+    ["SET NAMES 'UTF8'", set('client_encoding', 'UTF8')],
+    ['SET XML OPTION DOCUMENT', set('xmloption', 'DOCUMENT')],
+    ['SET ROLE app', set('role', 'app')],
+    ['SET ROLE "App"', set('role', 'App')],
+    ['SET ROLE NONE', set('role', 'none')],
+    ['RESET ROLE', reset('role')],
+    ['SET statement_timeout TO DEFAULT', reset('statement_timeout')],
+    ['RESET statement_timeout', reset('statement_timeout')],
+    ['RESET DateStyle', reset('datestyle')],
+    ['RESET ALL', { kind: 'reset-all' } as SessionEffect],
+  ])('%s', (sql, effect) => {
+    const c = classifySessionEffects(sql);
+    expect(c).toMatchObject({ effects: [effect], local: false, statements: 1, parsed: true });
+    expect(c.parseError).toBeUndefined();
+  });
+
+  it('SET SESSION CHARACTERISTICS sets the default_transaction_* settings', () => {
+    expect(effects('SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY, NOT DEFERRABLE')).toEqual([
+      set('default_transaction_isolation', 'repeatable read'),
+      set('default_transaction_read_only', '1'),
+      set('default_transaction_deferrable', '0'),
+    ]);
+  });
+
+  it.each([
+    "SET TIME ZONE INTERVAL '+05:00' HOUR TO MINUTE",
+    "SET TIME ZONE INTERVAL '5' HOUR",
+    "SET TIME ZONE INTERVAL(2) '+05:00'",
+    'SET search_path FROM CURRENT',
+  ])('%s cannot be replayed faithfully: pin', (sql) => {
+    expect(effects(sql)).toEqual([UNPARSEABLE]);
+  });
+
+  it.each([
+    'SET LOCAL statement_timeout = 1',
+    'SET LOCAL search_path TO DEFAULT',
+    'SET LOCAL TIME ZONE 5',
+    'SET TRANSACTION ISOLATION LEVEL SERIALIZABLE',
+    "SET TRANSACTION SNAPSHOT '00000003-0000001B-1'",
+    'SET LOCAL ROLE app',
+  ])('%s is transaction-scoped: not tracked', (sql) => {
+    expect(classifySessionEffects(sql)).toMatchObject({ effects: [], local: true, statements: 1 });
+  });
+
+  it('keeps session sets next to local ones in a transaction', () => {
+    const c = classifySessionEffects('BEGIN; SET LOCAL a.b = 1; SET a.c = 2; COMMIT');
+    expect(c).toMatchObject({ effects: [set('a.c', '2')], local: true, statements: 4 });
+  });
+});
+
+describe('set_config()', () => {
+  it.each([
+    ["SELECT set_config('search_path', 'a, \"B c\"', false)", [set('search_path', 'a, "B c"')]],
+    ["select SET_CONFIG('DateStyle', 'ISO', 'off')", [set('datestyle', 'ISO')]],
+    ["SELECT pg_catalog.set_config('x.y', 'z', 'f')", [set('x.y', 'z')]],
+    ["SELECT set_config('x.y', 'z', NULL)", [set('x.y', 'z')]],
+    ["SELECT set_config('x.y', 'z', false::boolean)", [set('x.y', 'z')]],
+    ["SELECT set_config('x.y'::text, 'z'::text, 0::bool)", [set('x.y', 'z')]],
+    ["SELECT set_config('x.y', NULL, false)", [reset('x.y')]],
+    ["SELECT set_config(setting_name => 'x.y', new_value => 'z', is_local => false)", [set('x.y', 'z')]],
+    ["SELECT set_config('x.y', new_value => 'z', is_local => 'no')", [set('x.y', 'z')]],
+    ["SELECT set_config('role', 'app', false)", [set('role', 'app')]],
+    ["SELECT set_config('a.a', '1', false), set_config('a.b', '2', false) AS b", [set('a.a', '1'), set('a.b', '2')]],
+    ["WITH x AS (SELECT 1) SELECT set_config('a.a', '1', false)", [set('a.a', '1')]],
+    ["SELECT set_config('x.y', $1, false)", [UNPARSEABLE]],
+    ["SELECT set_config($1, 'z', false)", [UNPARSEABLE]],
+    ["SELECT set_config('x.y', 'z', $1)", [UNPARSEABLE]],
+    ["SELECT set_config('search_path', current_setting('search_path') || ', x', false)", [UNPARSEABLE]],
+    ["SELECT set_config('x.y', 'z', false) FROM generate_series(1, 3)", [UNPARSEABLE]],
+    ["SELECT 1 WHERE set_config('x.y', 'z', false) IS NOT NULL", [UNPARSEABLE]],
+    ["SELECT set_config('x.y', 'z', false) LIMIT 0", [UNPARSEABLE]],
+    ["SELECT coalesce(set_config('x.y', 'z', false), '')", [UNPARSEABLE]],
+    ["SELECT (SELECT set_config('x.y', 'z', false))", [UNPARSEABLE]],
+    ["UPDATE t SET a = set_config('x.y', 'z', false)", [UNPARSEABLE]],
+    ["SELECT myschema.set_config('x.y', 'z', false)", []],
+    ["SELECT \"SET_CONFIG\"('x.y', 'z', false)", []],
+    ["SELECT set_config(NULL, 'z', false)", []],
+  ])('%s', (sql, expected) => {
+    expect(effects(sql)).toEqual(expected);
+  });
+
+  it.each([
+    "SELECT set_config('x.y', 'z', true)",
+    "SELECT set_config('x.y', 'z', 'on')",
+    "SELECT set_config('x.y', 'z', 't'), 1",
+    "SELECT * FROM t WHERE set_config('x.y', $1, true) IS NOT NULL",
+  ])('%s is transaction-scoped: not tracked', (sql) => {
+    expect(classifySessionEffects(sql)).toMatchObject({ effects: [], local: true });
+  });
+});
+
+describe('advisory locks', () => {
+  it.each([
+    'SELECT pg_advisory_lock(1)',
+    'SELECT pg_advisory_lock(1, 2)',
+    'SELECT pg_advisory_lock_shared(1)',
+    'SELECT pg_try_advisory_lock(1)',
+    'SELECT pg_try_advisory_lock_shared(1)',
+    'SELECT pg_catalog.pg_advisory_lock(1)',
+    'SELECT PG_ADVISORY_LOCK(42)',
+    'SELECT pg_advisory_lock(id) FROM jobs WHERE id = 7',
+    'SELECT * FROM jobs WHERE pg_try_advisory_lock(id) LIMIT 1',
+    'WITH l AS (SELECT pg_advisory_lock(1)) SELECT * FROM l',
+    'SELECT CASE WHEN $1 THEN pg_advisory_lock(1) END',
+    'UPDATE jobs SET taken = pg_try_advisory_lock(id)',
+    'INSERT INTO t SELECT pg_advisory_lock(1)',
+    'EXPLAIN ANALYZE SELECT pg_advisory_lock(1)',
+    'EXPLAIN (ANALYZE, BUFFERS) SELECT pg_advisory_lock(1)',
+    'DECLARE c CURSOR FOR SELECT pg_advisory_lock(1)',
+    'SELECT U&"pg_\\0061dvisory_lock"(1)',
+  ])('%s pins', (sql) => {
+    expect(effects(sql)).toEqual([pin('advisory-lock')]);
+  });
+
+  it.each([
+    'SELECT pg_advisory_xact_lock(1)',
+    'SELECT pg_advisory_xact_lock_shared(1)',
+    'SELECT pg_try_advisory_xact_lock(1)',
+    'SELECT pg_try_advisory_xact_lock_shared(1)',
+    'SELECT pg_advisory_unlock(1)',
+    'SELECT pg_advisory_unlock_shared(1)',
+    'SELECT other.pg_advisory_lock(1)',
+    'EXPLAIN SELECT pg_advisory_lock(1)',
+    'EXPLAIN (ANALYZE false) SELECT pg_advisory_lock(1)',
+    'CREATE VIEW v AS SELECT pg_advisory_lock(1)',
+    'CREATE FUNCTION f() RETURNS void LANGUAGE sql BEGIN ATOMIC SELECT pg_advisory_lock(1); END',
+    'CREATE TABLE t (a bigint DEFAULT pg_advisory_lock(1))',
+    "SELECT 'pg_advisory_lock(1)'",
+    'SELECT pg_advisory_unlock_all() FROM t', // may not run: keep the pin
+    'SELECT 1 WHERE pg_advisory_unlock_all() IS NULL',
+  ])('%s does not change the pin', (sql) => {
+    expect(effects(sql)).toEqual([]);
+  });
+
+  it('pg_advisory_unlock_all() unpins', () => {
+    expect(effects('SELECT pg_advisory_unlock_all()')).toEqual([unpin('advisory-lock')]);
+  });
+
+  it('stays pinned when a statement both locks and unlocks all', () => {
+    expect(effects('SELECT pg_advisory_lock(2), pg_advisory_unlock_all()')).toEqual([unpin('advisory-lock'), pin('advisory-lock')]);
+  });
+});
+
+describe('LISTEN, temp objects, cursors, session authorization', () => {
+  it.each([
+    ['LISTEN jobs', [pin('listen')]],
+    ['LISTEN "Jobs"', [pin('listen')]],
+    ['UNLISTEN jobs', []],
+    ['UNLISTEN *', [unpin('listen')]],
+    ['NOTIFY jobs', []],
+    ['CREATE TEMP TABLE t (a int)', [pin('temp-table')]],
+    ['CREATE TEMPORARY TABLE IF NOT EXISTS t (a int)', [pin('temp-table')]],
+    ['CREATE LOCAL TEMP TABLE t (a int)', [pin('temp-table')]],
+    ['CREATE GLOBAL TEMPORARY TABLE t (a int)', [pin('temp-table')]],
+    ['CREATE TABLE pg_temp.t (a int)', [pin('temp-table')]],
+    ['CREATE TEMP TABLE t (a int) ON COMMIT DELETE ROWS', [pin('temp-table')]],
+    ['CREATE TEMP SEQUENCE s', [pin('temp-table')]],
+    ['CREATE TEMP VIEW v AS SELECT 1', [pin('temp-table')]],
+    ['CREATE TEMPORARY TABLE t AS SELECT 1', [pin('temp-table')]],
+    ['SELECT 1 AS a INTO TEMP t', [pin('temp-table')]],
+    ["CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS 'select 1'", [pin('temp-table')]],
+    ['CREATE TYPE pg_temp.pair AS (a int, b int)', [pin('temp-table')]],
+    ['CREATE TEMP TABLE t (a int) ON COMMIT DROP', []],
+    ['CREATE TEMP TABLE t ON COMMIT DROP AS SELECT 1', []],
+    ['CREATE TABLE t (a int)', []],
+    ['CREATE UNLOGGED TABLE t (a int)', []],
+    ['CREATE TABLE "pg_temp"."t" (a int)', [pin('temp-table')]],
+    ['CREATE TABLE "PG_TEMP".t (a int)', []],
+    ['DISCARD TEMP', [unpin('temp-table')]],
+    ['DISCARD TEMPORARY', [unpin('temp-table')]],
+    ['DISCARD PLANS', []],
+    ['DISCARD SEQUENCES', []],
+    ['DECLARE c CURSOR WITH HOLD FOR SELECT 1', [pin('hold-cursor')]],
+    ['DECLARE c BINARY SCROLL CURSOR WITH HOLD FOR SELECT * FROM t', [pin('hold-cursor')]],
+    ['DECLARE c CURSOR WITHOUT HOLD FOR SELECT 1', []],
+    ['DECLARE c CURSOR FOR SELECT 1', []],
+    ['CLOSE c', []],
+    ['CLOSE ALL', [unpin('hold-cursor')]],
+    ['SET SESSION AUTHORIZATION app', [pin('session-authorization'), reset('role')]],
+    ["SET SESSION AUTHORIZATION 'app'", [pin('session-authorization'), reset('role')]],
+    ['SET SESSION AUTHORIZATION DEFAULT', [unpin('session-authorization'), reset('role')]],
+    ['RESET SESSION AUTHORIZATION', [unpin('session-authorization'), reset('role')]],
+    ["SELECT set_config('session_authorization', 'app', false)", [pin('session-authorization'), reset('role')]],
+  ])('%s', (sql, expected) => {
+    expect(effects(sql)).toEqual(expected);
+  });
+
+  it('DISCARD ALL resets everything and unpins everything', () => {
+    expect(effects('DISCARD ALL')).toEqual([
+      { kind: 'reset-all' }, reset('role'), { kind: 'deallocate-all' },
+      unpin('listen'), unpin('advisory-lock'), unpin('temp-table'), unpin('hold-cursor'),
+      unpin('session-authorization'), unpin('unparseable-session-statement'),
+    ]);
+  });
+});
+
+describe('PREPARE, EXECUTE, DEALLOCATE', () => {
+  const prepare = (name: string, sql: string, paramTypes: string[] = []): SessionEffect => ({ kind: 'prepare', name, sql, paramTypes });
+
+  it.each([
+    ['PREPARE p AS SELECT 1', prepare('p', 'SELECT 1')],
+    ['PREPARE MyStmt AS SELECT 1;', prepare('mystmt', 'SELECT 1')],
+    ['PREPARE "MyStmt" AS SELECT 1', prepare('MyStmt', 'SELECT 1')],
+    ['PREPARE p (int, text) AS SELECT $1, $2', prepare('p', 'SELECT $1, $2', ['int', 'text'])],
+    ['PREPARE p(int4,character varying(10), numeric(10, 2)[], pg_catalog.int8, "MyType") AS SELECT 1',
+      prepare('p', 'SELECT 1', ['int4', 'character varying(10)', 'numeric(10, 2)[]', 'pg_catalog.int8', '"MyType"'])],
+    ['PREPARE p (timestamp with time zone, int ARRAY) AS SELECT 1', prepare('p', 'SELECT 1', ['timestamp with time zone', 'int ARRAY'])],
+    ['/* lead */ PREPARE p AS /*+ SeqScan(t) */ SELECT * FROM t -- trail', prepare('p', '/*+ SeqScan(t) */ SELECT * FROM t')],
+    ['PREPARE p AS\n  INSERT INTO t VALUES ($1)\n  RETURNING id ;  ', prepare('p', 'INSERT INTO t VALUES ($1)\n  RETURNING id')],
+    ["PREPARE \"as\" AS SELECT 'AS' AS \"as\"", prepare('as', "SELECT 'AS' AS \"as\"")],
+    ["PREPARE p AS SELECT 'é', $$ ; SET x = 1 $$", prepare('p', "SELECT 'é', $$ ; SET x = 1 $$")],
+    ['PREPARE p AS UPDATE t SET a = $1 WHERE id = $2', prepare('p', 'UPDATE t SET a = $1 WHERE id = $2')],
+    ['PREPARE p AS SELECT pg_advisory_lock(1)', prepare('p', 'SELECT pg_advisory_lock(1)')], // runs at EXECUTE
+    ['EXECUTE p', { kind: 'execute', name: 'p' }],
+    ["EXECUTE P(1, 'a')", { kind: 'execute', name: 'p' }],
+    ['EXECUTE "P"', { kind: 'execute', name: 'P' }],
+    ['EXPLAIN EXECUTE p(1)', { kind: 'execute', name: 'p' }],
+    ['CREATE TABLE t AS EXECUTE p', { kind: 'execute', name: 'p' }],
+    ['DEALLOCATE p', { kind: 'deallocate', name: 'p' }],
+    ['DEALLOCATE PREPARE p', { kind: 'deallocate', name: 'p' }],
+    ['DEALLOCATE "P"', { kind: 'deallocate', name: 'P' }],
+    ['DEALLOCATE ALL', { kind: 'deallocate-all' }],
+    ['DEALLOCATE PREPARE ALL', { kind: 'deallocate-all' }],
+  ] as [string, SessionEffect][])('%s', (sql, effect) => {
+    expect(effects(sql)).toEqual([effect]);
+  });
+
+  it('cuts each PREPARE out of a multi-statement string with non-ASCII text before it', () => {
+    expect(effects("SELECT 'ünïcödé'; PREPARE a (text) AS SELECT 'é', $1; EXECUTE a('x'); PREPARE b AS SELECT 2")).toEqual([
+      prepare('a', "SELECT 'é', $1", ['text']), { kind: 'execute', name: 'a' }, prepare('b', 'SELECT 2'),
+    ]);
+  });
+
+  it('sees advisory locks in EXECUTE parameters', () => {
+    expect(effects('EXECUTE p(pg_advisory_lock(1))')).toEqual([{ kind: 'execute', name: 'p' }, pin('advisory-lock')]);
+  });
+});
+
+describe('multi-statement strings, comments, quoting', () => {
+  it('returns effects in statement order', () => {
+    const c = classifySessionEffects('SET a.a=1; SELECT 2; SET b.b=3; LISTEN x; RESET a.a');
+    expect(c).toMatchObject({ statements: 5, local: false, parsed: true });
+    expect(c.effects).toEqual([set('a.a', '1'), set('b.b', '3'), pin('listen'), reset('a.a')]);
+  });
+
+  it.each([
+    '/* SET search_path = x */ SELECT 1',
+    '-- LISTEN x\nSELECT 1',
+    'SELECT 1 -- DISCARD ALL',
+    "SELECT 'SET search_path = evil; LISTEN x'",
+    "SELECT E'it\\'s SET x = 1; LISTEN y'",
+    'SELECT $$SET search_path = evil; LISTEN x; SELECT pg_advisory_lock(1)$$',
+    "SELECT $body$ RESET ALL; DISCARD ALL; CREATE TEMP TABLE t () $body$, 'PREPARE p AS SELECT 1'",
+    "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $$ SET search_path = x; SELECT pg_advisory_lock(1) $$",
+    "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $fn$ BEGIN EXECUTE 'LISTEN x'; END $fn$",
+    'SELECT "SET", "listen", "temp" FROM "DISCARD"',
+    'UPDATE t SET a = 1',
+    'INSERT INTO settings (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET name = excluded.name',
+    'SELECT * FROM t OFFSET 10',
+    'NOTIFY jobs, $$SET x = 1$$',
+  ])('%s has no effects', (sql) => {
+    expect(classifySessionEffects(sql)).toMatchObject({ effects: [], local: false, parsed: true, statements: 1 });
+  });
+
+  it('reads SET through comments and odd spacing', () => {
+    expect(effects('SET /* c */ search_path /* d */ =\n\t"My Schema" -- e\n,public')).toEqual([set('search_path', '"My Schema", public')]);
+  });
+
+  it('reads a SET hidden after a string that looks like a statement end', () => {
+    expect(effects("SELECT ';'; SET a.b = ';'")).toEqual([set('a.b', ';')]);
+  });
+});
+
+describe('unparseable SQL and the precheck', () => {
+  it.each([
+    'SELEC 1; SET a.b = 1',
+    'SET search_path = ',
+    'SET a.b = 1; SET',
+    "SELECT 'unterminated; SET a.b = 1",
+    "SET CATALOG 'x'",
+  ])('%s: no effects, parseError set', (sql) => {
+    const c = classifySessionEffects(sql);
+    expect(c.effects).toEqual([]);
+    expect(c.parseError).toEqual(expect.any(String));
+    expect(c.statements).toBe(0);
+  });
+
+  it.each(['SELECT 1', 'select * from users where id = $1', 'INSERT INTO t VALUES (1)', 'BEGIN', 'COMMIT', '', 'SELEC 1'])(
+    '%s skips the parser', (sql) => {
+      expect(classifySessionEffects(sql)).toEqual({ effects: [], local: false, statements: 0, parsed: false });
+    });
+
+  it('parses texts with a needle even when nothing comes of it', () => {
+    expect(classifySessionEffects('-- set')).toEqual({ effects: [], local: false, statements: 0, parsed: true });
+  });
+
+  it('caches by text and hands out frozen results', () => {
+    const sql = 'SET a.cached = 1';
+    const first = classifySessionEffects(sql);
+    expect(classifySessionEffects(sql)).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(Object.isFrozen(first.effects)).toBe(true);
+    expect(Object.isFrozen(first.effects[0])).toBe(true);
+  });
+});

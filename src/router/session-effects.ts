@@ -1,0 +1,496 @@
+/**
+ * Which statements change session state that transaction pooling must carry between server
+ * connections: settings to replay (SET/RESET, set_config), SQL-level prepared statements to emulate
+ * (PREPARE/EXECUTE/DEALLOCATE), and state that cannot move at all (pins). SQL is read with libpg-query,
+ * PostgreSQL's own parser; results are cached by SQL text.
+ *
+ * Effects describe what the statements do when they succeed. SET, LISTEN, temp tables and hold cursors
+ * are transactional, so a caller applies effects when the transaction commits and drops them on
+ * rollback; PREPARE/DEALLOCATE and session advisory locks are not rolled back. EXECUTE runs a stored
+ * statement: classify the SQL remembered from its 'prepare' effect to learn what that run does.
+ * Effects hidden inside functions, DO blocks or procedures are invisible here.
+ */
+import { LRUCache } from 'lru-cache';
+import {
+  loadModule, parseSync, scanSync,
+  type A_Const, type FuncCall, type Node, type RangeVar, type RawStmt, type ScanToken, type SelectStmt,
+  type VariableSetStmt,
+} from 'libpg-query';
+
+export type PinReason =
+  | 'listen' | 'advisory-lock' | 'temp-table' | 'hold-cursor' | 'session-authorization'
+  | 'unparseable-session-statement'; // a session setting whose value pgway cannot know or replay
+
+export type SessionEffect =
+  | { kind: 'set'; name: string; value: string } // replay with set_config(name, value, false)
+  | { kind: 'reset'; name: string }
+  | { kind: 'reset-all' } // RESET ALL leaves the settings in RESET_ALL_KEEPS alone
+  | { kind: 'prepare'; name: string; sql: string; paramTypes: string[] }
+  | { kind: 'execute'; name: string }
+  | { kind: 'deallocate'; name: string }
+  | { kind: 'deallocate-all' }
+  | { kind: 'pin'; reason: PinReason }
+  | { kind: 'unpin'; reason: PinReason };
+
+export interface Classification {
+  readonly effects: readonly SessionEffect[];
+  /** Some statement changed transaction-scoped state only (SET LOCAL, SET TRANSACTION, set_config(..., true)). */
+  readonly local: boolean;
+  /** Statements in the text; 0 when `parsed` is false. */
+  readonly statements: number;
+  /** False when the precheck proved there are no effects and the parser was not run. */
+  readonly parsed: boolean;
+  /** libpg-query rejected the text; PostgreSQL will report the error itself. */
+  readonly parseError?: string;
+}
+
+/** Settings RESET ALL does not touch (GUC_NO_RESET_ALL). DISCARD ALL resets role explicitly. */
+export const RESET_ALL_KEEPS: ReadonlySet<string> = new Set(['role', 'session_authorization']);
+
+/**
+ * GUCs flagged GUC_LIST_QUOTE, whose SET arguments PostgreSQL quotes as identifiers when it flattens
+ * them (flatten_set_variable_args). Not in any catalog: pg_dump keeps the same list (dumputils.c).
+ */
+const LIST_QUOTE_GUCS: ReadonlySet<string> = new Set([
+  'search_path', 'temp_tablespaces', 'local_preload_libraries', 'session_preload_libraries',
+  'shared_preload_libraries', 'unix_socket_directories',
+]);
+
+/**
+ * Precheck: every effect needs one of these ASCII substrings, case-insensitively. Keywords are never
+ * escaped and a comment cannot split a token, so SET/RESET and set_config, DISCARD, PREPARE, EXECUTE,
+ * DEALLOCATE, LISTEN/UNLISTEN, TEMP/TEMPORARY/pg_temp, WITH HOLD, CLOSE and pg_[try_]advisory_* each
+ * contain one; a function name spelled another way must be a Unicode-escaped identifier, U&"...".
+ * A text with none of them has no effects, so the parser is skipped (false hits only cost a parse).
+ */
+const PRECHECK_NEEDLES = ['set', 'discard', 'prepare', 'execute', 'deallocate', 'listen', 'advisory', 'temp', 'hold', 'close', 'u&'];
+
+const CURSOR_OPT_HOLD = 0x20; // parsenodes.h
+const SESSION_CHARACTERISTICS: Readonly<Record<string, string>> = {
+  transaction_isolation: 'default_transaction_isolation',
+  transaction_read_only: 'default_transaction_read_only',
+  transaction_deferrable: 'default_transaction_deferrable',
+};
+/** Statements whose expressions are stored, not run, when the statement runs. */
+const NOT_EXECUTING: ReadonlySet<string> = new Set([
+  'PrepareStmt', 'CreateFunctionStmt', 'ViewStmt', 'RuleStmt', 'CreateTrigStmt', 'CreatePolicyStmt',
+  'AlterPolicyStmt', 'CreateStmt', 'CreateDomainStmt', 'AlterDomainStmt', 'IndexStmt',
+]);
+const ADVISORY_LOCKS: ReadonlySet<string> = new Set([
+  'pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared',
+]);
+
+const pin = (reason: PinReason): SessionEffect => ({ kind: 'pin', reason });
+const unpin = (reason: PinReason): SessionEffect => ({ kind: 'unpin', reason });
+const SKIPPED: Classification = Object.freeze({ effects: Object.freeze([]), local: false, statements: 0, parsed: false });
+
+let ready = false;
+let cache = newCache(10_000);
+
+function newCache(entries: number): LRUCache<string, Classification> {
+  // Bounded by entries and by text size (UTF-16 units); huge texts are classified but not kept.
+  return new LRUCache<string, Classification>({
+    max: entries, maxSize: 32 * 1024 * 1024, maxEntrySize: 256 * 1024, sizeCalculation: (_v, sql) => sql.length + 64,
+  });
+}
+
+/** Loads the parser's WASM module once; classifySessionEffects() may be called after it resolves. */
+export async function initSessionEffects(options: { cacheEntries?: number } = {}): Promise<void> {
+  if (options.cacheEntries !== undefined) cache = newCache(options.cacheEntries);
+  await loadModule();
+  ready = true;
+}
+
+/** Session effects of one SQL text (one or many statements, as sent in a Query or Parse message), in order. */
+export function classifySessionEffects(sql: string): Classification {
+  if (!mayHaveEffects(sql)) return SKIPPED;
+  const hit = cache.get(sql);
+  if (hit !== undefined) return hit;
+  if (!ready) throw new Error('classifySessionEffects() called before initSessionEffects() resolved');
+  const result = deepFreeze(classifyUncached(sql));
+  cache.set(sql, result);
+  return result;
+}
+
+function mayHaveEffects(sql: string): boolean {
+  const lower = sql.toLowerCase(); // maps ASCII letters to ASCII; other characters cannot hide a needle
+  for (const needle of PRECHECK_NEEDLES) if (lower.includes(needle)) return true;
+  return false;
+}
+
+function classifyUncached(sql: string): Classification {
+  let stmts: RawStmt[];
+  try {
+    stmts = parseSync(sql).stmts ?? [];
+  } catch (err) {
+    return { effects: [], local: false, statements: 0, parsed: true, parseError: err instanceof Error ? err.message : String(err) };
+  }
+  const out: Collector = { effects: [], local: false, text: new SqlText(sql) };
+  for (const raw of stmts) if (raw.stmt !== undefined) onStatement(raw.stmt, raw, out);
+  return { effects: out.effects, local: out.local, statements: stmts.length, parsed: true };
+}
+
+interface Collector { effects: SessionEffect[]; local: boolean; readonly text: SqlText }
+
+function onStatement(node: Node, raw: RawStmt, out: Collector): void {
+  if ('VariableSetStmt' in node) onVariableSet(node.VariableSetStmt, out);
+  else if ('DiscardStmt' in node) {
+    const target = node.DiscardStmt.target;
+    if (target === 'DISCARD_ALL') {
+      out.effects.push({ kind: 'reset-all' }, { kind: 'reset', name: 'role' }, { kind: 'deallocate-all' },
+        unpin('listen'), unpin('advisory-lock'), unpin('temp-table'), unpin('hold-cursor'),
+        unpin('session-authorization'), unpin('unparseable-session-statement'));
+    } else if (target === 'DISCARD_TEMP') out.effects.push(unpin('temp-table'));
+  } else if ('PrepareStmt' in node) out.effects.push(prepareEffect(node.PrepareStmt.name ?? '', raw, out.text));
+  else if ('DeallocateStmt' in node) {
+    const d = node.DeallocateStmt;
+    out.effects.push(d.isall === true || d.name === undefined ? { kind: 'deallocate-all' } : { kind: 'deallocate', name: d.name });
+  } else if ('ListenStmt' in node) out.effects.push(pin('listen'));
+  else if ('UnlistenStmt' in node) {
+    if (node.UnlistenStmt.conditionname === undefined) out.effects.push(unpin('listen')); // UNLISTEN *
+  } else if ('DeclareCursorStmt' in node) {
+    if (((node.DeclareCursorStmt.options ?? 0) & CURSOR_OPT_HOLD) !== 0) out.effects.push(pin('hold-cursor'));
+  } else if ('ClosePortalStmt' in node) {
+    if (node.ClosePortalStmt.portalname === undefined) out.effects.push(unpin('hold-cursor')); // CLOSE ALL
+  }
+  if (createsTempObject(node)) out.effects.push(pin('temp-table'));
+  onCalls(node, out);
+}
+
+// --- SET / RESET ---------------------------------------------------------------------------------
+
+function onVariableSet(s: VariableSetStmt, out: Collector): void {
+  if (s.is_local === true) { out.local = true; return; }
+  switch (s.kind) {
+    case 'VAR_SET_VALUE': {
+      const name = foldName(s.name ?? '');
+      const value = flattenSetArgs(name, s.args ?? []);
+      if (value === undefined) out.effects.push(pin('unparseable-session-statement'));
+      else setting(name, value, out);
+      return;
+    }
+    case 'VAR_SET_DEFAULT': // SET x TO DEFAULT, SET TIME ZONE LOCAL/DEFAULT
+    case 'VAR_RESET':
+      setting(foldName(s.name ?? ''), null, out);
+      return;
+    case 'VAR_RESET_ALL':
+      out.effects.push({ kind: 'reset-all' });
+      return;
+    case 'VAR_SET_MULTI':
+      if (s.name === 'SESSION CHARACTERISTICS') onSessionCharacteristics(s.args ?? [], out);
+      else out.local = true; // SET TRANSACTION ..., SET TRANSACTION SNAPSHOT
+      return;
+    default: // VAR_SET_CURRENT: the value is whatever the server has now
+      out.effects.push(pin('unparseable-session-statement'));
+  }
+}
+
+/** SET SESSION CHARACTERISTICS AS TRANSACTION ... sets the default_transaction_* settings. */
+function onSessionCharacteristics(items: Node[], out: Collector): void {
+  for (const item of items) {
+    const def = 'DefElem' in item ? item.DefElem : undefined;
+    const name = def?.defname === undefined ? undefined : SESSION_CHARACTERISTICS[def.defname];
+    const value = name === undefined || def?.arg === undefined ? undefined : flattenSetArgs(name, [def.arg]);
+    if (name === undefined || value === undefined) out.effects.push(pin('unparseable-session-statement'));
+    else setting(name, value, out);
+  }
+}
+
+/** One session-level setting change; null means back to the default. */
+function setting(name: string, value: string | null, out: Collector): void {
+  if (name === 'session_authorization') {
+    // Changing the session user also resets the role; the new identity cannot be re-created elsewhere.
+    out.effects.push(value === null ? unpin('session-authorization') : pin('session-authorization'), { kind: 'reset', name: 'role' });
+  } else if (value === null) out.effects.push({ kind: 'reset', name });
+  else out.effects.push({ kind: 'set', name, value });
+}
+
+/**
+ * The string PostgreSQL's flatten_set_variable_args() builds from SET's arguments, so that
+ * set_config(name, value, false) later gives the same setting: items joined with ', ', integers in
+ * decimal, numerics as written, strings as-is except for GUC_LIST_QUOTE settings, whose items are quoted
+ * as identifiers when needed (`SET search_path = "My Schema", public` -> `"My Schema", public`).
+ * undefined when the value cannot be reproduced here.
+ */
+function flattenSetArgs(name: string, args: Node[]): string | undefined {
+  const quote = LIST_QUOTE_GUCS.has(name);
+  const parts: string[] = [];
+  for (const arg of args) {
+    if ('TypeCast' in arg) {
+      // Only SET TIME ZONE INTERVAL '...' [HOUR [TO MINUTE] | (p)]. Without a typmod, the time zone
+      // check hook parses INTERVAL '<text>' exactly as the SET did; a typmod changes how the text is
+      // read, which only interval_in knows, so those are not reproduced.
+      const cast = arg.TypeCast;
+      const text = cast.arg !== undefined && 'A_Const' in cast.arg ? cast.arg.A_Const.sval?.sval ?? '' : undefined;
+      if (text === undefined || (cast.typeName?.typmods?.length ?? 0) > 0 || text.includes("'")) return undefined;
+      parts.push(`INTERVAL '${text}'`);
+      continue;
+    }
+    if (!('A_Const' in arg)) return undefined;
+    const c: A_Const = arg.A_Const;
+    if (c.ival !== undefined) parts.push(String(c.ival.ival ?? 0));
+    else if (c.fval !== undefined) parts.push(c.fval.fval ?? '0');
+    else if (c.sval !== undefined) parts.push(quote ? quoteIdentifier(c.sval.sval ?? '') : c.sval.sval ?? '');
+    else return undefined;
+  }
+  return parts.join(', ');
+}
+
+/** PostgreSQL's quote_identifier(): bare only for [a-z_][a-z0-9_]* that is not a non-unreserved keyword. */
+function quoteIdentifier(ident: string): string {
+  let safe = ident.length > 0;
+  for (let i = 0; safe && i < ident.length; i++) {
+    const c = ident.charCodeAt(i);
+    safe = (c >= 0x61 && c <= 0x7a) || c === 0x5f || (i > 0 && c >= 0x30 && c <= 0x39);
+  }
+  if (safe) {
+    const tokens = scanSync(ident).tokens;
+    safe = !(tokens.length === 1 && (tokens[0]?.keywordKind ?? 0) > 1); // 1 = unreserved keyword
+  }
+  return safe ? ident : `"${ident.replaceAll('"', '""')}"`;
+}
+
+/** GUC names compare case-insensitively over ASCII only (guc_name_compare). */
+function foldName(name: string): string {
+  let upper = false;
+  for (let i = 0; i < name.length && !upper; i++) upper = name.charCodeAt(i) >= 0x41 && name.charCodeAt(i) <= 0x5a;
+  if (!upper) return name;
+  let out = '';
+  for (const ch of name) out += ch >= 'A' && ch <= 'Z' ? String.fromCharCode(ch.charCodeAt(0) + 32) : ch;
+  return out;
+}
+
+// --- PREPARE -------------------------------------------------------------------------------------
+
+/**
+ * PREPARE name [(types)] AS stmt. The AST keeps neither the inner statement's text nor the types as
+ * written, so they are cut from the statement's own tokens: the types between the parentheses, split
+ * at top-level commas, and everything after the first top-level AS.
+ */
+function prepareEffect(name: string, raw: RawStmt, text: SqlText): SessionEffect {
+  const stmt = text.statement(raw);
+  const all = scanSync(stmt.toString('utf8')).tokens;
+  const code = all.filter((t) => t.tokenName !== 'SQL_COMMENT' && t.tokenName !== 'C_COMMENT');
+  const paramTypes: string[] = [];
+  let i = 2; // past PREPARE and the name
+  if (code[i]?.text === '(') {
+    let depth = 0;
+    let first: ScanToken | undefined;
+    let prev: ScanToken | undefined;
+    for (i++; i < code.length; i++) {
+      const t = code[i];
+      if (t === undefined) break;
+      if (depth === 0 && (t.text === ',' || t.text === ')')) {
+        if (first !== undefined && prev !== undefined) paramTypes.push(stmt.toString('utf8', first.start, prev.end));
+        first = undefined;
+        if (t.text === ')') break;
+      } else {
+        first ??= t;
+        if (t.text === '(' || t.text === '[') depth++;
+        else if (t.text === ')' || t.text === ']') depth--;
+      }
+      prev = t;
+    }
+    i++;
+  }
+  const as = code[i];
+  const last = code[code.length - 1];
+  // The body starts at the first token after AS, a comment included (planner hints live there).
+  const body = as !== undefined && as.text.toLowerCase() === 'as' ? all.find((t) => t.start >= as.end) : undefined;
+  const sql = body !== undefined && last !== undefined && last.end > body.start ? stmt.toString('utf8', body.start, last.end) : '';
+  return { kind: 'prepare', name, sql, paramTypes };
+}
+
+/** The SQL text with libpg-query's byte offsets. */
+class SqlText {
+  private bytes: Buffer | undefined;
+  constructor(private readonly sql: string) {}
+
+  statement(raw: RawStmt): Buffer {
+    this.bytes ??= Buffer.from(this.sql, 'utf8');
+    const start = raw.stmt_location ?? 0;
+    return this.bytes.subarray(start, raw.stmt_len ? start + raw.stmt_len : this.bytes.length);
+  }
+}
+
+// --- temp objects --------------------------------------------------------------------------------
+
+function createsTempObject(node: Node): boolean {
+  if ('CreateStmt' in node) return node.CreateStmt.oncommit !== 'ONCOMMIT_DROP' && isTemp(node.CreateStmt.relation);
+  if ('CreateSeqStmt' in node) return isTemp(node.CreateSeqStmt.sequence);
+  if ('ViewStmt' in node) return isTemp(node.ViewStmt.view);
+  if ('CreateTableAsStmt' in node) {
+    const into = node.CreateTableAsStmt.into;
+    return into?.onCommit !== 'ONCOMMIT_DROP' && isTemp(into?.rel);
+  }
+  if ('SelectStmt' in node) {
+    const into = node.SelectStmt.intoClause; // SELECT ... INTO TEMP t
+    return into !== undefined && into.onCommit !== 'ONCOMMIT_DROP' && isTemp(into.rel);
+  }
+  if ('CreateFunctionStmt' in node) return inTempSchema(node.CreateFunctionStmt.funcname);
+  if ('CompositeTypeStmt' in node) return isTemp(node.CompositeTypeStmt.typevar);
+  if ('CreateEnumStmt' in node) return inTempSchema(node.CreateEnumStmt.typeName);
+  if ('CreateDomainStmt' in node) return inTempSchema(node.CreateDomainStmt.domainname);
+  return false;
+}
+
+function isTemp(rel: RangeVar | undefined): boolean {
+  return rel !== undefined && (rel.relpersistence === 't' || isTempSchema(rel.schemaname));
+}
+
+function inTempSchema(names: Node[] | undefined): boolean {
+  const first = names !== undefined && names.length > 1 ? names[0] : undefined;
+  return first !== undefined && 'String' in first && isTempSchema(first.String.sval);
+}
+
+function isTempSchema(schema: string | undefined): boolean {
+  return schema === 'pg_temp' || (schema?.startsWith('pg_temp_') ?? false);
+}
+
+// --- function calls and nested EXECUTE -----------------------------------------------------------
+
+interface Found { calls: FuncCall[]; executes: string[] }
+
+/**
+ * set_config() and advisory-lock calls anywhere in a statement that runs its expressions, plus
+ * EXECUTE nested in EXPLAIN or CREATE TABLE AS. A session set_config() is tracked only where it runs
+ * exactly once (a direct target of a top-level SELECT with no FROM, WHERE, LIMIT...); elsewhere it pins.
+ * pg_advisory_unlock_all() unpins under the same rule; a lock pins wherever it appears.
+ */
+function onCalls(node: Node, out: Collector): void {
+  const found: Found = { calls: [], executes: [] };
+  walk(node, true, found);
+  for (const name of found.executes) out.effects.push({ kind: 'execute', name });
+  if (found.calls.length === 0) return;
+  const once = 'SelectStmt' in node ? runsOnce(node.SelectStmt) : new Set<FuncCall>();
+  let lock = false;
+  let unlockAll = false;
+  for (const call of found.calls.sort((a, b) => (a.location ?? 0) - (b.location ?? 0))) {
+    const fn = functionName(call);
+    if (fn === 'set_config') onSetConfig(call, once.has(call), out);
+    else if (fn === 'pg_advisory_unlock_all') unlockAll ||= once.has(call);
+    else if (fn !== undefined && ADVISORY_LOCKS.has(fn)) lock = true;
+  }
+  if (unlockAll) out.effects.push(unpin('advisory-lock'));
+  if (lock) out.effects.push(pin('advisory-lock')); // after the unpin: when both appear, stay pinned
+}
+
+function walk(value: unknown, executing: boolean, found: Found): void {
+  if (Array.isArray(value)) {
+    for (const item of value) walk(item, executing, found);
+    return;
+  }
+  if (typeof value !== 'object' || value === null) return;
+  for (const [key, child] of Object.entries(value)) {
+    if (typeof child !== 'object' || child === null) continue;
+    if (key === 'FuncCall' && executing) found.calls.push(child as FuncCall); // libpg-query's AST shape
+    else if (key === 'ExecuteStmt' && 'name' in child && typeof child.name === 'string') found.executes.push(child.name);
+    const runs = executing && !NOT_EXECUTING.has(key) && (key !== 'ExplainStmt' || explainAnalyzes(child));
+    walk(child, runs, found);
+  }
+}
+
+function explainAnalyzes(explain: object): boolean {
+  const options = 'options' in explain && Array.isArray(explain.options) ? (explain.options as Node[]) : [];
+  for (const option of options) {
+    if (!('DefElem' in option) || option.DefElem.defname !== 'analyze') continue;
+    const arg = option.DefElem.arg;
+    if (arg === undefined) return true;
+    if ('String' in arg) return parseBool(arg.String.sval ?? '') !== false;
+    if ('Integer' in arg) return (arg.Integer.ival ?? 0) !== 0;
+    return true;
+  }
+  return false;
+}
+
+/** The calls that run exactly once: direct targets of a SELECT without FROM, WHERE, GROUP, LIMIT, set ops. */
+function runsOnce(s: SelectStmt): Set<FuncCall> {
+  const once = new Set<FuncCall>();
+  const simple = s.fromClause === undefined && s.whereClause === undefined && s.groupClause === undefined &&
+    s.havingClause === undefined && s.limitCount === undefined && s.limitOffset === undefined &&
+    s.valuesLists === undefined && s.larg === undefined && (s.op ?? 'SETOP_NONE') === 'SETOP_NONE';
+  if (!simple) return once;
+  for (const target of s.targetList ?? []) {
+    const val = 'ResTarget' in target ? target.ResTarget.val : undefined;
+    if (val !== undefined && 'FuncCall' in val) once.add(val.FuncCall);
+  }
+  return once;
+}
+
+/** Bare or pg_catalog-qualified name of a call; undefined for other schemas. */
+function functionName(call: FuncCall): string | undefined {
+  const names = (call.funcname ?? []).map((n) => ('String' in n ? n.String.sval ?? '' : ''));
+  if (names.length === 1) return names[0];
+  return names.length === 2 && names[0] === 'pg_catalog' ? names[1] : undefined;
+}
+
+/** set_config(setting_name, new_value, is_local): a NULL value resets, a NULL is_local means false. */
+function onSetConfig(call: FuncCall, once: boolean, out: Collector): void {
+  const args = setConfigArgs(call.args ?? []);
+  const isLocal = args === undefined ? undefined : constBool(args[2]);
+  if (isLocal === true) { out.local = true; return; }
+  const name = args === undefined ? undefined : constText(args[0]);
+  const value = args === undefined ? undefined : constText(args[1]);
+  if (name === null) return; // fails at run time: "SET requires parameter name"
+  if (!once || isLocal === undefined || name === undefined || value === undefined) out.effects.push(pin('unparseable-session-statement'));
+  else setting(foldName(name), value, out);
+}
+
+function setConfigArgs(args: Node[]): [Node, Node, Node] | undefined {
+  const slots: (Node | undefined)[] = [undefined, undefined, undefined];
+  const named = ['setting_name', 'new_value', 'is_local'];
+  for (const [i, arg] of args.entries()) {
+    const slot = 'NamedArgExpr' in arg ? named.indexOf(arg.NamedArgExpr.name ?? '') : i;
+    const value = 'NamedArgExpr' in arg ? arg.NamedArgExpr.arg : arg;
+    if (slot < 0 || slot > 2 || slots[slot] !== undefined || value === undefined) return undefined;
+    slots[slot] = value;
+  }
+  const [a, b, c] = slots;
+  return args.length === 3 && a !== undefined && b !== undefined && c !== undefined ? [a, b, c] : undefined;
+}
+
+/** A string constant (possibly cast to a text type), null for NULL, undefined when not constant. */
+function constText(node: Node): string | null | undefined {
+  const { c, type } = constant(node);
+  if (c === undefined || (type !== undefined && type !== 'text')) return undefined;
+  if (c.isnull === true) return null;
+  return c.sval === undefined ? undefined : c.sval.sval ?? '';
+}
+
+/** A boolean constant as PostgreSQL would read it; NULL counts as false (set_config's rule). */
+function constBool(node: Node): boolean | undefined {
+  const { c, type } = constant(node);
+  if (c === undefined || (type !== undefined && type !== 'bool')) return undefined;
+  if (c.isnull === true) return false;
+  if (c.boolval !== undefined) return c.boolval.boolval ?? false;
+  if (c.sval !== undefined) return parseBool(c.sval.sval ?? '');
+  if (c.ival !== undefined && type === 'bool') return (c.ival.ival ?? 0) !== 0;
+  return undefined;
+}
+
+function constant(node: Node): { c?: A_Const; type?: string } {
+  if ('A_Const' in node) return { c: node.A_Const };
+  if (!('TypeCast' in node) || node.TypeCast.arg === undefined || !('A_Const' in node.TypeCast.arg)) return {};
+  const names = node.TypeCast.typeName?.names ?? [];
+  const last = names[names.length - 1];
+  const type = last !== undefined && 'String' in last ? last.String.sval : undefined;
+  return { c: node.TypeCast.arg.A_Const, type: type === 'boolean' ? 'bool' : type ?? '?' };
+}
+
+/** PostgreSQL's parse_bool(): a unique prefix of true/false/yes/no/on/off, or 1/0, trimmed, any case. */
+function parseBool(text: string): boolean | undefined {
+  const v = text.trim().toLowerCase();
+  if (v.length === 0) return undefined;
+  if (v === '1') return true;
+  if (v === '0') return false;
+  for (const [word, value, min] of [['true', true, 1], ['yes', true, 1], ['on', true, 2], ['false', false, 1], ['no', false, 1], ['off', false, 2]] as const) {
+    if (v.length >= min && word.startsWith(v)) return value;
+  }
+  return undefined;
+}
+
+function deepFreeze(c: Classification): Classification {
+  for (const effect of c.effects) Object.freeze(effect);
+  Object.freeze(c.effects);
+  return Object.freeze(c);
+}
