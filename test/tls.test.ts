@@ -1,0 +1,234 @@
+// Client-facing TLS: pgway answers SSLRequest with its own certificate; with `mode: require` a
+// plaintext client is refused with 28000. The gateway is built here because the TLS section belongs
+// inside `listen:`, which the shared startGateway() writes itself.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import pg from 'pg';
+import { pino } from 'pino';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/config/load.js';
+import { Gateway } from '../src/gateway.js';
+import { adminQuery, lab } from './harness/lab.js';
+import { cancelRequestPacket } from './helpers/raw-client.js';
+import { conninfo, run, type RunResult } from './helpers/run.js';
+
+let certDir: string;
+let certFile: string;
+let keyFile: string;
+/** A certificate that did not sign pgway's: verifying against it fails the handshake. */
+let otherCertFile: string;
+
+beforeAll(async () => {
+  certDir = mkdtempSync(path.join(os.tmpdir(), 'pgway-tls-'));
+  certFile = path.join(certDir, 'server.crt');
+  keyFile = path.join(certDir, 'server.key');
+  const r = await run('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', keyFile, '-out', certFile,
+  ]);
+  if (r.code !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+  otherCertFile = path.join(certDir, 'other.crt');
+  const other = await run('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1',
+    '-keyout', path.join(certDir, 'other.key'), '-out', otherCertFile,
+  ]);
+  if (other.code !== 0) throw new Error(`openssl failed: ${other.stderr}`);
+});
+
+afterAll(() => {
+  rmSync(certDir, { recursive: true, force: true });
+});
+
+interface TlsGateway {
+  gateway: Gateway;
+  host: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+async function startTlsGateway(mode: 'allow' | 'require'): Promise<TlsGateway> {
+  const l = lab();
+  const yaml = `
+listen: { host: 127.0.0.1, port: 0, tls: { cert: ${certFile}, key: ${keyFile}, mode: ${mode} } }
+http: { enabled: false }
+log: { level: warn }
+auth:
+  method: scram-sha-256
+  users:
+    - { name: app, password: app-secret }
+    - { name: md5user, password: md5-secret, method: md5 }
+    - { name: trustuser, method: trust, server_user: app, server_password: app-secret }
+pool: { mode: session, size: 5, query_wait_timeout_ms: 5000 }
+databases:
+  app:
+    primary: { host: ${l.primary.host}, port: ${l.primary.port}, dbname: ${l.database}, sslmode: disable }
+`;
+  const gateway = new Gateway(parseConfig(yaml, 'tls-test.yaml'), pino({ level: 'warn' }));
+  const address = await gateway.start();
+  return { gateway, host: address.host, port: address.port, stop: () => gateway.shutdown(200) };
+}
+
+function psql(gw: TlsGateway, sslmode: string, commands: string[], extra: Record<string, string> = {}): Promise<RunResult> {
+  const info = conninfo({ host: gw.host, port: gw.port, user: 'app', dbname: 'app', sslmode, ...extra });
+  const args = ['-X', '-At', '-d', info];
+  for (const c of commands) args.push('-c', c);
+  return run('psql', args, { env: { PGPASSWORD: 'app-secret' }, timeoutMs: 30_000 });
+}
+
+function pgUrl(gw: TlsGateway): string {
+  return `postgres://app:app-secret@${gw.host}:${gw.port}/app`;
+}
+
+describe('TLS allowed (mode: allow)', () => {
+  let gw: TlsGateway;
+
+  beforeAll(async () => {
+    gw = await startTlsGateway('allow');
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+  });
+
+  it('serves psql with sslmode=require over TLS', async () => {
+    const r = await psql(gw, 'require', ['\\conninfo', "select 'secure'"]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/SSL connection \(protocol: TLSv1\.[23],/);
+    expect(r.stdout).toMatch(/\nsecure\n$/);
+  });
+
+  it('presents the configured certificate (psql sslmode=verify-full with it as the root)', async () => {
+    const r = await psql(gw, 'verify-full', ["select 'verified'"], { host: 'localhost', hostaddr: '127.0.0.1', sslrootcert: certFile });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('verified\n');
+  });
+
+  it('still serves plaintext clients', async () => {
+    const r = await psql(gw, 'disable', ['\\conninfo', "select 'plain'"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toContain('SSL connection');
+    expect(r.stdout).toMatch(/\nplain\n$/);
+  });
+
+  it('streams 100,000 COPY rows over TLS', async () => {
+    const r = await psql(gw, 'require', ['COPY (SELECT g, repeat(\'x\', 50) FROM generate_series(1, 100000) g) TO STDOUT']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines.pop()).toBe('');
+    expect(lines.length).toBe(100_000);
+    expect(lines[99_999]).toBe(`100000\t${'x'.repeat(50)}`);
+  });
+
+  it('forgets a client that gives up during the TLS handshake', async () => {
+    const r = await psql(gw, 'verify-full', ['select 1'], { sslrootcert: otherCertFile });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/certificate verify failed/);
+    let sessions = gw.gateway.clientCount;
+    for (let i = 0; i < 100 && sessions > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      sessions = gw.gateway.clientCount;
+    }
+    expect(sessions).toBe(0);
+    const after = await psql(gw, 'require', ["select 'after'"]);
+    expect(after.stdout).toBe('after\n');
+  });
+
+  it('serves pg over TLS, verified against the certificate', async () => {
+    const client = new pg.Client({ connectionString: pgUrl(gw), ssl: { ca: readFileSync(certFile), servername: 'localhost' } });
+    await client.connect();
+    try {
+      expect(client.connection.stream).toBeInstanceOf(tls.TLSSocket);
+      const socket = client.connection.stream as tls.TLSSocket;
+      expect(socket.authorized).toBe(true);
+      const r = await client.query<{ v: string }>('SELECT $1::text AS v', ['over tls']);
+      expect(r.rows).toEqual([{ v: 'over tls' }]);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('serves pg with rejectUnauthorized: false', async () => {
+    const client = new pg.Client({ connectionString: pgUrl(gw), ssl: { rejectUnauthorized: false } });
+    await client.connect();
+    try {
+      expect(client.connection.stream).toBeInstanceOf(tls.TLSSocket);
+      expect((await client.query<{ n: number }>('SELECT 1 AS n')).rows).toEqual([{ n: 1 }]);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('serves postgres.js pipelined queries over TLS', async () => {
+    const sql = postgres(pgUrl(gw), { max: 1, ssl: { rejectUnauthorized: false }, onnotice: () => undefined });
+    try {
+      const results = await Promise.all(Array.from({ length: 200 }, (_, i) => sql<{ i: number }[]>`SELECT ${i}::int AS i`));
+      expect(results.map((r) => r[0]?.i)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    } finally {
+      await sql.end();
+    }
+  });
+});
+
+describe('TLS required (mode: require)', () => {
+  let gw: TlsGateway;
+
+  beforeAll(async () => {
+    gw = await startTlsGateway('require');
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+  });
+
+  it('refuses a plaintext psql with 28000 and exit code 2', async () => {
+    const r = await psql(gw, 'disable', ['select 1']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/FATAL:  .*TLS/);
+  });
+
+  it('refuses a plaintext pg client with 28000', async () => {
+    const client = new pg.Client({ connectionString: pgUrl(gw), ssl: false });
+    await expect(client.connect()).rejects.toMatchObject({ code: '28000', severity: 'FATAL' });
+  });
+
+  it('serves TLS clients (psql sslmode=prefer and require)', async () => {
+    for (const sslmode of ['prefer', 'require']) {
+      const r = await psql(gw, sslmode, ['\\conninfo', 'select current_user']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/SSL connection/);
+      expect(r.stdout).toMatch(/\napp\n$/);
+    }
+  });
+
+  it('takes a plaintext CancelRequest for a TLS session (as libpq sends it)', async () => {
+    const client = new pg.Client({ connectionString: pgUrl(gw), ssl: { rejectUnauthorized: false } });
+    await client.connect();
+    try {
+      const key = client as unknown as { processID: number; secretKey: number };
+      const sleeping = client.query('SELECT pg_sleep(30)');
+      sleeping.catch(() => undefined);
+      for (let i = 0; i < 100; i++) {
+        const r = await adminQuery("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND query LIKE '%pg_sleep(30)%'", [key.processID]);
+        if (r.rowCount === 1) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await new Promise<void>((resolve, reject) => {
+        const socket = net.connect({ host: gw.host, port: gw.port }, () => socket.end(cancelRequestPacket(key.processID, key.secretKey)));
+        socket.on('error', reject);
+        socket.on('close', () => resolve());
+      });
+      await expect(sleeping).rejects.toMatchObject({ code: '57014' });
+      expect((await client.query<{ n: number }>('SELECT 1 AS n')).rows).toEqual([{ n: 1 }]);
+    } finally {
+      await client.end();
+    }
+  });
+});
