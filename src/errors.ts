@@ -110,6 +110,19 @@ export class ServerAuthError extends GatewayError {
   readonly sqlstate = '28000';
 }
 
+/**
+ * The server refused pgway's login (wrong server password, no such role, no REPLICATION right...).
+ * The client sees the server's own SQLSTATE and message; where the server is stays in the log.
+ */
+export class ServerRefusedError extends GatewayError {
+  readonly code = 'PGWAY_SERVER_REFUSED';
+  readonly sqlstate: string;
+  constructor(sqlstate: string, message: string, options?: { detail?: string; hint?: string }) {
+    super(message, options);
+    this.sqlstate = sqlstate;
+  }
+}
+
 export class ServerConnectionLostError extends GatewayError {
   readonly code = 'PGWAY_SERVER_LOST';
   readonly sqlstate = '08006';

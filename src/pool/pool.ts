@@ -257,7 +257,7 @@ export class Pool {
       },
       (err: GatewayError) => {
         this.connecting--;
-        this.log.warn({ err: err.message, pool: this.name }, 'server connection failed');
+        this.log.warn({ err: conn.loginRefusal ?? err.message, pool: this.name }, 'server connection failed');
         // A waiting client hears why instead of waiting out its timeout.
         const q = this.waiters.shift();
         if (q) {

@@ -6,7 +6,7 @@
  */
 import type net from 'node:net';
 import type { ServerTarget } from '../config/schema.js';
-import { ServerAuthError, ServerConnectError, ServerConnectionLostError } from '../errors.js';
+import { ServerAuthError, ServerConnectError, ServerConnectionLostError, ServerRefusedError } from '../errors.js';
 import { errorChannel, type ErrorEvent } from '../events.js';
 import { AuthCode, Backend, Frontend, TxStatus } from '../wire/codes.js';
 import { decodeErrorFields, decodeParameterStatus, readCString } from '../wire/decode.js';
@@ -296,7 +296,9 @@ export class ServerConnection implements ResponseHandler {
       this.clientInCopy = false;
       this.socket.write(msg.copyFail('client disconnected'));
     }
-    if (this.unsynced) this.sendInternal(msg.SYNC, Slot.Sync);
+    // A Sync would commit what the client executed but never synced; PostgreSQL aborts it when
+    // a client leaves like that, so the connection is closed instead (which aborts it too).
+    if (this.unsynced) throw new Error('client left with an unsynced extended-protocol request');
     // A statement the departed client left running is cancelled rather than waited for.
     const cancelTimer = setTimeout(() => {
       if (this.expected.length > 0) this.cancel(() => this.state === 'internal').catch(() => undefined);
@@ -421,8 +423,11 @@ export class ServerConnection implements ResponseHandler {
         return;
       case Backend.ErrorResponse:
         this.clientInCopy = false;
-        if (errorChannel.hasSubscribers && buf) {
-          errorChannel.publish({ source: 'server', sqlstate: decodeErrorFields(buf, start, end).get('C') ?? 'XX000' } satisfies ErrorEvent);
+        if (buf) {
+          const fields = decodeErrorFields(buf, start, end);
+          const severity = fields.get('V') ?? fields.get('S');
+          if (severity === 'FATAL' || severity === 'PANIC') this.sentFatal = this.state === 'attached';
+          if (errorChannel.hasSubscribers) errorChannel.publish({ source: 'server', sqlstate: fields.get('C') ?? 'XX000' } satisfies ErrorEvent);
         }
         if (this.expected.headAction === Action.Swallow && buf && !this.internalError) {
           const fields = decodeErrorFields(buf, start, end);
@@ -473,6 +478,10 @@ export class ServerConnection implements ResponseHandler {
   // --- login ---------------------------------------------------------------------------------
 
   private scram: ScramClientExchange | undefined;
+  /** Why the server refused the login, with where it is: for the log, not for clients. */
+  loginRefusal: string | undefined;
+  /** The server sent a FATAL error to the attached client: it already knows the connection is gone. */
+  sentFatal = false;
 
   private onLoginFrame(code: number, buf: Buffer, start: number, end: number): void {
     switch (code) {
@@ -498,9 +507,9 @@ export class ServerConnection implements ResponseHandler {
       }
       case Backend.ErrorResponse: {
         const fields = decodeErrorFields(buf, start, end);
-        const sqlstate = fields.get('C') ?? 'XX000';
-        const text = `${this.describe()}: ${fields.get('M') ?? 'login failed'}`;
-        this.fail(sqlstate.startsWith('28') ? new ServerAuthError(text) : new ServerConnectError(text));
+        const message = fields.get('M') ?? 'login failed';
+        this.loginRefusal = `${this.describe()}: ${message}`;
+        this.fail(new ServerRefusedError(fields.get('C') ?? '08006', message, { detail: fields.get('D'), hint: fields.get('H') }));
         return;
       }
       case Backend.NoticeResponse:

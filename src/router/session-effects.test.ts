@@ -257,6 +257,14 @@ describe('PREPARE, EXECUTE, DEALLOCATE', () => {
     ["PREPARE p AS SELECT 'é', $$ ; SET x = 1 $$", prepare('p', "SELECT 'é', $$ ; SET x = 1 $$")],
     ['PREPARE p AS UPDATE t SET a = $1 WHERE id = $2', prepare('p', 'UPDATE t SET a = $1 WHERE id = $2')],
     ['PREPARE p AS SELECT pg_advisory_lock(1)', prepare('p', 'SELECT pg_advisory_lock(1)')], // runs at EXECUTE
+    ['PREPARE p AS WITH x AS (SELECT 1) SELECT * FROM x', prepare('p', 'WITH x AS (SELECT 1) SELECT * FROM x')],
+    ['PREPARE p AS TABLE t', prepare('p', 'TABLE t')],
+    ['PREPARE p AS VALUES (1), (2)', prepare('p', 'VALUES (1), (2)')],
+    ['PREPARE p AS (SELECT 1)', prepare('p', '(SELECT 1)')],
+    ['PREPARE p AS INSERT INTO t DEFAULT VALUES', prepare('p', 'INSERT INTO t DEFAULT VALUES')],
+    ['PREPARE p AS SELECT 1 /* a */ + /* b */ 2 /* z */', prepare('p', 'SELECT 1 /* a */ + /* b */ 2')],
+    ["PREPARE p AS SELECT 'x' -- c\n ; SELECT 2", prepare('p', "SELECT 'x'")],
+    ["PREPARE p AS SELECT $$ a; 'b' $$ ::text", prepare('p', "SELECT $$ a; 'b' $$ ::text")],
     ['EXECUTE p', { kind: 'execute', name: 'p' }],
     ["EXECUTE P(1, 'a')", { kind: 'execute', name: 'p' }],
     ['EXECUTE "P"', { kind: 'execute', name: 'P' }],
@@ -310,6 +318,11 @@ describe('multi-statement strings, comments, quoting', () => {
 
   it('reads SET through comments and odd spacing', () => {
     expect(effects('SET /* c */ search_path /* d */ =\n\t"My Schema" -- e\n,public')).toEqual([set('search_path', '"My Schema", public')]);
+  });
+
+  it('walks expressions nested thousands deep without overflowing the stack', () => {
+    const chain = Array.from({ length: 5000 }, (_, i) => `coalesce(x${i}, '')`).join(' || ');
+    expect(effects(`SELECT ${chain} || pg_advisory_lock(1)::text`)).toEqual([pin('advisory-lock')]);
   });
 
   it('reads a SET hidden after a string that looks like a statement end', () => {

@@ -13,9 +13,10 @@
 import { LRUCache } from 'lru-cache';
 import {
   loadModule, parseSync, scanSync,
-  type A_Const, type FuncCall, type Node, type RangeVar, type RawStmt, type ScanToken, type SelectStmt,
+  type FuncCall, type Node, type PrepareStmt, type RangeVar, type RawStmt, type ScanToken, type SelectStmt,
   type VariableSetStmt,
 } from 'libpg-query';
+import { constBool, constText, flattenSetArgs, foldGucName, parseBool } from './guc-value.js';
 
 export type PinReason =
   | 'listen' | 'advisory-lock' | 'temp-table' | 'hold-cursor' | 'session-authorization'
@@ -48,15 +49,6 @@ export interface Classification {
 export const RESET_ALL_KEEPS: ReadonlySet<string> = new Set(['role', 'session_authorization']);
 
 /**
- * GUCs flagged GUC_LIST_QUOTE, whose SET arguments PostgreSQL quotes as identifiers when it flattens
- * them (flatten_set_variable_args). Not in any catalog: pg_dump keeps the same list (dumputils.c).
- */
-const LIST_QUOTE_GUCS: ReadonlySet<string> = new Set([
-  'search_path', 'temp_tablespaces', 'local_preload_libraries', 'session_preload_libraries',
-  'shared_preload_libraries', 'unix_socket_directories',
-]);
-
-/**
  * Precheck: every effect needs one of these ASCII substrings, case-insensitively. Keywords are never
  * escaped and a comment cannot split a token, so SET/RESET and set_config, DISCARD, PREPARE, EXECUTE,
  * DEALLOCATE, LISTEN/UNLISTEN, TEMP/TEMPORARY/pg_temp, WITH HOLD, CLOSE and pg_[try_]advisory_* each
@@ -65,6 +57,7 @@ const LIST_QUOTE_GUCS: ReadonlySet<string> = new Set([
  */
 const PRECHECK_NEEDLES = ['set', 'discard', 'prepare', 'execute', 'deallocate', 'listen', 'advisory', 'temp', 'hold', 'close', 'u&'];
 
+const WALK_NEEDLES = ['set_config', 'advisory', 'execute', 'u&'];
 const CURSOR_OPT_HOLD = 0x20; // parsenodes.h
 const SESSION_CHARACTERISTICS: Readonly<Record<string, string>> = {
   transaction_isolation: 'default_transaction_isolation',
@@ -113,7 +106,9 @@ export function classifySessionEffects(sql: string): Classification {
 }
 
 function mayHaveEffects(sql: string): boolean {
-  const lower = sql.toLowerCase(); // maps ASCII letters to ASCII; other characters cannot hide a needle
+  // toLowerCase() maps every ASCII letter to its lower case; other characters can only add matches.
+  // Measured faster than a hand-written case-insensitive scan (native search).
+  const lower = sql.toLowerCase();
   for (const needle of PRECHECK_NEEDLES) if (lower.includes(needle)) return true;
   return false;
 }
@@ -125,12 +120,16 @@ function classifyUncached(sql: string): Classification {
   } catch (err) {
     return { effects: [], local: false, statements: 0, parsed: true, parseError: err instanceof Error ? err.message : String(err) };
   }
-  const out: Collector = { effects: [], local: false, text: new SqlText(sql) };
+  // The AST walk costs about as much as the parse; by the precheck's reasoning it can only find
+  // something when one of these names is in the text.
+  const lower = sql.toLowerCase();
+  const walkCalls = WALK_NEEDLES.some((needle) => lower.includes(needle));
+  const out: Collector = { effects: [], local: false, walkCalls, text: new SqlText(sql) };
   for (const raw of stmts) if (raw.stmt !== undefined) onStatement(raw.stmt, raw, out);
   return { effects: out.effects, local: out.local, statements: stmts.length, parsed: true };
 }
 
-interface Collector { effects: SessionEffect[]; local: boolean; readonly text: SqlText }
+interface Collector { effects: SessionEffect[]; local: boolean; readonly walkCalls: boolean; readonly text: SqlText }
 
 function onStatement(node: Node, raw: RawStmt, out: Collector): void {
   if ('VariableSetStmt' in node) onVariableSet(node.VariableSetStmt, out);
@@ -141,7 +140,7 @@ function onStatement(node: Node, raw: RawStmt, out: Collector): void {
         unpin('listen'), unpin('advisory-lock'), unpin('temp-table'), unpin('hold-cursor'),
         unpin('session-authorization'), unpin('unparseable-session-statement'));
     } else if (target === 'DISCARD_TEMP') out.effects.push(unpin('temp-table'));
-  } else if ('PrepareStmt' in node) out.effects.push(prepareEffect(node.PrepareStmt.name ?? '', raw, out.text));
+  } else if ('PrepareStmt' in node) out.effects.push(prepareEffect(node.PrepareStmt, raw, out.text));
   else if ('DeallocateStmt' in node) {
     const d = node.DeallocateStmt;
     out.effects.push(d.isall === true || d.name === undefined ? { kind: 'deallocate-all' } : { kind: 'deallocate', name: d.name });
@@ -154,7 +153,7 @@ function onStatement(node: Node, raw: RawStmt, out: Collector): void {
     if (node.ClosePortalStmt.portalname === undefined) out.effects.push(unpin('hold-cursor')); // CLOSE ALL
   }
   if (createsTempObject(node)) out.effects.push(pin('temp-table'));
-  onCalls(node, out);
+  if (out.walkCalls) onCalls(node, out);
 }
 
 // --- SET / RESET ---------------------------------------------------------------------------------
@@ -163,7 +162,7 @@ function onVariableSet(s: VariableSetStmt, out: Collector): void {
   if (s.is_local === true) { out.local = true; return; }
   switch (s.kind) {
     case 'VAR_SET_VALUE': {
-      const name = foldName(s.name ?? '');
+      const name = foldGucName(s.name ?? '');
       const value = flattenSetArgs(name, s.args ?? []);
       if (value === undefined) out.effects.push(pin('unparseable-session-statement'));
       else setting(name, value, out);
@@ -171,7 +170,7 @@ function onVariableSet(s: VariableSetStmt, out: Collector): void {
     }
     case 'VAR_SET_DEFAULT': // SET x TO DEFAULT, SET TIME ZONE LOCAL/DEFAULT
     case 'VAR_RESET':
-      setting(foldName(s.name ?? ''), null, out);
+      setting(foldGucName(s.name ?? ''), null, out);
       return;
     case 'VAR_RESET_ALL':
       out.effects.push({ kind: 'reset-all' });
@@ -205,87 +204,37 @@ function setting(name: string, value: string | null, out: Collector): void {
   else out.effects.push({ kind: 'set', name, value });
 }
 
-/**
- * The string PostgreSQL's flatten_set_variable_args() builds from SET's arguments, so that
- * set_config(name, value, false) later gives the same setting: items joined with ', ', integers in
- * decimal, numerics as written, strings as-is except for GUC_LIST_QUOTE settings, whose items are quoted
- * as identifiers when needed (`SET search_path = "My Schema", public` -> `"My Schema", public`).
- * undefined when the value cannot be reproduced here.
- */
-function flattenSetArgs(name: string, args: Node[]): string | undefined {
-  const quote = LIST_QUOTE_GUCS.has(name);
-  const parts: string[] = [];
-  for (const arg of args) {
-    if ('TypeCast' in arg) {
-      // Only SET TIME ZONE INTERVAL '...' [HOUR [TO MINUTE] | (p)]. Without a typmod, the time zone
-      // check hook parses INTERVAL '<text>' exactly as the SET did; a typmod changes how the text is
-      // read, which only interval_in knows, so those are not reproduced.
-      const cast = arg.TypeCast;
-      const text = cast.arg !== undefined && 'A_Const' in cast.arg ? cast.arg.A_Const.sval?.sval ?? '' : undefined;
-      if (text === undefined || (cast.typeName?.typmods?.length ?? 0) > 0 || text.includes("'")) return undefined;
-      parts.push(`INTERVAL '${text}'`);
-      continue;
-    }
-    if (!('A_Const' in arg)) return undefined;
-    const c: A_Const = arg.A_Const;
-    if (c.ival !== undefined) parts.push(String(c.ival.ival ?? 0));
-    else if (c.fval !== undefined) parts.push(c.fval.fval ?? '0');
-    else if (c.sval !== undefined) parts.push(quote ? quoteIdentifier(c.sval.sval ?? '') : c.sval.sval ?? '');
-    else return undefined;
-  }
-  return parts.join(', ');
-}
-
-/** PostgreSQL's quote_identifier(): bare only for [a-z_][a-z0-9_]* that is not a non-unreserved keyword. */
-function quoteIdentifier(ident: string): string {
-  let safe = ident.length > 0;
-  for (let i = 0; safe && i < ident.length; i++) {
-    const c = ident.charCodeAt(i);
-    safe = (c >= 0x61 && c <= 0x7a) || c === 0x5f || (i > 0 && c >= 0x30 && c <= 0x39);
-  }
-  if (safe) {
-    const tokens = scanSync(ident).tokens;
-    safe = !(tokens.length === 1 && (tokens[0]?.keywordKind ?? 0) > 1); // 1 = unreserved keyword
-  }
-  return safe ? ident : `"${ident.replaceAll('"', '""')}"`;
-}
-
-/** GUC names compare case-insensitively over ASCII only (guc_name_compare). */
-function foldName(name: string): string {
-  let upper = false;
-  for (let i = 0; i < name.length && !upper; i++) upper = name.charCodeAt(i) >= 0x41 && name.charCodeAt(i) <= 0x5a;
-  if (!upper) return name;
-  let out = '';
-  for (const ch of name) out += ch >= 'A' && ch <= 'Z' ? String.fromCharCode(ch.charCodeAt(0) + 32) : ch;
-  return out;
-}
-
 // --- PREPARE -------------------------------------------------------------------------------------
 
 /**
  * PREPARE name [(types)] AS stmt. The AST keeps neither the inner statement's text nor the types as
- * written, so they are cut from the statement's own tokens: the types between the parentheses, split
- * at top-level commas, and everything after the first top-level AS.
+ * written, so they are cut from the statement's tokens: the types between the parentheses, split at
+ * top-level commas, and the body from the first token after AS to the last token that is not a comment.
+ * The scanner is slower than the parser, so it reads only the head (up to the first located node of
+ * the body) and the tail (from the last one); locations always fall on token starts.
  */
-function prepareEffect(name: string, raw: RawStmt, text: SqlText): SessionEffect {
+function prepareEffect(prepare: PrepareStmt, raw: RawStmt, text: SqlText): SessionEffect {
   const stmt = text.statement(raw);
-  const all = scanSync(stmt.toString('utf8')).tokens;
-  const code = all.filter((t) => t.tokenName !== 'SQL_COMMENT' && t.tokenName !== 'C_COMMENT');
+  const base = raw.stmt_location ?? 0;
+  const [first, last] = locationRange(prepare.query);
+  const headEnd = first === undefined ? stmt.length : first - base;
+  const head = scanSync(stmt.toString('utf8', 0, headEnd)).tokens;
+  const code = head.filter(isCode);
   const paramTypes: string[] = [];
   let i = 2; // past PREPARE and the name
   if (code[i]?.text === '(') {
     let depth = 0;
-    let first: ScanToken | undefined;
+    let start: ScanToken | undefined;
     let prev: ScanToken | undefined;
     for (i++; i < code.length; i++) {
       const t = code[i];
       if (t === undefined) break;
       if (depth === 0 && (t.text === ',' || t.text === ')')) {
-        if (first !== undefined && prev !== undefined) paramTypes.push(stmt.toString('utf8', first.start, prev.end));
-        first = undefined;
+        if (start !== undefined && prev !== undefined) paramTypes.push(stmt.toString('utf8', start.start, prev.end));
+        start = undefined;
         if (t.text === ')') break;
       } else {
-        first ??= t;
+        start ??= t;
         if (t.text === '(' || t.text === '[') depth++;
         else if (t.text === ')' || t.text === ']') depth--;
       }
@@ -294,11 +243,32 @@ function prepareEffect(name: string, raw: RawStmt, text: SqlText): SessionEffect
     i++;
   }
   const as = code[i];
-  const last = code[code.length - 1];
-  // The body starts at the first token after AS, a comment included (planner hints live there).
-  const body = as !== undefined && as.text.toLowerCase() === 'as' ? all.find((t) => t.start >= as.end) : undefined;
-  const sql = body !== undefined && last !== undefined && last.end > body.start ? stmt.toString('utf8', body.start, last.end) : '';
-  return { kind: 'prepare', name, sql, paramTypes };
+  if (as === undefined || as.text.toLowerCase() !== 'as') return { kind: 'prepare', name: prepare.name ?? '', sql: '', paramTypes };
+  // A comment right after AS belongs to the body: planner hints live there.
+  const bodyStart = head.find((t) => t.start >= as.end)?.start ?? headEnd;
+  const tailStart = last === undefined ? bodyStart : last - base;
+  const tail = scanSync(stmt.toString('utf8', tailStart)).tokens.filter(isCode);
+  const bodyEnd = tailStart + (tail[tail.length - 1]?.end ?? 0);
+  return { kind: 'prepare', name: prepare.name ?? '', sql: stmt.toString('utf8', bodyStart, bodyEnd), paramTypes };
+}
+
+const isCode = (t: ScanToken): boolean => t.tokenName !== 'SQL_COMMENT' && t.tokenName !== 'C_COMMENT';
+
+/** Smallest and largest byte location of any node under `root`. */
+function locationRange(root: Node | undefined): [number | undefined, number | undefined] {
+  let min: number | undefined;
+  let max: number | undefined;
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (typeof value !== 'object' || value === null) continue;
+    if ('location' in value && typeof value.location === 'number' && value.location >= 0) {
+      min = Math.min(min ?? value.location, value.location);
+      max = Math.max(max ?? value.location, value.location);
+    }
+    for (const child of Object.values(value)) stack.push(child);
+  }
+  return [min, max];
 }
 
 /** The SQL text with libpg-query's byte offsets. */
@@ -359,7 +329,7 @@ interface Found { calls: FuncCall[]; executes: string[] }
  */
 function onCalls(node: Node, out: Collector): void {
   const found: Found = { calls: [], executes: [] };
-  walk(node, true, found);
+  walk(node, found);
   for (const name of found.executes) out.effects.push({ kind: 'execute', name });
   if (found.calls.length === 0) return;
   const once = 'SelectStmt' in node ? runsOnce(node.SelectStmt) : new Set<FuncCall>();
@@ -375,23 +345,29 @@ function onCalls(node: Node, out: Collector): void {
   if (lock) out.effects.push(pin('advisory-lock')); // after the unpin: when both appear, stay pinned
 }
 
-function walk(value: unknown, executing: boolean, found: Found): void {
-  if (Array.isArray(value)) {
-    for (const item of value) walk(item, executing, found);
-    return;
-  }
-  if (typeof value !== 'object' || value === null) return;
-  for (const [key, child] of Object.entries(value)) {
-    if (typeof child !== 'object' || child === null) continue;
-    if (key === 'FuncCall' && executing) found.calls.push(child as FuncCall); // libpg-query's AST shape
-    else if (key === 'ExecuteStmt' && 'name' in child && typeof child.name === 'string') found.executes.push(child.name);
-    const runs = executing && !NOT_EXECUTING.has(key) && (key !== 'ExplainStmt' || explainAnalyzes(child));
-    walk(child, runs, found);
+/** Iterative pre-order walk: expressions nest as deep as the SQL does (a || b || ... thousands deep). */
+function walk(root: Node, found: Found): void {
+  const stack: { key: string; value: unknown; executing: boolean }[] = [{ key: '', value: root, executing: true }];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const { key, value, executing } = item;
+    if (typeof value !== 'object' || value === null) continue;
+    if (key === 'FuncCall' && executing) found.calls.push(value as FuncCall); // libpg-query's AST shape
+    else if (key === 'ExecuteStmt' && 'name' in value && typeof value.name === 'string') found.executes.push(value.name);
+    if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) stack.push({ key: '', value: value[i] as unknown, executing });
+      continue;
+    }
+    const entries = Object.entries(value);
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const [childKey, child] = entries[i] ?? ['', undefined];
+      const runs = executing && !NOT_EXECUTING.has(childKey) && (childKey !== 'ExplainStmt' || explainAnalyzes(child));
+      stack.push({ key: childKey, value: child, executing: runs });
+    }
   }
 }
 
-function explainAnalyzes(explain: object): boolean {
-  const options = 'options' in explain && Array.isArray(explain.options) ? (explain.options as Node[]) : [];
+function explainAnalyzes(explain: unknown): boolean {
+  const options = typeof explain === 'object' && explain !== null && 'options' in explain && Array.isArray(explain.options) ? (explain.options as Node[]) : [];
   for (const option of options) {
     if (!('DefElem' in option) || option.DefElem.defname !== 'analyze') continue;
     const arg = option.DefElem.arg;
@@ -433,7 +409,7 @@ function onSetConfig(call: FuncCall, once: boolean, out: Collector): void {
   const value = args === undefined ? undefined : constText(args[1]);
   if (name === null) return; // fails at run time: "SET requires parameter name"
   if (!once || isLocal === undefined || name === undefined || value === undefined) out.effects.push(pin('unparseable-session-statement'));
-  else setting(foldName(name), value, out);
+  else setting(foldGucName(name), value, out);
 }
 
 function setConfigArgs(args: Node[]): [Node, Node, Node] | undefined {
@@ -449,48 +425,11 @@ function setConfigArgs(args: Node[]): [Node, Node, Node] | undefined {
   return args.length === 3 && a !== undefined && b !== undefined && c !== undefined ? [a, b, c] : undefined;
 }
 
-/** A string constant (possibly cast to a text type), null for NULL, undefined when not constant. */
-function constText(node: Node): string | null | undefined {
-  const { c, type } = constant(node);
-  if (c === undefined || (type !== undefined && type !== 'text')) return undefined;
-  if (c.isnull === true) return null;
-  return c.sval === undefined ? undefined : c.sval.sval ?? '';
-}
-
-/** A boolean constant as PostgreSQL would read it; NULL counts as false (set_config's rule). */
-function constBool(node: Node): boolean | undefined {
-  const { c, type } = constant(node);
-  if (c === undefined || (type !== undefined && type !== 'bool')) return undefined;
-  if (c.isnull === true) return false;
-  if (c.boolval !== undefined) return c.boolval.boolval ?? false;
-  if (c.sval !== undefined) return parseBool(c.sval.sval ?? '');
-  if (c.ival !== undefined && type === 'bool') return (c.ival.ival ?? 0) !== 0;
-  return undefined;
-}
-
-function constant(node: Node): { c?: A_Const; type?: string } {
-  if ('A_Const' in node) return { c: node.A_Const };
-  if (!('TypeCast' in node) || node.TypeCast.arg === undefined || !('A_Const' in node.TypeCast.arg)) return {};
-  const names = node.TypeCast.typeName?.names ?? [];
-  const last = names[names.length - 1];
-  const type = last !== undefined && 'String' in last ? last.String.sval : undefined;
-  return { c: node.TypeCast.arg.A_Const, type: type === 'boolean' ? 'bool' : type ?? '?' };
-}
-
-/** PostgreSQL's parse_bool(): a unique prefix of true/false/yes/no/on/off, or 1/0, trimmed, any case. */
-function parseBool(text: string): boolean | undefined {
-  const v = text.trim().toLowerCase();
-  if (v.length === 0) return undefined;
-  if (v === '1') return true;
-  if (v === '0') return false;
-  for (const [word, value, min] of [['true', true, 1], ['yes', true, 1], ['on', true, 2], ['false', false, 1], ['no', false, 1], ['off', false, 2]] as const) {
-    if (v.length >= min && word.startsWith(v)) return value;
-  }
-  return undefined;
-}
-
 function deepFreeze(c: Classification): Classification {
-  for (const effect of c.effects) Object.freeze(effect);
+  for (const effect of c.effects) {
+    if (effect.kind === 'prepare') Object.freeze(effect.paramTypes);
+    Object.freeze(effect);
+  }
   Object.freeze(c.effects);
   return Object.freeze(c);
 }

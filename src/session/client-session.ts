@@ -310,6 +310,8 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       return;
     }
     this.mode = user.poolMode ?? db.pool.mode;
+    // From here on the pool's own wait timeout applies, not the login timeout.
+    clearTimeout(this.startupTimer);
     const settings = startupSettings(this.params);
     this.settingsSql = applySettingsSql(settings);
     this.state = 'connecting';
@@ -607,6 +609,12 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     const server = this.server;
     this.server = undefined;
     if (server) this.pool?.discard(server);
+    if (server?.sentFatal) {
+      // The server's own FATAL (pg_terminate_backend, shutdown) already reached the client.
+      this.socket.end();
+      this.onClose();
+      return;
+    }
     this.failWith(err instanceof GatewayError ? err : new ServerConnectionLostError({ cause: err }));
   }
 

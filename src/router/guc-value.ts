@@ -1,0 +1,109 @@
+/**
+ * How PostgreSQL turns the arguments of SET and set_config() into the setting string it stores, so
+ * that set_config(name, value, false) on another server connection gives exactly the same setting.
+ */
+import { scanSync, type A_Const, type Node } from 'libpg-query';
+
+/**
+ * GUCs flagged GUC_LIST_QUOTE, whose SET arguments PostgreSQL quotes as identifiers when it flattens
+ * them (flatten_set_variable_args). Not in any catalog: pg_dump keeps the same list (dumputils.c).
+ */
+const LIST_QUOTE_GUCS: ReadonlySet<string> = new Set([
+  'search_path', 'temp_tablespaces', 'local_preload_libraries', 'session_preload_libraries',
+  'shared_preload_libraries', 'unix_socket_directories',
+]);
+
+/**
+ * The string PostgreSQL's flatten_set_variable_args() builds from SET's arguments, so that
+ * set_config(name, value, false) later gives the same setting: items joined with ', ', integers in
+ * decimal, numerics as written, strings as-is except for GUC_LIST_QUOTE settings, whose items are quoted
+ * as identifiers when needed (`SET search_path = "My Schema", public` -> `"My Schema", public`).
+ * undefined when the value cannot be reproduced here.
+ */
+export function flattenSetArgs(name: string, args: Node[]): string | undefined {
+  const quote = LIST_QUOTE_GUCS.has(name);
+  const parts: string[] = [];
+  for (const arg of args) {
+    if ('TypeCast' in arg) {
+      // Only SET TIME ZONE INTERVAL '...' [HOUR [TO MINUTE] | (p)]. Without a typmod, the time zone
+      // check hook parses INTERVAL '<text>' exactly as the SET did; a typmod changes how the text is
+      // read, which only interval_in knows, so those are not reproduced.
+      const cast = arg.TypeCast;
+      const text = cast.arg !== undefined && 'A_Const' in cast.arg ? cast.arg.A_Const.sval?.sval ?? '' : undefined;
+      if (text === undefined || (cast.typeName?.typmods?.length ?? 0) > 0 || text.includes("'")) return undefined;
+      parts.push(`INTERVAL '${text}'`);
+      continue;
+    }
+    if (!('A_Const' in arg)) return undefined;
+    const c: A_Const = arg.A_Const;
+    if (c.ival !== undefined) parts.push(String(c.ival.ival ?? 0));
+    else if (c.fval !== undefined) parts.push(c.fval.fval ?? '0');
+    else if (c.sval !== undefined) parts.push(quote ? quoteIdentifier(c.sval.sval ?? '') : c.sval.sval ?? '');
+    else return undefined;
+  }
+  return parts.join(', ');
+}
+
+/** PostgreSQL's quote_identifier(): bare only for [a-z_][a-z0-9_]* that is not a non-unreserved keyword. */
+function quoteIdentifier(ident: string): string {
+  let safe = ident.length > 0;
+  for (let i = 0; safe && i < ident.length; i++) {
+    const c = ident.charCodeAt(i);
+    safe = (c >= 0x61 && c <= 0x7a) || c === 0x5f || (i > 0 && c >= 0x30 && c <= 0x39);
+  }
+  if (safe) {
+    const tokens = scanSync(ident).tokens;
+    safe = !(tokens.length === 1 && (tokens[0]?.keywordKind ?? 0) > 1); // 1 = unreserved keyword
+  }
+  return safe ? ident : `"${ident.replaceAll('"', '""')}"`;
+}
+
+/** GUC names compare case-insensitively over ASCII only (guc_name_compare). */
+export function foldGucName(name: string): string {
+  let upper = false;
+  for (let i = 0; i < name.length && !upper; i++) upper = name.charCodeAt(i) >= 0x41 && name.charCodeAt(i) <= 0x5a;
+  if (!upper) return name;
+  let out = '';
+  for (const ch of name) out += ch >= 'A' && ch <= 'Z' ? String.fromCharCode(ch.charCodeAt(0) + 32) : ch;
+  return out;
+}
+
+/** A string constant (possibly cast to a text type), null for NULL, undefined when not constant. */
+export function constText(node: Node): string | null | undefined {
+  const { c, type } = constant(node);
+  if (c === undefined || (type !== undefined && type !== 'text')) return undefined;
+  if (c.isnull === true) return null;
+  return c.sval === undefined ? undefined : c.sval.sval ?? '';
+}
+
+/** A boolean constant as PostgreSQL would read it; NULL counts as false (set_config's rule). */
+export function constBool(node: Node): boolean | undefined {
+  const { c, type } = constant(node);
+  if (c === undefined || (type !== undefined && type !== 'bool')) return undefined;
+  if (c.isnull === true) return false;
+  if (c.boolval !== undefined) return c.boolval.boolval ?? false;
+  if (c.sval !== undefined) return parseBool(c.sval.sval ?? '');
+  if (c.ival !== undefined && type === 'bool') return (c.ival.ival ?? 0) !== 0;
+  return undefined;
+}
+
+function constant(node: Node): { c?: A_Const; type?: string } {
+  if ('A_Const' in node) return { c: node.A_Const };
+  if (!('TypeCast' in node) || node.TypeCast.arg === undefined || !('A_Const' in node.TypeCast.arg)) return {};
+  const names = node.TypeCast.typeName?.names ?? [];
+  const last = names[names.length - 1];
+  const type = last !== undefined && 'String' in last ? last.String.sval : undefined;
+  return { c: node.TypeCast.arg.A_Const, type: type === 'boolean' ? 'bool' : type ?? '?' };
+}
+
+/** PostgreSQL's parse_bool(): a unique prefix of true/false/yes/no/on/off, or 1/0, trimmed, any case. */
+export function parseBool(text: string): boolean | undefined {
+  const v = text.trim().toLowerCase();
+  if (v.length === 0) return undefined;
+  if (v === '1') return true;
+  if (v === '0') return false;
+  for (const [word, value, min] of [['true', true, 1], ['yes', true, 1], ['on', true, 2], ['false', false, 1], ['no', false, 1], ['off', false, 2]] as const) {
+    if (v.length >= min && word.startsWith(v)) return value;
+  }
+  return undefined;
+}
