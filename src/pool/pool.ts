@@ -124,12 +124,13 @@ export class Pool {
   release(conn: ServerConnection, how: 'clean' | 'rollback' | 'reset'): void {
     conn.detach();
     conn.clientId = 0;
-    if (how === 'clean' && !conn.busy && conn.txStatus === 0x49) {
+    if (how === 'clean' && !conn.busy && conn.txStatus === 0x49 && !conn.deallocateAll) {
       this.putBack(conn);
       return;
     }
     const timeout = setTimeout(() => conn.close(), this.settings.serverConnectTimeoutMs);
-    conn.reset(how === 'reset' ? this.settings.serverResetQuery : '').then(
+    const resetQuery = how === 'reset' ? this.settings.serverResetQuery : conn.deallocateAll ? 'DEALLOCATE ALL' : '';
+    conn.reset(resetQuery).then(
       () => {
         clearTimeout(timeout);
         this.putBack(conn);

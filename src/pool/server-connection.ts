@@ -73,8 +73,14 @@ export class ServerConnection implements ResponseHandler {
   private socket!: net.Socket;
   /** Server-side names of the prepared statements this connection holds, least recently used first. */
   readonly prepared = new Map<string, true>();
+  /** SQL-level prepared statements here (PREPARE name ...): name -> the PREPARE text. */
+  readonly sqlPrepared = new Map<string, string>();
   /** The settings statement last applied here, so a client with the same settings needs none. */
   appliedSettings = '';
+  /** ErrorResponses seen while attached: a request that saw one did not commit. */
+  errorCount = 0;
+  /** Prepared statements here may be stale or unknown: DEALLOCATE ALL before the next client. */
+  deallocateAll = false;
   private readonly stream = new ResponseStream(this, ALL_CODES, MAX_SERVER_FRAME);
   private sink: ServerSink | undefined;
   /** What the server owes, one slot per request message: the expected-response FIFO. */
@@ -313,6 +319,8 @@ export class ServerConnection implements ResponseHandler {
       await this.query(resetQuery);
       // DISCARD ALL (the default) drops prepared statements and settings; assume any reset does.
       this.prepared.clear();
+      this.sqlPrepared.clear();
+      this.deallocateAll = false;
       this.appliedSettings = '';
     }
     this.state = 'idle';
@@ -423,10 +431,13 @@ export class ServerConnection implements ResponseHandler {
         return;
       case Backend.ErrorResponse:
         this.clientInCopy = false;
+        this.errorCount++;
         if (buf) {
           const fields = decodeErrorFields(buf, start, end);
           const severity = fields.get('V') ?? fields.get('S');
           if (severity === 'FATAL' || severity === 'PANIC') this.sentFatal = this.state === 'attached';
+          // After DDL a shared statement's plan may no longer fit; drop them all before reuse.
+          if (fields.get('C') === '0A000' && fields.get('M')?.startsWith('cached plan must not change')) this.deallocateAll = true;
           if (errorChannel.hasSubscribers) errorChannel.publish({ source: 'server', sqlstate: fields.get('C') ?? 'XX000' } satisfies ErrorEvent);
         }
         if (this.expected.headAction === Action.Swallow && buf && !this.internalError) {

@@ -25,7 +25,8 @@ import {
 import { Slot } from '../pool/expected-responses.js';
 import type { Pool, PoolWaiter } from '../pool/pool.js';
 import { ServerConnection, type ServerSink } from '../pool/server-connection.js';
-import { errorChannel, requestChannel, transactionChannel, type ErrorEvent } from '../events.js';
+import { errorChannel, pinChannel, requestChannel, transactionChannel, type ErrorEvent, type PinEvent } from '../events.js';
+import { classifySessionEffects, type SessionEffect } from '../router/session-effects.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
 import { decodeStartupPacket, type StartupPacket } from '../wire/decode.js';
 import { FrameScanner, type FrameHandler } from '../wire/frame-scanner.js';
@@ -34,7 +35,8 @@ import { ClientAuth, type AuthStep } from './client-auth.js';
 import { HeldFrames } from './held-frames.js';
 import { bindStatement, closeStatement, PreparedStatements, renameBind, targetOf, type ClientStatement } from './prepared-statements.js';
 import type { SessionContext } from './session-context.js';
-import { applySettingsSql, reportedParams, startupSettings } from './startup-params.js';
+import { prepareStatement, quoteIdent, SessionState } from './session-state.js';
+import { reportedParams, startupSettings } from './startup-params.js';
 
 export type ClientState = 'startup' | 'auth' | 'connecting' | 'ready' | 'replication' | 'admin' | 'closed';
 
@@ -82,8 +84,10 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   private waiting = false;
   private readonly held = new HeldFrames();
   private readonly statements = new PreparedStatements();
-  /** The statement that applies this client's settings on a server connection ('' = defaults). */
-  private settingsSql = '';
+  /** Settings, SQL-level prepared statements and pins that follow the client across connections. */
+  private session = new SessionState(new Map());
+  /** The attached server's error count when the current request was sent. */
+  private errorsBefore = 0;
   private readonly startupTimer: NodeJS.Timeout;
   /** performance.now() when the current server connection was taken / the current request sent. */
   private leasedAt = 0;
@@ -313,7 +317,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     // From here on the pool's own wait timeout applies, not the login timeout.
     clearTimeout(this.startupTimer);
     const settings = startupSettings(this.params);
-    this.settingsSql = applySettingsSql(settings);
+    this.session = new SessionState(settings);
     this.state = 'connecting';
     this.pool = this.ctx.primaryPool(db, user);
     const known = this.pool.serverParams;
@@ -367,12 +371,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     conn.attach(this);
     conn.clientId = this.id;
     this.leasedAt = performance.now();
-    if (conn.appliedSettings !== this.settingsSql) {
-      // Another client's settings may be in force here: back to defaults, then this client's.
-      conn.write(msg.query(this.settingsSql ? `RESET ALL; ${this.settingsSql}` : 'RESET ALL'));
-      conn.expectSwallowed(Slot.Query);
-      conn.appliedSettings = this.settingsSql;
-    }
+    if (conn.appliedSettings !== this.session.settingsSql) this.resyncSettings(conn);
     if (this.state === 'connecting') {
       // Session mode: the client sees its server's real process id, so pg_backend_pid() and
       // pg_terminate_backend() mean what they mean on a direct connection.
@@ -462,6 +461,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     if (!server.busy) {
       this.requestAt = performance.now();
       this.requestTime = Date.now();
+      this.errorsBefore = server.errorCount;
     }
     server.cork();
     for (let i = 0; i < held.count; i++) {
@@ -469,6 +469,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       const buf = held.bufs[i]!;
       const start = held.starts[i]!;
       const end = held.ends[i]!;
+      if (code === Frontend.Query || code === Frontend.Parse) this.onStatementText(server, code, buf, start, end, pooled);
       if (pooled && this.rewrite(server, code, buf, start, end)) continue;
       server.noteClientFrame(code);
       held.emit(buf, start, end, server);
@@ -481,6 +482,63 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       server.whenDrained(() => this.socket.resume());
     }
     server.flushSynthesized();
+  }
+
+  /** Back to defaults on `server`, then this client's settings, before its own request. */
+  private resyncSettings(server: ServerConnection): void {
+    const sql = this.session.settingsSql;
+    server.write(msg.query(sql ? `RESET ALL; ${sql}` : 'RESET ALL'));
+    server.expectSwallowed(Slot.Query);
+    server.appliedSettings = sql;
+  }
+
+  /**
+   * A statement that may change session state is on its way: its effects are staged, and in
+   * pooled modes the SQL-level prepared statements it uses are made to exist on this connection.
+   */
+  private onStatementText(server: ServerConnection, code: number, buf: Buffer, start: number, end: number, pooled: boolean): void {
+    let textAt = start + 5;
+    if (code === Frontend.Parse) textAt = buf.indexOf(0, textAt) + 1;
+    const nul = buf.indexOf(0, textAt);
+    const { effects } = classifySessionEffects(buf.toString('utf8', textAt, nul < 0 || nul > end ? end : nul));
+    if (effects.length === 0) return;
+    if (pooled) this.placeSqlPrepared(server, effects);
+    for (const reason of this.session.stage(effects)) {
+      this.ctx.log.debug({ client: this.id, reason }, 'client pinned to its server connection');
+      if (pinChannel.hasSubscribers) pinChannel.publish({ pool: this.pool!.name, reason } satisfies PinEvent);
+    }
+  }
+
+  /**
+   * SQL-level PREPARE/EXECUTE/DEALLOCATE in transaction mode: before the client's statement runs,
+   * the statements it names are (re)defined on this connection with the client's own definition,
+   * and a same-named statement left by another client is dropped first.
+   */
+  private placeSqlPrepared(server: ServerConnection, effects: readonly SessionEffect[]): void {
+    const definedHere = new Set<string>();
+    const inject: string[] = [];
+    for (const e of effects) {
+      if (e.kind === 'prepare') {
+        const def = prepareStatement(e.name, e.sql, e.paramTypes);
+        if (server.sqlPrepared.has(e.name) && server.sqlPrepared.get(e.name) !== def) inject.push(`DEALLOCATE ${quoteIdent(e.name)}`);
+        definedHere.add(e.name);
+        server.sqlPrepared.set(e.name, def);
+      } else if (e.kind === 'execute' || e.kind === 'deallocate') {
+        const def = this.session.sqlPrepared.get(e.name);
+        if (!definedHere.has(e.name) && def && server.sqlPrepared.get(e.name) !== def) {
+          if (server.sqlPrepared.has(e.name)) inject.push(`DEALLOCATE ${quoteIdent(e.name)}`);
+          inject.push(def);
+          server.sqlPrepared.set(e.name, def);
+        }
+        if (e.kind === 'deallocate') server.sqlPrepared.delete(e.name);
+      } else if (e.kind === 'deallocate-all') {
+        server.sqlPrepared.clear();
+      }
+    }
+    if (inject.length === 0) return;
+    this.held.flush(server);
+    server.write(msg.query(inject.join('; ')));
+    server.expectSwallowed(Slot.Query);
   }
 
   /**
@@ -590,19 +648,34 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       if (transactionChannel.hasSubscribers) transactionChannel.publish({ pool: this.pool!.name, durationMs: now - this.leasedAt });
       this.leasedAt = now;
     }
-    if (this.mode === 'session') return;
+    if (this.session.hasStaged) this.settle(server, status);
+    if (this.mode === 'session' || server.busy) return;
     if (status !== TxStatus.Idle) {
       if (this.mode === 'statement') {
         this.fail(new FeatureNotSupportedError('transaction blocks are not allowed in statement pooling mode'));
       }
       return;
     }
-    if (this.held.complete) {
-      this.dispatch();
+    if (this.held.complete || this.session.pinned) {
+      if (this.held.count > 0) this.dispatch();
       return;
     }
     this.server = undefined;
     this.pool!.release(server, 'clean');
+  }
+
+  /** The request's staged effects committed, failed or stay pending inside a transaction. */
+  private settle(server: ServerConnection, status: number): void {
+    if (server.errorCount !== this.errorsBefore || status === TxStatus.Failed) {
+      // Whatever this request did was rolled back, and what the connection holds is uncertain.
+      this.session.discard();
+      server.appliedSettings = '\u0000unknown';
+      if (this.session.sqlPrepared.size > 0 || server.sqlPrepared.size > 0) server.deallocateAll = true;
+      return;
+    }
+    if (status !== TxStatus.Idle) return;
+    if (this.session.commit()) this.resyncSettings(server);
+    else server.appliedSettings = this.session.settingsSql;
   }
 
   onServerLost(err: Error): void {

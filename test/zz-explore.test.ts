@@ -1,0 +1,38 @@
+import pg from 'pg';
+import postgres from 'postgres';
+import { expect, it } from 'vitest';
+import { adminQuery, lab, pgUrl } from './harness/lab.js';
+import { startGateway } from './harness/gateway.js';
+
+it('explore', async () => {
+  const l = lab();
+  await adminQuery('DROP TABLE IF EXISTS zz_t; CREATE TABLE zz_t (a int); INSERT INTO zz_t VALUES (1); GRANT ALL ON zz_t TO app');
+  const c = new pg.Client({ connectionString: pgUrl(l.primary, 'app', 'app-secret', 'app') });
+  await c.connect();
+  const q = { name: 'zz', text: 'select * from zz_t' };
+  console.log((await c.query(q)).rows);
+  await adminQuery('ALTER TABLE zz_t ADD COLUMN b int DEFAULT 7');
+  for (let i = 0; i < 3; i++) console.log(await c.query(q).then((r) => r.rows, (e: { code: string; message: string }) => `${e.code} ${e.message}`));
+  await c.end();
+  const sql = postgres(pgUrl(l.primary, 'app', 'app-secret', 'app'), { max: 1 });
+  console.log(await sql`select * from zz_t`);
+  await adminQuery('ALTER TABLE zz_t ADD COLUMN c int DEFAULT 8');
+  for (let i = 0; i < 3; i++) console.log(await sql`select * from zz_t`.then((r) => [...r], (e: { code: string; message: string }) => `${e.code} ${e.message}`));
+  await sql.end();
+  const gw = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 5000 }' });
+  const sql2 = postgres(gw.url(), { max: 1 });
+  console.log(await sql2`select * from zz_t`);
+  await adminQuery('ALTER TABLE zz_t ADD COLUMN d int DEFAULT 9');
+  for (let i = 0; i < 3; i++) console.log(await sql2`select * from zz_t`.then((r) => [...r], (e: { code: string; message: string }) => `${e.code} ${e.message}`));
+  console.log(sql2.parameters);
+  const c2 = new pg.Client({ connectionString: gw.url() });
+  await c2.connect();
+  console.log((c2 as unknown as {connection: unknown}).connection && Object.keys(c2));
+  await c2.query("SET application_name = 'zz'");
+  await sql2`SET application_name = 'zz2'`;
+  console.log(sql2.parameters.application_name);
+  console.log(await c2.query('show statement_timeout; select 1'));
+  await sql2.end(); await c2.end();
+  await gw.stop();
+  expect(1).toBe(1);
+});
