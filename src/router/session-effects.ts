@@ -16,6 +16,7 @@ import {
   type FuncCall, type Node, type PrepareStmt, type RangeVar, type RawStmt, type ScanToken, type SelectStmt,
   type VariableSetStmt,
 } from 'libpg-query';
+import { mayHaveSessionEffects } from './effect-precheck.js';
 import { constBool, constText, flattenSetArgs, foldGucName, parseBool } from './guc-value.js';
 
 export type PinReason =
@@ -47,15 +48,6 @@ export interface Classification {
 
 /** Settings RESET ALL does not touch (GUC_NO_RESET_ALL). DISCARD ALL resets role explicitly. */
 export const RESET_ALL_KEEPS: ReadonlySet<string> = new Set(['role', 'session_authorization']);
-
-/**
- * Precheck: every effect needs one of these ASCII substrings, case-insensitively. Keywords are never
- * escaped and a comment cannot split a token, so SET/RESET and set_config, DISCARD, PREPARE, EXECUTE,
- * DEALLOCATE, LISTEN/UNLISTEN, TEMP/TEMPORARY/pg_temp, WITH HOLD, CLOSE and pg_[try_]advisory_* each
- * contain one; a function name spelled another way must be a Unicode-escaped identifier, U&"...".
- * A text with none of them has no effects, so the parser is skipped (false hits only cost a parse).
- */
-const PRECHECK_NEEDLES = ['set', 'discard', 'prepare', 'execute', 'deallocate', 'listen', 'advisory', 'temp', 'hold', 'close', 'u&'];
 
 const WALK_NEEDLES = ['set_config', 'advisory', 'execute', 'u&'];
 const CURSOR_OPT_HOLD = 0x20; // parsenodes.h
@@ -96,7 +88,7 @@ export async function initSessionEffects(options: { cacheEntries?: number } = {}
 
 /** Session effects of one SQL text (one or many statements, as sent in a Query or Parse message), in order. */
 export function classifySessionEffects(sql: string): Classification {
-  if (!mayHaveEffects(sql)) return SKIPPED;
+  if (!mayHaveSessionEffects(sql)) return SKIPPED;
   const hit = cache.get(sql);
   if (hit !== undefined) return hit;
   if (!ready) throw new Error('classifySessionEffects() called before initSessionEffects() resolved');
@@ -105,13 +97,6 @@ export function classifySessionEffects(sql: string): Classification {
   return result;
 }
 
-function mayHaveEffects(sql: string): boolean {
-  // toLowerCase() maps every ASCII letter to its lower case; other characters can only add matches.
-  // Measured faster than a hand-written case-insensitive scan (native search).
-  const lower = sql.toLowerCase();
-  for (const needle of PRECHECK_NEEDLES) if (lower.includes(needle)) return true;
-  return false;
-}
 
 function classifyUncached(sql: string): Classification {
   let stmts: RawStmt[];
