@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { PoolSettings, ServerTarget } from '../config/schema.js';
 import { PoolTimeoutError, type GatewayError } from '../errors.js';
 import { poolWaitChannel, type PoolWaitEvent } from '../events.js';
+import { parameterStatus } from '../wire/messages.js';
 import { ServerConnection, type ServerCredentials } from './server-connection.js';
 
 /** Running totals, as PgBouncer's SHOW STATS reports them. */
@@ -153,6 +154,22 @@ export class Pool {
     this.grow();
   }
 
+  private readonly loginBlocks = new Map<string, Buffer>();
+
+  /**
+   * The ParameterStatus messages a pooled client gets at login, encoded once per distinct client
+   * settings (`key`) while the server's parameters stay the same.
+   */
+  loginParameters(key: string, params: () => ReadonlyMap<string, string>): Buffer {
+    let block = this.loginBlocks.get(key);
+    if (!block) {
+      block = Buffer.concat([...params()].map(([name, value]) => parameterStatus(name, value)));
+      if (this.loginBlocks.size >= 100) this.loginBlocks.clear();
+      this.loginBlocks.set(key, block);
+    }
+    return block;
+  }
+
   /** RELOAD moved this pool's database: stop handing out connections and let them drain. */
   retire(): void {
     this.retired = true;
@@ -252,6 +269,7 @@ export class Pool {
       () => {
         this.connecting--;
         this.serverParams = new Map(conn.params);
+        this.loginBlocks.clear();
         this.active.add(conn);
         conn.lastUsedAt = Date.now();
         this.putBack(conn);

@@ -293,9 +293,15 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       this.socket.write(step.frame);
       return;
     }
-    for (const frame of step.frames) this.socket.write(frame);
-    this.auth = undefined;
-    this.onAuthenticated();
+    // The last auth frames and, when no server is needed, the whole login tail go out in one write.
+    this.socket.cork();
+    try {
+      for (const frame of step.frames) this.socket.write(frame);
+      this.auth = undefined;
+      this.onAuthenticated();
+    } finally {
+      this.socket.uncork();
+    }
   }
 
   private onAuthenticated(): void {
@@ -322,7 +328,8 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     this.pool = this.ctx.primaryPool(db, user);
     const known = this.pool.serverParams;
     if (this.mode !== 'session' && known) {
-      this.finishLogin(reportedParams(known, settings), (nextVirtualPid = (nextVirtualPid + 1) & 0x7fffffff));
+      const block = this.pool.loginParameters(this.session.settingsSql, () => reportedParams(known, settings));
+      this.finishLogin(block, (nextVirtualPid = (nextVirtualPid + 1) & 0x7fffffff));
       return;
     }
     // Session mode holds a server for the whole session; a pooled client's first login in a
@@ -330,11 +337,13 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     this.acquire();
   }
 
-  private finishLogin(params: ReadonlyMap<string, string>, pid: number): void {
+  /** `params`: the ParameterStatus values, or those messages already encoded. */
+  private finishLogin(params: ReadonlyMap<string, string> | Buffer, pid: number): void {
     this.pid = pid;
     this.ctx.registerCancelKey(this, this.pid, this.secret);
     this.socket.cork();
-    for (const [name, value] of params) this.socket.write(msg.parameterStatus(name, value));
+    if (params instanceof Map) for (const [name, value] of params) this.socket.write(msg.parameterStatus(name, value));
+    else this.socket.write(params as Buffer);
     this.socket.write(msg.backendKeyData(this.pid, this.secret));
     this.socket.write(msg.READY_IDLE);
     this.socket.uncork();
@@ -419,6 +428,17 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   }
 
   private adminChain: Promise<void> = Promise.resolve();
+  /** dispatch() is writing more than one piece: they go out in one writev. */
+  private corked = false;
+
+  /** Flushes the frames held so far and corks the server socket before a rewritten or injected write. */
+  private beforeOwnWrite(server: ServerConnection): void {
+    if (!this.corked) {
+      server.cork();
+      this.corked = true;
+    }
+    this.held.flush(server);
+  }
 
   /** The admin console speaks the simple query protocol; statements run one after another. */
   private onAdminFrame(code: number, buf: Buffer, start: number, end: number): void {
@@ -463,7 +483,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       this.requestTime = Date.now();
       this.errorsBefore = server.errorCount;
     }
-    server.cork();
+    this.corked = false;
     for (let i = 0; i < held.count; i++) {
       const code = held.codes[i]!;
       const buf = held.bufs[i]!;
@@ -476,7 +496,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     }
     held.flush(server);
     held.clear();
-    server.uncork();
+    if (this.corked) server.uncork();
     if (!server.writable) {
       this.socket.pause();
       server.whenDrained(() => this.socket.resume());
@@ -536,7 +556,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       }
     }
     if (inject.length === 0) return;
-    this.held.flush(server);
+    this.beforeOwnWrite(server);
     server.write(msg.query(inject.join('; ')));
     server.expectSwallowed(Slot.Query);
   }
@@ -551,7 +571,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       case Frontend.Parse: {
         const stmt = this.statements.onParse(buf, start, end);
         if (!stmt) return false;
-        this.held.flush(server);
+        this.beforeOwnWrite(server);
         if (server.prepared.has(stmt.serverName)) {
           server.prepared.delete(stmt.serverName);
           server.prepared.set(stmt.serverName, true);
@@ -565,7 +585,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
         const [name, stmtAt] = bindStatement(buf, start, end);
         const stmt = name ? this.statements.get(name) : undefined;
         if (!stmt) return false;
-        this.held.flush(server);
+        this.beforeOwnWrite(server);
         this.ensurePrepared(server, stmt);
         server.noteClientFrame(code);
         server.write(renameBind(buf, start, end, stmtAt, stmt.serverName));
@@ -576,7 +596,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
         const [type, name] = targetOf(buf, start, end);
         const stmt = type === 0x53 && name ? this.statements.get(name) : undefined;
         if (!stmt) return false;
-        this.held.flush(server);
+        this.beforeOwnWrite(server);
         if (code === Frontend.Close) {
           // The shared statement stays on the server for other clients; the client hears it closed.
           this.statements.delete(name);
