@@ -7,7 +7,6 @@
  * (contiguous frames in one write, no copies). The pool mode decides only when a server
  * connection is taken and given back: at login and logout (session), or per transaction.
  */
-import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { DatabaseConfig, PoolMode, UserConfig } from '../config/schema.js';
@@ -31,6 +30,7 @@ import { Frontend, TxStatus } from '../wire/codes.js';
 import { decodeStartupPacket, type StartupPacket } from '../wire/decode.js';
 import { FrameScanner, type FrameHandler } from '../wire/frame-scanner.js';
 import * as msg from '../wire/messages.js';
+import { randomUint32 } from '../wire/random-pool.js';
 import { ClientAuth, type AuthStep } from './client-auth.js';
 import { HeldFrames } from './held-frames.js';
 import { bindStatement, closeStatement, PreparedStatements, renameBind, targetOf, type ClientStatement } from './prepared-statements.js';
@@ -67,7 +67,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   params = new Map<string, string>();
   /** The process id and secret this client was given in BackendKeyData. */
   pid = 0;
-  readonly secret = randomBytes(4).readUInt32BE(0);
+  readonly secret = randomUint32();
   admitted = false;
   mode: PoolMode = 'session';
   /** The transaction status the client last saw. */

@@ -4,6 +4,7 @@
  * user), so a login costs two HMACs and a hash, never a PBKDF2.
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytesPooled } from './random-pool.js';
 
 export interface ScramKeys {
   iterations: number;
@@ -72,7 +73,7 @@ export class ScramServerExchange {
     this.clientFirstBare = m[1]!;
     const clientNonce = attributes(this.clientFirstBare).get('r');
     if (!clientNonce) return undefined;
-    this.nonce = clientNonce + randomBytes(18).toString('base64');
+    this.nonce = clientNonce + randomBytesPooled(18).toString('base64');
     this.serverFirst = `r=${this.nonce},s=${this.keys.salt.toString('base64')},i=${this.keys.iterations}`;
     return this.serverFirst;
   }
