@@ -89,7 +89,7 @@ function parseOptions(argv: string[]): Options {
       rounds: { type: 'string', default: '3' },
       workloads: { type: 'string', default: Object.keys(WORKLOADS).join(',') },
       targets: { type: 'string', default: TARGETS.join(',') },
-      mode: { type: 'string', default: 'session' },
+      mode: { type: 'string', default: 'transaction' },
       'pool-size': { type: 'string', default: '20' },
       jobs: { type: 'string', short: 'j', default: '2' },
       warmup: { type: 'string', default: '3' },
