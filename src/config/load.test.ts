@@ -235,11 +235,11 @@ describe('shipped files', () => {
     expect(c.auth.users.find((u) => u.admin)?.name).toBe('admin');
   });
 
-  it('loads the default: no databases, session pooling, app and admin users', () => {
+  it('loads the default: no databases, transaction pooling, app and admin users', () => {
     const c = loadConfig(undefined, {});
     expect(c.source).toBe(join(root, 'config/default.yaml'));
     expect(c.databases).toEqual([]);
-    expect(c.pool.mode).toBe('session');
+    expect(c.pool.mode).toBe('transaction');
     expect(c.listen).toMatchObject({ host: '127.0.0.1', port: 6432 });
     expect(c.auth.users.map((u) => [u.name, u.password, u.admin])).toEqual([['app', 'app', false], ['admin', 'admin', true]]);
     expect(loadConfig(undefined, { PGWAY_ADMIN_PASSWORD: 'x' }).auth.users[1]?.password).toBe('x');
