@@ -25,7 +25,6 @@ import { Slot } from '../pool/expected-responses.js';
 import type { Pool, PoolWaiter } from '../pool/pool.js';
 import { ServerConnection, type ServerSink } from '../pool/server-connection.js';
 import { errorChannel, pinChannel, requestChannel, transactionChannel, type ErrorEvent, type PinEvent } from '../events.js';
-import { classifySessionEffects, type SessionEffect } from '../router/session-effects.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
 import { decodeStartupPacket, type StartupPacket } from '../wire/decode.js';
 import { FrameScanner, type FrameHandler } from '../wire/frame-scanner.js';
@@ -33,9 +32,10 @@ import * as msg from '../wire/messages.js';
 import { randomUint32 } from '../wire/random-pool.js';
 import { ClientAuth, type AuthStep } from './client-auth.js';
 import { HeldFrames } from './held-frames.js';
-import { bindStatement, closeStatement, PreparedStatements, renameBind, targetOf, type ClientStatement } from './prepared-statements.js';
+import { PreparedStatements } from './prepared-statements.js';
+import { RequestWriter } from './request-writer.js';
 import type { SessionContext } from './session-context.js';
-import { prepareStatement, quoteIdent, SessionState } from './session-state.js';
+import { SessionState } from './session-state.js';
 import { reportedParams, startupSettings } from './startup-params.js';
 
 export type ClientState = 'startup' | 'auth' | 'connecting' | 'ready' | 'replication' | 'admin' | 'closed';
@@ -84,6 +84,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   private waiting = false;
   private readonly held = new HeldFrames();
   private readonly statements = new PreparedStatements();
+  private readonly writer = new RequestWriter(this.held, this.statements);
   /** Settings, SQL-level prepared statements and pins that follow the client across connections. */
   private session = new SessionState(new Map());
   /** The attached server's error count when the current request was sent. */
@@ -428,18 +429,6 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   }
 
   private adminChain: Promise<void> = Promise.resolve();
-  /** dispatch() is writing more than one piece: they go out in one writev. */
-  private corked = false;
-
-  /** Flushes the frames held so far and corks the server socket before a rewritten or injected write. */
-  private beforeOwnWrite(server: ServerConnection): void {
-    if (!this.corked) {
-      server.cork();
-      this.corked = true;
-    }
-    this.held.flush(server);
-  }
-
   /** The admin console speaks the simple query protocol; statements run one after another. */
   private onAdminFrame(code: number, buf: Buffer, start: number, end: number): void {
     if (code === Frontend.Terminate) {
@@ -473,30 +462,19 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     if (!this.waiting && this.held.complete) this.acquire();
   }
 
-  /** Writes the held frames to the attached server: one write per run of contiguous frames. */
+  /** Writes the held frames to the attached server (see RequestWriter). */
   private dispatch(): void {
     const server = this.server!;
-    const held = this.held;
-    const pooled = this.mode !== 'session';
     if (!server.busy) {
       this.requestAt = performance.now();
       this.requestTime = Date.now();
       this.errorsBefore = server.errorCount;
     }
-    this.corked = false;
-    for (let i = 0; i < held.count; i++) {
-      const code = held.codes[i]!;
-      const buf = held.bufs[i]!;
-      const start = held.starts[i]!;
-      const end = held.ends[i]!;
-      if (code === Frontend.Query || code === Frontend.Parse) this.onStatementText(server, code, buf, start, end, pooled);
-      if (pooled && this.rewrite(server, code, buf, start, end)) continue;
-      server.noteClientFrame(code);
-      held.emit(buf, start, end, server);
+    const pins = this.writer.write(server, this.session, this.mode !== 'session', this.pool!.settings.maxPreparedStatements);
+    for (const reason of pins) {
+      this.ctx.log.debug({ client: this.id, reason }, 'client pinned to its server connection');
+      if (pinChannel.hasSubscribers) pinChannel.publish({ pool: this.pool!.name, reason } satisfies PinEvent);
     }
-    held.flush(server);
-    held.clear();
-    if (this.corked) server.uncork();
     if (!server.writable) {
       this.socket.pause();
       server.whenDrained(() => this.socket.resume());
@@ -510,131 +488,6 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     server.write(msg.query(sql ? `RESET ALL; ${sql}` : 'RESET ALL'));
     server.expectSwallowed(Slot.Query);
     server.appliedSettings = sql;
-  }
-
-  /**
-   * A statement that may change session state is on its way: its effects are staged, and in
-   * pooled modes the SQL-level prepared statements it uses are made to exist on this connection.
-   */
-  private onStatementText(server: ServerConnection, code: number, buf: Buffer, start: number, end: number, pooled: boolean): void {
-    let textAt = start + 5;
-    if (code === Frontend.Parse) textAt = buf.indexOf(0, textAt) + 1;
-    const nul = buf.indexOf(0, textAt);
-    const { effects } = classifySessionEffects(buf.toString('utf8', textAt, nul < 0 || nul > end ? end : nul));
-    if (effects.length === 0) return;
-    if (pooled) this.placeSqlPrepared(server, effects);
-    for (const reason of this.session.stage(effects)) {
-      this.ctx.log.debug({ client: this.id, reason }, 'client pinned to its server connection');
-      if (pinChannel.hasSubscribers) pinChannel.publish({ pool: this.pool!.name, reason } satisfies PinEvent);
-    }
-  }
-
-  /**
-   * SQL-level PREPARE/EXECUTE/DEALLOCATE in transaction mode: before the client's statement runs,
-   * the statements it names are (re)defined on this connection with the client's own definition,
-   * and a same-named statement left by another client is dropped first.
-   */
-  private placeSqlPrepared(server: ServerConnection, effects: readonly SessionEffect[]): void {
-    const definedHere = new Set<string>();
-    const inject: string[] = [];
-    for (const e of effects) {
-      if (e.kind === 'prepare') {
-        const def = prepareStatement(e.name, e.sql, e.paramTypes);
-        if (server.sqlPrepared.has(e.name) && server.sqlPrepared.get(e.name) !== def) inject.push(`DEALLOCATE ${quoteIdent(e.name)}`);
-        definedHere.add(e.name);
-        server.sqlPrepared.set(e.name, def);
-      } else if (e.kind === 'execute' || e.kind === 'deallocate') {
-        const def = this.session.sqlPrepared.get(e.name);
-        if (!definedHere.has(e.name) && def && server.sqlPrepared.get(e.name) !== def) {
-          if (server.sqlPrepared.has(e.name)) inject.push(`DEALLOCATE ${quoteIdent(e.name)}`);
-          inject.push(def);
-          server.sqlPrepared.set(e.name, def);
-        }
-        if (e.kind === 'deallocate') server.sqlPrepared.delete(e.name);
-      } else if (e.kind === 'deallocate-all') {
-        server.sqlPrepared.clear();
-      }
-    }
-    if (inject.length === 0) return;
-    this.beforeOwnWrite(server);
-    server.write(msg.query(inject.join('; ')));
-    server.expectSwallowed(Slot.Query);
-  }
-
-  /**
-   * Transaction mode: named statements are renamed to their shared server-side names, prepared
-   * on this connection when missing, and a client's Parse or Close of them is answered by pgway
-   * when the server needs no such message. Returns true when the frame was handled here.
-   */
-  private rewrite(server: ServerConnection, code: number, buf: Buffer, start: number, end: number): boolean {
-    switch (code) {
-      case Frontend.Parse: {
-        const stmt = this.statements.onParse(buf, start, end);
-        if (!stmt) return false;
-        this.beforeOwnWrite(server);
-        if (server.prepared.has(stmt.serverName)) {
-          server.prepared.delete(stmt.serverName);
-          server.prepared.set(stmt.serverName, true);
-          server.expectSynthesized(Slot.Parse, msg.PARSE_COMPLETE);
-        } else {
-          this.prepareOn(server, stmt, true);
-        }
-        return true;
-      }
-      case Frontend.Bind: {
-        const [name, stmtAt] = bindStatement(buf, start, end);
-        const stmt = name ? this.statements.get(name) : undefined;
-        if (!stmt) return false;
-        this.beforeOwnWrite(server);
-        this.ensurePrepared(server, stmt);
-        server.noteClientFrame(code);
-        server.write(renameBind(buf, start, end, stmtAt, stmt.serverName));
-        return true;
-      }
-      case Frontend.Describe:
-      case Frontend.Close: {
-        const [type, name] = targetOf(buf, start, end);
-        const stmt = type === 0x53 && name ? this.statements.get(name) : undefined;
-        if (!stmt) return false;
-        this.beforeOwnWrite(server);
-        if (code === Frontend.Close) {
-          // The shared statement stays on the server for other clients; the client hears it closed.
-          this.statements.delete(name);
-          server.expectSynthesized(Slot.Close, msg.CLOSE_COMPLETE);
-          return true;
-        }
-        this.ensurePrepared(server, stmt);
-        server.noteClientFrame(code);
-        server.write(renameBind(buf, start, end, start + 6, stmt.serverName));
-        return true;
-      }
-      default:
-        return false;
-    }
-  }
-
-  private ensurePrepared(server: ServerConnection, stmt: ClientStatement): void {
-    if (server.prepared.has(stmt.serverName)) {
-      server.prepared.delete(stmt.serverName);
-      server.prepared.set(stmt.serverName, true);
-      return;
-    }
-    this.prepareOn(server, stmt, false);
-  }
-
-  /** Sends a Parse for `stmt`, evicting the least recently used statement past the bound. */
-  private prepareOn(server: ServerConnection, stmt: ClientStatement, clientAsked: boolean): void {
-    const max = this.pool!.settings.maxPreparedStatements;
-    while (server.prepared.size >= max) {
-      const oldest = server.prepared.keys().next().value as string;
-      server.prepared.delete(oldest);
-      server.write(closeStatement(oldest));
-      server.expectSwallowed(Slot.Close);
-    }
-    server.prepared.set(stmt.serverName, true);
-    server.write(stmt.parse);
-    if (clientAsked) server.expectForwarded(Slot.Parse, stmt.serverName);
-    else server.expectSwallowed(Slot.Parse, stmt.serverName);
   }
 
   // --- server events -------------------------------------------------------------------------
