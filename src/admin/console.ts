@@ -3,6 +3,7 @@
  * user and run SHOW / PAUSE / RESUME / RELOAD ... with the simple query protocol. Column names
  * follow PgBouncer's where the meaning is the same, so its users' scripts keep working.
  */
+import { defaultConfig } from '../config/load.js';
 import { Backend } from '../wire/codes.js';
 import { errorResponse, MessageWriter } from '../wire/messages.js';
 import type { AdminView } from './admin-view.js';
@@ -12,6 +13,9 @@ interface Table {
   columns: string[];
   rows: Cell[][];
 }
+
+/** Settings a RELOAD does not change (the listeners and the sandbox are set up at start). */
+const RESTART_ONLY = new Set(['listen', 'http', 'sandbox', 'source']);
 
 const TEXT_OID = 25;
 const INT8_OID = 20;
@@ -107,8 +111,13 @@ function show(view: AdminView, what: string): Table | undefined {
         }),
       };
     }
-    case 'config':
-      return { columns: ['key', 'value', 'changeable'], rows: flatten(view.config()).map(([k, v]) => [k, v, 'yes']) };
+    case 'config': {
+      const defaults = new Map(flatten(defaultConfig()));
+      return {
+        columns: ['key', 'value', 'default', 'changeable'],
+        rows: flatten(view.config()).map(([k, v]) => [k, v, defaults.get(k) ?? '', RESTART_ONLY.has(k.split('.')[0]!) ? 'no' : 'yes']),
+      };
+    }
     case 'version':
       return { columns: ['version'], rows: [[`pgway ${view.version}`]] };
     default:

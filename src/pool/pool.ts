@@ -125,12 +125,12 @@ export class Pool {
   release(conn: ServerConnection, how: 'clean' | 'rollback' | 'reset'): void {
     conn.detach();
     conn.clientId = 0;
-    if (how === 'clean' && !conn.busy && conn.txStatus === 0x49 && !conn.deallocateAll) {
+    if (how === 'clean' && !conn.busy && conn.txStatus === 0x49) {
       this.putBack(conn);
       return;
     }
     const timeout = setTimeout(() => conn.close(), this.settings.serverConnectTimeoutMs);
-    const resetQuery = how === 'reset' ? this.settings.serverResetQuery : conn.deallocateAll ? 'DEALLOCATE ALL' : '';
+    const resetQuery = how === 'reset' ? this.settings.serverResetQuery : '';
     conn.reset(resetQuery).then(
       () => {
         clearTimeout(timeout);
@@ -235,6 +235,25 @@ export class Pool {
       this.active.add(conn);
       this.putBack(conn);
     }
+  }
+
+  /**
+   * A shared statement's plan no longer fits (DDL changed a table): every connection drops its
+   * prepared statements before its next client, so each client sees that error at most once.
+   */
+  invalidatePlans(): void {
+    this.planEpoch++;
+    for (const { conn } of this.connections()) conn.deallocateAll = true;
+  }
+
+  /** Bumped by invalidatePlans(): statements clients prepared before it are stale. */
+  planEpoch = 0;
+
+  /** Whether some connection of this pool has prepared the shared statement `serverName`. */
+  knowsStatement(serverName: string): boolean {
+    for (const conn of this.idle) if (conn.prepared.has(serverName)) return true;
+    for (const conn of this.active) if (conn.prepared.has(serverName)) return true;
+    return false;
   }
 
   /** RECONNECT: idle connections close now, busy ones when they are given back. */

@@ -45,7 +45,7 @@ export interface ServerError {
 }
 
 /** Codes whose bodies matter while forwarding; anything else split across chunks is skipped uncopied. */
-const FORWARD_INTEREST = codeSet([Backend.ReadyForQuery, Backend.ParameterStatus, Backend.ErrorResponse]);
+const FORWARD_INTEREST = codeSet([Backend.ReadyForQuery, Backend.ParameterStatus, Backend.ErrorResponse, Backend.CommandComplete]);
 /** Messages the server may send at any time, outside any request's response. */
 const ASYNC = codeSet([Backend.NoticeResponse, Backend.NotificationResponse, Backend.ParameterStatus]);
 const MAX_SERVER_FRAME = 1 << 30;
@@ -77,8 +77,10 @@ export class ServerConnection implements ResponseHandler {
   readonly sqlPrepared = new Map<string, string>();
   /** The settings statement last applied here, so a client with the same settings needs none. */
   appliedSettings = '';
-  /** ErrorResponses seen while attached: a request that saw one did not commit. */
+  /** ErrorResponses a client saw (not those of pgway's own statements): a request that saw one did not commit. */
   errorCount = 0;
+  /** CommandCompletes tagged ROLLBACK (including ROLLBACK TO SAVEPOINT and a COMMIT that rolled back). */
+  rollbackCount = 0;
   /** Prepared statements here may be stale or unknown: DEALLOCATE ALL before the next client. */
   deallocateAll = false;
   private readonly stream = new ResponseStream(this, ALL_CODES, MAX_SERVER_FRAME);
@@ -431,7 +433,7 @@ export class ServerConnection implements ResponseHandler {
         return;
       case Backend.ErrorResponse:
         this.clientInCopy = false;
-        this.errorCount++;
+        if (this.expected.headAction !== Action.Swallow) this.errorCount++;
         if (buf) {
           const fields = decodeErrorFields(buf, start, end);
           const severity = fields.get('V') ?? fields.get('S');
@@ -451,6 +453,7 @@ export class ServerConnection implements ResponseHandler {
         return;
       case Backend.CommandComplete:
         this.clientInCopy = false;
+        if (buf && buf[start + 5] === 0x52 /* R */ && buf.toString('latin1', start + 5, start + 13) === 'ROLLBACK') this.rollbackCount++;
         break;
       case Backend.NoticeResponse:
       case Backend.NotificationResponse:

@@ -87,8 +87,9 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   private readonly writer = new RequestWriter(this.held, this.statements);
   /** Settings, SQL-level prepared statements and pins that follow the client across connections. */
   private session = new SessionState(new Map());
-  /** The attached server's error count when the current request was sent. */
+  /** The attached server's error and rollback counts when the current request began. */
   private errorsBefore = 0;
+  private rollbacksBefore = 0;
   private readonly startupTimer: NodeJS.Timeout;
   /** performance.now() when the current server connection was taken / the current request sent. */
   private leasedAt = 0;
@@ -381,6 +382,15 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     conn.attach(this);
     conn.clientId = this.id;
     this.leasedAt = performance.now();
+    this.markRequestStart(conn);
+    if (conn.deallocateAll) {
+      // Plans went stale after DDL somewhere in this pool: start this connection afresh.
+      conn.write(msg.query('DEALLOCATE ALL'));
+      conn.expectSwallowed(Slot.Query);
+      conn.prepared.clear();
+      conn.sqlPrepared.clear();
+      conn.deallocateAll = false;
+    }
     if (conn.appliedSettings !== this.session.settingsSql) this.resyncSettings(conn);
     if (this.state === 'connecting') {
       // Session mode: the client sees its server's real process id, so pg_backend_pid() and
@@ -459,7 +469,34 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       this.dispatch();
       return;
     }
-    if (!this.waiting && this.held.complete) this.acquire();
+    if (this.waiting || !this.held.complete) return;
+    if (this.mode !== 'session' && this.txStatus === TxStatus.Idle && this.answerPrepareLocally()) return;
+    this.acquire();
+  }
+
+  /**
+   * A request that only prepares statements the pool already has (Parse..., Sync, as libpq's
+   * PQprepare sends) is answered without a server connection. Clients that prepare while other
+   * clients on the same thread hold every connection (pgbench -j < -c) would otherwise deadlock.
+   */
+  private answerPrepareLocally(): boolean {
+    const held = this.held;
+    const last = held.count - 1;
+    if (held.codes[last] !== Frontend.Sync) return false;
+    for (let i = 0; i < last; i++) {
+      if (held.codes[i] !== Frontend.Parse) return false;
+      const serverName = this.statements.serverNameOf(held.bufs[i]!, held.starts[i]!, held.ends[i]!);
+      if (!serverName || !this.pool!.knowsStatement(serverName)) return false;
+    }
+    this.socket.cork();
+    for (let i = 0; i < last; i++) {
+      this.statements.onParse(held.bufs[i]!, held.starts[i]!, held.ends[i]!, this.pool!.planEpoch);
+      this.socket.write(msg.PARSE_COMPLETE);
+    }
+    this.socket.write(msg.READY_IDLE);
+    this.socket.uncork();
+    held.clear();
+    return true;
   }
 
   /** Writes the held frames to the attached server (see RequestWriter). */
@@ -468,9 +505,8 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     if (!server.busy) {
       this.requestAt = performance.now();
       this.requestTime = Date.now();
-      this.errorsBefore = server.errorCount;
     }
-    const pins = this.writer.write(server, this.session, this.mode !== 'session', this.pool!.settings.maxPreparedStatements);
+    const pins = this.writer.write(server, this.session, this.mode !== 'session', this.pool!);
     for (const reason of pins) {
       this.ctx.log.debug({ client: this.id, reason }, 'client pinned to its server connection');
       if (pinChannel.hasSubscribers) pinChannel.publish({ pool: this.pool!.name, reason } satisfies PinEvent);
@@ -480,6 +516,12 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       server.whenDrained(() => this.socket.resume());
     }
     server.flushSynthesized();
+  }
+
+  /** Counts errors and rollbacks from here on, to tell whether the next request's work committed. */
+  private markRequestStart(server: ServerConnection): void {
+    this.errorsBefore = server.errorCount;
+    this.rollbacksBefore = server.rollbackCount;
   }
 
   /** Back to defaults on `server`, then this client's settings, before its own request. */
@@ -522,6 +564,12 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       this.leasedAt = now;
     }
     if (this.session.hasStaged) this.settle(server, status);
+    if (server.deallocateAll && server.errorCount !== this.errorsBefore) {
+      // This client just saw the stale-plan error itself; the others see it once each (RequestWriter).
+      this.pool!.invalidatePlans();
+      this.statements.renew(this.pool!.planEpoch);
+    }
+    this.markRequestStart(server);
     if (this.mode === 'session' || server.busy) return;
     if (status !== TxStatus.Idle) {
       if (this.mode === 'statement') {
@@ -539,11 +587,12 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
 
   /** The request's staged effects committed, failed or stay pending inside a transaction. */
   private settle(server: ServerConnection, status: number): void {
-    if (server.errorCount !== this.errorsBefore || status === TxStatus.Failed) {
-      // Whatever this request did was rolled back, and what the connection holds is uncertain.
+    const rolledBack = server.rollbackCount !== this.rollbacksBefore;
+    if (rolledBack || server.errorCount !== this.errorsBefore || status === TxStatus.Failed) {
+      // PostgreSQL undoes these with the transaction (a ROLLBACK TO SAVEPOINT drops all staged
+      // effects here, also those from before the savepoint). What the connection holds is uncertain.
       this.session.discard();
       server.appliedSettings = '\u0000unknown';
-      if (this.session.sqlPrepared.size > 0 || server.sqlPrepared.size > 0) server.deallocateAll = true;
       return;
     }
     if (status !== TxStatus.Idle) return;

@@ -4,12 +4,15 @@
  * Whichever connection serves the client gets the statement prepared lazily, only when missing.
  */
 import { createHash } from 'node:crypto';
+import { classifySessionEffects } from '../router/session-effects.js';
 import { Frontend } from '../wire/codes.js';
 import { readCString } from '../wire/decode.js';
 import { MessageWriter } from '../wire/messages.js';
 
 export interface ClientStatement {
   serverName: string;
+  /** The pool's plan epoch when the client prepared it: older than the pool's means DDL made it stale. */
+  epoch: number;
   /** A Parse frame for `serverName`, ready to send to a connection that lacks the statement. */
   parse: Buffer;
 }
@@ -55,12 +58,29 @@ export class PreparedStatements {
     this.byClientName.clear();
   }
 
+  /** The client has seen a stale-plan error: its statements are current again. */
+  renew(epoch: number): void {
+    for (const stmt of this.byClientName.values()) stmt.epoch = epoch;
+  }
+
+  /**
+   * The server-side name a named Parse maps to, when its text cannot change session state (such
+   * a Parse may be answered without a server); undefined otherwise.
+   */
+  serverNameOf(frame: Buffer, start: number, end: number): string | undefined {
+    const [name, queryAt] = readCString(frame, start + 5, end);
+    if (name === '') return undefined;
+    const [sql] = readCString(frame, queryAt, end);
+    if (classifySessionEffects(sql).effects.length > 0) return undefined;
+    return serverNameFor(frame.subarray(queryAt, end));
+  }
+
   /** Records a client's named Parse; returns its statement, or undefined for the unnamed one. */
-  onParse(frame: Buffer, start: number, end: number): ClientStatement | undefined {
+  onParse(frame: Buffer, start: number, end: number, epoch: number): ClientStatement | undefined {
     const [name, queryAt] = readCString(frame, start + 5, end);
     if (name === '') return undefined;
     const serverName = serverNameFor(frame.subarray(queryAt, end));
-    const stmt: ClientStatement = { serverName, parse: withName(frame, start, end, start + 5, serverName) };
+    const stmt: ClientStatement = { serverName, epoch, parse: withName(frame, start, end, start + 5, serverName) };
     this.byClientName.set(name, stmt);
     return stmt;
   }

@@ -6,6 +6,7 @@
  * answers itself is registered in the server connection's expected-response FIFO.
  */
 import { Slot } from '../pool/expected-responses.js';
+import type { Pool } from '../pool/pool.js';
 import type { ServerConnection } from '../pool/server-connection.js';
 import { classifySessionEffects, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { Frontend } from '../wire/codes.js';
@@ -14,11 +15,23 @@ import type { HeldFrames } from './held-frames.js';
 import { bindStatement, closeStatement, renameBind, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
 import { prepareStatement, quoteIdent, type SessionState } from './session-state.js';
 
+/** As PostgreSQL words it; drivers such as postgres.js re-prepare when they see this routine. */
+const STALE_PLAN = msg.errorResponse({
+  severity: 'ERROR',
+  sqlstate: '0A000',
+  message: 'cached plan must not change result type',
+  file: 'plancache.c',
+  routine: 'RevalidateCachedQuery',
+});
+
 export class RequestWriter {
   /** More than one piece is being written: they go out in one writev. */
   private corked = false;
   private maxPrepared = 0;
+  private epoch = 0;
   private pins: PinReason[] = [];
+  /** A stale-plan error was answered for the client: its messages up to Sync are skipped, as the server would. */
+  private skipUntilSync = false;
 
   constructor(
     private readonly held: HeldFrames,
@@ -26,16 +39,21 @@ export class RequestWriter {
   ) {}
 
   /** Writes and clears the held frames; returns the reasons the client became pinned, if any. */
-  write(server: ServerConnection, session: SessionState, pooled: boolean, maxPrepared: number): PinReason[] {
+  write(server: ServerConnection, session: SessionState, pooled: boolean, pool: Pool): PinReason[] {
     const held = this.held;
     this.corked = false;
-    this.maxPrepared = maxPrepared;
+    this.maxPrepared = pool.settings.maxPreparedStatements;
+    this.epoch = pool.planEpoch;
     this.pins = [];
     for (let i = 0; i < held.count; i++) {
       const code = held.codes[i]!;
       const buf = held.bufs[i]!;
       const start = held.starts[i]!;
       const end = held.ends[i]!;
+      if (this.skipUntilSync) {
+        if (code !== Frontend.Sync) continue;
+        this.skipUntilSync = false;
+      }
       if (code === Frontend.Query || code === Frontend.Parse) this.onStatementText(server, session, code, buf, start, end, pooled);
       if (pooled && this.rewrite(server, code, buf, start, end)) continue;
       server.noteClientFrame(code);
@@ -86,6 +104,11 @@ export class RequestWriter {
         server.sqlPrepared.set(e.name, def);
       } else if (e.kind === 'execute' || e.kind === 'deallocate') {
         const def = session.sqlPrepared.get(e.name);
+        if (!definedHere.has(e.name) && !def && server.sqlPrepared.has(e.name)) {
+          // Another client's statement of that name must not answer for this client's EXECUTE.
+          inject.push(`DEALLOCATE ${quoteIdent(e.name)}`);
+          server.sqlPrepared.delete(e.name);
+        }
         if (!definedHere.has(e.name) && def && server.sqlPrepared.get(e.name) !== def) {
           if (server.sqlPrepared.has(e.name)) inject.push(`DEALLOCATE ${quoteIdent(e.name)}`);
           inject.push(def);
@@ -110,7 +133,7 @@ export class RequestWriter {
   private rewrite(server: ServerConnection, code: number, buf: Buffer, start: number, end: number): boolean {
     switch (code) {
       case Frontend.Parse: {
-        const stmt = this.statements.onParse(buf, start, end);
+        const stmt = this.statements.onParse(buf, start, end, this.epoch);
         if (!stmt) return false;
         this.beforeOwnWrite(server);
         if (server.prepared.has(stmt.serverName)) {
@@ -127,6 +150,7 @@ export class RequestWriter {
         const stmt = name ? this.statements.get(name) : undefined;
         if (!stmt) return false;
         this.beforeOwnWrite(server);
+        if (stmt.epoch < this.epoch) return this.staleOnce(server, stmt);
         this.ensurePrepared(server, stmt);
         server.noteClientFrame(code);
         server.write(renameBind(buf, start, end, stmtAt, stmt.serverName));
@@ -144,6 +168,7 @@ export class RequestWriter {
           server.expectSynthesized(Slot.Close, msg.CLOSE_COMPLETE);
           return true;
         }
+        if (stmt.epoch < this.epoch) return this.staleOnce(server, stmt);
         this.ensurePrepared(server, stmt);
         server.noteClientFrame(code);
         server.write(renameBind(buf, start, end, start + 6, stmt.serverName));
@@ -152,6 +177,17 @@ export class RequestWriter {
       default:
         return false;
     }
+  }
+
+  /**
+   * DDL changed what a statement the client prepared earlier returns. On a direct connection the
+   * client would hear so once and prepare again; it hears it here too, once per statement.
+   */
+  private staleOnce(server: ServerConnection, stmt: ClientStatement): true {
+    stmt.epoch = this.epoch;
+    server.expectSynthesized(Slot.Bind, STALE_PLAN);
+    this.skipUntilSync = true;
+    return true;
   }
 
   private ensurePrepared(server: ServerConnection, stmt: ClientStatement): void {

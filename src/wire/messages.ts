@@ -83,6 +83,9 @@ export interface ErrorFields {
   message: string;
   detail?: string | undefined;
   hint?: string | undefined;
+  /** PostgreSQL's source file and routine, for errors pgway answers in the server's place. */
+  file?: string | undefined;
+  routine?: string | undefined;
 }
 
 function noticeLike(code: number, f: ErrorFields): Buffer {
@@ -93,6 +96,8 @@ function noticeLike(code: number, f: ErrorFields): Buffer {
     .byte(0x4d).cstring(f.message); // M
   if (f.detail) m.byte(0x44).cstring(f.detail); // D
   if (f.hint) m.byte(0x48).cstring(f.hint); // H
+  if (f.file) m.byte(0x46).cstring(f.file); // F
+  if (f.routine) m.byte(0x52).cstring(f.routine); // R
   return m.byte(0).frame(code);
 }
 
