@@ -99,6 +99,7 @@ export class Pool {
     while (conn && conn.state !== 'idle') conn = this.idle.pop();
     if (conn) {
       this.active.add(conn);
+      if (poolWaitChannel.hasSubscribers) poolWaitChannel.publish({ pool: this.name, waitMs: 0 } satisfies PoolWaitEvent);
       return conn;
     }
     const queued: QueuedWaiter = { waiter, since: Date.now(), timer: undefined };
