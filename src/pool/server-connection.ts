@@ -6,22 +6,18 @@
  */
 import type net from 'node:net';
 import type { ServerTarget } from '../config/schema.js';
-import { ServerAuthError, ServerConnectError, ServerConnectionLostError, ServerRefusedError } from '../errors.js';
+import { ServerConnectError, ServerConnectionLostError, ServerRefusedError } from '../errors.js';
 import { errorChannel, type ErrorEvent } from '../events.js';
-import { AuthCode, Backend, Frontend, TxStatus } from '../wire/codes.js';
-import { decodeErrorFields, decodeParameterStatus, readCString } from '../wire/decode.js';
+import { Backend, Frontend, TxStatus } from '../wire/codes.js';
+import { decodeErrorFields, decodeParameterStatus } from '../wire/decode.js';
 import { ALL_CODES, codeSet } from '../wire/frame-scanner.js';
 import * as msg from '../wire/messages.js';
 import { ResponseStream, type ResponseHandler } from '../wire/response-stream.js';
-import { md5Response, md5Stored, ScramClientExchange } from '../wire/scram.js';
+import { ServerAuthenticator, type ServerCredentials } from './server-auth.js';
 import { Action, ExpectedResponses, Slot } from './expected-responses.js';
 import { openServerSocket } from './server-socket.js';
 
-export interface ServerCredentials {
-  user: string;
-  /** Plaintext, or PostgreSQL's stored "md5..." form (usable only for md5 challenges). */
-  password?: string | undefined;
-}
+export type { ServerCredentials } from './server-auth.js';
 
 /** What the attached client side hears from its server connection. */
 export interface ServerSink {
@@ -83,6 +79,8 @@ export class ServerConnection implements ResponseHandler {
   rollbackCount = 0;
   /** Prepared statements here may be stale or unknown: DEALLOCATE ALL before the next client. */
   deallocateAll = false;
+  /** The attached client just got 'cached plan must not change result type' from the server. */
+  stalePlanSeen = false;
   private readonly stream = new ResponseStream(this, ALL_CODES, MAX_SERVER_FRAME);
   private sink: ServerSink | undefined;
   /** What the server owes, one slot per request message: the expected-response FIFO. */
@@ -102,7 +100,9 @@ export class ServerConnection implements ResponseHandler {
     readonly target: ServerTarget,
     private readonly credentials: ServerCredentials,
     private readonly startupParams: ReadonlyMap<string, string> = new Map(),
-  ) {}
+  ) {
+    this.auth = new ServerAuthenticator(credentials, () => this.describe());
+  }
 
   get busy(): boolean {
     return this.expected.length > 0 || this.unsynced || this.clientInCopy;
@@ -439,7 +439,7 @@ export class ServerConnection implements ResponseHandler {
           const severity = fields.get('V') ?? fields.get('S');
           if (severity === 'FATAL' || severity === 'PANIC') this.sentFatal = this.state === 'attached';
           // After DDL a shared statement's plan may no longer fit; drop them all before reuse.
-          if (fields.get('C') === '0A000' && fields.get('M')?.startsWith('cached plan must not change')) this.deallocateAll = true;
+          if (fields.get('C') === '0A000' && fields.get('M')?.startsWith('cached plan must not change')) this.stalePlanSeen = true;
           if (errorChannel.hasSubscribers) errorChannel.publish({ source: 'server', sqlstate: fields.get('C') ?? 'XX000' } satisfies ErrorEvent);
         }
         if (this.expected.headAction === Action.Swallow && buf && !this.internalError) {
@@ -491,7 +491,7 @@ export class ServerConnection implements ResponseHandler {
 
   // --- login ---------------------------------------------------------------------------------
 
-  private scram: ScramClientExchange | undefined;
+  private readonly auth: ServerAuthenticator;
   /** Why the server refused the login, with where it is: for the log, not for clients. */
   loginRefusal: string | undefined;
   /** The server sent a FATAL error to the attached client: it already knows the connection is gone. */
@@ -499,9 +499,12 @@ export class ServerConnection implements ResponseHandler {
 
   private onLoginFrame(code: number, buf: Buffer, start: number, end: number): void {
     switch (code) {
-      case Backend.Authentication:
-        this.onAuthentication(buf, start, end);
+      case Backend.Authentication: {
+        const step = this.auth.onAuthentication(buf, start, end);
+        if (step instanceof Error) this.fail(step);
+        else if (step) this.socket.write(step);
         return;
+      }
       case Backend.ParameterStatus: {
         const [name, value] = decodeParameterStatus(buf, start, end);
         this.params.set(name, value);
@@ -532,71 +535,5 @@ export class ServerConnection implements ResponseHandler {
       default:
         this.fail(new ServerConnectError(`unexpected message '${String.fromCharCode(code)}' during login`));
     }
-  }
-
-  private onAuthentication(buf: Buffer, start: number, end: number): void {
-    const type = buf.readInt32BE(start + 5);
-    const password = this.credentials.password;
-    const needPassword = (): string | undefined => {
-      if (password !== undefined) return password;
-      this.fail(new ServerAuthError(
-        `${this.describe()} asks for a password and pgway has none for user "${this.credentials.user}" ` +
-          '(give the user a plaintext password or server_password in the config)',
-      ));
-      return undefined;
-    };
-    switch (type) {
-      case AuthCode.Ok:
-        return;
-      case AuthCode.CleartextPassword: {
-        const pw = needPassword();
-        if (pw === undefined) return;
-        if (pw.startsWith('md5') && pw.length === 35) {
-          this.fail(new ServerAuthError(`${this.describe()} asks for a cleartext password; pgway only has an md5 hash`));
-          return;
-        }
-        this.socket.write(msg.passwordMessage(pw));
-        return;
-      }
-      case AuthCode.MD5Password: {
-        const pw = needPassword();
-        if (pw === undefined) return;
-        const stored = pw.startsWith('md5') && pw.length === 35 ? pw : md5Stored(pw, this.credentials.user);
-        this.socket.write(msg.passwordMessage(md5Response(stored, buf.subarray(start + 9, start + 13))));
-        return;
-      }
-      case AuthCode.SASL: {
-        const mechanisms: string[] = [];
-        let pos = start + 9;
-        while (pos < end && buf[pos] !== 0) {
-          const [mech, next] = readCString(buf, pos, end);
-          mechanisms.push(mech);
-          pos = next;
-        }
-        if (!mechanisms.includes('SCRAM-SHA-256')) {
-          this.fail(new ServerAuthError(`${this.describe()} offers no supported SASL mechanism (${mechanisms.join(', ')})`));
-          return;
-        }
-        const pw = needPassword();
-        if (pw === undefined) return;
-        this.scram = new ScramClientExchange(pw);
-        this.socket.write(msg.saslInitialResponse('SCRAM-SHA-256', this.scram.first()));
-        return;
-      }
-      case AuthCode.SASLContinue: {
-        if (!this.scram) break;
-        try {
-          this.socket.write(msg.saslResponse(this.scram.final(buf.toString('utf8', start + 9, end))));
-        } catch (err) {
-          this.fail(new ServerAuthError(`${this.describe()}: ${(err as Error).message}`));
-        }
-        return;
-      }
-      case AuthCode.SASLFinal:
-        if (this.scram?.verify(buf.toString('utf8', start + 9, end))) return;
-        this.fail(new ServerAuthError(`${this.describe()}: the server's SCRAM signature is wrong`));
-        return;
-    }
-    this.fail(new ServerAuthError(`${this.describe()} asks for unsupported authentication (code ${type})`));
   }
 }

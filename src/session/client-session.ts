@@ -527,7 +527,9 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   /** Back to defaults on `server`, then this client's settings, before its own request. */
   private resyncSettings(server: ServerConnection): void {
     const sql = this.session.settingsSql;
-    server.write(msg.query(sql ? `RESET ALL; ${sql}` : 'RESET ALL'));
+    // RESET ALL leaves the role alone, so it is reset on its own: one client's SET ROLE must
+    // never reach the next client.
+    server.write(msg.query(sql ? `RESET ALL; RESET ROLE; ${sql}` : 'RESET ALL; RESET ROLE'));
     server.expectSwallowed(Slot.Query);
     server.appliedSettings = sql;
   }
@@ -564,8 +566,9 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       this.leasedAt = now;
     }
     if (this.session.hasStaged) this.settle(server, status);
-    if (server.deallocateAll && server.errorCount !== this.errorsBefore) {
+    if (server.stalePlanSeen) {
       // This client just saw the stale-plan error itself; the others see it once each (RequestWriter).
+      server.stalePlanSeen = false;
       this.pool!.invalidatePlans();
       this.statements.renew(this.pool!.planEpoch);
     }
@@ -656,7 +659,9 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     if (this.waiting) this.pool?.cancelWait(this);
     const server = this.server;
     this.server = undefined;
-    if (server && this.pool) this.pool.release(server, this.mode === 'session' ? 'reset' : 'rollback');
+    // A pinned client leaves state behind (LISTEN, temp tables, advisory locks...): DISCARD it.
+    const how = this.mode === 'session' || this.session.pinned ? 'reset' : 'rollback';
+    if (server && this.pool) this.pool.release(server, how);
     else if (server) server.close();
     if (!this.socket.destroyed) this.socket.destroySoon();
     this.ctx.closed(this);
