@@ -339,10 +339,12 @@ export class Gateway implements SessionContext, AdminView {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     this.log.info({ clients: this.sessions.size, timeoutMs }, 'shutting down');
-    await Promise.all(this.listeners.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    // close() stops accepting at once; its callback waits for the open connections, closed below.
+    const listenersClosed = this.listeners.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     const deadline = Date.now() + timeoutMs;
     while (this.hasBusySessions() && Date.now() < deadline) await sleep(50);
     for (const session of [...this.sessions]) session.terminate();
+    await Promise.race([Promise.all(listenersClosed), sleep(1000)]);
     // Let released server connections finish their reset before the pools close them.
     await sleep(20);
     await Promise.all([...this.poolMap.values()].map((p) => p.close()));
