@@ -100,6 +100,14 @@ export class PoolTimeoutError extends GatewayError {
   }
 }
 
+export class IdleInTransactionTimeoutError extends GatewayError {
+  readonly code = 'PGWAY_IDLE_IN_TRANSACTION_TIMEOUT';
+  readonly sqlstate = '25P03';
+  constructor(timeoutMs: number) {
+    super(`terminating connection due to idle-in-transaction timeout (idle_transaction_timeout_ms is ${timeoutMs})`);
+  }
+}
+
 export class ServerConnectError extends GatewayError {
   readonly code = 'PGWAY_SERVER_CONNECT';
   readonly sqlstate = '08006';

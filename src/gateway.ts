@@ -13,7 +13,7 @@ import { runAdminCommand } from './admin/console.js';
 import { AdminHttp } from './admin/http.js';
 import { loadConfig } from './config/load.js';
 import type { Config, DatabaseConfig, ServerTarget, UserConfig } from './config/schema.js';
-import { Pool } from './pool/pool.js';
+import { ConnectionLimit, Pool } from './pool/pool.js';
 import type { ServerCredentials } from './pool/server-connection.js';
 import { initSessionEffects } from './router/session-effects.js';
 import { startCluster, type RunningCluster } from './sandbox/postgres-cluster.js';
@@ -42,6 +42,7 @@ export class Gateway implements SessionContext, AdminView {
   private users = new Map<string, UserConfig>();
   private secrets = new Map<string, UserSecret>();
   private readonly poolMap = new Map<string, Pool>();
+  private readonly dbLimits = new Map<string, ConnectionLimit>();
   private readonly sessions = new Set<ClientSession>();
   private readonly cancelKeys = new Map<number, ClientSession>();
   private admittedCount = 0;
@@ -138,6 +139,8 @@ export class Gateway implements SessionContext, AdminView {
       const user = this.users.get(userName);
       if (db && user && sameTarget(pool.target, db.primary) && sameCredentials(pool.credentials, this.serverCredentials(db, user))) {
         pool.settings = db.pool;
+        const limit = this.dbLimits.get(db.name);
+        if (limit) limit.max = db.pool.maxDbConnections;
         continue;
       }
       pool.retire();
@@ -202,10 +205,20 @@ export class Gateway implements SessionContext, AdminView {
     const key = `${db.name}\0${user.name}`;
     let pool = this.poolMap.get(key);
     if (!pool) {
-      pool = new Pool(`${db.name}/${user.name}`, db.primary, this.serverCredentials(db, user), db.pool, this.log);
+      let limit = this.dbLimits.get(db.name);
+      if (!limit) this.dbLimits.set(db.name, (limit = new ConnectionLimit(db.pool.maxDbConnections)));
+      limit.max = db.pool.maxDbConnections;
+      pool = new Pool(`${db.name}/${user.name}`, db.primary, this.serverCredentials(db, user), db.pool, this.log, limit);
       this.poolMap.set(key, pool);
     }
     return pool;
+  }
+
+  serverParamsFor(database: string): ReadonlyMap<string, string> | undefined {
+    for (const pool of this.poolMap.values()) {
+      if (pool.serverParams && pool.name.startsWith(`${database}/`)) return pool.serverParams;
+    }
+    return undefined;
   }
 
   poolFor(retired: Pool): Pool {

@@ -23,6 +23,16 @@ export class PoolCounters {
   assignments = 0;
 }
 
+/** Server connections open to one database across all its pools (max_db_connections; 0 = no cap). */
+export class ConnectionLimit {
+  open = 0;
+  constructor(public max = 0) {}
+
+  get full(): boolean {
+    return this.max > 0 && this.open >= this.max;
+  }
+}
+
 export interface PoolWaiter {
   onLease(conn: ServerConnection): void;
   onLeaseError(err: Error): void;
@@ -31,8 +41,10 @@ export interface PoolWaiter {
 interface QueuedWaiter {
   waiter: PoolWaiter;
   since: number;
-  /** Unset while the pool is paused: a paused wait does not time out. */
+  /** Unset while the pool is paused (a paused wait does not time out) or with query_wait_timeout_ms 0. */
   timer: NodeJS.Timeout | undefined;
+  /** Opens the reserve once this client has waited reserve_timeout_ms. */
+  reserveTimer?: NodeJS.Timeout | undefined;
 }
 
 export interface PoolStats {
@@ -49,6 +61,10 @@ export class Pool {
   private readonly active = new Set<ServerConnection>();
   private readonly waiters: QueuedWaiter[] = [];
   private connecting = 0;
+  /** Every connection this pool opened and has not closed yet. */
+  private readonly owned = new Set<ServerConnection>();
+  /** A client waited reserve_timeout_ms: up to reserve_size more connections may open. */
+  private reserveOpen = false;
   /** ParameterStatus values of the last connection opened, shown to pooled clients at login. */
   serverParams: ReadonlyMap<string, string> | undefined;
   readonly counters = new PoolCounters();
@@ -66,6 +82,7 @@ export class Pool {
     readonly credentials: ServerCredentials,
     public settings: PoolSettings,
     private readonly log: Logger,
+    private readonly dbLimit = new ConnectionLimit(),
   ) {
     this.maintenance = setInterval(() => this.maintain(), 1000);
     this.maintenance.unref();
@@ -96,24 +113,67 @@ export class Pool {
     }
     let conn = this.idle.pop();
     // A connection the server dropped while idle is replaced silently.
-    while (conn && conn.state !== 'idle') conn = this.idle.pop();
+    while (conn && conn.state !== 'idle') {
+      this.forget(conn);
+      conn = this.idle.pop();
+    }
+    if (conn && Date.now() - conn.lastUsedAt >= this.settings.serverCheckDelayMs) {
+      // Idle long enough that the server may have gone: check it before this client gets it.
+      this.waiters.unshift(this.queued(waiter));
+      this.check(conn);
+      return undefined;
+    }
     if (conn) {
       this.active.add(conn);
       if (poolWaitChannel.hasSubscribers) poolWaitChannel.publish({ pool: this.name, waitMs: 0 } satisfies PoolWaitEvent);
       return conn;
     }
-    const queued: QueuedWaiter = { waiter, since: Date.now(), timer: undefined };
-    queued.timer = setTimeout(() => this.expire(queued), this.settings.queryWaitTimeoutMs);
-    this.waiters.push(queued);
+    this.waiters.push(this.queued(waiter));
     this.grow();
     return undefined;
+  }
+
+  private queued(waiter: PoolWaiter): QueuedWaiter {
+    const q: QueuedWaiter = { waiter, since: Date.now(), timer: undefined };
+    this.startTimers(q);
+    return q;
+  }
+
+  private startTimers(q: QueuedWaiter): void {
+    const { queryWaitTimeoutMs, reserveSize, reserveTimeoutMs } = this.settings;
+    if (queryWaitTimeoutMs > 0) q.timer = setTimeout(() => this.expire(q), queryWaitTimeoutMs);
+    if (reserveSize > 0) {
+      q.reserveTimer = setTimeout(() => {
+        this.reserveOpen = true;
+        this.grow();
+      }, reserveTimeoutMs);
+    }
+  }
+
+  private stopTimers(q: QueuedWaiter): void {
+    clearTimeout(q.timer);
+    clearTimeout(q.reserveTimer);
+    q.timer = undefined;
+    q.reserveTimer = undefined;
+  }
+
+  /** server_check_delay: an empty query proves the connection still works before it is handed out. */
+  private check(conn: ServerConnection): void {
+    this.active.add(conn);
+    conn.query('').then(
+      () => this.putBack(conn),
+      (err: unknown) => {
+        this.log.info({ err: (err as Error).message, pool: this.name }, 'idle server connection failed its check; replaced');
+        this.discard(conn);
+      },
+    );
   }
 
   /** Takes `waiter` out of the queue (its client left). */
   cancelWait(waiter: PoolWaiter): void {
     const i = this.waiters.findIndex((q) => q.waiter === waiter);
     if (i < 0) return;
-    clearTimeout(this.waiters[i]!.timer);
+    this.stopTimers(this.waiters[i]!);
     this.waiters.splice(i, 1);
   }
 
@@ -147,12 +207,18 @@ export class Pool {
 
   /** Drops a connection that is broken or must not be reused. */
   discard(conn: ServerConnection): void {
-    conn.close();
-    this.active.delete(conn);
+    this.forget(conn);
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
     if (this.paused && this.active.size === 0) this.onPausedIdle();
     this.grow();
+  }
+
+  /** Closes `conn` and stops counting it (this pool, max_db_connections). */
+  private forget(conn: ServerConnection): void {
+    conn.close();
+    this.active.delete(conn);
+    if (this.owned.delete(conn)) this.dbLimit.open--;
   }
 
   private readonly loginBlocks = new Map<string, Buffer>();
@@ -174,28 +240,29 @@ export class Pool {
   /** RELOAD moved this pool's database: stop handing out connections and let them drain. */
   retire(): void {
     this.retired = true;
-    for (const conn of this.idle.splice(0)) conn.close();
+    for (const conn of this.idle.splice(0)) this.forget(conn);
   }
 
   async close(): Promise<void> {
     this.closed = true;
     for (const resolve of this.pauseWaiters.splice(0)) resolve();
     clearInterval(this.maintenance);
-    for (const q of this.waiters.splice(0)) clearTimeout(q.timer);
-    for (const conn of this.idle.splice(0)) conn.close();
-    for (const conn of this.active) conn.close();
-    this.active.clear();
+    for (const q of this.waiters.splice(0)) this.stopTimers(q);
+    for (const conn of [...this.owned]) this.forget(conn);
+    this.idle.length = 0;
   }
 
   private putBack(conn: ServerConnection): void {
-    const stale = conn.createdAt <= this.reconnectBefore || Date.now() - conn.createdAt > this.settings.serverLifetimeMs;
+    const { serverLifetimeMs, size } = this.settings;
+    const tooOld = serverLifetimeMs > 0 && Date.now() - conn.createdAt > serverLifetimeMs;
+    const stale = conn.createdAt <= this.reconnectBefore || tooOld;
     if (conn.state !== 'idle' || this.closed || stale || this.retired) {
       this.discard(conn);
       return;
     }
     const next = this.paused ? undefined : this.waiters.shift();
     if (next) {
-      clearTimeout(next.timer);
+      this.stopTimers(next);
       const now = Date.now();
       conn.lastUsedAt = now;
       this.counters.waitTimeUs += (now - next.since) * 1000;
@@ -203,6 +270,12 @@ export class Pool {
         poolWaitChannel.publish({ pool: this.name, waitMs: now - next.since } satisfies PoolWaitEvent);
       }
       next.waiter.onLease(conn);
+      return;
+    }
+    this.reserveOpen = false;
+    if (this.size > size) {
+      // Nobody waits any more: a reserve connection goes.
+      this.discard(conn);
       return;
     }
     this.active.delete(conn);
@@ -216,10 +289,7 @@ export class Pool {
    */
   pause(): Promise<void> {
     this.paused = true;
-    for (const q of this.waiters) {
-      clearTimeout(q.timer);
-      q.timer = undefined;
-    }
+    for (const q of this.waiters) this.stopTimers(q);
     return new Promise((resolve) => {
       this.pauseWaiters.push(resolve);
       if (this.active.size === 0) this.onPausedIdle();
@@ -229,7 +299,7 @@ export class Pool {
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    for (const q of this.waiters) q.timer = setTimeout(() => this.expire(q), this.settings.queryWaitTimeoutMs);
+    for (const q of this.waiters) this.startTimers(q);
     this.grow();
     while (this.idle.length > 0 && this.waiters.length > 0) {
       const conn = this.idle.pop()!;
@@ -259,14 +329,14 @@ export class Pool {
 
   /** RECONNECT: idle connections close now, busy ones when they are given back. */
   reconnect(): void {
-    for (const conn of this.idle.splice(0)) conn.close();
+    for (const conn of this.idle.splice(0)) this.forget(conn);
     this.reconnectBefore = Date.now();
   }
 
   private reconnectBefore = 0;
 
   private onPausedIdle(): void {
-    for (const conn of this.idle.splice(0)) conn.close();
+    for (const conn of this.idle.splice(0)) this.forget(conn);
     for (const resolve of this.pauseWaiters.splice(0)) resolve();
   }
 
@@ -277,17 +347,20 @@ export class Pool {
 
   /** Opens connections while clients wait and the pool has room. */
   private grow(): void {
-    while (!this.closed && !this.paused && this.waiters.length > this.connecting && this.size < this.settings.size) {
+    const limit = this.settings.size + (this.reserveOpen ? this.settings.reserveSize : 0);
+    while (!this.closed && !this.paused && !this.dbLimit.full && this.waiters.length > this.connecting && this.size < limit) {
       this.open();
     }
   }
 
   private open(): void {
     this.connecting++;
+    this.dbLimit.open++;
     const conn = new ServerConnection(this.target, this.credentials);
     conn.connect(this.settings.serverConnectTimeoutMs).then(
       () => {
         this.connecting--;
+        this.owned.add(conn);
         this.serverParams = new Map(conn.params);
         this.loginBlocks.clear();
         this.active.add(conn);
@@ -296,11 +369,12 @@ export class Pool {
       },
       (err: GatewayError) => {
         this.connecting--;
+        this.dbLimit.open--;
         this.log.warn({ err: conn.loginRefusal ?? err.message, pool: this.name }, 'server connection failed');
         // A waiting client hears why instead of waiting out its timeout.
         const q = this.waiters.shift();
         if (q) {
-          clearTimeout(q.timer);
+          this.stopTimers(q);
           q.waiter.onLeaseError(err);
         }
       },
@@ -311,6 +385,7 @@ export class Pool {
     const i = this.waiters.indexOf(queued);
     if (i < 0) return;
     this.waiters.splice(i, 1);
+    this.stopTimers(queued);
     queued.waiter.onLeaseError(new PoolTimeoutError(this.name, Date.now() - queued.since));
   }
 
@@ -320,11 +395,11 @@ export class Pool {
     const { serverIdleTimeoutMs, serverLifetimeMs, minSize } = this.settings;
     for (let i = this.idle.length - 1; i >= 0; i--) {
       const conn = this.idle[i]!;
-      const tooOld = now - conn.createdAt > serverLifetimeMs;
-      const tooIdle = now - conn.lastUsedAt > serverIdleTimeoutMs && this.size > minSize;
+      const tooOld = serverLifetimeMs > 0 && now - conn.createdAt > serverLifetimeMs;
+      const tooIdle = serverIdleTimeoutMs > 0 && now - conn.lastUsedAt > serverIdleTimeoutMs && this.size > minSize;
       if (tooOld || tooIdle || conn.state !== 'idle') {
         this.idle.splice(i, 1);
-        conn.close();
+        this.forget(conn);
       }
     }
     while (!this.closed && !this.paused && this.size < minSize) this.open();

@@ -336,6 +336,7 @@ export class ServerConnection implements ResponseHandler {
     await this.drain();
     const error = this.internalError as ServerError | undefined;
     this.internalError = undefined;
+    if (this.state === 'internal') this.state = 'idle';
     if (error) throw serverFailure(error);
   }
 

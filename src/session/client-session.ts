@@ -13,6 +13,7 @@ import type { DatabaseConfig, PoolMode, UserConfig } from '../config/schema.js';
 import {
   FeatureNotSupportedError,
   GatewayError,
+  IdleInTransactionTimeoutError,
   InvalidAuthorizationError,
   ProtocolViolationError,
   ServerConnectionLostError,
@@ -93,6 +94,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   private readonly startupTimer: NodeJS.Timeout;
   /** performance.now() when the current server connection was taken / the current request sent. */
   private leasedAt = 0;
+  private idleTxTimer: NodeJS.Timeout | undefined;
   private requestAt = 0;
   /** When the client last sent a request, and how long it waited for a server (SHOW CLIENTS). */
   requestTime = 0;
@@ -328,7 +330,8 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     this.session = new SessionState(settings);
     this.state = 'connecting';
     this.pool = this.ctx.primaryPool(db, user);
-    const known = this.pool.serverParams;
+    // Any pool of this database knows what the server reports; a new user's pool borrows that.
+    const known = this.pool.serverParams ?? this.ctx.serverParamsFor(db.name);
     if (this.mode !== 'session' && known) {
       const block = this.pool.loginParameters(this.session.settingsSql, () => reportedParams(known, settings));
       this.finishLogin(block, (nextVirtualPid = (nextVirtualPid + 1) & 0x7fffffff));
@@ -499,8 +502,20 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     return true;
   }
 
+  /** idle_transaction_timeout_ms: a client that sits inside a transaction holds a server connection. */
+  private watchIdleTransaction(): void {
+    const timeoutMs = this.pool!.settings.idleTransactionTimeoutMs;
+    if (timeoutMs <= 0) return;
+    clearTimeout(this.idleTxTimer);
+    this.idleTxTimer = setTimeout(() => {
+      if (this.server && !this.server.busy && this.txStatus !== TxStatus.Idle) this.fail(new IdleInTransactionTimeoutError(timeoutMs));
+    }, timeoutMs);
+    this.idleTxTimer.unref();
+  }
+
   /** Writes the held frames to the attached server (see RequestWriter). */
   private dispatch(): void {
+    clearTimeout(this.idleTxTimer);
     const server = this.server!;
     if (!server.busy) {
       this.requestAt = performance.now();
@@ -573,7 +588,9 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       this.statements.renew(this.pool!.planEpoch);
     }
     this.markRequestStart(server);
-    if (this.mode === 'session' || server.busy) return;
+    if (server.busy) return;
+    if (status !== TxStatus.Idle) this.watchIdleTransaction();
+    if (this.mode === 'session') return;
     if (status !== TxStatus.Idle) {
       if (this.mode === 'statement') {
         this.fail(new FeatureNotSupportedError('transaction blocks are not allowed in statement pooling mode'));
@@ -656,6 +673,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     if (this.state === 'closed') return;
     this.state = 'closed';
     clearTimeout(this.startupTimer);
+    clearTimeout(this.idleTxTimer);
     if (this.waiting) this.pool?.cancelWait(this);
     const server = this.server;
     this.server = undefined;

@@ -55,7 +55,7 @@ export class RequestWriter {
         this.skipUntilSync = false;
       }
       if (code === Frontend.Query || code === Frontend.Parse) this.onStatementText(server, session, code, buf, start, end, pooled);
-      if (pooled && this.rewrite(server, code, buf, start, end)) continue;
+      if (pooled && this.maxPrepared > 0 && this.rewrite(server, code, buf, start, end)) continue;
       server.noteClientFrame(code);
       held.emit(buf, start, end, server);
     }
