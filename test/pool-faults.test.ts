@@ -13,6 +13,7 @@ import { ConfigError, loadConfig } from '../src/config/load.js';
 import { Gateway } from '../src/gateway.js';
 import { adminQuery, lab } from './harness/lab.js';
 import { run, start, type RunResult } from './helpers/run.js';
+import { errorOf, pidOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
 
 const DB = 'tp_faults';
 const POOL_OF_2 = '{ mode: transaction, size: 2, query_wait_timeout_ms: 5000 }';
@@ -115,36 +116,14 @@ async function endQuietly(client: pg.Client): Promise<void> {
   await Promise.race([client.end().catch(() => undefined), sleep(2000)]);
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 function socketOf(client: pg.Client): net.Socket {
   return client.connection.stream as net.Socket;
 }
 
-async function pidOf(client: pg.Client): Promise<number> {
-  return (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-}
 
-function sqlstate(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : undefined;
-}
 
-async function errorOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  return undefined;
-}
 
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** Server backends of `database` (pgway's server connections) matching `where`, seen directly. */
 async function backends(where = 'true', database = DB): Promise<number> {

@@ -13,6 +13,7 @@ import { Gateway } from '../src/gateway.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab } from './harness/lab.js';
 import { cancelRequestPacket, cstring, dataRowValues, errorFields, rawTrustLogin, typedMessage } from './helpers/raw-client.js';
+import { errorOf, pidOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
 
 const TRANSACTION_POOL_OF_2 = '{ mode: transaction, size: 2, query_wait_timeout_ms: 5000 }';
 
@@ -64,33 +65,10 @@ async function endQuietly(client: pg.Client): Promise<void> {
   await Promise.race([client.end().catch(() => undefined), sleep(2000)]);
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function pidOf(client: pg.Client): Promise<number> {
-  return (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-}
 
-function sqlstate(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : undefined;
-}
 
-async function errorOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  return undefined;
-}
 
-/** Polls `check` until it holds; bounded, so a broken gateway fails the test instead of hanging it. */
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** The server pid running a statement whose text contains `marker` (seen directly, not through pgway). */
 async function runningPid(marker: string): Promise<number> {
