@@ -23,6 +23,8 @@ export type { ServerCredentials } from './server-auth.js';
 export interface ServerSink {
   /** Bytes to forward to the client. Returns false when the client wants us to pause. */
   onServerData(chunk: Buffer): boolean;
+  /** Whether bytes handed to onServerData may still be referenced (queued, not yet written). */
+  holdsBytes(): boolean;
   /** Several writes are coming for one server chunk: coalesce them. */
   cork(): void;
   uncork(): void;
@@ -114,10 +116,13 @@ export class ServerConnection implements ResponseHandler {
       this.fail(new ServerConnectError(`login to ${this.describe()} timed out after ${timeoutMs} ms`));
     }, timeoutMs);
     try {
-      this.socket = await openServerSocket(this.target, timeoutMs);
+      // Replication pipes take the raw socket over later, so they read through the stream API.
+      const reader = this.startupParams.size === 0 ? { onChunk: (c: Buffer) => this.onData(c), lent: () => this.sink?.holdsBytes() ?? false } : undefined;
+      const { socket, direct } = await openServerSocket(this.target, timeoutMs, reader);
+      this.socket = socket;
       await new Promise<void>((resolve, reject) => {
         this.internalDone = (err) => (err ? reject(err) : resolve());
-        this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+        if (!direct) this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
         this.socket.on('error', (err) => this.fail(new ServerConnectionLostError({ cause: err })));
         this.socket.on('close', () => this.fail(new ServerConnectionLostError()));
         this.loginStep = this.onLoginFrame;
@@ -360,7 +365,7 @@ export class ServerConnection implements ResponseHandler {
    * another client is not cancelled.
    */
   async cancel(stillWanted: () => boolean = () => true, timeoutMs = 5000): Promise<void> {
-    const socket = await openServerSocket(this.target, timeoutMs);
+    const { socket } = await openServerSocket(this.target, timeoutMs);
     socket.on('error', () => undefined);
     if (stillWanted()) socket.end(msg.cancelRequest(this.pid, this.secret));
     else socket.destroy();

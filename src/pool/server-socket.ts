@@ -13,9 +13,36 @@ export function socketPath(target: Pick<ServerTarget, 'host' | 'port'>): string 
   return target.host.startsWith('/') ? `${target.host}/.s.PGSQL.${target.port}` : undefined;
 }
 
-function connectPlain(target: ServerTarget): net.Socket {
+/**
+ * Reads from a server socket into a buffer pgway reuses, handed to `onChunk` without the stream
+ * machinery. `lent()` is asked after each chunk: true when something still refers to the bytes
+ * (a write queued towards a client), so the next read gets a fresh buffer instead.
+ */
+export interface DirectReader {
+  onChunk(chunk: Buffer): void;
+  lent(): boolean;
+}
+
+const READ_BUFFER_BYTES = 64 * 1024;
+
+function connectPlain(target: ServerTarget, reader?: DirectReader): net.Socket {
   const path = socketPath(target);
-  return path ? net.connect({ path }) : net.connect({ host: target.host, port: target.port, noDelay: true });
+  const where: net.NetConnectOpts = path ? { path } : { host: target.host, port: target.port, noDelay: true };
+  if (!reader) return net.connect(where);
+  let buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  return net.connect({
+    ...where,
+    onread: {
+      buffer: () => {
+        if (reader.lent()) buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+        return buffer;
+      },
+      callback: (bytes: number, buf: Uint8Array) => {
+        reader.onChunk((buf as Buffer).subarray(0, bytes));
+        return true;
+      },
+    },
+  });
 }
 
 function awaitConnect(socket: net.Socket, timeoutMs: number, what: string): Promise<void> {
@@ -84,17 +111,22 @@ function upgrade(socket: net.Socket, target: ServerTarget, timeoutMs: number): P
   });
 }
 
-export async function openServerSocket(target: ServerTarget, timeoutMs: number): Promise<net.Socket> {
+/**
+ * `reader`, when given, receives the socket's bytes directly (see DirectReader) on a connection
+ * that will not use TLS; the caller must then not listen for 'data'. Returns whether it is in use.
+ */
+export async function openServerSocket(target: ServerTarget, timeoutMs: number, reader?: DirectReader): Promise<{ socket: net.Socket; direct: boolean }> {
   const what = socketPath(target) ?? `${target.host}:${target.port}`;
-  const socket = connectPlain(target);
+  const wantsTls = !socketPath(target) && target.sslmode !== 'disable' && target.sslmode !== 'allow';
+  const direct = reader !== undefined && !wantsTls;
+  const socket = connectPlain(target, direct ? reader : undefined);
   await awaitConnect(socket, timeoutMs, what);
   socket.setKeepAlive(true, 60_000);
-  const wantsTls = !socketPath(target) && target.sslmode !== 'disable' && target.sslmode !== 'allow';
-  if (!wantsTls) return socket;
+  if (!wantsTls) return { socket, direct };
   socket.write(sslRequest());
   const answer = await readSslAnswer(socket);
-  if (answer === 0x53 /* S */) return upgrade(socket, target, timeoutMs);
-  if (target.sslmode === 'prefer') return socket;
+  if (answer === 0x53 /* S */) return { socket: await upgrade(socket, target, timeoutMs), direct: false };
+  if (target.sslmode === 'prefer') return { socket, direct: false };
   socket.destroy();
   throw new ServerConnectError(`server ${what} does not support SSL, but sslmode is ${target.sslmode}`);
 }

@@ -556,6 +556,10 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     return this.socket.write(chunk);
   }
 
+  holdsBytes(): boolean {
+    return this.socket.writableLength > 0;
+  }
+
   cork(): void {
     this.socket.cork();
   }
