@@ -77,6 +77,23 @@ describe('pool settings', () => {
     await b.end();
   });
 
+  it('ends a transaction-mode client whose startup setting the server rejects (22023 FATAL) before its first statement runs', async () => {
+    gw = await startGateway({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 3000 }' });
+    await adminQuery('CREATE TABLE IF NOT EXISTS ps_bad_setting (v int)');
+    await adminQuery('GRANT ALL ON ps_bad_setting TO app');
+    // Transaction mode logs in without a server, so the server's verdict comes with the first request.
+    const bad = new pg.Client({ connectionString: gw.url(), options: '-c statement_timeout=soon' });
+    bad.on('error', () => undefined);
+    await bad.connect();
+    await expect(bad.query('INSERT INTO ps_bad_setting VALUES (1)')).rejects.toMatchObject({ code: '22023', severity: 'FATAL' });
+    expect((await adminQuery<{ n: number }>('SELECT count(*)::int AS n FROM ps_bad_setting')).rows).toEqual([{ n: 0 }]);
+    // The same setting with a valid value works; the connection the bad client used serves it.
+    const good = new pg.Client({ connectionString: gw.url(), options: '-c statement_timeout=4321' });
+    await good.connect();
+    expect((await good.query<{ statement_timeout: string }>('SHOW statement_timeout')).rows).toEqual([{ statement_timeout: '4321ms' }]);
+    await good.end();
+  });
+
   it('replaces an idle connection the server dropped, before handing it out (server_check_delay_ms 0)', async () => {
     gw = await startGateway({ pool: '{ mode: transaction, size: 1, server_check_delay_ms: 0, query_wait_timeout_ms: 3000 }' });
     const a = await client(gw.url(), 'ps-check');

@@ -266,6 +266,15 @@ describe('psql through pgway', () => {
     expect(r.stdout).toBe(`${serverUser}\n`);
   });
 
+  it('refuses a startup setting the server refuses, with the server\'s FATAL, as a direct connection does', async () => {
+    const extra = { options: '-c statement_timeout=soon' };
+    const direct = await psql(['select 1'], { extra, host: lab().primary.host, port: lab().primary.port });
+    const through = await psql(['select 1'], { extra });
+    expect(direct.code).toBe(2);
+    expect(through.code).toBe(2);
+    expect(through.stderr).toMatch(/FATAL:  invalid value for parameter "statement_timeout": "soon"/);
+  });
+
   it('refuses a wrong password with FATAL 28P01 and exit code 2', async () => {
     const r = await psql(['select 1'], { password: 'not-the-password' });
     expect(r.code).toBe(2);

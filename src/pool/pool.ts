@@ -222,6 +222,17 @@ export class Pool {
   }
 
   private readonly loginBlocks = new Map<string, Buffer>();
+  /** Client settings statements the server accepted once; logins with them need no server. */
+  private readonly checkedSettings = new Set<string>();
+
+  settingsChecked(sql: string): boolean {
+    return sql === '' || this.checkedSettings.has(sql);
+  }
+
+  markSettingsChecked(sql: string): void {
+    if (this.checkedSettings.size >= 1000) this.checkedSettings.clear();
+    this.checkedSettings.add(sql);
+  }
 
   /**
    * The ParameterStatus messages a pooled client gets at login, encoded once per distinct client

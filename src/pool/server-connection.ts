@@ -42,6 +42,9 @@ export interface ServerError {
   fields: Map<string, string>;
 }
 
+/** Marks the swallowed slot of a settings statement (see expectSettings). */
+const SETTINGS = '\u0000settings';
+
 /** Codes whose bodies matter while forwarding; anything else split across chunks is skipped uncopied. */
 const FORWARD_INTEREST = codeSet([Backend.ReadyForQuery, Backend.ParameterStatus, Backend.ErrorResponse, Backend.CommandComplete]);
 /** Messages the server may send at any time, outside any request's response. */
@@ -88,6 +91,7 @@ export class ServerConnection implements ResponseHandler {
   /** What the server owes, one slot per request message: the expected-response FIFO. */
   readonly expected = new ExpectedResponses();
   private inPush = false;
+  private settingsError: ServerError | undefined;
   private idleCallback: (() => void) | undefined;
   /** The client is streaming COPY data: its Syncs are ignored by the server until CopyDone/CopyFail. */
   private clientInCopy = false;
@@ -218,6 +222,18 @@ export class ServerConnection implements ResponseHandler {
     if (kind <= Slot.Close) this.unsynced = true;
     if (kind === Slot.Query) this.internalError = undefined;
     this.expected.push(kind, Action.Swallow, statement);
+  }
+
+  /** pgway's statement laying a client's settings on this connection; its failure is the client's to hear. */
+  expectSettings(): void {
+    this.expectSwallowed(Slot.Query, SETTINGS);
+  }
+
+  /** The server refused a client's settings (see expectSettings); taken once. */
+  takeSettingsError(): ServerError | undefined {
+    const error = this.settingsError;
+    this.settingsError = undefined;
+    return error;
   }
 
   /** A client message sent in a form pgway chose (a renamed Parse); `statement` is forgotten if it fails. */
@@ -451,6 +467,7 @@ export class ServerConnection implements ResponseHandler {
         if (this.expected.headAction === Action.Swallow && buf && !this.internalError) {
           const fields = decodeErrorFields(buf, start, end);
           this.internalError = { sqlstate: fields.get('C') ?? 'XX000', message: fields.get('M') ?? '', fields };
+          if (this.expected.headExtra === SETTINGS) this.settingsError = this.internalError;
         }
         this.expected.failHead((extra, kind) => {
           if (kind === Slot.Parse && typeof extra === 'string') this.prepared.delete(extra);

@@ -375,10 +375,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       return;
     }
     if (this.state === 'connecting' && this.mode !== 'session') {
-      // Only here to learn the server's parameters: give the connection straight back.
-      const params = reportedParams(conn.params, startupSettings(this.params));
-      this.pool!.release(conn, 'clean');
-      this.finishLogin(params, (nextVirtualPid = (nextVirtualPid + 1) & 0x7fffffff));
+      this.checkLogin(conn);
       return;
     }
     this.server = conn;
@@ -394,14 +391,54 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       conn.sqlPrepared.clear();
       conn.deallocateAll = false;
     }
-    if (conn.appliedSettings !== this.session.settingsSql) this.resyncSettings(conn);
+    if (conn.appliedSettings !== this.session.settingsSql) {
+      this.resyncSettings(conn);
+      const sql = this.session.settingsSql;
+      if (this.state === 'ready' && !this.pool!.settingsChecked(sql)) {
+        // Settings the server has not accepted yet: the client's request waits for the verdict,
+        // so it never runs without them; a refusal ends the client as it would have at login.
+        conn.whenIdle(
+          () => {
+            this.pool!.markSettingsChecked(sql);
+            if (this.server === conn) this.dispatch();
+          },
+          (err) => this.failOnServerError(err),
+        );
+        return;
+      }
+    }
     if (this.state === 'connecting') {
       // Session mode: the client sees its server's real process id, so pg_backend_pid() and
       // pg_terminate_backend() mean what they mean on a direct connection.
-      conn.whenIdle(() => this.finishLogin(conn.params, conn.pid), (err) => this.failWith(err));
+      conn.whenIdle(
+        () => this.finishLogin(conn.params, conn.pid),
+        // A startup setting the server refuses (a bad value, an unknown parameter) ends the login
+        // with the server's own error, as on a direct connection.
+        (err) => this.failOnServerError(err),
+      );
       return;
     }
     this.dispatch();
+  }
+
+  /** A pooled client's first login in a pool took a server connection to learn the server's parameters. */
+  private checkLogin(conn: ServerConnection): void {
+    const params = reportedParams(conn.params, startupSettings(this.params));
+    this.pool!.release(conn, 'clean');
+    this.finishLogin(params, (nextVirtualPid = (nextVirtualPid + 1) & 0x7fffffff));
+  }
+
+  /** Ends the client with the server's refusal of pgway's statement on its behalf, as a FATAL. */
+  private failOnServerError(err: Error & { serverError?: { fields: Map<string, string> } }): void {
+    const fields = err.serverError?.fields;
+    this.server?.takeSettingsError();
+    this.fail(msg.errorResponse({
+      severity: 'FATAL',
+      sqlstate: fields?.get('C') ?? '08P01',
+      message: fields?.get('M') ?? err.message,
+      detail: fields?.get('D'),
+      hint: fields?.get('H'),
+    }));
   }
 
   onLeaseError(err: Error): void {
@@ -545,7 +582,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     // RESET ALL leaves the role alone, so it is reset on its own: one client's SET ROLE must
     // never reach the next client.
     server.write(msg.query(sql ? `RESET ALL; RESET ROLE; ${sql}` : 'RESET ALL; RESET ROLE'));
-    server.expectSwallowed(Slot.Query);
+    server.expectSettings();
     server.appliedSettings = sql;
   }
 
@@ -573,6 +610,12 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     this.txStatus = status;
     const server = this.server;
     if (!server || this.state !== 'ready') return;
+    const refused = server.takeSettingsError();
+    if (refused) {
+      // The client's startup settings cannot be applied: as PostgreSQL would have at login.
+      this.fail(msg.errorResponse({ severity: 'FATAL', sqlstate: refused.sqlstate, message: refused.message, detail: refused.fields.get('D') }));
+      return;
+    }
     const now = performance.now();
     const counters = this.pool!.counters;
     counters.requests++;
