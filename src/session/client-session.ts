@@ -354,7 +354,11 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     this.socket.uncork();
     this.state = 'ready';
     clearTimeout(this.startupTimer);
-    this.pump();
+    try {
+      this.pump();
+    } catch (err) {
+      this.failWith(err);
+    }
   }
 
   // --- pool lease --------------------------------------------------------------------------------
@@ -368,7 +372,25 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     if (conn) this.onLease(conn);
   }
 
+  // Pool and server callbacks run outside onData's try/catch: a malformed client frame met while
+  // dispatching from here must end this client, never the gateway.
   onLease(conn: ServerConnection): void {
+    try {
+      this.leased(conn);
+    } catch (err) {
+      this.failWith(err);
+    }
+  }
+
+  onServerReady(status: number): void {
+    try {
+      this.serverReady(status);
+    } catch (err) {
+      this.failWith(err);
+    }
+  }
+
+  private leased(conn: ServerConnection): void {
     this.waiting = false;
     if (this.state === 'closed') {
       this.pool!.release(conn, 'clean');
@@ -400,7 +422,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
         conn.whenIdle(
           () => {
             this.pool!.markSettingsChecked(sql);
-            if (this.server === conn) this.dispatch();
+            if (this.server === conn) this.onServerReadyToSend();
           },
           (err) => this.failOnServerError(err),
         );
@@ -426,6 +448,14 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     const params = reportedParams(conn.params, startupSettings(this.params));
     this.pool!.release(conn, 'clean');
     this.finishLogin(params, (nextVirtualPid = (nextVirtualPid + 1) & 0x7fffffff));
+  }
+
+  private onServerReadyToSend(): void {
+    try {
+      this.dispatch();
+    } catch (err) {
+      this.failWith(err);
+    }
   }
 
   /** Ends the client with the server's refusal of pgway's statement on its behalf, as a FATAL. */
@@ -606,7 +636,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   }
 
   /** Everything sent has been answered. Transaction and statement modes give the connection back. */
-  onServerReady(status: number): void {
+  private serverReady(status: number): void {
     this.txStatus = status;
     const server = this.server;
     if (!server || this.state !== 'ready') return;
