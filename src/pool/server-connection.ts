@@ -353,18 +353,13 @@ export class ServerConnection implements ResponseHandler {
   async query(sql: string): Promise<void> {
     this.state = 'internal';
     this.internalError = undefined;
-    this.sendInternal(msg.query(sql), Slot.Query);
+    this.expected.push(Slot.Query, Action.Swallow);
+    this.socket.write(msg.query(sql));
     await this.drain();
     const error = this.internalError as ServerError | undefined;
     this.internalError = undefined;
     if (this.state === 'internal') this.state = 'idle';
     if (error) throw serverFailure(error);
-  }
-
-  private sendInternal(frame: Buffer, kind: Slot): void {
-    if (kind === Slot.Sync) this.unsynced = false;
-    this.expected.push(kind, Action.Swallow);
-    this.socket.write(frame);
   }
 
   private drain(): Promise<void> {

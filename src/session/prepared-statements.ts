@@ -103,9 +103,6 @@ export function targetOf(frame: Buffer, start: number, end: number): [number, st
   return [frame[start + 5]!, name];
 }
 
-export function describeStatement(serverName: string): Buffer {
-  return new MessageWriter(32 + serverName.length).byte(0x53).cstring(serverName).frame(Frontend.Describe);
-}
 
 export function closeStatement(serverName: string): Buffer {
   return new MessageWriter(32 + serverName.length).byte(0x53).cstring(serverName).frame(Frontend.Close);

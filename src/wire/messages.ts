@@ -88,7 +88,7 @@ export interface ErrorFields {
   routine?: string | undefined;
 }
 
-function noticeLike(code: number, f: ErrorFields): Buffer {
+export function errorResponse(f: ErrorFields): Buffer {
   const m = w()
     .byte(0x53).cstring(f.severity) // S
     .byte(0x56).cstring(f.severity) // V (non-localized severity)
@@ -98,14 +98,10 @@ function noticeLike(code: number, f: ErrorFields): Buffer {
   if (f.hint) m.byte(0x48).cstring(f.hint); // H
   if (f.file) m.byte(0x46).cstring(f.file); // F
   if (f.routine) m.byte(0x52).cstring(f.routine); // R
-  return m.byte(0).frame(code);
+  return m.byte(0).frame(Backend.ErrorResponse);
 }
 
-export const errorResponse = (f: ErrorFields): Buffer => noticeLike(Backend.ErrorResponse, f);
-export const noticeResponse = (f: ErrorFields): Buffer => noticeLike(Backend.NoticeResponse, f);
-
 export const AUTH_OK = w().int32(0).frame(Backend.Authentication);
-export const authCleartext = (): Buffer => w().int32(3).frame(Backend.Authentication);
 export const authMD5 = (salt: Buffer): Buffer => w().int32(5).bytes(salt).frame(Backend.Authentication);
 export const authSASL = (mechanisms: string[]): Buffer => {
   const m = w().int32(10);
@@ -166,5 +162,4 @@ export const query = (sql: string): Buffer => w().cstring(sql).frame(Frontend.Qu
 
 export const copyFail = (reason: string): Buffer => w().cstring(reason).frame(Frontend.CopyFail);
 
-export const SYNC = w().frame(Frontend.Sync);
 export const TERMINATE = w().frame(Frontend.Terminate);
