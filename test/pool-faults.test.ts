@@ -564,10 +564,12 @@ describe('HTTP endpoint', () => {
     expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
     const text = await res.text();
     const pool = `${DB}/app`;
-    expect(text).toMatch(/^pgway_client_connections\{state="idle"\} [1-9]/m);
-    expect(sample(text, `pgway_server_connections{pool="${pool}",state="idle"}`)).toBeGreaterThanOrEqual(1);
-    expect(sample(text, `pgway_pool_wait_seconds_count{pool="${pool}"}`)).toBeGreaterThanOrEqual(1);
-    expect(sample(text, `pgway_query_duration_seconds_count{pool="${pool}"}`)).toBeGreaterThanOrEqual(2);
-    expect(sample(text, divisionByZero)).toBe(before + 1);
+    // On failure, show the pgway_ series that were scraped.
+    const scraped = text.split('\n').filter((l) => l.startsWith('pgway_') && !l.includes('_bucket')).join('\n');
+    expect(text, scraped).toMatch(/^pgway_client_connections\{state="idle"\} [1-9]/m);
+    expect(sample(text, `pgway_server_connections{pool="${pool}",state="idle"}`), scraped).toBeGreaterThanOrEqual(1);
+    expect(sample(text, `pgway_pool_wait_seconds_count{pool="${pool}"}`), scraped).toBeGreaterThanOrEqual(1);
+    expect(sample(text, `pgway_query_duration_seconds_count{pool="${pool}"}`), scraped).toBeGreaterThanOrEqual(2);
+    expect(sample(text, divisionByZero), scraped).toBe(before + 1);
   });
 });

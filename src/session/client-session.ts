@@ -88,9 +88,6 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   private readonly writer = new RequestWriter(this.held, this.statements);
   /** Settings, SQL-level prepared statements and pins that follow the client across connections. */
   private session = new SessionState(new Map());
-  /** The attached server's error and rollback counts when the current request began. */
-  private errorsBefore = 0;
-  private rollbacksBefore = 0;
   private readonly startupTimer: NodeJS.Timeout;
   /** performance.now() when the current server connection was taken / the current request sent. */
   private leasedAt = 0;
@@ -404,7 +401,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     conn.attach(this);
     conn.clientId = this.id;
     this.leasedAt = performance.now();
-    this.markRequestStart(conn);
+    this.session.markRequestStart(conn);
     if (conn.deallocateAll) {
       // Plans went stale after DDL somewhere in this pool: start this connection afresh.
       conn.write(msg.query('DEALLOCATE ALL'));
@@ -414,7 +411,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       conn.deallocateAll = false;
     }
     if (conn.appliedSettings !== this.session.settingsSql) {
-      this.resyncSettings(conn);
+      this.session.resync(conn);
       const sql = this.session.settingsSql;
       if (this.state === 'ready' && !this.pool!.settingsChecked(sql)) {
         // Settings the server has not accepted yet: the client's request waits for the verdict,
@@ -600,22 +597,6 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     server.flushSynthesized();
   }
 
-  /** Counts errors and rollbacks from here on, to tell whether the next request's work committed. */
-  private markRequestStart(server: ServerConnection): void {
-    this.errorsBefore = server.errorCount;
-    this.rollbacksBefore = server.rollbackCount;
-  }
-
-  /** Back to defaults on `server`, then this client's settings, before its own request. */
-  private resyncSettings(server: ServerConnection): void {
-    const sql = this.session.settingsSql;
-    // RESET ALL leaves the role alone, so it is reset on its own: one client's SET ROLE must
-    // never reach the next client.
-    server.write(msg.query(sql ? `RESET ALL; RESET ROLE; ${sql}` : 'RESET ALL; RESET ROLE'));
-    server.expectSettings();
-    server.appliedSettings = sql;
-  }
-
   // --- server events -------------------------------------------------------------------------
 
   onServerData(chunk: Buffer): boolean {
@@ -657,14 +638,14 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       if (transactionChannel.hasSubscribers) transactionChannel.publish({ pool: this.pool!.name, durationMs: now - this.leasedAt });
       this.leasedAt = now;
     }
-    if (this.session.hasStaged) this.settle(server, status);
+    if (this.session.hasStaged) this.session.settle(server, status);
     if (server.stalePlanSeen) {
       // This client just saw the stale-plan error itself; the others see it once each (RequestWriter).
       server.stalePlanSeen = false;
       this.pool!.invalidatePlans();
       this.statements.renew(this.pool!.planEpoch);
     }
-    this.markRequestStart(server);
+    this.session.markRequestStart(server);
     if (server.busy) return;
     if (status !== TxStatus.Idle) this.watchIdleTransaction();
     if (this.mode === 'session') return;
@@ -680,21 +661,6 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     }
     this.server = undefined;
     this.pool!.release(server, 'clean');
-  }
-
-  /** The request's staged effects committed, failed or stay pending inside a transaction. */
-  private settle(server: ServerConnection, status: number): void {
-    const rolledBack = server.rollbackCount !== this.rollbacksBefore;
-    if (rolledBack || server.errorCount !== this.errorsBefore || status === TxStatus.Failed) {
-      // PostgreSQL undoes these with the transaction (a ROLLBACK TO SAVEPOINT drops all staged
-      // effects here, also those from before the savepoint). What the connection holds is uncertain.
-      this.session.discard();
-      server.appliedSettings = '\u0000unknown';
-      return;
-    }
-    if (status !== TxStatus.Idle) return;
-    if (this.session.commit()) this.resyncSettings(server);
-    else server.appliedSettings = this.session.settingsSql;
   }
 
   onServerLost(err: Error): void {

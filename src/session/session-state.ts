@@ -3,9 +3,13 @@
  * plus its SETs), SQL-level prepared statements and pins (state that cannot move to another
  * server connection). Effects of statements are staged when sent and applied when the server
  * says the work committed (ReadyForQuery 'I' without an error); an error or a failed transaction
- * drops them, as PostgreSQL rolls them back.
+ * drops them, as PostgreSQL rolls them back. It also lays the settings on whichever server
+ * connection serves the client (resync) and tells, per request, whether the work committed.
  */
+import type { ServerConnection } from '../pool/server-connection.js';
 import { RESET_ALL_KEEPS, type PinReason, type SessionEffect } from '../router/session-effects.js';
+import { TxStatus } from '../wire/codes.js';
+import * as msg from '../wire/messages.js';
 import { applySettingsSql } from './startup-params.js';
 
 export class SessionState {
@@ -18,6 +22,9 @@ export class SessionState {
   private staged: SessionEffect[] = [];
   /** The staged work included a RESET: the server connection needs the settings laid on again. */
   private stagedReset = false;
+  /** The attached server's error and rollback counts when the current request began. */
+  private errorsBefore = 0;
+  private rollbacksBefore = 0;
 
   constructor(private readonly startup: ReadonlyMap<string, string>) {
     this.settings = new Map(startup);
@@ -103,6 +110,39 @@ export class SessionState {
   discard(): void {
     this.staged = [];
     this.stagedReset = false;
+  }
+
+  // --- against a server connection ------------------------------------------------------------
+
+  /** Counts errors and rollbacks from here on, to tell whether the next request's work committed. */
+  markRequestStart(server: ServerConnection): void {
+    this.errorsBefore = server.errorCount;
+    this.rollbacksBefore = server.rollbackCount;
+  }
+
+  /** Back to defaults on `server`, then this session's settings, before the client's own request. */
+  resync(server: ServerConnection): void {
+    const sql = this.settingsSql;
+    // RESET ALL leaves the role alone, so it is reset on its own: one client's SET ROLE must
+    // never reach the next client.
+    server.write(msg.query(sql ? `RESET ALL; RESET ROLE; ${sql}` : 'RESET ALL; RESET ROLE'));
+    server.expectSettings();
+    server.appliedSettings = sql;
+  }
+
+  /** The request's staged effects committed, failed or stay pending inside a transaction. */
+  settle(server: ServerConnection, status: number): void {
+    const rolledBack = server.rollbackCount !== this.rollbacksBefore;
+    if (rolledBack || server.errorCount !== this.errorsBefore || status === TxStatus.Failed) {
+      // PostgreSQL undoes these with the transaction (a ROLLBACK TO SAVEPOINT drops all staged
+      // effects here, also those from before the savepoint). What the connection holds is uncertain.
+      this.discard();
+      server.appliedSettings = '\u0000unknown';
+      return;
+    }
+    if (status !== TxStatus.Idle) return;
+    if (this.commit()) this.resync(server);
+    else server.appliedSettings = this.settingsSql;
   }
 }
 
