@@ -19,7 +19,7 @@ import { BENCH_DATABASE, BENCH_PASSWORD, BENCH_USER, buildPgway, makeWorkDir, st
 import type { WorkerConfig, WorkerCounts } from './lib/idle-client-worker.js';
 import { findPgBouncer, startPgBouncer } from './lib/pgbouncer-process.js';
 import { startPgway, type PoolModeFlag } from './lib/pgway-process.js';
-import { exited, installExitHandlers, onCleanup, raiseOpenFiles, runMain, spawnTracked, stopProcess, UsageError } from './lib/processes.js';
+import { exited, installExitHandlers, onCleanup, raiseOpenFiles, runMain, spawnTracked, stopProcess, UsageError, intFlag } from './lib/processes.js';
 import { memoryKb, procTimes, ticksToUs } from './lib/proc-stats.js';
 import type { ProxyProcess } from './lib/proxy-process.js';
 import { fileTimestamp, formatNumber, machineDescription, markdownTable, pgwayDescription, writeResult } from './lib/report.js';
@@ -64,11 +64,7 @@ function parseOptions(argv: string[]): Options {
     console.log(USAGE);
     process.exit(0);
   }
-  const int = (name: string, v: string, min: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} expects an integer >= ${min}, got ${v}\n${USAGE}`);
-    return n;
-  };
+  const int = (name: string, v: string, min: number): number => intFlag(name, v, min, USAGE);
   if (values.mode !== 'session' && values.mode !== 'transaction') throw new UsageError(`--mode expects session or transaction, got ${values.mode}`);
   const targets = values.targets.split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = targets.filter((t) => !(TARGETS as readonly string[]).includes(t));

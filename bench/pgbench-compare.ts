@@ -21,7 +21,7 @@ import {
 import { findPgBouncer, startPgBouncer } from './lib/pgbouncer-process.js';
 import { judgePgbench, readLatencies, runPgbench, type Latency, type PgbenchOutcome } from './lib/pgbench.js';
 import { startPgway, type PoolModeFlag } from './lib/pgway-process.js';
-import { installExitHandlers, onCleanup, runMain, UsageError } from './lib/processes.js';
+import { installExitHandlers, onCleanup, runMain, UsageError, intFlag } from './lib/processes.js';
 import {
   CLOCK_TICKS_PER_SECOND, machineBusyTicks, postgresChildren, postgresTreeTicks, procTimes, settlePostgres, ticksToUs,
 } from './lib/proc-stats.js';
@@ -105,11 +105,7 @@ function parseOptions(argv: string[]): Options {
     console.log(USAGE);
     process.exit(0);
   }
-  const int = (name: string, v: string, min: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} expects an integer >= ${min}, got ${v}\n${USAGE}`);
-    return n;
-  };
+  const int = (name: string, v: string, min: number): number => intFlag(name, v, min, USAGE);
   const list = <T extends string>(name: string, v: string, known: readonly T[]): T[] => {
     const items = v.split(',').map((s) => s.trim()).filter(Boolean);
     const unknown = items.filter((s) => !(known as readonly string[]).includes(s));

@@ -80,6 +80,13 @@ export function installExitHandlers(overallTimeoutMs?: number): void {
 /** A bad command line: printed without a stack trace, exit code 2. */
 export class UsageError extends Error {}
 
+/** A command-line integer of at least `min`, or a UsageError that shows `usage`. */
+export function intFlag(name: string, value: string, min: number, usage: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} expects an integer >= ${min}, got ${value}\n${usage}`);
+  return n;
+}
+
 /** Runs `main`, cleans up whatever happens, exits with its code. */
 export function runMain(main: () => Promise<number>): void {
   main().then(

@@ -5,9 +5,9 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import pg from 'pg';
 import { exited, isRunning, stopProcess } from './processes.js';
+import { freePort } from '../../src/sandbox/free-port.js';
 
 export interface ProxyProcess {
   name: string;
@@ -21,17 +21,6 @@ export interface ProxyProcess {
 }
 
 export interface Login { user: string; password: string; database: string }
-
-export function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 export function tailOf(file: string, lines = 20): string {
   try {

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './free-port.js';
 
 export interface RunningRedis { url: string; host: string; port: number; stop(): Promise<void> }
 
@@ -28,7 +29,7 @@ export async function startRedis(opts: { port?: number; docker?: boolean } = {})
 
 async function startBinary(fixedPort: number | undefined): Promise<RunningRedis> {
   for (let attempt = 1; ; attempt++) {
-    const port = fixedPort ?? (await freePort());
+    const port = fixedPort ?? (await freePort(HOST));
     // --dir keeps a stray dump.rdb out of the working tree, should anything ever save one.
     const child = spawn('redis-server', ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no',
       '--dir', os.tmpdir(), '--loglevel', 'warning'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -134,15 +135,4 @@ function findOnPath(name: string): string | undefined {
 function dockerWorks(): boolean {
   const r = spawnSync('docker', ['info'], { stdio: 'ignore', timeout: 10_000 });
   return r.status === 0;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, HOST, () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no free port'))));
-    });
-  });
 }
