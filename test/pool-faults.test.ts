@@ -569,7 +569,13 @@ describe('HTTP endpoint', () => {
     expect(text, scraped).toMatch(/^pgway_client_connections\{state="idle"\} [1-9]/m);
     expect(sample(text, `pgway_server_connections{pool="${pool}",state="idle"}`), scraped).toBeGreaterThanOrEqual(1);
     expect(sample(text, `pgway_pool_wait_seconds_count{pool="${pool}"}`), scraped).toBeGreaterThanOrEqual(1);
-    expect(sample(text, `pgway_query_duration_seconds_count{pool="${pool}"}`), scraped).toBeGreaterThanOrEqual(2);
+    const queries = sample(text, `pgway_query_duration_seconds_count{pool="${pool}"}`);
+    expect(queries, scraped).toBeGreaterThanOrEqual(2);
+    // Buckets are cumulative and the last one holds every observation.
+    expect(sample(text, `pgway_query_duration_seconds_bucket{pool="${pool}",le="+Inf"}`)).toBe(queries);
+    expect(sample(text, `pgway_query_duration_seconds_bucket{pool="${pool}",le="0.001"}`)).toBeLessThanOrEqual(queries!);
+    expect(sample(text, `pgway_query_duration_seconds_sum{pool="${pool}"}`)).toBeGreaterThan(0);
+    expect(text).toMatch(/^# TYPE pgway_transaction_duration_seconds histogram$/m);
     expect(sample(text, divisionByZero), scraped).toBe(before + 1);
   });
 });

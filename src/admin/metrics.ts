@@ -1,15 +1,26 @@
 /**
- * Prometheus metrics. Connection gauges are read from the gateway at scrape time; latency
- * histograms and error counters are fed from pgway's diagnostics channels, so the forwarding
- * path only pays for them while this module is listening.
+ * Prometheus metrics. Connection gauges and latency histograms are read from the gateway at
+ * scrape time (the histograms are kept by each pool, see pool/latency-histogram.ts); error and
+ * pin counters are fed from pgway's diagnostics channels, so the forwarding path only pays for
+ * them while this module is listening.
  */
 import diagnostics_channel from 'node:diagnostics_channel';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ErrorEvent, PinEvent, PoolWaitEvent, RequestEvent, TransactionEvent } from '../events.js';
-import { errorChannel, pinChannel, poolWaitChannel, requestChannel, transactionChannel } from '../events.js';
+import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric, type MetricValueWithName } from 'prom-client';
+import type { ErrorEvent, PinEvent } from '../events.js';
+import { errorChannel, pinChannel } from '../events.js';
+import { LATENCY_BOUNDS_MS, type LatencyHistogram } from '../pool/latency-histogram.js';
+import type { PoolCounters } from '../pool/pool.js';
 import type { AdminView } from './admin-view.js';
 
-const LATENCY_BUCKETS_S = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** A metric whose values are computed at scrape time from counters kept elsewhere. */
+interface ScrapedMetric {
+  name: string;
+  help: string;
+  type: 'histogram';
+  get(): Promise<{ name: string; help: string; type: 'histogram'; aggregator: 'sum'; values: MetricValueWithName<string>[] }>;
+}
+
+const LE_LABELS = [...LATENCY_BOUNDS_MS.map((ms) => String(ms / 1000)), '+Inf'];
 
 export class Metrics {
   readonly registry = new Registry();
@@ -55,15 +66,28 @@ export class Metrics {
       },
     });
 
-    const wait = new Histogram({ name: 'pgway_pool_wait_seconds', help: 'Time clients waited for a server connection', labelNames: ['pool'], buckets: LATENCY_BUCKETS_S, registers: [registry] });
-    const xact = new Histogram({ name: 'pgway_transaction_duration_seconds', help: 'Transaction duration, server connection taken to given back', labelNames: ['pool'], buckets: LATENCY_BUCKETS_S, registers: [registry] });
-    const request = new Histogram({ name: 'pgway_query_duration_seconds', help: 'Request latency, sent to the server to its last ReadyForQuery', labelNames: ['pool'], buckets: LATENCY_BUCKETS_S, registers: [registry] });
+    const histogram = (name: string, help: string, of: (c: PoolCounters) => LatencyHistogram): void => {
+      const metric: ScrapedMetric = {
+        name,
+        help,
+        type: 'histogram',
+        get: async () => ({
+          name,
+          help,
+          type: 'histogram',
+          aggregator: 'sum',
+          values: view.pools().flatMap((p) => histogramValues(name, `${p.database}/${p.user}`, of(p.counters))),
+        }),
+      };
+      // prom-client's registry formats any metric with get(); its types only name its own classes.
+      registry.registerMetric(metric as unknown as Metric);
+    };
+    histogram('pgway_pool_wait_seconds', 'Time clients waited for a server connection', (c) => c.waitLatency);
+    histogram('pgway_transaction_duration_seconds', 'Transaction duration, server connection taken to given back', (c) => c.transactionLatency);
+    histogram('pgway_query_duration_seconds', 'Request latency, sent to the server to its last ReadyForQuery', (c) => c.requestLatency);
     const errors = new Counter({ name: 'pgway_errors_total', help: 'ErrorResponses by SQLSTATE and source', labelNames: ['source', 'sqlstate'], registers: [registry] });
     const pins = new Counter({ name: 'pgway_session_pins_total', help: 'Clients pinned to a server connection, by reason', labelNames: ['pool', 'reason'], registers: [registry] });
 
-    this.on(poolWaitChannel, (m: PoolWaitEvent) => wait.observe({ pool: m.pool }, m.waitMs / 1000));
-    this.on(transactionChannel, (m: TransactionEvent) => xact.observe({ pool: m.pool }, m.durationMs / 1000));
-    this.on(requestChannel, (m: RequestEvent) => request.observe({ pool: m.pool }, m.durationMs / 1000));
     this.on(errorChannel, (m: ErrorEvent) => errors.inc({ source: m.source, sqlstate: m.sqlstate }));
     this.on(pinChannel, (m: PinEvent) => pins.inc({ pool: m.pool, reason: m.reason }));
   }
@@ -77,4 +101,17 @@ export class Metrics {
   close(): void {
     for (const off of this.unsubscribe.splice(0)) off();
   }
+}
+
+/** One pool's histogram as Prometheus series: cumulative buckets, sum and count. */
+function histogramValues(name: string, pool: string, h: LatencyHistogram): MetricValueWithName<string>[] {
+  const values: MetricValueWithName<string>[] = [];
+  let cumulative = 0;
+  for (let i = 0; i < LE_LABELS.length; i++) {
+    cumulative += h.buckets[i]!;
+    values.push({ metricName: `${name}_bucket`, labels: { pool, le: LE_LABELS[i]! }, value: cumulative });
+  }
+  values.push({ metricName: `${name}_sum`, labels: { pool }, value: h.sumMs / 1000 });
+  values.push({ metricName: `${name}_count`, labels: { pool }, value: h.count });
+  return values;
 }

@@ -7,8 +7,8 @@
 import type { Logger } from 'pino';
 import type { PoolSettings, ServerTarget } from '../config/schema.js';
 import { PoolTimeoutError, type GatewayError } from '../errors.js';
-import { poolWaitChannel, type PoolWaitEvent } from '../events.js';
 import { parameterStatus } from '../wire/messages.js';
+import { LatencyHistogram } from './latency-histogram.js';
 import { ServerConnection, type ServerCredentials } from './server-connection.js';
 
 /** Running totals, as PgBouncer's SHOW STATS reports them. */
@@ -21,6 +21,12 @@ export class PoolCounters {
   requestTimeUs = 0;
   waitTimeUs = 0;
   assignments = 0;
+  /** Time clients waited for a server connection (0 when one was idle). */
+  readonly waitLatency = new LatencyHistogram();
+  /** Server connection taken to given back. */
+  readonly transactionLatency = new LatencyHistogram();
+  /** Request written to the server to its last ReadyForQuery. */
+  readonly requestLatency = new LatencyHistogram();
 }
 
 /** Server connections open to one database across all its pools (max_db_connections; 0 = no cap). */
@@ -125,7 +131,7 @@ export class Pool {
     }
     if (conn) {
       this.active.add(conn);
-      if (poolWaitChannel.hasSubscribers) poolWaitChannel.publish({ pool: this.name, waitMs: 0 } satisfies PoolWaitEvent);
+      this.counters.waitLatency.record(0);
       return conn;
     }
     this.waiters.push(this.queued(waiter));
@@ -277,9 +283,7 @@ export class Pool {
       const now = Date.now();
       conn.lastUsedAt = now;
       this.counters.waitTimeUs += (now - next.since) * 1000;
-      if (poolWaitChannel.hasSubscribers) {
-        poolWaitChannel.publish({ pool: this.name, waitMs: now - next.since } satisfies PoolWaitEvent);
-      }
+      this.counters.waitLatency.record(now - next.since);
       next.waiter.onLease(conn);
       return;
     }

@@ -4,60 +4,73 @@
  * and dollar quoting, quoted identifiers) without building anything, and answers true when a
  * statement starts with a session-changing command or any token names a session-changing
  * function or clause. `UPDATE t SET x = 1` has neither, so it never reaches the parser.
+ *
+ * It reads the UTF-8 bytes of the message as they arrived: every statement of the forwarding
+ * path passes through here, and for nearly all of them no string is ever made. Bytes of
+ * multibyte characters (128 and up) count as identifier characters, as in PostgreSQL's scanner.
  */
 
 /** Commands that change session state when they start a statement. */
-const STARTERS = new Set(['set', 'reset', 'discard', 'prepare', 'execute', 'deallocate', 'listen', 'unlisten', 'declare', 'close']);
+const STARTERS = ['set', 'reset', 'discard', 'prepare', 'execute', 'deallocate', 'listen', 'unlisten', 'declare', 'close'];
 /** Tokens that can change session state wherever they stand. */
-const ANYWHERE = new Set(['set_config', 'temp', 'temporary', 'pg_temp', 'hold', 'execute']);
+const ANYWHERE = ['set_config', 'temp', 'temporary', 'pg_temp', 'hold', 'execute'];
+/** Any identifier containing this may name an advisory-lock function. */
+const ADVISORY = bytesOf('advisory');
+
+/** Keywords by length, as bytes, so a word is compared only with keywords of its own length. */
+const STARTERS_BY_LENGTH = byLength(STARTERS);
+const ANYWHERE_BY_LENGTH = byLength(ANYWHERE);
 
 const isIdentStart = (c: number): boolean =>
   (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c >= 128;
 const isIdentPart = (c: number): boolean => isIdentStart(c) || (c >= 48 && c <= 57) || c === 36;
-
-function interesting(word: string, atStart: boolean): boolean {
-  return (atStart && STARTERS.has(word)) || ANYWHERE.has(word) || word.includes('advisory');
-}
+const lower = (c: number): number => (c >= 65 && c <= 90 ? c + 32 : c);
 
 /** False only when the text provably has no session effects. */
 export function mayHaveSessionEffects(sql: string): boolean {
-  const n = sql.length;
-  let i = 0;
+  const bytes = Buffer.from(sql);
+  return mayHaveSessionEffectsIn(bytes, 0, bytes.length);
+}
+
+/** As mayHaveSessionEffects, for the UTF-8 text in bytes [start, end) of `buf`. */
+export function mayHaveSessionEffectsIn(buf: Uint8Array, start: number, end: number): boolean {
+  let i = start;
   let atStart = true;
-  while (i < n) {
-    const c = sql.charCodeAt(i);
+  while (i < end) {
+    const c = buf[i]!;
     if (c === 59 /* ; */) {
       atStart = true;
       i++;
     } else if (c <= 32) {
       i++;
-    } else if (c === 45 /* - */ && sql.charCodeAt(i + 1) === 45) {
-      const eol = sql.indexOf('\n', i);
-      i = eol < 0 ? n : eol + 1;
-    } else if (c === 47 /* / */ && sql.charCodeAt(i + 1) === 42) {
-      i = skipBlockComment(sql, i);
+    } else if (c === 45 /* - */ && i + 1 < end && buf[i + 1] === 45) {
+      const eol = buf.indexOf(10, i);
+      i = eol < 0 || eol >= end ? end : eol + 1;
+    } else if (c === 47 /* / */ && i + 1 < end && buf[i + 1] === 42) {
+      i = skipBlockComment(buf, i, end);
     } else if (c === 39 /* ' */) {
-      i = skipQuoted(sql, i, 39, false);
+      i = skipQuoted(buf, i, end, 39, false);
       atStart = false;
     } else if (c === 34 /* " */) {
-      const end = skipQuoted(sql, i, 34, false);
-      if (interesting(sql.slice(i + 1, end - 1).replaceAll('""', '"'), atStart)) return true;
-      i = end;
+      const close = skipQuoted(buf, i, end, 34, false);
+      // A quoted name is compared as written (no case folding); one with "" escapes goes to the parser.
+      if (hasDoubledQuote(buf, i + 1, close - 1) || interesting(buf, i + 1, close - 1, atStart, false)) return true;
+      i = close;
       atStart = false;
     } else if (c === 36 /* $ */) {
-      i = skipDollar(sql, i);
+      i = skipDollar(buf, i, end);
       atStart = false;
     } else if (isIdentStart(c)) {
       let j = i + 1;
-      while (j < n && isIdentPart(sql.charCodeAt(j))) j++;
-      const word = sql.slice(i, j).toLowerCase();
-      const next = sql.charCodeAt(j);
+      while (j < end && isIdentPart(buf[j]!)) j++;
+      const next = j < end ? buf[j]! : -1;
+      const single = j === i + 1 ? lower(c) : 0;
       // U&'...' and U&"..." spell words with escapes the scan cannot read: let the parser decide.
-      if (word === 'u' && next === 38 /* & */) return true;
-      if (next === 39 && (word === 'e' || word === 'x' || word === 'b' || word === 'n')) {
-        i = skipQuoted(sql, j, 39, word === 'e');
+      if (single === 117 /* u */ && next === 38 /* & */) return true;
+      if (next === 39 && (single === 101 /* e */ || single === 120 /* x */ || single === 98 /* b */ || single === 110 /* n */)) {
+        i = skipQuoted(buf, j, end, 39, single === 101);
       } else {
-        if (interesting(word, atStart)) return true;
+        if (interesting(buf, i, j, atStart, true)) return true;
         i = j;
       }
       atStart = false;
@@ -70,14 +83,45 @@ export function mayHaveSessionEffects(sql: string): boolean {
   return false;
 }
 
-function skipBlockComment(sql: string, from: number): number {
+function interesting(buf: Uint8Array, from: number, to: number, atStart: boolean, fold: boolean): boolean {
+  const n = to - from;
+  return (atStart && oneOf(STARTERS_BY_LENGTH[n], buf, from, fold)) ||
+    oneOf(ANYWHERE_BY_LENGTH[n], buf, from, fold) ||
+    (n >= ADVISORY.length && contains(buf, from, to, ADVISORY, fold));
+}
+
+function oneOf(candidates: Uint8Array[] | undefined, buf: Uint8Array, at: number, fold: boolean): boolean {
+  if (!candidates) return false;
+  for (const word of candidates) if (matchesAt(buf, at, word, fold)) return true;
+  return false;
+}
+
+function matchesAt(buf: Uint8Array, at: number, word: Uint8Array, fold: boolean): boolean {
+  for (let k = 0; k < word.length; k++) {
+    const c = buf[at + k]!;
+    if ((fold ? lower(c) : c) !== word[k]) return false;
+  }
+  return true;
+}
+
+function contains(buf: Uint8Array, from: number, to: number, word: Uint8Array, fold: boolean): boolean {
+  for (let at = from; at + word.length <= to; at++) if (matchesAt(buf, at, word, fold)) return true;
+  return false;
+}
+
+function hasDoubledQuote(buf: Uint8Array, from: number, to: number): boolean {
+  for (let k = from; k + 1 < to; k++) if (buf[k] === 34 && buf[k + 1] === 34) return true;
+  return false;
+}
+
+function skipBlockComment(buf: Uint8Array, from: number, end: number): number {
   let depth = 0;
   let i = from;
-  while (i < sql.length) {
-    if (sql.charCodeAt(i) === 47 && sql.charCodeAt(i + 1) === 42) {
+  while (i < end) {
+    if (buf[i] === 47 && buf[i + 1] === 42 && i + 1 < end) {
       depth++;
       i += 2;
-    } else if (sql.charCodeAt(i) === 42 && sql.charCodeAt(i + 1) === 47) {
+    } else if (buf[i] === 42 && buf[i + 1] === 47 && i + 1 < end) {
       depth--;
       i += 2;
       if (depth === 0) return i;
@@ -85,37 +129,54 @@ function skipBlockComment(sql: string, from: number): number {
       i++;
     }
   }
-  return sql.length;
+  return end;
 }
 
 /** Skips a quoted run starting at `from` (the opening quote); doubled quotes escape, and backslashes in E''. */
-function skipQuoted(sql: string, from: number, quote: number, backslashes: boolean): number {
+function skipQuoted(buf: Uint8Array, from: number, end: number, quote: number, backslashes: boolean): number {
   let i = from + 1;
-  while (i < sql.length) {
-    const c = sql.charCodeAt(i);
+  while (i < end) {
+    const c = buf[i]!;
     if (backslashes && c === 92) {
       i += 2;
     } else if (c === quote) {
-      if (sql.charCodeAt(i + 1) !== quote) return i + 1;
+      if (i + 1 >= end || buf[i + 1] !== quote) return i + 1;
       i += 2;
     } else {
       i++;
     }
   }
-  return sql.length;
+  return end;
 }
 
 /** `$tag$ ... $tag$` is skipped whole; `$1` (a parameter) is just a token. */
-function skipDollar(sql: string, from: number): number {
+function skipDollar(buf: Uint8Array, from: number, end: number): number {
   let j = from + 1;
-  const first = sql.charCodeAt(j);
+  const first = j < end ? buf[j]! : -1;
   if (first >= 48 && first <= 57) {
-    while (j < sql.length && sql.charCodeAt(j) >= 48 && sql.charCodeAt(j) <= 57) j++;
+    while (j < end && buf[j]! >= 48 && buf[j]! <= 57) j++;
     return j;
   }
-  while (j < sql.length && isIdentPart(sql.charCodeAt(j)) && sql.charCodeAt(j) !== 36) j++;
-  if (sql.charCodeAt(j) !== 36) return from + 1;
-  const tag = sql.slice(from, j + 1);
-  const close = sql.indexOf(tag, j + 1);
-  return close < 0 ? sql.length : close + tag.length;
+  while (j < end && isIdentPart(buf[j]!) && buf[j] !== 36) j++;
+  if (j >= end || buf[j] !== 36) return from + 1;
+  const tagLength = j + 1 - from;
+  for (let at = j + 1; at + tagLength <= end; at++) {
+    if (buf[at] === 36 && sameBytes(buf, at, from, tagLength)) return at + tagLength;
+  }
+  return end;
+}
+
+function sameBytes(buf: Uint8Array, a: number, b: number, n: number): boolean {
+  for (let k = 0; k < n; k++) if (buf[a + k] !== buf[b + k]) return false;
+  return true;
+}
+
+function bytesOf(word: string): Uint8Array {
+  return new TextEncoder().encode(word);
+}
+
+function byLength(words: readonly string[]): Uint8Array[][] {
+  const table: Uint8Array[][] = [];
+  for (const w of words) (table[w.length] ??= []).push(bytesOf(w));
+  return table;
 }

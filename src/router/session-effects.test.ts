@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { classifySessionEffects, initSessionEffects, type PinReason, type SessionEffect } from './session-effects.js';
+import { classifySessionEffects, classifySessionEffectsIn, initSessionEffects, type PinReason, type SessionEffect } from './session-effects.js';
 
 beforeAll(async () => {
   await initSessionEffects();
@@ -358,6 +358,22 @@ describe('unparseable SQL and the precheck', () => {
     expect(classifySessionEffects('SELECT temp FROM t')).toEqual({ effects: [], local: false, statements: 1, parsed: true });
     expect(classifySessionEffects('SELECT 1; SET a.b = 2').parsed).toBe(true);
     expect(classifySessionEffects('SELECT "set_config"(\'a.b\', \'1\', false)').parsed).toBe(true);
+  });
+
+  it('reads a message text in place: only its own bytes, multibyte names whole', () => {
+    const chunk = Buffer.from('\0SELECT $q$ 1\0SET a.b = 1 -- $q$\0SELECT ñtemp, "holdé" FROM t\0select TEMP');
+    const texts = chunk.toString('latin1').split('\0').slice(1);
+    let at = 1;
+    const [unterminated, setting, multibyte, upper] = texts.map((t) => {
+      const start = at;
+      at += Buffer.byteLength(t, 'latin1') + 1;
+      return classifySessionEffectsIn(chunk, start, at - 1);
+    });
+    // A dollar quote left open runs to the end of its own text, not into the next one.
+    expect(unterminated).toEqual({ effects: [], local: false, statements: 0, parsed: false });
+    expect(setting!.effects).toEqual([set('a.b', '1')]);
+    expect(multibyte!.parsed).toBe(false);
+    expect(upper!.parsed).toBe(true);
   });
 
   it('caches by text and hands out frozen results', () => {

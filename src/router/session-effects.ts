@@ -16,7 +16,7 @@ import {
   type FuncCall, type Node, type PrepareStmt, type RangeVar, type RawStmt, type ScanToken, type SelectStmt,
   type VariableSetStmt,
 } from 'libpg-query';
-import { mayHaveSessionEffects } from './effect-precheck.js';
+import { mayHaveSessionEffects, mayHaveSessionEffectsIn } from './effect-precheck.js';
 import { constBool, constText, flattenSetArgs, foldGucName, parseBool } from './guc-value.js';
 
 export type PinReason =
@@ -88,7 +88,15 @@ export async function initSessionEffects(options: { cacheEntries?: number } = {}
 
 /** Session effects of one SQL text (one or many statements, as sent in a Query or Parse message), in order. */
 export function classifySessionEffects(sql: string): Classification {
-  if (!mayHaveSessionEffects(sql)) return SKIPPED;
+  return mayHaveSessionEffects(sql) ? classifyText(sql) : SKIPPED;
+}
+
+/** As classifySessionEffects, for the UTF-8 text in bytes [start, end) of a message: no string is made for text the precheck clears. */
+export function classifySessionEffectsIn(buf: Buffer, start: number, end: number): Classification {
+  return mayHaveSessionEffectsIn(buf, start, end) ? classifyText(buf.toString('utf8', start, end)) : SKIPPED;
+}
+
+function classifyText(sql: string): Classification {
   const hit = cache.get(sql);
   if (hit !== undefined) return hit;
   if (!ready) throw new Error('classifySessionEffects() called before initSessionEffects() resolved');

@@ -25,7 +25,7 @@ import {
 import { Slot } from '../pool/expected-responses.js';
 import type { Pool, PoolWaiter } from '../pool/pool.js';
 import { ServerConnection, type ServerSink } from '../pool/server-connection.js';
-import { errorChannel, pinChannel, requestChannel, transactionChannel, type ErrorEvent, type PinEvent } from '../events.js';
+import { errorChannel, pinChannel, type ErrorEvent, type PinEvent } from '../events.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
 import { decodeStartupPacket, type StartupPacket } from '../wire/decode.js';
 import { FrameScanner, type FrameHandler } from '../wire/frame-scanner.js';
@@ -631,11 +631,11 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     const counters = this.pool!.counters;
     counters.requests++;
     counters.requestTimeUs += (now - this.requestAt) * 1000;
-    if (requestChannel.hasSubscribers) requestChannel.publish({ pool: this.pool!.name, durationMs: now - this.requestAt });
+    counters.requestLatency.record(now - this.requestAt);
     if (status === TxStatus.Idle) {
       counters.transactions++;
       counters.transactionTimeUs += (now - this.leasedAt) * 1000;
-      if (transactionChannel.hasSubscribers) transactionChannel.publish({ pool: this.pool!.name, durationMs: now - this.leasedAt });
+      counters.transactionLatency.record(now - this.leasedAt);
       this.leasedAt = now;
     }
     if (this.session.hasStaged) this.session.settle(server, status);

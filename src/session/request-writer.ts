@@ -8,7 +8,7 @@
 import { Slot } from '../pool/expected-responses.js';
 import type { Pool } from '../pool/pool.js';
 import type { ServerConnection } from '../pool/server-connection.js';
-import { classifySessionEffects, type PinReason, type SessionEffect } from '../router/session-effects.js';
+import { classifySessionEffectsIn, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { Frontend } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import type { HeldFrames } from './held-frames.js';
@@ -82,7 +82,7 @@ export class RequestWriter {
     let textAt = start + 5;
     if (code === Frontend.Parse) textAt = buf.indexOf(0, textAt) + 1;
     const nul = buf.indexOf(0, textAt);
-    const { effects } = classifySessionEffects(buf.toString('utf8', textAt, nul < 0 || nul > end ? end : nul));
+    const { effects } = classifySessionEffectsIn(buf, textAt, nul < 0 || nul > end ? end : nul);
     if (effects.length === 0) return;
     if (pooled) this.placeSqlPrepared(server, session, effects);
     this.pins.push(...session.stage(effects));
