@@ -13,6 +13,7 @@ import { runAdminCommand } from './admin/console.js';
 import { AdminHttp } from './admin/http.js';
 import { loadConfig } from './config/load.js';
 import type { Config, DatabaseConfig, ServerTarget, UserConfig } from './config/schema.js';
+import { nowMs } from './pool/clock.js';
 import { ConnectionLimit, Pool } from './pool/pool.js';
 import type { ServerCredentials } from './pool/server-connection.js';
 import { initSessionEffects } from './router/session-effects.js';
@@ -294,7 +295,7 @@ export class Gateway implements SessionContext, AdminView {
         port: c.remotePort,
         connectTime: c.connectedAt,
         requestTime: c.requestTime,
-        waitMs: c.isWaiting ? Date.now() - c.waitingSince : 0,
+        waitMs: c.isWaiting ? nowMs() - c.waitingSince : 0,
         tls: c.tls,
         applicationName: c.params.get('application_name') ?? '',
         preparedStatements: c.preparedCount,

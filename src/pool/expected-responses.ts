@@ -44,44 +44,50 @@ terminal(Slot.FunctionCall, [Backend.ReadyForQuery]);
 const isExtended = (slot: number): boolean => slot <= Slot.Close;
 
 export class ExpectedResponses {
-  private kinds: number[] = [];
-  private actions: number[] = [];
+  // A ring of slots: kinds and actions in typed arrays, so pushing and shifting a slot per
+  // request allocates nothing and never resizes an array in steady state.
+  private kinds = new Uint8Array(16);
+  private actions = new Uint8Array(16);
   /** Per slot: the synthesized frame, or a statement name to forget if its Parse fails. */
-  private extras: (Buffer | string | undefined)[] = [];
+  private extras: (Buffer | string | undefined)[] = new Array<undefined>(16).fill(undefined);
   private head = 0;
+  private count = 0;
   /** Slots that are not plain Forward: while zero the stream needs no per-frame decisions. */
   special = 0;
 
   get length(): number {
-    return this.kinds.length - this.head;
+    return this.count;
   }
 
   get headKind(): number {
-    return this.kinds[this.head] ?? 0;
+    return this.count > 0 ? this.kinds[this.head]! : 0;
   }
 
   get headAction(): number {
-    return this.actions[this.head] ?? Action.Forward;
+    return this.count > 0 ? this.actions[this.head]! : Action.Forward;
   }
 
   get headExtra(): Buffer | string | undefined {
-    return this.extras[this.head];
+    return this.count > 0 ? this.extras[this.head] : undefined;
   }
 
   push(kind: Slot, action: Action = Action.Forward, extra?: Buffer | string): void {
-    this.kinds.push(kind);
-    this.actions.push(action);
-    this.extras.push(extra);
+    if (this.count === this.kinds.length) this.grow();
+    const at = (this.head + this.count) & (this.kinds.length - 1);
+    this.kinds[at] = kind;
+    this.actions[at] = action;
+    this.extras[at] = extra;
+    this.count++;
     if (action !== Action.Forward) this.special++;
   }
 
   shift(): void {
-    if (this.head >= this.kinds.length) return;
-    if (this.actions[this.head] !== Action.Forward) this.special--;
-    this.extras[this.head] = undefined;
-    this.head++;
-    if (this.head === this.kinds.length) this.clear();
-    else if (this.head > 1024) this.compact();
+    if (this.count === 0) return;
+    const at = this.head;
+    if (this.actions[at] !== Action.Forward) this.special--;
+    this.extras[at] = undefined;
+    this.head = (at + 1) & (this.kinds.length - 1);
+    this.count--;
   }
 
   /** Whether `code` ends the response to the head slot. */
@@ -107,27 +113,46 @@ export class ExpectedResponses {
 
   /** Drops the slots after the head whose kind is `kind` (Syncs the server ignores during COPY). */
   dropAfterHead(kind: Slot): void {
-    for (let i = this.kinds.length - 1; i > this.head; i--) {
-      if (this.kinds[i] !== kind) continue;
-      if (this.actions[i] !== Action.Forward) this.special--;
-      this.kinds.splice(i, 1);
-      this.actions.splice(i, 1);
-      this.extras.splice(i, 1);
+    if (this.count <= 1) return;
+    const kept: [number, number, Buffer | string | undefined][] = [];
+    const mask = this.kinds.length - 1;
+    for (let i = 1; i < this.count; i++) {
+      const at = (this.head + i) & mask;
+      if (this.kinds[at] !== kind) kept.push([this.kinds[at]!, this.actions[at]!, this.extras[at]]);
+      else if (this.actions[at] !== Action.Forward) this.special--;
+      this.extras[at] = undefined;
+    }
+    this.count = 1;
+    for (const [k, a, e] of kept) {
+      const at = (this.head + this.count) & mask;
+      this.kinds[at] = k;
+      this.actions[at] = a;
+      this.extras[at] = e;
+      this.count++;
     }
   }
 
   clear(): void {
-    this.kinds.length = 0;
-    this.actions.length = 0;
-    this.extras.length = 0;
+    while (this.count > 0) this.shift();
     this.head = 0;
     this.special = 0;
   }
 
-  private compact(): void {
-    this.kinds = this.kinds.slice(this.head);
-    this.actions = this.actions.slice(this.head);
-    this.extras = this.extras.slice(this.head);
+  /** Doubles the ring, keeping the slots in order from index 0. */
+  private grow(): void {
+    const size = this.kinds.length;
+    const kinds = new Uint8Array(size * 2);
+    const actions = new Uint8Array(size * 2);
+    const extras = new Array<Buffer | string | undefined>(size * 2).fill(undefined);
+    for (let i = 0; i < this.count; i++) {
+      const at = (this.head + i) & (size - 1);
+      kinds[i] = this.kinds[at]!;
+      actions[i] = this.actions[at]!;
+      extras[i] = this.extras[at];
+    }
+    this.kinds = kinds;
+    this.actions = actions;
+    this.extras = extras;
     this.head = 0;
   }
 }

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { PoolSettings, ServerTarget } from '../config/schema.js';
 import { PoolTimeoutError, type GatewayError } from '../errors.js';
 import { parameterStatus } from '../wire/messages.js';
+import { nowMs } from './clock.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { ServerConnection, type ServerCredentials } from './server-connection.js';
 
@@ -62,9 +63,36 @@ export interface PoolStats {
   maxWaitMs: number;
 }
 
+/**
+ * The connections handed out. A Set would rehash its table each time it empties below a quarter
+ * and fills again, which a pool does every few transactions; the list is as long as the pool.
+ */
+class ActiveConnections {
+  private readonly list: ServerConnection[] = [];
+
+  get size(): number {
+    return this.list.length;
+  }
+
+  add(conn: ServerConnection): void {
+    if (!this.list.includes(conn)) this.list.push(conn);
+  }
+
+  delete(conn: ServerConnection): void {
+    const i = this.list.indexOf(conn);
+    if (i < 0) return;
+    const last = this.list.pop()!;
+    if (i < this.list.length) this.list[i] = last;
+  }
+
+  [Symbol.iterator](): Iterator<ServerConnection> {
+    return this.list[Symbol.iterator]();
+  }
+}
+
 export class Pool {
   private readonly idle: ServerConnection[] = [];
-  private readonly active = new Set<ServerConnection>();
+  private readonly active = new ActiveConnections();
   private readonly waiters: QueuedWaiter[] = [];
   private connecting = 0;
   /** Every connection this pool opened and has not closed yet. */
@@ -99,7 +127,7 @@ export class Pool {
   }
 
   stats(): PoolStats {
-    const now = Date.now();
+    const now = nowMs();
     return {
       name: this.name,
       active: this.active.size,
@@ -114,7 +142,7 @@ export class Pool {
   acquire(waiter: PoolWaiter): ServerConnection | undefined {
     this.counters.assignments++;
     if (this.paused) {
-      this.waiters.push({ waiter, since: Date.now(), timer: undefined });
+      this.waiters.push({ waiter, since: nowMs(), timer: undefined });
       return undefined;
     }
     let conn = this.idle.pop();
@@ -123,7 +151,7 @@ export class Pool {
       this.forget(conn);
       conn = this.idle.pop();
     }
-    if (conn && Date.now() - conn.lastUsedAt >= this.settings.serverCheckDelayMs) {
+    if (conn && nowMs() - conn.lastUsedAt >= this.settings.serverCheckDelayMs) {
       // Idle long enough that the server may have gone: check it before this client gets it.
       this.waiters.unshift(this.queued(waiter));
       this.check(conn);
@@ -140,7 +168,7 @@ export class Pool {
   }
 
   private queued(waiter: PoolWaiter): QueuedWaiter {
-    const q: QueuedWaiter = { waiter, since: Date.now(), timer: undefined };
+    const q: QueuedWaiter = { waiter, since: nowMs(), timer: undefined };
     this.startTimers(q);
     return q;
   }
@@ -271,7 +299,7 @@ export class Pool {
 
   private putBack(conn: ServerConnection): void {
     const { serverLifetimeMs, size } = this.settings;
-    const tooOld = serverLifetimeMs > 0 && Date.now() - conn.createdAt > serverLifetimeMs;
+    const tooOld = serverLifetimeMs > 0 && nowMs() - conn.createdAt > serverLifetimeMs;
     const stale = conn.createdAt <= this.reconnectBefore || tooOld;
     if (conn.state !== 'idle' || this.closed || stale || this.retired) {
       this.discard(conn);
@@ -280,7 +308,7 @@ export class Pool {
     const next = this.paused ? undefined : this.waiters.shift();
     if (next) {
       this.stopTimers(next);
-      const now = Date.now();
+      const now = nowMs();
       conn.lastUsedAt = now;
       this.counters.waitTimeUs += (now - next.since) * 1000;
       this.counters.waitLatency.record(now - next.since);
@@ -345,7 +373,7 @@ export class Pool {
   /** RECONNECT: idle connections close now, busy ones when they are given back. */
   reconnect(): void {
     for (const conn of this.idle.splice(0)) this.forget(conn);
-    this.reconnectBefore = Date.now();
+    this.reconnectBefore = nowMs();
   }
 
   private reconnectBefore = 0;
@@ -379,7 +407,7 @@ export class Pool {
         this.serverParams = new Map(conn.params);
         this.loginBlocks.clear();
         this.active.add(conn);
-        conn.lastUsedAt = Date.now();
+        conn.lastUsedAt = nowMs();
         this.putBack(conn);
       },
       (err: GatewayError) => {
@@ -401,12 +429,12 @@ export class Pool {
     if (i < 0) return;
     this.waiters.splice(i, 1);
     this.stopTimers(queued);
-    queued.waiter.onLeaseError(new PoolTimeoutError(this.name, Date.now() - queued.since));
+    queued.waiter.onLeaseError(new PoolTimeoutError(this.name, nowMs() - queued.since));
   }
 
   /** Closes connections idle too long or past their lifetime; keeps min_size open. */
   private maintain(): void {
-    const now = Date.now();
+    const now = nowMs();
     const { serverIdleTimeoutMs, serverLifetimeMs, minSize } = this.settings;
     for (let i = this.idle.length - 1; i >= 0; i--) {
       const conn = this.idle[i]!;

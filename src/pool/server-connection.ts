@@ -15,6 +15,7 @@ import * as msg from '../wire/messages.js';
 import { ResponseStream, type ResponseHandler } from '../wire/response-stream.js';
 import { ServerAuthenticator, type ServerCredentials } from './server-auth.js';
 import { Action, ExpectedResponses, Slot } from './expected-responses.js';
+import { nowMs } from './clock.js';
 import { openServerSocket } from './server-socket.js';
 
 export type { ServerCredentials } from './server-auth.js';
@@ -66,8 +67,8 @@ export class ServerConnection implements ResponseHandler {
   pid = 0;
   secret = 0;
   txStatus: number = TxStatus.Idle;
-  readonly createdAt = Date.now();
-  lastUsedAt = Date.now();
+  readonly createdAt = nowMs();
+  lastUsedAt = nowMs();
   /** The client session attached now (0: none), for SHOW SERVERS / SHOW CLIENTS. */
   clientId = 0;
 
@@ -153,14 +154,14 @@ export class ServerConnection implements ResponseHandler {
     this.sink = sink;
     this.state = 'attached';
     this.stream.interest = FORWARD_INTEREST;
-    this.lastUsedAt = Date.now();
+    this.lastUsedAt = nowMs();
   }
 
   detach(): void {
     this.sink = undefined;
     if (this.state === 'attached') this.state = 'idle';
     this.stream.interest = ALL_CODES;
-    this.lastUsedAt = Date.now();
+    this.lastUsedAt = nowMs();
   }
 
   /**

@@ -22,6 +22,7 @@ import {
   TooManyClientsError,
   UnknownDatabaseError,
 } from '../errors.js';
+import { nowMs } from '../pool/clock.js';
 import { Slot } from '../pool/expected-responses.js';
 import type { Pool, PoolWaiter } from '../pool/pool.js';
 import { ServerConnection, type ServerSink } from '../pool/server-connection.js';
@@ -364,7 +365,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     // After a RELOAD that moved the database, new transactions go to the new pool.
     if (this.pool!.retired) this.pool = this.ctx.poolFor(this.pool!);
     this.waiting = true;
-    this.waitingSince = Date.now();
+    this.waitingSince = nowMs();
     const conn = this.pool!.acquire(this);
     if (conn) this.onLease(conn);
   }
@@ -583,7 +584,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     const server = this.server!;
     if (!server.busy) {
       this.requestAt = performance.now();
-      this.requestTime = Date.now();
+      this.requestTime = nowMs();
     }
     const pins = this.writer.write(server, this.session, this.mode !== 'session', this.pool!);
     for (const reason of pins) {

@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { Backend } from '../wire/codes.js';
+import { Action, ExpectedResponses, Slot } from './expected-responses.js';
+
+const drain = (q: ExpectedResponses): [number, number, unknown][] => {
+  const out: [number, number, unknown][] = [];
+  while (q.length > 0) {
+    out.push([q.headKind, q.headAction, q.headExtra]);
+    q.shift();
+  }
+  return out;
+};
+
+describe('ExpectedResponses', () => {
+  it('keeps slots in order through wrap-around and growth', () => {
+    const q = new ExpectedResponses();
+    // Move the head forward so later slots wrap around the end of the ring.
+    for (let i = 0; i < 10; i++) q.push(Slot.Query);
+    for (let i = 0; i < 10; i++) q.shift();
+    const pushed: [number, number, unknown][] = [];
+    for (let i = 0; i < 40; i++) {
+      const entry: [number, number, unknown] = i % 3 === 0 ? [Slot.Parse, Action.Swallow, `s${i}`] : [Slot.Bind, Action.Forward, undefined];
+      q.push(entry[0] as Slot, entry[1] as Action, entry[2] as string | undefined);
+      pushed.push(entry);
+    }
+    expect(q.length).toBe(40);
+    expect(q.special).toBe(14);
+    expect(drain(q)).toEqual(pushed);
+    expect(q.special).toBe(0);
+    expect(q.headKind).toBe(0);
+  });
+
+  it('drops the extended-protocol slots up to the next Sync after an error, synthesized ones too', () => {
+    const q = new ExpectedResponses();
+    q.push(Slot.Parse, Action.Forward, 'a');
+    q.push(Slot.Bind, Action.Synthesize, Buffer.from('x'));
+    q.push(Slot.Execute);
+    q.push(Slot.Sync);
+    q.push(Slot.Query);
+    const dropped: unknown[] = [];
+    q.failHead((extra, kind) => dropped.push([kind, extra]));
+    expect(dropped).toEqual([[Slot.Parse, 'a'], [Slot.Bind, Buffer.from('x')], [Slot.Execute, undefined]]);
+    expect(q.special).toBe(0);
+    expect(drain(q).map(([kind]) => kind)).toEqual([Slot.Sync, Slot.Query]);
+  });
+
+  it('a failed Query keeps its slot: its ReadyForQuery still comes', () => {
+    const q = new ExpectedResponses();
+    q.push(Slot.Query);
+    q.failHead(() => undefined);
+    expect(q.length).toBe(1);
+    expect(q.endsHead(Backend.ReadyForQuery)).toBe(true);
+    expect(q.endsHead(Backend.CommandComplete)).toBe(false);
+  });
+
+  it('drops later Syncs only (COPY IN), across the ring boundary', () => {
+    const q = new ExpectedResponses();
+    for (let i = 0; i < 14; i++) q.push(Slot.Query);
+    for (let i = 0; i < 14; i++) q.shift();
+    q.push(Slot.Query);
+    q.push(Slot.Sync, Action.Swallow);
+    q.push(Slot.Parse, Action.Forward, 'p');
+    q.push(Slot.Sync);
+    q.push(Slot.Close, Action.Synthesize, Buffer.from('c'));
+    q.dropAfterHead(Slot.Sync);
+    expect(q.special).toBe(1);
+    expect(drain(q)).toEqual([[Slot.Query, Action.Forward, undefined], [Slot.Parse, Action.Forward, 'p'], [Slot.Close, Action.Synthesize, Buffer.from('c')]]);
+  });
+});
