@@ -80,7 +80,7 @@ export class Gateway implements SessionContext, AdminView {
     if (this.cfg.databases.length === 0) this.sandboxDatabases = await this.startSandbox();
     this.applyConfig(this.cfg);
     const { listen } = this.cfg;
-    const tcp = net.createServer({ noDelay: true }, (s) => this.accept(s));
+    const tcp = net.createServer({ noDelay: true, pauseOnConnect: true }, (s) => this.accept(s));
     await listenOn(tcp, { host: listen.host, port: listen.port });
     this.listeners.push(tcp);
     const port = (tcp.address() as net.AddressInfo).port;
@@ -88,7 +88,7 @@ export class Gateway implements SessionContext, AdminView {
     if (listen.unixSocketDir) {
       const socketPath = path.join(listen.unixSocketDir, `.s.PGSQL.${port}`);
       rmSync(socketPath, { force: true });
-      const unix = net.createServer((s) => this.accept(s));
+      const unix = net.createServer({ pauseOnConnect: true }, (s) => this.accept(s));
       await listenOn(unix, { path: socketPath });
       this.listeners.push(unix);
       this.bound.unixSocket = socketPath;
@@ -162,10 +162,10 @@ export class Gateway implements SessionContext, AdminView {
     this.log.info({ source: config.source }, 'config reloaded');
   }
 
+  /** Sockets arrive paused (pauseOnConnect): the session takes them over to read them its way. */
   private accept(socket: net.Socket): void {
-    socket.setNoDelay(true);
-    socket.setKeepAlive(true, 60_000);
-    this.sessions.add(new ClientSession(socket, this));
+    const session = new ClientSession(socket, this);
+    this.sessions.add(session);
   }
 
   // --- SessionContext ------------------------------------------------------------------------
@@ -295,7 +295,7 @@ export class Gateway implements SessionContext, AdminView {
         port: c.remotePort,
         connectTime: c.connectedAt,
         requestTime: c.requestTime,
-        waitMs: c.isWaiting ? nowMs() - c.waitingSince : 0,
+        waitMs: c.isWaiting ? Math.round(nowMs() - c.waitingSince) : 0,
         tls: c.tls,
         applicationName: c.params.get('application_name') ?? '',
         preparedStatements: c.preparedCount,

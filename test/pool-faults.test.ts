@@ -7,6 +7,7 @@ import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import postgres from 'postgres';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config/load.js';
@@ -253,6 +254,26 @@ describe('an exhausted pool (size 1, query_wait_timeout_ms 500)', () => {
     const next = await connect(gw, 'tp-next');
     expect((await next.query<{ n: number }>('SELECT 1 AS n')).rows).toEqual([{ n: 1 }]);
     expect((await holder.query<{ n: number }>('SELECT 2 AS n')).rows).toEqual([{ n: 2 }]);
+  });
+
+  it("keeps a waiting client's pipelined requests intact, small and large, while it reads more of them", async () => {
+    const sql = postgres(gw.url(), { max: 1, onnotice: () => undefined });
+    try {
+      await sql`SELECT 1`;
+      const holder = await connect(gw, 'tp-holder-2');
+      await holder.query('BEGIN');
+      // postgres.js pipelines: these arrive over many reads while every request waits for the one
+      // server connection, held as views of what was read. Sizes cross the read buffer's steps.
+      const sizes = [10, 700, 1500, 5000, 20_000, 70_000, 300, 130_000, 3];
+      const payloads = sizes.map((n, i) => `${i}:`.padEnd(n, String.fromCharCode(97 + (i % 26))));
+      const answers = Promise.all(payloads.map((p) => sql<{ v: string }[]>`SELECT ${p}::text AS v`));
+      await sleep(150);
+      await holder.query('COMMIT');
+      const rows = await answers;
+      expect(rows.map((r) => r[0]!.v)).toEqual(payloads);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
   });
 });
 

@@ -1018,6 +1018,47 @@ describe('cancel requests in transaction mode', () => {
   });
 });
 
+describe('requests held while a client waits for a server connection', () => {
+  it('keeps every byte of them, however many reads they took, and runs them in order', async () => {
+    // Both of trustuser's server connections are held, so the raw client's requests wait, held
+    // as views of what pgway read; each write below arrives in a read of its own.
+    const holders = [await connect(gw, {}, 'trustuser'), await connect(gw, {}, 'trustuser')];
+    for (const h of holders) await h.query('BEGIN');
+    const { client } = await rawTrustLogin({ host: gw.host, port: gw.port }, { user: 'trustuser', database: 'app' });
+    const text = (tag: string, n: number): string => `${tag}:`.padEnd(n, tag);
+    const values = [text('a', 300), text('b', 300), text('c', 300), text('d', 3000), text('e', 200_000), text('f', 20)];
+    const parse = typedMessage('P', Buffer.concat([cstring(''), cstring(`SELECT '${values[2]}'::text`), int16(0)]));
+    const bind = typedMessage('B', Buffer.concat([cstring(''), cstring(''), int16(0), int16(0), int16(0)]));
+    const execute = typedMessage('E', Buffer.concat([cstring(''), int32(0)]));
+    const query = (v: string): Buffer => typedMessage('Q', cstring(`SELECT '${v}'::text`));
+    const writes = [
+      query(values[0]!),
+      query(values[1]!),
+      parse,
+      Buffer.concat([bind, execute]),
+      typedMessage('S'),
+      query(values[3]!),
+      query(values[4]!).subarray(0, 70_000),
+      query(values[4]!).subarray(70_000),
+      query(values[5]!),
+    ];
+    for (const w of writes) {
+      client.write(w);
+      await sleep(30);
+    }
+    for (const h of holders) await h.query('COMMIT');
+    const rows: string[] = [];
+    for (let i = 0; i < values.length; i++) {
+      const { before } = await client.readUntil('Z');
+      const errors = before.filter((m) => m.type === 'E').map((m) => errorFields(m.body).get('M'));
+      expect(errors).toEqual([]);
+      rows.push(...before.filter((m) => m.type === 'D').map((m) => dataRowValues(m.body)[0]!));
+    }
+    expect(rows).toEqual(values);
+    client.destroy();
+  });
+});
+
 function int16(n: number): Buffer {
   const b = Buffer.alloc(2);
   b.writeInt16BE(n);

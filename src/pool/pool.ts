@@ -134,7 +134,7 @@ export class Pool {
       idle: this.idle.length,
       connecting: this.connecting,
       waiting: this.waiters.length,
-      maxWaitMs: this.waiters[0] ? now - this.waiters[0].since : 0,
+      maxWaitMs: this.waiters[0] ? Math.round(now - this.waiters[0].since) : 0,
     };
   }
 
@@ -429,7 +429,7 @@ export class Pool {
     if (i < 0) return;
     this.waiters.splice(i, 1);
     this.stopTimers(queued);
-    queued.waiter.onLeaseError(new PoolTimeoutError(this.name, nowMs() - queued.since));
+    queued.waiter.onLeaseError(new PoolTimeoutError(this.name, Math.round(nowMs() - queued.since)));
   }
 
   /** Closes connections idle too long or past their lifetime; keeps min_size open. */

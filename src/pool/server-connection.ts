@@ -263,6 +263,11 @@ export class ServerConnection implements ResponseHandler {
     return this.socket?.localPort ?? 0;
   }
 
+  /** Bytes written to this connection still wait in its socket's queue (they may be views of a client's read buffer). */
+  get writesPending(): boolean {
+    return this.socket.writableLength > 0;
+  }
+
   get writable(): boolean {
     return !this.socket.writableNeedDrain;
   }

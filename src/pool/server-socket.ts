@@ -7,42 +7,20 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { ServerTarget } from '../config/schema.js';
 import { ServerConnectError } from '../errors.js';
+import { directReads, type DirectReader, type ReadBufferSize } from '../wire/direct-reads.js';
 import { sslRequest } from '../wire/messages.js';
 
 export function socketPath(target: Pick<ServerTarget, 'host' | 'port'>): string | undefined {
   return target.host.startsWith('/') ? `${target.host}/.s.PGSQL.${target.port}` : undefined;
 }
 
-/**
- * Reads from a server socket into a buffer pgway reuses, handed to `onChunk` without the stream
- * machinery. `lent()` is asked after each chunk: true when something still refers to the bytes
- * (a write queued towards a client), so the next read gets a fresh buffer instead.
- */
-export interface DirectReader {
-  onChunk(chunk: Buffer): void;
-  lent(): boolean;
-}
-
-const READ_BUFFER_BYTES = 64 * 1024;
+/** Server connections are few and carry whole result sets: one full-size read buffer each. */
+const READ_BUFFER: ReadBufferSize = { minBytes: 64 * 1024, maxBytes: 64 * 1024 };
 
 function connectPlain(target: ServerTarget, reader?: DirectReader): net.Socket {
   const path = socketPath(target);
   const where: net.NetConnectOpts = path ? { path } : { host: target.host, port: target.port, noDelay: true };
-  if (!reader) return net.connect(where);
-  let buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
-  return net.connect({
-    ...where,
-    onread: {
-      buffer: () => {
-        if (reader.lent()) buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
-        return buffer;
-      },
-      callback: (bytes: number, buf: Uint8Array) => {
-        reader.onChunk((buf as Buffer).subarray(0, bytes));
-        return true;
-      },
-    },
-  });
+  return net.connect(reader ? { ...where, onread: directReads(reader, READ_BUFFER) } : where);
 }
 
 function awaitConnect(socket: net.Socket, timeoutMs: number, what: string): Promise<void> {

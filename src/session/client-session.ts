@@ -29,6 +29,7 @@ import { ServerConnection, type ServerSink } from '../pool/server-connection.js'
 import { errorChannel, pinChannel, type ErrorEvent, type PinEvent } from '../events.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
 import { decodeStartupPacket, type StartupPacket } from '../wire/decode.js';
+import { adoptAccepted, directReads, type ReadBufferSize } from '../wire/direct-reads.js';
 import { FrameScanner, type FrameHandler } from '../wire/frame-scanner.js';
 import * as msg from '../wire/messages.js';
 import { randomUint32 } from '../wire/random-pool.js';
@@ -51,6 +52,12 @@ const ADMIN_PARAMS: [string, string][] = [
   ['integer_datetimes', 'on'],
   ['standard_conforming_strings', 'on'],
 ];
+
+/**
+ * Client read buffers: 1 KB holds a login and most requests, so an idle client costs little;
+ * bigger senders get up to 64 KB (see directReads).
+ */
+const CLIENT_READ_BUFFER: ReadBufferSize = { minBytes: 1024, maxBytes: 64 * 1024 };
 
 /** PostgreSQL's own limit on a startup packet (MAX_STARTUP_PACKET_LENGTH). */
 const MAX_STARTUP_PACKET = 10_000;
@@ -84,6 +91,8 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   private pool: Pool | undefined;
   private server: ServerConnection | undefined;
   private waiting = false;
+  /** Replication: the primary's socket, which gets the client's bytes unchanged. */
+  private replicaOf: net.Socket | undefined;
   private readonly held = new HeldFrames();
   private readonly statements = new PreparedStatements();
   private readonly writer = new RequestWriter(this.held, this.statements);
@@ -98,12 +107,19 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   requestTime = 0;
   waitingSince = 0;
 
+  /** `accepted`: a socket from a server created with pauseOnConnect (see adoptAccepted). */
   constructor(
-    socket: net.Socket,
+    accepted: net.Socket,
     private readonly ctx: SessionContext,
   ) {
-    this.socket = socket;
-    this.listen(socket);
+    this.socket = adoptAccepted(accepted, directReads({
+      onChunk: (chunk) => this.onData(chunk),
+      // Held frames are views of the chunk, and so is a write still queued towards a server.
+      lent: () => this.held.count > 0 || this.server?.writesPending === true || (this.replicaOf?.writableLength ?? 0) > 0,
+    }, CLIENT_READ_BUFFER));
+    this.socket.setNoDelay(true);
+    this.socket.setKeepAlive(true, 60_000);
+    this.listen(this.socket);
     const { startupTimeoutMs } = ctx.config().limits;
     this.startupTimer = setTimeout(() => {
       if (this.state !== 'ready' && this.state !== 'replication') {
@@ -184,7 +200,8 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   }
 
   private listen(socket: net.Socket): void {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    // A plain socket reads through directReads; a TLS socket wrapped around it emits its plaintext.
+    if (this.isTls) socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.ctx.log.debug({ client: this.id, err: err.message }, 'client socket error'));
     socket.on('close', () => this.onClose());
     socket.on('drain', () => this.server?.resume());
@@ -192,7 +209,9 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
 
   private onData(chunk: Buffer): void {
     try {
-      if (this.scanner) {
+      if (this.replicaOf) {
+        this.forwardToPrimary(this.replicaOf, chunk);
+      } else if (this.scanner) {
         if (this.pool) this.pool.counters.bytesFromClients += chunk.length;
         this.scanner.push(chunk);
         if (this.state === 'ready') this.pump();
@@ -700,15 +719,21 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
         this.socket.write(msg.READY_IDLE);
         clearTimeout(this.startupTimer);
         const serverSocket = conn.takeSocket();
-        this.socket.removeAllListeners('data');
         this.socket.removeAllListeners('drain');
-        this.socket.pipe(serverSocket);
+        this.replicaOf = serverSocket;
         serverSocket.pipe(this.socket);
         serverSocket.on('close', () => this.socket.destroy());
         serverSocket.on('error', () => this.socket.destroy());
         this.socket.on('close', () => serverSocket.destroy());
       })
       .catch((err: unknown) => this.failWith(err));
+  }
+
+  /** Replication: the client's bytes go to the primary as they come, paced by the primary's socket. */
+  private forwardToPrimary(primary: net.Socket, chunk: Buffer): void {
+    if (primary.write(chunk)) return;
+    this.socket.pause();
+    primary.once('drain', () => this.socket.resume());
   }
 
   // --- end -----------------------------------------------------------------------------------
