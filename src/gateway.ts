@@ -20,6 +20,7 @@ import { initSessionEffects } from './router/session-effects.js';
 import { startCluster, type RunningCluster } from './sandbox/postgres-cluster.js';
 import { prepareUserSecret, type UserSecret } from './session/client-auth.js';
 import { ClientSession } from './session/client-session.js';
+import { acceptDirect, type AcceptedConnection } from './wire/direct-reads.js';
 import type { SessionContext } from './session/session-context.js';
 
 export const VERSION = '0.1.0';
@@ -80,16 +81,16 @@ export class Gateway implements SessionContext, AdminView {
     if (this.cfg.databases.length === 0) this.sandboxDatabases = await this.startSandbox();
     this.applyConfig(this.cfg);
     const { listen } = this.cfg;
-    const tcp = net.createServer({ noDelay: true, pauseOnConnect: true }, (s) => this.accept(s));
-    await listenOn(tcp, { host: listen.host, port: listen.port });
+    const tcp = net.createServer();
+    await this.listenOn(tcp, { host: listen.host, port: listen.port });
     this.listeners.push(tcp);
     const port = (tcp.address() as net.AddressInfo).port;
     this.bound = { host: listen.host, port };
     if (listen.unixSocketDir) {
       const socketPath = path.join(listen.unixSocketDir, `.s.PGSQL.${port}`);
       rmSync(socketPath, { force: true });
-      const unix = net.createServer({ pauseOnConnect: true }, (s) => this.accept(s));
-      await listenOn(unix, { path: socketPath });
+      const unix = net.createServer();
+      await this.listenOn(unix, { path: socketPath });
       this.listeners.push(unix);
       this.bound.unixSocket = socketPath;
     }
@@ -162,9 +163,9 @@ export class Gateway implements SessionContext, AdminView {
     this.log.info({ source: config.source }, 'config reloaded');
   }
 
-  /** Sockets arrive paused (pauseOnConnect): the session takes them over to read them its way. */
-  private accept(socket: net.Socket): void {
-    const session = new ClientSession(socket, this);
+  /** Connections arrive as bare handles (acceptDirect): the session makes its socket, reading its way. */
+  private accept(accepted: AcceptedConnection): void {
+    const session = new ClientSession(accepted, this);
     this.sessions.add(session);
   }
 
@@ -367,6 +368,18 @@ export class Gateway implements SessionContext, AdminView {
     this.log.info('pgway stopped');
   }
 
+  /** Listens; from the moment it listens (before any connection can be accepted), accepts through acceptDirect. */
+  private listenOn(server: net.Server, options: net.ListenOptions): Promise<void> {
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options, () => {
+        server.removeListener('error', reject);
+        acceptDirect(server, (accepted) => this.accept(accepted), (err) => this.log.warn({ err: err.message }, 'accepting a connection failed'));
+        resolve();
+      });
+    });
+  }
+
   /** Pooled clients between transactions hold nothing; session-mode and busy clients do. */
   private hasBusySessions(): boolean {
     for (const s of this.sessions) {
@@ -380,15 +393,5 @@ const sameTarget = (a: ServerTarget, b: ServerTarget): boolean =>
   a.host === b.host && a.port === b.port && a.dbname === b.dbname && a.sslmode === b.sslmode;
 
 const sameCredentials = (a: ServerCredentials, b: ServerCredentials): boolean => a.user === b.user && a.password === b.password;
-
-function listenOn(server: net.Server, options: net.ListenOptions): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options, () => {
-      server.removeListener('error', reject);
-      resolve();
-    });
-  });
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -29,7 +29,7 @@ import { ServerConnection, type ServerSink } from '../pool/server-connection.js'
 import { errorChannel, pinChannel, type ErrorEvent, type PinEvent } from '../events.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
 import { decodeStartupPacket, type StartupPacket } from '../wire/decode.js';
-import { adoptAccepted, directReads, type ReadBufferSize } from '../wire/direct-reads.js';
+import { directReads, socketFor, type AcceptedConnection, type ReadBufferSize } from '../wire/direct-reads.js';
 import { FrameScanner, type FrameHandler } from '../wire/frame-scanner.js';
 import * as msg from '../wire/messages.js';
 import { randomUint32 } from '../wire/random-pool.js';
@@ -59,6 +59,10 @@ const ADMIN_PARAMS: [string, string][] = [
  */
 const CLIENT_READ_BUFFER: ReadBufferSize = { minBytes: 1024, maxBytes: 64 * 1024 };
 
+const NO_BYTES = Buffer.alloc(0);
+/** Every client's session state until login gives it its own (nothing changes it before then). */
+const BEFORE_LOGIN = new SessionState(new Map());
+
 /** PostgreSQL's own limit on a startup packet (MAX_STARTUP_PACKET_LENGTH). */
 const MAX_STARTUP_PACKET = 10_000;
 
@@ -84,20 +88,22 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
 
   private socket: net.Socket;
   private isTls = false;
-  private startupBuf: Buffer = Buffer.alloc(0);
+  private startupBuf: Buffer = NO_BYTES;
   private scanner: FrameScanner | undefined;
   private auth: ClientAuth | undefined;
   private userConfig: UserConfig | undefined;
   private pool: Pool | undefined;
   private server: ServerConnection | undefined;
   private waiting = false;
+  /** Frames of a login reply being assembled, sent as one write (see onAuthStep). */
+  private loginReply: Buffer[] | undefined;
   /** Replication: the primary's socket, which gets the client's bytes unchanged. */
   private replicaOf: net.Socket | undefined;
   private readonly held = new HeldFrames();
   private readonly statements = new PreparedStatements();
   private readonly writer = new RequestWriter(this.held, this.statements);
   /** Settings, SQL-level prepared statements and pins that follow the client across connections. */
-  private session = new SessionState(new Map());
+  private session = BEFORE_LOGIN;
   private readonly startupTimer: NodeJS.Timeout;
   /** performance.now() when the current server connection was taken / the current request sent. */
   private leasedAt = 0;
@@ -107,12 +113,11 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   requestTime = 0;
   waitingSince = 0;
 
-  /** `accepted`: a socket from a server created with pauseOnConnect (see adoptAccepted). */
   constructor(
-    accepted: net.Socket,
+    accepted: AcceptedConnection,
     private readonly ctx: SessionContext,
   ) {
-    this.socket = adoptAccepted(accepted, directReads({
+    this.socket = socketFor(accepted, directReads({
       onChunk: (chunk) => this.onData(chunk),
       // Held frames are views of the chunk, and so is a write still queued towards a server.
       lent: () => this.held.count > 0 || this.server?.writesPending === true || (this.replicaOf?.writableLength ?? 0) > 0,
@@ -164,6 +169,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   /** Sends `err` (a FATAL ErrorResponse) and closes the client. */
   fail(err: GatewayError | Buffer): void {
     if (this.state === 'closed') return;
+    this.flushLoginReply();
     let frame: Buffer;
     if (err instanceof GatewayError) {
       frame = err.toFrame();
@@ -240,7 +246,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       this.onStartupPacket(packet);
     }
     if (this.scanner) {
-      this.startupBuf = Buffer.alloc(0);
+      this.startupBuf = NO_BYTES;
       if (data.length) this.scanner.push(data);
     } else {
       this.startupBuf = Buffer.from(data);
@@ -315,14 +321,19 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       return;
     }
     // The last auth frames and, when no server is needed, the whole login tail go out in one write.
-    this.socket.cork();
+    this.loginReply = [...step.frames];
     try {
-      for (const frame of step.frames) this.socket.write(frame);
       this.auth = undefined;
       this.onAuthenticated();
     } finally {
-      this.socket.uncork();
+      this.flushLoginReply();
     }
+  }
+
+  private flushLoginReply(): void {
+    const frames = this.loginReply;
+    this.loginReply = undefined;
+    if (frames && frames.length > 0) this.socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
   }
 
   private onAuthenticated(): void {
@@ -363,12 +374,13 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   private finishLogin(params: ReadonlyMap<string, string> | Buffer, pid: number): void {
     this.pid = pid;
     this.ctx.registerCancelKey(this, this.pid, this.secret);
-    this.socket.cork();
-    if (params instanceof Map) for (const [name, value] of params) this.socket.write(msg.parameterStatus(name, value));
-    else this.socket.write(params as Buffer);
-    this.socket.write(msg.backendKeyData(this.pid, this.secret));
-    this.socket.write(msg.READY_IDLE);
-    this.socket.uncork();
+    const frames = this.loginReply ?? [];
+    if (params instanceof Map) for (const [name, value] of params) frames.push(msg.parameterStatus(name, value));
+    else frames.push(params as Buffer);
+    frames.push(msg.backendKeyData(this.pid, this.secret), msg.READY_IDLE);
+    this.loginReply = frames;
+    // Sent before anything a request the client already sent may answer (see pump).
+    this.flushLoginReply();
     this.state = 'ready';
     clearTimeout(this.startupTimer);
     try {

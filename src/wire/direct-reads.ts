@@ -60,28 +60,36 @@ export function directReads(reader: DirectReader, size: ReadBufferSize): net.OnR
   };
 }
 
-interface SocketInternals {
-  _handle: unknown;
-  _server: unknown;
-  server: unknown;
+/** A connection a listener accepted, not yet wrapped in a socket (see acceptDirect). */
+export interface AcceptedConnection {
+  readonly handle: object;
+}
+
+interface ListeningHandle {
+  onconnection: (status: number, clientHandle?: object) => void;
 }
 
 /**
- * An accepted socket, taken over so that it reads through `onread`. net.Server has no option for
- * that, so the socket must come from a server created with `pauseOnConnect` (it has not read
- * anything yet): its handle moves to a new net.Socket built with `onread`, which also takes its
- * place in the server's connection count.
+ * Takes over accepting on a listening net.Server: each connection goes to `onConnection` as a
+ * bare handle, for socketFor() to wrap with the reader of its session. net.Server would wrap it
+ * in a net.Socket without `onread` first (it has no option for that), and a second socket per
+ * connection costs as much as the rest of a login's bookkeeping. The server's own 'connection'
+ * event, connection count and maxConnections are not used by pgway and no longer apply.
  */
-export function adoptAccepted(accepted: net.Socket, onread: net.OnReadOpts): net.Socket {
-  const old = accepted as net.Socket & SocketInternals;
-  const handle = old._handle;
-  if (!handle) return accepted;
-  const server = old._server;
-  old._handle = null;
-  old._server = null;
-  const options = { handle, readable: true, writable: true, onread };
-  const socket = new net.Socket(options as net.SocketConstructorOpts) as net.Socket & SocketInternals;
-  socket._server = server;
-  socket.server = server;
-  return socket;
+export function acceptDirect(server: net.Server, onConnection: (accepted: AcceptedConnection) => void, onError: (err: Error) => void): void {
+  const listening = (server as unknown as { _handle: ListeningHandle | null })._handle;
+  if (!listening || typeof listening.onconnection !== 'function') throw new Error('acceptDirect: the server is not listening');
+  listening.onconnection = (status, clientHandle) => {
+    if (status < 0 || !clientHandle) {
+      onError(Object.assign(new Error(`accept failed (${status})`), { errno: status }));
+      return;
+    }
+    onConnection({ handle: clientHandle });
+  };
+}
+
+/** The socket of an accepted connection, reading through `onread`. */
+export function socketFor(accepted: AcceptedConnection, onread: net.OnReadOpts): net.Socket {
+  const options = { handle: accepted.handle, readable: true, writable: true, onread };
+  return new net.Socket(options as net.SocketConstructorOpts);
 }

@@ -24,7 +24,7 @@ const HEADER = 5;
 
 export class FrameScanner {
   /** Header bytes of a frame whose header itself was split. */
-  private readonly header = Buffer.alloc(HEADER);
+  private readonly header = Buffer.allocUnsafe(HEADER); // a slice of Node's pool, not an ArrayBuffer per client
   private headerFill = 0;
   /** The frame being collected across chunks (undefined while skipping it). */
   private partial: Buffer | undefined;

@@ -3,7 +3,7 @@
  * The server side verifies client proofs from stored keys (StoredKey/ServerKey computed once per
  * user), so a login costs two HMACs and a hash, never a PBKDF2.
  */
-import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, hash, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { randomBytesPooled } from './random-pool.js';
 
 export interface ScramKeys {
@@ -15,6 +15,46 @@ export interface ScramKeys {
 
 const hmac = (key: Buffer, data: string): Buffer => createHmac('sha256', key).update(data).digest();
 const sha256 = (data: Buffer): Buffer => createHash('sha256').update(data).digest();
+
+const BLOCK = 64;
+
+/**
+ * HMAC-SHA-256 under one key, with the key's inner and outer pads computed once (RFC 2104):
+ * H(K^opad || H(K^ipad || m)) as two one-shot hashes. A login checks a proof with the user's
+ * StoredKey and ServerKey, so their pads are kept per user instead of building Hmac objects.
+ */
+export class HmacSha256 {
+  private readonly inner = Buffer.alloc(BLOCK, 0x36);
+  private readonly outer = Buffer.alloc(BLOCK, 0x5c);
+
+  constructor(key: Buffer) {
+    const k = key.length > BLOCK ? sha256(key) : key;
+    for (let i = 0; i < k.length; i++) {
+      this.inner[i] = 0x36 ^ k[i]!;
+      this.outer[i] = 0x5c ^ k[i]!;
+    }
+  }
+
+  digest(data: string): Buffer {
+    const length = Buffer.byteLength(data);
+    const first = Buffer.allocUnsafe(BLOCK + length);
+    this.inner.copy(first, 0);
+    first.write(data, BLOCK, 'utf8');
+    const second = Buffer.allocUnsafe(BLOCK + 32);
+    this.outer.copy(second, 0);
+    hash('sha256', first, 'buffer').copy(second, BLOCK);
+    return hash('sha256', second, 'buffer');
+  }
+}
+
+/** Per set of stored keys, their HMACs (keys live as long as the user's config entry). */
+const keyMacs = new WeakMap<ScramKeys, { stored: HmacSha256; server: HmacSha256 }>();
+
+function macsOf(keys: ScramKeys): { stored: HmacSha256; server: HmacSha256 } {
+  let macs = keyMacs.get(keys);
+  if (!macs) keyMacs.set(keys, (macs = { stored: new HmacSha256(keys.storedKey), server: new HmacSha256(keys.serverKey) }));
+  return macs;
+}
 
 function xor(a: Buffer, b: Buffer): Buffer {
   const out = Buffer.allocUnsafe(a.length);
@@ -88,9 +128,10 @@ export class ScramServerExchange {
     const proof = Buffer.from(clientFinal.slice(proofAt + 3), 'base64');
     if (proof.length !== 32) return undefined;
     const authMessage = `${this.clientFirstBare},${this.serverFirst},${withoutProof}`;
-    const clientKey = xor(proof, hmac(this.keys.storedKey, authMessage));
-    if (!timingSafeEqual(sha256(clientKey), this.keys.storedKey)) return undefined;
-    return `v=${hmac(this.keys.serverKey, authMessage).toString('base64')}`;
+    const macs = macsOf(this.keys);
+    const clientKey = xor(proof, macs.stored.digest(authMessage));
+    if (!timingSafeEqual(hash('sha256', clientKey, 'buffer'), this.keys.storedKey)) return undefined;
+    return `v=${macs.server.digest(authMessage).toString('base64')}`;
   }
 }
 
