@@ -256,6 +256,30 @@ describe('an exhausted pool (size 1, query_wait_timeout_ms 500)', () => {
     expect((await holder.query<{ n: number }>('SELECT 2 AS n')).rows).toEqual([{ n: 2 }]);
   });
 
+  it('times each waiting client out from its own arrival, and serves one that arrived later when a connection frees up', async () => {
+    const holder = await connect(gw, 'tp-holder-3');
+    await holder.query('BEGIN');
+    const first = await connect(gw, 'tp-first');
+    const second = await connect(gw, 'tp-second');
+    const third = await connect(gw, 'tp-third');
+    const settled = new Set<string>();
+    const track = (name: string, p: Promise<unknown>): Promise<unknown> => p.then(
+      (v) => { settled.add(name); return v; },
+      (e: unknown) => { settled.add(name); throw e; },
+    );
+    const a = track('first', first.query('SELECT 1'));
+    await sleep(300);
+    const b = track('second', second.query('SELECT 2 AS n'));
+    await sleep(150);
+    const c = track('third', third.query('SELECT 3 AS n'));
+    await expect(a).rejects.toMatchObject({ code: '57P05' });
+    // The first one's deadline is not the others': they are still waiting.
+    expect(settled.has('second') || settled.has('third')).toBe(false);
+    await holder.query('COMMIT');
+    expect(((await b) as pg.QueryResult).rows).toEqual([{ n: 2 }]);
+    expect(((await c) as pg.QueryResult).rows).toEqual([{ n: 3 }]);
+  });
+
   it("keeps a waiting client's pipelined requests intact, small and large, while it reads more of them", async () => {
     const sql = postgres(gw.url(), { max: 1, onnotice: () => undefined });
     try {

@@ -48,10 +48,8 @@ export interface PoolWaiter {
 interface QueuedWaiter {
   waiter: PoolWaiter;
   since: number;
-  /** Unset while the pool is paused (a paused wait does not time out) or with query_wait_timeout_ms 0. */
-  timer: NodeJS.Timeout | undefined;
-  /** Opens the reserve once this client has waited reserve_timeout_ms. */
-  reserveTimer?: NodeJS.Timeout | undefined;
+  /** Where query_wait_timeout_ms and reserve_timeout_ms count from: `since`, or RESUME (a paused wait does not time out). */
+  timedFrom: number;
 }
 
 export interface PoolStats {
@@ -114,10 +112,11 @@ export class Pool {
     readonly name: string,
     readonly target: ServerTarget,
     readonly credentials: ServerCredentials,
-    public settings: PoolSettings,
+    settings: PoolSettings,
     private readonly log: Logger,
     private readonly dbLimit = new ConnectionLimit(),
   ) {
+    this.currentSettings = settings;
     this.maintenance = setInterval(() => this.maintain(), 1000);
     this.maintenance.unref();
   }
@@ -142,7 +141,8 @@ export class Pool {
   acquire(waiter: PoolWaiter): ServerConnection | undefined {
     this.counters.assignments++;
     if (this.paused) {
-      this.waiters.push({ waiter, since: nowMs(), timer: undefined });
+      const since = nowMs();
+      this.waiters.push({ waiter, since, timedFrom: since });
       return undefined;
     }
     let conn = this.idle.pop();
@@ -168,27 +168,74 @@ export class Pool {
   }
 
   private queued(waiter: PoolWaiter): QueuedWaiter {
-    const q: QueuedWaiter = { waiter, since: nowMs(), timer: undefined };
-    this.startTimers(q);
+    const since = nowMs();
+    const q: QueuedWaiter = { waiter, since, timedFrom: since };
+    this.watchDeadline(this.deadlineOf(q), since);
     return q;
   }
 
-  private startTimers(q: QueuedWaiter): void {
+  /*
+   * query_wait_timeout_ms and reserve_timeout_ms for every waiter with one timer, set for the
+   * earliest deadline: a timer per wait cost more than the rest of handing out a connection.
+   * Waiters queue in arrival order, so a new waiter's deadline is rarely the earliest; when the
+   * timer fires it looks at all of them and sets itself for the next deadline.
+   */
+  private waitTimer: NodeJS.Timeout | undefined;
+  private waitTimerAt = Infinity;
+
+  /** When `q` times out or opens the reserve, whichever comes first (Infinity: never). */
+  private deadlineOf(q: QueuedWaiter): number {
     const { queryWaitTimeoutMs, reserveSize, reserveTimeoutMs } = this.settings;
-    if (queryWaitTimeoutMs > 0) q.timer = setTimeout(() => this.expire(q), queryWaitTimeoutMs);
-    if (reserveSize > 0) {
-      q.reserveTimer = setTimeout(() => {
-        this.reserveOpen = true;
-        this.grow();
-      }, reserveTimeoutMs);
-    }
+    let deadline = queryWaitTimeoutMs > 0 ? q.timedFrom + queryWaitTimeoutMs : Infinity;
+    if (reserveSize > 0 && !this.reserveOpen) deadline = Math.min(deadline, q.timedFrom + reserveTimeoutMs);
+    return deadline;
   }
 
-  private stopTimers(q: QueuedWaiter): void {
-    clearTimeout(q.timer);
-    clearTimeout(q.reserveTimer);
-    q.timer = undefined;
-    q.reserveTimer = undefined;
+  private watchDeadline(deadline: number, now: number): void {
+    if (deadline >= this.waitTimerAt || this.paused || this.closed) return;
+    clearTimeout(this.waitTimer);
+    this.waitTimerAt = deadline;
+    this.waitTimer = setTimeout(() => this.onWaitTimer(), Math.max(0, Math.ceil(deadline - now)));
+  }
+
+  private stopWaitTimer(): void {
+    clearTimeout(this.waitTimer);
+    this.waitTimer = undefined;
+    this.waitTimerAt = Infinity;
+  }
+
+  private onWaitTimer(): void {
+    this.waitTimer = undefined;
+    this.waitTimerAt = Infinity;
+    if (this.paused || this.closed) return;
+    const now = nowMs();
+    const { queryWaitTimeoutMs, reserveSize, reserveTimeoutMs } = this.settings;
+    for (const q of [...this.waiters]) {
+      if (queryWaitTimeoutMs > 0 && now - q.timedFrom >= queryWaitTimeoutMs) this.expire(q, now);
+      else if (reserveSize > 0 && !this.reserveOpen && now - q.timedFrom >= reserveTimeoutMs) this.reserveOpen = true;
+    }
+    if (this.reserveOpen) this.grow();
+    this.watchWaiters(now);
+  }
+
+  /** Sets the timer for the earliest deadline among the waiters (after their deadlines changed). */
+  private watchWaiters(now: number): void {
+    this.stopWaitTimer();
+    let next = Infinity;
+    for (const q of this.waiters) next = Math.min(next, this.deadlineOf(q));
+    this.watchDeadline(next, now);
+  }
+
+  private currentSettings: PoolSettings;
+
+  get settings(): PoolSettings {
+    return this.currentSettings;
+  }
+
+  /** A RELOAD changes the settings in place; waiters' deadlines follow the new timeouts. */
+  set settings(next: PoolSettings) {
+    this.currentSettings = next;
+    this.watchWaiters(nowMs());
   }
 
   /** server_check_delay: an empty query proves the connection still works before it is handed out. */
@@ -207,7 +254,6 @@ export class Pool {
   cancelWait(waiter: PoolWaiter): void {
     const i = this.waiters.findIndex((q) => q.waiter === waiter);
     if (i < 0) return;
-    this.stopTimers(this.waiters[i]!);
     this.waiters.splice(i, 1);
   }
 
@@ -292,7 +338,8 @@ export class Pool {
     this.closed = true;
     for (const resolve of this.pauseWaiters.splice(0)) resolve();
     clearInterval(this.maintenance);
-    for (const q of this.waiters.splice(0)) this.stopTimers(q);
+    this.waiters.length = 0;
+    this.stopWaitTimer();
     for (const conn of [...this.owned]) this.forget(conn);
     this.idle.length = 0;
   }
@@ -307,7 +354,6 @@ export class Pool {
     }
     const next = this.paused ? undefined : this.waiters.shift();
     if (next) {
-      this.stopTimers(next);
       const now = nowMs();
       conn.lastUsedAt = now;
       this.counters.waitTimeUs += (now - next.since) * 1000;
@@ -332,7 +378,7 @@ export class Pool {
    */
   pause(): Promise<void> {
     this.paused = true;
-    for (const q of this.waiters) this.stopTimers(q);
+    this.stopWaitTimer();
     return new Promise((resolve) => {
       this.pauseWaiters.push(resolve);
       if (this.active.size === 0) this.onPausedIdle();
@@ -342,7 +388,9 @@ export class Pool {
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    for (const q of this.waiters) this.startTimers(q);
+    const now = nowMs();
+    for (const q of this.waiters) q.timedFrom = now;
+    this.watchWaiters(now);
     this.grow();
     while (this.idle.length > 0 && this.waiters.length > 0) {
       const conn = this.idle.pop()!;
@@ -416,20 +464,16 @@ export class Pool {
         this.log.warn({ err: conn.loginRefusal ?? err.message, pool: this.name }, 'server connection failed');
         // A waiting client hears why instead of waiting out its timeout.
         const q = this.waiters.shift();
-        if (q) {
-          this.stopTimers(q);
-          q.waiter.onLeaseError(err);
-        }
+        if (q) q.waiter.onLeaseError(err);
       },
     );
   }
 
-  private expire(queued: QueuedWaiter): void {
+  private expire(queued: QueuedWaiter, now: number): void {
     const i = this.waiters.indexOf(queued);
     if (i < 0) return;
     this.waiters.splice(i, 1);
-    this.stopTimers(queued);
-    queued.waiter.onLeaseError(new PoolTimeoutError(this.name, Math.round(nowMs() - queued.since)));
+    queued.waiter.onLeaseError(new PoolTimeoutError(this.name, Math.round(now - queued.since)));
   }
 
   /** Closes connections idle too long or past their lifetime; keeps min_size open. */
