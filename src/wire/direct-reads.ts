@@ -78,7 +78,10 @@ interface ListeningHandle {
  */
 export function acceptDirect(server: net.Server, onConnection: (accepted: AcceptedConnection) => void, onError: (err: Error) => void): void {
   const listening = (server as unknown as { _handle: ListeningHandle | null })._handle;
-  if (!listening || typeof listening.onconnection !== 'function') throw new Error('acceptDirect: the server is not listening');
+  if (!listening || typeof listening.onconnection !== 'function') {
+    // Either not listening yet, or a Node.js release whose net.Server no longer works this way.
+    throw new Error(`acceptDirect: cannot take over accepting connections (net.Server internals of Node.js ${process.version})`);
+  }
   listening.onconnection = (status, clientHandle) => {
     if (status < 0 || !clientHandle) {
       onError(Object.assign(new Error(`accept failed (${status})`), { errno: status }));
