@@ -19,7 +19,7 @@ import { BENCH_DATABASE, BENCH_PASSWORD, BENCH_USER, buildPgway, makeWorkDir, st
 import type { WorkerConfig, WorkerCounts } from './lib/idle-client-worker.js';
 import { findPgBouncer, startPgBouncer } from './lib/pgbouncer-process.js';
 import { startPgway, type PoolModeFlag } from './lib/pgway-process.js';
-import { exited, installExitHandlers, onCleanup, raiseOpenFiles, runMain, spawnTracked, stopProcess, UsageError, intFlag } from './lib/processes.js';
+import { exited, installExitHandlers, onCleanup, raiseOpenFiles, runMain, spawnTracked, stopProcess, UsageError, intFlag, listFlag } from './lib/processes.js';
 import { memoryKb, procTimes, ticksToUs } from './lib/proc-stats.js';
 import type { ProxyProcess } from './lib/proxy-process.js';
 import { fileTimestamp, formatNumber, machineDescription, markdownTable, pgwayDescription, writeResult } from './lib/report.js';
@@ -66,13 +66,10 @@ function parseOptions(argv: string[]): Options {
   }
   const int = (name: string, v: string, min: number): number => intFlag(name, v, min, USAGE);
   if (values.mode !== 'session' && values.mode !== 'transaction') throw new UsageError(`--mode expects session or transaction, got ${values.mode}`);
-  const targets = values.targets.split(',').map((s) => s.trim()).filter(Boolean);
-  const unknown = targets.filter((t) => !(TARGETS as readonly string[]).includes(t));
-  if (unknown.length || targets.length === 0) throw new UsageError(`--targets: unknown ${unknown.join(', ') || '(empty)'}; known: ${TARGETS.join(', ')}`);
   const clients = int('clients', values.clients, 1);
   return {
     clients, mode: values.mode, poolSize: int('pool-size', values['pool-size'], 1),
-    targets: [...new Set(targets)] as TargetName[],
+    targets: listFlag('targets', values.targets, TARGETS),
     workers: values.workers ? int('workers', values.workers, 1) : Math.ceil(clients / CLIENTS_PER_WORKER),
     concurrency: int('concurrency', values.concurrency, 1),
     loginTimeoutMs: int('login-timeout', values['login-timeout'], 1) * 1000,

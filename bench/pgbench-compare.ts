@@ -21,7 +21,7 @@ import {
 import { findPgBouncer, startPgBouncer } from './lib/pgbouncer-process.js';
 import { judgePgbench, readLatencies, runPgbench, type Latency, type PgbenchOutcome } from './lib/pgbench.js';
 import { startPgway, type PoolModeFlag } from './lib/pgway-process.js';
-import { installExitHandlers, onCleanup, runMain, UsageError, intFlag } from './lib/processes.js';
+import { installExitHandlers, onCleanup, runMain, UsageError, intFlag, listFlag } from './lib/processes.js';
 import {
   CLOCK_TICKS_PER_SECOND, machineBusyTicks, postgresChildren, postgresTreeTicks, procTimes, settlePostgres, ticksToUs,
 } from './lib/proc-stats.js';
@@ -106,18 +106,12 @@ function parseOptions(argv: string[]): Options {
     process.exit(0);
   }
   const int = (name: string, v: string, min: number): number => intFlag(name, v, min, USAGE);
-  const list = <T extends string>(name: string, v: string, known: readonly T[]): T[] => {
-    const items = v.split(',').map((s) => s.trim()).filter(Boolean);
-    const unknown = items.filter((s) => !(known as readonly string[]).includes(s));
-    if (unknown.length || items.length === 0) throw new UsageError(`--${name}: unknown ${unknown.join(', ') || '(empty)'}; known: ${known.join(', ')}`);
-    return [...new Set(items)] as T[];
-  };
   if (values.mode !== 'session' && values.mode !== 'transaction') throw new UsageError(`--mode expects session or transaction, got ${values.mode}`);
   return {
     seconds: int('seconds', values.seconds, 1),
     rounds: int('rounds', values.rounds, 1),
-    workloads: list('workloads', values.workloads, Object.keys(WORKLOADS) as WorkloadName[]),
-    targets: list('targets', values.targets, TARGETS),
+    workloads: listFlag('workloads', values.workloads, Object.keys(WORKLOADS) as WorkloadName[]),
+    targets: listFlag('targets', values.targets, TARGETS),
     mode: values.mode,
     poolSize: int('pool-size', values['pool-size'], 1),
     jobs: int('jobs', values.jobs, 1),

@@ -87,6 +87,14 @@ export function intFlag(name: string, value: string, min: number, usage: string)
   return n;
 }
 
+/** A comma-separated command-line list of names from `known` (at least one, no repeats), or a UsageError. */
+export function listFlag<T extends string>(name: string, value: string, known: readonly T[]): T[] {
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = items.filter((s) => !(known as readonly string[]).includes(s));
+  if (unknown.length || items.length === 0) throw new UsageError(`--${name}: unknown ${unknown.join(', ') || '(empty)'}; known: ${known.join(', ')}`);
+  return [...new Set(items)] as T[];
+}
+
 /** Runs `main`, cleans up whatever happens, exits with its code. */
 export function runMain(main: () => Promise<number>): void {
   main().then(

@@ -7,5 +7,10 @@
 const origin = performance.timeOrigin;
 
 export function nowMs(): number {
-  return origin + performance.now();
+  return wallClockAt(performance.now());
+}
+
+/** The wall-clock time of an earlier performance.now() reading. */
+export function wallClockAt(performanceNow: number): number {
+  return origin + performanceNow;
 }

@@ -10,6 +10,7 @@ import { PoolTimeoutError, type GatewayError } from '../errors.js';
 import { parameterStatus } from '../wire/messages.js';
 import { nowMs } from './clock.js';
 import { LatencyHistogram } from './latency-histogram.js';
+import { WaitQueue } from './wait-queue.js';
 import { ServerConnection, type ServerCredentials } from './server-connection.js';
 
 /** Running totals, as PgBouncer's SHOW STATS reports them. */
@@ -43,13 +44,6 @@ export class ConnectionLimit {
 export interface PoolWaiter {
   onLease(conn: ServerConnection): void;
   onLeaseError(err: Error): void;
-}
-
-interface QueuedWaiter {
-  waiter: PoolWaiter;
-  since: number;
-  /** Where query_wait_timeout_ms and reserve_timeout_ms count from: `since`, or RESUME (a paused wait does not time out). */
-  timedFrom: number;
 }
 
 export interface PoolStats {
@@ -91,7 +85,20 @@ class ActiveConnections {
 export class Pool {
   private readonly idle: ServerConnection[] = [];
   private readonly active = new ActiveConnections();
-  private readonly waiters: QueuedWaiter[] = [];
+  private readonly waiters = new WaitQueue<PoolWaiter>(
+    () => ({
+      queryWaitTimeoutMs: this.settings.queryWaitTimeoutMs,
+      reserveTimeoutMs: this.settings.reserveTimeoutMs,
+      watchReserve: this.settings.reserveSize > 0 && !this.reserveOpen,
+    }),
+    {
+      expired: (waiter, waitedMs) => waiter.onLeaseError(new PoolTimeoutError(this.name, Math.round(waitedMs))),
+      reserveDue: () => {
+        this.reserveOpen = true;
+        this.grow();
+      },
+    },
+  );
   private connecting = 0;
   /** Every connection this pool opened and has not closed yet. */
   private readonly owned = new Set<ServerConnection>();
@@ -133,7 +140,7 @@ export class Pool {
       idle: this.idle.length,
       connecting: this.connecting,
       waiting: this.waiters.length,
-      maxWaitMs: this.waiters[0] ? Math.round(now - this.waiters[0].since) : 0,
+      maxWaitMs: Math.round(now - (this.waiters.oldestSince ?? now)),
     };
   }
 
@@ -141,8 +148,7 @@ export class Pool {
   acquire(waiter: PoolWaiter): ServerConnection | undefined {
     this.counters.assignments++;
     if (this.paused) {
-      const since = nowMs();
-      this.waiters.push({ waiter, since, timedFrom: since });
+      this.waiters.add(waiter);
       return undefined;
     }
     let conn = this.idle.pop();
@@ -153,7 +159,7 @@ export class Pool {
     }
     if (conn && nowMs() - conn.lastUsedAt >= this.settings.serverCheckDelayMs) {
       // Idle long enough that the server may have gone: check it before this client gets it.
-      this.waiters.unshift(this.queued(waiter));
+      this.waiters.add(waiter, true);
       this.check(conn);
       return undefined;
     }
@@ -162,68 +168,9 @@ export class Pool {
       this.counters.waitLatency.record(0);
       return conn;
     }
-    this.waiters.push(this.queued(waiter));
+    this.waiters.add(waiter);
     this.grow();
     return undefined;
-  }
-
-  private queued(waiter: PoolWaiter): QueuedWaiter {
-    const since = nowMs();
-    const q: QueuedWaiter = { waiter, since, timedFrom: since };
-    this.watchDeadline(this.deadlineOf(q), since);
-    return q;
-  }
-
-  /*
-   * query_wait_timeout_ms and reserve_timeout_ms for every waiter with one timer, set for the
-   * earliest deadline: a timer per wait cost more than the rest of handing out a connection.
-   * Waiters queue in arrival order, so a new waiter's deadline is rarely the earliest; when the
-   * timer fires it looks at all of them and sets itself for the next deadline.
-   */
-  private waitTimer: NodeJS.Timeout | undefined;
-  private waitTimerAt = Infinity;
-
-  /** When `q` times out or opens the reserve, whichever comes first (Infinity: never). */
-  private deadlineOf(q: QueuedWaiter): number {
-    const { queryWaitTimeoutMs, reserveSize, reserveTimeoutMs } = this.settings;
-    let deadline = queryWaitTimeoutMs > 0 ? q.timedFrom + queryWaitTimeoutMs : Infinity;
-    if (reserveSize > 0 && !this.reserveOpen) deadline = Math.min(deadline, q.timedFrom + reserveTimeoutMs);
-    return deadline;
-  }
-
-  private watchDeadline(deadline: number, now: number): void {
-    if (deadline >= this.waitTimerAt || this.paused || this.closed) return;
-    clearTimeout(this.waitTimer);
-    this.waitTimerAt = deadline;
-    this.waitTimer = setTimeout(() => this.onWaitTimer(), Math.max(0, Math.ceil(deadline - now)));
-  }
-
-  private stopWaitTimer(): void {
-    clearTimeout(this.waitTimer);
-    this.waitTimer = undefined;
-    this.waitTimerAt = Infinity;
-  }
-
-  private onWaitTimer(): void {
-    this.waitTimer = undefined;
-    this.waitTimerAt = Infinity;
-    if (this.paused || this.closed) return;
-    const now = nowMs();
-    const { queryWaitTimeoutMs, reserveSize, reserveTimeoutMs } = this.settings;
-    for (const q of [...this.waiters]) {
-      if (queryWaitTimeoutMs > 0 && now - q.timedFrom >= queryWaitTimeoutMs) this.expire(q, now);
-      else if (reserveSize > 0 && !this.reserveOpen && now - q.timedFrom >= reserveTimeoutMs) this.reserveOpen = true;
-    }
-    if (this.reserveOpen) this.grow();
-    this.watchWaiters(now);
-  }
-
-  /** Sets the timer for the earliest deadline among the waiters (after their deadlines changed). */
-  private watchWaiters(now: number): void {
-    this.stopWaitTimer();
-    let next = Infinity;
-    for (const q of this.waiters) next = Math.min(next, this.deadlineOf(q));
-    this.watchDeadline(next, now);
   }
 
   private currentSettings: PoolSettings;
@@ -235,7 +182,7 @@ export class Pool {
   /** A RELOAD changes the settings in place; waiters' deadlines follow the new timeouts. */
   set settings(next: PoolSettings) {
     this.currentSettings = next;
-    this.watchWaiters(nowMs());
+    this.waiters.rewatch();
   }
 
   /** server_check_delay: an empty query proves the connection still works before it is handed out. */
@@ -252,9 +199,7 @@ export class Pool {
 
   /** Takes `waiter` out of the queue (its client left). */
   cancelWait(waiter: PoolWaiter): void {
-    const i = this.waiters.findIndex((q) => q.waiter === waiter);
-    if (i < 0) return;
-    this.waiters.splice(i, 1);
+    this.waiters.remove(waiter);
   }
 
   /**
@@ -338,8 +283,7 @@ export class Pool {
     this.closed = true;
     for (const resolve of this.pauseWaiters.splice(0)) resolve();
     clearInterval(this.maintenance);
-    this.waiters.length = 0;
-    this.stopWaitTimer();
+    this.waiters.clear();
     for (const conn of [...this.owned]) this.forget(conn);
     this.idle.length = 0;
   }
@@ -354,10 +298,9 @@ export class Pool {
     }
     const next = this.paused ? undefined : this.waiters.shift();
     if (next) {
-      const now = nowMs();
-      conn.lastUsedAt = now;
-      this.counters.waitTimeUs += (now - next.since) * 1000;
-      this.counters.waitLatency.record(now - next.since);
+      conn.lastUsedAt = nowMs();
+      this.counters.waitTimeUs += next.waitedMs * 1000;
+      this.counters.waitLatency.record(next.waitedMs);
       next.waiter.onLease(conn);
       return;
     }
@@ -378,7 +321,7 @@ export class Pool {
    */
   pause(): Promise<void> {
     this.paused = true;
-    this.stopWaitTimer();
+    this.waiters.stop();
     return new Promise((resolve) => {
       this.pauseWaiters.push(resolve);
       if (this.active.size === 0) this.onPausedIdle();
@@ -388,9 +331,7 @@ export class Pool {
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    const now = nowMs();
-    for (const q of this.waiters) q.timedFrom = now;
-    this.watchWaiters(now);
+    this.waiters.restart();
     this.grow();
     while (this.idle.length > 0 && this.waiters.length > 0) {
       const conn = this.idle.pop()!;
@@ -463,17 +404,9 @@ export class Pool {
         this.dbLimit.open--;
         this.log.warn({ err: conn.loginRefusal ?? err.message, pool: this.name }, 'server connection failed');
         // A waiting client hears why instead of waiting out its timeout.
-        const q = this.waiters.shift();
-        if (q) q.waiter.onLeaseError(err);
+        this.waiters.shift()?.waiter.onLeaseError(err);
       },
     );
-  }
-
-  private expire(queued: QueuedWaiter, now: number): void {
-    const i = this.waiters.indexOf(queued);
-    if (i < 0) return;
-    this.waiters.splice(i, 1);
-    queued.waiter.onLeaseError(new PoolTimeoutError(this.name, Math.round(now - queued.since)));
   }
 
   /** Closes connections idle too long or past their lifetime; keeps min_size open. */

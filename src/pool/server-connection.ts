@@ -48,6 +48,13 @@ const SETTINGS = '\u0000settings';
 
 /** Codes whose bodies matter while forwarding; anything else split across chunks is skipped uncopied. */
 const FORWARD_INTEREST = codeSet([Backend.ReadyForQuery, Backend.ParameterStatus, Backend.ErrorResponse, Backend.CommandComplete]);
+/** The response slot of each extended-protocol message (0: none). */
+const EXTENDED_SLOTS = new Uint8Array(256);
+EXTENDED_SLOTS[Frontend.Parse] = Slot.Parse;
+EXTENDED_SLOTS[Frontend.Bind] = Slot.Bind;
+EXTENDED_SLOTS[Frontend.Describe] = Slot.Describe;
+EXTENDED_SLOTS[Frontend.Execute] = Slot.Execute;
+EXTENDED_SLOTS[Frontend.Close] = Slot.Close;
 /** Messages the server may send at any time, outside any request's response. */
 const ASYNC = codeSet([Backend.NoticeResponse, Backend.NotificationResponse, Backend.ParameterStatus]);
 const MAX_SERVER_FRAME = 1 << 30;
@@ -188,28 +195,12 @@ export class ServerConnection implements ResponseHandler {
       case Frontend.Terminate:
       case Frontend.Flush:
         return;
-      case Frontend.Parse:
+      default: {
+        // Parse, Bind, Describe, Execute, Close each owe one response; anything else unknown, none.
         this.unsynced = true;
-        this.expected.push(Slot.Parse);
-        return;
-      case Frontend.Bind:
-        this.unsynced = true;
-        this.expected.push(Slot.Bind);
-        return;
-      case Frontend.Describe:
-        this.unsynced = true;
-        this.expected.push(Slot.Describe);
-        return;
-      case Frontend.Execute:
-        this.unsynced = true;
-        this.expected.push(Slot.Execute);
-        return;
-      case Frontend.Close:
-        this.unsynced = true;
-        this.expected.push(Slot.Close);
-        return;
-      default:
-        this.unsynced = true;
+        const slot = EXTENDED_SLOTS[code];
+        if (slot) this.expected.push(slot);
+      }
     }
   }
 

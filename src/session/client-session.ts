@@ -22,7 +22,7 @@ import {
   TooManyClientsError,
   UnknownDatabaseError,
 } from '../errors.js';
-import { nowMs } from '../pool/clock.js';
+import { nowMs, wallClockAt } from '../pool/clock.js';
 import { Slot } from '../pool/expected-responses.js';
 import type { Pool, PoolWaiter } from '../pool/pool.js';
 import { ServerConnection, type ServerSink } from '../pool/server-connection.js';
@@ -109,8 +109,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   private leasedAt = 0;
   private idleTxTimer: NodeJS.Timeout | undefined;
   private requestAt = 0;
-  /** When the client last sent a request, and how long it waited for a server (SHOW CLIENTS). */
-  requestTime = 0;
+  /** When the client began waiting for a server (SHOW CLIENTS). */
   waitingSince = 0;
 
   constructor(
@@ -136,6 +135,11 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
 
   get remoteAddress(): string {
     return `${this.socket.remoteAddress ?? 'unix'}:${this.socket.remotePort ?? ''}`;
+  }
+
+  /** When the client last sent a request, as a wall-clock time (0: never); SHOW CLIENTS. */
+  get requestTime(): number {
+    return this.requestAt === 0 ? 0 : wallClockAt(this.requestAt);
   }
 
   get attachedServer(): ServerConnection | undefined {
@@ -615,7 +619,6 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     const server = this.server!;
     if (!server.busy) {
       this.requestAt = performance.now();
-      this.requestTime = nowMs();
     }
     const pins = this.writer.write(server, this.session, this.mode !== 'session', this.pool!);
     for (const reason of pins) {

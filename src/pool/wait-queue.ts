@@ -1,0 +1,139 @@
+/**
+ * The clients waiting for a server connection of one pool, first come first served, with the two
+ * deadlines a wait has: query_wait_timeout (the client gives up) and reserve_timeout (the pool
+ * may open reserve connections). One timer serves every waiter, set for the earliest deadline: a
+ * timer per wait cost more than the rest of handing out a connection. Waiters queue in arrival
+ * order, so a new waiter's deadline is rarely the earliest; when the timer fires it looks at all
+ * of them and sets itself for the next deadline.
+ */
+import { nowMs } from './clock.js';
+
+export interface WaitTimeouts {
+  /** 0: wait forever. */
+  queryWaitTimeoutMs: number;
+  reserveTimeoutMs: number;
+  /** Whether reserve_timeout still matters (a reserve pool exists and is not open yet). */
+  watchReserve: boolean;
+}
+
+export interface WaitEvents<W> {
+  /** `waiter` waited query_wait_timeout_ms; it has left the queue. */
+  expired(waiter: W, waitedMs: number): void;
+  /** A waiter has waited reserve_timeout_ms. */
+  reserveDue(): void;
+}
+
+interface Queued<W> {
+  waiter: W;
+  since: number;
+  /** Where the deadlines count from: `since`, or the last restart (a paused wait does not time out). */
+  timedFrom: number;
+}
+
+export class WaitQueue<W> {
+  private readonly queue: Queued<W>[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  /** PAUSE: nobody times out until restart(). */
+  private stopped = false;
+
+  constructor(
+    private readonly timeouts: () => WaitTimeouts,
+    private readonly events: WaitEvents<W>,
+  ) {}
+
+  get length(): number {
+    return this.queue.length;
+  }
+
+  /** When the longest waiter began waiting (undefined: nobody waits). */
+  get oldestSince(): number | undefined {
+    return this.queue[0]?.since;
+  }
+
+  /** Queues `waiter` at the back, or at the front (it was first in line for a connection that failed its check). */
+  add(waiter: W, front = false): void {
+    const since = nowMs();
+    const q: Queued<W> = { waiter, since, timedFrom: since };
+    if (front) this.queue.unshift(q);
+    else this.queue.push(q);
+    this.watch(this.deadlineOf(q), since);
+  }
+
+  /** The next waiter and how long it waited; undefined when nobody waits. */
+  shift(): { waiter: W; waitedMs: number } | undefined {
+    const q = this.queue.shift();
+    return q && { waiter: q.waiter, waitedMs: nowMs() - q.since };
+  }
+
+  remove(waiter: W): void {
+    const i = this.queue.findIndex((q) => q.waiter === waiter);
+    if (i >= 0) this.queue.splice(i, 1);
+  }
+
+  clear(): void {
+    this.queue.length = 0;
+    this.stopTimer();
+  }
+
+  /** PAUSE: waits go on, but nobody times out. */
+  stop(): void {
+    this.stopped = true;
+    this.stopTimer();
+  }
+
+  /** RESUME: every wait's deadlines count again, from now. */
+  restart(): void {
+    this.stopped = false;
+    const now = nowMs();
+    for (const q of this.queue) q.timedFrom = now;
+    this.rewatch(now);
+  }
+
+  /** The timeouts changed (RELOAD): the timer follows. */
+  rewatch(now = nowMs()): void {
+    this.stopTimer();
+    let next = Infinity;
+    for (const q of this.queue) next = Math.min(next, this.deadlineOf(q));
+    this.watch(next, now);
+  }
+
+  private deadlineOf(q: Queued<W>): number {
+    const { queryWaitTimeoutMs, reserveTimeoutMs, watchReserve } = this.timeouts();
+    let deadline = queryWaitTimeoutMs > 0 ? q.timedFrom + queryWaitTimeoutMs : Infinity;
+    if (watchReserve) deadline = Math.min(deadline, q.timedFrom + reserveTimeoutMs);
+    return deadline;
+  }
+
+  private watch(deadline: number, now: number): void {
+    if (deadline >= this.timerAt || this.stopped) return;
+    clearTimeout(this.timer);
+    this.timerAt = deadline;
+    this.timer = setTimeout(() => this.onTimer(), Math.max(0, Math.ceil(deadline - now)));
+  }
+
+  private stopTimer(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    if (this.stopped) return;
+    const now = nowMs();
+    const { queryWaitTimeoutMs, reserveTimeoutMs, watchReserve } = this.timeouts();
+    let reserveDue = false;
+    for (const q of [...this.queue]) {
+      if (queryWaitTimeoutMs > 0 && now - q.timedFrom >= queryWaitTimeoutMs) {
+        this.remove(q.waiter);
+        this.events.expired(q.waiter, now - q.since);
+      } else if (watchReserve && now - q.timedFrom >= reserveTimeoutMs) {
+        reserveDue = true;
+      }
+    }
+    if (reserveDue) this.events.reserveDue();
+    this.rewatch(now);
+  }
+}
