@@ -1070,3 +1070,30 @@ function int32(n: number): Buffer {
   b.writeInt32BE(n);
   return b;
 }
+
+describe('a client slow to read a large result', () => {
+  it('gets every byte of it, while the other clients keep being served', async () => {
+    const others = await Promise.all([connect(gw, {}, 'trustuser'), connect(gw, {}, 'trustuser')]);
+    const row = (i: number): string => `${i}:`.padEnd(2000, String.fromCharCode(97 + (i % 26)));
+    // 1 MB fits in the sockets' buffers, so its transaction ends while the client reads nothing;
+    // 6 MB does not, so pgway stops reading from the server until the client catches up.
+    for (const rows of [500, 3000]) {
+      const { client: slow } = await rawTrustLogin({ host: gw.host, port: gw.port }, { user: 'trustuser', database: 'app' });
+      slow.socket.pause();
+      slow.write(typedMessage('Q', cstring(`SELECT (i || ':') || repeat(chr(97 + i % 26), 2000 - length(i || ':')) FROM generate_series(0, ${rows - 1}) i`)));
+      await sleep(200);
+      const answers = await Promise.all(others.map(async (c, n) => {
+        const seen: string[] = [];
+        for (let i = 0; i < 10; i++) seen.push((await c.query<{ v: string }>('SELECT $1::text AS v', [`${rows} ${n} ${i}`])).rows[0]!.v);
+        return seen;
+      }));
+      expect(answers).toEqual([0, 1].map((n) => Array.from({ length: 10 }, (_, i) => `${rows} ${n} ${i}`)));
+      slow.socket.resume();
+      const { before } = await slow.readUntil('Z', 20_000);
+      const values = before.filter((m) => m.type === 'D').map((m) => dataRowValues(m.body)[0]);
+      expect(values.length).toBe(rows);
+      expect(values.findIndex((v, i) => v !== row(i))).toBe(-1);
+      slow.destroy();
+    }
+  });
+});

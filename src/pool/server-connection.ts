@@ -96,6 +96,11 @@ export class ServerConnection implements ResponseHandler {
   stalePlanSeen = false;
   private readonly stream = new ResponseStream(this, ALL_CODES, MAX_SERVER_FRAME);
   private sink: ServerSink | undefined;
+  /**
+   * The client this connection served last, while bytes of a chunk forwarded to it may still be
+   * queued in its socket: the chunk that ended its transaction can still be on its way to it.
+   */
+  private detachedSink: ServerSink | undefined;
   /** What the server owes, one slot per request message: the expected-response FIFO. */
   readonly expected = new ExpectedResponses();
   private inPush = false;
@@ -129,7 +134,7 @@ export class ServerConnection implements ResponseHandler {
     }, timeoutMs);
     try {
       // Replication pipes take the raw socket over later, so they read through the stream API.
-      const reader = this.startupParams.size === 0 ? { onChunk: (c: Buffer) => this.onData(c), lent: () => this.sink?.holdsBytes() ?? false } : undefined;
+      const reader = this.startupParams.size === 0 ? { onChunk: (c: Buffer) => this.onData(c), lent: () => this.chunkStillSent() } : undefined;
       const { socket, direct } = await openServerSocket(this.target, timeoutMs, reader);
       this.socket = socket;
       await new Promise<void>((resolve, reject) => {
@@ -165,6 +170,7 @@ export class ServerConnection implements ResponseHandler {
   }
 
   detach(): void {
+    this.detachedSink = this.sink;
     this.sink = undefined;
     if (this.state === 'attached') this.state = 'idle';
     this.stream.interest = ALL_CODES;
@@ -412,6 +418,15 @@ export class ServerConnection implements ResponseHandler {
       if (idle) idle();
       else this.sink?.onServerReady(this.txStatus);
     }
+  }
+
+  /** Whether the last chunk read is still referenced by a client's write queue (see directReads). */
+  private chunkStillSent(): boolean {
+    if (this.detachedSink) {
+      if (this.detachedSink.holdsBytes()) return true;
+      this.detachedSink = undefined;
+    }
+    return this.sink?.holdsBytes() ?? false;
   }
 
   emit(data: Buffer): void {

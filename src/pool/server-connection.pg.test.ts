@@ -1,0 +1,69 @@
+// The read buffer of a server connection is reused only while no client write still refers to it:
+// the chunk that ends a client's transaction may still sit in that client's socket queue after the
+// connection went on to the next client.
+import { afterEach, describe, expect, it } from 'vitest';
+import { lab } from '../../test/harness/lab.js';
+import * as msg from '../wire/messages.js';
+import { Frontend } from '../wire/codes.js';
+import { ServerConnection, type ServerSink } from './server-connection.js';
+
+const opened: ServerConnection[] = [];
+afterEach(() => {
+  for (const c of opened.splice(0)) c.close();
+});
+
+/** A client; a slow one's socket queue still holds everything forwarded to it. */
+class Client implements ServerSink {
+  /** What was forwarded, as handed over (views), and as it was at that moment (copies). */
+  readonly views: Buffer[] = [];
+  readonly copies: Buffer[] = [];
+  constructor(private readonly slow: boolean, private readonly onReady: () => void) {}
+  onServerData(chunk: Buffer): boolean {
+    this.views.push(chunk);
+    this.copies.push(Buffer.from(chunk));
+    return true;
+  }
+  holdsBytes(): boolean {
+    return this.slow;
+  }
+  cork(): void {}
+  uncork(): void {}
+  onServerReady(): void {
+    this.onReady();
+  }
+  onServerLost(err: Error): void {
+    throw err;
+  }
+}
+
+async function connect(): Promise<ServerConnection> {
+  const { primary, users, database } = lab();
+  const app = users.find((u) => u.name === 'app')!;
+  const conn = new ServerConnection({ ...primary, dbname: database, sslmode: 'disable' }, { user: app.name, password: app.password });
+  opened.push(conn);
+  await conn.connect(5000);
+  return conn;
+}
+
+function send(conn: ServerConnection, sink: ServerSink, sql: string): void {
+  conn.attach(sink);
+  conn.noteClientFrame(Frontend.Query);
+  conn.write(msg.query(sql));
+}
+
+describe('a server connection handed to the next client', () => {
+  it("does not read the next client's answer over bytes still queued for the previous client", async () => {
+    const conn = await connect();
+    const done = new Promise<Client[]>((resolve) => {
+      const second: Client = new Client(false, () => resolve([first, second]));
+      const first: Client = new Client(true, () => {
+        conn.detach();
+        send(conn, second, `SELECT repeat('b', 300)`);
+      });
+      send(conn, first, `SELECT repeat('a', 300)`);
+    });
+    const [first, second] = await done;
+    expect(second.views.length).toBeGreaterThan(0);
+    expect(first.views).toEqual(first.copies);
+  });
+});
