@@ -54,7 +54,7 @@ function send(conn: ServerConnection, sink: ServerSink, sql: string): void {
 describe('a server connection handed to the next client', () => {
   it("does not read the next client's answer over bytes still queued for the previous client", async () => {
     const conn = await connect();
-    const done = new Promise<Client[]>((resolve) => {
+    const done = new Promise<[Client, Client]>((resolve) => {
       const second: Client = new Client(false, () => resolve([first, second]));
       const first: Client = new Client(true, () => {
         conn.detach();
