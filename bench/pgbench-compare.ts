@@ -6,9 +6,11 @@
  *   npm run bench -- [--seconds 15] [--rounds 3] [--workloads W1,W4] [--targets direct,pgbouncer,pgway]
  *                    [--mode session|transaction] [--pool-size 20] [--jobs 2] [--warmup 3] [--scale 10]
  *                    [--data-dir DIR] [--pgway-dir DIR] [--pgway-node-args=ARGS] [--no-build]
+ *                    [--proxy-session own|shared]
  *
  * See bench/README.md for what the columns mean and the traps.
  */
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,6 +23,7 @@ import {
 import { findPgBouncer, startPgBouncer } from './lib/pgbouncer-process.js';
 import { judgePgbench, readLatencies, runPgbench, type Latency, type PgbenchOutcome } from './lib/pgbench.js';
 import { startPgway, type PoolModeFlag } from './lib/pgway-process.js';
+import type { ProxySession } from './lib/processes.js';
 import { installExitHandlers, onCleanup, runMain, UsageError, intFlag, listFlag } from './lib/processes.js';
 import {
   CLOCK_TICKS_PER_SECOND, machineBusyTicks, postgresChildren, postgresTreeTicks, procTimes, settlePostgres, ticksToUs,
@@ -63,6 +66,17 @@ interface Options {
   pgwayDir: string;
   /** Extra Node options for pgway, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
   pgwayNodeArgs: string[];
+  /** Proxies in the benchmark's session, with pgbench (`shared`), or each in its own, as a daemon (`own`). */
+  proxySession: ProxySession;
+}
+
+/** Whether the kernel schedules sessions as groups, which makes --proxy-session matter. */
+function autogroupScheduling(): string {
+  try {
+    return fs.readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim() === '1' ? 'on' : 'off';
+  } catch {
+    return 'unknown';
+  }
 }
 
 interface RunRecord {
@@ -79,7 +93,7 @@ interface RunRecord {
 const USAGE = `usage: npm run bench -- [--seconds 15] [--rounds 3] [--workloads ${Object.keys(WORKLOADS).join(',')}]
                         [--targets ${TARGETS.join(',')}] [--mode session|transaction] [--pool-size 20]
                         [--jobs 2] [--warmup 3] [--scale 10] [--data-dir DIR] [--pgway-dir DIR]
-                        [--pgway-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"] [--no-build]`;
+                        [--pgway-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"] [--no-build] [--proxy-session own|shared]`;
 
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
@@ -98,6 +112,7 @@ function parseOptions(argv: string[]): Options {
       'pgway-dir': { type: 'string' },
       'pgway-node-args': { type: 'string', default: '' },
       'no-build': { type: 'boolean', default: false },
+      'proxy-session': { type: 'string', default: 'shared' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -107,6 +122,8 @@ function parseOptions(argv: string[]): Options {
   }
   const int = (name: string, v: string, min: number): number => intFlag(name, v, min, USAGE);
   if (values.mode !== 'session' && values.mode !== 'transaction') throw new UsageError(`--mode expects session or transaction, got ${values.mode}`);
+  const proxySession = values['proxy-session'];
+  if (proxySession !== 'own' && proxySession !== 'shared') throw new UsageError(`--proxy-session expects own or shared, got ${proxySession}`);
   return {
     seconds: int('seconds', values.seconds, 1),
     rounds: int('rounds', values.rounds, 1),
@@ -121,6 +138,7 @@ function parseOptions(argv: string[]): Options {
     build: !values['no-build'],
     pgwayDir: path.resolve(values['pgway-dir'] ?? REPO_DIR),
     pgwayNodeArgs: values['pgway-node-args'].split(/\s+/).filter(Boolean),
+    proxySession,
   };
 }
 
@@ -155,14 +173,17 @@ async function main(): Promise<number> {
     else {
       const bouncer = await startPgBouncer(binary, {
         workDir, server, login, scramVerifier: await cluster.scramVerifier(), runAs: cluster.runAs,
-        mode: o.mode, poolSize: o.poolSize, maxClientConn: 20_000,
+        mode: o.mode, poolSize: o.poolSize, maxClientConn: 20_000, session: o.proxySession,
       });
       onCleanup(() => bouncer.stop());
       proxies.set('pgbouncer', bouncer);
     }
   }
   if (o.targets.includes('pgway')) {
-    const pgway = await startPgway({ repoDir: o.pgwayDir, workDir, server, login, mode: o.mode, poolSize: o.poolSize, maxClientConn: Math.max(1000, maxClients * 4), nodeArgs: o.pgwayNodeArgs });
+    const pgway = await startPgway({
+      repoDir: o.pgwayDir, workDir, server, login, mode: o.mode, poolSize: o.poolSize, maxClientConn: Math.max(1000, maxClients * 4),
+      nodeArgs: o.pgwayNodeArgs, session: o.proxySession,
+    });
     onCleanup(() => pgway.stop());
     proxies.set('pgway', pgway);
   }
@@ -334,7 +355,9 @@ function report(
     `## pgbench: direct vs PgBouncer vs pgway (${startedAt.toISOString()})`,
     '',
     `- pool mode **${o.mode}**, pool size ${o.poolSize} (PgBouncer and pgway), pgbench scale ${o.scale}, \`-T ${o.seconds} -j ${o.jobs}\`, ` +
-      `${o.rounds} interleaved round(s), warm-up ${o.warmup} s; each cell is the median of the rounds`,
+      `${o.rounds} interleaved round(s), warm-up ${o.warmup} s; each cell is the median of the rounds; ` +
+      (o.proxySession === 'own' ? 'each proxy in a session of its own' : "the proxies in the benchmark's session, with pgbench") +
+      ` (autogroup scheduling ${autogroupScheduling()})`,
     `- pgway ${pgwayDescription(o.pgwayDir, REPO_DIR)}; PostgreSQL ${cluster.version} (fsync/synchronous_commit/full_page_writes off); ` +
       `${toolVersion('pgbench')}; PgBouncer: ${missing.get('pgbouncer') ?? toolVersion(findPgBouncer() ?? 'pgbouncer', ['--version'])}; Node ${process.version}`,
     `- ${machineDescription()}; other processes used up to ${(worst.share * 100).toFixed(0)}% of the machine during a run${worst.where ? ` (${worst.where})` : ''}`,

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { RunAs } from './bench-cluster.js';
 import type { PoolModeFlag } from './pgway-process.js';
-import { raiseOpenFiles, spawnTracked } from './processes.js';
+import { sessionOptions, raiseOpenFiles, spawnTracked, type ProxySession } from './processes.js';
 import { startOnFreePort, type Login, type ProxyProcess } from './proxy-process.js';
 
 export interface PgBouncerOptions {
@@ -21,6 +21,8 @@ export interface PgBouncerOptions {
   mode: PoolModeFlag;
   poolSize: number;
   maxClientConn: number;
+  /** Default `shared`: the benchmark's session (see ProxySession). */
+  session?: ProxySession;
 }
 
 /** The PgBouncer binary: $PGWAY_PGBOUNCER, /usr/sbin/pgbouncer, or the PATH; undefined when absent. */
@@ -51,6 +53,7 @@ export async function startPgBouncer(binary: string, o: PgBouncerOptions): Promi
     const child = spawnTracked(binary, [ini], {
       cwd: dir,
       stdio: ['ignore', log, log],
+      ...sessionOptions(o.session),
       ...(o.runAs && { uid: o.runAs.uid, gid: o.runAs.gid }),
     });
     fs.closeSync(log);

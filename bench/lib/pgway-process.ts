@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnTracked, raiseOpenFiles } from './processes.js';
+import { sessionOptions, spawnTracked, raiseOpenFiles, type ProxySession } from './processes.js';
 import { startOnFreePort, type Login, type ProxyProcess } from './proxy-process.js';
 
 export type PoolModeFlag = 'session' | 'transaction';
@@ -17,6 +17,8 @@ export interface PgwayOptions {
   mode: PoolModeFlag;
   poolSize: number;
   maxClientConn: number;
+  /** Default `shared`: the benchmark's session (see ProxySession). */
+  session?: ProxySession;
   /** Extra Node options for the pgway process, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof']. */
   nodeArgs?: readonly string[];
 }
@@ -37,6 +39,7 @@ export async function startPgway(o: PgwayOptions): Promise<ProxyProcess> {
     const child = spawnTracked(process.execPath, [...(o.nodeArgs ?? []), entry, '--config', configFile], {
       cwd: o.workDir,
       stdio: ['ignore', log, log],
+      ...sessionOptions(o.session),
     });
     fs.closeSync(log);
     if (child.pid !== undefined) raiseOpenFiles(child.pid, o.maxClientConn + 1024);

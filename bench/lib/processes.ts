@@ -18,6 +18,18 @@ export function spawnTracked(cmd: string, args: readonly string[], options: Spaw
   return child;
 }
 
+/**
+ * Where a proxy under test runs: in the benchmark's session, with pgbench (`shared`), or in a
+ * session of its own (`own`), as a daemon (PgBouncer's -d) would. It matters when Linux's autogroup
+ * scheduling is on: each session gets one share of the CPU, and PostgreSQL backends each call
+ * setsid(), so every backend has a share of its own (see bench/README.md, Traps).
+ */
+export type ProxySession = 'own' | 'shared';
+
+export function sessionOptions(session: ProxySession | undefined): SpawnOptions {
+  return { detached: session === 'own' };
+}
+
 export interface Exit { code: number | null; signal: NodeJS.Signals | null; error?: Error }
 
 /** Resolves when `child` has exited (at once when it already has). */
