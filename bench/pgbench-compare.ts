@@ -23,8 +23,7 @@ import {
 import { findPgBouncer, startPgBouncer } from './lib/pgbouncer-process.js';
 import { judgePgbench, readLatencies, runPgbench, type Latency, type PgbenchOutcome } from './lib/pgbench.js';
 import { startPgway, type PoolModeFlag } from './lib/pgway-process.js';
-import type { ProxySession } from './lib/processes.js';
-import { installExitHandlers, onCleanup, runMain, UsageError, intFlag, listFlag } from './lib/processes.js';
+import { installExitHandlers, onCleanup, runMain, UsageError, intFlag, listFlag, type ProxySession } from './lib/processes.js';
 import {
   CLOCK_TICKS_PER_SECOND, machineBusyTicks, postgresChildren, postgresTreeTicks, procTimes, settlePostgres, ticksToUs,
 } from './lib/proc-stats.js';

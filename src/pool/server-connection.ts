@@ -355,8 +355,7 @@ export class ServerConnection implements ResponseHandler {
   /** Runs one simple query whose output nobody sees; rejects with the server's error, if any. */
   async query(sql: string): Promise<void> {
     this.state = 'internal';
-    this.internalError = undefined;
-    this.expected.push(Slot.Query, Action.Swallow);
+    this.expectSwallowed(Slot.Query);
     this.socket.write(msg.query(sql));
     await this.drain();
     const error = this.internalError as ServerError | undefined;
