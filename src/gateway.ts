@@ -14,7 +14,7 @@ import { AdminHttp } from './admin/http.js';
 import { loadConfig } from './config/load.js';
 import type { Config, DatabaseConfig, ServerTarget, UserConfig } from './config/schema.js';
 import { nowMs } from './pool/clock.js';
-import { ConnectionLimit, Pool } from './pool/pool.js';
+import { ConnectionLimit, Pool, PoolCounters } from './pool/pool.js';
 import type { ServerCredentials } from './pool/server-connection.js';
 import { initSessionEffects } from './router/session-effects.js';
 import { startCluster, type RunningCluster } from './sandbox/postgres-cluster.js';
@@ -44,6 +44,8 @@ export class Gateway implements SessionContext, AdminView {
   private users = new Map<string, UserConfig>();
   private secrets = new Map<string, UserSecret>();
   private readonly poolMap = new Map<string, Pool>();
+  /** Each (database, user)'s totals and histograms, kept across a RELOAD that replaces its pool. */
+  private readonly poolCounters = new Map<string, PoolCounters>();
   private readonly dbLimits = new Map<string, ConnectionLimit>();
   private readonly sessions = new Set<ClientSession>();
   private readonly cancelKeys = new Map<number, ClientSession>();
@@ -147,6 +149,7 @@ export class Gateway implements SessionContext, AdminView {
       }
       pool.retire();
       this.poolMap.delete(key);
+      if (!db || !user) this.poolCounters.delete(key);
     }
   }
 
@@ -210,7 +213,9 @@ export class Gateway implements SessionContext, AdminView {
       let limit = this.dbLimits.get(db.name);
       if (!limit) this.dbLimits.set(db.name, (limit = new ConnectionLimit(db.pool.maxDbConnections)));
       limit.max = db.pool.maxDbConnections;
-      pool = new Pool(`${db.name}/${user.name}`, db.primary, this.serverCredentials(db, user), db.pool, this.log, limit);
+      let counters = this.poolCounters.get(key);
+      if (!counters) this.poolCounters.set(key, (counters = new PoolCounters()));
+      pool = new Pool(`${db.name}/${user.name}`, db.primary, this.serverCredentials(db, user), db.pool, this.log, limit, counters);
       this.poolMap.set(key, pool);
     }
     return pool;

@@ -53,6 +53,8 @@ interface ConfigOptions {
   http?: boolean;
   /** Databases served, each on the lab primary under the same name. */
   databases?: string[];
+  /** The app user's server connections log in as the superuser instead of as app. */
+  appAsSuperuser?: boolean;
 }
 
 function configYaml(options: ConfigOptions): string {
@@ -67,7 +69,7 @@ log: { level: silent }
 auth:
   method: scram-sha-256
   users:
-    - { name: app, password: app-secret }
+    - { name: app, password: app-secret${options.appAsSuperuser ? `, server_user: postgres, server_password: ${l.superuserPassword}` : ''} }
     - { name: admin, password: admin-secret, admin: true, server_user: postgres, server_password: ${l.superuserPassword} }
 pool: ${options.pool}
 databases:${databases}
@@ -622,5 +624,40 @@ describe('HTTP endpoint', () => {
     expect(sample(text, `pgway_query_duration_seconds_sum{pool="${pool}"}`)).toBeGreaterThan(0);
     expect(text).toMatch(/^# TYPE pgway_transaction_duration_seconds histogram$/m);
     expect(sample(text, divisionByZero), scraped).toBe(before + 1);
+  });
+});
+
+describe('metrics across a RELOAD that replaces a pool', () => {
+  let gw: FileGateway;
+
+  beforeAll(async () => {
+    gw = await startFromFile({ pool: POOL_OF_2, http: true });
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+  });
+
+  it('keeps counting where the old pool stopped: histograms and SHOW STATS never go backwards', async () => {
+    const pool = `${DB}/app`;
+    const series = `pgway_query_duration_seconds_count{pool="${pool}"}`;
+    const scrape = async (): Promise<number> => {
+      const text = await (await fetch(`http://127.0.0.1:${gw.httpPort}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+      return line === undefined ? 0 : Number(line.slice(series.length + 1));
+    };
+    const client = await connect(gw, 'tp-metrics-reload');
+    for (let i = 0; i < 5; i++) await client.query('SELECT 1');
+    const before = await scrape();
+    expect(before).toBeGreaterThanOrEqual(5);
+
+    // New server credentials for app: the pool is replaced by one that logs in as the superuser.
+    writeFileSync(gw.file, configYaml({ pool: POOL_OF_2, http: true, appAsSuperuser: true }));
+    await gw.gateway.reload();
+    expect((await client.query<{ who: string }>('SELECT current_user AS who')).rows).toEqual([{ who: 'postgres' }]);
+
+    expect(await scrape()).toBe(before + 1);
+    const stats = gw.gateway.pools().find((p) => p.database === DB && p.user === 'app')!.counters;
+    expect(stats.requests).toBe(before + 1);
   });
 });

@@ -106,7 +106,6 @@ export class Pool {
   private reserveOpen = false;
   /** ParameterStatus values of the last connection opened, shown to pooled clients at login. */
   serverParams: ReadonlyMap<string, string> | undefined;
-  readonly counters = new PoolCounters();
   /** Replaced by a RELOAD that changed the target: no new clients; connections close when given back. */
   retired = false;
   /** PAUSE: new transactions wait (without timing out) until RESUME. */
@@ -122,6 +121,8 @@ export class Pool {
     settings: PoolSettings,
     private readonly log: Logger,
     private readonly dbLimit = new ConnectionLimit(),
+    /** Shared with the pool this one replaces after a RELOAD, so totals and histograms run on. */
+    readonly counters = new PoolCounters(),
   ) {
     this.currentSettings = settings;
     this.maintenance = setInterval(() => this.maintain(), 1000);
