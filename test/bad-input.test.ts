@@ -242,6 +242,26 @@ describe('bad input from clients (pool of one server connection per user)', () =
     });
   });
 
+  it('answers a Query sent in the same write as a trust login\'s StartupMessage, after the login reply', async () => {
+    await whileHealthy(gw, async () => {
+      // Once the pool knows its server's parameters, a login completes within the read that carried it.
+      expect(await trustQuery<{ n: number }>('SELECT 4 AS n')).toEqual([{ n: 4 }]);
+      const client = await RawClient.connect(address());
+      try {
+        client.write(Buffer.concat([startupPacket({ user: 'trustuser', database: 'app' }), queryMessage("SELECT 'pipelined'")]));
+        const login = await client.readUntil('Z');
+        expect(login.before[0]?.type).toBe('R');
+        expect(login.before.some((m) => m.type === 'E')).toBe(false);
+        const { message: done, before: rows } = await client.readUntil('Z');
+        expect(rows.map((m) => m.type)).toEqual(['T', 'D', 'C']);
+        expect(rows[1]!.body.toString('utf8')).toContain('pipelined');
+        expect(done.body.toString('latin1')).toBe('I');
+      } finally {
+        client.destroy();
+      }
+    });
+  });
+
   it('survives clients that vanish in the middle of a startup packet and of a Query frame', async () => {
     await whileHealthy(gw, async () => {
       const startup = startupPacket({ user: 'trustuser', database: 'app' });

@@ -2,10 +2,12 @@
  * One client socket, as an explicit state machine:
  *   startup -> auth -> connecting -> ready        (pooled clients)
  *                                 -> replication  (a raw pipe to the primary, unpooled)
- * and from anywhere -> closed. In `ready`, whole client frames are held as views of the bytes
- * received until a request is complete (Query, Sync, Flush), then written to a server connection
- * (contiguous frames in one write, no copies). The pool mode decides only when a server
- * connection is taken and given back: at login and logout (session), or per transaction.
+ * and from anywhere -> closed. Startup packets and the password exchange are ClientLogin's; the
+ * session keeps the socket and takes over once the password is right. In `ready`, whole client
+ * frames are held as views of the bytes received until a request is complete (Query, Sync,
+ * Flush), then written to a server connection (contiguous frames in one write, no copies). The
+ * pool mode decides only when a server connection is taken and given back: at login and logout
+ * (session), or per transaction.
  */
 import type net from 'node:net';
 import tls from 'node:tls';
@@ -19,7 +21,6 @@ import {
   ServerConnectionLostError,
   ShuttingDownError,
   StartupTimeoutError,
-  TooManyClientsError,
   UnknownDatabaseError,
 } from '../errors.js';
 import { nowMs, wallClockAt } from '../pool/clock.js';
@@ -28,12 +29,12 @@ import type { Pool, PoolWaiter } from '../pool/pool.js';
 import { ServerConnection, type ServerSink } from '../pool/server-connection.js';
 import { errorChannel, pinChannel, type ErrorEvent, type PinEvent } from '../events.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
-import { decodeStartupPacket, type StartupPacket } from '../wire/decode.js';
 import { directReads, socketFor, type AcceptedConnection, type ReadBufferSize } from '../wire/direct-reads.js';
 import { FrameScanner, type FrameHandler } from '../wire/frame-scanner.js';
 import * as msg from '../wire/messages.js';
 import { randomUint32 } from '../wire/random-pool.js';
-import { ClientAuth, type AuthStep } from './client-auth.js';
+import type { AuthStep } from './client-auth.js';
+import { ClientLogin } from './client-login.js';
 import { HeldFrames } from './held-frames.js';
 import { PreparedStatements } from './prepared-statements.js';
 import { RequestWriter } from './request-writer.js';
@@ -59,12 +60,8 @@ const ADMIN_PARAMS: [string, string][] = [
  */
 const CLIENT_READ_BUFFER: ReadBufferSize = { minBytes: 1024, maxBytes: 64 * 1024 };
 
-const NO_BYTES = Buffer.alloc(0);
 /** Every client's session state until login gives it its own (nothing changes it before then). */
 const BEFORE_LOGIN = new SessionState(new Map());
-
-/** PostgreSQL's own limit on a startup packet (MAX_STARTUP_PACKET_LENGTH). */
-const MAX_STARTUP_PACKET = 10_000;
 
 let nextClientId = 1;
 /** Process ids pgway issues in transaction mode (session mode shows the server's real one). */
@@ -88,9 +85,9 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
 
   private socket: net.Socket;
   private isTls = false;
-  private startupBuf: Buffer = NO_BYTES;
+  /** Startup packets and authentication; gone once the password was checked. */
+  private login: ClientLogin | undefined;
   private scanner: FrameScanner | undefined;
-  private auth: ClientAuth | undefined;
   private userConfig: UserConfig | undefined;
   private pool: Pool | undefined;
   private server: ServerConnection | undefined;
@@ -124,6 +121,21 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     this.socket.setNoDelay(true);
     this.socket.setKeepAlive(true, 60_000);
     this.listen(this.socket);
+    this.login = new ClientLogin(ctx, {
+      isTls: () => this.isTls,
+      send: (bytes) => this.socket.write(bytes),
+      startTls: (secureContext) => this.upgradeToTls(secureContext),
+      endAfterCancel: () => {
+        this.socket.destroy();
+        this.onClose();
+      },
+      identify: (params) => {
+        this.params = params;
+        this.user = params.get('user') ?? '';
+        this.database = params.get('database') || this.user;
+      },
+      admit: () => ctx.admit(this),
+    });
     const { startupTimeoutMs } = ctx.config().limits;
     this.startupTimer = setTimeout(() => {
       if (this.state !== 'ready' && this.state !== 'replication') {
@@ -235,51 +247,16 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
 
   // --- startup packets -----------------------------------------------------------------------
 
+  /** Bytes before the StartupMessage: the login reads them; then frames begin. */
   private onStartupBytes(chunk: Buffer): void {
-    let data = this.startupBuf.length ? Buffer.concat([this.startupBuf, chunk]) : chunk;
-    while (data.length >= 4 && !this.scanner && this.state === 'startup') {
-      const len = data.readInt32BE(0);
-      if (len < 8 || len > MAX_STARTUP_PACKET) throw new ProtocolViolationError(`invalid length of startup packet: ${len}`);
-      if (data.length < len) break;
-      const packet = decodeStartupPacket(data.subarray(0, len));
-      data = data.subarray(len);
-      if (packet.kind === 'ssl' && data.length > 0) {
-        // Bytes sent before the TLS handshake would be read as if they were protected.
-        throw new ProtocolViolationError('received unencrypted data after SSL request');
-      }
-      this.onStartupPacket(packet);
-    }
-    if (this.scanner) {
-      this.startupBuf = NO_BYTES;
-      if (data.length) this.scanner.push(data);
-    } else {
-      this.startupBuf = Buffer.from(data);
-    }
-  }
-
-  private onStartupPacket(packet: StartupPacket): void {
-    switch (packet.kind) {
-      case 'ssl': {
-        const secureContext = this.ctx.tlsContext();
-        if (!secureContext || this.isTls) {
-          this.socket.write(msg.SSL_NO);
-          return;
-        }
-        this.socket.write(msg.SSL_YES);
-        this.upgradeToTls(secureContext);
-        return;
-      }
-      case 'gssenc':
-        this.socket.write(msg.SSL_NO);
-        return;
-      case 'cancel':
-        this.ctx.cancel(packet.pid, packet.secret);
-        this.socket.destroy();
-        this.onClose();
-        return;
-      case 'startup':
-        this.onStartupMessage(packet.params, packet.minor, packet.protocolOptions);
-    }
+    const rest = this.login!.onBytes(chunk);
+    if (rest === undefined) return;
+    this.state = 'auth';
+    this.scanner = new FrameScanner(this, this.ctx.config().limits.maxMessageBytes);
+    this.onAuthStep(this.login!.beginAuth());
+    if (rest.length === 0) return;
+    this.scanner.push(rest);
+    this.pump();
   }
 
   private upgradeToTls(secureContext: tls.SecureContext): void {
@@ -291,27 +268,6 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     this.socket = secure;
     this.isTls = true;
     this.listen(secure);
-  }
-
-  private onStartupMessage(params: Map<string, string>, minor: number, protocolOptions: string[]): void {
-    const config = this.ctx.config();
-    this.params = params;
-    this.user = params.get('user') ?? '';
-    this.database = params.get('database') || this.user;
-    if (this.ctx.shuttingDown) throw new ShuttingDownError();
-    if (!this.user) throw new InvalidAuthorizationError('no PostgreSQL user name specified in startup packet');
-    if (config.listen.tls?.mode === 'require' && !this.isTls) {
-      throw new InvalidAuthorizationError('pgway requires TLS: connect with sslmode=require');
-    }
-    if (!this.ctx.admit(this)) throw new TooManyClientsError(config.limits.maxClientConn);
-    // We speak 3.0 and no protocol extensions; tell a client that asked for more, as PostgreSQL does.
-    if (minor > 0 || protocolOptions.length > 0) this.socket.write(msg.negotiateProtocolVersion(0, protocolOptions));
-
-    this.state = 'auth';
-    this.scanner = new FrameScanner(this, config.limits.maxMessageBytes);
-    this.userConfig = this.ctx.user(this.user);
-    this.auth = new ClientAuth(this.user, this.userConfig ? this.ctx.userSecret(this.user) : undefined);
-    this.onAuthStep(this.auth.begin());
   }
 
   // --- authentication ------------------------------------------------------------------------
@@ -327,7 +283,8 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     // The last auth frames and, when no server is needed, the whole login tail go out in one write.
     this.loginReply = [...step.frames];
     try {
-      this.auth = undefined;
+      this.userConfig = this.login!.userConfig;
+      this.login = undefined;
       this.onAuthenticated();
     } finally {
       this.flushLoginReply();
@@ -516,10 +473,8 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     if (!buf) return;
     switch (this.state) {
       case 'auth':
-        if (code !== Frontend.Password || !this.auth) {
-          throw new ProtocolViolationError(`expected password response, got message type ${String.fromCharCode(code)}`);
-        }
-        this.onAuthStep(this.auth.onPassword(buf, start, end));
+        if (!this.login) throw new ProtocolViolationError('unexpected message during authentication');
+        this.onAuthStep(this.login.onFrame(code, buf, start, end));
         return;
       case 'admin':
         this.onAdminFrame(code, buf, start, end);

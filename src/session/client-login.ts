@@ -1,0 +1,132 @@
+/**
+ * A client's way in, up to its password check: the startup packets (SSLRequest, GSSENCRequest,
+ * CancelRequest, StartupMessage), the switch to TLS, the checks PostgreSQL makes of a
+ * StartupMessage, and the password exchange (ClientAuth). The session keeps the socket: it hands
+ * this the bytes that come before the StartupMessage and the frames that follow it until
+ * authentication ends, and hears what happened through LoginHost.
+ */
+import type tls from 'node:tls';
+import type { UserConfig } from '../config/schema.js';
+import { InvalidAuthorizationError, ProtocolViolationError, ShuttingDownError, TooManyClientsError } from '../errors.js';
+import { Frontend } from '../wire/codes.js';
+import { decodeStartupPacket, type StartupPacket } from '../wire/decode.js';
+import * as msg from '../wire/messages.js';
+import { ClientAuth, type AuthStep } from './client-auth.js';
+import type { SessionContext } from './session-context.js';
+
+/** PostgreSQL's own limit on a startup packet (MAX_STARTUP_PACKET_LENGTH). */
+const MAX_STARTUP_PACKET = 10_000;
+
+const NO_BYTES = Buffer.alloc(0);
+
+/** What a login needs from its session. */
+export interface LoginHost {
+  /** Whether the client's socket is a TLS socket by now. */
+  isTls(): boolean;
+  /** Writes to the client, on whichever socket it has now. */
+  send(bytes: Buffer): void;
+  /** The client asked for TLS and gets it: its socket becomes a TLS socket from here on. */
+  startTls(secureContext: tls.SecureContext): void;
+  /** The connection carried a CancelRequest, now passed on: close it without a word. */
+  endAfterCancel(): void;
+  /** The StartupMessage names who logs in; the session records it (SHOW CLIENTS, logs). */
+  identify(params: Map<string, string>): void;
+  /** Counts the client against max_client_conn; false when the limit is reached. */
+  admit(): boolean;
+}
+
+export class ClientLogin {
+  /** Bytes of a startup packet not yet whole. */
+  private pending: Buffer = NO_BYTES;
+  private auth: ClientAuth | undefined;
+  private ended = false;
+  /** The user's entry in the config (undefined for an unknown user, who fails at the password). */
+  userConfig: UserConfig | undefined;
+
+  constructor(
+    private readonly ctx: SessionContext,
+    private readonly host: LoginHost,
+  ) {}
+
+  /**
+   * Bytes that came before the StartupMessage was accepted. Returns the bytes after it (perhaps
+   * none) once a StartupMessage passed its checks, undefined while more startup packets may come.
+   * Throws a GatewayError to refuse the client.
+   */
+  onBytes(chunk: Buffer): Buffer | undefined {
+    let data = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    while (data.length >= 4 && !this.auth && !this.ended) {
+      const len = data.readInt32BE(0);
+      if (len < 8 || len > MAX_STARTUP_PACKET) throw new ProtocolViolationError(`invalid length of startup packet: ${len}`);
+      if (data.length < len) break;
+      const packet = decodeStartupPacket(data.subarray(0, len));
+      data = data.subarray(len);
+      if (packet.kind === 'ssl' && data.length > 0) {
+        // Bytes sent before the TLS handshake would be read as if they were protected.
+        throw new ProtocolViolationError('received unencrypted data after SSL request');
+      }
+      this.onPacket(packet);
+    }
+    if (this.auth) {
+      this.pending = NO_BYTES;
+      return data;
+    }
+    // The read buffer is reused: keep a copy of a packet still incomplete.
+    this.pending = data.length ? Buffer.from(data) : NO_BYTES;
+    return undefined;
+  }
+
+  /** The first authentication message, once onBytes accepted a StartupMessage. */
+  beginAuth(): AuthStep {
+    return this.auth!.begin();
+  }
+
+  /** A frame sent during authentication, where only password messages belong. */
+  onFrame(code: number, buf: Buffer, start: number, end: number): AuthStep {
+    if (code !== Frontend.Password || !this.auth) {
+      throw new ProtocolViolationError(`expected password response, got message type ${String.fromCharCode(code)}`);
+    }
+    return this.auth.onPassword(buf, start, end);
+  }
+
+  private onPacket(packet: StartupPacket): void {
+    switch (packet.kind) {
+      case 'ssl': {
+        const secureContext = this.ctx.tlsContext();
+        if (!secureContext || this.host.isTls()) {
+          this.host.send(msg.SSL_NO);
+          return;
+        }
+        this.host.send(msg.SSL_YES);
+        this.host.startTls(secureContext);
+        return;
+      }
+      case 'gssenc':
+        this.host.send(msg.SSL_NO);
+        return;
+      case 'cancel':
+        this.ctx.cancel(packet.pid, packet.secret);
+        this.ended = true;
+        this.host.endAfterCancel();
+        return;
+      case 'startup':
+        this.onStartupMessage(packet.params, packet.minor, packet.protocolOptions);
+    }
+  }
+
+  private onStartupMessage(params: Map<string, string>, minor: number, protocolOptions: string[]): void {
+    const config = this.ctx.config();
+    this.host.identify(params);
+    const user = params.get('user') ?? '';
+    if (this.ctx.shuttingDown) throw new ShuttingDownError();
+    if (!user) throw new InvalidAuthorizationError('no PostgreSQL user name specified in startup packet');
+    if (config.listen.tls?.mode === 'require' && !this.host.isTls()) {
+      throw new InvalidAuthorizationError('pgway requires TLS: connect with sslmode=require');
+    }
+    if (!this.host.admit()) throw new TooManyClientsError(config.limits.maxClientConn);
+    // We speak 3.0 and no protocol extensions; tell a client that asked for more, as PostgreSQL does.
+    if (minor > 0 || protocolOptions.length > 0) this.host.send(msg.negotiateProtocolVersion(0, protocolOptions));
+    this.userConfig = this.ctx.user(user);
+    this.auth = new ClientAuth(user, this.userConfig ? this.ctx.userSecret(user) : undefined);
+  }
+}
