@@ -4,7 +4,7 @@
  * Prints a markdown table (median of the rounds) and writes it to bench/results/<timestamp>.md.
  *
  *   npm run bench -- [--seconds 15] [--rounds 3] [--workloads W1,W4] [--targets direct,pgbouncer,pgway]
- *                    [--mode session|transaction] [--pool-size 20] [--jobs 2] [--warmup 3] [--scale 10]
+ *                    [--mode session|transaction] [--pool-size 20] [--jobs 2] [--warmup 5] [--scale 10]
  *                    [--data-dir DIR] [--pgway-dir DIR] [--pgway-node-args=ARGS] [--no-build]
  *                    [--proxy-session own|shared]
  *
@@ -91,7 +91,7 @@ interface RunRecord {
 
 const USAGE = `usage: npm run bench -- [--seconds 15] [--rounds 3] [--workloads ${Object.keys(WORKLOADS).join(',')}]
                         [--targets ${TARGETS.join(',')}] [--mode session|transaction] [--pool-size 20]
-                        [--jobs 2] [--warmup 3] [--scale 10] [--data-dir DIR] [--pgway-dir DIR]
+                        [--jobs 2] [--warmup 5] [--scale 10] [--data-dir DIR] [--pgway-dir DIR]
                         [--pgway-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"] [--no-build] [--proxy-session own|shared]`;
 
 function parseOptions(argv: string[]): Options {
@@ -105,7 +105,7 @@ function parseOptions(argv: string[]): Options {
       mode: { type: 'string', default: 'transaction' },
       'pool-size': { type: 'string', default: '20' },
       jobs: { type: 'string', short: 'j', default: '2' },
-      warmup: { type: 'string', default: '3' },
+      warmup: { type: 'string', default: '5' },
       scale: { type: 'string', default: '10' },
       'data-dir': { type: 'string' },
       'pgway-dir': { type: 'string' },
@@ -189,11 +189,15 @@ async function main(): Promise<number> {
   const runnable = o.targets.filter((t) => !missing.has(t));
   const address = (t: TargetName): { host: string; port: number } => proxies.get(t) ?? server;
 
+  // Each workload's own path warms up (pgway's JIT compiles what a workload runs: the login path
+  // of W6 takes thousands of logins to reach its steady cost), so no first round runs cold.
   if (o.warmup > 0) {
-    for (const t of runnable) {
-      const exit = await runPgbench({ ...address(t), ...login, args: ['-S', '-c', '16'], seconds: o.warmup, jobs: o.jobs, timeoutMs: o.warmup * 1000 + RUN_TIMEOUT_SLACK_MS });
-      const outcome = judgePgbench(exit, o.warmup * 1000 + RUN_TIMEOUT_SLACK_MS);
-      console.error(`warm-up ${TARGET_LABEL[t]}: ${outcome.ok ? `${formatCount(outcome.tps)} tps` : `FAIL (${outcome.failure}) ${outcome.firstError ?? ''}`}`);
+    for (const w of o.workloads) {
+      for (const t of runnable) {
+        const exit = await runPgbench({ ...address(t), ...login, args: WORKLOADS[w].args, seconds: o.warmup, jobs: o.jobs, timeoutMs: o.warmup * 1000 + RUN_TIMEOUT_SLACK_MS });
+        const outcome = judgePgbench(exit, o.warmup * 1000 + RUN_TIMEOUT_SLACK_MS);
+        console.error(`warm-up ${w} ${TARGET_LABEL[t]}: ${outcome.ok ? `${formatCount(outcome.tps)} tps` : `FAIL (${outcome.failure}) ${outcome.firstError ?? ''}`}`);
+      }
     }
   }
 
@@ -354,7 +358,7 @@ function report(
     `## pgbench: direct vs PgBouncer vs pgway (${startedAt.toISOString()})`,
     '',
     `- pool mode **${o.mode}**, pool size ${o.poolSize} (PgBouncer and pgway), pgbench scale ${o.scale}, \`-T ${o.seconds} -j ${o.jobs}\`, ` +
-      `${o.rounds} interleaved round(s), warm-up ${o.warmup} s; each cell is the median of the rounds; ` +
+      `${o.rounds} interleaved round(s), warm-up ${o.warmup} s of each workload per target; each cell is the median of the rounds; ` +
       (o.proxySession === 'own' ? 'each proxy in a session of its own' : "the proxies in the benchmark's session, with pgbench") +
       ` (autogroup scheduling ${autogroupScheduling()})`,
     `- pgway ${pgwayDescription(o.pgwayDir, REPO_DIR)}; PostgreSQL ${cluster.version} (fsync/synchronous_commit/full_page_writes off); ` +
