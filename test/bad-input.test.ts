@@ -242,26 +242,6 @@ describe('bad input from clients (pool of one server connection per user)', () =
     });
   });
 
-  it('answers a Query sent in the same write as a trust login\'s StartupMessage, after the login reply', async () => {
-    await whileHealthy(gw, async () => {
-      // Once the pool knows its server's parameters, a login completes within the read that carried it.
-      expect(await trustQuery<{ n: number }>('SELECT 4 AS n')).toEqual([{ n: 4 }]);
-      const client = await RawClient.connect(address());
-      try {
-        client.write(Buffer.concat([startupPacket({ user: 'trustuser', database: 'app' }), queryMessage("SELECT 'pipelined'")]));
-        const login = await client.readUntil('Z');
-        expect(login.before[0]?.type).toBe('R');
-        expect(login.before.some((m) => m.type === 'E')).toBe(false);
-        const { message: done, before: rows } = await client.readUntil('Z');
-        expect(rows.map((m) => m.type)).toEqual(['T', 'D', 'C']);
-        expect(rows[1]!.body.toString('utf8')).toContain('pipelined');
-        expect(done.body.toString('latin1')).toBe('I');
-      } finally {
-        client.destroy();
-      }
-    });
-  });
-
   it('survives clients that vanish in the middle of a startup packet and of a Query frame', async () => {
     await whileHealthy(gw, async () => {
       const startup = startupPacket({ user: 'trustuser', database: 'app' });
@@ -402,6 +382,40 @@ describe('bad input from clients (pool of one server connection per user)', () =
       client.write(startupPacket({ database: 'app' }));
       const fields = await expectErrorThenClose(client);
       expect(fields.get('C')).toBe('28000');
+    });
+  });
+});
+
+describe('a request sent in the same write as the StartupMessage (transaction mode)', () => {
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    gw = await startGateway({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 2500 }' });
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+  });
+
+  it('is answered after the login reply when the login completes within that read (trust)', async () => {
+    await whileHealthy(gw, async () => {
+      // A first login teaches the pool its server's parameters; from then on a trust login needs no server.
+      const first = new pg.Client({ connectionString: gw.url('trustuser', 'app', '') });
+      await first.connect();
+      await first.end();
+      const client = await RawClient.connect({ host: gw.host, port: gw.port });
+      try {
+        client.write(Buffer.concat([startupPacket({ user: 'trustuser', database: 'app' }), queryMessage("SELECT 'pipelined'")]));
+        const login = await client.readUntil('Z');
+        expect(login.before[0]?.type).toBe('R');
+        expect(login.before.some((m) => m.type === 'E')).toBe(false);
+        const { message: done, before: rows } = await client.readUntil('Z');
+        expect(rows.map((m) => m.type)).toEqual(['T', 'D', 'C']);
+        expect(rows[1]!.body.toString('utf8')).toContain('pipelined');
+        expect(done.body.toString('latin1')).toBe('I');
+      } finally {
+        client.destroy();
+      }
     });
   });
 });

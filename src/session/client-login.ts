@@ -22,7 +22,7 @@ const NO_BYTES = Buffer.alloc(0);
 /** What a login needs from its session. */
 export interface LoginHost {
   /** Whether the client's socket is a TLS socket by now. */
-  isTls(): boolean;
+  readonly tls: boolean;
   /** Writes to the client, on whichever socket it has now. */
   send(bytes: Buffer): void;
   /** The client asked for TLS and gets it: its socket becomes a TLS socket from here on. */
@@ -35,13 +35,15 @@ export interface LoginHost {
   admit(): boolean;
 }
 
+/** `packets` until a StartupMessage passes its checks, then `password`; `cancelled` after a CancelRequest. */
+type LoginPhase = 'packets' | 'password' | 'cancelled';
+
 export class ClientLogin {
+  private phase: LoginPhase = 'packets';
   /** Bytes of a startup packet not yet whole. */
   private pending: Buffer = NO_BYTES;
   private auth: ClientAuth | undefined;
-  private ended = false;
-  /** The user's entry in the config (undefined for an unknown user, who fails at the password). */
-  userConfig: UserConfig | undefined;
+  private user: UserConfig | undefined;
 
   constructor(
     private readonly ctx: SessionContext,
@@ -55,7 +57,7 @@ export class ClientLogin {
    */
   onBytes(chunk: Buffer): Buffer | undefined {
     let data = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
-    while (data.length >= 4 && !this.auth && !this.ended) {
+    while (data.length >= 4 && this.phase === 'packets') {
       const len = data.readInt32BE(0);
       if (len < 8 || len > MAX_STARTUP_PACKET) throw new ProtocolViolationError(`invalid length of startup packet: ${len}`);
       if (data.length < len) break;
@@ -67,13 +69,18 @@ export class ClientLogin {
       }
       this.onPacket(packet);
     }
-    if (this.auth) {
+    if (this.phase === 'password') {
       this.pending = NO_BYTES;
       return data;
     }
     // The read buffer is reused: keep a copy of a packet still incomplete.
     this.pending = data.length ? Buffer.from(data) : NO_BYTES;
     return undefined;
+  }
+
+  /** The user's entry in the config (undefined for an unknown user, who fails at the password). */
+  get userConfig(): UserConfig | undefined {
+    return this.user;
   }
 
   /** The first authentication message, once onBytes accepted a StartupMessage. */
@@ -83,17 +90,17 @@ export class ClientLogin {
 
   /** A frame sent during authentication, where only password messages belong. */
   onFrame(code: number, buf: Buffer, start: number, end: number): AuthStep {
-    if (code !== Frontend.Password || !this.auth) {
+    if (code !== Frontend.Password || this.phase !== 'password') {
       throw new ProtocolViolationError(`expected password response, got message type ${String.fromCharCode(code)}`);
     }
-    return this.auth.onPassword(buf, start, end);
+    return this.auth!.onPassword(buf, start, end);
   }
 
   private onPacket(packet: StartupPacket): void {
     switch (packet.kind) {
       case 'ssl': {
         const secureContext = this.ctx.tlsContext();
-        if (!secureContext || this.host.isTls()) {
+        if (!secureContext || this.host.tls) {
           this.host.send(msg.SSL_NO);
           return;
         }
@@ -106,7 +113,7 @@ export class ClientLogin {
         return;
       case 'cancel':
         this.ctx.cancel(packet.pid, packet.secret);
-        this.ended = true;
+        this.phase = 'cancelled';
         this.host.endAfterCancel();
         return;
       case 'startup':
@@ -120,13 +127,14 @@ export class ClientLogin {
     const user = params.get('user') ?? '';
     if (this.ctx.shuttingDown) throw new ShuttingDownError();
     if (!user) throw new InvalidAuthorizationError('no PostgreSQL user name specified in startup packet');
-    if (config.listen.tls?.mode === 'require' && !this.host.isTls()) {
+    if (config.listen.tls?.mode === 'require' && !this.host.tls) {
       throw new InvalidAuthorizationError('pgway requires TLS: connect with sslmode=require');
     }
     if (!this.host.admit()) throw new TooManyClientsError(config.limits.maxClientConn);
     // We speak 3.0 and no protocol extensions; tell a client that asked for more, as PostgreSQL does.
     if (minor > 0 || protocolOptions.length > 0) this.host.send(msg.negotiateProtocolVersion(0, protocolOptions));
-    this.userConfig = this.ctx.user(user);
-    this.auth = new ClientAuth(user, this.userConfig ? this.ctx.userSecret(user) : undefined);
+    this.user = this.ctx.user(user);
+    this.auth = new ClientAuth(user, this.user ? this.ctx.userSecret(user) : undefined);
+    this.phase = 'password';
   }
 }

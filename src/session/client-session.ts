@@ -34,7 +34,7 @@ import { FrameScanner, type FrameHandler } from '../wire/frame-scanner.js';
 import * as msg from '../wire/messages.js';
 import { randomUint32 } from '../wire/random-pool.js';
 import type { AuthStep } from './client-auth.js';
-import { ClientLogin } from './client-login.js';
+import { ClientLogin, type LoginHost } from './client-login.js';
 import { HeldFrames } from './held-frames.js';
 import { PreparedStatements } from './prepared-statements.js';
 import { RequestWriter } from './request-writer.js';
@@ -67,7 +67,7 @@ let nextClientId = 1;
 /** Process ids pgway issues in transaction mode (session mode shows the server's real one). */
 let nextVirtualPid = 1 << 22;
 
-export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
+export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, LoginHost {
   readonly id = nextClientId++;
   state: ClientState = 'startup';
   readonly connectedAt = Date.now();
@@ -121,21 +121,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
     this.socket.setNoDelay(true);
     this.socket.setKeepAlive(true, 60_000);
     this.listen(this.socket);
-    this.login = new ClientLogin(ctx, {
-      isTls: () => this.isTls,
-      send: (bytes) => this.socket.write(bytes),
-      startTls: (secureContext) => this.upgradeToTls(secureContext),
-      endAfterCancel: () => {
-        this.socket.destroy();
-        this.onClose();
-      },
-      identify: (params) => {
-        this.params = params;
-        this.user = params.get('user') ?? '';
-        this.database = params.get('database') || this.user;
-      },
-      admit: () => ctx.admit(this),
-    });
+    this.login = new ClientLogin(ctx, this);
     const { startupTimeoutMs } = ctx.config().limits;
     this.startupTimer = setTimeout(() => {
       if (this.state !== 'ready' && this.state !== 'replication') {
@@ -221,6 +207,38 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
       .catch((err: unknown) => this.ctx.log.warn({ err }, 'cancel request failed'));
   }
 
+  // --- LoginHost (see ClientLogin) ----------------------------------------------------------
+
+  send(bytes: Buffer): void {
+    this.socket.write(bytes);
+  }
+
+  startTls(secureContext: tls.SecureContext): void {
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('close');
+    raw.removeAllListeners('drain');
+    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext });
+    this.socket = secure;
+    this.isTls = true;
+    this.listen(secure);
+  }
+
+  endAfterCancel(): void {
+    this.socket.destroy();
+    this.onClose();
+  }
+
+  identify(params: Map<string, string>): void {
+    this.params = params;
+    this.user = params.get('user') ?? '';
+    this.database = params.get('database') || this.user;
+  }
+
+  admit(): boolean {
+    return this.ctx.admit(this);
+  }
+
   private listen(socket: net.Socket): void {
     // A plain socket reads through directReads; a TLS socket wrapped around it emits its plaintext.
     if (this.isTls) socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -249,25 +267,16 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
 
   /** Bytes before the StartupMessage: the login reads them; then frames begin. */
   private onStartupBytes(chunk: Buffer): void {
-    const rest = this.login!.onBytes(chunk);
+    // A refused client's socket may still deliver bytes while it closes: they log nobody in.
+    if (this.state !== 'startup' || !this.login) return;
+    const rest = this.login.onBytes(chunk);
     if (rest === undefined) return;
     this.state = 'auth';
     this.scanner = new FrameScanner(this, this.ctx.config().limits.maxMessageBytes);
-    this.onAuthStep(this.login!.beginAuth());
+    this.onAuthStep(this.login.beginAuth());
     if (rest.length === 0) return;
     this.scanner.push(rest);
     this.pump();
-  }
-
-  private upgradeToTls(secureContext: tls.SecureContext): void {
-    const raw = this.socket;
-    raw.removeAllListeners('data');
-    raw.removeAllListeners('close');
-    raw.removeAllListeners('drain');
-    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext });
-    this.socket = secure;
-    this.isTls = true;
-    this.listen(secure);
   }
 
   // --- authentication ------------------------------------------------------------------------
@@ -711,6 +720,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter {
   private onClose(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.login = undefined;
     clearTimeout(this.startupTimer);
     clearTimeout(this.idleTxTimer);
     if (this.waiting) this.pool?.cancelWait(this);
