@@ -149,7 +149,10 @@ export class Gateway implements SessionContext, AdminView {
       }
       pool.retire();
       this.poolMap.delete(key);
-      if (!db || !user) this.poolCounters.delete(key);
+    }
+    for (const key of this.poolCounters.keys()) {
+      const [dbName, userName] = key.split('\0') as [string, string];
+      if (!this.databases.has(dbName) || !this.users.has(userName)) this.poolCounters.delete(key);
     }
   }
 
