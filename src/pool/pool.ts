@@ -113,6 +113,7 @@ export class Pool {
   private pauseWaiters: (() => void)[] = [];
   private closed = false;
   private readonly maintenance: NodeJS.Timeout;
+  private currentSettings: PoolSettings;
 
   constructor(
     readonly name: string,
@@ -173,8 +174,6 @@ export class Pool {
     this.grow();
     return undefined;
   }
-
-  private currentSettings: PoolSettings;
 
   get settings(): PoolSettings {
     return this.currentSettings;

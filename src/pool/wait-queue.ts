@@ -57,7 +57,7 @@ export class WaitQueue<W> {
     const q: Queued<W> = { waiter, since, timedFrom: since };
     if (front) this.queue.unshift(q);
     else this.queue.push(q);
-    this.watch(this.deadlineOf(q), since);
+    this.watch(deadlineOf(q, this.timeouts()), since);
   }
 
   /** The next waiter and how long it waited; undefined when nobody waits. */
@@ -93,16 +93,10 @@ export class WaitQueue<W> {
   /** The timeouts changed (RELOAD): the timer follows. */
   rewatch(now = nowMs()): void {
     this.stopTimer();
+    const timeouts = this.timeouts();
     let next = Infinity;
-    for (const q of this.queue) next = Math.min(next, this.deadlineOf(q));
+    for (const q of this.queue) next = Math.min(next, deadlineOf(q, timeouts));
     this.watch(next, now);
-  }
-
-  private deadlineOf(q: Queued<W>): number {
-    const { queryWaitTimeoutMs, reserveTimeoutMs, watchReserve } = this.timeouts();
-    let deadline = queryWaitTimeoutMs > 0 ? q.timedFrom + queryWaitTimeoutMs : Infinity;
-    if (watchReserve) deadline = Math.min(deadline, q.timedFrom + reserveTimeoutMs);
-    return deadline;
   }
 
   private watch(deadline: number, now: number): void {
@@ -136,4 +130,11 @@ export class WaitQueue<W> {
     if (reserveDue) this.events.reserveDue();
     this.rewatch(now);
   }
+}
+
+/** The earlier of a wait's two deadlines (Infinity: none applies). */
+function deadlineOf(q: { timedFrom: number }, t: WaitTimeouts): number {
+  let deadline = t.queryWaitTimeoutMs > 0 ? q.timedFrom + t.queryWaitTimeoutMs : Infinity;
+  if (t.watchReserve) deadline = Math.min(deadline, q.timedFrom + t.reserveTimeoutMs);
+  return deadline;
 }
