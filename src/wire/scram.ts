@@ -14,7 +14,7 @@ export interface ScramKeys {
 }
 
 const hmac = (key: Buffer, data: string): Buffer => createHmac('sha256', key).update(data).digest();
-const sha256 = (data: Buffer): Buffer => createHash('sha256').update(data).digest();
+const sha256 = (data: Buffer): Buffer => hash('sha256', data, 'buffer');
 
 const BLOCK = 64;
 
@@ -42,8 +42,8 @@ export class HmacSha256 {
     first.write(data, BLOCK, 'utf8');
     const second = Buffer.allocUnsafe(BLOCK + 32);
     this.outer.copy(second, 0);
-    hash('sha256', first, 'buffer').copy(second, BLOCK);
-    return hash('sha256', second, 'buffer');
+    sha256(first).copy(second, BLOCK);
+    return sha256(second);
   }
 }
 
@@ -130,7 +130,7 @@ export class ScramServerExchange {
     const authMessage = `${this.clientFirstBare},${this.serverFirst},${withoutProof}`;
     const macs = macsOf(this.keys);
     const clientKey = xor(proof, macs.stored.digest(authMessage));
-    if (!timingSafeEqual(hash('sha256', clientKey, 'buffer'), this.keys.storedKey)) return undefined;
+    if (!timingSafeEqual(sha256(clientKey), this.keys.storedKey)) return undefined;
     return `v=${macs.server.digest(authMessage).toString('base64')}`;
   }
 }
