@@ -19,7 +19,7 @@ import { BENCH_DATABASE, BENCH_PASSWORD, BENCH_USER, buildPgway, makeWorkDir, st
 import type { WorkerConfig, WorkerCounts } from './lib/idle-client-worker.js';
 import { findPgBouncer, startPgBouncer } from './lib/pgbouncer-process.js';
 import { startPgway, type PoolModeFlag } from './lib/pgway-process.js';
-import { exited, installExitHandlers, onCleanup, raiseOpenFiles, runMain, spawnTracked, stopProcess, UsageError, intFlag, listFlag } from './lib/processes.js';
+import { choiceFlag, exited, installExitHandlers, onCleanup, raiseOpenFiles, runMain, spawnTracked, stopProcess, intFlag, listFlag } from './lib/processes.js';
 import { memoryKb, procTimes, ticksToUs } from './lib/proc-stats.js';
 import type { ProxyProcess } from './lib/proxy-process.js';
 import { fileTimestamp, formatNumber, machineDescription, markdownTable, pgwayDescription, writeResult } from './lib/report.js';
@@ -65,10 +65,9 @@ function parseOptions(argv: string[]): Options {
     process.exit(0);
   }
   const int = (name: string, v: string, min: number): number => intFlag(name, v, min, USAGE);
-  if (values.mode !== 'session' && values.mode !== 'transaction') throw new UsageError(`--mode expects session or transaction, got ${values.mode}`);
   const clients = int('clients', values.clients, 1);
   return {
-    clients, mode: values.mode, poolSize: int('pool-size', values['pool-size'], 1),
+    clients, mode: choiceFlag<PoolModeFlag>('mode', values.mode, ['session', 'transaction']), poolSize: int('pool-size', values['pool-size'], 1),
     targets: listFlag('targets', values.targets, TARGETS),
     workers: values.workers ? int('workers', values.workers, 1) : Math.ceil(clients / CLIENTS_PER_WORKER),
     concurrency: int('concurrency', values.concurrency, 1),

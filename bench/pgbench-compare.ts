@@ -23,7 +23,7 @@ import {
 import { findPgBouncer, startPgBouncer } from './lib/pgbouncer-process.js';
 import { judgePgbench, readLatencies, runPgbench, type Latency, type PgbenchOutcome } from './lib/pgbench.js';
 import { startPgway, type PoolModeFlag } from './lib/pgway-process.js';
-import { installExitHandlers, onCleanup, runMain, UsageError, intFlag, listFlag, type ProxySession } from './lib/processes.js';
+import { choiceFlag, installExitHandlers, onCleanup, runMain, intFlag, listFlag, type ProxySession } from './lib/processes.js';
 import {
   CLOCK_TICKS_PER_SECOND, machineBusyTicks, postgresChildren, postgresTreeTicks, procTimes, settlePostgres, ticksToUs,
 } from './lib/proc-stats.js';
@@ -124,15 +124,12 @@ function parseOptions(argv: string[]): Options {
     process.exit(0);
   }
   const int = (name: string, v: string, min: number): number => intFlag(name, v, min, USAGE);
-  if (values.mode !== 'session' && values.mode !== 'transaction') throw new UsageError(`--mode expects session or transaction, got ${values.mode}`);
-  const proxySession = values['proxy-session'];
-  if (proxySession !== 'own' && proxySession !== 'shared') throw new UsageError(`--proxy-session expects own or shared, got ${proxySession}`);
   return {
     seconds: int('seconds', values.seconds, 1),
     rounds: int('rounds', values.rounds, 1),
     workloads: listFlag('workloads', values.workloads, Object.keys(WORKLOADS) as WorkloadName[]),
     targets: listFlag('targets', values.targets, TARGETS),
-    mode: values.mode,
+    mode: choiceFlag<PoolModeFlag>('mode', values.mode, ['session', 'transaction']),
     poolSize: int('pool-size', values['pool-size'], 1),
     jobs: int('jobs', values.jobs, 1),
     warmup: int('warmup', values.warmup, 0),
@@ -141,7 +138,7 @@ function parseOptions(argv: string[]): Options {
     build: !values['no-build'],
     pgwayDir: path.resolve(values['pgway-dir'] ?? REPO_DIR),
     pgwayNodeArgs: values['pgway-node-args'].split(/\s+/).filter(Boolean),
-    proxySession,
+    proxySession: choiceFlag<ProxySession>('proxy-session', values['proxy-session'], ['own', 'shared']),
   };
 }
 

@@ -107,6 +107,12 @@ export function listFlag<T extends string>(name: string, value: string, known: r
   return [...new Set(items)] as T[];
 }
 
+/** A command-line value that must be one of `choices`, or a UsageError. */
+export function choiceFlag<T extends string>(name: string, value: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(value)) throw new UsageError(`--${name} expects ${choices.join(' or ')}, got ${value}`);
+  return value as T;
+}
+
 /** Runs `main`, cleans up whatever happens, exits with its code. */
 export function runMain(main: () => Promise<number>): void {
   main().then(
