@@ -7,6 +7,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
+import v8 from 'node:v8';
 import { pino, type Logger } from 'pino';
 import type { AdminView, ClientInfo, PoolInfo, ServerInfo } from './admin/admin-view.js';
 import { runAdminCommand } from './admin/console.js';
@@ -133,6 +134,7 @@ export class Gateway implements SessionContext, AdminView {
       : undefined;
     const secrets = new Map(config.auth.users.map((u) => [u.name, prepareUserSecret(u.name, u.method, u.password)]));
     this.cfg = config;
+    setParallelScavenge(config.gc.parallelScavenge);
     this.secureContext = secureContext;
     this.secrets = secrets;
     this.databases = new Map(databases.map((d) => [d.name, d]));
@@ -401,5 +403,16 @@ const sameTarget = (a: ServerTarget, b: ServerTarget): boolean =>
   a.host === b.host && a.port === b.port && a.dbname === b.dbname && a.sslmode === b.sslmode;
 
 const sameCredentials = (a: ServerCredentials, b: ServerCredentials): boolean => a.user === b.user && a.password === b.password;
+
+/**
+ * gc.parallel_scavenge. V8 hands part of each young-generation GC (one every ~150 ms under load) to
+ * helper threads and waits for them. On a host whose cores PostgreSQL keeps busy the scheduler can hold a
+ * helper back for milliseconds, and every client waits with pgway; scavenging on the main thread alone
+ * removes those stalls but costs some throughput (docs/performance.md). The flag is read at each GC, so a
+ * reload applies it.
+ */
+function setParallelScavenge(on: boolean): void {
+  v8.setFlagsFromString(on ? '--parallel-scavenge' : '--no-parallel-scavenge');
+}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

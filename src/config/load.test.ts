@@ -36,6 +36,7 @@ describe('defaults', () => {
     expect(d.databases).toEqual([]);
     expect(d.cache).toEqual({ enabled: false, maxEntries: 10000, ttlMs: 60000 });
     expect(d.sandbox).toEqual({ dataDir: '.pgway', port: 0 });
+    expect(d.gc).toEqual({ parallelScavenge: true });
   });
 
   it('returns a deeply frozen object', () => {
@@ -84,6 +85,13 @@ describe('${VAR} interpolation', () => {
     const issues = issuesOf('listen:\n  host: "${not a name}"\n');
     expect(issues[0]).toMatchObject({ line: 2, field: 'listen.host' });
     expect(issues[0]?.message).toContain('malformed placeholder');
+  });
+});
+
+describe('gc', () => {
+  it('turns parallel scavenge off, and refuses a value that is not a boolean', () => {
+    expect(parseConfig('gc:\n  parallel_scavenge: false\n', '<test>', {}).gc).toEqual({ parallelScavenge: false });
+    expect(issuesOf('gc:\n  parallel_scavenge: sometimes\n')).toEqual([expect.objectContaining({ line: 2, field: 'gc.parallel_scavenge' })]);
   });
 });
 

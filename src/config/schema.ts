@@ -33,6 +33,8 @@ export interface Config {
   cache: { enabled: boolean; redis?: string; maxEntries: number; ttlMs: number };
   analyzer: { enabled: boolean; slowThresholdMs: number };
   log: { level: LogLevel };
+  /** V8's young-generation GC on helper threads (default) or on the main thread only (docs/performance.md). */
+  gc: { parallelScavenge: boolean };
   sandbox: { dataDir: string; port: number };
 }
 
@@ -182,6 +184,7 @@ export const configSchema = z.preprocess(withoutExtensions, section({
   }),
   analyzer: section({ enabled: bool.default(false), slow_threshold_ms: int(0).default(200) }),
   log: section({ level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }),
+  gc: section({ parallel_scavenge: bool.default(true) }),
   sandbox: section({ data_dir: text().default('.pgway'), port: port().default(0) }),
 }));
 
@@ -312,6 +315,7 @@ function build(raw: RawConfig, source: string, baseDir: string, issues: PathIssu
     cache: { enabled: cache.enabled, maxEntries: cache.max_entries, ttlMs: cache.ttl_ms, ...(cache.redis !== undefined && { redis: cache.redis }) },
     analyzer: { enabled: raw.analyzer.enabled, slowThresholdMs: raw.analyzer.slow_threshold_ms },
     log: { level: raw.log.level },
+    gc: { parallelScavenge: raw.gc.parallel_scavenge },
     // Relative to the working directory, like any other data directory a daemon is started with.
     sandbox: { dataDir: raw.sandbox.data_dir, port: raw.sandbox.port },
   };
