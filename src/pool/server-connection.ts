@@ -16,6 +16,7 @@ import { ResponseStream, type ResponseHandler } from '../wire/response-stream.js
 import { ServerAuthenticator, type ServerCredentials } from './server-auth.js';
 import { Action, ExpectedResponses, Slot } from './expected-responses.js';
 import { nowMs } from './clock.js';
+import { SocketWriter } from '../wire/socket-writer.js';
 import { openServerSocket } from './server-socket.js';
 
 export type { ServerCredentials } from './server-auth.js';
@@ -80,6 +81,7 @@ export class ServerConnection implements ResponseHandler {
   clientId = 0;
 
   private socket!: net.Socket;
+  private out!: SocketWriter;
   /** Server-side names of the prepared statements this connection holds, least recently used first. */
   readonly prepared = new Map<string, true>();
   /** SQL-level prepared statements here (PREPARE name ...): name -> the PREPARE text. */
@@ -137,6 +139,7 @@ export class ServerConnection implements ResponseHandler {
       const reader = this.startupParams.size === 0 ? { onChunk: (c: Buffer) => this.onData(c), lent: () => this.chunkStillSent() } : undefined;
       const { socket, direct } = await openServerSocket(this.target, timeoutMs, reader);
       this.socket = socket;
+      this.out = new SocketWriter(socket);
       await new Promise<void>((resolve, reject) => {
         this.internalDone = (err) => (err ? reject(err) : resolve());
         if (!direct) this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -262,11 +265,11 @@ export class ServerConnection implements ResponseHandler {
 
   /** Bytes written to this connection still wait in its socket's queue (they may be views of a client's read buffer). */
   get writesPending(): boolean {
-    return this.socket.writableLength > 0;
+    return this.out.pending > 0;
   }
 
   get writable(): boolean {
-    return !this.socket.writableNeedDrain;
+    return !this.out.full;
   }
 
   /** Emits synthesized responses that are due (everything before them has been answered). */
@@ -291,11 +294,11 @@ export class ServerConnection implements ResponseHandler {
   }
 
   write(data: Buffer): boolean {
-    return this.socket.write(data);
+    return this.out.write(data);
   }
 
   whenDrained(callback: () => void): void {
-    this.socket.once('drain', callback);
+    this.out.whenDrained(callback);
   }
 
   /** Hands the raw socket over (replication pipes); this object no longer reads or owns it. */
@@ -460,25 +463,7 @@ export class ServerConnection implements ResponseHandler {
         this.clientInCopy = true;
         return;
       case Backend.ErrorResponse:
-        this.clientInCopy = false;
-        if (this.expected.headAction !== Action.Swallow) this.errorCount++;
-        if (buf) {
-          const fields = decodeErrorFields(buf, start, end);
-          const severity = fields.get('V') ?? fields.get('S');
-          if (severity === 'FATAL' || severity === 'PANIC') this.sentFatal = this.state === 'attached';
-          // After DDL a shared statement's plan may no longer fit; drop them all before reuse.
-          if (fields.get('C') === '0A000' && fields.get('M')?.startsWith('cached plan must not change')) this.stalePlanSeen = true;
-          if (errorChannel.hasSubscribers) errorChannel.publish({ source: 'server', sqlstate: fields.get('C') ?? 'XX000' } satisfies ErrorEvent);
-        }
-        if (this.expected.headAction === Action.Swallow && buf && !this.internalError) {
-          const fields = decodeErrorFields(buf, start, end);
-          this.internalError = { sqlstate: fields.get('C') ?? 'XX000', message: fields.get('M') ?? '', fields };
-          if (this.expected.headExtra === SETTINGS) this.settingsError = this.internalError;
-        }
-        this.expected.failHead((extra, kind) => {
-          if (kind === Slot.Parse && typeof extra === 'string') this.prepared.delete(extra);
-        });
-        this.flushSynthesized();
+        this.onErrorResponse(buf, start, end);
         return;
       case Backend.CommandComplete:
         this.clientInCopy = false;
@@ -495,6 +480,30 @@ export class ServerConnection implements ResponseHandler {
       return;
     }
     if (code === Backend.ReadyForQuery) this.onIdle();
+  }
+
+  // Apart from onFrameEnd: a closure there would cost every frame an allocation (V8 makes the
+  // function's context on entry), and errors are rare.
+  private onErrorResponse(buf: Buffer | undefined, start: number, end: number): void {
+    this.clientInCopy = false;
+    if (this.expected.headAction !== Action.Swallow) this.errorCount++;
+    if (buf) {
+      const fields = decodeErrorFields(buf, start, end);
+      const severity = fields.get('V') ?? fields.get('S');
+      if (severity === 'FATAL' || severity === 'PANIC') this.sentFatal = this.state === 'attached';
+      // After DDL a shared statement's plan may no longer fit; drop them all before reuse.
+      if (fields.get('C') === '0A000' && fields.get('M')?.startsWith('cached plan must not change')) this.stalePlanSeen = true;
+      if (errorChannel.hasSubscribers) errorChannel.publish({ source: 'server', sqlstate: fields.get('C') ?? 'XX000' } satisfies ErrorEvent);
+    }
+    if (this.expected.headAction === Action.Swallow && buf && !this.internalError) {
+      const fields = decodeErrorFields(buf, start, end);
+      this.internalError = { sqlstate: fields.get('C') ?? 'XX000', message: fields.get('M') ?? '', fields };
+      if (this.expected.headExtra === SETTINGS) this.settingsError = this.internalError;
+    }
+    this.expected.failHead((extra, kind) => {
+      if (kind === Slot.Parse && typeof extra === 'string') this.prepared.delete(extra);
+    });
+    this.flushSynthesized();
   }
 
   private onIdle(): void {

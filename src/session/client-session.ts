@@ -28,8 +28,10 @@ import { Slot } from '../pool/expected-responses.js';
 import type { Pool, PoolWaiter } from '../pool/pool.js';
 import { ServerConnection, type ServerSink } from '../pool/server-connection.js';
 import { errorChannel, pinChannel, type ErrorEvent, type PinEvent } from '../events.js';
+import type { PinReason } from '../router/session-effects.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
 import { directReads, socketFor, type AcceptedConnection, type ReadBufferSize } from '../wire/direct-reads.js';
+import { SocketWriter } from '../wire/socket-writer.js';
 import { FrameScanner, type FrameHandler } from '../wire/frame-scanner.js';
 import * as msg from '../wire/messages.js';
 import { randomUint32 } from '../wire/random-pool.js';
@@ -84,6 +86,8 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
   txStatus: number = TxStatus.Idle;
 
   private socket: net.Socket;
+  /** Writes towards the client (see SocketWriter); replaced with the socket by STARTTLS. */
+  private out: SocketWriter;
   private isTls = false;
   /** Startup packets and authentication; gone once the password was checked. */
   private login: ClientLogin | undefined;
@@ -120,7 +124,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
     }, CLIENT_READ_BUFFER));
     this.socket.setNoDelay(true);
     this.socket.setKeepAlive(true, 60_000);
-    this.listen(this.socket);
+    this.out = this.listen(this.socket);
     this.login = new ClientLogin(ctx, this);
     const { startupTimeoutMs } = ctx.config().limits;
     this.startupTimer = setTimeout(() => {
@@ -221,7 +225,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
     const secure = new tls.TLSSocket(raw, { isServer: true, secureContext });
     this.socket = secure;
     this.isTls = true;
-    this.listen(secure);
+    this.out = this.listen(secure);
   }
 
   endAfterCancel(): void {
@@ -239,12 +243,12 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
     return this.ctx.admit(this);
   }
 
-  private listen(socket: net.Socket): void {
+  private listen(socket: net.Socket): SocketWriter {
     // A plain socket reads through directReads; a TLS socket wrapped around it emits its plaintext.
     if (this.isTls) socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.ctx.log.debug({ client: this.id, err: err.message }, 'client socket error'));
     socket.on('close', () => this.onClose());
-    socket.on('drain', () => this.server?.resume());
+    return new SocketWriter(socket, () => this.server?.resume());
   }
 
   private onData(chunk: Buffer): void {
@@ -416,30 +420,45 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
       this.session.resync(conn);
       const sql = this.session.settingsSql;
       if (this.state === 'ready' && !this.pool!.settingsChecked(sql)) {
-        // Settings the server has not accepted yet: the client's request waits for the verdict,
-        // so it never runs without them; a refusal ends the client as it would have at login.
-        conn.whenIdle(
-          () => {
-            this.pool!.markSettingsChecked(sql);
-            if (this.server === conn) this.onServerReadyToSend();
-          },
-          (err) => this.failOnServerError(err),
-        );
+        this.dispatchOnceAccepted(conn, sql);
         return;
       }
     }
     if (this.state === 'connecting') {
-      // Session mode: the client sees its server's real process id, so pg_backend_pid() and
-      // pg_terminate_backend() mean what they mean on a direct connection.
-      conn.whenIdle(
-        () => this.finishLogin(conn.params, conn.pid),
-        // A startup setting the server refuses (a bad value, an unknown parameter) ends the login
-        // with the server's own error, as on a direct connection.
-        (err) => this.failOnServerError(err),
-      );
+      this.finishLoginOnceIdle(conn);
       return;
     }
     this.dispatch();
+  }
+
+  // The closures of these two live apart from leased(): there, V8 would make their context on
+  // every lease (once per transaction), not just when they are needed.
+
+  /**
+   * Settings the server has not accepted yet: the client's request waits for the verdict, so it
+   * never runs without them; a refusal ends the client as it would have at login.
+   */
+  private dispatchOnceAccepted(conn: ServerConnection, sql: string): void {
+    conn.whenIdle(
+      () => {
+        this.pool!.markSettingsChecked(sql);
+        if (this.server === conn) this.onServerReadyToSend();
+      },
+      (err) => this.failOnServerError(err),
+    );
+  }
+
+  /**
+   * Session mode: the client sees its server's real process id, so pg_backend_pid() and
+   * pg_terminate_backend() mean what they mean on a direct connection. A startup setting the
+   * server refuses (a bad value, an unknown parameter) ends the login with the server's own
+   * error, as on a direct connection.
+   */
+  private finishLoginOnceIdle(conn: ServerConnection): void {
+    conn.whenIdle(
+      () => this.finishLogin(conn.params, conn.pid),
+      (err) => this.failOnServerError(err),
+    );
   }
 
   /** A pooled client's first login in a pool took a server connection to learn the server's parameters. */
@@ -569,7 +588,12 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
   /** idle_transaction_timeout_ms: a client that sits inside a transaction holds a server connection. */
   private watchIdleTransaction(): void {
     const timeoutMs = this.pool!.settings.idleTransactionTimeoutMs;
-    if (timeoutMs <= 0) return;
+    if (timeoutMs > 0) this.startIdleTransactionTimer(timeoutMs);
+  }
+
+  // Apart from watchIdleTransaction(), which runs after every statement inside a transaction:
+  // the timer's closure would make V8 create a context on each call, timeout or not.
+  private startIdleTransactionTimer(timeoutMs: number): void {
     clearTimeout(this.idleTxTimer);
     this.idleTxTimer = setTimeout(() => {
       if (this.server && !this.server.busy && this.txStatus !== TxStatus.Idle) this.fail(new IdleInTransactionTimeoutError(timeoutMs));
@@ -585,26 +609,33 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
       this.requestAt = performance.now();
     }
     const pins = this.writer.write(server, this.session, this.mode !== 'session', this.pool!);
+    if (pins.length > 0) this.reportPins(pins);
+    if (!server.writable) this.pauseUntilDrained(server);
+    server.flushSynthesized();
+  }
+
+  private reportPins(pins: readonly PinReason[]): void {
     for (const reason of pins) {
       this.ctx.log.debug({ client: this.id, reason }, 'client pinned to its server connection');
       if (pinChannel.hasSubscribers) pinChannel.publish({ pool: this.pool!.name, reason } satisfies PinEvent);
     }
-    if (!server.writable) {
-      this.socket.pause();
-      server.whenDrained(() => this.socket.resume());
-    }
-    server.flushSynthesized();
+  }
+
+  /** The server's socket is full: the client's socket waits, and with it the client's bytes. */
+  private pauseUntilDrained(server: ServerConnection): void {
+    this.socket.pause();
+    server.whenDrained(() => this.socket.resume());
   }
 
   // --- server events -------------------------------------------------------------------------
 
   onServerData(chunk: Buffer): boolean {
     this.pool!.counters.bytesToClients += chunk.length;
-    return this.socket.write(chunk);
+    return this.out.write(chunk);
   }
 
   holdsBytes(): boolean {
-    return this.socket.writableLength > 0;
+    return this.out.pending > 0;
   }
 
   cork(): void {

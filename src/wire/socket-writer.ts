@@ -1,0 +1,171 @@
+/**
+ * Socket writes without Node's stream machinery, the write-side twin of directReads. While the
+ * socket's Writable holds nothing (not corked, nothing queued or in flight), a write goes straight
+ * to the socket's libuv handle: no Writable state to update, no callback scheduled with
+ * process.nextTick after it, and, when the kernel takes the bytes at once (nearly always), no new
+ * WriteWrap: the request object is reused. On a W5 transaction the Writable path was half of
+ * everything pgway allocated, which is what sets how often V8 stops for a scavenge.
+ *
+ * Anything else (a corked socket, bytes the Writable still holds, TLS, a Node.js release without
+ * these internals) goes through socket.write(), in order: libuv keeps a handle's writes in the
+ * order they were issued, and the Writable only issues its bytes after the ones before them.
+ * When the kernel does not take everything, libuv queues the rest and says so when it is written;
+ * until then `pending` counts those bytes and the written buffer must not change (see directReads'
+ * `lent`).
+ */
+import net from 'node:net';
+import { getSystemErrorName } from 'node:util';
+
+interface WriteRequest {
+  oncomplete: (this: WriteRequest, status: number) => void;
+  writer: SocketWriter | undefined;
+  buffer: Buffer | undefined;
+}
+
+interface StreamHandle {
+  writeBuffer(req: WriteRequest, data: Buffer): number;
+}
+
+interface StreamBinding {
+  WriteWrap: new () => WriteRequest;
+  streamBaseState: Int32Array;
+  kLastWriteWasAsync: number;
+}
+
+interface WritableInternals {
+  _handle: StreamHandle | null;
+  _writableState: { length: number; corked: number; ending: boolean };
+}
+
+/** Node's stream binding, or undefined where this Node.js release does not have it in this shape. */
+const binding: StreamBinding | undefined = (() => {
+  try {
+    const b = (process as unknown as { binding(name: string): Partial<StreamBinding> }).binding('stream_wrap');
+    if (typeof b.WriteWrap === 'function' && b.streamBaseState instanceof Int32Array && typeof b.kLastWriteWasAsync === 'number') {
+      return b as StreamBinding;
+    }
+  } catch {
+    // No process.binding: every write goes through socket.write().
+  }
+  return undefined;
+})();
+
+function onWriteComplete(this: WriteRequest, status: number): void {
+  const writer = this.writer!;
+  const bytes = this.buffer!.length;
+  this.writer = undefined;
+  this.buffer = undefined;
+  writer.afterQueuedWrite(bytes, status);
+}
+
+export class SocketWriter {
+  /** Bytes handed to libuv by this writer that it has not written yet. */
+  private queued = 0;
+  /** Writes handed to libuv by this writer and not yet completed. */
+  private queuedWrites = 0;
+  private spare: WriteRequest | undefined;
+  private readonly direct: boolean;
+  private readonly internals: WritableInternals;
+  private needDrain = false;
+  private drainWaiters: (() => void)[] = [];
+  private readonly highWaterMark: number;
+  private readonly checkDrainAfterWrite = (): void => this.checkDrain();
+
+  constructor(
+    private readonly socket: net.Socket,
+    /** Called once the bytes written are gone after a write() returned false. */
+    private readonly onDrain?: () => void,
+  ) {
+    this.internals = socket as unknown as WritableInternals;
+    this.direct = binding !== undefined && !('encrypted' in socket) && typeof this.internals._writableState?.length === 'number';
+    this.highWaterMark = socket.writableHighWaterMark;
+    socket.on('drain', () => this.checkDrain());
+  }
+
+  /** Bytes written and not yet taken by the kernel. */
+  get pending(): number {
+    return this.queued + this.socket.writableLength;
+  }
+
+  /** Whether a write returned false and the bytes have not drained since. */
+  get full(): boolean {
+    return this.needDrain;
+  }
+
+  /** Writes `data`; false when the caller should stop producing until `onDrain` / whenDrained. */
+  write(data: Buffer): boolean {
+    const handle = this.internals._handle;
+    const state = this.internals._writableState;
+    if (!this.direct || handle === null || state.length !== 0 || state.corked !== 0 || state.ending || this.socket.destroyed) {
+      // The Writable says 'drain' only for its own bytes; past the mark, ask it for a callback.
+      const watch = this.needDrain || this.pending + data.length >= this.highWaterMark;
+      return this.afterWrite(this.socket.write(data, watch ? this.checkDrainAfterWrite : undefined));
+    }
+    const req = this.spare ?? this.newRequest();
+    const err = handle.writeBuffer(req, data);
+    if (err !== 0) {
+      this.spare = undefined; // the handle may have kept it
+      this.socket.destroy(writeError(err));
+      return false;
+    }
+    if (binding!.streamBaseState[binding!.kLastWriteWasAsync] === 0) {
+      this.spare = req;
+      return this.afterWrite(true);
+    }
+    // libuv holds (part of) the bytes until oncomplete; the request stays with it.
+    this.spare = undefined;
+    req.writer = this;
+    req.buffer = data;
+    this.queued += data.length;
+    this.queuedWrites++;
+    return this.afterWrite(true);
+  }
+
+  /** Calls `callback` once the writes so far have drained (at once when nothing is waiting). */
+  whenDrained(callback: () => void): void {
+    if (!this.needDrain) {
+      callback();
+      return;
+    }
+    this.drainWaiters.push(callback);
+  }
+
+  /** Called by a write request libuv completed (see onWriteComplete). */
+  afterQueuedWrite(bytes: number, status: number): void {
+    this.queued -= bytes;
+    this.queuedWrites--;
+    if (status < 0) {
+      this.socket.destroy(writeError(status));
+      return;
+    }
+    this.checkDrain();
+  }
+
+  private afterWrite(ok: boolean): boolean {
+    if (ok && this.pending < this.highWaterMark) return !this.needDrain;
+    this.needDrain = true;
+    return false;
+  }
+
+  private checkDrain(): void {
+    if (!this.needDrain || this.queuedWrites > 0 || this.socket.writableLength > 0) return;
+    this.needDrain = false;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const waiter of waiters) waiter();
+    this.onDrain?.();
+  }
+
+  private newRequest(): WriteRequest {
+    const req = new binding!.WriteWrap();
+    req.oncomplete = onWriteComplete;
+    req.writer = undefined;
+    req.buffer = undefined;
+    return req;
+  }
+}
+
+function writeError(status: number): Error {
+  const code = getSystemErrorName(status);
+  return Object.assign(new Error(`write ${code}`), { errno: status, code, syscall: 'write' });
+}
