@@ -215,6 +215,11 @@ export class Pool {
       this.putBack(conn);
       return;
     }
+    this.resetThenPutBack(conn, how);
+  }
+
+  // Apart from release(), whose every call would otherwise make the context these closures share.
+  private resetThenPutBack(conn: ServerConnection, how: 'clean' | 'rollback' | 'reset'): void {
     const timeout = setTimeout(() => conn.close(), this.settings.serverConnectTimeoutMs);
     const resetQuery = how === 'reset' ? this.settings.serverResetQuery : '';
     conn.reset(resetQuery).then(

@@ -24,12 +24,15 @@ const STALE_PLAN = msg.errorResponse({
   routine: 'RevalidateCachedQuery',
 });
 
+/** What write() returns when nothing pinned the client, nearly always: no array per request. */
+const NO_PINS: readonly PinReason[] = Object.freeze([]);
+
 export class RequestWriter {
   /** More than one piece is being written: they go out in one writev. */
   private corked = false;
   private maxPrepared = 0;
   private epoch = 0;
-  private pins: PinReason[] = [];
+  private pins: readonly PinReason[] = NO_PINS;
   /** A stale-plan error was answered for the client: its messages up to Sync are skipped, as the server would. */
   private skipUntilSync = false;
 
@@ -39,12 +42,12 @@ export class RequestWriter {
   ) {}
 
   /** Writes and clears the held frames; returns the reasons the client became pinned, if any. */
-  write(server: ServerConnection, session: SessionState, pooled: boolean, pool: Pool): PinReason[] {
+  write(server: ServerConnection, session: SessionState, pooled: boolean, pool: Pool): readonly PinReason[] {
     const held = this.held;
     this.corked = false;
     this.maxPrepared = pool.settings.maxPreparedStatements;
     this.epoch = pool.planEpoch;
-    this.pins = [];
+    this.pins = NO_PINS;
     for (let i = 0; i < held.count; i++) {
       const code = held.codes[i]!;
       const buf = held.bufs[i]!;
@@ -85,7 +88,8 @@ export class RequestWriter {
     const { effects } = classifySessionEffectsIn(buf, textAt, nul < 0 || nul > end ? end : nul);
     if (effects.length === 0) return;
     if (pooled) this.placeSqlPrepared(server, session, effects);
-    this.pins.push(...session.stage(effects));
+    const pins = session.stage(effects);
+    if (pins.length > 0) this.pins = [...this.pins, ...pins];
   }
 
   /**

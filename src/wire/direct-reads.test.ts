@@ -4,12 +4,14 @@ import { directReads } from './direct-reads.js';
 /** Drives the onread option as net.Socket does: buffer() at the start and after every chunk. */
 function reader(minBytes: number, maxBytes: number) {
   const chunks: string[] = [];
+  const views: Buffer[] = [];
   let lend = false;
-  const opts = directReads({ onChunk: (c) => chunks.push(c.toString()), lent: () => lend }, { minBytes, maxBytes });
+  const opts = directReads({ onChunk: (c) => { chunks.push(c.toString()); views.push(c); }, lent: () => lend }, { minBytes, maxBytes });
   const nextBuffer = opts.buffer as () => Buffer;
   let buf = nextBuffer();
   return {
     chunks,
+    views,
     get buffer(): Buffer {
       return buf;
     },
@@ -41,6 +43,22 @@ describe('directReads', () => {
     r.read('again');
     expect(r.buffer).toBe(second);
     expect(r.chunks).toEqual(['hello', 'world', 'again']);
+  });
+
+  it('hands out each chunk as what was read, also a read as long as an earlier one, and leaves a lent chunk alone', () => {
+    const r = reader(16, 64);
+    r.read('aaaaa');
+    r.read('bbbbb');
+    expect(r.views[1]!.toString()).toBe('bbbbb');
+    r.read('cc');
+    expect(r.views[2]!.toString()).toBe('cc');
+    r.setLent(true);
+    r.read('ddddd');
+    r.setLent(false);
+    r.read('eeeee');
+    expect(r.views[3]!.toString()).toBe('ddddd'); // lent: the next read went into a new buffer
+    expect(r.views[4]!.toString()).toBe('eeeee');
+    expect(r.chunks).toEqual(['aaaaa', 'bbbbb', 'cc', 'ddddd', 'eeeee']);
   });
 
   it('grows fourfold when a read fills the buffer, up to the maximum, and shrinks after a run of small reads', () => {

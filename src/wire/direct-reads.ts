@@ -28,6 +28,12 @@ export interface ReadBufferSize {
 
 /** Small reads in a row after which a grown buffer shrinks back to the minimum. */
 const SMALL_READS_TO_SHRINK = 16;
+/**
+ * Views of the buffer kept for reuse, by read length (direct-mapped on the low bits). A view is
+ * an allocation per read otherwise, and a connection's messages come in a few lengths: a server
+ * answers the same statement with the same bytes. A view is only ever of the current buffer.
+ */
+const VIEW_SLOTS = 8;
 
 /** The `onread` option for a socket read through `reader`. */
 export function directReads(reader: DirectReader, size: ReadBufferSize): net.OnReadOpts {
@@ -35,6 +41,7 @@ export function directReads(reader: DirectReader, size: ReadBufferSize): net.OnR
   let buffer: Buffer | undefined;
   let lastRead = 0;
   let smallReads = 0;
+  let views: (Buffer | undefined)[] | undefined;
   return {
     // Called once when reading starts and again after every chunk.
     buffer: () => {
@@ -49,12 +56,24 @@ export function directReads(reader: DirectReader, size: ReadBufferSize): net.OnR
         wanted = minBytes;
         smallReads = 0;
       }
-      if (wanted !== buffer.length || reader.lent()) buffer = Buffer.allocUnsafe(wanted);
+      if (wanted !== buffer.length || reader.lent()) {
+        buffer = Buffer.allocUnsafe(wanted);
+        views?.fill(undefined);
+      }
       return buffer;
     },
     callback: (bytes: number, buf: Uint8Array) => {
       lastRead = bytes;
-      reader.onChunk((buf as Buffer).subarray(0, bytes));
+      if (buf !== buffer) {
+        // Not the buffer the views are of (Node.js read into another one): no reuse.
+        reader.onChunk((buf as Buffer).subarray(0, bytes));
+        return true;
+      }
+      views ??= new Array<Buffer | undefined>(VIEW_SLOTS).fill(undefined);
+      const slot = bytes & (VIEW_SLOTS - 1);
+      let view = views[slot];
+      if (view === undefined || view.length !== bytes) views[slot] = view = buffer.subarray(0, bytes);
+      reader.onChunk(view);
       return true;
     },
   };
