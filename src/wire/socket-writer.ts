@@ -65,19 +65,19 @@ export class SocketWriter {
   private queuedWrites = 0;
   private spare: WriteRequest | undefined;
   private readonly direct: boolean;
-  private readonly internals: WritableInternals;
   private needDrain = false;
-  private drainWaiters: (() => void)[] = [];
+  /** Made when first needed: an idle client's writer stays small. */
+  private drainWaiters: (() => void)[] | undefined;
+  private checkDrainAfterWrite: (() => void) | undefined;
   private readonly highWaterMark: number;
-  private readonly checkDrainAfterWrite = (): void => this.checkDrain();
 
   constructor(
     private readonly socket: net.Socket,
     /** Called once the bytes written are gone after a write() returned false. */
     private readonly onDrain?: () => void,
   ) {
-    this.internals = socket as unknown as WritableInternals;
-    this.direct = binding !== undefined && !('encrypted' in socket) && typeof this.internals._writableState?.length === 'number';
+    const internals = socket as unknown as WritableInternals;
+    this.direct = binding !== undefined && !('encrypted' in socket) && typeof internals._writableState?.length === 'number';
     this.highWaterMark = socket.writableHighWaterMark;
     socket.on('drain', () => this.checkDrain());
   }
@@ -94,12 +94,9 @@ export class SocketWriter {
 
   /** Writes `data`; false when the caller should stop producing until `onDrain` / whenDrained. */
   write(data: Buffer): boolean {
-    const handle = this.internals._handle;
-    const state = this.internals._writableState;
+    const { _handle: handle, _writableState: state } = this.socket as unknown as WritableInternals;
     if (!this.direct || handle === null || state.length !== 0 || state.corked !== 0 || state.ending || this.socket.destroyed) {
-      // The Writable says 'drain' only for its own bytes; past the mark, ask it for a callback.
-      const watch = this.needDrain || this.pending + data.length >= this.highWaterMark;
-      return this.afterWrite(this.socket.write(data, watch ? this.checkDrainAfterWrite : undefined));
+      return this.writeThroughSocket(data);
     }
     const req = this.spare ?? this.newRequest();
     const err = handle.writeBuffer(req, data);
@@ -121,13 +118,21 @@ export class SocketWriter {
     return this.afterWrite(true);
   }
 
+  // Apart from write(): the closure here would make V8 create a context on every write.
+  private writeThroughSocket(data: Buffer): boolean {
+    // The Writable says 'drain' only for its own bytes; past the mark, ask it for a callback.
+    const watch = this.needDrain || this.pending + data.length >= this.highWaterMark;
+    if (watch) this.checkDrainAfterWrite ??= () => this.checkDrain();
+    return this.afterWrite(this.socket.write(data, watch ? this.checkDrainAfterWrite : undefined));
+  }
+
   /** Calls `callback` once the writes so far have drained (at once when nothing is waiting). */
   whenDrained(callback: () => void): void {
     if (!this.needDrain) {
       callback();
       return;
     }
-    this.drainWaiters.push(callback);
+    (this.drainWaiters ??= []).push(callback);
   }
 
   /** Called by a write request libuv completed (see onWriteComplete). */
@@ -151,8 +156,8 @@ export class SocketWriter {
     if (!this.needDrain || this.queuedWrites > 0 || this.socket.writableLength > 0) return;
     this.needDrain = false;
     const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const waiter of waiters) waiter();
+    this.drainWaiters = undefined;
+    if (waiters) for (const waiter of waiters) waiter();
     this.onDrain?.();
   }
 
