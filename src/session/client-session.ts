@@ -31,7 +31,7 @@ import { errorChannel, pinChannel, type ErrorEvent, type PinEvent } from '../eve
 import type { PinReason } from '../router/session-effects.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
 import { directReads, socketFor, type AcceptedConnection, type ReadBufferSize } from '../wire/direct-reads.js';
-import { SocketWriter } from '../wire/socket-writer.js';
+import { SocketWriter, type DrainListener } from '../wire/socket-writer.js';
 import { FrameScanner, type FrameHandler } from '../wire/frame-scanner.js';
 import * as msg from '../wire/messages.js';
 import { randomUint32 } from '../wire/random-pool.js';
@@ -69,7 +69,7 @@ let nextClientId = 1;
 /** Process ids pgway issues in transaction mode (session mode shows the server's real one). */
 let nextVirtualPid = 1 << 22;
 
-export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, LoginHost {
+export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, LoginHost, DrainListener {
   readonly id = nextClientId++;
   state: ClientState = 'startup';
   readonly connectedAt = Date.now();
@@ -248,7 +248,12 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
     if (this.isTls) socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.ctx.log.debug({ client: this.id, err: err.message }, 'client socket error'));
     socket.on('close', () => this.onClose());
-    return new SocketWriter(socket, () => this.server?.resume());
+    return new SocketWriter(socket, this);
+  }
+
+  /** The client took the bytes queued towards it: its server's may flow again. */
+  onSocketDrained(): void {
+    this.server?.resume();
   }
 
   private onData(chunk: Buffer): void {

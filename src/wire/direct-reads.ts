@@ -34,6 +34,8 @@ const SMALL_READS_TO_SHRINK = 16;
  * answers the same statement with the same bytes. A view is only ever of the current buffer.
  */
 const VIEW_SLOTS = 8;
+/** Reads before views are kept: a client that logs in and then idles keeps none (see bench:idle). */
+const READS_BEFORE_VIEWS = 8;
 
 /** The `onread` option for a socket read through `reader`. */
 export function directReads(reader: DirectReader, size: ReadBufferSize): net.OnReadOpts {
@@ -42,6 +44,7 @@ export function directReads(reader: DirectReader, size: ReadBufferSize): net.OnR
   let lastRead = 0;
   let smallReads = 0;
   let views: (Buffer | undefined)[] | undefined;
+  let reads = 0;
   return {
     // Called once when reading starts and again after every chunk.
     buffer: () => {
@@ -64,12 +67,17 @@ export function directReads(reader: DirectReader, size: ReadBufferSize): net.OnR
     },
     callback: (bytes: number, buf: Uint8Array) => {
       lastRead = bytes;
-      if (buf !== buffer) {
+      if (views === undefined) {
+        if (buf !== buffer || ++reads < READS_BEFORE_VIEWS) {
+          reader.onChunk((buf as Buffer).subarray(0, bytes));
+          return true;
+        }
+        views = new Array<Buffer | undefined>(VIEW_SLOTS).fill(undefined);
+      } else if (buf !== buffer) {
         // Not the buffer the views are of (Node.js read into another one): no reuse.
         reader.onChunk((buf as Buffer).subarray(0, bytes));
         return true;
       }
-      views ??= new Array<Buffer | undefined>(VIEW_SLOTS).fill(undefined);
       const slot = bytes & (VIEW_SLOTS - 1);
       let view = views[slot];
       if (view === undefined || view.length !== bytes) views[slot] = view = buffer.subarray(0, bytes);

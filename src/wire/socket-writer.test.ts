@@ -67,7 +67,7 @@ describe('SocketWriter', () => {
     close = pair.close;
     pair.remote.pause();
     let drains = 0;
-    const writer = new SocketWriter(pair.local, () => drains++);
+    const writer = new SocketWriter(pair.local, { onSocketDrained: () => drains++ });
     const piece = Buffer.alloc(64 * 1024, 'x');
     let writes = 0;
     while (writer.write(piece)) {

@@ -58,6 +58,11 @@ function onWriteComplete(this: WriteRequest, status: number): void {
   writer.afterQueuedWrite(bytes, status);
 }
 
+/** Told when the bytes written are gone after a write() returned false. */
+export interface DrainListener {
+  onSocketDrained(): void;
+}
+
 export class SocketWriter {
   /** Bytes handed to libuv by this writer that it has not written yet. */
   private queued = 0;
@@ -73,8 +78,7 @@ export class SocketWriter {
 
   constructor(
     private readonly socket: net.Socket,
-    /** Called once the bytes written are gone after a write() returned false. */
-    private readonly onDrain?: () => void,
+    private readonly listener?: DrainListener,
   ) {
     const internals = socket as unknown as WritableInternals;
     this.direct = binding !== undefined && !('encrypted' in socket) && typeof internals._writableState?.length === 'number';
@@ -92,7 +96,7 @@ export class SocketWriter {
     return this.needDrain;
   }
 
-  /** Writes `data`; false when the caller should stop producing until `onDrain` / whenDrained. */
+  /** Writes `data`; false when the caller should stop producing until the listener hears / whenDrained. */
   write(data: Buffer): boolean {
     const { _handle: handle, _writableState: state } = this.socket as unknown as WritableInternals;
     if (!this.direct || handle === null || state.length !== 0 || state.corked !== 0 || state.ending || this.socket.destroyed) {
@@ -158,7 +162,7 @@ export class SocketWriter {
     const waiters = this.drainWaiters;
     this.drainWaiters = undefined;
     if (waiters) for (const waiter of waiters) waiter();
-    this.onDrain?.();
+    this.listener?.onSocketDrained();
   }
 
   private newRequest(): WriteRequest {
