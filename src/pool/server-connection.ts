@@ -13,10 +13,10 @@ import { decodeErrorFields, decodeParameterStatus } from '../wire/decode.js';
 import { ALL_CODES, codeSet } from '../wire/frame-scanner.js';
 import * as msg from '../wire/messages.js';
 import { ResponseStream, type ResponseHandler } from '../wire/response-stream.js';
+import { SocketWriter } from '../wire/socket-writer.js';
 import { ServerAuthenticator, type ServerCredentials } from './server-auth.js';
 import { Action, ExpectedResponses, Slot } from './expected-responses.js';
 import { nowMs } from './clock.js';
-import { SocketWriter } from '../wire/socket-writer.js';
 import { openServerSocket } from './server-socket.js';
 
 export type { ServerCredentials } from './server-auth.js';

@@ -67,14 +67,9 @@ export function directReads(reader: DirectReader, size: ReadBufferSize): net.OnR
     },
     callback: (bytes: number, buf: Uint8Array) => {
       lastRead = bytes;
-      if (views === undefined) {
-        if (buf !== buffer || ++reads < READS_BEFORE_VIEWS) {
-          reader.onChunk((buf as Buffer).subarray(0, bytes));
-          return true;
-        }
-        views = new Array<Buffer | undefined>(VIEW_SLOTS).fill(undefined);
-      } else if (buf !== buffer) {
-        // Not the buffer the views are of (Node.js read into another one): no reuse.
+      if (views === undefined && ++reads >= READS_BEFORE_VIEWS) views = new Array<Buffer | undefined>(VIEW_SLOTS).fill(undefined);
+      // Views are of `buffer` only; a read into any other buffer gets a view of its own.
+      if (views === undefined || buf !== buffer) {
         reader.onChunk((buf as Buffer).subarray(0, bytes));
         return true;
       }

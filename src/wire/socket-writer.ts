@@ -64,10 +64,8 @@ export interface DrainListener {
 }
 
 export class SocketWriter {
-  /** Bytes handed to libuv by this writer that it has not written yet. */
+  /** Bytes handed to libuv by this writer that it has not written yet (a write of none is never queued). */
   private queued = 0;
-  /** Writes handed to libuv by this writer and not yet completed. */
-  private queuedWrites = 0;
   private spare: WriteRequest | undefined;
   private readonly direct: boolean;
   private needDrain = false;
@@ -118,7 +116,6 @@ export class SocketWriter {
     req.writer = this;
     req.buffer = data;
     this.queued += data.length;
-    this.queuedWrites++;
     return this.afterWrite(true);
   }
 
@@ -142,7 +139,6 @@ export class SocketWriter {
   /** Called by a write request libuv completed (see onWriteComplete). */
   afterQueuedWrite(bytes: number, status: number): void {
     this.queued -= bytes;
-    this.queuedWrites--;
     if (status < 0) {
       this.socket.destroy(writeError(status));
       return;
@@ -157,7 +153,7 @@ export class SocketWriter {
   }
 
   private checkDrain(): void {
-    if (!this.needDrain || this.queuedWrites > 0 || this.socket.writableLength > 0) return;
+    if (!this.needDrain || this.pending > 0) return;
     this.needDrain = false;
     const waiters = this.drainWaiters;
     this.drainWaiters = undefined;
