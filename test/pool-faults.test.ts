@@ -433,6 +433,20 @@ describe('admin console through psql', () => {
     await expect(client.connect()).rejects.toMatchObject({ code: '28000', severity: 'FATAL' });
   });
 
+  it('answers an extended-protocol statement with 0A000 and keeps the console usable', async () => {
+    // postgres.js sends every tagged query as Parse/Bind/Describe/Execute/Sync; .simple() as a Query.
+    const sql = postgres(gw.url('admin', 'pgway'), { max: 1, fetch_types: false, onnotice: () => undefined });
+    try {
+      await expect(sql`SHOW VERSION`).rejects.toMatchObject({ code: '0A000', message: expect.stringMatching(/simple query protocol/) });
+      const rows = await sql`SHOW VERSION`.simple();
+      expect(rows[0]?.version).toMatch(/\d+\.\d+/);
+      const pools = await sql`SHOW POOLS`.simple();
+      expect(pools.some((r) => r.database === DB)).toBe(true);
+    } finally {
+      await sql.end({ timeout: 2 });
+    }
+  });
+
   it('PAUSE returns after the open transaction commits; a query sent during the pause waits and runs after RESUME', async () => {
     const a = await connect(gw, 'tp-pause-a');
     await a.query('BEGIN');
@@ -605,6 +619,9 @@ describe('HTTP endpoint', () => {
     const client = await connect(gw, 'tp-metrics');
     expect((await client.query<{ n: number }>('SELECT 1 AS n')).rows).toEqual([{ n: 1 }]);
     await expect(client.query('SELECT 1/0')).rejects.toMatchObject({ code: '22012' });
+    // PostgreSQL flushes an ErrorResponse on its own, so pg rejects before pgway has read the
+    // ReadyForQuery that frees the server connection; a result comes with its ReadyForQuery.
+    expect((await client.query<{ n: number }>('SELECT 2 AS n')).rows).toEqual([{ n: 2 }]);
 
     const res = await fetch(`${base}/metrics`);
     expect(res.status).toBe(200);
