@@ -35,26 +35,18 @@ import { SocketWriter, type DrainListener } from '../wire/socket-writer.js';
 import { FrameScanner, type FrameHandler } from '../wire/frame-scanner.js';
 import * as msg from '../wire/messages.js';
 import { randomUint32 } from '../wire/random-pool.js';
+import { AdminClient, ADMIN_PARAMS } from './admin-client.js';
 import type { AuthStep } from './client-auth.js';
 import { ClientLogin, type LoginHost } from './client-login.js';
 import { HeldFrames } from './held-frames.js';
 import { PreparedStatements } from './prepared-statements.js';
+import { ReplicationPipe, wantsReplication } from './replication-pipe.js';
 import { RequestWriter } from './request-writer.js';
 import type { SessionContext } from './session-context.js';
 import { SessionState } from './session-state.js';
 import { reportedParams, startupSettings } from './startup-params.js';
 
 export type ClientState = 'startup' | 'auth' | 'connecting' | 'ready' | 'replication' | 'admin' | 'closed';
-
-/** What the admin console reports about itself at login. */
-const ADMIN_PARAMS: [string, string][] = [
-  ['server_version', '18.0 (pgway)'],
-  ['server_encoding', 'UTF8'],
-  ['client_encoding', 'UTF8'],
-  ['DateStyle', 'ISO, MDY'],
-  ['integer_datetimes', 'on'],
-  ['standard_conforming_strings', 'on'],
-];
 
 /**
  * Client read buffers: 1 KB holds a login and most requests, so an idle client costs little;
@@ -98,8 +90,10 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
   private waiting = false;
   /** Frames of a login reply being assembled, sent as one write (see onAuthStep). */
   private loginReply: Buffer[] | undefined;
-  /** Replication: the primary's socket, which gets the client's bytes unchanged. */
-  private replicaOf: net.Socket | undefined;
+  /** Replication clients: the pipe to the primary, once open. */
+  private replication: ReplicationPipe | undefined;
+  /** Admin console clients. */
+  private admin: AdminClient | undefined;
   private readonly held = new HeldFrames();
   private readonly statements = new PreparedStatements();
   private readonly writer = new RequestWriter(this.held, this.statements);
@@ -120,7 +114,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
     this.socket = socketFor(accepted, directReads({
       onChunk: (chunk) => this.onData(chunk),
       // Held frames are views of the chunk, and so is a write still queued towards a server.
-      lent: () => this.held.count > 0 || this.server?.writesPending === true || (this.replicaOf?.writableLength ?? 0) > 0,
+      lent: () => this.held.count > 0 || this.server?.writesPending === true || this.replication?.holdsClientBytes === true,
     }, CLIENT_READ_BUFFER));
     this.socket.setNoDelay(true);
     this.socket.setKeepAlive(true, 60_000);
@@ -258,8 +252,8 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
 
   private onData(chunk: Buffer): void {
     try {
-      if (this.replicaOf) {
-        this.forwardToPrimary(this.replicaOf, chunk);
+      if (this.replication) {
+        this.replication.forward(chunk);
       } else if (this.scanner) {
         if (this.pool) this.pool.counters.bytesFromClients += chunk.length;
         this.scanner.push(chunk);
@@ -319,14 +313,19 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
     if (this.ctx.isAdminDatabase(this.database)) {
       if (!this.userConfig!.admin) throw new InvalidAuthorizationError(`user "${this.user}" may not use the admin console`);
       this.state = 'admin';
-      this.finishLogin(new Map(ADMIN_PARAMS), (nextVirtualPid = (nextVirtualPid + 1) & 0x7fffffff));
+      this.admin = new AdminClient((sql) => this.ctx.adminQuery(sql), {
+        isOpen: () => this.state === 'admin',
+        send: (bytes) => this.socket.write(bytes),
+        failWith: (err) => this.failWith(err),
+      });
+      this.finishLogin(ADMIN_PARAMS, (nextVirtualPid = (nextVirtualPid + 1) & 0x7fffffff));
       this.state = 'admin';
       return;
     }
     const db = this.ctx.database(this.database);
     if (!db) throw new UnknownDatabaseError(this.database);
     const user = this.userConfig!;
-    if (isReplication(this.params.get('replication'))) {
+    if (wantsReplication(this.params.get('replication'))) {
       this.startReplication(db, user);
       return;
     }
@@ -510,13 +509,15 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
         this.onAuthStep(this.login.onFrame(code, buf, start, end));
         return;
       case 'admin':
-        this.onAdminFrame(code, buf, start, end);
-        return;
       case 'ready':
       case 'connecting':
         if (code === Frontend.Terminate) {
           this.socket.end();
           this.onClose();
+          return;
+        }
+        if (this.admin) {
+          this.admin.onFrame(code, buf, start, end);
           return;
         }
         this.held.push(code, buf, start, end);
@@ -527,30 +528,6 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
       default:
         return;
     }
-  }
-
-  private adminChain: Promise<void> = Promise.resolve();
-  /** The admin console speaks the simple query protocol; statements run one after another. */
-  private onAdminFrame(code: number, buf: Buffer, start: number, end: number): void {
-    if (code === Frontend.Terminate) {
-      this.socket.end();
-      this.onClose();
-      return;
-    }
-    if (code !== Frontend.Query) {
-      this.socket.write(msg.errorResponse({ severity: 'ERROR', sqlstate: '0A000', message: 'the admin console supports only the simple query protocol' }));
-      if (code === Frontend.Sync) this.socket.write(msg.READY_IDLE);
-      return;
-    }
-    const sql = buf.toString('utf8', start + 5, end - 1);
-    this.adminChain = this.adminChain
-      .then(() => this.ctx.adminQuery(sql))
-      .then((frames) => {
-        if (this.state !== 'admin') return;
-        for (const frame of frames) this.socket.write(frame);
-        this.socket.write(msg.READY_IDLE);
-      })
-      .catch((err: unknown) => this.failWith(err));
   }
 
   /** Sends held frames on, taking a server connection when a request is complete. */
@@ -733,22 +710,9 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
         this.socket.write(msg.backendKeyData(this.pid, this.secret));
         this.socket.write(msg.READY_IDLE);
         clearTimeout(this.startupTimer);
-        const serverSocket = conn.takeSocket();
-        this.socket.removeAllListeners('drain');
-        this.replicaOf = serverSocket;
-        serverSocket.pipe(this.socket);
-        serverSocket.on('close', () => this.socket.destroy());
-        serverSocket.on('error', () => this.socket.destroy());
-        this.socket.on('close', () => serverSocket.destroy());
+        this.replication = new ReplicationPipe(this.socket, conn.takeSocket());
       })
       .catch((err: unknown) => this.failWith(err));
-  }
-
-  /** Replication: the client's bytes go to the primary as they come, paced by the primary's socket. */
-  private forwardToPrimary(primary: net.Socket, chunk: Buffer): void {
-    if (primary.write(chunk)) return;
-    this.socket.pause();
-    primary.once('drain', () => this.socket.resume());
   }
 
   // --- end -----------------------------------------------------------------------------------
@@ -769,9 +733,4 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
     if (!this.socket.destroyed) this.socket.destroySoon();
     this.ctx.closed(this);
   }
-}
-
-function isReplication(value: string | undefined): boolean {
-  if (value === undefined) return false;
-  return ['true', 'on', 'yes', '1', 'database'].includes(value.toLowerCase());
 }
