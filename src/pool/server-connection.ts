@@ -6,7 +6,7 @@
  */
 import type net from 'node:net';
 import type { ServerTarget } from '../config/schema.js';
-import { ServerConnectError, ServerConnectionLostError, ServerRefusedError } from '../errors.js';
+import { ServerConnectError, ServerConnectionLostError } from '../errors.js';
 import { errorChannel, type ErrorEvent } from '../events.js';
 import { Backend, Frontend, TxStatus } from '../wire/codes.js';
 import { decodeErrorFields, decodeParameterStatus } from '../wire/decode.js';
@@ -14,9 +14,10 @@ import { ALL_CODES, codeSet } from '../wire/frame-scanner.js';
 import * as msg from '../wire/messages.js';
 import { ResponseStream, type ResponseHandler } from '../wire/response-stream.js';
 import { SocketWriter } from '../wire/socket-writer.js';
-import { ServerAuthenticator, type ServerCredentials } from './server-auth.js';
+import type { ServerCredentials } from './server-auth.js';
 import { Action, ExpectedResponses, Slot } from './expected-responses.js';
 import { nowMs } from './clock.js';
+import { ServerLogin } from './server-login.js';
 import { openServerSocket } from './server-socket.js';
 
 export type { ServerCredentials } from './server-auth.js';
@@ -115,15 +116,18 @@ export class ServerConnection implements ResponseHandler {
   private readyAfterChunk = false;
   private internalError: ServerError | undefined;
   private internalDone: ((err?: Error) => void) | undefined;
-  private loginStep: ((code: number, buf: Buffer, start: number, end: number) => void) | undefined;
+  /** The login under way, until the server's first ReadyForQuery. */
+  private login: ServerLogin | undefined;
+  /** Why the server refused the login, with where it is: for the log, not for clients. */
+  loginRefusal: string | undefined;
+  /** The server sent a FATAL error to the attached client: it already knows the connection is gone. */
+  sentFatal = false;
 
   constructor(
     readonly target: ServerTarget,
     private readonly credentials: ServerCredentials,
     private readonly startupParams: ReadonlyMap<string, string> = new Map(),
-  ) {
-    this.auth = new ServerAuthenticator(credentials, () => this.describe());
-  }
+  ) {}
 
   get busy(): boolean {
     return this.expected.length > 0 || this.unsynced || this.clientInCopy;
@@ -145,7 +149,7 @@ export class ServerConnection implements ResponseHandler {
         if (!direct) this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
         this.socket.on('error', (err) => this.fail(new ServerConnectionLostError({ cause: err })));
         this.socket.on('close', () => this.fail(new ServerConnectionLostError()));
-        this.loginStep = this.onLoginFrame;
+        this.login = new ServerLogin(this.credentials, this.params, () => this.describe());
         const params: [string, string][] = [['user', this.credentials.user], ['database', this.target.dbname]];
         for (const [k, v] of this.startupParams) params.push([k, v]);
         this.socket.write(msg.startupMessage(params));
@@ -436,15 +440,15 @@ export class ServerConnection implements ResponseHandler {
   }
 
   onFrameStart(code: number): boolean {
-    if (this.state !== 'attached' || this.loginStep) return false;
+    if (this.state !== 'attached' || this.login) return false;
     if (ASYNC[code] || this.expected.length === 0) return true;
     // pgway's own messages are swallowed, but a failed injected Parse must reach the client.
     return this.expected.headAction !== Action.Swallow || (code === Backend.ErrorResponse && this.expected.headKind !== Slot.Query);
   }
 
   onFrameEnd(code: number, buf: Buffer | undefined, start: number, end: number): void {
-    if (this.loginStep) {
-      if (buf) this.loginStep(code, buf, start, end);
+    if (this.login) {
+      if (buf) this.onLoginFrame(this.login, code, buf, start, end);
       return;
     }
     switch (code) {
@@ -529,49 +533,24 @@ export class ServerConnection implements ResponseHandler {
 
   // --- login ---------------------------------------------------------------------------------
 
-  private readonly auth: ServerAuthenticator;
-  /** Why the server refused the login, with where it is: for the log, not for clients. */
-  loginRefusal: string | undefined;
-  /** The server sent a FATAL error to the attached client: it already knows the connection is gone. */
-  sentFatal = false;
-
-  private onLoginFrame(code: number, buf: Buffer, start: number, end: number): void {
-    switch (code) {
-      case Backend.Authentication: {
-        const step = this.auth.onAuthentication(buf, start, end);
-        if (step instanceof Error) this.fail(step);
-        else if (step) this.socket.write(step);
-        return;
-      }
-      case Backend.ParameterStatus: {
-        const [name, value] = decodeParameterStatus(buf, start, end);
-        this.params.set(name, value);
-        return;
-      }
-      case Backend.BackendKeyData:
-        this.pid = buf.readInt32BE(start + 5);
-        this.secret = buf.readUInt32BE(start + 9);
-        return;
-      case Backend.ReadyForQuery: {
-        this.txStatus = buf[start + 5]!;
-        this.loginStep = undefined;
-        const done = this.internalDone;
-        this.internalDone = undefined;
-        done?.();
-        return;
-      }
-      case Backend.ErrorResponse: {
-        const fields = decodeErrorFields(buf, start, end);
-        const message = fields.get('M') ?? 'login failed';
-        this.loginRefusal = `${this.describe()}: ${message}`;
-        this.fail(new ServerRefusedError(fields.get('C') ?? '08006', message, { detail: fields.get('D'), hint: fields.get('H') }));
-        return;
-      }
-      case Backend.NoticeResponse:
-      case Backend.NegotiateProtocolVersion:
-        return;
-      default:
-        this.fail(new ServerConnectError(`unexpected message '${String.fromCharCode(code)}' during login`));
+  private onLoginFrame(login: ServerLogin, code: number, buf: Buffer, start: number, end: number): void {
+    const step = login.onFrame(code, buf, start, end);
+    if (step === undefined) return;
+    if (step instanceof Error) {
+      this.loginRefusal = login.refusal;
+      this.fail(step);
+      return;
     }
+    if (step !== 'ready') {
+      this.socket.write(step);
+      return;
+    }
+    this.login = undefined;
+    this.pid = login.pid;
+    this.secret = login.secret;
+    this.txStatus = login.txStatus;
+    const done = this.internalDone;
+    this.internalDone = undefined;
+    done?.();
   }
 }
