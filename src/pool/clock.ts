@@ -3,7 +3,12 @@
  * forwarding path (several readings per transaction) Date.now() is a call into V8's runtime,
  * performance.now() a fast call. The two clocks may drift apart by what NTP adjusts while
  * pgway runs; these readings time idle and lifetime limits and are shown in SHOW output.
+ *
+ * `performance` is imported, not read from globalThis: there it is a lazy accessor, a getter call
+ * on every reading.
  */
+import { performance } from 'node:perf_hooks';
+
 const origin = performance.timeOrigin;
 
 export function nowMs(): number {

@@ -10,6 +10,7 @@
  * (session), or per transaction.
  */
 import type net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import type { DatabaseConfig, PoolMode, UserConfig } from '../config/schema.js';
 import {
