@@ -490,7 +490,8 @@ export class ServerConnection implements ResponseHandler {
   // function's context on entry), and errors are rare.
   private onErrorResponse(buf: Buffer | undefined, start: number, end: number): void {
     this.clientInCopy = false;
-    if (this.expected.headAction !== Action.Swallow) this.errorCount++;
+    const swallowed = this.expected.headAction === Action.Swallow;
+    if (!swallowed) this.errorCount++;
     if (buf) {
       const fields = decodeErrorFields(buf, start, end);
       const severity = fields.get('V') ?? fields.get('S');
@@ -498,11 +499,10 @@ export class ServerConnection implements ResponseHandler {
       // After DDL a shared statement's plan may no longer fit; drop them all before reuse.
       if (fields.get('C') === '0A000' && fields.get('M')?.startsWith('cached plan must not change')) this.stalePlanSeen = true;
       if (errorChannel.hasSubscribers) errorChannel.publish({ source: 'server', sqlstate: fields.get('C') ?? 'XX000' } satisfies ErrorEvent);
-    }
-    if (this.expected.headAction === Action.Swallow && buf && !this.internalError) {
-      const fields = decodeErrorFields(buf, start, end);
-      this.internalError = { sqlstate: fields.get('C') ?? 'XX000', message: fields.get('M') ?? '', fields };
-      if (this.expected.headExtra === SETTINGS) this.settingsError = this.internalError;
+      if (swallowed && !this.internalError) {
+        this.internalError = { sqlstate: fields.get('C') ?? 'XX000', message: fields.get('M') ?? '', fields };
+        if (this.expected.headExtra === SETTINGS) this.settingsError = this.internalError;
+      }
     }
     this.expected.failHead((extra, kind) => {
       if (kind === Slot.Parse && typeof extra === 'string') this.prepared.delete(extra);

@@ -316,7 +316,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
       this.state = 'admin';
       this.admin = new AdminClient((sql) => this.ctx.adminQuery(sql), {
         isOpen: () => this.state === 'admin',
-        send: (bytes) => this.socket.write(bytes),
+        send: (bytes) => this.send(bytes),
         failWith: (err) => this.failWith(err),
       });
       this.finishLogin(ADMIN_PARAMS, (nextVirtualPid = (nextVirtualPid + 1) & 0x7fffffff));
@@ -510,15 +510,13 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
         this.onAuthStep(this.login.onFrame(code, buf, start, end));
         return;
       case 'admin':
+        if (code === Frontend.Terminate) this.endQuietly();
+        else this.admin!.onFrame(code, buf, start, end);
+        return;
       case 'ready':
       case 'connecting':
         if (code === Frontend.Terminate) {
-          this.socket.end();
-          this.onClose();
-          return;
-        }
-        if (this.admin) {
-          this.admin.onFrame(code, buf, start, end);
+          this.endQuietly();
           return;
         }
         this.held.push(code, buf, start, end);
@@ -682,8 +680,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
     if (server) this.pool?.discard(server);
     if (server?.sentFatal) {
       // The server's own FATAL (pg_terminate_backend, shutdown) already reached the client.
-      this.socket.end();
-      this.onClose();
+      this.endQuietly();
       return;
     }
     this.failWith(err instanceof GatewayError ? err : new ServerConnectionLostError({ cause: err }));
@@ -717,6 +714,12 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
   }
 
   // --- end -----------------------------------------------------------------------------------
+
+  /** Closes the client without an error: it said Terminate, or already heard why. */
+  private endQuietly(): void {
+    this.socket.end();
+    this.onClose();
+  }
 
   private onClose(): void {
     if (this.state === 'closed') return;
