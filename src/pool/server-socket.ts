@@ -7,7 +7,7 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { ServerTarget } from '../config/schema.js';
 import { ServerConnectError } from '../errors.js';
-import { directReads, type DirectReader, type ReadBufferSize } from '../wire/direct-reads.js';
+import { directReads, takeOverReads, type DirectReader, type ReadBufferSize } from '../wire/direct-reads.js';
 import { sslRequest } from '../wire/messages.js';
 
 export function socketPath(target: Pick<ServerTarget, 'host' | 'port'>): string | undefined {
@@ -20,7 +20,11 @@ const READ_BUFFER: ReadBufferSize = { minBytes: 64 * 1024, maxBytes: 64 * 1024 }
 function connectPlain(target: ServerTarget, reader?: DirectReader): net.Socket {
   const path = socketPath(target);
   const where: net.NetConnectOpts = path ? { path } : { host: target.host, port: target.port, noDelay: true };
-  return net.connect(reader ? { ...where, onread: directReads(reader, READ_BUFFER) } : where);
+  if (!reader) return net.connect(where);
+  const onread = directReads(reader, READ_BUFFER);
+  const socket = net.connect({ ...where, onread });
+  takeOverReads(socket, onread);
+  return socket;
 }
 
 function awaitConnect(socket: net.Socket, timeoutMs: number, what: string): Promise<void> {

@@ -1,5 +1,7 @@
-import { describe, expect, it } from 'vitest';
-import { directReads } from './direct-reads.js';
+import net from 'node:net';
+import { once } from 'node:events';
+import { afterEach, describe, expect, it } from 'vitest';
+import { acceptDirect, directReads, socketFor, takeOverReads, type DirectReadOpts } from './direct-reads.js';
 
 /** Drives the onread option as net.Socket does: buffer() at the start and after every chunk. */
 function reader(minBytes: number, maxBytes: number) {
@@ -81,5 +83,81 @@ describe('directReads', () => {
     expect(r.buffer.length).toBe(128);
     r.read('tiny');
     expect(r.buffer.length).toBe(16);
+  });
+});
+
+describe('reads over real sockets', () => {
+  const closing: (() => void)[] = [];
+  afterEach(() => {
+    for (const close of closing.splice(0)) close();
+  });
+
+  /** A listener whose connections read through directReads; resolves with the accepted socket and what it received. */
+  async function acceptedPair(minBytes = 16, maxBytes = 1024) {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    closing.push(() => server.close());
+    const received: Buffer[] = [];
+    const accepted = new Promise<net.Socket>((resolve) => {
+      acceptDirect(server, (conn) => {
+        const socket = socketFor(conn, directReads({ onChunk: (c) => received.push(Buffer.from(c)), lent: () => false }, { minBytes, maxBytes }));
+        closing.push(() => socket.destroy());
+        resolve(socket);
+      }, (err) => { throw err; });
+    });
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    closing.push(() => client.destroy());
+    await once(client, 'connect');
+    return { client, socket: await accepted, received };
+  }
+
+  async function until(check: () => boolean): Promise<void> {
+    for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  it('delivers every byte in order, through buffer growth, and ends the socket on the peer\'s FIN', async () => {
+    const { client, socket, received } = await acceptedPair();
+    const sent = Buffer.from(Array.from({ length: 5000 }, (_, i) => i % 251));
+    for (let at = 0; at < sent.length; at += 700) {
+      client.write(sent.subarray(at, at + 700));
+      await until(() => Buffer.concat(received).length >= Math.min(at + 700, sent.length));
+    }
+    const ended = once(socket, 'end');
+    client.end();
+    await ended;
+    expect(Buffer.concat(received).equals(sent)).toBe(true);
+    expect(socket.bytesRead).toBe(sent.length);
+  });
+
+  it('stops delivering while the socket is paused and goes on after resume', async () => {
+    const { client, socket, received } = await acceptedPair();
+    client.write('first');
+    await until(() => received.length === 1);
+    socket.pause();
+    client.write('second');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(received.map(String)).toEqual(['first']);
+    socket.resume();
+    await until(() => received.length === 2);
+    expect(received.map(String)).toEqual(['first', 'second']);
+  });
+
+  it('reads a client socket from net.connect the same way, and reports a reset as an error', async () => {
+    const server = net.createServer((peer) => {
+      peer.write('hello from the server');
+      setTimeout(() => peer.resetAndDestroy(), 20);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    closing.push(() => server.close());
+    const received: string[] = [];
+    const onread: DirectReadOpts = directReads({ onChunk: (c) => received.push(c.toString()), lent: () => false }, { minBytes: 64, maxBytes: 64 });
+    const socket = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', onread });
+    takeOverReads(socket, onread);
+    closing.push(() => socket.destroy());
+    const [err] = (await once(socket, 'error')) as [NodeJS.ErrnoException];
+    expect(received.join('')).toBe('hello from the server');
+    expect(err.code).toBe('ECONNRESET');
   });
 });

@@ -13,6 +13,7 @@
  * client costs `minBytes`; a bulk COPY reads `maxBytes` at a time.
  */
 import net from 'node:net';
+import { streamBinding } from './stream-binding.js';
 
 export interface DirectReader {
   /** A chunk arrived. Its bytes may be overwritten by the next read unless lent() says otherwise. */
@@ -37,49 +38,120 @@ const VIEW_SLOTS = 8;
 /** Reads before views are kept: a client that logs in and then idles keeps none (see bench:idle). */
 const READS_BEFORE_VIEWS = 8;
 
+/** One connection's read buffer: what libuv reads into next, and the chunks handed to the reader. */
+export class ReadBuffer {
+  /** What the next read goes into; undefined until the socket asks for it. */
+  buffer: Buffer | undefined;
+  private lastRead = 0;
+  private smallReads = 0;
+  private views: (Buffer | undefined)[] | undefined;
+  private reads = 0;
+  /** Set when the handle's reads come to onHandleRead (takeOverReads). */
+  socket: net.Socket | undefined;
+  nodeOnRead: HandleOnRead | undefined;
+
+  constructor(
+    private readonly reader: DirectReader,
+    private readonly minBytes: number,
+    private readonly maxBytes: number,
+  ) {}
+
+  /** The buffer for the next read: called when reading starts and after every chunk. */
+  next(): Buffer {
+    const { buffer, minBytes } = this;
+    if (!buffer) return (this.buffer = Buffer.allocUnsafe(minBytes));
+    let wanted = buffer.length;
+    if (this.lastRead === buffer.length) {
+      wanted = Math.min(buffer.length * 4, this.maxBytes);
+      this.smallReads = 0;
+    } else if (this.lastRead > minBytes / 2) {
+      this.smallReads = 0;
+    } else if (buffer.length > minBytes && ++this.smallReads >= SMALL_READS_TO_SHRINK) {
+      wanted = minBytes;
+      this.smallReads = 0;
+    }
+    if (wanted !== buffer.length || this.reader.lent()) {
+      this.views?.fill(undefined);
+      return (this.buffer = Buffer.allocUnsafe(wanted));
+    }
+    return buffer;
+  }
+
+  /** `bytes` were read into `buf`. */
+  deliver(bytes: number, buf: Uint8Array): void {
+    this.lastRead = bytes;
+    if (this.views === undefined && ++this.reads >= READS_BEFORE_VIEWS) this.views = new Array<Buffer | undefined>(VIEW_SLOTS).fill(undefined);
+    const { views, buffer } = this;
+    // Views are of `buffer` only; a read into any other buffer gets a view of its own.
+    if (views === undefined || buf !== buffer) {
+      this.reader.onChunk((buf as Buffer).subarray(0, bytes));
+      return;
+    }
+    const slot = bytes & (VIEW_SLOTS - 1);
+    let view = views[slot];
+    if (view === undefined || view.length !== bytes) views[slot] = view = buffer.subarray(0, bytes);
+    this.reader.onChunk(view);
+  }
+}
+
+/** The `onread` option of net.Socket, carrying its ReadBuffer for takeOverReads. */
+export interface DirectReadOpts extends net.OnReadOpts {
+  readonly reads: ReadBuffer;
+}
+
 /** The `onread` option for a socket read through `reader`. */
-export function directReads(reader: DirectReader, size: ReadBufferSize): net.OnReadOpts {
-  const { minBytes, maxBytes } = size;
-  let buffer: Buffer | undefined;
-  let lastRead = 0;
-  let smallReads = 0;
-  let views: (Buffer | undefined)[] | undefined;
-  let reads = 0;
+export function directReads(reader: DirectReader, size: ReadBufferSize): DirectReadOpts {
+  const reads = new ReadBuffer(reader, size.minBytes, size.maxBytes);
   return {
-    // Called once when reading starts and again after every chunk.
-    buffer: () => {
-      if (!buffer) return (buffer = Buffer.allocUnsafe(minBytes));
-      let wanted = buffer.length;
-      if (lastRead === buffer.length) {
-        wanted = Math.min(buffer.length * 4, maxBytes);
-        smallReads = 0;
-      } else if (lastRead > minBytes / 2) {
-        smallReads = 0;
-      } else if (buffer.length > minBytes && ++smallReads >= SMALL_READS_TO_SHRINK) {
-        wanted = minBytes;
-        smallReads = 0;
-      }
-      if (wanted !== buffer.length || reader.lent()) {
-        buffer = Buffer.allocUnsafe(wanted);
-        views?.fill(undefined);
-      }
-      return buffer;
-    },
+    reads,
+    buffer: () => reads.next(),
     callback: (bytes: number, buf: Uint8Array) => {
-      lastRead = bytes;
-      if (views === undefined && ++reads >= READS_BEFORE_VIEWS) views = new Array<Buffer | undefined>(VIEW_SLOTS).fill(undefined);
-      // Views are of `buffer` only; a read into any other buffer gets a view of its own.
-      if (views === undefined || buf !== buffer) {
-        reader.onChunk((buf as Buffer).subarray(0, bytes));
-        return true;
-      }
-      const slot = bytes & (VIEW_SLOTS - 1);
-      let view = views[slot];
-      if (view === undefined || view.length !== bytes) views[slot] = view = buffer.subarray(0, bytes);
-      reader.onChunk(view);
+      reads.deliver(bytes, buf);
       return true;
     },
   };
+}
+
+const READS = Symbol('pgway.reads');
+
+/** The socket's libuv handle as far as reading goes. */
+type HandleOnRead = (this: ReadHandle, arrayBuffer: ArrayBuffer | undefined) => Uint8Array | undefined;
+interface ReadHandle {
+  onread: HandleOnRead;
+  [READS]?: ReadBuffer;
+}
+
+/**
+ * Node calls a handle's `onread` for every read, with the byte count in the stream binding's
+ * shared state; for a socket with the `onread` option that function (onStreamRead) then calls
+ * the option's `callback` and `buffer`, after refreshing the socket's idle timer and checking
+ * what kind of socket it is. This is that path for a chunk of data, with nothing else: one
+ * function shared by every socket, no closure. End of stream, errors and a destroyed socket go
+ * to Node's own function as before. The buffer returned is where libuv reads next.
+ */
+function onHandleRead(this: ReadHandle, arrayBuffer: ArrayBuffer | undefined): Uint8Array | undefined {
+  const reads = this[READS]!;
+  const bytes = streamBinding!.streamBaseState[streamBinding!.kReadBytesOrError]!;
+  if (bytes > 0 && !reads.socket!.destroyed) {
+    reads.deliver(bytes, reads.buffer!);
+    return reads.next();
+  }
+  return reads.nodeOnRead!.call(this, arrayBuffer);
+}
+
+/**
+ * Sends the reads of `socket`, made with `opts` from directReads, straight to its reader (see
+ * onHandleRead). Call it once the socket has its handle: at once for an accepted connection and
+ * for net.connect(). A socket's idle timer (socket.setTimeout) is not refreshed by these reads;
+ * pgway uses none. Where Node's internals differ from what this expects, nothing changes.
+ */
+export function takeOverReads(socket: net.Socket, opts: DirectReadOpts): void {
+  const handle = (socket as unknown as { _handle: ReadHandle | null })._handle;
+  if (!streamBinding || !handle || typeof handle.onread !== 'function' || opts.reads.buffer === undefined) return;
+  opts.reads.socket = socket;
+  opts.reads.nodeOnRead = handle.onread;
+  handle[READS] = opts.reads;
+  handle.onread = onHandleRead;
 }
 
 /** A connection a listener accepted, not yet wrapped in a socket (see acceptDirect). */
@@ -114,7 +186,9 @@ export function acceptDirect(server: net.Server, onConnection: (accepted: Accept
 }
 
 /** The socket of an accepted connection, reading through `onread`. */
-export function socketFor(accepted: AcceptedConnection, onread: net.OnReadOpts): net.Socket {
+export function socketFor(accepted: AcceptedConnection, onread: DirectReadOpts): net.Socket {
   const options = { handle: accepted.handle, readable: true, writable: true, onread };
-  return new net.Socket(options as net.SocketConstructorOpts);
+  const socket = new net.Socket(options as net.SocketConstructorOpts);
+  takeOverReads(socket, onread);
+  return socket;
 }

@@ -15,6 +15,7 @@
  */
 import net from 'node:net';
 import { getSystemErrorName } from 'node:util';
+import { streamBinding as binding } from './stream-binding.js';
 
 interface WriteRequest {
   oncomplete: (this: WriteRequest, status: number) => void;
@@ -26,29 +27,10 @@ interface StreamHandle {
   writeBuffer(req: WriteRequest, data: Buffer): number;
 }
 
-interface StreamBinding {
-  WriteWrap: new () => WriteRequest;
-  streamBaseState: Int32Array;
-  kLastWriteWasAsync: number;
-}
-
 interface WritableInternals {
   _handle: StreamHandle | null;
   _writableState: { length: number; corked: number; ending: boolean };
 }
-
-/** Node's stream binding, or undefined where this Node.js release does not have it in this shape. */
-const binding: StreamBinding | undefined = (() => {
-  try {
-    const b = (process as unknown as { binding(name: string): Partial<StreamBinding> }).binding('stream_wrap');
-    if (typeof b.WriteWrap === 'function' && b.streamBaseState instanceof Int32Array && typeof b.kLastWriteWasAsync === 'number') {
-      return b as StreamBinding;
-    }
-  } catch {
-    // No process.binding: every write goes through socket.write().
-  }
-  return undefined;
-})();
 
 function onWriteComplete(this: WriteRequest, status: number): void {
   const writer = this.writer!;
@@ -162,7 +144,7 @@ export class SocketWriter {
   }
 
   private newRequest(): WriteRequest {
-    const req = new binding!.WriteWrap();
+    const req = new binding!.WriteWrap() as WriteRequest;
     req.oncomplete = onWriteComplete;
     req.writer = undefined;
     req.buffer = undefined;
