@@ -3,7 +3,7 @@
  * (round -> workload -> target, the target order rotating), on one freshly started cluster.
  * Prints a markdown table (median of the rounds) and writes it to bench/results/<timestamp>.md.
  *
- *   npm run bench -- [--seconds 15] [--rounds 3] [--workloads W1,W4] [--targets direct,pgbouncer,pgway]
+ *   npm run bench -- [--seconds 15] [--rounds 3] [--workloads W1,W4] [--targets direct,pgbouncer,pgway,pipe]
  *                    [--mode session|transaction] [--pool-size 20] [--jobs 2] [--warmup 5] [--scale 10]
  *                    [--data-dir DIR] [--pgway-dir DIR] [--pgway-node-args=ARGS] [--no-build]
  *                    [--proxy-session own|shared]
@@ -22,7 +22,7 @@ import {
 } from './lib/bench-cluster.js';
 import { findPgBouncer, startPgBouncer } from './lib/pgbouncer-process.js';
 import { judgePgbench, readLatencies, runPgbench, type Latency, type PgbenchOutcome } from './lib/pgbench.js';
-import { startPgway, type PoolModeFlag } from './lib/pgway-process.js';
+import { startNodePipe, startPgway, type PoolModeFlag } from './lib/pgway-process.js';
 import { choiceFlag, installExitHandlers, onCleanup, runMain, intFlag, listFlag, type ProxySession } from './lib/processes.js';
 import {
   CLOCK_TICKS_PER_SECOND, machineBusyTicks, postgresChildren, postgresTreeTicks, procTimes, settlePostgres, ticksToUs,
@@ -48,9 +48,16 @@ const WORKLOADS = {
 } as const;
 type WorkloadName = keyof typeof WORKLOADS;
 
-const TARGETS = ['direct', 'pgbouncer', 'pgway'] as const;
+/**
+ * `pipe` (bench/lib/node-pipe.ts) is a Node.js byte pipe with pgway's socket I/O and nothing else,
+ * one server connection per client: the floor under pgway's forwarding path. It runs when asked for.
+ */
+const TARGETS = ['direct', 'pgbouncer', 'pgway', 'pipe'] as const;
+const DEFAULT_TARGETS = ['direct', 'pgbouncer', 'pgway'] as const;
 type TargetName = (typeof TARGETS)[number];
-const TARGET_LABEL: Record<TargetName, string> = { direct: 'direct', pgbouncer: 'PgBouncer', pgway: 'pgway' };
+const TARGET_LABEL: Record<TargetName, string> = { direct: 'direct', pgbouncer: 'PgBouncer', pgway: 'pgway', pipe: 'Node pipe' };
+/** Targets that open a server connection per client, as pgbench does directly: their backends exit after a run. */
+const UNPOOLED: ReadonlySet<TargetName> = new Set(['direct', 'pipe']);
 
 /** pgbench is killed when it runs this much longer than -T (a proxy that never answers). */
 const RUN_TIMEOUT_SLACK_MS = 30_000;
@@ -105,7 +112,7 @@ function parseOptions(argv: string[]): Options {
       seconds: { type: 'string', short: 'T', default: '15' },
       rounds: { type: 'string', default: '3' },
       workloads: { type: 'string', default: Object.keys(WORKLOADS).join(',') },
-      targets: { type: 'string', default: TARGETS.join(',') },
+      targets: { type: 'string', default: DEFAULT_TARGETS.join(',') },
       mode: { type: 'string', default: 'transaction' },
       'pool-size': { type: 'string', default: '20' },
       jobs: { type: 'string', short: 'j', default: '2' },
@@ -154,7 +161,7 @@ async function main(): Promise<number> {
   const txlogDir = path.join(workDir, 'txlogs');
   await fsp.mkdir(txlogDir);
 
-  if (o.build && o.targets.includes('pgway')) buildPgway(o.pgwayDir);
+  if (o.build && (o.targets.includes('pgway') || o.targets.includes('pipe'))) buildPgway(o.pgwayDir);
 
   console.error(`starting PostgreSQL in ${o.dataDir ?? path.join(workDir, 'data')}`);
   const cluster = await startBenchCluster(o.dataDir ?? path.join(workDir, 'data'));
@@ -188,6 +195,11 @@ async function main(): Promise<number> {
     onCleanup(() => pgway.stop());
     proxies.set('pgway', pgway);
   }
+  if (o.targets.includes('pipe')) {
+    const pipe = await startNodePipe({ repoDir: o.pgwayDir, workDir, server, login, session: o.proxySession, maxClientConn: Math.max(1000, maxClients * 4) });
+    onCleanup(() => pipe.stop());
+    proxies.set('pipe', pipe);
+  }
   const runnable = o.targets.filter((t) => !missing.has(t));
   const address = (t: TargetName): { host: string; port: number } => proxies.get(t) ?? server;
 
@@ -219,7 +231,7 @@ async function main(): Promise<number> {
         const childrenBefore = postgresChildren(postmasterPid).count;
         const before = cpuSnapshot(proxy, postmasterPid);
         const exit = await runPgbench({ ...address(t), ...login, args: WORKLOADS[w].args, seconds: o.seconds, jobs: o.jobs, logPrefix, samplingRate, timeoutMs });
-        await settlePostgres(postmasterPid, proxy ? undefined : childrenBefore);
+        await settlePostgres(postmasterPid, UNPOOLED.has(t) ? childrenBefore : undefined);
         const after = cpuSnapshot(proxy, postmasterPid);
         const outcome = judgePgbench(exit, timeoutMs);
         const latency = readLatencies(logPrefix);
@@ -318,22 +330,27 @@ function report(
     return c?.p50 !== undefined && c.p99 !== undefined ? `${c.p50.toFixed(2)} / ${c.p99.toFixed(2)}` : '-';
   };
   const proxyCpu = (w: WorkloadName, t: TargetName): string => formatNumber(cellOf(w, t)?.proxyUs);
-  const pgCpu = (w: WorkloadName): string => TARGETS.map((t) => formatNumber(cellOf(w, t)?.postgresUs, 0)).join(' / ');
+  const shown = TARGETS.filter((t) => t !== 'pipe' || runnable.includes('pipe'));
+  const pgCpu = (w: WorkloadName): string => shown.map((t) => formatNumber(cellOf(w, t)?.postgresUs, 0)).join(' / ');
   const otherLoad = (w: WorkloadName): string => {
     const shares = TARGETS.flatMap((t) => records.get(`${w}/${t}`) ?? []).map((r) => r.foreignShare);
     return shares.length ? `${(Math.max(...shares) * 100).toFixed(0)}%` : '-';
   };
 
+  const withPipe = shown.includes('pipe');
   const header = [
     'workload', 'direct TPS', 'PgBouncer TPS', 'pgway TPS', 'pgway/direct', 'pgway/PgBouncer',
+    ...(withPipe ? ['Node pipe TPS', 'Node pipe/PgBouncer'] : []),
     'p50 / p99 ms direct', 'p50 / p99 ms PgBouncer', 'p50 / p99 ms pgway',
-    'CPU us/tx PgBouncer', 'CPU us/tx pgway', 'PostgreSQL CPU us/tx direct / PgBouncer / pgway', 'other load (max)',
+    'CPU us/tx PgBouncer', 'CPU us/tx pgway', ...(withPipe ? ['CPU us/tx Node pipe'] : []),
+    `PostgreSQL CPU us/tx ${shown.map((t) => TARGET_LABEL[t]).join(' / ')}`, 'other load (max)',
   ];
   const rows = o.workloads.map((w) => [
     WORKLOADS[w].label, tpsText(w, 'direct'), tpsText(w, 'pgbouncer'), tpsText(w, 'pgway'),
     ratio(w, 'pgway', 'direct'), ratio(w, 'pgway', 'pgbouncer'),
+    ...(withPipe ? [tpsText(w, 'pipe'), ratio(w, 'pipe', 'pgbouncer')] : []),
     latency(w, 'direct'), latency(w, 'pgbouncer'), latency(w, 'pgway'),
-    proxyCpu(w, 'pgbouncer'), proxyCpu(w, 'pgway'), pgCpu(w), otherLoad(w),
+    proxyCpu(w, 'pgbouncer'), proxyCpu(w, 'pgway'), ...(withPipe ? [proxyCpu(w, 'pipe')] : []), pgCpu(w), otherLoad(w),
   ]);
 
   const notes: string[] = [];
@@ -357,7 +374,7 @@ function report(
 
   const logged = Math.min(1, MAX_LOGGED_SECONDS / o.seconds);
   return [
-    `## pgbench: direct vs PgBouncer vs pgway (${startedAt.toISOString()})`,
+    `## pgbench: direct vs PgBouncer vs pgway${withPipe ? ' vs a bare Node.js pipe' : ''} (${startedAt.toISOString()})`,
     '',
     `- pool mode **${o.mode}**, pool size ${o.poolSize} (PgBouncer and pgway), pgbench scale ${o.scale}, \`-T ${o.seconds} -j ${o.jobs}\`, ` +
       `${o.rounds} interleaved round(s), warm-up ${o.warmup} s of each workload per target (W6: ${WORKLOADS.W6.warmups * o.warmup} s); each cell is the median of the rounds; ` +

@@ -66,3 +66,21 @@ databases:
     primary: { host: ${o.server.host}, port: ${o.server.port}, dbname: ${q(o.login.database)}, sslmode: disable }
 `;
 }
+
+/** The `pipe` target (bench/lib/node-pipe.ts), compiled with pgway, in its own Node process. */
+export async function startNodePipe(o: Pick<PgwayOptions, 'repoDir' | 'workDir' | 'server' | 'login' | 'session' | 'maxClientConn'>): Promise<ProxyProcess> {
+  const entry = path.join(o.repoDir, 'dist', 'bench', 'lib', 'node-pipe.js');
+  if (!fs.existsSync(entry)) throw new Error(`${entry} is missing: run npm run build (or drop --no-build)`);
+  const logFile = path.join(o.workDir, 'node-pipe.log');
+  return startOnFreePort('node-pipe', '127.0.0.1', o.login, logFile, (port) => {
+    const log = fs.openSync(logFile, 'w');
+    const child = spawnTracked(process.execPath, [entry, String(port), o.server.host, String(o.server.port)], {
+      cwd: o.workDir,
+      stdio: ['ignore', log, log],
+      ...sessionOptions(o.session),
+    });
+    fs.closeSync(log);
+    if (child.pid !== undefined) raiseOpenFiles(child.pid, 2 * o.maxClientConn + 1024);
+    return child;
+  });
+}
