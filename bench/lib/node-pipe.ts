@@ -1,14 +1,14 @@
 /**
  * The benchmark's `pipe` target: the least a Node.js proxy can do. Each client connection gets its
  * own server connection and the bytes go through unchanged, both ways, read and written with
- * pgway's own socket I/O (directReads with takeOverReads, SocketWriter): no parsing, no pooling,
+ * pgway's own socket I/O (socketFor and connectDirect of direct-reads.ts, SocketWriter): no parsing, no pooling,
  * no authentication of its own (PostgreSQL authenticates the client through it). What it costs per
  * transaction is the floor under pgway's forwarding path on the machine at hand.
  *
  *   node dist/bench/lib/node-pipe.js LISTEN_PORT SERVER_HOST SERVER_PORT
  */
 import net from 'node:net';
-import { acceptDirect, directReads, socketFor, takeOverReads, type DirectReader } from '../../src/wire/direct-reads.js';
+import { acceptDirect, connectDirect, socketFor, type DirectReader } from '../../src/wire/direct-reads.js';
 import { SocketWriter } from '../../src/wire/socket-writer.js';
 
 const READ_BUFFER = { minBytes: 16 * 1024, maxBytes: 64 * 1024 };
@@ -28,9 +28,7 @@ class Direction implements DirectReader {
 
 function pipeConnection(client: net.Socket, upstreamBound: Direction, serverHost: string, serverPort: number): void {
   const downstream = new Direction();
-  const onread = directReads(downstream, READ_BUFFER);
-  const server = net.connect({ host: serverHost, port: serverPort, noDelay: true, onread });
-  takeOverReads(server, onread);
+  const server = connectDirect({ host: serverHost, port: serverPort, noDelay: true }, downstream, READ_BUFFER);
   upstreamBound.out = new SocketWriter(server);
   downstream.out = new SocketWriter(client);
   // The client's bytes wait until the server connection is open (SocketWriter writes to an open handle).
@@ -60,7 +58,7 @@ function main(): void {
   listener.listen(Number(listenPort), '127.0.0.1', () => {
     acceptDirect(listener, (accepted) => {
       const upstream = new Direction();
-      const client = socketFor(accepted, directReads(upstream, READ_BUFFER));
+      const client = socketFor(accepted, upstream, READ_BUFFER);
       client.setNoDelay(true);
       pipeConnection(client, upstream, serverHost, Number(serverPort));
     }, (err) => console.error(`node-pipe: ${err.message}`));

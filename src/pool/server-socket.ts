@@ -7,7 +7,7 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { ServerTarget } from '../config/schema.js';
 import { ServerConnectError } from '../errors.js';
-import { directReads, takeOverReads, type DirectReader, type ReadBufferSize } from '../wire/direct-reads.js';
+import { connectDirect, type DirectReader, type ReadBufferSize } from '../wire/direct-reads.js';
 import { sslRequest } from '../wire/messages.js';
 
 export function socketPath(target: Pick<ServerTarget, 'host' | 'port'>): string | undefined {
@@ -20,11 +20,7 @@ const READ_BUFFER: ReadBufferSize = { minBytes: 64 * 1024, maxBytes: 64 * 1024 }
 function connectPlain(target: ServerTarget, reader?: DirectReader): net.Socket {
   const path = socketPath(target);
   const where: net.NetConnectOpts = path ? { path } : { host: target.host, port: target.port, noDelay: true };
-  if (!reader) return net.connect(where);
-  const onread = directReads(reader, READ_BUFFER);
-  const socket = net.connect({ ...where, onread });
-  takeOverReads(socket, onread);
-  return socket;
+  return reader ? connectDirect(where, reader, READ_BUFFER) : net.connect(where);
 }
 
 function awaitConnect(socket: net.Socket, timeoutMs: number, what: string): Promise<void> {

@@ -31,7 +31,7 @@ import { ServerConnection, type ServerSink } from '../pool/server-connection.js'
 import { errorChannel, pinChannel, type ErrorEvent, type PinEvent } from '../events.js';
 import type { PinReason } from '../router/session-effects.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
-import { directReads, socketFor, type AcceptedConnection, type ReadBufferSize } from '../wire/direct-reads.js';
+import { socketFor, type AcceptedConnection, type ReadBufferSize } from '../wire/direct-reads.js';
 import { SocketWriter, type DrainListener } from '../wire/socket-writer.js';
 import { FrameScanner, type FrameHandler } from '../wire/frame-scanner.js';
 import * as msg from '../wire/messages.js';
@@ -112,11 +112,11 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
     accepted: AcceptedConnection,
     private readonly ctx: SessionContext,
   ) {
-    this.socket = socketFor(accepted, directReads({
+    this.socket = socketFor(accepted, {
       onChunk: (chunk) => this.onData(chunk),
       // Held frames are views of the chunk, and so is a write still queued towards a server.
       lent: () => this.held.count > 0 || this.server?.writesPending === true || this.replication?.holdsClientBytes === true,
-    }, CLIENT_READ_BUFFER));
+    }, CLIENT_READ_BUFFER);
     this.socket.setNoDelay(true);
     this.socket.setKeepAlive(true, 60_000);
     this.out = this.listen(this.socket);

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
-import { acceptDirect, directReads, socketFor, takeOverReads, type DirectReadOpts } from './direct-reads.js';
+import { acceptDirect, connectDirect, directReads, socketFor } from './direct-reads.js';
 
 /** Drives the onread option as net.Socket does: buffer() at the start and after every chunk. */
 function reader(minBytes: number, maxBytes: number) {
@@ -101,7 +101,7 @@ describe('reads over real sockets', () => {
     const received: Buffer[] = [];
     const accepted = new Promise<net.Socket>((resolve) => {
       acceptDirect(server, (conn) => {
-        const socket = socketFor(conn, directReads({ onChunk: (c) => received.push(Buffer.from(c)), lent: () => false }, { minBytes, maxBytes }));
+        const socket = socketFor(conn, { onChunk: (c) => received.push(Buffer.from(c)), lent: () => false }, { minBytes, maxBytes });
         closing.push(() => socket.destroy());
         resolve(socket);
       }, (err) => { throw err; });
@@ -152,9 +152,8 @@ describe('reads over real sockets', () => {
     await once(server, 'listening');
     closing.push(() => server.close());
     const received: string[] = [];
-    const onread: DirectReadOpts = directReads({ onChunk: (c) => received.push(c.toString()), lent: () => false }, { minBytes: 64, maxBytes: 64 });
-    const socket = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', onread });
-    takeOverReads(socket, onread);
+    const reader = { onChunk: (c: Buffer) => received.push(c.toString()), lent: () => false };
+    const socket = connectDirect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1' }, reader, { minBytes: 64, maxBytes: 64 });
     closing.push(() => socket.destroy());
     const [err] = (await once(socket, 'error')) as [NodeJS.ErrnoException];
     expect(received.join('')).toBe('hello from the server');

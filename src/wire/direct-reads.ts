@@ -95,11 +95,11 @@ export class ReadBuffer {
 }
 
 /** The `onread` option of net.Socket, carrying its ReadBuffer for takeOverReads. */
-export interface DirectReadOpts extends net.OnReadOpts {
+interface DirectReadOpts extends net.OnReadOpts {
   readonly reads: ReadBuffer;
 }
 
-/** The `onread` option for a socket read through `reader`. */
+/** The `onread` option for a socket read through `reader` (see socketFor and connectDirect). */
 export function directReads(reader: DirectReader, size: ReadBufferSize): DirectReadOpts {
   const reads = new ReadBuffer(reader, size.minBytes, size.maxBytes);
   return {
@@ -113,6 +113,9 @@ export function directReads(reader: DirectReader, size: ReadBufferSize): DirectR
 }
 
 const READS = Symbol('pgway.reads');
+/** Where Node leaves a read's byte count (or error) before calling the handle's onread. */
+const readState = streamBinding?.streamBaseState;
+const READ_BYTES = streamBinding?.kReadBytesOrError ?? 0;
 
 /** The socket's libuv handle as far as reading goes. */
 type HandleOnRead = (this: ReadHandle, arrayBuffer: ArrayBuffer | undefined) => Uint8Array | undefined;
@@ -131,7 +134,7 @@ interface ReadHandle {
  */
 function onHandleRead(this: ReadHandle, arrayBuffer: ArrayBuffer | undefined): Uint8Array | undefined {
   const reads = this[READS]!;
-  const bytes = streamBinding!.streamBaseState[streamBinding!.kReadBytesOrError]!;
+  const bytes = readState![READ_BYTES]!;
   if (bytes > 0 && !reads.socket!.destroyed) {
     reads.deliver(bytes, reads.buffer!);
     return reads.next();
@@ -141,11 +144,11 @@ function onHandleRead(this: ReadHandle, arrayBuffer: ArrayBuffer | undefined): U
 
 /**
  * Sends the reads of `socket`, made with `opts` from directReads, straight to its reader (see
- * onHandleRead). Call it once the socket has its handle: at once for an accepted connection and
- * for net.connect(). A socket's idle timer (socket.setTimeout) is not refreshed by these reads;
- * pgway uses none. Where Node's internals differ from what this expects, nothing changes.
+ * onHandleRead), once the socket has its handle. A socket's idle timer (socket.setTimeout) is not
+ * refreshed by these reads; pgway uses none. Where Node's internals differ from what this
+ * expects, nothing changes.
  */
-export function takeOverReads(socket: net.Socket, opts: DirectReadOpts): void {
+function takeOverReads(socket: net.Socket, opts: DirectReadOpts): void {
   const handle = (socket as unknown as { _handle: ReadHandle | null })._handle;
   if (!streamBinding || !handle || typeof handle.onread !== 'function' || opts.reads.buffer === undefined) return;
   opts.reads.socket = socket;
@@ -185,10 +188,19 @@ export function acceptDirect(server: net.Server, onConnection: (accepted: Accept
   };
 }
 
-/** The socket of an accepted connection, reading through `onread`. */
-export function socketFor(accepted: AcceptedConnection, onread: DirectReadOpts): net.Socket {
+/** The socket of an accepted connection, its reads going to `reader`. */
+export function socketFor(accepted: AcceptedConnection, reader: DirectReader, size: ReadBufferSize): net.Socket {
+  const onread = directReads(reader, size);
   const options = { handle: accepted.handle, readable: true, writable: true, onread };
   const socket = new net.Socket(options as net.SocketConstructorOpts);
+  takeOverReads(socket, onread);
+  return socket;
+}
+
+/** net.connect(), its reads going to `reader`. */
+export function connectDirect(options: net.NetConnectOpts, reader: DirectReader, size: ReadBufferSize): net.Socket {
+  const onread = directReads(reader, size);
+  const socket = net.connect({ ...options, onread });
   takeOverReads(socket, onread);
   return socket;
 }
