@@ -14,7 +14,7 @@ import { runAdminCommand } from './admin/console.js';
 import { AdminHttp } from './admin/http.js';
 import { loadConfig } from './config/load.js';
 import type { Config, DatabaseConfig, ServerTarget, UserConfig } from './config/schema.js';
-import { nowMs } from './pool/clock.js';
+import { nowMs } from './clock.js';
 import { ConnectionLimit, Pool, PoolCounters } from './pool/pool.js';
 import type { ServerCredentials } from './pool/server-connection.js';
 import { initSessionEffects } from './router/session-effects.js';

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { PoolSettings, ServerTarget } from '../config/schema.js';
 import { PoolTimeoutError, type GatewayError } from '../errors.js';
 import { parameterStatus } from '../wire/messages.js';
-import { nowMs } from './clock.js';
+import { nowMs } from '../clock.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { WaitQueue } from './wait-queue.js';
 import { ServerConnection, type ServerCredentials } from './server-connection.js';

@@ -16,7 +16,7 @@ import { ResponseStream, type ResponseHandler } from '../wire/response-stream.js
 import { SocketWriter } from '../wire/socket-writer.js';
 import type { ServerCredentials } from './server-auth.js';
 import { Action, ExpectedResponses, Slot } from './expected-responses.js';
-import { nowMs } from './clock.js';
+import { nowMs } from '../clock.js';
 import { ServerLogin } from './server-login.js';
 import { openServerSocket } from './server-socket.js';
 

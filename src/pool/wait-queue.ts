@@ -6,7 +6,7 @@
  * order, so a new waiter's deadline is rarely the earliest; when the timer fires it looks at all
  * of them and sets itself for the next deadline.
  */
-import { nowMs } from './clock.js';
+import { nowMs } from '../clock.js';
 
 export interface WaitTimeouts {
   /** 0: wait forever. */

@@ -10,7 +10,6 @@
  * (session), or per transaction.
  */
 import type net from 'node:net';
-import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import type { DatabaseConfig, PoolMode, UserConfig } from '../config/schema.js';
 import {
@@ -24,7 +23,7 @@ import {
   StartupTimeoutError,
   UnknownDatabaseError,
 } from '../errors.js';
-import { nowMs, wallClockAt } from '../pool/clock.js';
+import { nowMs, perfNow, wallClockAt } from '../clock.js';
 import { Slot } from '../pool/expected-responses.js';
 import type { Pool, PoolWaiter } from '../pool/pool.js';
 import { ServerConnection, type ServerSink } from '../pool/server-connection.js';
@@ -101,7 +100,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
   /** Settings, SQL-level prepared statements and pins that follow the client across connections. */
   private session = BEFORE_LOGIN;
   private readonly startupTimer: NodeJS.Timeout;
-  /** performance.now() when the current server connection was taken / the current request sent. */
+  /** perfNow() when the current server connection was taken / the current request sent. */
   private leasedAt = 0;
   private idleTxTimer: NodeJS.Timeout | undefined;
   private requestAt = 0;
@@ -411,7 +410,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
     this.server = conn;
     conn.attach(this);
     conn.clientId = this.id;
-    this.leasedAt = performance.now();
+    this.leasedAt = perfNow();
     this.session.markRequestStart(conn);
     if (conn.deallocateAll) {
       // Plans went stale after DDL somewhere in this pool: start this connection afresh.
@@ -587,7 +586,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
     clearTimeout(this.idleTxTimer);
     const server = this.server!;
     if (!server.busy) {
-      this.requestAt = performance.now();
+      this.requestAt = perfNow();
     }
     const pins = this.writer.write(server, this.session, this.mode !== 'session', this.pool!);
     if (pins.length > 0) this.reportPins(pins);
@@ -638,7 +637,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
       this.fail(msg.errorResponse({ severity: 'FATAL', sqlstate: refused.sqlstate, message: refused.message, detail: refused.fields.get('D') }));
       return;
     }
-    const now = performance.now();
+    const now = perfNow();
     const counters = this.pool!.counters;
     counters.requests++;
     counters.requestTimeUs += (now - this.requestAt) * 1000;

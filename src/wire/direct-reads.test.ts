@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
+import { perfNow } from '../clock.js';
 import { acceptDirect, connectDirect, directReads, socketFor } from './direct-reads.js';
 
 /** Drives the onread option as net.Socket does: buffer() at the start and after every chunk. */
@@ -158,5 +159,41 @@ describe('reads over real sockets', () => {
     const [err] = (await once(socket, 'error')) as [NodeJS.ErrnoException];
     expect(received.join('')).toBe('hello from the server');
     expect(err.code).toBe('ECONNRESET');
+  });
+
+  it('handles each chunk with the clock stopped at its arrival; between chunks it runs', async () => {
+    const spin = (ms: number): void => {
+      const until = Date.now() + ms;
+      while (Date.now() < until);
+    };
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    closing.push(() => server.close());
+    const readings: [number, number][] = [];
+    acceptDirect(server, (conn) => {
+      const socket = socketFor(conn, {
+        onChunk: () => {
+          const first = perfNow();
+          spin(3);
+          readings.push([first, perfNow()]);
+        },
+        lent: () => false,
+      }, { minBytes: 64, maxBytes: 64 });
+      closing.push(() => socket.destroy());
+    }, (err) => { throw err; });
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    closing.push(() => client.destroy());
+    await once(client, 'connect');
+    client.write('one');
+    await until(() => readings.length === 1);
+    client.write('two');
+    await until(() => readings.length === 2);
+    expect(readings[0]![1]).toBe(readings[0]![0]);
+    expect(readings[1]![1]).toBe(readings[1]![0]);
+    expect(readings[1]![0]).toBeGreaterThanOrEqual(readings[0]![0] + 3);
+    const outside = perfNow();
+    spin(2);
+    expect(perfNow()).toBeGreaterThan(outside);
   });
 });

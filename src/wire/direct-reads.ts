@@ -13,6 +13,7 @@
  * client costs `minBytes`; a bulk COPY reads `maxBytes` at a time.
  */
 import net from 'node:net';
+import { chunkEnds, chunkStarts } from '../clock.js';
 import { streamBinding } from './stream-binding.js';
 
 export interface DirectReader {
@@ -130,13 +131,19 @@ interface ReadHandle {
  * the option's `callback` and `buffer`, after refreshing the socket's idle timer and checking
  * what kind of socket it is. This is that path for a chunk of data, with nothing else: one
  * function shared by every socket, no closure. End of stream, errors and a destroyed socket go
- * to Node's own function as before. The buffer returned is where libuv reads next.
+ * to Node's own function as before. The buffer returned is where libuv reads next. The clock
+ * stops at the chunk's arrival while it is handled (perfNow in clock.ts).
  */
 function onHandleRead(this: ReadHandle, arrayBuffer: ArrayBuffer | undefined): Uint8Array | undefined {
   const reads = this[READS]!;
   const bytes = readState![READ_BYTES]!;
   if (bytes > 0 && !reads.socket!.destroyed) {
-    reads.deliver(bytes, reads.buffer!);
+    const started = chunkStarts();
+    try {
+      reads.deliver(bytes, reads.buffer!);
+    } finally {
+      if (started) chunkEnds();
+    }
     return reads.next();
   }
   return reads.nodeOnRead!.call(this, arrayBuffer);
