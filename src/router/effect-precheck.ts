@@ -21,9 +21,17 @@ const ADVISORY = bytesOf('advisory');
 const STARTERS_BY_LENGTH = byLength(STARTERS);
 const ANYWHERE_BY_LENGTH = byLength(ANYWHERE);
 
-const isIdentStart = (c: number): boolean =>
-  (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c >= 128;
-const isIdentPart = (c: number): boolean => isIdentStart(c) || (c >= 48 && c <= 57) || c === 36;
+/** Byte classes, one table load per byte: bit 1 starts an identifier, bit 2 continues one. */
+const IDENT_START = 1;
+const IDENT_PART = 2;
+const CLASS = new Uint8Array(256);
+for (let c = 0; c < 256; c++) {
+  const start = (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c >= 128;
+  const part = start || (c >= 48 && c <= 57) || c === 36;
+  CLASS[c] = (start ? IDENT_START : 0) | (part ? IDENT_PART : 0);
+}
+const isIdentStart = (c: number): boolean => (CLASS[c]! & IDENT_START) !== 0;
+const isIdentPart = (c: number): boolean => (CLASS[c]! & IDENT_PART) !== 0;
 const lower = (c: number): number => (c >= 65 && c <= 90 ? c + 32 : c);
 
 /** False only when the text provably has no session effects. */
