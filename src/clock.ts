@@ -1,7 +1,7 @@
 /**
  * The clocks of the forwarding path.
  *
- * perfNow() is performance.now(), read once per chunk of input: while a chunk a socket read is
+ * perfNow() is performance.now(), read once per chunk of input: while a chunk from a socket read is
  * being handled (see onHandleRead in wire/direct-reads.ts), every reading returns the time the
  * chunk arrived. A transaction reads the clock about eight times (lease, request sent, answer,
  * pool bookkeeping) and gets two chunks; the latencies it records are those of the chunks, which

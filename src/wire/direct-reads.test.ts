@@ -93,8 +93,11 @@ describe('reads over real sockets', () => {
     for (const close of closing.splice(0)) close();
   });
 
-  /** A listener whose connections read through directReads; resolves with the accepted socket and what it received. */
-  async function acceptedPair(minBytes = 16, maxBytes = 1024) {
+  /**
+   * A listener whose connections read through socketFor; resolves with the accepted socket and what it
+   * received. `onChunk`, when given, is called for each chunk after it is recorded.
+   */
+  async function acceptedPair(minBytes = 16, maxBytes = 1024, onChunk?: () => void) {
     const server = net.createServer();
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
@@ -102,7 +105,11 @@ describe('reads over real sockets', () => {
     const received: Buffer[] = [];
     const accepted = new Promise<net.Socket>((resolve) => {
       acceptDirect(server, (conn) => {
-        const socket = socketFor(conn, { onChunk: (c) => received.push(Buffer.from(c)), lent: () => false }, { minBytes, maxBytes });
+        const record = (c: Buffer): void => {
+          received.push(Buffer.from(c));
+          onChunk?.();
+        };
+        const socket = socketFor(conn, { onChunk: record, lent: () => false }, { minBytes, maxBytes });
         closing.push(() => socket.destroy());
         resolve(socket);
       }, (err) => { throw err; });
@@ -163,28 +170,15 @@ describe('reads over real sockets', () => {
 
   it('handles each chunk with the clock stopped at its arrival; between chunks it runs', async () => {
     const spin = (ms: number): void => {
-      const until = Date.now() + ms;
-      while (Date.now() < until);
+      const deadline = Date.now() + ms;
+      while (Date.now() < deadline);
     };
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    closing.push(() => server.close());
     const readings: [number, number][] = [];
-    acceptDirect(server, (conn) => {
-      const socket = socketFor(conn, {
-        onChunk: () => {
-          const first = perfNow();
-          spin(3);
-          readings.push([first, perfNow()]);
-        },
-        lent: () => false,
-      }, { minBytes: 64, maxBytes: 64 });
-      closing.push(() => socket.destroy());
-    }, (err) => { throw err; });
-    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-    closing.push(() => client.destroy());
-    await once(client, 'connect');
+    const { client } = await acceptedPair(64, 64, () => {
+      const first = perfNow();
+      spin(3);
+      readings.push([first, perfNow()]);
+    });
     client.write('one');
     await until(() => readings.length === 1);
     client.write('two');
