@@ -100,6 +100,16 @@ export class PoolTimeoutError extends GatewayError {
   }
 }
 
+/** A cancel request for a statement still waiting for a server connection: as PostgreSQL words it. */
+export class QueryCanceledError extends GatewayError {
+  readonly code = 'PGWAY_QUERY_CANCELED';
+  readonly sqlstate = '57014';
+  override readonly severity: Severity = 'ERROR';
+  constructor() {
+    super('canceling statement due to user request');
+  }
+}
+
 export class IdleInTransactionTimeoutError extends GatewayError {
   readonly code = 'PGWAY_IDLE_IN_TRANSACTION_TIMEOUT';
   readonly sqlstate = '25P03';
@@ -144,5 +154,17 @@ export class ShuttingDownError extends GatewayError {
   readonly sqlstate = '57P01';
   constructor() {
     super('terminating connection due to administrator command (pgway is shutting down)');
+  }
+}
+
+/**
+ * KILL, or a RELOAD that removed the client's database or user: the same SQLSTATE and wording as
+ * pg_terminate_backend(), with what the administrator did (PgBouncer says "database removed").
+ */
+export class AdminTerminationError extends GatewayError {
+  readonly code = 'PGWAY_ADMIN_TERMINATION';
+  readonly sqlstate = '57P01';
+  constructor(reason: string) {
+    super(`terminating connection due to administrator command (${reason})`);
   }
 }

@@ -15,6 +15,7 @@ import { AdminHttp } from './admin/http.js';
 import { loadConfig } from './config/load.js';
 import type { Config, DatabaseConfig, ServerTarget, UserConfig } from './config/schema.js';
 import { nowMs } from './clock.js';
+import { AdminTerminationError, type GatewayError } from './errors.js';
 import { ConnectionLimit, Pool, PoolCounters } from './pool/pool.js';
 import type { ServerCredentials } from './pool/server-connection.js';
 import { initSessionEffects } from './router/session-effects.js';
@@ -45,6 +46,15 @@ export class Gateway implements SessionContext, AdminView {
   private users = new Map<string, UserConfig>();
   private secrets = new Map<string, UserSecret>();
   private readonly poolMap = new Map<string, Pool>();
+  /** Pools a RELOAD replaced that still have server connections out (see Pool.retire). */
+  private readonly retiredPools = new Set<Pool>();
+  /**
+   * PAUSE and PAUSE db in force, as PgBouncer keeps them: a pool created later (a new user, the
+   * pool a RELOAD put in place of a paused one) starts paused. Each PAUSE's own token tells it
+   * whether a RESUME ended it before it took hold.
+   */
+  private pausedAll: object | undefined;
+  private readonly pausedDatabases = new Map<string, object>();
   /** Each (database, user)'s totals and histograms, kept across a RELOAD that replaces its pool. */
   private readonly poolCounters = new Map<string, PoolCounters>();
   private readonly dbLimits = new Map<string, ConnectionLimit>();
@@ -139,6 +149,7 @@ export class Gateway implements SessionContext, AdminView {
     this.secrets = secrets;
     this.databases = new Map(databases.map((d) => [d.name, d]));
     this.users = new Map(config.auth.users.map((u) => [u.name, u]));
+    const replaced: [string, Pool][] = [];
     for (const [key, pool] of this.poolMap) {
       const [dbName, userName] = key.split('\0') as [string, string];
       const db = this.databases.get(dbName);
@@ -149,13 +160,28 @@ export class Gateway implements SessionContext, AdminView {
         if (limit) limit.max = db.pool.maxDbConnections;
         continue;
       }
-      pool.retire();
-      this.poolMap.delete(key);
+      replaced.push([key, pool]);
     }
+    for (const [key] of replaced) this.poolMap.delete(key);
     for (const key of this.poolCounters.keys()) {
       const [dbName, userName] = key.split('\0') as [string, string];
       if (!this.databases.has(dbName) || !this.users.has(userName)) this.poolCounters.delete(key);
     }
+    // After the maps above are final: a retired pool's waiters move on at once.
+    for (const [key, pool] of replaced) {
+      const [dbName, userName] = key.split('\0') as [string, string];
+      this.retiredPools.add(pool);
+      pool.retire(() => this.successor(dbName, userName), () => this.retiredPools.delete(pool));
+    }
+  }
+
+  /** The pool serving (database, user) under the running config, or why there is none. */
+  private successor(dbName: string, userName: string): Pool | GatewayError {
+    const db = this.databases.get(dbName);
+    if (!db) return new AdminTerminationError(`database "${dbName}" was removed from the config`);
+    const user = this.users.get(userName);
+    if (!user) return new AdminTerminationError(`user "${userName}" was removed from the config`);
+    return this.primaryPool(db, user);
   }
 
   /** RELOAD / SIGHUP: a new config from the same file; an invalid one is refused and the old stays. */
@@ -221,6 +247,7 @@ export class Gateway implements SessionContext, AdminView {
       let counters = this.poolCounters.get(key);
       if (!counters) this.poolCounters.set(key, (counters = new PoolCounters()));
       pool = new Pool(`${db.name}/${user.name}`, db.primary, this.serverCredentials(db, user), db.pool, this.log, limit, counters);
+      if (this.isPaused(db.name)) pool.pause();
       this.poolMap.set(key, pool);
     }
     return pool;
@@ -233,11 +260,11 @@ export class Gateway implements SessionContext, AdminView {
     return undefined;
   }
 
+  /** With no successor the retired pool itself: it answers the client's next acquire with the reason. */
   poolFor(retired: Pool): Pool {
     const [dbName, userName] = retired.name.split('/') as [string, string];
-    const db = this.databases.get(dbName);
-    const user = this.users.get(userName);
-    return db && user ? this.primaryPool(db, user) : retired;
+    const next = this.successor(dbName, userName);
+    return next instanceof Pool ? next : retired;
   }
 
   admit(session: ClientSession): boolean {
@@ -317,7 +344,7 @@ export class Gateway implements SessionContext, AdminView {
   }
 
   servers(): ServerInfo[] {
-    return [...this.poolMap.values()].flatMap((pool) => {
+    return [...this.poolMap.values(), ...this.retiredPools].flatMap((pool) => {
       const [database = '', user = ''] = pool.name.split('/');
       return pool.connections().map(({ conn, idle }) => ({
         id: conn.id,
@@ -336,16 +363,34 @@ export class Gateway implements SessionContext, AdminView {
     });
   }
 
+  /** The pools of `database` (every pool without it), retired ones included: their connections are still out. */
   private poolsOf(database?: string): Pool[] {
-    return [...this.poolMap.values()].filter((p) => !database || p.name.startsWith(`${database}/`));
+    return [...this.poolMap.values(), ...this.retiredPools].filter((p) => !database || databaseOf(p) === database);
   }
 
-  async pause(database?: string): Promise<void> {
-    await Promise.all(this.poolsOf(database).map((p) => p.pause()));
+  isPaused(database: string): boolean {
+    return this.pausedAll !== undefined || this.pausedDatabases.has(database);
   }
 
+  async pause(database?: string): Promise<boolean> {
+    const token = (database === undefined ? this.pausedAll : this.pausedDatabases.get(database)) ?? {};
+    if (database === undefined) this.pausedAll = token;
+    else this.pausedDatabases.set(database, token);
+    const pools = this.poolsOf(database);
+    for (const pool of pools) pool.pause();
+    await Promise.all(pools.map((p) => p.drained()));
+    return (database === undefined ? this.pausedAll : this.pausedDatabases.get(database)) === token;
+  }
+
+  /** RESUME lifts every pause; RESUME db lifts PAUSE db (a database stays paused under a global PAUSE). */
   resume(database?: string): void {
-    for (const pool of this.poolsOf(database)) pool.resume();
+    if (database === undefined) {
+      this.pausedAll = undefined;
+      this.pausedDatabases.clear();
+    } else {
+      this.pausedDatabases.delete(database);
+    }
+    for (const pool of this.poolsOf(database)) if (!this.isPaused(databaseOf(pool))) pool.resume();
   }
 
   reconnect(database?: string): void {
@@ -353,7 +398,8 @@ export class Gateway implements SessionContext, AdminView {
   }
 
   kill(database: string): void {
-    for (const session of [...this.sessions]) if (session.database === database) session.terminate();
+    const reason = new AdminTerminationError(`KILL ${database}`);
+    for (const session of [...this.sessions]) if (session.database === database) session.terminate(reason);
     for (const pool of this.poolsOf(database)) pool.reconnect();
   }
 
@@ -372,7 +418,7 @@ export class Gateway implements SessionContext, AdminView {
     await Promise.race([Promise.all(listenersClosed), sleep(1000)]);
     // Let released server connections finish their reset before the pools close them.
     await sleep(20);
-    await Promise.all([...this.poolMap.values()].map((p) => p.close()));
+    await Promise.all(this.poolsOf().map((p) => p.close()));
     await this.http?.close();
     if (this.sandbox) await this.sandbox.stop();
     this.log.info('pgway stopped');
@@ -398,6 +444,8 @@ export class Gateway implements SessionContext, AdminView {
     return false;
   }
 }
+
+const databaseOf = (pool: Pool): string => pool.name.slice(0, pool.name.indexOf('/'));
 
 const sameTarget = (a: ServerTarget, b: ServerTarget): boolean =>
   a.host === b.host && a.port === b.port && a.dbname === b.dbname && a.sslmode === b.sslmode;

@@ -1,5 +1,5 @@
 /** What the admin console and the HTTP endpoints may read and do: a small window onto the gateway. */
-import type { Config, PoolMode } from '../config/schema.js';
+import type { Config, DatabaseConfig, PoolMode } from '../config/schema.js';
 import type { PoolCounters } from '../pool/pool.js';
 
 export interface PoolInfo {
@@ -56,7 +56,13 @@ export interface AdminView {
   servers(): ServerInfo[];
   /** Rejects with the reasons when the new config is invalid; the old one stays. */
   reload(): Promise<void>;
-  pause(database?: string): Promise<void>;
+  database(name: string): DatabaseConfig | undefined;
+  /** The admin console's database names (`pgway`, `pgbouncer`). */
+  isAdminDatabase(name: string): boolean;
+  /** Whether PAUSE or PAUSE `database` is in force for it. */
+  isPaused(database: string): boolean;
+  /** Resolves once the connections in use came back: true, or false when a RESUME ended the pause first. */
+  pause(database?: string): Promise<boolean>;
   resume(database?: string): void;
   reconnect(database?: string): void;
   kill(database: string): void;

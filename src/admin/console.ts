@@ -106,7 +106,7 @@ function show(view: AdminView, what: string): Table | undefined {
           return [
             d.name, d.primary.host, d.primary.port, d.primary.dbname, d.primary.user ?? null, d.pool.size, d.pool.minSize,
             d.pool.reserveSize, Math.round(d.pool.serverLifetimeMs / 1000), d.pool.mode, d.pool.maxDbConnections,
-            current, mine.some((p) => p.paused), false,
+            current, view.isPaused(d.name), false,
           ];
         }),
       };
@@ -134,6 +134,16 @@ function flatten(value: unknown, prefix = ''): [string, string][] {
   );
 }
 
+/**
+ * A command naming a database it cannot act on is refused as PgBouncer refuses it (its admin
+ * errors are all SQLSTATE 08P01): a typo must not look like a PAUSE that worked.
+ */
+function refuseDatabase(view: AdminView, verb: string, name: string | undefined): Buffer[] | undefined {
+  if (name === undefined) return undefined;
+  if (view.isAdminDatabase(name)) return adminError(`cannot ${verb} admin db: ${name}`, '08P01');
+  return view.database(name) ? undefined : adminError(`no such database: ${name}`, '08P01');
+}
+
 /** Runs one admin statement; resolves with the response frames (without ReadyForQuery). */
 export async function runAdminCommand(sql: string, view: AdminView): Promise<Buffer[]> {
   const words = sql.trim().replace(/;\s*$/, '').split(/\s+/).filter(Boolean);
@@ -153,19 +163,31 @@ export async function runAdminCommand(sql: string, view: AdminView): Promise<Buf
       } catch (err) {
         return adminError(`config not reloaded: ${(err as Error).message}`, 'F0000');
       }
-    case 'pause':
-      await view.pause(arg);
-      return [commandComplete('PAUSE')];
-    case 'resume':
+    case 'pause': {
+      const refused = refuseDatabase(view, verb, arg);
+      if (refused) return refused;
+      if (await view.pause(arg)) return [commandComplete('PAUSE')];
+      return adminError('PAUSE canceled: RESUME ran before every server connection was given back', '57014');
+    }
+    case 'resume': {
+      const refused = refuseDatabase(view, verb, arg);
+      if (refused) return refused;
       view.resume(arg);
       return [commandComplete('RESUME')];
-    case 'reconnect':
+    }
+    case 'reconnect': {
+      const refused = refuseDatabase(view, verb, arg);
+      if (refused) return refused;
       view.reconnect(arg);
       return [commandComplete('RECONNECT')];
-    case 'kill':
+    }
+    case 'kill': {
       if (!arg) return adminError('KILL needs a database name');
+      const refused = refuseDatabase(view, verb, arg);
+      if (refused) return refused;
       view.kill(arg);
       return [commandComplete('KILL')];
+    }
     case 'shutdown':
       view.shutdown();
       return [commandComplete('SHUTDOWN')];

@@ -41,6 +41,12 @@ export class ConnectionLimit {
   }
 }
 
+/** The pool that opened each connection: a client moved off a retired pool gives its connection back there. */
+const owners = new WeakMap<ServerConnection, Pool>();
+
+/** What replaces a retired pool: the pool serving its database and user now, or why there is none. */
+export type Successor = () => Pool | GatewayError;
+
 export interface PoolWaiter {
   onLease(conn: ServerConnection): void;
   onLeaseError(err: Error): void;
@@ -106,10 +112,13 @@ export class Pool {
   private reserveOpen = false;
   /** ParameterStatus values of the last connection opened, shown to pooled clients at login. */
   serverParams: ReadonlyMap<string, string> | undefined;
-  /** Replaced by a RELOAD that changed the target: no new clients; connections close when given back. */
+  /** Replaced by a RELOAD (see retire): opens nothing; connections close when given back. */
   retired = false;
+  private successor: Successor | undefined;
+  private onRetiredClosed: (() => void) | undefined;
   /** PAUSE: new transactions wait (without timing out) until RESUME. */
   paused = false;
+  /** PAUSE commands waiting for the connections in use to come back. */
   private pauseWaiters: (() => void)[] = [];
   private closed = false;
   private readonly maintenance: NodeJS.Timeout;
@@ -148,6 +157,7 @@ export class Pool {
 
   /** Returns an idle connection at once, or queues `waiter` and returns undefined. */
   acquire(waiter: PoolWaiter): ServerConnection | undefined {
+    if (this.retired) return this.handOver(waiter);
     this.counters.assignments++;
     if (this.paused) {
       this.waiters.add(waiter);
@@ -197,9 +207,14 @@ export class Pool {
     );
   }
 
-  /** Takes `waiter` out of the queue (its client left). */
+  /** Takes `waiter` out of the queue (its client left); a retired pool's waiters wait in its successor. */
   cancelWait(waiter: PoolWaiter): void {
-    this.waiters.remove(waiter);
+    if (!this.retired) {
+      this.waiters.remove(waiter);
+      return;
+    }
+    const next = this.successor!();
+    if (next instanceof Pool) next.cancelWait(waiter);
   }
 
   /**
@@ -209,6 +224,11 @@ export class Pool {
    * closed pool is closed instead.
    */
   release(conn: ServerConnection, how: 'clean' | 'rollback' | 'reset'): void {
+    const owner = this.retired ? this.lender(conn) : undefined;
+    if (owner) {
+      owner.release(conn, how);
+      return;
+    }
     conn.detach();
     conn.clientId = 0;
     if (how === 'clean' && !conn.busy && conn.txStatus === 0x49) {
@@ -237,11 +257,23 @@ export class Pool {
 
   /** Drops a connection that is broken or must not be reused. */
   discard(conn: ServerConnection): void {
+    const owner = this.retired ? this.lender(conn) : undefined;
+    if (owner) {
+      owner.discard(conn);
+      return;
+    }
     this.forget(conn);
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
     if (this.paused && this.active.size === 0) this.onPausedIdle();
     this.grow();
+    this.closeIfDone();
+  }
+
+  /** The other pool (a successor) that lent `conn` to a client this retired pool handed over. */
+  private lender(conn: ServerConnection): Pool | undefined {
+    const owner = owners.get(conn);
+    return owner !== this ? owner : undefined;
   }
 
   /** Closes `conn` and stops counting it (this pool, max_db_connections). */
@@ -278,10 +310,40 @@ export class Pool {
     return block;
   }
 
-  /** RELOAD moved this pool's database: stop handing out connections and let them drain. */
-  retire(): void {
+  /**
+   * RELOAD changed this pool's target or server credentials, or removed its database or user. It
+   * opens no more connections (nor keeps min_size): idle ones close now, busy ones when given back.
+   * Its waiters, and clients that come back to it later, go to `successor`, or hear why there is
+   * none. Once no connection is left it closes and calls `onClosed`.
+   */
+  retire(successor: Successor, onClosed: () => void): void {
     this.retired = true;
+    this.successor = successor;
+    this.onRetiredClosed = onClosed;
+    clearInterval(this.maintenance);
     for (const conn of this.idle.splice(0)) this.forget(conn);
+    for (let next = this.waiters.shift(); next; next = this.waiters.shift()) {
+      const conn = this.handOver(next.waiter);
+      if (conn) next.waiter.onLease(conn);
+    }
+    this.waiters.clear();
+    if (this.paused && this.active.size === 0) this.onPausedIdle();
+    this.closeIfDone();
+  }
+
+  /** A client of this retired pool: served by the successor, or told (on its own turn) why it cannot be. */
+  private handOver(waiter: PoolWaiter): ServerConnection | undefined {
+    const next = this.successor!();
+    if (next instanceof Pool) return next.acquire(waiter);
+    queueMicrotask(() => waiter.onLeaseError(next));
+    return undefined;
+  }
+
+  /** A retired pool whose last connection went is forgotten. */
+  private closeIfDone(): void {
+    if (!this.retired || this.closed || this.owned.size > 0 || this.connecting > 0) return;
+    void this.close();
+    this.onRetiredClosed?.();
   }
 
   async close(): Promise<void> {
@@ -320,22 +382,28 @@ export class Pool {
     if (this.paused && this.active.size === 0) this.onPausedIdle();
   }
 
-  /**
-   * PAUSE: holds new transactions and resolves once every server connection has been given
-   * back; then closes them, so a switchover can happen underneath.
-   */
-  pause(): Promise<void> {
+  /** PAUSE: holds new transactions; each connection closes once given back (see drained). */
+  pause(): void {
+    if (this.paused) return;
     this.paused = true;
     this.waiters.stop();
-    return new Promise((resolve) => {
-      this.pauseWaiters.push(resolve);
-      if (this.active.size === 0) this.onPausedIdle();
-    });
+    if (this.active.size === 0) this.onPausedIdle();
+  }
+
+  /**
+   * Resolves once a paused pool has every server connection back and closed, so a switchover can
+   * happen underneath; or once RESUME or close() ended the pause first (the caller tells which).
+   */
+  drained(): Promise<void> {
+    if (!this.paused || this.closed || this.active.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.pauseWaiters.push(resolve));
   }
 
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
+    // A PAUSE still waiting for connections is over: it answers now (and says RESUME ended it).
+    for (const resolve of this.pauseWaiters.splice(0)) resolve();
     this.waiters.restart();
     this.grow();
     while (this.idle.length > 0 && this.waiters.length > 0) {
@@ -385,7 +453,7 @@ export class Pool {
   /** Opens connections while clients wait and the pool has room. */
   private grow(): void {
     const limit = this.settings.size + (this.reserveOpen ? this.settings.reserveSize : 0);
-    while (!this.closed && !this.paused && !this.dbLimit.full && this.waiters.length > this.connecting && this.size < limit) {
+    while (!this.closed && !this.retired && !this.paused && !this.dbLimit.full && this.waiters.length > this.connecting && this.size < limit) {
       this.open();
     }
   }
@@ -398,6 +466,7 @@ export class Pool {
       () => {
         this.connecting--;
         this.owned.add(conn);
+        owners.set(conn, this);
         this.serverParams = new Map(conn.params);
         this.loginBlocks.clear();
         this.active.add(conn);
@@ -410,6 +479,7 @@ export class Pool {
         this.log.warn({ err: conn.loginRefusal ?? err.message, pool: this.name }, 'server connection failed');
         // A waiting client hears why instead of waiting out its timeout.
         this.waiters.shift()?.waiter.onLeaseError(err);
+        this.closeIfDone();
       },
     );
   }
@@ -427,6 +497,6 @@ export class Pool {
         this.forget(conn);
       }
     }
-    while (!this.closed && !this.paused && this.size < minSize) this.open();
+    while (!this.closed && !this.retired && !this.paused && this.size < minSize) this.open();
   }
 }

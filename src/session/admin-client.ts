@@ -27,6 +27,8 @@ export interface AdminClientHost {
 
 export class AdminClient {
   private chain: Promise<void> = Promise.resolve();
+  /** An extended-protocol message was refused: the rest up to Sync is skipped, as PostgreSQL does after an error. */
+  private skippingToSync = false;
 
   constructor(
     private readonly run: (sql: string) => Promise<Buffer[]>,
@@ -34,19 +36,41 @@ export class AdminClient {
   ) {}
 
   onFrame(code: number, buf: Buffer, start: number, end: number): void {
+    if (this.skippingToSync) {
+      if (code !== Frontend.Sync) return;
+      this.skippingToSync = false;
+      this.answer(async () => [msg.READY_IDLE]);
+      return;
+    }
+    if (code === Frontend.Sync) {
+      this.answer(async () => [msg.READY_IDLE]);
+      return;
+    }
+    if (code === Frontend.Flush) return; // nothing is pending to flush
     if (code !== Frontend.Query) {
-      this.host.send(msg.errorResponse({ severity: 'ERROR', sqlstate: '0A000', message: 'the admin console supports only the simple query protocol' }));
-      if (code === Frontend.Sync) this.host.send(msg.READY_IDLE);
+      // One error for the whole request (Parse, Bind, Describe, Execute...), ReadyForQuery at its Sync.
+      this.skippingToSync = true;
+      this.answer(async () => [REFUSED_EXTENDED]);
       return;
     }
     const sql = buf.toString('utf8', start + 5, end - 1);
+    this.answer(async () => [...(await this.run(sql)), msg.READY_IDLE]);
+  }
+
+  /** Answers go out in the order the messages came, after any statement still running. */
+  private answer(frames: () => Promise<Buffer[]>): void {
     this.chain = this.chain
-      .then(() => this.run(sql))
-      .then((frames) => {
+      .then(frames)
+      .then((out) => {
         if (!this.host.isOpen()) return;
-        for (const frame of frames) this.host.send(frame);
-        this.host.send(msg.READY_IDLE);
+        for (const frame of out) this.host.send(frame);
       })
       .catch((err: unknown) => this.host.failWith(err));
   }
 }
+
+const REFUSED_EXTENDED = msg.errorResponse({
+  severity: 'ERROR',
+  sqlstate: '0A000',
+  message: 'the admin console supports only the simple query protocol',
+});
