@@ -11,9 +11,9 @@
  */
 
 /** Commands that change session state when they start a statement. */
-const STARTERS = ['set', 'reset', 'discard', 'prepare', 'execute', 'deallocate', 'listen', 'unlisten', 'declare', 'close'];
+const STARTERS = ['set', 'reset', 'discard', 'prepare', 'execute', 'deallocate', 'listen', 'unlisten', 'declare', 'close', 'drop'];
 /** Tokens that can change session state wherever they stand. */
-const ANYWHERE = ['set_config', 'temp', 'temporary', 'pg_temp', 'hold', 'execute'];
+const ANYWHERE = ['set_config', 'temp', 'temporary', 'pg_temp', 'hold', 'execute', 'rename'];
 /** Any identifier containing this may name an advisory-lock function. */
 const ADVISORY = bytesOf('advisory');
 

@@ -8,7 +8,7 @@ beforeAll(async () => {
 const effects = (sql: string): readonly SessionEffect[] => classifySessionEffects(sql).effects;
 const set = (name: string, value: string): SessionEffect => ({ kind: 'set', name, value });
 const reset = (name: string): SessionEffect => ({ kind: 'reset', name });
-const pin = (reason: PinReason): SessionEffect => ({ kind: 'pin', reason });
+const pin = (reason: PinReason, name?: string): SessionEffect => (name === undefined ? { kind: 'pin', reason } : { kind: 'pin', reason, name });
 const unpin = (reason: PinReason): SessionEffect => ({ kind: 'unpin', reason });
 const UNPARSEABLE = pin('unparseable-session-statement');
 
@@ -90,7 +90,25 @@ describe('SET and RESET', () => {
 
   it('keeps session sets next to local ones in a transaction', () => {
     const c = classifySessionEffects('BEGIN; SET LOCAL a.b = 1; SET a.c = 2; COMMIT');
-    expect(c).toMatchObject({ effects: [set('a.c', '2')], local: true, statements: 4 });
+    expect(c).toMatchObject({ effects: [set('a.c', '2'), { kind: 'commit' }], local: true, statements: 4 });
+  });
+
+  it('marks where a transaction ends among other effects, and only there', () => {
+    expect(effects("SET a.b = '1'; COMMIT; SELECT 1/0")).toEqual([set('a.b', '1'), { kind: 'commit' }]);
+    expect(effects("BEGIN; SET a.b = '1'; ROLLBACK; SET a.c = '2'; END")).toEqual(
+      [set('a.b', '1'), { kind: 'rollback' }, set('a.c', '2'), { kind: 'commit' }]);
+    expect(effects('SAVEPOINT s; SET a.b = 1; ROLLBACK TO SAVEPOINT s')).toEqual([set('a.b', '1')]);
+    expect(effects('DECLARE c CURSOR FOR SELECT 1; COMMIT')).toEqual([]);
+  });
+
+  it.each([
+    "SET transaction_isolation = 'repeatable read'",
+    'SET transaction_read_only = on',
+    'SET SESSION transaction_deferrable TO true',
+    'RESET transaction_isolation',
+    "SELECT set_config('transaction_isolation', 'serializable', false)",
+  ])('%s changes the current transaction only', (sql) => {
+    expect(classifySessionEffects(sql)).toMatchObject({ effects: [], local: true });
   });
 });
 
@@ -194,33 +212,43 @@ describe('LISTEN, temp objects, cursors, session authorization', () => {
     ['UNLISTEN jobs', []],
     ['UNLISTEN *', [unpin('listen')]],
     ['NOTIFY jobs', []],
-    ['CREATE TEMP TABLE t (a int)', [pin('temp-table')]],
-    ['CREATE TEMPORARY TABLE IF NOT EXISTS t (a int)', [pin('temp-table')]],
-    ['CREATE LOCAL TEMP TABLE t (a int)', [pin('temp-table')]],
-    ['CREATE GLOBAL TEMPORARY TABLE t (a int)', [pin('temp-table')]],
-    ['CREATE TABLE pg_temp.t (a int)', [pin('temp-table')]],
-    ['CREATE TEMP TABLE t (a int) ON COMMIT DELETE ROWS', [pin('temp-table')]],
+    ['CREATE TEMP TABLE t (a int)', [pin('temp-table', 't')]],
+    ['CREATE TEMPORARY TABLE IF NOT EXISTS t (a int)', [pin('temp-table', 't')]],
+    ['CREATE LOCAL TEMP TABLE t (a int)', [pin('temp-table', 't')]],
+    ['CREATE GLOBAL TEMPORARY TABLE t (a int)', [pin('temp-table', 't')]],
+    ['CREATE TABLE pg_temp.t (a int)', [pin('temp-table', 't')]],
+    ['CREATE TEMP TABLE t (a int) ON COMMIT DELETE ROWS', [pin('temp-table', 't')]],
     ['CREATE TEMP SEQUENCE s', [pin('temp-table')]],
     ['CREATE TEMP VIEW v AS SELECT 1', [pin('temp-table')]],
-    ['CREATE TEMPORARY TABLE t AS SELECT 1', [pin('temp-table')]],
-    ['SELECT 1 AS a INTO TEMP t', [pin('temp-table')]],
+    ['CREATE TEMPORARY TABLE t AS SELECT 1', [pin('temp-table', 't')]],
+    ['SELECT 1 AS a INTO TEMP t', [pin('temp-table', 't')]],
     ["CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS 'select 1'", [pin('temp-table')]],
     ['CREATE TYPE pg_temp.pair AS (a int, b int)', [pin('temp-table')]],
     ['CREATE TEMP TABLE t (a int) ON COMMIT DROP', []],
     ['CREATE TEMP TABLE t ON COMMIT DROP AS SELECT 1', []],
     ['CREATE TABLE t (a int)', []],
     ['CREATE UNLOGGED TABLE t (a int)', []],
-    ['CREATE TABLE "pg_temp"."t" (a int)', [pin('temp-table')]],
+    ['CREATE TABLE "pg_temp"."t" (a int)', [pin('temp-table', 't')]],
     ['CREATE TABLE "PG_TEMP".t (a int)', []],
     ['DISCARD TEMP', [unpin('temp-table')]],
     ['DISCARD TEMPORARY', [unpin('temp-table')]],
     ['DISCARD PLANS', []],
     ['DISCARD SEQUENCES', []],
-    ['DECLARE c CURSOR WITH HOLD FOR SELECT 1', [pin('hold-cursor')]],
-    ['DECLARE c BINARY SCROLL CURSOR WITH HOLD FOR SELECT * FROM t', [pin('hold-cursor')]],
+    ['DECLARE c CURSOR WITH HOLD FOR SELECT 1', [pin('hold-cursor', 'c')]],
+    ['DECLARE c BINARY SCROLL CURSOR WITH HOLD FOR SELECT * FROM t', [pin('hold-cursor', 'c')]],
     ['DECLARE c CURSOR WITHOUT HOLD FOR SELECT 1', []],
     ['DECLARE c CURSOR FOR SELECT 1', []],
-    ['CLOSE c', []],
+    ['CLOSE c', [{ kind: 'drop', reason: 'hold-cursor', name: 'c' }]],
+    ['CLOSE "C"', [{ kind: 'drop', reason: 'hold-cursor', name: 'C' }]],
+    ['DROP TABLE t', [{ kind: 'drop', reason: 'temp-table', name: 't' }]],
+    ['DROP TABLE IF EXISTS "T", pg_temp.u, public.v, w CASCADE', [
+      { kind: 'drop', reason: 'temp-table', name: 'T' }, { kind: 'drop', reason: 'temp-table', name: 'u' },
+      { kind: 'drop', reason: 'temp-table', name: 'w' }]],
+    ['DROP VIEW t', []],
+    ['ALTER TABLE t RENAME TO u', [{ kind: 'rename', reason: 'temp-table', from: 't', to: 'u' }]],
+    ['ALTER TABLE public.t RENAME TO u', []],
+    ['ALTER TABLE t RENAME COLUMN a TO b', []],
+    ['CREATE TEMP TABLE t (a int); DROP TABLE t', [pin('temp-table', 't'), { kind: 'drop', reason: 'temp-table', name: 't' }]],
     ['CLOSE ALL', [unpin('hold-cursor')]],
     ['SET SESSION AUTHORIZATION app', [pin('session-authorization'), reset('role')]],
     ["SET SESSION AUTHORIZATION 'app'", [pin('session-authorization'), reset('role')]],

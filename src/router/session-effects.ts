@@ -13,8 +13,8 @@
 import { LRUCache } from 'lru-cache';
 import {
   loadModule, parseSync, scanSync,
-  type FuncCall, type Node, type PrepareStmt, type RangeVar, type RawStmt, type ScanToken, type SelectStmt,
-  type VariableSetStmt,
+  type DropStmt, type FuncCall, type Node, type PrepareStmt, type RangeVar, type RawStmt, type RenameStmt, type ScanToken,
+  type SelectStmt, type VariableSetStmt,
 } from 'libpg-query';
 import { mayHaveSessionEffects, mayHaveSessionEffectsIn } from './effect-precheck.js';
 import { constBool, constText, flattenSetArgs, foldGucName, parseBool } from './guc-value.js';
@@ -31,8 +31,15 @@ export type SessionEffect =
   | { kind: 'execute'; name: string }
   | { kind: 'deallocate'; name: string }
   | { kind: 'deallocate-all' }
-  | { kind: 'pin'; reason: PinReason }
-  | { kind: 'unpin'; reason: PinReason };
+  | { kind: 'pin'; reason: PinReason; name?: string } // name: the temp table or hold cursor; none: one pgway cannot name
+  | { kind: 'unpin'; reason: PinReason } // every object of the kind: DISCARD TEMP, CLOSE ALL
+  | { kind: 'drop'; reason: NamedPin; name: string } // DROP TABLE name, CLOSE name: the pin goes with the last one
+  | { kind: 'rename'; reason: NamedPin; from: string; to: string } // ALTER TABLE from RENAME TO to
+  | { kind: 'commit' } // COMMIT/END in a text with effects: what was staged before it is settled
+  | { kind: 'rollback' }; // ROLLBACK (not TO SAVEPOINT) likewise
+
+/** Pins held by named objects: released when the last object the client made goes. */
+export type NamedPin = 'temp-table' | 'hold-cursor';
 
 export interface Classification {
   readonly effects: readonly SessionEffect[];
@@ -51,6 +58,8 @@ export const RESET_ALL_KEEPS: ReadonlySet<string> = new Set(['role', 'session_au
 
 const WALK_NEEDLES = ['set_config', 'advisory', 'execute', 'u&'];
 const CURSOR_OPT_HOLD = 0x20; // parsenodes.h
+/** Settings that only exist per transaction: a session-level SET of them changes the current transaction only. */
+const TRANSACTION_SCOPED: ReadonlySet<string> = new Set(['transaction_isolation', 'transaction_read_only', 'transaction_deferrable']);
 const SESSION_CHARACTERISTICS: Readonly<Record<string, string>> = {
   transaction_isolation: 'default_transaction_isolation',
   transaction_read_only: 'default_transaction_read_only',
@@ -65,7 +74,7 @@ const ADVISORY_LOCKS: ReadonlySet<string> = new Set([
   'pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared',
 ]);
 
-const pin = (reason: PinReason): SessionEffect => ({ kind: 'pin', reason });
+const pin = (reason: PinReason, name?: string): SessionEffect => (name === undefined ? { kind: 'pin', reason } : { kind: 'pin', reason, name });
 const unpin = (reason: PinReason): SessionEffect => ({ kind: 'unpin', reason });
 const SKIPPED: Classification = Object.freeze({ effects: Object.freeze([]), local: false, statements: 0, parsed: false });
 
@@ -119,7 +128,9 @@ function classifyUncached(sql: string): Classification {
   const walkCalls = WALK_NEEDLES.some((needle) => lower.includes(needle));
   const out: Collector = { effects: [], local: false, walkCalls, text: new SqlText(sql) };
   for (const raw of stmts) if (raw.stmt !== undefined) onStatement(raw.stmt, raw, out);
-  return { effects: out.effects, local: out.local, statements: stmts.length, parsed: true };
+  // Transaction ends only matter among other effects: a text with none stays effect-free.
+  const effects = out.effects.some((e) => e.kind !== 'commit' && e.kind !== 'rollback') ? out.effects : [];
+  return { effects, local: out.local, statements: stmts.length, parsed: true };
 }
 
 interface Collector { effects: SessionEffect[]; local: boolean; readonly walkCalls: boolean; readonly text: SqlText }
@@ -141,11 +152,20 @@ function onStatement(node: Node, raw: RawStmt, out: Collector): void {
   else if ('UnlistenStmt' in node) {
     if (node.UnlistenStmt.conditionname === undefined) out.effects.push(unpin('listen')); // UNLISTEN *
   } else if ('DeclareCursorStmt' in node) {
-    if (((node.DeclareCursorStmt.options ?? 0) & CURSOR_OPT_HOLD) !== 0) out.effects.push(pin('hold-cursor'));
+    const c = node.DeclareCursorStmt;
+    if (((c.options ?? 0) & CURSOR_OPT_HOLD) !== 0) out.effects.push(pin('hold-cursor', c.portalname));
   } else if ('ClosePortalStmt' in node) {
-    if (node.ClosePortalStmt.portalname === undefined) out.effects.push(unpin('hold-cursor')); // CLOSE ALL
-  }
-  if (createsTempObject(node)) out.effects.push(pin('temp-table'));
+    const name = node.ClosePortalStmt.portalname;
+    out.effects.push(name === undefined ? unpin('hold-cursor') : { kind: 'drop', reason: 'hold-cursor', name }); // CLOSE ALL
+  } else if ('TransactionStmt' in node) {
+    const kind = node.TransactionStmt.kind;
+    // PREPARE TRANSACTION keeps the session's SETs as COMMIT does.
+    if (kind === 'TRANS_STMT_COMMIT' || kind === 'TRANS_STMT_PREPARE') out.effects.push({ kind: 'commit' });
+    else if (kind === 'TRANS_STMT_ROLLBACK') out.effects.push({ kind: 'rollback' });
+  } else if ('DropStmt' in node) onDrop(node.DropStmt, out);
+  else if ('RenameStmt' in node) onRename(node.RenameStmt, out);
+  const temp = createdTempObject(node);
+  if (temp !== undefined) out.effects.push(pin('temp-table', temp === null ? undefined : temp));
   if (out.walkCalls) onCalls(node, out);
 }
 
@@ -190,7 +210,9 @@ function onSessionCharacteristics(items: Node[], out: Collector): void {
 
 /** One session-level setting change; null means back to the default. */
 function setting(name: string, value: string | null, out: Collector): void {
-  if (name === 'session_authorization') {
+  if (TRANSACTION_SCOPED.has(name)) {
+    out.local = true; // as SET TRANSACTION: replaying it elsewhere would fail outside a fresh transaction
+  } else if (name === 'session_authorization') {
     // Changing the session user also resets the role; the new identity cannot be re-created elsewhere.
     out.effects.push(value === null ? unpin('session-authorization') : pin('session-authorization'), { kind: 'reset', name: 'role' });
   } else if (value === null) out.effects.push({ kind: 'reset', name });
@@ -278,23 +300,61 @@ class SqlText {
 
 // --- temp objects --------------------------------------------------------------------------------
 
-function createsTempObject(node: Node): boolean {
-  if ('CreateStmt' in node) return node.CreateStmt.oncommit !== 'ONCOMMIT_DROP' && isTemp(node.CreateStmt.relation);
+/**
+ * The temp object a statement creates: its name for a temp table (what DROP TABLE names), null for
+ * any other temp object (sequence, view, function, type), which only DISCARD TEMP releases.
+ */
+function createdTempObject(node: Node): string | null | undefined {
+  if ('CreateStmt' in node) {
+    const rel = node.CreateStmt.relation;
+    return node.CreateStmt.oncommit !== 'ONCOMMIT_DROP' && isTemp(rel) ? rel?.relname ?? null : undefined;
+  }
+  let into;
+  if ('CreateTableAsStmt' in node) into = node.CreateTableAsStmt.into;
+  else if ('SelectStmt' in node) into = node.SelectStmt.intoClause; // SELECT ... INTO TEMP t
+  if (into !== undefined) {
+    if (into.onCommit === 'ONCOMMIT_DROP' || !isTemp(into.rel)) return undefined;
+    // CREATE TEMP MATERIALIZED VIEW is refused by PostgreSQL; anything not a table stays unnamed.
+    return 'CreateTableAsStmt' in node && node.CreateTableAsStmt.objtype !== 'OBJECT_TABLE' ? null : into.rel?.relname ?? null;
+  }
+  return createsOtherTempObject(node) ? null : undefined;
+}
+
+function createsOtherTempObject(node: Node): boolean {
   if ('CreateSeqStmt' in node) return isTemp(node.CreateSeqStmt.sequence);
   if ('ViewStmt' in node) return isTemp(node.ViewStmt.view);
-  if ('CreateTableAsStmt' in node) {
-    const into = node.CreateTableAsStmt.into;
-    return into?.onCommit !== 'ONCOMMIT_DROP' && isTemp(into?.rel);
-  }
-  if ('SelectStmt' in node) {
-    const into = node.SelectStmt.intoClause; // SELECT ... INTO TEMP t
-    return into !== undefined && into.onCommit !== 'ONCOMMIT_DROP' && isTemp(into.rel);
-  }
   if ('CreateFunctionStmt' in node) return inTempSchema(node.CreateFunctionStmt.funcname);
   if ('CompositeTypeStmt' in node) return isTemp(node.CompositeTypeStmt.typevar);
   if ('CreateEnumStmt' in node) return inTempSchema(node.CreateEnumStmt.typeName);
   if ('CreateDomainStmt' in node) return inTempSchema(node.CreateDomainStmt.domainname);
   return false;
+}
+
+/**
+ * DROP TABLE of a name a temp table may hold: unqualified (pg_temp comes first in the search path
+ * for relations) or in pg_temp. Whether the client made such a table is the session's to judge.
+ */
+function onDrop(d: DropStmt, out: Collector): void {
+  if (d.removeType !== 'OBJECT_TABLE') return;
+  for (const object of d.objects ?? []) {
+    const name = 'List' in object ? tempRelationName(object.List.items) : undefined;
+    if (name !== undefined) out.effects.push({ kind: 'drop', reason: 'temp-table', name });
+  }
+}
+
+/** ALTER TABLE t RENAME TO u: a temp table t goes on as u. */
+function onRename(r: RenameStmt, out: Collector): void {
+  const rel = r.relation;
+  if (r.renameType !== 'OBJECT_TABLE' || rel?.relname === undefined || r.newname === undefined) return;
+  if (rel.schemaname === undefined || rel.schemaname === 'pg_temp') {
+    out.effects.push({ kind: 'rename', reason: 'temp-table', from: rel.relname, to: r.newname });
+  }
+}
+
+function tempRelationName(items: Node[] | undefined): string | undefined {
+  const names = (items ?? []).map((n) => ('String' in n ? n.String.sval : undefined));
+  if (names.length === 1) return names[0];
+  return names.length === 2 && names[0] === 'pg_temp' ? names[1] : undefined;
 }
 
 function isTemp(rel: RangeVar | undefined): boolean {

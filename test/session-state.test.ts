@@ -1,0 +1,243 @@
+// Session state in transaction mode over a pool of 2: SETs, RESETs and pins carried or released as on a
+// direct PostgreSQL connection, read both on the connection that ran them and on another one.
+import net from 'node:net';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type TestGateway } from './harness/gateway.js';
+import { adminQuery, lab, pgUrl } from './harness/lab.js';
+import { cancelRequestPacket, dataRowValues, errorFields, queryMessage, rawTrustLogin, typedMessage, type RawClient } from './helpers/raw-client.js';
+import { errorOf, pidOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
+
+let gw: TestGateway;
+
+beforeAll(async () => {
+  gw = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 5000 }' });
+  await adminQuery('DROP TABLE IF EXISTS ps_log, ps_seq_t');
+  await adminQuery('CREATE TABLE ps_log (tag text)');
+  await adminQuery('CREATE TABLE ps_seq_t (id serial PRIMARY KEY, v text)');
+  await adminQuery('GRANT ALL ON ps_log, ps_seq_t TO app');
+  await adminQuery('GRANT ALL ON SEQUENCE ps_seq_t_id_seq TO app');
+});
+
+afterAll(async () => {
+  await gw?.stop();
+  await adminQuery('DROP TABLE IF EXISTS ps_log, ps_seq_t');
+});
+
+const opened: pg.Client[] = [];
+const raws: RawClient[] = [];
+
+afterEach(async () => {
+  for (const r of raws.splice(0)) r.destroy();
+  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(2000)])));
+});
+
+async function connect(user = 'app', config: Omit<pg.ClientConfig, 'connectionString'> = {}): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: gw.url(user), ...config });
+  client.on('error', () => undefined);
+  opened.push(client);
+  await client.connect();
+  return client;
+}
+
+async function direct(config: Omit<pg.ClientConfig, 'connectionString'> = {}): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: pgUrl(lab().primary, 'app', 'app-secret', 'app'), ...config });
+  client.on('error', () => undefined);
+  opened.push(client);
+  await client.connect();
+  return client;
+}
+
+/** A raw client with the startup parameters node-pg sends, so its settings equal a pg client's. */
+async function rawLogin(): Promise<RawClient> {
+  const { client } = await rawTrustLogin({ host: gw.host, port: gw.port }, { user: 'trustuser', database: 'app', client_encoding: 'UTF8' });
+  raws.push(client);
+  return client;
+}
+
+/** Reads one simple-query cycle's answer: rows (text) and error codes, up to ReadyForQuery. */
+async function readCycle(client: RawClient): Promise<{ rows: (string | null)[][]; errors: string[] }> {
+  const { before } = await client.readUntil('Z');
+  return {
+    rows: before.filter((m) => m.type === 'D').map((m) => dataRowValues(m.body)),
+    errors: before.filter((m) => m.type === 'E').map((m) => errorFields(m.body).get('C') ?? '?'),
+  };
+}
+
+async function withOnlyFree<T>(wantFree: (pid: number) => boolean, holders: [pg.Client, pg.Client], work: () => Promise<T>): Promise<T> {
+  const [first, second] = holders;
+  await first.query('BEGIN');
+  let holder = first;
+  if (wantFree(await pidOf(first))) {
+    await second.query('BEGIN');
+    expect(wantFree(await pidOf(second))).toBe(false);
+    await first.query('COMMIT');
+    holder = second;
+  }
+  try {
+    return await work();
+  } finally {
+    await holder.query('COMMIT');
+  }
+}
+
+const onAnotherConnection = <T>(pid: number, holders: [pg.Client, pg.Client], work: () => Promise<T>): Promise<T> =>
+  withOnlyFree((p) => p !== pid, holders, work);
+const onConnection = <T>(pid: number, holders: [pg.Client, pg.Client], work: () => Promise<T>): Promise<T> =>
+  withOnlyFree((p) => p === pid, holders, work);
+
+async function setting(c: pg.Client, name: string): Promise<{ v: string | null; pid: number }> {
+  return (await c.query<{ v: string | null; pid: number }>('SELECT current_setting($1, true) AS v, pg_backend_pid() AS pid', [name])).rows[0]!;
+}
+
+function sendCancel(pid: number, secret: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: gw.host, port: gw.port }, () => socket.end(cancelRequestPacket(pid, secret)));
+    socket.on('error', reject);
+    socket.on('close', () => resolve());
+  });
+}
+
+function backendKey(client: pg.Client): { processID: number; secretKey: number } {
+  return client as unknown as { processID: number; secretKey: number };
+}
+
+describe('settings bookkeeping', () => {
+  it('keeps a SET committed by COMMIT in a multi-statement query that later fails', async () => {
+    const a = await connect();
+    const [h1, h2] = [await connect(), await connect()];
+    const d = await direct();
+    for (const c of [a, d]) {
+      await expect(c.query("SET statement_timeout = '7s'; COMMIT; SELECT 1/0")).rejects.toMatchObject({ code: '22012' });
+    }
+    expect((await setting(d, 'statement_timeout')).v).toBe('7s');
+    const first = await setting(a, 'statement_timeout');
+    const second = await onAnotherConnection(first.pid, [h1, h2], () => setting(a, 'statement_timeout'));
+    expect([first.v, second.v]).toEqual(['7s', '7s']);
+  });
+
+  it('survives SET transaction_isolation inside a transaction, then moving to another connection', async () => {
+    const a = await connect();
+    const [h1, h2] = [await connect(), await connect()];
+    const d = await direct();
+    const seen: Record<string, unknown[]> = { direct: [], pgway: [] };
+    for (const [name, c] of [['direct', d], ['pgway', a]] as const) {
+      await c.query('BEGIN');
+      await c.query("SET transaction_isolation = 'repeatable read'");
+      seen[name]!.push((await setting(c, 'transaction_isolation')).v);
+      await c.query('COMMIT');
+    }
+    seen.direct!.push((await setting(d, 'transaction_isolation')).v);
+    const first = await setting(a, 'transaction_isolation');
+    seen.pgway!.push(first.v);
+    const moved = await errorOf(onAnotherConnection(first.pid, [h1, h2], async () => {
+      seen.pgway!.push((await setting(a, 'transaction_isolation')).v);
+    }));
+    expect(moved, String(moved)).toBeUndefined();
+    expect(seen.pgway).toEqual([...seen.direct!, seen.direct![1]]);
+  });
+});
+
+describe('pins released', () => {
+  for (const [what, make, undo] of [
+    ['its temp table is dropped', 'CREATE TEMP TABLE ps_tmp (x int)', 'DROP TABLE ps_tmp'],
+    ['its hold cursor is closed by name', 'DECLARE ps_cur CURSOR WITH HOLD FOR SELECT 1', 'CLOSE ps_cur'],
+    ['pg_advisory_unlock_all()', 'SELECT pg_advisory_lock(4242)', 'SELECT pg_advisory_unlock_all()'],
+    ['UNLISTEN *', 'LISTEN ps_ch', 'UNLISTEN *'],
+  ] as const) {
+    it(`frees the server connection of a client once ${what}`, async () => {
+      const [a, b, c] = [await connect(), await connect(), await connect()];
+      await a.query(make);
+      await a.query(undo);
+      await b.query(make);
+      await b.query(undo);
+      // Both clients idle, state gone: a third client must get a connection.
+      const r = await errorOf(c.query('SELECT 1'));
+      expect(sqlstate(r)).toBeUndefined();
+    });
+  }
+});
+
+
+describe('placeholder settings after RESET', () => {
+  it("reads a custom setting that was set and reset as '' on every connection, as on a direct connection", async () => {
+    const d = await direct();
+    const a = await connect();
+    const [h1, h2] = [await connect(), await connect()];
+    const name = `ps_reset.v${Date.now()}`; // never seen by any other connection
+    for (const c of [d, a]) {
+      await c.query(`SET ${name} = 'x'`);
+      await c.query(`RESET ${name}`);
+    }
+    const sql = `SELECT current_setting('${name}') AS v, pg_backend_pid() AS pid`;
+    const want = (await d.query<{ v: string }>(sql)).rows[0]!.v;
+    expect(want).toBe('');
+    const here = (await a.query<{ v: string; pid: number }>(sql)).rows[0]!;
+    const there = await onAnotherConnection(here.pid, [h1, h2], async () => {
+      const err = await errorOf(a.query<{ v: string }>(sql));
+      return err ? `error ${sqlstate(err)}` : (await a.query<{ v: string }>(sql)).rows[0]!.v;
+    });
+    expect([here.v, there]).toEqual(['', '']);
+  });
+});
+
+describe('values replayed on another connection read as on a direct connection', () => {
+  const cases: [string, string[], string[]][] = [
+    ['quoted and odd search_path items', [`SET search_path = "My Schema", 'a,b', "$user", public, "UPPER", "select", ''`], ['search_path']],
+    ['search_path through set_config', [`SELECT set_config('search_path', 'x, "B c" ,  public', false)`], ['search_path']],
+    ['SET TIME ZONE forms', ['SET TIME ZONE -7', `SET TIME ZONE INTERVAL '+05:30'`], ['TimeZone']],
+    ['SET TIME ZONE LOCAL', [`SET TIME ZONE 'Asia/Tokyo'`, 'SET TIME ZONE LOCAL'], ['TimeZone']],
+    ['SET SESSION CHARACTERISTICS', ['SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE'],
+      ['default_transaction_isolation', 'default_transaction_read_only', 'default_transaction_deferrable', 'transaction_isolation', 'transaction_read_only']],
+    ['list and numeric values', ['SET DateStyle = German, DMY', 'SET extra_float_digits = -3', 'SET work_mem = 65536', 'SET statement_timeout = 1.5e3'],
+      ['DateStyle', 'extra_float_digits', 'work_mem', 'statement_timeout']],
+    ['SET SCHEMA / NAMES / XML OPTION', [`SET SCHEMA 'pub lic'`, `SET NAMES 'UTF8'`, 'SET XML OPTION CONTENT'], ['search_path', 'client_encoding', 'xmloption']],
+  ];
+  for (const [name, statements, names] of cases) {
+    it(name, async () => {
+      const d = await direct();
+      const a = await connect();
+      const [h1, h2] = [await connect(), await connect()];
+      const read = async (c: pg.Client): Promise<{ values: Record<string, string | null>; pid: number }> => {
+        const values: Record<string, string | null> = {};
+        let pid = 0;
+        for (const n of names) {
+          const r = await setting(c, n);
+          values[n] = r.v;
+          pid = r.pid;
+        }
+        return { values, pid };
+      };
+      for (const sql of statements) {
+        const [outD, outA] = [await errorOf(d.query(sql)), await errorOf(a.query(sql))];
+        expect(sqlstate(outA), `pgway vs direct for ${sql}`).toBe(sqlstate(outD));
+      }
+      const want = (await read(d)).values;
+      const here = await read(a);
+      const there = await onAnotherConnection(here.pid, [h1, h2], () => read(a));
+      expect({ here: here.values, there: there.values }).toEqual({ here: want, there: want });
+    });
+  }
+
+  it('SET ROLE survives moving and RESET ALL, and ends with DISCARD ALL, as on a direct connection', async () => {
+    const info = lab();
+    const d = new pg.Client({ ...info.primary, user: info.superuser, password: info.superuserPassword, database: 'app' });
+    d.on('error', () => undefined);
+    opened.push(d);
+    await d.connect();
+    const [a, h1, h2] = [await connect('admin'), await connect('admin'), await connect('admin')];
+    const who = 'SELECT current_user::text AS u, pg_backend_pid() AS pid';
+    const trace: Record<string, string[]> = { direct: [], pgway: [] };
+    for (const [k, c] of [['direct', d], ['pgway', a]] as const) {
+      for (const sql of ['SET ROLE app', 'RESET ALL', 'DISCARD ALL']) {
+        await c.query(sql);
+        const r = (await c.query<{ u: string; pid: number }>(who)).rows[0]!;
+        const moved = k === 'pgway'
+          ? await onAnotherConnection(r.pid, [h1, h2], async () => (await c.query<{ u: string }>(who)).rows[0]!.u)
+          : r.u;
+        trace[k]!.push(r.u, moved);
+      }
+    }
+    expect(trace.pgway).toEqual(trace.direct);
+  });
+});
