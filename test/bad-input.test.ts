@@ -478,3 +478,35 @@ describe('max_client_conn', () => {
     });
   });
 });
+
+describe('a client that holds frames without completing a request', () => {
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    // 4 KiB messages: at most 16 KiB held for an incomplete request.
+    gw = await startGateway({ pool: '{ mode: transaction, size: 1 }', yaml: 'limits: { max_message_bytes: 4096 }' });
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+  });
+
+  it('is refused with 08P01 for the read buffers its tiny frames keep, not only their bytes', async () => {
+    await whileHealthy(gw, async () => {
+      const { client } = await rawTrustLogin({ host: gw.host, port: gw.port }, { user: 'trustuser', database: 'app' });
+      client.socket.setNoDelay(true);
+      // 400 Describe frames of 7 bytes (2.8 KB in all), each in its own write and so its own read.
+      const describe = typedMessage('D', Buffer.from('S\0'));
+      let sent = 0;
+      while (sent < 400 && !client.closed) {
+        client.write(describe);
+        sent++;
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      const fields = await expectErrorThenClose(client);
+      expect(fields.get('C')).toBe('08P01');
+      expect(fields.get('M')).toContain('too much data');
+      expect(sent).toBeLessThan(400);
+    });
+  });
+});

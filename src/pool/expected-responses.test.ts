@@ -39,7 +39,8 @@ describe('ExpectedResponses', () => {
     q.push(Slot.Query);
     const dropped: unknown[] = [];
     q.failHead((extra, kind) => dropped.push([kind, extra]));
-    expect(dropped).toEqual([[Slot.Parse, 'a'], [Slot.Bind, Buffer.from('x')], [Slot.Execute, undefined]]);
+    // Last first: changes are taken back in the reverse of the order they were made.
+    expect(dropped).toEqual([[Slot.Execute, undefined], [Slot.Bind, Buffer.from('x')], [Slot.Parse, 'a']]);
     expect(q.special).toBe(0);
     expect(drain(q).map(([kind]) => kind)).toEqual([Slot.Sync, Slot.Query]);
   });
@@ -53,6 +54,27 @@ describe('ExpectedResponses', () => {
     expect(q.endsHead(Backend.CommandComplete)).toBe(false);
   });
 
+  it('a COPY IN drops the Syncs sent before its end and keeps those after it', () => {
+    const q = new ExpectedResponses();
+    q.push(Slot.Execute); // COPY ... FROM STDIN
+    q.push(Slot.Sync); // sent with the Execute: ignored by the server in COPY mode
+    q.push(Slot.CopyEnd);
+    q.push(Slot.Sync); // after CopyDone: answered
+    q.beginCopyIn();
+    expect(drain(q).map(([kind]) => kind)).toEqual([Slot.Execute, Slot.Sync]);
+  });
+
+  it('a COPY end with no COPY before it is passed over', () => {
+    const q = new ExpectedResponses();
+    q.push(Slot.Query);
+    q.push(Slot.CopyEnd);
+    q.push(Slot.Query);
+    q.shift();
+    expect(q.length).toBe(1);
+    q.shift();
+    expect(q.length).toBe(0);
+  });
+
   it('drops later Syncs only (COPY IN), across the ring boundary', () => {
     const q = new ExpectedResponses();
     for (let i = 0; i < 14; i++) q.push(Slot.Query);
@@ -62,7 +84,7 @@ describe('ExpectedResponses', () => {
     q.push(Slot.Parse, Action.Forward, 'p');
     q.push(Slot.Sync);
     q.push(Slot.Close, Action.Synthesize, Buffer.from('c'));
-    q.dropAfterHead(Slot.Sync);
+    q.beginCopyIn();
     expect(q.special).toBe(1);
     expect(drain(q)).toEqual([[Slot.Query, Action.Forward, undefined], [Slot.Parse, Action.Forward, 'p'], [Slot.Close, Action.Synthesize, Buffer.from('c')]]);
   });

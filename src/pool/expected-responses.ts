@@ -16,6 +16,11 @@ export const enum Slot {
   Sync,
   Query,
   FunctionCall,
+  /**
+   * Not a request: where the client ended a COPY (CopyDone or CopyFail) before the server said it
+   * began one. Syncs sent before it are ignored by a server in COPY mode; the ones after it count.
+   */
+  CopyEnd,
 }
 
 export const enum Action {
@@ -40,16 +45,33 @@ terminal(Slot.Sync, [Backend.ReadyForQuery]);
 terminal(Slot.Query, [Backend.ReadyForQuery]);
 terminal(Slot.FunctionCall, [Backend.ReadyForQuery]);
 
-/** Extended-protocol messages: skipped by the server after an error, up to the next Sync. */
-const isExtended = (slot: number): boolean => slot <= Slot.Close;
+/** Extended-protocol messages: skipped by the server after an error, up to the next Sync (COPY messages too). */
+const isExtended = (slot: number): boolean => slot <= Slot.Close || slot === Slot.CopyEnd;
+
+/**
+ * A slot whose message changed what pgway believes (a client's statement defined or closed): if
+ * the server skips or refuses the message, `undo` takes the change back.
+ */
+export interface SlotUndo {
+  /** A synthesized slot's response. */
+  readonly frame?: Buffer;
+  /** A Parse slot's server-side statement: forgotten when the Parse does not happen. */
+  readonly statement?: string;
+  undo(): void;
+}
+
+export type SlotExtra = Buffer | string | SlotUndo | undefined;
 
 export class ExpectedResponses {
   // A ring of slots: kinds and actions in typed arrays, so pushing and shifting a slot per
   // request allocates nothing and never resizes an array in steady state.
   private kinds = new Uint8Array(16);
   private actions = new Uint8Array(16);
-  /** Per slot: the synthesized frame, or a statement name to forget if its Parse fails. */
-  private extras: (Buffer | string | undefined)[] = new Array<undefined>(16).fill(undefined);
+  /**
+   * Per slot: the synthesized frame; for Parse a statement name to forget if it fails, for Close
+   * one the server keeps if skipped; or a SlotUndo.
+   */
+  private extras: SlotExtra[] = new Array<undefined>(16).fill(undefined);
   private head = 0;
   private count = 0;
   /** Slots that are not plain Forward: while zero the stream needs no per-frame decisions. */
@@ -67,11 +89,11 @@ export class ExpectedResponses {
     return this.count > 0 ? this.actions[this.head]! : Action.Forward;
   }
 
-  get headExtra(): Buffer | string | undefined {
+  get headExtra(): SlotExtra {
     return this.count > 0 ? this.extras[this.head] : undefined;
   }
 
-  push(kind: Slot, action: Action = Action.Forward, extra?: Buffer | string): void {
+  push(kind: Slot, action: Action = Action.Forward, extra?: SlotExtra): void {
     if (this.count === this.kinds.length) this.grow();
     const at = (this.head + this.count) & (this.kinds.length - 1);
     this.kinds[at] = kind;
@@ -88,6 +110,8 @@ export class ExpectedResponses {
     this.extras[at] = undefined;
     this.head = (at + 1) & (this.kinds.length - 1);
     this.count--;
+    // A COPY end that reaches the head had no COPY to end (the server ignores it too).
+    if (this.count > 0 && this.kinds[this.head] === Slot.CopyEnd) this.shift();
   }
 
   /** Whether `code` ends the response to the head slot. */
@@ -98,27 +122,43 @@ export class ExpectedResponses {
 
   /**
    * The error rule. Pops the failed slot and, when it was an extended-protocol message, every
-   * following one up to the next Sync. Calls `onDropped` with each dropped slot's extra.
+   * following one up to the next Sync. Calls `onDropped` with each dropped slot's extra, last
+   * first, so that changes are taken back in the reverse of the order they were made.
    */
-  failHead(onDropped: (extra: Buffer | string | undefined, kind: number) => void): void {
+  failHead(onDropped: (extra: SlotExtra, kind: number) => void): void {
     const failed = this.headKind;
     if (!isExtended(failed)) return; // a Query or Sync still ends with its ReadyForQuery
-    onDropped(this.headExtra, failed);
-    this.shift();
-    while (this.length > 0 && isExtended(this.headKind)) {
-      onDropped(this.headExtra, this.headKind);
-      this.shift();
-    }
+    const dropped: [SlotExtra, number][] = [];
+    do {
+      dropped.push([this.headExtra, this.headKind]);
+      this.dropHead();
+    } while (this.length > 0 && isExtended(this.headKind));
+    for (let i = dropped.length - 1; i >= 0; i--) onDropped(dropped[i]![0], dropped[i]![1]);
   }
 
-  /** Drops the slots after the head whose kind is `kind` (Syncs the server ignores during COPY). */
-  dropAfterHead(kind: Slot): void {
+  /** Removes the head slot, a COPY end included. */
+  private dropHead(): void {
+    const at = this.head;
+    if (this.actions[at] !== Action.Forward) this.special--;
+    this.extras[at] = undefined;
+    this.head = (at + 1) & (this.kinds.length - 1);
+    this.count--;
+  }
+
+  /**
+   * The server began a COPY from the client for the head slot: the Syncs the client sent before it
+   * ended the COPY are ignored by the server, so their slots go, and so does the COPY's end.
+   */
+  beginCopyIn(): void {
     if (this.count <= 1) return;
-    const kept: [number, number, Buffer | string | undefined][] = [];
+    const kept: [number, number, SlotExtra][] = [];
     const mask = this.kinds.length - 1;
+    let ended = false;
     for (let i = 1; i < this.count; i++) {
       const at = (this.head + i) & mask;
-      if (this.kinds[at] !== kind) kept.push([this.kinds[at]!, this.actions[at]!, this.extras[at]]);
+      const kind = this.kinds[at]!;
+      if (!ended && kind === Slot.CopyEnd) ended = true;
+      else if (ended || kind !== Slot.Sync) kept.push([kind, this.actions[at]!, this.extras[at]]);
       else if (this.actions[at] !== Action.Forward) this.special--;
       this.extras[at] = undefined;
     }
@@ -143,7 +183,7 @@ export class ExpectedResponses {
     const size = this.kinds.length;
     const kinds = new Uint8Array(size * 2);
     const actions = new Uint8Array(size * 2);
-    const extras = new Array<Buffer | string | undefined>(size * 2).fill(undefined);
+    const extras = new Array<SlotExtra>(size * 2).fill(undefined);
     for (let i = 0; i < this.count; i++) {
       const at = (this.head + i) & (size - 1);
       kinds[i] = this.kinds[at]!;

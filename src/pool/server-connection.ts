@@ -15,7 +15,7 @@ import * as msg from '../wire/messages.js';
 import { ResponseStream, type ResponseHandler } from '../wire/response-stream.js';
 import { SocketWriter } from '../wire/socket-writer.js';
 import type { ServerCredentials } from './server-auth.js';
-import { Action, ExpectedResponses, Slot } from './expected-responses.js';
+import { Action, ExpectedResponses, Slot, type SlotExtra, type SlotUndo } from './expected-responses.js';
 import { nowMs } from '../clock.js';
 import { ServerLogin } from './server-login.js';
 import { openServerSocket } from './server-socket.js';
@@ -47,6 +47,12 @@ export interface ServerError {
 
 /** Marks the swallowed slot of a settings statement (see expectSettings). */
 const SETTINGS = '\u0000settings';
+/**
+ * A Parse the server refuses (a syntax error), sent by abortRequest(): the server fails the request
+ * as it would have failed it at the message pgway answered with an error itself.
+ */
+const ABORT = 'pgway_abort';
+const ABORT_PARSE = msg.parse(ABORT, 'pgway: the request failed');
 
 /** Codes whose bodies matter while forwarding; anything else split across chunks is skipped uncopied. */
 const FORWARD_INTEREST = codeSet([Backend.ReadyForQuery, Backend.ParameterStatus, Backend.ErrorResponse, Backend.CommandComplete]);
@@ -202,6 +208,8 @@ export class ServerConnection implements ResponseHandler {
         return;
       case Frontend.CopyDone:
       case Frontend.CopyFail:
+        // Ended before the server said the COPY began: its Syncs up to here will be ignored.
+        if (!this.clientInCopy && this.expected.length > 0) this.expected.push(Slot.CopyEnd);
         this.clientInCopy = false;
         return;
       case Frontend.CopyData:
@@ -218,11 +226,26 @@ export class ServerConnection implements ResponseHandler {
   }
 
   /** A response pgway answers itself, in its place among the server's responses. */
-  expectSynthesized(kind: Slot, frame: Buffer): void {
+  expectSynthesized(kind: Slot, frame: Buffer | SlotUndo): void {
     this.expected.push(kind, Action.Synthesize, frame);
   }
 
-  /** A message pgway sends on its own: its response is swallowed. `statement` is forgotten if a Parse fails. */
+  /**
+   * pgway answered a client's message with an error of its own: the server must fail the request
+   * there too, so that the work before it in the request is rolled back and a transaction block
+   * is aborted, as the server would have done. The Parse sent fails; its error is swallowed, and
+   * the server skips to the client's Sync.
+   */
+  abortRequest(): void {
+    this.write(ABORT_PARSE);
+    this.unsynced = true;
+    this.expected.push(Slot.Parse, Action.Swallow, ABORT);
+  }
+
+  /**
+   * A message pgway sends on its own: its response is swallowed. `statement` is forgotten if a
+   * Parse fails, and kept if a Close is skipped.
+   */
   expectSwallowed(kind: Slot, statement?: string): void {
     if (kind <= Slot.Close) this.unsynced = true;
     if (kind === Slot.Query) this.internalError = undefined;
@@ -241,10 +264,10 @@ export class ServerConnection implements ResponseHandler {
     return error;
   }
 
-  /** A client message sent in a form pgway chose (a renamed Parse); `statement` is forgotten if it fails. */
-  expectForwarded(kind: Slot, statement?: string): void {
+  /** A client message sent in a form pgway chose (a renamed Parse); `change` is undone if it fails. */
+  expectForwarded(kind: Slot, change?: SlotExtra): void {
     if (kind <= Slot.Close) this.unsynced = true;
-    this.expected.push(kind, Action.Forward, statement);
+    this.expected.push(kind, Action.Forward, change);
   }
 
   /** Runs `onIdle` once everything sent has been answered; `onError` if pgway's own statement failed. */
@@ -279,7 +302,8 @@ export class ServerConnection implements ResponseHandler {
   /** Emits synthesized responses that are due (everything before them has been answered). */
   flushSynthesized(): void {
     while (this.expected.length > 0 && this.expected.headAction === Action.Synthesize) {
-      const frame = this.expected.headExtra as Buffer;
+      const extra = this.expected.headExtra;
+      const frame = extra instanceof Uint8Array ? extra : (extra as { frame: Buffer }).frame;
       this.expected.shift();
       if (this.inPush) this.stream.inject(frame);
       else this.emit(frame);
@@ -443,7 +467,8 @@ export class ServerConnection implements ResponseHandler {
     if (this.state !== 'attached' || this.login) return false;
     if (ASYNC[code] || this.expected.length === 0) return true;
     // pgway's own messages are swallowed, but a failed injected Parse must reach the client.
-    return this.expected.headAction !== Action.Swallow || (code === Backend.ErrorResponse && this.expected.headKind !== Slot.Query);
+    return this.expected.headAction !== Action.Swallow ||
+      (code === Backend.ErrorResponse && this.expected.headKind !== Slot.Query && this.expected.headExtra !== ABORT);
   }
 
   onFrameEnd(code: number, buf: Buffer | undefined, start: number, end: number): void {
@@ -463,7 +488,7 @@ export class ServerConnection implements ResponseHandler {
         return;
       case Backend.CopyInResponse:
         // The server ignores Sync until the copy ends, so Syncs already sent get no ReadyForQuery.
-        this.expected.dropAfterHead(Slot.Sync);
+        this.expected.beginCopyIn();
         this.clientInCopy = true;
         return;
       case Backend.ErrorResponse:
@@ -499,15 +524,25 @@ export class ServerConnection implements ResponseHandler {
       // After DDL a shared statement's plan may no longer fit; drop them all before reuse.
       if (fields.get('C') === '0A000' && fields.get('M')?.startsWith('cached plan must not change')) this.stalePlanSeen = true;
       if (errorChannel.hasSubscribers) errorChannel.publish({ source: 'server', sqlstate: fields.get('C') ?? 'XX000' } satisfies ErrorEvent);
-      if (swallowed && !this.internalError) {
+      if (swallowed && !this.internalError && this.expected.headExtra !== ABORT) {
         this.internalError = { sqlstate: fields.get('C') ?? 'XX000', message: fields.get('M') ?? '', fields };
         if (this.expected.headExtra === SETTINGS) this.settingsError = this.internalError;
       }
     }
-    this.expected.failHead((extra, kind) => {
-      if (kind === Slot.Parse && typeof extra === 'string') this.prepared.delete(extra);
-    });
+    this.expected.failHead((extra, kind) => this.notDone(extra, kind));
     this.flushSynthesized();
+  }
+
+  /** The server skipped or refused a message: what writing it assumed is taken back. */
+  private notDone(extra: SlotExtra, kind: number): void {
+    if (extra === undefined || extra instanceof Uint8Array) return;
+    if (typeof extra === 'string') {
+      if (kind === Slot.Parse) this.prepared.delete(extra);
+      else if (kind === Slot.Close) this.prepared.set(extra, true); // an eviction skipped: still there
+      return;
+    }
+    if (kind === Slot.Parse && extra.statement !== undefined) this.prepared.delete(extra.statement);
+    extra.undo();
   }
 
   private onIdle(): void {

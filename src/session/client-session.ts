@@ -18,6 +18,7 @@ import {
   IdleInTransactionTimeoutError,
   InvalidAuthorizationError,
   ProtocolViolationError,
+  QueryCanceledError,
   ServerConnectionLostError,
   ShuttingDownError,
   StartupTimeoutError,
@@ -54,6 +55,12 @@ export type ClientState = 'startup' | 'auth' | 'connecting' | 'ready' | 'replica
  */
 const CLIENT_READ_BUFFER: ReadBufferSize = { minBytes: 1024, maxBytes: 64 * 1024 };
 
+/** What a server connection's settings are after a client left in the middle of changing them. */
+const UNKNOWN_SETTINGS = '\u0000unknown';
+
+const isRequestEnd = (code: number): boolean =>
+  code === Frontend.Query || code === Frontend.Sync || code === Frontend.Flush || code === Frontend.FunctionCall;
+
 /** Every client's session state until login gives it its own (nothing changes it before then). */
 const BEFORE_LOGIN = new SessionState(new Map());
 
@@ -88,13 +95,15 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
   private pool: Pool | undefined;
   private server: ServerConnection | undefined;
   private waiting = false;
+  /** The client sent Terminate after requests not yet answered: it leaves once they are. */
+  private terminating = false;
   /** Frames of a login reply being assembled, sent as one write (see onAuthStep). */
   private loginReply: Buffer[] | undefined;
   /** Replication clients: the pipe to the primary, once open. */
   private replication: ReplicationPipe | undefined;
   /** Admin console clients. */
   private admin: AdminClient | undefined;
-  private readonly held = new HeldFrames();
+  private readonly held = new HeldFrames(CLIENT_READ_BUFFER.minBytes);
   private readonly statements = new PreparedStatements();
   private readonly writer = new RequestWriter(this.held, this.statements);
   /** Settings, SQL-level prepared statements and pins that follow the client across connections. */
@@ -191,18 +200,38 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
     this.fail(new ServerConnectionLostError({ cause: err }));
   }
 
-  /** Shutdown: tells the client and closes it, whatever it is doing. */
-  terminate(): void {
-    this.fail(new ShuttingDownError());
+  /** Shutdown or KILL: tells the client why (`err`) and closes it, whatever it is doing. */
+  terminate(err: GatewayError = new ShuttingDownError()): void {
+    this.fail(err);
   }
 
   /** A CancelRequest carrying this client's key arrived: cancel what its server runs now, if anything. */
   cancelRunning(): void {
     const server = this.server;
-    if (!server) return;
+    if (!server) {
+      if (this.waiting) this.cancelWaitingRequest();
+      return;
+    }
     server
       .cancel(() => this.server === server && server.busy)
       .catch((err: unknown) => this.ctx.log.warn({ err }, 'cancel request failed'));
+  }
+
+  /**
+   * The request waiting for a server connection never reached PostgreSQL: it is answered as a
+   * cancelled statement would be (57014, then ReadyForQuery). Only a single held request ended by
+   * a Query or Sync is cancelled here; anything else waits its turn as before.
+   */
+  private cancelWaitingRequest(): void {
+    const held = this.held;
+    const last = held.count - 1;
+    const end = held.codes[last];
+    if (end !== Frontend.Query && end !== Frontend.Sync) return;
+    for (let i = 0; i < last; i++) if (isRequestEnd(held.codes[i]!)) return;
+    this.pool!.cancelWait(this);
+    this.waiting = false;
+    held.clear();
+    this.socket.write(Buffer.concat([new QueryCanceledError().toFrame(), msg.READY_IDLE]));
   }
 
   // --- LoginHost (see ClientLogin) ----------------------------------------------------------
@@ -514,8 +543,11 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
         return;
       case 'ready':
       case 'connecting':
+        if (this.terminating) return;
         if (code === Frontend.Terminate) {
-          this.endQuietly();
+          // As PostgreSQL does: what the client sent before Terminate still runs.
+          if (this.held.complete || this.waiting || this.server?.busy === true) this.terminating = true;
+          else this.endQuietly();
           return;
         }
         this.held.push(code, buf, start, end);
@@ -541,24 +573,21 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
   }
 
   /**
-   * A request that only prepares statements the pool already has (Parse..., Sync, as libpq's
+   * A request that only prepares a statement the pool already has (Parse, Sync, as libpq's
    * PQprepare sends) is answered without a server connection. Clients that prepare while other
    * clients on the same thread hold every connection (pgbench -j < -c) would otherwise deadlock.
    */
   private answerPrepareLocally(): boolean {
     const held = this.held;
-    const last = held.count - 1;
-    if (held.codes[last] !== Frontend.Sync) return false;
-    for (let i = 0; i < last; i++) {
-      if (held.codes[i] !== Frontend.Parse) return false;
-      const serverName = this.statements.serverNameOf(held.bufs[i]!, held.starts[i]!, held.ends[i]!);
-      if (!serverName || !this.pool!.knowsStatement(serverName)) return false;
-    }
+    if (held.count !== 2 || held.codes[0] !== Frontend.Parse || held.codes[1] !== Frontend.Sync) return false;
+    const [buf, start, end] = [held.bufs[0]!, held.starts[0]!, held.ends[0]!];
+    // A name already in use goes to the server path, which refuses it as PostgreSQL does.
+    const serverName = this.statements.serverNameOf(buf, start, end, this.session.searchPath);
+    if (!serverName || !this.pool!.knowsStatement(serverName)) return false;
+    const [name, stmt] = this.statements.onParse(buf, start, end, this.pool!.planEpoch, this.session.searchPath, [])!;
+    this.statements.define(name, stmt);
     this.socket.cork();
-    for (let i = 0; i < last; i++) {
-      this.statements.onParse(held.bufs[i]!, held.starts[i]!, held.ends[i]!, this.pool!.planEpoch);
-      this.socket.write(msg.PARSE_COMPLETE);
-    }
+    this.socket.write(msg.PARSE_COMPLETE);
     this.socket.write(msg.READY_IDLE);
     this.socket.uncork();
     held.clear();
@@ -657,6 +686,10 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
     }
     this.session.markRequestStart(server);
     if (server.busy) return;
+    if (this.terminating && !this.held.complete) {
+      this.endQuietly();
+      return;
+    }
     if (status !== TxStatus.Idle) this.watchIdleTransaction();
     if (this.mode === 'session') return;
     if (status !== TxStatus.Idle) {
@@ -731,6 +764,8 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
     this.server = undefined;
     // A pinned client leaves state behind (LISTEN, temp tables, advisory locks...): DISCARD it.
     const how = this.mode === 'session' || this.session.pinned ? 'reset' : 'rollback';
+    // A SET in flight may have committed unseen: the next client lays its settings on afresh.
+    if (server && how === 'rollback' && (server.busy || this.session.hasStaged)) server.appliedSettings = UNKNOWN_SETTINGS;
     if (server && this.pool) this.pool.release(server, how);
     else if (server) server.close();
     if (!this.socket.destroyed) this.socket.destroySoon();

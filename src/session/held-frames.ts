@@ -15,12 +15,20 @@ export class HeldFrames {
   readonly starts: number[] = [];
   readonly ends: number[] = [];
   count = 0;
+  /**
+   * What the held frames keep in memory: their bytes, plus `chunkBytes` for each chunk they are
+   * views of, since a held view keeps its whole read buffer alive (directReads lends it). A client
+   * sending tiny frames one write at a time is counted for the buffers it pins, not its bytes.
+   */
   bytes = 0;
+  private lastBuf: Buffer | undefined;
   /** Frames that end a request (Query, Sync, Flush, FunctionCall) among the held ones. */
   private ends_ = 0;
   private runBuf: Buffer | undefined;
   private runStart = 0;
   private runEnd = 0;
+
+  constructor(private readonly chunkBytes = 0) {}
 
   /** A request is complete: a server connection is worth taking. */
   get complete(): boolean {
@@ -34,6 +42,10 @@ export class HeldFrames {
     this.starts[i] = start;
     this.ends[i] = end;
     this.bytes += end - start;
+    if (buf !== this.lastBuf) {
+      this.lastBuf = buf;
+      this.bytes += this.chunkBytes;
+    }
     if (code === Frontend.Query || code === Frontend.Sync || code === Frontend.Flush || code === Frontend.FunctionCall) {
       this.ends_++;
     }
@@ -43,6 +55,7 @@ export class HeldFrames {
     for (let i = 0; i < this.count; i++) this.bufs[i] = EMPTY;
     this.count = 0;
     this.bytes = 0;
+    this.lastBuf = undefined;
     this.ends_ = 0;
   }
 

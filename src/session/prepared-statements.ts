@@ -1,10 +1,18 @@
 /**
- * Named prepared statements across pooled server connections. Each distinct (SQL, parameter
- * types) gets one server-side name shared by every client; a client's own names map onto it.
- * Whichever connection serves the client gets the statement prepared lazily, only when missing.
+ * Named prepared statements across pooled server connections. Each distinct (search_path, SQL,
+ * parameter types) gets one server-side name shared by every client; a client's own names map
+ * onto it. Whichever connection serves the client gets the statement prepared lazily, only when
+ * missing. The search_path is part of the key because PostgreSQL analyses a statement again
+ * under the search_path in force when it runs: two clients sharing one statement under different
+ * paths would each find it planned for the other's tables ("cached plan must not change result type").
+ *
+ * A client's Parse and Close change its names when they are written, so that the messages after
+ * them in the same request see the change; each change is undone if the server skips or refuses
+ * the message (see SlotUndo).
  */
 import { createHash } from 'node:crypto';
-import { classifySessionEffects } from '../router/session-effects.js';
+import type { SlotUndo } from '../pool/expected-responses.js';
+import { classifySessionEffects, type SessionEffect } from '../router/session-effects.js';
 import { Frontend } from '../wire/codes.js';
 import { readCString } from '../wire/decode.js';
 import { MessageWriter } from '../wire/messages.js';
@@ -15,16 +23,18 @@ export interface ClientStatement {
   epoch: number;
   /** A Parse frame for `serverName`, ready to send to a connection that lacks the statement. */
   parse: Buffer;
+  /** What running it does to the session (a SET, an advisory lock...): staged at each Execute. */
+  effects: readonly SessionEffect[];
 }
 
-/** Server-side statement names, by content, shared by all clients (bounded). */
+/** Server-side statement names, by search_path and content, shared by all clients (bounded). */
 const namesByContent = new Map<string, string>();
 
-function serverNameFor(body: Buffer): string {
-  const key = body.toString('latin1');
+function serverNameFor(body: Buffer, searchPath: string): string {
+  const key = `${searchPath}\u0000${body.toString('latin1')}`;
   let name = namesByContent.get(key);
   if (!name) {
-    name = `pgw_${createHash('sha1').update(body).digest('hex').slice(0, 28)}`;
+    name = `pgw_${createHash('sha1').update(searchPath).update('\u0000').update(body).digest('hex').slice(0, 28)}`;
     if (namesByContent.size >= 10_000) namesByContent.clear();
     namesByContent.set(key, name);
   }
@@ -64,25 +74,58 @@ export class PreparedStatements {
   }
 
   /**
-   * The server-side name a named Parse maps to, when its text cannot change session state (such
-   * a Parse may be answered without a server); undefined otherwise.
+   * The server-side name a named Parse maps to, when its name is new and its text cannot change
+   * session state (such a Parse may be answered without a server); undefined otherwise.
    */
-  serverNameOf(frame: Buffer, start: number, end: number): string | undefined {
+  serverNameOf(frame: Buffer, start: number, end: number, searchPath: string): string | undefined {
     const [name, queryAt] = readCString(frame, start + 5, end);
-    if (name === '') return undefined;
+    if (name === '' || this.byClientName.has(name)) return undefined;
     const [sql] = readCString(frame, queryAt, end);
     if (classifySessionEffects(sql).effects.length > 0) return undefined;
-    return serverNameFor(frame.subarray(queryAt, end));
+    return serverNameFor(frame.subarray(queryAt, end), searchPath);
   }
 
-  /** Records a client's named Parse; returns its statement, or undefined for the unnamed one. */
-  onParse(frame: Buffer, start: number, end: number, epoch: number): ClientStatement | undefined {
+  /** A client's named Parse: its name and statement (not yet defined), or undefined for the unnamed one. */
+  onParse(frame: Buffer, start: number, end: number, epoch: number, searchPath: string, effects: readonly SessionEffect[]): [string, ClientStatement] | undefined {
     const [name, queryAt] = readCString(frame, start + 5, end);
     if (name === '') return undefined;
-    const serverName = serverNameFor(frame.subarray(queryAt, end));
-    const stmt: ClientStatement = { serverName, epoch, parse: withName(frame, start, end, start + 5, serverName) };
+    const serverName = serverNameFor(frame.subarray(queryAt, end), searchPath);
+    return [name, { serverName, epoch, parse: withName(frame, start, end, start + 5, serverName), effects }];
+  }
+
+  /**
+   * Defines `name` as the message goes out. The change returned undoes it if the server skips
+   * the Parse; `frame` is the response pgway synthesizes for it, `statement` the server-side
+   * statement the Parse prepares, if it does.
+   */
+  define(name: string, stmt: ClientStatement, frame?: Buffer, statement?: string): SlotUndo {
+    const change = new StatementChange(this.byClientName, name, this.byClientName.get(name), stmt, frame, statement);
     this.byClientName.set(name, stmt);
-    return stmt;
+    return change;
+  }
+
+  /** Closes `name` as the Close goes out, answered with `frame`; undone if the server skips it. */
+  close(name: string, frame: Buffer): SlotUndo {
+    const change = new StatementChange(this.byClientName, name, this.byClientName.get(name), undefined, frame);
+    this.byClientName.delete(name);
+    return change;
+  }
+}
+
+class StatementChange implements SlotUndo {
+  constructor(
+    private readonly names: Map<string, ClientStatement>,
+    private readonly name: string,
+    private readonly before: ClientStatement | undefined,
+    private readonly after: ClientStatement | undefined,
+    readonly frame?: Buffer,
+    readonly statement?: string,
+  ) {}
+
+  undo(): void {
+    if (this.names.get(this.name) !== this.after) return; // changed again since: that change decides
+    if (this.before) this.names.set(this.name, this.before);
+    else this.names.delete(this.name);
   }
 }
 

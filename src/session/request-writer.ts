@@ -2,8 +2,9 @@
  * Writes a client's held frames to its server connection: runs of contiguous frames as views in
  * one write; in pooled modes, named prepared statements renamed to their shared server-side names
  * and prepared where missing, SQL-level prepared statements defined where an EXECUTE needs them;
- * and the session effects of every statement text staged. Every response pgway injects or
- * answers itself is registered in the server connection's expected-response FIFO.
+ * and the session effects of every statement staged when it runs (a Query, or an Execute of a
+ * portal bound to a statement with effects, however often it runs). Every response pgway injects
+ * or answers itself is registered in the server connection's expected-response FIFO.
  */
 import { Slot } from '../pool/expected-responses.js';
 import type { Pool } from '../pool/pool.js';
@@ -12,7 +13,8 @@ import { classifySessionEffectsIn, type PinReason, type SessionEffect } from '..
 import { Frontend } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import type { HeldFrames } from './held-frames.js';
-import { bindStatement, closeStatement, renameBind, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
+import { readCString } from '../wire/decode.js';
+import { closeStatement, renameBind, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
 import { prepareStatement, quoteIdent, type SessionState } from './session-state.js';
 
 /** As PostgreSQL words it; drivers such as postgres.js re-prepare when they see this routine. */
@@ -26,6 +28,17 @@ const STALE_PLAN = msg.errorResponse({
 
 /** What write() returns when nothing pinned the client, nearly always: no array per request. */
 const NO_PINS: readonly PinReason[] = Object.freeze([]);
+const NO_EFFECTS: readonly SessionEffect[] = Object.freeze([]);
+/** Named portals whose statements have session effects, per client, before the oldest are forgotten. */
+const MAX_PORTALS_WITH_EFFECTS = 64;
+
+const alreadyExists = (name: string): Buffer => msg.errorResponse({
+  severity: 'ERROR',
+  sqlstate: '42P05',
+  message: `prepared statement "${name}" already exists`,
+  file: 'prepare.c',
+  routine: 'StorePreparedStatement',
+});
 
 export class RequestWriter {
   /** More than one piece is being written: they go out in one writev. */
@@ -33,8 +46,14 @@ export class RequestWriter {
   private maxPrepared = 0;
   private epoch = 0;
   private pins: readonly PinReason[] = NO_PINS;
-  /** A stale-plan error was answered for the client: its messages up to Sync are skipped, as the server would. */
+  /** pgway answered a message of the client with an error: its messages up to Sync are skipped, as the server would. */
   private skipUntilSync = false;
+  /** Named statements are renamed and tracked (transaction and statement modes). */
+  private tracked = false;
+  /** The session effects of the unnamed statement, and of the portals bound from statements with effects. */
+  private unnamedStatementEffects = NO_EFFECTS;
+  private unnamedPortalEffects = NO_EFFECTS;
+  private portalEffects: Map<string, readonly SessionEffect[]> | undefined;
 
   constructor(
     private readonly held: HeldFrames,
@@ -48,6 +67,7 @@ export class RequestWriter {
     this.maxPrepared = pool.settings.maxPreparedStatements;
     this.epoch = pool.planEpoch;
     this.pins = NO_PINS;
+    this.tracked = pooled && this.maxPrepared > 0;
     for (let i = 0; i < held.count; i++) {
       const code = held.codes[i]!;
       const buf = held.bufs[i]!;
@@ -57,8 +77,24 @@ export class RequestWriter {
         if (code !== Frontend.Sync) continue;
         this.skipUntilSync = false;
       }
-      if (code === Frontend.Query || code === Frontend.Parse) this.onStatementText(server, session, code, buf, start, end, pooled);
-      if (pooled && this.maxPrepared > 0 && this.rewrite(server, code, buf, start, end)) continue;
+      switch (code) {
+        case Frontend.Query:
+          this.stage(session, this.textEffects(server, session, code, buf, start, end, pooled));
+          break;
+        case Frontend.Parse:
+          if (this.onParse(server, session, buf, start, end, pooled)) continue;
+          break;
+        case Frontend.Bind:
+          if (this.onBind(server, session, buf, start, end)) continue;
+          break;
+        case Frontend.Execute:
+          if (this.unnamedPortalEffects.length > 0 || this.portalEffects !== undefined) this.onExecute(session, buf, start, end);
+          break;
+        case Frontend.Describe:
+        case Frontend.Close:
+          if (this.tracked && this.onTarget(server, code, buf, start, end)) continue;
+          break;
+      }
       server.noteClientFrame(code);
       held.emit(buf, start, end, server);
     }
@@ -78,18 +114,95 @@ export class RequestWriter {
   }
 
   /**
-   * A statement that may change session state is on its way: its effects are staged, and in
-   * pooled modes the SQL-level prepared statements it uses are made to exist on this connection.
+   * The session effects of a Query's or Parse's statement text. In pooled modes the SQL-level
+   * prepared statements it uses are made to exist on this connection before it.
    */
-  private onStatementText(server: ServerConnection, session: SessionState, code: number, buf: Buffer, start: number, end: number, pooled: boolean): void {
+  private textEffects(server: ServerConnection, session: SessionState, code: number, buf: Buffer, start: number, end: number, pooled: boolean): readonly SessionEffect[] {
     let textAt = start + 5;
     if (code === Frontend.Parse) textAt = buf.indexOf(0, textAt) + 1;
     const nul = buf.indexOf(0, textAt);
     const { effects } = classifySessionEffectsIn(buf, textAt, nul < 0 || nul > end ? end : nul);
-    if (effects.length === 0) return;
+    if (effects.length === 0) return NO_EFFECTS;
     if (pooled) this.placeSqlPrepared(server, session, effects);
+    return effects;
+  }
+
+  /** A statement with these effects runs: they are staged (see SessionState). */
+  private stage(session: SessionState, effects: readonly SessionEffect[]): void {
+    if (effects.length === 0) return;
     const pins = session.stage(effects);
     if (pins.length > 0) this.pins = [...this.pins, ...pins];
+  }
+
+  /**
+   * A Parse: its effects wait for the statement to run. In pooled modes a named statement is
+   * renamed to its shared server-side name and prepared only where missing; a name the client
+   * already uses is refused, as PostgreSQL refuses it. Returns true when the frame was handled here.
+   */
+  private onParse(server: ServerConnection, session: SessionState, buf: Buffer, start: number, end: number, pooled: boolean): boolean {
+    const effects = this.textEffects(server, session, Frontend.Parse, buf, start, end, pooled);
+    if (buf[start + 5] === 0) {
+      this.unnamedStatementEffects = effects;
+      return false;
+    }
+    if (!this.tracked) {
+      // Session mode: the statement stays on this connection; its effects count from here.
+      this.stage(session, effects);
+      return false;
+    }
+    const [name, stmt] = this.statements.onParse(buf, start, end, this.epoch, session.searchPath, effects)!;
+    this.beforeOwnWrite(server);
+    if (this.statements.get(name)) return this.refuse(server, Slot.Parse, alreadyExists(name));
+    if (server.prepared.has(stmt.serverName)) {
+      server.prepared.delete(stmt.serverName);
+      server.prepared.set(stmt.serverName, true);
+      server.expectSynthesized(Slot.Parse, this.statements.define(name, stmt, msg.PARSE_COMPLETE));
+    } else {
+      this.prepareOn(server, stmt, name);
+    }
+    return true;
+  }
+
+  /**
+   * A Bind: the portal takes the effects of its statement; a named statement is renamed to its
+   * server-side name and prepared where missing. Returns true when the frame was handled here.
+   */
+  private onBind(server: ServerConnection, session: SessionState, buf: Buffer, start: number, end: number): boolean {
+    let portal = '';
+    let stmtAt = start + 6;
+    if (buf[start + 5] !== 0) [portal, stmtAt] = readCString(buf, start + 5, end);
+    if (buf[stmtAt] === 0) {
+      this.setPortalEffects(portal, this.unnamedStatementEffects);
+      return false;
+    }
+    const stmt = this.tracked ? this.statements.get(readCString(buf, stmtAt, end)[0]) : undefined;
+    // Session mode: a named statement's effects were staged at its Parse.
+    this.setPortalEffects(portal, stmt ? stmt.effects : NO_EFFECTS);
+    if (!stmt) return false;
+    this.beforeOwnWrite(server);
+    if (stmt.epoch < this.epoch) return this.staleOnce(server, stmt);
+    if (stmt.effects.length > 0) this.placeSqlPrepared(server, session, stmt.effects);
+    this.ensurePrepared(server, stmt);
+    server.noteClientFrame(Frontend.Bind);
+    server.write(renameBind(buf, start, end, stmtAt, stmt.serverName));
+    return true;
+  }
+
+  private setPortalEffects(portal: string, effects: readonly SessionEffect[]): void {
+    if (portal === '') {
+      this.unnamedPortalEffects = effects;
+    } else if (effects.length > 0) {
+      if (this.portalEffects === undefined || this.portalEffects.size >= MAX_PORTALS_WITH_EFFECTS) this.portalEffects = new Map();
+      this.portalEffects.set(portal, effects);
+    } else if (this.portalEffects?.delete(portal) && this.portalEffects.size === 0) {
+      this.portalEffects = undefined;
+    }
+  }
+
+  /** An Execute: the effects of the statement behind its portal are staged, each time it runs. */
+  private onExecute(session: SessionState, buf: Buffer, start: number, end: number): void {
+    const effects = buf[start + 5] === 0 ? this.unnamedPortalEffects : this.portalEffects?.get(readCString(buf, start + 5, end)[0]);
+    if (effects) this.stage(session, effects);
   }
 
   /**
@@ -120,7 +233,12 @@ export class RequestWriter {
         }
         if (e.kind === 'deallocate') server.sqlPrepared.delete(e.name);
       } else if (e.kind === 'deallocate-all') {
+        // DEALLOCATE ALL and DISCARD ALL drop the shared statements too, and the client's own. The
+        // connection's next lease starts from a DEALLOCATE ALL of its own, whether this one ran or not.
         server.sqlPrepared.clear();
+        server.prepared.clear();
+        server.deallocateAll = true;
+        this.statements.clear();
       }
     }
     if (inject.length === 0) return;
@@ -130,57 +248,28 @@ export class RequestWriter {
   }
 
   /**
-   * Transaction mode: named statements are renamed to their shared server-side names, prepared
-   * on this connection when missing, and a client's Parse or Close of them is answered by pgway
-   * when the server needs no such message. Returns true when the frame was handled here.
+   * A Describe or Close of a named statement: renamed, and prepared where missing; a client's
+   * Close is answered by pgway, the shared statement staying for other clients. Returns true when
+   * the frame was handled here.
    */
-  private rewrite(server: ServerConnection, code: number, buf: Buffer, start: number, end: number): boolean {
-    switch (code) {
-      case Frontend.Parse: {
-        const stmt = this.statements.onParse(buf, start, end, this.epoch);
-        if (!stmt) return false;
-        this.beforeOwnWrite(server);
-        if (server.prepared.has(stmt.serverName)) {
-          server.prepared.delete(stmt.serverName);
-          server.prepared.set(stmt.serverName, true);
-          server.expectSynthesized(Slot.Parse, msg.PARSE_COMPLETE);
-        } else {
-          this.prepareOn(server, stmt, true);
-        }
-        return true;
-      }
-      case Frontend.Bind: {
-        const [name, stmtAt] = bindStatement(buf, start, end);
-        const stmt = name ? this.statements.get(name) : undefined;
-        if (!stmt) return false;
-        this.beforeOwnWrite(server);
-        if (stmt.epoch < this.epoch) return this.staleOnce(server, stmt);
-        this.ensurePrepared(server, stmt);
-        server.noteClientFrame(code);
-        server.write(renameBind(buf, start, end, stmtAt, stmt.serverName));
-        return true;
-      }
-      case Frontend.Describe:
-      case Frontend.Close: {
-        const [type, name] = targetOf(buf, start, end);
-        const stmt = type === 0x53 && name ? this.statements.get(name) : undefined;
-        if (!stmt) return false;
-        this.beforeOwnWrite(server);
-        if (code === Frontend.Close) {
-          // The shared statement stays on the server for other clients; the client hears it closed.
-          this.statements.delete(name);
-          server.expectSynthesized(Slot.Close, msg.CLOSE_COMPLETE);
-          return true;
-        }
-        if (stmt.epoch < this.epoch) return this.staleOnce(server, stmt);
-        this.ensurePrepared(server, stmt);
-        server.noteClientFrame(code);
-        server.write(renameBind(buf, start, end, start + 6, stmt.serverName));
-        return true;
-      }
-      default:
-        return false;
+  private onTarget(server: ServerConnection, code: number, buf: Buffer, start: number, end: number): boolean {
+    const [type, name] = targetOf(buf, start, end);
+    if (type === 0x50 /* P */) {
+      if (code === Frontend.Close) this.setPortalEffects(name, NO_EFFECTS);
+      return false;
     }
+    const stmt = name ? this.statements.get(name) : undefined;
+    if (!stmt) return false;
+    this.beforeOwnWrite(server);
+    if (code === Frontend.Close) {
+      server.expectSynthesized(Slot.Close, this.statements.close(name, msg.CLOSE_COMPLETE));
+      return true;
+    }
+    if (stmt.epoch < this.epoch) return this.staleOnce(server, stmt);
+    this.ensurePrepared(server, stmt);
+    server.noteClientFrame(code);
+    server.write(renameBind(buf, start, end, start + 6, stmt.serverName));
+    return true;
   }
 
   /**
@@ -189,7 +278,17 @@ export class RequestWriter {
    */
   private staleOnce(server: ServerConnection, stmt: ClientStatement): true {
     stmt.epoch = this.epoch;
-    server.expectSynthesized(Slot.Bind, STALE_PLAN);
+    return this.refuse(server, Slot.Bind, STALE_PLAN);
+  }
+
+  /**
+   * Answers the client's message with `error` where the server's answer would be, and makes the
+   * server fail the request there too (see ServerConnection.abortRequest): what the request did
+   * before it is rolled back and a transaction block aborted, as with the server's own error.
+   */
+  private refuse(server: ServerConnection, kind: Slot, error: Buffer): true {
+    server.expectSynthesized(kind, error);
+    server.abortRequest();
     this.skipUntilSync = true;
     return true;
   }
@@ -200,21 +299,24 @@ export class RequestWriter {
       server.prepared.set(stmt.serverName, true);
       return;
     }
-    this.prepareOn(server, stmt, false);
+    this.prepareOn(server, stmt);
   }
 
-  /** Sends a Parse for `stmt`, evicting the least recently used statement past the bound. */
-  private prepareOn(server: ServerConnection, stmt: ClientStatement, clientAsked: boolean): void {
+  /**
+   * Sends a Parse for `stmt`, evicting the least recently used statement past the bound; with
+   * `clientName`, the client's own Parse defining that name.
+   */
+  private prepareOn(server: ServerConnection, stmt: ClientStatement, clientName?: string): void {
     const max = this.maxPrepared;
     while (server.prepared.size >= max) {
       const oldest = server.prepared.keys().next().value as string;
       server.prepared.delete(oldest);
       server.write(closeStatement(oldest));
-      server.expectSwallowed(Slot.Close);
+      server.expectSwallowed(Slot.Close, oldest);
     }
     server.prepared.set(stmt.serverName, true);
     server.write(stmt.parse);
-    if (clientAsked) server.expectForwarded(Slot.Parse, stmt.serverName);
+    if (clientName !== undefined) server.expectForwarded(Slot.Parse, this.statements.define(clientName, stmt, undefined, stmt.serverName));
     else server.expectSwallowed(Slot.Parse, stmt.serverName);
   }
 }

@@ -159,6 +159,8 @@ export const saslInitialResponse = (mechanism: string, data: string): Buffer => 
 export const saslResponse = (data: string): Buffer => w().bytes(Buffer.from(data)).frame(Frontend.Password);
 
 export const query = (sql: string): Buffer => w().cstring(sql).frame(Frontend.Query);
+/** A Parse with no parameter types given. */
+export const parse = (name: string, sql: string): Buffer => w().cstring(name).cstring(sql).int16(0).frame(Frontend.Parse);
 
 export const copyFail = (reason: string): Buffer => w().cstring(reason).frame(Frontend.CopyFail);
 
