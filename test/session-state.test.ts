@@ -1,5 +1,7 @@
 // Session state in transaction mode over a pool of 2: SETs, RESETs and pins carried or released as on a
-// direct PostgreSQL connection, read both on the connection that ran them and on another one.
+// direct PostgreSQL connection, read both on the connection that ran them and on another one; and a
+// pooled client's lifecycle: DEALLOCATE ALL / DISCARD ALL next to other clients' named statements, a
+// Terminate sent with a Query, a client that vanishes with a SET in flight, and cancel requests.
 import net from 'node:net';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -239,5 +241,97 @@ describe('values replayed on another connection read as on a direct connection',
       }
     }
     expect(trace.pgway).toEqual(trace.direct);
+  });
+});
+
+// --- a pooled client's lifecycle: shared statements, Terminate, vanishing, cancel ---------------
+
+describe('prepared statements and DEALLOCATE ALL / DISCARD ALL', () => {
+  for (const stmt of ['DEALLOCATE ALL', 'DISCARD ALL']) {
+    it(`does not break another client's named statement when one client runs ${stmt}`, async () => {
+      const [a, b, h1, h2] = [await connect(), await connect(), await connect(), await connect()];
+      const q = { name: 'ps-named', text: "SELECT $1::int + 1 AS v, pg_backend_pid() AS pid" };
+      const r1 = await b.query<{ v: number; pid: number }>({ ...q, values: [1] });
+      const pid = r1.rows[0]!.pid;
+      // b's statement now exists on connection `pid` and on no other: make sure the other one has it too.
+      await onAnotherConnection(pid, [h1, h2], () => b.query({ ...q, values: [1] }));
+      await onConnection(pid, [h1, h2], async () => {
+        await a.query(stmt);
+        expect(await pidOf(a)).toBe(pid);
+      });
+      const after = await onConnection(pid, [h1, h2], () => errorOf(b.query({ ...q, values: [2] })));
+      expect(after, String(after)).toBeUndefined();
+    });
+  }
+});
+
+describe('disconnects', () => {
+  it('runs a Query sent in the same write as Terminate, as PostgreSQL does', async () => {
+    // The same bytes on a pg client's socket, directly and through pgway.
+    const rows = async (tag: string): Promise<number> => (await adminQuery('SELECT 1 FROM ps_log WHERE tag = $1', [tag])).rowCount ?? 0;
+    for (const [tag, c] of [['terminate-direct', await direct()], ['terminate-pgway', await connect()]] as const) {
+      const stream = (c as unknown as { connection: { stream: net.Socket } }).connection.stream;
+      stream.write(Buffer.concat([queryMessage(`INSERT INTO ps_log VALUES ('${tag}')`), typedMessage('X')]));
+      await waitFor(`the ${tag} insert`, async () => (await rows(tag)) === 1, 3000).catch(() => undefined);
+    }
+    expect({ direct: await rows('terminate-direct'), pgway: await rows('terminate-pgway') }).toEqual({ direct: 1, pgway: 1 });
+  });
+
+  it("never hands a vanished client's last SET to a client with the same startup settings", async () => {
+    const a = await rawLogin();
+    a.write(Buffer.concat([queryMessage("SET myapp.tenant = 'leaked'"), queryMessage('SELECT pg_sleep(2)')]));
+    await sleep(300);
+    a.destroy();
+    await sleep(500);
+    const [b, h1, h2] = [await connect('trustuser'), await connect('trustuser'), await connect('trustuser')];
+    const first = await setting(b, 'myapp.tenant');
+    const second = await onAnotherConnection(first.pid, [h1, h2], () => setting(b, 'myapp.tenant'));
+    expect([first.v, second.v].filter((v) => v === 'leaked')).toEqual([]);
+  });
+});
+
+describe('cancel', () => {
+  it('cancels a query that is waiting for a server connection', async () => {
+    const [h1, h2] = [await connect(), await connect()];
+    const a = await connect();
+    await h1.query('BEGIN');
+    await h2.query('BEGIN');
+    const started = Date.now();
+    const outcome = errorOf(a.query("INSERT INTO ps_log SELECT 'queued-' || pg_sleep(2)::text"));
+    await sleep(200);
+    const key = backendKey(a);
+    await sendCancel(key.processID, key.secretKey);
+    await sleep(200);
+    await h1.query('COMMIT');
+    await h2.query('COMMIT');
+    const err = await outcome;
+    expect({ code: sqlstate(err), fast: Date.now() - started < 1500 }).toEqual({ code: '57014', fast: true });
+  });
+});
+
+describe('cancel under rotation', () => {
+  it("never cancels another client's statement, with cancels racing the end of the client's own", async () => {
+    const a = await connect();
+    const others = [await connect(), await connect(), await connect()];
+    const key = backendKey(a);
+    const stray: string[] = [];
+    let stop = false;
+    const churning = Promise.all(others.map(async (c) => {
+      while (!stop) {
+        const err = await errorOf(c.query('SELECT pg_sleep(0.01)'));
+        if (err) stray.push(String(sqlstate(err)));
+      }
+    }));
+    let cancelledOwn = 0;
+    for (let k = 0; k < 60; k++) {
+      const q = errorOf(a.query('SELECT pg_sleep(0.02)'));
+      await sleep(15 + (k % 10));
+      await sendCancel(key.processID, key.secretKey);
+      if (await q) cancelledOwn++;
+    }
+    stop = true;
+    await churning;
+    expect(stray).toEqual([]);
+    expect(cancelledOwn).toBeGreaterThan(0);
   });
 });
