@@ -309,29 +309,3 @@ describe('cancel', () => {
   });
 });
 
-describe('cancel under rotation', () => {
-  it("never cancels another client's statement, with cancels racing the end of the client's own", async () => {
-    const a = await connect();
-    const others = [await connect(), await connect(), await connect()];
-    const key = backendKey(a);
-    const stray: string[] = [];
-    let stop = false;
-    const churning = Promise.all(others.map(async (c) => {
-      while (!stop) {
-        const err = await errorOf(c.query('SELECT pg_sleep(0.01)'));
-        if (err) stray.push(String(sqlstate(err)));
-      }
-    }));
-    let cancelledOwn = 0;
-    for (let k = 0; k < 60; k++) {
-      const q = errorOf(a.query('SELECT pg_sleep(0.02)'));
-      await sleep(15 + (k % 10));
-      await sendCancel(key.processID, key.secretKey);
-      if (await q) cancelledOwn++;
-    }
-    stop = true;
-    await churning;
-    expect(stray).toEqual([]);
-    expect(cancelledOwn).toBeGreaterThan(0);
-  });
-});
