@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
 import { cancelRequestPacket, dataRowValues, errorFields, queryMessage, rawTrustLogin, typedMessage, type RawClient } from './helpers/raw-client.js';
-import { errorOf, pidOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
+import { errorOf, onAnotherConnection, onConnection, pidOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
 
 let gw: TestGateway;
 
@@ -65,28 +65,6 @@ async function readCycle(client: RawClient): Promise<{ rows: (string | null)[][]
     errors: before.filter((m) => m.type === 'E').map((m) => errorFields(m.body).get('C') ?? '?'),
   };
 }
-
-async function withOnlyFree<T>(wantFree: (pid: number) => boolean, holders: [pg.Client, pg.Client], work: () => Promise<T>): Promise<T> {
-  const [first, second] = holders;
-  await first.query('BEGIN');
-  let holder = first;
-  if (wantFree(await pidOf(first))) {
-    await second.query('BEGIN');
-    expect(wantFree(await pidOf(second))).toBe(false);
-    await first.query('COMMIT');
-    holder = second;
-  }
-  try {
-    return await work();
-  } finally {
-    await holder.query('COMMIT');
-  }
-}
-
-const onAnotherConnection = <T>(pid: number, holders: [pg.Client, pg.Client], work: () => Promise<T>): Promise<T> =>
-  withOnlyFree((p) => p !== pid, holders, work);
-const onConnection = <T>(pid: number, holders: [pg.Client, pg.Client], work: () => Promise<T>): Promise<T> =>
-  withOnlyFree((p) => p === pid, holders, work);
 
 async function setting(c: pg.Client, name: string): Promise<{ v: string | null; pid: number }> {
   return (await c.query<{ v: string | null; pid: number }>('SELECT current_setting($1, true) AS v, pg_backend_pid() AS pid', [name])).rows[0]!;

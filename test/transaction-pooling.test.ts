@@ -13,7 +13,7 @@ import { Gateway } from '../src/gateway.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab } from './harness/lab.js';
 import { cancelRequestPacket, cstring, dataRowValues, errorFields, rawTrustLogin, typedMessage } from './helpers/raw-client.js';
-import { errorOf, pidOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
+import { errorOf, onAnotherConnection, onConnection, pidOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
 
 const TRANSACTION_POOL_OF_2 = '{ mode: transaction, size: 2, query_wait_timeout_ms: 5000 }';
 
@@ -94,41 +94,6 @@ function sendCancel(target: TestGateway, pid: number, secret: number): Promise<v
 /** What pg's Client keeps from BackendKeyData; @types/pg does not declare it. */
 function backendKey(client: pg.Client): { processID: number; secretKey: number } {
   return client as unknown as { processID: number; secretKey: number };
-}
-
-/**
- * Pool of 2: runs `work` while another client holds the server connection `lastPid`, so `work`
- * can only run on the other connection. Returns what `work` returned.
- */
-function onAnotherConnection<T>(lastPid: number, holders: [pg.Client, pg.Client], work: () => Promise<T>): Promise<T> {
-  return withOnlyFree((pid) => pid !== lastPid, holders, work);
-}
-
-/** Pool of 2: runs `work` while another client holds the other connection, so it runs on `pid`'s. */
-function onConnection<T>(pid: number, holders: [pg.Client, pg.Client], work: () => Promise<T>): Promise<T> {
-  return withOnlyFree((p) => p === pid, holders, work);
-}
-
-/**
- * Makes a holder (an idle client of the same pool) sit in a transaction on the one connection for
- * which `wantFree` is false, runs `work` on the other, then lets the holder commit.
- */
-async function withOnlyFree<T>(wantFree: (pid: number) => boolean, holders: [pg.Client, pg.Client], work: () => Promise<T>): Promise<T> {
-  const [first, second] = holders;
-  await first.query('BEGIN');
-  let holder = first;
-  if (wantFree(await pidOf(first))) {
-    // `first` got the connection `work` needs: `second` takes the other one, then `first` lets go.
-    await second.query('BEGIN');
-    expect(wantFree(await pidOf(second))).toBe(false);
-    await first.query('COMMIT');
-    holder = second;
-  }
-  try {
-    return await work();
-  } finally {
-    await holder.query('COMMIT');
-  }
 }
 
 /** Two clients inside transactions at the same moment: proves the pool can hand out both connections. */

@@ -105,11 +105,7 @@ export class ExpectedResponses {
 
   shift(): void {
     if (this.count === 0) return;
-    const at = this.head;
-    if (this.actions[at] !== Action.Forward) this.special--;
-    this.extras[at] = undefined;
-    this.head = (at + 1) & (this.kinds.length - 1);
-    this.count--;
+    this.dropHead();
     // A COPY end that reaches the head had no COPY to end (the server ignores it too).
     if (this.count > 0 && this.kinds[this.head] === Slot.CopyEnd) this.shift();
   }

@@ -1,5 +1,6 @@
 /** Small helpers shared by the driver-level integration tests. */
 import type pg from 'pg';
+import { expect } from 'vitest';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -27,5 +28,42 @@ export async function waitFor(what: string, check: () => boolean | Promise<boole
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(20);
+  }
+}
+
+// --- forcing a client onto a given server connection of a pool of 2 --------------------------------
+
+/**
+ * Pool of 2: runs `work` while another client holds the server connection `lastPid`, so `work`
+ * can only run on the other connection. Returns what `work` returned.
+ */
+export function onAnotherConnection<T>(lastPid: number, holders: [pg.Client, pg.Client], work: () => Promise<T>): Promise<T> {
+  return withOnlyFree((pid) => pid !== lastPid, holders, work);
+}
+
+/** Pool of 2: runs `work` while another client holds the other connection, so it runs on `pid`'s. */
+export function onConnection<T>(pid: number, holders: [pg.Client, pg.Client], work: () => Promise<T>): Promise<T> {
+  return withOnlyFree((p) => p === pid, holders, work);
+}
+
+/**
+ * Makes a holder (an idle client of the same pool) sit in a transaction on the one connection for
+ * which `wantFree` is false, runs `work` on the other, then lets the holder commit.
+ */
+async function withOnlyFree<T>(wantFree: (pid: number) => boolean, holders: [pg.Client, pg.Client], work: () => Promise<T>): Promise<T> {
+  const [first, second] = holders;
+  await first.query('BEGIN');
+  let holder = first;
+  if (wantFree(await pidOf(first))) {
+    // `first` got the connection `work` needs: `second` takes the other one, then `first` lets go.
+    await second.query('BEGIN');
+    expect(wantFree(await pidOf(second))).toBe(false);
+    await first.query('COMMIT');
+    holder = second;
+  }
+  try {
+    return await work();
+  } finally {
+    await holder.query('COMMIT');
   }
 }
