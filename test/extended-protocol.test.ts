@@ -283,6 +283,21 @@ describe('session effects of statements executed again by name (postgres.js prep
     expect([here.app, other.app]).toEqual(['pe_one', 'pe_one']);
   });
 
+  it('a SET synced ahead of a failing request in the same pipeline stays set, as on a direct connection', async () => {
+    const seen: Record<string, string[]> = {};
+    for (const target of ['direct', single] as const) {
+      const a = await raw(target);
+      a.write(Buffer.concat([P('', "SET application_name = 'pe_piped'"), B(''), E(), S, P('', 'SELECT 1/0'), B(''), E(), S]));
+      const got = await answers(a, 2);
+      // Another client with its own settings uses the one connection in between.
+      if (target !== 'direct') await (await pgClient(single, { application_name: 'pe_other' })).query('SELECT 1');
+      a.write(Q("SELECT current_setting('application_name')"));
+      seen[target === 'direct' ? 'direct' : 'pgway'] = [...got, ...await answers(a)];
+    }
+    expect(seen.direct).toContain('D:pe_piped');
+    expect(seen.pgway).toEqual(seen.direct);
+  });
+
   it('a Parse of a SET that is never executed changes nothing', async () => {
     const a = await raw(single);
     a.write(Buffer.concat([P('', "SET application_name = 'pe_parsed_only'"), S]));

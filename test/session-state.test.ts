@@ -96,6 +96,51 @@ describe('settings bookkeeping', () => {
     expect([first.v, second.v]).toEqual(['7s', '7s']);
   });
 
+  it('keeps a SET sent as its own Query in the same write as a failing one, as separate requests commit alone', async () => {
+    const a = await rawLogin();
+    const [h1, h2] = [await connect('trustuser'), await connect('trustuser')];
+    a.write(Buffer.concat([queryMessage("SET myapp.tenant = 'kept'"), queryMessage('SELECT 1/0')]));
+    expect([(await readCycle(a)).errors, (await readCycle(a)).errors]).toEqual([[], ['22012']]);
+    const read = async (): Promise<(string | null)[]> => {
+      a.write(queryMessage("SELECT current_setting('myapp.tenant', true), pg_backend_pid()"));
+      return (await readCycle(a)).rows[0]!;
+    };
+    const first = await read();
+    const second = await onAnotherConnection(Number(first[1]), [h1, h2], read);
+    expect([first[0], second[0], first[1] !== second[1]]).toEqual(['kept', 'kept', true]);
+  });
+
+  it('drops a SET whose text fails before its COMMIT, as on a direct connection', async () => {
+    const a = await connect();
+    const [h1, h2] = [await connect(), await connect()];
+    const d = await direct();
+    for (const c of [a, d]) {
+      await expect(c.query("SET statement_timeout = '9s'; SELECT 1/0; COMMIT")).rejects.toMatchObject({ code: '22012' });
+    }
+    const expected = (await setting(d, 'statement_timeout')).v;
+    const first = await setting(a, 'statement_timeout');
+    const second = await onAnotherConnection(first.pid, [h1, h2], () => setting(a, 'statement_timeout'));
+    expect([first.v, second.v]).toEqual([expected, expected]);
+    expect(expected).not.toBe('9s');
+  });
+
+  it('keeps a SET committed by COMMIT AND CHAIN when the chained transaction rolls back', async () => {
+    const a = await connect();
+    const [h1, h2] = [await connect(), await connect()];
+    const d = await direct();
+    for (const c of [a, d]) {
+      await c.query('BEGIN');
+      await c.query("SET statement_timeout = '6s'");
+      await c.query('COMMIT AND CHAIN');
+      await c.query("SET statement_timeout = '66s'");
+      await c.query('ROLLBACK');
+    }
+    expect((await setting(d, 'statement_timeout')).v).toBe('6s');
+    const first = await setting(a, 'statement_timeout');
+    const second = await onAnotherConnection(first.pid, [h1, h2], () => setting(a, 'statement_timeout'));
+    expect([first.v, second.v]).toEqual(['6s', '6s']);
+  });
+
   it('survives SET transaction_isolation inside a transaction, then moving to another connection', async () => {
     const a = await connect();
     const [h1, h2] = [await connect(), await connect()];

@@ -31,6 +31,7 @@ class Client implements ServerSink {
   onServerReady(): void {
     this.onReady();
   }
+  onRequestEnd(): void {}
   onServerLost(err: Error): void {
     throw err;
   }

@@ -33,6 +33,8 @@ export interface ServerSink {
   uncork(): void;
   /** Every request sent so far has been answered; `status` is the ReadyForQuery byte. */
   onServerReady(status: number): void;
+  /** A client request (Query, Sync) ended with ReadyForQuery `status` while more are in flight. */
+  onRequestEnd(status: number): void;
   /** The server connection failed while attached. */
   onServerLost(err: Error): void;
 }
@@ -99,6 +101,8 @@ export class ServerConnection implements ResponseHandler {
   errorCount = 0;
   /** CommandCompletes tagged ROLLBACK (including ROLLBACK TO SAVEPOINT and a COMMIT that rolled back). */
   rollbackCount = 0;
+  /** CommandCompletes tagged COMMIT or PREPARE TRANSACTION: the transaction's work committed (or is kept). */
+  commitCount = 0;
   /** Prepared statements here may be stale or unknown: DEALLOCATE ALL before the next client. */
   deallocateAll = false;
   /** The attached client just got 'cached plan must not change result type' from the server. */
@@ -496,19 +500,30 @@ export class ServerConnection implements ResponseHandler {
         return;
       case Backend.CommandComplete:
         this.clientInCopy = false;
-        if (buf && buf[start + 5] === 0x52 /* R */ && buf.toString('latin1', start + 5, start + 13) === 'ROLLBACK') this.rollbackCount++;
+        if (buf) this.countTransactionEnd(buf, start, end);
         break;
       case Backend.NoticeResponse:
       case Backend.NotificationResponse:
         return;
     }
     if (this.expected.length === 0 || !this.expected.endsHead(code)) return;
+    const clientReady = code === Backend.ReadyForQuery && this.expected.headAction === Action.Forward;
     this.expected.shift();
     if (this.expected.length > 0) {
+      if (clientReady) this.sink?.onRequestEnd(this.txStatus);
       this.flushSynthesized();
       return;
     }
     if (code === Backend.ReadyForQuery) this.onIdle();
+  }
+
+  /** Counts the tags that end a transaction; most tags (SELECT, INSERT, ...) fail the first byte test. */
+  private countTransactionEnd(buf: Buffer, start: number, end: number): void {
+    const first = buf[start + 5];
+    if (first !== 0x52 /* R */ && first !== 0x43 /* C */ && first !== 0x50 /* P */) return;
+    const tag = buf.toString('latin1', start + 5, end - 1);
+    if (tag === 'ROLLBACK') this.rollbackCount++;
+    else if (tag === 'COMMIT' || tag === 'PREPARE TRANSACTION') this.commitCount++;
   }
 
   // Apart from onFrameEnd: a closure there would cost every frame an allocation (V8 makes the

@@ -418,6 +418,10 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
     }
   }
 
+  onRequestEnd(status: number): void {
+    if (this.server) this.session.requestEnded(this.server, status);
+  }
+
   onServerReady(status: number): void {
     try {
       this.serverReady(status);
@@ -677,7 +681,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
       counters.transactionLatency.record(now - this.leasedAt);
       this.leasedAt = now;
     }
-    if (this.session.hasStaged) this.session.settle(server, status);
+    if (this.session.needsSettle) this.session.settle(server, status);
     if (server.stalePlanSeen) {
       // This client just saw the stale-plan error itself; the others see it once each (RequestWriter).
       server.stalePlanSeen = false;

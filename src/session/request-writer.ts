@@ -80,6 +80,11 @@ export class RequestWriter {
       switch (code) {
         case Frontend.Query:
           this.stage(session, this.textEffects(server, session, code, buf, start, end, pooled));
+          session.requestWritten();
+          break;
+        case Frontend.Sync:
+        case Frontend.FunctionCall:
+          session.requestWritten();
           break;
         case Frontend.Parse:
           if (this.onParse(server, session, buf, start, end, pooled)) continue;

@@ -3,9 +3,10 @@
  * plus its SETs), SQL-level prepared statements and pins (state that cannot move to another
  * server connection). Effects of statements are staged when sent and applied when the server
  * says the work committed (ReadyForQuery 'I' without an error); an error or a failed transaction
- * drops them, as PostgreSQL rolls them back. A COMMIT or ROLLBACK among the statements of a
- * request settles what was staged before it on its own. It also lays the settings on whichever
- * server connection serves the client (resync) and tells, per request, whether the work committed.
+ * drops them, as PostgreSQL rolls them back. Each request (Query or Sync) is settled at its own
+ * ReadyForQuery, so pipelined requests commit or fail one by one as they do in PostgreSQL. A
+ * COMMIT or ROLLBACK the server reports settles what was staged before it. It also lays the
+ * settings on whichever server connection serves the client (resync).
  */
 import type { ServerConnection } from '../pool/server-connection.js';
 import { RESET_ALL_KEEPS, type NamedPin, type PinReason, type SessionEffect } from '../router/session-effects.js';
@@ -33,11 +34,19 @@ export class SessionState {
    */
   private readonly placeholders = new Set<string>();
   private staged: SessionEffect[] = [];
+  /** Per staged effect, the number of the request that runs it (see requestsSent). */
+  private stagedIn: number[] = [];
   /** The staged work included a RESET: the server connection needs the settings laid on again. */
   private stagedReset = false;
-  /** The attached server's error and rollback counts when the current request began. */
+  /** A request committed settings while others were in flight: the last one records them on the connection. */
+  private layAfter = false;
+  /** Client requests (Query, Sync, FunctionCall) written to a server, and answered: they number the requests. */
+  private requestsSent = 0;
+  private requestsAnswered = 0;
+  /** The attached server's error, rollback and commit counts when the current request began. */
   private errorsBefore = 0;
   private rollbacksBefore = 0;
+  private commitsBefore = 0;
 
   constructor(private readonly startup: ReadonlyMap<string, string>) {
     this.settings = new Map(startup);
@@ -69,6 +78,11 @@ export class SessionState {
     return this.staged.length > 0;
   }
 
+  /** The last ReadyForQuery of a request must settle something (see settle). */
+  get needsSettle(): boolean {
+    return this.staged.length > 0 || this.layAfter;
+  }
+
   /**
    * Notes the effects of statements just sent. Pins take effect at once (holding a connection a
    * little too long is harmless; releasing one too early is not), and so do PREPARE and
@@ -89,7 +103,7 @@ export class SessionState {
           break;
         case 'drop':
           // Most DROP TABLEs are of tables that are not the client's temp tables: nothing to stage.
-          if (this.pinnedBy[e.reason].has(e.name)) this.staged.push(e);
+          if (this.pinnedBy[e.reason].has(e.name)) this.stageOne(e);
           break;
         case 'prepare':
           this.sqlPrepared.set(e.name, prepareStatement(e.name, e.sql, e.paramTypes));
@@ -103,25 +117,20 @@ export class SessionState {
         case 'execute':
           break;
         default:
-          this.staged.push(e);
+          this.stageOne(e);
       }
     }
     return newPins;
   }
 
-  /** The staged work committed. Returns true when the server connection must be re-synced (a RESET ran). */
-  commit(): boolean {
-    this.apply(0, this.staged.length);
-    this.staged = [];
-    const resync = this.stagedReset;
-    this.stagedReset = false;
-    return resync;
+  private stageOne(e: SessionEffect): void {
+    this.staged.push(e);
+    this.stagedIn.push(this.requestsSent);
   }
 
-  /** The staged work was rolled back. */
-  discard(): void {
-    this.staged = [];
-    this.stagedReset = false;
+  /** A request (Query, Sync or FunctionCall) was written to the server: effects staged from here on belong to the next. */
+  requestWritten(): void {
+    this.requestsSent++;
   }
 
   /** Applies staged[from, to) as committed; a RESET among them is noted in stagedReset. */
@@ -170,10 +179,23 @@ export class SessionState {
 
   // --- against a server connection ------------------------------------------------------------
 
-  /** Counts errors and rollbacks from here on, to tell whether the next request's work committed. */
+  /** The server answered every request written so far: counts errors, rollbacks and commits from here on. */
   markRequestStart(server: ServerConnection): void {
+    this.requestsAnswered = this.requestsSent;
+    this.markCounts(server);
+  }
+
+  private markCounts(server: ServerConnection): void {
     this.errorsBefore = server.errorCount;
     this.rollbacksBefore = server.rollbackCount;
+    this.commitsBefore = server.commitCount;
+  }
+
+  /** A request ended with ReadyForQuery `status` and more are in flight behind it: settles its work alone. */
+  requestEnded(server: ServerConnection, status: number): void {
+    if (this.staged.length > 0) this.settle(server, status, false);
+    this.requestsAnswered++;
+    this.markCounts(server);
   }
 
   /** Back to defaults on `server`, then this session's settings, before the client's own request. */
@@ -187,41 +209,78 @@ export class SessionState {
   }
 
   /**
-   * The request's staged effects committed, failed or stay pending inside a transaction. A COMMIT
-   * or ROLLBACK staged among them (from a multi-statement text) settles what came before it,
-   * whatever happens after it.
+   * The request that just ended (the last one in flight when `last`) committed, failed or stays
+   * pending inside a transaction; its staged effects, and those earlier requests left pending,
+   * follow. A COMMIT or ROLLBACK staged among them (from a multi-statement text) settles what came
+   * before it when the server reports it ran; a COMMIT with no effects of its own (COMMIT AND CHAIN,
+   * a separate Query) settles what earlier requests staged.
    *
-   * Known limits: errors, rollbacks and the final status are counted per request, not per
-   * statement. A COMMIT in a text is taken to have run even when the request failed, though an
-   * error before it (`SET a = 1; SELECT 1/0; COMMIT`) means it did not run: PostgreSQL then drops
-   * the SET and pgway keeps it. A ROLLBACK TO SAVEPOINT drops all staged effects, also those from
-   * before the savepoint. A COMMIT in a text without session effects (COMMIT AND CHAIN, a separate
-   * pipelined Query) is not seen.
+   * Known limits: errors and transaction ends are counted per request, not per statement, so within
+   * one text their order is assumed to be the order of the markers. A ROLLBACK TO SAVEPOINT drops
+   * all staged effects, also those from before the savepoint.
    */
-  settle(server: ServerConnection, status: number): void {
-    let rollbacks = server.rollbackCount - this.rollbacksBefore;
-    let from = 0;
+  settle(server: ServerConnection, status: number, last = true): void {
     const staged = this.staged;
-    for (let i = 0; i < staged.length; i++) {
+    const current = this.requestsAnswered;
+    let upTo = staged.length;
+    if (!last) {
+      upTo = 0;
+      while (upTo < staged.length && this.stagedIn[upTo]! <= current) upTo++;
+      if (upTo === 0) return;
+    }
+    let rollbacks = server.rollbackCount - this.rollbacksBefore;
+    let commits = server.commitCount - this.commitsBefore;
+    let from = 0;
+    for (let i = 0; i < upTo; i++) {
       const kind = staged[i]!.kind;
-      if (kind === 'commit') this.apply(from, i);
-      else if (kind === 'rollback') rollbacks--; // one the server counted; what came before it is dropped
-      else continue;
+      if (kind !== 'commit' && kind !== 'rollback') continue;
+      if (kind === 'commit' && commits > 0) {
+        commits--;
+        this.apply(from, i);
+      } else if (rollbacks > 0) {
+        rollbacks--; // a ROLLBACK, or a COMMIT of a failed transaction: what came before it is dropped
+      } else {
+        break; // an error came first: this and what follows did not run
+      }
       from = i + 1;
     }
-    if (from > 0) this.staged = staged.slice(from);
-    if (rollbacks > 0 || server.errorCount !== this.errorsBefore || status === TxStatus.Failed) {
+    if (commits > 0) {
+      // A COMMIT of the request's own that staged nothing: what earlier requests staged committed.
+      let earlier = from;
+      while (earlier < upTo && this.stagedIn[earlier]! < current) earlier++;
+      this.apply(from, earlier);
+      from = earlier;
+    }
+    const failed = rollbacks > 0 || server.errorCount !== this.errorsBefore || status === TxStatus.Failed;
+    let done = from;
+    if (failed || status === TxStatus.Idle) {
+      if (!failed) this.apply(from, upTo);
+      done = upTo;
+    }
+    if (done > 0) {
+      this.staged = staged.slice(done);
+      this.stagedIn = this.stagedIn.slice(done);
+    }
+    if (failed) {
       // PostgreSQL undoes these with the transaction. What the connection holds is uncertain.
-      this.discard();
+      this.stagedReset = false;
+      this.layAfter = false;
       server.appliedSettings = UNKNOWN_SETTINGS;
-      return;
-    }
-    if (status !== TxStatus.Idle) {
+    } else if (status !== TxStatus.Idle) {
       if (from > 0) server.appliedSettings = UNKNOWN_SETTINGS; // settings committed, more to come
-      return;
+    } else if (!last) {
+      // Requests behind this one are on their way: the settings are recorded when the last one ends.
+      this.layAfter = true;
+      server.appliedSettings = UNKNOWN_SETTINGS;
+    } else {
+      this.layAfter = false;
+      if (this.stagedReset) {
+        this.stagedReset = false;
+        this.resync(server);
+      } else {
+        server.appliedSettings = this.settingsSql;
+      }
     }
-    if (this.commit()) this.resync(server);
-    else server.appliedSettings = this.settingsSql;
   }
 }
 
