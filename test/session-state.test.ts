@@ -330,5 +330,50 @@ describe('cancel', () => {
     const err = await outcome;
     expect({ code: sqlstate(err), fast: Date.now() - started < 1500 }).toEqual({ code: '57014', fast: true });
   });
+
+  it('cancels the first of pipelined requests that waited for a server connection; the next one runs, as on a direct connection', async () => {
+    const [h1, h2] = [await connect('trustuser'), await connect('trustuser')];
+    await h1.query('BEGIN');
+    await h2.query('BEGIN');
+    const { client: a, pid, secret } = await rawTrustLogin({ host: gw.host, port: gw.port }, { user: 'trustuser', database: 'app', client_encoding: 'UTF8' });
+    raws.push(a);
+    a.write(Buffer.concat([queryMessage('SELECT pg_sleep(3)'), queryMessage("SELECT 'after'")]));
+    await sleep(200);
+    await sendCancel(pid, secret);
+    await sleep(100);
+    const released = Date.now();
+    await h1.query('COMMIT');
+    await h2.query('COMMIT');
+    const first = await readCycle(a);
+    const fast = Date.now() - released < 2000;
+    expect({ first: first.errors, fast, second: (await readCycle(a)).rows }).toEqual({ first: ['57014'], fast: true, second: [['after']] });
+  });
 });
 
+
+describe('cancel under rotation', () => {
+  it("never cancels another client's statement, with cancels racing the end of the client's own", async () => {
+    const a = await connect();
+    const others = [await connect(), await connect(), await connect()];
+    const key = backendKey(a);
+    const stray: string[] = [];
+    let stop = false;
+    const churning = Promise.all(others.map(async (c) => {
+      while (!stop) {
+        const err = await errorOf(c.query('SELECT pg_sleep(0.01)'));
+        if (err) stray.push(String(sqlstate(err)));
+      }
+    }));
+    let cancelledOwn = 0;
+    for (let k = 0; k < 60; k++) {
+      const q = errorOf(a.query('SELECT pg_sleep(0.02)'));
+      await sleep(15 + (k % 10));
+      await sendCancel(key.processID, key.secretKey);
+      if (await q) cancelledOwn++;
+    }
+    stop = true;
+    await churning;
+    expect(stray).toEqual([]);
+    expect(cancelledOwn).toBeGreaterThan(0);
+  });
+});

@@ -983,6 +983,68 @@ describe('cancel requests in transaction mode', () => {
   });
 });
 
+/**
+ * A TCP proxy to the lab's primary that holds CancelRequest packets back for `delayMs`, as a busy
+ * or distant server would: the cancel then lands well after pgway decided to send it.
+ */
+async function slowCancelProxy(delayMs: number): Promise<{ host: string; port: number; close(): void }> {
+  const { primary } = lab();
+  const sockets = new Set<net.Socket>();
+  // Half-open: the proxy answers a cancel's end only when PostgreSQL does, after acting on it.
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
+    sockets.add(client);
+    client.once('data', (first) => {
+      client.pause();
+      const upstream = net.connect({ host: primary.host, port: primary.port, allowHalfOpen: true });
+      sockets.add(upstream);
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+      const isCancel = first.length >= 8 && first.readInt32BE(4) === 80877102;
+      setTimeout(() => {
+        upstream.write(first);
+        client.pipe(upstream);
+        upstream.pipe(client);
+        client.resume();
+      }, isCancel ? delayMs : 0);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    host: '127.0.0.1',
+    port,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+describe('a cancel that lands after its query ended', () => {
+  it("never reaches the next client's statement on that server connection", async () => {
+    const proxy = await slowCancelProxy(600);
+    const single = await startGateway({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 5000 }', primary: proxy });
+    try {
+      const [a, b] = await connectMany(single, 2, 'app', 'tp-slow-cancel');
+      const first = a!.query("SELECT pg_sleep(0.3) /* tp-slow-a */, 'a finished' AS done");
+      await runningPid('tp-slow-a');
+      // b waits for the one server connection; a's cancel reaches PostgreSQL while b's query runs there.
+      const second = b!.query("SELECT pg_sleep(1) /* tp-slow-b */, 'b finished' AS done");
+      const key = backendKey(a!);
+      await sendCancel(single, key.processID, key.secretKey);
+      const outcomes = await Promise.allSettled([first, second]);
+      const seen = outcomes.map((o) => (o.status === 'fulfilled' ? o.value.rows[0]!.done : sqlstate(o.reason)));
+      // a's query may or may not be cancelled (it races its own end); b's must run to the end.
+      expect(seen[1]).toBe('b finished');
+      expect(['a finished', '57014']).toContain(seen[0]);
+      for (const c of [a, b]) await endQuietly(c!);
+    } finally {
+      await single.stop();
+      proxy.close();
+    }
+  });
+});
+
 describe('requests held while a client waits for a server connection', () => {
   it('keeps every byte of them, however many reads they took, and runs them in order', async () => {
     // Both of trustuser's server connections are held, so the raw client's requests wait, held

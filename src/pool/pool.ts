@@ -231,7 +231,7 @@ export class Pool {
     }
     conn.detach();
     conn.clientId = 0;
-    if (how === 'clean' && !conn.busy && conn.txStatus === 0x49) {
+    if (how === 'clean' && !conn.busy && conn.txStatus === 0x49 && !conn.cancelSent) {
       this.putBack(conn);
       return;
     }

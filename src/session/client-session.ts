@@ -95,6 +95,8 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
   private pool: Pool | undefined;
   private server: ServerConnection | undefined;
   private waiting = false;
+  /** A cancel came while pipelined requests waited: it is sent on once they reach a server connection. */
+  private cancelOnDispatch = false;
   /** The client sent Terminate after requests not yet answered: it leaves once they are. */
   private terminating = false;
   /** Frames of a login reply being assembled, sent as one write (see onAuthStep). */
@@ -209,7 +211,7 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
   cancelRunning(): void {
     const server = this.server;
     if (!server) {
-      if (this.waiting) this.cancelWaitingRequest();
+      if (this.waiting && !this.cancelWaitingRequest()) this.cancelOnDispatch = true;
       return;
     }
     server
@@ -220,18 +222,21 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
   /**
    * The request waiting for a server connection never reached PostgreSQL: it is answered as a
    * cancelled statement would be (57014, then ReadyForQuery). Only a single held request ended by
-   * a Query or Sync is cancelled here; anything else waits its turn as before.
+   * a Query or Sync is answered here (returns true). Several pipelined requests run as they would
+   * on a direct connection, where a cancel stops the statement running, not those queued behind
+   * it: the cancel is sent on as soon as they reach a server connection.
    */
-  private cancelWaitingRequest(): void {
+  private cancelWaitingRequest(): boolean {
     const held = this.held;
     const last = held.count - 1;
     const end = held.codes[last];
-    if (end !== Frontend.Query && end !== Frontend.Sync) return;
-    for (let i = 0; i < last; i++) if (isRequestEnd(held.codes[i]!)) return;
+    if (end !== Frontend.Query && end !== Frontend.Sync) return false;
+    for (let i = 0; i < last; i++) if (isRequestEnd(held.codes[i]!)) return false;
     this.pool!.cancelWait(this);
     this.waiting = false;
     held.clear();
     this.socket.write(Buffer.concat([new QueryCanceledError().toFrame(), msg.READY_IDLE]));
+    return true;
   }
 
   // --- LoginHost (see ClientLogin) ----------------------------------------------------------
@@ -625,6 +630,10 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
     if (pins.length > 0) this.reportPins(pins);
     if (!server.writable) this.pauseUntilDrained(server);
     server.flushSynthesized();
+    if (this.cancelOnDispatch) {
+      this.cancelOnDispatch = false;
+      this.cancelRunning();
+    }
   }
 
   private reportPins(pins: readonly PinReason[]): void {

@@ -34,6 +34,8 @@ export interface GatewayOptions {
   pool?: string;
   auth?: string;
   logLevel?: string;
+  /** Where database `app`'s primary is reached instead of the lab's (e.g. a test proxy in front of it). */
+  primary?: { host: string; port: number };
 }
 
 export async function startGateway(options: GatewayOptions = {}): Promise<TestGateway> {
@@ -50,6 +52,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     - { name: repluser, password: repl-secret }
     - { name: trustuser, method: trust, server_user: app, server_password: app-secret }
     - { name: admin, password: admin-secret, admin: true, server_user: postgres, server_password: ${l.superuserPassword} }`;
+  const primary = options.primary ?? l.primary;
   const yaml = `
 listen: { host: 127.0.0.1, port: 0, unix_socket_dir: ${unixSocketDir} }
 http: { enabled: false }
@@ -58,7 +61,7 @@ ${auth}
 pool: ${options.pool ?? '{ mode: session, size: 5, query_wait_timeout_ms: 5000 }'}
 databases:
   app:
-    primary: { host: ${l.primary.host}, port: ${l.primary.port}, dbname: ${l.database}, sslmode: disable }
+    primary: { host: ${primary.host}, port: ${primary.port}, dbname: ${l.database}, sslmode: disable }
     replicas: [ { host: ${l.replica.host}, port: ${l.replica.port}, sslmode: disable } ]
   postgres:
     primary: { host: ${l.primary.host}, port: ${l.primary.port}, dbname: postgres, sslmode: disable }
