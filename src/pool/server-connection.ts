@@ -392,6 +392,7 @@ export class ServerConnection implements ResponseHandler {
       this.deallocateAll = false;
       this.appliedSettings = '';
     }
+    await this.settleCancel(); // one sent while this ran, for the departed client's statement
     this.state = 'idle';
   }
 
@@ -426,7 +427,10 @@ export class ServerConnection implements ResponseHandler {
     if (this.expected.headAction === Action.Swallow && this.expected.length > 0) {
       // pgway's own statement runs ahead of the client's (settings, prepared statements): a cancel
       // must not fail it, so it waits for the client's turn.
-      await new Promise<void>((resolve) => (this.clientTurn = resolve));
+      await new Promise<void>((resolve) => {
+        const before = this.clientTurn;
+        this.clientTurn = before ? () => { before(); resolve(); } : resolve;
+      });
     }
     if (!stillWanted()) {
       socket.destroy();
