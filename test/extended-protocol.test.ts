@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
 import { cstring, dataRowValues, errorFields, RawClient, typedMessage, type BackendMessage } from './helpers/raw-client.js';
-import { pidOf, sleep } from './helpers/pg-helpers.js';
+import { bothConnectionsUsable, onAnotherConnection, sleep } from './helpers/pg-helpers.js';
 
 let gw: TestGateway; // pool of 2
 let single: TestGateway; // pool of 1, max_prepared_statements: 2: which connection serves whom is certain
@@ -219,24 +219,6 @@ describe('the same statement text from clients with different search_path', () =
 
 // --- session effects of statements run by name ----------------------------------------------------
 
-/** Pool of 2: runs `work` while a holder sits in a transaction on the connection whose pid is `busyPid`. */
-async function withConnectionHeld<T>(busyPid: number, holders: [pg.Client, pg.Client], work: () => Promise<T>): Promise<T> {
-  const [first, second] = holders;
-  await first.query('BEGIN');
-  let holder = first;
-  if ((await pidOf(first)) !== busyPid) {
-    await second.query('BEGIN');
-    expect(await pidOf(second)).toBe(busyPid);
-    await first.query('COMMIT');
-    holder = second;
-  }
-  try {
-    return await work();
-  } finally {
-    await holder.query('COMMIT');
-  }
-}
-
 describe('session effects of statements executed again by name (postgres.js prepares by default)', () => {
   it('a session advisory lock taken by a re-executed prepared statement pins the client to its connection', async () => {
     const KEY = 771_234;
@@ -278,7 +260,7 @@ describe('session effects of statements executed again by name (postgres.js prep
       [...await sql<{ app: string; pid: number }[]>`SELECT current_setting('application_name') AS app, pg_backend_pid() AS pid`][0]!;
     const here = await read();
     // Whichever connection comes next, the setting is the last one run.
-    const other = await withConnectionHeld(here.pid, holders, read);
+    const other = await onAnotherConnection(here.pid, holders, read);
     expect(other.pid).not.toBe(here.pid);
     expect([here.app, other.app]).toEqual(['pe_one', 'pe_one']);
   });
@@ -321,12 +303,7 @@ describe('COPY FROM STDIN via the extended protocol', () => {
     expect(direct).toEqual([['1', '2', 'G', 'C:COPY 2', 'Z:I']]);
     expect(pgway).toEqual(direct);
     // Both server connections must be free again: two transactions at once.
-    const [c1, c2] = [await pgClient(gw), await pgClient(gw)];
-    await c1.query('BEGIN');
-    await c2.query('BEGIN');
-    const pids = [await pidOf(c1), await pidOf(c2)];
-    await Promise.all([c1.query('COMMIT'), c2.query('COMMIT')]);
-    expect(new Set(pids).size).toBe(2);
+    await bothConnectionsUsable(await pgClient(gw), await pgClient(gw));
   });
 });
 
@@ -457,12 +434,7 @@ describe('a client that leaves in the middle of a pipeline', () => {
     r.destroy();
     await sleep(300);
     expect((await adminQuery('SELECT 1 FROM pe_rows WHERE a = 777')).rowCount).toBe(0);
-    const [c1, c2] = [await pgClient(gw), await pgClient(gw)];
-    await c1.query('BEGIN');
-    await c2.query('BEGIN');
-    const pids = [await pidOf(c1), await pidOf(c2)];
-    await Promise.all([c1.query('COMMIT'), c2.query('COMMIT')]);
-    expect(new Set(pids).size).toBe(2);
+    await bothConnectionsUsable(await pgClient(gw), await pgClient(gw));
   });
 });
 

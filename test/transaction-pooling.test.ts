@@ -13,7 +13,7 @@ import { Gateway } from '../src/gateway.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab } from './harness/lab.js';
 import { cancelRequestPacket, cstring, dataRowValues, errorFields, rawTrustLogin, typedMessage } from './helpers/raw-client.js';
-import { errorOf, onAnotherConnection, onConnection, pidOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
+import { bothConnectionsUsable, errorOf, onAnotherConnection, onConnection, pidOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
 
 const TRANSACTION_POOL_OF_2 = '{ mode: transaction, size: 2, query_wait_timeout_ms: 5000 }';
 
@@ -94,15 +94,6 @@ function sendCancel(target: TestGateway, pid: number, secret: number): Promise<v
 /** What pg's Client keeps from BackendKeyData; @types/pg does not declare it. */
 function backendKey(client: pg.Client): { processID: number; secretKey: number } {
   return client as unknown as { processID: number; secretKey: number };
-}
-
-/** Two clients inside transactions at the same moment: proves the pool can hand out both connections. */
-async function bothConnectionsUsable(a: pg.Client, b: pg.Client): Promise<void> {
-  await a.query('BEGIN');
-  await b.query('BEGIN');
-  const pids = [await pidOf(a), await pidOf(b)];
-  await Promise.all([a.query('COMMIT'), b.query('COMMIT')]);
-  expect(new Set(pids).size).toBe(2);
 }
 
 /** Keeps the pool busy: each client alternates transactions and single statements running `sql`, each row passed to `check`. */

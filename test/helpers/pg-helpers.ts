@@ -67,3 +67,12 @@ async function withOnlyFree<T>(wantFree: (pid: number) => boolean, holders: [pg.
     await holder.query('COMMIT');
   }
 }
+
+/** Two clients inside transactions at the same moment: proves the pool can hand out both connections. */
+export async function bothConnectionsUsable(a: pg.Client, b: pg.Client): Promise<void> {
+  await a.query('BEGIN');
+  await b.query('BEGIN');
+  const pids = [await pidOf(a), await pidOf(b)];
+  await Promise.all([a.query('COMMIT'), b.query('COMMIT')]);
+  expect(new Set(pids).size).toBe(2);
+}
