@@ -163,6 +163,62 @@ describe('settings bookkeeping', () => {
   });
 });
 
+describe('SETs around savepoints', () => {
+  const GUCS = ['statement_timeout', 'lock_timeout', 'work_mem'];
+  // Each step is one Query; the settings after the last one must read as on a direct connection.
+  const cases: [string, string[]][] = [
+    ['ROLLBACK TO SAVEPOINT keeps the SETs made before the savepoint', [
+      'BEGIN', "SET statement_timeout = '11s'", 'SAVEPOINT s', "SET lock_timeout = '12s'", 'ROLLBACK TO SAVEPOINT s', 'COMMIT']],
+    ['ROLLBACK TO SAVEPOINT after an error recovers the transaction and the SETs before the savepoint', [
+      'BEGIN', "SET statement_timeout = '21s'", 'SAVEPOINT s', "SET lock_timeout = '22s'", 'SELECT 1/0',
+      'ROLLBACK TO s', "SET work_mem = '2300kB'", 'COMMIT']],
+    ['nested savepoints: ROLLBACK TO the outer one undoes both', [
+      'BEGIN', "SET statement_timeout = '31s'", 'SAVEPOINT a', "SET statement_timeout = '32s'", 'SAVEPOINT b',
+      "SET statement_timeout = '33s'", "SET lock_timeout = '34s'", 'ROLLBACK TO a', 'COMMIT']],
+    ['RELEASE keeps what the released savepoint covered', [
+      'BEGIN', 'SAVEPOINT a', "SET statement_timeout = '41s'", 'SAVEPOINT b', "SET lock_timeout = '42s'", 'RELEASE a',
+      "SET work_mem = '4300kB'", 'COMMIT']],
+    ["psql's ON_ERROR_ROLLBACK pattern: a savepoint per statement", [
+      'BEGIN', 'SAVEPOINT p', "SET statement_timeout = '51s'", 'RELEASE p', 'SAVEPOINT p', 'SELECT 1/0', 'ROLLBACK TO p',
+      'SAVEPOINT p', "SET lock_timeout = '52s'", 'RELEASE p', 'COMMIT']],
+    ['savepoints inside one query string', [
+      'BEGIN', "SET statement_timeout = '61s'; SAVEPOINT s; SET lock_timeout = '62s'; ROLLBACK TO s; SET work_mem = '6300kB'",
+      'COMMIT']],
+    ['a COMMIT of a transaction failed past its savepoint rolls everything back', [
+      'BEGIN', "SET statement_timeout = '71s'", 'SAVEPOINT s', 'SELECT 1/0', 'COMMIT']],
+    ['a SAVEPOINT reused by name: ROLLBACK TO goes back to the latest', [
+      'BEGIN', 'SAVEPOINT s', "SET statement_timeout = '81s'", 'SAVEPOINT s', "SET lock_timeout = '82s'", 'ROLLBACK TO s',
+      'COMMIT']],
+    ['ROLLBACK TO a savepoint made before the first SET undoes all of them', [
+      'BEGIN', 'SAVEPOINT s', "SET statement_timeout = '91s'", "SET lock_timeout = '92s'", 'ROLLBACK TO s', 'COMMIT']],
+  ];
+
+  for (const [name, steps] of cases) {
+    it(name, async () => {
+      const a = await connect();
+      const [h1, h2] = [await connect(), await connect()];
+      const d = await direct();
+      const run = async (c: pg.Client): Promise<string[]> => {
+        const codes: string[] = [];
+        for (const sql of steps) codes.push(sqlstate(await errorOf(c.query(sql))) ?? 'ok');
+        return codes;
+      };
+      const read = async (c: pg.Client): Promise<{ values: (string | null)[]; pid: number }> => {
+        const sql = `SELECT ${GUCS.map((g) => `current_setting('${g}')`).join(', ')}, pg_backend_pid()`;
+        const row = (await c.query<unknown[]>({ text: sql, rowMode: 'array' })).rows[0]!;
+        return { values: row.slice(0, GUCS.length) as string[], pid: row[GUCS.length] as number };
+      };
+      const [directCodes, pgwayCodes] = [await run(d), await run(a)];
+      const expected = (await read(d)).values;
+      const first = await read(a);
+      const second = await onAnotherConnection(first.pid, [h1, h2], () => read(a));
+      expect(pgwayCodes).toEqual(directCodes);
+      expect({ first: first.values, second: second.values }).toEqual({ first: expected, second: expected });
+      expect(second.pid).not.toBe(first.pid);
+    });
+  }
+});
+
 describe('pins released', () => {
   for (const [what, make, undo] of [
     ['its temp table is dropped', 'CREATE TEMP TABLE ps_tmp (x int)', 'DROP TABLE ps_tmp'],

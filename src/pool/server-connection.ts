@@ -103,6 +103,9 @@ export class ServerConnection implements ResponseHandler {
   rollbackCount = 0;
   /** CommandCompletes tagged COMMIT or PREPARE TRANSACTION: the transaction's work committed (or is kept). */
   commitCount = 0;
+  /** CommandCompletes tagged SAVEPOINT and RELEASE: the savepoints a client's requests made and released. */
+  savepointCount = 0;
+  releaseCount = 0;
   /** Prepared statements here may be stale or unknown: DEALLOCATE ALL before the next client. */
   deallocateAll = false;
   /** The attached client just got 'cached plan must not change result type' from the server. */
@@ -573,13 +576,18 @@ export class ServerConnection implements ResponseHandler {
     if (code === Backend.ReadyForQuery) this.onIdle();
   }
 
-  /** Counts the tags that end a transaction; most tags (SELECT, INSERT, ...) fail the first byte test. */
+  /** Counts the tags of transaction control; most tags (SELECT, INSERT, ...) fail the first byte test. */
   private countTransactionEnd(buf: Buffer, start: number, end: number): void {
     const first = buf[start + 5];
+    if (first === 0x53 /* S */) {
+      if (buf[start + 6] === 0x41 /* A: SAVEPOINT, the only tag starting SA */) this.savepointCount++;
+      return;
+    }
     if (first !== 0x52 /* R */ && first !== 0x43 /* C */ && first !== 0x50 /* P */) return;
     const tag = buf.toString('latin1', start + 5, end - 1);
     if (tag === 'ROLLBACK') this.rollbackCount++;
     else if (tag === 'COMMIT' || tag === 'PREPARE TRANSACTION') this.commitCount++;
+    else if (tag === 'RELEASE') this.releaseCount++;
   }
 
   // Apart from onFrameEnd: a closure there would cost every frame an allocation (V8 makes the

@@ -11,7 +11,9 @@
  */
 
 /** Commands that change session state when they start a statement. */
-const STARTERS = ['set', 'reset', 'discard', 'prepare', 'execute', 'deallocate', 'listen', 'unlisten', 'declare', 'close', 'drop'];
+const STARTERS = ['set', 'reset', 'discard', 'prepare', 'execute', 'deallocate', 'listen', 'unlisten', 'declare', 'close', 'drop',
+  // Savepoints decide which effects of a transaction survive (TransactionMarker); ROLLBACK TO is one.
+  'savepoint', 'release', 'rollback'];
 /** Tokens that can change session state wherever they stand. */
 const ANYWHERE = ['set_config', 'temp', 'temporary', 'pg_temp', 'hold', 'execute', 'rename'];
 /** Any identifier containing this may name an advisory-lock function. */

@@ -93,12 +93,19 @@ describe('SET and RESET', () => {
     expect(c).toMatchObject({ effects: [set('a.c', '2'), { kind: 'commit' }], local: true, statements: 4 });
   });
 
-  it('marks where a transaction ends among other effects, and only there', () => {
+  it('marks transaction control in order: ends, savepoints, RELEASE and ROLLBACK TO', () => {
     expect(effects("SET a.b = '1'; COMMIT; SELECT 1/0")).toEqual([set('a.b', '1'), { kind: 'commit' }]);
     expect(effects("BEGIN; SET a.b = '1'; ROLLBACK; SET a.c = '2'; END")).toEqual(
       [set('a.b', '1'), { kind: 'rollback' }, set('a.c', '2'), { kind: 'commit' }]);
-    expect(effects('SAVEPOINT s; SET a.b = 1; ROLLBACK TO SAVEPOINT s')).toEqual([set('a.b', '1')]);
-    expect(effects('DECLARE c CURSOR FOR SELECT 1; COMMIT')).toEqual([]);
+    expect(effects('SAVEPOINT s; SET a.b = 1; ROLLBACK TO SAVEPOINT s; RELEASE SAVEPOINT "S"')).toEqual([
+      { kind: 'savepoint', name: 's' }, set('a.b', '1'), { kind: 'rollback-to', name: 's' }, { kind: 'release', name: 'S' }]);
+    expect(effects('ROLLBACK TO s')).toEqual([{ kind: 'rollback-to', name: 's' }]);
+    expect(effects('SET a.b = 1; ABORT')).toEqual([set('a.b', '1'), { kind: 'rollback' }]);
+  });
+
+  it('leaves a COMMIT or END alone to the precheck: the server reports whether it committed', () => {
+    expect(classifySessionEffects('COMMIT')).toMatchObject({ effects: [], parsed: false });
+    expect(classifySessionEffects('BEGIN; SELECT 1; END')).toMatchObject({ effects: [], parsed: false });
   });
 
   it.each([

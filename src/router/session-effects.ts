@@ -35,8 +35,25 @@ export type SessionEffect =
   | { kind: 'unpin'; reason: PinReason } // every object of the kind: DISCARD TEMP, CLOSE ALL
   | { kind: 'drop'; reason: NamedPin; name: string } // DROP TABLE name, CLOSE name: the pin goes with the last one
   | { kind: 'rename'; reason: NamedPin; from: string; to: string } // ALTER TABLE from RENAME TO to
-  | { kind: 'commit' } // COMMIT/END in a text with effects: what was staged before it is settled
-  | { kind: 'rollback' }; // ROLLBACK (not TO SAVEPOINT) likewise
+  | TransactionMarker;
+
+/**
+ * Transaction control, which decides what becomes of the effects staged before it: COMMIT/END (or
+ * PREPARE TRANSACTION) keeps them, ROLLBACK drops them, ROLLBACK TO drops those since its savepoint,
+ * RELEASE folds a savepoint into the one around it. They matter only after some effect (see
+ * SessionState.stage), and COMMIT/END alone never reaches the parser (effect-precheck).
+ */
+export type TransactionMarker =
+  | { kind: 'commit' }
+  | { kind: 'rollback' } // ROLLBACK / ABORT, not TO SAVEPOINT
+  | { kind: 'savepoint'; name: string }
+  | { kind: 'release'; name: string }
+  | { kind: 'rollback-to'; name: string };
+
+export function isTransactionMarker(e: SessionEffect): e is TransactionMarker {
+  const k = e.kind;
+  return k === 'commit' || k === 'rollback' || k === 'savepoint' || k === 'release' || k === 'rollback-to';
+}
 
 /** Pins held by named objects: released when the last object the client made goes. */
 export type NamedPin = 'temp-table' | 'hold-cursor';
@@ -128,9 +145,7 @@ function classifyUncached(sql: string): Classification {
   const walkCalls = WALK_NEEDLES.some((needle) => lower.includes(needle));
   const out: Collector = { effects: [], local: false, walkCalls, text: new SqlText(sql) };
   for (const raw of stmts) if (raw.stmt !== undefined) onStatement(raw.stmt, raw, out);
-  // Transaction ends only matter among other effects: a text with none stays effect-free.
-  const effects = out.effects.some((e) => e.kind !== 'commit' && e.kind !== 'rollback') ? out.effects : [];
-  return { effects, local: out.local, statements: stmts.length, parsed: true };
+  return { effects: out.effects, local: out.local, statements: stmts.length, parsed: true };
 }
 
 interface Collector { effects: SessionEffect[]; local: boolean; readonly walkCalls: boolean; readonly text: SqlText }
@@ -160,8 +175,12 @@ function onStatement(node: Node, raw: RawStmt, out: Collector): void {
   } else if ('TransactionStmt' in node) {
     const kind = node.TransactionStmt.kind;
     // PREPARE TRANSACTION keeps the session's SETs as COMMIT does.
+    const name = node.TransactionStmt.savepoint_name ?? '';
     if (kind === 'TRANS_STMT_COMMIT' || kind === 'TRANS_STMT_PREPARE') out.effects.push({ kind: 'commit' });
     else if (kind === 'TRANS_STMT_ROLLBACK') out.effects.push({ kind: 'rollback' });
+    else if (kind === 'TRANS_STMT_SAVEPOINT') out.effects.push({ kind: 'savepoint', name });
+    else if (kind === 'TRANS_STMT_RELEASE') out.effects.push({ kind: 'release', name });
+    else if (kind === 'TRANS_STMT_ROLLBACK_TO') out.effects.push({ kind: 'rollback-to', name });
   } else if ('DropStmt' in node) onDrop(node.DropStmt, out);
   else if ('RenameStmt' in node) onRename(node.RenameStmt, out);
   const temp = createdTempObject(node);

@@ -38,6 +38,8 @@ export class SessionState {
   private staged: SessionEffect[] = [];
   /** Per staged effect, the number of the request that runs it (see requestsSent). */
   private stagedIn: number[] = [];
+  /** Leading staged entries a settle has walked: their savepoints ran (see settle). */
+  private walked = 0;
   /** The staged work included a RESET: the server connection needs the settings laid on again. */
   private stagedReset = false;
   /** A request committed settings while others were in flight: the last one records them on the connection. */
@@ -49,6 +51,8 @@ export class SessionState {
   private errorsBefore = 0;
   private rollbacksBefore = 0;
   private commitsBefore = 0;
+  private savepointsBefore = 0;
+  private releasesBefore = 0;
 
   constructor(private readonly startup: ReadonlyMap<string, string>) {
     this.settings = new Map(startup);
@@ -121,6 +125,15 @@ export class SessionState {
           break;
         case 'execute':
           break;
+        case 'commit':
+        case 'rollback':
+        case 'savepoint':
+        case 'release':
+        case 'rollback-to':
+          // With nothing staged there is nothing for it to keep or drop; a savepoint made before the
+          // first staged effect is one that nothing staged is inside (see settle).
+          if (this.staged.length > 0) this.stageOne(e);
+          break;
         default:
           this.stageOne(e);
       }
@@ -138,10 +151,10 @@ export class SessionState {
     this.requestsSent++;
   }
 
-  /** Applies staged[from, to) as committed; a RESET among them is noted in stagedReset. */
-  private apply(from: number, to: number): void {
+  /** Applies effects[from, to) as committed; a RESET among them is noted in stagedReset. */
+  private apply(effects: readonly SessionEffect[], from = 0, to = effects.length): void {
     for (let i = from; i < to; i++) {
-      const e = this.staged[i]!;
+      const e = effects[i]!;
       switch (e.kind) {
         case 'set':
           this.settings.set(e.name, e.value);
@@ -194,6 +207,8 @@ export class SessionState {
     this.errorsBefore = server.errorCount;
     this.rollbacksBefore = server.rollbackCount;
     this.commitsBefore = server.commitCount;
+    this.savepointsBefore = server.savepointCount;
+    this.releasesBefore = server.releaseCount;
   }
 
   /** A request ended with ReadyForQuery `status` and more are in flight behind it: settles its work alone. */
@@ -216,63 +231,113 @@ export class SessionState {
   /**
    * The request that just ended (the last one in flight when `last`) committed, failed or stays
    * pending inside a transaction; its staged effects, and those earlier requests left pending,
-   * follow. A COMMIT or ROLLBACK staged among them (from a multi-statement text) settles what came
-   * before it when the server reports it ran; a COMMIT with no effects of its own (COMMIT AND CHAIN,
-   * a separate Query) settles what earlier requests staged.
+   * follow. Transaction control staged among them (see TransactionMarker) takes effect in order as
+   * far as the server reports it ran: COMMIT applies what came before it, ROLLBACK drops it,
+   * ROLLBACK TO drops what came after its savepoint, RELEASE merges a savepoint into the one around
+   * it. A COMMIT with no effects of its own (COMMIT AND CHAIN, a separate Query) applies what
+   * earlier requests staged. An error inside a transaction block keeps what lies before its last
+   * savepoint, for a ROLLBACK TO to rescue.
    *
-   * Known limits: errors and transaction ends are counted per request, not per statement, so within
-   * one text their order is assumed to be the order of the markers. A ROLLBACK TO SAVEPOINT drops
-   * all staged effects, also those from before the savepoint.
+   * Known limit: errors and transaction control are counted per request, not per statement, so
+   * within one text their order is assumed to be the order of the markers.
    */
   settle(server: ServerConnection, status: number, last = true): void {
-    const staged = this.staged;
+    const { staged, stagedIn } = this;
     const current = this.requestsAnswered;
     let upTo = staged.length;
     if (!last) {
       upTo = 0;
-      while (upTo < staged.length && this.stagedIn[upTo]! <= current) upTo++;
+      while (upTo < staged.length && stagedIn[upTo]! <= current) upTo++;
       if (upTo === 0) return;
     }
     let rollbacks = server.rollbackCount - this.rollbacksBefore;
     let commits = server.commitCount - this.commitsBefore;
-    let from = 0;
-    for (let i = 0; i < upTo; i++) {
-      const kind = staged[i]!.kind;
-      if (kind !== 'commit' && kind !== 'rollback') continue;
-      if (kind === 'commit' && commits > 0) {
-        commits--;
-        this.apply(from, i);
-      } else if (rollbacks > 0) {
-        rollbacks--; // a ROLLBACK, or a COMMIT of a failed transaction: what came before it is dropped
-      } else {
-        break; // an error came first: this and what follows did not run
+    let savepoints = server.savepointCount - this.savepointsBefore;
+    let releases = server.releaseCount - this.releasesBefore;
+    // What stays open in the transaction: effects and the savepoints between them. The first
+    // `walked` entries are of earlier settles, their savepoints already seen to run.
+    const open = staged.slice(0, this.walked);
+    const openIn = stagedIn.slice(0, this.walked);
+    let applied = false;
+    let i = this.walked;
+    walk: for (; i < upTo; i++) {
+      const e = staged[i]!;
+      switch (e.kind) {
+        case 'savepoint':
+          if (savepoints === 0) break walk; // an error came first: this and what follows did not run
+          savepoints--;
+          break;
+        case 'release': {
+          if (releases === 0) break walk;
+          releases--;
+          const at = lastSavepoint(open, e.name);
+          if (at >= 0) for (let j = open.length - 1; j >= at; j--) if (open[j]!.kind === 'savepoint') { open.splice(j, 1); openIn.splice(j, 1); }
+          continue;
+        }
+        case 'rollback-to':
+          if (rollbacks === 0) break walk;
+          rollbacks--;
+          // The savepoint stays; one not found was made before anything staged.
+          open.length = openIn.length = lastSavepoint(open, e.name) + 1;
+          continue;
+        case 'commit':
+          if (commits > 0) {
+            commits--;
+            this.apply(open);
+            applied = true;
+          } else if (rollbacks > 0) {
+            rollbacks--; // a COMMIT of a failed transaction
+          } else {
+            break walk;
+          }
+          open.length = openIn.length = 0;
+          continue;
+        case 'rollback':
+          if (rollbacks === 0) break walk;
+          rollbacks--;
+          open.length = openIn.length = 0;
+          continue;
       }
-      from = i + 1;
+      open.push(e);
+      openIn.push(stagedIn[i]!);
     }
     if (commits > 0) {
       // A COMMIT of the request's own that staged nothing: what earlier requests staged committed.
-      let earlier = from;
-      while (earlier < upTo && this.stagedIn[earlier]! < current) earlier++;
-      this.apply(from, earlier);
-      from = earlier;
+      let earlier = 0;
+      while (earlier < open.length && openIn[earlier]! < current) earlier++;
+      this.apply(open, 0, earlier);
+      applied ||= earlier > 0;
+      open.splice(0, earlier);
+      openIn.splice(0, earlier);
     }
     const failed = rollbacks > 0 || server.errorCount !== this.errorsBefore || status === TxStatus.Failed;
-    let done = from;
-    if (failed || status === TxStatus.Idle) {
-      if (!failed) this.apply(from, upTo);
-      done = upTo;
+    if (failed) {
+      // Past the last savepoint (and from the error on) all is lost, whatever the client does next;
+      // before it, a ROLLBACK TO may still keep it. Outside a transaction block all is lost.
+      const keep = status === TxStatus.Failed && rollbacks === 0 ? lastSavepoint(open) + 1 : 0;
+      open.length = openIn.length = keep;
     }
-    if (done > 0) {
-      this.staged = staged.slice(done);
-      this.stagedIn = this.stagedIn.slice(done);
+    this.walked = open.length;
+    if (!failed) {
+      for (; i < upTo; i++) {
+        open.push(staged[i]!);
+        openIn.push(stagedIn[i]!);
+      }
+      if (status === TxStatus.Idle) {
+        this.apply(open);
+        applied ||= open.length > 0;
+        open.length = openIn.length = this.walked = 0;
+      }
     }
+    this.staged = upTo === staged.length ? open : open.concat(staged.slice(upTo));
+    this.stagedIn = upTo === staged.length ? openIn : openIn.concat(stagedIn.slice(upTo));
     if (failed) {
       // PostgreSQL undoes these with the transaction. What the connection holds is uncertain.
       this.stagedReset = false;
       this.layAfter = false;
       server.appliedSettings = UNKNOWN_SETTINGS;
     } else if (status !== TxStatus.Idle) {
-      if (from > 0) server.appliedSettings = UNKNOWN_SETTINGS; // settings committed, more to come
+      if (applied) server.appliedSettings = UNKNOWN_SETTINGS; // settings committed, more to come
     } else if (!last) {
       // Requests behind this one are on their way: the settings are recorded when the last one ends.
       this.layAfter = true;
@@ -287,6 +352,15 @@ export class SessionState {
       }
     }
   }
+}
+
+/** The index of the latest savepoint named `name` (any, when none is given) among `effects`; -1 when none. */
+function lastSavepoint(effects: readonly SessionEffect[], name?: string): number {
+  for (let i = effects.length - 1; i >= 0; i--) {
+    const e = effects[i]!;
+    if (e.kind === 'savepoint' && (name === undefined || e.name === name)) return i;
+  }
+  return -1;
 }
 
 export function quoteIdent(name: string): string {
