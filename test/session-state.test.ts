@@ -219,6 +219,45 @@ describe('SETs around savepoints', () => {
   }
 });
 
+describe('a long transaction full of SETs', () => {
+  /** The server connection SHOW CLIENTS lists for the client with this application_name ('' when none). */
+  async function linkOf(applicationName: string): Promise<string> {
+    const admin = new pg.Client({ connectionString: gw.url('admin', 'pgway') });
+    opened.push(admin);
+    await admin.connect();
+    const { rows } = await admin.query<{ application_name: string; link: string | null }>('SHOW CLIENTS');
+    const row = rows.find((r) => r.application_name === applicationName);
+    expect(row).toBeDefined();
+    return row!.link ?? '';
+  }
+
+  it('follows the same setting set 12,000 times in one transaction without pinning the client', async () => {
+    const a = await connect('app', { application_name: 'ps-many-sets' });
+    const [h1, h2] = [await connect(), await connect()];
+    await a.query('BEGIN');
+    for (let i = 1; i <= 12_000; i++) await a.query(`SET statement_timeout = '${i}ms'`);
+    await a.query('COMMIT');
+    expect(await linkOf('ps-many-sets')).toBe('');
+    const first = await setting(a, 'statement_timeout');
+    const second = await onAnotherConnection(first.pid, [h1, h2], () => setting(a, 'statement_timeout'));
+    expect([first.v, second.v]).toEqual(['12s', '12s']);
+  }, 60_000);
+
+  it('pins a client that makes more distinct SETs in one transaction than pgway follows, until DISCARD ALL', async () => {
+    const a = await connect('app', { application_name: 'ps-wide-sets' });
+    const sets = Array.from({ length: 10_050 }, (_, i) => `SET ps_wide.v${i} = '${i}'`).join('; ');
+    await a.query('BEGIN');
+    await a.query(`${sets}; SET statement_timeout = '77s'`);
+    await a.query('COMMIT');
+    expect(await linkOf('ps-wide-sets')).not.toBe('');
+    expect((await setting(a, 'ps_wide.v10049')).v).toBe('10049');
+    expect((await setting(a, 'statement_timeout')).v).toBe('77s');
+    await a.query('DISCARD ALL');
+    expect(await linkOf('ps-wide-sets')).toBe('');
+    expect((await setting(a, 'statement_timeout')).v).toBe('0');
+  }, 60_000);
+});
+
 describe('pins released', () => {
   for (const [what, make, undo] of [
     ['its temp table is dropped', 'CREATE TEMP TABLE ps_tmp (x int)', 'DROP TABLE ps_tmp'],

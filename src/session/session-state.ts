@@ -9,11 +9,13 @@
  * settings on whichever server connection serves the client (resync).
  */
 import type { ServerConnection } from '../pool/server-connection.js';
-import { RESET_ALL_KEEPS, type NamedPin, type PinReason, type SessionEffect } from '../router/session-effects.js';
+import { isTransactionMarker, RESET_ALL_KEEPS, type NamedPin, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import { applySettingsSql, quoteLiteral } from './startup-params.js';
 
+/** Staged entries beyond which a client is pinned rather than followed (see stage). */
+const MAX_STAGED = 10_000;
 /** Stands for temp objects pgway cannot name: they hold the pin until DISCARD TEMP. */
 const UNNAMED = '\u0000unnamed';
 /** appliedSettings of a connection whose settings pgway cannot tell: the next client resyncs it. */
@@ -138,12 +140,41 @@ export class SessionState {
           this.stageOne(e);
       }
     }
+    if (this.staged.length > MAX_STAGED && !this.pins.has('unparseable-session-statement')) {
+      // Past any reasonable transaction: the client stays where its settings are, and pgway stops
+      // following them (its SETs are on that connection; DISCARD ALL, the only way out, resets them).
+      this.pins.add('unparseable-session-statement');
+      newPins.push('unparseable-session-statement');
+      this.staged = [];
+      this.stagedIn = [];
+      this.walked = 0;
+    }
     return newPins;
   }
 
   private stageOne(e: SessionEffect): void {
+    if (e.kind === 'set' || e.kind === 'reset') this.dropSuperseded(e.name);
     this.staged.push(e);
     this.stagedIn.push(this.requestsSent);
+  }
+
+  /**
+   * Forgets an earlier SET or RESET of `name` that the new one overrides: one from a request
+   * already answered inside this transaction, with no transaction control since, shares the new
+   * one's fate. A transaction that sets the same thing over and over stages it once.
+   */
+  private dropSuperseded(name: string): void {
+    const { staged, stagedIn } = this;
+    for (let i = staged.length - 1; i >= 0; i--) {
+      const e = staged[i]!;
+      if (stagedIn[i]! >= this.requestsAnswered || isTransactionMarker(e)) return;
+      if ((e.kind === 'set' || e.kind === 'reset') && e.name === name) {
+        staged.splice(i, 1);
+        stagedIn.splice(i, 1);
+        if (i < this.walked) this.walked--;
+        return;
+      }
+    }
   }
 
   /** A request (Query, Sync or FunctionCall) was written to the server: effects staged from here on belong to the next. */
