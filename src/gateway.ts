@@ -397,7 +397,10 @@ export class Gateway implements SessionContext, AdminView {
     for (const pool of this.poolsOf(database)) pool.reconnect();
   }
 
+  /** KILL db: ends its clients and server connections; as in PgBouncer, it stays paused until RESUME. */
   kill(database: string): void {
+    if (!this.pausedDatabases.has(database)) this.pausedDatabases.set(database, {});
+    for (const pool of this.poolsOf(database)) pool.pause();
     const reason = new AdminTerminationError(`KILL ${database}`);
     for (const session of [...this.sessions]) if (session.database === database) session.terminate(reason);
     for (const pool of this.poolsOf(database)) pool.reconnect();

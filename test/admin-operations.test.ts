@@ -403,6 +403,23 @@ describe('KILL and RECONNECT', () => {
     expect(err.message).toBe(`terminating connection due to administrator command (KILL ${DB})`);
   });
 
+  it('KILL leaves the database paused, as PgBouncer does: new clients wait until RESUME', async () => {
+    const gw = await startFromFile({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 10000 }' });
+    await (await connect(gw)).query('SELECT 1'); // the pool knows the server's parameters
+    const admin = await connect(gw, 'admin', 'pgway');
+    await admin.query(`KILL ${DB}`);
+    const fresh = await connect(gw);
+    let answered = false;
+    const query = fresh.query<{ n: number }>('SELECT 1 AS n').finally(() => (answered = true));
+    await waitFor('the new client to wait for a server connection', async () =>
+      (await admin.query<{ cl_waiting: number }>('SHOW POOLS')).rows.some((r) => Number(r.cl_waiting) > 0));
+    // Without the pause it would be answered as soon as a server connection opens, in milliseconds.
+    await sleep(500);
+    expect(answered).toBe(false);
+    await admin.query(`RESUME ${DB}`);
+    expect((await query).rows).toEqual([{ n: 1 }]);
+  });
+
   it('KILL of the admin database is refused and leaves the consoles open', async () => {
     const gw = await startFromFile({ pool: '{ mode: transaction, size: 2 }' });
     const admin = await connect(gw, 'admin', 'pgway');
