@@ -40,8 +40,8 @@ export type SessionEffect =
 /**
  * Transaction control, which decides what becomes of the effects staged before it: COMMIT/END (or
  * PREPARE TRANSACTION) keeps them, ROLLBACK drops them, ROLLBACK TO drops those since its savepoint,
- * RELEASE folds a savepoint into the one around it. They matter only after some effect (see
- * SessionState.stage), and COMMIT/END alone never reaches the parser (effect-precheck).
+ * RELEASE folds a savepoint into the one around it. A text of COMMIT/END alone never reaches the
+ * parser (effect-precheck): its tag is enough for SessionState.settle.
  */
 export type TransactionMarker =
   | { kind: 'commit' }

@@ -42,6 +42,8 @@ export class SessionState {
   private stagedIn: number[] = [];
   /** Leading staged entries a settle has walked: their savepoints ran (see settle). */
   private walked = 0;
+  /** A request of the current transaction failed: its settings are laid on afresh when it ends (see settle). */
+  private uncertain = false;
   /** The staged work included a RESET: the server connection needs the settings laid on again. */
   private stagedReset = false;
   /** A request committed settings while others were in flight: the last one records them on the connection. */
@@ -126,15 +128,6 @@ export class SessionState {
           this.sqlPrepared.clear();
           break;
         case 'execute':
-          break;
-        case 'commit':
-        case 'rollback':
-        case 'savepoint':
-        case 'release':
-        case 'rollback-to':
-          // With nothing staged there is nothing for it to keep or drop; a savepoint made before the
-          // first staged effect is one that nothing staged is inside (see settle).
-          if (this.staged.length > 0) this.stageOne(e);
           break;
         default:
           this.stageOne(e);
@@ -269,6 +262,10 @@ export class SessionState {
    * earlier requests staged. An error inside a transaction block keeps what lies before its last
    * savepoint, for a ROLLBACK TO to rescue.
    *
+   * The entries are walked in place: staged[0, kept) is what stays open in the transaction
+   * (effects and the savepoints between them), and the first `walked` of them are from earlier
+   * settles, their savepoints already seen to run.
+   *
    * Known limit: errors and transaction control are counted per request, not per statement, so
    * within one text their order is assumed to be the order of the markers.
    */
@@ -285,10 +282,10 @@ export class SessionState {
     let commits = server.commitCount - this.commitsBefore;
     let savepoints = server.savepointCount - this.savepointsBefore;
     let releases = server.releaseCount - this.releasesBefore;
-    // What stays open in the transaction: effects and the savepoints between them. The first
-    // `walked` entries are of earlier settles, their savepoints already seen to run.
-    const open = staged.slice(0, this.walked);
-    const openIn = stagedIn.slice(0, this.walked);
+    const erred = server.errorCount !== this.errorsBefore;
+    // Inside a transaction, nothing new and nothing reported: what is open stays open.
+    if (this.walked === upTo && !erred && rollbacks === 0 && commits === 0 && status === TxStatus.InTransaction) return;
+    let kept = this.walked;
     let applied = false;
     let i = this.walked;
     walk: for (; i < upTo; i++) {
@@ -298,74 +295,75 @@ export class SessionState {
           if (savepoints === 0) break walk; // an error came first: this and what follows did not run
           savepoints--;
           break;
-        case 'release': {
+        case 'release':
           if (releases === 0) break walk;
           releases--;
-          const at = lastSavepoint(open, e.name);
-          if (at >= 0) for (let j = open.length - 1; j >= at; j--) if (open[j]!.kind === 'savepoint') { open.splice(j, 1); openIn.splice(j, 1); }
+          // A savepoint not found was made before anything staged: every one staged goes with it.
+          kept = dropSavepoints(staged, stagedIn, Math.max(lastSavepoint(staged, kept, e.name), 0), kept);
           continue;
-        }
         case 'rollback-to':
           if (rollbacks === 0) break walk;
           rollbacks--;
           // The savepoint stays; one not found was made before anything staged.
-          open.length = openIn.length = lastSavepoint(open, e.name) + 1;
+          kept = lastSavepoint(staged, kept, e.name) + 1;
           continue;
         case 'commit':
           if (commits > 0) {
             commits--;
-            this.apply(open);
+            this.apply(staged, 0, kept);
             applied = true;
           } else if (rollbacks > 0) {
             rollbacks--; // a COMMIT of a failed transaction
           } else {
             break walk;
           }
-          open.length = openIn.length = 0;
+          kept = 0;
           continue;
         case 'rollback':
           if (rollbacks === 0) break walk;
           rollbacks--;
-          open.length = openIn.length = 0;
+          kept = 0;
           continue;
       }
-      open.push(e);
-      openIn.push(stagedIn[i]!);
+      staged[kept] = e;
+      stagedIn[kept++] = stagedIn[i]!;
     }
     if (commits > 0) {
       // A COMMIT of the request's own that staged nothing: what earlier requests staged committed.
       let earlier = 0;
-      while (earlier < open.length && openIn[earlier]! < current) earlier++;
-      this.apply(open, 0, earlier);
+      while (earlier < kept && stagedIn[earlier]! < current) earlier++;
+      this.apply(staged, 0, earlier);
       applied ||= earlier > 0;
-      open.splice(0, earlier);
-      openIn.splice(0, earlier);
+      staged.copyWithin(0, earlier, kept);
+      stagedIn.copyWithin(0, earlier, kept);
+      kept -= earlier;
     }
-    const failed = rollbacks > 0 || server.errorCount !== this.errorsBefore || status === TxStatus.Failed;
+    const failed = rollbacks > 0 || erred || status === TxStatus.Failed;
     if (failed) {
       // Past the last savepoint (and from the error on) all is lost, whatever the client does next;
       // before it, a ROLLBACK TO may still keep it. Outside a transaction block all is lost.
-      const keep = status === TxStatus.Failed && rollbacks === 0 ? lastSavepoint(open) + 1 : 0;
-      open.length = openIn.length = keep;
+      kept = status === TxStatus.Failed && rollbacks === 0 ? lastSavepoint(staged, kept) + 1 : 0;
+      i = upTo;
     }
-    this.walked = open.length;
-    if (!failed) {
-      for (; i < upTo; i++) {
-        open.push(staged[i]!);
-        openIn.push(stagedIn[i]!);
-      }
-      if (status === TxStatus.Idle) {
-        this.apply(open);
-        applied ||= open.length > 0;
-        open.length = openIn.length = this.walked = 0;
-      }
+    this.walked = kept;
+    // Entries not walked (after an error) wait for the transaction's end, then those of later requests.
+    staged.copyWithin(kept, i, staged.length);
+    stagedIn.copyWithin(kept, i, stagedIn.length);
+    staged.length = stagedIn.length = kept + staged.length - i;
+    if (!failed && status === TxStatus.Idle) {
+      const end = kept + upTo - i;
+      this.apply(staged, 0, end);
+      applied ||= end > 0;
+      staged.splice(0, end);
+      stagedIn.splice(0, end);
+      this.walked = 0;
     }
-    this.staged = upTo === staged.length ? open : open.concat(staged.slice(upTo));
-    this.stagedIn = upTo === staged.length ? openIn : openIn.concat(stagedIn.slice(upTo));
     if (failed) {
-      // PostgreSQL undoes these with the transaction. What the connection holds is uncertain.
+      // PostgreSQL undoes these with the transaction. What the connection holds is uncertain
+      // until the transaction ends, whatever comes after.
       this.stagedReset = false;
       this.layAfter = false;
+      this.uncertain = status !== TxStatus.Idle;
       server.appliedSettings = UNKNOWN_SETTINGS;
     } else if (status !== TxStatus.Idle) {
       if (applied) server.appliedSettings = UNKNOWN_SETTINGS; // settings committed, more to come
@@ -375,8 +373,11 @@ export class SessionState {
       server.appliedSettings = UNKNOWN_SETTINGS;
     } else {
       this.layAfter = false;
-      if (this.stagedReset) {
+      if (this.stagedReset || this.uncertain) {
+        // After a RESET, or a transaction that failed and went on past a ROLLBACK TO: the settings
+        // are laid on again rather than trusted.
         this.stagedReset = false;
+        this.uncertain = false;
         this.resync(server);
       } else {
         server.appliedSettings = this.settingsSql;
@@ -385,13 +386,27 @@ export class SessionState {
   }
 }
 
-/** The index of the latest savepoint named `name` (any, when none is given) among `effects`; -1 when none. */
-function lastSavepoint(effects: readonly SessionEffect[], name?: string): number {
-  for (let i = effects.length - 1; i >= 0; i--) {
+/** The index of the latest savepoint named `name` (any, when none is given) in effects[0, end); -1 when none. */
+function lastSavepoint(effects: readonly SessionEffect[], end: number, name?: string): number {
+  for (let i = end - 1; i >= 0; i--) {
     const e = effects[i]!;
     if (e.kind === 'savepoint' && (name === undefined || e.name === name)) return i;
   }
   return -1;
+}
+
+/**
+ * Moves the effects of staged[from, end) together, leaving out its savepoints; returns where they
+ * now end. What lies at and past the old end is left as it was.
+ */
+function dropSavepoints(staged: SessionEffect[], stagedIn: number[], from: number, end: number): number {
+  let to = from;
+  for (let i = from; i < end; i++) {
+    if (staged[i]!.kind === 'savepoint') continue;
+    staged[to] = staged[i]!;
+    stagedIn[to++] = stagedIn[i]!;
+  }
+  return to;
 }
 
 export function quoteIdent(name: string): string {
