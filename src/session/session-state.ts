@@ -90,7 +90,7 @@ export class SessionState {
 
   /** The last ReadyForQuery of a request must settle something (see settle). */
   get needsSettle(): boolean {
-    return this.staged.length > 0 || this.layAfter;
+    return this.staged.length > 0 || this.layAfter || this.uncertain;
   }
 
   /**
