@@ -133,6 +133,23 @@ async function compare(target: TestGateway, steps: [Buffer, number][]): Promise<
 // --- error rule: what the server skipped after an error must not count --------------------------
 
 describe('messages PostgreSQL skips after an error in a pipeline', () => {
+  it('messages sent after an error and before the Sync are skipped, a Query too, as postgres.js sends them', async () => {
+    // postgres.js: Parse, Describe, Flush; on ParameterDescription, Bind, Execute, Sync. Here the Describe fails.
+    const run = async (target: Target): Promise<string[][]> => {
+      const r = await raw(target);
+      r.write(Buffer.concat([P('pe_skip', 'SELECT * FROM pe_no_such_table WHERE 1 = $1'), D('S', 'pe_skip'), H]));
+      const failed = await upTo(r, 'E');
+      r.write(Buffer.concat([B('pe_skip', ['1']), E(), Q('SELECT 2'), S]));
+      const skipped = await answers(r);
+      r.write(Buffer.concat([P('', 'SELECT 3'), B(''), E(), S]));
+      return [failed, skipped, await answers(r)];
+    };
+    const direct = await run('direct');
+    expect(direct).toEqual([['E:42P01'], ['Z:I'], ['1', '2', 'D:3', 'C:SELECT 1', 'Z:I']]);
+    expect(await run(gw)).toEqual(direct);
+    await bothConnectionsUsable(await pgClient(gw), await pgClient(gw));
+  });
+
   it('a Close of a named statement after an error is skipped, so the statement still works', async () => {
     const steps: [Buffer, number][] = [
       [Buffer.concat([P('pe_close_skip', 'SELECT 1 AS v'), S]), 1],

@@ -45,6 +45,36 @@ describe('ExpectedResponses', () => {
     expect(drain(q).map(([kind]) => kind)).toEqual([Slot.Sync, Slot.Query]);
   });
 
+  it('after an error with no Sync queued, the messages sent until the Sync owe nothing', () => {
+    const q = new ExpectedResponses();
+    q.push(Slot.Parse);
+    q.push(Slot.Describe); // then Flush: the client waits for ParameterDescription before Bind
+    const dropped: unknown[] = [];
+    q.failHead((extra, kind) => dropped.push(kind));
+    expect(dropped).toEqual([Slot.Describe, Slot.Parse]);
+    // Sent after the error: the server discards them, a Query among them.
+    expect([q.push(Slot.Bind), q.push(Slot.Execute, Action.Synthesize, Buffer.from('x')), q.push(Slot.Query)]).toEqual([false, false, false]);
+    expect(q.special).toBe(0);
+    expect(q.push(Slot.Sync)).toBe(true);
+    expect(q.push(Slot.Bind)).toBe(true);
+    expect(drain(q).map(([kind]) => kind)).toEqual([Slot.Sync, Slot.Bind]);
+  });
+
+  it('after an extended-protocol error, a Query before the Sync is skipped by the server too', () => {
+    const q = new ExpectedResponses();
+    q.push(Slot.Execute);
+    q.push(Slot.Query);
+    q.push(Slot.Sync);
+    q.failHead(() => undefined);
+    expect(drain(q).map(([kind]) => kind)).toEqual([Slot.Sync]);
+  });
+
+  it('an error owed to no slot (a FATAL while idle) changes nothing', () => {
+    const q = new ExpectedResponses();
+    q.failHead(() => undefined);
+    expect([q.length, q.push(Slot.Query)]).toEqual([0, true]);
+  });
+
   it('a failed Query keeps its slot: its ReadyForQuery still comes', () => {
     const q = new ExpectedResponses();
     q.push(Slot.Query);

@@ -2,8 +2,11 @@
  * The FIFO of responses a server connection owes, one slot per request message sent (or not
  * sent: a response pgway answers itself). Each slot says what to do with its response: forward
  * it, swallow it (pgway's own injected messages), or synthesize it (the message was never sent).
- * The error rule lives here too: after an ErrorResponse the server skips to the next Sync, so the
- * slots of the skipped messages are dropped, synthesized ones included.
+ * The error rule lives here too: after an ErrorResponse to an extended-protocol message the server
+ * discards every message up to the next Sync (a Query too), so the slots of the skipped messages
+ * are dropped, synthesized ones included, and so are those of messages sent after the error and
+ * before the Sync (a client that sent Parse, Describe, Flush and waits to send Bind, Execute,
+ * Sync).
  */
 import { Backend } from '../wire/codes.js';
 
@@ -76,6 +79,8 @@ export class ExpectedResponses {
   private count = 0;
   /** Slots that are not plain Forward: while zero the stream needs no per-frame decisions. */
   special = 0;
+  /** An extended-protocol message failed and no Sync was queued: the server discards all until one comes. */
+  private skipping = false;
 
   get length(): number {
     return this.count;
@@ -93,7 +98,12 @@ export class ExpectedResponses {
     return this.count > 0 ? this.extras[this.head] : undefined;
   }
 
-  push(kind: Slot, action: Action = Action.Forward, extra?: SlotExtra): void {
+  /** Queues a slot; false when the server will discard the message (see failHead): nothing owed. */
+  push(kind: Slot, action: Action = Action.Forward, extra?: SlotExtra): boolean {
+    if (this.skipping) {
+      if (kind !== Slot.Sync) return false;
+      this.skipping = false;
+    }
     if (this.count === this.kinds.length) this.grow();
     const at = (this.head + this.count) & (this.kinds.length - 1);
     this.kinds[at] = kind;
@@ -101,6 +111,7 @@ export class ExpectedResponses {
     this.extras[at] = extra;
     this.count++;
     if (action !== Action.Forward) this.special++;
+    return true;
   }
 
   shift(): void {
@@ -118,17 +129,19 @@ export class ExpectedResponses {
 
   /**
    * The error rule. Pops the failed slot and, when it was an extended-protocol message, every
-   * following one up to the next Sync. Calls `onDropped` with each dropped slot's extra, last
-   * first, so that changes are taken back in the reverse of the order they were made.
+   * following one up to the next Sync; with no Sync queued, the messages sent until the client's
+   * Sync get no slot (push). Calls `onDropped` with each dropped slot's extra, last first, so that
+   * changes are taken back in the reverse of the order they were made.
    */
   failHead(onDropped: (extra: SlotExtra, kind: number) => void): void {
-    const failed = this.headKind;
-    if (!isExtended(failed)) return; // a Query or Sync still ends with its ReadyForQuery
+    // A Query or Sync still ends with its ReadyForQuery; an error owed to nothing (a FATAL) drops nothing.
+    if (this.count === 0 || !isExtended(this.headKind)) return;
     const dropped: [SlotExtra, number][] = [];
     do {
       dropped.push([this.headExtra, this.headKind]);
       this.dropHead();
-    } while (this.length > 0 && isExtended(this.headKind));
+    } while (this.count > 0 && this.headKind !== Slot.Sync);
+    if (this.count === 0) this.skipping = true;
     for (let i = dropped.length - 1; i >= 0; i--) onDropped(dropped[i]![0], dropped[i]![1]);
   }
 
@@ -172,6 +185,7 @@ export class ExpectedResponses {
     while (this.count > 0) this.shift();
     this.head = 0;
     this.special = 0;
+    this.skipping = false;
   }
 
   /** Doubles the ring, keeping the slots in order from index 0. */

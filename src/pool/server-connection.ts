@@ -241,7 +241,12 @@ export class ServerConnection implements ResponseHandler {
 
   /** A response pgway answers itself, in its place among the server's responses. */
   expectSynthesized(kind: Slot, frame: Buffer | SlotUndo): void {
-    this.expected.push(kind, Action.Synthesize, frame);
+    this.expect(kind, Action.Synthesize, frame);
+  }
+
+  /** Queues a slot; one for a message the server will discard (after an error, until Sync) is taken back. */
+  private expect(kind: Slot, action: Action, extra: SlotExtra): void {
+    if (!this.expected.push(kind, action, extra)) this.notDone(extra, kind);
   }
 
   /**
@@ -253,7 +258,7 @@ export class ServerConnection implements ResponseHandler {
   abortRequest(): void {
     this.write(ABORT_PARSE);
     this.unsynced = true;
-    this.expected.push(Slot.Parse, Action.Swallow, ABORT);
+    this.expect(Slot.Parse, Action.Swallow, ABORT);
   }
 
   /**
@@ -263,7 +268,7 @@ export class ServerConnection implements ResponseHandler {
   expectSwallowed(kind: Slot, statement?: string): void {
     if (kind <= Slot.Close) this.unsynced = true;
     if (kind === Slot.Query) this.internalError = undefined;
-    this.expected.push(kind, Action.Swallow, statement);
+    this.expect(kind, Action.Swallow, statement);
   }
 
   /** pgway's statement laying a client's settings on this connection; its failure is the client's to hear. */
@@ -281,7 +286,7 @@ export class ServerConnection implements ResponseHandler {
   /** A client message sent in a form pgway chose (a renamed Parse); `change` is undone if it fails. */
   expectForwarded(kind: Slot, change?: SlotExtra): void {
     if (kind <= Slot.Close) this.unsynced = true;
-    this.expected.push(kind, Action.Forward, change);
+    this.expect(kind, Action.Forward, change);
   }
 
   /** Runs `onIdle` once everything sent has been answered; `onError` if pgway's own statement failed. */
