@@ -163,6 +163,34 @@ describe('settings bookkeeping', () => {
   });
 });
 
+describe('set_config with a bound value (extended protocol)', () => {
+  it('carries the value bound to the parameter to another connection, without pinning the client', async () => {
+    const [a, b, c] = [await connect(), await connect(), await connect()];
+    const [h1, h2] = [await connect(), await connect()];
+    // Three clients over a pool of 2: a pinned one would leave the third waiting.
+    for (const [i, client] of [a, b, c].entries()) await client.query("SELECT set_config('myapp.tenant', $1, false)", [`tenant-${i}`]);
+    const read = (client: pg.Client) => setting(client, 'myapp.tenant');
+    const first = await read(a);
+    const second = await onAnotherConnection(first.pid, [h1, h2], () => read(a));
+    expect([first.v, second.v, (await read(b)).v, (await read(c)).v]).toEqual(['tenant-0', 'tenant-0', 'tenant-1', 'tenant-2']);
+  });
+
+  it('a NULL value resets the setting, as set_config does', async () => {
+    const a = await connect();
+    const [h1, h2] = [await connect(), await connect()];
+    const d = await direct();
+    for (const client of [a, d]) {
+      await client.query("SET statement_timeout = '42s'");
+      await client.query("SELECT set_config('statement_timeout', $1::text, false)", [null]);
+    }
+    const expected = (await setting(d, 'statement_timeout')).v;
+    const first = await setting(a, 'statement_timeout');
+    const second = await onAnotherConnection(first.pid, [h1, h2], () => setting(a, 'statement_timeout'));
+    expect([first.v, second.v]).toEqual([expected, expected]);
+    expect(expected).toBe('0');
+  });
+});
+
 describe('SETs around savepoints', () => {
   const GUCS = ['statement_timeout', 'lock_timeout', 'work_mem'];
   // Each step is one Query; the settings after the last one must read as on a direct connection.

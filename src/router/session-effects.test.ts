@@ -103,6 +103,14 @@ describe('SET and RESET', () => {
     expect(effects('SET a.b = 1; ABORT')).toEqual([set('a.b', '1'), { kind: 'rollback' }]);
   });
 
+  it('takes the value of set_config(name, $n, false) from the Bind: a parameter, bare or cast to text', () => {
+    expect(effects("SELECT set_config('app.tenant', $2, false)")).toEqual([{ kind: 'set-param', name: 'app.tenant', param: 2 }]);
+    expect(effects("SELECT set_config('App.Tenant', $1::text, false)")).toEqual([{ kind: 'set-param', name: 'app.tenant', param: 1 }]);
+    expect(effects("SELECT set_config('app.tenant', $1, $2)")).toEqual([pin('unparseable-session-statement')]);
+    expect(effects("SELECT set_config($1, 'x', false)")).toEqual([pin('unparseable-session-statement')]);
+    expect(effects("SELECT set_config('app.tenant', $1::int::text, false)")).toEqual([pin('unparseable-session-statement')]);
+  });
+
   it('leaves a COMMIT or END alone to the precheck: the server reports whether it committed', () => {
     expect(classifySessionEffects('COMMIT')).toMatchObject({ effects: [], parsed: false });
     expect(classifySessionEffects('BEGIN; SELECT 1; END')).toMatchObject({ effects: [], parsed: false });
@@ -133,7 +141,7 @@ describe('set_config()', () => {
     ["SELECT set_config('role', 'app', false)", [set('role', 'app')]],
     ["SELECT set_config('a.a', '1', false), set_config('a.b', '2', false) AS b", [set('a.a', '1'), set('a.b', '2')]],
     ["WITH x AS (SELECT 1) SELECT set_config('a.a', '1', false)", [set('a.a', '1')]],
-    ["SELECT set_config('x.y', $1, false)", [UNPARSEABLE]],
+    ["SELECT set_config('x.y', $1, false)", [{ kind: 'set-param', name: 'x.y', param: 1 }]],
     ["SELECT set_config($1, 'z', false)", [UNPARSEABLE]],
     ["SELECT set_config('x.y', 'z', $1)", [UNPARSEABLE]],
     ["SELECT set_config('search_path', current_setting('search_path') || ', x', false)", [UNPARSEABLE]],

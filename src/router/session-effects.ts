@@ -25,6 +25,7 @@ export type PinReason =
 
 export type SessionEffect =
   | { kind: 'set'; name: string; value: string } // replay with set_config(name, value, false)
+  | { kind: 'set-param'; name: string; param: number } // set_config(name, $param, false): the value comes with Bind
   | { kind: 'reset'; name: string }
   | { kind: 'reset-all' } // RESET ALL leaves the settings in RESET_ALL_KEEPS alone
   | { kind: 'prepare'; name: string; sql: string; paramTypes: string[] }
@@ -480,8 +481,22 @@ function onSetConfig(call: FuncCall, once: boolean, out: Collector): void {
   const name = args === undefined ? undefined : constText(args[0]);
   const value = args === undefined ? undefined : constText(args[1]);
   if (name === null) return; // fails at run time: "SET requires parameter name"
-  if (!once || isLocal === undefined || name === undefined || value === undefined) out.effects.push(pin('unparseable-session-statement'));
+  const param = value === undefined && args !== undefined ? paramNumber(args[1]) : undefined;
+  if (once && isLocal === false && name !== undefined && param !== undefined) out.effects.push({ kind: 'set-param', name: foldGucName(name), param });
+  else if (!once || isLocal === undefined || name === undefined || value === undefined) out.effects.push(pin('unparseable-session-statement'));
   else setting(foldGucName(name), value, out);
+}
+
+/** n for a parameter $n, bare or cast to text. */
+function paramNumber(node: Node): number | undefined {
+  let arg = node;
+  if ('TypeCast' in arg) {
+    const names = arg.TypeCast.typeName?.names ?? [];
+    const type = names.length > 0 ? names[names.length - 1] : undefined;
+    if (arg.TypeCast.arg === undefined || type === undefined || !('String' in type) || type.String.sval !== 'text') return undefined;
+    arg = arg.TypeCast.arg;
+  }
+  return 'ParamRef' in arg && arg.ParamRef.number !== undefined && arg.ParamRef.number > 0 ? arg.ParamRef.number : undefined;
 }
 
 function setConfigArgs(args: Node[]): [Node, Node, Node] | undefined {

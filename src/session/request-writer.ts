@@ -29,6 +29,46 @@ const STALE_PLAN = msg.errorResponse({
 /** What write() returns when nothing pinned the client, nearly always: no array per request. */
 const NO_PINS: readonly PinReason[] = Object.freeze([]);
 const NO_EFFECTS: readonly SessionEffect[] = Object.freeze([]);
+const UNKNOWN_VALUE: SessionEffect = Object.freeze({ kind: 'pin', reason: 'unparseable-session-statement' });
+
+/**
+ * A statement's effects as one Bind runs it: set_config(name, $n, false) sets the value bound to
+ * $n, read from the Bind frame (statement name at `stmtAt`). A value pgway cannot read as text (a
+ * binary parameter, a malformed frame) pins the client instead.
+ */
+function withBoundValues(effects: readonly SessionEffect[], buf: Buffer, stmtAt: number, end: number): readonly SessionEffect[] {
+  if (effects.length === 0 || !effects.some((e) => e.kind === 'set-param')) return effects;
+  return effects.map((e): SessionEffect => {
+    if (e.kind !== 'set-param') return e;
+    const value = boundText(buf, stmtAt, end, e.param - 1);
+    if (value === undefined) return UNKNOWN_VALUE;
+    return value === null ? { kind: 'reset', name: e.name } : { kind: 'set', name: e.name, value };
+  });
+}
+
+/** The text of parameter `index` of a Bind (statement name at `at`); null for NULL, undefined when unreadable. */
+function boundText(buf: Buffer, at: number, end: number, index: number): string | null | undefined {
+  at = buf.indexOf(0, at) + 1;
+  if (at <= 0 || at + 2 > end) return undefined;
+  const formats = buf.readInt16BE(at);
+  const formatsAt = at + 2;
+  at = formatsAt + 2 * formats;
+  if (formats < 0 || at + 2 > end) return undefined;
+  const params = buf.readInt16BE(at);
+  at += 2;
+  if (index >= params) return undefined;
+  const format = formats === 0 ? 0 : buf.readInt16BE(formatsAt + 2 * (formats === 1 ? 0 : index));
+  for (let i = 0; ; i++) {
+    if (at + 4 > end) return undefined;
+    const length = buf.readInt32BE(at);
+    at += 4;
+    if (i === index) {
+      if (length < 0) return null;
+      return format === 0 && at + length <= end ? buf.toString('utf8', at, at + length) : undefined;
+    }
+    if (length > 0) at += length;
+  }
+}
 /** Named portals whose statements have session effects, per client, before the oldest are forgotten. */
 const MAX_PORTALS_WITH_EFFECTS = 64;
 
@@ -177,12 +217,12 @@ export class RequestWriter {
     let stmtAt = start + 6;
     if (buf[start + 5] !== 0) [portal, stmtAt] = readCString(buf, start + 5, end);
     if (buf[stmtAt] === 0) {
-      this.setPortalEffects(portal, this.unnamedStatementEffects);
+      this.setPortalEffects(portal, withBoundValues(this.unnamedStatementEffects, buf, stmtAt, end));
       return false;
     }
     const stmt = this.tracked ? this.statements.get(readCString(buf, stmtAt, end)[0]) : undefined;
     // Session mode: a named statement's effects were staged at its Parse.
-    this.setPortalEffects(portal, stmt ? stmt.effects : NO_EFFECTS);
+    this.setPortalEffects(portal, stmt ? withBoundValues(stmt.effects, buf, stmtAt, end) : NO_EFFECTS);
     if (!stmt) return false;
     this.beforeOwnWrite(server);
     if (stmt.epoch < this.epoch) return this.staleOnce(server, stmt);

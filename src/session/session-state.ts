@@ -129,6 +129,11 @@ export class SessionState {
           break;
         case 'execute':
           break;
+        case 'set-param':
+          // A parameter's value pgway did not see (SQL-level EXECUTE, session mode's Parse): unknown.
+          if (!this.pins.has('unparseable-session-statement')) newPins.push('unparseable-session-statement');
+          this.pins.add('unparseable-session-statement');
+          break;
         default:
           this.stageOne(e);
       }
