@@ -693,8 +693,10 @@ export class ClientSession implements FrameHandler, ServerSink, PoolWaiter, Logi
     if (this.session.needsSettle) this.session.settle(server, status);
     if (server.stalePlanSeen) {
       // This client just saw the stale-plan error itself; the others see it once each (RequestWriter).
+      // A request sent before the pool's last invalidation failed for the DDL that caused it: one
+      // DDL, one invalidation, or clients already renewed would hear of it a second time.
       server.stalePlanSeen = false;
-      this.pool!.invalidatePlans();
+      if (this.writer.sentEpoch === this.pool!.planEpoch) this.pool!.invalidatePlans();
       this.statements.renew(this.pool!.planEpoch);
     }
     this.session.markRequestStart(server);

@@ -100,6 +100,11 @@ export class RequestWriter {
     private readonly statements: PreparedStatements,
   ) {}
 
+  /** The pool's plan epoch when the last request was written (see ClientSession.serverReady). */
+  get sentEpoch(): number {
+    return this.epoch;
+  }
+
   /** Writes and clears the held frames; returns the reasons the client became pinned, if any. */
   write(server: ServerConnection, session: SessionState, pooled: boolean, pool: Pool): readonly PinReason[] {
     const held = this.held;
@@ -127,7 +132,7 @@ export class RequestWriter {
           session.requestWritten();
           break;
         case Frontend.Parse:
-          if (this.onParse(server, session, buf, start, end, pooled)) continue;
+          if (this.onParse(server, session, buf, start, end, pooled, i + 1 < held.count && held.codes[i + 1] === Frontend.Describe)) continue;
           break;
         case Frontend.Bind:
           if (this.onBind(server, session, buf, start, end)) continue;
@@ -184,7 +189,7 @@ export class RequestWriter {
    * renamed to its shared server-side name and prepared only where missing; a name the client
    * already uses is refused, as PostgreSQL refuses it. Returns true when the frame was handled here.
    */
-  private onParse(server: ServerConnection, session: SessionState, buf: Buffer, start: number, end: number, pooled: boolean): boolean {
+  private onParse(server: ServerConnection, session: SessionState, buf: Buffer, start: number, end: number, pooled: boolean, describeNext: boolean): boolean {
     const effects = this.textEffects(server, session, Frontend.Parse, buf, start, end, pooled);
     if (buf[start + 5] === 0) {
       this.unnamedStatementEffects = effects;
@@ -198,7 +203,15 @@ export class RequestWriter {
     const [name, stmt] = this.statements.onParse(buf, start, end, this.epoch, session.searchPath, effects)!;
     this.beforeOwnWrite(server);
     if (this.statements.get(name)) return this.refuse(server, Slot.Parse, alreadyExists(name));
-    if (server.prepared.has(stmt.serverName)) {
+    if (server.prepared.has(stmt.serverName) && describeNext) {
+      // A client that describes the statement it just prepared (postgres.js, JDBC) must get a
+      // description of a fresh plan: one made before DDL would fail the Describe, and a driver
+      // that keeps the statement from its ParameterDescription would be left without columns.
+      server.prepared.delete(stmt.serverName);
+      server.write(closeStatement(stmt.serverName));
+      server.expectSwallowed(Slot.Close, stmt.serverName);
+      this.prepareOn(server, stmt, name);
+    } else if (server.prepared.has(stmt.serverName)) {
       server.prepared.delete(stmt.serverName);
       server.prepared.set(stmt.serverName, true);
       server.expectSynthesized(Slot.Parse, this.statements.define(name, stmt, msg.PARSE_COMPLETE));
