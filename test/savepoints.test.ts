@@ -6,7 +6,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
-import { dataRowValues, errorFields, queryMessage, rawTrustLogin, type RawClient } from './helpers/raw-client.js';
+import { queryMessage, rawTrustLogin, readCycle, type RawClient } from './helpers/raw-client.js';
 import { errorOf, onAnotherConnection, onConnection, pidOf, sleep, sqlstate } from './helpers/pg-helpers.js';
 
 let gw: TestGateway;
@@ -49,13 +49,6 @@ async function rawLogin(): Promise<RawClient> {
   return client;
 }
 
-async function readCycle(client: RawClient): Promise<{ rows: (string | null)[][]; errors: string[] }> {
-  const { before } = await client.readUntil('Z');
-  return {
-    rows: before.filter((m) => m.type === 'D').map((m) => dataRowValues(m.body)),
-    errors: before.filter((m) => m.type === 'E').map((m) => errorFields(m.body).get('C') ?? '?'),
-  };
-}
 
 const GUCS = ['statement_timeout', 'lock_timeout', 'work_mem', 'hsp.x'];
 const READ_SQL = `SELECT ${GUCS.map((g) => `current_setting('${g}', true)`).join(', ')}, pg_backend_pid()`;
@@ -239,56 +232,46 @@ describe('pipelined Query messages (one write)', () => {
 });
 
 describe('extended protocol', () => {
-  it('named SAVEPOINT / ROLLBACK TO / RELEASE / SET statements (extended protocol), run twice', async () => {
-    const steps = async (c: pg.Client, round: number): Promise<string[]> => {
-      const q = (cfg: pg.QueryConfig): Promise<string> => errorOf(c.query(cfg)).then((e) => sqlstate(e) ?? 'ok');
-      return [
-        await q({ text: 'BEGIN' }),
-        await q({ name: `hsp_set1_${round}`, text: `SET statement_timeout = '${100 + round}s'` }),
-        await q({ name: 'hsp_sp', text: 'SAVEPOINT s' }),
-        await q({ name: `hsp_set2_${round}`, text: `SET lock_timeout = '${110 + round}s'` }),
-        await q({ name: 'hsp_div', text: 'SELECT 1/$1::int', values: [0] }),
-        await q({ name: 'hsp_rt', text: 'ROLLBACK TO SAVEPOINT s' }),
-        await q({ name: `hsp_set3_${round}`, text: `SET work_mem = '${1200 + round}kB'` }),
-        await q({ name: 'hsp_rel', text: 'RELEASE s' }),
-        await q({ text: 'COMMIT' }),
-      ];
-    };
-    const a = await connect();
-    const [h1, h2] = [await connect(), await connect()];
-    const d = await direct();
-    for (let round = 1; round <= 2; round++) {
-      expect(await steps(a, round)).toEqual(await steps(d, round));
-      const expected = (await read(d)).values;
-      const first = await read(a);
-      const second = await onAnotherConnection(first.pid, [h1, h2], () => read(a));
-      expect({ round, first: first.values, second: second.values }).toEqual({ round, first: expected, second: expected });
-    }
-  }, 30_000);
+  type Steps = (q: (cfg: pg.QueryConfig) => Promise<string>, round: number) => Promise<string[]>;
 
-  it('named ROLLBACK TO statement after a SET with nothing staged before it (second run skips Parse)', async () => {
-    const steps = async (c: pg.Client, round: number): Promise<string[]> => {
-      const q = (cfg: pg.QueryConfig): Promise<string> => errorOf(c.query(cfg)).then((e) => sqlstate(e) ?? 'ok');
-      return [
-        await q({ text: 'BEGIN' }),
-        await q({ name: 'hsp_sp2', text: 'SAVEPOINT s' }),
-        await q({ text: `SET statement_timeout = '${130 + round}s'` }),
-        await q({ name: 'hsp_rt2', text: 'ROLLBACK TO SAVEPOINT s' }),
-        await q({ text: `SET lock_timeout = '${140 + round}s'` }),
-        await q({ text: 'COMMIT' }),
-      ];
-    };
+  /** Runs `steps` twice (the second run binds statements already prepared), directly and through pgway. */
+  async function twiceLikeDirect(steps: Steps): Promise<void> {
+    const run = (c: pg.Client, round: number): Promise<string[]> =>
+      steps((cfg) => errorOf(c.query(cfg)).then((e) => sqlstate(e) ?? 'ok'), round);
     const a = await connect();
     const [h1, h2] = [await connect(), await connect()];
     const d = await direct();
     for (let round = 1; round <= 2; round++) {
-      expect(await steps(a, round)).toEqual(await steps(d, round));
+      expect(await run(a, round)).toEqual(await run(d, round));
       const expected = (await read(d)).values;
       const first = await read(a);
       const second = await onAnotherConnection(first.pid, [h1, h2], () => read(a));
       expect({ round, first: first.values, second: second.values }).toEqual({ round, first: expected, second: expected });
     }
-  }, 30_000);
+  }
+
+  it('named SAVEPOINT / ROLLBACK TO / RELEASE / SET statements (extended protocol), run twice', () =>
+    twiceLikeDirect(async (q, round) => [
+      await q({ text: 'BEGIN' }),
+      await q({ name: `hsp_set1_${round}`, text: `SET statement_timeout = '${100 + round}s'` }),
+      await q({ name: 'hsp_sp', text: 'SAVEPOINT s' }),
+      await q({ name: `hsp_set2_${round}`, text: `SET lock_timeout = '${110 + round}s'` }),
+      await q({ name: 'hsp_div', text: 'SELECT 1/$1::int', values: [0] }),
+      await q({ name: 'hsp_rt', text: 'ROLLBACK TO SAVEPOINT s' }),
+      await q({ name: `hsp_set3_${round}`, text: `SET work_mem = '${1200 + round}kB'` }),
+      await q({ name: 'hsp_rel', text: 'RELEASE s' }),
+      await q({ text: 'COMMIT' }),
+    ]), 30_000);
+
+  it('named ROLLBACK TO statement after a SET with nothing staged before it (second run skips Parse)', () =>
+    twiceLikeDirect(async (q, round) => [
+      await q({ text: 'BEGIN' }),
+      await q({ name: 'hsp_sp2', text: 'SAVEPOINT s' }),
+      await q({ text: `SET statement_timeout = '${130 + round}s'` }),
+      await q({ name: 'hsp_rt2', text: 'ROLLBACK TO SAVEPOINT s' }),
+      await q({ text: `SET lock_timeout = '${140 + round}s'` }),
+      await q({ text: 'COMMIT' }),
+    ]), 30_000);
 });
 
 describe('temp tables and savepoints', () => {

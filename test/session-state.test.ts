@@ -7,7 +7,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
-import { cancelRequestPacket, dataRowValues, errorFields, queryMessage, rawTrustLogin, typedMessage, type RawClient } from './helpers/raw-client.js';
+import { cancelRequestPacket, queryMessage, rawTrustLogin, readCycle, typedMessage, type RawClient } from './helpers/raw-client.js';
 import { errorOf, onAnotherConnection, onConnection, pidOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
 
 let gw: TestGateway;
@@ -57,14 +57,6 @@ async function rawLogin(): Promise<RawClient> {
   return client;
 }
 
-/** Reads one simple-query cycle's answer: rows (text) and error codes, up to ReadyForQuery. */
-async function readCycle(client: RawClient): Promise<{ rows: (string | null)[][]; errors: string[] }> {
-  const { before } = await client.readUntil('Z');
-  return {
-    rows: before.filter((m) => m.type === 'D').map((m) => dataRowValues(m.body)),
-    errors: before.filter((m) => m.type === 'E').map((m) => errorFields(m.body).get('C') ?? '?'),
-  };
-}
 
 async function setting(c: pg.Client, name: string): Promise<{ v: string | null; pid: number }> {
   return (await c.query<{ v: string | null; pid: number }>('SELECT current_setting($1, true) AS v, pg_backend_pid() AS pid', [name])).rows[0]!;

@@ -238,3 +238,12 @@ export function dataRowValues(body: Buffer): (string | null)[] {
   }
   return values;
 }
+
+/** Reads one simple-query cycle's answer: rows (text) and error codes, up to ReadyForQuery. */
+export async function readCycle(client: RawClient): Promise<{ rows: (string | null)[][]; errors: string[] }> {
+  const { before } = await client.readUntil('Z');
+  return {
+    rows: before.filter((m) => m.type === 'D').map((m) => dataRowValues(m.body)),
+    errors: before.filter((m) => m.type === 'E').map((m) => errorFields(m.body).get('C') ?? '?'),
+  };
+}
