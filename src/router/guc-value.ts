@@ -87,13 +87,26 @@ export function constBool(node: Node): boolean | undefined {
   return undefined;
 }
 
+/** A parameter's number: $n, bare or cast to text; undefined for anything else. */
+export function paramNumber(node: Node): number | undefined {
+  const { arg, type } = uncast(node);
+  if (arg === undefined || !('ParamRef' in arg) || (type !== undefined && type !== 'text')) return undefined;
+  const n = arg.ParamRef.number ?? 0;
+  return n > 0 ? n : undefined;
+}
+
 function constant(node: Node): { c?: A_Const; type?: string } {
-  if ('A_Const' in node) return { c: node.A_Const };
-  if (!('TypeCast' in node) || node.TypeCast.arg === undefined || !('A_Const' in node.TypeCast.arg)) return {};
+  const { arg, type } = uncast(node);
+  return arg !== undefined && 'A_Const' in arg ? { c: arg.A_Const, type } : {};
+}
+
+/** What a cast casts, and to which type (boolean as bool, '?' when unnamed); a node not cast is its own arg. */
+function uncast(node: Node): { arg: Node | undefined; type?: string } {
+  if (!('TypeCast' in node)) return { arg: node };
   const names = node.TypeCast.typeName?.names ?? [];
   const last = names[names.length - 1];
   const type = last !== undefined && 'String' in last ? last.String.sval : undefined;
-  return { c: node.TypeCast.arg.A_Const, type: type === 'boolean' ? 'bool' : type ?? '?' };
+  return { arg: node.TypeCast.arg, type: type === 'boolean' ? 'bool' : type ?? '?' };
 }
 
 /** PostgreSQL's parse_bool(): a unique prefix of true/false/yes/no/on/off, or 1/0, trimmed, any case. */

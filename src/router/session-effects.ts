@@ -17,7 +17,7 @@ import {
   type SelectStmt, type VariableSetStmt,
 } from 'libpg-query';
 import { mayHaveSessionEffects, mayHaveSessionEffectsIn } from './effect-precheck.js';
-import { constBool, constText, flattenSetArgs, foldGucName, parseBool } from './guc-value.js';
+import { constBool, constText, flattenSetArgs, foldGucName, paramNumber, parseBool } from './guc-value.js';
 
 export type PinReason =
   | 'listen' | 'advisory-lock' | 'temp-table' | 'hold-cursor' | 'session-authorization'
@@ -485,18 +485,6 @@ function onSetConfig(call: FuncCall, once: boolean, out: Collector): void {
   if (once && isLocal === false && name !== undefined && param !== undefined) out.effects.push({ kind: 'set-param', name: foldGucName(name), param });
   else if (!once || isLocal === undefined || name === undefined || value === undefined) out.effects.push(pin('unparseable-session-statement'));
   else setting(foldGucName(name), value, out);
-}
-
-/** n for a parameter $n, bare or cast to text. */
-function paramNumber(node: Node): number | undefined {
-  let arg = node;
-  if ('TypeCast' in arg) {
-    const names = arg.TypeCast.typeName?.names ?? [];
-    const type = names.length > 0 ? names[names.length - 1] : undefined;
-    if (arg.TypeCast.arg === undefined || type === undefined || !('String' in type) || type.String.sval !== 'text') return undefined;
-    arg = arg.TypeCast.arg;
-  }
-  return 'ParamRef' in arg && arg.ParamRef.number !== undefined && arg.ParamRef.number > 0 ? arg.ParamRef.number : undefined;
 }
 
 function setConfigArgs(args: Node[]): [Node, Node, Node] | undefined {

@@ -13,7 +13,7 @@ import { classifySessionEffectsIn, type PinReason, type SessionEffect } from '..
 import { Frontend } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import type { HeldFrames } from './held-frames.js';
-import { readCString } from '../wire/decode.js';
+import { bindParameterText, readCString } from '../wire/decode.js';
 import { closeStatement, renameBind, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
 import { prepareStatement, quoteIdent, type SessionState } from './session-state.js';
 
@@ -40,35 +40,12 @@ function withBoundValues(effects: readonly SessionEffect[], buf: Buffer, stmtAt:
   if (effects.length === 0 || !effects.some((e) => e.kind === 'set-param')) return effects;
   return effects.map((e): SessionEffect => {
     if (e.kind !== 'set-param') return e;
-    const value = boundText(buf, stmtAt, end, e.param - 1);
+    const value = bindParameterText(buf, stmtAt, end, e.param - 1);
     if (value === undefined) return UNKNOWN_VALUE;
     return value === null ? { kind: 'reset', name: e.name } : { kind: 'set', name: e.name, value };
   });
 }
 
-/** The text of parameter `index` of a Bind (statement name at `at`); null for NULL, undefined when unreadable. */
-function boundText(buf: Buffer, at: number, end: number, index: number): string | null | undefined {
-  at = buf.indexOf(0, at) + 1;
-  if (at <= 0 || at + 2 > end) return undefined;
-  const formats = buf.readInt16BE(at);
-  const formatsAt = at + 2;
-  at = formatsAt + 2 * formats;
-  if (formats < 0 || at + 2 > end) return undefined;
-  const params = buf.readInt16BE(at);
-  at += 2;
-  if (index >= params) return undefined;
-  const format = formats === 0 ? 0 : buf.readInt16BE(formatsAt + 2 * (formats === 1 ? 0 : index));
-  for (let i = 0; ; i++) {
-    if (at + 4 > end) return undefined;
-    const length = buf.readInt32BE(at);
-    at += 4;
-    if (i === index) {
-      if (length < 0) return null;
-      return format === 0 && at + length <= end ? buf.toString('utf8', at, at + length) : undefined;
-    }
-    if (length > 0) at += length;
-  }
-}
 /** Named portals whose statements have session effects, per client, before the oldest are forgotten. */
 const MAX_PORTALS_WITH_EFFECTS = 64;
 
@@ -203,21 +180,19 @@ export class RequestWriter {
     const [name, stmt] = this.statements.onParse(buf, start, end, this.epoch, session.searchPath, effects)!;
     this.beforeOwnWrite(server);
     if (this.statements.get(name)) return this.refuse(server, Slot.Parse, alreadyExists(name));
-    if (server.prepared.has(stmt.serverName) && describeNext) {
+    if (server.prepared.delete(stmt.serverName)) {
+      if (!describeNext) {
+        server.prepared.set(stmt.serverName, true); // most recently used
+        server.expectSynthesized(Slot.Parse, this.statements.define(name, stmt, msg.PARSE_COMPLETE));
+        return true;
+      }
       // A client that describes the statement it just prepared (postgres.js, JDBC) must get a
       // description of a fresh plan: one made before DDL would fail the Describe, and a driver
       // that keeps the statement from its ParameterDescription would be left without columns.
-      server.prepared.delete(stmt.serverName);
       server.write(closeStatement(stmt.serverName));
       server.expectSwallowed(Slot.Close, stmt.serverName);
-      this.prepareOn(server, stmt, name);
-    } else if (server.prepared.has(stmt.serverName)) {
-      server.prepared.delete(stmt.serverName);
-      server.prepared.set(stmt.serverName, true);
-      server.expectSynthesized(Slot.Parse, this.statements.define(name, stmt, msg.PARSE_COMPLETE));
-    } else {
-      this.prepareOn(server, stmt, name);
     }
+    this.prepareOn(server, stmt, name);
     return true;
   }
 

@@ -28,6 +28,33 @@ export function decodeParameterStatus(frame: Buffer, start: number, end: number)
   return [name, value];
 }
 
+/**
+ * The text of parameter `index` (from 0) of a Bind frame whose statement name starts at `at`: null
+ * for NULL, undefined when it is not in text format or the frame is malformed.
+ */
+export function bindParameterText(buf: Buffer, at: number, end: number, index: number): string | null | undefined {
+  at = buf.indexOf(0, at) + 1;
+  if (at <= 0 || at + 2 > end) return undefined;
+  const formats = buf.readInt16BE(at);
+  const formatsAt = at + 2;
+  at = formatsAt + 2 * formats;
+  if (formats < 0 || at + 2 > end) return undefined;
+  const params = buf.readInt16BE(at);
+  at += 2;
+  if (index >= params) return undefined;
+  const format = formats === 0 ? 0 : buf.readInt16BE(formatsAt + 2 * (formats === 1 ? 0 : index));
+  for (let i = 0; ; i++) {
+    if (at + 4 > end) return undefined;
+    const length = buf.readInt32BE(at);
+    at += 4;
+    if (i === index) {
+      if (length < 0) return null;
+      return format === 0 && at + length <= end ? buf.toString('utf8', at, at + length) : undefined;
+    }
+    if (length > 0) at += length;
+  }
+}
+
 export type StartupPacket =
   | { kind: 'ssl' }
   | { kind: 'gssenc' }
