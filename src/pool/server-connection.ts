@@ -17,6 +17,7 @@ import { SocketWriter } from '../wire/socket-writer.js';
 import type { ServerCredentials } from './server-auth.js';
 import { Action, ExpectedResponses, Slot, type SlotExtra, type SlotUndo } from './expected-responses.js';
 import { nowMs } from '../clock.js';
+import { ReportedCounts } from './reported-counts.js';
 import { ServerLogin } from './server-login.js';
 import { openServerSocket } from './server-socket.js';
 
@@ -97,15 +98,8 @@ export class ServerConnection implements ResponseHandler {
   readonly sqlPrepared = new Map<string, string>();
   /** The settings statement last applied here, so a client with the same settings needs none. */
   appliedSettings = '';
-  /** ErrorResponses a client saw (not those of pgway's own statements): a request that saw one did not commit. */
-  errorCount = 0;
-  /** CommandCompletes tagged ROLLBACK (including ROLLBACK TO SAVEPOINT and a COMMIT that rolled back). */
-  rollbackCount = 0;
-  /** CommandCompletes tagged COMMIT or PREPARE TRANSACTION: the transaction's work committed (or is kept). */
-  commitCount = 0;
-  /** CommandCompletes tagged SAVEPOINT and RELEASE: the savepoints a client's requests made and released. */
-  savepointCount = 0;
-  releaseCount = 0;
+  /** Errors and transaction-control tags the attached clients saw (see SessionState.settle). */
+  readonly reported = new ReportedCounts();
   /** Prepared statements here may be stale or unknown: DEALLOCATE ALL before the next client. */
   deallocateAll = false;
   /** The attached client just got 'cached plan must not change result type' from the server. */
@@ -585,14 +579,14 @@ export class ServerConnection implements ResponseHandler {
   private countTransactionEnd(buf: Buffer, start: number, end: number): void {
     const first = buf[start + 5];
     if (first === 0x53 /* S */) {
-      if (buf[start + 6] === 0x41 /* A: SAVEPOINT, the only tag starting SA */) this.savepointCount++;
+      if (buf[start + 6] === 0x41 /* A: SAVEPOINT, the only tag starting SA */) this.reported.savepoints++;
       return;
     }
     if (first !== 0x52 /* R */ && first !== 0x43 /* C */ && first !== 0x50 /* P */) return;
     const tag = buf.toString('latin1', start + 5, end - 1);
-    if (tag === 'ROLLBACK') this.rollbackCount++;
-    else if (tag === 'COMMIT' || tag === 'PREPARE TRANSACTION') this.commitCount++;
-    else if (tag === 'RELEASE') this.releaseCount++;
+    if (tag === 'ROLLBACK') this.reported.rollbacks++;
+    else if (tag === 'COMMIT' || tag === 'PREPARE TRANSACTION') this.reported.commits++;
+    else if (tag === 'RELEASE') this.reported.releases++;
   }
 
   // Apart from onFrameEnd: a closure there would cost every frame an allocation (V8 makes the
@@ -600,7 +594,7 @@ export class ServerConnection implements ResponseHandler {
   private onErrorResponse(buf: Buffer | undefined, start: number, end: number): void {
     this.clientInCopy = false;
     const swallowed = this.expected.headAction === Action.Swallow;
-    if (!swallowed) this.errorCount++;
+    if (!swallowed) this.reported.errors++;
     if (buf) {
       const fields = decodeErrorFields(buf, start, end);
       const severity = fields.get('V') ?? fields.get('S');

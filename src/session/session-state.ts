@@ -8,6 +8,7 @@
  * COMMIT or ROLLBACK the server reports settles what was staged before it. It also lays the
  * settings on whichever server connection serves the client (resync).
  */
+import { ReportedCounts } from '../pool/reported-counts.js';
 import type { ServerConnection } from '../pool/server-connection.js';
 import { isTransactionMarker, RESET_ALL_KEEPS, type NamedPin, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { TxStatus } from '../wire/codes.js';
@@ -51,12 +52,8 @@ export class SessionState {
   /** Client requests (Query, Sync, FunctionCall) written to a server, and answered: they number the requests. */
   private requestsSent = 0;
   private requestsAnswered = 0;
-  /** The attached server's error, rollback and commit counts when the current request began. */
-  private errorsBefore = 0;
-  private rollbacksBefore = 0;
-  private commitsBefore = 0;
-  private savepointsBefore = 0;
-  private releasesBefore = 0;
+  /** The attached server's counts when the current request began. */
+  private readonly before = new ReportedCounts();
 
   constructor(private readonly startup: ReadonlyMap<string, string>) {
     this.settings = new Map(startup);
@@ -103,8 +100,7 @@ export class SessionState {
     for (const e of effects) {
       switch (e.kind) {
         case 'pin':
-          if (!this.pins.has(e.reason)) newPins.push(e.reason);
-          this.pins.add(e.reason);
+          this.pin(e.reason, newPins);
           if (e.reason === 'temp-table' || e.reason === 'hold-cursor') {
             this.pinnedBy ??= { 'temp-table': new Set(), 'hold-cursor': new Set() };
             this.pinnedBy[e.reason].add(e.name ?? UNNAMED);
@@ -131,23 +127,28 @@ export class SessionState {
           break;
         case 'set-param':
           // A parameter's value pgway did not see (SQL-level EXECUTE, session mode's Parse): unknown.
-          if (!this.pins.has('unparseable-session-statement')) newPins.push('unparseable-session-statement');
-          this.pins.add('unparseable-session-statement');
+          this.pin('unparseable-session-statement', newPins);
           break;
         default:
           this.stageOne(e);
       }
     }
-    if (this.staged.length > MAX_STAGED && !this.pins.has('unparseable-session-statement')) {
+    if (this.staged.length > MAX_STAGED) {
       // Past any reasonable transaction: the client stays where its settings are, and pgway stops
       // following them (its SETs are on that connection; DISCARD ALL, the only way out, resets them).
-      this.pins.add('unparseable-session-statement');
-      newPins.push('unparseable-session-statement');
+      this.pin('unparseable-session-statement', newPins);
       this.staged = [];
       this.stagedIn = [];
       this.walked = 0;
     }
     return newPins;
+  }
+
+  /** Pins the client for `reason`, noting it in `newPins` when it is new. */
+  private pin(reason: PinReason, newPins: PinReason[]): void {
+    if (this.pins.has(reason)) return;
+    this.pins.add(reason);
+    newPins.push(reason);
   }
 
   private stageOne(e: SessionEffect): void {
@@ -229,22 +230,14 @@ export class SessionState {
   /** The server answered every request written so far: counts errors, rollbacks and commits from here on. */
   markRequestStart(server: ServerConnection): void {
     this.requestsAnswered = this.requestsSent;
-    this.markCounts(server);
-  }
-
-  private markCounts(server: ServerConnection): void {
-    this.errorsBefore = server.errorCount;
-    this.rollbacksBefore = server.rollbackCount;
-    this.commitsBefore = server.commitCount;
-    this.savepointsBefore = server.savepointCount;
-    this.releasesBefore = server.releaseCount;
+    this.before.copyFrom(server.reported);
   }
 
   /** A request ended with ReadyForQuery `status` and more are in flight behind it: settles its work alone. */
   requestEnded(server: ServerConnection, status: number): void {
     if (this.staged.length > 0) this.settle(server, status, false);
     this.requestsAnswered++;
-    this.markCounts(server);
+    this.before.copyFrom(server.reported);
   }
 
   /** Back to defaults on `server`, then this session's settings, before the client's own request. */
@@ -283,11 +276,13 @@ export class SessionState {
       while (upTo < staged.length && stagedIn[upTo]! <= current) upTo++;
       if (upTo === 0) return;
     }
-    let rollbacks = server.rollbackCount - this.rollbacksBefore;
-    let commits = server.commitCount - this.commitsBefore;
-    let savepoints = server.savepointCount - this.savepointsBefore;
-    let releases = server.releaseCount - this.releasesBefore;
-    const erred = server.errorCount !== this.errorsBefore;
+    const { reported } = server;
+    const { before } = this;
+    let rollbacks = reported.rollbacks - before.rollbacks;
+    let commits = reported.commits - before.commits;
+    let savepoints = reported.savepoints - before.savepoints;
+    let releases = reported.releases - before.releases;
+    const erred = reported.errors !== before.errors;
     // Inside a transaction, nothing new and nothing reported: what is open stays open.
     if (this.walked === upTo && !erred && rollbacks === 0 && commits === 0 && status === TxStatus.InTransaction) return;
     let kept = this.walked;
