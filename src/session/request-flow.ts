@@ -1,0 +1,508 @@
+/**
+ * A pooled client's requests, from its login to its last byte: frames are held as views of the
+ * bytes received until a request is complete (Query, Sync, Flush), then written to a server
+ * connection (contiguous frames in one write, no copies), and the responses forwarded as they
+ * arrive. The pool mode decides only when a server connection is taken and given back: at login and
+ * logout (session), or per transaction. The session (ClientSession) keeps the socket and the login;
+ * this keeps the lease, the client's settings and prepared statements, and the request timers.
+ */
+import type { PoolMode } from '../config/schema.js';
+import {
+  FeatureNotSupportedError,
+  GatewayError,
+  IdleInTransactionTimeoutError,
+  ProtocolViolationError,
+  QueryCanceledError,
+  ServerConnectionLostError,
+} from '../errors.js';
+import { nowMs, perfNow, wallClockAt } from '../clock.js';
+import { pinChannel, type PinEvent } from '../events.js';
+import { Slot } from '../pool/expected-responses.js';
+import type { Pool, PoolWaiter } from '../pool/pool.js';
+import type { ServerConnection, ServerSink } from '../pool/server-connection.js';
+import type { PinReason } from '../router/session-effects.js';
+import { Frontend, TxStatus } from '../wire/codes.js';
+import * as msg from '../wire/messages.js';
+import { HeldFrames } from './held-frames.js';
+import { PreparedStatements } from './prepared-statements.js';
+import { RequestWriter } from './request-writer.js';
+import type { SessionContext } from './session-context.js';
+import type { SessionState } from './session-state.js';
+import { reportedParams, startupSettings } from './startup-params.js';
+
+/** What a server connection's settings are after a client left in the middle of changing them. */
+const UNKNOWN_SETTINGS = '\u0000unknown';
+
+const isRequestEnd = (code: number): boolean =>
+  code === Frontend.Query || code === Frontend.Sync || code === Frontend.Flush || code === Frontend.FunctionCall;
+
+/** What a request flow needs from its client session. */
+export interface FlowHost {
+  readonly id: number;
+  /** `connecting` until the login reply is sent, then `ready`; `closed` once the client is gone. */
+  readonly state: string;
+  readonly params: ReadonlyMap<string, string>;
+  /** Writes to the client through Node's socket (replies pgway makes itself). */
+  send(bytes: Buffer): void;
+  /** Writes forwarded bytes to the client; false when they had to be queued. */
+  forward(chunk: Buffer): boolean;
+  /** Bytes queued towards the client. */
+  readonly pendingOut: number;
+  cork(): void;
+  uncork(): void;
+  pauseReading(): void;
+  resumeReading(): void;
+  /**
+   * Ends the client with a FATAL error: a GatewayError or an encoded ErrorResponse as it is,
+   * anything else as an unexpected failure (logged).
+   */
+  fail(err: unknown): void;
+  /** Ends the client without a word: it said Terminate, or already heard why. */
+  endQuietly(): void;
+  /** Sends the login reply with these ParameterStatus values; `pid`: the server's (session mode). */
+  finishLogin(params: ReadonlyMap<string, string> | Buffer, pid?: number): void;
+}
+
+export class RequestFlow implements ServerSink, PoolWaiter {
+  /** The transaction status the client last saw. */
+  txStatus: number = TxStatus.Idle;
+  /** When the client began waiting for a server (SHOW CLIENTS). */
+  waitingSince = 0;
+  private server: ServerConnection | undefined;
+  private waiting = false;
+  /** A cancel came while pipelined requests waited: it is sent on once they reach a server connection. */
+  private cancelOnDispatch = false;
+  /** The client sent Terminate after requests not yet answered: it leaves once they are. */
+  private terminating = false;
+  private readonly held: HeldFrames;
+  private readonly statements = new PreparedStatements();
+  private readonly writer: RequestWriter;
+  /** perfNow() when the current server connection was taken / the current request sent. */
+  private leasedAt = 0;
+  private requestAt = 0;
+  private idleTxTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly host: FlowHost,
+    private readonly ctx: SessionContext,
+    private pool: Pool,
+    readonly mode: PoolMode,
+    /** Settings, SQL-level prepared statements and pins that follow the client across connections. */
+    private readonly session: SessionState,
+    heldChunkBytes: number,
+  ) {
+    this.held = new HeldFrames(heldChunkBytes);
+    this.writer = new RequestWriter(this.held, this.statements);
+  }
+
+  get attachedServer(): ServerConnection | undefined {
+    return this.server;
+  }
+
+  get isWaiting(): boolean {
+    return this.waiting;
+  }
+
+  get preparedCount(): number {
+    return this.statements.size;
+  }
+
+  get poolName(): string {
+    return this.pool.name;
+  }
+
+  /** When the client last sent a request, as a wall-clock time (0: never); SHOW CLIENTS. */
+  get requestTime(): number {
+    return this.requestAt === 0 ? 0 : wallClockAt(this.requestAt);
+  }
+
+  /** Held frames are views of the client's read buffers, and so is a write still queued towards a server. */
+  get holdsClientBytes(): boolean {
+    return this.held.count > 0 || this.server?.writesPending === true;
+  }
+
+  /**
+   * Login in a pool whose server parameters are known already: the reply needs no server
+   * connection. Otherwise (session mode, or the pool's first client) one is taken now.
+   */
+  begin(known: ReadonlyMap<string, string> | undefined): void {
+    if (this.mode !== 'session' && known) {
+      this.host.finishLogin(this.pool.loginParameters(this.session.settingsSql, () => reportedParams(known, startupSettings(this.host.params))));
+      return;
+    }
+    this.acquire();
+  }
+
+  // --- cancel --------------------------------------------------------------------------------
+
+  /** A CancelRequest carrying this client's key arrived: cancel what its server runs now, if anything. */
+  cancelRunning(): void {
+    const server = this.server;
+    if (!server) {
+      if (this.waiting && !this.cancelWaitingRequest()) this.cancelOnDispatch = true;
+      return;
+    }
+    server
+      .cancel(() => this.server === server && server.busy)
+      .catch((err: unknown) => this.ctx.log.warn({ err }, 'cancel request failed'));
+  }
+
+  /**
+   * The request waiting for a server connection never reached PostgreSQL: it is answered as a
+   * cancelled statement would be (57014, then ReadyForQuery). Only a single held request ended by
+   * a Query or Sync is answered here (returns true). Several pipelined requests run as they would
+   * on a direct connection, where a cancel stops the statement running, not those queued behind
+   * it: the cancel is sent on as soon as they reach a server connection.
+   */
+  private cancelWaitingRequest(): boolean {
+    const held = this.held;
+    const last = held.count - 1;
+    const end = held.codes[last];
+    if (end !== Frontend.Query && end !== Frontend.Sync) return false;
+    for (let i = 0; i < last; i++) if (isRequestEnd(held.codes[i]!)) return false;
+    this.pool.cancelWait(this);
+    this.waiting = false;
+    held.clear();
+    this.host.send(Buffer.concat([new QueryCanceledError().toFrame(), msg.READY_IDLE]));
+    return true;
+  }
+
+  // --- pool lease --------------------------------------------------------------------------------
+
+  private acquire(): void {
+    // After a RELOAD that moved the database, new transactions go to the new pool.
+    if (this.pool.retired) this.pool = this.ctx.poolFor(this.pool);
+    this.waiting = true;
+    this.waitingSince = nowMs();
+    const conn = this.pool.acquire(this);
+    if (conn) this.onLease(conn);
+  }
+
+  // Pool and server callbacks run outside the session's onData try/catch: a malformed client frame
+  // met while dispatching from here must end this client, never the gateway.
+  onLease(conn: ServerConnection): void {
+    try {
+      this.leased(conn);
+    } catch (err) {
+      this.host.fail(err);
+    }
+  }
+
+  onRequestEnd(status: number): void {
+    if (this.server) this.session.requestEnded(this.server, status);
+  }
+
+  onServerReady(status: number): void {
+    try {
+      this.serverReady(status);
+    } catch (err) {
+      this.host.fail(err);
+    }
+  }
+
+  onLeaseError(err: Error): void {
+    this.waiting = false;
+    if (this.host.state === 'closed') return;
+    this.host.fail(err);
+  }
+
+  private leased(conn: ServerConnection): void {
+    this.waiting = false;
+    const state = this.host.state;
+    if (state === 'closed') {
+      this.pool.release(conn, 'clean');
+      return;
+    }
+    if (state === 'connecting' && this.mode !== 'session') {
+      this.checkLogin(conn);
+      return;
+    }
+    this.server = conn;
+    conn.attach(this);
+    conn.clientId = this.host.id;
+    this.leasedAt = perfNow();
+    this.session.markRequestStart(conn);
+    if (conn.deallocateAll) {
+      // Plans went stale after DDL somewhere in this pool: start this connection afresh.
+      conn.write(msg.query('DEALLOCATE ALL'));
+      conn.expectSwallowed(Slot.Query);
+      conn.prepared.clear();
+      conn.sqlPrepared.clear();
+      conn.deallocateAll = false;
+    }
+    if (conn.appliedSettings !== this.session.settingsSql) {
+      this.session.resync(conn);
+      const sql = this.session.settingsSql;
+      if (state === 'ready' && !this.pool.settingsChecked(sql)) {
+        this.dispatchOnceAccepted(conn, sql);
+        return;
+      }
+    }
+    if (state === 'connecting') {
+      this.finishLoginOnceIdle(conn);
+      return;
+    }
+    this.dispatch();
+  }
+
+  // The closures of these two live apart from leased(): there, V8 would make their context on
+  // every lease (once per transaction), not just when they are needed.
+
+  /**
+   * Settings the server has not accepted yet: the client's request waits for the verdict, so it
+   * never runs without them; a refusal ends the client as it would have at login.
+   */
+  private dispatchOnceAccepted(conn: ServerConnection, sql: string): void {
+    conn.whenIdle(
+      () => {
+        this.pool.markSettingsChecked(sql);
+        if (this.server === conn) this.onServerReadyToSend();
+      },
+      (err) => this.failOnServerError(err),
+    );
+  }
+
+  /**
+   * Session mode: the client sees its server's real process id, so pg_backend_pid() and
+   * pg_terminate_backend() mean what they mean on a direct connection. A startup setting the
+   * server refuses (a bad value, an unknown parameter) ends the login with the server's own
+   * error, as on a direct connection.
+   */
+  private finishLoginOnceIdle(conn: ServerConnection): void {
+    conn.whenIdle(
+      () => this.host.finishLogin(conn.params, conn.pid),
+      (err) => this.failOnServerError(err),
+    );
+  }
+
+  /** A pooled client's first login in a pool took a server connection to learn the server's parameters. */
+  private checkLogin(conn: ServerConnection): void {
+    const params = reportedParams(conn.params, startupSettings(this.host.params));
+    this.pool.release(conn, 'clean');
+    this.host.finishLogin(params);
+  }
+
+  private onServerReadyToSend(): void {
+    try {
+      this.dispatch();
+    } catch (err) {
+      this.host.fail(err);
+    }
+  }
+
+  /** Ends the client with the server's refusal of pgway's statement on its behalf, as a FATAL. */
+  private failOnServerError(err: Error & { serverError?: { fields: Map<string, string> } }): void {
+    const fields = err.serverError?.fields;
+    this.server?.takeSettingsError();
+    this.host.fail(msg.errorResponse({
+      severity: 'FATAL',
+      sqlstate: fields?.get('C') ?? '08P01',
+      message: fields?.get('M') ?? err.message,
+      detail: fields?.get('D'),
+      hint: fields?.get('H'),
+    }));
+  }
+
+  // --- client frames -------------------------------------------------------------------------
+
+  /** A frame from the client once logged in (or while its login waits for a server). */
+  onFrame(code: number, buf: Buffer, start: number, end: number): void {
+    if (this.terminating) return;
+    if (code === Frontend.Terminate) {
+      // As PostgreSQL does: what the client sent before Terminate still runs.
+      if (this.held.complete || this.waiting || this.server?.busy === true) this.terminating = true;
+      else this.host.endQuietly();
+      return;
+    }
+    this.held.push(code, buf, start, end);
+    if (this.held.bytes > this.ctx.config().limits.maxMessageBytes * 4) {
+      throw new ProtocolViolationError('too much data sent without completing a request');
+    }
+  }
+
+  /** Sends held frames on, taking a server connection when a request is complete. */
+  pump(): void {
+    if (this.held.count === 0) return;
+    if (this.server) {
+      this.dispatch();
+      return;
+    }
+    if (this.waiting || !this.held.complete) return;
+    if (this.mode !== 'session' && this.txStatus === TxStatus.Idle && this.answerPrepareLocally()) return;
+    this.acquire();
+  }
+
+  /**
+   * A request that only prepares a statement the pool already has (Parse, Sync, as libpq's
+   * PQprepare sends) is answered without a server connection. Clients that prepare while other
+   * clients on the same thread hold every connection (pgbench -j < -c) would otherwise deadlock.
+   */
+  private answerPrepareLocally(): boolean {
+    const held = this.held;
+    if (held.count !== 2 || held.codes[0] !== Frontend.Parse || held.codes[1] !== Frontend.Sync) return false;
+    const [buf, start, end] = [held.bufs[0]!, held.starts[0]!, held.ends[0]!];
+    // A name already in use goes to the server path, which refuses it as PostgreSQL does.
+    const serverName = this.statements.serverNameOf(buf, start, end, this.session.searchPath);
+    if (!serverName || !this.pool.knowsStatement(serverName)) return false;
+    const [name, stmt] = this.statements.onParse(buf, start, end, this.pool.planEpoch, this.session.searchPath, [])!;
+    this.statements.define(name, stmt);
+    this.host.send(Buffer.concat([msg.PARSE_COMPLETE, msg.READY_IDLE]));
+    held.clear();
+    return true;
+  }
+
+  /** idle_transaction_timeout_ms: a client that sits inside a transaction holds a server connection. */
+  private watchIdleTransaction(): void {
+    const timeoutMs = this.pool.settings.idleTransactionTimeoutMs;
+    if (timeoutMs > 0) this.startIdleTransactionTimer(timeoutMs);
+  }
+
+  // Apart from watchIdleTransaction(), which runs after every statement inside a transaction:
+  // the timer's closure would make V8 create a context on each call, timeout or not.
+  private startIdleTransactionTimer(timeoutMs: number): void {
+    clearTimeout(this.idleTxTimer);
+    this.idleTxTimer = setTimeout(() => {
+      if (this.server && !this.server.busy && this.txStatus !== TxStatus.Idle) this.host.fail(new IdleInTransactionTimeoutError(timeoutMs));
+    }, timeoutMs);
+    this.idleTxTimer.unref();
+  }
+
+  /** Writes the held frames to the attached server (see RequestWriter). */
+  private dispatch(): void {
+    clearTimeout(this.idleTxTimer);
+    const server = this.server!;
+    if (!server.busy) {
+      this.requestAt = perfNow();
+    }
+    const pins = this.writer.write(server, this.session, this.mode !== 'session', this.pool);
+    if (pins.length > 0) this.reportPins(pins);
+    if (!server.writable) this.pauseUntilDrained(server);
+    server.flushSynthesized();
+    if (this.cancelOnDispatch) {
+      this.cancelOnDispatch = false;
+      this.cancelRunning();
+    }
+  }
+
+  private reportPins(pins: readonly PinReason[]): void {
+    for (const reason of pins) {
+      this.ctx.log.debug({ client: this.host.id, reason }, 'client pinned to its server connection');
+      if (pinChannel.hasSubscribers) pinChannel.publish({ pool: this.pool.name, reason } satisfies PinEvent);
+    }
+  }
+
+  /** The server's socket is full: the client's socket waits, and with it the client's bytes. */
+  private pauseUntilDrained(server: ServerConnection): void {
+    this.host.pauseReading();
+    server.whenDrained(() => this.host.resumeReading());
+  }
+
+  // --- server events -------------------------------------------------------------------------
+
+  onServerData(chunk: Buffer): boolean {
+    this.pool.counters.bytesToClients += chunk.length;
+    return this.host.forward(chunk);
+  }
+
+  holdsBytes(): boolean {
+    return this.host.pendingOut > 0;
+  }
+
+  cork(): void {
+    this.host.cork();
+  }
+
+  uncork(): void {
+    this.host.uncork();
+  }
+
+  /** The client took the bytes queued towards it: its server's may flow again. */
+  onClientDrained(): void {
+    this.server?.resume();
+  }
+
+  countClientBytes(n: number): void {
+    this.pool.counters.bytesFromClients += n;
+  }
+
+  /** Everything sent has been answered. Transaction and statement modes give the connection back. */
+  private serverReady(status: number): void {
+    this.txStatus = status;
+    const server = this.server;
+    if (!server || this.host.state !== 'ready') return;
+    const refused = server.takeSettingsError();
+    if (refused) {
+      // The client's startup settings cannot be applied: as PostgreSQL would have at login.
+      this.host.fail(msg.errorResponse({ severity: 'FATAL', sqlstate: refused.sqlstate, message: refused.message, detail: refused.fields.get('D') }));
+      return;
+    }
+    const now = perfNow();
+    const counters = this.pool.counters;
+    counters.requests++;
+    counters.requestTimeUs += (now - this.requestAt) * 1000;
+    counters.requestLatency.record(now - this.requestAt);
+    if (status === TxStatus.Idle) {
+      counters.transactions++;
+      counters.transactionTimeUs += (now - this.leasedAt) * 1000;
+      counters.transactionLatency.record(now - this.leasedAt);
+      this.leasedAt = now;
+    }
+    if (this.session.needsSettle) this.session.settle(server, status);
+    if (server.stalePlanSeen) {
+      // This client just saw the stale-plan error itself; the others see it once each (RequestWriter).
+      // A request sent before the pool's last invalidation failed for the DDL that caused it: one
+      // DDL, one invalidation, or clients already renewed would hear of it a second time.
+      server.stalePlanSeen = false;
+      if (this.writer.sentEpoch === this.pool.planEpoch) this.pool.invalidatePlans();
+      this.statements.renew(this.pool.planEpoch);
+    }
+    this.session.markRequestStart(server);
+    if (server.busy) return;
+    if (this.terminating && !this.held.complete) {
+      this.host.endQuietly();
+      return;
+    }
+    if (status !== TxStatus.Idle) this.watchIdleTransaction();
+    if (this.mode === 'session') return;
+    if (status !== TxStatus.Idle) {
+      if (this.mode === 'statement') {
+        this.host.fail(new FeatureNotSupportedError('transaction blocks are not allowed in statement pooling mode'));
+      }
+      return;
+    }
+    if (this.held.complete || this.session.pinned) {
+      if (this.held.count > 0) this.dispatch();
+      return;
+    }
+    this.server = undefined;
+    this.pool.release(server, 'clean');
+  }
+
+  onServerLost(err: Error): void {
+    const server = this.server;
+    this.server = undefined;
+    if (server) this.pool.discard(server);
+    if (server?.sentFatal) {
+      // The server's own FATAL (pg_terminate_backend, shutdown) already reached the client.
+      this.host.endQuietly();
+      return;
+    }
+    this.host.fail(err instanceof GatewayError ? err : new ServerConnectionLostError({ cause: err }));
+  }
+
+  // --- end -----------------------------------------------------------------------------------
+
+  /** The client is gone: its server connection goes back to the pool, cleaned as its state needs. */
+  close(): void {
+    clearTimeout(this.idleTxTimer);
+    if (this.waiting) this.pool.cancelWait(this);
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    // A pinned client leaves state behind (LISTEN, temp tables, advisory locks...): DISCARD it.
+    const how = this.mode === 'session' || this.session.pinned ? 'reset' : 'rollback';
+    // A SET in flight may have committed unseen: the next client lays its settings on afresh.
+    if (how === 'rollback' && (server.busy || this.session.hasStaged)) server.appliedSettings = UNKNOWN_SETTINGS;
+    this.pool.release(server, how);
+  }
+}
