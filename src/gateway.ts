@@ -13,6 +13,7 @@ import type { AdminView, ClientInfo, PoolInfo, ServerInfo } from './admin/admin-
 import { runAdminCommand } from './admin/console.js';
 import { AdminHttp } from './admin/http.js';
 import { loadConfig } from './config/load.js';
+import { keepRestartOnly } from './config/restart-only.js';
 import type { Config, DatabaseConfig, ServerTarget, UserConfig } from './config/schema.js';
 import { nowMs } from './clock.js';
 import { AdminTerminationError, type GatewayError } from './errors.js';
@@ -143,6 +144,8 @@ export class Gateway implements SessionContext, AdminView {
       ? tls.createSecureContext({ cert: readFileSync(t.cert), key: readFileSync(t.key), ...(t.ca ? { ca: readFileSync(t.ca) } : {}) })
       : undefined;
     const secrets = new Map(config.auth.users.map((u) => [u.name, prepareUserSecret(u.name, u.method, u.password)]));
+    // Only a changed level is applied: a logger handed in (tests, embedding) keeps its own otherwise.
+    if (config.log.level !== this.cfg.log.level) this.log.level = config.log.level;
     this.cfg = config;
     setParallelScavenge(config.gc.parallelScavenge);
     this.secureContext = secureContext;
@@ -155,9 +158,12 @@ export class Gateway implements SessionContext, AdminView {
       const db = this.databases.get(dbName);
       const user = this.users.get(userName);
       if (db && user && sameTarget(pool.target, db.primary) && sameCredentials(pool.credentials, this.serverCredentials(db, user))) {
-        pool.settings = db.pool;
         const limit = this.dbLimits.get(db.name);
-        if (limit) limit.max = db.pool.maxDbConnections;
+        if (limit && limit.max !== db.pool.maxDbConnections) {
+          limit.max = db.pool.maxDbConnections;
+          limit.wake();
+        }
+        pool.settings = db.pool;
         continue;
       }
       replaced.push([key, pool]);
@@ -188,8 +194,10 @@ export class Gateway implements SessionContext, AdminView {
   async reload(next?: Config): Promise<void> {
     let config: Config;
     try {
-      config = next ?? loadConfig(this.cfg.source);
+      const kept = keepRestartOnly(this.cfg, next ?? loadConfig(this.cfg.source));
+      config = kept.config;
       this.applyConfig(config);
+      if (kept.deferred.length > 0) this.log.warn({ settings: kept.deferred }, 'these settings take effect at the next restart');
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'config reload refused; keeping the running config');
       throw err;
@@ -296,17 +304,30 @@ export class Gateway implements SessionContext, AdminView {
     return this.sessions.size;
   }
 
+  /**
+   * One row per database and user, as PgBouncer has: a pool a RELOAD retired (new target or
+   * credentials) still has connections out, and they count in its successor's row.
+   */
   pools(): PoolInfo[] {
     const clients = [...this.sessions];
-    return [...this.poolMap.values()].map((pool) => {
+    const rows = new Map<string, PoolInfo>();
+    for (const pool of [...this.poolMap.values(), ...this.retiredPools]) {
       const stats = pool.stats();
+      const row = rows.get(pool.name);
+      if (row) {
+        row.serversActive += stats.active;
+        row.serversIdle += stats.idle;
+        row.serversLogin += stats.connecting;
+        continue;
+      }
       const [database = '', user = ''] = pool.name.split('/');
       const mine = clients.filter((c) => c.poolName === pool.name);
-      return {
+      rows.set(pool.name, {
         database,
         user,
         mode: this.users.get(user)?.poolMode ?? pool.settings.mode,
-        clientsActive: mine.filter((c) => c.attachedServer).length,
+        // As in PgBouncer: linked to a server connection, or logged in with nothing waiting.
+        clientsActive: mine.filter((c) => c.state === 'ready' && !c.isWaiting).length,
         clientsWaiting: mine.filter((c) => c.isWaiting).length,
         serversActive: stats.active,
         serversIdle: stats.idle,
@@ -314,8 +335,9 @@ export class Gateway implements SessionContext, AdminView {
         maxWaitMs: stats.maxWaitMs,
         paused: pool.paused,
         counters: pool.counters,
-      };
-    });
+      });
+    }
+    return [...rows.values()];
   }
 
   clients(): ClientInfo[] {
@@ -370,6 +392,14 @@ export class Gateway implements SessionContext, AdminView {
 
   isPaused(database: string): boolean {
     return this.pausedAll !== undefined || this.pausedDatabases.has(database);
+  }
+
+  pausedBy(database?: string): boolean {
+    return database === undefined ? this.pausedAll !== undefined : this.pausedDatabases.has(database);
+  }
+
+  get anyPaused(): boolean {
+    return this.pausedAll !== undefined || this.pausedDatabases.size > 0;
   }
 
   async pause(database?: string): Promise<boolean> {
@@ -439,10 +469,15 @@ export class Gateway implements SessionContext, AdminView {
     });
   }
 
-  /** Pooled clients between transactions hold nothing; session-mode and busy clients do. */
+  /**
+   * Whether a pooled client may still finish something: it holds a server connection (a
+   * transaction, or session mode) or waits for one. A client held by PAUSE cannot, nor can the
+   * admin console or a replication stream: shutdown does not wait for them.
+   */
   private hasBusySessions(): boolean {
     for (const s of this.sessions) {
-      if (s.attachedServer || s.isWaiting || s.mode === 'session') return true;
+      if (s.mode === undefined) continue;
+      if (s.attachedServer || s.mode === 'session' || (s.isWaiting && !this.isPaused(s.database))) return true;
     }
     return false;
   }

@@ -61,6 +61,10 @@ export interface AdminView {
   isAdminDatabase(name: string): boolean;
   /** Whether PAUSE or PAUSE `database` is in force for it. */
   isPaused(database: string): boolean;
+  /** Whether this very pause is in force: PAUSE (no database), or PAUSE `database` (or KILL). */
+  pausedBy(database?: string): boolean;
+  /** Whether any pause is in force. */
+  readonly anyPaused: boolean;
   /** Resolves once the connections in use came back: true, or false when a RESUME ended the pause first. */
   pause(database?: string): Promise<boolean>;
   resume(database?: string): void;

@@ -4,6 +4,7 @@
  * follow PgBouncer's where the meaning is the same, so its users' scripts keep working.
  */
 import { defaultConfig } from '../config/load.js';
+import { isRestartOnly } from '../config/restart-only.js';
 import { Backend } from '../wire/codes.js';
 import { errorResponse, MessageWriter } from '../wire/messages.js';
 import type { AdminView } from './admin-view.js';
@@ -13,9 +14,6 @@ interface Table {
   columns: string[];
   rows: Cell[][];
 }
-
-/** Settings a RELOAD does not change (the listeners and the sandbox are set up at start). */
-const RESTART_ONLY = new Set(['listen', 'http', 'sandbox', 'source']);
 
 const TEXT_OID = 25;
 const INT8_OID = 20;
@@ -68,7 +66,8 @@ function show(view: AdminView, what: string): Table | undefined {
         columns: ['type', 'user', 'database', 'state', 'addr', 'port', 'connect_time', 'request_time', 'wait', 'wait_us', 'link', 'remote_pid', 'tls', 'application_name', 'prepared_statements', 'id'],
         rows: view.clients().map((c) => [
           'C', c.user, c.database, c.state, c.addr, c.port, iso(c.connectTime), iso(c.requestTime),
-          Math.floor(c.waitMs / 1000), (c.waitMs % 1000) * 1000, c.serverId || null, c.serverPid, c.tls ? 'TLS' : '',
+          // remote_pid is the client's own process id, which only a Unix socket could tell.
+          Math.floor(c.waitMs / 1000), (c.waitMs % 1000) * 1000, c.serverId || null, 0, c.tls ? 'TLS' : '',
           c.applicationName, c.preparedStatements, c.id,
         ]),
       };
@@ -115,7 +114,7 @@ function show(view: AdminView, what: string): Table | undefined {
       const defaults = new Map(flatten(defaultConfig()));
       return {
         columns: ['key', 'value', 'default', 'changeable'],
-        rows: flatten(view.config()).map(([k, v]) => [k, v, defaults.get(k) ?? '', RESTART_ONLY.has(k.split('.')[0]!) ? 'no' : 'yes']),
+        rows: flatten(view.config()).map(([k, v]) => [k, v, defaults.get(k) ?? '', isRestartOnly(k) || k === 'source' ? 'no' : 'yes']),
       };
     }
     case 'version':
@@ -125,9 +124,12 @@ function show(view: AdminView, what: string): Table | undefined {
   }
 }
 
+/** The password of a URL (`redis://:secret@host`), masked. */
+const maskUrlPassword = (v: string): string => v.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i, '$1:****@');
+
 /** Config as key/value lines for SHOW CONFIG, secrets left out. */
 function flatten(value: unknown, prefix = ''): [string, string][] {
-  if (value === null || typeof value !== 'object') return [[prefix, String(value)]];
+  if (value === null || typeof value !== 'object') return [[prefix, typeof value === 'string' ? maskUrlPassword(value) : String(value)]];
   if (Array.isArray(value)) return value.flatMap((v, i) => flatten(v, `${prefix}[${i}]`));
   return Object.entries(value).flatMap(([k, v]) =>
     /password|secret|key$/i.test(k) ? [] : flatten(v, prefix ? `${prefix}.${k}` : k),
@@ -144,11 +146,19 @@ function refuseDatabase(view: AdminView, verb: string, name: string | undefined)
   return view.database(name) ? undefined : adminError(`no such database: ${name}`, '08P01');
 }
 
+/** How many words each command takes after its verb, at most. */
+const MAX_ARGS: Record<string, number> = { show: 1, reload: 0, pause: 1, resume: 1, reconnect: 1, kill: 1, shutdown: 0 };
+
 /** Runs one admin statement; resolves with the response frames (without ReadyForQuery). */
 export async function runAdminCommand(sql: string, view: AdminView): Promise<Buffer[]> {
   const words = sql.trim().replace(/;\s*$/, '').split(/\s+/).filter(Boolean);
   const verb = words[0]?.toLowerCase() ?? '';
   const arg = words[1];
+  const maxArgs = MAX_ARGS[verb];
+  // A word too many must not be read as a command that worked: `SHUTDOWN now` shuts nothing down.
+  if (maxArgs !== undefined && words.length - 1 > maxArgs) {
+    return adminError(`syntax error: ${verb.toUpperCase()} takes ${maxArgs === 0 ? 'no argument' : 'one argument'}, got "${words.slice(1).join(' ')}"`);
+  }
   switch (verb) {
     case '':
       return [new MessageWriter().frame(Backend.EmptyQueryResponse)];
@@ -166,12 +176,16 @@ export async function runAdminCommand(sql: string, view: AdminView): Promise<Buf
     case 'pause': {
       const refused = refuseDatabase(view, verb, arg);
       if (refused) return refused;
+      // As PgBouncer: a second PAUSE is a mistake to hear of, not a second wait for the same drain.
+      if (view.pausedBy(arg)) return adminError(arg ? `database ${arg} is already paused` : 'already paused', '08P01');
       if (await view.pause(arg)) return [commandComplete('PAUSE')];
       return adminError('PAUSE canceled: RESUME ran before every server connection was given back', '57014');
     }
     case 'resume': {
       const refused = refuseDatabase(view, verb, arg);
       if (refused) return refused;
+      // RESUME lifts every pause; RESUME db only PAUSE db (or KILL db), as in PgBouncer.
+      if (arg ? !view.pausedBy(arg) : !view.anyPaused) return adminError(arg ? `database ${arg} is not paused` : 'pooler is not paused', '08P01');
       view.resume(arg);
       return [commandComplete('RESUME')];
     }
@@ -189,7 +203,8 @@ export async function runAdminCommand(sql: string, view: AdminView): Promise<Buf
       return [commandComplete('KILL')];
     }
     case 'shutdown':
-      view.shutdown();
+      // After this reply is written: the console hears its SHUTDOWN was taken, then closes with the rest.
+      setImmediate(() => view.shutdown());
       return [commandComplete('SHUTDOWN')];
     default:
       return adminError(`unknown admin command: ${words[0]} (try SHOW POOLS)`);

@@ -34,10 +34,33 @@ export class PoolCounters {
 /** Server connections open to one database across all its pools (max_db_connections; 0 = no cap). */
 export class ConnectionLimit {
   open = 0;
+  /** Pools that have clients waiting for a slot: each is told when one frees. */
+  private readonly wanting = new Set<Pool>();
+
   constructor(public max = 0) {}
 
   get full(): boolean {
     return this.max > 0 && this.open >= this.max;
+  }
+
+  /** `pool` has clients waiting and no slot to open a connection for them. */
+  want(pool: Pool): void {
+    this.wanting.add(pool);
+  }
+
+  /** A connection counted here closed. */
+  release(): void {
+    this.open--;
+    this.wake();
+  }
+
+  /** Slots may be free (one closed, or RELOAD raised max_db_connections): the pools waiting for one try again. */
+  wake(): void {
+    for (const pool of this.wanting) {
+      if (this.full) return;
+      this.wanting.delete(pool);
+      pool.slotFreed();
+    }
   }
 }
 
@@ -189,10 +212,21 @@ export class Pool {
     return this.currentSettings;
   }
 
-  /** A RELOAD changes the settings in place; waiters' deadlines follow the new timeouts. */
+  /**
+   * A RELOAD changes the settings in place: waiters' deadlines follow the new timeouts, a larger
+   * pool opens connections for its waiters now, and a smaller one closes its idle connections
+   * above the new size now (busy ones close when given back).
+   */
   set settings(next: PoolSettings) {
     this.currentSettings = next;
     this.waiters.rewatch();
+    while (this.size > next.size && this.idle.length > 0) this.forget(this.idle.shift()!);
+    this.grow();
+  }
+
+  /** A max_db_connections slot freed up (see ConnectionLimit.want). */
+  slotFreed(): void {
+    this.grow();
   }
 
   /** server_check_delay: an empty query proves the connection still works before it is handed out. */
@@ -280,7 +314,7 @@ export class Pool {
   private forget(conn: ServerConnection): void {
     conn.close();
     this.active.delete(conn);
-    if (this.owned.delete(conn)) this.dbLimit.open--;
+    if (this.owned.delete(conn)) this.dbLimit.release();
   }
 
   private readonly loginBlocks = new Map<string, Buffer>();
@@ -453,7 +487,12 @@ export class Pool {
   /** Opens connections while clients wait and the pool has room. */
   private grow(): void {
     const limit = this.settings.size + (this.reserveOpen ? this.settings.reserveSize : 0);
-    while (!this.closed && !this.retired && !this.paused && !this.dbLimit.full && this.waiters.length > this.connecting && this.size < limit) {
+    while (!this.closed && !this.retired && !this.paused && this.waiters.length > this.connecting && this.size < limit) {
+      if (this.dbLimit.full) {
+        // Another pool of the database holds the slots: a connection it closes makes room here.
+        this.dbLimit.want(this);
+        return;
+      }
       this.open();
     }
   }
@@ -475,7 +514,7 @@ export class Pool {
       },
       (err: GatewayError) => {
         this.connecting--;
-        this.dbLimit.open--;
+        this.dbLimit.release();
         this.log.warn({ err: conn.loginRefusal ?? err.message, pool: this.name }, 'server connection failed');
         // A waiting client hears why instead of waiting out its timeout.
         this.waiters.shift()?.waiter.onLeaseError(err);

@@ -601,7 +601,10 @@ export class ServerConnection implements ResponseHandler {
       if (severity === 'FATAL' || severity === 'PANIC') this.sentFatal = this.state === 'attached';
       // After DDL a shared statement's plan may no longer fit; drop them all before reuse.
       if (fields.get('C') === '0A000' && fields.get('M')?.startsWith('cached plan must not change')) this.stalePlanSeen = true;
-      if (errorChannel.hasSubscribers) errorChannel.publish({ source: 'server', sqlstate: fields.get('C') ?? 'XX000' } satisfies ErrorEvent);
+      // Counted when a client gets it: not pgway's own statements, nor a departed client's cleanup.
+      if (!swallowed && this.state === 'attached' && errorChannel.hasSubscribers) {
+        errorChannel.publish({ source: 'server', sqlstate: fields.get('C') ?? 'XX000' } satisfies ErrorEvent);
+      }
       if (swallowed && !this.internalError && this.expected.headExtra !== ABORT) {
         this.internalError = { sqlstate: fields.get('C') ?? 'XX000', message: fields.get('M') ?? '', fields };
         if (this.expected.headExtra === SETTINGS) this.settingsError = this.internalError;

@@ -115,9 +115,9 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, DrainLi
     return this.isTls;
   }
 
-  /** How the client is pooled; the admin console and replication hold their connection throughout. */
-  get mode(): PoolMode {
-    return this.flow?.mode ?? 'session';
+  /** How the client is pooled; undefined before its pool is chosen, and for the admin console and replication. */
+  get mode(): PoolMode | undefined {
+    return this.flow?.mode;
   }
 
   get attachedServer(): ServerConnection | undefined {

@@ -16,7 +16,7 @@ import {
   ServerConnectionLostError,
 } from '../errors.js';
 import { nowMs, perfNow, wallClockAt } from '../clock.js';
-import { pinChannel, type PinEvent } from '../events.js';
+import { errorChannel, pinChannel, type ErrorEvent, type PinEvent } from '../events.js';
 import { Slot } from '../pool/expected-responses.js';
 import type { Pool, PoolWaiter } from '../pool/pool.js';
 import type { ServerConnection, ServerSink } from '../pool/server-connection.js';
@@ -163,7 +163,9 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     this.pool.cancelWait(this);
     this.waiting = false;
     held.clear();
-    this.host.send(Buffer.concat([new QueryCanceledError().toFrame(), msg.READY_IDLE]));
+    const error = new QueryCanceledError();
+    if (errorChannel.hasSubscribers) errorChannel.publish({ source: 'gateway', sqlstate: error.sqlstate } satisfies ErrorEvent);
+    this.host.send(Buffer.concat([error.toFrame(), msg.READY_IDLE]));
     return true;
   }
 
@@ -294,13 +296,13 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   private failOnServerError(err: Error & { serverError?: { fields: Map<string, string> } }): void {
     const fields = err.serverError?.fields;
     this.server?.takeSettingsError();
-    this.host.fail(msg.errorResponse({
-      severity: 'FATAL',
-      sqlstate: fields?.get('C') ?? '08P01',
-      message: fields?.get('M') ?? err.message,
-      detail: fields?.get('D'),
-      hint: fields?.get('H'),
-    }));
+    this.failAsServer(fields?.get('C') ?? '08P01', fields?.get('M') ?? err.message, fields);
+  }
+
+  /** The server refused the client's settings: the client ends as PostgreSQL would have ended its login. */
+  private failAsServer(sqlstate: string, message: string, fields: Map<string, string> | undefined): void {
+    if (errorChannel.hasSubscribers) errorChannel.publish({ source: 'server', sqlstate } satisfies ErrorEvent);
+    this.host.fail(msg.errorResponse({ severity: 'FATAL', sqlstate, message, detail: fields?.get('D'), hint: fields?.get('H') }));
   }
 
   // --- client frames -------------------------------------------------------------------------
@@ -432,8 +434,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     if (!server || this.host.state !== 'ready') return;
     const refused = server.takeSettingsError();
     if (refused) {
-      // The client's startup settings cannot be applied: as PostgreSQL would have at login.
-      this.host.fail(msg.errorResponse({ severity: 'FATAL', sqlstate: refused.sqlstate, message: refused.message, detail: refused.fields.get('D') }));
+      this.failAsServer(refused.sqlstate, refused.message, refused.fields);
       return;
     }
     const now = perfNow();
