@@ -447,17 +447,28 @@ export class Pool {
     }
   }
 
+  /** Bumped by each invalidateStatement(): a client statement older than its invalidation is stale. */
+  planEpoch = 0;
+  /** Shared statements DDL made stale, with the plan epoch of their invalidation (bounded). */
+  private readonly staleStatements = new Map<string, number>();
+
   /**
-   * A shared statement's plan no longer fits (DDL changed a table): every connection drops its
-   * prepared statements before its next client, so each client sees that error at most once.
+   * The server said the plan of the shared statement `serverName` no longer fits (DDL changed what
+   * it returns): every connection prepares it afresh before its next use, and each client that
+   * prepared it before now hears so once, as it would on a direct connection. Other statements
+   * are untouched: DDL on one table must not fail statements that never read it.
    */
-  invalidatePlans(): void {
+  invalidateStatement(serverName: string): void {
     this.planEpoch++;
-    for (const { conn } of this.connections()) conn.deallocateAll = true;
+    if (this.staleStatements.size >= 10_000) this.staleStatements.clear();
+    this.staleStatements.set(serverName, this.planEpoch);
+    for (const { conn } of this.connections()) conn.markStale(serverName);
   }
 
-  /** Bumped by invalidatePlans(): statements clients prepared before it are stale. */
-  planEpoch = 0;
+  /** The plan epoch at which `serverName` was last found stale, if it was. */
+  staleSince(serverName: string): number | undefined {
+    return this.staleStatements.size === 0 ? undefined : this.staleStatements.get(serverName);
+  }
 
   /** Whether some connection of this pool has prepared the shared statement `serverName`. */
   knowsStatement(serverName: string): boolean {

@@ -104,6 +104,10 @@ export class ServerConnection implements ResponseHandler {
   deallocateAll = false;
   /** The attached client just got 'cached plan must not change result type' from the server. */
   stalePlanSeen = false;
+  /** The shared statement whose Bind got that error; undefined when it was not one (SQL EXECUTE). */
+  staleStatement: string | undefined;
+  /** Shared statements still prepared here with a stale plan: closed before they are prepared again. */
+  readonly stalePrepared = new Set<string>();
   private readonly stream = new ResponseStream(this, ALL_CODES, MAX_SERVER_FRAME);
   private sink: ServerSink | undefined;
   /**
@@ -196,6 +200,11 @@ export class ServerConnection implements ResponseHandler {
     if (this.state === 'attached') this.state = 'idle';
     this.stream.interest = ALL_CODES;
     this.lastUsedAt = nowMs();
+  }
+
+  /** The shared statement `name` has a stale plan (see Pool.invalidateStatement). */
+  markStale(name: string): void {
+    if (this.prepared.delete(name)) this.stalePrepared.add(name);
   }
 
   /**
@@ -390,6 +399,7 @@ export class ServerConnection implements ResponseHandler {
       await this.query(resetQuery);
       // DISCARD ALL (the default) drops prepared statements and settings; assume any reset does.
       this.prepared.clear();
+      this.stalePrepared.clear();
       this.sqlPrepared.clear();
       this.deallocateAll = false;
       this.appliedSettings = '';
@@ -600,7 +610,11 @@ export class ServerConnection implements ResponseHandler {
       const severity = fields.get('V') ?? fields.get('S');
       if (severity === 'FATAL' || severity === 'PANIC') this.sentFatal = this.state === 'attached';
       // After DDL a shared statement's plan may no longer fit; drop them all before reuse.
-      if (fields.get('C') === '0A000' && fields.get('M')?.startsWith('cached plan must not change')) this.stalePlanSeen = true;
+      if (fields.get('C') === '0A000' && fields.get('M')?.startsWith('cached plan must not change')) {
+        this.stalePlanSeen = true;
+        const extra = this.expected.headExtra;
+        this.staleStatement = this.expected.headKind === Slot.Bind && typeof extra === 'string' ? extra : undefined;
+      }
       // Counted when a client gets it: not pgway's own statements, nor a departed client's cleanup.
       if (!swallowed && this.state === 'attached' && errorChannel.hasSubscribers) {
         errorChannel.publish({ source: 'server', sqlstate: fields.get('C') ?? 'XX000' } satisfies ErrorEvent);

@@ -19,7 +19,7 @@ import { MessageWriter } from '../wire/messages.js';
 
 export interface ClientStatement {
   serverName: string;
-  /** The pool's plan epoch when the client prepared it: older than the pool's means DDL made it stale. */
+  /** The pool's plan epoch when the client prepared it: older than the statement's invalidation means stale. */
   epoch: number;
   /** A Parse frame for `serverName`, ready to send to a connection that lacks the statement. */
   parse: Buffer;
@@ -68,9 +68,9 @@ export class PreparedStatements {
     this.byClientName.clear();
   }
 
-  /** The client has seen a stale-plan error: its statements are current again. */
-  renew(epoch: number): void {
-    for (const stmt of this.byClientName.values()) stmt.epoch = epoch;
+  /** The client has seen the stale-plan error of the shared statement `serverName`: its names for it are current again. */
+  renew(serverName: string, epoch: number): void {
+    for (const stmt of this.byClientName.values()) if (stmt.serverName === serverName) stmt.epoch = epoch;
   }
 
   /**

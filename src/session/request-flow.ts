@@ -229,6 +229,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       conn.write(msg.query('DEALLOCATE ALL'));
       conn.expectSwallowed(Slot.Query);
       conn.prepared.clear();
+      conn.stalePrepared.clear();
       conn.sqlPrepared.clear();
       conn.deallocateAll = false;
     }
@@ -449,14 +450,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       this.leasedAt = now;
     }
     if (this.session.needsSettle) this.session.settle(server, status);
-    if (server.stalePlanSeen) {
-      // This client just saw the stale-plan error itself; the others see it once each (RequestWriter).
-      // A request sent before the pool's last invalidation failed for the DDL that caused it: one
-      // DDL, one invalidation, or clients already renewed would hear of it a second time.
-      server.stalePlanSeen = false;
-      if (this.writer.sentEpoch === this.pool.planEpoch) this.pool.invalidatePlans();
-      this.statements.renew(this.pool.planEpoch);
-    }
+    if (server.stalePlanSeen) this.onStalePlan(server);
     this.session.markRequestStart(server);
     if (server.busy) return;
     if (this.terminating && !this.held.complete) {
@@ -477,6 +471,25 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     }
     this.server = undefined;
     this.pool.release(server, 'clean');
+  }
+
+  /**
+   * This client just saw the server's stale-plan error itself; the others that prepared the
+   * statement see it once each (RequestWriter). A request sent before the statement's last
+   * invalidation failed for the DDL that caused it: one DDL, one invalidation, or clients already
+   * renewed would hear of it a second time.
+   */
+  private onStalePlan(server: ServerConnection): void {
+    server.stalePlanSeen = false;
+    const name = server.staleStatement;
+    if (name === undefined) {
+      // A SQL-level EXECUTE: this connection's statements are made afresh at its next lease.
+      server.deallocateAll = true;
+      return;
+    }
+    const since = this.pool.staleSince(name);
+    if (since === undefined || since <= this.writer.sentEpoch) this.pool.invalidateStatement(name);
+    this.statements.renew(name, this.pool.planEpoch);
   }
 
   onServerLost(err: Error): void {

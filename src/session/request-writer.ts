@@ -62,6 +62,7 @@ export class RequestWriter {
   private corked = false;
   private maxPrepared = 0;
   private epoch = 0;
+  private pool: Pool | undefined;
   private pins: readonly PinReason[] = NO_PINS;
   /** pgway answered a message of the client with an error: its messages up to Sync are skipped, as the server would. */
   private skipUntilSync = false;
@@ -88,6 +89,7 @@ export class RequestWriter {
     this.corked = false;
     this.maxPrepared = pool.settings.maxPreparedStatements;
     this.epoch = pool.planEpoch;
+    this.pool = pool;
     this.pins = NO_PINS;
     this.tracked = pooled && this.maxPrepared > 0;
     for (let i = 0; i < held.count; i++) {
@@ -213,10 +215,11 @@ export class RequestWriter {
     this.setPortalEffects(portal, stmt ? withBoundValues(stmt.effects, buf, stmtAt, end) : NO_EFFECTS);
     if (!stmt) return false;
     this.beforeOwnWrite(server);
-    if (stmt.epoch < this.epoch) return this.staleOnce(server, stmt);
+    if (this.isStale(stmt)) return this.staleOnce(server, stmt);
     if (stmt.effects.length > 0) this.placeSqlPrepared(server, session, stmt.effects);
     this.ensurePrepared(server, stmt);
-    server.noteClientFrame(Frontend.Bind);
+    // The slot names the statement: a stale-plan error for this Bind says which one went stale.
+    server.expectForwarded(Slot.Bind, stmt.serverName);
     server.write(renameBind(buf, start, end, stmtAt, stmt.serverName));
     return true;
   }
@@ -298,11 +301,17 @@ export class RequestWriter {
       server.expectSynthesized(Slot.Close, this.statements.close(name, msg.CLOSE_COMPLETE));
       return true;
     }
-    if (stmt.epoch < this.epoch) return this.staleOnce(server, stmt);
+    if (this.isStale(stmt)) return this.staleOnce(server, stmt);
     this.ensurePrepared(server, stmt);
     server.noteClientFrame(code);
     server.write(renameBind(buf, start, end, start + 6, stmt.serverName));
     return true;
+  }
+
+  /** Whether the client prepared `stmt` before DDL made its shared statement stale. */
+  private isStale(stmt: ClientStatement): boolean {
+    const since = this.pool!.staleSince(stmt.serverName);
+    return since !== undefined && stmt.epoch < since;
   }
 
   /**
@@ -346,6 +355,10 @@ export class RequestWriter {
       server.prepared.delete(oldest);
       server.write(closeStatement(oldest));
       server.expectSwallowed(Slot.Close, oldest);
+    }
+    if (server.stalePrepared.delete(stmt.serverName)) {
+      server.write(closeStatement(stmt.serverName));
+      server.expectSwallowed(Slot.Close, stmt.serverName);
     }
     server.prepared.set(stmt.serverName, true);
     server.write(stmt.parse);
