@@ -86,6 +86,21 @@ export class ExpectedResponses {
     return this.count;
   }
 
+  /** An extended-protocol message failed with no Sync queued: the server waits for the client's Sync. */
+  get awaitingSync(): boolean {
+    return this.skipping;
+  }
+
+  /** Whether a slot answered by ReadyForQuery (a Sync, Query or FunctionCall) is queued. */
+  get readyOwed(): boolean {
+    const mask = this.kinds.length - 1;
+    for (let i = 0; i < this.count; i++) {
+      const kind = this.kinds[(this.head + i) & mask]!;
+      if (kind === Slot.Sync || kind === Slot.Query || kind === Slot.FunctionCall) return true;
+    }
+    return false;
+  }
+
   get headKind(): number {
     return this.count > 0 ? this.kinds[this.head]! : 0;
   }

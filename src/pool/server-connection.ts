@@ -102,6 +102,10 @@ export class ServerConnection implements ResponseHandler {
   readonly reported = new ReportedCounts();
   /** Prepared statements here may be stale or unknown: DEALLOCATE ALL before the next client. */
   deallocateAll = false;
+  /** Whose unnamed statement this connection holds (a client's RequestWriter), if any. */
+  unnamedOwner: object | undefined;
+  /** Reads stopped because the attached client's socket was full. */
+  private pausedForClient = false;
   /** The attached client just got 'cached plan must not change result type' from the server. */
   stalePlanSeen = false;
   /** The shared statement whose Bind got that error; undefined when it was not one (SQL EXECUTE). */
@@ -151,6 +155,19 @@ export class ServerConnection implements ResponseHandler {
     return this.expected.length > 0 || this.unsynced || this.clientInCopy;
   }
 
+  /** The server is in a COPY from the client. */
+  get inCopyIn(): boolean {
+    return this.clientInCopy;
+  }
+
+  /**
+   * The server cannot finish without more from the client: an extended-protocol request without
+   * its Sync, and nothing queued that ReadyForQuery would answer.
+   */
+  get waitsForClient(): boolean {
+    return (this.unsynced || this.clientInCopy) && !this.expected.readyOwed;
+  }
+
   /** Connects and logs in; resolves once the server sent its first ReadyForQuery. */
   async connect(timeoutMs: number): Promise<void> {
     const deadline = setTimeout(() => {
@@ -198,6 +215,8 @@ export class ServerConnection implements ResponseHandler {
     this.detachedSink = this.sink;
     this.sink = undefined;
     if (this.state === 'attached') this.state = 'idle';
+    // Reads waited for this client to take its bytes; the next client must not wait for that.
+    if (this.pausedForClient) this.resume();
     this.stream.interest = ALL_CODES;
     this.lastUsedAt = nowMs();
   }
@@ -360,11 +379,14 @@ export class ServerConnection implements ResponseHandler {
     return this.socket;
   }
 
-  pause(): void {
+  /** The client's socket is full: reads stop until it drains (see resume). */
+  private pauseForClient(): void {
+    this.pausedForClient = true;
     this.socket.pause();
   }
 
   resume(): void {
+    this.pausedForClient = false;
     this.socket.resume();
   }
 
@@ -531,7 +553,7 @@ export class ServerConnection implements ResponseHandler {
   }
 
   emit(data: Buffer): void {
-    if (this.sink && !this.sink.onServerData(data)) this.socket.pause();
+    if (this.sink && !this.sink.onServerData(data)) this.pauseForClient();
   }
 
   onFrameStart(code: number): boolean {
@@ -625,6 +647,9 @@ export class ServerConnection implements ResponseHandler {
       }
     }
     this.expected.failHead((extra, kind) => this.notDone(extra, kind));
+    // The server now skips everything up to the client's Sync, even if a Sync it ignored during a
+    // COPY let pgway think the request was synced: the connection is not free before that Sync.
+    if (this.expected.awaitingSync) this.unsynced = true;
     this.flushSynthesized();
   }
 

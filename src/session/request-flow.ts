@@ -312,15 +312,36 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   onFrame(code: number, buf: Buffer, start: number, end: number): void {
     if (this.terminating) return;
     if (code === Frontend.Terminate) {
-      // As PostgreSQL does: what the client sent before Terminate still runs.
-      if (this.held.complete || this.waiting || this.server?.busy === true) this.terminating = true;
-      else this.host.endQuietly();
+      this.onTerminate(buf, start, end);
       return;
     }
     this.held.push(code, buf, start, end);
     if (this.held.bytes > this.ctx.config().limits.maxMessageBytes * 4) {
       throw new ProtocolViolationError('too much data sent without completing a request');
     }
+  }
+
+  /**
+   * As PostgreSQL does: what the client sent before Terminate still runs, and the client leaves
+   * once it is answered. A request the client left without its Sync can never be answered: the
+   * client leaves now, and its connection is closed, which aborts the request as the backend's
+   * exit would. During a COPY from the client the server itself answers the Terminate (a protocol
+   * error, then it closes), as on a direct connection.
+   */
+  private onTerminate(buf: Buffer, start: number, end: number): void {
+    const server = this.server;
+    if (server?.inCopyIn && !this.held.complete) {
+      this.held.push(Frontend.Terminate, buf, start, end);
+      this.dispatch();
+      this.terminating = true;
+      return;
+    }
+    if (server?.waitsForClient && !this.held.complete) {
+      this.host.endQuietly();
+      return;
+    }
+    if (this.held.complete || this.waiting || server?.busy === true) this.terminating = true;
+    else this.host.endQuietly();
   }
 
   /** Sends held frames on, taking a server connection when a request is complete. */

@@ -57,6 +57,15 @@ const alreadyExists = (name: string): Buffer => msg.errorResponse({
   routine: 'StorePreparedStatement',
 });
 
+/** PostgreSQL's answer to a Bind or Describe of an unnamed statement the session does not have. */
+const NO_UNNAMED_STATEMENT = msg.errorResponse({
+  severity: 'ERROR',
+  sqlstate: '26000',
+  message: 'unnamed prepared statement does not exist',
+  file: 'postgres.c',
+  routine: 'exec_bind_message',
+});
+
 export class RequestWriter {
   /** More than one piece is being written: they go out in one writev. */
   private corked = false;
@@ -66,7 +75,9 @@ export class RequestWriter {
   private pins: readonly PinReason[] = NO_PINS;
   /** pgway answered a message of the client with an error: its messages up to Sync are skipped, as the server would. */
   private skipUntilSync = false;
-  /** Named statements are renamed and tracked (transaction and statement modes). */
+  /** Server connections are shared (transaction and statement modes). */
+  private pooled = false;
+  /** Named statements are renamed and tracked (pooled, with max_prepared_statements > 0). */
   private tracked = false;
   /** The session effects of the unnamed statement, and of the portals bound from statements with effects. */
   private unnamedStatementEffects = NO_EFFECTS;
@@ -91,6 +102,7 @@ export class RequestWriter {
     this.epoch = pool.planEpoch;
     this.pool = pool;
     this.pins = NO_PINS;
+    this.pooled = pooled;
     this.tracked = pooled && this.maxPrepared > 0;
     for (let i = 0; i < held.count; i++) {
       const code = held.codes[i]!;
@@ -121,7 +133,7 @@ export class RequestWriter {
           break;
         case Frontend.Describe:
         case Frontend.Close:
-          if (this.tracked && this.onTarget(server, code, buf, start, end)) continue;
+          if (pooled && this.onTarget(server, code, buf, start, end)) continue;
           break;
       }
       server.noteClientFrame(code);
@@ -172,6 +184,7 @@ export class RequestWriter {
     const effects = this.textEffects(server, session, Frontend.Parse, buf, start, end, pooled);
     if (buf[start + 5] === 0) {
       this.unnamedStatementEffects = effects;
+      if (pooled) server.unnamedOwner = this;
       return false;
     }
     if (!this.tracked) {
@@ -207,6 +220,7 @@ export class RequestWriter {
     let stmtAt = start + 6;
     if (buf[start + 5] !== 0) [portal, stmtAt] = readCString(buf, start + 5, end);
     if (buf[stmtAt] === 0) {
+      if (this.pooled && server.unnamedOwner !== this) return this.refuseUnnamed(server, Slot.Bind);
       this.setPortalEffects(portal, withBoundValues(this.unnamedStatementEffects, buf, stmtAt, end));
       return false;
     }
@@ -294,6 +308,7 @@ export class RequestWriter {
       if (code === Frontend.Close) this.setPortalEffects(name, NO_EFFECTS);
       return false;
     }
+    if (name === '' && code === Frontend.Describe && server.unnamedOwner !== this) return this.refuseUnnamed(server, Slot.Describe);
     const stmt = name ? this.statements.get(name) : undefined;
     if (!stmt) return false;
     this.beforeOwnWrite(server);
@@ -321,6 +336,16 @@ export class RequestWriter {
   private staleOnce(server: ServerConnection, stmt: ClientStatement): true {
     stmt.epoch = this.epoch;
     return this.refuse(server, Slot.Bind, STALE_PLAN);
+  }
+
+  /**
+   * The unnamed statement on this connection, if any, is another client's: its Bind or Describe
+   * would run that client's statement. This client has none here, and hears so as PostgreSQL says
+   * it (a client's unnamed statement stays on the connection it was parsed on; see README).
+   */
+  private refuseUnnamed(server: ServerConnection, kind: Slot): true {
+    this.beforeOwnWrite(server);
+    return this.refuse(server, kind, NO_UNNAMED_STATEMENT);
   }
 
   /**
