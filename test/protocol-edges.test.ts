@@ -857,7 +857,6 @@ describe('Describe and Close of what does not exist, and a closed name reused', 
   });
 });
 
-
 // --- more Terminate cases ---------------------------------------------------------------------------
 
 describe('Terminate, more cases', () => {
