@@ -300,6 +300,53 @@ describe('pins released', () => {
 });
 
 
+describe('pins of state a rolled-back transaction took with it', () => {
+  for (const [what, make] of [
+    ['a LISTEN', 'LISTEN ps_rb_ch'],
+    ['a temp table', 'CREATE TEMP TABLE ps_rb_tmp (x int)'],
+    ['a hold cursor', 'DECLARE ps_rb_cur CURSOR WITH HOLD FOR SELECT 1'],
+  ] as const) {
+    it(`frees the server connection of a client whose transaction with ${what} rolled back`, async () => {
+      const [a, b, c] = [await connect(), await connect(), await connect()];
+      for (const client of [a, b]) {
+        await client.query('BEGIN');
+        await client.query(make);
+        await client.query('ROLLBACK');
+      }
+      // Nothing is left on either connection: a third client must get one.
+      expect(sqlstate(await errorOf(c.query('SELECT 1')))).toBeUndefined();
+    });
+  }
+
+  it('frees it after an error in the same query string, as the implicit transaction rolls back', async () => {
+    const [a, b, c] = [await connect(), await connect(), await connect()];
+    for (const client of [a, b]) expect(sqlstate(await errorOf(client.query('LISTEN ps_rb_ch; SELECT 1/0')))).toBe('22012');
+    expect(sqlstate(await errorOf(c.query('SELECT 1')))).toBeUndefined();
+  });
+
+  it('keeps a LISTEN that a COMMIT earlier in the failing query string kept: the client still hears its channel', async () => {
+    const a = await connect();
+    expect(sqlstate(await errorOf(a.query('BEGIN; LISTEN ps_rb_kept; COMMIT; SELECT 1/0')))).toBe('22012');
+    // Other clients take turns on the connections meanwhile.
+    const [b, c] = [await connect(), await connect()];
+    await Promise.all([b.query('SELECT 1'), c.query('SELECT 1')]);
+    const heard = new Promise<string | undefined>((resolve) => a.once('notification', (n) => resolve(n.payload)));
+    await adminQuery("SELECT pg_notify('ps_rb_kept', 'still here')");
+    expect(await Promise.race([heard, sleep(3000).then(() => 'nothing heard')])).toBe('still here');
+  });
+
+  it('keeps a session advisory lock taken in a transaction that rolled back, as PostgreSQL keeps it', async () => {
+    const a = await connect();
+    await a.query('BEGIN');
+    await a.query('SELECT pg_advisory_lock(4343)');
+    await a.query('ROLLBACK');
+    const [b, c] = [await connect(), await connect()];
+    await Promise.all([b.query('SELECT 1'), c.query('SELECT 1')]);
+    // Still a's: released by a's own unlock, which must reach the connection that holds it.
+    expect((await a.query<{ ok: boolean }>('SELECT pg_advisory_unlock(4343) AS ok')).rows).toEqual([{ ok: true }]);
+  });
+});
+
 describe('placeholder settings after RESET', () => {
   it("reads a custom setting that was set and reset as '' on every connection, as on a direct connection", async () => {
     const d = await direct();

@@ -54,6 +54,14 @@ export class SessionState {
   private requestsAnswered = 0;
   /** The attached server's counts when the current request began. */
   private readonly before = new ReportedCounts();
+  /**
+   * Pins made in the transaction now open for state PostgreSQL undoes when that transaction rolls
+   * back (a LISTEN, a temporary table, a WITH HOLD cursor): lifted if it does.
+   */
+  private tentativePins: PinReason[] | undefined;
+  /** The COMMITs and ROLLBACKs the server had reported when the first of them was made. */
+  private tentativeCommits = 0;
+  private tentativeRollbacks = 0;
 
   constructor(private readonly startup: ReadonlyMap<string, string>) {
     this.settings = new Map(startup);
@@ -87,7 +95,7 @@ export class SessionState {
 
   /** The last ReadyForQuery of a request must settle something (see settle). */
   get needsSettle(): boolean {
-    return this.staged.length > 0 || this.layAfter || this.uncertain;
+    return this.staged.length > 0 || this.layAfter || this.uncertain || this.tentativePins !== undefined;
   }
 
   /**
@@ -100,6 +108,7 @@ export class SessionState {
     for (const e of effects) {
       switch (e.kind) {
         case 'pin':
+          if (!this.pins.has(e.reason) && UNDONE_BY_ROLLBACK.has(e.reason)) this.pinTentatively(e.reason);
           this.pin(e.reason, newPins);
           if (e.reason === 'temp-table' || e.reason === 'hold-cursor') {
             this.pinnedBy ??= { 'temp-table': new Set(), 'hold-cursor': new Set() };
@@ -142,6 +151,32 @@ export class SessionState {
       this.walked = 0;
     }
     return newPins;
+  }
+
+  private pinTentatively(reason: PinReason): void {
+    if (this.tentativePins === undefined) {
+      this.tentativePins = [];
+      this.tentativeCommits = this.before.commits;
+      this.tentativeRollbacks = this.before.rollbacks;
+    }
+    this.tentativePins.push(reason);
+  }
+
+  /**
+   * The transaction that made the tentative pins ended (ReadyForQuery 'I'). Rolled back (a ROLLBACK
+   * reported, or an error ended its implicit transaction) with no COMMIT reported since they were
+   * made, its state is gone and so are the pins; otherwise they stay.
+   */
+  private settleTentativePins(server: ServerConnection, erred: boolean): void {
+    const { reported } = server;
+    const rolledBack = reported.rollbacks > this.tentativeRollbacks || erred;
+    if (rolledBack && reported.commits === this.tentativeCommits) {
+      for (const reason of this.tentativePins!) {
+        this.pins.delete(reason);
+        if (reason === 'temp-table' || reason === 'hold-cursor') this.pinnedBy?.[reason].clear();
+      }
+    }
+    this.tentativePins = undefined;
   }
 
   /** Pins the client for `reason`, noting it in `newPins` when it is new. */
@@ -236,6 +271,9 @@ export class SessionState {
   /** A request ended with ReadyForQuery `status` and more are in flight behind it: settles its work alone. */
   requestEnded(server: ServerConnection, status: number): void {
     if (this.staged.length > 0) this.settle(server, status, false);
+    // More requests follow in this write: which of them a later error belongs to is not known, so
+    // pins made up to an ended transaction stay.
+    if (status === TxStatus.Idle) this.tentativePins = undefined;
     this.requestsAnswered++;
     this.before.copyFrom(server.reported);
   }
@@ -358,6 +396,7 @@ export class SessionState {
       stagedIn.splice(0, end);
       this.walked = 0;
     }
+    if (last && status === TxStatus.Idle && this.tentativePins !== undefined) this.settleTentativePins(server, erred);
     if (failed) {
       // PostgreSQL undoes these with the transaction. What the connection holds is uncertain
       // until the transaction ends, whatever comes after.
@@ -385,6 +424,9 @@ export class SessionState {
     }
   }
 }
+
+/** Pinned state a rolled-back transaction takes with it (unlike a session advisory lock, which stays). */
+const UNDONE_BY_ROLLBACK: ReadonlySet<PinReason> = new Set<PinReason>(['listen', 'temp-table', 'hold-cursor']);
 
 /** The index of the latest savepoint named `name` (any, when none is given) in effects[0, end); -1 when none. */
 function lastSavepoint(effects: readonly SessionEffect[], end: number, name?: string): number {
