@@ -102,8 +102,8 @@ export class ServerConnection implements ResponseHandler {
   readonly reported = new ReportedCounts();
   /** Prepared statements here may be stale or unknown: DEALLOCATE ALL before the next client. */
   deallocateAll = false;
-  /** Whose unnamed statement this connection holds (a client's RequestWriter), if any. */
-  unnamedOwner: object | undefined;
+  /** Whose unnamed statement this connection holds (a client's RequestWriter id; 0: nobody's known). */
+  unnamedOwner = 0;
   /** Reads stopped because the attached client's socket was full. */
   private pausedForClient = false;
   /** The attached client just got 'cached plan must not change result type' from the server. */

@@ -66,7 +66,11 @@ const NO_UNNAMED_STATEMENT = msg.errorResponse({
   routine: 'exec_bind_message',
 });
 
+let nextWriterId = 1;
+
 export class RequestWriter {
+  /** Names this client's unnamed statement on a server connection (a number: nothing of a departed client is kept alive). */
+  private readonly id = nextWriterId++;
   /** More than one piece is being written: they go out in one writev. */
   private corked = false;
   private maxPrepared = 0;
@@ -184,7 +188,7 @@ export class RequestWriter {
     const effects = this.textEffects(server, session, Frontend.Parse, buf, start, end, pooled);
     if (buf[start + 5] === 0) {
       this.unnamedStatementEffects = effects;
-      if (pooled) server.unnamedOwner = this;
+      if (pooled) server.unnamedOwner = this.id;
       return false;
     }
     if (!this.tracked) {
@@ -220,7 +224,7 @@ export class RequestWriter {
     let stmtAt = start + 6;
     if (buf[start + 5] !== 0) [portal, stmtAt] = readCString(buf, start + 5, end);
     if (buf[stmtAt] === 0) {
-      if (this.pooled && server.unnamedOwner !== this) return this.refuseUnnamed(server, Slot.Bind);
+      if (this.pooled && server.unnamedOwner !== this.id) return this.refuseUnnamed(server, Slot.Bind);
       this.setPortalEffects(portal, withBoundValues(this.unnamedStatementEffects, buf, stmtAt, end));
       return false;
     }
@@ -308,7 +312,7 @@ export class RequestWriter {
       if (code === Frontend.Close) this.setPortalEffects(name, NO_EFFECTS);
       return false;
     }
-    if (name === '' && code === Frontend.Describe && server.unnamedOwner !== this) return this.refuseUnnamed(server, Slot.Describe);
+    if (name === '' && code === Frontend.Describe && server.unnamedOwner !== this.id) return this.refuseUnnamed(server, Slot.Describe);
     const stmt = name ? this.statements.get(name) : undefined;
     if (!stmt) return false;
     this.beforeOwnWrite(server);
