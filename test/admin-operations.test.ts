@@ -4,25 +4,19 @@
 // console's answer to the extended protocol. Each gateway is started from a YAML file, so RELOAD
 // re-reads it as in production; each database here is the tests' own, so pg_stat_database counts only
 // pgway's logins.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import pg from 'pg';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config/load.js';
-import { Gateway } from '../src/gateway.js';
-import { adminQuery, lab } from './harness/lab.js';
+import { adminQuery } from './harness/lab.js';
+import { FileGateways, type FileGateway, type FileGatewayOptions } from './helpers/file-gateway.js';
 import { cstring, errorFields, queryMessage, rawTrustLogin, typedMessage } from './helpers/raw-client.js';
 import { errorOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
 
 const DB = 'admin_ops';
 const DB2 = 'admin_ops2';
 
-let configDir: string;
+const files = new FileGateways(DB);
 
 beforeAll(async () => {
-  configDir = mkdtempSync(path.join(os.tmpdir(), 'pgway-admin-ops-'));
   for (const db of [DB, DB2]) {
     await adminQuery(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
     await adminQuery(`CREATE DATABASE ${db} OWNER app`);
@@ -31,80 +25,17 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const db of [DB, DB2]) await adminQuery(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-  rmSync(configDir, { recursive: true, force: true });
+  files.removeFiles();
 });
 
-interface Options {
-  pool: string;
-  /** name -> dbname on the lab primary */
-  databases?: Record<string, string>;
-  /** Extra users (YAML flow maps). */
-  users?: string[];
-  /** Extra top-level YAML. */
-  extra?: string;
-}
-
-function configYaml(o: Options): string {
-  const l = lab();
-  const dbs = Object.entries(o.databases ?? { [DB]: DB }).map(([name, dbname]) => `
-  ${name}:
-    primary: { host: ${l.primary.host}, port: ${l.primary.port}, dbname: ${dbname}, sslmode: disable }`).join('');
-  return `
-listen: { host: 127.0.0.1, port: 0 }
-http: { enabled: false }
-log: { level: silent }
-auth:
-  method: scram-sha-256
-  users:
-    - { name: app, password: app-secret }
-    - { name: trustapp, method: trust, server_user: app, server_password: app-secret }
-    - { name: admin, password: admin-secret, admin: true, server_user: postgres, server_password: ${l.superuserPassword} }
-    - { name: tadmin, method: trust, admin: true, server_user: postgres, server_password: ${l.superuserPassword} }
-${(o.users ?? []).map((u) => `    - ${u}`).join('\n')}
-pool: ${o.pool}
-${o.extra ?? ''}
-databases:${dbs}
-`;
-}
-
-interface FileGateway {
-  gateway: Gateway;
-  file: string;
-  host: string;
-  port: number;
-  url(user?: string, database?: string): string;
-  write(o: Options): void;
-  stop(): Promise<void>;
-}
-
-let count = 0;
-const gateways: FileGateway[] = [];
-
-async function startFromFile(o: Options): Promise<FileGateway> {
-  const file = path.join(configDir, `gateway-${++count}.yaml`);
-  writeFileSync(file, configYaml(o));
-  const gateway = new Gateway(loadConfig(file), pino({ level: 'silent' }));
-  const address = await gateway.start();
-  const gw: FileGateway = {
-    gateway,
-    file,
-    host: address.host,
-    port: address.port,
-    url: (user = 'app', database = DB) =>
-      `postgres://${user}:${user === 'app' ? 'app-secret' : user === 'admin' ? 'admin-secret' : ''}@${address.host}:${address.port}/${database}`,
-    write: (next) => writeFileSync(file, configYaml(next)),
-    stop: () => gateway.shutdown(200),
-  };
-  gateways.push(gw);
-  return gw;
-}
+const startFromFile = (o: FileGatewayOptions): Promise<FileGateway> => files.start(o);
 
 const opened: pg.Client[] = [];
 const clientErrors = new Map<pg.Client, Error[]>();
 
 afterEach(async () => {
   await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(1000)])));
-  await Promise.all(gateways.splice(0).map((g) => g.stop()));
+  await files.stopAll();
 });
 
 async function connect(gw: FileGateway, user = 'app', database = DB): Promise<pg.Client> {

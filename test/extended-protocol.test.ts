@@ -3,13 +3,13 @@
 // an error must not count), names PostgreSQL refuses, statements shared across search_paths, the
 // session effects of statements executed again by name, COPY in one write, and DDL-stale statements
 // inside a transaction. `single` (a pool of 1) makes which connection serves whom certain.
-import type net from 'node:net';
 import pg from 'pg';
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
-import { cstring, dataRowValues, errorFields, RawClient, typedMessage, type BackendMessage } from './helpers/raw-client.js';
+import { RawClient } from './helpers/raw-client.js';
+import { rawAfterLogin, P, B, E, D, C, S, H, Q, copyData, COPY_DONE, answers, upTo } from './helpers/wire-script.js';
 import { bothConnectionsUsable, onAnotherConnection, sleep } from './helpers/pg-helpers.js';
 
 let gw: TestGateway; // pool of 2
@@ -56,61 +56,7 @@ async function pgClient(target: Target, config: Omit<pg.ClientConfig, 'connectio
 }
 
 /** Logs in with pg (SCRAM), then takes its socket over for hand-made messages. */
-async function raw(target: Target): Promise<RawClient> {
-  const client = new pg.Client({ connectionString: urlOf(target) });
-  client.on('error', () => undefined);
-  await client.connect();
-  const socket = (client as unknown as { connection: { stream: net.Socket } }).connection.stream;
-  socket.removeAllListeners('data');
-  const Ctor = RawClient as unknown as new (s: net.Socket) => RawClient;
-  const r = new Ctor(socket);
-  cleanups.push(() => socket.destroy());
-  return r;
-}
-
-const i16 = (n: number): Buffer => { const b = Buffer.alloc(2); b.writeInt16BE(n); return b; };
-const i32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeInt32BE(n); return b; };
-
-const P = (name: string, sql: string): Buffer => typedMessage('P', Buffer.concat([cstring(name), cstring(sql), i16(0)]));
-function B(stmt: string, values: string[] = [], portal = ''): Buffer {
-  const params = values.map((v) => Buffer.concat([i32(Buffer.byteLength(v)), Buffer.from(v)]));
-  return typedMessage('B', Buffer.concat([cstring(portal), cstring(stmt), i16(0), i16(values.length), ...params, i16(0)]));
-}
-const E = (portal = '', maxRows = 0): Buffer => typedMessage('E', Buffer.concat([cstring(portal), i32(maxRows)]));
-const D = (kind: 'S' | 'P', name: string): Buffer => typedMessage('D', Buffer.concat([Buffer.from(kind), cstring(name)]));
-const C = (kind: 'S' | 'P', name: string): Buffer => typedMessage('C', Buffer.concat([Buffer.from(kind), cstring(name)]));
-const S = typedMessage('S');
-const H = typedMessage('H');
-const Q = (sql: string): Buffer => typedMessage('Q', cstring(sql));
-const copyData = (s: string): Buffer => typedMessage('d', Buffer.from(s));
-const COPY_DONE = typedMessage('c');
-
-/** One message as a short string: E:<sqlstate>, D:<values>, C:<tag>, T:<columns>, else its letter. */
-function summary(m: BackendMessage): string {
-  switch (m.type) {
-    case 'E': return `E:${errorFields(m.body).get('C')}`;
-    case 'D': return `D:${dataRowValues(m.body).join(',')}`;
-    case 'C': return `C:${m.body.toString('utf8', 0, m.body.length - 1)}`;
-    case 'Z': return `Z:${String.fromCharCode(m.body[0]!)}`;
-    default: return m.type;
-  }
-}
-
-/** Reads `n` ReadyForQuery-terminated answers (ParameterStatus and notices left out). */
-async function answers(r: RawClient, n = 1, timeoutMs = 5000): Promise<string[]> {
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const { message, before } = await r.readUntil('Z', timeoutMs);
-    out.push(...before.filter((m) => m.type !== 'S' && m.type !== 'N').map(summary), summary(message));
-  }
-  return out;
-}
-
-/** Reads messages until one of `type` (included), ParameterStatus and notices left out. */
-async function upTo(r: RawClient, type: string): Promise<string[]> {
-  const { message, before } = await r.readUntil(type);
-  return [...before.filter((m) => m.type !== 'S' && m.type !== 'N').map(summary), summary(message)];
-}
+const raw = (target: Target): Promise<RawClient> => rawAfterLogin(urlOf(target), (end) => cleanups.push(end));
 
 /** Runs `steps` (each: bytes to send, ReadyForQuery count to read) and returns what each got. */
 async function script(target: Target, steps: [Buffer, number][]): Promise<string[][]> {

@@ -4,27 +4,21 @@
 // captured so a refused reload can be checked for its reason. The databases are this file's own
 // (hop_db, hop_db2), so pg_stat_activity shows only pgway's connections to them.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import pg from 'pg';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config/load.js';
-import { Gateway } from '../src/gateway.js';
-import { adminQuery, lab } from './harness/lab.js';
+import { adminQuery } from './harness/lab.js';
+import { FileGateways, type FileGateway, type FileGatewayOptions } from './helpers/file-gateway.js';
 import { errorOf, pidOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
 import { cancelRequestPacket, errorFields, queryMessage, RawClient, rawTrustLogin } from './helpers/raw-client.js';
 
 const DB = 'hop_db';
 const DB2 = 'hop_db2';
-const PASSWORDS: Record<string, string> = { app: 'app-secret', admin: 'admin-secret' };
 
-let configDir: string;
+const files = new FileGateways(DB, 'info');
 
 beforeAll(async () => {
-  configDir = mkdtempSync(path.join(os.tmpdir(), 'pgway-ops-hunt-'));
   for (const db of [DB, DB2]) {
     await adminQuery(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
     await adminQuery(`CREATE DATABASE ${db} OWNER app`);
@@ -35,87 +29,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const db of [DB, DB2]) await adminQuery(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-  rmSync(configDir, { recursive: true, force: true });
+  files.removeFiles();
 });
 
 // --- a gateway from a YAML file, with its log captured ------------------------------------------------
 
-interface Options {
-  pool: string;
-  /** name -> dbname on the lab primary; default hop_db only. */
-  databases?: Record<string, string>;
-  /** Extra users (YAML flow maps). */
-  users?: string[];
-  /** Extra top-level YAML (limits, shutdown_timeout_ms, ...). */
-  extra?: string;
-  http?: boolean;
-  listen?: string;
-  logLevel?: string;
-  /** Where the databases' primary listens instead of the lab's. */
-  primaryPort?: number;
-}
-
-function configYaml(o: Options): string {
-  const l = lab();
-  const dbs = Object.entries(o.databases ?? { [DB]: DB }).map(([name, dbname]) => `
-  ${name}:
-    primary: { host: ${l.primary.host}, port: ${o.primaryPort ?? l.primary.port}, dbname: ${dbname}, sslmode: disable }`).join('');
-  return `
-listen: ${o.listen ?? '{ host: 127.0.0.1, port: 0 }'}
-http: { enabled: ${o.http ? 'true' : 'false'}, host: 127.0.0.1, port: 0 }
-log: { level: ${o.logLevel ?? 'info'} }
-auth:
-  method: scram-sha-256
-  users:
-    - { name: app, password: app-secret }
-    - { name: trustapp, method: trust, server_user: app, server_password: app-secret }
-    - { name: admin, password: admin-secret, admin: true, server_user: postgres, server_password: ${l.superuserPassword} }
-${(o.users ?? []).map((u) => `    - ${u}`).join('\n')}
-pool: ${o.pool}
-${o.extra ?? ''}
-databases:${dbs}
-`;
-}
-
-interface FileGateway {
-  gateway: Gateway;
-  file: string;
-  host: string;
-  port: number;
-  httpPort: number | undefined;
-  logs: string[];
-  url(user?: string, database?: string, password?: string): string;
-  write(o: Options): void;
-  writeRaw(text: string): void;
-  stop(): Promise<void>;
-}
-
-let count = 0;
-const gateways: FileGateway[] = [];
-
-async function startFromFile(o: Options): Promise<FileGateway> {
-  const file = path.join(configDir, `gateway-${++count}.yaml`);
-  writeFileSync(file, configYaml(o));
-  const logs: string[] = [];
-  const logger = pino({ level: o.logLevel ?? 'info' }, { write: (line: string) => void logs.push(line) });
-  const gateway = new Gateway(loadConfig(file), logger);
-  const address = await gateway.start();
-  const gw: FileGateway = {
-    gateway,
-    file,
-    host: address.host,
-    port: address.port,
-    httpPort: address.httpPort,
-    logs,
-    url: (user = 'app', database = DB, password = PASSWORDS[user] ?? '') =>
-      `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${address.host}:${address.port}/${database}`,
-    write: (next) => writeFileSync(file, configYaml(next)),
-    writeRaw: (text) => writeFileSync(file, text),
-    stop: () => gateway.shutdown(200),
-  };
-  gateways.push(gw);
-  return gw;
-}
+const startFromFile = (o: FileGatewayOptions): Promise<FileGateway> => files.start(o);
 
 const opened: pg.Client[] = [];
 const clientErrors = new Map<pg.Client, Error[]>();
@@ -123,7 +42,7 @@ const ended = new Set<pg.Client>();
 
 afterEach(async () => {
   await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(1000)])));
-  await Promise.all(gateways.splice(0).map((g) => g.stop()));
+  await files.stopAll();
 });
 
 async function connect(gw: FileGateway, user = 'app', database = DB, applicationName = 'hop', password?: string): Promise<pg.Client> {
@@ -617,13 +536,13 @@ describe('RELOAD config changes', () => {
     const gw = await startFromFile({ pool });
     const app = await connect(gw);
     const admin = await console_(gw);
-    const good = configYaml({ pool });
+    const good = files.yaml({ pool });
     const cases: [string, string, RegExp][] = [
       ['invalid YAML', `${good}\nbroken: { yaml: [\n`, /.+/],
-      ['unknown key', configYaml({ pool: '{ mode: transaction, sise: 3 }' }), /pool\.sise: unknown key, did you mean "size"/],
-      ['bad type', configYaml({ pool: '{ mode: transaction, size: lots }' }), /pool\.size: expected an integer/],
-      ['min_size > size', configYaml({ pool: '{ mode: transaction, size: 2, min_size: 5 }' }), /min_size \(5\) must not exceed size \(2\)/],
-      ['bad pool mode', configYaml({ pool: '{ mode: sessions, size: 2 }' }), /pool\.mode/],
+      ['unknown key', files.yaml({ pool: '{ mode: transaction, sise: 3 }' }), /pool\.sise: unknown key, did you mean "size"/],
+      ['bad type', files.yaml({ pool: '{ mode: transaction, size: lots }' }), /pool\.size: expected an integer/],
+      ['min_size > size', files.yaml({ pool: '{ mode: transaction, size: 2, min_size: 5 }' }), /min_size \(5\) must not exceed size \(2\)/],
+      ['bad pool mode', files.yaml({ pool: '{ mode: sessions, size: 2 }' }), /pool\.mode/],
     ];
     for (const [name, text, reason] of cases) {
       gw.writeRaw(text);
@@ -684,13 +603,13 @@ describe('SIGHUP on the pgway process', () => {
   let file: string;
   let port: number;
 
-  const procYaml = (level: string, pool = '{ mode: transaction, size: 2 }'): string => configYaml({
+  const procYaml = (level: string, pool = '{ mode: transaction, size: 2 }'): string => files.yaml({
     pool, logLevel: level, listen: `{ host: 127.0.0.1, port: ${port} }`,
   });
 
   beforeAll(async () => {
     port = await freePort();
-    file = path.join(configDir, 'process.yaml');
+    file = files.pathOf('process.yaml');
     writeFileSync(file, procYaml('warn'));
     // One node process (the tsx CLI would put a wrapper process in between that the signal reaches instead).
     child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
@@ -730,7 +649,7 @@ describe('SIGHUP on the pgway process', () => {
   }
 
   it('refuses an invalid file with a log line naming the field, and keeps serving', async () => {
-    writeFileSync(file, configYaml({ pool: '{ mode: transaction, size: nope }', listen: `{ host: 127.0.0.1, port: ${port} }`, logLevel: 'warn' }));
+    writeFileSync(file, files.yaml({ pool: '{ mode: transaction, size: nope }', listen: `{ host: 127.0.0.1, port: ${port} }`, logLevel: 'warn' }));
     const mark = stdout.length;
     child!.kill('SIGHUP');
     await waitFor('the refusal to be logged', () => /reload refused/.test(stdout.slice(mark)), 5000);

@@ -5,12 +5,12 @@
 // statement across requests, and Describe/Close of names that do not exist. Several raw clients run
 // at once so the two server connections rotate between clients between requests.
 import { createHash } from 'node:crypto';
-import type net from 'node:net';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
-import { cstring, dataRowValues, errorFields, RawClient, typedMessage, type BackendMessage } from './helpers/raw-client.js';
+import { errorFields, RawClient, type BackendMessage } from './helpers/raw-client.js';
+import { rawAfterLogin, cat, i32, P, B, E, D, C, S, H, X, Q, copyData, COPY_DONE, copyFail, F, summary, shown, answers, upTo } from './helpers/wire-script.js';
 import { sleep } from './helpers/pg-helpers.js';
 
 let gw: TestGateway; // transaction mode, pool of 2
@@ -47,18 +47,7 @@ async function pgClient(target: Target): Promise<pg.Client> {
 }
 
 /** Logs in with pg (SCRAM), then takes its socket over for hand-made messages. */
-async function raw(target: Target): Promise<RawClient> {
-  const client = new pg.Client({ connectionString: urlOf(target) });
-  client.on('error', () => undefined);
-  await client.connect();
-  const socket = (client as unknown as { connection: { stream: net.Socket } }).connection.stream;
-  socket.removeAllListeners('data');
-  socket.setNoDelay(true);
-  const Ctor = RawClient as unknown as new (s: net.Socket) => RawClient;
-  const r = new Ctor(socket);
-  cleanups.push(() => socket.destroy());
-  return r;
-}
+const raw = (target: Target): Promise<RawClient> => rawAfterLogin(urlOf(target), (end) => cleanups.push(end));
 
 /** A gateway of its own (pool of 2) for a case that may leave a server connection unusable. */
 async function ownGateway(): Promise<TestGateway> {
@@ -84,65 +73,6 @@ async function withChurn<T>(target: Target, work: () => Promise<T>): Promise<T> 
     churning = false;
     await churn;
   }
-}
-
-// --- frontend messages ----------------------------------------------------------------------------
-
-const cat = (...parts: Buffer[]): Buffer => Buffer.concat(parts);
-const i16 = (n: number): Buffer => { const b = Buffer.alloc(2); b.writeInt16BE(n); return b; };
-const i32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeInt32BE(n); return b; };
-
-const P = (name: string, sql: string): Buffer => typedMessage('P', cat(cstring(name), cstring(sql), i16(0)));
-function B(stmt: string, values: (string | Buffer)[] = [], portal = ''): Buffer {
-  const params = values.map((v) => { const b = Buffer.isBuffer(v) ? v : Buffer.from(v); return cat(i32(b.length), b); });
-  return typedMessage('B', cat(cstring(portal), cstring(stmt), i16(0), i16(values.length), ...params, i16(0)));
-}
-const E = (portal = '', maxRows = 0): Buffer => typedMessage('E', cat(cstring(portal), i32(maxRows)));
-const D = (kind: 'S' | 'P', name: string): Buffer => typedMessage('D', cat(Buffer.from(kind), cstring(name)));
-const C = (kind: 'S' | 'P', name: string): Buffer => typedMessage('C', cat(Buffer.from(kind), cstring(name)));
-const S = typedMessage('S');
-const H = typedMessage('H');
-const X = typedMessage('X');
-const Q = (sql: string): Buffer => typedMessage('Q', cstring(sql));
-const copyData = (s: string): Buffer => typedMessage('d', Buffer.from(s));
-const COPY_DONE = typedMessage('c');
-const copyFail = (why: string): Buffer => typedMessage('f', cstring(why));
-/** FunctionCall: text (0) or binary (1) arguments, result in `resultFormat`. */
-function F(oid: number, args: Buffer[], argFormat: 0 | 1, resultFormat: 0 | 1): Buffer {
-  return typedMessage('F', cat(i32(oid), i16(1), i16(argFormat), i16(args.length), ...args.map((a) => cat(i32(a.length), a)), i16(resultFormat)));
-}
-
-// --- backend messages -------------------------------------------------------------------------------
-
-/** One message as a short string: E:<sqlstate>, D:<values>, C:<tag>, d:<copy data>, V:<result>, Z:<status>, else its letter. */
-function summary(m: BackendMessage): string {
-  switch (m.type) {
-    case 'E': return `E:${errorFields(m.body).get('C')}`;
-    case 'D': return `D:${dataRowValues(m.body).join(',')}`;
-    case 'C': return `C:${m.body.toString('utf8', 0, m.body.length - 1)}`;
-    case 'Z': return `Z:${String.fromCharCode(m.body[0]!)}`;
-    case 'd': return `d:${m.body.toString('utf8')}`;
-    case 'V': return `V:${m.body.toString('hex')}`;
-    default: return m.type;
-  }
-}
-
-const shown = (m: BackendMessage): boolean => m.type !== 'S' && m.type !== 'N' && m.type !== 'K';
-
-/** Reads `n` ReadyForQuery-terminated answers (ParameterStatus and notices left out). */
-async function answers(r: RawClient, n = 1, timeoutMs = 5000): Promise<string[]> {
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const { message, before } = await r.readUntil('Z', timeoutMs);
-    out.push(...before.filter(shown).map(summary), summary(message));
-  }
-  return out;
-}
-
-/** Reads messages until one of `type` (included). */
-async function upTo(r: RawClient, type: string, timeoutMs = 5000): Promise<string[]> {
-  const { message, before } = await r.readUntil(type, timeoutMs);
-  return [...before.filter(shown).map(summary), summary(message)];
 }
 
 /** What arrives within `ms` (nothing pending is []), and whether the peer closed. */
