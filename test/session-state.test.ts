@@ -347,6 +347,35 @@ describe('pins of state a rolled-back transaction took with it', () => {
   });
 });
 
+describe('a named statement run after the client changed its search_path', () => {
+  beforeAll(async () => {
+    await adminQuery('DROP SCHEMA IF EXISTS ps_path1, ps_path2 CASCADE');
+    await adminQuery('CREATE SCHEMA ps_path1; CREATE SCHEMA ps_path2');
+    await adminQuery('CREATE TABLE ps_path1.ps_pt (a int); INSERT INTO ps_path1.ps_pt VALUES (1)');
+    await adminQuery("CREATE TABLE ps_path2.ps_pt (a text, b text); INSERT INTO ps_path2.ps_pt VALUES ('two', 'bee')");
+    await adminQuery('GRANT USAGE ON SCHEMA ps_path1, ps_path2 TO app; GRANT SELECT ON ALL TABLES IN SCHEMA ps_path1, ps_path2 TO app');
+  });
+  afterAll(() => adminQuery('DROP SCHEMA IF EXISTS ps_path1, ps_path2 CASCADE'));
+
+  it("runs under the path it has now, and never leaves another client a plan made for that path", async () => {
+    const q = { name: 'ps_q', text: 'SELECT * FROM ps_pt' };
+    const [a, c] = [await connect(), await connect()];
+    for (const client of [a, c]) await client.query('SET search_path = ps_path1');
+    expect((await c.query(q)).rows).toEqual([{ a: 1 }]);
+    expect((await a.query(q)).rows).toEqual([{ a: 1 }]);
+    await a.query('SET search_path = ps_path2');
+    for (let round = 0; round < 4; round++) {
+      // a's statement under its new path, on whichever connection; then c's, under its own path,
+      // on those same connections: each must find its own path's plan.
+      const [ra, rc] = await Promise.all([a.query(q), c.query(q)]);
+      expect(ra.rows).toEqual([{ a: 'two', b: 'bee' }]);
+      expect(rc.rows).toEqual([{ a: 1 }]);
+      expect((await c.query(q)).rows).toEqual([{ a: 1 }]);
+      expect((await a.query(q)).rows).toEqual([{ a: 'two', b: 'bee' }]);
+    }
+  });
+});
+
 describe('placeholder settings after RESET', () => {
   it("reads a custom setting that was set and reset as '' on every connection, as on a direct connection", async () => {
     const d = await direct();

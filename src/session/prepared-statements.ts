@@ -25,6 +25,8 @@ export interface ClientStatement {
   parse: Buffer;
   /** What running it does to the session (a SET, an advisory lock...): staged at each Execute. */
   effects: readonly SessionEffect[];
+  /** The client's search_path it is prepared under (its shared name is that path's). */
+  searchPath: string;
 }
 
 /** Server-side statement names, by search_path and content, shared by all clients (bounded). */
@@ -90,7 +92,20 @@ export class PreparedStatements {
     const [name, queryAt] = readCString(frame, start + 5, end);
     if (name === '') return undefined;
     const serverName = serverNameFor(frame.subarray(queryAt, end), searchPath);
-    return [name, { serverName, epoch, parse: withName(frame, start, end, start + 5, serverName), effects }];
+    return [name, { serverName, epoch, parse: withName(frame, start, end, start + 5, serverName), effects, searchPath }];
+  }
+
+  /**
+   * The client changed its search_path since it prepared `name`: from now on the statement runs
+   * under the shared name of the path it has now, prepared under that path, as PostgreSQL analyses
+   * it again under the path in force. A connection never runs one path's statement under another's.
+   */
+  forPath(name: string, stmt: ClientStatement, searchPath: string): ClientStatement {
+    const body = stmt.parse.subarray(stmt.parse.indexOf(0, 5) + 1);
+    const serverName = serverNameFor(body, searchPath);
+    const moved: ClientStatement = { ...stmt, serverName, searchPath, parse: withName(stmt.parse, 0, stmt.parse.length, 5, serverName) };
+    this.byClientName.set(name, moved);
+    return moved;
   }
 
   /**

@@ -137,7 +137,7 @@ export class RequestWriter {
           break;
         case Frontend.Describe:
         case Frontend.Close:
-          if (pooled && this.onTarget(server, code, buf, start, end)) continue;
+          if (pooled && this.onTarget(server, session, code, buf, start, end)) continue;
           break;
       }
       server.noteClientFrame(code);
@@ -228,7 +228,7 @@ export class RequestWriter {
       this.setPortalEffects(portal, withBoundValues(this.unnamedStatementEffects, buf, stmtAt, end));
       return false;
     }
-    const stmt = this.tracked ? this.statements.get(readCString(buf, stmtAt, end)[0]) : undefined;
+    const stmt = this.tracked ? this.statementFor(session, readCString(buf, stmtAt, end)[0]) : undefined;
     // Session mode: a named statement's effects were staged at its Parse.
     this.setPortalEffects(portal, stmt ? withBoundValues(stmt.effects, buf, stmtAt, end) : NO_EFFECTS);
     if (!stmt) return false;
@@ -240,6 +240,13 @@ export class RequestWriter {
     server.expectForwarded(Slot.Bind, stmt.serverName);
     server.write(renameBind(buf, start, end, stmtAt, stmt.serverName));
     return true;
+  }
+
+  /** The client's statement `name`, as prepared under the search_path the client has now. */
+  private statementFor(session: SessionState, name: string): ClientStatement | undefined {
+    const stmt = this.statements.get(name);
+    if (stmt === undefined || stmt.searchPath === session.searchPath) return stmt;
+    return this.statements.forPath(name, stmt, session.searchPath);
   }
 
   private setPortalEffects(portal: string, effects: readonly SessionEffect[]): void {
@@ -306,14 +313,14 @@ export class RequestWriter {
    * Close is answered by pgway, the shared statement staying for other clients. Returns true when
    * the frame was handled here.
    */
-  private onTarget(server: ServerConnection, code: number, buf: Buffer, start: number, end: number): boolean {
+  private onTarget(server: ServerConnection, session: SessionState, code: number, buf: Buffer, start: number, end: number): boolean {
     const [type, name] = targetOf(buf, start, end);
     if (type === 0x50 /* P */) {
       if (code === Frontend.Close) this.setPortalEffects(name, NO_EFFECTS);
       return false;
     }
     if (name === '' && code === Frontend.Describe && server.unnamedOwner !== this.id) return this.refuseUnnamed(server, Slot.Describe);
-    const stmt = name ? this.statements.get(name) : undefined;
+    const stmt = name ? this.statementFor(session, name) : undefined;
     if (!stmt) return false;
     this.beforeOwnWrite(server);
     if (code === Frontend.Close) {
