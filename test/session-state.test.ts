@@ -300,6 +300,41 @@ describe('pins released', () => {
 });
 
 
+describe('advisory locks: the pin lasts as long as the server says a lock is held', () => {
+  it('frees the connection of a client whose pg_try_advisory_lock did not get the lock', async () => {
+    const holder = await direct();
+    await holder.query('SELECT pg_advisory_lock(4545)');
+    try {
+      const [a, b, c] = [await connect(), await connect(), await connect()];
+      for (const client of [a, b]) {
+        expect((await client.query<{ got: boolean }>('SELECT pg_try_advisory_lock(4545) AS got')).rows).toEqual([{ got: false }]);
+      }
+      expect(sqlstate(await errorOf(c.query('SELECT 1')))).toBeUndefined();
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock_all()');
+    }
+  });
+
+  it('frees it once pg_advisory_unlock released the last lock the client held', async () => {
+    const [a, b, c] = [await connect(), await connect(), await connect()];
+    for (const [client, key] of [[a, 4646], [b, 4647]] as const) {
+      await client.query('SELECT pg_advisory_lock($1)', [key]);
+      expect((await client.query<{ ok: boolean }>('SELECT pg_advisory_unlock($1) AS ok', [key])).rows).toEqual([{ ok: true }]);
+    }
+    expect(sqlstate(await errorOf(c.query('SELECT 1')))).toBeUndefined();
+  });
+
+  it('keeps the client on its connection while it still holds one of its locks', async () => {
+    const a = await connect();
+    await a.query('SELECT pg_advisory_lock(4648), pg_advisory_lock(4649)');
+    expect((await a.query<{ ok: boolean }>('SELECT pg_advisory_unlock(4648) AS ok')).rows).toEqual([{ ok: true }]);
+    const [b, c] = [await connect(), await connect()];
+    await Promise.all([b.query('SELECT 1'), c.query('SELECT 1')].map((p) => p.catch(() => undefined)));
+    // Only the session that holds a lock can unlock it: a is still on it.
+    expect((await a.query<{ ok: boolean }>('SELECT pg_advisory_unlock(4649) AS ok')).rows).toEqual([{ ok: true }]);
+  });
+});
+
 describe('pins of state a rolled-back transaction took with it', () => {
   for (const [what, make] of [
     ['a LISTEN', 'LISTEN ps_rb_ch'],

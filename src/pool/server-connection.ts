@@ -48,6 +48,13 @@ export interface ServerError {
   fields: Map<string, string>;
 }
 
+/** Marks the swallowed slot of pgway's question whether the session holds advisory locks (see askAdvisoryLocks). */
+const ADVISORY_CHECK = '\u0000advisory';
+/** Its statement: a row per advisory lock held, at most one; the CommandComplete tag says how many. */
+const ADVISORY_QUERY = msg.query(
+  "SELECT FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid() LIMIT 1",
+);
+
 /** Marks the swallowed slot of a settings statement (see expectSettings). */
 const SETTINGS = '\u0000settings';
 /**
@@ -104,6 +111,8 @@ export class ServerConnection implements ResponseHandler {
   deallocateAll = false;
   /** Whose unnamed statement this connection holds (a client's RequestWriter id; 0: nobody's known). */
   unnamedOwner = 0;
+  /** What the last advisory-lock question found (see askAdvisoryLocks); undefined until answered. */
+  advisoryLocksHeld: boolean | undefined;
   /** Reads stopped because the attached client's socket was full. */
   private pausedForClient = false;
   /** The attached client just got 'cached plan must not change result type' from the server. */
@@ -214,6 +223,8 @@ export class ServerConnection implements ResponseHandler {
   detach(): void {
     this.detachedSink = this.sink;
     this.sink = undefined;
+    // What the client waited for (see whenIdle) is no business of the next client's.
+    this.idleCallback = undefined;
     if (this.state === 'attached') this.state = 'idle';
     // Reads waited for this client to take its bytes; the next client must not wait for that.
     if (this.pausedForClient) this.resume();
@@ -291,6 +302,13 @@ export class ServerConnection implements ResponseHandler {
     if (kind <= Slot.Close) this.unsynced = true;
     if (kind === Slot.Query) this.internalError = undefined;
     this.expect(kind, Action.Swallow, statement);
+  }
+
+  /** Asks the server whether this session holds advisory locks; the answer lands in advisoryLocksHeld. */
+  askAdvisoryLocks(): void {
+    this.advisoryLocksHeld = undefined;
+    this.write(ADVISORY_QUERY);
+    this.expectSwallowed(Slot.Query, ADVISORY_CHECK);
   }
 
   /** pgway's statement laying a client's settings on this connection; its failure is the client's to hear. */
@@ -590,6 +608,7 @@ export class ServerConnection implements ResponseHandler {
       case Backend.CommandComplete:
         this.clientInCopy = false;
         if (buf) this.countTransactionEnd(buf, start, end);
+        if (this.expected.headExtra === ADVISORY_CHECK) this.advisoryLocksHeld = !(buf && buf.toString('latin1', start + 5, end - 1) === 'SELECT 0');
         break;
       case Backend.NoticeResponse:
       case Backend.NotificationResponse:

@@ -173,15 +173,11 @@ describe('advisory locks', () => {
     'SELECT pg_advisory_lock(1)',
     'SELECT pg_advisory_lock(1, 2)',
     'SELECT pg_advisory_lock_shared(1)',
-    'SELECT pg_try_advisory_lock(1)',
-    'SELECT pg_try_advisory_lock_shared(1)',
     'SELECT pg_catalog.pg_advisory_lock(1)',
     'SELECT PG_ADVISORY_LOCK(42)',
     'SELECT pg_advisory_lock(id) FROM jobs WHERE id = 7',
-    'SELECT * FROM jobs WHERE pg_try_advisory_lock(id) LIMIT 1',
     'WITH l AS (SELECT pg_advisory_lock(1)) SELECT * FROM l',
     'SELECT CASE WHEN $1 THEN pg_advisory_lock(1) END',
-    'UPDATE jobs SET taken = pg_try_advisory_lock(id)',
     'INSERT INTO t SELECT pg_advisory_lock(1)',
     'EXPLAIN ANALYZE SELECT pg_advisory_lock(1)',
     'EXPLAIN (ANALYZE, BUFFERS) SELECT pg_advisory_lock(1)',
@@ -196,8 +192,6 @@ describe('advisory locks', () => {
     'SELECT pg_advisory_xact_lock_shared(1)',
     'SELECT pg_try_advisory_xact_lock(1)',
     'SELECT pg_try_advisory_xact_lock_shared(1)',
-    'SELECT pg_advisory_unlock(1)',
-    'SELECT pg_advisory_unlock_shared(1)',
     'SELECT other.pg_advisory_lock(1)',
     'EXPLAIN SELECT pg_advisory_lock(1)',
     'EXPLAIN (ANALYZE false) SELECT pg_advisory_lock(1)',
@@ -209,6 +203,23 @@ describe('advisory locks', () => {
     'SELECT 1 WHERE pg_advisory_unlock_all() IS NULL',
   ])('%s does not change the pin', (sql) => {
     expect(effects(sql)).toEqual([]);
+  });
+
+  it.each([
+    'SELECT pg_try_advisory_lock(1)',
+    'SELECT pg_try_advisory_lock_shared(1)',
+    'SELECT * FROM jobs WHERE pg_try_advisory_lock(id) LIMIT 1',
+    'UPDATE jobs SET taken = pg_try_advisory_lock(id)',
+  ])('%s pins, and asks the server afterwards whether a lock was taken', (sql) => {
+    expect(effects(sql)).toEqual([pin('advisory-lock'), { kind: 'advisory-recheck' }]);
+  });
+
+  it.each([
+    'SELECT pg_advisory_unlock(1)',
+    'SELECT pg_advisory_unlock_shared(1)',
+    'SELECT pg_advisory_unlock(id) FROM jobs',
+  ])('%s asks the server afterwards whether a lock is left', (sql) => {
+    expect(effects(sql)).toEqual([{ kind: 'advisory-recheck' }]);
   });
 
   it('pg_advisory_unlock_all() unpins', () => {

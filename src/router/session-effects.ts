@@ -36,6 +36,7 @@ export type SessionEffect =
   | { kind: 'unpin'; reason: PinReason } // every object of the kind: DISCARD TEMP, CLOSE ALL
   | { kind: 'drop'; reason: NamedPin; name: string } // DROP TABLE name, CLOSE name: the pin goes with the last one
   | { kind: 'rename'; reason: NamedPin; from: string; to: string } // ALTER TABLE from RENAME TO to
+  | { kind: 'advisory-recheck' } // pg_advisory_unlock(), pg_try_advisory_lock(): whether locks remain is for the server to say
   | TransactionMarker;
 
 /**
@@ -90,6 +91,10 @@ const NOT_EXECUTING: ReadonlySet<string> = new Set([
 ]);
 const ADVISORY_LOCKS: ReadonlySet<string> = new Set([
   'pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared',
+]);
+/** Calls after which the session may hold no advisory lock: an unlock, or a lock that may not have been taken. */
+const ADVISORY_MAYBE_FREE: ReadonlySet<string> = new Set([
+  'pg_advisory_unlock', 'pg_advisory_unlock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared',
 ]);
 
 const pin = (reason: PinReason, name?: string): SessionEffect => (name === undefined ? { kind: 'pin', reason } : { kind: 'pin', reason, name });
@@ -408,14 +413,17 @@ function onCalls(node: Node, out: Collector): void {
   const once = 'SelectStmt' in node ? runsOnce(node.SelectStmt) : new Set<FuncCall>();
   let lock = false;
   let unlockAll = false;
+  let maybeFree = false;
   for (const call of found.calls.sort((a, b) => (a.location ?? 0) - (b.location ?? 0))) {
     const fn = functionName(call);
     if (fn === 'set_config') onSetConfig(call, once.has(call), out);
     else if (fn === 'pg_advisory_unlock_all') unlockAll ||= once.has(call);
     else if (fn !== undefined && ADVISORY_LOCKS.has(fn)) lock = true;
+    if (fn !== undefined && ADVISORY_MAYBE_FREE.has(fn)) maybeFree = true;
   }
   if (unlockAll) out.effects.push(unpin('advisory-lock'));
   if (lock) out.effects.push(pin('advisory-lock')); // after the unpin: when both appear, stay pinned
+  if (maybeFree) out.effects.push({ kind: 'advisory-recheck' });
 }
 
 /** Iterative pre-order walk: expressions nest as deep as the SQL does (a || b || ... thousands deep). */

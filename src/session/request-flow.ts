@@ -81,6 +81,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   private leasedAt = 0;
   private requestAt = 0;
   private idleTxTimer: NodeJS.Timeout | undefined;
+  /** pgway asked the server something of its own between the client's requests (see askAdvisoryLocks). */
+  private askingServer = false;
 
   constructor(
     private readonly host: FlowHost,
@@ -346,7 +348,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
 
   /** Sends held frames on, taking a server connection when a request is complete. */
   pump(): void {
-    if (this.held.count === 0) return;
+    if (this.held.count === 0 || this.askingServer) return;
     if (this.server) {
       this.dispatch();
       return;
@@ -486,12 +488,47 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       }
       return;
     }
+    if (this.session.advisoryRecheck) {
+      this.session.advisoryRecheck = false;
+      if (this.session.pinnedByAdvisoryLocksOnly) {
+        this.askAdvisoryLocks(server);
+        return;
+      }
+    }
+    this.betweenTransactions(server);
+  }
+
+  /** Idle, outside a transaction (transaction and statement modes): the next request, or the connection goes back. */
+  private betweenTransactions(server: ServerConnection): void {
     if (this.held.complete || this.session.pinned) {
       if (this.held.count > 0) this.dispatch();
       return;
     }
     this.server = undefined;
     this.pool.release(server, 'clean');
+  }
+
+  /**
+   * The client unlocked an advisory lock or tried to take one, and advisory locks are all that
+   * pins it: the server is asked whether the session still holds any. Until it answers, the
+   * client's next request waits (see pump).
+   */
+  private askAdvisoryLocks(server: ServerConnection): void {
+    this.askingServer = true;
+    server.askAdvisoryLocks();
+    server.whenIdle(() => this.onAdvisoryAnswer(server), () => this.onAdvisoryAnswer(server));
+  }
+
+  private onAdvisoryAnswer(server: ServerConnection): void {
+    this.askingServer = false;
+    if (this.server !== server) return; // the client left meanwhile
+    try {
+      if (server.advisoryLocksHeld === false) this.session.advisoryLocksGone();
+      if (this.terminating && !this.held.complete) this.host.endQuietly();
+      else this.betweenTransactions(server);
+    } catch (err) {
+      this.host.fail(err);
+    }
   }
 
   /**

@@ -55,6 +55,11 @@ export class SessionState {
   /** The attached server's counts when the current request began. */
   private readonly before = new ReportedCounts();
   /**
+   * A statement that may have left the session without advisory locks ran (an unlock, a try-lock):
+   * the server is asked once the transaction is over (see RequestFlow).
+   */
+  advisoryRecheck = false;
+  /**
    * Pins made in the transaction now open for state PostgreSQL undoes when that transaction rolls
    * back (a LISTEN, a temporary table, a WITH HOLD cursor): lifted if it does.
    */
@@ -87,6 +92,16 @@ export class SessionState {
 
   get pinned(): boolean {
     return this.pins.size > 0;
+  }
+
+  /** Pinned for advisory locks alone: the server can tell whether any are left. */
+  get pinnedByAdvisoryLocksOnly(): boolean {
+    return this.pins.size === 1 && this.pins.has('advisory-lock');
+  }
+
+  /** The server said the session holds no advisory lock. */
+  advisoryLocksGone(): void {
+    this.pins.delete('advisory-lock');
   }
 
   get hasStaged(): boolean {
@@ -133,6 +148,9 @@ export class SessionState {
           this.sqlPrepared.clear();
           break;
         case 'execute':
+          break;
+        case 'advisory-recheck':
+          this.advisoryRecheck = true;
           break;
         case 'set-param':
           // A parameter's value pgway did not see (SQL-level EXECUTE, session mode's Parse): unknown.
