@@ -113,6 +113,8 @@ export class ServerConnection implements ResponseHandler {
   unnamedOwner = 0;
   /** What the last advisory-lock question found (see askAdvisoryLocks); undefined until answered. */
   advisoryLocksHeld: boolean | undefined;
+  /** An advisory-lock question is on its way: the forwarding path looks for its answer only then. */
+  private advisoryAsked = false;
   /** Reads stopped because the attached client's socket was full. */
   private pausedForClient = false;
   /** The attached client just got 'cached plan must not change result type' from the server. */
@@ -307,6 +309,7 @@ export class ServerConnection implements ResponseHandler {
   /** Asks the server whether this session holds advisory locks; the answer lands in advisoryLocksHeld. */
   askAdvisoryLocks(): void {
     this.advisoryLocksHeld = undefined;
+    this.advisoryAsked = true;
     this.write(ADVISORY_QUERY);
     this.expectSwallowed(Slot.Query, ADVISORY_CHECK);
   }
@@ -608,7 +611,10 @@ export class ServerConnection implements ResponseHandler {
       case Backend.CommandComplete:
         this.clientInCopy = false;
         if (buf) this.countTransactionEnd(buf, start, end);
-        if (this.expected.headExtra === ADVISORY_CHECK) this.advisoryLocksHeld = !(buf && buf.toString('latin1', start + 5, end - 1) === 'SELECT 0');
+        if (this.advisoryAsked && this.expected.headExtra === ADVISORY_CHECK) {
+          this.advisoryAsked = false;
+          this.advisoryLocksHeld = !(buf && buf.toString('latin1', start + 5, end - 1) === 'SELECT 0');
+        }
         break;
       case Backend.NoticeResponse:
       case Backend.NotificationResponse:
