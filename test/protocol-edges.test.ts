@@ -689,6 +689,20 @@ describe('Terminate while a request is in flight', () => {
     expect(await connectionState(gw)).toEqual([CLEAN, CLEAN]);
   });
 
+  it('after Execute and Flush without Sync: the client is closed and nothing is committed', async () => {
+    const own = await ownGateway();
+    const { direct, pgway } = await both(async (t) => {
+      const a = await raw(t);
+      a.write(cat(P('', "INSERT INTO hpe_rows VALUES ('term-flush')"), B(''), E(), H, X));
+      const got = await within(a, 2000);
+      a.destroy();
+      await sleep(200);
+      return { ...got, committed: (await adminQuery("SELECT 1 FROM hpe_rows WHERE note = 'term-flush'")).rowCount };
+    }, own);
+    expect(direct).toEqual({ got: ['1', '2', 'C:INSERT 0 1'], closed: true, committed: 0 });
+    expect(pgway).toEqual(direct);
+  }, 15_000);
+
   it('after Execute and Flush, Terminate sent once the answer was read: the client is closed', async () => {
     const own = await ownGateway();
     const { direct, pgway } = await both(async (t) => {

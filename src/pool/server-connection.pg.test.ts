@@ -32,6 +32,7 @@ class Client implements ServerSink {
     this.onReady();
   }
   onRequestEnd(): void {}
+  onAwaitingClient(): void {}
   onServerLost(err: Error): void {
     throw err;
   }

@@ -36,6 +36,8 @@ export interface ServerSink {
   onServerReady(status: number): void;
   /** A client request (Query, Sync) ended with ReadyForQuery `status` while more are in flight. */
   onRequestEnd(status: number): void;
+  /** Everything sent has been answered, but the server waits for the client's Sync (or COPY data). */
+  onAwaitingClient(): void;
   /** The server connection failed while attached. */
   onServerLost(err: Error): void;
 }
@@ -561,6 +563,8 @@ export class ServerConnection implements ResponseHandler {
       this.idleCallback = undefined;
       if (idle) idle();
       else this.sink?.onServerReady(this.txStatus);
+    } else if (this.unsynced && this.expected.length === 0) {
+      this.sink?.onAwaitingClient();
     }
   }
 

@@ -442,6 +442,14 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     this.host.uncork();
   }
 
+  /**
+   * The answers to a request without its Sync have all been forwarded (Execute, Flush). A client
+   * that sent Terminate behind such a request leaves now, as it does on a direct connection.
+   */
+  onAwaitingClient(): void {
+    if (this.terminating && !this.held.complete) this.host.endQuietly();
+  }
+
   /** The client took the bytes queued towards it: its server's may flow again. */
   onClientDrained(): void {
     this.server?.resume();
