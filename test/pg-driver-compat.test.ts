@@ -863,6 +863,9 @@ describe('client.end() and destroyed sockets', () => {
       (big as unknown as NodeJS.EventEmitter).on('error', () => undefined);
       const side = [];
       for (let i = 0; i < 5; i++) side.push((await other.query({ text: 'SELECT $1::int AS i', values: [i] })).rows[0]);
+      // The abandoned statement ends (the backend fails to send, or pgway cancels it) before the next step.
+      await waitFor('the abandoned result to end', async () =>
+        (await adminQuery<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT id, v, j FROM hpg_big%'")).rows[0]!.n === 0, 10_000);
       await sleep(300);
       return [rows >= 1000, side, await cleanAndBoth(env)];
     };
