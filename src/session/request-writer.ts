@@ -93,7 +93,7 @@ export class RequestWriter {
     private readonly statements: PreparedStatements,
   ) {}
 
-  /** The pool's plan epoch when the last request was written (see ClientSession.serverReady). */
+  /** The pool's plan epoch when the last request was written (see RequestFlow.onStalePlan). */
   get sentEpoch(): number {
     return this.epoch;
   }
@@ -119,7 +119,7 @@ export class RequestWriter {
       }
       switch (code) {
         case Frontend.Query:
-          this.stage(session, this.textEffects(server, session, code, buf, start, end, pooled));
+          this.stage(session, this.textEffects(server, session, code, buf, start, end));
           session.requestWritten();
           break;
         case Frontend.Sync:
@@ -127,7 +127,7 @@ export class RequestWriter {
           session.requestWritten();
           break;
         case Frontend.Parse:
-          if (this.onParse(server, session, buf, start, end, pooled, i + 1 < held.count && held.codes[i + 1] === Frontend.Describe)) continue;
+          if (this.onParse(server, session, buf, start, end, i + 1 < held.count && held.codes[i + 1] === Frontend.Describe)) continue;
           break;
         case Frontend.Bind:
           if (this.onBind(server, session, buf, start, end)) continue;
@@ -162,13 +162,13 @@ export class RequestWriter {
    * The session effects of a Query's or Parse's statement text. In pooled modes the SQL-level
    * prepared statements it uses are made to exist on this connection before it.
    */
-  private textEffects(server: ServerConnection, session: SessionState, code: number, buf: Buffer, start: number, end: number, pooled: boolean): readonly SessionEffect[] {
+  private textEffects(server: ServerConnection, session: SessionState, code: number, buf: Buffer, start: number, end: number): readonly SessionEffect[] {
     let textAt = start + 5;
     if (code === Frontend.Parse) textAt = buf.indexOf(0, textAt) + 1;
     const nul = buf.indexOf(0, textAt);
     const { effects } = classifySessionEffectsIn(buf, textAt, nul < 0 || nul > end ? end : nul);
     if (effects.length === 0) return NO_EFFECTS;
-    if (pooled) this.placeSqlPrepared(server, session, effects);
+    if (this.pooled) this.placeSqlPrepared(server, session, effects);
     return effects;
   }
 
@@ -184,11 +184,11 @@ export class RequestWriter {
    * renamed to its shared server-side name and prepared only where missing; a name the client
    * already uses is refused, as PostgreSQL refuses it. Returns true when the frame was handled here.
    */
-  private onParse(server: ServerConnection, session: SessionState, buf: Buffer, start: number, end: number, pooled: boolean, describeNext: boolean): boolean {
-    const effects = this.textEffects(server, session, Frontend.Parse, buf, start, end, pooled);
+  private onParse(server: ServerConnection, session: SessionState, buf: Buffer, start: number, end: number, describeNext: boolean): boolean {
+    const effects = this.textEffects(server, session, Frontend.Parse, buf, start, end);
     if (buf[start + 5] === 0) {
       this.unnamedStatementEffects = effects;
-      if (pooled) server.unnamedOwner = this.id;
+      if (this.pooled) server.unnamedOwner = this.id;
       return false;
     }
     if (!this.tracked) {
