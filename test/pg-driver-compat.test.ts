@@ -603,7 +603,9 @@ describe('errors', () => {
       out.push(await settle(c.query({ text: 'SELECT pg_sleep($1) AS s', values: [1] })));
       out.push(await settle(c.query({ text: 'SELECT $1::int AS after2', values: [2] })));
       out.push(await settle(c.query('BEGIN')));
-      out.push(await settle(c.query('SELECT pg_sleep(0.6) AS s')));
+      // Timed out at 300 ms; SELECT 3 is queued then, sent when the sleep ends at 400 ms and answered
+      // well before its own timer (600 ms). A sleep near 600 ms would race that timer.
+      out.push(await settle(c.query('SELECT pg_sleep(0.4) AS s')));
       out.push(await settle(c.query('SELECT 3 AS in_tx')));
       out.push(await settle(c.query('COMMIT')));
       out.push(await env.elsewhere(c, () => settle(c.query('SELECT 4 AS moved'))));
