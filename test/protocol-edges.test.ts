@@ -755,6 +755,78 @@ describe('the unnamed statement in a later request', () => {
 
 });
 
+// --- a Parse the server skipped, and later groups of the same write ----------------------------------
+
+describe('a Parse skipped after an error, with later groups of the same write', () => {
+  it("a statement pgway prepares for the client, skipped after an error, is prepared again for the write's next group", async () => {
+    const g = await ownGateway();
+    const { direct, pgway } = await both(async (t) => {
+      const [holder, other, a] = [await raw(t), await raw(t), await raw(t)];
+      holder.write(Q('BEGIN'));
+      const out = await answers(holder);
+      // Prepared while holder keeps the other connection: only this connection has it.
+      a.write(cat(P('hpe_skip', 'SELECT $1::int * 10 AS v'), S));
+      out.push(...await answers(a));
+      other.write(Q('BEGIN'));
+      out.push(...await answers(other));
+      holder.write(Q('COMMIT'));
+      out.push(...await answers(holder));
+      // The connection serving this write lacks hpe_skip: preparing it comes after the error.
+      a.write(cat(
+        P('', 'SELECT 1/0'), B(''), E(), B('hpe_skip', ['1']), E(), S,
+        B('hpe_skip', ['2']), E(), S,
+        B('hpe_skip', ['3']), E(), S,
+      ));
+      out.push(...await answers(a, 3));
+      other.write(Q('COMMIT'));
+      out.push(...await answers(other));
+      a.write(cat(B('hpe_skip', ['4']), E(), S));
+      out.push(...await answers(a));
+      return out;
+    }, g);
+    expect(direct).toEqual([
+      'C:BEGIN', 'Z:T', '1', 'Z:I', 'C:BEGIN', 'Z:T', 'C:COMMIT', 'Z:I',
+      '1', 'E:22012', 'Z:I', '2', 'D:20', 'C:SELECT 1', 'Z:I', '2', 'D:30', 'C:SELECT 1', 'Z:I',
+      'C:COMMIT', 'Z:I', '2', 'D:40', 'C:SELECT 1', 'Z:I',
+    ]);
+    expect(pgway).toEqual(direct);
+  });
+
+  it("the client's own named Parse skipped after an error: a later group may parse the name again, and a Bind of it alone fails", async () => {
+    const { direct, pgway } = await both(async (t) => withChurn(t, async () => {
+      const a = await raw(t);
+      a.write(cat(
+        P('', 'SELECT 1/0'), B(''), E(), P('hpe_skip2', 'SELECT $1::int + 1 AS v'), S,
+        B('hpe_skip2', ['1']), E(), S,
+        P('hpe_skip2', 'SELECT $1::int + 2 AS v'), B('hpe_skip2', ['1']), E(), S,
+        P('', 'SELECT 1/0'), B(''), E(), C('S', 'hpe_skip2'), S,
+        B('hpe_skip2', ['2']), E(), S,
+      ));
+      const out = await answers(a, 5);
+      a.write(cat(B('hpe_skip2', ['3']), E(), C('S', 'hpe_skip2'), S));
+      out.push(...await answers(a));
+      return out;
+    }));
+    expect(direct).toEqual([
+      '1', 'E:22012', 'Z:I', 'E:26000', 'Z:I', '1', '2', 'D:3', 'C:SELECT 1', 'Z:I',
+      '1', 'E:22012', 'Z:I', '2', 'D:4', 'C:SELECT 1', 'Z:I', '2', 'D:5', 'C:SELECT 1', '3', 'Z:I',
+    ]);
+    expect(pgway).toEqual(direct);
+  });
+
+  it('a group written while an earlier one whose Parse may be skipped is still running waits for its answer', async () => {
+    const { direct, pgway } = await both(async (t) => withChurn(t, async () => {
+      const a = await raw(t);
+      a.write(cat(P('', 'SELECT pg_sleep(0.2)'), B(''), E(), P('', 'SELECT 1/0'), B(''), E(), P('hpe_skip3', 'SELECT $1::int + 1 AS v'), S));
+      await sleep(50); // a write of its own, while the first group still runs
+      a.write(cat(P('hpe_skip3', 'SELECT $1::int + 3 AS v'), B('hpe_skip3', ['1']), E(), C('S', 'hpe_skip3'), S));
+      return answers(a, 2);
+    }));
+    expect(direct).toEqual(['1', '2', 'D:', 'C:SELECT 1', '1', 'E:22012', 'Z:I', '1', '2', 'D:4', 'C:SELECT 1', '3', 'Z:I']);
+    expect(pgway).toEqual(direct);
+  });
+});
+
 // --- Describe and Close of names that do not exist; a name closed and reused -------------------------
 
 describe('Describe and Close of what does not exist, and a closed name reused', () => {

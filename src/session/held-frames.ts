@@ -59,6 +59,15 @@ export class HeldFrames {
     this.ends_ = 0;
   }
 
+  /** The first `n` frames were written: the rest stay held, first. */
+  keepFrom(n: number): void {
+    const count = this.count;
+    const bufs = this.bufs.slice(n, count);
+    const [codes, starts, ends] = [this.codes.slice(n, count), this.starts.slice(n, count), this.ends.slice(n, count)];
+    this.clear();
+    for (let i = 0; i < bufs.length; i++) this.push(codes[i]!, bufs[i]!, starts[i]!, ends[i]!);
+  }
+
   /** Queues [start, end) of `buf` for writing, extending the current run when adjacent. */
   emit(buf: Buffer, start: number, end: number, out: FrameWriter): void {
     if (buf === this.runBuf && start === this.runEnd) {

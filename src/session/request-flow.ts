@@ -83,6 +83,11 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   private idleTxTimer: NodeJS.Timeout | undefined;
   /** pgway asked the server something of its own between the client's requests (see askAdvisoryLocks). */
   private askingServer = false;
+  /**
+   * The writer stopped after a group whose prepared-statement changes an error may take back: the
+   * client's next frames wait (reading paused) until the server has answered what was written.
+   */
+  private heldBack = false;
 
   constructor(
     private readonly host: FlowHost,
@@ -349,6 +354,10 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   /** Sends held frames on, taking a server connection when a request is complete. */
   pump(): void {
     if (this.held.count === 0 || this.askingServer) return;
+    if (this.heldBack) {
+      this.host.pauseReading();
+      return;
+    }
     if (this.server) {
       this.dispatch();
       return;
@@ -400,8 +409,13 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     if (!server.busy) {
       this.requestAt = perfNow();
     }
-    const pins = this.writer.write(server, this.session, this.mode !== 'session', this.pool);
+    const writer = this.writer;
+    const pins = writer.write(server, this.session, this.mode !== 'session', this.pool);
     if (pins.length > 0) this.reportPins(pins);
+    if (writer.waitForAnswers) {
+      writer.waitForAnswers = false;
+      this.heldBack = true;
+    }
     if (!server.writable) this.pauseUntilDrained(server);
     server.flushSynthesized();
     if (this.cancelOnDispatch) {
@@ -484,16 +498,22 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     if (server.stalePlanSeen) this.onStalePlan(server);
     this.session.markRequestStart(server);
     if (server.busy) return;
+    if (this.heldBack) {
+      this.heldBack = false;
+      server.whenDrained(() => this.host.resumeReading());
+    }
     if (this.terminating && !this.held.complete) {
       this.host.endQuietly();
       return;
     }
-    if (status !== TxStatus.Idle) this.watchIdleTransaction();
-    if (this.mode === 'session') return;
-    if (status !== TxStatus.Idle) {
-      if (this.mode === 'statement') {
-        this.host.fail(new FeatureNotSupportedError('transaction blocks are not allowed in statement pooling mode'));
-      }
+    if (status !== TxStatus.Idle && this.mode === 'statement') {
+      this.host.fail(new FeatureNotSupportedError('transaction blocks are not allowed in statement pooling mode'));
+      return;
+    }
+    if (status !== TxStatus.Idle || this.mode === 'session') {
+      // Frames held back behind a group that was answered (see heldBack) go on now.
+      if (this.held.count > 0) this.dispatch();
+      else if (status !== TxStatus.Idle) this.watchIdleTransaction();
       return;
     }
     if (this.session.advisoryRecheck) {

@@ -87,6 +87,15 @@ export class RequestWriter {
   private unnamedStatementEffects = NO_EFFECTS;
   private unnamedPortalEffects = NO_EFFECTS;
   private portalEffects: Map<string, readonly SessionEffect[]> | undefined;
+  /** A message of the current extended-protocol group (up to its Sync) has been written. */
+  private inGroup = false;
+  /** The current group changed the client's or the connection's statements after its first message (see guess). */
+  private guessed = false;
+  /**
+   * write() stopped after the Sync of a group whose changes an error may take back: the frames
+   * after it (held) wait until the server has answered what was written, and so does the flow.
+   */
+  waitForAnswers = false;
 
   constructor(
     private readonly held: HeldFrames,
@@ -108,6 +117,7 @@ export class RequestWriter {
     this.pins = NO_PINS;
     this.pooled = pooled;
     this.tracked = pooled && this.maxPrepared > 0;
+    let written = held.count;
     for (let i = 0; i < held.count; i++) {
       const code = held.codes[i]!;
       const buf = held.bufs[i]!;
@@ -117,36 +127,62 @@ export class RequestWriter {
         if (code !== Frontend.Sync) continue;
         this.skipUntilSync = false;
       }
+      let handled = false;
       switch (code) {
         case Frontend.Query:
           this.stage(session, this.textEffects(server, session, code, buf, start, end));
           session.requestWritten();
           break;
         case Frontend.Sync:
+          session.requestWritten();
+          this.inGroup = false;
+          if (this.guessed) {
+            this.guessed = false;
+            this.waitForAnswers = true;
+            written = i + 1;
+          }
+          break;
         case Frontend.FunctionCall:
           session.requestWritten();
           break;
         case Frontend.Parse:
-          if (this.onParse(server, session, buf, start, end, i + 1 < held.count && held.codes[i + 1] === Frontend.Describe)) continue;
+          handled = this.onParse(server, session, buf, start, end, i + 1 < held.count && held.codes[i + 1] === Frontend.Describe);
+          this.inGroup = true;
           break;
         case Frontend.Bind:
-          if (this.onBind(server, session, buf, start, end)) continue;
+          handled = this.onBind(server, session, buf, start, end);
+          this.inGroup = true;
           break;
         case Frontend.Execute:
           if (this.unnamedPortalEffects.length > 0 || this.portalEffects !== undefined) this.onExecute(session, buf, start, end);
+          this.inGroup = true;
           break;
         case Frontend.Describe:
         case Frontend.Close:
-          if (pooled && this.onTarget(server, session, code, buf, start, end)) continue;
+          handled = pooled && this.onTarget(server, session, code, buf, start, end);
+          this.inGroup = true;
           break;
       }
+      if (handled) continue;
       server.noteClientFrame(code);
       held.emit(buf, start, end, server);
+      if (written === i + 1) break;
     }
     held.flush(server);
-    held.clear();
+    if (written === held.count) held.clear();
+    else held.keepFrom(written);
     if (this.corked) server.uncork();
     return this.pins;
+  }
+
+  /**
+   * The client's statements or the connection's change here, after other messages of the same
+   * group: an error in one of those would make the server skip this message, and the change is
+   * then taken back when the error arrives (SlotUndo, ServerConnection.notDone). A later group
+   * must not be written on the guess that it happened: write() stops after this group's Sync.
+   */
+  private guess(): void {
+    if (this.inGroup) this.guessed = true;
   }
 
   /** Flushes the frames held so far and corks the server socket before a rewritten or injected write. */
@@ -202,6 +238,7 @@ export class RequestWriter {
     if (server.prepared.delete(stmt.serverName)) {
       if (!describeNext) {
         server.prepared.set(stmt.serverName, true); // most recently used
+        this.guess();
         server.expectSynthesized(Slot.Parse, this.statements.define(name, stmt, msg.PARSE_COMPLETE));
         return true;
       }
@@ -324,6 +361,7 @@ export class RequestWriter {
     if (!stmt) return false;
     this.beforeOwnWrite(server);
     if (code === Frontend.Close) {
+      this.guess();
       server.expectSynthesized(Slot.Close, this.statements.close(name, msg.CLOSE_COMPLETE));
       return true;
     }
@@ -385,6 +423,7 @@ export class RequestWriter {
    * `clientName`, the client's own Parse defining that name.
    */
   private prepareOn(server: ServerConnection, stmt: ClientStatement, clientName?: string): void {
+    this.guess();
     const max = this.maxPrepared;
     while (server.prepared.size >= max) {
       const oldest = server.prepared.keys().next().value as string;
