@@ -827,6 +827,39 @@ describe('a Parse skipped after an error, with later groups of the same write', 
   });
 });
 
+// --- a named Parse of a statement the connection already has, inside a transaction block ------------
+
+describe('a named Parse of a statement the connection already has, in a transaction block', () => {
+  it('is refused with 25P02 in an aborted block, and works when a pipelined ROLLBACK TO ends the abort first', async () => {
+    const g = await ownGateway();
+    const { direct, pgway } = await both(async (t) => {
+      const [holder, a] = [await raw(t), await raw(t)];
+      holder.write(Q('BEGIN'));
+      const out = await answers(holder);
+      // Client a prepares it where holder's connection is not: every later Parse finds it there.
+      a.write(cat(P('hpe_fp', 'SELECT $1::int * 3 AS v'), S));
+      out.push(...await answers(a));
+      a.write(cat(Q('BEGIN; SAVEPOINT s'), Q('SELECT 1/0')));
+      out.push(...await answers(a, 2));
+      a.write(cat(P('hpe_fp2', 'SELECT $1::int * 3 AS v'), S));
+      out.push(...await answers(a));
+      a.write(cat(Q('ROLLBACK TO s'), P('hpe_fp2', 'SELECT $1::int * 3 AS v'), B('hpe_fp2', ['5']), E(), S));
+      out.push(...await answers(a, 2));
+      a.write(cat(Q('SELECT 1/0'), Q('ROLLBACK TO s'), P('hpe_fp3', 'SELECT $1::int * 3 AS v'), B('hpe_fp3', ['6']), E(), S, Q('COMMIT')));
+      out.push(...await answers(a, 4));
+      holder.write(Q('COMMIT'));
+      out.push(...await answers(holder));
+      return out;
+    }, g);
+    expect(direct).toEqual([
+      'C:BEGIN', 'Z:T', '1', 'Z:I', 'C:BEGIN', 'C:SAVEPOINT', 'Z:T', 'E:22012', 'Z:E', 'E:25P02', 'Z:E',
+      'C:ROLLBACK', 'Z:T', '1', '2', 'D:15', 'C:SELECT 1', 'Z:T',
+      'E:22012', 'Z:E', 'C:ROLLBACK', 'Z:T', '1', '2', 'D:18', 'C:SELECT 1', 'Z:T', 'C:COMMIT', 'Z:I', 'C:COMMIT', 'Z:I',
+    ]);
+    expect(pgway).toEqual(direct);
+  });
+});
+
 // --- Describe and Close of names that do not exist; a name closed and reused -------------------------
 
 describe('Describe and Close of what does not exist, and a closed name reused', () => {

@@ -10,7 +10,7 @@ import { Slot } from '../pool/expected-responses.js';
 import type { Pool } from '../pool/pool.js';
 import type { ServerConnection } from '../pool/server-connection.js';
 import { classifySessionEffectsIn, type PinReason, type SessionEffect } from '../router/session-effects.js';
-import { Frontend } from '../wire/codes.js';
+import { Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import type { HeldFrames } from './held-frames.js';
 import { bindParameterText, readCString } from '../wire/decode.js';
@@ -236,7 +236,9 @@ export class RequestWriter {
     this.beforeOwnWrite(server);
     if (this.statements.get(name)) return this.refuse(server, Slot.Parse, alreadyExists(name));
     if (server.prepared.delete(stmt.serverName)) {
-      if (!describeNext) {
+      // Answered here only where the server would surely accept it: in an aborted transaction
+      // block (or with earlier requests unanswered, which may abort one or end it) the server decides.
+      if (!describeNext && server.txStatus !== TxStatus.Failed && !server.busy) {
         server.prepared.set(stmt.serverName, true); // most recently used
         this.guess();
         server.expectSynthesized(Slot.Parse, this.statements.define(name, stmt, msg.PARSE_COMPLETE));
@@ -245,6 +247,7 @@ export class RequestWriter {
       // A client that describes the statement it just prepared (postgres.js, JDBC) must get a
       // description of a fresh plan: one made before DDL would fail the Describe, and a driver
       // that keeps the statement from its ParameterDescription would be left without columns.
+      // Close then Parse: the Close works in an aborted block, where the Parse then fails as the client's would.
       server.write(closeStatement(stmt.serverName));
       server.expectSwallowed(Slot.Close, stmt.serverName);
     }
