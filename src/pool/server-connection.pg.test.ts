@@ -1,10 +1,13 @@
 // The read buffer of a server connection is reused only while no client write still refers to it:
 // the chunk that ends a client's transaction may still sit in that client's socket queue after the
-// connection went on to the next client.
+// connection went on to the next client. A cancel that arrives while pgway's own statement runs
+// ahead of the client's waits for the client's turn.
 import { afterEach, describe, expect, it } from 'vitest';
 import { lab } from '../../test/harness/lab.js';
 import * as msg from '../wire/messages.js';
 import { Frontend } from '../wire/codes.js';
+import { decodeErrorFields } from '../wire/decode.js';
+import { Slot } from './expected-responses.js';
 import { ServerConnection, type ServerSink } from './server-connection.js';
 
 const opened: ServerConnection[] = [];
@@ -68,4 +71,33 @@ describe('a server connection handed to the next client', () => {
     expect(second.views.length).toBeGreaterThan(0);
     expect(first.views).toEqual(first.copies);
   });
+});
+
+/** The SQLSTATEs of the ErrorResponses in what a client was forwarded. */
+function errorCodes(chunks: Buffer[]): string[] {
+  const all = Buffer.concat(chunks);
+  const codes: string[] = [];
+  for (let at = 0; at + 5 <= all.length; at += 1 + all.readInt32BE(at + 1)) {
+    if (all[at] === 0x45 /* E */) codes.push(decodeErrorFields(all, at, at + 1 + all.readInt32BE(at + 1)).get('C') ?? '');
+  }
+  return codes;
+}
+
+describe("a cancel while pgway's own statement runs ahead of the client's", () => {
+  it("waits for the client's turn: pgway's statement finishes, the client's is cancelled", async () => {
+    const conn = await connect();
+    const client = await new Promise<Client>((resolve) => {
+      const c: Client = new Client(false, () => resolve(c));
+      conn.attach(c);
+      // pgway's own statement (as when it lays the client's settings on), answered to nobody...
+      conn.write(msg.query('SELECT pg_sleep(0.3)'));
+      conn.expectSwallowed(Slot.Query);
+      // ...then the client's, which the cancel is meant for.
+      conn.noteClientFrame(Frontend.Query);
+      conn.write(msg.query('SELECT pg_sleep(5)'));
+      void conn.cancel();
+    });
+    // Had the cancel hit pgway's statement, the client's would have run its 5 s and answered a row.
+    expect(errorCodes(client.copies)).toEqual(['57014']);
+  }, 15_000);
 });
