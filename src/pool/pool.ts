@@ -265,7 +265,7 @@ export class Pool {
     }
     conn.detach();
     conn.clientId = 0;
-    if (how === 'clean' && !conn.busy && conn.txStatus === 0x49 && !conn.cancelSent) {
+    if (how === 'clean' && !conn.busy && conn.txStatus === 0x49 && !conn.cancelPending) {
       this.putBack(conn);
       return;
     }

@@ -19,6 +19,7 @@ import { Action, ExpectedResponses, Slot, type SlotExtra, type SlotUndo } from '
 import { nowMs } from '../clock.js';
 import { ReportedCounts } from './reported-counts.js';
 import { ServerLogin } from './server-login.js';
+import { ServerCancel } from './server-cancel.js';
 import { openServerSocket } from './server-socket.js';
 
 export type { ServerCredentials } from './server-auth.js';
@@ -150,13 +151,8 @@ export class ServerConnection implements ResponseHandler {
   loginRefusal: string | undefined;
   /** The server sent a FATAL error to the attached client: it already knows the connection is gone. */
   sentFatal = false;
-  /**
-   * A cancel request sent for this connection whose effect may still be pending: resolves true once
-   * the server has signalled the backend, false when it did not answer. Reuse waits for it (reset).
-   */
-  cancelSent: Promise<boolean> | undefined;
-  /** A cancel waiting for pgway's own statements ahead of the client's to be answered. */
-  private clientTurn: (() => void) | undefined;
+  /** Cancel requests sent for this connection (see ServerCancel). */
+  private readonly cancels = new ServerCancel();
 
   constructor(
     readonly target: ServerTarget,
@@ -474,66 +470,32 @@ export class ServerConnection implements ResponseHandler {
   }
 
   /**
-   * Asks the server to cancel whatever this connection runs, on a separate socket. `stillWanted`
-   * is asked again once that socket is open, so a connection that has meanwhile moved on to
-   * another client is not cancelled.
+   * Asks the server to cancel whatever this connection runs, on a separate socket, once the
+   * client's statement is next. `stillWanted` is asked again then, so a connection that has
+   * meanwhile moved on to another client is not cancelled.
    */
-  async cancel(stillWanted: () => boolean = () => true, timeoutMs = 5000): Promise<void> {
-    const { socket } = await openServerSocket(this.target, timeoutMs);
-    socket.on('error', () => undefined);
-    if (this.expected.headAction === Action.Swallow && this.expected.length > 0) {
-      // pgway's own statement runs ahead of the client's (settings, prepared statements): a cancel
-      // must not fail it, so it waits for the client's turn.
-      await new Promise<void>((resolve) => {
-        const before = this.clientTurn;
-        this.clientTurn = before ? () => { before(); resolve(); } : resolve;
-      });
-    }
-    if (!stillWanted()) {
-      socket.destroy();
-      return;
-    }
-    // PostgreSQL acts on the cancel a moment after this: until then the connection must not move
-    // on to another client's statement (see settleCancel). The server closes the socket once it
-    // has signalled the backend.
-    const signalled = new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => {
-        socket.destroy();
-        resolve(false);
-      }, timeoutMs);
-      socket.once('close', () => {
-        clearTimeout(timer);
-        resolve(true);
-      });
-    });
-    this.cancelSent = signalled;
-    socket.end(msg.cancelRequest(this.pid, this.secret));
-    await signalled;
+  cancel(stillWanted: () => boolean = () => true, timeoutMs = 5000): Promise<void> {
+    return this.cancels.send(this, stillWanted, timeoutMs);
   }
 
-  /**
-   * A cancel was sent for this connection: waits until the server signalled its backend, then runs
-   * a statement of pgway's own, which the cancel hits if it is still pending (its error is
-   * swallowed); PostgreSQL drops a cancel that is pending when it next waits for a command. After
-   * this no cancel sent earlier can reach another client's statement. Rejects when the server never
-   * confirmed the cancel: the connection cannot be trusted then.
-   */
-  private async settleCancel(): Promise<void> {
-    const sent = this.cancelSent;
-    if (!sent) return;
-    this.cancelSent = undefined;
-    if (!(await sent)) throw new Error('the server did not confirm a cancel request in time');
-    try {
-      await this.query('SELECT 1');
-    } catch (err) {
-      if (!(err instanceof Error && 'serverError' in err)) throw err; // the connection failed
-    }
+  /** A cancel sent for this connection may still be pending: reuse waits for it (see reset). */
+  get cancelPending(): boolean {
+    return this.cancels.sent !== undefined;
+  }
+
+  /** pgway's own statement is being answered ahead of the client's (see ServerCancel). */
+  get ownStatementFirst(): boolean {
+    return this.expected.length > 0 && this.expected.headAction === Action.Swallow;
+  }
+
+  private settleCancel(): Promise<void> {
+    return this.cancels.settle(() => this.query('SELECT 1'));
   }
 
   close(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.takeClientTurn();
+    this.cancels.takeTurn();
     this.sink = undefined;
     if (this.socket && !this.socket.destroyed) {
       if (this.socket.writable) this.socket.end(msg.TERMINATE);
@@ -629,7 +591,7 @@ export class ServerConnection implements ResponseHandler {
     this.expected.shift();
     if (this.expected.length > 0) {
       if (clientReady) this.sink?.onRequestEnd(this.txStatus);
-      if (this.clientTurn && this.expected.headAction !== Action.Swallow) this.takeClientTurn();
+      if (this.cancels.waitingForTurn && this.expected.headAction !== Action.Swallow) this.cancels.takeTurn();
       this.flushSynthesized();
       return;
     }
@@ -694,14 +656,8 @@ export class ServerConnection implements ResponseHandler {
     extra.undo();
   }
 
-  private takeClientTurn(): void {
-    const turn = this.clientTurn;
-    this.clientTurn = undefined;
-    turn?.();
-  }
-
   private onIdle(): void {
-    this.takeClientTurn();
+    this.cancels.takeTurn();
     if (this.state === 'attached') {
       this.readyAfterChunk = true;
       return;
