@@ -510,7 +510,8 @@ describe('multi-statement simple queries and transactions', () => {
       const out: unknown[] = [];
       for (const [i, step] of steps.entries()) {
         out.push(await settle(c.query(t(step))));
-        await sleep(10); // pg rejects at ErrorResponse, before the ReadyForQuery that carries the status
+        // pg rejects at ErrorResponse; PostgreSQL flushes that before the ReadyForQuery that carries the status
+        await waitFor('ReadyForQuery', () => (c as unknown as { readyForQuery: boolean }).readyForQuery, 2000);
         out.push(c.getTransactionStatus());
         // another client uses the pool between each step
         out.push((await other.query({ text: 'SELECT $1::int AS i', values: [i] })).rows);
@@ -596,16 +597,18 @@ describe('errors', () => {
 
   it("pg's query_timeout (client side), then the next queries", { timeout: 30_000 }, async () => {
     const scenario = async (env: Env): Promise<unknown> => {
-      const c = await env.client({ query_timeout: 300 });
+      // pg starts a query's timer when it is queued: pg_sleep(2.1) outlasts its own (600 ms) and those of
+      // the two queries queued behind it (1200, 1800 ms), and ends 300 ms before the next one's (2400 ms).
+      const c = await env.client({ query_timeout: 600 });
       const out: unknown[] = [];
-      out.push(await settle(c.query('SELECT pg_sleep(1) AS s')));
+      out.push(await settle(c.query('SELECT pg_sleep(2.1) AS s')));
       out.push(await settle(c.query('SELECT 1 AS after')));
       out.push(await settle(c.query({ text: 'SELECT pg_sleep($1) AS s', values: [1] })));
       out.push(await settle(c.query({ text: 'SELECT $1::int AS after2', values: [2] })));
       out.push(await settle(c.query('BEGIN')));
-      // Timed out at 300 ms; SELECT 3 is queued then, sent when the sleep ends at 400 ms and answered
-      // well before its own timer (600 ms). A sleep near 600 ms would race that timer.
-      out.push(await settle(c.query('SELECT pg_sleep(0.4) AS s')));
+      // Timed out at 600 ms; SELECT 3 is queued then and sent when the sleep ends at 900 ms, 300 ms
+      // before its own timer (1200 ms): 300 ms either way.
+      out.push(await settle(c.query('SELECT pg_sleep(0.9) AS s')));
       out.push(await settle(c.query('SELECT 3 AS in_tx')));
       out.push(await settle(c.query('COMMIT')));
       out.push(await env.elsewhere(c, () => settle(c.query('SELECT 4 AS moved'))));

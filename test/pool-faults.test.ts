@@ -228,11 +228,11 @@ describe('failures under a transaction-mode pool of 2', () => {
   });
 });
 
-describe('an exhausted pool (size 1, query_wait_timeout_ms 500)', () => {
+describe('an exhausted pool (size 1, query_wait_timeout_ms 1000)', () => {
   let gw: FileGateway;
 
   beforeAll(async () => {
-    gw = await startFromFile({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 500 }' });
+    gw = await startFromFile({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 1000 }' });
   });
 
   afterAll(async () => {
@@ -270,9 +270,9 @@ describe('an exhausted pool (size 1, query_wait_timeout_ms 500)', () => {
       (e: unknown) => { settled.add(name); throw e; },
     );
     const a = track('first', first.query('SELECT 1'));
-    await sleep(300);
+    await sleep(600);
     const b = track('second', second.query('SELECT 2 AS n'));
-    await sleep(150);
+    await sleep(300);
     const c = track('third', third.query('SELECT 3 AS n'));
     await expect(a).rejects.toMatchObject({ code: '57P05' });
     // The first one's deadline is not the others': they are still waiting.
