@@ -7,7 +7,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
-import { bothConnectionsUsable, onAnotherConnection, onConnection, pidOf, sleep, waitFor } from './helpers/pg-helpers.js';
+import { bothConnectionsUsable, onAnotherConnection, onConnection, pidOf, sleep, waitFor, within } from './helpers/pg-helpers.js';
 
 let gw: TestGateway;
 const DIRECT = (): string => pgUrl(lab().primary, 'app', 'app-secret', 'app');
@@ -150,17 +150,6 @@ function errorShape(e: unknown): unknown {
     if (err[k] !== undefined) out[k] = err[k];
   }
   return out;
-}
-
-/** Bounds a promise in time: a hang fails the test with `what` instead of the test timeout. */
-function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    }),
-  ]);
 }
 
 /** Runs `scenario` on a direct connection, then through pgway; returns both observations. */

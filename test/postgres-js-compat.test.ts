@@ -10,7 +10,8 @@ import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
-import { onAnotherConnection, sleep, waitFor } from './helpers/pg-helpers.js';
+import { onAnotherConnection, sleep, waitFor, within } from './helpers/pg-helpers.js';
+import { OpenedClients, type PostgresOptions } from './helpers/postgres-js-clients.js';
 
 let gw: TestGateway;
 const DIRECT = (): string => pgUrl(lab().primary, 'app', 'app-secret', 'app');
@@ -49,30 +50,14 @@ afterAll(async () => {
 });
 
 /** Every postgres.js instance and pg holder a test opened; ended after each test, bounded. */
-const opened: postgres.Sql[] = [];
-const pgOpened: pg.Client[] = [];
+const clients = new OpenedClients();
+afterEach(() => clients.endAll());
 
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((s) => Promise.race([s.end({ timeout: 1 }).catch(() => undefined), sleep(3000)])));
-  await Promise.all(pgOpened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(2000)])));
-});
-
-type Opts = postgres.Options<Record<string, postgres.PostgresType>>;
+type Opts = PostgresOptions;
 type Q = postgres.Sql | postgres.TransactionSql;
 
-function open(url: string, options: Opts = {}): postgres.Sql {
-  const sql = postgres(url, { max: 1, onnotice: () => undefined, connect_timeout: 10, idle_timeout: 0, ...options });
-  opened.push(sql);
-  return sql;
-}
-
-async function pgClient(url: string): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: url });
-  c.on('error', () => undefined);
-  pgOpened.push(c);
-  await c.connect();
-  return c;
-}
+const open = (url: string, options: Opts = {}): postgres.Sql => clients.sql(url, options);
+const pgClient = (url: string): Promise<pg.Client> => clients.pg(url);
 
 /** Where a scenario runs, with the means to move an instance to the other server connection. */
 interface Env {
@@ -129,17 +114,6 @@ async function settle(p: Promise<unknown>): Promise<unknown> {
 }
 
 const settleAll = (ps: Promise<unknown>[]): Promise<unknown[]> => Promise.all(ps.map(settle));
-
-/** Bounds a promise in time: a hang fails the test with `what` instead of the test timeout. */
-function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    }),
-  ]);
-}
 
 /** Runs `scenario` on a direct connection, then through pgway; returns both observations. */
 async function compare<T>(scenario: (env: Env) => Promise<T>, ms = 15_000): Promise<{ d: T; g: T }> {

@@ -9,7 +9,8 @@ import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
-import { onAnotherConnection, sleep } from './helpers/pg-helpers.js';
+import { onAnotherConnection, sleep, within } from './helpers/pg-helpers.js';
+import { OpenedClients, type PostgresOptions } from './helpers/postgres-js-clients.js';
 
 let gw: TestGateway;
 const DIRECT = (): string => pgUrl(lab().primary, 'app', 'app-secret', 'app');
@@ -46,33 +47,18 @@ afterAll(async () => {
   await adminQuery('DROP SCHEMA IF EXISTS hpj_s2 CASCADE');
 });
 
-/** Every postgres.js client a test opened; ended after each test, bounded. */
-const opened: postgres.Sql[] = [];
-const pgOpened: pg.Client[] = [];
+/** Every postgres.js client and pg client a test opened; ended after each test, bounded. */
+const clients = new OpenedClients();
+afterEach(() => clients.endAll());
 
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((s) => Promise.race([s.end({ timeout: 1 }).catch(() => undefined), sleep(3000)])));
-  await Promise.all(pgOpened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(2000)])));
-});
+type Opts = PostgresOptions;
 
-type Opts = postgres.Options<Record<string, postgres.PostgresType>>;
-
-function open(url: string, options: Opts = {}): postgres.Sql {
-  const sql = postgres(url, { max: 1, onnotice: () => undefined, connect_timeout: 10, idle_timeout: 0, ...options });
-  opened.push(sql);
-  return sql;
-}
+const open = (url: string, options: Opts = {}): postgres.Sql => clients.sql(url, options);
 
 const viaGw = (options: Opts = {}): postgres.Sql => open(gw.url(), options);
 const direct = (options: Opts = {}): postgres.Sql => open(DIRECT(), options);
 
-async function pgClient(): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: gw.url() });
-  c.on('error', () => undefined);
-  pgOpened.push(c);
-  await c.connect();
-  return c;
-}
+const pgClient = (): Promise<pg.Client> => clients.pg(gw.url());
 
 /** What a settled promise looked like, comparable across connections. */
 function outcome(r: PromiseSettledResult<unknown>): unknown {
@@ -83,17 +69,6 @@ function outcome(r: PromiseSettledResult<unknown>): unknown {
   }
   const e = r.reason as { code?: string; message?: string };
   return { err: e?.code ?? 'no-code', message: e?.message };
-}
-
-/** Bounds a promise in time: a hang fails the test with `what` instead of the test timeout. */
-function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    }),
-  ]);
 }
 
 /** Runs `scenario` on a direct connection and through pgway; returns both observations. */
@@ -597,7 +572,7 @@ describe('search_path changed inside a transaction (SET LOCAL / set_config(..., 
     own = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 5000 }' });
   });
   afterEach(async () => {
-    await Promise.all(opened.splice(0).map((s) => Promise.race([s.end({ timeout: 1 }).catch(() => undefined), sleep(3000)])));
+    await clients.endSql();
     await own?.stop();
   });
   const viaGw = (options: Opts = {}): postgres.Sql => open(own.url(), options);
@@ -704,7 +679,7 @@ describe('set_config with a bound value (the common postgres.js way to set a ten
     own = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 5000 }' });
   });
   afterAll(async () => {
-    await Promise.all(opened.splice(0).map((s) => Promise.race([s.end({ timeout: 1 }).catch(() => undefined), sleep(3000)])));
+    await clients.endSql();
     await own?.stop();
   });
 
@@ -740,7 +715,7 @@ describe('DDL, then a postgres.js client that prepares the statement afresh', ()
     own = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 3000 }' });
   });
   afterAll(async () => {
-    await Promise.all(opened.splice(0).map((s) => Promise.race([s.end({ timeout: 1 }).catch(() => undefined), sleep(3000)])));
+    await clients.endSql();
     await own?.stop();
   });
 

@@ -76,3 +76,14 @@ export async function bothConnectionsUsable(a: pg.Client, b: pg.Client): Promise
   await Promise.all([a.query('COMMIT'), b.query('COMMIT')]);
   expect(new Set(pids).size).toBe(2);
 }
+
+/** Bounds a promise in time: a hang fails the test with `what` instead of the test timeout. */
+export function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+    }),
+  ]);
+}
