@@ -81,13 +81,12 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   private leasedAt = 0;
   private requestAt = 0;
   private idleTxTimer: NodeJS.Timeout | undefined;
-  /** pgway asked the server something of its own between the client's requests (see askAdvisoryLocks). */
-  private askingServer = false;
   /**
-   * The writer stopped after a group whose prepared-statement changes an error may take back: the
-   * client's next frames wait (reading paused) until the server has answered what was written.
+   * The client's next frames wait, its reading paused, until the server has answered: pgway's own
+   * question between requests (askAdvisoryLocks), or a group whose prepared-statement changes an
+   * error may take back (RequestWriter.waitForAnswers). Lifted by releaseClient.
    */
-  private heldBack = false;
+  private clientHeld = false;
 
   constructor(
     private readonly host: FlowHost,
@@ -353,8 +352,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
 
   /** Sends held frames on, taking a server connection when a request is complete. */
   pump(): void {
-    if (this.held.count === 0 || this.askingServer) return;
-    if (this.heldBack) {
+    if (this.held.count === 0) return;
+    if (this.clientHeld) {
       this.host.pauseReading();
       return;
     }
@@ -414,7 +413,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     if (pins.length > 0) this.reportPins(pins);
     if (writer.waitForAnswers) {
       writer.waitForAnswers = false;
-      this.heldBack = true;
+      this.clientHeld = true;
     }
     if (!server.writable) this.pauseUntilDrained(server);
     server.flushSynthesized();
@@ -498,10 +497,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     if (server.stalePlanSeen) this.onStalePlan(server);
     this.session.markRequestStart(server);
     if (server.busy) return;
-    if (this.heldBack) {
-      this.heldBack = false;
-      server.whenDrained(() => this.host.resumeReading());
-    }
+    if (this.clientHeld) this.releaseClient(server);
     if (this.terminating && !this.held.complete) {
       this.host.endQuietly();
       return;
@@ -511,7 +507,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       return;
     }
     if (status !== TxStatus.Idle || this.mode === 'session') {
-      // Frames held back behind a group that was answered (see heldBack) go on now.
+      // Frames held behind a group that was answered (see clientHeld) go on now.
       if (this.held.count > 0) this.dispatch();
       else if (status !== TxStatus.Idle) this.watchIdleTransaction();
       return;
@@ -536,20 +532,26 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     this.pool.release(server, 'clean');
   }
 
+  /** The server has answered what the client's frames waited for (see clientHeld): they may come again. */
+  private releaseClient(server: ServerConnection): void {
+    this.clientHeld = false;
+    server.whenDrained(() => this.host.resumeReading());
+  }
+
   /**
    * The client unlocked an advisory lock or tried to take one, and advisory locks are all that
    * pins it: the server is asked whether the session still holds any. Until it answers, the
    * client's next request waits (see pump).
    */
   private askAdvisoryLocks(server: ServerConnection): void {
-    this.askingServer = true;
+    this.clientHeld = true;
     server.askAdvisoryLocks();
     server.whenIdle(() => this.onAdvisoryAnswer(server), () => this.onAdvisoryAnswer(server));
   }
 
   private onAdvisoryAnswer(server: ServerConnection): void {
-    this.askingServer = false;
     if (this.server !== server) return; // the client left meanwhile
+    this.releaseClient(server);
     try {
       if (server.advisoryLocksHeld === false) this.session.advisoryLocksGone();
       if (this.terminating && !this.held.complete) this.host.endQuietly();
