@@ -4,6 +4,7 @@
  * settled before the connection moves on to another client, so that it can never reach that
  * client's statement.
  */
+import type { Socket } from 'node:net';
 import type { ServerTarget } from '../config/schema.js';
 import * as msg from '../wire/messages.js';
 import { openServerSocket } from './server-socket.js';
@@ -15,12 +16,24 @@ export interface CancelTarget {
   readonly secret: number;
   /** pgway's own statement is being answered ahead of the client's. */
   readonly ownStatementFirst: boolean;
+  /** Responses seen complete so far: unchanged while the server works on the same request. */
+  readonly answered: number;
 }
+
+/**
+ * A cancel that waited for the client's turn is sent just as the server reads the client's
+ * statement, and PostgreSQL drops a cancel that arrives while it is still reading a command. So
+ * when the client's statement is still unanswered this long after the server confirmed the
+ * cancel, the cancel is sent again, at most REPEATS times.
+ */
+const REPEAT_AFTER_MS = 100;
+const REPEATS = 2;
 
 export class ServerCancel {
   /**
    * A cancel request sent whose effect may still be pending: resolves true once the server has
-   * signalled the backend, false when it did not answer. Reuse waits for it (see settle).
+   * signalled the backend (and any repeat is done), false when it did not answer. Reuse waits for
+   * it (see settle).
    */
   sent: Promise<boolean> | undefined;
   /** Cancels waiting for pgway's own statements ahead of the client's to be answered. */
@@ -45,7 +58,8 @@ export class ServerCancel {
   async send(conn: CancelTarget, stillWanted: () => boolean, timeoutMs: number): Promise<void> {
     const { socket } = await openServerSocket(conn.target, timeoutMs);
     socket.on('error', () => undefined);
-    if (conn.ownStatementFirst) {
+    const deferred = conn.ownStatementFirst;
+    if (deferred) {
       await new Promise<void>((resolve) => {
         const before = this.turn;
         this.turn = before ? () => { before(); resolve(); } : resolve;
@@ -56,21 +70,34 @@ export class ServerCancel {
       return;
     }
     // PostgreSQL acts on the cancel a moment after this: until then the connection must not move
-    // on to another client's statement (see settle). The server closes the socket once it has
-    // signalled the backend.
-    const signalled = new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => {
-        socket.destroy();
-        resolve(false);
-      }, timeoutMs);
-      socket.once('close', () => {
-        clearTimeout(timer);
-        resolve(true);
-      });
-    });
-    this.sent = signalled;
-    socket.end(msg.cancelRequest(conn.pid, conn.secret));
-    await signalled;
+    // on to another client's statement (see settle).
+    const sent = deferred ? this.sendUntilHeard(socket, conn, stillWanted, timeoutMs) : request(socket, conn, timeoutMs);
+    const earlier = this.sent;
+    this.sent = earlier ? Promise.all([earlier, sent]).then(([a, b]) => a && b) : sent;
+    await sent;
+  }
+
+  /** Sends the cancel, and again while the client's statement has no answer (see REPEATS). */
+  private async sendUntilHeard(socket: Socket, conn: CancelTarget, stillWanted: () => boolean, timeoutMs: number): Promise<boolean> {
+    const answered = conn.answered;
+    let signalled = await request(socket, conn, timeoutMs);
+    for (let i = 0; signalled && i < REPEATS; i++) {
+      await new Promise((resolve) => setTimeout(resolve, REPEAT_AFTER_MS));
+      if (!stillWanted() || conn.answered !== answered) break;
+      let again: Socket;
+      try {
+        again = (await openServerSocket(conn.target, timeoutMs)).socket;
+      } catch {
+        break; // nothing was sent: the cancel confirmed before is the last one
+      }
+      again.on('error', () => undefined);
+      if (!stillWanted()) {
+        again.destroy();
+        break;
+      }
+      signalled = await request(again, conn, timeoutMs);
+    }
+    return signalled;
   }
 
   /**
@@ -91,4 +118,23 @@ export class ServerCancel {
       if (!(err instanceof Error && 'serverError' in err)) throw err; // the connection failed
     }
   }
+}
+
+/**
+ * Writes a cancel request on its own open socket. Resolves true when the server closes the socket,
+ * which it does once it has signalled the backend; false when it did not within `timeoutMs`.
+ */
+function request(socket: Socket, conn: CancelTarget, timeoutMs: number): Promise<boolean> {
+  const signalled = new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(false);
+    }, timeoutMs);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+  socket.end(msg.cancelRequest(conn.pid, conn.secret));
+  return signalled;
 }

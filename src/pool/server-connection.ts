@@ -483,6 +483,11 @@ export class ServerConnection implements ResponseHandler {
     return this.cancels.sent !== undefined;
   }
 
+  /** Responses this connection has seen complete so far (see ServerCancel). */
+  get answered(): number {
+    return this.expected.settled;
+  }
+
   /** pgway's own statement is being answered ahead of the client's (see ServerCancel). */
   get ownStatementFirst(): boolean {
     return this.expected.length > 0 && this.expected.headAction === Action.Swallow;
