@@ -81,8 +81,6 @@ export class ExpectedResponses {
   special = 0;
   /** An extended-protocol message failed and no Sync was queued: the server discards all until one comes. */
   private skipping = false;
-  /** Slots answered or dropped so far: unchanged while the server still works on the same one. */
-  settled = 0;
 
   get length(): number {
     return this.count;
@@ -169,7 +167,6 @@ export class ExpectedResponses {
     this.extras[at] = undefined;
     this.head = (at + 1) & (this.kinds.length - 1);
     this.count--;
-    this.settled++;
   }
 
   /**

@@ -16,7 +16,7 @@ export interface CancelTarget {
   readonly secret: number;
   /** pgway's own statement is being answered ahead of the client's. */
   readonly ownStatementFirst: boolean;
-  /** Responses seen complete so far: unchanged while the server works on the same request. */
+  /** ReadyForQuery messages seen: unchanged while the server works on the same request. */
   readonly answered: number;
 }
 

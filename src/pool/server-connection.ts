@@ -153,6 +153,8 @@ export class ServerConnection implements ResponseHandler {
   sentFatal = false;
   /** Cancel requests sent for this connection (see ServerCancel). */
   private readonly cancels = new ServerCancel();
+  /** ReadyForQuery messages seen: unchanged while the server works on the same request (see ServerCancel). */
+  answered = 0;
 
   constructor(
     readonly target: ServerTarget,
@@ -483,10 +485,6 @@ export class ServerConnection implements ResponseHandler {
     return this.cancels.sent !== undefined;
   }
 
-  /** Responses this connection has seen complete so far (see ServerCancel). */
-  get answered(): number {
-    return this.expected.settled;
-  }
 
   /** pgway's own statement is being answered ahead of the client's (see ServerCancel). */
   get ownStatementFirst(): boolean {
@@ -564,6 +562,7 @@ export class ServerConnection implements ResponseHandler {
     switch (code) {
       case Backend.ReadyForQuery:
         if (buf) this.txStatus = buf[start + 5]!;
+        this.answered++;
         break;
       case Backend.ParameterStatus:
         if (buf) {
