@@ -16,7 +16,7 @@ export interface CancelTarget {
   readonly secret: number;
   /** pgway's own statement is being answered ahead of the client's. */
   readonly ownStatementFirst: boolean;
-  /** ReadyForQuery messages seen: unchanged while the server works on the same request. */
+  /** Requests ended or failed so far: unchanged while the server works on the same one. */
   readonly answered: number;
 }
 

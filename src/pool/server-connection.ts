@@ -153,7 +153,7 @@ export class ServerConnection implements ResponseHandler {
   sentFatal = false;
   /** Cancel requests sent for this connection (see ServerCancel). */
   private readonly cancels = new ServerCancel();
-  /** ReadyForQuery messages seen: unchanged while the server works on the same request (see ServerCancel). */
+  /** ReadyForQuery and ErrorResponse messages seen: unchanged while one request runs (see ServerCancel). */
   answered = 0;
 
   constructor(
@@ -620,6 +620,7 @@ export class ServerConnection implements ResponseHandler {
   // function's context on entry), and errors are rare.
   private onErrorResponse(buf: Buffer | undefined, start: number, end: number): void {
     this.clientInCopy = false;
+    this.answered++;
     const swallowed = this.expected.headAction === Action.Swallow;
     if (!swallowed) this.reported.errors++;
     if (buf) {
