@@ -744,6 +744,18 @@ describe('state that pins a client, and its end', () => {
     }
   });
 
+  it('a temp sequence and a temp view: pinned while either exists; DROP SEQUENCE and DROP VIEW free the client', { timeout: 30_000 }, async () => {
+    const c = await connect(gw.url());
+    await c.query('CREATE TEMP SEQUENCE hpg_tseq');
+    await c.query('CREATE TEMP VIEW hpg_tview AS SELECT 7 AS x');
+    expect((await c.query("SELECT nextval('hpg_tseq')::int AS n")).rows).toEqual([{ n: 1 }]);
+    await c.query('DROP SEQUENCE hpg_tseq');
+    expect(await isPinned(c)).toBe(true);
+    expect((await c.query('SELECT x FROM hpg_tview')).rows).toEqual([{ x: 7 }]);
+    await c.query('DROP VIEW IF EXISTS pg_temp.hpg_tview');
+    await unpinned(c);
+  });
+
   it('a temp table ON COMMIT DROP does not pin', { timeout: 30_000 }, async () => {
     const c = await connect(gw.url());
     await c.query('BEGIN');

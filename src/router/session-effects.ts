@@ -32,7 +32,7 @@ export type SessionEffect =
   | { kind: 'execute'; name: string }
   | { kind: 'deallocate'; name: string }
   | { kind: 'deallocate-all' }
-  | { kind: 'pin'; reason: PinReason; name?: string } // name: the temp table or hold cursor; none: one pgway cannot name
+  | { kind: 'pin'; reason: PinReason; name?: string } // name: the temp relation or hold cursor; none: one pgway cannot name
   | { kind: 'unpin'; reason: PinReason } // every object of the kind: DISCARD TEMP, CLOSE ALL
   | { kind: 'drop'; reason: NamedPin; name: string } // DROP TABLE name, CLOSE name: the pin goes with the last one
   | { kind: 'rename'; reason: NamedPin; from: string; to: string } // ALTER TABLE from RENAME TO to
@@ -326,14 +326,16 @@ class SqlText {
 // --- temp objects --------------------------------------------------------------------------------
 
 /**
- * The temp object a statement creates: its name for a temp table (what DROP TABLE names), null for
- * any other temp object (sequence, view, function, type), which only DISCARD TEMP releases.
+ * The temp object a statement creates: its name for a temp table, view or sequence (what DROP
+ * names), null for any other temp object (function, type), which only DISCARD TEMP releases.
  */
 function createdTempObject(node: Node): string | null | undefined {
   if ('CreateStmt' in node) {
     const rel = node.CreateStmt.relation;
     return node.CreateStmt.oncommit !== 'ONCOMMIT_DROP' && isTemp(rel) ? rel?.relname ?? null : undefined;
   }
+  if ('CreateSeqStmt' in node) return tempRelation(node.CreateSeqStmt.sequence);
+  if ('ViewStmt' in node) return tempRelation(node.ViewStmt.view);
   let into;
   if ('CreateTableAsStmt' in node) into = node.CreateTableAsStmt.into;
   else if ('SelectStmt' in node) into = node.SelectStmt.intoClause; // SELECT ... INTO TEMP t
@@ -345,9 +347,11 @@ function createdTempObject(node: Node): string | null | undefined {
   return createsOtherTempObject(node) ? null : undefined;
 }
 
+function tempRelation(rel: RangeVar | undefined): string | null | undefined {
+  return isTemp(rel) ? rel?.relname ?? null : undefined;
+}
+
 function createsOtherTempObject(node: Node): boolean {
-  if ('CreateSeqStmt' in node) return isTemp(node.CreateSeqStmt.sequence);
-  if ('ViewStmt' in node) return isTemp(node.ViewStmt.view);
   if ('CreateFunctionStmt' in node) return inTempSchema(node.CreateFunctionStmt.funcname);
   if ('CompositeTypeStmt' in node) return isTemp(node.CompositeTypeStmt.typevar);
   if ('CreateEnumStmt' in node) return inTempSchema(node.CreateEnumStmt.typeName);
@@ -356,21 +360,28 @@ function createsOtherTempObject(node: Node): boolean {
 }
 
 /**
- * DROP TABLE of a name a temp table may hold: unqualified (pg_temp comes first in the search path
- * for relations) or in pg_temp. Whether the client made such a table is the session's to judge.
+ * Temp tables, views and sequences share one namespace, and a DROP of the wrong kind fails (DROP
+ * VIEW of a table), so one set of names serves all three.
+ */
+const TEMP_RELATION_KINDS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_SEQUENCE']);
+
+/**
+ * DROP TABLE (VIEW, SEQUENCE) of a name a temp relation may hold: unqualified (pg_temp comes first
+ * in the search path for relations) or in pg_temp. Whether the client made such a relation is the
+ * session's to judge.
  */
 function onDrop(d: DropStmt, out: Collector): void {
-  if (d.removeType !== 'OBJECT_TABLE') return;
+  if (!TEMP_RELATION_KINDS.has(d.removeType ?? '')) return;
   for (const object of d.objects ?? []) {
     const name = 'List' in object ? tempRelationName(object.List.items) : undefined;
     if (name !== undefined) out.effects.push({ kind: 'drop', reason: 'temp-table', name });
   }
 }
 
-/** ALTER TABLE t RENAME TO u: a temp table t goes on as u. */
+/** ALTER TABLE (VIEW, SEQUENCE) t RENAME TO u: a temp relation t goes on as u. */
 function onRename(r: RenameStmt, out: Collector): void {
   const rel = r.relation;
-  if (r.renameType !== 'OBJECT_TABLE' || rel?.relname === undefined || r.newname === undefined) return;
+  if (!TEMP_RELATION_KINDS.has(r.renameType ?? '') || rel?.relname === undefined || r.newname === undefined) return;
   if (rel.schemaname === undefined || rel.schemaname === 'pg_temp') {
     out.effects.push({ kind: 'rename', reason: 'temp-table', from: rel.relname, to: r.newname });
   }
