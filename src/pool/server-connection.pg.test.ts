@@ -83,22 +83,28 @@ function errorCodes(chunks: Buffer[]): string[] {
   return codes;
 }
 
+/**
+ * Runs pgway's own statement (as when it lays the client's settings on), answered to nobody, then
+ * the client's, and cancels at once: the SQLSTATEs the client was answered.
+ */
+async function cancelBehindOwnStatement(conn: ServerConnection, own: string, clients: string): Promise<string[]> {
+  const client = await new Promise<Client>((resolve) => {
+    const c: Client = new Client(false, () => resolve(c));
+    conn.attach(c);
+    conn.write(msg.query(own));
+    conn.expectSwallowed(Slot.Query);
+    conn.noteClientFrame(Frontend.Query);
+    conn.write(msg.query(clients));
+    void conn.cancel();
+  });
+  return errorCodes(client.copies);
+}
+
 describe("a cancel while pgway's own statement runs ahead of the client's", () => {
   it("waits for the client's turn: pgway's statement finishes, the client's is cancelled", async () => {
     const conn = await connect();
-    const client = await new Promise<Client>((resolve) => {
-      const c: Client = new Client(false, () => resolve(c));
-      conn.attach(c);
-      // pgway's own statement (as when it lays the client's settings on), answered to nobody...
-      conn.write(msg.query('SELECT pg_sleep(0.3)'));
-      conn.expectSwallowed(Slot.Query);
-      // ...then the client's, which the cancel is meant for.
-      conn.noteClientFrame(Frontend.Query);
-      conn.write(msg.query('SELECT pg_sleep(5)'));
-      void conn.cancel();
-    });
     // Had the cancel hit pgway's statement, the client's would have run its 5 s and answered a row.
-    expect(errorCodes(client.copies)).toEqual(['57014']);
+    expect(await cancelBehindOwnStatement(conn, 'SELECT pg_sleep(0.3)', 'SELECT pg_sleep(5)')).toEqual(['57014']);
   }, 15_000);
 
   // Sent as the server reads the client's statement, the cancel can come while PostgreSQL still
@@ -107,16 +113,7 @@ describe("a cancel while pgway's own statement runs ahead of the client's", () =
     const outcomes: string[][] = [];
     for (let round = 0; round < 25; round++) {
       const conn = await connect();
-      const client = await new Promise<Client>((resolve) => {
-        const c: Client = new Client(false, () => resolve(c));
-        conn.attach(c);
-        conn.write(msg.query('SELECT pg_sleep(0.02)'));
-        conn.expectSwallowed(Slot.Query);
-        conn.noteClientFrame(Frontend.Query);
-        conn.write(msg.query('SELECT pg_sleep(2)'));
-        void conn.cancel();
-      });
-      outcomes.push(errorCodes(client.copies));
+      outcomes.push(await cancelBehindOwnStatement(conn, 'SELECT pg_sleep(0.02)', 'SELECT pg_sleep(2)'));
       conn.close();
     }
     expect(outcomes).toEqual(Array.from({ length: 25 }, () => ['57014']));
