@@ -276,6 +276,28 @@ describe('RELOAD around live clients', () => {
     expect((await a.query<{ d: string }>('SELECT current_database() AS d')).rows).toEqual([{ d: DB2 }]);
   });
 
+  it("a waiting client moved to the new target times out from its arrival, not from the RELOAD", async () => {
+    // max_db_connections counts the old target's busy connection, so the new pool cannot serve b either.
+    const pool = '{ mode: transaction, size: 1, max_db_connections: 1, query_wait_timeout_ms: 2000 }';
+    const gw = await startFromFile({ pool });
+    const a = await connect(gw);
+    const b = await connect(gw);
+    await a.query('BEGIN');
+    const sentAt = Date.now();
+    const outcome = errorOf(b.query('SELECT 1')).then((err) => ({ code: sqlstate(err), afterMs: Date.now() - sentAt }));
+    await waitingClient(gw);
+    await sleep(1200);
+    gw.write({ pool, databases: { [DB]: DB2 } });
+    await gw.gateway.reload();
+    const { code, afterMs } = await outcome;
+    // From the RELOAD the timeout would end 3200 ms after b's query.
+    expect({ code, beforeRestartedTimeout: afterMs < 2800 }).toEqual({ code: '57P05', beforeRestartedTimeout: true });
+    // The old target's connection goes once given back, and the new target serves the next client.
+    await a.query('COMMIT');
+    const c = await connect(gw);
+    expect((await c.query<{ d: string }>('SELECT current_database() AS d')).rows).toEqual([{ d: DB2 }]);
+  });
+
   it('shrinking pool.size below the busy connections drops nobody', async () => {
     const gw = await startFromFile({ pool: '{ mode: transaction, size: 4, query_wait_timeout_ms: 5000 }' });
     const clients = await Promise.all([0, 1, 2, 3].map(() => connect(gw)));

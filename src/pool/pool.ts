@@ -10,7 +10,7 @@ import { PoolTimeoutError, type GatewayError } from '../errors.js';
 import { parameterStatus } from '../wire/messages.js';
 import { nowMs } from '../clock.js';
 import { LatencyHistogram } from './latency-histogram.js';
-import { WaitQueue } from './wait-queue.js';
+import { WaitQueue, type WaitStart } from './wait-queue.js';
 import { ServerConnection, type ServerCredentials } from './server-connection.js';
 
 /** Running totals, as PgBouncer's SHOW STATS reports them. */
@@ -178,12 +178,15 @@ export class Pool {
     };
   }
 
-  /** Returns an idle connection at once, or queues `waiter` and returns undefined. */
-  acquire(waiter: PoolWaiter): ServerConnection | undefined {
-    if (this.retired) return this.handOver(waiter);
+  /**
+   * Returns an idle connection at once, or queues `waiter` and returns undefined. `start`: the
+   * waiter began waiting in the pool this one replaced (see retire).
+   */
+  acquire(waiter: PoolWaiter, start?: WaitStart): ServerConnection | undefined {
+    if (this.retired) return this.handOver(waiter, start);
     this.counters.assignments++;
     if (this.paused) {
-      this.waiters.add(waiter);
+      this.waiters.add(waiter, false, start);
       return undefined;
     }
     let conn = this.idle.pop();
@@ -194,7 +197,7 @@ export class Pool {
     }
     if (conn && nowMs() - conn.lastUsedAt >= this.settings.serverCheckDelayMs) {
       // Idle long enough that the server may have gone: check it before this client gets it.
-      this.waiters.add(waiter, true);
+      this.waiters.add(waiter, true, start);
       this.check(conn);
       return undefined;
     }
@@ -203,7 +206,7 @@ export class Pool {
       this.counters.waitLatency.record(0);
       return conn;
     }
-    this.waiters.add(waiter);
+    this.waiters.add(waiter, false, start);
     this.grow();
     return undefined;
   }
@@ -357,7 +360,7 @@ export class Pool {
     clearInterval(this.maintenance);
     for (const conn of this.idle.splice(0)) this.forget(conn);
     for (let next = this.waiters.shift(); next; next = this.waiters.shift()) {
-      const conn = this.handOver(next.waiter);
+      const conn = this.handOver(next.waiter, next.start);
       if (conn) next.waiter.onLease(conn);
     }
     this.waiters.clear();
@@ -366,9 +369,9 @@ export class Pool {
   }
 
   /** A client of this retired pool: served by the successor, or told (on its own turn) why it cannot be. */
-  private handOver(waiter: PoolWaiter): ServerConnection | undefined {
+  private handOver(waiter: PoolWaiter, start?: WaitStart): ServerConnection | undefined {
     const next = this.successor!();
-    if (next instanceof Pool) return next.acquire(waiter);
+    if (next instanceof Pool) return next.acquire(waiter, start);
     queueMicrotask(() => waiter.onLeaseError(next));
     return undefined;
   }

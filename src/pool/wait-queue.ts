@@ -23,11 +23,15 @@ export interface WaitEvents<W> {
   reserveDue(): void;
 }
 
-interface Queued<W> {
-  waiter: W;
+/** When a wait began, as the queue counts it; carried along when the waiter moves to another pool. */
+export interface WaitStart {
   since: number;
   /** Where the deadlines count from: `since`, or the last restart (a paused wait does not time out). */
   timedFrom: number;
+}
+
+interface Queued<W> extends WaitStart {
+  waiter: W;
 }
 
 export class WaitQueue<W> {
@@ -51,19 +55,26 @@ export class WaitQueue<W> {
     return this.queue[0]?.since;
   }
 
-  /** Queues `waiter` at the back, or at the front (it was first in line for a connection that failed its check). */
-  add(waiter: W, front = false): void {
-    const since = nowMs();
-    const q: Queued<W> = { waiter, since, timedFrom: since };
+  /**
+   * Queues `waiter` at the back, or at the front (it was first in line for a connection that failed
+   * its check). `start`: it began waiting in another queue (a pool RELOAD replaced), and its
+   * deadlines still count from then.
+   */
+  add(waiter: W, front = false, start?: WaitStart): void {
+    const now = nowMs();
+    const q: Queued<W> = { waiter, since: start?.since ?? now, timedFrom: start?.timedFrom ?? now };
     if (front) this.queue.unshift(q);
     else this.queue.push(q);
-    this.watch(deadlineOf(q, this.timeouts()), since);
+    this.watch(deadlineOf(q, this.timeouts()), now);
   }
 
-  /** The next waiter and how long it waited; undefined when nobody waits. */
-  shift(): { waiter: W; waitedMs: number } | undefined {
+  /** The next waiter, how long it waited and when it began (see add); undefined when nobody waits. */
+  shift(): { waiter: W; waitedMs: number; start: WaitStart } | undefined {
     const q = this.queue.shift();
-    return q && { waiter: q.waiter, waitedMs: nowMs() - q.since };
+    if (!q) return undefined;
+    const now = nowMs();
+    // A paused wait does not count towards its deadlines: they start again from now.
+    return { waiter: q.waiter, waitedMs: now - q.since, start: { since: q.since, timedFrom: this.stopped ? now : q.timedFrom } };
   }
 
   remove(waiter: W): void {
