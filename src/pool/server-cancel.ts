@@ -91,7 +91,8 @@ export class ServerCancel {
         break; // nothing was sent: the cancel confirmed before is the last one
       }
       again.on('error', () => undefined);
-      if (!stillWanted()) {
+      // Opening took a while (TLS): the statement may have ended, and the client's next one begun.
+      if (!stillWanted() || conn.answered !== answered) {
         again.destroy();
         break;
       }

@@ -2,13 +2,30 @@
 // the chunk that ends a client's transaction may still sit in that client's socket queue after the
 // connection went on to the next client. A cancel that arrives while pgway's own statement runs
 // ahead of the client's waits for the client's turn, and is repeated if the server dropped it.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { lab } from '../../test/harness/lab.js';
 import * as msg from '../wire/messages.js';
 import { Frontend } from '../wire/codes.js';
 import { decodeErrorFields } from '../wire/decode.js';
 import { Slot } from './expected-responses.js';
 import { ServerConnection, type ServerSink } from './server-connection.js';
+
+/**
+ * Cancel sockets after the first `opens` take `ms` longer to open, as a TLS handshake to a distant
+ * server does; the socket itself is real.
+ */
+const slowOpens = { after: Infinity, ms: 0, opens: 0 };
+vi.mock('./server-socket.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('./server-socket.js')>();
+  return {
+    ...real,
+    openServerSocket: async (...args: Parameters<typeof real.openServerSocket>) => {
+      const opened = await real.openServerSocket(...args);
+      if (++slowOpens.opens > slowOpens.after) await new Promise((resolve) => setTimeout(resolve, slowOpens.ms));
+      return opened;
+    },
+  };
+});
 
 const opened: ServerConnection[] = [];
 afterEach(() => {
@@ -118,4 +135,37 @@ describe("a cancel while pgway's own statement runs ahead of the client's", () =
     }
     expect(outcomes).toEqual(Array.from({ length: 25 }, () => ['57014']));
   }, 60_000);
+
+  // The repeat's socket opens slowly: meanwhile the client's statement ends and its next one, on the
+  // same connection (a session, or a transaction block), starts. The repeat must not stop that one.
+  it("never sends a repeat once the client's statement has ended, however long its socket took", async () => {
+    const conn = await connect();
+    slowOpens.opens = 0;
+    slowOpens.after = 1; // the first cancel's socket opens at once
+    slowOpens.ms = 400;
+    const answers: string[][] = [];
+    try {
+      await new Promise<void>((resolve) => {
+        const c: Client = new Client(false, () => {
+          answers.push(errorCodes(c.copies.splice(0)));
+          if (answers.length === 2) return resolve();
+          conn.noteClientFrame(Frontend.Query);
+          conn.write(msg.query('SELECT pg_sleep(1)'));
+        });
+        conn.attach(c);
+        conn.write(msg.query('SELECT pg_sleep(0.05)'));
+        conn.expectSwallowed(Slot.Query);
+        conn.noteClientFrame(Frontend.Query);
+        void conn.cancel(() => conn.busy);
+        // The client's statement reaches the server after the first cancel did, which found the
+        // backend idle and was dropped: the repeat is sent for it, but opens only after it ended.
+        setTimeout(() => conn.write(msg.query('SELECT pg_sleep(0.2)')), 90);
+      });
+    } finally {
+      slowOpens.after = Infinity;
+    }
+    // The first answer is the client's statement, run to its end: 57014 there would mean the
+    // scenario did not happen (the first cancel was not dropped).
+    expect(answers).toEqual([[], []]);
+  }, 15_000);
 });
