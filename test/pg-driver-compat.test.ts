@@ -756,6 +756,34 @@ describe('state that pins a client, and its end', () => {
     await unpinned(c);
   });
 
+  it('stays pinned while a temp relation is left that a DROP of its name did not take', { timeout: 30_000 }, async () => {
+    await adminQuery('DROP SCHEMA IF EXISTS hpg_first CASCADE');
+    await adminQuery('CREATE SCHEMA hpg_first AUTHORIZATION app');
+    try {
+      const c = await connect(gw.url());
+      // Dropped and made again in one transaction: the new table is there.
+      await c.query('CREATE TEMP TABLE hpg_again (x int)');
+      await c.query('BEGIN');
+      await c.query('DROP TABLE hpg_again');
+      await c.query('CREATE TEMP TABLE hpg_again (x int)');
+      await c.query('COMMIT');
+      expect(await isPinned(c)).toBe(true);
+      await c.query('INSERT INTO hpg_again VALUES (1)');
+      await c.query('DROP TABLE hpg_again');
+      // With pg_temp after another schema, DROP VIEW takes that schema's view: the temp one stays.
+      await c.query('SET search_path = hpg_first, pg_temp');
+      await c.query('CREATE TEMP VIEW hpg_shadowed AS SELECT 1 AS x');
+      await c.query('CREATE VIEW hpg_shadowed AS SELECT 2 AS x');
+      await c.query('DROP VIEW hpg_shadowed');
+      expect(await isPinned(c)).toBe(true);
+      expect((await c.query('SELECT x FROM pg_temp.hpg_shadowed')).rows).toEqual([{ x: 1 }]);
+      await c.query('DROP VIEW pg_temp.hpg_shadowed');
+      await unpinned(c);
+    } finally {
+      await adminQuery('DROP SCHEMA IF EXISTS hpg_first CASCADE');
+    }
+  });
+
   it('a temp table ON COMMIT DROP does not pin', { timeout: 30_000 }, async () => {
     const c = await connect(gw.url());
     await c.query('BEGIN');

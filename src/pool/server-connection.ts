@@ -51,12 +51,8 @@ export interface ServerError {
   fields: Map<string, string>;
 }
 
-/** Marks the swallowed slot of pgway's question whether the session holds advisory locks (see askAdvisoryLocks). */
-const ADVISORY_CHECK = '\u0000advisory';
-/** Its statement: a row per advisory lock held, at most one; the CommandComplete tag says how many. */
-const ADVISORY_QUERY = msg.query(
-  "SELECT FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid() LIMIT 1",
-);
+/** Marks the swallowed slot of pgway's question whether the session still holds some state (see askStillHeld). */
+const STILL_HELD_CHECK = '\u0000still-held';
 
 /** Marks the swallowed slot of a settings statement (see expectSettings). */
 const SETTINGS = '\u0000settings';
@@ -114,10 +110,10 @@ export class ServerConnection implements ResponseHandler {
   deallocateAll = false;
   /** Whose unnamed statement this connection holds (a client's RequestWriter id; 0: nobody's known). */
   unnamedOwner = 0;
-  /** What the last advisory-lock question found (see askAdvisoryLocks); undefined until answered. */
-  advisoryLocksHeld: boolean | undefined;
-  /** An advisory-lock question is on its way: the forwarding path looks for its answer only then. */
-  private advisoryAsked = false;
+  /** What the last still-held question found (see askStillHeld); undefined until answered. */
+  stillHeld: boolean | undefined;
+  /** A still-held question is on its way: the forwarding path looks for its answer only then. */
+  private stillHeldAsked = false;
   /** Reads stopped because the attached client's socket was full. */
   private pausedForClient = false;
   /** The attached client just got 'cached plan must not change result type' from the server. */
@@ -306,12 +302,15 @@ export class ServerConnection implements ResponseHandler {
     this.expect(kind, Action.Swallow, statement);
   }
 
-  /** Asks the server whether this session holds advisory locks; the answer lands in advisoryLocksHeld. */
-  askAdvisoryLocks(): void {
-    this.advisoryLocksHeld = undefined;
-    this.advisoryAsked = true;
-    this.write(ADVISORY_QUERY);
-    this.expectSwallowed(Slot.Query, ADVISORY_CHECK);
+  /**
+   * Asks the server whether this session still holds some state: `question` is a Query whose
+   * answer has a row (at most one) if it does. The answer lands in stillHeld.
+   */
+  askStillHeld(question: Buffer): void {
+    this.stillHeld = undefined;
+    this.stillHeldAsked = true;
+    this.write(question);
+    this.expectSwallowed(Slot.Query, STILL_HELD_CHECK);
   }
 
   /** pgway's statement laying a client's settings on this connection; its failure is the client's to hear. */
@@ -581,9 +580,9 @@ export class ServerConnection implements ResponseHandler {
       case Backend.CommandComplete:
         this.clientInCopy = false;
         if (buf) this.countTransactionEnd(buf, start, end);
-        if (this.advisoryAsked && this.expected.headExtra === ADVISORY_CHECK) {
-          this.advisoryAsked = false;
-          this.advisoryLocksHeld = !(buf && buf.toString('latin1', start + 5, end - 1) === 'SELECT 0');
+        if (this.stillHeldAsked && this.expected.headExtra === STILL_HELD_CHECK) {
+          this.stillHeldAsked = false;
+          this.stillHeld = !(buf && buf.toString('latin1', start + 5, end - 1) === 'SELECT 0');
         }
         break;
       case Backend.NoticeResponse:

@@ -27,7 +27,7 @@ import { HeldFrames } from './held-frames.js';
 import { PreparedStatements } from './prepared-statements.js';
 import { RequestWriter } from './request-writer.js';
 import type { SessionContext } from './session-context.js';
-import type { SessionState } from './session-state.js';
+import { STILL_HELD_QUESTIONS, type CheckedPin, type SessionState } from './session-state.js';
 import { reportedParams, startupSettings } from './startup-params.js';
 
 /** What a server connection's settings are after a client left in the middle of changing them. */
@@ -83,7 +83,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   private idleTxTimer: NodeJS.Timeout | undefined;
   /**
    * The client's next frames wait, its reading paused, until the server has answered: pgway's own
-   * question between requests (askAdvisoryLocks), or a group whose prepared-statement changes an
+   * question between requests (askStillHeld), or a group whose prepared-statement changes an
    * error may take back (RequestWriter.waitForAnswers). Lifted by releaseClient.
    */
   private clientHeld = false;
@@ -512,12 +512,10 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       else if (status !== TxStatus.Idle) this.watchIdleTransaction();
       return;
     }
-    if (this.session.advisoryRecheck) {
-      this.session.advisoryRecheck = false;
-      if (this.session.pinnedByAdvisoryLocksOnly) {
-        this.askAdvisoryLocks(server);
-        return;
-      }
+    const check = this.session.takeCheckDue();
+    if (check) {
+      this.askStillHeld(server, check);
+      return;
     }
     this.betweenTransactions(server);
   }
@@ -539,21 +537,22 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   }
 
   /**
-   * The client unlocked an advisory lock or tried to take one, and advisory locks are all that
-   * pins it: the server is asked whether the session still holds any. Until it answers, the
-   * client's next request waits (see pump).
+   * The state behind the one pin left may be gone (the client unlocked an advisory lock or tried
+   * to take one; it dropped the last temp relation pgway knew of): the server is asked whether
+   * the session still holds it. Until it answers, the client's next request waits (see pump).
    */
-  private askAdvisoryLocks(server: ServerConnection): void {
+  private askStillHeld(server: ServerConnection, reason: CheckedPin): void {
     this.clientHeld = true;
-    server.askAdvisoryLocks();
-    server.whenIdle(() => this.onAdvisoryAnswer(server), () => this.onAdvisoryAnswer(server));
+    server.askStillHeld(STILL_HELD_QUESTIONS[reason]);
+    const answered = (): void => this.onStillHeldAnswer(server, reason);
+    server.whenIdle(answered, answered);
   }
 
-  private onAdvisoryAnswer(server: ServerConnection): void {
+  private onStillHeldAnswer(server: ServerConnection, reason: CheckedPin): void {
     if (this.server !== server) return; // the client left meanwhile
     this.releaseClient(server);
     try {
-      if (server.advisoryLocksHeld === false) this.session.advisoryLocksGone();
+      if (server.stillHeld === false) this.session.stateGone(reason);
       if (this.terminating && !this.held.complete) this.host.endQuietly();
       else this.betweenTransactions(server);
     } catch (err) {

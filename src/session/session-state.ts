@@ -11,9 +11,22 @@
 import { ReportedCounts } from '../pool/reported-counts.js';
 import type { ServerConnection } from '../pool/server-connection.js';
 import { isTransactionMarker, RESET_ALL_KEEPS, type NamedPin, type PinReason, type SessionEffect } from '../router/session-effects.js';
+
 import { TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import { applySettingsSql, quoteLiteral } from './startup-params.js';
+
+/** Pins whose state the server can be asked about (see SessionState.takeCheckDue). */
+export type CheckedPin = 'advisory-lock' | 'temp-table';
+
+/** The questions: each answers a row (at most one) while the session holds that state. */
+export const STILL_HELD_QUESTIONS: Readonly<Record<CheckedPin, Buffer>> = {
+  'advisory-lock': msg.query(
+    "SELECT FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid() LIMIT 1",
+  ),
+  // Temp tables, views and sequences (with their indexes) are the relations of the session's temp schema.
+  'temp-table': msg.query('SELECT FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema() LIMIT 1'),
+};
 
 /** Staged entries beyond which a client is pinned rather than followed (see stage). */
 const MAX_STAGED = 10_000;
@@ -55,10 +68,12 @@ export class SessionState {
   /** The attached server's counts when the current request began. */
   private readonly before = new ReportedCounts();
   /**
-   * A statement that may have left the session without advisory locks ran (an unlock, a try-lock):
-   * the server is asked once the transaction is over (see RequestFlow).
+   * Pins whose state may be gone though pgway cannot tell: a statement that may have left the
+   * session without advisory locks ran (an unlock, a try-lock), or the last temp relation pgway
+   * knew of was dropped (the name may have meant another relation: search_path). The server is
+   * asked once the transaction is over and nothing else pins the client (see takeCheckDue).
    */
-  advisoryRecheck = false;
+  private checks: Set<CheckedPin> | undefined;
   /**
    * Pins made in the transaction now open for state PostgreSQL undoes when that transaction rolls
    * back (a LISTEN, a temporary table, a WITH HOLD cursor): lifted if it does.
@@ -94,14 +109,29 @@ export class SessionState {
     return this.pins.size > 0;
   }
 
-  /** Pinned for advisory locks alone: the server can tell whether any are left. */
-  get pinnedByAdvisoryLocksOnly(): boolean {
-    return this.pins.size === 1 && this.pins.has('advisory-lock');
+  /** The pin to ask the server about now, if it alone pins the client and its state may be gone (see checks). */
+  takeCheckDue(): CheckedPin | undefined {
+    if (this.checks === undefined || this.pins.size !== 1) return undefined;
+    for (const reason of this.checks) {
+      if (!this.pins.has(reason)) continue;
+      this.checks.delete(reason);
+      return reason;
+    }
+    return undefined;
   }
 
-  /** The server said the session holds no advisory lock. */
-  advisoryLocksGone(): void {
-    this.pins.delete('advisory-lock');
+  /**
+   * The server said temp relations are left after the client dropped every one pgway knew of:
+   * which they are, pgway cannot name, so a DROP of any relation makes it ask again.
+   */
+  private tempNamesUnknown(reason: NamedPin): boolean {
+    return reason === 'temp-table' && this.pins.has(reason) && this.pinnedBy?.[reason].size === 0;
+  }
+
+  /** The server said the session no longer holds the state behind `reason`. */
+  stateGone(reason: CheckedPin): void {
+    this.pins.delete(reason);
+    if (reason === 'temp-table') this.pinnedBy?.[reason].clear();
   }
 
   get hasStaged(): boolean {
@@ -136,7 +166,7 @@ export class SessionState {
           break;
         case 'drop':
           // Most DROP TABLEs are of tables that are not the client's temp tables: nothing to stage.
-          if (this.pinnedBy?.[e.reason].has(e.name)) this.stageOne(e);
+          if (this.pinnedBy?.[e.reason].has(e.name) || this.tempNamesUnknown(e.reason)) this.stageOne(e);
           break;
         case 'prepare':
           this.sqlPrepared.set(e.name, prepareStatement(e.name, e.sql, e.paramTypes));
@@ -150,7 +180,7 @@ export class SessionState {
         case 'execute':
           break;
         case 'advisory-recheck':
-          this.advisoryRecheck = true;
+          (this.checks ??= new Set()).add('advisory-lock');
           break;
         case 'set-param':
           // A parameter's value pgway did not see (SQL-level EXECUTE, session mode's Parse): unknown.
@@ -259,7 +289,15 @@ export class SessionState {
           break;
         case 'drop': {
           const names = this.pinnedBy?.[e.reason];
-          if (names?.delete(e.name) && names.size === 0) this.pins.delete(e.reason);
+          const known = names?.delete(e.name) ?? false;
+          if (names === undefined || names.size > 0) break;
+          // The name may have meant another relation (a search_path with pg_temp later), or a
+          // relation made again in the same transaction: the server says whether any is left.
+          if (e.reason === 'temp-table') {
+            if (known || this.pins.has('temp-table')) (this.checks ??= new Set()).add('temp-table');
+          } else if (known) {
+            this.pins.delete(e.reason);
+          }
           break;
         }
       }
