@@ -11,7 +11,6 @@
 import { ReportedCounts } from '../pool/reported-counts.js';
 import type { ServerConnection } from '../pool/server-connection.js';
 import { isTransactionMarker, RESET_ALL_KEEPS, type NamedPin, type PinReason, type SessionEffect } from '../router/session-effects.js';
-
 import { TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import { applySettingsSql, quoteLiteral } from './startup-params.js';
