@@ -784,6 +784,28 @@ describe('state that pins a client, and its end', () => {
     }
   });
 
+  it('a temp function made after the temp tables went keeps the client pinned: the server is not asked about tables then', { timeout: 30_000 }, async () => {
+    const c = await connect(gw.url());
+    await c.query('CREATE TEMP TABLE hpg_gone (x int)');
+    await c.query('DROP TABLE hpg_gone; DISCARD TEMP');
+    await c.query("CREATE FUNCTION pg_temp.hpg_f() RETURNS int LANGUAGE sql AS 'SELECT 42'");
+    await c.query('SELECT 1');
+    expect(await isPinned(c)).toBe(true);
+    expect((await c.query('SELECT pg_temp.hpg_f() AS v')).rows).toEqual([{ v: 42 }]);
+    await c.query('DISCARD TEMP');
+    await unpinned(c);
+  });
+
+  it('an advisory lock and a temp table, both gone: the server is asked about each, and the client is free', { timeout: 30_000 }, async () => {
+    const c = await connect(gw.url());
+    await c.query('SELECT pg_advisory_lock(4242)');
+    await c.query('CREATE TEMP TABLE hpg_both (x int)');
+    await c.query('DROP TABLE hpg_both');
+    expect(await isPinned(c)).toBe(true);
+    await c.query('SELECT pg_advisory_unlock(4242)');
+    await unpinned(c);
+  });
+
   it('a temp table ON COMMIT DROP does not pin', { timeout: 30_000 }, async () => {
     const c = await connect(gw.url());
     await c.query('BEGIN');

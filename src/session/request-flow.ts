@@ -550,9 +550,18 @@ export class RequestFlow implements ServerSink, PoolWaiter {
 
   private onStillHeldAnswer(server: ServerConnection, reason: CheckedPin): void {
     if (this.server !== server) return; // the client left meanwhile
-    this.releaseClient(server);
     try {
-      if (server.stillHeld === false) this.session.stateGone(reason);
+      if (server.stillHeld === false) {
+        this.session.stateGone(reason);
+        const next = this.session.takeCheckDue();
+        if (next) {
+          this.askStillHeld(server, next); // the client's frames still wait
+          return;
+        }
+      } else if (server.stillHeld === undefined) {
+        this.session.checkAgain(reason);
+      }
+      this.releaseClient(server);
       if (this.terminating && !this.held.complete) this.host.endQuietly();
       else this.betweenTransactions(server);
     } catch (err) {

@@ -108,15 +108,31 @@ export class SessionState {
     return this.pins.size > 0;
   }
 
-  /** The pin to ask the server about now, if it alone pins the client and its state may be gone (see checks). */
+  /**
+   * The pin to ask the server about now: asked only when every pin left may be gone (see checks),
+   * one at a time (RequestFlow asks for the next once the server said one is gone). Temp objects
+   * pgway cannot name (functions, types) are not relations the question sees: no question then.
+   */
   takeCheckDue(): CheckedPin | undefined {
-    if (this.checks === undefined || this.pins.size !== 1) return undefined;
-    for (const reason of this.checks) {
-      if (!this.pins.has(reason)) continue;
-      this.checks.delete(reason);
-      return reason;
-    }
-    return undefined;
+    const checks = this.checks;
+    if (checks === undefined || this.pins.size === 0) return undefined;
+    for (const reason of this.pins) if (!checks.has(reason as CheckedPin)) return undefined;
+    if (this.pinnedBy?.['temp-table'].has(UNNAMED)) return undefined;
+    const [reason] = checks;
+    checks.delete(reason!);
+    return reason;
+  }
+
+  /** The question about `reason` got no answer (pgway's statement failed): it is asked again later. */
+  checkAgain(reason: CheckedPin): void {
+    if (this.pins.has(reason)) (this.checks ??= new Set()).add(reason);
+  }
+
+  /** A pin went: a question about it pending would be about state made since (see checks). */
+  private unpinned(reason: PinReason): void {
+    this.pins.delete(reason);
+    this.checks?.delete(reason as CheckedPin);
+    if (reason === 'temp-table' || reason === 'hold-cursor') this.pinnedBy?.[reason].clear();
   }
 
   /**
@@ -129,8 +145,7 @@ export class SessionState {
 
   /** The server said the session no longer holds the state behind `reason`. */
   stateGone(reason: CheckedPin): void {
-    this.pins.delete(reason);
-    if (reason === 'temp-table') this.pinnedBy?.[reason].clear();
+    this.unpinned(reason);
   }
 
   get hasStaged(): boolean {
@@ -218,10 +233,7 @@ export class SessionState {
     const { reported } = server;
     const rolledBack = reported.rollbacks > this.tentativeRollbacks || erred;
     if (rolledBack && reported.commits === this.tentativeCommits) {
-      for (const reason of this.tentativePins!) {
-        this.pins.delete(reason);
-        if (reason === 'temp-table' || reason === 'hold-cursor') this.pinnedBy?.[reason].clear();
-      }
+      for (const reason of this.tentativePins!) this.unpinned(reason);
     }
     this.tentativePins = undefined;
   }
@@ -283,8 +295,7 @@ export class SessionState {
           }
           break;
         case 'unpin':
-          this.pins.delete(e.reason);
-          if (e.reason === 'temp-table' || e.reason === 'hold-cursor') this.pinnedBy?.[e.reason].clear();
+          this.unpinned(e.reason);
           break;
         case 'drop': {
           const names = this.pinnedBy?.[e.reason];
