@@ -50,8 +50,9 @@ async function pgClient(target: Target): Promise<pg.Client> {
 const raw = (target: Target): Promise<RawClient> => rawAfterLogin(urlOf(target), (end) => cleanups.push(end));
 
 /** A gateway of its own (pool of 2) for a case that may leave a server connection unusable. */
-async function ownGateway(): Promise<TestGateway> {
-  const g = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 2000, server_connect_timeout_ms: 1000 }' });
+/** A gateway of its own; logins get 5 s (a loaded machine), or what a test needs. */
+async function ownGateway(connectTimeoutMs = 5000): Promise<TestGateway> {
+  const g = await startGateway({ pool: `{ mode: transaction, size: 2, query_wait_timeout_ms: 2000, server_connect_timeout_ms: ${connectTimeoutMs} }` });
   cleanups.push(() => g.stop());
   return g;
 }
@@ -951,7 +952,7 @@ describe('Terminate, more cases', () => {
 
 describe('the pool after a client left a connection that never answered', () => {
   it('gets both connections back once the clients involved have left', async () => {
-    const own = await ownGateway();
+    const own = await ownGateway(1000);
     // The failed extended COPY above: its connection reaches another client while the server still
     // discards everything up to a Sync; that client gives up and leaves.
     const a = await raw(own);
