@@ -484,7 +484,6 @@ export class ServerConnection implements ResponseHandler {
     return this.cancels.sent !== undefined;
   }
 
-
   /** pgway's own statement is being answered ahead of the client's (see ServerCancel). */
   get ownStatementFirst(): boolean {
     return this.expected.length > 0 && this.expected.headAction === Action.Swallow;

@@ -331,8 +331,7 @@ class SqlText {
  */
 function createdTempObject(node: Node): string | null | undefined {
   if ('CreateStmt' in node) {
-    const rel = node.CreateStmt.relation;
-    return node.CreateStmt.oncommit !== 'ONCOMMIT_DROP' && isTemp(rel) ? rel?.relname ?? null : undefined;
+    return node.CreateStmt.oncommit !== 'ONCOMMIT_DROP' ? tempRelation(node.CreateStmt.relation) : undefined;
   }
   if ('CreateSeqStmt' in node) return tempRelation(node.CreateSeqStmt.sequence);
   if ('ViewStmt' in node) return tempRelation(node.ViewStmt.view);

@@ -552,14 +552,14 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     if (this.server !== server) return; // the client left meanwhile
     try {
       if (server.stillHeld === false) {
-        this.session.stateGone(reason);
+        this.session.unpin(reason);
         const next = this.session.takeCheckDue();
         if (next) {
           this.askStillHeld(server, next); // the client's frames still wait
           return;
         }
       } else if (server.stillHeld === undefined) {
-        this.session.checkAgain(reason);
+        this.session.checkLater(reason); // no answer (pgway's statement failed): asked again later
       }
       this.releaseClient(server);
       if (this.terminating && !this.held.complete) this.host.endQuietly();

@@ -123,13 +123,16 @@ export class SessionState {
     return reason;
   }
 
-  /** The question about `reason` got no answer (pgway's statement failed): it is asked again later. */
-  checkAgain(reason: CheckedPin): void {
+  /** The server may be asked about `reason` once the transaction is over (see checks). */
+  checkLater(reason: CheckedPin): void {
     if (this.pins.has(reason)) (this.checks ??= new Set()).add(reason);
   }
 
-  /** A pin went: a question about it pending would be about state made since (see checks). */
-  private unpinned(reason: PinReason): void {
+  /**
+   * A pin went (the server said its state is gone, DISCARD, a rollback): a question about it
+   * pending would be about state made since (see checks).
+   */
+  unpin(reason: PinReason): void {
     this.pins.delete(reason);
     this.checks?.delete(reason as CheckedPin);
     if (reason === 'temp-table' || reason === 'hold-cursor') this.pinnedBy?.[reason].clear();
@@ -141,11 +144,6 @@ export class SessionState {
    */
   private tempNamesUnknown(reason: NamedPin): boolean {
     return reason === 'temp-table' && this.pins.has(reason) && this.pinnedBy?.[reason].size === 0;
-  }
-
-  /** The server said the session no longer holds the state behind `reason`. */
-  stateGone(reason: CheckedPin): void {
-    this.unpinned(reason);
   }
 
   get hasStaged(): boolean {
@@ -194,7 +192,7 @@ export class SessionState {
         case 'execute':
           break;
         case 'advisory-recheck':
-          (this.checks ??= new Set()).add('advisory-lock');
+          this.checkLater('advisory-lock');
           break;
         case 'set-param':
           // A parameter's value pgway did not see (SQL-level EXECUTE, session mode's Parse): unknown.
@@ -233,7 +231,7 @@ export class SessionState {
     const { reported } = server;
     const rolledBack = reported.rollbacks > this.tentativeRollbacks || erred;
     if (rolledBack && reported.commits === this.tentativeCommits) {
-      for (const reason of this.tentativePins!) this.unpinned(reason);
+      for (const reason of this.tentativePins!) this.unpin(reason);
     }
     this.tentativePins = undefined;
   }
@@ -295,7 +293,7 @@ export class SessionState {
           }
           break;
         case 'unpin':
-          this.unpinned(e.reason);
+          this.unpin(e.reason);
           break;
         case 'drop': {
           const names = this.pinnedBy?.[e.reason];
@@ -303,11 +301,8 @@ export class SessionState {
           if (names === undefined || names.size > 0) break;
           // The name may have meant another relation (a search_path with pg_temp later), or a
           // relation made again in the same transaction: the server says whether any is left.
-          if (e.reason === 'temp-table') {
-            if (known || this.pins.has('temp-table')) (this.checks ??= new Set()).add('temp-table');
-          } else if (known) {
-            this.pins.delete(e.reason);
-          }
+          if (e.reason === 'temp-table') this.checkLater(e.reason);
+          else if (known) this.pins.delete(e.reason);
           break;
         }
       }
