@@ -784,6 +784,70 @@ describe('state that pins a client, and its end', () => {
     }
   });
 
+  it('a temp table made in a transaction that rolled back, while another stays: freed once that one is dropped', { timeout: 30_000 }, async () => {
+    const c = await connect(gw.url());
+    await c.query('CREATE TEMP TABLE hpg_kept (x int)');
+    await c.query('BEGIN');
+    await c.query('CREATE TEMP TABLE hpg_undone (x int)');
+    await c.query('ROLLBACK');
+    expect(await isPinned(c)).toBe(true);
+    await c.query('INSERT INTO hpg_kept VALUES (1)');
+    await c.query('DROP TABLE hpg_kept');
+    await unpinned(c);
+  });
+
+  it('a temp table rolled back to a savepoint, in a transaction that commits, pins nothing', { timeout: 30_000 }, async () => {
+    const c = await connect(gw.url());
+    await c.query('BEGIN');
+    await c.query('SAVEPOINT a');
+    await c.query('CREATE TEMP TABLE hpg_sp_tmp (x int)');
+    await c.query('ROLLBACK TO a');
+    await c.query('COMMIT');
+    await unpinned(c);
+    // A CREATE that failed (the name is taken) leaves the first table, which still pins.
+    await c.query('CREATE TEMP TABLE hpg_sp_tmp (x int)');
+    await expect(c.query('CREATE TEMP TABLE hpg_sp_tmp (y int)')).rejects.toMatchObject({ code: '42P07' });
+    expect(await isPinned(c)).toBe(true);
+    await c.query('DROP TABLE hpg_sp_tmp');
+    await unpinned(c);
+  });
+
+  it('a renamed temp table pins under its new name; a rename that failed leaves the old one', { timeout: 30_000 }, async () => {
+    const c = await connect(gw.url());
+    await c.query('CREATE TEMP TABLE hpg_old (x int)');
+    await c.query('ALTER TABLE hpg_old RENAME TO hpg_new');
+    expect(await isPinned(c)).toBe(true);
+    await c.query('INSERT INTO hpg_new VALUES (1)');
+    await c.query('DROP TABLE hpg_new');
+    await unpinned(c);
+    await c.query('CREATE TEMP TABLE hpg_old (x int); CREATE TEMP TABLE hpg_taken (x int)');
+    await expect(c.query('ALTER TABLE hpg_old RENAME TO hpg_taken')).rejects.toMatchObject({ code: '42P07' });
+    await c.query('DROP TABLE hpg_taken');
+    expect(await isPinned(c)).toBe(true);
+    await c.query('DROP TABLE hpg_old');
+    await unpinned(c);
+  });
+
+  it('temp views a DROP ... CASCADE took with it pin nothing, whatever was dropped', { timeout: 30_000 }, async () => {
+    await adminQuery('DROP SCHEMA IF EXISTS hpg_casc CASCADE');
+    await adminQuery('CREATE SCHEMA hpg_casc AUTHORIZATION app');
+    try {
+      const c = await connect(gw.url());
+      await c.query('CREATE TEMP TABLE hpg_base (x int)');
+      await c.query('CREATE TEMP VIEW hpg_on_base AS SELECT x FROM hpg_base');
+      await c.query('DROP TABLE hpg_base CASCADE');
+      await unpinned(c);
+      // A temp view on a table of a schema: DROP SCHEMA ... CASCADE names no temp relation.
+      await c.query('CREATE TABLE hpg_casc.t (x int)');
+      await c.query('CREATE TEMP VIEW hpg_on_schema AS SELECT x FROM hpg_casc.t');
+      expect(await isPinned(c)).toBe(true);
+      await c.query('DROP SCHEMA hpg_casc CASCADE');
+      await unpinned(c);
+    } finally {
+      await adminQuery('DROP SCHEMA IF EXISTS hpg_casc CASCADE');
+    }
+  });
+
   it('a temp function made after the temp tables went keeps the client pinned: the server is not asked about tables then', { timeout: 30_000 }, async () => {
     const c = await connect(gw.url());
     await c.query('CREATE TEMP TABLE hpg_gone (x int)');

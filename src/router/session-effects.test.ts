@@ -272,9 +272,14 @@ describe('LISTEN, temp objects, cursors, session authorization', () => {
     ['CLOSE c', [{ kind: 'drop', reason: 'hold-cursor', name: 'c' }]],
     ['CLOSE "C"', [{ kind: 'drop', reason: 'hold-cursor', name: 'C' }]],
     ['DROP TABLE t', [{ kind: 'drop', reason: 'temp-table', name: 't' }]],
-    ['DROP TABLE IF EXISTS "T", pg_temp.u, public.v, w CASCADE', [
+    ['DROP TABLE IF EXISTS "T", pg_temp.u, public.v, w', [
       { kind: 'drop', reason: 'temp-table', name: 'T' }, { kind: 'drop', reason: 'temp-table', name: 'u' },
       { kind: 'drop', reason: 'temp-table', name: 'w' }]],
+    ['DROP TABLE t, public.v CASCADE', [{ kind: 'drop', reason: 'temp-table', name: 't', cascade: true }]],
+    ['DROP TABLE public.v CASCADE', [{ kind: 'drop', reason: 'temp-table', name: '', cascade: true }]],
+    ['DROP SCHEMA s CASCADE', [{ kind: 'drop', reason: 'temp-table', name: '', cascade: true }]],
+    ['DROP FUNCTION f(int) CASCADE', [{ kind: 'drop', reason: 'temp-table', name: '', cascade: true }]],
+    ['DROP SCHEMA s RESTRICT', []],
     ['DROP VIEW v', [{ kind: 'drop', reason: 'temp-table', name: 'v' }]],
     ['DROP SEQUENCE IF EXISTS pg_temp.s, public.s', [{ kind: 'drop', reason: 'temp-table', name: 's' }]],
     ['DROP MATERIALIZED VIEW m', []],

@@ -34,7 +34,9 @@ export type SessionEffect =
   | { kind: 'deallocate-all' }
   | { kind: 'pin'; reason: PinReason; name?: string } // name: the temp relation or hold cursor; none: one pgway cannot name
   | { kind: 'unpin'; reason: PinReason } // every object of the kind: DISCARD TEMP, CLOSE ALL
-  | { kind: 'drop'; reason: NamedPin; name: string } // DROP TABLE name, CLOSE name: the pin goes with the last one
+  // DROP TABLE name, CLOSE name: the pin goes with the last one. A CASCADE may take temp relations
+  // of any name (a view on the table), and comes from a DROP of any kind (name '' when not a relation's).
+  | { kind: 'drop'; reason: NamedPin; name: string; cascade?: true }
   | { kind: 'rename'; reason: NamedPin; from: string; to: string } // ALTER TABLE from RENAME TO to
   | { kind: 'advisory-recheck' } // pg_advisory_unlock(), pg_try_advisory_lock(): whether locks remain is for the server to say
   | TransactionMarker;
@@ -370,11 +372,17 @@ const TEMP_RELATION_KINDS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_SEQU
  * session's to judge.
  */
 function onDrop(d: DropStmt, out: Collector): void {
-  if (!TEMP_RELATION_KINDS.has(d.removeType ?? '')) return;
-  for (const object of d.objects ?? []) {
-    const name = 'List' in object ? tempRelationName(object.List.items) : undefined;
-    if (name !== undefined) out.effects.push({ kind: 'drop', reason: 'temp-table', name });
+  const cascade = d.behavior === 'DROP_CASCADE';
+  let named = false;
+  if (TEMP_RELATION_KINDS.has(d.removeType ?? '')) {
+    for (const object of d.objects ?? []) {
+      const name = 'List' in object ? tempRelationName(object.List.items) : undefined;
+      if (name === undefined) continue;
+      out.effects.push(cascade ? { kind: 'drop', reason: 'temp-table', name, cascade } : { kind: 'drop', reason: 'temp-table', name });
+      named = true;
+    }
   }
+  if (cascade && !named) out.effects.push({ kind: 'drop', reason: 'temp-table', name: '', cascade });
 }
 
 /** ALTER TABLE (VIEW, SEQUENCE) t RENAME TO u: a temp relation t goes on as u. */

@@ -81,6 +81,14 @@ export class SessionState {
   /** The COMMITs and ROLLBACKs the server had reported when the first of them was made. */
   private tentativeCommits = 0;
   private tentativeRollbacks = 0;
+  /**
+   * The transaction now open made, renamed or dropped temp relations (-1: none), and the ROLLBACKs
+   * and errors the server had reported when it began. If any came since, part of that work may be
+   * undone (a CREATE rolled back to a savepoint, a RENAME that failed), so the names pgway keeps
+   * are forgotten at its end and the server is asked (see settleTempWork).
+   */
+  private tempWorkRollbacks = -1;
+  private tempWorkErrors = 0;
 
   constructor(private readonly startup: ReadonlyMap<string, string>) {
     this.settings = new Map(startup);
@@ -152,7 +160,7 @@ export class SessionState {
 
   /** The last ReadyForQuery of a request must settle something (see settle). */
   get needsSettle(): boolean {
-    return this.staged.length > 0 || this.layAfter || this.uncertain || this.tentativePins !== undefined;
+    return this.staged.length > 0 || this.layAfter || this.uncertain || this.tentativePins !== undefined || this.tempWorkRollbacks >= 0;
   }
 
   /**
@@ -170,15 +178,25 @@ export class SessionState {
           if (e.reason === 'temp-table' || e.reason === 'hold-cursor') {
             this.pinnedBy ??= { 'temp-table': new Set(), 'hold-cursor': new Set() };
             this.pinnedBy[e.reason].add(e.name ?? UNNAMED);
+            if (e.reason === 'temp-table') this.noteTempWork();
           }
           break;
-        case 'rename':
-          // The old name stays too: a pin released too late costs a connection, too early loses the table.
-          if (this.pinnedBy?.[e.reason].has(e.from)) this.pinnedBy[e.reason].add(e.to);
+        case 'rename': {
+          // The name moves; if the rename is undone, settleTempWork forgets the names and asks.
+          const names = this.pinnedBy?.[e.reason];
+          if (names?.delete(e.from)) {
+            names.add(e.to);
+            if (e.reason === 'temp-table') this.noteTempWork();
+          }
           break;
+        }
         case 'drop':
           // Most DROP TABLEs are of tables that are not the client's temp tables: nothing to stage.
-          if (this.pinnedBy?.[e.reason].has(e.name) || this.tempNamesUnknown(e.reason)) this.stageOne(e);
+          // A CASCADE may take temp relations of any name with it (a view on the table).
+          if (this.pinnedBy?.[e.reason].has(e.name) || this.tempNamesUnknown(e.reason) || (e.cascade && this.pins.has(e.reason))) {
+            this.stageOne(e);
+            if (e.reason === 'temp-table') this.noteTempWork();
+          }
           break;
         case 'prepare':
           this.sqlPrepared.set(e.name, prepareStatement(e.name, e.sql, e.paramTypes));
@@ -234,6 +252,33 @@ export class SessionState {
       for (const reason of this.tentativePins!) this.unpin(reason);
     }
     this.tentativePins = undefined;
+  }
+
+  private noteTempWork(): void {
+    if (this.tempWorkRollbacks >= 0) return;
+    this.tempWorkRollbacks = this.before.rollbacks;
+    this.tempWorkErrors = this.before.errors;
+  }
+
+  /**
+   * The transaction that did temp work ended (ReadyForQuery 'I'). If a ROLLBACK (also ROLLBACK TO)
+   * or an error came in it, the names pgway kept may name relations that are gone: they are
+   * forgotten, so that a DROP of any name makes pgway ask again, and the server is asked now.
+   */
+  private settleTempWork(server: ServerConnection): void {
+    const { reported } = server;
+    if (reported.rollbacks > this.tempWorkRollbacks || reported.errors > this.tempWorkErrors) this.forgetTempNames();
+    this.tempWorkRollbacks = -1;
+  }
+
+  /** Which temp relations are left is for the server to say (see tempNamesUnknown); temp functions and types still hold the pin. */
+  private forgetTempNames(): void {
+    const names = this.pinnedBy?.['temp-table'];
+    if (names === undefined || !this.pins.has('temp-table')) return;
+    const unnamed = names.has(UNNAMED);
+    names.clear();
+    if (unnamed) names.add(UNNAMED);
+    this.checkLater('temp-table');
   }
 
   /** Pins the client for `reason`, noting it in `newPins` when it is new. */
@@ -298,6 +343,10 @@ export class SessionState {
         case 'drop': {
           const names = this.pinnedBy?.[e.reason];
           const known = names?.delete(e.name) ?? false;
+          if (e.cascade) {
+            this.forgetTempNames();
+            break;
+          }
           if (names === undefined || names.size > 0) break;
           // The name may have meant another relation (a search_path with pg_temp later), or a
           // relation made again in the same transaction: the server says whether any is left.
@@ -334,7 +383,10 @@ export class SessionState {
     if (this.staged.length > 0) this.settle(server, status, false);
     // More requests follow in this write: which of them a later error belongs to is not known, so
     // pins made up to an ended transaction stay.
-    if (status === TxStatus.Idle) this.tentativePins = undefined;
+    if (status === TxStatus.Idle) {
+      this.tentativePins = undefined;
+      if (this.tempWorkRollbacks >= 0) this.settleTempWork(server);
+    }
     this.requestsAnswered++;
     this.before.copyFrom(server.reported);
   }
@@ -457,7 +509,10 @@ export class SessionState {
       stagedIn.splice(0, end);
       this.walked = 0;
     }
-    if (last && status === TxStatus.Idle && this.tentativePins !== undefined) this.settleTentativePins(server, erred);
+    if (last && status === TxStatus.Idle) {
+      if (this.tentativePins !== undefined) this.settleTentativePins(server, erred);
+      if (this.tempWorkRollbacks >= 0) this.settleTempWork(server);
+    }
     if (failed) {
       // PostgreSQL undoes these with the transaction. What the connection holds is uncertain
       // until the transaction ends, whatever comes after.
