@@ -214,6 +214,29 @@ describe('SHOW POOLS / CLIENTS / SERVERS / STATS while clients work', () => {
     expect(n(after, 'total_wait_time') - n(mid, 'total_wait_time')).toBeGreaterThanOrEqual(350_000);
     expect(n(after, 'total_xact_count') - n(mid, 'total_xact_count')).toBe(2);
   });
+
+  it('SHOW STATS counts a server assignment when a client gets a connection: not a wait that timed out, once a wait a RELOAD moved', async () => {
+    const pool = '{ mode: transaction, size: 1, query_wait_timeout_ms: 700 }';
+    const gw = await startFromFile({ pool, databases: { [DB]: DB, [DB2]: DB2 } });
+    const [a, b, c] = [await connect(gw), await connect(gw), await connect(gw)];
+    const admin = await console_(gw);
+    const assigned = async (): Promise<number> => Number((await show(admin, 'STATS')).find((r) => r.database === DB)?.total_server_assignment_count ?? 0);
+    const start = await assigned();
+    await a.query('BEGIN');
+    expect(sqlstate(await errorOf(b.query('SELECT 1')))).toBe('57P05');
+    await a.query('COMMIT');
+    expect(await assigned() - start).toBe(1);
+
+    await a.query('BEGIN');
+    // b's timeout ended its session, as PgBouncer's does: c waits now.
+    const moved = c.query<{ d: string }>('SELECT current_database() AS d');
+    await waitingClients(gw, 1);
+    gw.write({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 5000 }', databases: { [DB]: DB2, [DB2]: DB2 } });
+    await admin.query('RELOAD');
+    expect((await moved).rows).toEqual([{ d: DB2 }]);
+    await a.query('COMMIT');
+    expect(await assigned() - start).toBe(3);
+  });
 });
 
 // --- RELOAD and pool sizes ---------------------------------------------------------------------------

@@ -184,7 +184,6 @@ export class Pool {
    */
   acquire(waiter: PoolWaiter, start?: WaitStart): ServerConnection | undefined {
     if (this.retired) return this.handOver(waiter, start);
-    this.counters.assignments++;
     if (this.paused) {
       this.waiters.add(waiter, false, start);
       return undefined;
@@ -203,6 +202,7 @@ export class Pool {
     }
     if (conn) {
       this.active.add(conn);
+      this.counters.assignments++;
       this.counters.waitLatency.record(0);
       return conn;
     }
@@ -403,6 +403,7 @@ export class Pool {
     const next = this.paused ? undefined : this.waiters.shift();
     if (next) {
       conn.lastUsedAt = nowMs();
+      this.counters.assignments++;
       this.counters.waitTimeUs += next.waitedMs * 1000;
       this.counters.waitLatency.record(next.waitedMs);
       next.waiter.onLease(conn);
