@@ -13,9 +13,11 @@
 /** Commands that change session state when they start a statement. */
 const STARTERS = ['set', 'reset', 'discard', 'prepare', 'execute', 'deallocate', 'listen', 'unlisten', 'declare', 'close', 'drop',
   // Savepoints decide which effects of a transaction survive (TransactionMarker); ROLLBACK TO is one.
-  'savepoint', 'release', 'rollback'];
+  // ROLLBACK (ABORT) also ends a transaction whose state pins tentatively (SessionState.pinUndoneByRollback).
+  'savepoint', 'release', 'rollback', 'abort'];
 /** Tokens that can change session state wherever they stand. */
-const ANYWHERE = ['set_config', 'temp', 'temporary', 'pg_temp', 'hold', 'execute', 'rename'];
+// A CASCADE may take temp relations with it (ALTER TABLE ... DROP COLUMN ... CASCADE).
+const ANYWHERE = ['set_config', 'temp', 'temporary', 'pg_temp', 'hold', 'execute', 'rename', 'cascade'];
 /** Any identifier containing this may name an advisory-lock function. */
 const ADVISORY = bytesOf('advisory');
 

@@ -13,7 +13,7 @@
 import { LRUCache } from 'lru-cache';
 import {
   loadModule, parseSync, scanSync,
-  type DropStmt, type FuncCall, type Node, type PrepareStmt, type RangeVar, type RawStmt, type RenameStmt, type ScanToken,
+  type AlterTableStmt, type DropStmt, type ExplainStmt, type FuncCall, type Node, type PrepareStmt, type RangeVar, type RawStmt, type RenameStmt, type ScanToken,
   type SelectStmt, type VariableSetStmt,
 } from 'libpg-query';
 import { mayHaveSessionEffects, mayHaveSessionEffectsIn } from './effect-precheck.js';
@@ -191,7 +191,11 @@ function onStatement(node: Node, raw: RawStmt, out: Collector): void {
     else if (kind === 'TRANS_STMT_ROLLBACK_TO') out.effects.push({ kind: 'rollback-to', name });
   } else if ('DropStmt' in node) onDrop(node.DropStmt, out);
   else if ('RenameStmt' in node) onRename(node.RenameStmt, out);
-  const temp = createdTempObject(node);
+  else if ('DropOwnedStmt' in node || ('AlterTableStmt' in node && dropsWithCascade(node.AlterTableStmt))) {
+    // DROP OWNED drops the role's temp objects too; ALTER TABLE ... DROP COLUMN ... CASCADE a view on it.
+    out.effects.push(CASCADE);
+  }
+  const temp = createdTempObject('ExplainStmt' in node && analyzes(node.ExplainStmt) ? node.ExplainStmt.query ?? node : node);
   if (temp !== undefined) out.effects.push(pin('temp-table', temp === null ? undefined : temp));
   if (out.walkCalls) onCalls(node, out);
 }
@@ -357,6 +361,9 @@ function createsOtherTempObject(node: Node): boolean {
   if ('CompositeTypeStmt' in node) return isTemp(node.CompositeTypeStmt.typevar);
   if ('CreateEnumStmt' in node) return inTempSchema(node.CreateEnumStmt.typeName);
   if ('CreateDomainStmt' in node) return inTempSchema(node.CreateDomainStmt.domainname);
+  if ('CreateRangeStmt' in node) return inTempSchema(node.CreateRangeStmt.typeName);
+  // Aggregates, operators, base types, collations, text search objects.
+  if ('DefineStmt' in node) return inTempSchema(node.DefineStmt.defnames);
   return false;
 }
 
@@ -382,7 +389,28 @@ function onDrop(d: DropStmt, out: Collector): void {
       named = true;
     }
   }
-  if (cascade && !named) out.effects.push({ kind: 'drop', reason: 'temp-table', name: '', cascade });
+  if (cascade && !named) out.effects.push(CASCADE);
+}
+
+/** A CASCADE that names no temp relation may still take some with it. */
+const CASCADE: SessionEffect = Object.freeze({ kind: 'drop', reason: 'temp-table', name: '', cascade: true });
+
+function dropsWithCascade(a: AlterTableStmt): boolean {
+  return (a.cmds ?? []).some((cmd) => 'AlterTableCmd' in cmd && cmd.AlterTableCmd.behavior === 'DROP_CASCADE');
+}
+
+/** EXPLAIN ANALYZE runs its statement (CREATE TEMP TABLE ... AS among them); a plain EXPLAIN does not. */
+function analyzes(e: ExplainStmt): boolean {
+  return (e.options ?? []).some((o) => 'DefElem' in o && o.DefElem.defname === 'analyze' && optionValue(o.DefElem.arg) !== false);
+}
+
+/** An option's boolean value as PostgreSQL's defGetBoolean reads it (no value: true); undefined when unreadable. */
+function optionValue(arg: Node | undefined): boolean | undefined {
+  if (arg === undefined) return true;
+  if ('String' in arg) return parseBool(arg.String.sval ?? '');
+  if ('Integer' in arg) return (arg.Integer.ival ?? 0) !== 0;
+  if ('Boolean' in arg) return arg.Boolean.boolval ?? false;
+  return undefined;
 }
 
 /** ALTER TABLE (VIEW, SEQUENCE) t RENAME TO u: a temp relation t goes on as u. */

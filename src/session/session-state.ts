@@ -21,10 +21,11 @@ export type CheckedPin = 'advisory-lock' | 'temp-table';
 /** The questions: each answers a row (at most one) while the session holds that state. */
 export const STILL_HELD_QUESTIONS: Readonly<Record<CheckedPin, Buffer>> = {
   'advisory-lock': msg.query(
-    "SELECT FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid() LIMIT 1",
+    "SELECT FROM pg_catalog.pg_locks WHERE locktype OPERATOR(pg_catalog.=) 'advisory' AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid() LIMIT 1",
   ),
   // Temp tables, views and sequences (with their indexes) are the relations of the session's temp schema.
-  'temp-table': msg.query('SELECT FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema() LIMIT 1'),
+  // The operators are qualified: the question runs under the client's search_path.
+  'temp-table': msg.query('SELECT FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() LIMIT 1'),
 };
 
 /** Staged entries beyond which a client is pinned rather than followed (see stage). */
@@ -81,6 +82,18 @@ export class SessionState {
   /** The COMMITs and ROLLBACKs the server had reported when the first of them was made. */
   private tentativeCommits = 0;
   private tentativeRollbacks = 0;
+  /** The request (see requestsSent) that made the first tentative pin. */
+  private tentativeRequest = 0;
+  /**
+   * A COMMIT or ROLLBACK was staged in the request being written, or since the tentative pins were
+   * made: state made after it belongs to another transaction than theirs (see pinUndoneByRollback).
+   */
+  private txEndStaged = false;
+  /**
+   * The status of the server's last ReadyForQuery when nothing was in flight, until the next
+   * request is written (0 then): what the request being written starts from (see markRequestStart).
+   */
+  private startStatus = 0;
   /**
    * The transaction now open made, renamed or dropped temp relations (-1: none), and the ROLLBACKs
    * and errors the server had reported when it began. If any came since, part of that work may be
@@ -89,6 +102,8 @@ export class SessionState {
    */
   private tempWorkRollbacks = -1;
   private tempWorkErrors = 0;
+  /** The request (see requestsSent) that did the first temp work of that transaction. */
+  private tempWorkRequest = 0;
 
   constructor(private readonly startup: ReadonlyMap<string, string>) {
     this.settings = new Map(startup);
@@ -173,7 +188,7 @@ export class SessionState {
     for (const e of effects) {
       switch (e.kind) {
         case 'pin':
-          if (!this.pins.has(e.reason) && UNDONE_BY_ROLLBACK.has(e.reason)) this.pinTentatively(e.reason);
+          if (UNDONE_BY_ROLLBACK.has(e.reason)) this.pinUndoneByRollback(e.reason);
           this.pin(e.reason, newPins);
           if (e.reason === 'temp-table' || e.reason === 'hold-cursor') {
             this.pinnedBy ??= { 'temp-table': new Set(), 'hold-cursor': new Set() };
@@ -217,6 +232,7 @@ export class SessionState {
           this.pin('unparseable-session-statement', newPins);
           break;
         default:
+          if (e.kind === 'rollback' || e.kind === 'commit') this.txEndStaged = true;
           this.stageOne(e);
       }
     }
@@ -231,13 +247,29 @@ export class SessionState {
     return newPins;
   }
 
-  private pinTentatively(reason: PinReason): void {
-    if (this.tentativePins === undefined) {
-      this.tentativePins = [];
-      this.tentativeCommits = this.before.commits;
-      this.tentativeRollbacks = this.before.rollbacks;
+  /**
+   * State a rollback undoes (a LISTEN, a temp table, a hold cursor) is made: the pin is tentative
+   * while it is the only state of its kind, made in a transaction that may yet roll back, and a
+   * ROLLBACK the server reports later must be that transaction's. So a pin is tentative only when
+   * its request starts from a known state (nothing in flight, no failed transaction, whose COMMIT
+   * would report ROLLBACK) and no COMMIT or ROLLBACK was staged before it; state made after the
+   * tentative pins keeps them only when it is surely in their transaction (the same request, or
+   * one sent to the transaction the server said was open). Otherwise every pin stays.
+   */
+  private pinUndoneByRollback(reason: PinReason): void {
+    const window = this.tentativePins;
+    if (window !== undefined) {
+      const sameTransaction = !this.txEndStaged && (this.requestsSent === this.tentativeRequest || this.startStatus === TxStatus.InTransaction);
+      if (!sameTransaction) this.tentativePins = undefined;
+      else if (!this.pins.has(reason)) window.push(reason);
+      return;
     }
-    this.tentativePins.push(reason);
+    const known = this.startStatus === TxStatus.Idle || this.startStatus === TxStatus.InTransaction;
+    if (this.pins.has(reason) || this.txEndStaged || !known) return;
+    this.tentativePins = [reason];
+    this.tentativeRequest = this.requestsSent;
+    this.tentativeCommits = this.before.commits;
+    this.tentativeRollbacks = this.before.rollbacks;
   }
 
   /**
@@ -256,6 +288,7 @@ export class SessionState {
 
   private noteTempWork(): void {
     if (this.tempWorkRollbacks >= 0) return;
+    this.tempWorkRequest = this.requestsSent;
     this.tempWorkRollbacks = this.before.rollbacks;
     this.tempWorkErrors = this.before.errors;
   }
@@ -316,6 +349,8 @@ export class SessionState {
   /** A request (Query, Sync or FunctionCall) was written to the server: effects staged from here on belong to the next. */
   requestWritten(): void {
     this.requestsSent++;
+    this.startStatus = 0;
+    if (this.tentativePins === undefined) this.txEndStaged = false;
   }
 
   /** Applies effects[from, to) as committed; a RESET among them is noted in stagedReset. */
@@ -376,6 +411,8 @@ export class SessionState {
   markRequestStart(server: ServerConnection): void {
     this.requestsAnswered = this.requestsSent;
     this.before.copyFrom(server.reported);
+    this.startStatus = server.txStatus;
+    if (this.tentativePins === undefined) this.txEndStaged = false;
   }
 
   /** A request ended with ReadyForQuery `status` and more are in flight behind it: settles its work alone. */
@@ -383,9 +420,15 @@ export class SessionState {
     if (this.staged.length > 0) this.settle(server, status, false);
     // More requests follow in this write: which of them a later error belongs to is not known, so
     // pins made up to an ended transaction stay.
-    if (status === TxStatus.Idle) {
-      this.tentativePins = undefined;
-      if (this.tempWorkRollbacks >= 0) this.settleTempWork(server);
+    if (status === TxStatus.Idle) this.tentativePins = undefined;
+    if (this.tempWorkRollbacks >= 0) {
+      if (this.requestsAnswered < this.tempWorkRequest) {
+        // The temp work is in a later request: what this one reported came before it.
+        this.tempWorkRollbacks = server.reported.rollbacks;
+        this.tempWorkErrors = server.reported.errors;
+      } else if (status === TxStatus.Idle) {
+        this.settleTempWork(server);
+      }
     }
     this.requestsAnswered++;
     this.before.copyFrom(server.reported);

@@ -1,0 +1,223 @@
+// Pins of state a ROLLBACK undoes (temporary tables, LISTEN), over a pool of 2 in transaction mode,
+// where a transaction ends in the middle of a request: a ROLLBACK followed by new state in the same
+// query string or Sync batch, pipelined requests, a COMMIT of a failed transaction, temp relations a
+// CASCADE takes with it, and the question pgway asks the server before it lets a temp pin go.
+// Unpinned too early, a client's temp table or LISTEN is on a connection other clients get next;
+// unpinned never, the client holds a server connection until it leaves.
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type TestGateway } from './harness/gateway.js';
+import { adminQuery } from './harness/lab.js';
+import type { RawClient } from './helpers/raw-client.js';
+import { sleep } from './helpers/pg-helpers.js';
+import { answers, B, cat, E, P, Q, rawAfterLogin, S } from './helpers/wire-script.js';
+
+let gw: TestGateway;
+
+beforeAll(async () => {
+  gw = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 5000 }' });
+});
+
+afterAll(async () => {
+  await gw?.stop();
+});
+
+const opened: pg.Client[] = [];
+const closers: (() => void)[] = [];
+
+afterEach(async () => {
+  for (const close of closers.splice(0)) close();
+  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(2000)])));
+});
+
+async function connect(): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: gw.url() });
+  c.on('error', () => undefined);
+  opened.push(c);
+  await c.connect();
+  return c;
+}
+
+const raw = (): Promise<RawClient> => rawAfterLogin(gw.url(), (close) => closers.push(close));
+
+const portOf = (c: pg.Client): number => (c as unknown as { connection: { stream: { localPort: number } } }).connection.stream.localPort;
+
+/** Whether the client on `port` keeps its server connection while idle (pgway's view, read for 200 ms). */
+async function pinnedAt(port: number): Promise<boolean> {
+  for (let i = 0; i < 10; i++) {
+    if ((gw.gateway.clients().find((x) => x.port === port)?.serverId ?? 0) === 0) return false;
+    await sleep(20);
+  }
+  return true;
+}
+
+const isPinned = (c: pg.Client): Promise<boolean> => pinnedAt(portOf(c));
+
+/** Whether either server connection, taken by two fresh clients at once, has pg_temp.`name`. */
+async function othersSeeTempTable(name: string): Promise<boolean> {
+  const [x, y] = [await connect(), await connect()];
+  await Promise.all([x.query('BEGIN'), y.query('BEGIN')]);
+  const q = `SELECT to_regclass('pg_temp.${name}') IS NOT NULL AS has`;
+  const seen = [(await x.query(q)).rows[0].has, (await y.query(q)).rows[0].has];
+  await Promise.all([x.query('COMMIT'), y.query('COMMIT')]);
+  return seen.includes(true);
+}
+
+/** The client keeps its temp table `name` to itself: pinned, and no other client sees it. */
+async function keepsTempTable(c: pg.Client, name: string): Promise<void> {
+  const pinned = await isPinned(c);
+  const leaked = pinned ? false : await othersSeeTempTable(name);
+  expect({ pinned, leaked }).toEqual({ pinned: true, leaked: false });
+}
+
+/** Each statement as an extended-protocol Parse/Bind/Execute of the unnamed statement. */
+const run = (sql: string): Buffer => cat(P('', sql), B(''), E());
+
+describe('state made after a ROLLBACK in the same request stays pinned', () => {
+  it('"CREATE TEMP TABLE a; ROLLBACK; CREATE TEMP TABLE b" in one query string: b exists', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('CREATE TEMP TABLE hpg_rv_a (x int); ROLLBACK; CREATE TEMP TABLE hpg_rv_b (x int)');
+    await keepsTempTable(c, 'hpg_rv_b');
+  });
+
+  it('"ROLLBACK; CREATE TEMP TABLE t" in one query string: t exists', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('ROLLBACK; CREATE TEMP TABLE hpg_rb_t (x int)');
+    await keepsTempTable(c, 'hpg_rb_t');
+  });
+
+  it('"BEGIN; LISTEN x; ROLLBACK; LISTEN y": the client still hears y', { timeout: 30_000 }, async () => {
+    const [c, n] = [await connect(), await connect()];
+    const heard: string[] = [];
+    c.on('notification', (m) => heard.push(m.channel));
+    await c.query('BEGIN; LISTEN hpg_rv_x; ROLLBACK; LISTEN hpg_rv_y');
+    expect(await isPinned(c)).toBe(true);
+    await n.query("NOTIFY hpg_rv_y, 'y'; NOTIFY hpg_rv_x, 'x'");
+    await c.query('SELECT 1');
+    expect(heard).toEqual(['hpg_rv_y']);
+  });
+
+  for (const end of ['ROLLBACK', 'ABORT']) {
+    it(`one Sync batch: BEGIN | CREATE TEMP a | ${end} | CREATE TEMP b: b exists`, { timeout: 30_000 }, async () => {
+      const r = await raw();
+      r.write(cat(run('BEGIN'), run('CREATE TEMP TABLE hpg_xa (x int)'), run(end), run('CREATE TEMP TABLE hpg_xb (x int)'), S));
+      expect((await answers(r, 1)).at(-1)).toBe('Z:I');
+      r.write(Q("SELECT to_regclass('pg_temp.hpg_xb') IS NOT NULL AS has"));
+      expect(await answers(r, 1)).toContain('D:t');
+      expect(await pinnedAt(r.socket.localPort)).toBe(true);
+    });
+  }
+
+  it('one Sync batch after a failed transaction: COMMIT (reported as ROLLBACK) | CREATE TEMP t: t exists', { timeout: 30_000 }, async () => {
+    const r = await raw();
+    r.write(Q('BEGIN'));
+    await answers(r, 1);
+    r.write(Q('SELECT 1/0'));
+    expect((await answers(r, 1)).at(-1)).toBe('Z:E');
+    r.write(cat(run('COMMIT'), run('CREATE TEMP TABLE hpg_after_failed (x int)'), S));
+    const got = await answers(r, 1);
+    expect(got).toContain('C:ROLLBACK');
+    r.write(Q("SELECT to_regclass('pg_temp.hpg_after_failed') IS NOT NULL AS has"));
+    expect(await answers(r, 1)).toContain('D:t');
+    expect(await pinnedAt(r.socket.localPort)).toBe(true);
+  });
+});
+
+describe('state undone by the ROLLBACK of its own transaction lets the client go', () => {
+  it('LISTENs sent one by one into one transaction that rolls back', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('BEGIN');
+    await c.query('LISTEN hpg_tx_a');
+    await c.query('LISTEN hpg_tx_b');
+    await c.query('ROLLBACK');
+    expect(await isPinned(c)).toBe(false);
+  });
+
+  it('a temp table made in a rolled-back transaction sent in one pipelined write, while another stays, until that one is dropped', { timeout: 30_000 }, async () => {
+    const r = await raw();
+    r.write(Q('CREATE TEMP TABLE hpg_pl_kept (x int)'));
+    await answers(r, 1);
+    r.write(cat(Q('SELECT 1'), Q('BEGIN'), Q('CREATE TEMP TABLE hpg_pl_undone (x int)'), Q('ROLLBACK')));
+    expect((await answers(r, 4)).filter((s) => s.startsWith('Z:'))).toEqual(['Z:I', 'Z:T', 'Z:T', 'Z:I']);
+    expect(await pinnedAt(r.socket.localPort)).toBe(true);
+    r.write(Q('DROP TABLE hpg_pl_kept'));
+    await answers(r, 1);
+    expect(await pinnedAt(r.socket.localPort)).toBe(false);
+  });
+
+  it('the same over the extended protocol, a Sync per statement', { timeout: 30_000 }, async () => {
+    const r = await raw();
+    r.write(Q('CREATE TEMP TABLE hpg_pl_kept2 (x int)'));
+    await answers(r, 1);
+    r.write(cat(run('SELECT 1'), S, run('BEGIN'), S, run('CREATE TEMP TABLE hpg_pl_undone2 (x int)'), S, run('ROLLBACK'), S));
+    await answers(r, 4);
+    r.write(Q('DROP TABLE hpg_pl_kept2'));
+    await answers(r, 1);
+    expect(await pinnedAt(r.socket.localPort)).toBe(false);
+  });
+});
+
+describe('temp relations a CASCADE took with it', () => {
+  it('ALTER TABLE ... DROP COLUMN ... CASCADE drops the temp view on it: the client is free', { timeout: 30_000 }, async () => {
+    await adminQuery('DROP TABLE IF EXISTS hpg_cv_base');
+    await adminQuery('CREATE TABLE hpg_cv_base (x int, y int)');
+    await adminQuery('ALTER TABLE hpg_cv_base OWNER TO app');
+    try {
+      const c = await connect();
+      await c.query('CREATE TEMP VIEW hpg_cv_v AS SELECT y FROM hpg_cv_base');
+      expect(await isPinned(c)).toBe(true);
+      await c.query('ALTER TABLE hpg_cv_base DROP COLUMN y CASCADE');
+      expect((await c.query("SELECT to_regclass('pg_temp.hpg_cv_v') IS NULL AS gone")).rows).toEqual([{ gone: true }]);
+      expect(await isPinned(c)).toBe(false);
+    } finally {
+      await adminQuery('DROP TABLE IF EXISTS hpg_cv_base CASCADE');
+    }
+  });
+
+  it('DROP OWNED BY CURRENT_USER drops the temp tables: the client is free', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('CREATE TEMP TABLE hpg_owned (x int)');
+    expect(await isPinned(c)).toBe(true);
+    await c.query('DROP OWNED BY CURRENT_USER');
+    expect(await isPinned(c)).toBe(false);
+  });
+});
+
+describe('temp objects made in ways pgway did not see before', () => {
+  it('EXPLAIN ANALYZE CREATE TEMP TABLE ... AS pins; DROP TABLE frees', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('EXPLAIN ANALYZE CREATE TEMP TABLE hpg_ex_t AS SELECT 1 AS x');
+    await keepsTempTable(c, 'hpg_ex_t');
+    await c.query('DROP TABLE hpg_ex_t');
+    expect(await isPinned(c)).toBe(false);
+  });
+
+  it('a temp range type pins until DISCARD TEMP', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('CREATE TYPE pg_temp.hpg_rng AS RANGE (subtype = int4)');
+    await c.query('SELECT 1');
+    expect(await isPinned(c)).toBe(true);
+    expect((await c.query("SELECT pg_temp.hpg_rng(1, 3)::text AS r")).rows).toEqual([{ r: '[1,3)' }]);
+    await c.query('DISCARD TEMP');
+    expect(await isPinned(c)).toBe(false);
+  });
+});
+
+describe("pgway's question about temp relations", () => {
+  it('reads the catalog as it is, whatever operators the client put ahead of pg_catalog', { timeout: 30_000 }, async () => {
+    await adminQuery('DROP SCHEMA IF EXISTS hpg_ops CASCADE');
+    await adminQuery('CREATE SCHEMA hpg_ops AUTHORIZATION app');
+    try {
+      const c = await connect();
+      await c.query("CREATE FUNCTION hpg_ops.never(oid, oid) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT false'");
+      await c.query('CREATE OPERATOR hpg_ops.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = hpg_ops.never)');
+      await c.query('SET search_path = hpg_ops, pg_catalog');
+      await c.query('CREATE TEMP TABLE hpg_op_t (x int)');
+      // A rollback in a transaction with temp work: pgway asks whether any temp relation is left.
+      await c.query('BEGIN; CREATE TEMP TABLE hpg_op_u (x int); ROLLBACK');
+      await keepsTempTable(c, 'hpg_op_t');
+    } finally {
+      await adminQuery('DROP SCHEMA IF EXISTS hpg_ops CASCADE');
+    }
+  });
+});
