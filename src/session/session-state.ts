@@ -85,6 +85,12 @@ export class SessionState {
   /** The request (see requestsSent) that made the first tentative pin. */
   private tentativeRequest = 0;
   /**
+   * Pins made in a request written behind others, which may become tentative: once the request
+   * before theirs ends with a transaction open or none (see requestEnded), the state they start from is known.
+   */
+  private pendingTentative: PinReason[] | undefined;
+  private pendingRequest = 0;
+  /**
    * A COMMIT or ROLLBACK was staged in the request being written, or since the tentative pins were
    * made: state made after it belongs to another transaction than theirs (see pinUndoneByRollback).
    */
@@ -107,6 +113,7 @@ export class SessionState {
 
   constructor(private readonly startup: ReadonlyMap<string, string>) {
     this.settings = new Map(startup);
+    if (createsInTempSchema(startup.get('search_path') ?? '')) this.pinUnnamedTemp([]);
   }
 
   /** One statement that brings a server connection's settings to this session's ('' = defaults). */
@@ -189,6 +196,7 @@ export class SessionState {
       switch (e.kind) {
         case 'pin':
           if (UNDONE_BY_ROLLBACK.has(e.reason)) this.pinUndoneByRollback(e.reason);
+          if (this.staged.length > 0) this.keepFromStagedRelease(e.reason, e.name);
           this.pin(e.reason, newPins);
           if (e.reason === 'temp-table' || e.reason === 'hold-cursor') {
             this.pinnedBy ??= { 'temp-table': new Set(), 'hold-cursor': new Set() };
@@ -233,6 +241,7 @@ export class SessionState {
           break;
         default:
           if (e.kind === 'rollback' || e.kind === 'commit') this.txEndStaged = true;
+          if (e.kind === 'set' && e.name === 'search_path' && createsInTempSchema(e.value)) this.pinUnnamedTemp(newPins);
           this.stageOne(e);
       }
     }
@@ -264,12 +273,28 @@ export class SessionState {
       else if (!this.pins.has(reason)) window.push(reason);
       return;
     }
-    const known = this.startStatus === TxStatus.Idle || this.startStatus === TxStatus.InTransaction;
-    if (this.pins.has(reason) || this.txEndStaged || !known) return;
-    this.tentativePins = [reason];
-    this.tentativeRequest = this.requestsSent;
-    this.tentativeCommits = this.before.commits;
-    this.tentativeRollbacks = this.before.rollbacks;
+    const pending = this.pendingTentative;
+    if (pending !== undefined) {
+      if (this.txEndStaged || this.requestsSent !== this.pendingRequest) this.pendingTentative = undefined;
+      else if (!this.pins.has(reason)) pending.push(reason);
+      return;
+    }
+    if (this.pins.has(reason) || this.txEndStaged) return;
+    const status = this.startStatus;
+    if (status === TxStatus.Idle || status === TxStatus.InTransaction) {
+      this.openTentativeWindow([reason], this.requestsSent, this.before);
+    } else if (status === 0) {
+      // Requests are in flight: decided when the one before this ends.
+      this.pendingTentative = [reason];
+      this.pendingRequest = this.requestsSent;
+    }
+  }
+
+  private openTentativeWindow(reasons: PinReason[], request: number, counts: ReportedCounts): void {
+    this.tentativePins = reasons;
+    this.tentativeRequest = request;
+    this.tentativeCommits = counts.commits;
+    this.tentativeRollbacks = counts.rollbacks;
   }
 
   /**
@@ -284,6 +309,35 @@ export class SessionState {
       for (const reason of this.tentativePins!) this.unpin(reason);
     }
     this.tentativePins = undefined;
+  }
+
+  /**
+   * State made again after a statement that releases it and that waits for its commit to apply
+   * (UNLISTEN *, DISCARD TEMP, CLOSE, DROP, an unlock): the release ran first, so at commit it must
+   * not take the new state with it. What the release dropped of other temp relations the server
+   * is asked about instead (hold cursors have no such question: their names stay, pinning longer).
+   */
+  private keepFromStagedRelease(reason: PinReason, name: string | undefined): void {
+    const { staged, stagedIn } = this;
+    let forgetNames = false;
+    for (let i = staged.length - 1; i >= 0; i--) {
+      const e = staged[i]!;
+      const release = (e.kind === 'unpin' && e.reason === reason) ||
+        (e.kind === 'drop' && e.reason === reason && e.cascade !== true && name !== undefined && e.name === name);
+      if (!release) continue;
+      forgetNames ||= e.kind === 'unpin';
+      staged.splice(i, 1);
+      stagedIn.splice(i, 1);
+      if (i < this.walked) this.walked--;
+    }
+    if (forgetNames && reason === 'temp-table') this.forgetTempNames();
+  }
+
+  /** Objects the client creates may land in its temp schema, unnamed by any TEMP (see createsInTempSchema). */
+  private pinUnnamedTemp(newPins: PinReason[]): void {
+    this.pin('temp-table', newPins);
+    this.pinnedBy ??= { 'temp-table': new Set(), 'hold-cursor': new Set() };
+    this.pinnedBy['temp-table'].add(UNNAMED);
   }
 
   private noteTempWork(): void {
@@ -374,6 +428,8 @@ export class SessionState {
           break;
         case 'unpin':
           this.unpin(e.reason);
+          // DISCARD TEMP empties the temp schema, not the search_path that creates in it.
+          if (e.reason === 'temp-table' && createsInTempSchema(this.searchPath)) this.pinUnnamedTemp([]);
           break;
         case 'drop': {
           const names = this.pinnedBy?.[e.reason];
@@ -421,6 +477,13 @@ export class SessionState {
     // More requests follow in this write: which of them a later error belongs to is not known, so
     // pins made up to an ended transaction stay.
     if (status === TxStatus.Idle) this.tentativePins = undefined;
+    const pending = this.pendingTentative;
+    if (pending !== undefined && this.requestsAnswered + 1 >= this.pendingRequest) {
+      // The request before the pending pins' own ended: they start from its status.
+      this.pendingTentative = undefined;
+      const known = status === TxStatus.Idle || status === TxStatus.InTransaction;
+      if (known && this.requestsAnswered + 1 === this.pendingRequest) this.openTentativeWindow(pending, this.pendingRequest, server.reported);
+    }
     if (this.tempWorkRollbacks >= 0) {
       if (this.requestsAnswered < this.tempWorkRequest) {
         // The temp work is in a later request: what this one reported came before it.
@@ -552,6 +615,7 @@ export class SessionState {
       stagedIn.splice(0, end);
       this.walked = 0;
     }
+    if (last) this.pendingTentative = undefined;
     if (last && status === TxStatus.Idle) {
       if (this.tentativePins !== undefined) this.settleTentativePins(server, erred);
       if (this.tempWorkRollbacks >= 0) this.settleTempWork(server);
@@ -582,6 +646,21 @@ export class SessionState {
       }
     }
   }
+}
+
+/**
+ * Whether CREATE without TEMP creates in the session's temp schema under this search_path: it
+ * creates in the first schema listed that exists. pg_temp listed first counts, and so does pg_temp
+ * after "$user" only (a role seldom has a schema of its own name); pgway does not ask which other
+ * schemas exist ('public, pg_temp', the usual safe order, counts only where public was dropped).
+ */
+export function createsInTempSchema(searchPath: string): boolean {
+  for (const item of searchPath.split(',')) {
+    const schema = item.trim().toLowerCase();
+    if (schema === '"$user"' || schema === '$user') continue;
+    return schema === 'pg_temp' || schema === '"pg_temp"' || schema.startsWith('pg_temp_');
+  }
+  return false;
 }
 
 /** Pinned state a rolled-back transaction takes with it (unlike a session advisory lock, which stays). */

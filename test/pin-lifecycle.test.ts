@@ -1,7 +1,9 @@
-// Pins of state a ROLLBACK undoes (temporary tables, LISTEN), over a pool of 2 in transaction mode,
-// where a transaction ends in the middle of a request: a ROLLBACK followed by new state in the same
-// query string or Sync batch, pipelined requests, a COMMIT of a failed transaction, temp relations a
-// CASCADE takes with it, and the question pgway asks the server before it lets a temp pin go.
+// When state that pins a client (temporary tables, LISTEN, WITH HOLD cursors, advisory locks) begins
+// and ends, over a pool of 2 in transaction mode, where statements in one request make, release and
+// roll back state: a ROLLBACK followed by new state in the same query string or Sync batch, state
+// released and made again before a commit, pipelined requests, a COMMIT of a failed transaction,
+// temp relations a CASCADE takes with it, objects a search_path puts in the temp schema, and the
+// question pgway asks the server before it lets a temp pin go.
 // Unpinned too early, a client's temp table or LISTEN is on a connection other clients get next;
 // unpinned never, the client holds a server connection until it leaves.
 import pg from 'pg';
@@ -52,23 +54,30 @@ async function pinnedAt(port: number): Promise<boolean> {
 }
 
 const isPinned = (c: pg.Client): Promise<boolean> => pinnedAt(portOf(c));
+const rawPinned = (r: RawClient): Promise<boolean> => pinnedAt(r.socket.localPort ?? 0);
 
-/** Whether either server connection, taken by two fresh clients at once, has pg_temp.`name`. */
-async function othersSeeTempTable(name: string): Promise<boolean> {
+/** Whether either server connection, taken by two fresh clients at once, answers `has` true to `sql`. */
+async function othersSee(sql: string): Promise<boolean> {
   const [x, y] = [await connect(), await connect()];
   await Promise.all([x.query('BEGIN'), y.query('BEGIN')]);
-  const q = `SELECT to_regclass('pg_temp.${name}') IS NOT NULL AS has`;
-  const seen = [(await x.query(q)).rows[0].has, (await y.query(q)).rows[0].has];
+  const seen = [(await x.query(sql)).rows[0].has, (await y.query(sql)).rows[0].has];
   await Promise.all([x.query('COMMIT'), y.query('COMMIT')]);
   return seen.includes(true);
 }
 
-/** The client keeps its temp table `name` to itself: pinned, and no other client sees it. */
-async function keepsTempTable(c: pg.Client, name: string): Promise<void> {
+const tempTable = (name: string): string => `SELECT to_regclass('pg_temp.${name}') IS NOT NULL AS has`;
+const listening = (channel: string): string => `SELECT '${channel}' = ANY (ARRAY(SELECT pg_listening_channels())) AS has`;
+const holdCursor = (name: string): string => `SELECT EXISTS (SELECT FROM pg_cursors WHERE name = '${name}') AS has`;
+const advisoryLock = (key: number): string => `SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND objid = ${key}) AS has`;
+
+/** The client keeps the state `has` finds to itself: pinned, and no other client sees it. */
+async function keeps(c: pg.Client, has: string): Promise<void> {
   const pinned = await isPinned(c);
-  const leaked = pinned ? false : await othersSeeTempTable(name);
+  const leaked = pinned ? false : await othersSee(has);
   expect({ pinned, leaked }).toEqual({ pinned: true, leaked: false });
 }
+
+const keepsTempTable = (c: pg.Client, name: string): Promise<void> => keeps(c, tempTable(name));
 
 /** Each statement as an extended-protocol Parse/Bind/Execute of the unnamed statement. */
 const run = (sql: string): Buffer => cat(P('', sql), B(''), E());
@@ -104,7 +113,7 @@ describe('state made after a ROLLBACK in the same request stays pinned', () => {
       expect((await answers(r, 1)).at(-1)).toBe('Z:I');
       r.write(Q("SELECT to_regclass('pg_temp.hpg_xb') IS NOT NULL AS has"));
       expect(await answers(r, 1)).toContain('D:t');
-      expect(await pinnedAt(r.socket.localPort)).toBe(true);
+      expect(await rawPinned(r)).toBe(true);
     });
   }
 
@@ -119,7 +128,73 @@ describe('state made after a ROLLBACK in the same request stays pinned', () => {
     expect(got).toContain('C:ROLLBACK');
     r.write(Q("SELECT to_regclass('pg_temp.hpg_after_failed') IS NOT NULL AS has"));
     expect(await answers(r, 1)).toContain('D:t');
-    expect(await pinnedAt(r.socket.localPort)).toBe(true);
+    expect(await rawPinned(r)).toBe(true);
+  });
+});
+
+describe('state made again after a statement that released it, before that statement committed', () => {
+  it('"UNLISTEN *; LISTEN y": the client still listens on y', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('UNLISTEN *; LISTEN hpg_ul_y');
+    await keeps(c, listening('hpg_ul_y'));
+  });
+
+  it('BEGIN / UNLISTEN * / LISTEN y / COMMIT, one by one', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('LISTEN hpg_ul_first');
+    await c.query('BEGIN');
+    await c.query('UNLISTEN *');
+    await c.query('LISTEN hpg_ul_again');
+    await c.query('COMMIT');
+    await keeps(c, listening('hpg_ul_again'));
+  });
+
+  it('"DISCARD TEMP; CREATE TEMP TABLE t": t exists', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('DISCARD TEMP; CREATE TEMP TABLE hpg_dt_t (x int)');
+    await keepsTempTable(c, 'hpg_dt_t');
+  });
+
+  it('"CLOSE ALL; DECLARE c CURSOR WITH HOLD", and CLOSE c then DECLARE c again: c exists', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('CLOSE ALL; DECLARE hpg_hc_a CURSOR WITH HOLD FOR SELECT 1');
+    await keeps(c, holdCursor('hpg_hc_a'));
+    await c.query('CLOSE hpg_hc_a; DECLARE hpg_hc_a CURSOR WITH HOLD FOR SELECT 2');
+    await keeps(c, holdCursor('hpg_hc_a'));
+    await c.query('BEGIN');
+    await c.query('CLOSE hpg_hc_a');
+    await c.query('DECLARE hpg_hc_a CURSOR WITH HOLD FOR SELECT 3');
+    await c.query('COMMIT');
+    await keeps(c, holdCursor('hpg_hc_a'));
+    await c.query('CLOSE hpg_hc_a');
+    expect(await isPinned(c)).toBe(false);
+  });
+
+  it('"SELECT pg_advisory_unlock_all(), pg_advisory_lock(n)": the lock is held', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('SELECT pg_advisory_unlock_all(), pg_advisory_lock(424299)');
+    await keeps(c, advisoryLock(424299));
+    await c.query('SELECT pg_advisory_unlock_all()');
+    expect(await isPinned(c)).toBe(false);
+  });
+});
+
+describe('objects created in the temp schema without TEMP', () => {
+  it('SET search_path = pg_temp, public: a CREATE TABLE is temporary and pins', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('SET search_path = pg_temp, public');
+    await c.query('CREATE TABLE hpg_path_t (x int)');
+    expect((await c.query("SELECT relpersistence FROM pg_class WHERE oid = 'hpg_path_t'::regclass")).rows).toEqual([{ relpersistence: 't' }]);
+    await keepsTempTable(c, 'hpg_path_t');
+  });
+
+  it('"$user", pg_temp, public pins too; public, pg_temp (temp last) pins nothing', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('SET search_path = public, pg_temp');
+    expect(await isPinned(c)).toBe(false);
+    await c.query('SET search_path = "$user", pg_temp, public');
+    await c.query('CREATE TABLE hpg_path_u (x int)');
+    await keepsTempTable(c, 'hpg_path_u');
   });
 });
 
@@ -133,16 +208,32 @@ describe('state undone by the ROLLBACK of its own transaction lets the client go
     expect(await isPinned(c)).toBe(false);
   });
 
+  it('BEGIN and LISTEN pipelined in one write, then ROLLBACK', { timeout: 30_000 }, async () => {
+    const r = await raw();
+    r.write(cat(Q('BEGIN'), Q('LISTEN hpg_pl_listen')));
+    await answers(r, 2);
+    r.write(Q('ROLLBACK'));
+    await answers(r, 1);
+    expect(await rawPinned(r)).toBe(false);
+  });
+
+  it('BEGIN, DECLARE ... WITH HOLD and ROLLBACK pipelined, a Sync each', { timeout: 30_000 }, async () => {
+    const r = await raw();
+    r.write(cat(run('BEGIN'), S, run('DECLARE hpg_pl_cur CURSOR WITH HOLD FOR SELECT 1'), S, run('ROLLBACK'), S));
+    await answers(r, 3);
+    expect(await rawPinned(r)).toBe(false);
+  });
+
   it('a temp table made in a rolled-back transaction sent in one pipelined write, while another stays, until that one is dropped', { timeout: 30_000 }, async () => {
     const r = await raw();
     r.write(Q('CREATE TEMP TABLE hpg_pl_kept (x int)'));
     await answers(r, 1);
     r.write(cat(Q('SELECT 1'), Q('BEGIN'), Q('CREATE TEMP TABLE hpg_pl_undone (x int)'), Q('ROLLBACK')));
     expect((await answers(r, 4)).filter((s) => s.startsWith('Z:'))).toEqual(['Z:I', 'Z:T', 'Z:T', 'Z:I']);
-    expect(await pinnedAt(r.socket.localPort)).toBe(true);
+    expect(await rawPinned(r)).toBe(true);
     r.write(Q('DROP TABLE hpg_pl_kept'));
     await answers(r, 1);
-    expect(await pinnedAt(r.socket.localPort)).toBe(false);
+    expect(await rawPinned(r)).toBe(false);
   });
 
   it('the same over the extended protocol, a Sync per statement', { timeout: 30_000 }, async () => {
@@ -153,7 +244,7 @@ describe('state undone by the ROLLBACK of its own transaction lets the client go
     await answers(r, 4);
     r.write(Q('DROP TABLE hpg_pl_kept2'));
     await answers(r, 1);
-    expect(await pinnedAt(r.socket.localPort)).toBe(false);
+    expect(await rawPinned(r)).toBe(false);
   });
 });
 
