@@ -179,6 +179,28 @@ describe('state made again after a statement that released it, before that state
   });
 });
 
+describe('state made again after its release, and then taken back', () => {
+  it('BEGIN; UNLISTEN *; SAVEPOINT s; LISTEN b; ROLLBACK TO s; COMMIT: nothing listens, the client is free', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('LISTEN hpg_rb_first');
+    await c.query('BEGIN; UNLISTEN *; SAVEPOINT s; LISTEN hpg_rb_second; ROLLBACK TO s; COMMIT');
+    expect((await c.query('SELECT count(*)::int AS n FROM pg_listening_channels()')).rows).toEqual([{ n: 0 }]);
+    expect(await isPinned(c)).toBe(false);
+    await c.query('LISTEN hpg_rb_third');
+    for (const sql of ['BEGIN', 'UNLISTEN *', 'SAVEPOINT s', 'LISTEN hpg_rb_fourth', 'ROLLBACK TO s', 'COMMIT']) await c.query(sql);
+    expect(await isPinned(c)).toBe(false);
+  });
+
+  it('UNLISTEN * pipelined ahead of a LISTEN whose request fails: the client is free', { timeout: 30_000 }, async () => {
+    const r = await raw();
+    r.write(Q('LISTEN hpg_pf_a'));
+    await answers(r, 1);
+    r.write(cat(Q('UNLISTEN *'), Q('LISTEN hpg_pf_b; SELECT 1/0')));
+    await answers(r, 2);
+    expect(await rawPinned(r)).toBe(false);
+  });
+});
+
 describe('objects created in the temp schema without TEMP', () => {
   it('SET search_path = pg_temp, public: a CREATE TABLE is temporary and pins', { timeout: 30_000 }, async () => {
     const c = await connect();
@@ -188,8 +210,32 @@ describe('objects created in the temp schema without TEMP', () => {
     await keepsTempTable(c, 'hpg_path_t');
   });
 
-  it('"$user", pg_temp, public pins too; public, pg_temp (temp last) pins nothing', { timeout: 30_000 }, async () => {
+  it('DISCARD TEMP then SET search_path = pg_temp, in one string and pipelined: a later CREATE TABLE pins', { timeout: 30_000 }, async () => {
     const c = await connect();
+    await c.query('DISCARD TEMP; SET search_path = pg_temp, public');
+    await c.query('CREATE TABLE hpg_path_d (x int)');
+    await keepsTempTable(c, 'hpg_path_d');
+    const r = await raw();
+    r.write(cat(Q('DISCARD TEMP'), Q('SET search_path = pg_temp, public')));
+    await answers(r, 2);
+    r.write(Q('CREATE TABLE hpg_path_e (x int)'));
+    await answers(r, 1);
+    expect(await rawPinned(r)).toBe(true);
+  });
+
+  it('SET LOCAL search_path = pg_temp (also set_config(..., true)): a CREATE TABLE in that transaction pins', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('BEGIN; SET LOCAL search_path = pg_temp, public; CREATE TABLE hpg_path_l (x int); COMMIT');
+    await keepsTempTable(c, 'hpg_path_l');
+    const d = await connect();
+    await d.query("BEGIN; SELECT set_config('search_path', 'pg_temp', true); CREATE TABLE hpg_path_m (x int); COMMIT");
+    await keepsTempTable(d, 'hpg_path_m');
+  });
+
+  it('"$user", pg_temp, public pins too; public, pg_temp (temp last) and a rolled-back SET pin nothing', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('BEGIN; SET search_path = pg_temp; ROLLBACK');
+    expect(await isPinned(c)).toBe(false);
     await c.query('SET search_path = public, pg_temp');
     expect(await isPinned(c)).toBe(false);
     await c.query('SET search_path = "$user", pg_temp, public');

@@ -120,3 +120,18 @@ export function parseBool(text: string): boolean | undefined {
   }
   return undefined;
 }
+
+/**
+ * Whether CREATE without TEMP creates in the session's temp schema under this search_path: it
+ * creates in the first schema listed that exists. pg_temp listed first counts, and so does pg_temp
+ * after "$user" only (a role seldom has a schema of its own name); pgway does not ask which other
+ * schemas exist ('public, pg_temp', the usual safe order, counts only where public was dropped).
+ */
+export function createsInTempSchema(searchPath: string): boolean {
+  for (const item of searchPath.split(',')) {
+    const schema = item.trim().toLowerCase();
+    if (schema === '"$user"' || schema === '$user') continue;
+    return schema === 'pg_temp' || schema === '"pg_temp"' || schema.startsWith('pg_temp_');
+  }
+  return false;
+}

@@ -17,7 +17,7 @@ import {
   type SelectStmt, type VariableSetStmt,
 } from 'libpg-query';
 import { mayHaveSessionEffects, mayHaveSessionEffectsIn } from './effect-precheck.js';
-import { constBool, constText, flattenSetArgs, foldGucName, paramNumber, parseBool } from './guc-value.js';
+import { constBool, constText, createsInTempSchema, flattenSetArgs, foldGucName, paramNumber, parseBool } from './guc-value.js';
 
 export type PinReason =
   | 'listen' | 'advisory-lock' | 'temp-table' | 'hold-cursor' | 'session-authorization'
@@ -203,7 +203,12 @@ function onStatement(node: Node, raw: RawStmt, out: Collector): void {
 // --- SET / RESET ---------------------------------------------------------------------------------
 
 function onVariableSet(s: VariableSetStmt, out: Collector): void {
-  if (s.is_local === true) { out.local = true; return; }
+  if (s.is_local === true) {
+    out.local = true;
+    // Not carried anywhere, but a CREATE under it lands in the temp schema (see createsInTempSchema).
+    if (foldGucName(s.name ?? '') === 'search_path' && createsInTempSchema(flattenSetArgs('search_path', s.args ?? []) ?? '')) out.effects.push(pin('temp-table'));
+    return;
+  }
   switch (s.kind) {
     case 'VAR_SET_VALUE': {
       const name = foldGucName(s.name ?? '');
@@ -531,9 +536,13 @@ function functionName(call: FuncCall): string | undefined {
 function onSetConfig(call: FuncCall, once: boolean, out: Collector): void {
   const args = setConfigArgs(call.args ?? []);
   const isLocal = args === undefined ? undefined : constBool(args[2]);
-  if (isLocal === true) { out.local = true; return; }
   const name = args === undefined ? undefined : constText(args[0]);
   const value = args === undefined ? undefined : constText(args[1]);
+  if (isLocal === true) {
+    out.local = true;
+    if (name != null && foldGucName(name) === 'search_path' && createsInTempSchema(value ?? '')) out.effects.push(pin('temp-table'));
+    return;
+  }
   if (name === null) return; // fails at run time: "SET requires parameter name"
   const param = value === undefined && args !== undefined ? paramNumber(args[1]) : undefined;
   if (once && isLocal === false && name !== undefined && param !== undefined) out.effects.push({ kind: 'set-param', name: foldGucName(name), param });

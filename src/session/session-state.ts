@@ -13,6 +13,7 @@ import type { ServerConnection } from '../pool/server-connection.js';
 import { isTransactionMarker, RESET_ALL_KEEPS, type NamedPin, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
+import { createsInTempSchema } from '../router/guc-value.js';
 import { applySettingsSql, quoteLiteral } from './startup-params.js';
 
 /** Pins whose state the server can be asked about (see SessionState.takeCheckDue). */
@@ -196,7 +197,7 @@ export class SessionState {
       switch (e.kind) {
         case 'pin':
           if (UNDONE_BY_ROLLBACK.has(e.reason)) this.pinUndoneByRollback(e.reason);
-          if (this.staged.length > 0) this.keepFromStagedRelease(e.reason, e.name);
+          if (this.staged.length > 0 && this.releaseStaged(e.reason, e.name)) this.stageOne(e);
           this.pin(e.reason, newPins);
           if (e.reason === 'temp-table' || e.reason === 'hold-cursor') {
             this.pinnedBy ??= { 'temp-table': new Set(), 'hold-cursor': new Set() };
@@ -241,7 +242,6 @@ export class SessionState {
           break;
         default:
           if (e.kind === 'rollback' || e.kind === 'commit') this.txEndStaged = true;
-          if (e.kind === 'set' && e.name === 'search_path' && createsInTempSchema(e.value)) this.pinUnnamedTemp(newPins);
           this.stageOne(e);
       }
     }
@@ -312,25 +312,14 @@ export class SessionState {
   }
 
   /**
-   * State made again after a statement that releases it and that waits for its commit to apply
-   * (UNLISTEN *, DISCARD TEMP, CLOSE, DROP, an unlock): the release ran first, so at commit it must
-   * not take the new state with it. What the release dropped of other temp relations the server
-   * is asked about instead (hold cursors have no such question: their names stay, pinning longer).
+   * Whether a release of `reason` (UNLISTEN *, DISCARD TEMP, CLOSE, DROP of `name`, an unlock) is
+   * staged: state made again after it must survive it at commit, so its pin is staged behind it
+   * too (apply re-adds it). If a ROLLBACK TO or an error takes the new state back, its staged pin
+   * goes with it and the release applies alone.
    */
-  private keepFromStagedRelease(reason: PinReason, name: string | undefined): void {
-    const { staged, stagedIn } = this;
-    let forgetNames = false;
-    for (let i = staged.length - 1; i >= 0; i--) {
-      const e = staged[i]!;
-      const release = (e.kind === 'unpin' && e.reason === reason) ||
-        (e.kind === 'drop' && e.reason === reason && e.cascade !== true && name !== undefined && e.name === name);
-      if (!release) continue;
-      forgetNames ||= e.kind === 'unpin';
-      staged.splice(i, 1);
-      stagedIn.splice(i, 1);
-      if (i < this.walked) this.walked--;
-    }
-    if (forgetNames && reason === 'temp-table') this.forgetTempNames();
+  private releaseStaged(reason: PinReason, name: string | undefined): boolean {
+    return this.staged.some((e) => (e.kind === 'unpin' && e.reason === reason) ||
+      (e.kind === 'drop' && e.reason === reason && (e.cascade === true || (name !== undefined && e.name === name))));
   }
 
   /** Objects the client creates may land in its temp schema, unnamed by any TEMP (see createsInTempSchema). */
@@ -409,18 +398,22 @@ export class SessionState {
 
   /** Applies effects[from, to) as committed; a RESET among them is noted in stagedReset. */
   private apply(effects: readonly SessionEffect[], from = 0, to = effects.length): void {
+    let pathMayPin = false;
     for (let i = from; i < to; i++) {
       const e = effects[i]!;
       switch (e.kind) {
         case 'set':
           this.settings.set(e.name, e.value);
           this.placeholders?.delete(e.name);
+          pathMayPin ||= e.name === 'search_path';
           break;
         case 'reset':
           this.stagedReset = true;
           this.resetSetting(e.name);
+          pathMayPin ||= e.name === 'search_path';
           break;
         case 'reset-all':
+          pathMayPin = true;
           this.stagedReset = true;
           for (const name of [...this.settings.keys()]) {
             if (!RESET_ALL_KEEPS.has(name)) this.resetSetting(name);
@@ -429,7 +422,15 @@ export class SessionState {
         case 'unpin':
           this.unpin(e.reason);
           // DISCARD TEMP empties the temp schema, not the search_path that creates in it.
-          if (e.reason === 'temp-table' && createsInTempSchema(this.searchPath)) this.pinUnnamedTemp([]);
+          pathMayPin ||= e.reason === 'temp-table';
+          break;
+        case 'pin':
+          // State made again after a release staged before it (see releaseStaged).
+          this.pins.add(e.reason);
+          if (e.reason === 'temp-table' || e.reason === 'hold-cursor') {
+            this.pinnedBy ??= { 'temp-table': new Set(), 'hold-cursor': new Set() };
+            this.pinnedBy[e.reason].add(e.name ?? UNNAMED);
+          }
           break;
         case 'drop': {
           const names = this.pinnedBy?.[e.reason];
@@ -447,6 +448,8 @@ export class SessionState {
         }
       }
     }
+    // A committed search_path that creates in the temp schema (see createsInTempSchema).
+    if (pathMayPin && createsInTempSchema(this.searchPath)) this.pinUnnamedTemp([]);
     this.cachedSql = undefined;
   }
 
@@ -646,21 +649,6 @@ export class SessionState {
       }
     }
   }
-}
-
-/**
- * Whether CREATE without TEMP creates in the session's temp schema under this search_path: it
- * creates in the first schema listed that exists. pg_temp listed first counts, and so does pg_temp
- * after "$user" only (a role seldom has a schema of its own name); pgway does not ask which other
- * schemas exist ('public, pg_temp', the usual safe order, counts only where public was dropped).
- */
-export function createsInTempSchema(searchPath: string): boolean {
-  for (const item of searchPath.split(',')) {
-    const schema = item.trim().toLowerCase();
-    if (schema === '"$user"' || schema === '$user') continue;
-    return schema === 'pg_temp' || schema === '"pg_temp"' || schema.startsWith('pg_temp_');
-  }
-  return false;
 }
 
 /** Pinned state a rolled-back transaction takes with it (unlike a session advisory lock, which stays). */
