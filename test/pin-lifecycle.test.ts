@@ -191,6 +191,15 @@ describe('state made again after its release, and then taken back', () => {
     expect(await isPinned(c)).toBe(false);
   });
 
+  it('pg_advisory_unlock_all() then a lock rolled back to a savepoint: the lock survives, as session locks do', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('SELECT pg_advisory_lock(424301)');
+    await c.query('BEGIN; SELECT pg_advisory_unlock_all(); SAVEPOINT s; SELECT pg_advisory_lock(424302); ROLLBACK TO s; COMMIT');
+    await keeps(c, advisoryLock(424302));
+    await c.query('SELECT pg_advisory_unlock(424302)');
+    expect(await isPinned(c)).toBe(false);
+  });
+
   it('UNLISTEN * pipelined ahead of a LISTEN whose request fails: the client is free', { timeout: 30_000 }, async () => {
     const r = await raw();
     r.write(Q('LISTEN hpg_pf_a'));
@@ -221,6 +230,15 @@ describe('objects created in the temp schema without TEMP', () => {
     r.write(Q('CREATE TABLE hpg_path_e (x int)'));
     await answers(r, 1);
     expect(await rawPinned(r)).toBe(true);
+  });
+
+  it('a table created while the path briefly listed pg_temp first pins, though the path was set back', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('BEGIN; SET search_path = pg_temp, public; CREATE TABLE hpg_path_b (x int); SET search_path = public; COMMIT');
+    await keepsTempTable(c, 'hpg_path_b');
+    const d = await connect();
+    await d.query('SET search_path = pg_temp, public; CREATE TABLE hpg_path_c (x int); RESET search_path');
+    await keepsTempTable(d, 'hpg_path_c');
   });
 
   it('SET LOCAL search_path = pg_temp (also set_config(..., true)): a CREATE TABLE in that transaction pins', { timeout: 30_000 }, async () => {

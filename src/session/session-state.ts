@@ -197,7 +197,7 @@ export class SessionState {
       switch (e.kind) {
         case 'pin':
           if (UNDONE_BY_ROLLBACK.has(e.reason)) this.pinUndoneByRollback(e.reason);
-          if (this.staged.length > 0 && this.releaseStaged(e.reason, e.name)) this.stageOne(e);
+          if (this.staged.length > 0 && this.releaseStaged(e.reason, e.name)) this.stageAfterRelease(e);
           this.pin(e.reason, newPins);
           if (e.reason === 'temp-table' || e.reason === 'hold-cursor') {
             this.pinnedBy ??= { 'temp-table': new Set(), 'hold-cursor': new Set() };
@@ -322,6 +322,36 @@ export class SessionState {
       (e.kind === 'drop' && e.reason === reason && (e.cascade === true || (name !== undefined && e.name === name))));
   }
 
+  /**
+   * A pin made while a release of its kind waits for commit. State a rollback undoes shares the
+   * fate of the statement that made it: its pin is staged behind the release. A session advisory
+   * lock survives any rollback, so the release staged before it is taken back instead, and the
+   * server is asked later whether any lock is left (pg_advisory_unlock_all() then a lock).
+   */
+  private stageAfterRelease(e: SessionEffect & { kind: 'pin' }): void {
+    if (UNDONE_BY_ROLLBACK.has(e.reason)) {
+      this.stageOne(e);
+      return;
+    }
+    const { staged, stagedIn } = this;
+    for (let i = staged.length - 1; i >= 0; i--) {
+      const s = staged[i]!;
+      if (s.kind !== 'unpin' || s.reason !== e.reason) continue;
+      staged.splice(i, 1);
+      stagedIn.splice(i, 1);
+      if (i < this.walked) this.walked--;
+    }
+    if (e.reason === 'advisory-lock') this.checkLater(e.reason);
+  }
+
+  /**
+   * A search_path just committed (applied in order, so a statement between two SETs was run under
+   * it) that creates in the temp schema pins: see createsInTempSchema.
+   */
+  private pinIfPathCreatesTemp(): void {
+    if (createsInTempSchema(this.searchPath)) this.pinUnnamedTemp([]);
+  }
+
   /** Objects the client creates may land in its temp schema, unnamed by any TEMP (see createsInTempSchema). */
   private pinUnnamedTemp(newPins: PinReason[]): void {
     this.pin('temp-table', newPins);
@@ -398,31 +428,30 @@ export class SessionState {
 
   /** Applies effects[from, to) as committed; a RESET among them is noted in stagedReset. */
   private apply(effects: readonly SessionEffect[], from = 0, to = effects.length): void {
-    let pathMayPin = false;
     for (let i = from; i < to; i++) {
       const e = effects[i]!;
       switch (e.kind) {
         case 'set':
           this.settings.set(e.name, e.value);
           this.placeholders?.delete(e.name);
-          pathMayPin ||= e.name === 'search_path';
+          if (e.name === 'search_path') this.pinIfPathCreatesTemp();
           break;
         case 'reset':
           this.stagedReset = true;
           this.resetSetting(e.name);
-          pathMayPin ||= e.name === 'search_path';
+          if (e.name === 'search_path') this.pinIfPathCreatesTemp();
           break;
         case 'reset-all':
-          pathMayPin = true;
           this.stagedReset = true;
           for (const name of [...this.settings.keys()]) {
             if (!RESET_ALL_KEEPS.has(name)) this.resetSetting(name);
           }
+          this.pinIfPathCreatesTemp();
           break;
         case 'unpin':
           this.unpin(e.reason);
           // DISCARD TEMP empties the temp schema, not the search_path that creates in it.
-          pathMayPin ||= e.reason === 'temp-table';
+          if (e.reason === 'temp-table') this.pinIfPathCreatesTemp();
           break;
         case 'pin':
           // State made again after a release staged before it (see releaseStaged).
@@ -448,8 +477,6 @@ export class SessionState {
         }
       }
     }
-    // A committed search_path that creates in the temp schema (see createsInTempSchema).
-    if (pathMayPin && createsInTempSchema(this.searchPath)) this.pinUnnamedTemp([]);
     this.cachedSql = undefined;
   }
 
