@@ -200,6 +200,14 @@ describe('state made again after its release, and then taken back', () => {
     expect(await isPinned(c)).toBe(false);
   });
 
+  it('SET SESSION AUTHORIZATION made again after a RESET and rolled back to a savepoint: the client is free', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('SET SESSION AUTHORIZATION app');
+    expect(await isPinned(c)).toBe(true);
+    await c.query('BEGIN; RESET SESSION AUTHORIZATION; SAVEPOINT s; SET SESSION AUTHORIZATION app; ROLLBACK TO s; COMMIT');
+    expect(await isPinned(c)).toBe(false);
+  });
+
   it('UNLISTEN * pipelined ahead of a LISTEN whose request fails: the client is free', { timeout: 30_000 }, async () => {
     const r = await raw();
     r.write(Q('LISTEN hpg_pf_a'));
@@ -239,6 +247,12 @@ describe('objects created in the temp schema without TEMP', () => {
     const d = await connect();
     await d.query('SET search_path = pg_temp, public; CREATE TABLE hpg_path_c (x int); RESET search_path');
     await keepsTempTable(d, 'hpg_path_c');
+  });
+
+  it('a path committed after a rolled-back transaction with temp work in the same string pins', { timeout: 30_000 }, async () => {
+    const c = await connect();
+    await c.query('BEGIN; CREATE TEMP TABLE hpg_path_x (x int); ROLLBACK; SET search_path = pg_temp, public; CREATE TABLE hpg_path_y (x int)');
+    await keepsTempTable(c, 'hpg_path_y');
   });
 
   it('SET LOCAL search_path = pg_temp (also set_config(..., true)): a CREATE TABLE in that transaction pins', { timeout: 30_000 }, async () => {

@@ -323,13 +323,14 @@ export class SessionState {
   }
 
   /**
-   * A pin made while a release of its kind waits for commit. State a rollback undoes shares the
-   * fate of the statement that made it: its pin is staged behind the release. A session advisory
-   * lock survives any rollback, so the release staged before it is taken back instead, and the
-   * server is asked later whether any lock is left (pg_advisory_unlock_all() then a lock).
+   * A pin made while a release of its kind waits for commit. State a rollback undoes (also a SET
+   * SESSION AUTHORIZATION) shares the fate of the statement that made it: its pin is staged behind
+   * the release. A session advisory lock survives any rollback, so the release staged before it is
+   * taken back instead, and the server is asked later whether any lock is left
+   * (pg_advisory_unlock_all() then a lock).
    */
   private stageAfterRelease(e: SessionEffect & { kind: 'pin' }): void {
-    if (UNDONE_BY_ROLLBACK.has(e.reason)) {
+    if (e.reason !== 'advisory-lock') {
       this.stageOne(e);
       return;
     }
@@ -341,7 +342,7 @@ export class SessionState {
       stagedIn.splice(i, 1);
       if (i < this.walked) this.walked--;
     }
-    if (e.reason === 'advisory-lock') this.checkLater(e.reason);
+    this.checkLater(e.reason);
   }
 
   /**
@@ -349,7 +350,12 @@ export class SessionState {
    * it) that creates in the temp schema pins: see createsInTempSchema.
    */
   private pinIfPathCreatesTemp(): void {
-    if (createsInTempSchema(this.searchPath)) this.pinUnnamedTemp([]);
+    if (!createsInTempSchema(this.searchPath)) return;
+    this.pinUnnamedTemp([]);
+    // Committed work made this pin: a ROLLBACK of the transaction before it must not lift it.
+    const notTemp = (reason: PinReason): boolean => reason !== 'temp-table';
+    if (this.tentativePins?.includes('temp-table')) this.tentativePins = this.tentativePins.filter(notTemp);
+    if (this.pendingTentative?.includes('temp-table')) this.pendingTentative = this.pendingTentative.filter(notTemp);
   }
 
   /** Objects the client creates may land in its temp schema, unnamed by any TEMP (see createsInTempSchema). */
