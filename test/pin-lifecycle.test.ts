@@ -218,6 +218,26 @@ describe('state made again after its release, and then taken back', () => {
   });
 });
 
+describe('DISCARD ALL first in an extended-protocol batch, an error after it', () => {
+  it('keeps what PostgreSQL kept: the settings reset and the client free, as DISCARD ALL committed on its own', { timeout: 30_000 }, async () => {
+    const r = await raw();
+    r.write(cat(Q("SET application_name = 'hpg_before_discard'"), Q('LISTEN hpg_before_discard')));
+    await answers(r, 2);
+    expect(await rawPinned(r)).toBe(true);
+    r.write(cat(run('DISCARD ALL'), run('SELECT 1/0'), S));
+    expect(await answers(r, 1)).toContain('E:22012');
+    expect(await rawPinned(r)).toBe(false);
+    // Another client takes the connection the first one used; the first then reads its setting elsewhere.
+    const [x, y] = [await connect(), await connect()];
+    await Promise.all([x.query('BEGIN'), y.query('BEGIN')]);
+    r.write(Q('SHOW application_name'));
+    const shown = answers(r, 1);
+    await sleep(100);
+    await Promise.all([x.query('COMMIT'), y.query('COMMIT')]);
+    expect(await shown).toContain('D:');
+  });
+});
+
 describe('objects created in the temp schema without TEMP', () => {
   it('SET search_path = pg_temp, public: a CREATE TABLE is temporary and pins', { timeout: 30_000 }, async () => {
     const c = await connect();

@@ -607,10 +607,12 @@ export class ServerConnection implements ResponseHandler {
       if (buf[start + 6] === 0x41 /* A: SAVEPOINT, the only tag starting SA */) this.reported.savepoints++;
       return;
     }
-    if (first !== 0x52 /* R */ && first !== 0x43 /* C */ && first !== 0x50 /* P */) return;
+    // DISCARD ALL runs only outside a transaction block and commits at once, as a COMMIT would.
+    const discard = first === 0x44 /* D */ && buf[start + 6] === 0x49; /* I: DISCARD, the only tag starting DI */
+    if (first !== 0x52 /* R */ && first !== 0x43 /* C */ && first !== 0x50 /* P */ && !discard) return;
     const tag = buf.toString('latin1', start + 5, end - 1);
     if (tag === 'ROLLBACK') this.reported.rollbacks++;
-    else if (tag === 'COMMIT' || tag === 'PREPARE TRANSACTION') this.reported.commits++;
+    else if (tag === 'COMMIT' || tag === 'PREPARE TRANSACTION' || tag === 'DISCARD ALL') this.reported.commits++;
     else if (tag === 'RELEASE') this.reported.releases++;
   }
 

@@ -316,11 +316,11 @@ describe('LISTEN, temp objects, cursors, session authorization', () => {
     expect(effects(sql)).toEqual(expected);
   });
 
-  it('DISCARD ALL resets everything and unpins everything', () => {
+  it('DISCARD ALL resets everything, unpins everything and commits', () => {
     expect(effects('DISCARD ALL')).toEqual([
       { kind: 'reset-all' }, reset('role'), { kind: 'deallocate-all' },
       unpin('listen'), unpin('advisory-lock'), unpin('temp-table'), unpin('hold-cursor'),
-      unpin('session-authorization'), unpin('unparseable-session-statement'),
+      unpin('session-authorization'), unpin('unparseable-session-statement'), { kind: 'commit' },
     ]);
   });
 });

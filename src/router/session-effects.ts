@@ -165,7 +165,9 @@ function onStatement(node: Node, raw: RawStmt, out: Collector): void {
     if (target === 'DISCARD_ALL') {
       out.effects.push({ kind: 'reset-all' }, { kind: 'reset', name: 'role' }, { kind: 'deallocate-all' },
         unpin('listen'), unpin('advisory-lock'), unpin('temp-table'), unpin('hold-cursor'),
-        unpin('session-authorization'), unpin('unparseable-session-statement'));
+        unpin('session-authorization'), unpin('unparseable-session-statement'),
+        // It commits on its own (first in an extended-protocol batch, an error after it keeps it).
+        { kind: 'commit' });
     } else if (target === 'DISCARD_TEMP') out.effects.push(unpin('temp-table'));
   } else if ('PrepareStmt' in node) out.effects.push(prepareEffect(node.PrepareStmt, raw, out.text));
   else if ('DeallocateStmt' in node) {
