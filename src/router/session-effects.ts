@@ -206,9 +206,8 @@ function onStatement(node: Node, raw: RawStmt, out: Collector): void {
 
 function onVariableSet(s: VariableSetStmt, out: Collector): void {
   if (s.is_local === true) {
-    out.local = true;
-    // Not carried anywhere, but a CREATE under it lands in the temp schema (see createsInTempSchema).
-    if (foldGucName(s.name ?? '') === 'search_path' && createsInTempSchema(flattenSetArgs('search_path', s.args ?? []) ?? '')) out.effects.push(pin('temp-table'));
+    const name = foldGucName(s.name ?? '');
+    localSetting(name, name === 'search_path' ? flattenSetArgs(name, s.args ?? []) : undefined, out);
     return;
   }
   switch (s.kind) {
@@ -534,6 +533,15 @@ function functionName(call: FuncCall): string | undefined {
   return names.length === 2 && names[0] === 'pg_catalog' ? names[1] : undefined;
 }
 
+/**
+ * SET LOCAL, set_config(..., true): not carried anywhere, but a CREATE under a local search_path
+ * that lists pg_temp first lands in the temp schema (see createsInTempSchema).
+ */
+function localSetting(name: string, value: string | undefined, out: Collector): void {
+  out.local = true;
+  if (name === 'search_path' && createsInTempSchema(value ?? '')) out.effects.push(pin('temp-table'));
+}
+
 /** set_config(setting_name, new_value, is_local): a NULL value resets, a NULL is_local means false. */
 function onSetConfig(call: FuncCall, once: boolean, out: Collector): void {
   const args = setConfigArgs(call.args ?? []);
@@ -541,8 +549,7 @@ function onSetConfig(call: FuncCall, once: boolean, out: Collector): void {
   const name = args === undefined ? undefined : constText(args[0]);
   const value = args === undefined ? undefined : constText(args[1]);
   if (isLocal === true) {
-    out.local = true;
-    if (name != null && foldGucName(name) === 'search_path' && createsInTempSchema(value ?? '')) out.effects.push(pin('temp-table'));
+    localSetting(name == null ? '' : foldGucName(name), value ?? undefined, out);
     return;
   }
   if (name === null) return; // fails at run time: "SET requires parameter name"

@@ -199,11 +199,8 @@ export class SessionState {
           if (UNDONE_BY_ROLLBACK.has(e.reason)) this.pinUndoneByRollback(e.reason);
           if (this.staged.length > 0 && this.releaseStaged(e.reason, e.name)) this.stageAfterRelease(e);
           this.pin(e.reason, newPins);
-          if (e.reason === 'temp-table' || e.reason === 'hold-cursor') {
-            this.pinnedBy ??= { 'temp-table': new Set(), 'hold-cursor': new Set() };
-            this.pinnedBy[e.reason].add(e.name ?? UNNAMED);
-            if (e.reason === 'temp-table') this.noteTempWork();
-          }
+          this.addPinName(e.reason, e.name);
+          if (e.reason === 'temp-table') this.noteTempWork();
           break;
         case 'rename': {
           // The name moves; if the rename is undone, settleTempWork forgets the names and asks.
@@ -334,13 +331,9 @@ export class SessionState {
       this.stageOne(e);
       return;
     }
-    const { staged, stagedIn } = this;
-    for (let i = staged.length - 1; i >= 0; i--) {
-      const s = staged[i]!;
-      if (s.kind !== 'unpin' || s.reason !== e.reason) continue;
-      staged.splice(i, 1);
-      stagedIn.splice(i, 1);
-      if (i < this.walked) this.walked--;
+    for (let i = this.staged.length - 1; i >= 0; i--) {
+      const s = this.staged[i]!;
+      if (s.kind === 'unpin' && s.reason === e.reason) this.unstage(i);
     }
     this.checkLater(e.reason);
   }
@@ -361,8 +354,14 @@ export class SessionState {
   /** Objects the client creates may land in its temp schema, unnamed by any TEMP (see createsInTempSchema). */
   private pinUnnamedTemp(newPins: PinReason[]): void {
     this.pin('temp-table', newPins);
+    this.addPinName('temp-table', undefined);
+  }
+
+  /** The temp relation or hold cursor behind a pin, by name (undefined: one pgway cannot name). */
+  private addPinName(reason: PinReason, name: string | undefined): void {
+    if (reason !== 'temp-table' && reason !== 'hold-cursor') return;
     this.pinnedBy ??= { 'temp-table': new Set(), 'hold-cursor': new Set() };
-    this.pinnedBy['temp-table'].add(UNNAMED);
+    this.pinnedBy[reason].add(name ?? UNNAMED);
   }
 
   private noteTempWork(): void {
@@ -417,12 +416,17 @@ export class SessionState {
       const e = staged[i]!;
       if (stagedIn[i]! >= this.requestsAnswered || isTransactionMarker(e)) return;
       if ((e.kind === 'set' || e.kind === 'reset') && e.name === name) {
-        staged.splice(i, 1);
-        stagedIn.splice(i, 1);
-        if (i < this.walked) this.walked--;
+        this.unstage(i);
         return;
       }
     }
+  }
+
+  /** Takes staged entry `i` out, keeping the walked part's count (see settle). */
+  private unstage(i: number): void {
+    this.staged.splice(i, 1);
+    this.stagedIn.splice(i, 1);
+    if (i < this.walked) this.walked--;
   }
 
   /** A request (Query, Sync or FunctionCall) was written to the server: effects staged from here on belong to the next. */
@@ -462,10 +466,7 @@ export class SessionState {
         case 'pin':
           // State made again after a release staged before it (see releaseStaged).
           this.pins.add(e.reason);
-          if (e.reason === 'temp-table' || e.reason === 'hold-cursor') {
-            this.pinnedBy ??= { 'temp-table': new Set(), 'hold-cursor': new Set() };
-            this.pinnedBy[e.reason].add(e.name ?? UNNAMED);
-          }
+          this.addPinName(e.reason, e.name);
           break;
         case 'drop': {
           const names = this.pinnedBy?.[e.reason];
@@ -504,6 +505,8 @@ export class SessionState {
     this.requestsAnswered = this.requestsSent;
     this.before.copyFrom(server.reported);
     this.startStatus = server.txStatus;
+    // Nothing in flight: no request is left for pins pending a start status (see requestEnded).
+    this.pendingTentative = undefined;
     if (this.tentativePins === undefined) this.txEndStaged = false;
   }
 
@@ -651,7 +654,6 @@ export class SessionState {
       stagedIn.splice(0, end);
       this.walked = 0;
     }
-    if (last) this.pendingTentative = undefined;
     if (last && status === TxStatus.Idle) {
       if (this.tentativePins !== undefined) this.settleTentativePins(server, erred);
       if (this.tempWorkRollbacks >= 0) this.settleTempWork(server);
