@@ -25,6 +25,8 @@ export interface LoginHost {
   readonly tls: boolean;
   /** Writes to the client, on whichever socket it has now. */
   send(bytes: Buffer): void;
+  /** Whether the client's connection can become a TLS one (see ClientLink). */
+  readonly canStartTls: boolean;
   /** The client asked for TLS and gets it: its socket becomes a TLS socket from here on. */
   startTls(secureContext: tls.SecureContext): void;
   /** The connection carried a CancelRequest, now passed on: close it without a word. */
@@ -100,7 +102,8 @@ export class ClientLogin {
     switch (packet.kind) {
       case 'ssl': {
         const secureContext = this.ctx.tlsContext();
-        if (!secureContext || this.host.tls) {
+        // A connection accepted while the listener offered no TLS stays plain (a RELOAD that turns TLS on applies to new ones).
+        if (!secureContext || this.host.tls || !this.host.canStartTls) {
           this.host.send(msg.SSL_NO);
           return;
         }

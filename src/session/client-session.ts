@@ -7,8 +7,7 @@
  * session keeps the socket and takes over once the password is right. A pooled client's requests
  * are its RequestFlow's, from the moment its pool is chosen.
  */
-import type net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import type { DatabaseConfig, PoolMode, UserConfig } from '../config/schema.js';
 import {
   GatewayError,
@@ -22,8 +21,8 @@ import {
 import { ServerConnection } from '../pool/server-connection.js';
 import { errorChannel, type ErrorEvent } from '../events.js';
 import { Frontend } from '../wire/codes.js';
-import { socketFor, type AcceptedConnection, type ReadBufferSize } from '../wire/direct-reads.js';
-import { SocketWriter, type DrainListener } from '../wire/socket-writer.js';
+import { linkFor, type ClientLink, type LinkListener } from '../wire/client-link.js';
+import type { AcceptedConnection, ReadBufferSize } from '../wire/direct-reads.js';
 import { FrameScanner, type FrameHandler } from '../wire/frame-scanner.js';
 import * as msg from '../wire/messages.js';
 import { randomUint32 } from '../wire/random-pool.js';
@@ -48,7 +47,7 @@ let nextClientId = 1;
 /** Process ids pgway issues in transaction mode (session mode shows the server's real one). */
 let nextVirtualPid = 1 << 22;
 
-export class ClientSession implements FrameHandler, LoginHost, FlowHost, DrainListener {
+export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkListener {
   readonly id = nextClientId++;
   state: ClientState = 'startup';
   readonly connectedAt = Date.now();
@@ -61,9 +60,8 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, DrainLi
   readonly secret = randomUint32();
   admitted = false;
 
-  private socket: net.Socket;
-  /** Writes towards the client (see SocketWriter); replaced with the socket by STARTTLS. */
-  private out: SocketWriter;
+  /** The client's connection (see ClientLink); replaced by its TLS form at STARTTLS. */
+  private link: ClientLink;
   private isTls = false;
   /** Startup packets and authentication; gone once the password was checked. */
   private login: ClientLogin | undefined;
@@ -84,13 +82,11 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, DrainLi
     accepted: AcceptedConnection,
     private readonly ctx: SessionContext,
   ) {
-    this.socket = socketFor(accepted, {
-      onChunk: (chunk) => this.onData(chunk),
+    const reader = {
+      onChunk: (chunk: Buffer) => this.onData(chunk),
       lent: () => this.flow?.holdsClientBytes === true || this.replication?.holdsClientBytes === true,
-    }, CLIENT_READ_BUFFER);
-    this.socket.setNoDelay(true);
-    this.socket.setKeepAlive(true, 60_000);
-    this.out = this.listen(this.socket);
+    };
+    this.link = linkFor(accepted, reader, CLIENT_READ_BUFFER, this, ctx.tlsContext() !== undefined);
     this.login = new ClientLogin(ctx, this);
     const { startupTimeoutMs } = ctx.config().limits;
     this.startupTimer = setTimeout(() => {
@@ -104,11 +100,11 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, DrainLi
   // --- what SHOW CLIENTS and the gateway read ---------------------------------------------------
 
   get remoteHost(): string {
-    return this.socket.remoteAddress ?? 'unix';
+    return this.link.remoteAddress ?? 'unix';
   }
 
   get remotePort(): number {
-    return this.socket.remotePort ?? 0;
+    return this.link.remotePort ?? 0;
   }
 
   get tls(): boolean {
@@ -167,7 +163,7 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, DrainLi
     } else {
       frame = err as Buffer;
     }
-    if (this.socket.writable) this.socket.end(frame);
+    this.link.end(frame);
     this.onClose();
   }
 
@@ -178,7 +174,7 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, DrainLi
 
   /** Closes the client without an error: it said Terminate, or already heard why. */
   endQuietly(): void {
-    this.socket.end();
+    this.link.close();
     this.onClose();
   }
 
@@ -190,51 +186,58 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, DrainLi
   // --- the socket (LoginHost, FlowHost) -------------------------------------------------------
 
   send(bytes: Buffer): void {
-    this.socket.write(bytes);
+    this.link.write(bytes);
   }
 
   forward(chunk: Buffer): boolean {
-    return this.out.write(chunk);
+    return this.link.write(chunk);
   }
 
   get pendingOut(): number {
-    return this.out.pending;
+    return this.link.pending;
   }
 
   cork(): void {
-    this.socket.cork();
+    this.link.cork();
   }
 
   uncork(): void {
-    this.socket.uncork();
+    this.link.uncork();
   }
 
   pauseReading(): void {
-    this.socket.pause();
+    this.link.pause();
   }
 
   resumeReading(): void {
-    this.socket.resume();
+    this.link.resume();
   }
 
-  /** The client took the bytes queued towards it: its server's may flow again. */
+  /** The client took the bytes queued towards it: its server's (or primary's) may flow again. */
   onSocketDrained(): void {
     this.flow?.onClientDrained();
+    this.replication?.onClientDrained();
+  }
+
+  onLinkClosed(): void {
+    this.onClose();
+  }
+
+  onLinkError(err: Error): void {
+    this.ctx.log.debug({ client: this.id, err: err.message }, 'client socket error');
+  }
+
+  get canStartTls(): boolean {
+    return this.link.canStartTls;
   }
 
   startTls(secureContext: tls.SecureContext): void {
-    const raw = this.socket;
-    raw.removeAllListeners('data');
-    raw.removeAllListeners('close');
-    raw.removeAllListeners('drain');
-    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext });
-    this.socket = secure;
+    this.link = this.link.startTls(secureContext);
     this.isTls = true;
-    this.out = this.listen(secure);
   }
 
   endAfterCancel(): void {
-    this.socket.destroy();
+    this.link.destroy();
     this.onClose();
   }
 
@@ -246,14 +249,6 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, DrainLi
 
   admit(): boolean {
     return this.ctx.admit(this);
-  }
-
-  private listen(socket: net.Socket): SocketWriter {
-    // A plain socket reads through directReads; a TLS socket wrapped around it emits its plaintext.
-    if (this.isTls) socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => this.ctx.log.debug({ client: this.id, err: err.message }, 'client socket error'));
-    socket.on('close', () => this.onClose());
-    return new SocketWriter(socket, this);
   }
 
   private onData(chunk: Buffer): void {
@@ -298,7 +293,7 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, DrainLi
       throw step.error instanceof GatewayError ? step.error : new ProtocolViolationError(step.error.message);
     }
     if (step.kind === 'send') {
-      this.socket.write(step.frame);
+      this.link.write(step.frame);
       return;
     }
     // The last auth frames and, when no server is needed, the whole login tail go out in one write.
@@ -315,7 +310,7 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, DrainLi
   private flushLoginReply(): void {
     const frames = this.loginReply;
     this.loginReply = undefined;
-    if (frames && frames.length > 0) this.socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+    if (frames && frames.length > 0) this.link.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
   }
 
   private onAuthenticated(): void {
@@ -411,11 +406,11 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, DrainLi
         this.replicationServer = conn;
         this.pid = conn.pid;
         this.ctx.registerCancelKey(this, this.pid, this.secret);
-        for (const [name, value] of conn.params) this.socket.write(msg.parameterStatus(name, value));
-        this.socket.write(msg.backendKeyData(this.pid, this.secret));
-        this.socket.write(msg.READY_IDLE);
+        const frames = [...conn.params].map(([name, value]) => msg.parameterStatus(name, value));
+        frames.push(msg.backendKeyData(this.pid, this.secret), msg.READY_IDLE);
+        this.link.write(Buffer.concat(frames));
         clearTimeout(this.startupTimer);
-        this.replication = new ReplicationPipe(this.socket, conn.takeSocket());
+        this.replication = new ReplicationPipe(this.link, conn.takeSocket());
       })
       .catch((err: unknown) => this.fail(err));
   }
@@ -430,7 +425,8 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, DrainLi
     this.flow?.close();
     this.replicationServer?.close();
     this.replicationServer = undefined;
-    if (!this.socket.destroyed) this.socket.destroySoon();
+    this.replication?.close();
+    this.link.close();
     this.ctx.closed(this);
   }
 }

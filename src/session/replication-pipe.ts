@@ -4,6 +4,7 @@
  * outside any pool. Either side closing closes the other.
  */
 import type net from 'node:net';
+import type { ClientLink } from '../wire/client-link.js';
 
 /** Whether a StartupMessage's `replication` value asks for a replication connection. */
 export function wantsReplication(value: string | undefined): boolean {
@@ -13,14 +14,16 @@ export function wantsReplication(value: string | undefined): boolean {
 
 export class ReplicationPipe {
   constructor(
-    private readonly client: net.Socket,
+    private readonly client: ClientLink,
     private readonly primary: net.Socket,
   ) {
-    client.removeAllListeners('drain');
-    primary.pipe(client);
-    primary.on('close', () => client.destroy());
+    // The primary's chunks are its own (it reads through the stream API), so the client's queue may keep them.
+    primary.on('data', (chunk: Buffer) => {
+      if (!client.write(chunk)) primary.pause();
+    });
+    primary.on('end', () => client.end());
+    primary.on('close', () => client.close());
     primary.on('error', () => client.destroy());
-    client.on('close', () => primary.destroy());
   }
 
   /** The client's bytes go to the primary as they come, paced by the primary's socket. */
@@ -28,6 +31,16 @@ export class ReplicationPipe {
     if (this.primary.write(chunk)) return;
     this.client.pause();
     this.primary.once('drain', () => this.client.resume());
+  }
+
+  /** The client took what the primary sent: the primary may send more. */
+  onClientDrained(): void {
+    this.primary.resume();
+  }
+
+  /** The client is gone: so is its connection to the primary. */
+  close(): void {
+    this.primary.destroy();
   }
 
   /** Whether client bytes (views of the client's read buffer) still wait to reach the primary. */

@@ -47,8 +47,9 @@ export class ReadBuffer {
   private smallReads = 0;
   private views: (Buffer | undefined)[] | undefined;
   private reads = 0;
-  /** Set when the handle's reads come to onHandleRead (takeOverReads). */
-  socket: net.Socket | undefined;
+  /** Set when the handle's reads come to onHandleRead (takeOverReads, readHandle): who owns the handle. */
+  socket: { readonly destroyed: boolean } | undefined;
+  /** What the handle's end of stream, errors and reads after the owner is destroyed go to. */
   nodeOnRead: HandleOnRead | undefined;
 
   constructor(
@@ -162,6 +163,45 @@ function takeOverReads(socket: net.Socket, opts: DirectReadOpts): void {
   opts.reads.nodeOnRead = handle.onread;
   handle[READS] = opts.reads;
   handle.onread = onHandleRead;
+}
+
+/** What owns a handle read by readHandle, told when its reads end. */
+export interface HandleReadOwner {
+  readonly destroyed: boolean;
+  /** The stream ended (UV_EOF) or failed (another negative libuv status). */
+  onReadEnd(status: number): void;
+}
+
+/** The end of a bare handle's reads (readHandle): tells its owner. Returns no new buffer. */
+function onBareHandleReadEnd(this: ReadHandle): undefined {
+  const status = readState![READ_BYTES]!;
+  const owner = this[READS]!.socket as HandleReadOwner;
+  if (status < 0 && !owner.destroyed) owner.onReadEnd(status);
+  return undefined;
+}
+
+/** A libuv stream handle as readHandle uses it. */
+export interface BareStreamHandle {
+  onread: unknown;
+  useUserBuffer(buffer: Uint8Array): void;
+  readStart(): number;
+  readStop(): number;
+}
+
+/**
+ * Reads a bare stream handle (an accepted connection no net.Socket wraps) into a ReadBuffer of
+ * `reader`: chunks go through onHandleRead as for a socket, the end of the stream to `owner`.
+ * Reading starts at once. Needs the stream binding (see streamBinding).
+ */
+export function readHandle(handle: BareStreamHandle, reader: DirectReader, size: ReadBufferSize, owner: HandleReadOwner): number {
+  const reads = new ReadBuffer(reader, size.minBytes, size.maxBytes);
+  const readable = handle as unknown as ReadHandle & BareStreamHandle;
+  reads.socket = owner;
+  reads.nodeOnRead = onBareHandleReadEnd;
+  readable[READS] = reads;
+  readable.onread = onHandleRead;
+  readable.useUserBuffer(reads.next());
+  return readable.readStart();
 }
 
 /** A connection a listener accepted, not yet wrapped in a socket (see acceptDirect). */

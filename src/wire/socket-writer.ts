@@ -19,11 +19,11 @@ import { streamBinding as binding } from './stream-binding.js';
 
 interface WriteRequest {
   oncomplete: (this: WriteRequest, status: number) => void;
-  writer: SocketWriter | undefined;
+  writer: HandleWriter | undefined;
   buffer: Buffer | undefined;
 }
 
-interface StreamHandle {
+export interface StreamHandle {
   writeBuffer(req: WriteRequest, data: Buffer): number;
 }
 
@@ -45,30 +45,27 @@ export interface DrainListener {
   onSocketDrained(): void;
 }
 
-export class SocketWriter {
+/**
+ * Writes straight to a libuv stream handle, counting the bytes libuv still holds and telling a
+ * listener when they are gone after a write returned false. SocketWriter adds a net.Socket's own
+ * queue on top; a client's ClientLink uses this alone (see client-link.ts).
+ */
+export abstract class HandleWriter {
   /** Bytes handed to libuv by this writer that it has not written yet (a write of none is never queued). */
-  private queued = 0;
+  protected queued = 0;
   private spare: WriteRequest | undefined;
-  private readonly direct: boolean;
-  private needDrain = false;
+  protected needDrain = false;
   /** Made when first needed: an idle client's writer stays small. */
   private drainWaiters: (() => void)[] | undefined;
-  private checkDrainAfterWrite: (() => void) | undefined;
-  private readonly highWaterMark: number;
 
   constructor(
-    private readonly socket: net.Socket,
-    private readonly listener?: DrainListener,
-  ) {
-    const internals = socket as unknown as WritableInternals;
-    this.direct = binding !== undefined && !('encrypted' in socket) && typeof internals._writableState?.length === 'number';
-    this.highWaterMark = socket.writableHighWaterMark;
-    socket.on('drain', () => this.checkDrain());
-  }
+    protected readonly highWaterMark: number,
+    private readonly listener: DrainListener | undefined,
+  ) {}
 
   /** Bytes written and not yet taken by the kernel. */
   get pending(): number {
-    return this.queued + this.socket.writableLength;
+    return this.queued;
   }
 
   /** Whether a write returned false and the bytes have not drained since. */
@@ -76,17 +73,16 @@ export class SocketWriter {
     return this.needDrain;
   }
 
-  /** Writes `data`; false when the caller should stop producing until the listener hears / whenDrained. */
-  write(data: Buffer): boolean {
-    const { _handle: handle, _writableState: state } = this.socket as unknown as WritableInternals;
-    if (!this.direct || handle === null || state.length !== 0 || state.corked !== 0 || state.ending || this.socket.destroyed) {
-      return this.writeThroughSocket(data);
-    }
+  /** The handle failed a write: the connection is done. */
+  protected abstract failed(err: Error): void;
+
+  /** Writes `data` to `handle`; false when the caller should stop producing until the listener hears / whenDrained. */
+  protected writeToHandle(handle: StreamHandle, data: Buffer): boolean {
     const req = this.spare ?? this.newRequest();
     const err = handle.writeBuffer(req, data);
     if (err !== 0) {
       this.spare = undefined; // the handle may have kept it
-      this.socket.destroy(writeError(err));
+      this.failed(errnoError(err, 'write'));
       return false;
     }
     if (binding!.streamBaseState[binding!.kLastWriteWasAsync] === 0) {
@@ -99,14 +95,6 @@ export class SocketWriter {
     req.buffer = data;
     this.queued += data.length;
     return this.afterWrite(true);
-  }
-
-  // Apart from write(): the closure here would make V8 create a context on every write.
-  private writeThroughSocket(data: Buffer): boolean {
-    // The Writable says 'drain' only for its own bytes; past the mark, ask it for a callback.
-    const watch = this.needDrain || this.pending + data.length >= this.highWaterMark;
-    if (watch) this.checkDrainAfterWrite ??= () => this.checkDrain();
-    return this.afterWrite(this.socket.write(data, watch ? this.checkDrainAfterWrite : undefined));
   }
 
   /** Calls `callback` once the writes so far have drained (at once when nothing is waiting). */
@@ -122,19 +110,19 @@ export class SocketWriter {
   afterQueuedWrite(bytes: number, status: number): void {
     this.queued -= bytes;
     if (status < 0) {
-      this.socket.destroy(writeError(status));
+      this.failed(errnoError(status, 'write'));
       return;
     }
     this.checkDrain();
   }
 
-  private afterWrite(ok: boolean): boolean {
+  protected afterWrite(ok: boolean): boolean {
     if (ok && this.pending < this.highWaterMark) return !this.needDrain;
     this.needDrain = true;
     return false;
   }
 
-  private checkDrain(): void {
+  protected checkDrain(): void {
     if (!this.needDrain || this.pending > 0) return;
     this.needDrain = false;
     const waiters = this.drainWaiters;
@@ -152,7 +140,48 @@ export class SocketWriter {
   }
 }
 
-function writeError(status: number): Error {
+export class SocketWriter extends HandleWriter {
+  private readonly direct: boolean;
+  private checkDrainAfterWrite: (() => void) | undefined;
+
+  constructor(
+    private readonly socket: net.Socket,
+    listener?: DrainListener,
+  ) {
+    super(socket.writableHighWaterMark, listener);
+    const internals = socket as unknown as WritableInternals;
+    this.direct = binding !== undefined && !('encrypted' in socket) && typeof internals._writableState?.length === 'number';
+    socket.on('drain', () => this.checkDrain());
+  }
+
+  override get pending(): number {
+    return this.queued + this.socket.writableLength;
+  }
+
+  /** Writes `data`; false when the caller should stop producing until the listener hears / whenDrained. */
+  write(data: Buffer): boolean {
+    const { _handle: handle, _writableState: state } = this.socket as unknown as WritableInternals;
+    if (!this.direct || handle === null || state.length !== 0 || state.corked !== 0 || state.ending || this.socket.destroyed) {
+      return this.writeThroughSocket(data);
+    }
+    return this.writeToHandle(handle, data);
+  }
+
+  protected failed(err: Error): void {
+    this.socket.destroy(err);
+  }
+
+  // Apart from write(): the closure here would make V8 create a context on every write.
+  private writeThroughSocket(data: Buffer): boolean {
+    // The Writable says 'drain' only for its own bytes; past the mark, ask it for a callback.
+    const watch = this.needDrain || this.pending + data.length >= this.highWaterMark;
+    if (watch) this.checkDrainAfterWrite ??= () => this.checkDrain();
+    return this.afterWrite(this.socket.write(data, watch ? this.checkDrainAfterWrite : undefined));
+  }
+}
+
+/** The error of a failed libuv call, as Node.js reports one. */
+export function errnoError(status: number, syscall: string): Error {
   const code = getSystemErrorName(status);
-  return Object.assign(new Error(`write ${code}`), { errno: status, code, syscall: 'write' });
+  return Object.assign(new Error(`${syscall} ${code}`), { errno: status, code, syscall });
 }

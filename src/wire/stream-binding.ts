@@ -6,6 +6,8 @@
 export interface StreamBinding {
   /** A write request for a handle's writeBuffer(); SocketWriter gives it its fields. */
   WriteWrap: new () => object;
+  /** A shutdown request for a handle's shutdown(); ClientLink's HandleLink gives it its fields. */
+  ShutdownWrap?: new () => object;
   /** Where the handle leaves a read's byte count (or error) and whether a write went async. */
   streamBaseState: Int32Array;
   kReadBytesOrError: number;

@@ -1,0 +1,308 @@
+/**
+ * A client's connection as its session uses it: bytes out with backpressure, reads paused and
+ * resumed, and the ways it closes. Two kinds:
+ *
+ * - HandleLink, for a plain connection: the accepted libuv handle itself, read through readHandle
+ *   and written through a HandleWriter, with no net.Socket around it. A net.Socket (a Duplex with
+ *   both stream states, an EventEmitter, its end-of-stream and close machinery) was about a fifth
+ *   of what a login cost pgway (W6, `perf`), and a good part of what an idle client keeps.
+ * - SocketLink, for a listener that offers TLS: a net.Socket as before, so that STARTTLS can wrap
+ *   it in a TLSSocket. Also where Node.js lacks the stream internals HandleLink needs.
+ */
+import net from 'node:net';
+import { getDefaultHighWaterMark } from 'node:stream';
+import tls from 'node:tls';
+import { readHandle, socketFor, type AcceptedConnection, type BareStreamHandle, type DirectReader, type ReadBufferSize } from './direct-reads.js';
+import { errnoError, HandleWriter, SocketWriter, type DrainListener, type StreamHandle } from './socket-writer.js';
+import { streamBinding } from './stream-binding.js';
+
+/** Told what happens to a client's connection. */
+export interface LinkListener extends DrainListener {
+  /** The connection is closed, whichever side closed it. Called once, never from inside a ClientLink call. */
+  onLinkClosed(): void;
+  /** The connection failed (a read or write error); onLinkClosed follows. */
+  onLinkError(err: Error): void;
+}
+
+export interface ClientLink {
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+  /** Closed (or closing at once): nothing written from now on goes out. */
+  readonly destroyed: boolean;
+  /** Bytes written and not yet taken by the kernel. */
+  readonly pending: number;
+  /** Whether startTls() can wrap this connection. */
+  readonly canStartTls: boolean;
+  /** Writes `data`; false when the caller should stop producing until the listener's onSocketDrained. */
+  write(data: Buffer): boolean;
+  /** Writes between cork() and uncork() go out as one. */
+  cork(): void;
+  uncork(): void;
+  pause(): void;
+  resume(): void;
+  /** Sends `last`, if given, and closes once everything written has gone out. */
+  end(last?: Buffer): void;
+  /** The client said Terminate or left: closes, after what is still queued, if anything. */
+  close(): void;
+  /** Closes now; what is queued is lost. */
+  destroy(): void;
+  /** STARTTLS: the connection from here on, encrypted; its plaintext goes to the reader's onChunk. */
+  startTls(secureContext: tls.SecureContext): ClientLink;
+}
+
+/** The connection of an accepted client: a HandleLink unless TLS may be asked for (see the header). */
+export function linkFor(accepted: AcceptedConnection, reader: DirectReader, size: ReadBufferSize, listener: LinkListener, offersTls: boolean): ClientLink {
+  if (!offersTls && streamBinding?.ShutdownWrap !== undefined) return new HandleLink(accepted.handle as LinkHandle, reader, size, listener);
+  return new SocketLink(socketFor(accepted, reader, size), reader, listener);
+}
+
+// --- a bare handle -------------------------------------------------------------------------------
+
+/** An accepted TCP or Unix-socket handle (TCPWrap / PipeWrap) as HandleLink uses it. */
+interface LinkHandle extends BareStreamHandle, StreamHandle {
+  shutdown(req: object): number;
+  close(callback: () => void): void;
+  getpeername?(out: { address?: string; port?: number }): number;
+  setNoDelay?(enable: boolean): number;
+  setKeepAlive?(enable: boolean, delaySeconds: number): number;
+}
+
+interface ShutdownRequest {
+  oncomplete: (this: ShutdownRequest, status: number) => void;
+  link: HandleLink;
+}
+
+function onShutdown(this: ShutdownRequest): void {
+  this.link.closeHandle();
+}
+
+/** TCP keepalive probes after this long idle, as for the net.Socket clients had before. */
+const KEEPALIVE_SECONDS = 60;
+
+class LinkWriter extends HandleWriter {
+  constructor(
+    private readonly link: HandleLink,
+    listener: DrainListener,
+  ) {
+    super(getDefaultHighWaterMark(false), listener);
+  }
+
+  write(handle: StreamHandle, data: Buffer): boolean {
+    return this.writeToHandle(handle, data);
+  }
+
+  protected failed(err: Error): void {
+    this.link.destroy(err);
+  }
+}
+
+class HandleLink implements ClientLink {
+  destroyed = false;
+  readonly canStartTls = false;
+  private ending = false;
+  private readonly writer: LinkWriter;
+  /** Writes held between cork() and uncork(). */
+  private corked = 0;
+  private corkedChunks: Buffer[] | undefined;
+  private corkedBytes = 0;
+  private peer: { address?: string; port?: number } | undefined;
+
+  constructor(
+    private readonly handle: LinkHandle,
+    reader: DirectReader,
+    size: ReadBufferSize,
+    private readonly listener: LinkListener,
+  ) {
+    this.writer = new LinkWriter(this, listener);
+    handle.setNoDelay?.(true);
+    handle.setKeepAlive?.(true, KEEPALIVE_SECONDS);
+    const err = readHandle(handle, reader, size, this);
+    if (err !== 0) this.destroy(errnoError(err, 'read'));
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.peerName().address;
+  }
+
+  get remotePort(): number | undefined {
+    return this.peerName().port;
+  }
+
+  get pending(): number {
+    return this.writer.pending + this.corkedBytes;
+  }
+
+  write(data: Buffer): boolean {
+    if (this.destroyed || this.ending) return false;
+    if (this.corked > 0) {
+      (this.corkedChunks ??= []).push(data);
+      this.corkedBytes += data.length;
+      return true;
+    }
+    return this.writer.write(this.handle, data);
+  }
+
+  cork(): void {
+    this.corked++;
+  }
+
+  uncork(): void {
+    if (this.corked === 0 || --this.corked > 0) return;
+    this.writeCorked();
+  }
+
+  private writeCorked(): void {
+    const chunks = this.corkedChunks;
+    if (chunks === undefined || chunks.length === 0) return;
+    this.corkedChunks = undefined;
+    this.corkedBytes = 0;
+    this.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+  }
+
+  pause(): void {
+    if (!this.destroyed) this.handle.readStop();
+  }
+
+  resume(): void {
+    if (!this.destroyed) this.handle.readStart();
+  }
+
+  end(last?: Buffer): void {
+    if (this.destroyed || this.ending) return;
+    if (last) this.write(last);
+    this.corked = 0;
+    this.writeCorked();
+    this.ending = true;
+    // libuv shuts the socket down once the writes before it are out; then it closes.
+    const req = new streamBinding!.ShutdownWrap!() as ShutdownRequest;
+    req.oncomplete = onShutdown;
+    req.link = this;
+    if (this.handle.shutdown(req) !== 0) this.closeHandle();
+  }
+
+  close(): void {
+    if (this.pending === 0 && !this.ending) this.closeHandle();
+    else this.end();
+  }
+
+  destroy(err?: Error): void {
+    if (err && !this.destroyed) this.listener.onLinkError(err);
+    this.closeHandle();
+  }
+
+  startTls(): ClientLink {
+    throw new Error('a plain client connection cannot start TLS (the listener offered none when it was accepted)');
+  }
+
+  /** End of the client's stream (HandleReadOwner): it left, or its connection failed. */
+  onReadEnd(status: number): void {
+    if (status !== UV_EOF) this.destroy(errnoError(status, 'read'));
+    else this.close();
+  }
+
+  /** Closes the handle; the listener hears once libuv has closed it. */
+  closeHandle(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.corkedChunks = undefined;
+    this.corkedBytes = 0;
+    this.handle.close(() => this.listener.onLinkClosed());
+  }
+
+  private peerName(): { address?: string; port?: number } {
+    if (this.peer) return this.peer;
+    const peer: { address?: string; port?: number } = {};
+    if (this.handle.getpeername?.(peer) !== 0) return peer; // a Unix socket, or gone already
+    return (this.peer = peer);
+  }
+}
+
+/** libuv's end of stream. */
+const UV_EOF = -4095;
+
+// --- a net.Socket --------------------------------------------------------------------------------
+
+class SocketLink implements ClientLink {
+  private readonly writer: SocketWriter;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly reader: DirectReader,
+    private readonly listener: LinkListener,
+  ) {
+    if (!('encrypted' in socket)) {
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, KEEPALIVE_SECONDS * 1000);
+    } else {
+      // A plain socket reads through directReads; a TLS socket wrapped around it emits its plaintext.
+      socket.on('data', (chunk: Buffer) => reader.onChunk(chunk));
+    }
+    socket.on('error', (err) => listener.onLinkError(err));
+    socket.on('close', () => listener.onLinkClosed());
+    this.writer = new SocketWriter(socket, listener);
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+
+  get remotePort(): number | undefined {
+    return this.socket.remotePort;
+  }
+
+  get destroyed(): boolean {
+    return this.socket.destroyed;
+  }
+
+  get pending(): number {
+    return this.writer.pending;
+  }
+
+  get canStartTls(): boolean {
+    return !('encrypted' in this.socket);
+  }
+
+  write(data: Buffer): boolean {
+    return this.writer.write(data);
+  }
+
+  cork(): void {
+    this.socket.cork();
+  }
+
+  uncork(): void {
+    this.socket.uncork();
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  end(last?: Buffer): void {
+    if (this.socket.writable) {
+      if (last) this.socket.end(last);
+      else this.socket.end();
+    }
+    this.close();
+  }
+
+  close(): void {
+    if (!this.socket.destroyed) this.socket.destroySoon();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  startTls(secureContext: tls.SecureContext): ClientLink {
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('close');
+    raw.removeAllListeners('drain');
+    return new SocketLink(new tls.TLSSocket(raw, { isServer: true, secureContext }), this.reader, this.listener);
+  }
+}
