@@ -27,7 +27,8 @@ import { HeldFrames } from './held-frames.js';
 import { PreparedStatements } from './prepared-statements.js';
 import { RequestWriter } from './request-writer.js';
 import type { SessionContext } from './session-context.js';
-import { STILL_HELD_QUESTIONS, type CheckedPin, type SessionState } from './session-state.js';
+import { STILL_HELD_QUESTIONS, type CheckedPin } from './pins.js';
+import type { SessionState } from './session-state.js';
 import { reportedParams, startupSettings } from './startup-params.js';
 
 /** What a server connection's settings are after a client left in the middle of changing them. */

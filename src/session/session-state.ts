@@ -6,33 +6,17 @@
  * drops them, as PostgreSQL rolls them back. Each request (Query or Sync) is settled at its own
  * ReadyForQuery, so pipelined requests commit or fail one by one as they do in PostgreSQL. A
  * COMMIT or ROLLBACK the server reports settles what was staged before it. It also lays the
- * settings on whichever server connection serves the client (resync).
+ * settings on whichever server connection serves the client (resync). Pins are Pins'.
  */
-import { ReportedCounts } from '../pool/reported-counts.js';
 import type { ServerConnection } from '../pool/server-connection.js';
-import { isTransactionMarker, RESET_ALL_KEEPS, type NamedPin, type PinReason, type SessionEffect } from '../router/session-effects.js';
+import { isTransactionMarker, RESET_ALL_KEEPS, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
-import { createsInTempSchema } from '../router/guc-value.js';
+import { Pins, RequestCounts, type CheckedPin } from './pins.js';
 import { applySettingsSql, quoteLiteral } from './startup-params.js';
-
-/** Pins whose state the server can be asked about (see SessionState.takeCheckDue). */
-export type CheckedPin = 'advisory-lock' | 'temp-table';
-
-/** The questions: each answers a row (at most one) while the session holds that state. */
-export const STILL_HELD_QUESTIONS: Readonly<Record<CheckedPin, Buffer>> = {
-  'advisory-lock': msg.query(
-    "SELECT FROM pg_catalog.pg_locks WHERE locktype OPERATOR(pg_catalog.=) 'advisory' AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid() LIMIT 1",
-  ),
-  // Temp tables, views and sequences (with their indexes) are the relations of the session's temp schema.
-  // The operators are qualified: the question runs under the client's search_path.
-  'temp-table': msg.query('SELECT FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() LIMIT 1'),
-};
 
 /** Staged entries beyond which a client is pinned rather than followed (see stage). */
 const MAX_STAGED = 10_000;
-/** Stands for temp objects pgway cannot name: they hold the pin until DISCARD TEMP. */
-const UNNAMED = '\u0000unnamed';
 /** appliedSettings of a connection whose settings pgway cannot tell: the next client resyncs it. */
 const UNKNOWN_SETTINGS = '\u0000unknown';
 
@@ -42,15 +26,13 @@ export class SessionState {
   private cachedSql: string | undefined;
   /** SQL-level prepared statements: name -> the PREPARE statement that defines it. */
   readonly sqlPrepared = new Map<string, string>();
-  readonly pins = new Set<PinReason>();
-  /** The temp tables and hold cursors behind the 'temp-table' and 'hold-cursor' pins, by name. */
-  // Made on first use, as is `placeholders`: most clients never need them, and 10,000 idle clients
-  // would otherwise carry three empty Sets each (about 450 bytes).
-  private pinnedBy: Record<NamedPin, Set<string>> | undefined;
+  private readonly requests = new RequestCounts();
+  private readonly pinBook = new Pins(this.requests);
   /**
    * Custom (dotted) settings reset to their placeholder value: replayed as a reset so that the
    * placeholder exists on every connection, reading '' as on the connection that ran the RESET.
    */
+  // Made on first use: most clients never need it.
   private placeholders: Set<string> | undefined;
   private staged: SessionEffect[] = [];
   /** Per staged effect, the number of the request that runs it (see requestsSent). */
@@ -63,58 +45,9 @@ export class SessionState {
   private stagedReset = false;
   /** A request committed settings while others were in flight: the last one records them on the connection. */
   private layAfter = false;
-  /** Client requests (Query, Sync, FunctionCall) written to a server, and answered: they number the requests. */
-  private requestsSent = 0;
-  private requestsAnswered = 0;
-  /** The attached server's counts when the current request began. */
-  private readonly before = new ReportedCounts();
-  /**
-   * Pins whose state may be gone though pgway cannot tell: a statement that may have left the
-   * session without advisory locks ran (an unlock, a try-lock), or the last temp relation pgway
-   * knew of was dropped (the name may have meant another relation: search_path). The server is
-   * asked once the transaction is over and nothing else pins the client (see takeCheckDue).
-   */
-  private checks: Set<CheckedPin> | undefined;
-  /**
-   * Pins made in the transaction now open for state PostgreSQL undoes when that transaction rolls
-   * back (a LISTEN, a temporary table, a WITH HOLD cursor): lifted if it does.
-   */
-  private tentativePins: PinReason[] | undefined;
-  /** The COMMITs and ROLLBACKs the server had reported when the first of them was made. */
-  private tentativeCommits = 0;
-  private tentativeRollbacks = 0;
-  /** The request (see requestsSent) that made the first tentative pin. */
-  private tentativeRequest = 0;
-  /**
-   * Pins made in a request written behind others, which may become tentative: once the request
-   * before theirs ends with a transaction open or none (see requestEnded), the state they start from is known.
-   */
-  private pendingTentative: PinReason[] | undefined;
-  private pendingRequest = 0;
-  /**
-   * A COMMIT or ROLLBACK was staged in the request being written, or since the tentative pins were
-   * made: state made after it belongs to another transaction than theirs (see pinUndoneByRollback).
-   */
-  private txEndStaged = false;
-  /**
-   * The status of the server's last ReadyForQuery when nothing was in flight, until the next
-   * request is written (0 then): what the request being written starts from (see markRequestStart).
-   */
-  private startStatus = 0;
-  /**
-   * The transaction now open made, renamed or dropped temp relations (-1: none), and the ROLLBACKs
-   * and errors the server had reported when it began. If any came since, part of that work may be
-   * undone (a CREATE rolled back to a savepoint, a RENAME that failed), so the names pgway keeps
-   * are forgotten at its end and the server is asked (see settleTempWork).
-   */
-  private tempWorkRollbacks = -1;
-  private tempWorkErrors = 0;
-  /** The request (see requestsSent) that did the first temp work of that transaction. */
-  private tempWorkRequest = 0;
-
   constructor(private readonly startup: ReadonlyMap<string, string>) {
     this.settings = new Map(startup);
-    if (createsInTempSchema(startup.get('search_path') ?? '')) this.pinUnnamedTemp([]);
+    this.pinBook.pathApplied(this.searchPath);
   }
 
   /** One statement that brings a server connection's settings to this session's ('' = defaults). */
@@ -135,46 +68,26 @@ export class SessionState {
     return this.settings.get('search_path') ?? '';
   }
 
+  /** The pinned state's kinds. */
+  get pins(): ReadonlySet<PinReason> {
+    return this.pinBook.reasons;
+  }
+
   get pinned(): boolean {
-    return this.pins.size > 0;
+    return this.pinBook.pinned;
   }
 
-  /**
-   * The pin to ask the server about now: asked only when every pin left may be gone (see checks),
-   * one at a time (RequestFlow asks for the next once the server said one is gone). Temp objects
-   * pgway cannot name (functions, types) are not relations the question sees: no question then.
-   */
+  /** The pin to ask the server about now (see Pins.takeCheckDue). */
   takeCheckDue(): CheckedPin | undefined {
-    const checks = this.checks;
-    if (checks === undefined || this.pins.size === 0) return undefined;
-    for (const reason of this.pins) if (!checks.has(reason as CheckedPin)) return undefined;
-    if (this.pinnedBy?.['temp-table'].has(UNNAMED)) return undefined;
-    const [reason] = checks;
-    checks.delete(reason!);
-    return reason;
+    return this.pinBook.takeCheckDue();
   }
 
-  /** The server may be asked about `reason` once the transaction is over (see checks). */
   checkLater(reason: CheckedPin): void {
-    if (this.pins.has(reason)) (this.checks ??= new Set()).add(reason);
+    this.pinBook.checkLater(reason);
   }
 
-  /**
-   * A pin went (the server said its state is gone, DISCARD, a rollback): a question about it
-   * pending would be about state made since (see checks).
-   */
   unpin(reason: PinReason): void {
-    this.pins.delete(reason);
-    this.checks?.delete(reason as CheckedPin);
-    if (reason === 'temp-table' || reason === 'hold-cursor') this.pinnedBy?.[reason].clear();
-  }
-
-  /**
-   * The server said temp relations are left after the client dropped every one pgway knew of:
-   * which they are, pgway cannot name, so a DROP of any relation makes it ask again.
-   */
-  private tempNamesUnknown(reason: NamedPin): boolean {
-    return reason === 'temp-table' && this.pins.has(reason) && this.pinnedBy?.[reason].size === 0;
+    this.pinBook.unpin(reason);
   }
 
   get hasStaged(): boolean {
@@ -183,7 +96,7 @@ export class SessionState {
 
   /** The last ReadyForQuery of a request must settle something (see settle). */
   get needsSettle(): boolean {
-    return this.staged.length > 0 || this.layAfter || this.uncertain || this.tentativePins !== undefined || this.tempWorkRollbacks >= 0;
+    return this.staged.length > 0 || this.layAfter || this.uncertain || this.pinBook.awaitsSettle;
   }
 
   /**
@@ -196,28 +109,15 @@ export class SessionState {
     for (const e of effects) {
       switch (e.kind) {
         case 'pin':
-          if (UNDONE_BY_ROLLBACK.has(e.reason)) this.pinUndoneByRollback(e.reason);
+          this.pinBook.beforeMade(e.reason);
           if (this.staged.length > 0 && this.releaseStaged(e.reason, e.name)) this.stageAfterRelease(e);
-          this.pin(e.reason, newPins);
-          this.addPinName(e.reason, e.name);
-          if (e.reason === 'temp-table') this.noteTempWork();
+          this.pinBook.made(e.reason, e.name, newPins);
           break;
-        case 'rename': {
-          // The name moves; if the rename is undone, settleTempWork forgets the names and asks.
-          const names = this.pinnedBy?.[e.reason];
-          if (names?.delete(e.from)) {
-            names.add(e.to);
-            if (e.reason === 'temp-table') this.noteTempWork();
-          }
+        case 'rename':
+          this.pinBook.renamed(e.reason, e.from, e.to);
           break;
-        }
         case 'drop':
-          // Most DROP TABLEs are of tables that are not the client's temp tables: nothing to stage.
-          // A CASCADE may take temp relations of any name with it (a view on the table).
-          if (this.pinnedBy?.[e.reason].has(e.name) || this.tempNamesUnknown(e.reason) || (e.cascade && this.pins.has(e.reason))) {
-            this.stageOne(e);
-            if (e.reason === 'temp-table') this.noteTempWork();
-          }
+          if (this.pinBook.dropMayRelease(e)) this.stageOne(e);
           break;
         case 'prepare':
           this.sqlPrepared.set(e.name, prepareStatement(e.name, e.sql, e.paramTypes));
@@ -231,81 +131,26 @@ export class SessionState {
         case 'execute':
           break;
         case 'advisory-recheck':
-          this.checkLater('advisory-lock');
+          this.pinBook.checkLater('advisory-lock');
           break;
         case 'set-param':
           // A parameter's value pgway did not see (SQL-level EXECUTE, session mode's Parse): unknown.
-          this.pin('unparseable-session-statement', newPins);
+          this.pinBook.pin('unparseable-session-statement', newPins);
           break;
         default:
-          if (e.kind === 'rollback' || e.kind === 'commit') this.txEndStaged = true;
+          if (e.kind === 'rollback' || e.kind === 'commit') this.pinBook.txEndStaged = true;
           this.stageOne(e);
       }
     }
     if (this.staged.length > MAX_STAGED) {
       // Past any reasonable transaction: the client stays where its settings are, and pgway stops
       // following them (its SETs are on that connection; DISCARD ALL, the only way out, resets them).
-      this.pin('unparseable-session-statement', newPins);
+      this.pinBook.pin('unparseable-session-statement', newPins);
       this.staged = [];
       this.stagedIn = [];
       this.walked = 0;
     }
     return newPins;
-  }
-
-  /**
-   * State a rollback undoes (a LISTEN, a temp table, a hold cursor) is made: the pin is tentative
-   * while it is the only state of its kind, made in a transaction that may yet roll back, and a
-   * ROLLBACK the server reports later must be that transaction's. So a pin is tentative only when
-   * its request starts from a known state (nothing in flight, no failed transaction, whose COMMIT
-   * would report ROLLBACK) and no COMMIT or ROLLBACK was staged before it; state made after the
-   * tentative pins keeps them only when it is surely in their transaction (the same request, or
-   * one sent to the transaction the server said was open). Otherwise every pin stays.
-   */
-  private pinUndoneByRollback(reason: PinReason): void {
-    const window = this.tentativePins;
-    if (window !== undefined) {
-      const sameTransaction = !this.txEndStaged && (this.requestsSent === this.tentativeRequest || this.startStatus === TxStatus.InTransaction);
-      if (!sameTransaction) this.tentativePins = undefined;
-      else if (!this.pins.has(reason)) window.push(reason);
-      return;
-    }
-    const pending = this.pendingTentative;
-    if (pending !== undefined) {
-      if (this.txEndStaged || this.requestsSent !== this.pendingRequest) this.pendingTentative = undefined;
-      else if (!this.pins.has(reason)) pending.push(reason);
-      return;
-    }
-    if (this.pins.has(reason) || this.txEndStaged) return;
-    const status = this.startStatus;
-    if (status === TxStatus.Idle || status === TxStatus.InTransaction) {
-      this.openTentativeWindow([reason], this.requestsSent, this.before);
-    } else if (status === 0) {
-      // Requests are in flight: decided when the one before this ends.
-      this.pendingTentative = [reason];
-      this.pendingRequest = this.requestsSent;
-    }
-  }
-
-  private openTentativeWindow(reasons: PinReason[], request: number, counts: ReportedCounts): void {
-    this.tentativePins = reasons;
-    this.tentativeRequest = request;
-    this.tentativeCommits = counts.commits;
-    this.tentativeRollbacks = counts.rollbacks;
-  }
-
-  /**
-   * The transaction that made the tentative pins ended (ReadyForQuery 'I'). Rolled back (a ROLLBACK
-   * reported, or an error ended its implicit transaction) with no COMMIT reported since they were
-   * made, its state is gone and so are the pins; otherwise they stay.
-   */
-  private settleTentativePins(server: ServerConnection, erred: boolean): void {
-    const { reported } = server;
-    const rolledBack = reported.rollbacks > this.tentativeRollbacks || erred;
-    if (rolledBack && reported.commits === this.tentativeCommits) {
-      for (const reason of this.tentativePins!) this.unpin(reason);
-    }
-    this.tentativePins = undefined;
   }
 
   /**
@@ -335,74 +180,13 @@ export class SessionState {
       const s = this.staged[i]!;
       if (s.kind === 'unpin' && s.reason === e.reason) this.unstage(i);
     }
-    this.checkLater(e.reason);
-  }
-
-  /**
-   * A search_path just committed (applied in order, so a statement between two SETs was run under
-   * it) that creates in the temp schema pins: see createsInTempSchema.
-   */
-  private pinIfPathCreatesTemp(): void {
-    if (!createsInTempSchema(this.searchPath)) return;
-    this.pinUnnamedTemp([]);
-    // Committed work made this pin: a ROLLBACK of the transaction before it must not lift it.
-    const notTemp = (reason: PinReason): boolean => reason !== 'temp-table';
-    if (this.tentativePins?.includes('temp-table')) this.tentativePins = this.tentativePins.filter(notTemp);
-    if (this.pendingTentative?.includes('temp-table')) this.pendingTentative = this.pendingTentative.filter(notTemp);
-  }
-
-  /** Objects the client creates may land in its temp schema, unnamed by any TEMP (see createsInTempSchema). */
-  private pinUnnamedTemp(newPins: PinReason[]): void {
-    this.pin('temp-table', newPins);
-    this.addPinName('temp-table', undefined);
-  }
-
-  /** The temp relation or hold cursor behind a pin, by name (undefined: one pgway cannot name). */
-  private addPinName(reason: PinReason, name: string | undefined): void {
-    if (reason !== 'temp-table' && reason !== 'hold-cursor') return;
-    this.pinnedBy ??= { 'temp-table': new Set(), 'hold-cursor': new Set() };
-    this.pinnedBy[reason].add(name ?? UNNAMED);
-  }
-
-  private noteTempWork(): void {
-    if (this.tempWorkRollbacks >= 0) return;
-    this.tempWorkRequest = this.requestsSent;
-    this.tempWorkRollbacks = this.before.rollbacks;
-    this.tempWorkErrors = this.before.errors;
-  }
-
-  /**
-   * The transaction that did temp work ended (ReadyForQuery 'I'). If a ROLLBACK (also ROLLBACK TO)
-   * or an error came in it, the names pgway kept may name relations that are gone: they are
-   * forgotten, so that a DROP of any name makes pgway ask again, and the server is asked now.
-   */
-  private settleTempWork(server: ServerConnection): void {
-    const { reported } = server;
-    if (reported.rollbacks > this.tempWorkRollbacks || reported.errors > this.tempWorkErrors) this.forgetTempNames();
-    this.tempWorkRollbacks = -1;
-  }
-
-  /** Which temp relations are left is for the server to say (see tempNamesUnknown); temp functions and types still hold the pin. */
-  private forgetTempNames(): void {
-    const names = this.pinnedBy?.['temp-table'];
-    if (names === undefined || !this.pins.has('temp-table')) return;
-    const unnamed = names.has(UNNAMED);
-    names.clear();
-    if (unnamed) names.add(UNNAMED);
-    this.checkLater('temp-table');
-  }
-
-  /** Pins the client for `reason`, noting it in `newPins` when it is new. */
-  private pin(reason: PinReason, newPins: PinReason[]): void {
-    if (this.pins.has(reason)) return;
-    this.pins.add(reason);
-    newPins.push(reason);
+    this.pinBook.checkLater(e.reason);
   }
 
   private stageOne(e: SessionEffect): void {
     if (e.kind === 'set' || e.kind === 'reset') this.dropSuperseded(e.name);
     this.staged.push(e);
-    this.stagedIn.push(this.requestsSent);
+    this.stagedIn.push(this.requests.sent);
   }
 
   /**
@@ -414,7 +198,7 @@ export class SessionState {
     const { staged, stagedIn } = this;
     for (let i = staged.length - 1; i >= 0; i--) {
       const e = staged[i]!;
-      if (stagedIn[i]! >= this.requestsAnswered || isTransactionMarker(e)) return;
+      if (stagedIn[i]! >= this.requests.answered || isTransactionMarker(e)) return;
       if ((e.kind === 'set' || e.kind === 'reset') && e.name === name) {
         this.unstage(i);
         return;
@@ -431,9 +215,8 @@ export class SessionState {
 
   /** A request (Query, Sync or FunctionCall) was written to the server: effects staged from here on belong to the next. */
   requestWritten(): void {
-    this.requestsSent++;
-    this.startStatus = 0;
-    if (this.tentativePins === undefined) this.txEndStaged = false;
+    this.requests.sent++;
+    this.pinBook.requestWritten();
   }
 
   /** Applies effects[from, to) as committed; a RESET among them is noted in stagedReset. */
@@ -444,44 +227,32 @@ export class SessionState {
         case 'set':
           this.settings.set(e.name, e.value);
           this.placeholders?.delete(e.name);
-          if (e.name === 'search_path') this.pinIfPathCreatesTemp();
+          if (e.name === 'search_path') this.pinBook.pathApplied(this.searchPath);
           break;
         case 'reset':
           this.stagedReset = true;
           this.resetSetting(e.name);
-          if (e.name === 'search_path') this.pinIfPathCreatesTemp();
+          if (e.name === 'search_path') this.pinBook.pathApplied(this.searchPath);
           break;
         case 'reset-all':
           this.stagedReset = true;
           for (const name of [...this.settings.keys()]) {
             if (!RESET_ALL_KEEPS.has(name)) this.resetSetting(name);
           }
-          this.pinIfPathCreatesTemp();
+          this.pinBook.pathApplied(this.searchPath);
           break;
         case 'unpin':
-          this.unpin(e.reason);
+          this.pinBook.unpin(e.reason);
           // DISCARD TEMP empties the temp schema, not the search_path that creates in it.
-          if (e.reason === 'temp-table') this.pinIfPathCreatesTemp();
+          if (e.reason === 'temp-table') this.pinBook.pathApplied(this.searchPath);
           break;
         case 'pin':
           // State made again after a release staged before it (see releaseStaged).
-          this.pins.add(e.reason);
-          this.addPinName(e.reason, e.name);
+          this.pinBook.madeAgain(e.reason, e.name);
           break;
-        case 'drop': {
-          const names = this.pinnedBy?.[e.reason];
-          const known = names?.delete(e.name) ?? false;
-          if (e.cascade) {
-            this.forgetTempNames();
-            break;
-          }
-          if (names === undefined || names.size > 0) break;
-          // The name may have meant another relation (a search_path with pg_temp later), or a
-          // relation made again in the same transaction: the server says whether any is left.
-          if (e.reason === 'temp-table') this.checkLater(e.reason);
-          else if (known) this.pins.delete(e.reason);
+        case 'drop':
+          this.pinBook.dropped(e);
           break;
-        }
       }
     }
     this.cachedSql = undefined;
@@ -502,38 +273,17 @@ export class SessionState {
 
   /** The server answered every request written so far: counts errors, rollbacks and commits from here on. */
   markRequestStart(server: ServerConnection): void {
-    this.requestsAnswered = this.requestsSent;
-    this.before.copyFrom(server.reported);
-    this.startStatus = server.txStatus;
-    // Nothing in flight: no request is left for pins pending a start status (see requestEnded).
-    this.pendingTentative = undefined;
-    if (this.tentativePins === undefined) this.txEndStaged = false;
+    this.requests.answered = this.requests.sent;
+    this.requests.before.copyFrom(server.reported);
+    this.pinBook.requestStart(server.txStatus);
   }
 
   /** A request ended with ReadyForQuery `status` and more are in flight behind it: settles its work alone. */
   requestEnded(server: ServerConnection, status: number): void {
     if (this.staged.length > 0) this.settle(server, status, false);
-    // More requests follow in this write: which of them a later error belongs to is not known, so
-    // pins made up to an ended transaction stay.
-    if (status === TxStatus.Idle) this.tentativePins = undefined;
-    const pending = this.pendingTentative;
-    if (pending !== undefined && this.requestsAnswered + 1 >= this.pendingRequest) {
-      // The request before the pending pins' own ended: they start from its status.
-      this.pendingTentative = undefined;
-      const known = status === TxStatus.Idle || status === TxStatus.InTransaction;
-      if (known && this.requestsAnswered + 1 === this.pendingRequest) this.openTentativeWindow(pending, this.pendingRequest, server.reported);
-    }
-    if (this.tempWorkRollbacks >= 0) {
-      if (this.requestsAnswered < this.tempWorkRequest) {
-        // The temp work is in a later request: what this one reported came before it.
-        this.tempWorkRollbacks = server.reported.rollbacks;
-        this.tempWorkErrors = server.reported.errors;
-      } else if (status === TxStatus.Idle) {
-        this.settleTempWork(server);
-      }
-    }
-    this.requestsAnswered++;
-    this.before.copyFrom(server.reported);
+    this.pinBook.requestEnded(server, status);
+    this.requests.answered++;
+    this.requests.before.copyFrom(server.reported);
   }
 
   /** Back to defaults on `server`, then this session's settings, before the client's own request. */
@@ -565,7 +315,7 @@ export class SessionState {
    */
   settle(server: ServerConnection, status: number, last = true): void {
     const { staged, stagedIn } = this;
-    const current = this.requestsAnswered;
+    const current = this.requests.answered;
     let upTo = staged.length;
     if (!last) {
       upTo = 0;
@@ -573,7 +323,7 @@ export class SessionState {
       if (upTo === 0) return;
     }
     const { reported } = server;
-    const { before } = this;
+    const { before } = this.requests;
     let rollbacks = reported.rollbacks - before.rollbacks;
     let commits = reported.commits - before.commits;
     let savepoints = reported.savepoints - before.savepoints;
@@ -654,10 +404,7 @@ export class SessionState {
       stagedIn.splice(0, end);
       this.walked = 0;
     }
-    if (last && status === TxStatus.Idle) {
-      if (this.tentativePins !== undefined) this.settleTentativePins(server, erred);
-      if (this.tempWorkRollbacks >= 0) this.settleTempWork(server);
-    }
+    if (last && status === TxStatus.Idle) this.pinBook.transactionEnded(server, erred);
     if (failed) {
       // PostgreSQL undoes these with the transaction. What the connection holds is uncertain
       // until the transaction ends, whatever comes after.
@@ -685,9 +432,6 @@ export class SessionState {
     }
   }
 }
-
-/** Pinned state a rolled-back transaction takes with it (unlike a session advisory lock, which stays). */
-const UNDONE_BY_ROLLBACK: ReadonlySet<PinReason> = new Set<PinReason>(['listen', 'temp-table', 'hold-cursor']);
 
 /** The index of the latest savepoint named `name` (any, when none is given) in effects[0, end); -1 when none. */
 function lastSavepoint(effects: readonly SessionEffect[], end: number, name?: string): number {

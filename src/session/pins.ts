@@ -1,0 +1,362 @@
+/**
+ * A pooled client's pins: state that cannot move to another server connection (LISTEN, temp
+ * tables, WITH HOLD cursors, session advisory locks, SET SESSION AUTHORIZATION, statements pgway
+ * cannot follow), which keeps the client on its connection until the state is gone. SessionState
+ * stages and applies the statements that make and release them; this decides when a pin is made,
+ * when a rollback lifts it again, which names stand behind it, and when the server is asked
+ * whether the state is still there.
+ */
+import { ReportedCounts } from '../pool/reported-counts.js';
+import type { ServerConnection } from '../pool/server-connection.js';
+import type { NamedPin, PinReason, SessionEffect } from '../router/session-effects.js';
+import { createsInTempSchema } from '../router/guc-value.js';
+import { TxStatus } from '../wire/codes.js';
+import * as msg from '../wire/messages.js';
+
+/** Pins whose state the server can be asked about (see Pins.takeCheckDue). */
+export type CheckedPin = 'advisory-lock' | 'temp-table';
+
+/** The questions: each answers a row (at most one) while the session holds that state. */
+export const STILL_HELD_QUESTIONS: Readonly<Record<CheckedPin, Buffer>> = {
+  'advisory-lock': msg.query(
+    "SELECT FROM pg_catalog.pg_locks WHERE locktype OPERATOR(pg_catalog.=) 'advisory' AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid() LIMIT 1",
+  ),
+  // Temp tables, views and sequences (with their indexes) are the relations of the session's temp schema.
+  // The operators are qualified: the question runs under the client's search_path.
+  'temp-table': msg.query('SELECT FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() LIMIT 1'),
+};
+
+/** Stands for temp objects pgway cannot name: they hold the pin until DISCARD TEMP. */
+const UNNAMED = '\u0000unnamed';
+
+/** Pinned state a rolled-back transaction takes with it (unlike a session advisory lock, which stays). */
+const UNDONE_BY_ROLLBACK: ReadonlySet<PinReason> = new Set<PinReason>(['listen', 'temp-table', 'hold-cursor']);
+
+/** Where a session is in its requests: SessionState moves it on, Pins reads it. */
+export class RequestCounts {
+  /** Client requests (Query, Sync, FunctionCall) written to a server, and answered: they number the requests. */
+  sent = 0;
+  answered = 0;
+  /** The attached server's counts when the current request began. */
+  readonly before = new ReportedCounts();
+}
+
+export class Pins {
+  readonly reasons = new Set<PinReason>();
+  /** The temp tables and hold cursors behind the 'temp-table' and 'hold-cursor' pins, by name. */
+  // Made on first use: most clients never need them, and 10,000 idle clients would otherwise
+  // carry two empty Sets each.
+  private pinnedBy: Record<NamedPin, Set<string>> | undefined;
+  /**
+   * Pins whose state may be gone though pgway cannot tell: a statement that may have left the
+   * session without advisory locks ran (an unlock, a try-lock), or the last temp relation pgway
+   * knew of was dropped (the name may have meant another relation: search_path). The server is
+   * asked once the transaction is over and nothing else pins the client (see takeCheckDue).
+   */
+  private checks: Set<CheckedPin> | undefined;
+  /**
+   * Pins made in the transaction now open for state PostgreSQL undoes when that transaction rolls
+   * back (a LISTEN, a temporary table, a WITH HOLD cursor): lifted if it does.
+   */
+  private tentativePins: PinReason[] | undefined;
+  /** The COMMITs and ROLLBACKs the server had reported when the first of them was made. */
+  private tentativeCommits = 0;
+  private tentativeRollbacks = 0;
+  /** The request (see RequestCounts) that made the first tentative pin. */
+  private tentativeRequest = 0;
+  /**
+   * Pins made in a request written behind others, which may become tentative: once the request
+   * before theirs ends with a transaction open or none (see requestEnded), the state they start from is known.
+   */
+  private pendingTentative: PinReason[] | undefined;
+  private pendingRequest = 0;
+  /**
+   * A COMMIT or ROLLBACK was staged in the request being written, or since the tentative pins were
+   * made: state made after it belongs to another transaction than theirs (see beforeMade).
+   */
+  txEndStaged = false;
+  /**
+   * The status of the server's last ReadyForQuery when nothing was in flight, until the next
+   * request is written (0 then): what the request being written starts from (see requestStart).
+   */
+  private startStatus = 0;
+  /**
+   * The transaction now open made, renamed or dropped temp relations (-1: none), and the ROLLBACKs
+   * and errors the server had reported when it began. If any came since, part of that work may be
+   * undone (a CREATE rolled back to a savepoint, a RENAME that failed), so the names pgway keeps
+   * are forgotten at its end and the server is asked (see settleTempWork).
+   */
+  private tempWorkRollbacks = -1;
+  private tempWorkErrors = 0;
+  /** The request that did the first temp work of that transaction. */
+  private tempWorkRequest = 0;
+
+  constructor(private readonly requests: RequestCounts) {}
+
+  get pinned(): boolean {
+    return this.reasons.size > 0;
+  }
+
+  /** A transaction end must settle something here (see transactionEnded). */
+  get awaitsSettle(): boolean {
+    return this.tentativePins !== undefined || this.tempWorkRollbacks >= 0;
+  }
+
+  /**
+   * The pin to ask the server about now: asked only when every pin left may be gone (see checks),
+   * one at a time (RequestFlow asks for the next once the server said one is gone). Temp objects
+   * pgway cannot name (functions, types) are not relations the question sees: no question then.
+   */
+  takeCheckDue(): CheckedPin | undefined {
+    const checks = this.checks;
+    if (checks === undefined || this.reasons.size === 0) return undefined;
+    for (const reason of this.reasons) if (!checks.has(reason as CheckedPin)) return undefined;
+    if (this.pinnedBy?.['temp-table'].has(UNNAMED)) return undefined;
+    const [reason] = checks;
+    checks.delete(reason!);
+    return reason;
+  }
+
+  /** The server may be asked about `reason` once the transaction is over (see checks). */
+  checkLater(reason: CheckedPin): void {
+    if (this.reasons.has(reason)) (this.checks ??= new Set()).add(reason);
+  }
+
+  /**
+   * A pin went (the server said its state is gone, DISCARD, a rollback): a question about it
+   * pending would be about state made since (see checks).
+   */
+  unpin(reason: PinReason): void {
+    this.reasons.delete(reason);
+    this.checks?.delete(reason as CheckedPin);
+    if (reason === 'temp-table' || reason === 'hold-cursor') this.pinnedBy?.[reason].clear();
+  }
+
+  /** Pins the client for `reason`, noting it in `newPins` when it is new. */
+  pin(reason: PinReason, newPins: PinReason[]): void {
+    if (this.reasons.has(reason)) return;
+    this.reasons.add(reason);
+    newPins.push(reason);
+  }
+
+  // --- statements as they are sent (SessionState.stage) ------------------------------------------
+
+  /** A statement making pinned state is about to be staged: decides whether its pin is tentative (see beforeMade). */
+  beforeMade(reason: PinReason): void {
+    if (UNDONE_BY_ROLLBACK.has(reason)) this.pinUndoneByRollback(reason);
+  }
+
+  /** A statement made pinned state, `name` when it has one. */
+  made(reason: PinReason, name: string | undefined, newPins: PinReason[]): void {
+    this.pin(reason, newPins);
+    this.addPinName(reason, name);
+    if (reason === 'temp-table') this.noteTempWork();
+  }
+
+  /** A rename: the name moves; if the rename is undone, settleTempWork forgets the names and asks. */
+  renamed(reason: NamedPin, from: string, to: string): void {
+    const names = this.pinnedBy?.[reason];
+    if (names?.delete(from)) {
+      names.add(to);
+      if (reason === 'temp-table') this.noteTempWork();
+    }
+  }
+
+  /**
+   * Whether a DROP may release pinned state, so is worth staging: most DROP TABLEs are of tables
+   * that are not the client's temp tables. A CASCADE may take temp relations of any name with it
+   * (a view on the table).
+   */
+  dropMayRelease(e: SessionEffect & { kind: 'drop' }): boolean {
+    if (!(this.pinnedBy?.[e.reason].has(e.name) || this.tempNamesUnknown(e.reason) || (e.cascade && this.reasons.has(e.reason)))) return false;
+    if (e.reason === 'temp-table') this.noteTempWork();
+    return true;
+  }
+
+  // --- statements as they commit (SessionState.apply) --------------------------------------------
+
+  /** State made again after a release staged before it (see SessionState.releaseStaged). */
+  madeAgain(reason: PinReason, name: string | undefined): void {
+    this.reasons.add(reason);
+    this.addPinName(reason, name);
+  }
+
+  /** A DROP committed. */
+  dropped(e: SessionEffect & { kind: 'drop' }): void {
+    const names = this.pinnedBy?.[e.reason];
+    const known = names?.delete(e.name) ?? false;
+    if (e.cascade) {
+      this.forgetTempNames();
+      return;
+    }
+    if (names === undefined || names.size > 0) return;
+    // The name may have meant another relation (a search_path with pg_temp later), or a
+    // relation made again in the same transaction: the server says whether any is left.
+    if (e.reason === 'temp-table') this.checkLater(e.reason);
+    else if (known) this.reasons.delete(e.reason);
+  }
+
+  /**
+   * A search_path just committed (applied in order, so a statement between two SETs was run under
+   * it), or the one at startup: one that creates in the temp schema pins (see createsInTempSchema).
+   */
+  pathApplied(searchPath: string): void {
+    if (!createsInTempSchema(searchPath)) return;
+    this.pin('temp-table', []);
+    this.addPinName('temp-table', undefined);
+    // Committed work made this pin: a ROLLBACK of the transaction before it must not lift it.
+    const notTemp = (reason: PinReason): boolean => reason !== 'temp-table';
+    if (this.tentativePins?.includes('temp-table')) this.tentativePins = this.tentativePins.filter(notTemp);
+    if (this.pendingTentative?.includes('temp-table')) this.pendingTentative = this.pendingTentative.filter(notTemp);
+  }
+
+  // --- requests and transactions ----------------------------------------------------------------
+
+  /** A request was written to the server (after RequestCounts.sent moved on). */
+  requestWritten(): void {
+    this.startStatus = 0;
+    if (this.tentativePins === undefined) this.txEndStaged = false;
+  }
+
+  /** Nothing is in flight and a request begins from the server's `txStatus`. */
+  requestStart(txStatus: number): void {
+    this.startStatus = txStatus;
+    // No request is left for pins pending a start status (see requestEnded).
+    this.pendingTentative = undefined;
+    if (this.tentativePins === undefined) this.txEndStaged = false;
+  }
+
+  /**
+   * A request ended with ReadyForQuery `status` and more are in flight behind it (called before
+   * RequestCounts.answered moves on).
+   */
+  requestEnded(server: ServerConnection, status: number): void {
+    // More requests follow in this write: which of them a later error belongs to is not known, so
+    // pins made up to an ended transaction stay.
+    if (status === TxStatus.Idle) this.tentativePins = undefined;
+    const { answered } = this.requests;
+    const pending = this.pendingTentative;
+    if (pending !== undefined && answered + 1 >= this.pendingRequest) {
+      // The request before the pending pins' own ended: they start from its status.
+      this.pendingTentative = undefined;
+      const known = status === TxStatus.Idle || status === TxStatus.InTransaction;
+      if (known && answered + 1 === this.pendingRequest) this.openTentativeWindow(pending, this.pendingRequest, server.reported);
+    }
+    if (this.tempWorkRollbacks >= 0) {
+      if (answered < this.tempWorkRequest) {
+        // The temp work is in a later request: what this one reported came before it.
+        this.tempWorkRollbacks = server.reported.rollbacks;
+        this.tempWorkErrors = server.reported.errors;
+      } else if (status === TxStatus.Idle) {
+        this.settleTempWork(server);
+      }
+    }
+  }
+
+  /** The last request in flight ended a transaction (ReadyForQuery 'I'); `erred`: with an error. */
+  transactionEnded(server: ServerConnection, erred: boolean): void {
+    if (this.tentativePins !== undefined) this.settleTentativePins(server, erred);
+    if (this.tempWorkRollbacks >= 0) this.settleTempWork(server);
+  }
+
+  // --- inside --------------------------------------------------------------------------------------
+
+  /**
+   * The server said temp relations are left after the client dropped every one pgway knew of:
+   * which they are, pgway cannot name, so a DROP of any relation makes it ask again.
+   */
+  private tempNamesUnknown(reason: NamedPin): boolean {
+    return reason === 'temp-table' && this.reasons.has(reason) && this.pinnedBy?.[reason].size === 0;
+  }
+
+  /**
+   * State a rollback undoes (a LISTEN, a temp table, a hold cursor) is made: the pin is tentative
+   * while it is the only state of its kind, made in a transaction that may yet roll back, and a
+   * ROLLBACK the server reports later must be that transaction's. So a pin is tentative only when
+   * its request starts from a known state (nothing in flight, no failed transaction, whose COMMIT
+   * would report ROLLBACK) and no COMMIT or ROLLBACK was staged before it; state made after the
+   * tentative pins keeps them only when it is surely in their transaction (the same request, or
+   * one sent to the transaction the server said was open). Otherwise every pin stays.
+   */
+  private pinUndoneByRollback(reason: PinReason): void {
+    const { sent } = this.requests;
+    const window = this.tentativePins;
+    if (window !== undefined) {
+      const sameTransaction = !this.txEndStaged && (sent === this.tentativeRequest || this.startStatus === TxStatus.InTransaction);
+      if (!sameTransaction) this.tentativePins = undefined;
+      else if (!this.reasons.has(reason)) window.push(reason);
+      return;
+    }
+    const pending = this.pendingTentative;
+    if (pending !== undefined) {
+      if (this.txEndStaged || sent !== this.pendingRequest) this.pendingTentative = undefined;
+      else if (!this.reasons.has(reason)) pending.push(reason);
+      return;
+    }
+    if (this.reasons.has(reason) || this.txEndStaged) return;
+    const status = this.startStatus;
+    if (status === TxStatus.Idle || status === TxStatus.InTransaction) {
+      this.openTentativeWindow([reason], sent, this.requests.before);
+    } else if (status === 0) {
+      // Requests are in flight: decided when the one before this ends.
+      this.pendingTentative = [reason];
+      this.pendingRequest = sent;
+    }
+  }
+
+  private openTentativeWindow(reasons: PinReason[], request: number, counts: ReportedCounts): void {
+    this.tentativePins = reasons;
+    this.tentativeRequest = request;
+    this.tentativeCommits = counts.commits;
+    this.tentativeRollbacks = counts.rollbacks;
+  }
+
+  /**
+   * The transaction that made the tentative pins ended (ReadyForQuery 'I'). Rolled back (a ROLLBACK
+   * reported, or an error ended its implicit transaction) with no COMMIT reported since they were
+   * made, its state is gone and so are the pins; otherwise they stay.
+   */
+  private settleTentativePins(server: ServerConnection, erred: boolean): void {
+    const { reported } = server;
+    const rolledBack = reported.rollbacks > this.tentativeRollbacks || erred;
+    if (rolledBack && reported.commits === this.tentativeCommits) {
+      for (const reason of this.tentativePins!) this.unpin(reason);
+    }
+    this.tentativePins = undefined;
+  }
+
+  /** The temp relation or hold cursor behind a pin, by name (undefined: one pgway cannot name). */
+  private addPinName(reason: PinReason, name: string | undefined): void {
+    if (reason !== 'temp-table' && reason !== 'hold-cursor') return;
+    this.pinnedBy ??= { 'temp-table': new Set(), 'hold-cursor': new Set() };
+    this.pinnedBy[reason].add(name ?? UNNAMED);
+  }
+
+  private noteTempWork(): void {
+    if (this.tempWorkRollbacks >= 0) return;
+    this.tempWorkRequest = this.requests.sent;
+    this.tempWorkRollbacks = this.requests.before.rollbacks;
+    this.tempWorkErrors = this.requests.before.errors;
+  }
+
+  /**
+   * The transaction that did temp work ended (ReadyForQuery 'I'). If a ROLLBACK (also ROLLBACK TO)
+   * or an error came in it, the names pgway kept may name relations that are gone: they are
+   * forgotten, so that a DROP of any name makes pgway ask again, and the server is asked now.
+   */
+  private settleTempWork(server: ServerConnection): void {
+    const { reported } = server;
+    if (reported.rollbacks > this.tempWorkRollbacks || reported.errors > this.tempWorkErrors) this.forgetTempNames();
+    this.tempWorkRollbacks = -1;
+  }
+
+  /** Which temp relations are left is for the server to say (see tempNamesUnknown); temp functions and types still hold the pin. */
+  private forgetTempNames(): void {
+    const names = this.pinnedBy?.['temp-table'];
+    if (names === undefined || !this.reasons.has('temp-table')) return;
+    const unnamed = names.has(UNNAMED);
+    names.clear();
+    if (unnamed) names.add(UNNAMED);
+    this.checkLater('temp-table');
+  }
+}
