@@ -5,9 +5,11 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { errorFields, queryMessage, rawTrustLogin } from './helpers/raw-client.js';
+import { B, C, E, P, S } from './helpers/wire-script.js';
 
 const ROWS = 150_000;
 const ROW_BYTES = 1000;
+const RESULT_SQL = `SELECT repeat('x', ${ROW_BYTES}) FROM generate_series(1, ${ROWS})`;
 
 /** Counts DataRows and finds ReadyForQuery in a byte stream, without keeping the bytes. */
 class FrameCounter {
@@ -46,14 +48,18 @@ describe('streaming a large result to a slow client', () => {
   });
   afterAll(() => gw.stop());
 
-  it(`keeps memory bounded while a client does not read a ${(ROWS * ROW_BYTES) / 1e6} MB result, then delivers every row`, async () => {
+  it.each([
+    ['a simple Query', () => queryMessage(RESULT_SQL)],
+    // pgway answers the Close itself: the result streams while an answer of its own waits behind it.
+    ['an extended-protocol pipeline with a Close pgway answers', () => Buffer.concat([P('big', RESULT_SQL), B('big'), E(), C('S', 'big'), S])],
+  ])(`keeps memory bounded while a client does not read a ${(ROWS * ROW_BYTES) / 1e6} MB result of %s, then delivers every row`, async (_what, request) => {
     const { client } = await rawTrustLogin({ host: gw.host, port: gw.port }, { user: 'trustuser', database: 'app' });
     const counter = new FrameCounter();
     client.socket.removeAllListeners('data');
     client.socket.pause();
     global.gc?.();
     const before = process.memoryUsage();
-    client.write(queryMessage(`SELECT repeat('x', ${ROW_BYTES}) FROM generate_series(1, ${ROWS})`));
+    client.write(request());
 
     // The server can produce the whole result in well under this; only backpressure holds it back.
     await new Promise((resolve) => setTimeout(resolve, 1500));

@@ -91,6 +91,16 @@ class LinkWriter extends HandleWriter {
     return this.writeToHandle(handle, data);
   }
 
+  /** A write was held back and its caller told to stop: it hears onSocketDrained once everything is out. */
+  stop(): void {
+    this.needDrain = true;
+  }
+
+  /** After held-back bytes were written: the caller hears now if they all went at once. */
+  drainIfEmpty(): void {
+    this.checkDrain();
+  }
+
   protected failed(err: Error): void {
     this.link.destroy(err);
   }
@@ -137,7 +147,10 @@ class HandleLink implements ClientLink {
     if (this.corked > 0) {
       (this.corkedChunks ??= []).push(data);
       this.corkedBytes += data.length;
-      return true;
+      // Corked bytes count as queued: past the mark the caller (a server's stream) stops too.
+      if (this.pending < this.writer.highWaterMark && !this.writer.full) return true;
+      this.writer.stop();
+      return false;
     }
     return this.writer.write(this.handle, data);
   }
@@ -157,6 +170,7 @@ class HandleLink implements ClientLink {
     this.corkedChunks = undefined;
     this.corkedBytes = 0;
     this.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    this.writer.drainIfEmpty();
   }
 
   pause(): void {
@@ -263,6 +277,8 @@ class SocketLink implements ClientLink {
   }
 
   write(data: Buffer): boolean {
+    // Ended or destroyed: Node would fail the write and destroy the socket, losing what is queued.
+    if (!this.socket.writable) return false;
     return this.writer.write(data);
   }
 

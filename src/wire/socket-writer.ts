@@ -59,7 +59,7 @@ export abstract class HandleWriter {
   private drainWaiters: (() => void)[] | undefined;
 
   constructor(
-    protected readonly highWaterMark: number,
+    readonly highWaterMark: number,
     private readonly listener: DrainListener | undefined,
   ) {}
 
