@@ -221,6 +221,17 @@ describe.each(KINDS)('ClientLink: $kind (offersTls=$offersTls)', ({ kind, offers
     }
   }
 
+  /** The peer gets every byte of `sent`, in order, then end of stream; the link closes once, without an error. */
+  async function expectAllThenEnd(o: Opened, sent: Buffer[]): Promise<void> {
+    const all = Buffer.concat(sent);
+    await until(() => o.peer.ended);
+    expect(o.peer.ended).toBe(true);
+    expect(o.peer.bytesAtEnd).toBe(all.length);
+    expectSameBytes(o.peer.all(), all);
+    await expectClosedOnce(o);
+    expect(o.heard.errors).toEqual([]);
+  }
+
   /** Waits for onLinkClosed, then a little more, and checks it came exactly once, after any onLinkError. */
   async function expectClosedOnce(o: Opened): Promise<void> {
     await until(() => o.heard.closed > 0);
@@ -443,13 +454,7 @@ describe.each(KINDS)('ClientLink: $kind (offersTls=$offersTls)', ({ kind, offers
     sent.push(last);
     call(o, () => o.link.end(last));
     expect(o.heard.closed).toBe(0);
-    const all = Buffer.concat(sent);
-    await until(() => o.peer.ended);
-    expect(o.peer.ended).toBe(true);
-    expect(o.peer.bytesAtEnd).toBe(all.length);
-    expectSameBytes(o.peer.all(), all);
-    await expectClosedOnce(o);
-    expect(o.heard.errors).toEqual([]);
+    await expectAllThenEnd(o, sent);
     expect(o.peer.errors).toEqual([]);
   });
 
@@ -470,13 +475,7 @@ describe.each(KINDS)('ClientLink: $kind (offersTls=$offersTls)', ({ kind, offers
     await sleep(50);
     expect(o.peer.ended).toBe(false); // the peer has not read it all yet: no end of stream before the bytes
     o.client.resume();
-    const all = Buffer.concat(sent);
-    await until(() => o.peer.ended);
-    expect(o.peer.ended).toBe(true);
-    expect(o.peer.bytesAtEnd).toBe(all.length);
-    expectSameBytes(o.peer.all(), all);
-    await expectClosedOnce(o);
-    expect(o.heard.errors).toEqual([]);
+    await expectAllThenEnd(o, sent);
   });
 
   it('close() with bytes still queued delivers them all before the peer sees end of stream; onLinkClosed once', async () => {
@@ -494,13 +493,7 @@ describe.each(KINDS)('ClientLink: $kind (offersTls=$offersTls)', ({ kind, offers
     await sleep(50);
     expect(o.heard.closed).toBe(0); // still writing: not closed yet
     o.client.resume();
-    const all = Buffer.concat(sent);
-    await until(() => o.peer.ended);
-    expect(o.peer.ended).toBe(true);
-    expect(o.peer.bytesAtEnd).toBe(all.length);
-    expectSameBytes(o.peer.all(), all);
-    await expectClosedOnce(o);
-    expect(o.heard.errors).toEqual([]);
+    await expectAllThenEnd(o, sent);
   });
 
   it('close() with nothing queued closes: the peer sees end of stream; onLinkClosed once', async () => {
@@ -628,13 +621,7 @@ describe.each(KINDS)('ClientLink: $kind (offersTls=$offersTls)', ({ kind, offers
     o.client.end();
     await sleep(50); // the link reads the peer's end of stream meanwhile
     o.client.resume();
-    const all = Buffer.concat(sent);
-    await until(() => o.peer.ended);
-    expect(o.peer.ended).toBe(true);
-    expect(o.peer.bytesAtEnd).toBe(all.length);
-    expectSameBytes(o.peer.all(), all);
-    await expectClosedOnce(o);
-    expect(o.heard.errors).toEqual([]);
+    await expectAllThenEnd(o, sent);
   });
 
   it('the peer destroying its socket mid-stream gives onLinkClosed once; writes after it return false and throw nothing', async () => {
