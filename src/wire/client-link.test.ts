@@ -165,8 +165,8 @@ describe.each(KINDS)('ClientLink: $kind (offersTls=$offersTls)', ({ kind, offers
    * connection wrapped by linkFor with a reader that copies each chunk (or, with `lend`, keeps
    * the chunk itself and says it is lent).
    */
-  async function open(options: { minBytes?: number; maxBytes?: number; lend?: boolean } = {}): Promise<Opened> {
-    const { minBytes = 64, maxBytes = 16 * 1024, lend = false } = options;
+  async function open(options: { minBytes?: number; maxBytes?: number; lend?: boolean; closeGraceMs?: number } = {}): Promise<Opened> {
+    const { minBytes = 64, maxBytes = 16 * 1024, lend = false, closeGraceMs } = options;
     const server = net.createServer();
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
@@ -185,7 +185,7 @@ describe.each(KINDS)('ClientLink: $kind (offersTls=$offersTls)', ({ kind, offers
     const accepted = new Promise<ClientLink>((resolve, reject) => {
       acceptDirect(
         server,
-        (conn) => resolve(linkFor(conn, reader, { minBytes, maxBytes }, h, offersTls)),
+        (conn) => resolve(linkFor(conn, reader, { minBytes, maxBytes }, h, offersTls, closeGraceMs)),
         reject,
       );
     });
@@ -494,6 +494,23 @@ describe.each(KINDS)('ClientLink: $kind (offersTls=$offersTls)', ({ kind, offers
     expect(o.heard.closed).toBe(0); // still writing: not closed yet
     o.client.resume();
     await expectAllThenEnd(o, sent);
+  });
+
+  it('a closing link whose peer never reads again is dropped after the grace period, bytes and all', async () => {
+    const o = await open({ closeGraceMs: 300 });
+    o.client.pause();
+    const sent = fill(o.link, 71);
+    const total = Buffer.concat(sent).length;
+    call(o, () => o.link.end(Buffer.from('ErrorResponse: goodbye')));
+    await sleep(150);
+    expect(o.heard.closed).toBe(0); // still within the grace period
+    await until(() => o.heard.closed > 0);
+    expect(o.heard.closed).toBe(1);
+    expect(o.link.destroyed).toBe(true);
+    // The peer never read: what the kernel holds for it is less than what was written.
+    o.client.resume();
+    await until(() => o.peer.closed);
+    expect(o.peer.bytes).toBeLessThan(total);
   });
 
   it('close() with nothing queued closes: the peer sees end of stream; onLinkClosed once', async () => {

@@ -50,10 +50,29 @@ export interface ClientLink {
   startTls(secureContext: tls.SecureContext): ClientLink;
 }
 
+/**
+ * How long a closing connection waits for its client to take what is still queued for it (an
+ * error frame, the end of a result) before it is dropped: a client that never reads again must not
+ * keep its connection and those bytes for ever.
+ */
+export const CLOSE_GRACE_MS = 30_000;
+
 /** The connection of an accepted client: a HandleLink unless TLS may be asked for (see the header). */
-export function linkFor(accepted: AcceptedConnection, reader: DirectReader, size: ReadBufferSize, listener: LinkListener, offersTls: boolean): ClientLink {
-  if (!offersTls && streamBinding?.ShutdownWrap !== undefined) return new HandleLink(accepted.handle as LinkHandle, reader, size, listener);
-  return new SocketLink(socketFor(accepted, reader, size), reader, listener);
+export function linkFor(
+  accepted: AcceptedConnection,
+  reader: DirectReader,
+  size: ReadBufferSize,
+  listener: LinkListener,
+  offersTls: boolean,
+  closeGraceMs = CLOSE_GRACE_MS,
+): ClientLink {
+  if (!offersTls && streamBinding?.ShutdownWrap !== undefined) return new HandleLink(accepted.handle as LinkHandle, reader, size, listener, closeGraceMs);
+  return new SocketLink(socketFor(accepted, reader, size), reader, listener, closeGraceMs);
+}
+
+/** A closing link whose client did not take its bytes within the grace period. */
+function closeLate(link: { destroy(): void }): void {
+  link.destroy();
 }
 
 // --- a bare handle -------------------------------------------------------------------------------
@@ -116,12 +135,14 @@ class HandleLink implements ClientLink {
   private corkedChunks: Buffer[] | undefined;
   private corkedBytes = 0;
   private peer: { address?: string; port?: number } | undefined;
+  private closeTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly handle: LinkHandle,
     reader: DirectReader,
     size: ReadBufferSize,
     private readonly listener: LinkListener,
+    private readonly closeGraceMs: number,
   ) {
     this.writer = new LinkWriter(this, listener);
     handle.setNoDelay?.(true);
@@ -191,7 +212,12 @@ class HandleLink implements ClientLink {
     const req = new streamBinding!.ShutdownWrap!() as ShutdownRequest;
     req.oncomplete = onShutdown;
     req.link = this;
-    if (this.handle.shutdown(req) !== 0) this.closeHandle();
+    if (this.handle.shutdown(req) !== 0) {
+      this.closeHandle();
+      return;
+    }
+    this.closeTimer = setTimeout(closeLate, this.closeGraceMs, this);
+    this.closeTimer.unref();
   }
 
   close(): void {
@@ -220,6 +246,7 @@ class HandleLink implements ClientLink {
     this.destroyed = true;
     this.corkedChunks = undefined;
     this.corkedBytes = 0;
+    if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
     this.handle.close(() => this.listener.onLinkClosed());
   }
 
@@ -238,11 +265,13 @@ const UV_EOF = -4095;
 
 class SocketLink implements ClientLink {
   private readonly writer: SocketWriter;
+  private closeTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly socket: net.Socket,
     private readonly reader: DirectReader,
     private readonly listener: LinkListener,
+    private readonly closeGraceMs: number,
   ) {
     if (!('encrypted' in socket)) {
       socket.setNoDelay(true);
@@ -252,7 +281,10 @@ class SocketLink implements ClientLink {
       socket.on('data', (chunk: Buffer) => reader.onChunk(chunk));
     }
     socket.on('error', (err) => listener.onLinkError(err));
-    socket.on('close', () => listener.onLinkClosed());
+    socket.on('close', () => {
+      if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
+      listener.onLinkClosed();
+    });
     this.writer = new SocketWriter(socket, listener);
   }
 
@@ -307,7 +339,11 @@ class SocketLink implements ClientLink {
   }
 
   close(): void {
-    if (!this.socket.destroyed) this.socket.destroySoon();
+    if (this.socket.destroyed) return;
+    this.socket.destroySoon();
+    if (this.socket.destroyed || this.closeTimer !== undefined) return;
+    this.closeTimer = setTimeout(closeLate, this.closeGraceMs, this);
+    this.closeTimer.unref();
   }
 
   destroy(): void {
@@ -319,6 +355,6 @@ class SocketLink implements ClientLink {
     raw.removeAllListeners('data');
     raw.removeAllListeners('close');
     raw.removeAllListeners('drain');
-    return new SocketLink(new tls.TLSSocket(raw, { isServer: true, secureContext }), this.reader, this.listener);
+    return new SocketLink(new tls.TLSSocket(raw, { isServer: true, secureContext }), this.reader, this.listener, this.closeGraceMs);
   }
 }
