@@ -62,7 +62,6 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
 
   /** The client's connection (see ClientLink); replaced by its TLS form at STARTTLS. */
   private link: ClientLink;
-  private isTls = false;
   /** Startup packets and authentication; gone once the password was checked. */
   private login: ClientLogin | undefined;
   private scanner: FrameScanner | undefined;
@@ -108,7 +107,7 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
   }
 
   get tls(): boolean {
-    return this.isTls;
+    return this.link.encrypted;
   }
 
   /** How the client is pooled; undefined before its pool is chosen, and for the admin console and replication. */
@@ -233,7 +232,6 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
 
   startTls(secureContext: tls.SecureContext): void {
     this.link = this.link.startTls(secureContext);
-    this.isTls = true;
   }
 
   endAfterCancel(): void {

@@ -43,7 +43,7 @@ export interface FlowHost {
   /** `connecting` until the login reply is sent, then `ready`; `closed` once the client is gone. */
   readonly state: string;
   readonly params: ReadonlyMap<string, string>;
-  /** Writes to the client through Node's socket (replies pgway makes itself). */
+  /** Writes a reply pgway makes itself to the client (see forward for the server's bytes). */
   send(bytes: Buffer): void;
   /** Writes forwarded bytes to the client; false when they had to be queued. */
   forward(chunk: Buffer): boolean;

@@ -31,6 +31,8 @@ export interface ClientLink {
   readonly destroyed: boolean;
   /** Bytes written and not yet taken by the kernel. */
   readonly pending: number;
+  /** Whether the connection is a TLS one by now (STARTTLS). */
+  readonly encrypted: boolean;
   /** Whether startTls() can wrap this connection. */
   readonly canStartTls: boolean;
   /** Writes `data`; false when the caller should stop producing until the listener's onSocketDrained. */
@@ -127,7 +129,6 @@ class LinkWriter extends HandleWriter {
 
 class HandleLink implements ClientLink {
   destroyed = false;
-  readonly canStartTls = false;
   private ending = false;
   private readonly writer: LinkWriter;
   /** Writes held between cork() and uncork(). */
@@ -161,6 +162,14 @@ class HandleLink implements ClientLink {
 
   get pending(): number {
     return this.writer.pending + this.corkedBytes;
+  }
+
+  get encrypted(): boolean {
+    return false;
+  }
+
+  get canStartTls(): boolean {
+    return false;
   }
 
   write(data: Buffer): boolean {
@@ -304,8 +313,12 @@ class SocketLink implements ClientLink {
     return this.writer.pending;
   }
 
+  get encrypted(): boolean {
+    return 'encrypted' in this.socket;
+  }
+
   get canStartTls(): boolean {
-    return !('encrypted' in this.socket);
+    return !this.encrypted;
   }
 
   write(data: Buffer): boolean {
