@@ -436,3 +436,107 @@ describe('one statement name, different SQL', () => {
     ]);
   });
 });
+
+// --- DDL met by a connection that prepares the statement afresh ---------------------------------
+// A connection that prepares a shared statement for the first time after DDL gets the new shape
+// with no error; PostgreSQL would have refused the client's old statement (0A000). `single` has one
+// connection and room for two statements, so a client's statement is evicted by another's two.
+
+/** Runs one client's statement across DDL on `table` while another client pushes it out of the connection; returns what each step got. */
+async function acrossDdl(target: Target, table: string, sql: string, between: (other: RawClient) => Promise<string[]>): Promise<string[][]> {
+  await adminQuery(`DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (a int); INSERT INTO ${table} VALUES (1); GRANT ALL ON ${table} TO app`);
+  cleanups.push(() => adminQuery(`DROP TABLE IF EXISTS ${table}`));
+  const [a, other] = [await raw(target), await raw(target)];
+  const got: string[][] = [];
+  a.write(Buffer.concat([P('pe_old', sql), S]));
+  got.push(await answers(a));
+  other.write(Buffer.concat([P('pe_evict1', 'SELECT 1 AS pe_evict1'), P('pe_evict2', 'SELECT 2 AS pe_evict2'), S]));
+  got.push(await answers(other));
+  await adminQuery(`ALTER TABLE ${table} ADD COLUMN b int DEFAULT 7`);
+  got.push(await between(other));
+  a.write(Buffer.concat([B('pe_old'), E(), S]));
+  got.push(await answers(a));
+  return got;
+}
+
+describe('a statement prepared before DDL, on a connection that prepares it afresh after', () => {
+  it('is refused with 0A000, as PostgreSQL refuses it, not answered with rows of the new shape', async () => {
+    const nothing = async (): Promise<string[]> => [];
+    const direct = await acrossDdl('direct', 'pe_fresh_d', 'SELECT * FROM pe_fresh_d', nothing);
+    const pgway = await acrossDdl(single, 'pe_fresh_p', 'SELECT * FROM pe_fresh_p', nothing);
+    expect(direct[3]).toEqual(['E:0A000', 'Z:I']);
+    expect(pgway).toEqual(direct);
+  });
+
+  it('is refused when another client prepared the same SQL since, on that connection', async () => {
+    const prepareAgain = (table: string) => async (other: RawClient): Promise<string[]> => {
+      other.write(Buffer.concat([P('pe_new', `SELECT * FROM ${table}`), B('pe_new'), E(), S]));
+      return answers(other);
+    };
+    const direct = await acrossDdl('direct', 'pe_again_d', 'SELECT * FROM pe_again_d', prepareAgain('pe_again_d'));
+    const pgway = await acrossDdl(single, 'pe_again_p', 'SELECT * FROM pe_again_p', prepareAgain('pe_again_p'));
+    expect(direct[2]).toEqual(['1', '2', 'D:1,7', 'C:SELECT 1', 'Z:I']);
+    expect(direct[3]).toEqual(['E:0A000', 'Z:I']);
+    expect(pgway).toEqual(direct);
+  });
+
+  it('an INSERT ... RETURNING refused that way inserts nothing', async () => {
+    const nothing = async (): Promise<string[]> => [];
+    const direct = await acrossDdl('direct', 'pe_ins_d', 'INSERT INTO pe_ins_d VALUES (2) RETURNING *', nothing);
+    const pgway = await acrossDdl(single, 'pe_ins_p', 'INSERT INTO pe_ins_p VALUES (2) RETURNING *', nothing);
+    expect(direct[3]).toEqual(['E:0A000', 'Z:I']);
+    expect(pgway).toEqual(direct);
+    expect((await adminQuery('SELECT a FROM pe_ins_p ORDER BY a')).rows).toEqual([{ a: 1 }]);
+  });
+
+  it('after the one 0A000, the client prepares again and gets the new shape', async () => {
+    const nothing = async (): Promise<string[]> => [];
+    const got = await acrossDdl(single, 'pe_after_p', 'SELECT * FROM pe_after_p', nothing);
+    expect(got[3]).toEqual(['E:0A000', 'Z:I']);
+    const a = await raw(single);
+    a.write(Buffer.concat([P('pe_old', 'SELECT * FROM pe_after_p'), B('pe_old'), E(), S]));
+    expect(await answers(a)).toEqual(['1', '2', 'D:1,7', 'C:SELECT 1', 'Z:I']);
+  });
+});
+
+describe('a statement prepared before DDL, described or executed after it on a fresh copy', () => {
+  it('a Describe of it is refused with 0A000, as PostgreSQL refuses it', async () => {
+    const describe = async (target: Target, table: string): Promise<string[][]> => {
+      await adminQuery(`DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (a int); GRANT ALL ON ${table} TO app`);
+      cleanups.push(() => adminQuery(`DROP TABLE IF EXISTS ${table}`));
+      const [a, other] = [await raw(target), await raw(target)];
+      const got: string[][] = [];
+      a.write(Buffer.concat([P('pe_old', `SELECT * FROM ${table}`), S]));
+      got.push(await answers(a));
+      other.write(Buffer.concat([P('pe_evict1', 'SELECT 1 AS pe_evict1'), P('pe_evict2', 'SELECT 2 AS pe_evict2'), S]));
+      got.push(await answers(other));
+      await adminQuery(`ALTER TABLE ${table} ADD COLUMN b int`);
+      a.write(Buffer.concat([D('S', 'pe_old'), S]));
+      got.push(await answers(a));
+      return got;
+    };
+    const direct = await describe('direct', 'pe_desc_d');
+    expect(direct[2]).toEqual(['t', 'E:0A000', 'Z:I']);
+    // PostgreSQL describes the parameters before it finds the plan stale; pgway refuses at once.
+    expect(await describe(single, 'pe_desc_p')).toEqual([...direct.slice(0, 2), ['E:0A000', 'Z:I']]);
+  });
+
+  it('whose table was dropped fails as PostgreSQL fails it, and the client goes on', async () => {
+    const dropped = async (target: Target, table: string): Promise<string[][]> => {
+      await adminQuery(`DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (a int); GRANT ALL ON ${table} TO app`);
+      const [a, other] = [await raw(target), await raw(target)];
+      const got: string[][] = [];
+      a.write(Buffer.concat([P('pe_old', `SELECT * FROM ${table}`), S]));
+      got.push(await answers(a));
+      other.write(Buffer.concat([P('pe_evict1', 'SELECT 1 AS pe_evict1'), P('pe_evict2', 'SELECT 2 AS pe_evict2'), S]));
+      got.push(await answers(other));
+      await adminQuery(`DROP TABLE ${table}`);
+      a.write(Buffer.concat([B('pe_old'), E(), S, Q('SELECT 5')]));
+      got.push(await answers(a, 2));
+      return got;
+    };
+    const direct = await dropped('direct', 'pe_drop_d');
+    expect(direct[2]).toEqual(['E:42P01', 'Z:I', 'T', 'D:5', 'C:SELECT 1', 'Z:I']);
+    expect(await dropped(single, 'pe_drop_p')).toEqual(direct);
+  });
+});

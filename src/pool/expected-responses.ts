@@ -63,7 +63,15 @@ export interface SlotUndo {
   undo(): void;
 }
 
-export type SlotExtra = Buffer | string | SlotUndo | undefined;
+/**
+ * The slot of pgway's own Describe of a statement it prepared: hears the ParameterDescription and
+ * the RowDescription or NoData, which are swallowed.
+ */
+export interface DescriptionWatcher extends SlotUndo {
+  described(code: number, frame: Buffer, start: number, end: number): void;
+}
+
+export type SlotExtra = Buffer | string | SlotUndo | DescriptionWatcher | undefined;
 
 export class ExpectedResponses {
   // A ring of slots: kinds and actions in typed arrays, so pushing and shifting a slot per

@@ -15,7 +15,7 @@ import * as msg from '../wire/messages.js';
 import { ResponseStream, type ResponseHandler } from '../wire/response-stream.js';
 import { SocketWriter } from '../wire/socket-writer.js';
 import type { ServerCredentials } from './server-auth.js';
-import { Action, ExpectedResponses, Slot, type SlotExtra, type SlotUndo } from './expected-responses.js';
+import { Action, ExpectedResponses, Slot, type DescriptionWatcher, type SlotExtra, type SlotUndo } from './expected-responses.js';
 import { nowMs } from '../clock.js';
 import { ReportedCounts } from './reported-counts.js';
 import { ServerLogin } from './server-login.js';
@@ -63,8 +63,14 @@ const SETTINGS = '\u0000settings';
 const ABORT = 'pgway_abort';
 const ABORT_PARSE = msg.parse(ABORT, 'pgway: the request failed');
 
-/** Codes whose bodies matter while forwarding; anything else split across chunks is skipped uncopied. */
-const FORWARD_INTEREST = codeSet([Backend.ReadyForQuery, Backend.ParameterStatus, Backend.ErrorResponse, Backend.CommandComplete]);
+/**
+ * Codes whose bodies matter while forwarding (the descriptions for pgway's own Describe, see
+ * describeOwn); anything else split across chunks is skipped uncopied.
+ */
+const FORWARD_INTEREST = codeSet([
+  Backend.ReadyForQuery, Backend.ParameterStatus, Backend.ErrorResponse, Backend.CommandComplete,
+  Backend.ParameterDescription, Backend.RowDescription, Backend.NoData,
+]);
 /** The response slot of each extended-protocol message (0: none). */
 const EXTENDED_SLOTS = new Uint8Array(256);
 EXTENDED_SLOTS[Frontend.Parse] = Slot.Parse;
@@ -275,9 +281,14 @@ export class ServerConnection implements ResponseHandler {
     this.expect(kind, Action.Synthesize, frame);
   }
 
-  /** Queues a slot; one for a message the server will discard (after an error, until Sync) is taken back. */
-  private expect(kind: Slot, action: Action, extra: SlotExtra): void {
-    if (!this.expected.push(kind, action, extra)) this.notDone(extra, kind);
+  /**
+   * Queues a slot; one for a message the server will discard (after an error, until Sync) is
+   * taken back, and false returned.
+   */
+  private expect(kind: Slot, action: Action, extra: SlotExtra): boolean {
+    if (this.expected.push(kind, action, extra)) return true;
+    this.notDone(extra, kind);
+    return false;
   }
 
   /**
@@ -311,6 +322,25 @@ export class ServerConnection implements ResponseHandler {
     this.stillHeldAsked = true;
     this.write(question);
     this.expectSwallowed(Slot.Query, STILL_HELD_CHECK);
+  }
+
+  /**
+   * Asks the server to describe the shared statement `name` pgway just prepared here: `watcher`
+   * hears the description, which the client never sees. With `flush` the server answers at once,
+   * without waiting for the client's Sync. Returns false when the server will skip the Describe
+   * (an earlier message of the request failed), so no answer comes.
+   */
+  describeOwn(name: string, watcher: DescriptionWatcher, flush: boolean): boolean {
+    this.write(msg.describeStatement(name));
+    if (flush) this.write(msg.FLUSH);
+    this.unsynced = true;
+    return this.expect(Slot.Describe, Action.Swallow, watcher);
+  }
+
+  /** The shared statement `name` was prepared here after its last invalidation: its plan is current. */
+  markFresh(name: string): void {
+    this.stalePrepared.delete(name);
+    this.prepared.set(name, true);
   }
 
   /** pgway's statement laying a client's settings on this connection; its failure is the client's to hear. */
@@ -587,6 +617,11 @@ export class ServerConnection implements ResponseHandler {
       case Backend.NoticeResponse:
       case Backend.NotificationResponse:
         return;
+      case Backend.ParameterDescription:
+      case Backend.RowDescription:
+      case Backend.NoData:
+        if (this.expected.special > 0 && buf) this.watchDescription(code, buf, start, end);
+        break;
     }
     if (this.expected.length === 0 || !this.expected.endsHead(code)) return;
     const clientReady = code === Backend.ReadyForQuery && this.expected.headAction === Action.Forward;
@@ -598,6 +633,13 @@ export class ServerConnection implements ResponseHandler {
       return;
     }
     if (code === Backend.ReadyForQuery) this.onIdle();
+  }
+
+  /** A description answering pgway's own Describe goes to its watcher (see describeOwn). */
+  private watchDescription(code: number, buf: Buffer, start: number, end: number): void {
+    const extra = this.expected.headExtra;
+    if (this.expected.headKind !== Slot.Describe || this.expected.headAction !== Action.Swallow) return;
+    if (typeof extra === 'object' && 'described' in extra) extra.described(code, buf, start, end);
   }
 
   /** Counts the tags of transaction control; most tags (SELECT, INSERT, ...) fail the first byte test. */

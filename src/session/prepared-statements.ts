@@ -11,9 +11,11 @@
  * the message (see SlotUndo).
  */
 import { createHash } from 'node:crypto';
-import type { SlotUndo } from '../pool/expected-responses.js';
+import type { DescriptionWatcher, SlotUndo } from '../pool/expected-responses.js';
+import type { Pool } from '../pool/pool.js';
+import type { ServerConnection } from '../pool/server-connection.js';
 import { classifySessionEffects, type SessionEffect } from '../router/session-effects.js';
-import { Frontend } from '../wire/codes.js';
+import { Backend, Frontend } from '../wire/codes.js';
 import { readCString } from '../wire/decode.js';
 import { MessageWriter } from '../wire/messages.js';
 
@@ -142,6 +144,52 @@ class StatementChange implements SlotUndo {
     if (this.before) this.names.set(this.name, this.before);
     else this.names.delete(this.name);
   }
+}
+
+/**
+ * pgway's Describe of a shared statement it has just prepared on a connection: tells the pool what
+ * the statement takes and returns now (Pool.noteShape), so that DDL a fresh copy meets is not
+ * missed. `own`: the client statement whose Parse it was, which has the shape found.
+ */
+export class ShapeCheck implements DescriptionWatcher {
+  private params = '';
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly conn: ServerConnection,
+    private readonly serverName: string,
+    private readonly own?: ClientStatement,
+  ) {}
+
+  described(code: number, frame: Buffer, start: number, end: number): void {
+    if (code === Backend.ParameterDescription) {
+      this.params = frame.toString('hex', start + 5, end);
+      return;
+    }
+    const columns = code === Backend.RowDescription ? columnTypes(frame, start, end) : '-';
+    const invalidated = this.pool.noteShape(this.serverName, `${this.params}/${columns}`, this.conn);
+    // The other clients' statements are stale; the one just prepared is not.
+    if (invalidated && this.own) this.own.epoch = this.pool.planEpoch;
+  }
+
+  /** The Parse failed or was skipped: nothing was described. */
+  undo(): void {}
+}
+
+/**
+ * A RowDescription's column types and type modifiers, as hex: what PostgreSQL compares when it
+ * checks a plan's result type again (since version 17, not the column names).
+ */
+function columnTypes(frame: Buffer, start: number, end: number): string {
+  const n = frame.readInt16BE(start + 5);
+  let at = start + 7;
+  let out = '';
+  for (let i = 0; i < n && at < end; i++) {
+    at = frame.indexOf(0, at) + 1 + 6; // past the name, the table's oid and the column's number
+    out += `${frame.toString('hex', at, at + 4)}${frame.toString('hex', at + 6, at + 10)},`;
+    at += 12; // type oid, length, modifier, format
+  }
+  return out;
 }
 
 /** The statement a Bind names, and where that name starts. */

@@ -88,6 +88,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
    * error may take back (RequestWriter.waitForAnswers). Lifted by releaseClient.
    */
   private clientHeld = false;
+  /** The held frames wait for pgway's own Describe of a statement (RequestWriter.waitForDescription). */
+  private describing = false;
 
   constructor(
     private readonly host: FlowHost,
@@ -416,6 +418,11 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       writer.waitForAnswers = false;
       this.clientHeld = true;
     }
+    if (writer.waitForDescription) {
+      writer.waitForDescription = false;
+      this.clientHeld = true;
+      this.describing = true;
+    }
     if (!server.writable) this.pauseUntilDrained(server);
     server.flushSynthesized();
     if (this.cancelOnDispatch) {
@@ -461,6 +468,13 @@ export class RequestFlow implements ServerSink, PoolWaiter {
    * that sent Terminate behind such a request leaves now, as it does on a direct connection.
    */
   onAwaitingClient(): void {
+    if (this.describing) {
+      // The description is in (or the server skips to the Sync): the held frames go on.
+      this.describing = false;
+      this.releaseClient(this.server!);
+      this.onServerReadyToSend();
+      return;
+    }
     if (this.terminating && !this.held.complete) this.host.endQuietly();
   }
 

@@ -14,7 +14,7 @@ import { Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import type { HeldFrames } from './held-frames.js';
 import { bindParameterText, readCString } from '../wire/decode.js';
-import { closeStatement, renameBind, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
+import { closeStatement, renameBind, ShapeCheck, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
 import { prepareStatement, quoteIdent, type SessionState } from './session-state.js';
 
 /** As PostgreSQL words it; drivers such as postgres.js re-prepare when they see this routine. */
@@ -96,6 +96,11 @@ export class RequestWriter {
    * after it (held) wait until the server has answered what was written, and so does the flow.
    */
   waitForAnswers = false;
+  /**
+   * write() stopped before a Bind or Describe of a statement it prepared on the connection just
+   * now: the frames from there wait until the server has described it (see ensurePrepared).
+   */
+  waitForDescription = false;
 
   constructor(
     private readonly held: HeldFrames,
@@ -152,6 +157,7 @@ export class RequestWriter {
         case Frontend.Bind:
           handled = this.onBind(server, session, buf, start, end);
           this.inGroup = true;
+          if (this.waitForDescription) written = i;
           break;
         case Frontend.Execute:
           if (this.unnamedPortalEffects.length > 0 || this.portalEffects !== undefined) this.onExecute(session, buf, start, end);
@@ -161,8 +167,10 @@ export class RequestWriter {
         case Frontend.Close:
           handled = pooled && this.onTarget(server, session, code, buf, start, end);
           this.inGroup = true;
+          if (this.waitForDescription) written = i;
           break;
       }
+      if (written === i) break;
       if (handled) continue;
       server.noteClientFrame(code);
       held.emit(buf, start, end, server);
@@ -274,8 +282,8 @@ export class RequestWriter {
     if (!stmt) return false;
     this.beforeOwnWrite(server);
     if (this.isStale(stmt)) return this.staleOnce(server, stmt);
+    if (!this.ensurePrepared(server, stmt)) return true;
     if (stmt.effects.length > 0) this.placeSqlPrepared(server, session, stmt.effects);
-    this.ensurePrepared(server, stmt);
     // The slot names the statement: a stale-plan error for this Bind says which one went stale.
     server.expectForwarded(Slot.Bind, stmt.serverName);
     server.write(renameBind(buf, start, end, stmtAt, stmt.serverName));
@@ -369,7 +377,7 @@ export class RequestWriter {
       return true;
     }
     if (this.isStale(stmt)) return this.staleOnce(server, stmt);
-    this.ensurePrepared(server, stmt);
+    if (!this.ensurePrepared(server, stmt)) return true;
     server.noteClientFrame(code);
     server.write(renameBind(buf, start, end, start + 6, stmt.serverName));
     return true;
@@ -412,20 +420,33 @@ export class RequestWriter {
     return true;
   }
 
-  private ensurePrepared(server: ServerConnection, stmt: ClientStatement): void {
+  /**
+   * Makes `stmt` exist on the connection before the client's Bind or Describe of it; returns false
+   * when that message must wait (waitForDescription). A statement the connection lacks is prepared
+   * and described first: DDL since the client prepared it would give the fresh copy a new shape
+   * without an error, where PostgreSQL refuses the client's old statement. The message waits for
+   * the description, since an Execute sent behind it could not be taken back (an INSERT ...
+   * RETURNING); if the shape changed, the statement is invalidated and the client hears 0A000
+   * (isStale). That costs one round trip per statement a connection prepares for a Bind.
+   */
+  private ensurePrepared(server: ServerConnection, stmt: ClientStatement): boolean {
     if (server.prepared.has(stmt.serverName)) {
       server.prepared.delete(stmt.serverName);
       server.prepared.set(stmt.serverName, true);
-      return;
+      return true;
     }
-    this.prepareOn(server, stmt);
+    if (!this.prepareOn(server, stmt, undefined, true)) return true; // the server skips to the Sync
+    this.waitForDescription = true;
+    return false;
   }
 
   /**
-   * Sends a Parse for `stmt`, evicting the least recently used statement past the bound; with
-   * `clientName`, the client's own Parse defining that name.
+   * Sends a Parse for `stmt` and pgway's own Describe of it (see ShapeCheck), evicting the least
+   * recently used statement past the bound; with `clientName`, the client's own Parse defining
+   * that name. `flush`: the description is wanted before anything more is written. Returns false
+   * when the server will skip both (an earlier message of the request failed).
    */
-  private prepareOn(server: ServerConnection, stmt: ClientStatement, clientName?: string): void {
+  private prepareOn(server: ServerConnection, stmt: ClientStatement, clientName?: string, flush = false): boolean {
     this.guess();
     const max = this.maxPrepared;
     while (server.prepared.size >= max) {
@@ -442,5 +463,7 @@ export class RequestWriter {
     server.write(stmt.parse);
     if (clientName !== undefined) server.expectForwarded(Slot.Parse, this.statements.define(clientName, stmt, undefined, stmt.serverName));
     else server.expectSwallowed(Slot.Parse, stmt.serverName);
+    const check = new ShapeCheck(this.pool!, server, stmt.serverName, clientName === undefined ? undefined : stmt);
+    return server.describeOwn(stmt.serverName, check, flush);
   }
 }

@@ -162,6 +162,10 @@ export const query = (sql: string): Buffer => w().cstring(sql).frame(Frontend.Qu
 /** A Parse with no parameter types given. */
 export const parse = (name: string, sql: string): Buffer => w().cstring(name).cstring(sql).int16(0).frame(Frontend.Parse);
 
+/** Describe of a prepared statement ('S'), and Flush: the server answers what it has without a Sync. */
+export const describeStatement = (name: string): Buffer => w().byte(0x53).cstring(name).frame(Frontend.Describe);
+export const FLUSH = w().frame(Frontend.Flush);
+
 export const copyFail = (reason: string): Buffer => w().cstring(reason).frame(Frontend.CopyFail);
 
 export const TERMINATE = w().frame(Frontend.Terminate);
