@@ -11,13 +11,7 @@ import { parameterStatus } from '../wire/messages.js';
 import { nowMs } from '../clock.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { WaitQueue, type WaitStart } from './wait-queue.js';
-import { ServerConnection, type ServerCredentials } from './server-connection.js';
-
-/**
- * Shared statements whose shape a pool remembers. Past it the oldest is forgotten, and DDL that
- * changes it is then learned only from a stale-plan error (README).
- */
-const MAX_KNOWN_SHAPES = 50_000;
+import { ServerConnection, SHAPE_PENDING, SHAPE_UNKNOWN, type ServerCredentials } from './server-connection.js';
 
 /** Running totals, as PgBouncer's SHOW STATS reports them. */
 export class PoolCounters {
@@ -472,32 +466,19 @@ export class Pool {
     this.planEpoch++;
     if (this.staleStatements.size >= 10_000) this.staleStatements.clear();
     this.staleStatements.set(serverName, this.planEpoch);
-    this.shapes.delete(serverName);
     for (const { conn } of this.connections()) conn.markStale(serverName);
   }
 
-  /** What each shared statement takes and returns, as the server last described it (see noteShape; bounded). */
-  private readonly shapes = new Map<string, string>();
-
   /**
-   * `conn` prepared the shared statement `serverName` afresh, and the server described it as
-   * `shape`. A connection that prepares a statement after DDL gets the new plan without an error,
-   * so this is where pgway learns of DDL that no connection holding the old plan has met yet: a
-   * shape other than the one known invalidates the statement, as a stale-plan error would. The
-   * copy `conn` just made is current and stays. Returns whether the statement was invalidated.
+   * A client found a copy of the shared statement `serverName` returning `shape`, not what it
+   * prepared it to return: DDL changed the statement. Copies known to return something else are
+   * prepared afresh before their next use, so that none answers with an old plan.
    */
-  noteShape(serverName: string, shape: string, conn: ServerConnection): boolean {
-    const known = this.shapes.get(serverName);
-    if (known === shape) return false;
-    const changed = known !== undefined;
-    if (changed) {
-      this.invalidateStatement(serverName);
-      conn.markFresh(serverName);
-    } else if (this.shapes.size >= MAX_KNOWN_SHAPES) {
-      this.shapes.delete(this.shapes.keys().next().value as string); // the longest known
+  retireCopies(serverName: string, shape: string): void {
+    for (const { conn } of this.connections()) {
+      const copy = conn.prepared.get(serverName);
+      if (copy !== undefined && copy !== shape && copy !== SHAPE_PENDING && copy !== SHAPE_UNKNOWN) conn.markStale(serverName);
     }
-    this.shapes.set(serverName, shape);
-    return changed;
   }
 
   /** The plan epoch at which `serverName` was last found stale, if it was. */

@@ -51,6 +51,11 @@ export interface ServerError {
   fields: Map<string, string>;
 }
 
+/** A prepared statement's shape while pgway's own Describe of it is on its way. */
+export const SHAPE_PENDING = '?';
+/** A prepared statement whose shape pgway does not know, or does not check (see ClientStatement.checked). */
+export const SHAPE_UNKNOWN = '';
+
 /** Marks the swallowed slot of pgway's question whether the session still holds some state (see askStillHeld). */
 const STILL_HELD_CHECK = '\u0000still-held';
 
@@ -104,8 +109,12 @@ export class ServerConnection implements ResponseHandler {
 
   private socket!: net.Socket;
   private out!: SocketWriter;
-  /** Server-side names of the prepared statements this connection holds, least recently used first. */
-  readonly prepared = new Map<string, true>();
+  /**
+   * Server-side names of the prepared statements this connection holds, least recently used
+   * first, each with what it takes and returns as the server described it (see ShapeCheck), or
+   * SHAPE_PENDING / SHAPE_UNKNOWN.
+   */
+  readonly prepared = new Map<string, string>();
   /** SQL-level prepared statements here (PREPARE name ...): name -> the PREPARE text. */
   readonly sqlPrepared = new Map<string, string>();
   /** The settings statement last applied here, so a client with the same settings needs none. */
@@ -326,21 +335,28 @@ export class ServerConnection implements ResponseHandler {
 
   /**
    * Asks the server to describe the shared statement `name` pgway just prepared here: `watcher`
-   * hears the description, which the client never sees. With `flush` the server answers at once,
-   * without waiting for the client's Sync. Returns false when the server will skip the Describe
-   * (an earlier message of the request failed), so no answer comes.
+   * hears the description, which the client never sees. Returns false when the server will skip
+   * the Describe (an earlier message of the request failed), so no answer comes.
    */
-  describeOwn(name: string, watcher: DescriptionWatcher, flush: boolean): boolean {
+  describeOwn(name: string, watcher: DescriptionWatcher): boolean {
     this.write(msg.describeStatement(name));
-    if (flush) this.write(msg.FLUSH);
     this.unsynced = true;
     return this.expect(Slot.Describe, Action.Swallow, watcher);
   }
 
-  /** The shared statement `name` was prepared here after its last invalidation: its plan is current. */
-  markFresh(name: string): void {
-    this.stalePrepared.delete(name);
-    this.prepared.set(name, true);
+  /** The server described the copy of `name` pgway prepared here (see describeOwn). */
+  described(name: string, shape: string): void {
+    if (this.prepared.get(name) === SHAPE_PENDING) this.prepared.set(name, shape);
+  }
+
+  /** The server discards every message until the client's Sync (an earlier one failed). */
+  get skippingToSync(): boolean {
+    return this.expected.awaitingSync;
+  }
+
+  /** The client's messages go out after pgway's own were answered: a cancel waiting for that goes now. */
+  clientsTurn(): void {
+    if (this.cancels.waitingForTurn && !this.ownStatementFirst) this.cancels.takeTurn();
   }
 
   /** pgway's statement laying a client's settings on this connection; its failure is the client's to hear. */
@@ -514,9 +530,17 @@ export class ServerConnection implements ResponseHandler {
     return this.cancels.sent !== undefined;
   }
 
-  /** pgway's own statement is being answered ahead of the client's (see ServerCancel). */
+  /**
+   * A cancel sent now would miss the client's statement (see ServerCancel): pgway's own query runs
+   * ahead of it (the client's settings, which a cancel would seem to refuse), or only pgway's own
+   * messages are queued, and the server then waits for the client's, which pgway holds back (see
+   * RequestWriter.waitForDescription); a cancel that finds the server waiting is dropped. pgway's
+   * own Parse or Describe ahead of the client's queued messages is no reason to wait: the cancel
+   * fails the request wherever it lands.
+   */
   get ownStatementFirst(): boolean {
-    return this.expected.length > 0 && this.expected.headAction === Action.Swallow;
+    const expected = this.expected;
+    return expected.headAction === Action.Swallow && (expected.headKind === Slot.Query || expected.allSwallowed);
   }
 
   private settleCancel(): Promise<void> {
@@ -628,7 +652,7 @@ export class ServerConnection implements ResponseHandler {
     this.expected.shift();
     if (this.expected.length > 0) {
       if (clientReady) this.sink?.onRequestEnd(this.txStatus);
-      if (this.cancels.waitingForTurn && this.expected.headAction !== Action.Swallow) this.cancels.takeTurn();
+      if (this.cancels.waitingForTurn && !this.ownStatementFirst) this.cancels.takeTurn();
       this.flushSynthesized();
       return;
     }
@@ -696,7 +720,7 @@ export class ServerConnection implements ResponseHandler {
     if (extra === undefined || extra instanceof Uint8Array) return;
     if (typeof extra === 'string') {
       if (kind === Slot.Parse) this.prepared.delete(extra);
-      else if (kind === Slot.Close) this.prepared.set(extra, true); // an eviction skipped: still there
+      else if (kind === Slot.Close) this.prepared.set(extra, SHAPE_UNKNOWN); // an eviction skipped: still there
       return;
     }
     if (kind === Slot.Parse && extra.statement !== undefined) this.prepared.delete(extra.statement);

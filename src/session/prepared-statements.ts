@@ -12,7 +12,6 @@
  */
 import { createHash } from 'node:crypto';
 import type { DescriptionWatcher, SlotUndo } from '../pool/expected-responses.js';
-import type { Pool } from '../pool/pool.js';
 import type { ServerConnection } from '../pool/server-connection.js';
 import { classifySessionEffects, type SessionEffect } from '../router/session-effects.js';
 import { Backend, Frontend } from '../wire/codes.js';
@@ -29,7 +28,22 @@ export interface ClientStatement {
   effects: readonly SessionEffect[];
   /** The client's search_path it is prepared under (its shared name is that path's). */
   searchPath: string;
+  /**
+   * PostgreSQL checks what the statement returns each time it runs it again, and refuses it
+   * (0A000) when DDL changed that: true for plannable statements, false for utility ones (FETCH,
+   * EXECUTE, SHOW...), which it never checks. pgway checks the same ones (see ShapeCheck).
+   */
+  checked: boolean;
+  /**
+   * What the statement takes and returns as the client prepared it: its parameter types and its
+   * columns' types. Undefined until known: a statement pgway answered the Parse of itself takes
+   * the shape of the first copy it runs on.
+   */
+  shape: string | undefined;
 }
+
+/** Statements PostgreSQL analyses again when their plan is stale (see ClientStatement.checked). */
+const CHECKED = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/|\()*(?:select|insert|update|delete|merge|with|values|table)\b/i;
 
 /** Server-side statement names, by search_path and content, shared by all clients (bounded). */
 const namesByContent = new Map<string, string>();
@@ -72,9 +86,16 @@ export class PreparedStatements {
     this.byClientName.clear();
   }
 
-  /** The client has seen the stale-plan error of the shared statement `serverName`: its names for it are current again. */
+  /**
+   * The client has seen the stale-plan error of the shared statement `serverName`: its names for
+   * it are current again, and take the shape of the next copy they run on.
+   */
   renew(serverName: string, epoch: number): void {
-    for (const stmt of this.byClientName.values()) if (stmt.serverName === serverName) stmt.epoch = epoch;
+    for (const stmt of this.byClientName.values()) {
+      if (stmt.serverName !== serverName) continue;
+      stmt.epoch = epoch;
+      stmt.shape = undefined;
+    }
   }
 
   /**
@@ -94,7 +115,8 @@ export class PreparedStatements {
     const [name, queryAt] = readCString(frame, start + 5, end);
     if (name === '') return undefined;
     const serverName = serverNameFor(frame.subarray(queryAt, end), searchPath);
-    return [name, { serverName, epoch, parse: withName(frame, start, end, start + 5, serverName), effects, searchPath }];
+    const checked = CHECKED.test(readCString(frame, queryAt, end)[0]);
+    return [name, { serverName, epoch, parse: withName(frame, start, end, start + 5, serverName), effects, searchPath, checked, shape: undefined }];
   }
 
   /**
@@ -105,7 +127,7 @@ export class PreparedStatements {
   forPath(name: string, stmt: ClientStatement, searchPath: string): ClientStatement {
     const body = stmt.parse.subarray(stmt.parse.indexOf(0, 5) + 1);
     const serverName = serverNameFor(body, searchPath);
-    const moved: ClientStatement = { ...stmt, serverName, searchPath, parse: withName(stmt.parse, 0, stmt.parse.length, 5, serverName) };
+    const moved: ClientStatement = { ...stmt, serverName, searchPath, parse: withName(stmt.parse, 0, stmt.parse.length, 5, serverName), shape: undefined };
     this.byClientName.set(name, moved);
     return moved;
   }
@@ -147,15 +169,15 @@ class StatementChange implements SlotUndo {
 }
 
 /**
- * pgway's Describe of a shared statement it has just prepared on a connection: tells the pool what
- * the statement takes and returns now (Pool.noteShape), so that DDL a fresh copy meets is not
- * missed. `own`: the client statement whose Parse it was, which has the shape found.
+ * pgway's Describe of a shared statement it has just prepared on a connection: records what the
+ * copy takes and returns (ServerConnection.prepared), so that a client that prepared the statement
+ * before DDL changed it is refused there as PostgreSQL would refuse it, not answered with rows of
+ * another shape (RequestWriter.shapeChanged). `own`: the client statement whose Parse it was.
  */
 export class ShapeCheck implements DescriptionWatcher {
   private params = '';
 
   constructor(
-    private readonly pool: Pool,
     private readonly conn: ServerConnection,
     private readonly serverName: string,
     private readonly own?: ClientStatement,
@@ -166,10 +188,9 @@ export class ShapeCheck implements DescriptionWatcher {
       this.params = frame.toString('hex', start + 5, end);
       return;
     }
-    const columns = code === Backend.RowDescription ? columnTypes(frame, start, end) : '-';
-    const invalidated = this.pool.noteShape(this.serverName, `${this.params}/${columns}`, this.conn);
-    // The other clients' statements are stale; the one just prepared is not.
-    if (invalidated && this.own) this.own.epoch = this.pool.planEpoch;
+    const shape = `${this.params}/${code === Backend.RowDescription ? columnTypes(frame, start, end) : '-'}`;
+    this.conn.described(this.serverName, shape);
+    if (this.own && this.own.shape === undefined) this.own.shape = shape;
   }
 
   /** The Parse failed or was skipped: nothing was described. */

@@ -470,9 +470,10 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   onAwaitingClient(): void {
     if (this.describing) {
       // The description is in (or the server skips to the Sync): the held frames go on.
-      this.describing = false;
-      this.releaseClient(this.server!);
+      const server = this.server!;
+      this.releaseClient(server);
       this.onServerReadyToSend();
+      server.clientsTurn();
       return;
     }
     if (this.terminating && !this.held.complete) this.host.endQuietly();
@@ -548,6 +549,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   /** The server has answered what the client's frames waited for (see clientHeld): they may come again. */
   private releaseClient(server: ServerConnection): void {
     this.clientHeld = false;
+    // A description waited for behind a whole request arrives before its ReadyForQuery (see serverReady).
+    this.describing = false;
     server.whenDrained(() => this.host.resumeReading());
   }
 

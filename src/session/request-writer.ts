@@ -8,7 +8,7 @@
  */
 import { Slot } from '../pool/expected-responses.js';
 import type { Pool } from '../pool/pool.js';
-import type { ServerConnection } from '../pool/server-connection.js';
+import { SHAPE_PENDING, SHAPE_UNKNOWN, type ServerConnection } from '../pool/server-connection.js';
 import { classifySessionEffectsIn, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
@@ -97,8 +97,8 @@ export class RequestWriter {
    */
   waitForAnswers = false;
   /**
-   * write() stopped before a Bind or Describe of a statement it prepared on the connection just
-   * now: the frames from there wait until the server has described it (see ensurePrepared).
+   * write() stopped before a Bind or Describe of a statement prepared on the connection just now:
+   * the frames from there wait until the server has described it (see ensurePrepared).
    */
   waitForDescription = false;
 
@@ -243,11 +243,13 @@ export class RequestWriter {
     const [name, stmt] = this.statements.onParse(buf, start, end, this.epoch, session.searchPath, effects)!;
     this.beforeOwnWrite(server);
     if (this.statements.get(name)) return this.refuse(server, Slot.Parse, alreadyExists(name));
-    if (server.prepared.delete(stmt.serverName)) {
+    const copy = server.prepared.get(stmt.serverName);
+    if (copy !== undefined) {
+      server.prepared.delete(stmt.serverName);
       // Answered here only where the server would surely accept it: in an aborted transaction
       // block (or with earlier requests unanswered, which may abort one or end it) the server decides.
       if (!describeNext && server.txStatus !== TxStatus.Failed && !server.busy) {
-        server.prepared.set(stmt.serverName, true); // most recently used
+        server.prepared.set(stmt.serverName, copy); // most recently used
         this.guess();
         server.expectSynthesized(Slot.Parse, this.statements.define(name, stmt, msg.PARSE_COMPLETE));
         return true;
@@ -282,8 +284,9 @@ export class RequestWriter {
     if (!stmt) return false;
     this.beforeOwnWrite(server);
     if (this.isStale(stmt)) return this.staleOnce(server, stmt);
-    if (!this.ensurePrepared(server, stmt)) return true;
     if (stmt.effects.length > 0) this.placeSqlPrepared(server, session, stmt.effects);
+    if (!this.ensurePrepared(server, stmt)) return true;
+    if (this.shapeChanged(server, stmt)) return this.refuse(server, Slot.Bind, STALE_PLAN);
     // The slot names the statement: a stale-plan error for this Bind says which one went stale.
     server.expectForwarded(Slot.Bind, stmt.serverName);
     server.write(renameBind(buf, start, end, stmtAt, stmt.serverName));
@@ -378,6 +381,7 @@ export class RequestWriter {
     }
     if (this.isStale(stmt)) return this.staleOnce(server, stmt);
     if (!this.ensurePrepared(server, stmt)) return true;
+    if (this.shapeChanged(server, stmt)) return this.refuse(server, Slot.Describe, STALE_PLAN);
     server.noteClientFrame(code);
     server.write(renameBind(buf, start, end, start + 6, stmt.serverName));
     return true;
@@ -395,7 +399,24 @@ export class RequestWriter {
    */
   private staleOnce(server: ServerConnection, stmt: ClientStatement): true {
     stmt.epoch = this.epoch;
+    stmt.shape = undefined; // every copy is prepared afresh (Pool.invalidateStatement): it takes the next one's
     return this.refuse(server, Slot.Bind, STALE_PLAN);
+  }
+
+  /**
+   * Whether the copy of `stmt` on this connection returns something other than what the client
+   * prepared it to return. A connection that prepares a statement after DDL gets the new plan
+   * without an error, where PostgreSQL would refuse the client's old statement (0A000): so does
+   * pgway, once, and the copies that still have the old shape are dropped. A statement whose
+   * shape the client has not met yet takes the copy's.
+   */
+  private shapeChanged(server: ServerConnection, stmt: ClientStatement): boolean {
+    const copy = server.prepared.get(stmt.serverName);
+    if (copy === undefined || copy === SHAPE_PENDING || copy === SHAPE_UNKNOWN || copy === stmt.shape) return false;
+    const known = stmt.shape !== undefined;
+    stmt.shape = copy;
+    if (known) this.pool!.retireCopies(stmt.serverName, copy);
+    return known;
   }
 
   /**
@@ -423,30 +444,38 @@ export class RequestWriter {
   /**
    * Makes `stmt` exist on the connection before the client's Bind or Describe of it; returns false
    * when that message must wait (waitForDescription). A statement the connection lacks is prepared
-   * and described first: DDL since the client prepared it would give the fresh copy a new shape
-   * without an error, where PostgreSQL refuses the client's old statement. The message waits for
-   * the description, since an Execute sent behind it could not be taken back (an INSERT ...
-   * RETURNING); if the shape changed, the statement is invalidated and the client hears 0A000
-   * (isStale). That costs one round trip per statement a connection prepares for a Bind.
+   * and described (see shapeChanged). A client that knows what its statement returns waits for the
+   * description, since an Execute sent behind its Bind could not be taken back (an INSERT ...
+   * RETURNING): one round trip per statement a connection prepares for such a Bind.
    */
   private ensurePrepared(server: ServerConnection, stmt: ClientStatement): boolean {
-    if (server.prepared.has(stmt.serverName)) {
+    const copy = server.prepared.get(stmt.serverName);
+    if (copy !== undefined) {
       server.prepared.delete(stmt.serverName);
-      server.prepared.set(stmt.serverName, true);
-      return true;
+      server.prepared.set(stmt.serverName, copy); // most recently used
+      // Prepared earlier in this request (another name of the client's): its description is on its way.
+      return copy !== SHAPE_PENDING || stmt.shape === undefined || this.awaitDescription(server);
     }
-    if (!this.prepareOn(server, stmt, undefined, true)) return true; // the server skips to the Sync
+    if (!this.prepareOn(server, stmt) || stmt.shape === undefined) return true;
+    return this.awaitDescription(server);
+  }
+
+  /** The server is asked to answer what it has (Flush); the client's next message waits for its description. */
+  private awaitDescription(server: ServerConnection): false {
+    server.write(msg.FLUSH);
     this.waitForDescription = true;
     return false;
   }
 
   /**
-   * Sends a Parse for `stmt` and pgway's own Describe of it (see ShapeCheck), evicting the least
-   * recently used statement past the bound; with `clientName`, the client's own Parse defining
-   * that name. `flush`: the description is wanted before anything more is written. Returns false
-   * when the server will skip both (an earlier message of the request failed).
+   * Sends a Parse for `stmt`, evicting the least recently used statement past the bound, and
+   * pgway's own Describe of it where PostgreSQL would check its shape (see ShapeCheck); with
+   * `clientName`, the client's own Parse defining that name. Returns whether a description is
+   * on its way.
    */
-  private prepareOn(server: ServerConnection, stmt: ClientStatement, clientName?: string, flush = false): boolean {
+  private prepareOn(server: ServerConnection, stmt: ClientStatement, clientName?: string): boolean {
+    // The server discards everything up to the client's Sync, this Parse too: nothing is prepared or evicted.
+    if (server.skippingToSync) return false;
     this.guess();
     const max = this.maxPrepared;
     while (server.prepared.size >= max) {
@@ -459,11 +488,11 @@ export class RequestWriter {
       server.write(closeStatement(stmt.serverName));
       server.expectSwallowed(Slot.Close, stmt.serverName);
     }
-    server.prepared.set(stmt.serverName, true);
+    server.prepared.set(stmt.serverName, stmt.checked ? SHAPE_PENDING : SHAPE_UNKNOWN);
     server.write(stmt.parse);
     if (clientName !== undefined) server.expectForwarded(Slot.Parse, this.statements.define(clientName, stmt, undefined, stmt.serverName));
     else server.expectSwallowed(Slot.Parse, stmt.serverName);
-    const check = new ShapeCheck(this.pool!, server, stmt.serverName, clientName === undefined ? undefined : stmt);
-    return server.describeOwn(stmt.serverName, check, flush);
+    if (!stmt.checked) return false;
+    return server.describeOwn(stmt.serverName, new ShapeCheck(server, stmt.serverName, clientName === undefined ? undefined : stmt));
   }
 }

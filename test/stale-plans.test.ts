@@ -1,0 +1,521 @@
+// Prepared statements across DDL in transaction mode, compared with what the same byte sequences get
+// from PostgreSQL directly. A connection that prepares a shared statement afresh after DDL gets the
+// new plan without an error, so pgway describes each statement it prepares and refuses a client
+// whose statement returned something else when it prepared it (0A000), as PostgreSQL does; and it
+// must not refuse where PostgreSQL would not (a statement prepared after the DDL, a temp table that
+// shadows a table on one connection, utility statements), nor hang a request it holds for the
+// description. `single` has one connection with room for two statements, so another client's two
+// push a statement out (evict); `pair` has two connections.
+import net from 'node:net';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type TestGateway } from './harness/gateway.js';
+import { adminQuery, lab, pgUrl } from './harness/lab.js';
+import { cancelRequestPacket, RawClient } from './helpers/raw-client.js';
+import { rawAfterLogin, P, B, E, D, S, H, Q, X, answers, copyData, COPY_DONE } from './helpers/wire-script.js';
+import { sleep } from './helpers/pg-helpers.js';
+
+let single: TestGateway; // pool of 1, max_prepared_statements: 2
+let pair: TestGateway; // pool of 2
+
+beforeAll(async () => {
+  single = await startGateway({ pool: '{ mode: transaction, size: 1, max_prepared_statements: 2, query_wait_timeout_ms: 4000 }' });
+  pair = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 4000 }' });
+});
+
+afterAll(async () => {
+  await single?.stop();
+  await pair?.stop();
+});
+
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await Promise.race([Promise.resolve(c()).catch(() => undefined), sleep(2000)]);
+});
+
+type Target = TestGateway | 'direct';
+const urlOf = (t: Target): string => (t === 'direct' ? pgUrl(lab().primary, 'app', 'app-secret', 'app') : t.url());
+const raw = (t: Target): Promise<RawClient> => rawAfterLogin(urlOf(t), (end) => cleanups.push(end));
+
+async function table(name: string, ddl: string): Promise<void> {
+  await adminQuery(`DROP TABLE IF EXISTS ${name}; CREATE TABLE ${name} ${ddl}; GRANT ALL ON ${name} TO app`);
+  cleanups.push(() => adminQuery(`DROP TABLE IF EXISTS ${name}`));
+}
+
+/** Fills `single`'s one connection with two other statements, so the client's next Bind needs its statement prepared again. */
+async function evict(t: Target): Promise<void> {
+  if (t === 'direct') return;
+  const other = await raw(t);
+  other.write(Buffer.concat([P('pe_e1', 'SELECT 1 AS e1'), P('pe_e2', 'SELECT 2 AS e2'), S]));
+  await answers(other);
+}
+
+// --- refused as PostgreSQL refuses it -----------------------------------------------------------
+
+/** Runs one client's statement across DDL on `table` while another client pushes it out of the connection; returns what each step got. */
+async function acrossDdl(target: Target, table: string, sql: string, between: (other: RawClient) => Promise<string[]>): Promise<string[][]> {
+  await adminQuery(`DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (a int); INSERT INTO ${table} VALUES (1); GRANT ALL ON ${table} TO app`);
+  cleanups.push(() => adminQuery(`DROP TABLE IF EXISTS ${table}`));
+  const [a, other] = [await raw(target), await raw(target)];
+  const got: string[][] = [];
+  a.write(Buffer.concat([P('pe_old', sql), S]));
+  got.push(await answers(a));
+  other.write(Buffer.concat([P('pe_evict1', 'SELECT 1 AS pe_evict1'), P('pe_evict2', 'SELECT 2 AS pe_evict2'), S]));
+  got.push(await answers(other));
+  await adminQuery(`ALTER TABLE ${table} ADD COLUMN b int DEFAULT 7`);
+  got.push(await between(other));
+  a.write(Buffer.concat([B('pe_old'), E(), S]));
+  got.push(await answers(a));
+  return got;
+}
+
+describe('a statement prepared before DDL, on a connection that prepares it afresh after', () => {
+  it('is refused with 0A000, as PostgreSQL refuses it, not answered with rows of the new shape', async () => {
+    const nothing = async (): Promise<string[]> => [];
+    const direct = await acrossDdl('direct', 'pe_fresh_d', 'SELECT * FROM pe_fresh_d', nothing);
+    const pgway = await acrossDdl(single, 'pe_fresh_p', 'SELECT * FROM pe_fresh_p', nothing);
+    expect(direct[3]).toEqual(['E:0A000', 'Z:I']);
+    expect(pgway).toEqual(direct);
+  });
+
+  it('is refused when another client prepared the same SQL since, on that connection', async () => {
+    const prepareAgain = (table: string) => async (other: RawClient): Promise<string[]> => {
+      other.write(Buffer.concat([P('pe_new', `SELECT * FROM ${table}`), B('pe_new'), E(), S]));
+      return answers(other);
+    };
+    const direct = await acrossDdl('direct', 'pe_again_d', 'SELECT * FROM pe_again_d', prepareAgain('pe_again_d'));
+    const pgway = await acrossDdl(single, 'pe_again_p', 'SELECT * FROM pe_again_p', prepareAgain('pe_again_p'));
+    expect(direct[2]).toEqual(['1', '2', 'D:1,7', 'C:SELECT 1', 'Z:I']);
+    expect(direct[3]).toEqual(['E:0A000', 'Z:I']);
+    expect(pgway).toEqual(direct);
+  });
+
+  it('an INSERT ... RETURNING refused that way inserts nothing', async () => {
+    const nothing = async (): Promise<string[]> => [];
+    const direct = await acrossDdl('direct', 'pe_ins_d', 'INSERT INTO pe_ins_d VALUES (2) RETURNING *', nothing);
+    const pgway = await acrossDdl(single, 'pe_ins_p', 'INSERT INTO pe_ins_p VALUES (2) RETURNING *', nothing);
+    expect(direct[3]).toEqual(['E:0A000', 'Z:I']);
+    expect(pgway).toEqual(direct);
+    expect((await adminQuery('SELECT a FROM pe_ins_p ORDER BY a')).rows).toEqual([{ a: 1 }]);
+  });
+
+  it('after the one 0A000, the client prepares again and gets the new shape', async () => {
+    const nothing = async (): Promise<string[]> => [];
+    const got = await acrossDdl(single, 'pe_after_p', 'SELECT * FROM pe_after_p', nothing);
+    expect(got[3]).toEqual(['E:0A000', 'Z:I']);
+    const a = await raw(single);
+    a.write(Buffer.concat([P('pe_old', 'SELECT * FROM pe_after_p'), B('pe_old'), E(), S]));
+    expect(await answers(a)).toEqual(['1', '2', 'D:1,7', 'C:SELECT 1', 'Z:I']);
+  });
+});
+
+describe('a statement prepared before DDL, described or executed after it on a fresh copy', () => {
+  it('a Describe of it is refused with 0A000, as PostgreSQL refuses it', async () => {
+    const describe = async (target: Target, table: string): Promise<string[][]> => {
+      await adminQuery(`DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (a int); GRANT ALL ON ${table} TO app`);
+      cleanups.push(() => adminQuery(`DROP TABLE IF EXISTS ${table}`));
+      const [a, other] = [await raw(target), await raw(target)];
+      const got: string[][] = [];
+      a.write(Buffer.concat([P('pe_old', `SELECT * FROM ${table}`), S]));
+      got.push(await answers(a));
+      other.write(Buffer.concat([P('pe_evict1', 'SELECT 1 AS pe_evict1'), P('pe_evict2', 'SELECT 2 AS pe_evict2'), S]));
+      got.push(await answers(other));
+      await adminQuery(`ALTER TABLE ${table} ADD COLUMN b int`);
+      a.write(Buffer.concat([D('S', 'pe_old'), S]));
+      got.push(await answers(a));
+      return got;
+    };
+    const direct = await describe('direct', 'pe_desc_d');
+    expect(direct[2]).toEqual(['t', 'E:0A000', 'Z:I']);
+    // PostgreSQL describes the parameters before it finds the plan stale; pgway refuses at once.
+    expect(await describe(single, 'pe_desc_p')).toEqual([...direct.slice(0, 2), ['E:0A000', 'Z:I']]);
+  });
+
+  it('whose table was dropped fails as PostgreSQL fails it, and the client goes on', async () => {
+    const dropped = async (target: Target, table: string): Promise<string[][]> => {
+      await adminQuery(`DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (a int); GRANT ALL ON ${table} TO app`);
+      const [a, other] = [await raw(target), await raw(target)];
+      const got: string[][] = [];
+      a.write(Buffer.concat([P('pe_old', `SELECT * FROM ${table}`), S]));
+      got.push(await answers(a));
+      other.write(Buffer.concat([P('pe_evict1', 'SELECT 1 AS pe_evict1'), P('pe_evict2', 'SELECT 2 AS pe_evict2'), S]));
+      got.push(await answers(other));
+      await adminQuery(`DROP TABLE ${table}`);
+      a.write(Buffer.concat([B('pe_old'), E(), S, Q('SELECT 5')]));
+      got.push(await answers(a, 2));
+      return got;
+    };
+    const direct = await dropped('direct', 'pe_drop_d');
+    expect(direct[2]).toEqual(['E:42P01', 'Z:I', 'T', 'D:5', 'C:SELECT 1', 'Z:I']);
+    expect(await dropped(single, 'pe_drop_p')).toEqual(direct);
+  });
+});
+
+describe('a statement prepared again on a full connection, behind an error in the same pipeline', () => {
+  // The server skips everything up to the Sync: pgway must neither prepare nor evict (an eviction
+  // the server skips is taken back, so evicting for a Parse it skips never ends).
+  it('gets the error PostgreSQL gives, and the client goes on', async () => {
+    const run = async (t: Target): Promise<string[][]> => {
+      const a = await raw(t);
+      const got: string[][] = [];
+      a.write(Buffer.concat([P('pe_a', 'SELECT 1 AS a'), P('pe_b', 'SELECT 2 AS b'), P('pe_c', 'SELECT 3 AS c'), S]));
+      got.push(await answers(a));
+      a.write(Buffer.concat([P('', 'SELECT 1/0'), B(''), E(), B('pe_a'), E(), S]));
+      got.push(await answers(a));
+      a.write(Buffer.concat([Q('SELECT 42')]));
+      got.push(await answers(a));
+      return got;
+    };
+    const direct = await run('direct');
+    expect(direct[1]).toEqual(['1', 'E:22012', 'Z:I']);
+    expect(await run(single)).toEqual(direct);
+  });
+});
+
+describe('no 0A000 where PostgreSQL has none', () => {
+  // libpq's PQprepare (Parse, Sync) after DDL, answered by pgway itself because a connection holds
+  // the statement: it is prepared after the DDL, so it takes the new shape with no error.
+  it('a statement prepared after DDL, whose Parse pgway answered itself', async () => {
+    const run = async (t: Target, tbl: string): Promise<string[][]> => {
+      await table(tbl, '(a int); INSERT INTO ' + tbl + ' VALUES (1)');
+      const got: string[][] = [];
+      const h1 = await raw(t);
+      h1.write(Q('BEGIN'));
+      await answers(h1); // h1 holds one connection
+      const a = await raw(t);
+      a.write(Buffer.concat([P('pe_s', `SELECT * FROM ${tbl}`), S]));
+      got.push(await answers(a)); // on the other connection, which keeps the statement
+      await adminQuery(`ALTER TABLE ${tbl} ADD COLUMN b int DEFAULT 7`);
+      const h2 = await raw(t);
+      h2.write(Q('BEGIN'));
+      await answers(h2); // h2 holds the connection that has pe_s
+      h1.write(Q('COMMIT'));
+      await answers(h1); // the connection without pe_s is free
+      const b = await raw(t);
+      b.write(Buffer.concat([P('pe_s2', `SELECT * FROM ${tbl}`), S]));
+      got.push(await answers(b)); // prepared after the DDL
+      b.write(Buffer.concat([B('pe_s2'), E(), S]));
+      got.push(await answers(b));
+      h2.write(Q('COMMIT'));
+      await answers(h2);
+      return got;
+    };
+    const direct = await run('direct', 'pe_loc_d');
+    expect(direct[2]).toEqual(['2', 'D:1,7', 'C:SELECT 1', 'Z:I']);
+    expect(await run(pair, 'pe_loc_p')).toEqual(direct);
+  });
+
+  // A temp table shadows a permanent one of the same name on the pinned client's connection; the
+  // same SQL from another client on the other connection describes the permanent table. Neither is DDL.
+  it('a temp table shadowing a permanent one: two clients, same SQL, different shapes', async () => {
+    const run = async (t: Target, tbl: string): Promise<string[][]> => {
+      await table(tbl, '(a int); INSERT INTO ' + tbl + ' VALUES (1)');
+      const got: string[][] = [];
+      const x = await raw(t);
+      x.write(Q(`CREATE TEMP TABLE ${tbl} (a text); INSERT INTO ${tbl} VALUES ('t')`));
+      got.push(await answers(x));
+      x.write(Buffer.concat([P('pe_sh', `SELECT * FROM ${tbl}`), B('pe_sh'), E(), S]));
+      got.push(await answers(x));
+      const y = await raw(t);
+      y.write(Buffer.concat([P('pe_sh', `SELECT * FROM ${tbl}`), B('pe_sh'), E(), S]));
+      got.push(await answers(y));
+      x.write(Buffer.concat([B('pe_sh'), E(), S]));
+      got.push(await answers(x));
+      y.write(Buffer.concat([B('pe_sh'), E(), S]));
+      got.push(await answers(y));
+      return got;
+    };
+    const direct = await run('direct', 'pe_shadow_d');
+    expect(direct[3]).toEqual(['2', 'D:t', 'C:SELECT 1', 'Z:I']);
+    expect(await run(pair, 'pe_shadow_p')).toEqual(direct);
+  });
+
+  // A prepared FETCH describes whatever cursor of that name exists when described. PostgreSQL does
+  // not check utility statements again, so a direct connection runs it against the new cursor.
+  it('a prepared FETCH of a cursor redeclared with another row type', async () => {
+    const run = async (t: Target): Promise<string[][]> => {
+      const got: string[][] = [];
+      const a = await raw(t);
+      a.write(Q('BEGIN; DECLARE pe_cur CURSOR FOR SELECT 1 AS x'));
+      got.push(await answers(a));
+      a.write(Buffer.concat([P('pe_fetch', 'FETCH ALL FROM pe_cur'), B('pe_fetch'), E(), S]));
+      got.push(await answers(a));
+      a.write(Q('COMMIT'));
+      got.push(await answers(a));
+      if (t !== 'direct') {
+        // Another client pushes pe_fetch out of the one connection (room for two).
+        const other = await raw(t);
+        other.write(Buffer.concat([P('pe_e1', 'SELECT 1 AS e1'), P('pe_e2', 'SELECT 2 AS e2'), S]));
+        await answers(other);
+      }
+      a.write(Q("BEGIN; DECLARE pe_cur CURSOR FOR SELECT 'x'::text AS y"));
+      got.push(await answers(a));
+      a.write(Buffer.concat([B('pe_fetch'), E(), S]));
+      got.push(await answers(a));
+      a.write(Q('COMMIT'));
+      got.push(await answers(a));
+      return got;
+    };
+    const direct = await run('direct');
+    expect(direct[4]).toEqual(['2', 'D:x', 'C:FETCH 1', 'Z:T']);
+    expect(await run(single)).toEqual(direct);
+  });
+});
+
+describe('a Bind held for the description goes on', () => {
+  it('Flush without Sync, then Sync later', async () => {
+    const run = async (t: Target): Promise<string[][]> => {
+      const a = await raw(t);
+      const got: string[][] = [];
+      a.write(Buffer.concat([P('pe_f', 'SELECT 5 AS f'), S]));
+      got.push(await answers(a));
+      await evict(t);
+      a.write(Buffer.concat([Q('BEGIN'), B('pe_f'), E(), H]));
+      got.push(await answers(a));
+      const { message, before } = await a.readUntil('C');
+      got.push([...before.map((m) => m.type), message.type]);
+      a.write(Buffer.concat([S]));
+      got.push(await answers(a));
+      a.write(Q('COMMIT'));
+      got.push(await answers(a));
+      return got;
+    };
+    const direct = await run('direct');
+    expect(await run(single)).toEqual(direct);
+  });
+
+  it('Terminate right behind the held request', async () => {
+    const run = async (t: Target): Promise<string[]> => {
+      const a = await raw(t);
+      a.write(Buffer.concat([P('pe_t', 'SELECT 5 AS f'), S]));
+      await answers(a);
+      await evict(t);
+      a.write(Buffer.concat([B('pe_t'), E(), S, X]));
+      const msgs = await a.readToClose(5000);
+      return msgs.map((m) => m.type);
+    };
+    const direct = await run('direct');
+    expect(await run(single)).toEqual(direct);
+  });
+
+  it('COPY in the same write before a held Bind', async () => {
+    const run = async (t: Target): Promise<string[][]> => {
+      await table('pe_cp', '(a int)');
+      const a = await raw(t);
+      const got: string[][] = [];
+      a.write(Buffer.concat([P('pe_cpb', 'SELECT count(*) FROM pe_cp'), S]));
+      got.push(await answers(a));
+      await evict(t);
+      a.write(Buffer.concat([Q('COPY pe_cp FROM STDIN'), copyData('1\n'), copyData('2\n'), COPY_DONE, B('pe_cpb'), E(), S]));
+      got.push(await answers(a, 2));
+      return got;
+    };
+    const direct = await run('direct');
+    expect(await run(single)).toEqual(direct);
+  });
+
+  it('three lazy prepares in one pipeline, each evicting the one before last', async () => {
+    const run = async (t: Target): Promise<string[][]> => {
+      const a = await raw(t);
+      const got: string[][] = [];
+      a.write(Buffer.concat([P('q1', 'SELECT 1 AS q'), P('q2', 'SELECT 2 AS q'), P('q3', 'SELECT 3 AS q'), S]));
+      got.push(await answers(a));
+      await evict(t);
+      a.write(Buffer.concat([B('q1', [], 'p1'), B('q2', [], 'p2'), B('q3', [], 'p3'), E('p1'), E('p2'), E('p3'), D('S', 'q1'), S]));
+      got.push(await answers(a));
+      return got;
+    };
+    const direct = await run('direct');
+    expect(await run(single)).toEqual(direct);
+  });
+
+  it('aborted transaction block, held Bind', async () => {
+    const run = async (t: Target): Promise<string[][]> => {
+      const a = await raw(t);
+      const got: string[][] = [];
+      a.write(Buffer.concat([P('ab1', 'SELECT 1 AS q'), P('ab2', 'SELECT 2 AS q'), S]));
+      got.push(await answers(a));
+      await evict(t);
+      a.write(Buffer.concat([Q('BEGIN'), Q('SELECT 1/0'), B('ab1'), E(), S, B('ab2'), E(), S, Q('ROLLBACK'), B('ab1'), E(), S]));
+      got.push(await answers(a, 6));
+      return got;
+    };
+    const direct = await run('direct');
+    expect(await run(single)).toEqual(direct);
+  });
+});
+
+describe('a protocol-level statement that EXECUTEs a SQL-level one', () => {
+  // The client's own PREPARE goes on the connection before its statement is prepared there again;
+  // and EXECUTE, a utility statement, is not checked for its shape, as PostgreSQL does not check it.
+  it('Parse "EXECUTE pe_foo" while another client redefined its own pe_foo on the connection', async () => {
+    const run = async (t: Target): Promise<string[][]> => {
+      const got: string[][] = [];
+      const x = await raw(t);
+      x.write(Q('PREPARE pe_foo AS SELECT 1 AS v'));
+      got.push(await answers(x));
+      x.write(Buffer.concat([P('pe_ex', 'EXECUTE pe_foo'), B('pe_ex'), E(), S]));
+      got.push(await answers(x));
+      if (t !== 'direct') {
+        const y = await raw(t);
+        y.write(Q("PREPARE pe_foo AS SELECT 'a'::text AS w"));
+        await answers(y);
+        y.write(Buffer.concat([P('pe_e1', 'SELECT 1 AS e1'), P('pe_e2', 'SELECT 2 AS e2'), S]));
+        await answers(y);
+      }
+      x.write(Buffer.concat([B('pe_ex'), E(), S]));
+      got.push(await answers(x));
+      return got;
+    };
+    const direct = await run('direct');
+    expect(direct[2]).toEqual(['2', 'D:1', 'C:SELECT 1', 'Z:I']);
+    expect(await run(single)).toEqual(direct);
+  });
+});
+
+describe('a statement prepared before DDL, met again in the pipeline that prepares it afresh', () => {
+  async function afterDdl(t: Target, tbl: string, ddl: string, pipeline: (r: RawClient) => Promise<string[]>): Promise<string[][]> {
+    await table(tbl, `(a text); INSERT INTO ${tbl} VALUES ('1')`);
+    const a = await raw(t);
+    const got: string[][] = [];
+    a.write(Buffer.concat([P('pe_old', `SELECT * FROM ${tbl}`), S]));
+    got.push(await answers(a));
+    await evict(t);
+    await adminQuery(ddl);
+    got.push(await pipeline(a));
+    return got;
+  }
+
+  // The client's own Parse of the same SQL under a new name prepares a fresh copy; the Bind of its
+  // old name behind it must wait for that copy's description.
+  it('Parse of a new name for the same SQL, then Bind of the old name, in one pipeline', async () => {
+    const run = (t: Target, tbl: string) => afterDdl(t, tbl, `ALTER TABLE ${tbl} ADD COLUMN b int DEFAULT 7`, async (a) => {
+      a.write(Buffer.concat([P('pe_new', `SELECT * FROM ${tbl}`), B('pe_old'), E(), S]));
+      return answers(a);
+    });
+    const direct = await run('direct', 'pe_nn_d');
+    expect(direct[1]).toEqual(['1', 'E:0A000', 'Z:I']);
+    expect(await run(single, 'pe_nn_p')).toEqual(direct);
+  });
+});
+
+// --- a proxy in front of the primary that can hold the server's answers back ----------------------
+
+interface Proxy { port: number; frozen: boolean; release(): void; killAll(): void; close(): void }
+async function startProxy(): Promise<Proxy> {
+  const { host, port } = lab().primary;
+  const pairs: { down: net.Socket; up: net.Socket; queue: Buffer[] }[] = [];
+  const server = net.createServer((down) => {
+    const up = net.connect(port, host);
+    const p = { down, up, queue: [] as Buffer[] };
+    pairs.push(p);
+    down.on('data', (d) => up.write(d));
+    up.on('data', (d) => { if (proxy.frozen) p.queue.push(d); else down.write(d); });
+    down.on('error', () => up.destroy());
+    up.on('error', () => down.destroy());
+    down.on('close', () => up.destroy());
+    up.on('close', () => down.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const proxy: Proxy = {
+    port: (server.address() as net.AddressInfo).port,
+    frozen: false,
+    release() { proxy.frozen = false; for (const p of pairs) { for (const b of p.queue.splice(0)) p.down.write(b); } },
+    killAll() { for (const p of pairs) { p.up.destroy(); p.down.destroy(); } },
+    close() { server.close(); proxy.killAll(); },
+  };
+  return proxy;
+}
+
+/** A raw client and its backend key data (as the gateway gave it). */
+async function rawWithKey(url: string): Promise<{ r: RawClient; pid: number; secret: number }> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => undefined);
+  await client.connect();
+  const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
+  const socket = (client as unknown as { connection: { stream: net.Socket } }).connection.stream;
+  socket.removeAllListeners('data');
+  cleanups.push(() => socket.destroy());
+  const Ctor = RawClient as unknown as new (s: net.Socket) => RawClient;
+  return { r: new Ctor(socket), pid: processID, secret: secretKey };
+}
+
+describe('the server or the client acts while a Bind is held for the description', () => {
+  let proxy: Proxy;
+  let gw: TestGateway;
+  beforeAll(async () => {
+    proxy = await startProxy();
+    gw = await startGateway({ pool: '{ mode: transaction, size: 1, max_prepared_statements: 2, query_wait_timeout_ms: 4000 }', primary: { host: '127.0.0.1', port: proxy.port } });
+  });
+  afterAll(async () => { await gw?.stop(); proxy?.close(); });
+
+  it('a CancelRequest that arrives while the description is awaited cancels the statement', async () => {
+    const { r: a, pid, secret } = await rawWithKey(gw.url());
+    a.write(Buffer.concat([P('pe_sl', 'SELECT pg_sleep(3)'), S]));
+    await answers(a);
+    await evict(gw);
+    proxy.frozen = true;
+    a.write(Buffer.concat([B('pe_sl'), E(), S]));
+    await sleep(200); // held: Parse+Describe sent, the answers held back by the proxy
+    const c = net.connect(gw.port, gw.host);
+    c.on('error', () => undefined);
+    await new Promise((res) => c.once('connect', res));
+    c.end(cancelRequestPacket(pid, secret));
+    await sleep(200);
+    proxy.release();
+    const t0 = Date.now();
+    const got = await answers(a, 1, 8000);
+    expect({ got, fast: Date.now() - t0 < 2500 }).toEqual({ got: ['2', 'E:57014', 'Z:I'], fast: true });
+  });
+
+  it('control: a CancelRequest 200 ms into a lazily prepared pg_sleep (no freeze)', async () => {
+    const { r: a, pid, secret } = await rawWithKey(gw.url());
+    a.write(Buffer.concat([P('pe_sl2', 'SELECT pg_sleep(3)'), S]));
+    await answers(a);
+    await evict(gw);
+    a.write(Buffer.concat([B('pe_sl2'), E(), S]));
+    await sleep(200);
+    const c = net.connect(gw.port, gw.host);
+    c.on('error', () => undefined);
+    await new Promise((res) => c.once('connect', res));
+    c.end(cancelRequestPacket(pid, secret));
+    const t0 = Date.now();
+    const got = await answers(a, 1, 8000);
+    expect({ got, fast: Date.now() - t0 < 2500 }).toEqual({ got: ['2', 'E:57014', 'Z:I'], fast: true });
+  });
+
+  it('the server connection dies while the description is awaited: the client hears of it', async () => {
+    const a = await raw(gw);
+    a.write(Buffer.concat([P('pe_die', 'SELECT 1'), S]));
+    await answers(a);
+    await evict(gw);
+    proxy.frozen = true;
+    a.write(Buffer.concat([B('pe_die'), E(), S]));
+    await sleep(200);
+    proxy.killAll();
+    proxy.frozen = false;
+    const msgs = await a.readToClose(5000);
+    expect(msgs.map((m) => m.type)).toContain('E');
+    // and the pool works again
+    const b = await raw(gw);
+    b.write(Q('SELECT 7'));
+    expect(await answers(b)).toEqual(['T', 'D:7', 'C:SELECT 1', 'Z:I']);
+  });
+
+  it('the client disconnects while the description is awaited: the pool works again', async () => {
+    const a = await raw(gw);
+    a.write(Buffer.concat([P('pe_gone', 'SELECT 1'), S]));
+    await answers(a);
+    await evict(gw);
+    proxy.frozen = true;
+    a.write(Buffer.concat([B('pe_gone'), E(), S]));
+    await sleep(200);
+    a.destroy();
+    await sleep(100);
+    proxy.release();
+    const b = await raw(gw);
+    b.write(Q('SELECT 8'));
+    expect(await answers(b)).toEqual(['T', 'D:8', 'C:SELECT 1', 'Z:I']);
+  });
+});
+
