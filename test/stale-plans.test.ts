@@ -373,6 +373,45 @@ describe('a protocol-level statement that EXECUTEs a SQL-level one', () => {
   });
 });
 
+describe('a client refused on a fresh copy, then the server refuses another client on an old one', () => {
+  // Two connections with room for two statements each. b is refused where a fresh copy shows the
+  // new shape; a's Bind, already on its way to the connection with the old plan, then gets the
+  // server's own 0A000, which makes every client that prepared before hear it. b must not hear it twice.
+  it('the first client hears 0A000 once, then gets rows', async () => {
+    const gw = await startGateway({ pool: '{ mode: transaction, size: 2, max_prepared_statements: 2, query_wait_timeout_ms: 4000 }' });
+    cleanups.push(() => gw.stop());
+    await table('pe_twice', '(a int); INSERT INTO pe_twice VALUES (1)');
+    const sql = 'SELECT * FROM pe_twice';
+    const [a, b, e] = [await raw(gw), await raw(gw), await raw(gw)];
+    // a and b each prepare it on their own connection, in overlapping transactions.
+    a.write(Q('BEGIN'));
+    b.write(Q('BEGIN'));
+    await Promise.all([answers(a), answers(b)]);
+    a.write(Buffer.concat([P('pe_s', sql), B('pe_s'), E(), S]));
+    b.write(Buffer.concat([P('pe_s', sql), B('pe_s'), E(), S]));
+    expect(await Promise.all([answers(a), answers(b)])).toEqual([['1', '2', 'D:1', 'C:SELECT 1', 'Z:T'], ['1', '2', 'D:1', 'C:SELECT 1', 'Z:T']]);
+    a.write(Q('COMMIT'));
+    b.write(Q('COMMIT'));
+    await Promise.all([answers(a), answers(b)]);
+    await adminQuery('ALTER TABLE pe_twice ADD COLUMN b int DEFAULT 7');
+    // a takes one connection; e, on the other, pushes the statement out and prepares it afresh there.
+    a.write(Q('BEGIN'));
+    e.write(Q('BEGIN'));
+    await Promise.all([answers(a), answers(e)]);
+    e.write(Buffer.concat([P('pe_e1', 'SELECT 1 AS e1'), P('pe_e2', 'SELECT 2 AS e2'), P('pe_new', sql), B('pe_new'), E(), S]));
+    expect(await answers(e)).toEqual(['1', '1', '1', '2', 'D:1,7', 'C:SELECT 1', 'Z:T']);
+    // a's Bind waits behind a sleep on the connection that has the old plan.
+    a.write(Buffer.concat([Q('SELECT pg_sleep(0.5)'), B('pe_s'), E(), S]));
+    e.write(Q('COMMIT'));
+    await answers(e);
+    b.write(Buffer.concat([B('pe_s'), E(), S]));
+    expect(await answers(b)).toEqual(['E:0A000', 'Z:I']);
+    expect(await answers(a, 2)).toEqual(['T', 'D:', 'C:SELECT 1', 'Z:T', 'E:0A000', 'Z:E']);
+    b.write(Buffer.concat([B('pe_s'), E(), S]));
+    expect(await answers(b)).toEqual(['2', 'D:1,7', 'C:SELECT 1', 'Z:I']);
+  });
+});
+
 describe('a statement prepared before DDL, met again in the pipeline that prepares it afresh', () => {
   async function afterDdl(t: Target, tbl: string, ddl: string, pipeline: (r: RawClient) => Promise<string[]>): Promise<string[][]> {
     await table(tbl, `(a text); INSERT INTO ${tbl} VALUES ('1')`);

@@ -387,10 +387,18 @@ export class RequestWriter {
     return true;
   }
 
-  /** Whether the client prepared `stmt` before DDL made its shared statement stale. */
+  /**
+   * Whether the client prepared `stmt` before DDL made its shared statement stale (the server's
+   * error on another client's Bind). A statement whose shape the client knows is not refused for
+   * that alone: every copy is prepared afresh since, and the one it runs on is compared with what
+   * it returned (shapeChanged), so a client refused there already is not refused twice.
+   */
   private isStale(stmt: ClientStatement): boolean {
     const since = this.pool!.staleSince(stmt.serverName);
-    return since !== undefined && stmt.epoch < since;
+    if (since === undefined || stmt.epoch >= since) return false;
+    if (stmt.shape === undefined) return true;
+    stmt.epoch = this.epoch;
+    return false;
   }
 
   /**
