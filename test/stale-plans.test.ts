@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
 import { cancelRequestPacket, RawClient } from './helpers/raw-client.js';
-import { rawAfterLogin, P, B, E, D, S, H, Q, X, answers, copyData, COPY_DONE } from './helpers/wire-script.js';
+import { rawAfterLogin, P, B, E, C, D, S, H, Q, X, answers, copyData, COPY_DONE } from './helpers/wire-script.js';
 import { sleep } from './helpers/pg-helpers.js';
 
 let single: TestGateway; // pool of 1, max_prepared_statements: 2
@@ -50,104 +50,95 @@ async function evict(t: Target): Promise<void> {
   await answers(other);
 }
 
+/** Runs `run` directly and through `target`; expects the same answers, and returns them. */
+async function sameAsDirect<T>(run: (t: Target, suffix: string) => Promise<T>, target: TestGateway = single): Promise<T> {
+  const direct = await run('direct', 'd');
+  expect(await run(target, 'p')).toEqual(direct);
+  return direct;
+}
+
 // --- refused as PostgreSQL refuses it -----------------------------------------------------------
 
-/** Runs one client's statement across DDL on `table` while another client pushes it out of the connection; returns what each step got. */
-async function acrossDdl(target: Target, table: string, sql: string, between: (other: RawClient) => Promise<string[]>): Promise<string[][]> {
-  await adminQuery(`DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (a int); INSERT INTO ${table} VALUES (1); GRANT ALL ON ${table} TO app`);
-  cleanups.push(() => adminQuery(`DROP TABLE IF EXISTS ${table}`));
-  const [a, other] = [await raw(target), await raw(target)];
-  const got: string[][] = [];
+/**
+ * Client a prepares `sql` (on `table`: a int, one row of 1), another client pushes it out of
+ * `single`'s connection, `ddl` runs, then `next` sends a's (or another client's) next messages.
+ * Returns what a's Parse and `next` got.
+ */
+async function preparedBeforeDdl(
+  target: Target, tbl: string, sql: string, ddl: string, next: (a: RawClient) => Promise<string[]>,
+): Promise<string[][]> {
+  await table(tbl, `(a int); INSERT INTO ${tbl} VALUES (1)`);
+  const a = await raw(target);
   a.write(Buffer.concat([P('pe_old', sql), S]));
-  got.push(await answers(a));
-  other.write(Buffer.concat([P('pe_evict1', 'SELECT 1 AS pe_evict1'), P('pe_evict2', 'SELECT 2 AS pe_evict2'), S]));
-  got.push(await answers(other));
-  await adminQuery(`ALTER TABLE ${table} ADD COLUMN b int DEFAULT 7`);
-  got.push(await between(other));
-  a.write(Buffer.concat([B('pe_old'), E(), S]));
-  got.push(await answers(a));
+  const got = [await answers(a)];
+  await evict(target);
+  await adminQuery(ddl);
+  got.push(await next(a));
   return got;
 }
 
+const bindOld = async (a: RawClient): Promise<string[]> => {
+  a.write(Buffer.concat([B('pe_old'), E(), S]));
+  return answers(a);
+};
+
 describe('a statement prepared before DDL, on a connection that prepares it afresh after', () => {
   it('is refused with 0A000, as PostgreSQL refuses it, not answered with rows of the new shape', async () => {
-    const nothing = async (): Promise<string[]> => [];
-    const direct = await acrossDdl('direct', 'pe_fresh_d', 'SELECT * FROM pe_fresh_d', nothing);
-    const pgway = await acrossDdl(single, 'pe_fresh_p', 'SELECT * FROM pe_fresh_p', nothing);
-    expect(direct[3]).toEqual(['E:0A000', 'Z:I']);
-    expect(pgway).toEqual(direct);
+    const direct = await sameAsDirect((t, x) => preparedBeforeDdl(t, `pe_fresh_${x}`, `SELECT * FROM pe_fresh_${x}`, `ALTER TABLE pe_fresh_${x} ADD COLUMN b int DEFAULT 7`, bindOld));
+    expect(direct[1]).toEqual(['E:0A000', 'Z:I']);
   });
 
   it('is refused when another client prepared the same SQL since, on that connection', async () => {
-    const prepareAgain = (table: string) => async (other: RawClient): Promise<string[]> => {
-      other.write(Buffer.concat([P('pe_new', `SELECT * FROM ${table}`), B('pe_new'), E(), S]));
-      return answers(other);
-    };
-    const direct = await acrossDdl('direct', 'pe_again_d', 'SELECT * FROM pe_again_d', prepareAgain('pe_again_d'));
-    const pgway = await acrossDdl(single, 'pe_again_p', 'SELECT * FROM pe_again_p', prepareAgain('pe_again_p'));
-    expect(direct[2]).toEqual(['1', '2', 'D:1,7', 'C:SELECT 1', 'Z:I']);
-    expect(direct[3]).toEqual(['E:0A000', 'Z:I']);
-    expect(pgway).toEqual(direct);
+    const direct = await sameAsDirect((t, x) => preparedBeforeDdl(t, `pe_again_${x}`, `SELECT * FROM pe_again_${x}`, `ALTER TABLE pe_again_${x} ADD COLUMN b int DEFAULT 7`, async (a) => {
+      const other = await raw(t);
+      other.write(Buffer.concat([P('pe_new', `SELECT * FROM pe_again_${x}`), B('pe_new'), E(), S]));
+      return [...await answers(other), ...await bindOld(a)];
+    }));
+    expect(direct[1]).toEqual(['1', '2', 'D:1,7', 'C:SELECT 1', 'Z:I', 'E:0A000', 'Z:I']);
+  });
+
+  // The client's own Parse of the same SQL under a new name prepares a fresh copy; the Bind of its
+  // old name behind it must wait for that copy's description.
+  it('is refused behind the client\'s own Parse of the same SQL under a new name, in one pipeline', async () => {
+    const direct = await sameAsDirect((t, x) => preparedBeforeDdl(t, `pe_nn_${x}`, `SELECT * FROM pe_nn_${x}`, `ALTER TABLE pe_nn_${x} ADD COLUMN b int DEFAULT 7`, async (a) => {
+      a.write(Buffer.concat([P('pe_new', `SELECT * FROM pe_nn_${x}`), B('pe_old'), E(), S]));
+      return answers(a);
+    }));
+    expect(direct[1]).toEqual(['1', 'E:0A000', 'Z:I']);
   });
 
   it('an INSERT ... RETURNING refused that way inserts nothing', async () => {
-    const nothing = async (): Promise<string[]> => [];
-    const direct = await acrossDdl('direct', 'pe_ins_d', 'INSERT INTO pe_ins_d VALUES (2) RETURNING *', nothing);
-    const pgway = await acrossDdl(single, 'pe_ins_p', 'INSERT INTO pe_ins_p VALUES (2) RETURNING *', nothing);
-    expect(direct[3]).toEqual(['E:0A000', 'Z:I']);
-    expect(pgway).toEqual(direct);
+    const direct = await sameAsDirect((t, x) => preparedBeforeDdl(t, `pe_ins_${x}`, `INSERT INTO pe_ins_${x} VALUES (2) RETURNING *`, `ALTER TABLE pe_ins_${x} ADD COLUMN b int DEFAULT 7`, bindOld));
+    expect(direct[1]).toEqual(['E:0A000', 'Z:I']);
     expect((await adminQuery('SELECT a FROM pe_ins_p ORDER BY a')).rows).toEqual([{ a: 1 }]);
   });
 
   it('after the one 0A000, the client prepares again and gets the new shape', async () => {
-    const nothing = async (): Promise<string[]> => [];
-    const got = await acrossDdl(single, 'pe_after_p', 'SELECT * FROM pe_after_p', nothing);
-    expect(got[3]).toEqual(['E:0A000', 'Z:I']);
-    const a = await raw(single);
-    a.write(Buffer.concat([P('pe_old', 'SELECT * FROM pe_after_p'), B('pe_old'), E(), S]));
-    expect(await answers(a)).toEqual(['1', '2', 'D:1,7', 'C:SELECT 1', 'Z:I']);
+    const got = await preparedBeforeDdl(single, 'pe_after', 'SELECT * FROM pe_after', 'ALTER TABLE pe_after ADD COLUMN b int DEFAULT 7', async (a) => {
+      const refused = await bindOld(a);
+      a.write(Buffer.concat([C('S', 'pe_old'), P('pe_old', 'SELECT * FROM pe_after'), B('pe_old'), E(), S]));
+      return [...refused, ...await answers(a)];
+    });
+    expect(got[1]).toEqual(['E:0A000', 'Z:I', '3', '1', '2', 'D:1,7', 'C:SELECT 1', 'Z:I']);
   });
-});
 
-describe('a statement prepared before DDL, described or executed after it on a fresh copy', () => {
   it('a Describe of it is refused with 0A000, as PostgreSQL refuses it', async () => {
-    const describe = async (target: Target, table: string): Promise<string[][]> => {
-      await adminQuery(`DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (a int); GRANT ALL ON ${table} TO app`);
-      cleanups.push(() => adminQuery(`DROP TABLE IF EXISTS ${table}`));
-      const [a, other] = [await raw(target), await raw(target)];
-      const got: string[][] = [];
-      a.write(Buffer.concat([P('pe_old', `SELECT * FROM ${table}`), S]));
-      got.push(await answers(a));
-      other.write(Buffer.concat([P('pe_evict1', 'SELECT 1 AS pe_evict1'), P('pe_evict2', 'SELECT 2 AS pe_evict2'), S]));
-      got.push(await answers(other));
-      await adminQuery(`ALTER TABLE ${table} ADD COLUMN b int`);
+    const describe = (t: Target, x: string): Promise<string[][]> => preparedBeforeDdl(t, `pe_desc_${x}`, `SELECT * FROM pe_desc_${x}`, `ALTER TABLE pe_desc_${x} ADD COLUMN b int`, async (a) => {
       a.write(Buffer.concat([D('S', 'pe_old'), S]));
-      got.push(await answers(a));
-      return got;
-    };
-    const direct = await describe('direct', 'pe_desc_d');
-    expect(direct[2]).toEqual(['t', 'E:0A000', 'Z:I']);
+      return answers(a);
+    });
+    const direct = await describe('direct', 'd');
+    expect(direct[1]).toEqual(['t', 'E:0A000', 'Z:I']);
     // PostgreSQL describes the parameters before it finds the plan stale; pgway refuses at once.
-    expect(await describe(single, 'pe_desc_p')).toEqual([...direct.slice(0, 2), ['E:0A000', 'Z:I']]);
+    expect(await describe(single, 'p')).toEqual([direct[0], ['E:0A000', 'Z:I']]);
   });
 
   it('whose table was dropped fails as PostgreSQL fails it, and the client goes on', async () => {
-    const dropped = async (target: Target, table: string): Promise<string[][]> => {
-      await adminQuery(`DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (a int); GRANT ALL ON ${table} TO app`);
-      const [a, other] = [await raw(target), await raw(target)];
-      const got: string[][] = [];
-      a.write(Buffer.concat([P('pe_old', `SELECT * FROM ${table}`), S]));
-      got.push(await answers(a));
-      other.write(Buffer.concat([P('pe_evict1', 'SELECT 1 AS pe_evict1'), P('pe_evict2', 'SELECT 2 AS pe_evict2'), S]));
-      got.push(await answers(other));
-      await adminQuery(`DROP TABLE ${table}`);
+    const direct = await sameAsDirect((t, x) => preparedBeforeDdl(t, `pe_drop_${x}`, `SELECT * FROM pe_drop_${x}`, `DROP TABLE pe_drop_${x}`, async (a) => {
       a.write(Buffer.concat([B('pe_old'), E(), S, Q('SELECT 5')]));
-      got.push(await answers(a, 2));
-      return got;
-    };
-    const direct = await dropped('direct', 'pe_drop_d');
-    expect(direct[2]).toEqual(['E:42P01', 'Z:I', 'T', 'D:5', 'C:SELECT 1', 'Z:I']);
-    expect(await dropped(single, 'pe_drop_p')).toEqual(direct);
+      return answers(a, 2);
+    }));
+    expect(direct[1]).toEqual(['E:42P01', 'Z:I', 'T', 'D:5', 'C:SELECT 1', 'Z:I']);
   });
 });
 
@@ -166,9 +157,8 @@ describe('a statement prepared again on a full connection, behind an error in th
       got.push(await answers(a));
       return got;
     };
-    const direct = await run('direct');
+    const direct = await sameAsDirect(run);
     expect(direct[1]).toEqual(['1', 'E:22012', 'Z:I']);
-    expect(await run(single)).toEqual(direct);
   });
 });
 
@@ -200,9 +190,8 @@ describe('no 0A000 where PostgreSQL has none', () => {
       await answers(h2);
       return got;
     };
-    const direct = await run('direct', 'pe_loc_d');
+    const direct = await sameAsDirect((t, x) => run(t, `pe_loc_${x}`), pair);
     expect(direct[2]).toEqual(['2', 'D:1,7', 'C:SELECT 1', 'Z:I']);
-    expect(await run(pair, 'pe_loc_p')).toEqual(direct);
   });
 
   // A temp table shadows a permanent one of the same name on the pinned client's connection; the
@@ -225,9 +214,8 @@ describe('no 0A000 where PostgreSQL has none', () => {
       got.push(await answers(y));
       return got;
     };
-    const direct = await run('direct', 'pe_shadow_d');
+    const direct = await sameAsDirect((t, x) => run(t, `pe_shadow_${x}`), pair);
     expect(direct[3]).toEqual(['2', 'D:t', 'C:SELECT 1', 'Z:I']);
-    expect(await run(pair, 'pe_shadow_p')).toEqual(direct);
   });
 
   // A prepared FETCH describes whatever cursor of that name exists when described. PostgreSQL does
@@ -242,12 +230,7 @@ describe('no 0A000 where PostgreSQL has none', () => {
       got.push(await answers(a));
       a.write(Q('COMMIT'));
       got.push(await answers(a));
-      if (t !== 'direct') {
-        // Another client pushes pe_fetch out of the one connection (room for two).
-        const other = await raw(t);
-        other.write(Buffer.concat([P('pe_e1', 'SELECT 1 AS e1'), P('pe_e2', 'SELECT 2 AS e2'), S]));
-        await answers(other);
-      }
+      await evict(t);
       a.write(Q("BEGIN; DECLARE pe_cur CURSOR FOR SELECT 'x'::text AS y"));
       got.push(await answers(a));
       a.write(Buffer.concat([B('pe_fetch'), E(), S]));
@@ -256,9 +239,8 @@ describe('no 0A000 where PostgreSQL has none', () => {
       got.push(await answers(a));
       return got;
     };
-    const direct = await run('direct');
+    const direct = await sameAsDirect(run);
     expect(direct[4]).toEqual(['2', 'D:x', 'C:FETCH 1', 'Z:T']);
-    expect(await run(single)).toEqual(direct);
   });
 });
 
@@ -280,8 +262,7 @@ describe('a Bind held for the description goes on', () => {
       got.push(await answers(a));
       return got;
     };
-    const direct = await run('direct');
-    expect(await run(single)).toEqual(direct);
+    await sameAsDirect(run);
   });
 
   it('Terminate right behind the held request', async () => {
@@ -294,8 +275,7 @@ describe('a Bind held for the description goes on', () => {
       const msgs = await a.readToClose(5000);
       return msgs.map((m) => m.type);
     };
-    const direct = await run('direct');
-    expect(await run(single)).toEqual(direct);
+    await sameAsDirect(run);
   });
 
   it('COPY in the same write before a held Bind', async () => {
@@ -310,8 +290,7 @@ describe('a Bind held for the description goes on', () => {
       got.push(await answers(a, 2));
       return got;
     };
-    const direct = await run('direct');
-    expect(await run(single)).toEqual(direct);
+    await sameAsDirect(run);
   });
 
   it('three lazy prepares in one pipeline, each evicting the one before last', async () => {
@@ -325,8 +304,7 @@ describe('a Bind held for the description goes on', () => {
       got.push(await answers(a));
       return got;
     };
-    const direct = await run('direct');
-    expect(await run(single)).toEqual(direct);
+    await sameAsDirect(run);
   });
 
   it('aborted transaction block, held Bind', async () => {
@@ -340,8 +318,7 @@ describe('a Bind held for the description goes on', () => {
       got.push(await answers(a, 6));
       return got;
     };
-    const direct = await run('direct');
-    expect(await run(single)).toEqual(direct);
+    await sameAsDirect(run);
   });
 });
 
@@ -360,16 +337,14 @@ describe('a protocol-level statement that EXECUTEs a SQL-level one', () => {
         const y = await raw(t);
         y.write(Q("PREPARE pe_foo AS SELECT 'a'::text AS w"));
         await answers(y);
-        y.write(Buffer.concat([P('pe_e1', 'SELECT 1 AS e1'), P('pe_e2', 'SELECT 2 AS e2'), S]));
-        await answers(y);
       }
+      await evict(t);
       x.write(Buffer.concat([B('pe_ex'), E(), S]));
       got.push(await answers(x));
       return got;
     };
-    const direct = await run('direct');
+    const direct = await sameAsDirect(run);
     expect(direct[2]).toEqual(['2', 'D:1', 'C:SELECT 1', 'Z:I']);
-    expect(await run(single)).toEqual(direct);
   });
 });
 
@@ -409,32 +384,6 @@ describe('a client refused on a fresh copy, then the server refuses another clie
     expect(await answers(a, 2)).toEqual(['T', 'D:', 'C:SELECT 1', 'Z:T', 'E:0A000', 'Z:E']);
     b.write(Buffer.concat([B('pe_s'), E(), S]));
     expect(await answers(b)).toEqual(['2', 'D:1,7', 'C:SELECT 1', 'Z:I']);
-  });
-});
-
-describe('a statement prepared before DDL, met again in the pipeline that prepares it afresh', () => {
-  async function afterDdl(t: Target, tbl: string, ddl: string, pipeline: (r: RawClient) => Promise<string[]>): Promise<string[][]> {
-    await table(tbl, `(a text); INSERT INTO ${tbl} VALUES ('1')`);
-    const a = await raw(t);
-    const got: string[][] = [];
-    a.write(Buffer.concat([P('pe_old', `SELECT * FROM ${tbl}`), S]));
-    got.push(await answers(a));
-    await evict(t);
-    await adminQuery(ddl);
-    got.push(await pipeline(a));
-    return got;
-  }
-
-  // The client's own Parse of the same SQL under a new name prepares a fresh copy; the Bind of its
-  // old name behind it must wait for that copy's description.
-  it('Parse of a new name for the same SQL, then Bind of the old name, in one pipeline', async () => {
-    const run = (t: Target, tbl: string) => afterDdl(t, tbl, `ALTER TABLE ${tbl} ADD COLUMN b int DEFAULT 7`, async (a) => {
-      a.write(Buffer.concat([P('pe_new', `SELECT * FROM ${tbl}`), B('pe_old'), E(), S]));
-      return answers(a);
-    });
-    const direct = await run('direct', 'pe_nn_d');
-    expect(direct[1]).toEqual(['1', 'E:0A000', 'Z:I']);
-    expect(await run(single, 'pe_nn_p')).toEqual(direct);
   });
 });
 
