@@ -194,6 +194,17 @@ describe('no 0A000 where PostgreSQL has none', () => {
     expect(direct[2]).toEqual(['2', 'D:1,7', 'C:SELECT 1', 'Z:I']);
   });
 
+  // PostgreSQL keeps the parameter types a statement was prepared with; a fresh copy infers bigint.
+  // A value sent as text reads the same for either.
+  it('DDL that changes only the type PostgreSQL infers for a parameter, with values sent as text', async () => {
+    const direct = await sameAsDirect((t, x) => preparedBeforeDdl(t, `pe_param_${x}`, `UPDATE pe_param_${x} SET a = a + 1 WHERE a >= $1`,
+      `ALTER TABLE pe_param_${x} ALTER COLUMN a TYPE bigint`, async (a) => {
+        a.write(Buffer.concat([B('pe_old', ['1']), E(), S, B('pe_old', ['2']), E(), S]));
+        return answers(a, 2);
+      }));
+    expect(direct[1]).toEqual(['2', 'C:UPDATE 1', 'Z:I', '2', 'C:UPDATE 1', 'Z:I']);
+  });
+
   // A temp table shadows a permanent one of the same name on the pinned client's connection; the
   // same SQL from another client on the other connection describes the permanent table. Neither is DDL.
   it('a temp table shadowing a permanent one: two clients, same SQL, different shapes', async () => {

@@ -13,7 +13,7 @@ import { classifySessionEffectsIn, type PinReason, type SessionEffect } from '..
 import { Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import type { HeldFrames } from './held-frames.js';
-import { bindParameterText, readCString } from '../wire/decode.js';
+import { bindHasBinaryParameters, bindParameterText, readCString } from '../wire/decode.js';
 import { closeStatement, renameBind, ShapeCheck, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
 import { prepareStatement, quoteIdent, type SessionState } from './session-state.js';
 
@@ -65,6 +65,9 @@ const NO_UNNAMED_STATEMENT = msg.errorResponse({
   file: 'postgres.c',
   routine: 'exec_bind_message',
 });
+
+/** Whether two statement shapes (see ShapeCheck) have the same columns, whatever their parameters. */
+const sameColumns = (a: string, b: string): boolean => a.slice(a.indexOf('/')) === b.slice(b.indexOf('/'));
 
 let nextWriterId = 1;
 
@@ -286,7 +289,7 @@ export class RequestWriter {
     if (this.isStale(stmt)) return this.staleOnce(server, stmt);
     if (stmt.effects.length > 0) this.placeSqlPrepared(server, session, stmt.effects);
     if (!this.ensurePrepared(server, stmt)) return true;
-    if (this.shapeChanged(server, stmt)) return this.refuse(server, Slot.Bind, STALE_PLAN);
+    if (this.shapeChanged(server, stmt, buf, stmtAt, end)) return this.refuse(server, Slot.Bind, STALE_PLAN);
     // The slot names the statement: a stale-plan error for this Bind says which one went stale.
     server.expectForwarded(Slot.Bind, stmt.serverName);
     server.write(renameBind(buf, start, end, stmtAt, stmt.serverName));
@@ -416,15 +419,22 @@ export class RequestWriter {
    * prepared it to return. A connection that prepares a statement after DDL gets the new plan
    * without an error, where PostgreSQL would refuse the client's old statement (0A000): so does
    * pgway, once, and the copies that still have the old shape are dropped. A statement whose
-   * shape the client has not met yet takes the copy's.
+   * shape the client has not met yet takes the copy's. `bind`: the Bind frame (statement name at
+   * `stmtAt`); none for a Describe, which tells the client the copy's parameter types.
    */
-  private shapeChanged(server: ServerConnection, stmt: ClientStatement): boolean {
+  private shapeChanged(server: ServerConnection, stmt: ClientStatement, bind?: Buffer, stmtAt = 0, end = 0): boolean {
     const copy = server.prepared.get(stmt.serverName);
     if (copy === undefined || copy === SHAPE_PENDING || copy === SHAPE_UNKNOWN || copy === stmt.shape) return false;
-    const known = stmt.shape !== undefined;
+    const known = stmt.shape;
+    if (known !== undefined && sameColumns(copy, known)) {
+      // PostgreSQL keeps a statement's parameter types as they were prepared, where a fresh copy
+      // infers them again: values sent as text read the same either way, binary ones do not.
+      if (bind === undefined) stmt.shape = copy;
+      if (bind === undefined || !bindHasBinaryParameters(bind, stmtAt, end)) return false;
+    }
     stmt.shape = copy;
-    if (known) this.pool!.retireCopies(stmt.serverName, copy);
-    return known;
+    if (known !== undefined) this.pool!.retireCopies(stmt.serverName, copy);
+    return known !== undefined;
   }
 
   /**

@@ -55,6 +55,20 @@ export function bindParameterText(buf: Buffer, at: number, end: number, index: n
   }
 }
 
+/**
+ * Whether a Bind frame (statement name at `at`) sends a parameter in binary format; true for a
+ * malformed frame, which the server refuses anyway.
+ */
+export function bindHasBinaryParameters(buf: Buffer, at: number, end: number): boolean {
+  at = buf.indexOf(0, at) + 1;
+  if (at <= 0 || at + 2 > end) return true;
+  const formats = buf.readInt16BE(at);
+  if (formats < 0 || at + 4 + 2 * formats > end) return true;
+  let binary = false;
+  for (let i = 0; i < formats; i++) if (buf.readInt16BE(at + 2 + 2 * i) !== 0) binary = true;
+  return binary && buf.readInt16BE(at + 2 + 2 * formats) > 0;
+}
+
 export type StartupPacket =
   | { kind: 'ssl' }
   | { kind: 'gssenc' }
