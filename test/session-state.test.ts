@@ -392,13 +392,15 @@ describe('a named statement run after the client changed its search_path', () =>
   });
   afterAll(() => adminQuery('DROP SCHEMA IF EXISTS ps_path1, ps_path2 CASCADE'));
 
-  it("runs under the path it has now, and never leaves another client a plan made for that path", async () => {
+  it("hears 0A000 once where the path changes what it returns, then runs under the path it has now, and never leaves another client a plan made for that path", async () => {
     const q = { name: 'ps_q', text: 'SELECT * FROM ps_pt' };
     const [a, c] = [await connect(), await connect()];
     for (const client of [a, c]) await client.query('SET search_path = ps_path1');
     expect((await c.query(q)).rows).toEqual([{ a: 1 }]);
     expect((await a.query(q)).rows).toEqual([{ a: 1 }]);
     await a.query('SET search_path = ps_path2');
+    // ps_pt has another shape under the new path: PostgreSQL refuses the statement, pgway once.
+    await expect(a.query(q)).rejects.toMatchObject({ code: '0A000' });
     for (let round = 0; round < 4; round++) {
       // a's statement under its new path, on whichever connection; then c's, under its own path,
       // on those same connections: each must find its own path's plan.

@@ -205,6 +205,62 @@ describe('no 0A000 where PostgreSQL has none', () => {
     expect(direct[1]).toEqual(['2', 'C:UPDATE 1', 'Z:I', '2', 'C:UPDATE 1', 'Z:I']);
   });
 
+  // A copy on the other connection was described before the DDL: the client, which prepared after
+  // it, must not be refused because of that description, nor meet the old plan.
+  it('a statement prepared after DDL, run where an older copy was described before it', async () => {
+    const run = async (t: Target, tbl: string): Promise<string[][]> => {
+      await table(tbl, `(a int); INSERT INTO ${tbl} VALUES (1)`);
+      const got: string[][] = [];
+      const h1 = await raw(t);
+      h1.write(Q('BEGIN'));
+      await answers(h1); // h1 holds one connection
+      const b = await raw(t);
+      b.write(Buffer.concat([P('pe_b', `SELECT * FROM ${tbl}`), S]));
+      await answers(b); // a copy on the other connection
+      await adminQuery(`ALTER TABLE ${tbl} ADD COLUMN b int DEFAULT 7`);
+      const h2 = await raw(t);
+      h2.write(Q('BEGIN'));
+      await answers(h2); // h2 holds the connection with the old copy
+      h1.write(Q('COMMIT'));
+      await answers(h1);
+      const a = await raw(t);
+      a.write(Buffer.concat([P('pe_a', `SELECT * FROM ${tbl}`), B('pe_a'), E(), S]));
+      got.push(await answers(a)); // prepared after the DDL
+      const h3 = await raw(t);
+      h3.write(Q('BEGIN'));
+      await answers(h3); // h3 holds the connection a prepared on
+      h2.write(Q('COMMIT'));
+      await answers(h2);
+      for (let i = 0; i < 2; i++) {
+        a.write(Buffer.concat([B('pe_a'), E(), S]));
+        got.push(await answers(a)); // where the old copy is
+      }
+      h3.write(Q('COMMIT'));
+      await answers(h3);
+      return got;
+    };
+    const direct = await sameAsDirect((t, x) => run(t, `pe_oc_${x}`), pair);
+    expect(direct[1]).toEqual(['2', 'D:1,7', 'C:SELECT 1', 'Z:I']);
+  });
+
+  // node-postgres sends values as text; a fresh copy infers bigint for the parameter.
+  it('a named query of node-postgres after its parameter\'s column became bigint', async () => {
+    const run = async (t: Target, tbl: string): Promise<unknown[]> => {
+      await table(tbl, '(a int)');
+      const c = new pg.Client({ connectionString: urlOf(t) });
+      await c.connect();
+      cleanups.push(() => c.end());
+      const q = { name: 'pe_pg_ins', text: `INSERT INTO ${tbl} (a) VALUES ($1)`, values: [5] };
+      const got: unknown[] = [(await c.query(q)).rowCount];
+      await evict(t);
+      await adminQuery(`ALTER TABLE ${tbl} ALTER COLUMN a TYPE bigint`);
+      for (let i = 0; i < 2; i++) got.push(await c.query(q).then((r) => r.rowCount, (e: { code?: string }) => e.code));
+      return got;
+    };
+    const direct = await sameAsDirect((t, x) => run(t, `pe_pgi_${x}`));
+    expect(direct).toEqual([1, 1, 1]);
+  });
+
   // A temp table shadows a permanent one of the same name on the pinned client's connection; the
   // same SQL from another client on the other connection describes the permanent table. Neither is DDL.
   it('a temp table shadowing a permanent one: two clients, same SQL, different shapes', async () => {
@@ -252,6 +308,31 @@ describe('no 0A000 where PostgreSQL has none', () => {
     };
     const direct = await sameAsDirect(run);
     expect(direct[4]).toEqual(['2', 'D:x', 'C:FETCH 1', 'Z:T']);
+  });
+});
+
+describe('a statement run again after the client changed its search_path', () => {
+  // PostgreSQL analyses it again under the new path, and refuses it when it then returns something else.
+  it('is refused when the table it now names has another shape', async () => {
+    const run = async (t: Target, s: string): Promise<string[][]> => {
+      await adminQuery(`DROP SCHEMA IF EXISTS ${s}_x CASCADE; DROP SCHEMA IF EXISTS ${s}_y CASCADE; CREATE SCHEMA ${s}_x; CREATE SCHEMA ${s}_y;
+        CREATE TABLE ${s}_x.t (a int); INSERT INTO ${s}_x.t VALUES (1); CREATE TABLE ${s}_y.t (a text, b text); INSERT INTO ${s}_y.t VALUES ('y', 'z');
+        GRANT USAGE ON SCHEMA ${s}_x, ${s}_y TO app; GRANT ALL ON ${s}_x.t, ${s}_y.t TO app`);
+      cleanups.push(() => adminQuery(`DROP SCHEMA IF EXISTS ${s}_x CASCADE; DROP SCHEMA IF EXISTS ${s}_y CASCADE`));
+      const a = await raw(t);
+      const got: string[][] = [];
+      a.write(Q(`SET search_path = ${s}_x`));
+      got.push(await answers(a));
+      a.write(Buffer.concat([P('pe_sp', 'SELECT * FROM t'), B('pe_sp'), E(), S]));
+      got.push(await answers(a));
+      a.write(Q(`SET search_path = ${s}_y`));
+      got.push(await answers(a));
+      a.write(Buffer.concat([B('pe_sp'), E(), S]));
+      got.push(await answers(a));
+      return got;
+    };
+    const direct = await sameAsDirect((t, x) => run(t, `pe_sp${x}`));
+    expect(direct[3]).toEqual(['E:0A000', 'Z:I']);
   });
 });
 
@@ -465,6 +546,25 @@ describe('the server or the client acts while a Bind is held for the description
     const t0 = Date.now();
     const got = await answers(a, 1, 8000);
     expect({ got, fast: Date.now() - t0 < 2500 }).toEqual({ got: ['2', 'E:57014', 'Z:I'], fast: true });
+  });
+
+  it('a CancelRequest that arrives while the description is awaited behind the client\'s Query cancels the held statement', async () => {
+    const { r: a, pid, secret } = await rawWithKey(gw.url());
+    a.write(Buffer.concat([P('pe_sl3', 'SELECT pg_sleep(3.1)'), S]));
+    await answers(a);
+    await evict(gw);
+    proxy.frozen = true;
+    a.write(Buffer.concat([Q('SELECT 1'), B('pe_sl3'), E(), S]));
+    await sleep(200);
+    const c = net.connect(gw.port, gw.host);
+    c.on('error', () => undefined);
+    await new Promise((res) => c.once('connect', res));
+    c.end(cancelRequestPacket(pid, secret));
+    await sleep(200);
+    proxy.release();
+    const t0 = Date.now();
+    const got = await answers(a, 2, 8000);
+    expect({ got, fast: Date.now() - t0 < 2500 }).toEqual({ got: ['T', 'D:1', 'C:SELECT 1', 'Z:I', '2', 'E:57014', 'Z:I'], fast: true });
   });
 
   it('control: a CancelRequest 200 ms into a lazily prepared pg_sleep (no freeze)', async () => {

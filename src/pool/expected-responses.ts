@@ -109,13 +109,6 @@ export class ExpectedResponses {
     return false;
   }
 
-  /** Whether every slot queued is one of pgway's own messages (none is the client's). */
-  get allSwallowed(): boolean {
-    const mask = this.kinds.length - 1;
-    for (let i = 0; i < this.count; i++) if (this.actions[(this.head + i) & mask] !== Action.Swallow) return false;
-    return true;
-  }
-
   get headKind(): number {
     return this.count > 0 ? this.kinds[this.head]! : 0;
   }

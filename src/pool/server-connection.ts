@@ -238,6 +238,7 @@ export class ServerConnection implements ResponseHandler {
     this.sink = undefined;
     // What the client waited for (see whenIdle) is no business of the next client's.
     this.idleCallback = undefined;
+    this.clientHeldBack = false;
     if (this.state === 'attached') this.state = 'idle';
     // Reads waited for this client to take its bytes; the next client must not wait for that.
     if (this.pausedForClient) this.resume();
@@ -354,8 +355,15 @@ export class ServerConnection implements ResponseHandler {
     return this.expected.awaitingSync;
   }
 
-  /** The client's messages go out after pgway's own were answered: a cancel waiting for that goes now. */
+  /**
+   * pgway holds the attached client's next messages back until its own Describe is answered (see
+   * RequestWriter.waitForDescription): the server will wait for them, idle.
+   */
+  clientHeldBack = false;
+
+  /** The client's held-back messages have gone out: a cancel waiting for them goes now. */
   clientsTurn(): void {
+    this.clientHeldBack = false;
     if (this.cancels.waitingForTurn && !this.ownStatementFirst) this.cancels.takeTurn();
   }
 
@@ -532,15 +540,13 @@ export class ServerConnection implements ResponseHandler {
 
   /**
    * A cancel sent now would miss the client's statement (see ServerCancel): pgway's own query runs
-   * ahead of it (the client's settings, which a cancel would seem to refuse), or only pgway's own
-   * messages are queued, and the server then waits for the client's, which pgway holds back (see
-   * RequestWriter.waitForDescription); a cancel that finds the server waiting is dropped. pgway's
-   * own Parse or Describe ahead of the client's queued messages is no reason to wait: the cancel
-   * fails the request wherever it lands.
+   * ahead of it (the client's settings, which a cancel would seem to refuse), or pgway holds the
+   * client's messages back (clientHeldBack), so the server will soon wait for them idle, and a
+   * cancel that finds it waiting is dropped. pgway's own Parse or Describe ahead of the client's
+   * queued messages is no reason to wait: the cancel fails the request wherever it lands.
    */
   get ownStatementFirst(): boolean {
-    const expected = this.expected;
-    return expected.headAction === Action.Swallow && (expected.headKind === Slot.Query || expected.allSwallowed);
+    return this.clientHeldBack || (this.expected.headAction === Action.Swallow && this.expected.headKind === Slot.Query);
   }
 
   private settleCancel(): Promise<void> {
@@ -728,7 +734,7 @@ export class ServerConnection implements ResponseHandler {
   }
 
   private onIdle(): void {
-    this.cancels.takeTurn();
+    if (!this.clientHeldBack) this.cancels.takeTurn();
     if (this.state === 'attached') {
       this.readyAfterChunk = true;
       return;

@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { DescriptionWatcher, SlotUndo } from '../pool/expected-responses.js';
-import type { ServerConnection } from '../pool/server-connection.js';
+import { SHAPE_UNKNOWN, type ServerConnection } from '../pool/server-connection.js';
 import { classifySessionEffects, type SessionEffect } from '../router/session-effects.js';
 import { Backend, Frontend } from '../wire/codes.js';
 import { readCString } from '../wire/decode.js';
@@ -122,12 +122,14 @@ export class PreparedStatements {
   /**
    * The client changed its search_path since it prepared `name`: from now on the statement runs
    * under the shared name of the path it has now, prepared under that path, as PostgreSQL analyses
-   * it again under the path in force. A connection never runs one path's statement under another's.
+   * it again under the path in force (and refuses it if it then returns something else). A
+   * connection never runs one path's statement under another's.
    */
   forPath(name: string, stmt: ClientStatement, searchPath: string): ClientStatement {
     const body = stmt.parse.subarray(stmt.parse.indexOf(0, 5) + 1);
     const serverName = serverNameFor(body, searchPath);
-    const moved: ClientStatement = { ...stmt, serverName, searchPath, parse: withName(stmt.parse, 0, stmt.parse.length, 5, serverName), shape: undefined };
+    // Its shape stays: PostgreSQL checks it against what the statement returns under the new path.
+    const moved: ClientStatement = { ...stmt, serverName, searchPath, parse: withName(stmt.parse, 0, stmt.parse.length, 5, serverName) };
     this.byClientName.set(name, moved);
     return moved;
   }
@@ -193,8 +195,10 @@ export class ShapeCheck implements DescriptionWatcher {
     if (this.own && this.own.shape === undefined) this.own.shape = shape;
   }
 
-  /** The Parse failed or was skipped: nothing was described. */
-  undo(): void {}
+  /** The Describe failed or was skipped: the copy's shape stays unknown (the Parse's failure drops the copy). */
+  undo(): void {
+    this.conn.described(this.serverName, SHAPE_UNKNOWN);
+  }
 }
 
 /**

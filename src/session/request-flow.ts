@@ -422,6 +422,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       writer.waitForDescription = false;
       this.clientHeld = true;
       this.describing = true;
+    } else if (server.clientHeldBack) {
+      server.clientsTurn();
     }
     if (!server.writable) this.pauseUntilDrained(server);
     server.flushSynthesized();
@@ -470,10 +472,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   onAwaitingClient(): void {
     if (this.describing) {
       // The description is in (or the server skips to the Sync): the held frames go on.
-      const server = this.server!;
-      this.releaseClient(server);
+      this.releaseClient(this.server!);
       this.onServerReadyToSend();
-      server.clientsTurn();
       return;
     }
     if (this.terminating && !this.held.complete) this.host.endQuietly();

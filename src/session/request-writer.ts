@@ -66,6 +66,16 @@ const NO_UNNAMED_STATEMENT = msg.errorResponse({
   routine: 'exec_bind_message',
 });
 
+/** What a Bind or Describe of a tracked statement does next (see RequestWriter.prepareFor). */
+const enum Next {
+  /** It goes to the server. */
+  Send,
+  /** It waits for pgway's own Describe of the statement (waitForDescription). */
+  Wait,
+  /** It is refused with 0A000: the statement returns something else since the client prepared it. */
+  Refuse,
+}
+
 /** Whether two statement shapes (see ShapeCheck) have the same columns, whatever their parameters. */
 const sameColumns = (a: string, b: string): boolean => a.slice(a.indexOf('/')) === b.slice(b.indexOf('/'));
 
@@ -104,6 +114,9 @@ export class RequestWriter {
    * the frames from there wait until the server has described it (see ensurePrepared).
    */
   waitForDescription = false;
+  /** The statement this writer last prepared, and where: its description is the newest there is. */
+  private lastPrepared = '';
+  private lastPreparedOn: ServerConnection | undefined;
 
   constructor(
     private readonly held: HeldFrames,
@@ -288,8 +301,8 @@ export class RequestWriter {
     this.beforeOwnWrite(server);
     if (this.isStale(stmt)) return this.staleOnce(server, stmt);
     if (stmt.effects.length > 0) this.placeSqlPrepared(server, session, stmt.effects);
-    if (!this.ensurePrepared(server, stmt)) return true;
-    if (this.shapeChanged(server, stmt, buf, stmtAt, end)) return this.refuse(server, Slot.Bind, STALE_PLAN);
+    const next = this.prepareFor(server, stmt, buf, stmtAt, end);
+    if (next !== Next.Send) return next === Next.Wait || this.refuse(server, Slot.Bind, STALE_PLAN);
     // The slot names the statement: a stale-plan error for this Bind says which one went stale.
     server.expectForwarded(Slot.Bind, stmt.serverName);
     server.write(renameBind(buf, start, end, stmtAt, stmt.serverName));
@@ -383,8 +396,8 @@ export class RequestWriter {
       return true;
     }
     if (this.isStale(stmt)) return this.staleOnce(server, stmt);
-    if (!this.ensurePrepared(server, stmt)) return true;
-    if (this.shapeChanged(server, stmt)) return this.refuse(server, Slot.Describe, STALE_PLAN);
+    const next = this.prepareFor(server, stmt);
+    if (next !== Next.Send) return next === Next.Wait || this.refuse(server, Slot.Describe, STALE_PLAN);
     server.noteClientFrame(code);
     server.write(renameBind(buf, start, end, start + 6, stmt.serverName));
     return true;
@@ -394,7 +407,7 @@ export class RequestWriter {
    * Whether the client prepared `stmt` before DDL made its shared statement stale (the server's
    * error on another client's Bind). A statement whose shape the client knows is not refused for
    * that alone: every copy is prepared afresh since, and the one it runs on is compared with what
-   * it returned (shapeChanged), so a client refused there already is not refused twice.
+   * it returned (prepareFor), so a client refused there already is not refused twice.
    */
   private isStale(stmt: ClientStatement): boolean {
     const since = this.pool!.staleSince(stmt.serverName);
@@ -415,26 +428,37 @@ export class RequestWriter {
   }
 
   /**
-   * Whether the copy of `stmt` on this connection returns something other than what the client
-   * prepared it to return. A connection that prepares a statement after DDL gets the new plan
-   * without an error, where PostgreSQL would refuse the client's old statement (0A000): so does
-   * pgway, once, and the copies that still have the old shape are dropped. A statement whose
-   * shape the client has not met yet takes the copy's. `bind`: the Bind frame (statement name at
-   * `stmtAt`); none for a Describe, which tells the client the copy's parameter types.
+   * Makes `stmt` ready for the client's Bind or Describe on this connection (see ensurePrepared),
+   * and checks that the copy there returns what the client prepared it to return. A connection
+   * that prepares a statement after DDL gets the new plan without an error, where PostgreSQL would
+   * refuse the client's old statement (0A000): so does pgway, once (Next.Refuse), and the copies
+   * that still have the old shape are dropped. A statement whose shape the client has not met yet
+   * takes the copy's. `bind`: the Bind frame (statement name at `stmtAt`); none for a Describe,
+   * which tells the client the copy's parameter types.
    */
-  private shapeChanged(server: ServerConnection, stmt: ClientStatement, bind?: Buffer, stmtAt = 0, end = 0): boolean {
+  private prepareFor(server: ServerConnection, stmt: ClientStatement, bind?: Buffer, stmtAt = 0, end = 0): Next {
+    if (!this.ensurePrepared(server, stmt)) return Next.Wait;
     const copy = server.prepared.get(stmt.serverName);
-    if (copy === undefined || copy === SHAPE_PENDING || copy === SHAPE_UNKNOWN || copy === stmt.shape) return false;
+    if (copy === undefined || copy === SHAPE_PENDING || copy === SHAPE_UNKNOWN || copy === stmt.shape) return Next.Send;
     const known = stmt.shape;
-    if (known !== undefined && sameColumns(copy, known)) {
+    if (known === undefined) {
+      stmt.shape = copy;
+      return Next.Send;
+    }
+    if (sameColumns(copy, known)) {
       // PostgreSQL keeps a statement's parameter types as they were prepared, where a fresh copy
       // infers them again: values sent as text read the same either way, binary ones do not.
       if (bind === undefined) stmt.shape = copy;
-      if (bind === undefined || !bindHasBinaryParameters(bind, stmtAt, end)) return false;
+      if (bind === undefined || !bindHasBinaryParameters(bind, stmtAt, end)) return Next.Send;
+    }
+    if (this.lastPrepared !== stmt.serverName || this.lastPreparedOn !== server) {
+      // Described before DDL that came since, maybe: the copy is made again and described first.
+      server.markStale(stmt.serverName);
+      return this.ensurePrepared(server, stmt) ? Next.Send : Next.Wait;
     }
     stmt.shape = copy;
-    if (known !== undefined) this.pool!.retireCopies(stmt.serverName, copy);
-    return known !== undefined;
+    this.pool!.retireCopies(stmt.serverName, copy);
+    return Next.Refuse;
   }
 
   /**
@@ -462,7 +486,7 @@ export class RequestWriter {
   /**
    * Makes `stmt` exist on the connection before the client's Bind or Describe of it; returns false
    * when that message must wait (waitForDescription). A statement the connection lacks is prepared
-   * and described (see shapeChanged). A client that knows what its statement returns waits for the
+   * and described (see prepareFor). A client that knows what its statement returns waits for the
    * description, since an Execute sent behind its Bind could not be taken back (an INSERT ...
    * RETURNING): one round trip per statement a connection prepares for such a Bind.
    */
@@ -481,6 +505,7 @@ export class RequestWriter {
   /** The server is asked to answer what it has (Flush); the client's next message waits for its description. */
   private awaitDescription(server: ServerConnection): false {
     server.write(msg.FLUSH);
+    server.clientHeldBack = true;
     this.waitForDescription = true;
     return false;
   }
@@ -507,6 +532,8 @@ export class RequestWriter {
       server.expectSwallowed(Slot.Close, stmt.serverName);
     }
     server.prepared.set(stmt.serverName, stmt.checked ? SHAPE_PENDING : SHAPE_UNKNOWN);
+    this.lastPrepared = stmt.serverName;
+    this.lastPreparedOn = server;
     server.write(stmt.parse);
     if (clientName !== undefined) server.expectForwarded(Slot.Parse, this.statements.define(clientName, stmt, undefined, stmt.serverName));
     else server.expectSwallowed(Slot.Parse, stmt.serverName);
