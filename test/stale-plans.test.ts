@@ -334,6 +334,28 @@ describe('a statement run again after the client changed its search_path', () =>
     const direct = await sameAsDirect((t, x) => run(t, `pe_sp${x}`));
     expect(direct[3]).toEqual(['E:0A000', 'Z:I']);
   });
+  it('is refused under the other path each time, and runs again back under its own', async () => {
+    const run = async (t: Target, s: string): Promise<string[]> => {
+      await adminQuery(`DROP SCHEMA IF EXISTS ${s}_a CASCADE; DROP SCHEMA IF EXISTS ${s}_b CASCADE; CREATE SCHEMA ${s}_a; CREATE SCHEMA ${s}_b;
+        CREATE TABLE ${s}_a.t (a int); INSERT INTO ${s}_a.t VALUES (1); CREATE TABLE ${s}_b.t (a int, b text); INSERT INTO ${s}_b.t VALUES (2, 'x');
+        GRANT USAGE ON SCHEMA ${s}_a, ${s}_b TO app; GRANT ALL ON ${s}_a.t, ${s}_b.t TO app`);
+      cleanups.push(() => adminQuery(`DROP SCHEMA IF EXISTS ${s}_a CASCADE; DROP SCHEMA IF EXISTS ${s}_b CASCADE`));
+      const a = await raw(t);
+      a.write(Q(`SET search_path = ${s}_a`));
+      await answers(a);
+      a.write(Buffer.concat([P('pe_bf', 'SELECT * FROM t'), B('pe_bf'), E(), S]));
+      const got = await answers(a);
+      for (const path of ['b', 'a', 'b', 'a']) {
+        a.write(Q(`SET search_path = ${s}_${path}`));
+        await answers(a);
+        a.write(Buffer.concat([B('pe_bf'), E(), S]));
+        got.push('|', ...await answers(a));
+      }
+      return got;
+    };
+    const direct = await sameAsDirect((t, x) => run(t, `pe_bf${x}`));
+    expect(direct.join(' ')).toBe('1 2 D:1 C:SELECT 1 Z:I | E:0A000 Z:I | 2 D:1 C:SELECT 1 Z:I | E:0A000 Z:I | 2 D:1 C:SELECT 1 Z:I');
+  });
 });
 
 describe('a Bind held for the description goes on', () => {
@@ -545,7 +567,8 @@ describe('the server or the client acts while a Bind is held for the description
     proxy.release();
     const t0 = Date.now();
     const got = await answers(a, 1, 8000);
-    expect({ got, fast: Date.now() - t0 < 2500 }).toEqual({ got: ['2', 'E:57014', 'Z:I'], fast: true });
+    // The cancel lands in the Bind or in the Execute, as it may on a direct connection.
+    expect({ got: got.filter((m) => m !== '2'), fast: Date.now() - t0 < 2500 }).toEqual({ got: ['E:57014', 'Z:I'], fast: true });
   });
 
   it('a CancelRequest that arrives while the description is awaited behind the client\'s Query cancels the held statement', async () => {
@@ -564,7 +587,7 @@ describe('the server or the client acts while a Bind is held for the description
     proxy.release();
     const t0 = Date.now();
     const got = await answers(a, 2, 8000);
-    expect({ got, fast: Date.now() - t0 < 2500 }).toEqual({ got: ['T', 'D:1', 'C:SELECT 1', 'Z:I', '2', 'E:57014', 'Z:I'], fast: true });
+    expect({ got: got.filter((m) => m !== '2'), fast: Date.now() - t0 < 2500 }).toEqual({ got: ['T', 'D:1', 'C:SELECT 1', 'Z:I', 'E:57014', 'Z:I'], fast: true });
   });
 
   it('control: a CancelRequest 200 ms into a lazily prepared pg_sleep (no freeze)', async () => {
@@ -580,7 +603,8 @@ describe('the server or the client acts while a Bind is held for the description
     c.end(cancelRequestPacket(pid, secret));
     const t0 = Date.now();
     const got = await answers(a, 1, 8000);
-    expect({ got, fast: Date.now() - t0 < 2500 }).toEqual({ got: ['2', 'E:57014', 'Z:I'], fast: true });
+    // The cancel lands in the Bind or in the Execute, as it may on a direct connection.
+    expect({ got: got.filter((m) => m !== '2'), fast: Date.now() - t0 < 2500 }).toEqual({ got: ['E:57014', 'Z:I'], fast: true });
   });
 
   it('the server connection dies while the description is awaited: the client hears of it', async () => {

@@ -40,6 +40,19 @@ export interface ClientStatement {
    * the shape of the first copy it runs on.
    */
   shape: string | undefined;
+  /**
+   * The search_path the client prepared it under, and its shape there. PostgreSQL compares what
+   * the statement returns under any path with what it returned when prepared: under another path
+   * it refuses it each time that differs, and runs it again once the client is back.
+   */
+  homePath: string;
+  homeShape: string | undefined;
+}
+
+/** The client's statement is known to return `shape`, under the path it has now. */
+export function learnShape(stmt: ClientStatement, shape: string | undefined): void {
+  stmt.shape = shape;
+  if (stmt.searchPath === stmt.homePath) stmt.homeShape = shape;
 }
 
 /** Statements PostgreSQL analyses again when their plan is stale (see ClientStatement.checked). */
@@ -94,7 +107,7 @@ export class PreparedStatements {
     for (const stmt of this.byClientName.values()) {
       if (stmt.serverName !== serverName) continue;
       stmt.epoch = epoch;
-      stmt.shape = undefined;
+      learnShape(stmt, undefined);
     }
   }
 
@@ -116,7 +129,8 @@ export class PreparedStatements {
     if (name === '') return undefined;
     const serverName = serverNameFor(frame.subarray(queryAt, end), searchPath);
     const checked = CHECKED.test(readCString(frame, queryAt, end)[0]);
-    return [name, { serverName, epoch, parse: withName(frame, start, end, start + 5, serverName), effects, searchPath, checked, shape: undefined }];
+    const parse = withName(frame, start, end, start + 5, serverName);
+    return [name, { serverName, epoch, parse, effects, searchPath, checked, shape: undefined, homePath: searchPath, homeShape: undefined }];
   }
 
   /**
@@ -128,8 +142,8 @@ export class PreparedStatements {
   forPath(name: string, stmt: ClientStatement, searchPath: string): ClientStatement {
     const body = stmt.parse.subarray(stmt.parse.indexOf(0, 5) + 1);
     const serverName = serverNameFor(body, searchPath);
-    // Its shape stays: PostgreSQL checks it against what the statement returns under the new path.
-    const moved: ClientStatement = { ...stmt, serverName, searchPath, parse: withName(stmt.parse, 0, stmt.parse.length, 5, serverName) };
+    // PostgreSQL checks what it returns under the new path against what it returned when prepared.
+    const moved: ClientStatement = { ...stmt, serverName, searchPath, parse: withName(stmt.parse, 0, stmt.parse.length, 5, serverName), shape: stmt.homeShape };
     this.byClientName.set(name, moved);
     return moved;
   }
@@ -174,7 +188,7 @@ class StatementChange implements SlotUndo {
  * pgway's Describe of a shared statement it has just prepared on a connection: records what the
  * copy takes and returns (ServerConnection.prepared), so that a client that prepared the statement
  * before DDL changed it is refused there as PostgreSQL would refuse it, not answered with rows of
- * another shape (RequestWriter.shapeChanged). `own`: the client statement whose Parse it was.
+ * another shape (RequestWriter.prepareFor). `own`: the client statement whose Parse it was.
  */
 export class ShapeCheck implements DescriptionWatcher {
   private params = '';
@@ -192,7 +206,7 @@ export class ShapeCheck implements DescriptionWatcher {
     }
     const shape = `${this.params}/${code === Backend.RowDescription ? columnTypes(frame, start, end) : '-'}`;
     this.conn.described(this.serverName, shape);
-    if (this.own && this.own.shape === undefined) this.own.shape = shape;
+    if (this.own && this.own.shape === undefined) learnShape(this.own, shape);
   }
 
   /** The Describe failed or was skipped: the copy's shape stays unknown (the Parse's failure drops the copy). */

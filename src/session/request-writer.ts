@@ -14,7 +14,7 @@ import { Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import type { HeldFrames } from './held-frames.js';
 import { bindHasBinaryParameters, bindParameterText, readCString } from '../wire/decode.js';
-import { closeStatement, renameBind, ShapeCheck, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
+import { closeStatement, learnShape, renameBind, ShapeCheck, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
 import { prepareStatement, quoteIdent, type SessionState } from './session-state.js';
 
 /** As PostgreSQL words it; drivers such as postgres.js re-prepare when they see this routine. */
@@ -423,7 +423,7 @@ export class RequestWriter {
    */
   private staleOnce(server: ServerConnection, stmt: ClientStatement): true {
     stmt.epoch = this.epoch;
-    stmt.shape = undefined; // every copy is prepared afresh (Pool.invalidateStatement): it takes the next one's
+    learnShape(stmt, undefined); // every copy is prepared afresh (Pool.invalidateStatement): it takes the next one's
     return this.refuse(server, Slot.Bind, STALE_PLAN);
   }
 
@@ -442,13 +442,13 @@ export class RequestWriter {
     if (copy === undefined || copy === SHAPE_PENDING || copy === SHAPE_UNKNOWN || copy === stmt.shape) return Next.Send;
     const known = stmt.shape;
     if (known === undefined) {
-      stmt.shape = copy;
+      learnShape(stmt, copy);
       return Next.Send;
     }
     if (sameColumns(copy, known)) {
       // PostgreSQL keeps a statement's parameter types as they were prepared, where a fresh copy
       // infers them again: values sent as text read the same either way, binary ones do not.
-      if (bind === undefined) stmt.shape = copy;
+      if (bind === undefined) learnShape(stmt, copy);
       if (bind === undefined || !bindHasBinaryParameters(bind, stmtAt, end)) return Next.Send;
     }
     if (this.lastPrepared !== stmt.serverName || this.lastPreparedOn !== server) {
@@ -456,7 +456,9 @@ export class RequestWriter {
       server.markStale(stmt.serverName);
       return this.ensurePrepared(server, stmt) ? Next.Send : Next.Wait;
     }
-    stmt.shape = copy;
+    // Refused once under the path it was prepared under (DDL), and it returns the new shape from
+    // then on; under another path, each time, as PostgreSQL refuses it.
+    if (stmt.searchPath === stmt.homePath) learnShape(stmt, copy);
     this.pool!.retireCopies(stmt.serverName, copy);
     return Next.Refuse;
   }
