@@ -107,6 +107,24 @@ describe('a statement prepared before DDL, on a connection that prepares it afre
     expect(direct[1]).toEqual(['1', 'E:0A000', 'Z:I']);
   });
 
+  // Both statements are prepared again in one round trip (the second ahead of its turn): the one
+  // DDL changed is refused all the same, the other runs.
+  it('is refused in a pipeline where another statement prepared again with it runs', async () => {
+    const run = async (t: Target, x: string): Promise<string[][]> => {
+      await table(`pe_pl_${x}`, `(a int); INSERT INTO pe_pl_${x} VALUES (1)`);
+      const a = await raw(t);
+      a.write(Buffer.concat([P('pe_ok', 'SELECT 41 + 1 AS ok'), P('pe_old', `SELECT * FROM pe_pl_${x}`), S]));
+      const got = [await answers(a)];
+      await evict(t);
+      await adminQuery(`ALTER TABLE pe_pl_${x} ADD COLUMN b int DEFAULT 7`);
+      a.write(Buffer.concat([B('pe_ok'), E(), S, B('pe_old'), E(), S, B('pe_ok'), E(), S]));
+      got.push(await answers(a, 3));
+      return got;
+    };
+    const direct = await sameAsDirect(run);
+    expect(direct[1]).toEqual(['2', 'D:42', 'C:SELECT 1', 'Z:I', 'E:0A000', 'Z:I', '2', 'D:42', 'C:SELECT 1', 'Z:I']);
+  });
+
   it('an INSERT ... RETURNING refused that way inserts nothing', async () => {
     const direct = await sameAsDirect((t, x) => preparedBeforeDdl(t, `pe_ins_${x}`, `INSERT INTO pe_ins_${x} VALUES (2) RETURNING *`, `ALTER TABLE pe_ins_${x} ADD COLUMN b int DEFAULT 7`, bindOld));
     expect(direct[1]).toEqual(['E:0A000', 'Z:I']);
