@@ -107,8 +107,8 @@ describe('a statement prepared before DDL, on a connection that prepares it afre
     expect(direct[1]).toEqual(['1', 'E:0A000', 'Z:I']);
   });
 
-  // Both statements are prepared again in one round trip (the second ahead of its turn): the one
-  // DDL changed is refused all the same, the other runs.
+  // Both statements are prepared again, each waiting for its description: the one DDL changed is
+  // refused, the others run.
   it('is refused in a pipeline where another statement prepared again with it runs', async () => {
     const run = async (t: Target, x: string): Promise<string[][]> => {
       await table(`pe_pl_${x}`, `(a int); INSERT INTO pe_pl_${x} VALUES (1)`);
@@ -123,6 +123,24 @@ describe('a statement prepared before DDL, on a connection that prepares it afre
     };
     const direct = await sameAsDirect(run);
     expect(direct[1]).toEqual(['2', 'D:42', 'C:SELECT 1', 'Z:I', 'E:0A000', 'Z:I', '2', 'D:42', 'C:SELECT 1', 'Z:I']);
+  });
+
+  // Each statement is prepared again where the client's message needs it, never ahead of an
+  // earlier request, whose answer a failing Parse would take.
+  it('a later statement whose table was dropped does not fail the request before it', async () => {
+    const run = async (t: Target, x: string): Promise<string[][]> => {
+      await table(`pe_rd_${x}`, `(a int); INSERT INTO pe_rd_${x} VALUES (1)`);
+      const a = await raw(t);
+      a.write(Buffer.concat([P('pe_ok', 'SELECT 41 + 1 AS ok'), P('pe_old', `SELECT * FROM pe_rd_${x}`), S]));
+      const got = [await answers(a)];
+      await evict(t);
+      await adminQuery(`DROP TABLE pe_rd_${x}`);
+      a.write(Buffer.concat([B('pe_ok'), E(), S, B('pe_old'), E(), S]));
+      got.push(await answers(a, 2));
+      return got;
+    };
+    const direct = await sameAsDirect(run);
+    expect(direct[1]).toEqual(['2', 'D:42', 'C:SELECT 1', 'Z:I', 'E:42P01', 'Z:I']);
   });
 
   it('an INSERT ... RETURNING refused that way inserts nothing', async () => {

@@ -14,7 +14,7 @@ import { Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import type { HeldFrames } from './held-frames.js';
 import { bindHasBinaryParameters, bindParameterText, readCString } from '../wire/decode.js';
-import { bindStatement, closeStatement, learnShape, renameBind, ShapeCheck, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
+import { closeStatement, learnShape, renameBind, ShapeCheck, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
 import { prepareStatement, quoteIdent, type SessionState } from './session-state.js';
 
 /** As PostgreSQL words it; drivers such as postgres.js re-prepare when they see this routine. */
@@ -125,9 +125,6 @@ export class RequestWriter {
   private freshOn: ServerConnection | undefined;
   /** write() resumes where it stopped for a description (waitForDescription). */
   private resuming = false;
-  /** The held frame being written, and the client's search_path (see prepareAhead). */
-  private cursor = 0;
-  private searchPath = '';
 
   constructor(
     private readonly held: HeldFrames,
@@ -149,7 +146,6 @@ export class RequestWriter {
     this.pins = NO_PINS;
     this.pooled = pooled;
     this.tracked = pooled && this.maxPrepared > 0;
-    this.searchPath = session.searchPath;
     if (this.resuming) {
       // Everything written before the stop has been answered: no change made there is a guess now.
       this.resuming = false;
@@ -159,7 +155,6 @@ export class RequestWriter {
     }
     let written = held.count;
     for (let i = 0; i < held.count; i++) {
-      this.cursor = i;
       const code = held.codes[i]!;
       const buf = held.bufs[i]!;
       const start = held.starts[i]!;
@@ -526,44 +521,11 @@ export class RequestWriter {
 
   /** The server is asked to answer what it has (Flush); the client's next message waits for its description. */
   private awaitDescription(server: ServerConnection): false {
-    this.prepareAhead(server);
     server.write(msg.FLUSH);
     server.clientHeldBack = true;
     this.waitForDescription = true;
     this.resuming = true;
     return false;
-  }
-
-  /**
-   * The request waits for a description anyway: the statements its next messages need on this
-   * connection are prepared and described in the same round trip, so that a pipeline of them
-   * waits once, not once each. The look ahead stops at a message that may change which
-   * statement a name means or what it resolves to (a Query, a Parse or Close, a statement with
-   * session effects), and leaves room for the statement waited for.
-   */
-  private prepareAhead(server: ServerConnection): void {
-    const held = this.held;
-    let room = this.maxPrepared - 1;
-    for (let j = this.cursor + 1; j < held.count && room > 0; j++) {
-      const code = held.codes[j]!;
-      if (code === Frontend.Execute || code === Frontend.Sync || code === Frontend.Flush) continue;
-      if (code !== Frontend.Bind && code !== Frontend.Describe) return;
-      const [buf, start, end] = [held.bufs[j]!, held.starts[j]!, held.ends[j]!];
-      let name: string;
-      if (code === Frontend.Bind) {
-        name = bindStatement(buf, start, end)[0];
-      } else {
-        const [type, target] = targetOf(buf, start, end);
-        if (type !== 0x53 /* S */) continue;
-        name = target;
-      }
-      if (name === '') continue;
-      const stmt = this.statements.get(name);
-      if (stmt === undefined || stmt.effects.length > 0) return;
-      if (stmt.searchPath !== this.searchPath || stmt.shape === undefined || server.prepared.has(stmt.serverName)) continue;
-      if (!this.prepareOn(server, stmt)) return;
-      room--;
-    }
   }
 
   /**
