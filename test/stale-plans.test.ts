@@ -392,6 +392,38 @@ describe('a statement run again after the client changed its search_path', () =>
     const direct = await sameAsDirect((t, x) => run(t, `pe_bf${x}`));
     expect(direct.join(' ')).toBe('1 2 D:1 C:SELECT 1 Z:I | E:0A000 Z:I | 2 D:1 C:SELECT 1 Z:I | E:0A000 Z:I | 2 D:1 C:SELECT 1 Z:I');
   });
+  // The SET runs on the server before the Bind behind it: the statement must be prepared under the
+  // new path, and shared under that path's name, not the old one's.
+  const setThenBind = {
+    query: (path: string): Buffer => Q(`SET search_path = ${path}`),
+    extended: (path: string): Buffer => Buffer.concat([P('', `SET search_path = ${path}`), B(''), E(), S]),
+  };
+  it.each(Object.keys(setThenBind) as (keyof typeof setThenBind)[])('behind a SET search_path in the same pipeline (%s protocol), is prepared under the new path', async (how) => {
+    const run = async (t: Target, s: string): Promise<string[][]> => {
+      await adminQuery(`DROP SCHEMA IF EXISTS ${s}_a CASCADE; DROP SCHEMA IF EXISTS ${s}_b CASCADE; CREATE SCHEMA ${s}_a; CREATE SCHEMA ${s}_b;
+        CREATE TABLE ${s}_a.t (a int); INSERT INTO ${s}_a.t VALUES (1); CREATE TABLE ${s}_b.t (a int, b text); INSERT INTO ${s}_b.t VALUES (2, 'x');
+        GRANT USAGE ON SCHEMA ${s}_a, ${s}_b TO app; GRANT ALL ON ${s}_a.t, ${s}_b.t TO app`);
+      cleanups.push(() => adminQuery(`DROP SCHEMA IF EXISTS ${s}_a CASCADE; DROP SCHEMA IF EXISTS ${s}_b CASCADE`));
+      const a = await raw(t);
+      a.write(Q(`SET search_path = ${s}_a`));
+      await answers(a);
+      a.write(Buffer.concat([P('pe_t', 'SELECT * FROM t'), B('pe_t'), E(), S]));
+      const got = [await answers(a)];
+      await evict(t);
+      a.write(Buffer.concat([setThenBind[how](`${s}_b`), B('pe_t'), E(), S]));
+      got.push(await answers(a, 2));
+      // A client under the first path gets its own table's rows.
+      const c = await raw(t);
+      c.write(Q(`SET search_path = ${s}_a`));
+      await answers(c);
+      c.write(Buffer.concat([P('pe_c', 'SELECT * FROM t'), B('pe_c'), E(), S]));
+      got.push(await answers(c));
+      return got;
+    };
+    const direct = await sameAsDirect((t, x) => run(t, `pe_sq${how[0]}${x}`));
+    expect(direct[1]!.slice(-2)).toEqual(['E:0A000', 'Z:I']);
+    expect(direct[2]).toEqual(['1', '2', 'D:1', 'C:SELECT 1', 'Z:I']);
+  });
 });
 
 describe('a Bind held for the description goes on', () => {

@@ -46,6 +46,10 @@ function withBoundValues(effects: readonly SessionEffect[], buf: Buffer, stmtAt:
   });
 }
 
+/** Whether a session effect changes the search_path, which decides the shared name of each statement. */
+const changesSearchPath = (e: SessionEffect): boolean =>
+  e.kind === 'reset-all' || ((e.kind === 'set' || e.kind === 'reset' || e.kind === 'set-param') && e.name === 'search_path');
+
 /** Statements a writer remembers preparing in one request (see RequestWriter.fresh). */
 const MAX_FRESH = 256;
 
@@ -123,6 +127,8 @@ export class RequestWriter {
    */
   private readonly fresh = new Set<string>();
   private freshOn: ServerConnection | undefined;
+  /** A request being written changes the client's search_path (see stopForPath). */
+  private pathChanged = false;
   /** write() resumes where it stopped for a description (waitForDescription). */
   private resuming = false;
 
@@ -165,10 +171,14 @@ export class RequestWriter {
       }
       let handled = false;
       switch (code) {
-        case Frontend.Query:
-          this.stage(session, this.textEffects(server, session, code, buf, start, end));
+        case Frontend.Query: {
+          const effects = this.textEffects(server, session, code, buf, start, end);
+          this.stage(session, effects);
           session.requestWritten();
+          if (this.tracked && effects.some(changesSearchPath)) this.pathChanged = true;
+          if (this.pathChanged && this.stopForPath(i)) written = i + 1;
           break;
+        }
         case Frontend.Sync:
           session.requestWritten();
           this.inGroup = false;
@@ -177,6 +187,7 @@ export class RequestWriter {
             this.waitForAnswers = true;
             written = i + 1;
           }
+          if (this.pathChanged && this.stopForPath(i)) written = i + 1;
           break;
         case Frontend.FunctionCall:
           session.requestWritten();
@@ -212,6 +223,32 @@ export class RequestWriter {
     else held.keepFrom(written);
     if (this.corked) server.uncork();
     return this.pins;
+  }
+
+  /**
+   * The request ending at the `i`th held frame changes the client's search_path, which pgway takes
+   * as the client's at its answer. A statement a later frame names must be shared under the path
+   * it runs under, so when one does, the write stops here and the rest waits for the answer.
+   */
+  private stopForPath(i: number): boolean {
+    this.pathChanged = false;
+    if (!this.namesStatementAfter(i)) return false;
+    this.waitForAnswers = true;
+    return true;
+  }
+
+  /** Whether a held frame after the `i`th names a statement (Parse, Bind, Describe). */
+  private namesStatementAfter(i: number): boolean {
+    const held = this.held;
+    for (let j = i + 1; j < held.count; j++) {
+      const code = held.codes[j]!;
+      const buf = held.bufs[j]!;
+      const start = held.starts[j]!;
+      if (code === Frontend.Parse && buf[start + 5] !== 0) return true;
+      if (code === Frontend.Bind && buf[buf.indexOf(0, start + 5) + 1] !== 0) return true;
+      if (code === Frontend.Describe && buf[start + 5] === 0x53 && buf[start + 6] !== 0) return true;
+    }
+    return false;
   }
 
   /**
@@ -345,7 +382,9 @@ export class RequestWriter {
   /** An Execute: the effects of the statement behind its portal are staged, each time it runs. */
   private onExecute(session: SessionState, buf: Buffer, start: number, end: number): void {
     const effects = buf[start + 5] === 0 ? this.unnamedPortalEffects : this.portalEffects?.get(readCString(buf, start + 5, end)[0]);
-    if (effects) this.stage(session, effects);
+    if (!effects) return;
+    this.stage(session, effects);
+    if (this.tracked && effects.some(changesSearchPath)) this.pathChanged = true;
   }
 
   /**
