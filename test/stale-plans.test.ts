@@ -50,6 +50,18 @@ async function evict(t: Target): Promise<void> {
   await answers(other);
 }
 
+/**
+ * Schemas `${s}_${x}` and `${s}_${y}`, each with a table t of another shape: (a int) = 1 in the
+ * first, (a, b) = (2, 'x') or ('y', 'z') in the second.
+ */
+async function twoSchemas(s: string, x: string, y: string, second = "(a int, b text); INSERT INTO %.t VALUES (2, 'x')"): Promise<void> {
+  const [sx, sy] = [`${s}_${x}`, `${s}_${y}`];
+  await adminQuery(`DROP SCHEMA IF EXISTS ${sx} CASCADE; DROP SCHEMA IF EXISTS ${sy} CASCADE; CREATE SCHEMA ${sx}; CREATE SCHEMA ${sy};
+    CREATE TABLE ${sx}.t (a int); INSERT INTO ${sx}.t VALUES (1); CREATE TABLE ${sy}.t ${second.replace('%', sy)};
+    GRANT USAGE ON SCHEMA ${sx}, ${sy} TO app; GRANT ALL ON ${sx}.t, ${sy}.t TO app`);
+  cleanups.push(() => adminQuery(`DROP SCHEMA IF EXISTS ${sx} CASCADE; DROP SCHEMA IF EXISTS ${sy} CASCADE`));
+}
+
 /** Runs `run` directly and through `target`; expects the same answers, and returns them. */
 async function sameAsDirect<T>(run: (t: Target, suffix: string) => Promise<T>, target: TestGateway = single): Promise<T> {
   const direct = await run('direct', 'd');
@@ -351,10 +363,7 @@ describe('a statement run again after the client changed its search_path', () =>
   // PostgreSQL analyses it again under the new path, and refuses it when it then returns something else.
   it('is refused when the table it now names has another shape', async () => {
     const run = async (t: Target, s: string): Promise<string[][]> => {
-      await adminQuery(`DROP SCHEMA IF EXISTS ${s}_x CASCADE; DROP SCHEMA IF EXISTS ${s}_y CASCADE; CREATE SCHEMA ${s}_x; CREATE SCHEMA ${s}_y;
-        CREATE TABLE ${s}_x.t (a int); INSERT INTO ${s}_x.t VALUES (1); CREATE TABLE ${s}_y.t (a text, b text); INSERT INTO ${s}_y.t VALUES ('y', 'z');
-        GRANT USAGE ON SCHEMA ${s}_x, ${s}_y TO app; GRANT ALL ON ${s}_x.t, ${s}_y.t TO app`);
-      cleanups.push(() => adminQuery(`DROP SCHEMA IF EXISTS ${s}_x CASCADE; DROP SCHEMA IF EXISTS ${s}_y CASCADE`));
+      await twoSchemas(s, 'x', 'y', "(a text, b text); INSERT INTO %.t VALUES ('y', 'z')");
       const a = await raw(t);
       const got: string[][] = [];
       a.write(Q(`SET search_path = ${s}_x`));
@@ -372,10 +381,7 @@ describe('a statement run again after the client changed its search_path', () =>
   });
   it('is refused under the other path each time, and runs again back under its own', async () => {
     const run = async (t: Target, s: string): Promise<string[]> => {
-      await adminQuery(`DROP SCHEMA IF EXISTS ${s}_a CASCADE; DROP SCHEMA IF EXISTS ${s}_b CASCADE; CREATE SCHEMA ${s}_a; CREATE SCHEMA ${s}_b;
-        CREATE TABLE ${s}_a.t (a int); INSERT INTO ${s}_a.t VALUES (1); CREATE TABLE ${s}_b.t (a int, b text); INSERT INTO ${s}_b.t VALUES (2, 'x');
-        GRANT USAGE ON SCHEMA ${s}_a, ${s}_b TO app; GRANT ALL ON ${s}_a.t, ${s}_b.t TO app`);
-      cleanups.push(() => adminQuery(`DROP SCHEMA IF EXISTS ${s}_a CASCADE; DROP SCHEMA IF EXISTS ${s}_b CASCADE`));
+      await twoSchemas(s, 'a', 'b');
       const a = await raw(t);
       a.write(Q(`SET search_path = ${s}_a`));
       await answers(a);
@@ -400,10 +406,7 @@ describe('a statement run again after the client changed its search_path', () =>
   };
   it.each(Object.keys(setThenBind) as (keyof typeof setThenBind)[])('behind a SET search_path in the same pipeline (%s protocol), is prepared under the new path', async (how) => {
     const run = async (t: Target, s: string): Promise<string[][]> => {
-      await adminQuery(`DROP SCHEMA IF EXISTS ${s}_a CASCADE; DROP SCHEMA IF EXISTS ${s}_b CASCADE; CREATE SCHEMA ${s}_a; CREATE SCHEMA ${s}_b;
-        CREATE TABLE ${s}_a.t (a int); INSERT INTO ${s}_a.t VALUES (1); CREATE TABLE ${s}_b.t (a int, b text); INSERT INTO ${s}_b.t VALUES (2, 'x');
-        GRANT USAGE ON SCHEMA ${s}_a, ${s}_b TO app; GRANT ALL ON ${s}_a.t, ${s}_b.t TO app`);
-      cleanups.push(() => adminQuery(`DROP SCHEMA IF EXISTS ${s}_a CASCADE; DROP SCHEMA IF EXISTS ${s}_b CASCADE`));
+      await twoSchemas(s, 'a', 'b');
       const a = await raw(t);
       a.write(Q(`SET search_path = ${s}_a`));
       await answers(a);
