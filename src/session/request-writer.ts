@@ -14,7 +14,7 @@ import { Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import type { HeldFrames } from './held-frames.js';
 import { bindHasBinaryParameters, bindParameterText, readCString } from '../wire/decode.js';
-import { closeStatement, learnShape, renameBind, ShapeCheck, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
+import { bindStatement, closeStatement, learnShape, renameBind, ShapeCheck, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
 import { prepareStatement, quoteIdent, type SessionState } from './session-state.js';
 
 /** As PostgreSQL words it; drivers such as postgres.js re-prepare when they see this routine. */
@@ -242,11 +242,13 @@ export class RequestWriter {
     const held = this.held;
     for (let j = i + 1; j < held.count; j++) {
       const code = held.codes[j]!;
-      const buf = held.bufs[j]!;
-      const start = held.starts[j]!;
+      const [buf, start, end] = [held.bufs[j]!, held.starts[j]!, held.ends[j]!];
       if (code === Frontend.Parse && buf[start + 5] !== 0) return true;
-      if (code === Frontend.Bind && buf[buf.indexOf(0, start + 5) + 1] !== 0) return true;
-      if (code === Frontend.Describe && buf[start + 5] === 0x53 && buf[start + 6] !== 0) return true;
+      if (code === Frontend.Bind && bindStatement(buf, start, end)[0] !== '') return true;
+      if (code === Frontend.Describe) {
+        const [type, name] = targetOf(buf, start, end);
+        if (type === 0x53 /* S */ && name !== '') return true;
+      }
     }
     return false;
   }
