@@ -62,6 +62,19 @@ async function twoSchemas(s: string, x: string, y: string, second = "(a int, b t
   cleanups.push(() => adminQuery(`DROP SCHEMA IF EXISTS ${sx} CASCADE; DROP SCHEMA IF EXISTS ${sy} CASCADE`));
 }
 
+/** A client inside a transaction: it holds one of the pool's connections until `release`. */
+async function holdOne(t: Target): Promise<RawClient> {
+  const h = await raw(t);
+  h.write(Q('BEGIN'));
+  await answers(h);
+  return h;
+}
+
+async function release(h: RawClient): Promise<void> {
+  h.write(Q('COMMIT'));
+  await answers(h);
+}
+
 /** Runs `run` directly and through `target`; expects the same answers, and returns them. */
 async function sameAsDirect<T>(run: (t: Target, suffix: string) => Promise<T>, target: TestGateway = single): Promise<T> {
   const direct = await run('direct', 'd');
@@ -217,25 +230,19 @@ describe('no 0A000 where PostgreSQL has none', () => {
     const run = async (t: Target, tbl: string): Promise<string[][]> => {
       await table(tbl, '(a int); INSERT INTO ' + tbl + ' VALUES (1)');
       const got: string[][] = [];
-      const h1 = await raw(t);
-      h1.write(Q('BEGIN'));
-      await answers(h1); // h1 holds one connection
+      const h1 = await holdOne(t); // h1 holds one connection
       const a = await raw(t);
       a.write(Buffer.concat([P('pe_s', `SELECT * FROM ${tbl}`), S]));
       got.push(await answers(a)); // on the other connection, which keeps the statement
       await adminQuery(`ALTER TABLE ${tbl} ADD COLUMN b int DEFAULT 7`);
-      const h2 = await raw(t);
-      h2.write(Q('BEGIN'));
-      await answers(h2); // h2 holds the connection that has pe_s
-      h1.write(Q('COMMIT'));
-      await answers(h1); // the connection without pe_s is free
+      const h2 = await holdOne(t); // h2 holds the connection that has pe_s
+      await release(h1); // the connection without pe_s is free
       const b = await raw(t);
       b.write(Buffer.concat([P('pe_s2', `SELECT * FROM ${tbl}`), S]));
       got.push(await answers(b)); // prepared after the DDL
       b.write(Buffer.concat([B('pe_s2'), E(), S]));
       got.push(await answers(b));
-      h2.write(Q('COMMIT'));
-      await answers(h2);
+      await release(h2);
       return got;
     };
     const direct = await sameAsDirect((t, x) => run(t, `pe_loc_${x}`), pair);
@@ -259,32 +266,23 @@ describe('no 0A000 where PostgreSQL has none', () => {
     const run = async (t: Target, tbl: string): Promise<string[][]> => {
       await table(tbl, `(a int); INSERT INTO ${tbl} VALUES (1)`);
       const got: string[][] = [];
-      const h1 = await raw(t);
-      h1.write(Q('BEGIN'));
-      await answers(h1); // h1 holds one connection
+      const h1 = await holdOne(t); // h1 holds one connection
       const b = await raw(t);
       b.write(Buffer.concat([P('pe_b', `SELECT * FROM ${tbl}`), S]));
       await answers(b); // a copy on the other connection
       await adminQuery(`ALTER TABLE ${tbl} ADD COLUMN b int DEFAULT 7`);
-      const h2 = await raw(t);
-      h2.write(Q('BEGIN'));
-      await answers(h2); // h2 holds the connection with the old copy
-      h1.write(Q('COMMIT'));
-      await answers(h1);
+      const h2 = await holdOne(t); // h2 holds the connection with the old copy
+      await release(h1);
       const a = await raw(t);
       a.write(Buffer.concat([P('pe_a', `SELECT * FROM ${tbl}`), B('pe_a'), E(), S]));
       got.push(await answers(a)); // prepared after the DDL
-      const h3 = await raw(t);
-      h3.write(Q('BEGIN'));
-      await answers(h3); // h3 holds the connection a prepared on
-      h2.write(Q('COMMIT'));
-      await answers(h2);
+      const h3 = await holdOne(t); // h3 holds the connection a prepared on
+      await release(h2);
       for (let i = 0; i < 2; i++) {
         a.write(Buffer.concat([B('pe_a'), E(), S]));
         got.push(await answers(a)); // where the old copy is
       }
-      h3.write(Q('COMMIT'));
-      await answers(h3);
+      await release(h3);
       return got;
     };
     const direct = await sameAsDirect((t, x) => run(t, `pe_oc_${x}`), pair);
