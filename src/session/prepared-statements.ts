@@ -188,7 +188,7 @@ class StatementChange implements SlotUndo {
  * pgway's Describe of a shared statement it has just prepared on a connection: records what the
  * copy takes and returns (ServerConnection.prepared), so that a client that prepared the statement
  * before DDL changed it is refused there as PostgreSQL would refuse it, not answered with rows of
- * another shape (RequestWriter.prepareFor). `own`: the client statement whose Parse it was.
+ * another shape (StatementCopies.prepareFor). `own`: the client statement whose Parse it was.
  */
 export class ShapeCheck implements DescriptionWatcher {
   private params = '';

@@ -8,13 +8,14 @@
  */
 import { Slot } from '../pool/expected-responses.js';
 import type { Pool } from '../pool/pool.js';
-import { SHAPE_PENDING, SHAPE_UNKNOWN, type ServerConnection } from '../pool/server-connection.js';
+import type { ServerConnection } from '../pool/server-connection.js';
 import { classifySessionEffectsIn, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import type { HeldFrames } from './held-frames.js';
-import { bindHasBinaryParameters, bindParameterText, readCString } from '../wire/decode.js';
-import { bindStatement, closeStatement, learnShape, renameBind, ShapeCheck, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
+import { bindParameterText, readCString } from '../wire/decode.js';
+import { bindStatement, closeStatement, learnShape, renameBind, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
+import { Next, StatementCopies } from './statement-copies.js';
 import { prepareStatement, quoteIdent, type SessionState } from './session-state.js';
 
 /** As PostgreSQL words it; drivers such as postgres.js re-prepare when they see this routine. */
@@ -50,9 +51,6 @@ function withBoundValues(effects: readonly SessionEffect[], buf: Buffer, stmtAt:
 const changesSearchPath = (e: SessionEffect): boolean =>
   e.kind === 'reset-all' || ((e.kind === 'set' || e.kind === 'reset' || e.kind === 'set-param') && e.name === 'search_path');
 
-/** Statements a writer remembers preparing in one request (see RequestWriter.fresh). */
-const MAX_FRESH = 256;
-
 /** Named portals whose statements have session effects, per client, before the oldest are forgotten. */
 const MAX_PORTALS_WITH_EFFECTS = 64;
 
@@ -73,19 +71,6 @@ const NO_UNNAMED_STATEMENT = msg.errorResponse({
   routine: 'exec_bind_message',
 });
 
-/** What a Bind or Describe of a tracked statement does next (see RequestWriter.prepareFor). */
-const enum Next {
-  /** It goes to the server. */
-  Send,
-  /** It waits for pgway's own Describe of the statement (waitForDescription). */
-  Wait,
-  /** It is refused with 0A000: the statement returns something else since the client prepared it. */
-  Refuse,
-}
-
-/** Whether two statement shapes (see ShapeCheck) have the same columns, whatever their parameters. */
-const sameColumns = (a: string, b: string): boolean => a.slice(a.indexOf('/')) === b.slice(b.indexOf('/'));
-
 let nextWriterId = 1;
 
 export class RequestWriter {
@@ -93,7 +78,6 @@ export class RequestWriter {
   private readonly id = nextWriterId++;
   /** More than one piece is being written: they go out in one writev. */
   private corked = false;
-  private maxPrepared = 0;
   private epoch = 0;
   private pool: Pool | undefined;
   private pins: readonly PinReason[] = NO_PINS;
@@ -118,24 +102,23 @@ export class RequestWriter {
   waitForAnswers = false;
   /**
    * write() stopped before a Bind or Describe of a statement prepared on the connection just now:
-   * the frames from there wait until the server has described it (see ensurePrepared).
+   * the frames from there wait until the server has described it (see StatementCopies.prepareFor).
    */
   waitForDescription = false;
-  /**
-   * The statements this writer prepared on `freshOn` in the request being written (and the one it
-   * resumes after a description): their descriptions are the newest there are (see prepareFor).
-   */
-  private readonly fresh = new Set<string>();
-  private freshOn: ServerConnection | undefined;
   /** A request being written changes the client's search_path (see stopForPath). */
   private pathChanged = false;
   /** write() resumes where it stopped for a description (waitForDescription). */
   private resuming = false;
 
+  /** The copies of the client's statements on the connection written to. */
+  private readonly copies: StatementCopies;
+
   constructor(
     private readonly held: HeldFrames,
     private readonly statements: PreparedStatements,
-  ) {}
+  ) {
+    this.copies = new StatementCopies(statements, () => this.guess());
+  }
 
   /** The pool's plan epoch when the last request was written (see RequestFlow.onStalePlan). */
   get sentEpoch(): number {
@@ -146,18 +129,16 @@ export class RequestWriter {
   write(server: ServerConnection, session: SessionState, pooled: boolean, pool: Pool): readonly PinReason[] {
     const held = this.held;
     this.corked = false;
-    this.maxPrepared = pool.settings.maxPreparedStatements;
     this.epoch = pool.planEpoch;
     this.pool = pool;
     this.pins = NO_PINS;
     this.pooled = pooled;
-    this.tracked = pooled && this.maxPrepared > 0;
+    this.tracked = pooled && pool.settings.maxPreparedStatements > 0;
+    this.copies.begin(pool, this.resuming);
     if (this.resuming) {
       // Everything written before the stop has been answered: no change made there is a guess now.
       this.resuming = false;
       this.guessed = false;
-    } else {
-      this.fresh.clear();
     }
     let written = held.count;
     for (let i = 0; i < held.count; i++) {
@@ -331,7 +312,7 @@ export class RequestWriter {
       server.write(closeStatement(stmt.serverName));
       server.expectSwallowed(Slot.Close, stmt.serverName);
     }
-    this.prepareOn(server, stmt, name);
+    this.copies.prepareOn(server, stmt, name);
     return true;
   }
 
@@ -355,8 +336,8 @@ export class RequestWriter {
     this.beforeOwnWrite(server);
     if (this.isStale(stmt)) return this.staleOnce(server, stmt);
     if (stmt.effects.length > 0) this.placeSqlPrepared(server, session, stmt.effects);
-    const next = this.prepareFor(server, stmt, buf, stmtAt, end);
-    if (next !== Next.Send) return next === Next.Wait || this.refuse(server, Slot.Bind, STALE_PLAN);
+    const next = this.copies.prepareFor(server, stmt, buf, stmtAt, end);
+    if (next !== Next.Send) return this.notSent(server, next, Slot.Bind);
     // The slot names the statement: a stale-plan error for this Bind says which one went stale.
     server.expectForwarded(Slot.Bind, stmt.serverName);
     server.write(renameBind(buf, start, end, stmtAt, stmt.serverName));
@@ -452,8 +433,8 @@ export class RequestWriter {
       return true;
     }
     if (this.isStale(stmt)) return this.staleOnce(server, stmt);
-    const next = this.prepareFor(server, stmt);
-    if (next !== Next.Send) return next === Next.Wait || this.refuse(server, Slot.Describe, STALE_PLAN);
+    const next = this.copies.prepareFor(server, stmt);
+    if (next !== Next.Send) return this.notSent(server, next, Slot.Describe);
     server.noteClientFrame(code);
     server.write(renameBind(buf, start, end, start + 6, stmt.serverName));
     return true;
@@ -463,7 +444,7 @@ export class RequestWriter {
    * Whether the client prepared `stmt` before DDL made its shared statement stale (the server's
    * error on another client's Bind). A statement whose shape the client knows is not refused for
    * that alone: every copy is prepared afresh since, and the one it runs on is compared with what
-   * it returned (prepareFor), so a client refused there already is not refused twice.
+   * it returned (StatementCopies.prepareFor), so a client refused there already is not refused twice.
    */
   private isStale(stmt: ClientStatement): boolean {
     const since = this.pool!.staleSince(stmt.serverName);
@@ -484,39 +465,15 @@ export class RequestWriter {
   }
 
   /**
-   * Makes `stmt` ready for the client's Bind or Describe on this connection (see ensurePrepared),
-   * and checks that the copy there returns what the client prepared it to return. A connection
-   * that prepares a statement after DDL gets the new plan without an error, where PostgreSQL would
-   * refuse the client's old statement (0A000): so does pgway, once (Next.Refuse), and the copies
-   * that still have the old shape are dropped. A statement whose shape the client has not met yet
-   * takes the copy's. `bind`: the Bind frame (statement name at `stmtAt`); none for a Describe,
-   * which tells the client the copy's parameter types.
+   * The client's Bind or Describe does not go out as it is: it waits for pgway's own description
+   * of the copy just prepared (the frames from it stay held, and the flow resumes the write when
+   * the description is in), or it is refused as PostgreSQL refuses a stale statement.
    */
-  private prepareFor(server: ServerConnection, stmt: ClientStatement, bind?: Buffer, stmtAt = 0, end = 0): Next {
-    if (!this.ensurePrepared(server, stmt)) return Next.Wait;
-    const copy = server.prepared.get(stmt.serverName);
-    if (copy === undefined || copy === SHAPE_PENDING || copy === SHAPE_UNKNOWN || copy === stmt.shape) return Next.Send;
-    const known = stmt.shape;
-    if (known === undefined) {
-      learnShape(stmt, copy);
-      return Next.Send;
-    }
-    if (sameColumns(copy, known)) {
-      // PostgreSQL keeps a statement's parameter types as they were prepared, where a fresh copy
-      // infers them again: values sent as text read the same either way, binary ones do not.
-      if (bind === undefined) learnShape(stmt, copy);
-      if (bind === undefined || !bindHasBinaryParameters(bind, stmtAt, end)) return Next.Send;
-    }
-    if (this.freshOn !== server || !this.fresh.has(stmt.serverName)) {
-      // Described before DDL that came since, maybe: the copy is made again and described first.
-      server.markStale(stmt.serverName);
-      return this.ensurePrepared(server, stmt) ? Next.Send : Next.Wait;
-    }
-    // Refused once under the path it was prepared under (DDL), and it returns the new shape from
-    // then on; under another path, each time, as PostgreSQL refuses it.
-    if (stmt.searchPath === stmt.homePath) learnShape(stmt, copy);
-    this.pool!.retireCopies(stmt.serverName, copy);
-    return Next.Refuse;
+  private notSent(server: ServerConnection, next: Next.Wait | Next.Refuse, kind: Slot): true {
+    if (next === Next.Refuse) return this.refuse(server, kind, STALE_PLAN);
+    this.waitForDescription = true;
+    this.resuming = true;
+    return true;
   }
 
   /**
@@ -539,67 +496,5 @@ export class RequestWriter {
     server.abortRequest();
     this.skipUntilSync = true;
     return true;
-  }
-
-  /**
-   * Makes `stmt` exist on the connection before the client's Bind or Describe of it; returns false
-   * when that message must wait (waitForDescription). A statement the connection lacks is prepared
-   * and described (see prepareFor). A client that knows what its statement returns waits for the
-   * description, since an Execute sent behind its Bind could not be taken back (an INSERT ...
-   * RETURNING): one round trip per statement a connection prepares for such a Bind.
-   */
-  private ensurePrepared(server: ServerConnection, stmt: ClientStatement): boolean {
-    const copy = server.prepared.get(stmt.serverName);
-    if (copy !== undefined) {
-      server.prepared.delete(stmt.serverName);
-      server.prepared.set(stmt.serverName, copy); // most recently used
-      // Prepared earlier in this request (another name of the client's): its description is on its way.
-      return copy !== SHAPE_PENDING || stmt.shape === undefined || this.awaitDescription(server);
-    }
-    if (!this.prepareOn(server, stmt) || stmt.shape === undefined) return true;
-    return this.awaitDescription(server);
-  }
-
-  /** The server is asked to answer what it has (Flush); the client's next message waits for its description. */
-  private awaitDescription(server: ServerConnection): false {
-    server.write(msg.FLUSH);
-    server.clientHeldBack = true;
-    this.waitForDescription = true;
-    this.resuming = true;
-    return false;
-  }
-
-  /**
-   * Sends a Parse for `stmt`, evicting the least recently used statement past the bound, and
-   * pgway's own Describe of it where PostgreSQL would check its shape (see ShapeCheck); with
-   * `clientName`, the client's own Parse defining that name. Returns whether a description is
-   * on its way.
-   */
-  private prepareOn(server: ServerConnection, stmt: ClientStatement, clientName?: string): boolean {
-    // The server discards everything up to the client's Sync, this Parse too: nothing is prepared or evicted.
-    if (server.skippingToSync) return false;
-    this.guess();
-    const max = this.maxPrepared;
-    while (server.prepared.size >= max) {
-      const oldest = server.prepared.keys().next().value as string;
-      server.prepared.delete(oldest);
-      server.write(closeStatement(oldest));
-      server.expectSwallowed(Slot.Close, oldest);
-    }
-    if (server.stalePrepared.delete(stmt.serverName)) {
-      server.write(closeStatement(stmt.serverName));
-      server.expectSwallowed(Slot.Close, stmt.serverName);
-    }
-    server.prepared.set(stmt.serverName, stmt.checked ? SHAPE_PENDING : SHAPE_UNKNOWN);
-    if (this.freshOn !== server || this.fresh.size >= MAX_FRESH) {
-      this.fresh.clear();
-      this.freshOn = server;
-    }
-    this.fresh.add(stmt.serverName);
-    server.write(stmt.parse);
-    if (clientName !== undefined) server.expectForwarded(Slot.Parse, this.statements.define(clientName, stmt, undefined, stmt.serverName));
-    else server.expectSwallowed(Slot.Parse, stmt.serverName);
-    if (!stmt.checked) return false;
-    return server.describeOwn(stmt.serverName, new ShapeCheck(server, stmt.serverName, clientName === undefined ? undefined : stmt));
   }
 }

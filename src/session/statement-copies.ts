@@ -1,0 +1,161 @@
+/**
+ * The copies of a client's shared statements on the server connection its request is written to.
+ * A copy is prepared where missing (the least recently used evicted past max_prepared_statements),
+ * described by pgway where PostgreSQL would check its shape (see ShapeCheck), and compared with
+ * the shape the client prepared the statement with before the client's Bind or Describe goes out.
+ *
+ * PostgreSQL refuses a statement whose result DDL changed since the session prepared it (0A000).
+ * A connection that prepares the statement after the DDL gets the new plan without an error, so
+ * pgway compares instead: the client hears 0A000 where it would on a direct connection.
+ */
+import { Slot } from '../pool/expected-responses.js';
+import type { Pool } from '../pool/pool.js';
+import { SHAPE_PENDING, SHAPE_UNKNOWN, type ServerConnection } from '../pool/server-connection.js';
+import { bindHasBinaryParameters } from '../wire/decode.js';
+import * as msg from '../wire/messages.js';
+import { closeStatement, learnShape, ShapeCheck, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
+
+/** What a Bind or Describe of a tracked statement does next (see StatementCopies.prepareFor). */
+export const enum Next {
+  /** It goes to the server. */
+  Send,
+  /** It waits for pgway's own Describe of the statement: the server was asked to answer (Flush). */
+  Wait,
+  /** It is refused with 0A000: the statement returns something else since the client prepared it. */
+  Refuse,
+}
+
+/** Statements remembered as prepared in one request (see StatementCopies.fresh). */
+const MAX_FRESH = 256;
+
+/** Whether two statement shapes (see ShapeCheck) have the same columns, whatever their parameters. */
+const sameColumns = (a: string, b: string): boolean => a.slice(a.indexOf('/')) === b.slice(b.indexOf('/'));
+
+export class StatementCopies {
+  /**
+   * The statements prepared on `freshOn` in the request being written (and the one it resumes
+   * after a description): their descriptions are the newest there are (see prepareFor).
+   */
+  private readonly fresh = new Set<string>();
+  private freshOn: ServerConnection | undefined;
+  private pool: Pool | undefined;
+  private maxPrepared = 0;
+
+  /**
+   * `guess`: called when the connection's statements change, before pgway writes a Parse (see
+   * RequestWriter.guess).
+   */
+  constructor(
+    private readonly statements: PreparedStatements,
+    private readonly guess: () => void,
+  ) {}
+
+  /**
+   * A request is written to a connection of `pool`. One that resumes after a description keeps
+   * what it prepared: those copies are the freshest still.
+   */
+  begin(pool: Pool, resuming: boolean): void {
+    this.pool = pool;
+    this.maxPrepared = pool.settings.maxPreparedStatements;
+    if (!resuming) this.fresh.clear();
+  }
+
+  /**
+   * Makes `stmt` ready for the client's Bind or Describe on this connection (see ensurePrepared),
+   * and checks that the copy there returns what the client prepared it to return. A connection
+   * that prepares a statement after DDL gets the new plan without an error, where PostgreSQL would
+   * refuse the client's old statement (0A000): so does pgway, once (Next.Refuse), and the copies
+   * that still have the old shape are dropped. A statement whose shape the client has not met yet
+   * takes the copy's. `bind`: the Bind frame (statement name at `stmtAt`); none for a Describe,
+   * which tells the client the copy's parameter types.
+   */
+  prepareFor(server: ServerConnection, stmt: ClientStatement, bind?: Buffer, stmtAt = 0, end = 0): Next {
+    if (!this.ensurePrepared(server, stmt)) return Next.Wait;
+    const copy = server.prepared.get(stmt.serverName);
+    if (copy === undefined || copy === SHAPE_PENDING || copy === SHAPE_UNKNOWN || copy === stmt.shape) return Next.Send;
+    const known = stmt.shape;
+    if (known === undefined) {
+      learnShape(stmt, copy);
+      return Next.Send;
+    }
+    if (sameColumns(copy, known)) {
+      // PostgreSQL keeps a statement's parameter types as they were prepared, where a fresh copy
+      // infers them again: values sent as text read the same either way, binary ones do not.
+      if (bind === undefined) learnShape(stmt, copy);
+      if (bind === undefined || !bindHasBinaryParameters(bind, stmtAt, end)) return Next.Send;
+    }
+    if (this.freshOn !== server || !this.fresh.has(stmt.serverName)) {
+      // Described before DDL that came since, maybe: the copy is made again and described first.
+      server.markStale(stmt.serverName);
+      return this.ensurePrepared(server, stmt) ? Next.Send : Next.Wait;
+    }
+    // Refused once under the path it was prepared under (DDL), and it returns the new shape from
+    // then on; under another path, each time, as PostgreSQL refuses it.
+    if (stmt.searchPath === stmt.homePath) learnShape(stmt, copy);
+    this.pool!.retireCopies(stmt.serverName, copy);
+    return Next.Refuse;
+  }
+
+  /**
+   * Sends a Parse for `stmt`, evicting the least recently used statement past the bound, and
+   * pgway's own Describe of it where PostgreSQL would check its shape (see ShapeCheck); with
+   * `clientName`, the client's own Parse defining that name. Returns whether a description is
+   * on its way.
+   */
+  prepareOn(server: ServerConnection, stmt: ClientStatement, clientName?: string): boolean {
+    // The server discards everything up to the client's Sync, this Parse too: nothing is prepared or evicted.
+    if (server.skippingToSync) return false;
+    this.guess();
+    const max = this.maxPrepared;
+    while (server.prepared.size >= max) {
+      const oldest = server.prepared.keys().next().value as string;
+      server.prepared.delete(oldest);
+      server.write(closeStatement(oldest));
+      server.expectSwallowed(Slot.Close, oldest);
+    }
+    if (server.stalePrepared.delete(stmt.serverName)) {
+      server.write(closeStatement(stmt.serverName));
+      server.expectSwallowed(Slot.Close, stmt.serverName);
+    }
+    server.prepared.set(stmt.serverName, stmt.checked ? SHAPE_PENDING : SHAPE_UNKNOWN);
+    if (this.freshOn !== server || this.fresh.size >= MAX_FRESH) {
+      this.fresh.clear();
+      this.freshOn = server;
+    }
+    this.fresh.add(stmt.serverName);
+    server.write(stmt.parse);
+    if (clientName !== undefined) server.expectForwarded(Slot.Parse, this.statements.define(clientName, stmt, undefined, stmt.serverName));
+    else server.expectSwallowed(Slot.Parse, stmt.serverName);
+    if (!stmt.checked) return false;
+    return server.describeOwn(stmt.serverName, new ShapeCheck(server, stmt.serverName, clientName === undefined ? undefined : stmt));
+  }
+
+  /**
+   * Makes `stmt` exist on the connection before the client's Bind or Describe of it; returns false
+   * when that message must wait. A statement the connection lacks is prepared and described (see
+   * prepareFor). A client that knows what its statement returns waits for the description, since
+   * an Execute sent behind its Bind could not be taken back (an INSERT ... RETURNING): one round
+   * trip per statement a connection prepares for such a Bind.
+   */
+  private ensurePrepared(server: ServerConnection, stmt: ClientStatement): boolean {
+    const copy = server.prepared.get(stmt.serverName);
+    if (copy !== undefined) {
+      server.prepared.delete(stmt.serverName);
+      server.prepared.set(stmt.serverName, copy); // most recently used
+      // Prepared earlier in this request (another name of the client's): its description is on its way.
+      return copy !== SHAPE_PENDING || stmt.shape === undefined || this.awaitDescription(server);
+    }
+    if (!this.prepareOn(server, stmt) || stmt.shape === undefined) return true;
+    return this.awaitDescription(server);
+  }
+
+  /**
+   * The server is asked to answer what it has (Flush), and holds the client's cancels meanwhile
+   * (ServerConnection.clientHeldBack): the client's next message waits for the description.
+   */
+  private awaitDescription(server: ServerConnection): false {
+    server.write(msg.FLUSH);
+    server.clientHeldBack = true;
+    return false;
+  }
+}
