@@ -13,7 +13,8 @@ export interface ServerTarget { host: string; port: number; dbname: string; user
 export interface PoolSettings {
   mode: PoolMode; size: number; minSize: number; reserveSize: number; reserveTimeoutMs: number; maxDbConnections: number;
   queryWaitTimeoutMs: number; idleTransactionTimeoutMs: number; serverIdleTimeoutMs: number; serverLifetimeMs: number;
-  serverConnectTimeoutMs: number; serverCheckDelayMs: number; serverResetQuery: string; maxPreparedStatements: number;
+  serverConnectTimeoutMs: number; serverLoginRetryMs: number; serverCheckDelayMs: number; serverResetQuery: string;
+  maxPreparedStatements: number;
 }
 /** `pool` is already merged with the global defaults. */
 export interface DatabaseConfig { name: string; primary: ServerTarget; replicas: ServerTarget[]; pool: PoolSettings }
@@ -41,7 +42,7 @@ export interface Config {
 export const DEFAULT_POOL: Readonly<PoolSettings> = Object.freeze({
   mode: 'transaction', size: 20, minSize: 0, reserveSize: 0, reserveTimeoutMs: 5000, maxDbConnections: 0,
   queryWaitTimeoutMs: 120_000, idleTransactionTimeoutMs: 0, serverIdleTimeoutMs: 600_000, serverLifetimeMs: 3_600_000,
-  serverConnectTimeoutMs: 15_000, serverCheckDelayMs: 30_000, serverResetQuery: 'DISCARD ALL', maxPreparedStatements: 200,
+  serverConnectTimeoutMs: 15_000, serverLoginRetryMs: 1000, serverCheckDelayMs: 30_000, serverResetQuery: 'DISCARD ALL', maxPreparedStatements: 200,
 });
 
 /** A problem found in the parsed value; `path` uses the YAML's keys, `atKey` points at the key rather than its value. */
@@ -121,6 +122,7 @@ const poolSection = section({
   server_idle_timeout_ms: int(0).optional(),
   server_lifetime_ms: int(0).optional(),
   server_connect_timeout_ms: int(1).optional(),
+  server_login_retry_ms: int(100).optional(),
   server_check_delay_ms: int(0).optional(),
   server_reset_query: text({ allowEmpty: true }).optional(),
   max_prepared_statements: int(0).optional(),
@@ -347,6 +349,7 @@ function mergePool(base: Readonly<PoolSettings>, o: RawPool): PoolSettings {
     serverIdleTimeoutMs: o.server_idle_timeout_ms ?? base.serverIdleTimeoutMs,
     serverLifetimeMs: o.server_lifetime_ms ?? base.serverLifetimeMs,
     serverConnectTimeoutMs: o.server_connect_timeout_ms ?? base.serverConnectTimeoutMs,
+    serverLoginRetryMs: o.server_login_retry_ms ?? base.serverLoginRetryMs,
     serverCheckDelayMs: o.server_check_delay_ms ?? base.serverCheckDelayMs,
     serverResetQuery: o.server_reset_query ?? base.serverResetQuery,
     maxPreparedStatements: o.max_prepared_statements ?? base.maxPreparedStatements,

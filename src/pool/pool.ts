@@ -36,6 +36,8 @@ export class ConnectionLimit {
   open = 0;
   /** Pools that have clients waiting for a slot: each is told when one frees. */
   private readonly wanting = new Set<Pool>();
+  /** Every open pool of the database: one may close an idle connection to make room (see evictIdle). */
+  private readonly pools = new Set<Pool>();
 
   constructor(public max = 0) {}
 
@@ -46,6 +48,39 @@ export class ConnectionLimit {
   /** `pool` has clients waiting and no slot to open a connection for them. */
   want(pool: Pool): void {
     this.wanting.add(pool);
+  }
+
+  join(pool: Pool): void {
+    this.pools.add(pool);
+  }
+
+  leave(pool: Pool): void {
+    this.pools.delete(pool);
+    this.wanting.delete(pool);
+  }
+
+  /**
+   * Every slot is taken and `pool` has clients waiting: the connection idle longest in another
+   * pool of the database closes to make room, as PgBouncer evicts one. Returns whether one did;
+   * its slot goes to the pool that waited for one longest (see wake).
+   */
+  evictIdle(pool: Pool): boolean {
+    let oldest: Pool | undefined;
+    let since = Infinity;
+    for (const other of this.pools) {
+      const at = other === pool ? undefined : other.oldestIdleAt();
+      if (at !== undefined && at < since) {
+        since = at;
+        oldest = other;
+      }
+    }
+    return oldest !== undefined && oldest.closeOldestIdle();
+  }
+
+  /** Whether a pool of the database other than `pool` has clients waiting for a slot. */
+  wantedElsewhere(pool: Pool): boolean {
+    for (const other of this.wanting) if (other !== pool && other.hasWaiters) return true;
+    return false;
   }
 
   /** A connection counted here closed. */
@@ -160,6 +195,7 @@ export class Pool {
     this.currentSettings = settings;
     this.maintenance = setInterval(() => this.maintain(), 1000);
     this.maintenance.unref();
+    dbLimit.join(this);
   }
 
   get size(): number {
@@ -227,9 +263,26 @@ export class Pool {
     this.grow();
   }
 
+  get hasWaiters(): boolean {
+    return this.waiters.length > 0;
+  }
+
   /** A max_db_connections slot freed up (see ConnectionLimit.want). */
   slotFreed(): void {
     this.grow();
+  }
+
+  /** When the connection idle longest here was last given back, if one is idle. */
+  oldestIdleAt(): number | undefined {
+    return this.idle[0]?.lastUsedAt;
+  }
+
+  /** Closes the connection idle longest: another pool of the database needs its slot (max_db_connections). */
+  closeOldestIdle(): boolean {
+    const conn = this.idle.shift();
+    if (conn === undefined) return false;
+    this.forget(conn);
+    return true;
   }
 
   /** server_check_delay: an empty query proves the connection still works before it is handed out. */
@@ -358,6 +411,7 @@ export class Pool {
     this.successor = successor;
     this.onRetiredClosed = onClosed;
     clearInterval(this.maintenance);
+    clearTimeout(this.loginRetry);
     for (const conn of this.idle.splice(0)) this.forget(conn);
     for (let next = this.waiters.shift(); next; next = this.waiters.shift()) {
       const conn = this.handOver(next.waiter, next.start);
@@ -385,6 +439,8 @@ export class Pool {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.dbLimit.leave(this);
+    clearTimeout(this.loginRetry);
     for (const resolve of this.pauseWaiters.splice(0)) resolve();
     clearInterval(this.maintenance);
     this.waiters.clear();
@@ -410,8 +466,8 @@ export class Pool {
       return;
     }
     this.reserveOpen = false;
-    if (this.size > size) {
-      // Nobody waits any more: a reserve connection goes.
+    if (this.size > size || this.dbLimit.wantedElsewhere(this)) {
+      // Nobody waits here: a reserve connection goes, and so does one another pool of the database needs the slot of.
       this.discard(conn);
       return;
     }
@@ -515,11 +571,13 @@ export class Pool {
   private grow(): void {
     const limit = this.settings.size + (this.reserveOpen ? this.settings.reserveSize : 0);
     while (!this.closed && !this.retired && !this.paused && this.waiters.length > this.connecting && this.size < limit) {
-      if (this.dbLimit.full) {
-        // Another pool of the database holds the slots: a connection it closes makes room here.
+      if (this.dbLimit.full && !this.dbLimit.evictIdle(this)) {
+        // Other pools of the database use every slot: a connection they close or give back idle makes room here.
         this.dbLimit.want(this);
         return;
       }
+      // An evicted connection's slot went to a pool that wanted one before this one: look for another.
+      if (this.dbLimit.full) continue;
       this.open();
     }
   }
@@ -543,11 +601,28 @@ export class Pool {
         this.connecting--;
         this.dbLimit.release();
         this.log.warn({ err: conn.loginRefusal ?? err.message, pool: this.name }, 'server connection failed');
-        // A waiting client hears why instead of waiting out its timeout.
+        // A waiting client hears why instead of waiting out its timeout; the others get another try.
         this.waiters.shift()?.waiter.onLeaseError(err);
+        this.retryLogin();
         this.closeIfDone();
       },
     );
+  }
+
+  private loginRetry: NodeJS.Timeout | undefined;
+
+  /**
+   * A connection failed to open (the server down or refusing, too many connections): the clients
+   * still waiting get another attempt after server_login_retry_ms, rather than waiting out their
+   * timeout behind a server that is back. A new client's request tries at once, as before.
+   */
+  private retryLogin(): void {
+    if (this.loginRetry !== undefined || this.waiters.length === 0 || this.closed || this.retired) return;
+    this.loginRetry = setTimeout(() => {
+      this.loginRetry = undefined;
+      this.grow();
+    }, this.settings.serverLoginRetryMs);
+    this.loginRetry.unref();
   }
 
   /** Closes connections idle too long or past their lifetime; keeps min_size open. */
@@ -563,6 +638,6 @@ export class Pool {
         this.forget(conn);
       }
     }
-    while (!this.closed && !this.retired && !this.paused && this.size < minSize) this.open();
+    while (!this.closed && !this.retired && !this.paused && this.size < minSize && !this.dbLimit.full) this.open();
   }
 }
