@@ -562,6 +562,11 @@ export class ServerConnection implements ResponseHandler {
       if (this.socket.writable) this.socket.end(msg.TERMINATE);
       this.socket.destroySoon();
     }
+    // pgway's own work on the connection (connect, reset, a query) ends here, not at the socket's close,
+    // which fail() no longer hears: the pool would count the connection as in use for ever.
+    const done = this.internalDone;
+    this.internalDone = undefined;
+    done?.(new ServerConnectionLostError());
   }
 
   // --- incoming bytes ----------------------------------------------------------------------------
