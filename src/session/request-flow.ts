@@ -37,6 +37,13 @@ const UNKNOWN_SETTINGS = '\u0000unknown';
 const isRequestEnd = (code: number): boolean =>
   code === Frontend.Query || code === Frontend.Sync || code === Frontend.Flush || code === Frontend.FunctionCall;
 
+/**
+ * A client waiting for a server connection is read no further once its held requests pass this:
+ * what it pipelines meanwhile waits in the socket buffers, not in pgway (PgBouncer reads one
+ * packet buffer). Below it the client is still read, so a client that leaves is seen leaving.
+ */
+const MAX_HELD_WHILE_WAITING = 1 << 20;
+
 /** What a request flow needs from its client session. */
 export interface FlowHost {
   readonly id: number;
@@ -90,6 +97,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   private clientHeld = false;
   /** The held frames wait for pgway's own Describe of a statement (RequestWriter.waitForDescription). */
   private describing = false;
+  /** The client's reading is paused until it gets a server connection (MAX_HELD_WHILE_WAITING). */
+  private pausedWhileWaiting = false;
 
   constructor(
     private readonly host: FlowHost,
@@ -171,6 +180,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     for (let i = 0; i < last; i++) if (isRequestEnd(held.codes[i]!)) return false;
     this.pool.cancelWait(this);
     this.waiting = false;
+    if (this.pausedWhileWaiting) this.resumeAfterWait();
     held.clear();
     const error = new QueryCanceledError();
     if (errorChannel.hasSubscribers) errorChannel.publish({ source: 'gateway', sqlstate: error.sqlstate } satisfies ErrorEvent);
@@ -211,6 +221,11 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     }
   }
 
+  private resumeAfterWait(): void {
+    this.pausedWhileWaiting = false;
+    this.host.resumeReading();
+  }
+
   onLeaseError(err: Error): void {
     this.waiting = false;
     if (this.host.state === 'closed') return;
@@ -219,6 +234,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
 
   private leased(conn: ServerConnection): void {
     this.waiting = false;
+    if (this.pausedWhileWaiting) this.resumeAfterWait(); // before dispatch(), which may pause it again
     const state = this.host.state;
     if (state === 'closed') {
       this.pool.release(conn, 'clean');
@@ -364,7 +380,14 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       this.dispatch();
       return;
     }
-    if (this.waiting || !this.held.complete) return;
+    if (this.waiting) {
+      if (this.held.bytes > MAX_HELD_WHILE_WAITING && !this.pausedWhileWaiting) {
+        this.pausedWhileWaiting = true;
+        this.host.pauseReading();
+      }
+      return;
+    }
+    if (!this.held.complete) return;
     if (this.mode !== 'session' && this.txStatus === TxStatus.Idle && this.answerPrepareLocally()) return;
     this.acquire();
   }
