@@ -105,6 +105,9 @@ const owners = new WeakMap<ServerConnection, Pool>();
 /** What replaces a retired pool: the pool serving its database and user now, or why there is none. */
 export type Successor = () => Pool | GatewayError;
 
+/** How a connection is cleaned when given back (see Pool.release). */
+export type Release = 'clean' | 'rollback' | 'reset' | 'discard';
+
 export interface PoolWaiter {
   onLease(conn: ServerConnection): void;
   onLeaseError(err: Error): void;
@@ -310,10 +313,11 @@ export class Pool {
   /**
    * Gives a connection back: `clean` as it is (a finished transaction), `rollback` after
    * finishing whatever the client left half-done, `reset` also running server_reset_query (a
-   * session ended). A connection that cannot be cleaned, is past its lifetime or belongs to a
-   * closed pool is closed instead.
+   * session ended), `discard` running DISCARD ALL whatever that says (a pinned client of a
+   * transaction pool left state the next client must not find). A connection that cannot be
+   * cleaned, is past its lifetime or belongs to a closed pool is closed instead.
    */
-  release(conn: ServerConnection, how: 'clean' | 'rollback' | 'reset'): void {
+  release(conn: ServerConnection, how: Release): void {
     const owner = this.retired ? this.lender(conn) : undefined;
     if (owner) {
       owner.release(conn, how);
@@ -329,9 +333,9 @@ export class Pool {
   }
 
   // Apart from release(), whose every call would otherwise make the context these closures share.
-  private resetThenPutBack(conn: ServerConnection, how: 'clean' | 'rollback' | 'reset'): void {
+  private resetThenPutBack(conn: ServerConnection, how: Release): void {
     const timeout = setTimeout(() => conn.close(), this.settings.serverConnectTimeoutMs);
-    const resetQuery = how === 'reset' ? this.settings.serverResetQuery : '';
+    const resetQuery = how === 'reset' ? this.settings.serverResetQuery : how === 'discard' ? 'DISCARD ALL' : '';
     conn.reset(resetQuery).then(
       () => {
         clearTimeout(timeout);

@@ -650,8 +650,9 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     const server = this.server;
     this.server = undefined;
     if (!server) return;
-    // A pinned client leaves state behind (LISTEN, temp tables, advisory locks...): DISCARD it.
-    const how = this.mode === 'session' || this.session.pinned ? 'reset' : 'rollback';
+    // A pinned client leaves state behind (LISTEN, temp tables, advisory locks...): DISCARD ALL,
+    // even where server_reset_query is empty (as PgBouncer advises for transaction pooling).
+    const how = this.mode === 'session' ? 'reset' : this.session.pinned ? 'discard' : 'rollback';
     // A SET in flight may have committed unseen: the next client lays its settings on afresh.
     if (how === 'rollback' && (server.busy || this.session.hasStaged)) server.appliedSettings = UNKNOWN_SETTINGS;
     this.pool.release(server, how);
