@@ -261,9 +261,17 @@ export class Gateway implements SessionContext, AdminView {
     return pool;
   }
 
-  serverParamsFor(database: string): ReadonlyMap<string, string> | undefined {
-    for (const pool of this.poolMap.values()) {
-      if (pool.serverParams && pool.name.startsWith(`${database}/`)) return pool.serverParams;
+  /**
+   * What the server reported to another pool that logs in as the same server user on the same
+   * server: session_authorization, is_superuser and the role's own settings (ALTER ROLE ... SET
+   * TimeZone) differ between server users, and PostgreSQL reports only changes later.
+   */
+  serverParamsFor(pool: Pool): ReadonlyMap<string, string> | undefined {
+    const { target, credentials } = pool;
+    for (const other of this.poolMap.values()) {
+      if (other.serverParams === undefined || other.credentials.user !== credentials.user) continue;
+      const t = other.target;
+      if (t.host === target.host && t.port === target.port && t.dbname === target.dbname) return other.serverParams;
     }
     return undefined;
   }

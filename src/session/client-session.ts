@@ -337,8 +337,8 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
     const pool = this.ctx.primaryPool(db, user);
     const session = new SessionState(startupSettings(this.params));
     this.flow = new RequestFlow(this, this.ctx, pool, user.poolMode ?? db.pool.mode, session, CLIENT_READ_BUFFER.minBytes);
-    // Any pool of this database knows what the server reports; a new user's pool borrows that.
-    this.flow.begin(pool.serverParams ?? this.ctx.serverParamsFor(db.name));
+    // A pool of the same server user knows what the server reports; a new pool borrows that.
+    this.flow.begin(pool.serverParams ?? this.ctx.serverParamsFor(pool));
   }
 
   /**

@@ -18,7 +18,7 @@ export interface SessionContext {
   serverCredentials(db: DatabaseConfig, user: UserConfig): ServerCredentials;
   primaryPool(db: DatabaseConfig, user: UserConfig): Pool;
   /** ParameterStatus values some pool of `database` has seen, if any. */
-  serverParamsFor(database: string): ReadonlyMap<string, string> | undefined;
+  serverParamsFor(pool: Pool): ReadonlyMap<string, string> | undefined;
   /** The pool that replaced a retired one (same database and user). */
   poolFor(retired: Pool): Pool;
   readonly shuttingDown: boolean;
