@@ -58,14 +58,25 @@ function quoteIdentifier(ident: string): string {
   return safe ? ident : `"${ident.replaceAll('"', '""')}"`;
 }
 
-/** GUC names compare case-insensitively over ASCII only (guc_name_compare). */
+/** Old names PostgreSQL still takes for settings that were renamed (map_old_guc_names in guc.c). */
+const OLD_GUC_NAMES: ReadonlyMap<string, string> = new Map([
+  ['sort_mem', 'work_mem'],
+  ['vacuum_mem', 'maintenance_work_mem'],
+]);
+
+/**
+ * A setting's name as PostgreSQL looks it up: case-insensitive over ASCII only
+ * (guc_name_compare), and an old name as the setting's current one.
+ */
 export function foldGucName(name: string): string {
   let upper = false;
   for (let i = 0; i < name.length && !upper; i++) upper = name.charCodeAt(i) >= 0x41 && name.charCodeAt(i) <= 0x5a;
-  if (!upper) return name;
-  let out = '';
-  for (const ch of name) out += ch >= 'A' && ch <= 'Z' ? String.fromCharCode(ch.charCodeAt(0) + 32) : ch;
-  return out;
+  let out = name;
+  if (upper) {
+    out = '';
+    for (const ch of name) out += ch >= 'A' && ch <= 'Z' ? String.fromCharCode(ch.charCodeAt(0) + 32) : ch;
+  }
+  return OLD_GUC_NAMES.get(out) ?? out;
 }
 
 /** A string constant (possibly cast to a text type), null for NULL, undefined when not constant. */
