@@ -211,7 +211,7 @@ describe('advisory locks', () => {
     'SELECT * FROM jobs WHERE pg_try_advisory_lock(id) LIMIT 1',
     'UPDATE jobs SET taken = pg_try_advisory_lock(id)',
   ])('%s pins, and asks the server afterwards whether a lock was taken', (sql) => {
-    expect(effects(sql)).toEqual([pin('advisory-lock'), { kind: 'advisory-recheck' }]);
+    expect(effects(sql)).toEqual([pin('advisory-lock'), { kind: 'recheck', reason: 'advisory-lock' }]);
   });
 
   it.each([
@@ -219,7 +219,7 @@ describe('advisory locks', () => {
     'SELECT pg_advisory_unlock_shared(1)',
     'SELECT pg_advisory_unlock(id) FROM jobs',
   ])('%s asks the server afterwards whether a lock is left', (sql) => {
-    expect(effects(sql)).toEqual([{ kind: 'advisory-recheck' }]);
+    expect(effects(sql)).toEqual([{ kind: 'recheck', reason: 'advisory-lock' }]);
   });
 
   it('pg_advisory_unlock_all() unpins', () => {
@@ -235,7 +235,7 @@ describe('LISTEN, temp objects, cursors, session authorization', () => {
   it.each([
     ['LISTEN jobs', [pin('listen')]],
     ['LISTEN "Jobs"', [pin('listen')]],
-    ['UNLISTEN jobs', []],
+    ['UNLISTEN jobs', [{ kind: 'recheck', reason: 'listen' }]],
     ['UNLISTEN *', [unpin('listen')]],
     ['NOTIFY jobs', []],
     ['CREATE TEMP TABLE t (a int)', [pin('temp-table', 't')]],

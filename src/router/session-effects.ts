@@ -38,7 +38,8 @@ export type SessionEffect =
   // of any name (a view on the table), and comes from a DROP of any kind (name '' when not a relation's).
   | { kind: 'drop'; reason: NamedPin; name: string; cascade?: true }
   | { kind: 'rename'; reason: NamedPin; from: string; to: string } // ALTER TABLE from RENAME TO to
-  | { kind: 'advisory-recheck' } // pg_advisory_unlock(), pg_try_advisory_lock(): whether locks remain is for the server to say
+  // pg_advisory_unlock(), pg_try_advisory_lock(), UNLISTEN of one channel: whether any is left is for the server to say
+  | { kind: 'recheck'; reason: 'advisory-lock' | 'listen' }
   | TransactionMarker;
 
 /**
@@ -175,7 +176,8 @@ function onStatement(node: Node, raw: RawStmt, out: Collector): void {
     out.effects.push(d.isall === true || d.name === undefined ? { kind: 'deallocate-all' } : { kind: 'deallocate', name: d.name });
   } else if ('ListenStmt' in node) out.effects.push(pin('listen'));
   else if ('UnlistenStmt' in node) {
-    if (node.UnlistenStmt.conditionname === undefined) out.effects.push(unpin('listen')); // UNLISTEN *
+    // UNLISTEN *, or of one channel, which may have been the last one listened to
+    out.effects.push(node.UnlistenStmt.conditionname === undefined ? unpin('listen') : { kind: 'recheck', reason: 'listen' });
   } else if ('DeclareCursorStmt' in node) {
     const c = node.DeclareCursorStmt;
     if (((c.options ?? 0) & CURSOR_OPT_HOLD) !== 0) out.effects.push(pin('hold-cursor', c.portalname));
@@ -475,7 +477,7 @@ function onCalls(node: Node, out: Collector): void {
   }
   if (unlockAll) out.effects.push(unpin('advisory-lock'));
   if (lock) out.effects.push(pin('advisory-lock')); // after the unpin: when both appear, stay pinned
-  if (maybeFree) out.effects.push({ kind: 'advisory-recheck' });
+  if (maybeFree) out.effects.push({ kind: 'recheck', reason: 'advisory-lock' });
 }
 
 /** Iterative pre-order walk: expressions nest as deep as the SQL does (a || b || ... thousands deep). */

@@ -14,7 +14,7 @@ import { TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 
 /** Pins whose state the server can be asked about (see Pins.takeCheckDue). */
-export type CheckedPin = 'advisory-lock' | 'temp-table';
+export type CheckedPin = 'advisory-lock' | 'temp-table' | 'listen';
 
 /** The questions: each answers a row (at most one) while the session holds that state. */
 export const STILL_HELD_QUESTIONS: Readonly<Record<CheckedPin, Buffer>> = {
@@ -24,6 +24,7 @@ export const STILL_HELD_QUESTIONS: Readonly<Record<CheckedPin, Buffer>> = {
   // Temp tables, views and sequences (with their indexes) are the relations of the session's temp schema.
   // The operators are qualified: the question runs under the client's search_path.
   'temp-table': msg.query('SELECT FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() LIMIT 1'),
+  listen: msg.query('SELECT FROM pg_catalog.pg_listening_channels() LIMIT 1'),
 };
 
 /** Stands for temp objects pgway cannot name: they hold the pin until DISCARD TEMP. */
