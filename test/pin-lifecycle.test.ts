@@ -392,6 +392,40 @@ describe('temp objects made in ways pgway did not see before', () => {
   });
 });
 
+describe('a client whose SQL pgway cannot read as PostgreSQL does', () => {
+  it('standard_conforming_strings off (a backslash escapes a quote): its temp table made after one pins it', { timeout: 30_000 }, async () => {
+    const a = await connect();
+    await a.query('SET standard_conforming_strings = off');
+    await a.query(String.raw`SELECT 'it\'s'; CREATE TEMP TABLE pl_scs (x int)`);
+    await keepsTempTable(a, 'pl_scs');
+  });
+});
+
+describe('a pinned client leaving a pool whose server_reset_query is empty', () => {
+  it('leaves its connection clean: no temp table, advisory lock or LISTEN for the next client', { timeout: 30_000 }, async () => {
+    const g = await startGateway({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 5000, server_reset_query: "" }' });
+    try {
+      const a = new pg.Client({ connectionString: g.url() });
+      a.on('error', () => undefined);
+      await a.connect();
+      await a.query('CREATE TEMP TABLE pl_left (x int); SELECT pg_advisory_lock(4651); LISTEN pl_left_ch');
+      const pid = (await a.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      await a.end();
+      const b = new pg.Client({ connectionString: g.url() });
+      b.on('error', () => undefined);
+      await b.connect();
+      const r = (await b.query(`SELECT pg_backend_pid() AS pid,
+        (SELECT count(*)::int FROM pg_class WHERE relnamespace = pg_my_temp_schema()) AS temps,
+        (SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) AS locks,
+        (SELECT count(*)::int FROM pg_listening_channels()) AS listens`)).rows[0];
+      await b.end();
+      expect(r).toEqual({ pid, temps: 0, locks: 0, listens: 0 });
+    } finally {
+      await g.stop();
+    }
+  });
+});
+
 describe("pgway's question about temp relations", () => {
   it('reads the catalog as it is, whatever operators the client put ahead of pg_catalog', { timeout: 30_000 }, async () => {
     await adminQuery('DROP SCHEMA IF EXISTS hpg_ops CASCADE');

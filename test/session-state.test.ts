@@ -285,6 +285,7 @@ describe('pins released', () => {
     ['its hold cursor is closed by name', 'DECLARE ps_cur CURSOR WITH HOLD FOR SELECT 1', 'CLOSE ps_cur'],
     ['pg_advisory_unlock_all()', 'SELECT pg_advisory_lock(4242)', 'SELECT pg_advisory_unlock_all()'],
     ['UNLISTEN *', 'LISTEN ps_ch', 'UNLISTEN *'],
+    ['UNLISTEN of its only channel', 'LISTEN ps_ch1', 'UNLISTEN ps_ch1'],
   ] as const) {
     it(`frees the server connection of a client once ${what}`, async () => {
       const [a, b, c] = [await connect(), await connect(), await connect()];
@@ -300,7 +301,32 @@ describe('pins released', () => {
 });
 
 
+describe('a LISTEN pin after UNLISTEN of one channel', () => {
+  it('keeps the client on its connection, hearing its other channel, while it listens to one', async () => {
+    const [a, notifier] = [await connect(), await connect()];
+    const heard: string[] = [];
+    a.on('notification', (n) => heard.push(`${n.channel}:${n.payload ?? ''}`));
+    await a.query('LISTEN ps_keep1; LISTEN ps_keep2');
+    await a.query('UNLISTEN ps_keep1');
+    const [b, c] = [await connect(), await connect()];
+    await Promise.all([b.query('SELECT 1'), c.query('SELECT 1')].map((p) => p.catch(() => undefined)));
+    await notifier.query(`SELECT pg_notify('ps_keep1', 'one'), pg_notify('ps_keep2', 'two')`);
+    await waitFor('the notification', () => heard.length > 0);
+    expect(heard).toEqual(['ps_keep2:two']);
+  });
+});
+
 describe('advisory locks: the pin lasts as long as the server says a lock is held', () => {
+  it('pins a client whose SQL-level EXECUTE took a lock, as a SELECT of it would', async () => {
+    const a = await connect();
+    await a.query('PREPARE ps_lockit AS SELECT pg_advisory_lock(4650)');
+    await a.query('EXECUTE ps_lockit');
+    const [b, c] = [await connect(), await connect()];
+    await Promise.all([b.query('SELECT 1'), c.query('SELECT 1')].map((p) => p.catch(() => undefined)));
+    // Only the session that holds a lock can unlock it: a is still on it.
+    expect((await a.query<{ ok: boolean }>('SELECT pg_advisory_unlock(4650) AS ok')).rows).toEqual([{ ok: true }]);
+  });
+
   it('frees the connection of a client whose pg_try_advisory_lock did not get the lock', async () => {
     const holder = await direct();
     await holder.query('SELECT pg_advisory_lock(4545)');
@@ -447,6 +473,8 @@ describe('values replayed on another connection read as on a direct connection',
     ['list and numeric values', ['SET DateStyle = German, DMY', 'SET extra_float_digits = -3', 'SET work_mem = 65536', 'SET statement_timeout = 1.5e3'],
       ['DateStyle', 'extra_float_digits', 'work_mem', 'statement_timeout']],
     ['SET SCHEMA / NAMES / XML OPTION', [`SET SCHEMA 'pub lic'`, `SET NAMES 'UTF8'`, 'SET XML OPTION CONTENT'], ['search_path', 'client_encoding', 'xmloption']],
+    ['an old name of a setting (sort_mem is work_mem)', [`SET sort_mem = '16MB'`, 'RESET work_mem', `SET vacuum_mem = '32MB'`], ['work_mem', 'maintenance_work_mem']],
+    ['set_config run by a SQL-level EXECUTE', [`PREPARE setapp AS SELECT set_config('application_name', 'via_execute', false)`, 'EXECUTE setapp'], ['application_name']],
   ];
   for (const [name, statements, names] of cases) {
     it(name, async () => {
@@ -494,6 +522,67 @@ describe('values replayed on another connection read as on a direct connection',
       }
     }
     expect(trace.pgway).toEqual(trace.direct);
+  });
+});
+
+describe('settings laid on where the last client left its own', () => {
+  it("reads a non-ASCII value as sent, though the connection's last client set client_encoding LATIN1", async () => {
+    const d = await direct();
+    const a = await connect();
+    const b = await connect();
+    for (const c of [d, a]) await c.query(`SET myapp.label = 'café'`);
+    const want = (await setting(d, 'myapp.label')).v;
+    // b leaves LATIN1 on its connection; idle connections are reused last in, first out, so a gets it next
+    const bPid = await pidOf(b);
+    await b.query(`SET client_encoding = 'LATIN1'`);
+    const after = await setting(a, 'myapp.label');
+    expect(after.pid).toBe(bPid);
+    expect(after.v).toBe(want);
+  });
+
+  it('replays settings in the order of their last change: a superuser setting made before SET ROLE app', async () => {
+    const info = lab();
+    const d = new pg.Client({ ...info.primary, user: info.superuser, password: info.superuserPassword, database: 'app' });
+    d.on('error', () => undefined);
+    opened.push(d);
+    await d.connect();
+    const [a, h1, h2] = [await connect('admin'), await connect('admin'), await connect('admin')];
+    for (const sql of ['SET ROLE app', 'SET ROLE NONE', 'SET log_min_duration_statement = 5', 'SET ROLE app']) {
+      expect(await errorOf(d.query(sql)), sql).toBeUndefined();
+      expect(await errorOf(a.query(sql)), sql).toBeUndefined();
+    }
+    const q = `SELECT current_user::text AS u, current_setting('log_min_duration_statement') AS l, pg_backend_pid() AS pid`;
+    const want = (await d.query(q)).rows[0]!;
+    const here = (await a.query(q)).rows[0]!;
+    // Laid on in the order first made, SET ROLE app came first and the superuser setting then failed (42501).
+    const there = await onAnotherConnection(here.pid, [h1, h2], async () => (await a.query(q)).rows[0]!);
+    expect([here, there].map((r) => ({ u: r.u, l: r.l }))).toEqual([{ u: want.u, l: want.l }, { u: want.u, l: want.l }]);
+  });
+});
+
+describe('login ParameterStatus', () => {
+  it("reports the login user's own session_authorization and is_superuser when another user's pool opened first", async () => {
+    const g = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 5000 }' });
+    try {
+      const reported = async (url: string): Promise<Record<string, string | undefined>> => {
+        const c = new pg.Client({ connectionString: url });
+        const ps = new Map<string, string>();
+        (c as unknown as { connection: { on(e: string, f: (m: { parameterName: string; parameterValue: string }) => void): void } })
+          .connection.on('parameterStatus', (m) => ps.set(m.parameterName, m.parameterValue));
+        c.on('error', () => undefined);
+        opened.push(c);
+        await c.connect();
+        await c.query('SELECT 1');
+        return { session_authorization: ps.get('session_authorization'), is_superuser: ps.get('is_superuser') };
+      };
+      await reported(g.url('admin')); // the superuser's pool knows the server's parameters first
+      const viaPool = await reported(g.url('app'));
+      const directly = await reported(pgUrl(lab().primary, 'app', 'app-secret', 'app'));
+      expect(viaPool).toEqual(directly);
+      expect(viaPool).toEqual({ session_authorization: 'app', is_superuser: 'off' });
+    } finally {
+      await g.stop();
+    }
   });
 });
 

@@ -8,8 +8,10 @@
  * COMMIT or ROLLBACK the server reports settles what was staged before it. It also lays the
  * settings on whichever server connection serves the client (resync). Pins are Pins'.
  */
+import { Slot } from '../pool/expected-responses.js';
 import type { ServerConnection } from '../pool/server-connection.js';
-import { isTransactionMarker, RESET_ALL_KEEPS, type PinReason, type SessionEffect } from '../router/session-effects.js';
+import { parseBool } from '../router/guc-value.js';
+import { classifySessionEffects, isTransactionMarker, RESET_ALL_KEEPS, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import { Pins, RequestCounts, type CheckedPin } from './pins.js';
@@ -17,6 +19,14 @@ import { applySettingsSql, quoteLiteral } from './startup-params.js';
 
 /** Staged entries beyond which a client is pinned rather than followed (see stage). */
 const MAX_STAGED = 10_000;
+/**
+ * With standard_conforming_strings off, a backslash escapes a quote in a plain string literal, which
+ * pgway's reading of the client's SQL (PostgreSQL's parser with the default, on) does not know: a
+ * SET or a temp table after 'it\'s' would go unseen. Such a client stays on its connection.
+ */
+const UNREADABLE: PinReason = 'unparseable-session-statement';
+/** Text beyond ASCII, which the client_encoding in force decides how PostgreSQL reads. */
+const NON_ASCII = /[^\x00-\x7f]/;
 /** appliedSettings of a connection whose settings pgway cannot tell: the next client resyncs it. */
 const UNKNOWN_SETTINGS = '\u0000unknown';
 
@@ -26,6 +36,8 @@ export class SessionState {
   private cachedSql: string | undefined;
   /** SQL-level prepared statements: name -> the PREPARE statement that defines it. */
   readonly sqlPrepared = new Map<string, string>();
+  /** What running each SQL-level prepared statement does to the session, where it does anything (see stage). */
+  private readonly sqlPreparedEffects = new Map<string, readonly SessionEffect[]>();
   private readonly requests = new RequestCounts();
   private readonly pinBook = new Pins(this.requests);
   /**
@@ -47,6 +59,8 @@ export class SessionState {
   private layAfter = false;
   constructor(private readonly startup: ReadonlyMap<string, string>) {
     this.settings = new Map(startup);
+    const scs = startup.get('standard_conforming_strings');
+    if (scs !== undefined && parseBool(scs) === false) this.pinBook.pin(UNREADABLE, []);
     this.pinBook.pathApplied(this.searchPath);
   }
 
@@ -119,19 +133,34 @@ export class SessionState {
         case 'drop':
           if (this.pinBook.dropMayRelease(e)) this.stageOne(e);
           break;
-        case 'prepare':
+        case 'prepare': {
           this.sqlPrepared.set(e.name, prepareStatement(e.name, e.sql, e.paramTypes));
+          const { effects: body } = classifySessionEffects(e.sql);
+          if (body.length > 0) this.sqlPreparedEffects.set(e.name, body);
+          else this.sqlPreparedEffects.delete(e.name);
           break;
+        }
         case 'deallocate':
           this.sqlPrepared.delete(e.name);
+          this.sqlPreparedEffects.delete(e.name);
           break;
         case 'deallocate-all':
           this.sqlPrepared.clear();
+          this.sqlPreparedEffects.clear();
           break;
-        case 'execute':
+        case 'execute': {
+          // An EXECUTE does what its statement does (a set_config, an advisory lock), each time it
+          // runs; a value passed as $n is one pgway does not see, and pins (set-param, below).
+          const body = this.sqlPreparedEffects.get(e.name);
+          if (body !== undefined) newPins.push(...this.stage(body));
           break;
-        case 'advisory-recheck':
-          this.pinBook.checkLater('advisory-lock');
+        }
+        case 'recheck':
+          this.pinBook.checkLater(e.reason);
+          break;
+        case 'set':
+          if (e.name === 'standard_conforming_strings' && parseBool(e.value) === false) this.pinBook.pin(UNREADABLE, newPins);
+          this.stageOne(e);
           break;
         case 'set-param':
           // A parameter's value pgway did not see (SQL-level EXECUTE, session mode's Parse): unknown.
@@ -225,6 +254,8 @@ export class SessionState {
       const e = effects[i]!;
       switch (e.kind) {
         case 'set':
+          // Laid on again in the order of their last change, as they were made (a SET ROLE last).
+          this.settings.delete(e.name);
           this.settings.set(e.name, e.value);
           this.placeholders?.delete(e.name);
           if (e.name === 'search_path') this.pinBook.pathApplied(this.searchPath);
@@ -291,7 +322,15 @@ export class SessionState {
     const sql = this.settingsSql;
     // RESET ALL leaves the role alone, so it is reset on its own: one client's SET ROLE must
     // never reach the next client.
-    server.write(msg.query(sql ? `RESET ALL; RESET ROLE; ${sql}` : 'RESET ALL; RESET ROLE'));
+    if (NON_ASCII.test(sql)) {
+      // PostgreSQL reads a Query's text in the client_encoding in force when it arrives, which may
+      // be the last client's (LATIN1): the settings go in a Query of their own, after the reset.
+      server.write(msg.query('RESET ALL; RESET ROLE'));
+      server.expectSwallowed(Slot.Query);
+      server.write(msg.query(sql));
+    } else {
+      server.write(msg.query(sql ? `RESET ALL; RESET ROLE; ${sql}` : 'RESET ALL; RESET ROLE'));
+    }
     server.expectSettings();
     server.appliedSettings = sql;
   }
