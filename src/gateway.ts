@@ -178,6 +178,9 @@ export class Gateway implements SessionContext, AdminView {
       const [dbName, userName] = key.split('\0') as [string, string];
       this.retiredPools.add(pool);
       pool.retire(() => this.successor(dbName, userName), () => this.retiredPools.delete(pool));
+      // The database and user still exist: the pool that replaces it is there at once, so SHOW POOLS,
+      // SHOW STATS and /metrics keep its row (and the clients it serves) without waiting for a query.
+      this.successor(dbName, userName);
     }
   }
 
@@ -196,6 +199,11 @@ export class Gateway implements SessionContext, AdminView {
     try {
       const kept = keepRestartOnly(this.cfg, next ?? loadConfig(this.cfg.source));
       config = kept.config;
+      // At start, no databases means the sandbox; on a reload it would end every client. A file
+      // caught empty (an editor truncating it, a stray `>`) is refused, as PgBouncer refuses one.
+      if (config.databases.length === 0 && this.sandboxDatabases === undefined) {
+        throw new Error('the new config names no databases (an empty or truncated file?)');
+      }
       this.applyConfig(config);
       if (kept.deferred.length > 0) this.log.warn({ settings: kept.deferred }, 'these settings take effect at the next restart');
     } catch (err) {
@@ -254,7 +262,7 @@ export class Gateway implements SessionContext, AdminView {
       limit.max = db.pool.maxDbConnections;
       let counters = this.poolCounters.get(key);
       if (!counters) this.poolCounters.set(key, (counters = new PoolCounters()));
-      pool = new Pool(`${db.name}/${user.name}`, db.primary, this.serverCredentials(db, user), db.pool, this.log, limit, counters);
+      pool = new Pool(db.name, user.name, db.primary, this.serverCredentials(db, user), db.pool, this.log, limit, counters);
       if (this.isPaused(db.name)) pool.pause();
       this.poolMap.set(key, pool);
     }
@@ -278,8 +286,7 @@ export class Gateway implements SessionContext, AdminView {
 
   /** With no successor the retired pool itself: it answers the client's next acquire with the reason. */
   poolFor(retired: Pool): Pool {
-    const [dbName, userName] = retired.name.split('/') as [string, string];
-    const next = this.successor(dbName, userName);
+    const next = this.successor(retired.database, retired.user);
     return next instanceof Pool ? next : retired;
   }
 
@@ -328,7 +335,7 @@ export class Gateway implements SessionContext, AdminView {
         row.serversLogin += stats.connecting;
         continue;
       }
-      const [database = '', user = ''] = pool.name.split('/');
+      const { database, user } = pool;
       const mine = clients.filter((c) => c.poolName === pool.name);
       rows.set(pool.name, {
         database,
@@ -375,7 +382,7 @@ export class Gateway implements SessionContext, AdminView {
 
   servers(): ServerInfo[] {
     return [...this.poolMap.values(), ...this.retiredPools].flatMap((pool) => {
-      const [database = '', user = ''] = pool.name.split('/');
+      const { database, user } = pool;
       return pool.connections().map(({ conn, idle }) => ({
         id: conn.id,
         user,
@@ -395,7 +402,7 @@ export class Gateway implements SessionContext, AdminView {
 
   /** The pools of `database` (every pool without it), retired ones included: their connections are still out. */
   private poolsOf(database?: string): Pool[] {
-    return [...this.poolMap.values(), ...this.retiredPools].filter((p) => !database || databaseOf(p) === database);
+    return [...this.poolMap.values(), ...this.retiredPools].filter((p) => !database || p.database === database);
   }
 
   isPaused(database: string): boolean {
@@ -428,7 +435,7 @@ export class Gateway implements SessionContext, AdminView {
     } else {
       this.pausedDatabases.delete(database);
     }
-    for (const pool of this.poolsOf(database)) if (!this.isPaused(databaseOf(pool))) pool.resume();
+    for (const pool of this.poolsOf(database)) if (!this.isPaused(pool.database)) pool.resume();
   }
 
   reconnect(database?: string): void {
@@ -485,16 +492,17 @@ export class Gateway implements SessionContext, AdminView {
   private hasBusySessions(): boolean {
     for (const s of this.sessions) {
       if (s.mode === undefined) continue;
-      if (s.attachedServer || s.mode === 'session' || (s.isWaiting && !this.isPaused(s.database))) return true;
+      // A client PAUSE holds (waiting, in session mode too, at login) has nothing running to finish.
+      const held = s.isWaiting && this.isPaused(s.database);
+      if (s.attachedServer || (!held && (s.mode === 'session' || s.isWaiting))) return true;
     }
     return false;
   }
 }
 
-const databaseOf = (pool: Pool): string => pool.name.slice(0, pool.name.indexOf('/'));
 
 const sameTarget = (a: ServerTarget, b: ServerTarget): boolean =>
-  a.host === b.host && a.port === b.port && a.dbname === b.dbname && a.sslmode === b.sslmode;
+  a.host === b.host && a.port === b.port && a.dbname === b.dbname && a.sslmode === b.sslmode && a.sslrootcert === b.sslrootcert;
 
 const sameCredentials = (a: ServerCredentials, b: ServerCredentials): boolean => a.user === b.user && a.password === b.password;
 

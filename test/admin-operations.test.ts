@@ -87,7 +87,7 @@ describe('PAUSE / RESUME', () => {
       await app.query('SELECT 1'); // the (db, app) pool exists when PAUSE runs
       const admin = await connect(gw, 'admin', 'pgway');
       await admin.query(`PAUSE${pauseArg}`);
-      expect(await pausedColumn(admin, DB), `PAUSE${pauseArg}: SHOW DATABASES`).toBe('t');
+      expect(await pausedColumn(admin, DB), `PAUSE${pauseArg}: SHOW DATABASES`).toBe('1');
       // Another user of the paused database: its pool is made after PAUSE.
       const other = await connect(gw, 'trustapp', DB);
       const q = other.query<{ n: number }>('SELECT 1 AS n');
@@ -96,7 +96,7 @@ describe('PAUSE / RESUME', () => {
       expect(state.settled, `PAUSE${pauseArg}: a query ran against the paused database`).toBe(false);
       await admin.query(`RESUME${pauseArg}`);
       expect((await q).rows).toEqual([{ n: 1 }]);
-      expect(await pausedColumn(admin, DB)).toBe('f');
+      expect(await pausedColumn(admin, DB)).toBe('0');
       await gw.stop();
     }
   });
@@ -170,7 +170,7 @@ describe('PAUSE / RESUME', () => {
     await waitingClient(gw);
     expect((await b.query<{ n: number }>('SELECT 2 AS n')).rows).toEqual([{ n: 2 }]);
     expect(state.settled).toBe(false);
-    expect(await pausedColumn(admin, DB2)).toBe('f');
+    expect(await pausedColumn(admin, DB2)).toBe('0');
     await admin.query(`RESUME ${DB}`);
     expect((await held).rows).toEqual([{ n: 1 }]);
   });

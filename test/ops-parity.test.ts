@@ -188,6 +188,22 @@ describe('SHOW POOLS / CLIENTS / SERVERS / STATS while clients work', () => {
     expect(row?.remote_pid).toBe('0');
   });
 
+  it("session mode: SHOW STATS and /metrics time transactions, not the client's idle time between them", async () => {
+    const gw = await startFromFile({ pool: '{ mode: session, size: 2 }', http: true });
+    const app = await connect(gw);
+    for (let i = 0; i < 3; i++) {
+      await sleep(700);
+      await app.query('SELECT 1');
+    }
+    const admin = await console_(gw);
+    const row = (await show(admin, 'STATS')).find((r) => r.database === DB)!;
+    const metrics = await scrape(gw);
+    expect(Number(row.total_xact_count)).toBe(3);
+    // Before, each transaction counted from the end of the one before (the first from login): 2.1 s in all.
+    expect(Number(row.total_xact_time)).toBeLessThan(700_000);
+    expect(sample(metrics, `pgway_transaction_duration_seconds_sum{pool="${DB}/app"}`)).toBeLessThan(0.7);
+  });
+
   it('SHOW STATS counts each transaction and request once, and the time a client waited', async () => {
     const gw = await startFromFile({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 5000 }' });
     const a = await connect(gw);
@@ -345,7 +361,7 @@ describe('PAUSE / RESUME', () => {
     await a.query('SELECT 1');
     const admin = await console_(gw);
     await admin.query('PAUSE');
-    expect((await show(admin, 'DATABASES')).find((r) => r.name === DB)?.paused).toBe('t');
+    expect((await show(admin, 'DATABASES')).find((r) => r.name === DB)?.paused).toBe('1');
     const held = a.query<{ n: number }>('SELECT 1 AS n');
     const state = track(held);
     await waitingClients(gw, 1);
@@ -372,6 +388,25 @@ describe('PAUSE / RESUME', () => {
       // PgBouncer usage.md: "SHUTDOWN: The PgBouncer process will exit." A held query cannot finish.
       expect(await settlesWithin(held, 2000), 'held query answered within 2 s').toBe(true);
       expect(sqlstate(await held)).toBe('57P01');
+    } finally {
+      await settleShutdown(gw);
+    }
+  });
+});
+
+describe('PAUSE then SHUTDOWN, session mode', () => {
+  it('a session-mode client held by PAUSE at login is told 57P01 at once, not after shutdown_timeout_ms', async () => {
+    const gw = await startFromFile({ pool: '{ mode: session, size: 2, query_wait_timeout_ms: 0 }', extra: 'shutdown_timeout_ms: 6000' });
+    const admin = await console_(gw);
+    await admin.query('PAUSE');
+    const c = new pg.Client({ connectionString: gw.url() });
+    c.on('error', () => undefined);
+    const login = errorOf(c.connect());
+    await waitFor('the client to wait at login', () => gw.gateway.clients().some((x) => x.user === 'app' && x.state === 'waiting'));
+    await admin.query('SHUTDOWN').catch(() => undefined);
+    try {
+      expect(await settlesWithin(login, 2000), 'held login answered within 2 s').toBe(true);
+      expect(sqlstate(await login)).toBe('57P01');
     } finally {
       await settleShutdown(gw);
     }
@@ -604,6 +639,45 @@ describe('RELOAD config changes', () => {
     expect((await a.query<{ d: string }>('SELECT current_database() AS d')).rows).toEqual([{ d: DB2 }]);
   });
 
+  it('a RELOAD that moves a database keeps its SHOW POOLS / SHOW STATS rows and /metrics series for the clients still in', async () => {
+    const pool = '{ mode: transaction, size: 2 }';
+    const gw = await startFromFile({ pool, http: true });
+    const [a, b] = [await connect(gw), await connect(gw)];
+    await a.query('SELECT 1');
+    await b.query('SELECT 1');
+    const admin = await console_(gw);
+    expect((await poolRow(admin))?.cl_active).toBe('2');
+    gw.write({ pool, databases: { [DB]: DB2 } });
+    await admin.query('RELOAD');
+    const stats = (await show(admin, 'STATS')).find((r) => r.database === DB);
+    const metrics = await scrape(gw);
+    expect({ cl_active: (await poolRow(admin))?.cl_active, xacts: stats?.total_xact_count }).toEqual({ cl_active: '2', xacts: '2' });
+    expect(sample(metrics, `pgway_transaction_duration_seconds_count{pool="${DB}/app"}`)).toBe(2);
+    expect((await a.query<{ d: string }>('SELECT current_database() AS d')).rows).toEqual([{ d: DB2 }]);
+  });
+
+  it('removing a database ends its session-mode clients with 57P01 at their next request, as transaction-mode ones', async () => {
+    const pool = '{ mode: session, size: 2, query_wait_timeout_ms: 3000 }';
+    const gw = await startFromFile({ pool, databases: { [DB]: DB, [DB2]: DB2 } });
+    const a = await connect(gw, 'app', DB2);
+    await a.query('SELECT 1');
+    gw.write({ pool, databases: { [DB]: DB } });
+    const admin = await console_(gw);
+    await admin.query('RELOAD');
+    expect(sqlstate(await errorOf(a.query('SELECT current_database()')))).toBe('57P01');
+  });
+
+  it('a file caught empty (truncated while written) is refused, as PgBouncer refuses one; the old config stays', async () => {
+    const gw = await startFromFile({ pool: '{ mode: transaction, size: 2 }' });
+    const app = await connect(gw);
+    await app.query('SELECT 1');
+    const admin = await console_(gw);
+    gw.writeRaw('');
+    expect(sqlstate(await errorOf(admin.query('RELOAD')))).toBe('F0000');
+    expect((await show(admin, 'DATABASES')).map((d) => d.name)).toEqual([DB]);
+    expect((await app.query<{ n: number }>('SELECT 1 AS n')).rows).toEqual([{ n: 1 }]);
+  });
+
   it('a restart-only setting changed by RELOAD: SHOW CONFIG shows the value in effect, not the unapplied one', async () => {
     const pool = '{ mode: transaction, size: 2 }';
     const gw = await startFromFile({ pool });
@@ -707,20 +781,6 @@ async function freePort(): Promise<number> {
 // --- pool settings at their edges -------------------------------------------------------------------------
 
 describe('pool settings at their edges', () => {
-  it('max_db_connections: once the other pool\'s idle connection closes (server_idle_timeout), the waiting pool gets one', async () => {
-    const gw = await startFromFile({
-      pool: '{ mode: transaction, size: 2, max_db_connections: 1, server_idle_timeout_ms: 500, query_wait_timeout_ms: 7000 }',
-    });
-    const app = await connect(gw, 'app');
-    await app.query('SELECT 1'); // app's pool holds the database's only connection, idle now
-    const other = await connect(gw, 'trustapp');
-    // PgBouncer config.md, max_db_connections: "Once the server connection closes (due to idle
-    // timeout), a new server connection will immediately be opened for the waiting pool." Without
-    // that, the query waits out query_wait_timeout_ms and fails with 57P05.
-    const err = await errorOf(other.query('SELECT 1 AS n'));
-    expect(sqlstate(err) ?? null).toBe(null);
-  }, 15_000);
-
   it('server_connect_timeout: a server that accepts but never answers fails the login within the timeout (08006)', async () => {
     const silent = net.createServer((socket) => { socket.on('error', () => undefined); });
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
@@ -955,7 +1015,30 @@ describe('admin console bad input', () => {
       expect((await admin.query('SHOW VERSION')).rows.length, `usable after ${sql}`).toBe(1);
     }
     expect(clientErrors.get(admin)).toEqual([]);
-    expect((await show(admin, 'DATABASES')).find((r) => r.name === DB)?.paused).toBe('f');
+    expect((await show(admin, 'DATABASES')).find((r) => r.name === DB)?.paused).toBe('0');
+  });
+
+  it('a database name in double quotes is taken, as PgBouncer takes PAUSE "db"', async () => {
+    const gw = await startFromFile({ pool: '{ mode: transaction, size: 2 }' });
+    const admin = await console_(gw);
+    for (const sql of [`PAUSE "${DB}"`, `RESUME "${DB}"`, `RECONNECT "${DB}"`, `KILL "${DB}"`, `RESUME "${DB}"`]) {
+      expect(await errorOf(admin.query(sql)), sql).toBeUndefined();
+    }
+  });
+
+  it("shows what PgBouncer 1.18 shows: reserve_pool, paused as 0/1, an idle client as active, the file's key names", async () => {
+    const users = ['{ name: "svc/app", method: trust, server_user: app, server_password: app-secret }'];
+    const gw = await startFromFile({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 4000 }', users });
+    const app = await connect(gw, 'svc/app');
+    await app.query('SELECT 1');
+    const admin = await console_(gw);
+    await admin.query(`PAUSE ${DB}`);
+    const db = (await show(admin, 'DATABASES')).find((r) => r.name === DB)!;
+    expect({ reserve_pool: db.reserve_pool, paused: db.paused, disabled: db.disabled }).toEqual({ reserve_pool: '0', paused: '1', disabled: '0' });
+    await admin.query(`RESUME ${DB}`);
+    expect((await show(admin, 'CLIENTS')).filter((r) => r.user === 'svc/app').map((r) => r.state)).toEqual(['active']);
+    expect((await show(admin, 'POOLS')).filter((r) => r.database === DB).map((r) => r.user)).toEqual(['svc/app']);
+    expect((await show(admin, 'CONFIG')).map((r) => r.key)).toContain('pool.query_wait_timeout_ms');
   });
 
   it('commands with extra words are refused and do nothing (SHUTDOWN now, PAUSE db extra, RELOAD x), as PgBouncer refuses them', async () => {
@@ -964,7 +1047,7 @@ describe('admin console bad input', () => {
     try {
       // PgBouncer admin.c: RELOAD and SHUTDOWN with an argument are a syntax error; three words match no command.
       expect.soft(await errorOf(admin.query(`PAUSE ${DB} extra`)), 'PAUSE db extra').toBeDefined();
-      expect.soft((await show(admin, 'DATABASES')).find((r) => r.name === DB)?.paused, 'paused after PAUSE db extra').toBe('f');
+      expect.soft((await show(admin, 'DATABASES')).find((r) => r.name === DB)?.paused, 'paused after PAUSE db extra').toBe('0');
       await admin.query('RESUME').catch(() => undefined);
       expect.soft(await errorOf(admin.query('RELOAD now')), 'RELOAD now').toBeDefined();
       expect.soft(await errorOf(admin.query('SHUTDOWN now')), 'SHUTDOWN now').toBeDefined();

@@ -408,7 +408,7 @@ describe('admin console through psql', () => {
 
       const databases = table(await psql('SHOW DATABASES'));
       expect(databases.columns).toEqual(expect.arrayContaining(
-        ['name', 'host', 'port', 'database', 'force_user', 'pool_size', 'min_pool_size', 'reserve_pool_size', 'server_lifetime', 'pool_mode', 'max_connections', 'current_connections', 'paused', 'disabled']));
+        ['name', 'host', 'port', 'database', 'force_user', 'pool_size', 'min_pool_size', 'reserve_pool', 'server_lifetime', 'pool_mode', 'max_connections', 'current_connections', 'paused', 'disabled']));
       expect(databases.rows.find((r) => r.name === DB)).toMatchObject({ database: DB, pool_size: '2', pool_mode: 'transaction' });
 
       const config = table(await psql('SHOW CONFIG'));

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
-import type { SslMode } from '../src/config/schema.js';
+import type { Config, SslMode } from '../src/config/schema.js';
 import { Gateway } from '../src/gateway.js';
 import { adminQuery, lab } from './harness/lab.js';
 import { run } from './helpers/run.js';
@@ -66,7 +66,7 @@ afterAll(async () => {
   rmSync(certDir, { recursive: true, force: true });
 });
 
-async function gatewayWith(sslmode: SslMode, rootCert?: string): Promise<Gateway> {
+function configWith(sslmode: SslMode, rootCert?: string): Config {
   const l = lab();
   const yaml = `
 listen: { host: 127.0.0.1, port: 0 }
@@ -77,7 +77,11 @@ databases:
   app:
     primary: { host: 127.0.0.1, port: ${l.primary.port}, dbname: ${l.database}, sslmode: ${sslmode}${rootCert ? `, sslrootcert: ${rootCert}` : ''} }
 `;
-  const gateway = new Gateway(parseConfig(yaml, 'server-tls.yaml'), pino({ level: 'silent' }));
+  return parseConfig(yaml, 'server-tls.yaml');
+}
+
+async function gatewayWith(sslmode: SslMode, rootCert?: string): Promise<Gateway> {
+  const gateway = new Gateway(configWith(sslmode, rootCert), pino({ level: 'silent' }));
   await gateway.start();
   return gateway;
 }
@@ -121,6 +125,17 @@ describe('server-facing TLS', () => {
     const gateway = await gatewayWith('verify-full', otherCertFile);
     try {
       await expect(serverSslThrough(gateway)).rejects.toMatchObject({ code: '08006' });
+    } finally {
+      await gateway.shutdown(100);
+    }
+  });
+
+  it('a RELOAD that points sslrootcert at the root that signed the server is used by new server connections', async () => {
+    const gateway = await gatewayWith('verify-full', otherCertFile);
+    try {
+      await expect(serverSslThrough(gateway)).rejects.toMatchObject({ code: '08006' });
+      await gateway.reload(configWith('verify-full', certFile));
+      expect(await serverSslThrough(gateway)).toBe(true);
     } finally {
       await gateway.shutdown(100);
     }

@@ -65,7 +65,8 @@ function show(view: AdminView, what: string): Table | undefined {
       return {
         columns: ['type', 'user', 'database', 'state', 'addr', 'port', 'connect_time', 'request_time', 'wait', 'wait_us', 'link', 'remote_pid', 'tls', 'application_name', 'prepared_statements', 'id'],
         rows: view.clients().map((c) => [
-          'C', c.user, c.database, c.state, c.addr, c.port, iso(c.connectTime), iso(c.requestTime),
+          // PgBouncer's cl_active: logged in and not waiting, linked to a server or idle.
+          'C', c.user, c.database, c.state === 'idle' ? 'active' : c.state, c.addr, c.port, iso(c.connectTime), iso(c.requestTime),
           // remote_pid is the client's own process id, which only a Unix socket could tell.
           Math.floor(c.waitMs / 1000), (c.waitMs % 1000) * 1000, c.serverId || null, 0, c.tls ? 'TLS' : '',
           c.applicationName, c.preparedStatements, c.id,
@@ -98,14 +99,14 @@ function show(view: AdminView, what: string): Table | undefined {
       const cfg = view.config();
       const pools = view.pools();
       return {
-        columns: ['name', 'host', 'port', 'database', 'force_user', 'pool_size', 'min_pool_size', 'reserve_pool_size', 'server_lifetime', 'pool_mode', 'max_connections', 'current_connections', 'paused', 'disabled'],
+        columns: ['name', 'host', 'port', 'database', 'force_user', 'pool_size', 'min_pool_size', 'reserve_pool', 'server_lifetime', 'pool_mode', 'max_connections', 'current_connections', 'paused', 'disabled'],
         rows: cfg.databases.map((d) => {
           const mine = pools.filter((p) => p.database === d.name);
           const current = mine.reduce((n, p) => n + p.serversActive + p.serversIdle + p.serversLogin, 0);
           return [
             d.name, d.primary.host, d.primary.port, d.primary.dbname, d.primary.user ?? null, d.pool.size, d.pool.minSize,
             d.pool.reserveSize, Math.round(d.pool.serverLifetimeMs / 1000), d.pool.mode, d.pool.maxDbConnections,
-            current, view.isPaused(d.name), false,
+            current, view.isPaused(d.name) ? 1 : 0, 0,
           ];
         }),
       };
@@ -114,7 +115,7 @@ function show(view: AdminView, what: string): Table | undefined {
       const defaults = new Map(flatten(defaultConfig()));
       return {
         columns: ['key', 'value', 'default', 'changeable'],
-        rows: flatten(view.config()).map(([k, v]) => [k, v, defaults.get(k) ?? '', isRestartOnly(k) || k === 'source' ? 'no' : 'yes']),
+        rows: flatten(view.config()).map(([k, v]) => [fileKey(k), v, defaults.get(k) ?? '', isRestartOnly(k) || k === 'source' ? 'no' : 'yes']),
       };
     }
     case 'version':
@@ -123,6 +124,9 @@ function show(view: AdminView, what: string): Table | undefined {
       return undefined;
   }
 }
+
+/** A config key as the YAML file writes it (pool.query_wait_timeout_ms), as PgBouncer shows its ini names. */
+const fileKey = (key: string): string => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 /** The password of a URL (`redis://:secret@host`), masked. */
 const maskUrlPassword = (v: string): string => v.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i, '$1:****@');
@@ -149,9 +153,15 @@ function refuseDatabase(view: AdminView, verb: string, name: string | undefined)
 /** How many words each command takes after its verb, at most. */
 const MAX_ARGS: Record<string, number> = { show: 1, reload: 0, pause: 1, resume: 1, reconnect: 1, kill: 1, shutdown: 0 };
 
+/** A command's words; a double-quoted one is an identifier, as PgBouncer reads `PAUSE "my-db"`. */
+function commandWords(sql: string): string[] {
+  const words = sql.trim().replace(/;\s*$/, '').match(/"(?:[^"]|"")*"|[^\s"]+/g) ?? [];
+  return words.map((w) => (w.length > 1 && w.startsWith('"') && w.endsWith('"') ? w.slice(1, -1).replaceAll('""', '"') : w));
+}
+
 /** Runs one admin statement; resolves with the response frames (without ReadyForQuery). */
 export async function runAdminCommand(sql: string, view: AdminView): Promise<Buffer[]> {
-  const words = sql.trim().replace(/;\s*$/, '').split(/\s+/).filter(Boolean);
+  const words = commandWords(sql);
   const verb = words[0]?.toLowerCase() ?? '';
   const arg = words[1];
   const maxArgs = MAX_ARGS[verb];

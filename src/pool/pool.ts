@@ -185,8 +185,12 @@ export class Pool {
   private readonly maintenance: NodeJS.Timeout;
   private currentSettings: PoolSettings;
 
+  /** `database/user`, for logs and metrics; either may itself hold a `/`, so read them from their fields. */
+  readonly name: string;
+
   constructor(
-    readonly name: string,
+    readonly database: string,
+    readonly user: string,
     readonly target: ServerTarget,
     readonly credentials: ServerCredentials,
     settings: PoolSettings,
@@ -195,6 +199,7 @@ export class Pool {
     /** Shared with the pool this one replaces after a RELOAD, so totals and histograms run on. */
     readonly counters = new PoolCounters(),
   ) {
+    this.name = `${database}/${user}`;
     this.currentSettings = settings;
     this.maintenance = setInterval(() => this.maintain(), 1000);
     this.maintenance.unref();
@@ -432,6 +437,13 @@ export class Pool {
     if (next instanceof Pool) return next.acquire(waiter, start);
     queueMicrotask(() => waiter.onLeaseError(next));
     return undefined;
+  }
+
+  /** Why this retired pool has no successor (its database or user was removed), if it has none. */
+  get removedBecause(): GatewayError | undefined {
+    if (!this.retired) return undefined;
+    const next = this.successor!();
+    return next instanceof Pool ? undefined : next;
   }
 
   /** A retired pool whose last connection went is forgotten. */

@@ -85,7 +85,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   private readonly held: HeldFrames;
   private readonly statements = new PreparedStatements();
   private readonly writer: RequestWriter;
-  /** perfNow() when the current server connection was taken / the current request sent. */
+  /** perfNow() when the current transaction took its server connection (0: none yet) / the current request was sent. */
   private leasedAt = 0;
   private requestAt = 0;
   private idleTxTimer: NodeJS.Timeout | undefined;
@@ -247,7 +247,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     this.server = conn;
     conn.attach(this);
     conn.clientId = this.host.id;
-    this.leasedAt = perfNow();
+    // In session mode the connection is taken at login: the first transaction starts with its request.
+    this.leasedAt = this.mode === 'session' ? 0 : perfNow();
     this.session.markRequestStart(conn);
     if (conn.deallocateAll) {
       // Plans went stale after DDL somewhere in this pool: start this connection afresh.
@@ -377,6 +378,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       return;
     }
     if (this.server) {
+      if (this.pool.retired && this.txStatus === TxStatus.Idle && !this.server.busy && this.leaveRemovedPool()) return;
       this.dispatch();
       return;
     }
@@ -390,6 +392,18 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     if (!this.held.complete) return;
     if (this.mode !== 'session' && this.txStatus === TxStatus.Idle && this.answerPrepareLocally()) return;
     this.acquire();
+  }
+
+  /**
+   * A client that keeps its connection between transactions (session mode, a pin) and whose
+   * database or user a RELOAD removed is ended at its next request, as a transaction-mode client is
+   * when it asks the pool for a connection (57P01). Returns true when it was.
+   */
+  private leaveRemovedPool(): boolean {
+    const removed = this.pool.removedBecause;
+    if (removed === undefined) return false;
+    this.host.fail(removed);
+    return true;
   }
 
   /**
@@ -433,6 +447,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     const server = this.server!;
     if (!server.busy) {
       this.requestAt = perfNow();
+      // A connection kept between transactions (session mode, a pin): the next one starts here, not at the last one's end.
+      if (this.leasedAt === 0) this.leasedAt = this.requestAt;
     }
     const writer = this.writer;
     const pins = writer.write(server, this.session, this.mode !== 'session', this.pool);
@@ -530,7 +546,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       counters.transactions++;
       counters.transactionTimeUs += (now - this.leasedAt) * 1000;
       counters.transactionLatency.record(now - this.leasedAt);
-      this.leasedAt = now;
+      this.leasedAt = 0;
     }
     if (this.session.needsSettle) this.session.settle(server, status);
     if (server.stalePlanSeen) this.onStalePlan(server);
