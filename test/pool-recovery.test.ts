@@ -3,9 +3,10 @@
 // connection whose cleanup outlasted its timeout, and a client that pipelines while it waits.
 // Gateways are started from a YAML file with a database of their own, so pg_stat_activity shows
 // only their server connections.
+import net from 'node:net';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery } from './harness/lab.js';
+import { adminQuery, lab } from './harness/lab.js';
 import { FileGateways } from './helpers/file-gateway.js';
 import { sleep, waitFor } from './helpers/pg-helpers.js';
 import { queryMessage, RawClient, startupPacket } from './helpers/raw-client.js';
@@ -116,6 +117,47 @@ describe('a pool after a fault', () => {
     const next = await connect(g.url('app'), 'pr-cleanup-next');
     expect((await next.query<{ n: number }>('SELECT 1 AS n')).rows).toEqual([{ n: 1 }]);
     await next.end();
+  });
+});
+
+/** A TCP proxy in front of the lab primary whose connections made so far can be made to hang (the server's bytes dropped). */
+async function hangingProxy(): Promise<{ port: number; hangAll(): void; close(): void }> {
+  const { host, port } = lab().primary;
+  const pairs: { hung: boolean; down: net.Socket; up: net.Socket }[] = [];
+  const server = net.createServer((down) => {
+    const up = net.connect(port, host);
+    const pair = { hung: false, down, up };
+    pairs.push(pair);
+    down.on('data', (d) => up.write(d));
+    up.on('data', (d) => { if (!pair.hung) down.write(d); });
+    for (const s of [down, up]) s.on('error', () => undefined);
+    down.on('close', () => up.destroy());
+    up.on('close', () => down.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    hangAll: () => { for (const p of pairs) p.hung = true; },
+    close: () => { server.close(); for (const p of pairs) { p.down.destroy(); p.up.destroy(); } },
+  };
+}
+
+describe('the check of a connection idle longer than server_check_delay_ms', () => {
+  it('gives up on a server that does not answer it within server_connect_timeout_ms, and opens another', async () => {
+    const proxy = await hangingProxy();
+    try {
+      const g = await gateways.start({
+        pool: '{ mode: transaction, size: 1, server_check_delay_ms: 0, server_connect_timeout_ms: 500, query_wait_timeout_ms: 5000 }',
+        primaryPort: proxy.port,
+      });
+      const c = await connect(g.url('app'), 'pr-check');
+      await c.query('SELECT 1');
+      proxy.hangAll(); // the idle connection's server answers nothing from now on
+      expect((await c.query<{ n: number }>('SELECT 2 AS n')).rows).toEqual([{ n: 2 }]);
+      await c.end();
+    } finally {
+      proxy.close();
+    }
   });
 });
 

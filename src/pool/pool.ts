@@ -293,12 +293,20 @@ export class Pool {
     return true;
   }
 
-  /** server_check_delay: an empty query proves the connection still works before it is handed out. */
+  /**
+   * server_check_delay: an empty query proves the connection still works before it is handed out.
+   * A server that does not answer within server_connect_timeout_ms fails the check too.
+   */
   private check(conn: ServerConnection): void {
     this.active.add(conn);
+    const timeout = setTimeout(() => conn.close(), this.settings.serverConnectTimeoutMs);
     conn.query('').then(
-      () => this.putBack(conn),
+      () => {
+        clearTimeout(timeout);
+        this.putBack(conn);
+      },
       (err: unknown) => {
+        clearTimeout(timeout);
         this.log.info({ err: (err as Error).message, pool: this.name }, 'idle server connection failed its check; replaced');
         this.discard(conn);
       },
