@@ -50,6 +50,16 @@ async function direct(config: Omit<pg.ClientConfig, 'connectionString'> = {}): P
   return client;
 }
 
+/** A direct connection as the lab's superuser, which the admin user stands for through pgway. */
+async function directSuperuser(): Promise<pg.Client> {
+  const info = lab();
+  const client = new pg.Client({ ...info.primary, user: info.superuser, password: info.superuserPassword, database: 'app' });
+  client.on('error', () => undefined);
+  opened.push(client);
+  await client.connect();
+  return client;
+}
+
 /** A raw client with the startup parameters node-pg sends, so its settings equal a pg client's. */
 async function rawLogin(): Promise<RawClient> {
   const { client } = await rawTrustLogin({ host: gw.host, port: gw.port }, { user: 'trustuser', database: 'app', client_encoding: 'UTF8' });
@@ -503,11 +513,7 @@ describe('values replayed on another connection read as on a direct connection',
   }
 
   it('SET ROLE survives moving and RESET ALL, and ends with DISCARD ALL, as on a direct connection', async () => {
-    const info = lab();
-    const d = new pg.Client({ ...info.primary, user: info.superuser, password: info.superuserPassword, database: 'app' });
-    d.on('error', () => undefined);
-    opened.push(d);
-    await d.connect();
+    const d = await directSuperuser();
     const [a, h1, h2] = [await connect('admin'), await connect('admin'), await connect('admin')];
     const who = 'SELECT current_user::text AS u, pg_backend_pid() AS pid';
     const trace: Record<string, string[]> = { direct: [], pgway: [] };
@@ -541,11 +547,7 @@ describe('settings laid on where the last client left its own', () => {
   });
 
   it('replays settings in the order of their last change: a superuser setting made before SET ROLE app', async () => {
-    const info = lab();
-    const d = new pg.Client({ ...info.primary, user: info.superuser, password: info.superuserPassword, database: 'app' });
-    d.on('error', () => undefined);
-    opened.push(d);
-    await d.connect();
+    const d = await directSuperuser();
     const [a, h1, h2] = [await connect('admin'), await connect('admin'), await connect('admin')];
     for (const sql of ['SET ROLE app', 'SET ROLE NONE', 'SET log_min_duration_statement = 5', 'SET ROLE app']) {
       expect(await errorOf(d.query(sql)), sql).toBeUndefined();
