@@ -118,6 +118,32 @@ describe('a pool after a fault', () => {
     expect((await next.query<{ n: number }>('SELECT 1 AS n')).rows).toEqual([{ n: 1 }]);
     await next.end();
   });
+
+  it('frees the slot of a connection whose cleanup timed out while it waited for its cancel to be confirmed', async () => {
+    const proxy = await slowCancelProxy(1500);
+    try {
+      const g = await gateways.start({
+        pool: '{ mode: transaction, size: 1, server_connect_timeout_ms: 500, query_wait_timeout_ms: 4000 }',
+        primaryPort: proxy.port,
+      });
+      const gone = await connect(g.url('app'), 'pr-cancel-gone');
+      void gone.query('SELECT pg_sleep(30)').catch(() => undefined);
+      await waitFor('the statement runs', async () => (await backends('app')) === 1);
+      await sleep(200);
+      (gone as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+      // pgway cancels at 100 ms; the statement ends at once, but the cancel's confirmation comes
+      // 1.5 s later; the reset gives up at 500 ms and closes the connection.
+      await waitFor('the cancel was sent', () => proxy.cancels > 0, 3000);
+      await waitFor('the connection is closed', async () => (await backends('app')) === 0, 5000);
+      await sleep(2000); // the cancel's confirmation arrives after the close
+      const next = await connect(g.url('app'), 'pr-cancel-next');
+      const answer = await next.query<{ n: number }>('SELECT 1 AS n').then((r) => r.rows, (err: Error) => err.message);
+      await next.end();
+      expect(answer).toEqual([{ n: 1 }]);
+    } finally {
+      proxy.close();
+    }
+  });
 });
 
 /** A TCP proxy in front of the lab primary whose connections made so far can be made to hang (the server's bytes dropped). */
@@ -140,6 +166,45 @@ async function hangingProxy(): Promise<{ port: number; hangAll(): void; close():
     hangAll: () => { for (const p of pairs) p.hung = true; },
     close: () => { server.close(); for (const p of pairs) { p.down.destroy(); p.up.destroy(); } },
   };
+}
+
+/**
+ * A TCP proxy in front of the lab primary; the server's close of a CancelRequest connection (its
+ * confirmation that the backend was signalled) reaches pgway `cancelCloseDelayMs` late.
+ */
+async function slowCancelProxy(cancelCloseDelayMs: number): Promise<{ port: number; cancels: number; close(): void }> {
+  const { host, port } = lab().primary;
+  const sockets: net.Socket[] = [];
+  const state = { port: 0, cancels: 0, close: () => undefined as void };
+  const server = net.createServer({ allowHalfOpen: true }, (down) => {
+    const up = net.connect(port, host);
+    sockets.push(down, up);
+    let first = true;
+    let isCancel = false;
+    for (const s of [down, up]) s.on('error', () => undefined);
+    down.on('data', (d) => {
+      if (first) {
+        first = false;
+        isCancel = d.length >= 8 && d.readInt32BE(4) === 80877102;
+        if (isCancel) state.cancels++;
+      }
+      up.write(d);
+    });
+    up.on('data', (d) => down.write(d));
+    down.on('close', () => up.destroy());
+    up.on('close', () => {
+      if (isCancel) setTimeout(() => down.destroy(), cancelCloseDelayMs);
+      else down.destroy();
+    });
+    down.on('end', () => up.end());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  state.port = (server.address() as net.AddressInfo).port;
+  state.close = () => {
+    server.close();
+    for (const s of sockets) s.destroy();
+  };
+  return state;
 }
 
 describe('the check of a connection idle longer than server_check_delay_ms', () => {

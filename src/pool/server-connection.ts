@@ -472,6 +472,7 @@ export class ServerConnection implements ResponseHandler {
    * transaction and runs `resetQuery`. Rejects when the connection cannot be trusted again.
    */
   async reset(resetQuery: string): Promise<void> {
+    this.ensureOpen();
     this.state = 'internal';
     if (this.clientInCopy) {
       this.clientInCopy = false;
@@ -501,11 +502,21 @@ export class ServerConnection implements ResponseHandler {
       this.appliedSettings = '';
     }
     await this.settleCancel(); // one sent while this ran, for the departed client's statement
+    this.ensureOpen();
     this.state = 'idle';
+  }
+
+  /**
+   * pgway's own work stops on a connection closed meanwhile (a reset past its timeout, waiting for
+   * a cancel to be confirmed): a query written there would wait for an answer that never comes.
+   */
+  private ensureOpen(): void {
+    if (this.state === 'closed') throw new ServerConnectionLostError();
   }
 
   /** Runs one simple query whose output nobody sees; rejects with the server's error, if any. */
   async query(sql: string): Promise<void> {
+    this.ensureOpen();
     this.state = 'internal';
     this.expectSwallowed(Slot.Query);
     this.socket.write(msg.query(sql));
