@@ -399,6 +399,25 @@ describe('a client whose SQL pgway cannot read as PostgreSQL does', () => {
     await a.query(String.raw`SELECT 'it\'s'; CREATE TEMP TABLE pl_scs (x int)`);
     await keepsTempTable(a, 'pl_scs');
   });
+
+  it('standard_conforming_strings off at startup: the client stays pinned after DISCARD ALL, which goes back to off', { timeout: 30_000 }, async () => {
+    const a = new pg.Client({ connectionString: gw.url(), options: '-c standard_conforming_strings=off' } as pg.ClientConfig);
+    a.on('error', () => undefined);
+    opened.push(a);
+    await a.connect();
+    await a.query('DISCARD ALL');
+    await a.query(String.raw`SELECT 'a\''; CREATE TEMP TABLE pl_scs_startup (x int); SELECT ' --'`);
+    await keepsTempTable(a, 'pl_scs_startup');
+  });
+
+  it('SET LOCAL standard_conforming_strings = off pins the client too', { timeout: 30_000 }, async () => {
+    const a = await connect();
+    await a.query('BEGIN');
+    await a.query('SET LOCAL standard_conforming_strings = off');
+    await a.query(String.raw`SELECT 'a\''; CREATE TEMP TABLE pl_scs_local (x int); SELECT ' --'`);
+    await a.query('COMMIT');
+    await keepsTempTable(a, 'pl_scs_local');
+  });
 });
 
 describe('a pinned client leaving a pool whose server_reset_query is empty', () => {

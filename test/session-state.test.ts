@@ -485,6 +485,7 @@ describe('values replayed on another connection read as on a direct connection',
     ['SET SCHEMA / NAMES / XML OPTION', [`SET SCHEMA 'pub lic'`, `SET NAMES 'UTF8'`, 'SET XML OPTION CONTENT'], ['search_path', 'client_encoding', 'xmloption']],
     ['an old name of a setting (sort_mem is work_mem)', [`SET sort_mem = '16MB'`, 'RESET work_mem', `SET vacuum_mem = '32MB'`], ['work_mem', 'maintenance_work_mem']],
     ['set_config run by a SQL-level EXECUTE', [`PREPARE setapp AS SELECT set_config('application_name', 'via_execute', false)`, 'EXECUTE setapp'], ['application_name']],
+    ['EXPLAIN EXECUTE plans a set_config without running it', [`PREPARE setapp AS SELECT set_config('application_name', 'via_explain', false)`, 'EXPLAIN EXECUTE setapp'], ['application_name']],
   ];
   for (const [name, statements, names] of cases) {
     it(name, async () => {
@@ -559,6 +560,51 @@ describe('settings laid on where the last client left its own', () => {
     // Laid on in the order first made, SET ROLE app came first and the superuser setting then failed (42501).
     const there = await onAnotherConnection(here.pid, [h1, h2], async () => (await a.query(q)).rows[0]!);
     expect([here, there].map((r) => ({ u: r.u, l: r.l }))).toEqual([{ u: want.u, l: want.l }, { u: want.u, l: want.l }]);
+  });
+});
+
+describe('settings made under a role', () => {
+  it('lays a setting the role was granted to set on under that role, ending on the role the client has', async () => {
+    await adminQuery('DROP ROLE IF EXISTS ps_setter');
+    await adminQuery('CREATE ROLE ps_setter NOLOGIN');
+    await adminQuery('GRANT SET ON PARAMETER log_min_duration_statement TO ps_setter');
+    await adminQuery('GRANT ps_setter TO app WITH INHERIT FALSE');
+    try {
+      const d = await direct();
+      const [a, h1, h2] = [await connect(), await connect(), await connect()];
+      // Laid on in the order of last change alone, the setting would come before SET ROLE ps_setter (42501).
+      for (const sql of ['SET ROLE ps_setter', 'SET log_min_duration_statement = 5', 'SET ROLE ps_setter', 'SET work_mem = 1234']) {
+        expect(await errorOf(d.query(sql)), sql).toBeUndefined();
+        expect(await errorOf(a.query(sql)), sql).toBeUndefined();
+      }
+      const q = `SELECT current_user::text AS u, current_setting('log_min_duration_statement') AS l, current_setting('work_mem') AS w, pg_backend_pid() AS pid`;
+      const want = (await d.query(q)).rows[0]!;
+      const here = (await a.query(q)).rows[0]!;
+      const there = await onAnotherConnection(here.pid, [h1, h2], async () => (await a.query(q)).rows[0]!);
+      const pick = (r: { u: string; l: string; w: string }) => ({ u: r.u, l: r.l, w: r.w });
+      expect([pick(here), pick(there)]).toEqual([pick(want), pick(want)]);
+    } finally {
+      await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(2000)])));
+      await adminQuery('REVOKE ps_setter FROM app');
+      await adminQuery('REVOKE SET ON PARAMETER log_min_duration_statement FROM ps_setter');
+      await adminQuery('DROP ROLE ps_setter');
+    }
+  });
+});
+
+describe('a startup setting the server refuses', () => {
+  it('is refused to every client that sends it, not only the first on a connection (a non-ASCII value)', async () => {
+    const options = '-c DateStyle=Zürich';
+    const directly = await errorOf(direct({ options } as pg.ClientConfig));
+    const codes: (string | undefined)[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = new pg.Client({ connectionString: gw.url('app'), options } as pg.ClientConfig);
+      c.on('error', () => undefined);
+      opened.push(c);
+      codes.push(sqlstate(await errorOf(c.connect().then(() => c.query('SELECT 1')))));
+    }
+    expect(sqlstate(directly)).toBe('22023');
+    expect(codes).toEqual(['22023', '22023', '22023']);
   });
 });
 

@@ -59,6 +59,8 @@ export const SHAPE_UNKNOWN = '';
 /** Marks the swallowed slot of pgway's question whether the session still holds some state (see askStillHeld). */
 const STILL_HELD_CHECK = '\u0000still-held';
 
+/** appliedSettings of a connection whose settings pgway cannot tell: the next client lays its own on afresh. */
+export const UNKNOWN_SETTINGS = '\u0000unknown';
 /** Marks the swallowed slot of a settings statement (see expectSettings). */
 const SETTINGS = '\u0000settings';
 /**
@@ -727,7 +729,11 @@ export class ServerConnection implements ResponseHandler {
       }
       if (swallowed && !this.internalError && this.expected.headExtra !== ABORT) {
         this.internalError = { sqlstate: fields.get('C') ?? 'XX000', message: fields.get('M') ?? '', fields };
-        if (this.expected.headExtra === SETTINGS) this.settingsError = this.internalError;
+        if (this.expected.headExtra === SETTINGS) {
+          // Refused: the connection does not carry the settings its appliedSettings names.
+          this.settingsError = this.internalError;
+          this.appliedSettings = UNKNOWN_SETTINGS;
+        }
       }
     }
     this.expected.failHead((extra, kind) => this.notDone(extra, kind));

@@ -350,11 +350,12 @@ describe('PREPARE, EXECUTE, DEALLOCATE', () => {
     ['PREPARE p AS SELECT 1 /* a */ + /* b */ 2 /* z */', prepare('p', 'SELECT 1 /* a */ + /* b */ 2')],
     ["PREPARE p AS SELECT 'x' -- c\n ; SELECT 2", prepare('p', "SELECT 'x'")],
     ["PREPARE p AS SELECT $$ a; 'b' $$ ::text", prepare('p', "SELECT $$ a; 'b' $$ ::text")],
-    ['EXECUTE p', { kind: 'execute', name: 'p' }],
-    ["EXECUTE P(1, 'a')", { kind: 'execute', name: 'p' }],
-    ['EXECUTE "P"', { kind: 'execute', name: 'P' }],
-    ['EXPLAIN EXECUTE p(1)', { kind: 'execute', name: 'p' }],
-    ['CREATE TABLE t AS EXECUTE p', { kind: 'execute', name: 'p' }],
+    ['EXECUTE p', { kind: 'execute', name: 'p', runs: true }],
+    ["EXECUTE P(1, 'a')", { kind: 'execute', name: 'p', runs: true }],
+    ['EXECUTE "P"', { kind: 'execute', name: 'P', runs: true }],
+    ['EXPLAIN EXECUTE p(1)', { kind: 'execute', name: 'p', runs: false }],
+    ['EXPLAIN ANALYZE EXECUTE p(1)', { kind: 'execute', name: 'p', runs: true }],
+    ['CREATE TABLE t AS EXECUTE p', { kind: 'execute', name: 'p', runs: true }],
     ['DEALLOCATE p', { kind: 'deallocate', name: 'p' }],
     ['DEALLOCATE PREPARE p', { kind: 'deallocate', name: 'p' }],
     ['DEALLOCATE "P"', { kind: 'deallocate', name: 'P' }],
@@ -366,12 +367,12 @@ describe('PREPARE, EXECUTE, DEALLOCATE', () => {
 
   it('cuts each PREPARE out of a multi-statement string with non-ASCII text before it', () => {
     expect(effects("SELECT 'ünïcödé'; PREPARE a (text) AS SELECT 'é', $1; EXECUTE a('x'); PREPARE b AS SELECT 2")).toEqual([
-      prepare('a', "SELECT 'é', $1", ['text']), { kind: 'execute', name: 'a' }, prepare('b', 'SELECT 2'),
+      prepare('a', "SELECT 'é', $1", ['text']), { kind: 'execute', name: 'a', runs: true }, prepare('b', 'SELECT 2'),
     ]);
   });
 
   it('sees advisory locks in EXECUTE parameters', () => {
-    expect(effects('EXECUTE p(pg_advisory_lock(1))')).toEqual([{ kind: 'execute', name: 'p' }, pin('advisory-lock')]);
+    expect(effects('EXECUTE p(pg_advisory_lock(1))')).toEqual([{ kind: 'execute', name: 'p', runs: true }, pin('advisory-lock')]);
   });
 });
 

@@ -29,7 +29,7 @@ export type SessionEffect =
   | { kind: 'reset'; name: string }
   | { kind: 'reset-all' } // RESET ALL leaves the settings in RESET_ALL_KEEPS alone
   | { kind: 'prepare'; name: string; sql: string; paramTypes: string[] }
-  | { kind: 'execute'; name: string }
+  | { kind: 'execute'; name: string; runs: boolean } // runs: false under EXPLAIN without ANALYZE, which only plans it
   | { kind: 'deallocate'; name: string }
   | { kind: 'deallocate-all' }
   | { kind: 'pin'; reason: PinReason; name?: string } // name: the temp relation or hold cursor; none: one pgway cannot name
@@ -209,7 +209,8 @@ function onStatement(node: Node, raw: RawStmt, out: Collector): void {
 function onVariableSet(s: VariableSetStmt, out: Collector): void {
   if (s.is_local === true) {
     const name = foldGucName(s.name ?? '');
-    localSetting(name, name === 'search_path' ? flattenSetArgs(name, s.args ?? []) : undefined, out);
+    const read = name === 'search_path' || name === 'standard_conforming_strings';
+    localSetting(name, read ? flattenSetArgs(name, s.args ?? []) : undefined, out);
     return;
   }
   switch (s.kind) {
@@ -451,7 +452,7 @@ function isTempSchema(schema: string | undefined): boolean {
 
 // --- function calls and nested EXECUTE -----------------------------------------------------------
 
-interface Found { calls: FuncCall[]; executes: string[] }
+interface Found { calls: FuncCall[]; executes: { name: string; runs: boolean }[] }
 
 /**
  * set_config() and advisory-lock calls anywhere in a statement that runs its expressions, plus
@@ -462,7 +463,7 @@ interface Found { calls: FuncCall[]; executes: string[] }
 function onCalls(node: Node, out: Collector): void {
   const found: Found = { calls: [], executes: [] };
   walk(node, found);
-  for (const name of found.executes) out.effects.push({ kind: 'execute', name });
+  for (const { name, runs } of found.executes) out.effects.push({ kind: 'execute', name, runs });
   if (found.calls.length === 0) return;
   const once = 'SelectStmt' in node ? runsOnce(node.SelectStmt) : new Set<FuncCall>();
   let lock = false;
@@ -487,7 +488,7 @@ function walk(root: Node, found: Found): void {
     const { key, value, executing } = item;
     if (typeof value !== 'object' || value === null) continue;
     if (key === 'FuncCall' && executing) found.calls.push(value as FuncCall); // libpg-query's AST shape
-    else if (key === 'ExecuteStmt' && 'name' in value && typeof value.name === 'string') found.executes.push(value.name);
+    else if (key === 'ExecuteStmt' && 'name' in value && typeof value.name === 'string') found.executes.push({ name: value.name, runs: executing });
     if (Array.isArray(value)) {
       for (let i = value.length - 1; i >= 0; i--) stack.push({ key: '', value: value[i] as unknown, executing });
       continue;
@@ -542,6 +543,8 @@ function functionName(call: FuncCall): string | undefined {
 function localSetting(name: string, value: string | undefined, out: Collector): void {
   out.local = true;
   if (name === 'search_path' && createsInTempSchema(value ?? '')) out.effects.push(pin('temp-table'));
+  // A backslash escapes a quote for the rest of the transaction: what follows may not read as pgway reads it.
+  if (name === 'standard_conforming_strings' && value !== undefined && parseBool(value) === false) out.effects.push(pin('unparseable-session-statement'));
 }
 
 /** set_config(setting_name, new_value, is_local): a NULL value resets, a NULL is_local means false. */

@@ -19,7 +19,7 @@ import { nowMs, perfNow, wallClockAt } from '../clock.js';
 import { errorChannel, pinChannel, type ErrorEvent, type PinEvent } from '../events.js';
 import { Slot } from '../pool/expected-responses.js';
 import type { Pool, PoolWaiter } from '../pool/pool.js';
-import type { ServerConnection, ServerSink } from '../pool/server-connection.js';
+import { UNKNOWN_SETTINGS, type ServerConnection, type ServerSink } from '../pool/server-connection.js';
 import type { PinReason } from '../router/session-effects.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
@@ -31,8 +31,6 @@ import { STILL_HELD_QUESTIONS, type CheckedPin } from './pins.js';
 import type { SessionState } from './session-state.js';
 import { reportedParams, startupSettings } from './startup-params.js';
 
-/** What a server connection's settings are after a client left in the middle of changing them. */
-const UNKNOWN_SETTINGS = '\u0000unknown';
 
 const isRequestEnd = (code: number): boolean =>
   code === Frontend.Query || code === Frontend.Sync || code === Frontend.Flush || code === Frontend.FunctionCall;

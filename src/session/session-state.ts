@@ -9,13 +9,13 @@
  * settings on whichever server connection serves the client (resync). Pins are Pins'.
  */
 import { Slot } from '../pool/expected-responses.js';
-import type { ServerConnection } from '../pool/server-connection.js';
+import { UNKNOWN_SETTINGS, type ServerConnection } from '../pool/server-connection.js';
 import { parseBool } from '../router/guc-value.js';
 import { classifySessionEffects, isTransactionMarker, RESET_ALL_KEEPS, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import { Pins, RequestCounts, type CheckedPin } from './pins.js';
-import { applySettingsSql, quoteLiteral } from './startup-params.js';
+import { setConfigCall } from './startup-params.js';
 
 /** Staged entries beyond which a client is pinned rather than followed (see stage). */
 const MAX_STAGED = 10_000;
@@ -25,14 +25,16 @@ const MAX_STAGED = 10_000;
  * SET or a temp table after 'it\'s' would go unseen. Such a client stays on its connection.
  */
 const UNREADABLE: PinReason = 'unparseable-session-statement';
+/** The role setting's value for none: the session user's own privileges. */
+const NO_ROLE = 'none';
 /** Text beyond ASCII, which the client_encoding in force decides how PostgreSQL reads. */
 const NON_ASCII = /[^\x00-\x7f]/;
-/** appliedSettings of a connection whose settings pgway cannot tell: the next client resyncs it. */
-const UNKNOWN_SETTINGS = '\u0000unknown';
 
 export class SessionState {
   /** Current settings: the startup ones with the client's SETs laid over them. */
   private readonly settings: Map<string, string>;
+  /** The role each setting was last made under, where that was not the session user (see settingsSql). */
+  private madeAs: Map<string, string> | undefined;
   private cachedSql: string | undefined;
   /** SQL-level prepared statements: name -> the PREPARE statement that defines it. */
   readonly sqlPrepared = new Map<string, string>();
@@ -59,22 +61,49 @@ export class SessionState {
   private layAfter = false;
   constructor(private readonly startup: ReadonlyMap<string, string>) {
     this.settings = new Map(startup);
-    const scs = startup.get('standard_conforming_strings');
-    if (scs !== undefined && parseBool(scs) === false) this.pinBook.pin(UNREADABLE, []);
+    if (this.startupUnreadable) this.pinBook.pin(UNREADABLE, []);
     this.pinBook.pathApplied(this.searchPath);
   }
 
-  /** One statement that brings a server connection's settings to this session's ('' = defaults). */
+  /** The client starts with standard_conforming_strings off (see UNREADABLE). */
+  private get startupUnreadable(): boolean {
+    const scs = this.startup.get('standard_conforming_strings');
+    return scs !== undefined && parseBool(scs) === false;
+  }
+
+  /**
+   * One statement that brings a server connection's settings to this session's ('' = defaults),
+   * in the order of their last change. A setting made under a SET ROLE is laid on under that role
+   * (the role may hold the privilege to set it, or have dropped the session user's): the replay
+   * switches role where the settings ask, and ends on the role the client has now.
+   */
   get settingsSql(): string {
-    this.cachedSql ??= this.placeholders === undefined || this.placeholders.size === 0 ? applySettingsSql(this.settings) : this.withPlaceholdersSql();
+    if (this.cachedSql !== undefined) return this.cachedSql;
+    const calls: string[] = [];
+    const madeAs = this.madeAs;
+    let as = NO_ROLE;
+    for (const [name, value] of this.settings) {
+      if (madeAs !== undefined && name === 'role') continue;
+      const need = madeAs?.get(name) ?? NO_ROLE;
+      if (need !== as) calls.push(setConfigCall('role', (as = need)));
+      calls.push(setConfigCall(name, value));
+    }
+    if (madeAs !== undefined) {
+      const role = this.settings.get('role') ?? NO_ROLE;
+      if (role !== as) calls.push(setConfigCall('role', role));
+    }
+    // set_config with a NULL value resets the setting, creating its placeholder as RESET does.
+    if (this.placeholders !== undefined) for (const name of this.placeholders) calls.push(setConfigCall(name, null));
+    this.cachedSql = calls.length > 0 ? `SELECT ${calls.join(', ')}` : '';
     return this.cachedSql;
   }
 
-  private withPlaceholdersSql(): string {
-    // set_config with a NULL value resets the setting, creating its placeholder as RESET does.
-    const resets = [...this.placeholders!].map((name) => `pg_catalog.set_config(${quoteLiteral(name)}, NULL, false)`).join(', ');
-    const sql = applySettingsSql(this.settings);
-    return sql ? `${sql}, ${resets}` : `SELECT ${resets}`;
+  /** Notes the role `name` was set under (see settingsSql); none kept for the session user's own. */
+  private noteRole(name: string): void {
+    const role = this.settings.get('role') ?? NO_ROLE;
+    if (role === NO_ROLE || name === 'role') this.madeAs?.delete(name);
+    else (this.madeAs ??= new Map()).set(name, role);
+    if (this.madeAs?.size === 0) this.madeAs = undefined;
   }
 
   /** The client's search_path as it set it ('' when it never did): prepared statements are shared per path. */
@@ -151,7 +180,7 @@ export class SessionState {
         case 'execute': {
           // An EXECUTE does what its statement does (a set_config, an advisory lock), each time it
           // runs; a value passed as $n is one pgway does not see, and pins (set-param, below).
-          const body = this.sqlPreparedEffects.get(e.name);
+          const body = e.runs ? this.sqlPreparedEffects.get(e.name) : undefined;
           if (body !== undefined) newPins.push(...this.stage(body));
           break;
         }
@@ -257,6 +286,7 @@ export class SessionState {
           // Laid on again in the order of their last change, as they were made (a SET ROLE last).
           this.settings.delete(e.name);
           this.settings.set(e.name, e.value);
+          this.noteRole(e.name);
           this.placeholders?.delete(e.name);
           if (e.name === 'search_path') this.pinBook.pathApplied(this.searchPath);
           break;
@@ -273,6 +303,8 @@ export class SessionState {
           this.pinBook.pathApplied(this.searchPath);
           break;
         case 'unpin':
+          // DISCARD ALL goes back to the startup value of standard_conforming_strings: off keeps the client unreadable.
+          if (e.reason === UNREADABLE && this.startupUnreadable) break;
           this.pinBook.unpin(e.reason);
           // DISCARD TEMP empties the temp schema, not the search_path that creates in it.
           if (e.reason === 'temp-table') this.pinBook.pathApplied(this.searchPath);
@@ -291,6 +323,8 @@ export class SessionState {
 
   /** Back to the startup value, or to the default; a custom setting keeps its placeholder. */
   private resetSetting(name: string): void {
+    this.madeAs?.delete(name);
+    if (this.madeAs?.size === 0) this.madeAs = undefined;
     const startupValue = this.startup.get(name);
     if (startupValue !== undefined) {
       this.settings.set(name, startupValue);

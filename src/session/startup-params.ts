@@ -62,15 +62,11 @@ export function quoteLiteral(value: string): string {
 }
 
 /**
- * One statement applying `settings` the way a startup packet would: set_config parses the value
- * as the raw setting string, so list settings such as search_path keep their meaning.
+ * Sets `name` the way a startup packet would: set_config parses the value as the raw setting
+ * string, so list settings such as search_path keep their meaning. NULL resets it.
  */
-export function applySettingsSql(settings: ReadonlyMap<string, string>): string {
-  const calls: string[] = [];
-  for (const [name, value] of settings) {
-    calls.push(`pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, false)`);
-  }
-  return calls.length ? `SELECT ${calls.join(', ')}` : '';
+export function setConfigCall(name: string, value: string | null): string {
+  return `pg_catalog.set_config(${quoteLiteral(name)}, ${value === null ? 'NULL' : quoteLiteral(value)}, false)`;
 }
 
 /**
