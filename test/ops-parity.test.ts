@@ -1024,6 +1024,9 @@ describe('admin console bad input', () => {
     for (const sql of [`PAUSE "${DB}"`, `RESUME "${DB}"`, `RECONNECT "${DB}"`, `KILL "${DB}"`, `RESUME "${DB}"`]) {
       expect(await errorOf(admin.query(sql)), sql).toBeUndefined();
     }
+    // An unterminated quote is a mistake to hear of, not PAUSE of the name without it.
+    expect(sqlstate(await errorOf(admin.query(`PAUSE "${DB}`)))).toBe('42601');
+    expect((await show(admin, 'DATABASES')).find((r) => r.name === DB)?.paused).toBe('0');
   });
 
   it("shows what PgBouncer 1.18 shows: reserve_pool, paused as 0/1, an idle client as active, the file's key names", async () => {

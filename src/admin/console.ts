@@ -161,6 +161,7 @@ function commandWords(sql: string): string[] {
 
 /** Runs one admin statement; resolves with the response frames (without ReadyForQuery). */
 export async function runAdminCommand(sql: string, view: AdminView): Promise<Buffer[]> {
+  if ((sql.match(/"/g)?.length ?? 0) % 2 === 1) return adminError('syntax error: unterminated quoted name');
   const words = commandWords(sql);
   const verb = words[0]?.toLowerCase() ?? '';
   const arg = words[1];
