@@ -364,11 +364,22 @@ describe('temp relations a CASCADE took with it', () => {
   });
 
   it('DROP OWNED BY CURRENT_USER drops the temp tables: the client is free', { timeout: 30_000 }, async () => {
-    const c = await connect();
-    await c.query('CREATE TEMP TABLE hpg_owned (x int)');
-    expect(await isPinned(c)).toBe(true);
-    await c.query('DROP OWNED BY CURRENT_USER');
-    expect(await isPinned(c)).toBe(false);
+    // DROP OWNED takes every session's objects of the role, temp tables of other test files' clients
+    // too: the temp table here belongs to a role of this test's own.
+    await adminQuery('DROP ROLE IF EXISTS hpg_owner');
+    await adminQuery('CREATE ROLE hpg_owner NOLOGIN');
+    await adminQuery('GRANT hpg_owner TO app');
+    try {
+      const c = await connect();
+      await c.query('SET ROLE hpg_owner');
+      await c.query('CREATE TEMP TABLE hpg_owned (x int)');
+      expect(await isPinned(c)).toBe(true);
+      await c.query('DROP OWNED BY CURRENT_USER');
+      expect(await isPinned(c)).toBe(false);
+      await c.query('RESET ROLE');
+    } finally {
+      await adminQuery('DROP ROLE hpg_owner');
+    }
   });
 });
 
