@@ -9,7 +9,7 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
-import { adminQuery } from './harness/lab.js';
+import { adminQuery, lab, pgUrl } from './harness/lab.js';
 import type { RawClient } from './helpers/raw-client.js';
 import { sleep } from './helpers/pg-helpers.js';
 import { answers, B, cat, E, P, Q, rawAfterLogin, S } from './helpers/wire-script.js';
@@ -419,6 +419,26 @@ describe('a client whose SQL pgway cannot read as PostgreSQL does', () => {
     await a.query('DISCARD ALL');
     await a.query(String.raw`SELECT 'a\''; CREATE TEMP TABLE pl_scs_startup (x int); SELECT ' --'`);
     await keepsTempTable(a, 'pl_scs_startup');
+  });
+
+  it('client_encoding LATIN1: a SET of a non-ASCII value keeps the client where the server set what it read', { timeout: 30_000 }, async () => {
+    // node-postgres sends UTF-8 whatever the client_encoding says: the server reads é's two bytes as LATIN1.
+    const steps = [`SET client_encoding = 'LATIN1'`, `SET application_name = 'café'`, `SET client_encoding = 'UTF8'`];
+    const d = new pg.Client({ connectionString: pgUrl(lab().primary, 'app', 'app-secret', 'app') });
+    d.on('error', () => undefined);
+    opened.push(d);
+    await d.connect();
+    const a = await connect();
+    for (const sql of steps) {
+      await d.query(sql);
+      await a.query(sql);
+    }
+    const want = (await d.query(`SELECT current_setting('application_name') AS v`)).rows[0].v as string;
+    expect(want).not.toBe('café');
+    expect(await isPinned(a)).toBe(true);
+    const [x, y] = [await connect(), await connect()];
+    await Promise.all([x.query('SELECT 1'), y.query('SELECT 1')].map((p) => p.catch(() => undefined)));
+    expect((await a.query(`SELECT current_setting('application_name') AS v`)).rows[0].v).toBe(want);
   });
 
   it('SET LOCAL standard_conforming_strings = off pins the client too', { timeout: 30_000 }, async () => {

@@ -27,6 +27,8 @@ const MAX_STAGED = 10_000;
 const UNREADABLE: PinReason = 'unparseable-session-statement';
 /** The role setting's value for none: the session user's own privileges. */
 const NO_ROLE = 'none';
+/** client_encoding values meaning UTF-8, as PostgreSQL's encoding names match them (case and punctuation aside). */
+const UTF8_NAMES = /^\s*(?:utf-?8|unicode)\s*$/i;
 /** Text beyond ASCII, which the client_encoding in force decides how PostgreSQL reads. */
 const NON_ASCII = /[^\x00-\x7f]/;
 
@@ -63,6 +65,12 @@ export class SessionState {
     this.settings = new Map(startup);
     if (this.startupUnreadable) this.pinBook.pin(UNREADABLE, []);
     this.pinBook.pathApplied(this.searchPath);
+  }
+
+  /** The client's text is UTF-8 as pgway reads it: its client_encoding says so, or it never set one (the server's default). */
+  private get sendsUtf8(): boolean {
+    const encoding = this.settings.get('client_encoding');
+    return encoding === undefined || UTF8_NAMES.test(encoding);
   }
 
   /** The client starts with standard_conforming_strings off (see UNREADABLE). */
@@ -189,6 +197,8 @@ export class SessionState {
           break;
         case 'set':
           if (e.name === 'standard_conforming_strings' && parseBool(e.value) === false) this.pinBook.pin(UNREADABLE, newPins);
+          // pgway reads the client's text as UTF-8: in another client_encoding a value beyond ASCII is not the one the server set.
+          if (NON_ASCII.test(e.value) && !this.sendsUtf8) this.pinBook.pin(UNREADABLE, newPins);
           this.stageOne(e);
           break;
         case 'set-param':
