@@ -441,6 +441,12 @@ describe('a client whose SQL pgway cannot read as PostgreSQL does', () => {
     expect((await a.query(`SELECT current_setting('application_name') AS v`)).rows[0].v).toBe(want);
   });
 
+  it('client_encoding LATIN1 set earlier in the same transaction counts for a non-ASCII SET after it', { timeout: 30_000 }, async () => {
+    const a = await connect();
+    for (const sql of ['BEGIN', `SET client_encoding = 'LATIN1'`, `SET application_name = 'café'`, 'COMMIT', `SET client_encoding = 'UTF8'`]) await a.query(sql);
+    expect(await isPinned(a)).toBe(true);
+  });
+
   it('SET LOCAL standard_conforming_strings = off pins the client too', { timeout: 30_000 }, async () => {
     const a = await connect();
     await a.query('BEGIN');

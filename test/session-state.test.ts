@@ -327,6 +327,15 @@ describe('a LISTEN pin after UNLISTEN of one channel', () => {
 });
 
 describe('advisory locks: the pin lasts as long as the server says a lock is held', () => {
+  it('pins a client whose EXPLAIN EXECUTE took a lock in a parameter: EXPLAIN plans the statement but evaluates those', async () => {
+    const a = await connect();
+    await a.query('PREPARE ps_explained(text) AS SELECT $1');
+    await a.query('EXPLAIN EXECUTE ps_explained(pg_advisory_lock(4653)::text)');
+    const [b, c] = [await connect(), await connect()];
+    await Promise.all([b.query('SELECT 1'), c.query('SELECT 1')].map((p) => p.catch(() => undefined)));
+    expect((await a.query<{ ok: boolean }>('SELECT pg_advisory_unlock(4653) AS ok')).rows).toEqual([{ ok: true }]);
+  });
+
   it('pins a client whose SQL-level EXECUTE took a lock, as a SELECT of it would', async () => {
     const a = await connect();
     await a.query('PREPARE ps_lockit AS SELECT pg_advisory_lock(4650)');
@@ -564,30 +573,66 @@ describe('settings laid on where the last client left its own', () => {
 });
 
 describe('settings made under a role', () => {
-  it('lays a setting the role was granted to set on under that role, ending on the role the client has', async () => {
+  /** Runs `work` with ps_setter, a role app may SET ROLE to (not inherit) that may set log_min_duration_statement. */
+  async function withSetter(work: () => Promise<void>): Promise<void> {
     await adminQuery('DROP ROLE IF EXISTS ps_setter');
     await adminQuery('CREATE ROLE ps_setter NOLOGIN');
     await adminQuery('GRANT SET ON PARAMETER log_min_duration_statement TO ps_setter');
     await adminQuery('GRANT ps_setter TO app WITH INHERIT FALSE');
     try {
-      const d = await direct();
-      const [a, h1, h2] = [await connect(), await connect(), await connect()];
-      // Laid on in the order of last change alone, the setting would come before SET ROLE ps_setter (42501).
-      for (const sql of ['SET ROLE ps_setter', 'SET log_min_duration_statement = 5', 'SET ROLE ps_setter', 'SET work_mem = 1234']) {
-        expect(await errorOf(d.query(sql)), sql).toBeUndefined();
-        expect(await errorOf(a.query(sql)), sql).toBeUndefined();
-      }
-      const q = `SELECT current_user::text AS u, current_setting('log_min_duration_statement') AS l, current_setting('work_mem') AS w, pg_backend_pid() AS pid`;
-      const want = (await d.query(q)).rows[0]!;
-      const here = (await a.query(q)).rows[0]!;
-      const there = await onAnotherConnection(here.pid, [h1, h2], async () => (await a.query(q)).rows[0]!);
-      const pick = (r: { u: string; l: string; w: string }) => ({ u: r.u, l: r.l, w: r.w });
-      expect([pick(here), pick(there)]).toEqual([pick(want), pick(want)]);
+      await work();
     } finally {
       await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(2000)])));
-      await adminQuery('REVOKE ps_setter FROM app');
+      await adminQuery('REVOKE ps_setter FROM app').catch(() => undefined);
       await adminQuery('REVOKE SET ON PARAMETER log_min_duration_statement FROM ps_setter');
       await adminQuery('DROP ROLE ps_setter');
+    }
+  }
+
+  const q = `SELECT current_user::text AS u, current_setting('log_min_duration_statement') AS l, current_setting('work_mem') AS w, pg_backend_pid() AS pid`;
+  const pick = (r: { u: string; l: string; w: string }) => ({ u: r.u, l: r.l, w: r.w });
+
+  /** `statements` on a direct connection and through pgway: what each reads, here and on the other connection. */
+  async function sameAsDirect(statements: string[]): Promise<void> {
+    const d = await direct();
+    const [a, h1, h2] = [await connect(), await connect(), await connect()];
+    for (const sql of statements) {
+      expect(await errorOf(d.query(sql)), sql).toBeUndefined();
+      expect(await errorOf(a.query(sql)), sql).toBeUndefined();
+    }
+    const want = (await d.query(q)).rows[0]!;
+    const here = (await a.query(q)).rows[0]!;
+    const there = await onAnotherConnection(here.pid, [h1, h2], async () => (await a.query(q)).rows[0]!);
+    expect([pick(here), pick(there)]).toEqual([pick(want), pick(want)]);
+  }
+
+  it('lays a setting the role was granted to set on under that role, ending on the role the client has', () =>
+    // Laid on in the order of last change alone, the setting would come before SET ROLE ps_setter (42501).
+    withSetter(() => sameAsDirect(['SET ROLE ps_setter', 'SET log_min_duration_statement = 5', 'SET ROLE ps_setter', 'SET work_mem = 1234'])));
+
+  it('keeps a SET ROLE a later request of the same transaction reset: the setting between them was made under it', () =>
+    withSetter(() => sameAsDirect(['BEGIN', 'SET ROLE ps_setter', 'SET log_min_duration_statement = 5', 'RESET ROLE', 'COMMIT'])));
+
+  it('never runs a request without its settings when their role was revoked since: the client is refused first', async () => {
+    await adminQuery('DROP SCHEMA IF EXISTS ps_rs CASCADE; DROP TABLE IF EXISTS public.ps_rt');
+    await adminQuery('CREATE SCHEMA ps_rs; CREATE TABLE ps_rs.ps_rt (v text); CREATE TABLE public.ps_rt (v text)');
+    await adminQuery('GRANT USAGE ON SCHEMA ps_rs TO app; GRANT ALL ON ps_rs.ps_rt, public.ps_rt TO app');
+    try {
+      await withSetter(async () => {
+        const [a, h1, h2] = [await connect(), await connect(), await connect()];
+        for (const sql of ['SET ROLE ps_setter', 'SET search_path = ps_rs, public', 'RESET ROLE']) await a.query(sql);
+        const pid = await pidOf(a);
+        // Laid on another connection once, the settings are known to be accepted.
+        const other = await onAnotherConnection(pid, [h1, h2], () => pidOf(a));
+        await adminQuery('REVOKE ps_setter FROM app');
+        const err = await onAnotherConnection(other, [h1, h2], () => errorOf(a.query(`INSERT INTO ps_rt VALUES ('a')`)));
+        const rows = (await adminQuery<{ s: number; p: number }>('SELECT (SELECT count(*) FROM ps_rs.ps_rt)::int AS s, (SELECT count(*) FROM public.ps_rt)::int AS p')).rows[0];
+        // PostgreSQL would go on (the session keeps what it set); pgway cannot lay the settings on
+        // without the role they were made under, and must not run the INSERT without them.
+        expect({ err: sqlstate(err), rows }).toEqual({ err: '42501', rows: { s: 0, p: 0 } });
+      });
+    } finally {
+      await adminQuery('DROP SCHEMA IF EXISTS ps_rs CASCADE; DROP TABLE IF EXISTS public.ps_rt');
     }
   });
 });

@@ -373,6 +373,9 @@ describe('PREPARE, EXECUTE, DEALLOCATE', () => {
 
   it('sees advisory locks in EXECUTE parameters', () => {
     expect(effects('EXECUTE p(pg_advisory_lock(1))')).toEqual([{ kind: 'execute', name: 'p', runs: true }, pin('advisory-lock')]);
+    // EXPLAIN plans the statement but evaluates its parameters; a plain EXPLAIN of the call runs nothing.
+    expect(effects('EXPLAIN EXECUTE p(pg_advisory_lock(1))')).toEqual([{ kind: 'execute', name: 'p', runs: false }, pin('advisory-lock')]);
+    expect(effects('EXPLAIN SELECT pg_advisory_lock(1)')).toEqual([]);
   });
 });
 

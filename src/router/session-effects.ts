@@ -483,21 +483,26 @@ function onCalls(node: Node, out: Collector): void {
 
 /** Iterative pre-order walk: expressions nest as deep as the SQL does (a || b || ... thousands deep). */
 function walk(root: Node, found: Found): void {
-  const stack: { key: string; value: unknown; executing: boolean }[] = [{ key: '', value: root, executing: true }];
+  // explained: not executing only because an EXPLAIN without ANALYZE plans it.
+  const stack: { key: string; value: unknown; executing: boolean; explained: boolean }[] = [{ key: '', value: root, executing: true, explained: false }];
   for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
-    const { key, value, executing } = item;
+    const { key, value, executing, explained } = item;
     if (typeof value !== 'object' || value === null) continue;
     if (key === 'FuncCall' && executing) found.calls.push(value as FuncCall); // libpg-query's AST shape
     else if (key === 'ExecuteStmt' && 'name' in value && typeof value.name === 'string') found.executes.push({ name: value.name, runs: executing });
     if (Array.isArray(value)) {
-      for (let i = value.length - 1; i >= 0; i--) stack.push({ key: '', value: value[i] as unknown, executing });
+      for (let i = value.length - 1; i >= 0; i--) stack.push({ key: '', value: value[i] as unknown, executing, explained });
       continue;
     }
     const entries = Object.entries(value);
     for (let i = entries.length - 1; i >= 0; i--) {
       const [childKey, child] = entries[i] ?? ['', undefined];
-      const runs = executing && !NOT_EXECUTING.has(childKey) && (childKey !== 'ExplainStmt' || explainAnalyzes(child));
-      stack.push({ key: childKey, value: child, executing: runs });
+      const plansOnly = childKey === 'ExplainStmt' && !explainAnalyzes(child);
+      const runs = executing && !NOT_EXECUTING.has(childKey) && !plansOnly;
+      const planned = (executing && plansOnly) || (explained && !NOT_EXECUTING.has(childKey));
+      // EXPLAIN EXECUTE plans the statement, but evaluates the parameters it is given (ExplainExecuteQuery).
+      if (key === 'ExecuteStmt' && childKey === 'params' && explained) stack.push({ key: childKey, value: child, executing: true, explained: false });
+      else stack.push({ key: childKey, value: child, executing: runs, explained: planned });
     }
   }
 }

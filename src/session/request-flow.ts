@@ -260,7 +260,9 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     if (conn.appliedSettings !== this.session.settingsSql) {
       this.session.resync(conn);
       const sql = this.session.settingsSql;
-      if (state === 'ready' && !this.pool.settingsChecked(sql)) {
+      // Settings accepted once are accepted again, unless they switch role: a membership revoked since
+      // would refuse them, and the request behind them must not run without them.
+      if (state === 'ready' && (!this.pool.settingsChecked(sql) || this.session.switchesRole)) {
         this.dispatchOnceAccepted(conn, sql);
         return;
       }

@@ -28,7 +28,7 @@ const UNREADABLE: PinReason = 'unparseable-session-statement';
 /** The role setting's value for none: the session user's own privileges. */
 const NO_ROLE = 'none';
 /** client_encoding values meaning UTF-8, as PostgreSQL's encoding names match them (case and punctuation aside). */
-const UTF8_NAMES = /^\s*(?:utf-?8|unicode)\s*$/i;
+const UTF8_NAMES = /^[\s_-]*(?:u[\s_-]*t[\s_-]*f[\s_-]*8|unicode)[\s_-]*$/i;
 /** Text beyond ASCII, which the client_encoding in force decides how PostgreSQL reads. */
 const NON_ASCII = /[^\x00-\x7f]/;
 
@@ -67,9 +67,16 @@ export class SessionState {
     this.pinBook.pathApplied(this.searchPath);
   }
 
+  /** The settings laid on include a role (see settingsSql), which the server may refuse any time. */
+  get switchesRole(): boolean {
+    return this.madeAs !== undefined || this.settings.has('role');
+  }
+
   /** The client's text is UTF-8 as pgway reads it: its client_encoding says so, or it never set one (the server's default). */
   private get sendsUtf8(): boolean {
-    const encoding = this.settings.get('client_encoding');
+    let encoding = this.settings.get('client_encoding');
+    // One set earlier in this transaction (or pipelined ahead) is in force already.
+    for (const e of this.staged) if ((e.kind === 'set' || e.kind === 'reset') && e.name === 'client_encoding') encoding = e.kind === 'set' ? e.value : this.startup.get(e.name);
     return encoding === undefined || UTF8_NAMES.test(encoding);
   }
 
@@ -252,7 +259,8 @@ export class SessionState {
   }
 
   private stageOne(e: SessionEffect): void {
-    if (e.kind === 'set' || e.kind === 'reset') this.dropSuperseded(e.name);
+    // A SET ROLE stays: the settings staged after it are made under it (see noteRole).
+    if ((e.kind === 'set' || e.kind === 'reset') && e.name !== 'role') this.dropSuperseded(e.name);
     this.staged.push(e);
     this.stagedIn.push(this.requests.sent);
   }
