@@ -237,6 +237,10 @@ export class Gateway implements SessionContext, AdminView {
     return this.databases.get(name);
   }
 
+  databasesServed(): DatabaseConfig[] {
+    return [...this.databases.values()];
+  }
+
   isAdminDatabase(name: string): boolean {
     return ADMIN_DATABASES.has(name);
   }

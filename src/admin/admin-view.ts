@@ -57,6 +57,8 @@ export interface AdminView {
   /** Rejects with the reasons when the new config is invalid; the old one stays. */
   reload(): Promise<void>;
   database(name: string): DatabaseConfig | undefined;
+  /** The databases clients can connect to: the config's, or the sandbox's when it names none. */
+  databasesServed(): DatabaseConfig[];
   /** The admin console's database names (`pgway`, `pgbouncer`). */
   isAdminDatabase(name: string): boolean;
   /** Whether PAUSE or PAUSE `database` is in force for it. */

@@ -96,11 +96,10 @@ function show(view: AdminView, what: string): Table | undefined {
       };
     }
     case 'databases': {
-      const cfg = view.config();
       const pools = view.pools();
       return {
         columns: ['name', 'host', 'port', 'database', 'force_user', 'pool_size', 'min_pool_size', 'reserve_pool', 'server_lifetime', 'pool_mode', 'max_connections', 'current_connections', 'paused', 'disabled'],
-        rows: cfg.databases.map((d) => {
+        rows: view.databasesServed().map((d) => {
           const mine = pools.filter((p) => p.database === d.name);
           const current = mine.reduce((n, p) => n + p.serversActive + p.serversIdle + p.serversLogin, 0);
           return [
