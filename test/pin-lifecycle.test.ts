@@ -441,6 +441,13 @@ describe('a client whose SQL pgway cannot read as PostgreSQL does', () => {
     expect((await a.query(`SELECT current_setting('application_name') AS v`)).rows[0].v).toBe(want);
   });
 
+  it('a SET client_encoding in the same query string as the non-ASCII SET does not count: PostgreSQL read the text as LATIN1', { timeout: 30_000 }, async () => {
+    const a = await connect();
+    await a.query(`SET client_encoding = 'LATIN1'`);
+    await a.query(`SET client_encoding = 'UTF8'; SET application_name = 'café'`);
+    expect(await isPinned(a)).toBe(true);
+  });
+
   it('client_encoding LATIN1 set earlier in the same transaction counts for a non-ASCII SET after it', { timeout: 30_000 }, async () => {
     const a = await connect();
     for (const sql of ['BEGIN', `SET client_encoding = 'LATIN1'`, `SET application_name = 'café'`, 'COMMIT', `SET client_encoding = 'UTF8'`]) await a.query(sql);

@@ -7,8 +7,9 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
-import { cancelRequestPacket, queryMessage, rawTrustLogin, readCycle, typedMessage, type RawClient } from './helpers/raw-client.js';
+import { cancelRequestPacket, errorFields, queryMessage, rawTrustLogin, readCycle, typedMessage, type RawClient } from './helpers/raw-client.js';
 import { errorOf, onAnotherConnection, onConnection, pidOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
+import { startHoldingProxy, type HoldingProxy } from './helpers/holding-proxy.js';
 
 let gw: TestGateway;
 
@@ -613,6 +614,22 @@ describe('settings made under a role', () => {
   it('keeps a SET ROLE a later request of the same transaction reset: the setting between them was made under it', () =>
     withSetter(() => sameAsDirect(['BEGIN', 'SET ROLE ps_setter', 'SET log_min_duration_statement = 5', 'RESET ROLE', 'COMMIT'])));
 
+  it('a transaction that switches role thousands of times keeps only what it needs: the client is not pinned', { timeout: 120_000 }, () =>
+    withSetter(async () => {
+      const [a, b, c] = [await connect(), await connect(), await connect()];
+      await a.query('BEGIN');
+      // Each SET ROLE / RESET ROLE replaces the one before: kept, 10,000 of them would pin the client (MAX_STAGED).
+      for (let i = 0; i < 5_001; i++) {
+        await a.query('SET ROLE ps_setter');
+        await a.query('RESET ROLE');
+      }
+      await a.query('COMMIT');
+      await a.query('SELECT 1');
+      await b.query('BEGIN'); // b holds one connection: c gets the other only if a gave it back
+      expect(sqlstate(await errorOf(c.query('SELECT 1')))).toBeUndefined();
+      await b.query('COMMIT');
+    }));
+
   it('never runs a request without its settings when their role was revoked since: the client is refused first', async () => {
     await adminQuery('DROP SCHEMA IF EXISTS ps_rs CASCADE; DROP TABLE IF EXISTS public.ps_rt');
     await adminQuery('CREATE SCHEMA ps_rs; CREATE TABLE ps_rs.ps_rt (v text); CREATE TABLE public.ps_rt (v text)');
@@ -634,6 +651,53 @@ describe('settings made under a role', () => {
     } finally {
       await adminQuery('DROP SCHEMA IF EXISTS ps_rs CASCADE; DROP TABLE IF EXISTS public.ps_rt');
     }
+  });
+});
+
+describe('a request sent while its settings are being laid on', () => {
+  let proxy: HoldingProxy;
+  let pgw: TestGateway;
+  beforeAll(async () => {
+    proxy = await startHoldingProxy();
+    pgw = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 5000 }', primary: { host: '127.0.0.1', port: proxy.port } });
+    await adminQuery('DROP ROLE IF EXISTS ps_held');
+    await adminQuery('CREATE ROLE ps_held NOLOGIN');
+    await adminQuery('GRANT ps_held TO app WITH INHERIT FALSE');
+    await adminQuery('DROP SCHEMA IF EXISTS ps_hs CASCADE; DROP TABLE IF EXISTS public.ps_ht');
+    await adminQuery('CREATE SCHEMA ps_hs; CREATE TABLE ps_hs.ps_ht (v text); CREATE TABLE public.ps_ht (v text)');
+    await adminQuery('GRANT USAGE ON SCHEMA ps_hs TO app; GRANT ALL ON ps_hs.ps_ht, public.ps_ht TO app');
+  });
+  afterAll(async () => {
+    await pgw?.stop();
+    proxy?.close();
+    await adminQuery('DROP SCHEMA IF EXISTS ps_hs CASCADE; DROP TABLE IF EXISTS public.ps_ht');
+    await adminQuery('DROP ROLE IF EXISTS ps_held');
+  });
+
+  it('does not run before the server accepted them: refused, neither request ran', async () => {
+    // A raw client, to pipeline a request behind one that waits (node-postgres sends one at a time).
+    const { client: a } = await rawTrustLogin({ host: pgw.host, port: pgw.port }, { user: 'trustuser', database: 'app', client_encoding: 'UTF8' });
+    raws.push(a);
+    for (const sql of ['SET ROLE ps_held', 'SET search_path = ps_hs, public', 'RESET ROLE']) {
+      a.write(queryMessage(sql));
+      expect((await readCycle(a)).errors, sql).toEqual([]);
+    }
+    // Another client leaves other settings on the connection a had: a's settings are laid on again.
+    const other = new pg.Client({ connectionString: pgw.url('trustuser') }); // the same pool as a
+    other.on('error', () => undefined);
+    opened.push(other);
+    await other.connect();
+    await other.query(`SET work_mem = '1234kB'`);
+    await adminQuery('REVOKE ps_held FROM app');
+    proxy.frozen = true; // the server's answers wait: pgway has sent the settings and waits for their verdict
+    a.write(queryMessage('SELECT 1'));
+    await sleep(200);
+    a.write(queryMessage(`INSERT INTO ps_ht VALUES ('sent during the wait')`));
+    await sleep(300);
+    const rows = (await adminQuery<{ s: number; p: number }>('SELECT (SELECT count(*) FROM ps_hs.ps_ht)::int AS s, (SELECT count(*) FROM public.ps_ht)::int AS p')).rows[0];
+    proxy.release();
+    const answer = await a.readToClose();
+    expect({ rows, errors: answer.filter((m) => m.type === 'E').map((m) => errorFields(m.body).get('C')) }).toEqual({ rows: { s: 0, p: 0 }, errors: ['42501'] });
   });
 });
 

@@ -14,6 +14,7 @@ import { adminQuery, lab, pgUrl } from './harness/lab.js';
 import { cancelRequestPacket, RawClient } from './helpers/raw-client.js';
 import { rawAfterLogin, P, B, E, C, D, S, H, Q, X, answers, copyData, COPY_DONE } from './helpers/wire-script.js';
 import { sleep } from './helpers/pg-helpers.js';
+import { startHoldingProxy, type HoldingProxy } from './helpers/holding-proxy.js';
 
 let single: TestGateway; // pool of 1, max_prepared_statements: 2
 let pair: TestGateway; // pool of 2
@@ -570,33 +571,6 @@ describe('a client refused on a fresh copy, then the server refuses another clie
   });
 });
 
-// --- a proxy in front of the primary that can hold the server's answers back ----------------------
-
-interface Proxy { port: number; frozen: boolean; release(): void; killAll(): void; close(): void }
-async function startProxy(): Promise<Proxy> {
-  const { host, port } = lab().primary;
-  const pairs: { down: net.Socket; up: net.Socket; queue: Buffer[] }[] = [];
-  const server = net.createServer((down) => {
-    const up = net.connect(port, host);
-    const p = { down, up, queue: [] as Buffer[] };
-    pairs.push(p);
-    down.on('data', (d) => up.write(d));
-    up.on('data', (d) => { if (proxy.frozen) p.queue.push(d); else down.write(d); });
-    down.on('error', () => up.destroy());
-    up.on('error', () => down.destroy());
-    down.on('close', () => up.destroy());
-    up.on('close', () => down.destroy());
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const proxy: Proxy = {
-    port: (server.address() as net.AddressInfo).port,
-    frozen: false,
-    release() { proxy.frozen = false; for (const p of pairs) { for (const b of p.queue.splice(0)) p.down.write(b); } },
-    killAll() { for (const p of pairs) { p.up.destroy(); p.down.destroy(); } },
-    close() { server.close(); proxy.killAll(); },
-  };
-  return proxy;
-}
 
 /** A raw client and its backend key data (as the gateway gave it). */
 async function rawWithKey(url: string): Promise<{ r: RawClient; pid: number; secret: number }> {
@@ -612,10 +586,10 @@ async function rawWithKey(url: string): Promise<{ r: RawClient; pid: number; sec
 }
 
 describe('the server or the client acts while a Bind is held for the description', () => {
-  let proxy: Proxy;
+  let proxy: HoldingProxy;
   let gw: TestGateway;
   beforeAll(async () => {
-    proxy = await startProxy();
+    proxy = await startHoldingProxy();
     gw = await startGateway({ pool: '{ mode: transaction, size: 1, max_prepared_statements: 2, query_wait_timeout_ms: 4000 }', primary: { host: '127.0.0.1', port: proxy.port } });
   });
   afterAll(async () => { await gw?.stop(); proxy?.close(); });

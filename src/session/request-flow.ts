@@ -282,10 +282,14 @@ export class RequestFlow implements ServerSink, PoolWaiter {
    * never runs without them; a refusal ends the client as it would have at login.
    */
   private dispatchOnceAccepted(conn: ServerConnection, sql: string): void {
+    // Frames the client sends meanwhile wait too (see pump): none may run before the verdict.
+    this.clientHeld = true;
     conn.whenIdle(
       () => {
         this.pool.markSettingsChecked(sql);
-        if (this.server === conn) this.onServerReadyToSend();
+        if (this.server !== conn) return;
+        this.releaseClient(conn);
+        this.onServerReadyToSend();
       },
       (err) => this.failOnServerError(err),
     );

@@ -75,8 +75,13 @@ export class SessionState {
   /** The client's text is UTF-8 as pgway reads it: its client_encoding says so, or it never set one (the server's default). */
   private get sendsUtf8(): boolean {
     let encoding = this.settings.get('client_encoding');
-    // One set earlier in this transaction (or pipelined ahead) is in force already.
-    for (const e of this.staged) if ((e.kind === 'set' || e.kind === 'reset') && e.name === 'client_encoding') encoding = e.kind === 'set' ? e.value : this.startup.get(e.name);
+    // One set by an earlier request of this transaction (or pipelined ahead) is in force already; one
+    // in the same query string is not: PostgreSQL reads the whole text in the encoding it arrived in.
+    const { staged, stagedIn } = this;
+    for (let i = 0; i < staged.length && stagedIn[i]! < this.requests.sent; i++) {
+      const e = staged[i]!;
+      if ((e.kind === 'set' || e.kind === 'reset') && e.name === 'client_encoding') encoding = e.kind === 'set' ? e.value : this.startup.get(e.name);
+    }
     return encoding === undefined || UTF8_NAMES.test(encoding);
   }
 
@@ -259,8 +264,7 @@ export class SessionState {
   }
 
   private stageOne(e: SessionEffect): void {
-    // A SET ROLE stays: the settings staged after it are made under it (see noteRole).
-    if ((e.kind === 'set' || e.kind === 'reset') && e.name !== 'role') this.dropSuperseded(e.name);
+    if (e.kind === 'set' || e.kind === 'reset') this.dropSuperseded(e.name);
     this.staged.push(e);
     this.stagedIn.push(this.requests.sent);
   }
@@ -279,6 +283,8 @@ export class SessionState {
         this.unstage(i);
         return;
       }
+      // A setting staged after a SET ROLE was made under that role (see noteRole): the SET ROLE stays.
+      if (name === 'role' && (e.kind === 'set' || e.kind === 'reset')) return;
     }
   }
 
