@@ -328,24 +328,20 @@ describe('a LISTEN pin after UNLISTEN of one channel', () => {
 });
 
 describe('advisory locks: the pin lasts as long as the server says a lock is held', () => {
-  it('pins a client whose EXPLAIN EXECUTE took a lock in a parameter: EXPLAIN plans the statement but evaluates those', async () => {
-    const a = await connect();
-    await a.query('PREPARE ps_explained(text) AS SELECT $1');
-    await a.query('EXPLAIN EXECUTE ps_explained(pg_advisory_lock(4653)::text)');
-    const [b, c] = [await connect(), await connect()];
-    await Promise.all([b.query('SELECT 1'), c.query('SELECT 1')].map((p) => p.catch(() => undefined)));
-    expect((await a.query<{ ok: boolean }>('SELECT pg_advisory_unlock(4653) AS ok')).rows).toEqual([{ ok: true }]);
-  });
-
-  it('pins a client whose SQL-level EXECUTE took a lock, as a SELECT of it would', async () => {
-    const a = await connect();
-    await a.query('PREPARE ps_lockit AS SELECT pg_advisory_lock(4650)');
-    await a.query('EXECUTE ps_lockit');
-    const [b, c] = [await connect(), await connect()];
-    await Promise.all([b.query('SELECT 1'), c.query('SELECT 1')].map((p) => p.catch(() => undefined)));
-    // Only the session that holds a lock can unlock it: a is still on it.
-    expect((await a.query<{ ok: boolean }>('SELECT pg_advisory_unlock(4650) AS ok')).rows).toEqual([{ ok: true }]);
-  });
+  for (const [what, key, statements] of [
+    ['a SQL-level EXECUTE took a lock, as a SELECT of it would', 4650, ['PREPARE ps_lockit AS SELECT pg_advisory_lock(4650)', 'EXECUTE ps_lockit']],
+    // EXPLAIN plans the statement, but evaluates the parameters it is given.
+    ['EXPLAIN EXECUTE took a lock in a parameter', 4653, ['PREPARE ps_explained(text) AS SELECT $1', 'EXPLAIN EXECUTE ps_explained(pg_advisory_lock(4653)::text)']],
+  ] as const) {
+    it(`pins a client whose ${what}`, async () => {
+      const a = await connect();
+      for (const sql of statements) await a.query(sql);
+      const [b, c] = [await connect(), await connect()];
+      await Promise.all([b.query('SELECT 1'), c.query('SELECT 1')].map((p) => p.catch(() => undefined)));
+      // Only the session that holds a lock can unlock it: a is still on it.
+      expect((await a.query<{ ok: boolean }>('SELECT pg_advisory_unlock($1) AS ok', [key])).rows).toEqual([{ ok: true }]);
+    });
+  }
 
   it('frees the connection of a client whose pg_try_advisory_lock did not get the lock', async () => {
     const holder = await direct();
