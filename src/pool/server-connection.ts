@@ -61,6 +61,7 @@ const STILL_HELD_CHECK = '\u0000still-held';
 
 /** appliedSettings of a connection whose settings pgway cannot tell: the next client lays its own on afresh. */
 export const UNKNOWN_SETTINGS = '\u0000unknown';
+
 /** Marks the swallowed slot of a settings statement (see expectSettings). */
 const SETTINGS = '\u0000settings';
 /**

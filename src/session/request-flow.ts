@@ -31,7 +31,6 @@ import { STILL_HELD_QUESTIONS, type CheckedPin } from './pins.js';
 import type { SessionState } from './session-state.js';
 import { reportedParams, startupSettings } from './startup-params.js';
 
-
 const isRequestEnd = (code: number): boolean =>
   code === Frontend.Query || code === Frontend.Sync || code === Frontend.Flush || code === Frontend.FunctionCall;
 

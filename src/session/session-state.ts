@@ -20,9 +20,10 @@ import { setConfigCall } from './startup-params.js';
 /** Staged entries beyond which a client is pinned rather than followed (see stage). */
 const MAX_STAGED = 10_000;
 /**
- * With standard_conforming_strings off, a backslash escapes a quote in a plain string literal, which
- * pgway's reading of the client's SQL (PostgreSQL's parser with the default, on) does not know: a
- * SET or a temp table after 'it\'s' would go unseen. Such a client stays on its connection.
+ * The pin of a client whose SQL pgway cannot read as the server does, so that a SET or a temp table
+ * could go unseen or a value be laid on wrong: with standard_conforming_strings off (a backslash
+ * escapes a quote, 'it\'s', which PostgreSQL's parser at its defaults does not know), or a value
+ * beyond ASCII in a client_encoding other than UTF-8 (pgway reads text as UTF-8).
  */
 const UNREADABLE: PinReason = 'unparseable-session-statement';
 /** The role setting's value for none: the session user's own privileges. */
@@ -307,7 +308,7 @@ export class SessionState {
       const e = effects[i]!;
       switch (e.kind) {
         case 'set':
-          // Laid on again in the order of their last change, as they were made (a SET ROLE last).
+          // Kept in the order of their last change, which is the order they are laid on in (see settingsSql).
           this.settings.delete(e.name);
           this.settings.set(e.name, e.value);
           this.noteRole(e.name);
