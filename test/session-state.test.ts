@@ -569,6 +569,23 @@ describe('settings laid on where the last client left its own', () => {
   });
 });
 
+/**
+ * A table of one name in `schema` and in public, both app's to write: which of them a row lands in
+ * tells whether the request ran under the client's search_path (`s`) or without it (`p`).
+ */
+const twoTables = {
+  async make(schema: string, table: string): Promise<void> {
+    await twoTables.drop(schema, table);
+    await adminQuery(`CREATE SCHEMA ${schema}; CREATE TABLE ${schema}.${table} (v text); CREATE TABLE public.${table} (v text)`);
+    await adminQuery(`GRANT USAGE ON SCHEMA ${schema} TO app; GRANT ALL ON ${schema}.${table}, public.${table} TO app`);
+  },
+  async rows(schema: string, table: string): Promise<{ s: number; p: number }> {
+    const sql = `SELECT (SELECT count(*) FROM ${schema}.${table})::int AS s, (SELECT count(*) FROM public.${table})::int AS p`;
+    return (await adminQuery<{ s: number; p: number }>(sql)).rows[0]!;
+  },
+  drop: (schema: string, table: string) => adminQuery(`DROP SCHEMA IF EXISTS ${schema} CASCADE; DROP TABLE IF EXISTS public.${table}`),
+};
+
 describe('settings made under a role', () => {
   /** Runs `work` with ps_setter, a role app may SET ROLE to (not inherit) that may set log_min_duration_statement. */
   async function withSetter(work: () => Promise<void>): Promise<void> {
@@ -627,9 +644,7 @@ describe('settings made under a role', () => {
     }));
 
   it('never runs a request without its settings when their role was revoked since: the client is refused first', async () => {
-    await adminQuery('DROP SCHEMA IF EXISTS ps_rs CASCADE; DROP TABLE IF EXISTS public.ps_rt');
-    await adminQuery('CREATE SCHEMA ps_rs; CREATE TABLE ps_rs.ps_rt (v text); CREATE TABLE public.ps_rt (v text)');
-    await adminQuery('GRANT USAGE ON SCHEMA ps_rs TO app; GRANT ALL ON ps_rs.ps_rt, public.ps_rt TO app');
+    await twoTables.make('ps_rs', 'ps_rt');
     try {
       await withSetter(async () => {
         const [a, h1, h2] = [await connect(), await connect(), await connect()];
@@ -639,13 +654,13 @@ describe('settings made under a role', () => {
         const other = await onAnotherConnection(pid, [h1, h2], () => pidOf(a));
         await adminQuery('REVOKE ps_setter FROM app');
         const err = await onAnotherConnection(other, [h1, h2], () => errorOf(a.query(`INSERT INTO ps_rt VALUES ('a')`)));
-        const rows = (await adminQuery<{ s: number; p: number }>('SELECT (SELECT count(*) FROM ps_rs.ps_rt)::int AS s, (SELECT count(*) FROM public.ps_rt)::int AS p')).rows[0];
+        const rows = await twoTables.rows('ps_rs', 'ps_rt');
         // PostgreSQL would go on (the session keeps what it set); pgway cannot lay the settings on
         // without the role they were made under, and must not run the INSERT without them.
         expect({ err: sqlstate(err), rows }).toEqual({ err: '42501', rows: { s: 0, p: 0 } });
       });
     } finally {
-      await adminQuery('DROP SCHEMA IF EXISTS ps_rs CASCADE; DROP TABLE IF EXISTS public.ps_rt');
+      await twoTables.drop('ps_rs', 'ps_rt');
     }
   });
 });
@@ -659,14 +674,12 @@ describe('a request sent while its settings are being laid on', () => {
     await adminQuery('DROP ROLE IF EXISTS ps_held');
     await adminQuery('CREATE ROLE ps_held NOLOGIN');
     await adminQuery('GRANT ps_held TO app WITH INHERIT FALSE');
-    await adminQuery('DROP SCHEMA IF EXISTS ps_hs CASCADE; DROP TABLE IF EXISTS public.ps_ht');
-    await adminQuery('CREATE SCHEMA ps_hs; CREATE TABLE ps_hs.ps_ht (v text); CREATE TABLE public.ps_ht (v text)');
-    await adminQuery('GRANT USAGE ON SCHEMA ps_hs TO app; GRANT ALL ON ps_hs.ps_ht, public.ps_ht TO app');
+    await twoTables.make('ps_hs', 'ps_ht');
   });
   afterAll(async () => {
     await pgw?.stop();
     proxy?.close();
-    await adminQuery('DROP SCHEMA IF EXISTS ps_hs CASCADE; DROP TABLE IF EXISTS public.ps_ht');
+    await twoTables.drop('ps_hs', 'ps_ht');
     await adminQuery('DROP ROLE IF EXISTS ps_held');
   });
 
@@ -690,7 +703,7 @@ describe('a request sent while its settings are being laid on', () => {
     await sleep(200);
     a.write(queryMessage(`INSERT INTO ps_ht VALUES ('sent during the wait')`));
     await sleep(300);
-    const rows = (await adminQuery<{ s: number; p: number }>('SELECT (SELECT count(*) FROM ps_hs.ps_ht)::int AS s, (SELECT count(*) FROM public.ps_ht)::int AS p')).rows[0];
+    const rows = await twoTables.rows('ps_hs', 'ps_ht');
     proxy.release();
     const answer = await a.readToClose();
     expect({ rows, errors: answer.filter((m) => m.type === 'E').map((m) => errorFields(m.body).get('C')) }).toEqual({ rows: { s: 0, p: 0 }, errors: ['42501'] });
