@@ -6,16 +6,16 @@
  * drops them, as PostgreSQL rolls them back. Each request (Query or Sync) is settled at its own
  * ReadyForQuery, so pipelined requests commit or fail one by one as they do in PostgreSQL. A
  * COMMIT or ROLLBACK the server reports settles what was staged before it. It also lays the
- * settings on whichever server connection serves the client (resync). Pins are Pins'.
+ * settings on whichever server connection serves the client (resync). Settings are ClientSettings', pins Pins'.
  */
 import { Slot } from '../pool/expected-responses.js';
 import { UNKNOWN_SETTINGS, type ServerConnection } from '../pool/server-connection.js';
 import { parseBool } from '../router/guc-value.js';
-import { classifySessionEffects, isTransactionMarker, RESET_ALL_KEEPS, type PinReason, type SessionEffect } from '../router/session-effects.js';
+import { classifySessionEffects, isTransactionMarker, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
+import { ClientSettings } from './client-settings.js';
 import { Pins, RequestCounts, type CheckedPin } from './pins.js';
-import { setConfigCall } from './startup-params.js';
 
 /** Staged entries beyond which a client is pinned rather than followed (see stage). */
 const MAX_STAGED = 10_000;
@@ -26,31 +26,20 @@ const MAX_STAGED = 10_000;
  * beyond ASCII in a client_encoding other than UTF-8 (pgway reads text as UTF-8).
  */
 const UNREADABLE: PinReason = 'unparseable-session-statement';
-/** The role setting's value for none: the session user's own privileges. */
-const NO_ROLE = 'none';
 /** client_encoding values meaning UTF-8, as PostgreSQL's encoding names match them (case and punctuation aside). */
 const UTF8_NAMES = /^[\s_-]*(?:u[\s_-]*t[\s_-]*f[\s_-]*8|unicode)[\s_-]*$/i;
 /** Text beyond ASCII, which the client_encoding in force decides how PostgreSQL reads. */
 const NON_ASCII = /[^\x00-\x7f]/;
 
 export class SessionState {
-  /** Current settings: the startup ones with the client's SETs laid over them. */
-  private readonly settings: Map<string, string>;
-  /** The role each setting was last made under, where that was not the session user (see settingsSql). */
-  private madeAs: Map<string, string> | undefined;
-  private cachedSql: string | undefined;
+  /** Current settings: the startup ones with the client's committed SETs laid over them. */
+  private readonly settings: ClientSettings;
   /** SQL-level prepared statements: name -> the PREPARE statement that defines it. */
   readonly sqlPrepared = new Map<string, string>();
   /** What running each SQL-level prepared statement does to the session, where it does anything (see stage). */
   private readonly sqlPreparedEffects = new Map<string, readonly SessionEffect[]>();
   private readonly requests = new RequestCounts();
   private readonly pinBook = new Pins(this.requests);
-  /**
-   * Custom (dotted) settings reset to their placeholder value: replayed as a reset so that the
-   * placeholder exists on every connection, reading '' as on the connection that ran the RESET.
-   */
-  // Made on first use: most clients never need it.
-  private placeholders: Set<string> | undefined;
   private staged: SessionEffect[] = [];
   /** Per staged effect, the number of the request that runs it (see requestsSent). */
   private stagedIn: number[] = [];
@@ -62,15 +51,15 @@ export class SessionState {
   private stagedReset = false;
   /** A request committed settings while others were in flight: the last one records them on the connection. */
   private layAfter = false;
-  constructor(private readonly startup: ReadonlyMap<string, string>) {
-    this.settings = new Map(startup);
+  constructor(startup: ReadonlyMap<string, string>) {
+    this.settings = new ClientSettings(startup);
     if (this.startupUnreadable) this.pinBook.pin(UNREADABLE, []);
     this.pinBook.pathApplied(this.searchPath);
   }
 
-  /** The settings laid on include a role (see settingsSql), which the server may refuse any time. */
+  /** The settings laid on include a role (see ClientSettings.sql), which the server may refuse any time. */
   get switchesRole(): boolean {
-    return this.madeAs !== undefined || this.settings.has('role');
+    return this.settings.switchesRole;
   }
 
   /** The client's text is UTF-8 as pgway reads it: its client_encoding says so, or it never set one (the server's default). */
@@ -81,50 +70,20 @@ export class SessionState {
     const { staged, stagedIn } = this;
     for (let i = 0; i < staged.length && stagedIn[i]! < this.requests.sent; i++) {
       const e = staged[i]!;
-      if ((e.kind === 'set' || e.kind === 'reset') && e.name === 'client_encoding') encoding = e.kind === 'set' ? e.value : this.startup.get(e.name);
+      if ((e.kind === 'set' || e.kind === 'reset') && e.name === 'client_encoding') encoding = e.kind === 'set' ? e.value : this.settings.startupValue(e.name);
     }
     return encoding === undefined || UTF8_NAMES.test(encoding);
   }
 
   /** The client starts with standard_conforming_strings off (see UNREADABLE). */
   private get startupUnreadable(): boolean {
-    const scs = this.startup.get('standard_conforming_strings');
+    const scs = this.settings.startupValue('standard_conforming_strings');
     return scs !== undefined && parseBool(scs) === false;
   }
 
-  /**
-   * One statement that brings a server connection's settings to this session's ('' = defaults),
-   * in the order of their last change. A setting made under a SET ROLE is laid on under that role
-   * (the role may hold the privilege to set it, or have dropped the session user's): the replay
-   * switches role where the settings ask, and ends on the role the client has now.
-   */
+  /** One statement that brings a server connection's settings to this session's ('' = defaults). */
   get settingsSql(): string {
-    if (this.cachedSql !== undefined) return this.cachedSql;
-    const calls: string[] = [];
-    const madeAs = this.madeAs;
-    let as = NO_ROLE;
-    for (const [name, value] of this.settings) {
-      if (madeAs !== undefined && name === 'role') continue;
-      const need = madeAs?.get(name) ?? NO_ROLE;
-      if (need !== as) calls.push(setConfigCall('role', (as = need)));
-      calls.push(setConfigCall(name, value));
-    }
-    if (madeAs !== undefined) {
-      const role = this.settings.get('role') ?? NO_ROLE;
-      if (role !== as) calls.push(setConfigCall('role', role));
-    }
-    // set_config with a NULL value resets the setting, creating its placeholder as RESET does.
-    if (this.placeholders !== undefined) for (const name of this.placeholders) calls.push(setConfigCall(name, null));
-    this.cachedSql = calls.length > 0 ? `SELECT ${calls.join(', ')}` : '';
-    return this.cachedSql;
-  }
-
-  /** Notes the role `name` was set under (see settingsSql); none kept for the session user's own. */
-  private noteRole(name: string): void {
-    const role = this.settings.get('role') ?? NO_ROLE;
-    if (role === NO_ROLE || name === 'role') this.madeAs?.delete(name);
-    else (this.madeAs ??= new Map()).set(name, role);
-    if (this.madeAs?.size === 0) this.madeAs = undefined;
+    return this.settings.sql;
   }
 
   /** The client's search_path as it set it ('' when it never did): prepared statements are shared per path. */
@@ -308,23 +267,17 @@ export class SessionState {
       const e = effects[i]!;
       switch (e.kind) {
         case 'set':
-          // Kept in the order of their last change, which is the order they are laid on in (see settingsSql).
-          this.settings.delete(e.name);
           this.settings.set(e.name, e.value);
-          this.noteRole(e.name);
-          this.placeholders?.delete(e.name);
           if (e.name === 'search_path') this.pinBook.pathApplied(this.searchPath);
           break;
         case 'reset':
           this.stagedReset = true;
-          this.resetSetting(e.name);
+          this.settings.reset(e.name);
           if (e.name === 'search_path') this.pinBook.pathApplied(this.searchPath);
           break;
         case 'reset-all':
           this.stagedReset = true;
-          for (const name of [...this.settings.keys()]) {
-            if (!RESET_ALL_KEEPS.has(name)) this.resetSetting(name);
-          }
+          this.settings.resetAll();
           this.pinBook.pathApplied(this.searchPath);
           break;
         case 'unpin':
@@ -343,20 +296,6 @@ export class SessionState {
           break;
       }
     }
-    this.cachedSql = undefined;
-  }
-
-  /** Back to the startup value, or to the default; a custom setting keeps its placeholder. */
-  private resetSetting(name: string): void {
-    this.madeAs?.delete(name);
-    if (this.madeAs?.size === 0) this.madeAs = undefined;
-    const startupValue = this.startup.get(name);
-    if (startupValue !== undefined) {
-      this.settings.set(name, startupValue);
-      return;
-    }
-    this.settings.delete(name);
-    if (name.includes('.')) (this.placeholders ??= new Set()).add(name);
   }
 
   // --- against a server connection ------------------------------------------------------------

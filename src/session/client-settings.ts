@@ -1,0 +1,104 @@
+/**
+ * A pooled client's settings: its startup parameters with its committed SETs laid over them, and
+ * the one statement that lays them on whichever server connection serves it next (see
+ * SessionState.resync). SessionState decides when a SET counts; this is what it counts into.
+ */
+import { RESET_ALL_KEEPS } from '../router/session-effects.js';
+import { setConfigCall } from './startup-params.js';
+
+/** The role setting's value for none: the session user's own privileges. */
+const NO_ROLE = 'none';
+
+export class ClientSettings {
+  /** In the order of their last change, which is the order they are laid on in (see sql). */
+  private readonly values: Map<string, string>;
+  /** The role each setting was last made under, where that was not the session user (see sql). */
+  private madeAs: Map<string, string> | undefined;
+  /**
+   * Custom (dotted) settings reset to their placeholder value: laid on as a reset so that the
+   * placeholder exists on every connection, reading '' as on the connection that ran the RESET.
+   */
+  // Made on first use: most clients never need it.
+  private placeholders: Set<string> | undefined;
+  private cachedSql: string | undefined;
+
+  constructor(private readonly startup: ReadonlyMap<string, string>) {
+    this.values = new Map(startup);
+  }
+
+  get(name: string): string | undefined {
+    return this.values.get(name);
+  }
+
+  startupValue(name: string): string | undefined {
+    return this.startup.get(name);
+  }
+
+  /** The settings laid on include a role (see sql), which the server may refuse any time. */
+  get switchesRole(): boolean {
+    return this.madeAs !== undefined || this.values.has('role');
+  }
+
+  /** A SET committed: made under the role in force now. */
+  set(name: string, value: string): void {
+    this.values.delete(name);
+    this.values.set(name, value);
+    const role = this.values.get('role') ?? NO_ROLE;
+    if (role === NO_ROLE || name === 'role') this.forgetRole(name);
+    else (this.madeAs ??= new Map()).set(name, role);
+    this.placeholders?.delete(name);
+    this.cachedSql = undefined;
+  }
+
+  /** Back to the startup value, or to the default; a custom setting keeps its placeholder. */
+  reset(name: string): void {
+    this.forgetRole(name);
+    this.cachedSql = undefined;
+    const startupValue = this.startup.get(name);
+    if (startupValue !== undefined) {
+      this.values.set(name, startupValue);
+      return;
+    }
+    this.values.delete(name);
+    if (name.includes('.')) (this.placeholders ??= new Set()).add(name);
+  }
+
+  /** RESET ALL: every setting but those it leaves alone (the role among them). */
+  resetAll(): void {
+    for (const name of [...this.values.keys()]) {
+      if (!RESET_ALL_KEEPS.has(name)) this.reset(name);
+    }
+  }
+
+  private forgetRole(name: string): void {
+    this.madeAs?.delete(name);
+    if (this.madeAs?.size === 0) this.madeAs = undefined;
+  }
+
+  /**
+   * One statement that brings a server connection's settings to these ('' = defaults), in the
+   * order of their last change. A setting made under a SET ROLE is laid on under that role (the
+   * role may hold the privilege to set it, or have dropped the session user's): the statement
+   * switches role where the settings ask, and ends on the role the client has now.
+   */
+  get sql(): string {
+    if (this.cachedSql !== undefined) return this.cachedSql;
+    const calls: string[] = [];
+    const madeAs = this.madeAs;
+    let as = NO_ROLE;
+    for (const [name, value] of this.values) {
+      if (madeAs !== undefined && name === 'role') continue;
+      const need = madeAs?.get(name) ?? NO_ROLE;
+      if (need !== as) calls.push(setConfigCall('role', (as = need)));
+      calls.push(setConfigCall(name, value));
+    }
+    if (madeAs !== undefined) {
+      const role = this.values.get('role') ?? NO_ROLE;
+      if (role !== as) calls.push(setConfigCall('role', role));
+    }
+    // set_config with a NULL value resets the setting, creating its placeholder as RESET does.
+    if (this.placeholders !== undefined) for (const name of this.placeholders) calls.push(setConfigCall(name, null));
+    this.cachedSql = calls.length > 0 ? `SELECT ${calls.join(', ')}` : '';
+    return this.cachedSql;
+  }
+}
