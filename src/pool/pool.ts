@@ -11,6 +11,7 @@ import { parameterStatus } from '../wire/messages.js';
 import { nowMs } from '../clock.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { WaitQueue, type WaitStart } from './wait-queue.js';
+import { ConnectionLimit } from './connection-limit.js';
 import { ServerConnection, SHAPE_PENDING, SHAPE_UNKNOWN, type ServerCredentials } from './server-connection.js';
 
 /** Running totals, as PgBouncer's SHOW STATS reports them. */
@@ -29,74 +30,6 @@ export class PoolCounters {
   readonly transactionLatency = new LatencyHistogram();
   /** Request written to the server to its last ReadyForQuery. */
   readonly requestLatency = new LatencyHistogram();
-}
-
-/** Server connections open to one database across all its pools (max_db_connections; 0 = no cap). */
-export class ConnectionLimit {
-  open = 0;
-  /** Pools that have clients waiting for a slot: each is told when one frees. */
-  private readonly wanting = new Set<Pool>();
-  /** Every open pool of the database: one may close an idle connection to make room (see evictIdle). */
-  private readonly pools = new Set<Pool>();
-
-  constructor(public max = 0) {}
-
-  get full(): boolean {
-    return this.max > 0 && this.open >= this.max;
-  }
-
-  /** `pool` has clients waiting and no slot to open a connection for them. */
-  want(pool: Pool): void {
-    this.wanting.add(pool);
-  }
-
-  join(pool: Pool): void {
-    this.pools.add(pool);
-  }
-
-  leave(pool: Pool): void {
-    this.pools.delete(pool);
-    this.wanting.delete(pool);
-  }
-
-  /**
-   * Every slot is taken and `pool` has clients waiting: the connection idle longest in another
-   * pool of the database closes to make room, as PgBouncer evicts one. Returns whether one did;
-   * its slot goes to the pool that waited for one longest (see wake).
-   */
-  evictIdle(pool: Pool): boolean {
-    let oldest: Pool | undefined;
-    let since = Infinity;
-    for (const other of this.pools) {
-      const at = other === pool ? undefined : other.oldestIdleAt();
-      if (at !== undefined && at < since) {
-        since = at;
-        oldest = other;
-      }
-    }
-    return oldest !== undefined && oldest.closeOldestIdle();
-  }
-
-  /** Whether a pool of the database other than `pool` has clients waiting for a slot. */
-  wantedElsewhere(pool: Pool): boolean {
-    for (const other of this.wanting) if (other !== pool && other.hasWaiters) return true;
-    return false;
-  }
-
-  /** A connection counted here closed. */
-  release(): void {
-    this.open--;
-    this.wake();
-  }
-
-  /** Slots may be free (one closed, or RELOAD raised max_db_connections): the pools waiting for one try again. */
-  wake(): void {
-    for (const pool of this.wanting) {
-      if (this.full) return;
-      this.wanting.delete(pool);
-      pool.slotFreed();
-    }
-  }
 }
 
 /** The pool that opened each connection: a client moved off a retired pool gives its connection back there. */
