@@ -12,6 +12,7 @@ import { pino, type Logger } from 'pino';
 import type { AdminView, ClientInfo, PoolInfo, ServerInfo } from './admin/admin-view.js';
 import { runAdminCommand } from './admin/console.js';
 import { AdminHttp } from './admin/http.js';
+import { StatsPeriod, totalsByDatabase, type StatsAverages } from './admin/stats-period.js';
 import { loadConfig } from './config/load.js';
 import { keepRestartOnly } from './config/restart-only.js';
 import type { Config, DatabaseConfig, ServerTarget, UserConfig } from './config/schema.js';
@@ -68,6 +69,8 @@ export class Gateway implements SessionContext, AdminView {
   private http: AdminHttp | undefined;
   private sandbox: RunningCluster | undefined;
   private bound: ListenAddress | undefined;
+  private readonly statsPeriod = new StatsPeriod(nowMs());
+  private statsTimer: NodeJS.Timeout | undefined;
 
   constructor(config: Config, logger?: Logger) {
     this.cfg = config;
@@ -147,8 +150,10 @@ export class Gateway implements SessionContext, AdminView {
     const secrets = new Map(config.auth.users.map((u) => [u.name, prepareUserSecret(u.name, u.method, u.password)]));
     // Only a changed level is applied: a logger handed in (tests, embedding) keeps its own otherwise.
     if (config.log.level !== this.cfg.log.level) this.log.level = config.log.level;
+    const periodChanged = config.statsPeriodMs !== this.cfg.statsPeriodMs || !this.statsTimer;
     this.cfg = config;
     setParallelScavenge(config.gc.parallelScavenge);
+    if (periodChanged) this.startStatsPeriod(config.statsPeriodMs);
     this.secureContext = secureContext;
     this.secrets = secrets;
     this.databases = new Map(databases.map((d) => [d.name, d]));
@@ -324,6 +329,29 @@ export class Gateway implements SessionContext, AdminView {
     return this.sessions.size;
   }
 
+  /** SHOW STATS' averages cover the period just ended; a new length starts a new period now. */
+  private startStatsPeriod(periodMs: number): void {
+    clearInterval(this.statsTimer);
+    this.statsTimer = setInterval(() => this.endStatsPeriod(), periodMs);
+    this.statsTimer.unref();
+  }
+
+  private endStatsPeriod(): void {
+    const averages = this.statsPeriod.tick(nowMs(), totalsByDatabase(this.pools()));
+    for (const [database, a] of averages) {
+      if (a.transactions === 0 && a.requests === 0) continue;
+      // PgBouncer's log_stats line, per database that had traffic.
+      this.log.info({
+        database, xactsPerSec: Math.round(a.transactions), queriesPerSec: Math.round(a.requests), inBytesPerSec: Math.round(a.bytesReceived),
+        outBytesPerSec: Math.round(a.bytesSent), xactUs: Math.round(a.transactionTimeUs), queryUs: Math.round(a.requestTimeUs), waitUs: Math.round(a.waitTimeUs),
+      }, 'stats');
+    }
+  }
+
+  statsAverages(database: string): StatsAverages {
+    return this.statsPeriod.averages(database);
+  }
+
   /**
    * One row per database and user, as PgBouncer has: a pool a RELOAD retired (new target or
    * credentials) still has connections out, and they count in its successor's row.
@@ -463,6 +491,7 @@ export class Gateway implements SessionContext, AdminView {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     this.log.info({ clients: this.sessions.size, timeoutMs }, 'shutting down');
+    clearInterval(this.statsTimer);
     // close() stops accepting at once; its callback waits for the open connections, closed below.
     const listenersClosed = this.listeners.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     const deadline = Date.now() + timeoutMs;

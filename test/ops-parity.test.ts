@@ -231,6 +231,34 @@ describe('SHOW POOLS / CLIENTS / SERVERS / STATS while clients work', () => {
     expect(n(after, 'total_xact_count') - n(mid, 'total_xact_count')).toBe(2);
   });
 
+  it("SHOW STATS' avg_* columns are the last stats period's, as PgBouncer's: rates per second, mean times, back to 0 after an idle period", async () => {
+    const gw = await startFromFile({ pool: '{ mode: transaction, size: 2 }', extra: 'stats_period_ms: 400', logLevel: 'info' });
+    const a = await connect(gw);
+    const admin = await console_(gw);
+    const averages = async (): Promise<Row> => (await show(admin, 'STATS_AVERAGES')).find((r) => r.database === DB) ?? {};
+    for (let i = 0; i < 3; i++) await a.query('SELECT pg_sleep(0.1)');
+    let busy: Row = {};
+    await waitFor('a period with the transactions', async () => Number((busy = await averages()).xact_count) > 0);
+    // Each transaction slept 100 ms: the mean is the period's own transactions', in microseconds.
+    expect(Number(busy.xact_time)).toBeGreaterThanOrEqual(100_000);
+    expect(Number(busy.xact_time)).toBeLessThan(1_000_000);
+    expect(Number(busy.query_time)).toBeGreaterThanOrEqual(100_000);
+    expect(Number(busy.bytes_received)).toBeGreaterThan(0);
+    const stats = (await show(admin, 'STATS')).find((r) => r.database === DB)!;
+    expect(Number(stats.total_xact_count)).toBe(3);
+    expect(Object.keys(stats)).toEqual(expect.arrayContaining(
+      ['avg_server_assignment_count', 'avg_xact_count', 'avg_query_count', 'avg_recv', 'avg_sent', 'avg_xact_time', 'avg_query_time', 'avg_wait_time']));
+    // A period without traffic brings the averages back to 0; the totals stay.
+    await waitFor('an idle period', async () => Number((await averages()).xact_count) === 0, 3000);
+    const idle = (await show(admin, 'STATS')).find((r) => r.database === DB)!;
+    expect(idle).toMatchObject({ avg_xact_count: '0', avg_xact_time: '0', avg_query_count: '0', total_xact_count: '3' });
+    const totals = (await show(admin, 'STATS_TOTALS')).find((r) => r.database === DB)!;
+    expect(totals).toMatchObject({ xact_count: '3', query_count: '3' });
+    // PgBouncer's log_stats: a line per database that had traffic in the period.
+    const lines = gw.logs.map((l) => JSON.parse(l) as { msg: string; database?: string; xactsPerSec?: number });
+    expect(lines.some((l) => l.msg === 'stats' && l.database === DB && l.xactsPerSec! > 0)).toBe(true);
+  });
+
   it('SHOW STATS counts a server assignment when a client gets a connection: not a wait that timed out, once a wait a RELOAD moved', async () => {
     const pool = '{ mode: transaction, size: 1, query_wait_timeout_ms: 700 }';
     const gw = await startFromFile({ pool, databases: { [DB]: DB, [DB2]: DB2 } });

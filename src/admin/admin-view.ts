@@ -1,6 +1,7 @@
 /** What the admin console and the HTTP endpoints may read and do: a small window onto the gateway. */
 import type { Config, DatabaseConfig, PoolMode } from '../config/schema.js';
 import type { PoolCounters } from '../pool/pool.js';
+import type { StatsAverages } from './stats-period.js';
 
 export interface PoolInfo {
   database: string;
@@ -52,6 +53,8 @@ export interface AdminView {
   readonly version: string;
   config(): Config;
   pools(): PoolInfo[];
+  /** The last `stats_period_ms`'s averages of a database (zeros before the first period ends). */
+  statsAverages(database: string): StatsAverages;
   clients(): ClientInfo[];
   servers(): ServerInfo[];
   /** Rejects with the reasons when the new config is invalid; the old one stays. */

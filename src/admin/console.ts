@@ -8,6 +8,7 @@ import { isRestartOnly } from '../config/restart-only.js';
 import { Backend } from '../wire/codes.js';
 import { errorResponse, MessageWriter } from '../wire/messages.js';
 import type { AdminView } from './admin-view.js';
+import { totalsByDatabase, type StatsTotals } from './stats-period.js';
 
 type Cell = string | number | boolean | null;
 interface Table {
@@ -81,20 +82,25 @@ function show(view: AdminView, what: string): Table | undefined {
         ]),
       };
     case 'stats': {
-      const byDb = new Map<string, number[]>();
-      for (const p of view.pools()) {
-        const c = p.counters;
-        const row = byDb.get(p.database) ?? [0, 0, 0, 0, 0, 0, 0, 0];
-        const add = [c.assignments, c.transactions, c.requests, c.bytesFromClients, c.bytesToClients, c.transactionTimeUs, c.requestTimeUs, c.waitTimeUs];
-        byDb.set(p.database, row.map((v, i) => v + add[i]!));
-      }
+      const totals = [...totalsByDatabase(view.pools())];
       return {
-        columns: ['database', 'total_server_assignment_count', 'total_xact_count', 'total_query_count', 'total_received', 'total_sent', 'total_xact_time', 'total_query_time', 'total_wait_time', 'avg_xact_time', 'avg_query_time'],
-        rows: [...byDb].map(([db, v]) => [
-          db, ...v.map(Math.round), v[1] ? Math.round(v[5]! / v[1]) : 0, v[2] ? Math.round(v[6]! / v[2]) : 0,
-        ]),
+        columns: [
+          'database', ...STATS_FIELDS.map((f) => `total_${f}`),
+          ...STATS_FIELDS.map((f) => `avg_${AVG_NAMES[f] ?? f}`),
+        ],
+        rows: totals.map(([db, t]) => [db, ...statsRow(t), ...statsRow(view.statsAverages(db))]),
       };
     }
+    case 'stats_totals':
+      return {
+        columns: ['database', ...STATS_FIELDS.map((f) => PER_FIELD_NAMES[f] ?? f)],
+        rows: [...totalsByDatabase(view.pools())].map(([db, t]) => [db, ...statsRow(t)]),
+      };
+    case 'stats_averages':
+      return {
+        columns: ['database', ...STATS_FIELDS.map((f) => PER_FIELD_NAMES[f] ?? f)],
+        rows: [...totalsByDatabase(view.pools()).keys()].map((db) => [db, ...statsRow(view.statsAverages(db))]),
+      };
     case 'databases': {
       const pools = view.pools();
       return {
@@ -123,6 +129,17 @@ function show(view: AdminView, what: string): Table | undefined {
       return undefined;
   }
 }
+
+/** SHOW STATS' columns after `total_` and `avg_`, in PgBouncer's order (1.23, with server assignments). */
+const STATS_FIELDS = ['server_assignment_count', 'xact_count', 'query_count', 'received', 'sent', 'xact_time', 'query_time', 'wait_time'] as const;
+type StatsField = (typeof STATS_FIELDS)[number];
+/** PgBouncer names one of SHOW STATS' averages otherwise: avg_recv, not avg_received. */
+const AVG_NAMES: Partial<Record<StatsField, string>> = { received: 'recv' };
+/** SHOW STATS_TOTALS and STATS_AVERAGES name the bytes columns as PgBouncer does. */
+const PER_FIELD_NAMES: Partial<Record<StatsField, string>> = { received: 'bytes_received', sent: 'bytes_sent' };
+
+const statsRow = (t: StatsTotals): number[] =>
+  [t.assignments, t.transactions, t.requests, t.bytesReceived, t.bytesSent, t.transactionTimeUs, t.requestTimeUs, t.waitTimeUs].map(Math.round);
 
 /** A config key as the YAML file writes it (pool.query_wait_timeout_ms), as PgBouncer shows its ini names. */
 const fileKey = (key: string): string => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
@@ -174,7 +191,7 @@ export async function runAdminCommand(sql: string, view: AdminView): Promise<Buf
       return [new MessageWriter().frame(Backend.EmptyQueryResponse)];
     case 'show': {
       const table = show(view, arg?.toLowerCase() ?? '');
-      return table ? tableFrames(table) : adminError(`unknown SHOW command: ${arg ?? ''} (try POOLS, CLIENTS, SERVERS, STATS, DATABASES, CONFIG, VERSION)`);
+      return table ? tableFrames(table) : adminError(`unknown SHOW command: ${arg ?? ''} (try POOLS, CLIENTS, SERVERS, STATS, STATS_TOTALS, STATS_AVERAGES, DATABASES, CONFIG, VERSION)`);
     }
     case 'reload':
       try {

@@ -30,6 +30,8 @@ export interface Config {
   pool: PoolSettings;
   limits: { maxClientConn: number; maxMessageBytes: number; startupTimeoutMs: number };
   shutdownTimeoutMs: number;
+  /** SHOW STATS' averages cover the last period of this length (PgBouncer's stats_period). */
+  statsPeriodMs: number;
   databases: DatabaseConfig[];
   cache: { enabled: boolean; redis?: string; maxEntries: number; ttlMs: number };
   analyzer: { enabled: boolean; slowThresholdMs: number };
@@ -175,6 +177,7 @@ export const configSchema = z.preprocess(withoutExtensions, section({
     startup_timeout_ms: int(1).default(15_000),
   }),
   shutdown_timeout_ms: int(0).default(30_000),
+  stats_period_ms: int(100).default(60_000),
   databases: z.preprocess((v) => v ?? {}, z.record(z.string(), databaseSection, {
     error: (iss) => (iss.code === 'invalid_type' ? `expected a mapping of database name to settings, got ${describe(iss.input)}` : undefined),
   })),
@@ -313,6 +316,7 @@ function build(raw: RawConfig, source: string, baseDir: string, issues: PathIssu
     pool,
     limits: { maxClientConn: raw.limits.max_client_conn, maxMessageBytes: raw.limits.max_message_bytes, startupTimeoutMs: raw.limits.startup_timeout_ms },
     shutdownTimeoutMs: raw.shutdown_timeout_ms,
+    statsPeriodMs: raw.stats_period_ms,
     databases,
     cache: { enabled: cache.enabled, maxEntries: cache.max_entries, ttlMs: cache.ttl_ms, ...(cache.redis !== undefined && { redis: cache.redis }) },
     analyzer: { enabled: raw.analyzer.enabled, slowThresholdMs: raw.analyzer.slow_threshold_ms },
