@@ -231,6 +231,23 @@ describe('SHOW POOLS / CLIENTS / SERVERS / STATS while clients work', () => {
     expect(n(after, 'total_xact_count') - n(mid, 'total_xact_count')).toBe(2);
   });
 
+  it("SHOW SERVERS' and SHOW CLIENTS' link column is int8 whether or not any row is linked", async () => {
+    const gw = await startFromFile({ pool: '{ mode: transaction, size: 2 }' });
+    const a = await connect(gw);
+    const admin = await console_(gw);
+    await a.query('SELECT 1'); // a server connection now idle: its link is null
+    const linkType = async (what: string): Promise<number> => {
+      const r = await admin.query(`SHOW ${what}`);
+      return r.fields.find((f) => f.name === 'link')!.dataTypeID;
+    };
+    expect(await linkType('SERVERS')).toBe(20);
+    expect(await linkType('CLIENTS')).toBe(20);
+    await a.query('BEGIN');
+    expect(await linkType('SERVERS')).toBe(20);
+    expect(await linkType('CLIENTS')).toBe(20);
+    await a.query('COMMIT');
+  });
+
   it("SHOW STATS' avg_* columns are the last stats period's, as PgBouncer's: rates per second, mean times, back to 0 after an idle period", async () => {
     const gw = await startFromFile({ pool: '{ mode: transaction, size: 2 }', extra: 'stats_period_ms: 400', logLevel: 'info' });
     const a = await connect(gw);

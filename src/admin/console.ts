@@ -14,6 +14,8 @@ type Cell = string | number | boolean | null;
 interface Table {
   columns: string[];
   rows: Cell[][];
+  /** Numeric columns that may be null in every row. */
+  nullableInts?: string[];
 }
 
 const TEXT_OID = 25;
@@ -41,8 +43,10 @@ function dataRow(cells: Cell[]): Buffer {
 const commandComplete = (tag: string): Buffer => new MessageWriter().cstring(tag).frame(Backend.CommandComplete);
 
 function tableFrames(t: Table): Buffer[] {
-  const first = t.rows[0];
-  const types = t.columns.map((_, i) => (first && typeof first[i] === 'number' ? INT8_OID : TEXT_OID));
+  // A column's type is its values', whichever row comes first: a null link in the first row (or in
+  // every row) must not make the column text in one SHOW and int8 in the next.
+  const types = t.columns.map((c, i) =>
+    t.nullableInts?.includes(c) || typeof t.rows.find((r) => r[i] !== null)?.[i] === 'number' ? INT8_OID : TEXT_OID);
   return [rowDescription(t.columns, types), ...t.rows.map(dataRow), commandComplete(`SHOW`)];
 }
 
@@ -72,6 +76,7 @@ function show(view: AdminView, what: string): Table | undefined {
           Math.floor(c.waitMs / 1000), (c.waitMs % 1000) * 1000, c.serverId || null, 0, c.tls ? 'TLS' : '',
           c.applicationName, c.preparedStatements, c.id,
         ]),
+        nullableInts: ['link'],
       };
     case 'servers':
       return {
@@ -80,6 +85,7 @@ function show(view: AdminView, what: string): Table | undefined {
           'S', s.user, s.database, s.state, s.addr, s.port, iso(s.connectTime), iso(s.requestTime),
           s.clientId || null, s.pid, s.tls ? 'TLS' : '', s.preparedStatements, s.id,
         ]),
+        nullableInts: ['link'],
       };
     case 'stats': {
       const totals = [...totalsByDatabase(view.pools())];
