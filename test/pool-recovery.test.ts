@@ -247,4 +247,22 @@ describe('a client that pipelines while it waits for a server connection', () =>
     greedy.destroy();
     await holder.end();
   });
+
+  it('is held to the same 1 MiB while its login waits for a session-mode connection', async () => {
+    const g = await gateways.start({ pool: '{ mode: session, size: 1, query_wait_timeout_ms: 10000 }' });
+    const holder = await connect(g.url('trustapp'), 'pr-login-holder');
+    const greedy = await RawClient.connect({ host: g.host, port: g.port });
+    greedy.write(startupPacket({ user: 'trustapp', database: DB }));
+    // Its requests go out behind the StartupMessage, before any answer: the login waits for the connection.
+    const batch = Buffer.concat(Array.from({ length: 64 }, () => queryMessage(`SELECT length('${'y'.repeat(64 * 1024)}')`)));
+    for (let i = 0; i < 8; i++) greedy.write(batch);
+    await sleep(1500);
+    expect(greedy.socket.writableLength).toBeGreaterThan(16 * 1024 * 1024);
+    await holder.end();
+    await greedy.readUntil('Z', 10_000); // the login
+    const { before } = await greedy.readUntil('Z', 10_000);
+    expect(before.filter((m) => m.type === 'D')).toHaveLength(1);
+    await waitFor('every request was read', () => greedy.socket.writableLength === 0, 10_000);
+    greedy.destroy();
+  });
 });

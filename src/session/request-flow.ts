@@ -348,6 +348,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     if (this.held.bytes > this.ctx.config().limits.maxMessageBytes * 4) {
       throw new ProtocolViolationError('too much data sent without completing a request');
     }
+    // pump() does not run while the login waits for a session-mode connection: the bound holds here too.
+    if (this.waiting) this.readNoFurtherPastBound();
   }
 
   /**
@@ -386,15 +388,20 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       return;
     }
     if (this.waiting) {
-      if (this.held.bytes > MAX_HELD_WHILE_WAITING && !this.pausedWhileWaiting) {
-        this.pausedWhileWaiting = true;
-        this.host.pauseReading();
-      }
+      this.readNoFurtherPastBound();
       return;
     }
     if (!this.held.complete) return;
     if (this.mode !== 'session' && this.txStatus === TxStatus.Idle && this.answerPrepareLocally()) return;
     this.acquire();
+  }
+
+  /** While the client waits for a server connection, it is read no further past MAX_HELD_WHILE_WAITING. */
+  private readNoFurtherPastBound(): void {
+    if (this.held.bytes > MAX_HELD_WHILE_WAITING && !this.pausedWhileWaiting) {
+      this.pausedWhileWaiting = true;
+      this.host.pauseReading();
+    }
   }
 
   /**
