@@ -147,7 +147,7 @@ export class Gateway implements SessionContext, AdminView {
     const secureContext = t
       ? tls.createSecureContext({ cert: readFileSync(t.cert), key: readFileSync(t.key), ...(t.ca ? { ca: readFileSync(t.ca) } : {}) })
       : undefined;
-    const secrets = new Map(config.auth.users.map((u) => [u.name, prepareUserSecret(u.name, u.method, u.password)]));
+    const secrets = new Map(config.auth.users.map((u) => [u.name, this.secretOf(u)]));
     // Only a changed level is applied: a logger handed in (tests, embedding) keeps its own otherwise.
     if (config.log.level !== this.cfg.log.level) this.log.level = config.log.level;
     const periodChanged = config.statsPeriodMs !== this.cfg.statsPeriodMs || !this.statsTimer;
@@ -188,6 +188,16 @@ export class Gateway implements SessionContext, AdminView {
       // SHOW STATS and /metrics keep its row (and the clients it serves) without waiting for a query.
       this.successor(dbName, userName);
     }
+  }
+
+  /**
+   * A user's SCRAM keys and MD5 hash. A plaintext password costs a PBKDF2 (about 1 ms) to turn into
+   * keys: a RELOAD keeps the keys of a user whose password and method did not change.
+   */
+  private secretOf(u: UserConfig): UserSecret {
+    const before = this.users.get(u.name);
+    const kept = before && before.password === u.password && before.method === u.method ? this.secrets.get(u.name) : undefined;
+    return kept ?? prepareUserSecret(u.name, u.method, u.password);
   }
 
   /** The pool serving (database, user) under the running config, or why there is none. */

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { adminQuery } from './harness/lab.js';
 import { FileGateways, type FileGateway, type FileGatewayOptions } from './helpers/file-gateway.js';
 import { errorOf, pidOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
-import { cancelRequestPacket, errorFields, queryMessage, RawClient, rawTrustLogin } from './helpers/raw-client.js';
+import { cancelRequestPacket, cstring, errorFields, queryMessage, RawClient, rawTrustLogin, startupPacket, typedMessage } from './helpers/raw-client.js';
 
 const DB = 'hop_db';
 const DB2 = 'hop_db2';
@@ -567,7 +567,37 @@ describe('KILL', () => {
 
 // --- RELOAD: what changes, what is refused ----------------------------------------------------------------
 
+/** The salt pgway offers `user` in its SCRAM server-first message (the exchange is left there). */
+async function scramSalt(gw: FileGateway, user: string): Promise<string> {
+  const raw = await RawClient.connect({ host: gw.host, port: gw.port });
+  try {
+    raw.write(startupPacket({ user, database: DB }));
+    await raw.readUntil('R');
+    const first = Buffer.from('n,,n=,r=0123456789abcdefghijklmn');
+    const len = Buffer.alloc(4);
+    len.writeInt32BE(first.length);
+    raw.write(typedMessage('p', Buffer.concat([cstring('SCRAM-SHA-256'), len, first])));
+    const { message } = await raw.readUntil('R');
+    return /,s=([^,]+),/.exec(message.body.subarray(4).toString())![1]!;
+  } finally {
+    raw.destroy();
+  }
+}
+
 describe('RELOAD config changes', () => {
+  it("keeps the SCRAM keys of a user whose password did not change (no PBKDF2 per user per RELOAD); a new password's are new", async () => {
+    const pool = '{ mode: transaction, size: 2 }';
+    const gw = await startFromFile({ pool, users: ['{ name: other, password: other-secret, server_user: app, server_password: app-secret }'] });
+    const admin = await console_(gw);
+    const [app, other] = [await scramSalt(gw, 'app'), await scramSalt(gw, 'other')];
+    gw.write({ pool, users: ['{ name: other, password: changed-secret, server_user: app, server_password: app-secret }'] });
+    await admin.query('RELOAD');
+    expect(await scramSalt(gw, 'app')).toBe(app);
+    expect(await scramSalt(gw, 'other')).not.toBe(other);
+    const c = await connect(gw, 'other', DB, 'hop-new-password', 'changed-secret');
+    expect((await c.query<{ n: number }>('SELECT 1 AS n')).rows).toEqual([{ n: 1 }]);
+  });
+
   it('removing a database lets a running transaction commit, then ends the client with 57P01; new logins get 3D000', async () => {
     const pool = '{ mode: transaction, size: 2, query_wait_timeout_ms: 3000 }';
     const gw = await startFromFile({ pool, databases: { [DB]: DB, [DB2]: DB2 } });
