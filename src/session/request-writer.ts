@@ -6,7 +6,7 @@
  * portal bound to a statement with effects, however often it runs). Every response pgway injects
  * or answers itself is registered in the server connection's expected-response FIFO.
  */
-import { Slot } from '../pool/expected-responses.js';
+import { Slot, type SlotUndo } from '../pool/expected-responses.js';
 import type { Pool } from '../pool/pool.js';
 import type { ServerConnection } from '../pool/server-connection.js';
 import { classifySessionEffectsIn, type PinReason, type SessionEffect } from '../router/session-effects.js';
@@ -71,7 +71,29 @@ const NO_UNNAMED_STATEMENT = msg.errorResponse({
   routine: 'exec_bind_message',
 });
 
+/** PostgreSQL's answer to a Bind or Describe of a named statement the session does not have. */
+const noSuchStatement = (name: string): Buffer => msg.errorResponse({
+  severity: 'ERROR',
+  sqlstate: '26000',
+  message: `prepared statement "${name}" does not exist`,
+  file: 'prepare.c',
+  routine: 'FetchPreparedStatement',
+});
+
 let nextWriterId = 1;
+
+/** An unnamed Parse the server skipped leaves the connection's unnamed statement to whoever had it. */
+class UnnamedOwnerChange implements SlotUndo {
+  constructor(
+    private readonly server: ServerConnection,
+    private readonly before: number,
+    private readonly after: number,
+  ) {}
+
+  undo(): void {
+    if (this.server.unnamedOwner === this.after) this.server.unnamedOwner = this.before;
+  }
+}
 
 export class RequestWriter {
   /** Names this client's unnamed statement on a server connection (a number: nothing of a departed client is kept alive). */
@@ -174,6 +196,13 @@ export class RequestWriter {
           session.requestWritten();
           break;
         case Frontend.Parse:
+          if (this.tracked && !this.inGroup && server.busy && this.reusesName(buf, start, end)) {
+            // PostgreSQL refuses a name in use (42P05), but the Parse that took it may still fail:
+            // this group waits for the answers to what was written before it.
+            this.waitForAnswers = true;
+            written = i;
+            break;
+          }
           handled = this.onParse(server, session, buf, start, end, i + 1 < held.count && held.codes[i + 1] === Frontend.Describe);
           this.inGroup = true;
           break;
@@ -216,6 +245,11 @@ export class RequestWriter {
     if (!this.namesStatementAfter(i)) return false;
     this.waitForAnswers = true;
     return true;
+  }
+
+  /** Whether a named Parse names a statement the client has (or has while earlier Parses are unanswered). */
+  private reusesName(buf: Buffer, start: number, end: number): boolean {
+    return buf[start + 5] !== 0 && this.statements.get(readCString(buf, start + 5, end)[0]) !== undefined;
   }
 
   /** Whether a held frame after the `i`th names a statement (Parse, Bind, Describe). */
@@ -283,8 +317,15 @@ export class RequestWriter {
     const effects = this.textEffects(server, session, Frontend.Parse, buf, start, end);
     if (buf[start + 5] === 0) {
       this.unnamedStatementEffects = effects;
-      if (this.pooled) server.unnamedOwner = this.id;
-      return false;
+      if (!this.pooled || server.unnamedOwner === this.id) return false;
+      const before = server.unnamedOwner;
+      server.unnamedOwner = this.id;
+      if (!this.inGroup) return false;
+      // An error earlier in the group makes the server skip this Parse: the unnamed statement there
+      // is still the one before, and not this client's to Bind.
+      server.expectForwarded(Slot.Parse, new UnnamedOwnerChange(server, before, this.id));
+      this.held.emit(buf, start, end, server);
+      return true;
     }
     if (!this.tracked) {
       // Session mode: the statement stays on this connection; its effects count from here.
@@ -329,10 +370,11 @@ export class RequestWriter {
       this.setPortalEffects(portal, withBoundValues(this.unnamedStatementEffects, buf, stmtAt, end));
       return false;
     }
-    const stmt = this.tracked ? this.statementFor(session, readCString(buf, stmtAt, end)[0]) : undefined;
+    const name = this.tracked ? readCString(buf, stmtAt, end)[0] : '';
+    const stmt = this.tracked ? this.statementFor(session, name) : undefined;
     // Session mode: a named statement's effects were staged at its Parse.
     this.setPortalEffects(portal, stmt ? withBoundValues(stmt.effects, buf, stmtAt, end) : NO_EFFECTS);
-    if (!stmt) return false;
+    if (!stmt) return this.tracked && this.notOwnStatement(server, session, Slot.Bind, name);
     this.beforeOwnWrite(server);
     if (this.isStale(stmt)) return this.staleOnce(server, stmt);
     if (stmt.effects.length > 0) this.placeSqlPrepared(server, session, stmt.effects);
@@ -380,6 +422,17 @@ export class RequestWriter {
     const inject: string[] = [];
     for (const e of effects) {
       if (e.kind === 'prepare') {
+        const own = definedHere.has(e.name) ? undefined : session.sqlPrepared.get(e.name);
+        if (own !== undefined) {
+          // The client has a statement of that name: PostgreSQL refuses the PREPARE (42P05) and keeps
+          // the first, so the first must be what the server has here.
+          if (server.sqlPrepared.get(e.name) !== own) {
+            if (server.sqlPrepared.has(e.name)) inject.push(`DEALLOCATE ${quoteIdent(e.name)}`);
+            inject.push(own);
+            server.sqlPrepared.set(e.name, own);
+          }
+          continue;
+        }
         const def = prepareStatement(e.name, e.sql, e.paramTypes);
         if (server.sqlPrepared.has(e.name) && server.sqlPrepared.get(e.name) !== def) inject.push(`DEALLOCATE ${quoteIdent(e.name)}`);
         definedHere.add(e.name);
@@ -425,7 +478,7 @@ export class RequestWriter {
     }
     if (name === '' && code === Frontend.Describe && server.unnamedOwner !== this.id) return this.refuseUnnamed(server, Slot.Describe);
     const stmt = name ? this.statementFor(session, name) : undefined;
-    if (!stmt) return false;
+    if (!stmt) return name !== '' && this.tracked && this.notOwnStatement(server, session, code === Frontend.Close ? Slot.Close : Slot.Describe, name);
     this.beforeOwnWrite(server);
     if (code === Frontend.Close) {
       this.guess();
@@ -474,6 +527,36 @@ export class RequestWriter {
     this.waitForDescription = true;
     this.resuming = true;
     return true;
+  }
+
+  /**
+   * A Bind, Describe or Close names a statement the client did not Parse. Server-side names are
+   * shared by the protocol and SQL's PREPARE, so the connection may hold another client's statement
+   * of that name: a name the client never prepared is answered as PostgreSQL answers a name it does
+   * not have (26000; a Close of it does nothing). One the client PREPAREd in SQL is made to exist
+   * here with its definition and goes on; a Close of it drops it. Returns true when handled here.
+   */
+  private notOwnStatement(server: ServerConnection, session: SessionState, kind: Slot, name: string): boolean {
+    const def = session.sqlPrepared.get(name);
+    this.beforeOwnWrite(server);
+    if (def === undefined) {
+      if (kind === Slot.Close) {
+        server.expectSynthesized(Slot.Close, msg.CLOSE_COMPLETE);
+        return true;
+      }
+      return this.refuse(server, kind, noSuchStatement(name));
+    }
+    if (kind === Slot.Close) {
+      this.stage(session, [{ kind: 'deallocate', name }]);
+      if (server.sqlPrepared.get(name) !== def) {
+        server.expectSynthesized(Slot.Close, msg.CLOSE_COMPLETE);
+        return true;
+      }
+      server.sqlPrepared.delete(name);
+      return false;
+    }
+    this.placeSqlPrepared(server, session, [{ kind: 'execute', name, runs: false }]);
+    return false;
   }
 
   /**

@@ -38,6 +38,8 @@ export class SessionState {
   readonly sqlPrepared = new Map<string, string>();
   /** What running each SQL-level prepared statement does to the session, where it does anything (see stage). */
   private readonly sqlPreparedEffects = new Map<string, readonly SessionEffect[]>();
+  /** PREPAREs written and not yet answered, with what their names meant before (see settlePrepares). */
+  private readonly pendingPrepares: { request: number; name: string; def: string | undefined; body: readonly SessionEffect[] | undefined }[] = [];
   private readonly requests = new RequestCounts();
   private readonly pinBook = new Pins(this.requests);
   private staged: SessionEffect[] = [];
@@ -119,7 +121,7 @@ export class SessionState {
 
   /** The last ReadyForQuery of a request must settle something (see settle). */
   get needsSettle(): boolean {
-    return this.staged.length > 0 || this.layAfter || this.uncertain || this.pinBook.awaitsSettle;
+    return this.staged.length > 0 || this.layAfter || this.uncertain || this.pinBook.awaitsSettle || this.pendingPrepares.length > 0;
   }
 
   /**
@@ -143,6 +145,7 @@ export class SessionState {
           if (this.pinBook.dropMayRelease(e)) this.stageOne(e);
           break;
         case 'prepare': {
+          this.pendingPrepares.push({ request: this.requests.sent, name: e.name, def: this.sqlPrepared.get(e.name), body: this.sqlPreparedEffects.get(e.name) });
           this.sqlPrepared.set(e.name, prepareStatement(e.name, e.sql, e.paramTypes));
           const { effects: body } = classifySessionEffects(e.sql);
           if (body.length > 0) this.sqlPreparedEffects.set(e.name, body);
@@ -307,9 +310,34 @@ export class SessionState {
     this.pinBook.requestStart(server.txStatus);
   }
 
+  /**
+   * The PREPAREs of the request answered (of every request written, when `last`) are taken back if
+   * it failed: PostgreSQL refused them (a name in use, a table missing), and the name means what it
+   * meant before. Known limit: a PREPARE that ran before a later statement of the same Query string
+   * failed is taken back too. What the connection holds of the names is then unknown: its next
+   * lease starts with a DEALLOCATE ALL.
+   */
+  private settlePrepares(server: ServerConnection, last: boolean): void {
+    const pending = this.pendingPrepares;
+    let n = 0;
+    while (n < pending.length && (last || pending[n]!.request <= this.requests.answered)) n++;
+    if (n === 0) return;
+    if (server.reported.errors !== this.requests.before.errors) {
+      for (let i = n - 1; i >= 0; i--) {
+        const { name, def, body } = pending[i]!;
+        if (def === undefined) this.sqlPrepared.delete(name);
+        else this.sqlPrepared.set(name, def);
+        if (body === undefined) this.sqlPreparedEffects.delete(name);
+        else this.sqlPreparedEffects.set(name, body);
+      }
+      server.deallocateAll = true;
+    }
+    pending.splice(0, n);
+  }
+
   /** A request ended with ReadyForQuery `status` and more are in flight behind it: settles its work alone. */
   requestEnded(server: ServerConnection, status: number): void {
-    if (this.staged.length > 0) this.settle(server, status, false);
+    if (this.staged.length > 0 || this.pendingPrepares.length > 0) this.settle(server, status, false);
     this.pinBook.requestEnded(server, status);
     this.requests.answered++;
     this.requests.before.copyFrom(server.reported);
@@ -351,6 +379,7 @@ export class SessionState {
    * within one text their order is assumed to be the order of the markers.
    */
   settle(server: ServerConnection, status: number, last = true): void {
+    if (this.pendingPrepares.length > 0) this.settlePrepares(server, last);
     const { staged, stagedIn } = this;
     const current = this.requests.answered;
     let upTo = staged.length;
