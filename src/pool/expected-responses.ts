@@ -180,9 +180,11 @@ export class ExpectedResponses {
   /**
    * The server began a COPY from the client for the head slot: the Syncs the client sent before it
    * ended the COPY are ignored by the server, so their slots go, and so does the COPY's end.
+   * Returns whether a Sync sent after the COPY's end is queued.
    */
-  beginCopyIn(): void {
-    if (this.count <= 1) return;
+  beginCopyIn(): boolean {
+    if (this.count <= 1) return false;
+    let syncAfter = false;
     const kept: [number, number, SlotExtra][] = [];
     const mask = this.kinds.length - 1;
     let ended = false;
@@ -190,7 +192,10 @@ export class ExpectedResponses {
       const at = (this.head + i) & mask;
       const kind = this.kinds[at]!;
       if (!ended && kind === Slot.CopyEnd) ended = true;
-      else if (ended || kind !== Slot.Sync) kept.push([kind, this.actions[at]!, this.extras[at]]);
+      else if (ended || kind !== Slot.Sync) {
+        kept.push([kind, this.actions[at]!, this.extras[at]]);
+        if (ended && kind === Slot.Sync) syncAfter = true;
+      }
       else if (this.actions[at] !== Action.Forward) this.special--;
       this.extras[at] = undefined;
     }
@@ -202,6 +207,7 @@ export class ExpectedResponses {
       this.extras[at] = e;
       this.count++;
     }
+    return syncAfter;
   }
 
   clear(): void {

@@ -128,6 +128,8 @@ export class ServerConnection implements ResponseHandler {
   deallocateAll = false;
   /** Whose unnamed statement this connection holds (a client's RequestWriter id; 0: nobody's known). */
   unnamedOwner = 0;
+  /** A COPY from the client began in the chunk being read: the sink hears it waits (onAwaitingClient). */
+  private copyInBegan = false;
   /** What the last still-held question found (see askStillHeld); undefined until answered. */
   stillHeld: boolean | undefined;
   /** A still-held question is on its way: the forwarding path looks for its answer only then. */
@@ -267,8 +269,10 @@ export class ServerConnection implements ResponseHandler {
         this.expected.push(Slot.FunctionCall);
         return;
       case Frontend.Sync:
+        // The server ignores a Sync during a COPY from the client.
+        if (this.clientInCopy) return;
         this.unsynced = false;
-        if (!this.clientInCopy) this.expected.push(Slot.Sync);
+        this.expected.push(Slot.Sync);
         return;
       case Frontend.CopyDone:
       case Frontend.CopyFail:
@@ -605,7 +609,8 @@ export class ServerConnection implements ResponseHandler {
       this.idleCallback = undefined;
       if (idle) idle();
       else this.sink?.onServerReady(this.txStatus);
-    } else if (this.unsynced && this.expected.length === 0) {
+    } else if ((this.unsynced && this.expected.length === 0) || this.copyInBegan) {
+      this.copyInBegan = false;
       this.sink?.onAwaitingClient();
     }
   }
@@ -647,11 +652,17 @@ export class ServerConnection implements ResponseHandler {
           this.params.set(name, value);
         }
         return;
-      case Backend.CopyInResponse:
+      case Backend.CopyInResponse: {
         // The server ignores Sync until the copy ends, so Syncs already sent get no ReadyForQuery.
-        this.expected.beginCopyIn();
+        // A COPY an Execute began then needs a Sync of its own: until the client sends one after
+        // the COPY's end, its transaction is open and unsynced (a client leaving now must not
+        // hand it to the next one).
+        const extended = this.expected.headKind === Slot.Execute;
+        if (!this.expected.beginCopyIn() && extended) this.unsynced = true;
         this.clientInCopy = true;
+        this.copyInBegan = true;
         return;
+      }
       case Backend.ErrorResponse:
         this.onErrorResponse(buf, start, end);
         return;

@@ -519,6 +519,14 @@ export class RequestFlow implements ServerSink, PoolWaiter {
    * that sent Terminate behind such a request leaves now, as it does on a direct connection.
    */
   onAwaitingClient(): void {
+    const server = this.server;
+    if (this.clientHeld && !this.describing && server?.inCopyIn) {
+      // The frames held for the answers (RequestWriter.waitForAnswers) are the COPY's data: the
+      // server waits for them before it answers anything.
+      this.releaseClient(server);
+      this.onServerReadyToSend();
+      return;
+    }
     if (this.describing) {
       // The description is in (or the server skips to the Sync): the held frames go on.
       this.releaseClient(this.server!);
