@@ -16,8 +16,9 @@ const STARTERS = ['set', 'reset', 'discard', 'prepare', 'execute', 'deallocate',
   // ROLLBACK (ABORT) also ends a transaction whose state pins tentatively (SessionState.pinUndoneByRollback).
   'savepoint', 'release', 'rollback', 'abort'];
 /** Tokens that can change session state wherever they stand. */
-// A CASCADE may take temp relations with it (ALTER TABLE ... DROP COLUMN ... CASCADE).
-const ANYWHERE = ['set_config', 'temp', 'temporary', 'pg_temp', 'hold', 'execute', 'rename', 'cascade'];
+// A CASCADE may take temp relations with it (ALTER TABLE ... DROP COLUMN ... CASCADE). An UPDATE of
+// pg_settings sets what it names (its rule calls set_config).
+const ANYWHERE = ['set_config', 'temp', 'temporary', 'pg_temp', 'hold', 'execute', 'rename', 'cascade', 'pg_settings'];
 /** Any identifier containing this may name an advisory-lock function. */
 const ADVISORY = bytesOf('advisory');
 

@@ -193,6 +193,10 @@ function onStatement(node: Node, raw: RawStmt, out: Collector): void {
     else if (kind === 'TRANS_STMT_SAVEPOINT') out.effects.push({ kind: 'savepoint', name });
     else if (kind === 'TRANS_STMT_RELEASE') out.effects.push({ kind: 'release', name });
     else if (kind === 'TRANS_STMT_ROLLBACK_TO') out.effects.push({ kind: 'rollback-to', name });
+  } else if ('UpdateStmt' in node && node.UpdateStmt.relation?.relname === 'pg_settings') {
+    // The view's rule runs set_config(name, setting, false) for the rows the WHERE picks: which
+    // settings change is known only at run time, so the client keeps its connection.
+    out.effects.push(pin('unparseable-session-statement'));
   } else if ('DropStmt' in node) onDrop(node.DropStmt, out);
   else if ('RenameStmt' in node) onRename(node.RenameStmt, out);
   else if ('DropOwnedStmt' in node || ('AlterTableStmt' in node && dropsWithCascade(node.AlterTableStmt))) {
