@@ -52,6 +52,11 @@ export class FeatureNotSupportedError extends GatewayError {
   readonly sqlstate = '0A000';
 }
 
+export class InvalidParameterValueError extends GatewayError {
+  readonly code = 'PGWAY_INVALID_PARAMETER_VALUE';
+  readonly sqlstate = '22023';
+}
+
 export class StartupTimeoutError extends GatewayError {
   readonly code = 'PGWAY_STARTUP_TIMEOUT';
   readonly sqlstate = '08P01';

@@ -47,6 +47,11 @@ export class AdminClient {
       return;
     }
     if (code === Frontend.Flush) return; // nothing is pending to flush
+    if (code === Frontend.FunctionCall) {
+      // A FunctionCall is a request of its own: its ReadyForQuery follows at once, no Sync comes.
+      this.answer(async () => [REFUSED_EXTENDED, msg.READY_IDLE]);
+      return;
+    }
     if (code !== Frontend.Query) {
       // One error for the whole request (Parse, Bind, Describe, Execute...), ReadyForQuery at its Sync.
       this.skippingToSync = true;

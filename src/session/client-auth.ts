@@ -84,8 +84,12 @@ export class ClientAuth {
         if (mechanism !== 'SCRAM-SHA-256') {
           return { kind: 'fail', error: new ProtocolViolationError(`unsupported SASL mechanism "${mechanism}"`) };
         }
-        const len = frame.readInt32BE(afterName);
-        const data = frame.toString('utf8', afterName + 4, Math.min(end, afterName + 4 + Math.max(len, 0)));
+        // As PostgreSQL reads it: the length of the client-first-message, which must be all there is.
+        const len = afterName + 4 <= end ? frame.readInt32BE(afterName) : -2;
+        if (len < 0 || afterName + 4 + len !== end) {
+          return { kind: 'fail', error: new ProtocolViolationError(len < -1 || afterName + 4 + len > end ? 'insufficient data left in message' : 'invalid message format') };
+        }
+        const data = frame.toString('utf8', afterName + 4, end);
         const serverFirst = this.scram!.first(data);
         if (!serverFirst) return { kind: 'fail', error: new ProtocolViolationError('malformed SCRAM client-first-message') };
         this.stage = 'sasl-final';

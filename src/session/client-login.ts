@@ -7,17 +7,26 @@
  */
 import type tls from 'node:tls';
 import type { UserConfig } from '../config/schema.js';
-import { InvalidAuthorizationError, ProtocolViolationError, ShuttingDownError, TooManyClientsError } from '../errors.js';
+import { FeatureNotSupportedError, InvalidAuthorizationError, ProtocolViolationError, ShuttingDownError, TooManyClientsError } from '../errors.js';
 import { Frontend } from '../wire/codes.js';
 import { decodeStartupPacket, type StartupPacket } from '../wire/decode.js';
 import * as msg from '../wire/messages.js';
 import { ClientAuth, type AuthStep } from './client-auth.js';
+import { checkReplicationParam } from './replication-pipe.js';
 import type { SessionContext } from './session-context.js';
 
 /** PostgreSQL's own limit on a startup packet (MAX_STARTUP_PACKET_LENGTH). */
 const MAX_STARTUP_PACKET = 10_000;
 
 const NO_BYTES = Buffer.alloc(0);
+
+/** The minor "versions" of SSLRequest and GSSENCRequest (major 1234). */
+const NEGOTIATE_SSL_MINOR = 5679;
+const NEGOTIATE_GSS_MINOR = 5680;
+
+/** PostgreSQL's answer to a second SSLRequest or GSSENCRequest: a protocol it does not speak. */
+const unsupportedProtocol = (minor: number): FeatureNotSupportedError =>
+  new FeatureNotSupportedError(`unsupported frontend protocol 1234.${minor}: server supports 3.0 to 3.0`);
 
 /** What a login needs from its session. */
 export interface LoginHost {
@@ -46,6 +55,9 @@ export class ClientLogin {
   private pending: Buffer = NO_BYTES;
   private auth: ClientAuth | undefined;
   private user: UserConfig | undefined;
+  /** An SSLRequest, or a GSSENCRequest, was answered: another is refused. */
+  private sslAnswered = false;
+  private gssAnswered = false;
 
   constructor(
     private readonly ctx: SessionContext,
@@ -101,6 +113,9 @@ export class ClientLogin {
   private onPacket(packet: StartupPacket): void {
     switch (packet.kind) {
       case 'ssl': {
+        // One SSLRequest per connection: PostgreSQL reads a second as a protocol it does not speak.
+        if (this.sslAnswered) throw unsupportedProtocol(NEGOTIATE_SSL_MINOR);
+        this.sslAnswered = true;
         const secureContext = this.ctx.tlsContext();
         // A connection accepted while the listener offered no TLS stays plain (a RELOAD that turns TLS on applies to new ones).
         if (!secureContext || this.host.tls || !this.host.canStartTls) {
@@ -109,9 +124,12 @@ export class ClientLogin {
         }
         this.host.send(msg.SSL_YES);
         this.host.startTls(secureContext);
+        this.gssAnswered = true; // inside TLS, a GSSENCRequest is out of place too
         return;
       }
       case 'gssenc':
+        if (this.gssAnswered) throw unsupportedProtocol(NEGOTIATE_GSS_MINOR);
+        this.gssAnswered = true;
         this.host.send(msg.SSL_NO);
         return;
       case 'cancel':
@@ -129,6 +147,7 @@ export class ClientLogin {
     this.host.identify(params);
     const user = params.get('user') ?? '';
     if (this.ctx.shuttingDown) throw new ShuttingDownError();
+    checkReplicationParam(params.get('replication'));
     if (!user) throw new InvalidAuthorizationError('no PostgreSQL user name specified in startup packet');
     if (config.listen.tls?.mode === 'require' && !this.host.tls) {
       throw new InvalidAuthorizationError('pgway requires TLS: connect with sslmode=require');

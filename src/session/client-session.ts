@@ -23,7 +23,7 @@ import { errorChannel, type ErrorEvent } from '../events.js';
 import { Frontend } from '../wire/codes.js';
 import { linkFor, type ClientLink, type LinkListener } from '../wire/client-link.js';
 import type { AcceptedConnection, ReadBufferSize } from '../wire/direct-reads.js';
-import { FrameScanner, type FrameHandler } from '../wire/frame-scanner.js';
+import { codeSet, FrameScanner, type FrameHandler } from '../wire/frame-scanner.js';
 import * as msg from '../wire/messages.js';
 import { randomUint32 } from '../wire/random-pool.js';
 import { AdminClient, ADMIN_PARAMS } from './admin-client.js';
@@ -41,6 +41,15 @@ export type ClientState = 'startup' | 'auth' | 'connecting' | 'ready' | 'replica
  * Client read buffers: 1 KB holds a login and most requests, so an idle client costs little;
  * bigger senders get up to 64 KB (see directReads).
  */
+/** The frontend messages of a logged-in session, as PostgreSQL accepts them (SocketBackend). */
+const SESSION_CODES = codeSet([
+  Frontend.Query, Frontend.FunctionCall, Frontend.Terminate, Frontend.Bind, Frontend.Close, Frontend.Describe, Frontend.Execute,
+  Frontend.Flush, Frontend.Parse, Frontend.Sync, Frontend.CopyData, Frontend.CopyDone, Frontend.CopyFail,
+]);
+
+/** PostgreSQL's cap on a message during authentication (PG_MAX_AUTH_TOKEN_LENGTH). */
+const MAX_AUTH_MESSAGE_BYTES = 65_535;
+
 const CLIENT_READ_BUFFER: ReadBufferSize = { minBytes: 1024, maxBytes: 64 * 1024 };
 
 let nextClientId = 1;
@@ -274,7 +283,8 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
     const rest = this.login.onBytes(chunk);
     if (rest === undefined) return;
     this.state = 'auth';
-    this.scanner = new FrameScanner(this, this.ctx.config().limits.maxMessageBytes);
+    // A client not yet authenticated cannot make pgway allocate more than an auth message needs.
+    this.scanner = new FrameScanner(this, MAX_AUTH_MESSAGE_BYTES, undefined, true);
     this.onAuthStep(this.login.beginAuth());
     if (rest.length === 0) return;
     this.scanner.push(rest);
@@ -299,6 +309,7 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
     try {
       this.userConfig = this.login!.userConfig;
       this.login = undefined;
+      this.scanner!.authenticated(this.ctx.config().limits.maxMessageBytes, SESSION_CODES);
       this.onAuthenticated();
     } finally {
       this.flushLoginReply();

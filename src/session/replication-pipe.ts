@@ -4,12 +4,22 @@
  * outside any pool. Either side closing closes the other.
  */
 import type net from 'node:net';
+import { InvalidParameterValueError } from '../errors.js';
+import { parseBool } from '../router/guc-value.js';
 import type { ClientLink } from '../wire/client-link.js';
 
 /** Whether a StartupMessage's `replication` value asks for a replication connection. */
 export function wantsReplication(value: string | undefined): boolean {
   if (value === undefined) return false;
-  return ['true', 'on', 'yes', '1', 'database'].includes(value.toLowerCase());
+  return value === 'database' || parseBool(value) === true;
+}
+
+/** The startup parameter `replication` as PostgreSQL checks it: `database` or a boolean. */
+export function checkReplicationParam(value: string | undefined): void {
+  if (value === undefined || value === 'database' || parseBool(value) !== undefined) return;
+  throw new InvalidParameterValueError(`invalid value for parameter "replication": "${value}"`, {
+    hint: 'Valid values are: "false", 0, "true", 1, "database".',
+  });
 }
 
 export class ReplicationPipe {

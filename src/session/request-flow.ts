@@ -371,7 +371,9 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       this.host.endQuietly();
       return;
     }
-    if (this.held.complete || this.waiting || server?.busy === true) this.terminating = true;
+    // A client waiting for a connection with no whole request to run (a login waiting in session
+    // mode) leaves now: nothing would ever end it once the connection came.
+    if (this.held.complete || server?.busy === true) this.terminating = true;
     else this.host.endQuietly();
   }
 

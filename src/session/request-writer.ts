@@ -476,6 +476,13 @@ export class RequestWriter {
       if (code === Frontend.Close) this.setPortalEffects(name, NO_EFFECTS);
       return false;
     }
+    if (type !== 0x53 /* S */) {
+      const what = code === Frontend.Close ? 'CLOSE' : 'DESCRIBE';
+      this.beforeOwnWrite(server);
+      return this.refuse(server, code === Frontend.Close ? Slot.Close : Slot.Describe, msg.errorResponse({
+        severity: 'ERROR', sqlstate: '08P01', message: `invalid ${what} message subtype ${type}`,
+      }));
+    }
     if (name === '' && code === Frontend.Describe && server.unnamedOwner !== this.id) return this.refuseUnnamed(server, Slot.Describe);
     const stmt = name ? this.statementFor(session, name) : undefined;
     if (!stmt) return name !== '' && this.tracked && this.notOwnStatement(server, session, code === Frontend.Close ? Slot.Close : Slot.Describe, name);

@@ -35,9 +35,25 @@ export class FrameScanner {
 
   constructor(
     private readonly handler: FrameHandler,
-    private readonly maxFrameBytes: number,
+    private maxFrameBytes: number,
     public interest: Uint8Array = ALL_CODES,
+    /** A client still authenticating: a frame over the limit is a protocol violation, not a setting to raise. */
+    private authenticating = false,
   ) {}
+
+  /** Codes a frame may have; another is refused from its code byte, before its length is read. */
+  private accepted: Uint8Array = ALL_CODES;
+
+  /**
+   * The client authenticated: frames up to `maxFrameBytes` (limits.max_message_bytes) are read, of
+   * the `accepted` codes only (PostgreSQL checks the code first: a second StartupMessage is refused
+   * at once, not taken for a frame of code 0 whose length is the next four bytes).
+   */
+  authenticated(maxFrameBytes: number, accepted: Uint8Array): void {
+    this.authenticating = false;
+    this.maxFrameBytes = maxFrameBytes;
+    this.accepted = accepted;
+  }
 
   /** True when no frame is half-received: the stream is at a message boundary. */
   get atBoundary(): boolean {
@@ -59,7 +75,7 @@ export class FrameScanner {
         return;
       }
       const code = chunk[pos]!;
-      const len = this.checkLength(chunk.readInt32BE(pos + 1));
+      const len = this.checkHeader(code, chunk.readInt32BE(pos + 1));
       const end = pos + 1 + len;
       if (end <= n) {
         this.handler.onFrame(code, chunk, pos, end);
@@ -71,9 +87,13 @@ export class FrameScanner {
     }
   }
 
-  private checkLength(len: number): number {
+  private checkHeader(code: number, len: number): number {
+    if (this.accepted[code] === 0) throw new ProtocolViolationError(`invalid frontend message type ${code}`);
     if (len < 4) throw new ProtocolViolationError(`invalid message length ${len}`);
-    if (len > this.maxFrameBytes) throw new MessageTooLargeError(len, this.maxFrameBytes);
+    if (len > this.maxFrameBytes) {
+      if (this.authenticating) throw new ProtocolViolationError(`invalid message length ${len} during authentication`);
+      throw new MessageTooLargeError(len, this.maxFrameBytes);
+    }
     return len;
   }
 
@@ -102,7 +122,7 @@ export class FrameScanner {
       chunk.copy(this.header, this.headerFill, 0, need);
       this.headerFill = 0;
       pos = need;
-      const len = this.checkLength(this.header.readInt32BE(1));
+      const len = this.checkHeader(this.header[0]!, this.header.readInt32BE(1));
       this.beginSplit(this.header[0]!, len, this.header, 0, HEADER);
     }
     const take = Math.min(this.remaining, chunk.length - pos);

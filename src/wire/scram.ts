@@ -5,6 +5,7 @@
  */
 import { createHash, createHmac, hash, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { randomBytesPooled } from './random-pool.js';
+import { ProtocolViolationError } from '../errors.js';
 
 export interface ScramKeys {
   iterations: number;
@@ -118,15 +119,18 @@ export class ScramServerExchange {
     return this.serverFirst;
   }
 
-  /** Returns server-final-message when the proof is right, undefined otherwise. */
+  /**
+   * Returns server-final-message when the proof is right, undefined when it is wrong. A message
+   * that is not a client-final-message of this exchange is a protocol violation, as PostgreSQL
+   * tells it apart from a wrong password.
+   */
   final(clientFinal: string): string | undefined {
     const proofAt = clientFinal.lastIndexOf(',p=');
-    if (proofAt < 0) return undefined;
-    const withoutProof = clientFinal.slice(0, proofAt);
+    const withoutProof = proofAt < 0 ? '' : clientFinal.slice(0, proofAt);
     const attrs = attributes(withoutProof);
-    if (attrs.get('r') !== this.nonce) return undefined;
     const proof = Buffer.from(clientFinal.slice(proofAt + 3), 'base64');
-    if (proof.length !== 32) return undefined;
+    if (proofAt < 0 || !attrs.has('c') || proof.length !== 32) throw new ProtocolViolationError('malformed SCRAM message');
+    if (attrs.get('r') !== this.nonce) throw new ProtocolViolationError('invalid SCRAM response: the nonce does not match');
     const authMessage = `${this.clientFirstBare},${this.serverFirst},${withoutProof}`;
     const macs = macsOf(this.keys);
     const clientKey = xor(proof, macs.stored.digest(authMessage));

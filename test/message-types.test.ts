@@ -1,0 +1,88 @@
+// Frontend messages of a type PostgreSQL does not accept, sent by a logged-in client of a
+// transaction pool (size 2) while it has no server connection. PostgreSQL checks the type byte
+// before it reads the length, and answers at once with FATAL 08P01 "invalid frontend message type".
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type TestGateway } from './harness/gateway.js';
+import { lab, pgUrl } from './harness/lab.js';
+import { cstring, errorFields, RawClient, startupPacket, typedMessage } from './helpers/raw-client.js';
+import { cat, F, Q, S, rawAfterLogin } from './helpers/wire-script.js';
+
+let gw: TestGateway;
+const ends: (() => void)[] = [];
+beforeAll(async () => {
+  gw = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 3000 }' });
+});
+afterAll(async () => {
+  for (const end of ends) end();
+  await gw?.stop();
+});
+
+type Target = 'direct' | 'pgway';
+const url = (t: Target, user = 'app', db = 'app'): string =>
+  t === 'direct' ? pgUrl(lab().primary, 'app', 'app-secret', 'app') : gw.url(user, db);
+
+/** What arrives within 3 s: errors as "severity sqlstate", other messages by type; '<open>' if not closed. */
+async function answer(c: RawClient, ms = 1500): Promise<string[]> {
+  const out: string[] = [];
+  const deadline = Date.now() + ms;
+  try {
+    for (;;) {
+      const m = await c.readMessage(Math.max(1, deadline - Date.now()));
+      if (!m) return out;
+      if (m.type === 'N' || m.type === 'S') continue;
+      out.push(m.type === 'E' ? `${errorFields(m.body).get('S')} ${errorFields(m.body).get('C')}` : m.type);
+    }
+  } catch {
+    out.push('<open>');
+    return out;
+  }
+}
+
+async function both(bytes: Buffer): Promise<Record<Target, string[]>> {
+  const out: Record<Target, string[]> = { direct: [], pgway: [] };
+  for (const t of ['direct', 'pgway'] as const) {
+    const c = await rawAfterLogin(url(t), (end) => ends.push(end));
+    c.write(bytes);
+    out[t] = await answer(c);
+    c.destroy();
+  }
+  return out;
+}
+
+describe('messages of a type PostgreSQL does not accept (transaction mode, client idle)', () => {
+  it("a message of unknown type 'z' is answered with FATAL 08P01 at once, not left unanswered", async () => {
+    const out = await both(typedMessage('z', Buffer.from('abc')));
+    expect(out.direct).toEqual(['FATAL 08P01']);
+    expect(out.pgway).toEqual(out.direct); // pgway: ['<open>'], nothing is ever answered
+  });
+
+  it('a second StartupMessage after login is answered with FATAL 08P01 at once', async () => {
+    const out = await both(startupPacket({ user: 'app', database: 'app' }));
+    expect(out.direct).toEqual(['FATAL 08P01']);
+    // pgway reads the packet as a frame of type 0 with a length of ~10 KB and waits for the rest
+    expect(out.pgway).toEqual(out.direct);
+  });
+
+  it("a Describe with an invalid subtype ('X') is refused with 08P01 invalid DESCRIBE message subtype", async () => {
+    const describeX = typedMessage('D', cat(Buffer.from('X'), cstring('')));
+    const out = await both(cat(describeX, S));
+    expect(out.direct).toEqual(['ERROR 08P01', 'Z', '<open>']);
+    // pgway takes any subtype but 'P' for 'S': ['ERROR 26000' (unnamed prepared statement does not exist), 'Z', '<open>']
+    expect(out.pgway).toEqual(out.direct);
+  });
+});
+
+describe('the admin console and a FunctionCall', () => {
+  it('answers a FunctionCall with an error and ReadyForQuery, as a FunctionCall ends its request', async () => {
+    const c = await rawAfterLogin(gw.url('admin', 'pgway'), (end) => ends.push(end));
+    c.write(F(1, [], 0, 0));
+    const out = await answer(c, 1500);
+    // pgway: ['ERROR 0A000', '<open>']: it waits for a Sync that a FunctionCall never has
+    expect(out).toEqual(['ERROR 0A000', 'Z', '<open>']);
+    // and the console still answers the next query
+    c.write(Q('SHOW VERSION'));
+    const next = await answer(c, 1500);
+    expect(next.slice(-2)).toEqual(['Z', '<open>']);
+    c.destroy();
+  });
+});

@@ -1,0 +1,91 @@
+// Malformed SASL messages during login. Each case is sent to PostgreSQL directly and to
+// pgway; pgway must refuse it the way PostgreSQL does (FATAL 08P01, protocol violation) and close.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type TestGateway } from './harness/gateway.js';
+import { lab } from './harness/lab.js';
+import { cstring, errorFields, RawClient, startupPacket, typedMessage } from './helpers/raw-client.js';
+
+let gw: TestGateway;
+beforeAll(async () => {
+  gw = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 3000 }' });
+});
+afterAll(() => gw?.stop());
+
+const int32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n);
+  return b;
+};
+const CLIENT_FIRST = 'n,,n=,r=abcdefghijklmnopqrstuv';
+
+type Target = 'direct' | 'pgway';
+const address = (t: Target): { host: string; port: number } => (t === 'direct' ? lab().primary : { host: gw.host, port: gw.port });
+
+/** Logs in as `app` (SCRAM) up to the AuthenticationSASL request. */
+async function saslStart(t: Target): Promise<RawClient> {
+  const c = await RawClient.connect(address(t));
+  c.write(startupPacket({ user: 'app', database: 'app' }));
+  const m = await c.readMessage();
+  expect(m?.type).toBe('R');
+  expect(m!.body.readInt32BE(0)).toBe(10); // AuthenticationSASL
+  return c;
+}
+
+/** What the server answers (errors as "severity sqlstate", others by type) and '<open>' if it did not close within 4 s. */
+async function refusal(c: RawClient): Promise<string[]> {
+  const out: string[] = [];
+  const deadline = Date.now() + 4000;
+  try {
+    for (;;) {
+      const m = await c.readMessage(Math.max(1, deadline - Date.now()));
+      if (!m) return out;
+      out.push(m.type === 'E' ? `${errorFields(m.body).get('S')} ${errorFields(m.body).get('C')}` : m.type);
+    }
+  } catch {
+    out.push('<open>');
+    return out;
+  } finally {
+    c.destroy();
+  }
+}
+
+describe('malformed SASL messages from a client logging in', () => {
+  it('a SASLInitialResponse without its int32 length field is refused with FATAL 08P01', async () => {
+    const out: Record<Target, string[]> = { direct: [], pgway: [] };
+    for (const t of ['direct', 'pgway'] as const) {
+      const c = await saslStart(t);
+      c.write(typedMessage('p', cstring('SCRAM-SHA-256'))); // mechanism name, then nothing
+      out[t] = await refusal(c);
+    }
+    expect(out.direct).toEqual(['FATAL 08P01']);
+    // pgway answers 08006 "server connection lost; the current transaction is gone" (a RangeError inside)
+    expect(out.pgway).toEqual(out.direct);
+  });
+
+  it('a SASLInitialResponse whose length field claims more bytes than the message holds is refused with FATAL 08P01', async () => {
+    const out: Record<Target, string[]> = { direct: [], pgway: [] };
+    for (const t of ['direct', 'pgway'] as const) {
+      const c = await saslStart(t);
+      c.write(typedMessage('p', Buffer.concat([cstring('SCRAM-SHA-256'), int32(1000), Buffer.from(CLIENT_FIRST)])));
+      out[t] = await refusal(c);
+    }
+    expect(out.direct).toEqual(['FATAL 08P01']);
+    // pgway reads what is there and goes on with the exchange: ['R' (SASLContinue), '<open>']
+    expect(out.pgway).toEqual(out.direct);
+  });
+
+  it('a malformed SCRAM client-final-message is refused as a protocol violation (08P01), not as a wrong password', async () => {
+    const out: Record<Target, string[]> = { direct: [], pgway: [] };
+    for (const t of ['direct', 'pgway'] as const) {
+      const c = await saslStart(t);
+      c.write(typedMessage('p', Buffer.concat([cstring('SCRAM-SHA-256'), int32(CLIENT_FIRST.length), Buffer.from(CLIENT_FIRST)])));
+      const cont = await c.readMessage();
+      expect(cont?.type).toBe('R');
+      expect(cont!.body.readInt32BE(0)).toBe(11); // AuthenticationSASLContinue
+      c.write(typedMessage('p', Buffer.from('this is not a SCRAM message')));
+      out[t] = await refusal(c);
+    }
+    expect(out.direct).toEqual(['FATAL 08P01']);
+    expect(out.pgway).toEqual(out.direct); // pgway: FATAL 28P01 password authentication failed
+  });
+});

@@ -1,0 +1,102 @@
+// The startup phase. Compared with PostgreSQL where it answers differently.
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type TestGateway } from './harness/gateway.js';
+import { lab } from './harness/lab.js';
+import { errorFields, RawClient, startupPacket, typedMessage, untypedPacket } from './helpers/raw-client.js';
+
+const SSL_REQUEST = 80877103;
+
+/** What arrives within `ms`: errors as "severity sqlstate", other messages by type; '<open>' if not closed. */
+async function answer(c: RawClient, ms = 1500): Promise<string[]> {
+  const out: string[] = [];
+  const deadline = Date.now() + ms;
+  try {
+    for (;;) {
+      const m = await c.readMessage(Math.max(1, deadline - Date.now()));
+      if (!m) return out;
+      if (m.type === 'S' || m.type === 'N') continue;
+      out.push(m.type === 'E' ? `${errorFields(m.body).get('S')} ${errorFields(m.body).get('C')}` : m.type);
+    }
+  } catch {
+    out.push('<open>');
+    return out;
+  }
+}
+
+describe('startup packets (transaction mode, pool of 2)', () => {
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 3000 }', yaml: 'limits: { startup_timeout_ms: 10000 }' });
+  });
+  afterAll(() => gw?.stop());
+
+  it('refuses a second SSLRequest after answering N to the first, as PostgreSQL does', async () => {
+    const out: Record<string, string[]> = {};
+    for (const [t, address] of [['direct', lab().primary], ['pgway', { host: gw.host, port: gw.port }]] as const) {
+      const c = await RawClient.connect(address);
+      c.write(untypedPacket(SSL_REQUEST));
+      expect(await c.readByte()).toBe('N'.charCodeAt(0));
+      c.write(untypedPacket(SSL_REQUEST));
+      // PostgreSQL: FATAL 0A000 unsupported frontend protocol 1234.5679; pgway answers 'N' again (a raw byte) and waits
+      const next = await c.readByte(3000).catch(() => undefined);
+      out[t] = next === 'E'.charCodeAt(0) ? ['E'] : [`byte ${next}`];
+      c.destroy();
+    }
+    expect(out.direct).toEqual(['E']);
+    expect(out.pgway).toEqual(out.direct);
+  });
+
+  it('refuses replication=bogus with FATAL 22023, as PostgreSQL does, rather than logging the client in', async () => {
+    const out: Record<string, string[]> = {};
+    for (const [t, address, user] of [['direct', lab().primary, 'app'], ['pgway', { host: gw.host, port: gw.port }, 'trustuser']] as const) {
+      const c = await RawClient.connect(address);
+      c.write(startupPacket({ user, database: 'app', replication: 'bogus' }));
+      out[t] = await answer(c);
+      c.destroy();
+    }
+    expect(out.direct).toEqual(['FATAL 22023']); // invalid value for parameter "replication": "bogus" (before auth)
+    expect(out.pgway).toEqual(out.direct); // pgway: ['R', 'K', 'Z', '<open>']: logged in as an ordinary client
+  });
+});
+
+describe('Terminate sent while the login waits for a server connection (session mode, pool of 2)', () => {
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startGateway({ pool: '{ mode: session, size: 2, query_wait_timeout_ms: 5000 }' });
+  });
+  afterAll(() => gw?.stop());
+
+  async function pool(): Promise<{ cl_active: string; cl_waiting: string; sv_active: string; sv_idle: string }> {
+    const admin = new pg.Client(gw.url('admin', 'pgway'));
+    await admin.connect();
+    try {
+      const rows = (await admin.query('SHOW POOLS')).rows as { user: string; cl_active: string; cl_waiting: string; sv_active: string; sv_idle: string }[];
+      const row = rows.find((r) => r.user === 'trustuser')!;
+      return { cl_active: row.cl_active, cl_waiting: row.cl_waiting, sv_active: row.sv_active, sv_idle: row.sv_idle };
+    } finally {
+      await admin.end();
+    }
+  }
+
+  it('closes the client once it gets a connection, and gives the connection back', async () => {
+    const holders = [new pg.Client(gw.url('trustuser', 'app', '')), new pg.Client(gw.url('trustuser', 'app', ''))];
+    for (const h of holders) await h.connect();
+    const c = await RawClient.connect({ host: gw.host, port: gw.port });
+    try {
+      c.write(startupPacket({ user: 'trustuser', database: 'app' }));
+      for (let i = 0; i < 50 && (await pool()).cl_waiting !== '1'; i++) await new Promise((r) => setTimeout(r, 50));
+      expect((await pool()).cl_waiting).toBe('1');
+      c.write(typedMessage('X')); // the client gives up; its socket stays open, as a client that waits for the close
+      await holders.pop()!.end(); // a connection comes free: the waiting login takes it
+      const got = await answer(c, 3000);
+      // PostgreSQL ends a session at Terminate; pgway logs the client in and keeps it (and its server connection):
+      // got is ['R', 'K', 'Z', '<open>'] and SHOW POOLS shows 2 active server connections for 1 remaining client.
+      expect(got[got.length - 1]).not.toBe('<open>');
+      expect(await pool()).toMatchObject({ cl_active: '1', cl_waiting: '0', sv_active: '1' });
+    } finally {
+      c.destroy();
+      for (const h of holders) await h.end();
+    }
+  });
+});
