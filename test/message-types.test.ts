@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { lab, pgUrl } from './harness/lab.js';
-import { cstring, errorFields, RawClient, startupPacket, typedMessage } from './helpers/raw-client.js';
+import { answersWithin, cstring, RawClient, startupPacket, typedMessage } from './helpers/raw-client.js';
 import { cat, F, Q, S, rawAfterLogin } from './helpers/wire-script.js';
 
 let gw: TestGateway;
@@ -21,29 +21,12 @@ type Target = 'direct' | 'pgway';
 const url = (t: Target, user = 'app', db = 'app'): string =>
   t === 'direct' ? pgUrl(lab().primary, 'app', 'app-secret', 'app') : gw.url(user, db);
 
-/** What arrives within 3 s: errors as "severity sqlstate", other messages by type; '<open>' if not closed. */
-async function answer(c: RawClient, ms = 1500): Promise<string[]> {
-  const out: string[] = [];
-  const deadline = Date.now() + ms;
-  try {
-    for (;;) {
-      const m = await c.readMessage(Math.max(1, deadline - Date.now()));
-      if (!m) return out;
-      if (m.type === 'N' || m.type === 'S') continue;
-      out.push(m.type === 'E' ? `${errorFields(m.body).get('S')} ${errorFields(m.body).get('C')}` : m.type);
-    }
-  } catch {
-    out.push('<open>');
-    return out;
-  }
-}
-
 async function both(bytes: Buffer): Promise<Record<Target, string[]>> {
   const out: Record<Target, string[]> = { direct: [], pgway: [] };
   for (const t of ['direct', 'pgway'] as const) {
     const c = await rawAfterLogin(url(t), (end) => ends.push(end));
     c.write(bytes);
-    out[t] = await answer(c);
+    out[t] = await answersWithin(c);
     c.destroy();
   }
   return out;
@@ -76,12 +59,12 @@ describe('the admin console and a FunctionCall', () => {
   it('answers a FunctionCall with an error and ReadyForQuery, as a FunctionCall ends its request', async () => {
     const c = await rawAfterLogin(gw.url('admin', 'pgway'), (end) => ends.push(end));
     c.write(F(1, [], 0, 0));
-    const out = await answer(c, 1500);
+    const out = await answersWithin(c, 1500);
     // pgway: ['ERROR 0A000', '<open>']: it waits for a Sync that a FunctionCall never has
     expect(out).toEqual(['ERROR 0A000', 'Z', '<open>']);
     // and the console still answers the next query
     c.write(Q('SHOW VERSION'));
-    const next = await answer(c, 1500);
+    const next = await answersWithin(c, 1500);
     expect(next.slice(-2)).toEqual(['Z', '<open>']);
     c.destroy();
   });

@@ -3,26 +3,9 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { lab } from './harness/lab.js';
-import { errorFields, RawClient, startupPacket, typedMessage, untypedPacket } from './helpers/raw-client.js';
+import { answersWithin, RawClient, startupPacket, typedMessage, untypedPacket } from './helpers/raw-client.js';
 
 const SSL_REQUEST = 80877103;
-
-/** What arrives within `ms`: errors as "severity sqlstate", other messages by type; '<open>' if not closed. */
-async function answer(c: RawClient, ms = 1500): Promise<string[]> {
-  const out: string[] = [];
-  const deadline = Date.now() + ms;
-  try {
-    for (;;) {
-      const m = await c.readMessage(Math.max(1, deadline - Date.now()));
-      if (!m) return out;
-      if (m.type === 'S' || m.type === 'N') continue;
-      out.push(m.type === 'E' ? `${errorFields(m.body).get('S')} ${errorFields(m.body).get('C')}` : m.type);
-    }
-  } catch {
-    out.push('<open>');
-    return out;
-  }
-}
 
 describe('startup packets (transaction mode, pool of 2)', () => {
   let gw: TestGateway;
@@ -52,7 +35,7 @@ describe('startup packets (transaction mode, pool of 2)', () => {
     for (const [t, address, user] of [['direct', lab().primary, 'app'], ['pgway', { host: gw.host, port: gw.port }, 'trustuser']] as const) {
       const c = await RawClient.connect(address);
       c.write(startupPacket({ user, database: 'app', replication: 'bogus' }));
-      out[t] = await answer(c);
+      out[t] = await answersWithin(c);
       c.destroy();
     }
     expect(out.direct).toEqual(['FATAL 22023']); // invalid value for parameter "replication": "bogus" (before auth)
@@ -89,7 +72,7 @@ describe('Terminate sent while the login waits for a server connection (session 
       expect((await pool()).cl_waiting).toBe('1');
       c.write(typedMessage('X')); // the client gives up; its socket stays open, as a client that waits for the close
       await holders.pop()!.end(); // a connection comes free: the waiting login takes it
-      const got = await answer(c, 3000);
+      const got = await answersWithin(c, 3000);
       // PostgreSQL ends a session at Terminate; pgway logs the client in and keeps it (and its server connection):
       // got is ['R', 'K', 'Z', '<open>'] and SHOW POOLS shows 2 active server connections for 1 remaining client.
       expect(got[got.length - 1]).not.toBe('<open>');

@@ -247,3 +247,23 @@ export async function readCycle(client: RawClient): Promise<{ rows: (string | nu
     errors: before.filter((m) => m.type === 'E').map((m) => errorFields(m.body).get('C') ?? '?'),
   };
 }
+
+/**
+ * What arrives within `ms`, until the server closes: errors as "severity sqlstate", other messages by
+ * type (NoticeResponse and ParameterStatus left out), and '<open>' last if the connection stayed open.
+ */
+export async function answersWithin(c: RawClient, ms = 1500): Promise<string[]> {
+  const out: string[] = [];
+  const deadline = Date.now() + ms;
+  try {
+    for (;;) {
+      const m = await c.readMessage(Math.max(1, deadline - Date.now()));
+      if (!m) return out;
+      if (m.type === 'N' || m.type === 'S') continue;
+      out.push(m.type === 'E' ? `${errorFields(m.body).get('S')} ${errorFields(m.body).get('C')}` : m.type);
+    }
+  } catch {
+    out.push('<open>');
+    return out;
+  }
+}
