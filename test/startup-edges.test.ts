@@ -76,7 +76,13 @@ describe('Terminate sent while the login waits for a server connection (session 
       // PostgreSQL ends a session at Terminate; pgway logs the client in and keeps it (and its server connection):
       // got is ['R', 'K', 'Z', '<open>'] and SHOW POOLS shows 2 active server connections for 1 remaining client.
       expect(got[got.length - 1]).not.toBe('<open>');
-      expect(await pool()).toMatchObject({ cl_active: '1', cl_waiting: '0', sv_active: '1' });
+      // The holder's connection is reset before it counts as idle: wait for the pool to settle.
+      let settled = await pool();
+      for (let i = 0; i < 50 && settled.sv_active !== '1'; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        settled = await pool();
+      }
+      expect(settled).toMatchObject({ cl_active: '1', cl_waiting: '0', sv_active: '1' });
     } finally {
       c.destroy();
       for (const h of holders) await h.end();

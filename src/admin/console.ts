@@ -14,9 +14,24 @@ type Cell = string | number | boolean | null;
 interface Table {
   columns: string[];
   rows: Cell[][];
-  /** Numeric columns that may be null in every row. */
-  nullableInts?: string[];
 }
+
+/** SHOW STATS' columns after `total_` and `avg_`, in PgBouncer's order (1.23, with server assignments). */
+const STATS_FIELDS = ['server_assignment_count', 'xact_count', 'query_count', 'received', 'sent', 'xact_time', 'query_time', 'wait_time'] as const;
+type StatsField = (typeof STATS_FIELDS)[number];
+/** PgBouncer names one of SHOW STATS' averages otherwise: avg_recv, not avg_received. */
+const AVG_NAMES: Partial<Record<StatsField, string>> = { received: 'recv' };
+/** SHOW STATS_TOTALS and STATS_AVERAGES name the bytes columns as PgBouncer does. */
+const PER_FIELD_NAMES: Partial<Record<StatsField, string>> = { received: 'bytes_received', sent: 'bytes_sent' };
+
+/** The columns of every SHOW that hold integers (the rest are text). */
+const INT_COLUMNS: ReadonlySet<string> = new Set([
+  'cl_active', 'cl_waiting', 'sv_active', 'sv_idle', 'sv_used', 'sv_login', 'maxwait', 'maxwait_us', 'paused', // POOLS
+  'port', 'wait', 'wait_us', 'link', 'remote_pid', 'prepared_statements', 'id', // CLIENTS, SERVERS
+  'pool_size', 'min_pool_size', 'reserve_pool', 'server_lifetime', 'max_connections', 'current_connections', 'disabled', // DATABASES
+  // STATS, STATS_TOTALS, STATS_AVERAGES
+  ...STATS_FIELDS.flatMap((f) => [`total_${f}`, `avg_${AVG_NAMES[f] ?? f}`, PER_FIELD_NAMES[f] ?? f]),
+]);
 
 const TEXT_OID = 25;
 const INT8_OID = 20;
@@ -43,10 +58,9 @@ function dataRow(cells: Cell[]): Buffer {
 const commandComplete = (tag: string): Buffer => new MessageWriter().cstring(tag).frame(Backend.CommandComplete);
 
 function tableFrames(t: Table): Buffer[] {
-  // A column's type is its values', whichever row comes first: a null link in the first row (or in
-  // every row) must not make the column text in one SHOW and int8 in the next.
-  const types = t.columns.map((c, i) =>
-    t.nullableInts?.includes(c) || typeof t.rows.find((r) => r[i] !== null)?.[i] === 'number' ? INT8_OID : TEXT_OID);
+  // A column's type is its name's, whatever the rows hold: a null link, or no row at all, must not
+  // make a column text in one SHOW and int8 in the next.
+  const types = t.columns.map((c) => (INT_COLUMNS.has(c) ? INT8_OID : TEXT_OID));
   return [rowDescription(t.columns, types), ...t.rows.map(dataRow), commandComplete(`SHOW`)];
 }
 
@@ -63,7 +77,7 @@ function show(view: AdminView, what: string): Table | undefined {
         columns: ['database', 'user', 'cl_active', 'cl_waiting', 'sv_active', 'sv_idle', 'sv_used', 'sv_login', 'maxwait', 'maxwait_us', 'pool_mode', 'paused'],
         rows: view.pools().map((p) => [
           p.database, p.user, p.clientsActive, p.clientsWaiting, p.serversActive, p.serversIdle, 0, p.serversLogin,
-          Math.floor(p.maxWaitMs / 1000), (p.maxWaitMs % 1000) * 1000, p.mode, p.paused,
+          Math.floor(p.maxWaitMs / 1000), (p.maxWaitMs % 1000) * 1000, p.mode, p.paused ? 1 : 0,
         ]),
       };
     case 'clients':
@@ -76,7 +90,6 @@ function show(view: AdminView, what: string): Table | undefined {
           Math.floor(c.waitMs / 1000), (c.waitMs % 1000) * 1000, c.serverId || null, 0, c.tls ? 'TLS' : '',
           c.applicationName, c.preparedStatements, c.id,
         ]),
-        nullableInts: ['link'],
       };
     case 'servers':
       return {
@@ -85,7 +98,6 @@ function show(view: AdminView, what: string): Table | undefined {
           'S', s.user, s.database, s.state, s.addr, s.port, iso(s.connectTime), iso(s.requestTime),
           s.clientId || null, s.pid, s.tls ? 'TLS' : '', s.preparedStatements, s.id,
         ]),
-        nullableInts: ['link'],
       };
     case 'stats': {
       const totals = [...totalsByDatabase(view.pools())];
@@ -135,14 +147,6 @@ function show(view: AdminView, what: string): Table | undefined {
       return undefined;
   }
 }
-
-/** SHOW STATS' columns after `total_` and `avg_`, in PgBouncer's order (1.23, with server assignments). */
-const STATS_FIELDS = ['server_assignment_count', 'xact_count', 'query_count', 'received', 'sent', 'xact_time', 'query_time', 'wait_time'] as const;
-type StatsField = (typeof STATS_FIELDS)[number];
-/** PgBouncer names one of SHOW STATS' averages otherwise: avg_recv, not avg_received. */
-const AVG_NAMES: Partial<Record<StatsField, string>> = { received: 'recv' };
-/** SHOW STATS_TOTALS and STATS_AVERAGES name the bytes columns as PgBouncer does. */
-const PER_FIELD_NAMES: Partial<Record<StatsField, string>> = { received: 'bytes_received', sent: 'bytes_sent' };
 
 const statsRow = (t: StatsTotals): number[] =>
   [t.assignments, t.transactions, t.requests, t.bytesReceived, t.bytesSent, t.transactionTimeUs, t.requestTimeUs, t.waitTimeUs].map(Math.round);

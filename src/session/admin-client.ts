@@ -47,6 +47,8 @@ export class AdminClient {
       return;
     }
     if (code === Frontend.Flush) return; // nothing is pending to flush
+    // COPY messages outside a COPY: PostgreSQL accepts and ignores them, and so does the console.
+    if (code === Frontend.CopyData || code === Frontend.CopyDone || code === Frontend.CopyFail) return;
     if (code === Frontend.FunctionCall) {
       // A FunctionCall is a request of its own: its ReadyForQuery follows at once, no Sync comes.
       this.answer(async () => [REFUSED_EXTENDED, msg.READY_IDLE]);

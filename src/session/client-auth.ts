@@ -44,7 +44,7 @@ export type AuthStep =
 export class ClientAuth {
   private scram: ScramServerExchange | undefined;
   private md5Salt: Buffer | undefined;
-  private stage: 'start' | 'sasl-initial' | 'sasl-final' | 'md5' | 'done' = 'start';
+  private stage: 'start' | 'sasl-initial' | 'sasl-first' | 'sasl-final' | 'md5' | 'done' = 'start';
 
   constructor(
     private readonly user: string,
@@ -77,6 +77,13 @@ export class ClientAuth {
   }
 
   /** Handles one PasswordMessage-family frame ('p'). */
+  private onClientFirst(clientFirst: string): AuthStep {
+    const serverFirst = this.scram!.first(clientFirst);
+    if (!serverFirst) return { kind: 'fail', error: new ProtocolViolationError('malformed SCRAM client-first-message') };
+    this.stage = 'sasl-final';
+    return { kind: 'send', frame: msg.authSASLContinue(serverFirst) };
+  }
+
   onPassword(frame: Buffer, start: number, end: number): AuthStep {
     switch (this.stage) {
       case 'sasl-initial': {
@@ -84,17 +91,20 @@ export class ClientAuth {
         if (mechanism !== 'SCRAM-SHA-256') {
           return { kind: 'fail', error: new ProtocolViolationError(`unsupported SASL mechanism "${mechanism}"`) };
         }
-        // As PostgreSQL reads it: the length of the client-first-message, which must be all there is.
+        // As PostgreSQL reads it: the length of the client-first-message (-1: none yet), which must be all there is.
         const len = afterName + 4 <= end ? frame.readInt32BE(afterName) : -2;
-        if (len < 0 || afterName + 4 + len !== end) {
-          return { kind: 'fail', error: new ProtocolViolationError(len < -1 || afterName + 4 + len > end ? 'insufficient data left in message' : 'invalid message format') };
+        const bodyEnd = afterName + 4 + Math.max(len, 0);
+        if (len < -1 || bodyEnd > end) return { kind: 'fail', error: new ProtocolViolationError('insufficient data left in message') };
+        if (bodyEnd !== end) return { kind: 'fail', error: new ProtocolViolationError('invalid message format') };
+        if (len === -1) {
+          // No initial response: an empty challenge, and the client-first-message comes next.
+          this.stage = 'sasl-first';
+          return { kind: 'send', frame: msg.authSASLContinue('') };
         }
-        const data = frame.toString('utf8', afterName + 4, end);
-        const serverFirst = this.scram!.first(data);
-        if (!serverFirst) return { kind: 'fail', error: new ProtocolViolationError('malformed SCRAM client-first-message') };
-        this.stage = 'sasl-final';
-        return { kind: 'send', frame: msg.authSASLContinue(serverFirst) };
+        return this.onClientFirst(frame.toString('utf8', afterName + 4, end));
       }
+      case 'sasl-first':
+        return this.onClientFirst(frame.toString('utf8', start + 5, end));
       case 'sasl-final': {
         const serverFinal = this.scram!.final(frame.toString('utf8', start + 5, end));
         this.stage = 'done';

@@ -264,7 +264,15 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
         this.replication.forward(chunk);
       } else if (this.scanner) {
         this.flow?.countClientBytes(chunk.length);
-        this.scanner.push(chunk);
+        try {
+          this.scanner.push(chunk);
+        } catch (err) {
+          if (!(err instanceof GatewayError) || this.state !== 'ready' || !this.flow) throw err;
+          // What came before the bad frame still runs (see failAfterPending); nothing after it is read.
+          this.scanner = undefined;
+          this.flow.failAfterPending(err);
+          return;
+        }
         this.pump();
       } else {
         this.onStartupBytes(chunk);

@@ -79,6 +79,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   private cancelOnDispatch = false;
   /** The client sent Terminate after requests not yet answered: it leaves once they are. */
   private terminating = false;
+  /** Why the client is ending, when it is not a Terminate (see failAfterPending). */
+  private endError: GatewayError | undefined;
   private readonly held: HeldFrames;
   private readonly statements = new PreparedStatements();
   private readonly writer: RequestWriter;
@@ -182,6 +184,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     const error = new QueryCanceledError();
     if (errorChannel.hasSubscribers) errorChannel.publish({ source: 'gateway', sqlstate: error.sqlstate } satisfies ErrorEvent);
     this.host.send(Buffer.concat([error.toFrame(), msg.READY_IDLE]));
+    this.leaveIfDone();
     return true;
   }
 
@@ -302,7 +305,10 @@ export class RequestFlow implements ServerSink, PoolWaiter {
    */
   private finishLoginOnceIdle(conn: ServerConnection): void {
     conn.whenIdle(
-      () => this.host.finishLogin(conn.params, conn.pid),
+      () => {
+        this.host.finishLogin(conn.params, conn.pid);
+        this.leaveIfDone();
+      },
       (err) => this.failOnServerError(err),
     );
   }
@@ -312,6 +318,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     const params = reportedParams(conn.params, startupSettings(this.host.params));
     this.pool.release(conn, 'clean');
     this.host.finishLogin(params);
+    this.leaveIfDone();
   }
 
   private onServerReadyToSend(): void {
@@ -377,6 +384,31 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     else this.host.endQuietly();
   }
 
+  /**
+   * The client sent what PostgreSQL ends a session for (a message of a type it does not accept, one
+   * too long): as there, the requests it sent before still run and are answered, then it hears why.
+   */
+  failAfterPending(err: GatewayError): void {
+    if (!this.held.complete && this.server?.busy !== true) {
+      this.host.fail(err);
+      return;
+    }
+    this.terminating = true;
+    this.endError = err;
+    this.pump();
+  }
+
+  /** A client leaving (Terminate, or failAfterPending) whose requests are all answered goes now. */
+  private leaveIfDone(): void {
+    if (this.terminating && !this.held.complete && !this.waiting && this.server?.busy !== true && this.host.state !== 'closed') this.leave();
+  }
+
+  /** The client leaves, with the error it was ending for, if any. */
+  private leave(): void {
+    if (this.endError) this.host.fail(this.endError);
+    else this.host.endQuietly();
+  }
+
   /** Sends held frames on, taking a server connection when a request is complete. */
   pump(): void {
     if (this.held.count === 0) return;
@@ -394,7 +426,10 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       return;
     }
     if (!this.held.complete) return;
-    if (this.mode !== 'session' && this.txStatus === TxStatus.Idle && this.answerPrepareLocally()) return;
+    if (this.mode !== 'session' && this.txStatus === TxStatus.Idle && this.answerPrepareLocally()) {
+      this.leaveIfDone();
+      return;
+    }
     this.acquire();
   }
 
@@ -535,7 +570,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       this.onServerReadyToSend();
       return;
     }
-    if (this.terminating && !this.held.complete) this.host.endQuietly();
+    if (this.terminating && !this.held.complete) this.leave();
   }
 
   /** The client took the bytes queued towards it: its server's may flow again. */
@@ -574,7 +609,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     if (server.busy) return;
     if (this.clientHeld) this.releaseClient(server);
     if (this.terminating && !this.held.complete) {
-      this.host.endQuietly();
+      this.leave();
       return;
     }
     if (status !== TxStatus.Idle && this.mode === 'statement') {
@@ -639,7 +674,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
         this.session.checkLater(reason); // no answer (pgway's statement failed): asked again later
       }
       this.releaseClient(server);
-      if (this.terminating && !this.held.complete) this.host.endQuietly();
+      if (this.terminating && !this.held.complete) this.leave();
       else this.betweenTransactions(server);
     } catch (err) {
       this.host.fail(err);
