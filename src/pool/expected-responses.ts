@@ -48,6 +48,10 @@ terminal(Slot.Sync, [Backend.ReadyForQuery]);
 terminal(Slot.Query, [Backend.ReadyForQuery]);
 terminal(Slot.FunctionCall, [Backend.ReadyForQuery]);
 
+/** What beginCopyIn found the client had sent already, as bits. */
+export const COPY_ENDED = 1;
+export const SYNC_AFTER = 2;
+
 /** Extended-protocol messages: skipped by the server after an error, up to the next Sync (COPY messages too). */
 const isExtended = (slot: number): boolean => slot <= Slot.Close || slot === Slot.CopyEnd;
 
@@ -180,10 +184,11 @@ export class ExpectedResponses {
   /**
    * The server began a COPY from the client for the head slot: the Syncs the client sent before it
    * ended the COPY are ignored by the server, so their slots go, and so does the COPY's end.
-   * Returns whether a Sync sent after the COPY's end is queued.
+   * Returns what the client sent already: COPY_ENDED (its CopyDone or CopyFail), and SYNC_AFTER
+   * (a Sync after that end), as bits.
    */
-  beginCopyIn(): boolean {
-    if (this.count <= 1) return false;
+  beginCopyIn(): number {
+    if (this.count <= 1) return 0;
     let syncAfter = false;
     const kept: [number, number, SlotExtra][] = [];
     const mask = this.kinds.length - 1;
@@ -207,7 +212,7 @@ export class ExpectedResponses {
       this.extras[at] = e;
       this.count++;
     }
-    return syncAfter;
+    return (ended ? COPY_ENDED : 0) | (syncAfter ? SYNC_AFTER : 0);
   }
 
   clear(): void {

@@ -15,7 +15,7 @@ import * as msg from '../wire/messages.js';
 import { ResponseStream, type ResponseHandler } from '../wire/response-stream.js';
 import { SocketWriter } from '../wire/socket-writer.js';
 import type { ServerCredentials } from './server-auth.js';
-import { Action, ExpectedResponses, Slot, type DescriptionWatcher, type SlotExtra, type SlotUndo } from './expected-responses.js';
+import { Action, COPY_ENDED, ExpectedResponses, Slot, SYNC_AFTER, type DescriptionWatcher, type SlotExtra, type SlotUndo } from './expected-responses.js';
 import { nowMs } from '../clock.js';
 import { ReportedCounts } from './reported-counts.js';
 import { ServerLogin } from './server-login.js';
@@ -658,7 +658,11 @@ export class ServerConnection implements ResponseHandler {
         // the COPY's end, its transaction is open and unsynced (a client leaving now must not
         // hand it to the next one).
         const extended = this.expected.headKind === Slot.Execute;
-        if (!this.expected.beginCopyIn() && extended) this.unsynced = true;
+        const sent = this.expected.beginCopyIn();
+        if (extended && (sent & SYNC_AFTER) === 0) this.unsynced = true;
+        // The client's CopyDone (or CopyFail) already went out: the COPY is over as far as its
+        // messages go, and a Sync it sends now is answered.
+        if ((sent & COPY_ENDED) !== 0) return;
         this.clientInCopy = true;
         this.copyInBegan = true;
         return;

@@ -419,10 +419,13 @@ export class RequestWriter {
    */
   private placeSqlPrepared(server: ServerConnection, session: SessionState, effects: readonly SessionEffect[]): void {
     const definedHere = new Set<string>();
+    // Names the text DEALLOCATEs before it PREPAREs them again: the client has them no more.
+    const droppedHere = new Set<string>();
+    let allDropped = false;
     const inject: string[] = [];
     for (const e of effects) {
       if (e.kind === 'prepare') {
-        const own = definedHere.has(e.name) ? undefined : session.sqlPrepared.get(e.name);
+        const own = definedHere.has(e.name) || droppedHere.has(e.name) || allDropped ? undefined : session.sqlPrepared.get(e.name);
         if (own !== undefined) {
           // The client has a statement of that name: PostgreSQL refuses the PREPARE (42P05) and keeps
           // the first, so the first must be what the server has here.
@@ -438,18 +441,23 @@ export class RequestWriter {
         definedHere.add(e.name);
         server.sqlPrepared.set(e.name, def);
       } else if (e.kind === 'execute' || e.kind === 'deallocate') {
-        const def = session.sqlPrepared.get(e.name);
-        if (!definedHere.has(e.name) && !def && server.sqlPrepared.has(e.name)) {
+        const def = definedHere.has(e.name) || droppedHere.has(e.name) || allDropped ? undefined : session.sqlPrepared.get(e.name);
+        if (definedHere.has(e.name)) {
+          // The text's own PREPARE made it.
+        } else if (def === undefined) {
           // Another client's statement of that name must not answer for this client's EXECUTE.
-          inject.push(`DEALLOCATE ${quoteIdent(e.name)}`);
+          if (server.sqlPrepared.has(e.name)) inject.push(`DEALLOCATE ${quoteIdent(e.name)}`);
           server.sqlPrepared.delete(e.name);
-        }
-        if (!definedHere.has(e.name) && def && server.sqlPrepared.get(e.name) !== def) {
+        } else if (server.sqlPrepared.get(e.name) !== def) {
           if (server.sqlPrepared.has(e.name)) inject.push(`DEALLOCATE ${quoteIdent(e.name)}`);
           inject.push(def);
           server.sqlPrepared.set(e.name, def);
         }
-        if (e.kind === 'deallocate') server.sqlPrepared.delete(e.name);
+        if (e.kind === 'deallocate') {
+          server.sqlPrepared.delete(e.name);
+          definedHere.delete(e.name);
+          droppedHere.add(e.name);
+        }
       } else if (e.kind === 'deallocate-all') {
         // DEALLOCATE ALL and DISCARD ALL drop the shared statements too, and the client's own. The
         // connection's next lease starts from a DEALLOCATE ALL of its own, whether this one ran or not.
@@ -457,6 +465,8 @@ export class RequestWriter {
         server.prepared.clear();
         server.deallocateAll = true;
         this.statements.clear();
+        definedHere.clear();
+        allDropped = true;
       }
     }
     if (inject.length === 0) return;

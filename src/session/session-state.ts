@@ -145,6 +145,8 @@ export class SessionState {
           if (this.pinBook.dropMayRelease(e)) this.stageOne(e);
           break;
         case 'prepare': {
+          // PostgreSQL refuses a name the session has (42P05): the first definition stays.
+          if (this.sqlPrepared.has(e.name)) break;
           this.pendingPrepares.push({ request: this.requests.sent, name: e.name, def: this.sqlPrepared.get(e.name), body: this.sqlPreparedEffects.get(e.name) });
           this.sqlPrepared.set(e.name, prepareStatement(e.name, e.sql, e.paramTypes));
           const { effects: body } = classifySessionEffects(e.sql);
@@ -325,6 +327,8 @@ export class SessionState {
     if (server.reported.errors !== this.requests.before.errors) {
       for (let i = n - 1; i >= 0; i--) {
         const { name, def, body } = pending[i]!;
+        // The server refused it: the connection does not hold it either.
+        server.sqlPrepared.delete(name);
         if (def === undefined) this.sqlPrepared.delete(name);
         else this.sqlPrepared.set(name, def);
         if (body === undefined) this.sqlPreparedEffects.delete(name);
