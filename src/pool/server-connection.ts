@@ -64,6 +64,8 @@ export const UNKNOWN_SETTINGS = '\u0000unknown';
 
 /** Marks the swallowed slot of a settings statement (see expectSettings). */
 const SETTINGS = '\u0000settings';
+/** The slot of pgway's own PREPAREs and DEALLOCATEs of SQL-level statements (RequestWriter.placeSqlPrepared). */
+const SQL_PREPARED = '\u0000sql-prepared';
 /**
  * A Parse the server refuses (a syntax error), sent by abortRequest(): the server fails the request
  * as it would have failed it at the message pgway answered with an error itself.
@@ -328,6 +330,11 @@ export class ServerConnection implements ResponseHandler {
     if (kind <= Slot.Close) this.unsynced = true;
     if (kind === Slot.Query) this.internalError = undefined;
     this.expect(kind, Action.Swallow, statement);
+  }
+
+  /** pgway's own PREPAREs and DEALLOCATEs of a client's SQL-level statements, just written. */
+  expectSqlPrepared(): void {
+    this.expectSwallowed(Slot.Query, SQL_PREPARED);
   }
 
   /**
@@ -745,6 +752,8 @@ export class ServerConnection implements ResponseHandler {
       }
       if (swallowed && !this.internalError && this.expected.headExtra !== ABORT) {
         this.internalError = { sqlstate: fields.get('C') ?? 'XX000', message: fields.get('M') ?? '', fields };
+        // What pgway took the connection to hold of SQL-level statements may be wrong: its next lease starts afresh.
+        if (this.expected.headExtra === SQL_PREPARED) this.deallocateAll = true;
         if (this.expected.headExtra === SETTINGS) {
           // Refused: the connection does not carry the settings its appliedSettings names.
           this.settingsError = this.internalError;

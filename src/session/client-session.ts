@@ -264,16 +264,7 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
         this.replication.forward(chunk);
       } else if (this.scanner) {
         this.flow?.countClientBytes(chunk.length);
-        try {
-          this.scanner.push(chunk);
-        } catch (err) {
-          if (!(err instanceof GatewayError) || this.state !== 'ready' || !this.flow) throw err;
-          // What came before the bad frame still runs (see failAfterPending); nothing after it is read.
-          this.scanner = undefined;
-          this.flow.failAfterPending(err);
-          return;
-        }
-        this.pump();
+        if (this.pushFrames(this.scanner, chunk)) this.pump();
       } else {
         this.onStartupBytes(chunk);
       }
@@ -295,8 +286,24 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
     this.scanner = new FrameScanner(this, MAX_AUTH_MESSAGE_BYTES, undefined, true);
     this.onAuthStep(this.login.beginAuth());
     if (rest.length === 0) return;
-    this.scanner.push(rest);
-    this.pump();
+    if (this.pushFrames(this.scanner, rest)) this.pump();
+  }
+
+  /**
+   * Reads frames from `bytes`. A frame PostgreSQL would end the session at (a type it does not
+   * accept, too long) ends a logged-in client once what it sent before has run and been answered
+   * (RequestFlow.failAfterPending); nothing after it is read. Returns false then.
+   */
+  private pushFrames(scanner: FrameScanner, bytes: Buffer): boolean {
+    try {
+      scanner.push(bytes);
+      return true;
+    } catch (err) {
+      if (!scanner.refusedFrame || !(err instanceof GatewayError) || !this.flow) throw err;
+      this.scanner = undefined;
+      this.flow.failAfterPending(err);
+      return false;
+    }
   }
 
   /** Sends on what the client sent once it is logged in (see RequestFlow.pump). */

@@ -9,6 +9,9 @@ export interface FrameWriter {
   write(data: Buffer): boolean;
 }
 
+const endsRequest = (code: number): boolean =>
+  code === Frontend.Query || code === Frontend.Sync || code === Frontend.Flush || code === Frontend.FunctionCall;
+
 export class HeldFrames {
   readonly codes: number[] = [];
   readonly bufs: Buffer[] = [];
@@ -46,9 +49,7 @@ export class HeldFrames {
       this.lastBuf = buf;
       this.bytes += this.chunkBytes;
     }
-    if (code === Frontend.Query || code === Frontend.Sync || code === Frontend.Flush || code === Frontend.FunctionCall) {
-      this.ends_++;
-    }
+    if (endsRequest(code)) this.ends_++;
   }
 
   clear(): void {
@@ -57,6 +58,18 @@ export class HeldFrames {
     this.bytes = 0;
     this.lastBuf = undefined;
     this.ends_ = 0;
+  }
+
+  /** Drops the frames after the last one that ends a request: a request the client will never finish. */
+  dropUnfinished(): void {
+    let n = this.count;
+    while (n > 0 && !endsRequest(this.codes[n - 1]!)) n--;
+    for (let i = n; i < this.count; i++) {
+      this.bytes -= this.ends[i]! - this.starts[i]!;
+      this.bufs[i] = EMPTY;
+    }
+    this.count = n;
+    this.lastBuf = n > 0 ? this.bufs[n - 1] : undefined;
   }
 
   /** The first `n` frames were written: the rest stay held, first. */

@@ -374,6 +374,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       this.terminating = true;
       return;
     }
+    // Frames after the last whole request would never be finished: they are not sent.
+    this.held.dropUnfinished();
     if (server?.waitsForClient && !this.held.complete) {
       this.host.endQuietly();
       return;
@@ -389,7 +391,12 @@ export class RequestFlow implements ServerSink, PoolWaiter {
    * too long): as there, the requests it sent before still run and are answered, then it hears why.
    */
   failAfterPending(err: GatewayError): void {
-    if (!this.held.complete && this.server?.busy !== true) {
+    const server = this.server;
+    // Frames after the last whole request would never be finished: they are not sent.
+    this.held.dropUnfinished();
+    // Nothing to wait for when the server waits for the client (a COPY from it, a request not synced).
+    const answersOwed = server !== undefined && server.busy && !server.inCopyIn && !server.waitsForClient;
+    if (!this.held.complete && !answersOwed) {
       this.host.fail(err);
       return;
     }
@@ -606,6 +613,11 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     if (this.session.needsSettle) this.session.settle(server, status);
     if (server.stalePlanSeen) this.onStalePlan(server);
     this.session.markRequestStart(server);
+    if (this.terminating && !this.held.complete && server.waitsForClient) {
+      // A leaving client's request without its Sync is never finished: it leaves now.
+      this.leave();
+      return;
+    }
     if (server.busy) return;
     if (this.clientHeld) this.releaseClient(server);
     if (this.terminating && !this.held.complete) {

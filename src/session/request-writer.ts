@@ -47,6 +47,9 @@ function withBoundValues(effects: readonly SessionEffect[], buf: Buffer, stmtAt:
   });
 }
 
+/** Whether a session effect ends or rescues an aborted transaction block. */
+const endsFailedBlock = (e: SessionEffect): boolean => e.kind === 'rollback' || e.kind === 'commit' || e.kind === 'rollback-to';
+
 /** Whether a session effect changes the search_path, which decides the shared name of each statement. */
 const changesSearchPath = (e: SessionEffect): boolean =>
   e.kind === 'reset-all' || ((e.kind === 'set' || e.kind === 'reset' || e.kind === 'set-param') && e.name === 'search_path');
@@ -175,7 +178,11 @@ export class RequestWriter {
       let handled = false;
       switch (code) {
         case Frontend.Query: {
-          const effects = this.textEffects(server, session, code, buf, start, end);
+          const effects = this.textEffects(server, session, code, buf, start, end, i);
+          if (effects === undefined) {
+            written = i;
+            break;
+          }
           this.stage(session, effects);
           session.requestWritten();
           if (this.tracked && effects.some(changesSearchPath)) this.pathChanged = true;
@@ -289,14 +296,22 @@ export class RequestWriter {
 
   /**
    * The session effects of a Query's or Parse's statement text. In pooled modes the SQL-level
-   * prepared statements it uses are made to exist on this connection before it.
+   * prepared statements it uses are made to exist on this connection before it. With `at` (a
+   * Query), returns undefined when the text must wait for the answers to what was written before
+   * it (SessionState.awaitsPrepareOf): the write stops there.
    */
-  private textEffects(server: ServerConnection, session: SessionState, code: number, buf: Buffer, start: number, end: number): readonly SessionEffect[] {
+  private textEffects(server: ServerConnection, session: SessionState, code: number, buf: Buffer, start: number, end: number): readonly SessionEffect[];
+  private textEffects(server: ServerConnection, session: SessionState, code: number, buf: Buffer, start: number, end: number, at: number): readonly SessionEffect[] | undefined;
+  private textEffects(server: ServerConnection, session: SessionState, code: number, buf: Buffer, start: number, end: number, at?: number): readonly SessionEffect[] | undefined {
     let textAt = start + 5;
     if (code === Frontend.Parse) textAt = buf.indexOf(0, textAt) + 1;
     const nul = buf.indexOf(0, textAt);
     const { effects } = classifySessionEffectsIn(buf, textAt, nul < 0 || nul > end ? end : nul);
     if (effects.length === 0) return NO_EFFECTS;
+    if (at !== undefined && this.pooled && server.busy && session.awaitsPrepareOf(effects)) {
+      this.waitForAnswers = true;
+      return undefined;
+    }
     if (this.pooled) this.placeSqlPrepared(server, session, effects);
     return effects;
   }
@@ -418,6 +433,9 @@ export class RequestWriter {
    * and a same-named statement left by another client is dropped first.
    */
   private placeSqlPrepared(server: ServerConnection, session: SessionState, effects: readonly SessionEffect[]): void {
+    // In an aborted transaction block the client's statement fails (25P02) and pgway's would too:
+    // nothing is placed, and nothing changes, unless the text ends the block first.
+    if (server.txStatus === TxStatus.Failed && !server.busy && !effects.some(endsFailedBlock)) return;
     const definedHere = new Set<string>();
     // Names the text DEALLOCATEs before it PREPAREs them again: the client has them no more.
     const droppedHere = new Set<string>();
@@ -450,8 +468,13 @@ export class RequestWriter {
           server.sqlPrepared.delete(e.name);
         } else if (server.sqlPrepared.get(e.name) !== def) {
           if (server.sqlPrepared.has(e.name)) inject.push(`DEALLOCATE ${quoteIdent(e.name)}`);
-          inject.push(def);
-          server.sqlPrepared.set(e.name, def);
+          if (e.kind === 'execute') {
+            inject.push(def);
+            server.sqlPrepared.set(e.name, def);
+          } else {
+            // A DEALLOCATE needs the name, not the statement, which may no longer prepare (a table dropped).
+            inject.push(`PREPARE ${quoteIdent(e.name)} AS SELECT NULL`);
+          }
         }
         if (e.kind === 'deallocate') {
           server.sqlPrepared.delete(e.name);
@@ -472,7 +495,7 @@ export class RequestWriter {
     if (inject.length === 0) return;
     this.beforeOwnWrite(server);
     server.write(msg.query(inject.join('; ')));
-    server.expectSwallowed(Slot.Query);
+    server.expectSqlPrepared();
   }
 
   /**

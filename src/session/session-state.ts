@@ -28,6 +28,17 @@ const MAX_STAGED = 10_000;
 const UNREADABLE: PinReason = 'unparseable-session-statement';
 /** client_encoding values meaning UTF-8, as PostgreSQL's encoding names match them (case and punctuation aside). */
 const UTF8_NAMES = /^[\s_-]*(?:u[\s_-]*t[\s_-]*f[\s_-]*8|unicode)[\s_-]*$/i;
+/**
+ * A client's SQL-level PREPARE or DEALLOCATE, written and not yet answered: what the name meant
+ * `before`, and `after` it (undefined: deallocated). A request that fails takes it back.
+ */
+interface PendingPrepare {
+  request: number;
+  name: string;
+  before: { def: string; body: readonly SessionEffect[] | undefined } | undefined;
+  after: string | undefined;
+}
+
 /** Text beyond ASCII, which the client_encoding in force decides how PostgreSQL reads. */
 const NON_ASCII = /[^\x00-\x7f]/;
 
@@ -38,8 +49,8 @@ export class SessionState {
   readonly sqlPrepared = new Map<string, string>();
   /** What running each SQL-level prepared statement does to the session, where it does anything (see stage). */
   private readonly sqlPreparedEffects = new Map<string, readonly SessionEffect[]>();
-  /** PREPAREs written and not yet answered, with what their names meant before (see settlePrepares). */
-  private readonly pendingPrepares: { request: number; name: string; def: string | undefined; body: readonly SessionEffect[] | undefined }[] = [];
+  /** PREPAREs and DEALLOCATEs written and not yet answered (see settlePrepares). */
+  private readonly pendingPrepares: PendingPrepare[] = [];
   private readonly requests = new RequestCounts();
   private readonly pinBook = new Pins(this.requests);
   private staged: SessionEffect[] = [];
@@ -145,20 +156,24 @@ export class SessionState {
           if (this.pinBook.dropMayRelease(e)) this.stageOne(e);
           break;
         case 'prepare': {
-          // PostgreSQL refuses a name the session has (42P05): the first definition stays.
+          // PostgreSQL refuses a name the session has (42P05), and the first definition stays. (A
+          // request that PREPAREs a name whose PREPARE is unanswered waits for it: awaitsPrepareOf.)
           if (this.sqlPrepared.has(e.name)) break;
-          this.pendingPrepares.push({ request: this.requests.sent, name: e.name, def: this.sqlPrepared.get(e.name), body: this.sqlPreparedEffects.get(e.name) });
-          this.sqlPrepared.set(e.name, prepareStatement(e.name, e.sql, e.paramTypes));
+          const def = prepareStatement(e.name, e.sql, e.paramTypes);
+          this.notePending(e.name, def);
+          this.sqlPrepared.set(e.name, def);
           const { effects: body } = classifySessionEffects(e.sql);
           if (body.length > 0) this.sqlPreparedEffects.set(e.name, body);
           else this.sqlPreparedEffects.delete(e.name);
           break;
         }
         case 'deallocate':
+          this.notePending(e.name, undefined);
           this.sqlPrepared.delete(e.name);
           this.sqlPreparedEffects.delete(e.name);
           break;
         case 'deallocate-all':
+          for (const name of this.sqlPrepared.keys()) this.notePending(name, undefined);
           this.sqlPrepared.clear();
           this.sqlPreparedEffects.clear();
           break;
@@ -313,11 +328,27 @@ export class SessionState {
   }
 
   /**
-   * The PREPAREs of the request answered (of every request written, when `last`) are taken back if
-   * it failed: PostgreSQL refused them (a name in use, a table missing), and the name means what it
-   * meant before. Known limit: a PREPARE that ran before a later statement of the same Query string
-   * failed is taken back too. What the connection holds of the names is then unknown: its next
-   * lease starts with a DEALLOCATE ALL.
+   * Whether these effects PREPARE a name whose PREPARE or DEALLOCATE is unanswered: whether the
+   * name is taken then depends on whether that one fails, so the request waits for its answer.
+   */
+  awaitsPrepareOf(effects: readonly SessionEffect[]): boolean {
+    if (this.pendingPrepares.length === 0) return false;
+    return effects.some((e) => e.kind === 'prepare' && this.pendingPrepares.some((p) => p.name === e.name));
+  }
+
+  private notePending(name: string, after: string | undefined): void {
+    const def = this.sqlPrepared.get(name);
+    const before = def === undefined ? undefined : { def, body: this.sqlPreparedEffects.get(name) };
+    this.pendingPrepares.push({ request: this.requests.sent, name, before, after });
+  }
+
+  /**
+   * The PREPAREs and DEALLOCATEs of the request answered (of every request written, when `last`)
+   * are taken back if it failed: PostgreSQL refused them (a name in use, a table missing, an aborted
+   * transaction block), and the name means what it meant before, unless a later one changed it
+   * since. Known limit: one that ran before a later statement of the same Query string failed is
+   * taken back too. What the connection holds of the names is then unknown: its next lease starts
+   * with a DEALLOCATE ALL.
    */
   private settlePrepares(server: ServerConnection, last: boolean): void {
     const pending = this.pendingPrepares;
@@ -326,13 +357,22 @@ export class SessionState {
     if (n === 0) return;
     if (server.reported.errors !== this.requests.before.errors) {
       for (let i = n - 1; i >= 0; i--) {
-        const { name, def, body } = pending[i]!;
-        // The server refused it: the connection does not hold it either.
-        server.sqlPrepared.delete(name);
-        if (def === undefined) this.sqlPrepared.delete(name);
-        else this.sqlPrepared.set(name, def);
-        if (body === undefined) this.sqlPreparedEffects.delete(name);
-        else this.sqlPreparedEffects.set(name, body);
+        const { name, before, after } = pending[i]!;
+        // A later PREPARE or DEALLOCATE of the name, still unanswered, started from this one's result.
+        for (let j = n; j < pending.length; j++) {
+          const later = pending[j]!;
+          if (later.name === name && later.before?.def === after) later.before = before;
+        }
+        if (this.sqlPrepared.get(name) !== after) continue; // changed again since: that change decides
+        if (after !== undefined) server.sqlPrepared.delete(name); // the server refused it
+        if (before === undefined) {
+          this.sqlPrepared.delete(name);
+          this.sqlPreparedEffects.delete(name);
+        } else {
+          this.sqlPrepared.set(name, before.def);
+          if (before.body === undefined) this.sqlPreparedEffects.delete(name);
+          else this.sqlPreparedEffects.set(name, before.body);
+        }
       }
       server.deallocateAll = true;
     }

@@ -41,6 +41,8 @@ export class FrameScanner {
     private authenticating = false,
   ) {}
 
+  /** push() threw because of a frame's header (its code or length), not because of its handler. */
+  refusedFrame = false;
   /** Codes a frame may have; another is refused from its code byte, before its length is read. */
   private accepted: Uint8Array = ALL_CODES;
 
@@ -88,13 +90,20 @@ export class FrameScanner {
   }
 
   private checkHeader(code: number, len: number): number {
-    if (this.accepted[code] === 0) throw new ProtocolViolationError(`invalid frontend message type ${code}`);
-    if (len < 4) throw new ProtocolViolationError(`invalid message length ${len}`);
-    if (len > this.maxFrameBytes) {
-      if (this.authenticating) throw new ProtocolViolationError(`invalid message length ${len} during authentication`);
-      throw new MessageTooLargeError(len, this.maxFrameBytes);
+    const refusal = this.refusal(code, len);
+    if (refusal) {
+      this.refusedFrame = true;
+      throw refusal;
     }
     return len;
+  }
+
+  private refusal(code: number, len: number): Error | undefined {
+    if (this.accepted[code] === 0) return new ProtocolViolationError(`invalid frontend message type ${code}`);
+    if (len < 4) return new ProtocolViolationError(`invalid message length ${len}`);
+    if (len <= this.maxFrameBytes) return undefined;
+    if (this.authenticating) return new ProtocolViolationError(`invalid message length ${len} during authentication`);
+    return new MessageTooLargeError(len, this.maxFrameBytes);
   }
 
   private beginSplit(code: number, len: number, chunk: Buffer, from: number, to: number): void {
