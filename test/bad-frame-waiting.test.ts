@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { lab, pgUrl } from './harness/lab.js';
 import { answersWithin, typedMessage } from './helpers/raw-client.js';
-import { B, cat, copyData, E, H, P, Q, rawAfterLogin } from './helpers/wire-script.js';
+import { B, cat, copyData, E, H, P, Q, X, rawAfterLogin } from './helpers/wire-script.js';
 
 let gw: TestGateway;
 const ends: (() => void)[] = [];
@@ -75,3 +75,41 @@ describe('pgway: a CopyData over limits.max_message_bytes during COPY FROM STDIN
     expect(await svActive()).toBe(0);
   });
 });
+
+// (Regression test; the failure below is fixed.) A whole request, then extended-protocol messages without their Sync, then a frame PostgreSQL ends
+// the session for, in one write. PostgreSQL runs the request, reads the Parse, then ends the
+// session (FATAL 08P01). pgway (failAfterPending) marks the client terminating, sends the request
+// and the Parse to the server, and after the request's ReadyForQuery waits for the server, which
+// now waits for a Sync that will never come (serverReady returns while the connection is
+// "busy"): the client hangs open, inside PostgreSQL's implicit transaction, holding its server
+// connection. Before 042c5bf the client got the FATAL at once.
+// The same hang with Terminate instead of the bad frame is older (not introduced by 042c5bf).
+for (const [target, url] of [['direct', direct], ['pgway', () => gw.url()]] as const) {
+  describe(`${target}: Query, Parse (no Sync), then a frame of an unknown type`, () => {
+    it('outside a transaction: the query is answered, then FATAL 08P01 and the connection closes', async () => {
+      const c = await rawAfterLogin(url(), (end) => ends.push(end));
+      c.write(cat(Q('SELECT 1'), P('', 'SELECT 2'), BAD));
+      const got = (await answersWithin(c, 3000)).filter((t) => t !== '1'); // ParseComplete: PostgreSQL flushes it with the FATAL
+      // pgway: ['T', 'D', 'C', 'Z', '<open>']
+      expect(got).toEqual(['T', 'D', 'C', 'Z', 'FATAL 08P01']);
+      if (target === 'pgway') expect(await svActive()).toBe(0);
+    });
+
+    it('inside a transaction: the same, and the transaction ends', async () => {
+      const c = await rawAfterLogin(url(), (end) => ends.push(end));
+      c.write(Q('BEGIN'));
+      await c.readUntil('Z');
+      c.write(cat(Q('SELECT 1'), P('', 'SELECT 2'), BAD));
+      const got = (await answersWithin(c, 3000)).filter((t) => t !== '1');
+      expect(got).toEqual(['T', 'D', 'C', 'Z', 'FATAL 08P01']);
+      if (target === 'pgway') expect(await svActive()).toBe(0);
+    });
+
+    it('(older) with Terminate instead: the query is answered and the connection closes', async () => {
+      const c = await rawAfterLogin(url(), (end) => ends.push(end));
+      c.write(cat(Q('SELECT 1'), P('', 'SELECT 2'), X));
+      expect(await answersWithin(c, 3000)).toEqual(['T', 'D', 'C', 'Z']);
+      if (target === 'pgway') expect(await svActive()).toBe(0);
+    });
+  });
+}

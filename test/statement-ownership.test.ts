@@ -138,3 +138,199 @@ describe('a named Parse that fails, then the same name parsed again later in the
     expect(await twoGroupsReusingAName(single)).toEqual(direct);
   });
 });
+
+describe('redefining a SQL-level prepared statement with "DEALLOCATE p; PREPARE p AS ..." inside BEGIN', () => {
+  it('runs and the transaction commits, as on a direct connection', async () => {
+    const steps = [
+      Q('PREPARE rd_dp AS SELECT 1 AS v'),
+      Q('BEGIN'),
+      Q('DEALLOCATE rd_dp; PREPARE rd_dp AS SELECT 2 AS v'),
+      Q('EXECUTE rd_dp'),
+      Q('COMMIT'),
+    ];
+    const direct = await script('direct', steps);
+    expect(direct).toEqual([
+      ['C:PREPARE', 'Z:I'], ['C:BEGIN', 'Z:T'], ['C:DEALLOCATE', 'C:PREPARE', 'Z:T'],
+      ['T', 'D:2', 'C:SELECT 1', 'Z:T'], ['C:COMMIT', 'Z:I'],
+    ]);
+    expect(await script(single, steps)).toEqual(direct);
+  });
+});
+
+describe('inside a transaction: a PREPARE fails, ROLLBACK TO SAVEPOINT, then PREPARE of that name again', () => {
+  it('the second PREPARE succeeds and the transaction goes on, as on a direct connection', async () => {
+    const steps = [
+      Q('BEGIN'),
+      Q('SAVEPOINT s'),
+      Q('PREPARE rd_sp AS SELECT * FROM rd_no_such_table'),
+      Q('ROLLBACK TO SAVEPOINT s'),
+      Q('PREPARE rd_sp AS SELECT 7 AS v'),
+      Q('EXECUTE rd_sp'),
+      Q('COMMIT'),
+    ];
+    const direct = await script('direct', steps);
+    expect(direct).toEqual([
+      ['C:BEGIN', 'Z:T'], ['C:SAVEPOINT', 'Z:T'], ['E:42P01', 'Z:E'], ['C:ROLLBACK', 'Z:T'],
+      ['C:PREPARE', 'Z:T'], ['T', 'D:7', 'C:SELECT 1', 'Z:T'], ['C:COMMIT', 'Z:I'],
+    ]);
+    expect(await script(single, steps)).toEqual(direct);
+  });
+});
+
+describe('a pinned client (temp table): a PREPARE fails, then BEGIN and a PREPARE of that name', () => {
+  it('the second PREPARE succeeds inside the transaction, as on a direct connection', async () => {
+    const steps = [
+      Q('CREATE TEMP TABLE rd_pin_t (a int)'),
+      Q('PREPARE rd_pin_p AS SELECT * FROM rd_no_such_table'),
+      Q('BEGIN'),
+      Q('PREPARE rd_pin_p AS SELECT 8 AS v'),
+      Q('EXECUTE rd_pin_p'),
+      Q('COMMIT'),
+    ];
+    const direct = await script('direct', steps);
+    expect(direct).toEqual([
+      ['C:CREATE TABLE', 'Z:I'], ['E:42P01', 'Z:I'], ['C:BEGIN', 'Z:T'],
+      ['C:PREPARE', 'Z:T'], ['T', 'D:8', 'C:SELECT 1', 'Z:T'], ['C:COMMIT', 'Z:I'],
+    ]);
+    expect(await script(single, steps)).toEqual(direct);
+  });
+});
+
+describe('pipelined: PREPARE p, PREPARE p again (refused), EXECUTE p', () => {
+  it('simple protocol: EXECUTE runs the first definition, as on a direct connection', async () => {
+    const run = async (t: Target): Promise<string[]> => {
+      const r = await raw(t);
+      r.write(cat(Q('PREPARE rd_pp AS SELECT 1 AS v'), Q('PREPARE rd_pp AS SELECT 2 AS v'), Q('EXECUTE rd_pp')));
+      return answers(r, 3);
+    };
+    const direct = await run('direct');
+    expect(direct).toEqual(['C:PREPARE', 'Z:I', 'E:42P05', 'Z:I', 'T', 'D:1', 'C:SELECT 1', 'Z:I']);
+    expect(await run(single)).toEqual(direct);
+  });
+
+  it('extended protocol (one Sync per statement, pipelined): EXECUTE runs the first definition', async () => {
+    const run = async (t: Target): Promise<string[]> => {
+      const r = await raw(t);
+      const stmt = (sql: string): Buffer => cat(P('', sql), B(''), E(), S);
+      r.write(cat(stmt('PREPARE rd_px AS SELECT 1 AS v'), stmt('PREPARE rd_px AS SELECT 2 AS v'), stmt('EXECUTE rd_px')));
+      return answers(r, 3);
+    };
+    const direct = await run('direct');
+    expect(direct).toEqual(['1', '2', 'C:PREPARE', 'Z:I', '1', '2', 'E:42P05', 'Z:I', '1', '2', 'D:1', 'C:SELECT 1', 'Z:I']);
+    expect(await run(single)).toEqual(direct);
+  });
+});
+
+/** Runs [client, message] steps in order, each client its own connection; the answers, one list per step. */
+async function scenario(t: Target, steps: [string, Buffer][]): Promise<string[][]> {
+  const clients = new Map<string, RawClient>();
+  const out: string[][] = [];
+  for (const [who, bytes] of steps) {
+    let c = clients.get(who);
+    if (!c) {
+      c = await raw(t);
+      clients.set(who, c);
+    }
+    c.write(bytes);
+    out.push(await answers(c));
+  }
+  return out;
+}
+
+describe('an EXECUTE inside an aborted transaction block', () => {
+  it("does not leave the connection taken to hold the client's statement: after ROLLBACK the EXECUTE runs the client's own definition", async () => {
+    const steps: [string, Buffer][] = [
+      ['b', Q("PREPARE rg_ab AS SELECT 'b' AS who")],
+      ['a', Q("PREPARE rg_ab AS SELECT 'a' AS who")],
+      ['b', Q('EXECUTE rg_ab')], // the connection holds b's definition again
+      ['a', Q('BEGIN')],
+      ['a', Q('SELECT 1/0')],
+      ['a', Q('EXECUTE rg_ab')], // pgway injects "DEALLOCATE; PREPARE" here, refused (25P02), swallowed
+      ['a', Q('ROLLBACK')],
+      ['a', Q('EXECUTE rg_ab')],
+    ];
+    const direct = await scenario('direct', steps);
+    expect(direct.at(-1)).toEqual(['T', 'D:a', 'C:SELECT 1', 'Z:I']);
+    // pgway: the last EXECUTE runs b's statement ('D:b')
+    expect(await scenario(single, steps)).toEqual(direct);
+  });
+});
+
+describe('a DEALLOCATE refused inside an aborted transaction block', () => {
+  it("does not make another client's EXECUTE run this client's statement", async () => {
+    const steps: [string, Buffer][] = [
+      ['b', Q("PREPARE rg_dd AS SELECT 'b' AS who")],
+      ['a', Q("PREPARE rg_dd AS SELECT 'a' AS who")], // the connection holds a's definition
+      ['a', Q('BEGIN')],
+      ['a', Q('SELECT 1/0')],
+      ['a', Q('DEALLOCATE rg_dd')], // refused (25P02): a still has it
+      ['a', Q('ROLLBACK')],
+      ['b', Q('EXECUTE rg_dd')],
+      ['a', Q('EXECUTE rg_dd')],
+    ];
+    const direct = await scenario('direct', steps);
+    expect(direct.at(-2)).toEqual(['T', 'D:b', 'C:SELECT 1', 'Z:I']);
+    expect(direct.at(-1)).toEqual(['T', 'D:a', 'C:SELECT 1', 'Z:I']);
+    expect(await scenario(single, steps)).toEqual(direct);
+  });
+});
+
+describe('an EXECUTE injection refused in an aborted block, then another client in a transaction', () => {
+  it("does not make pgway's hidden DEALLOCATE fail and abort the other client's transaction", async () => {
+    const steps: [string, Buffer][] = [
+      ['b', Q("PREPARE rg_hx AS SELECT 'b' AS who")],
+      ['a', Q("PREPARE rg_hx AS SELECT 'a' AS who")],
+      ['c', Q("PREPARE rg_hx AS SELECT 'c' AS who")],
+      ['c', Q('DEALLOCATE rg_hx')], // the connection holds no rg_hx now
+      ['a', Q('BEGIN')],
+      ['a', Q('SELECT 1/0')],
+      ['a', Q('EXECUTE rg_hx')], // 25P02 (pgway's injected PREPARE is refused too, yet recorded)
+      ['a', Q('ROLLBACK')],
+      ['b', Q('BEGIN')],
+      ['b', Q('EXECUTE rg_hx')],
+      ['b', Q('COMMIT')],
+    ];
+    const direct = await scenario('direct', steps);
+    expect(direct.slice(-2)).toEqual([['T', 'D:b', 'C:SELECT 1', 'Z:T'], ['C:COMMIT', 'Z:I']]);
+    // pgway: b's EXECUTE gets 25P02 (pgway's "DEALLOCATE rg_hx" failed first) and its COMMIT is a ROLLBACK.
+    expect(await scenario(single, steps)).toEqual(direct);
+  });
+});
+
+describe('a PREPARE pipelined behind a PREPARE of the same name that fails', () => {
+  it('is the statement the client has afterwards, as on a direct connection', async () => {
+    const run = async (t: Target): Promise<string[][]> => {
+      const a = await raw(t);
+      a.write(Buffer.concat([Q('PREPARE rg_pp AS SELECT * FROM rg_no_such_table'), Q("PREPARE rg_pp AS SELECT 'second' AS v")]));
+      const out = [await answers(a, 2)];
+      a.write(Q('EXECUTE rg_pp'));
+      out.push(await answers(a));
+      return out;
+    };
+    const direct = await run('direct');
+    expect(direct).toEqual([['E:42P01', 'Z:I', 'C:PREPARE', 'Z:I'], ['T', 'D:second', 'C:SELECT 1', 'Z:I']]);
+    // pgway: the second PREPARE was taken for one of a name the client had, so it was never
+    // recorded; the first one's failure then took the name back: EXECUTE gets 26000.
+    expect(await run(single)).toEqual(direct);
+  });
+});
+
+describe('a DEALLOCATE of a statement whose table was dropped, on a connection holding another client\'s statement of that name', () => {
+  it('succeeds inside a transaction, which goes on and commits, as on a direct connection', async () => {
+    const steps: [string, Buffer][] = [
+      ['a', Q('CREATE TABLE rg_gone (x int)')],
+      ['a', Q('PREPARE rg_dg AS SELECT * FROM rg_gone')],
+      ['b', Q("PREPARE rg_dg AS SELECT 'b' AS who")], // the connection holds b's definition now
+      ['a', Q('DROP TABLE rg_gone')],
+      ['a', Q('BEGIN')],
+      ['a', Q('DEALLOCATE rg_dg')],
+      ['a', Q('SELECT 1 AS one')],
+      ['a', Q('COMMIT')],
+    ];
+    const direct = await scenario('direct', steps);
+    expect(direct.slice(-3)).toEqual([['C:DEALLOCATE', 'Z:T'], ['T', 'D:1', 'C:SELECT 1', 'Z:T'], ['C:COMMIT', 'Z:I']]);
+    // pgway re-prepares a's definition before the DEALLOCATE ("DEALLOCATE rg_dg; PREPARE rg_dg AS
+    // SELECT * FROM rg_gone"): refused (42P01), hidden, and the transaction is aborted (25P02, ROLLBACK).
+    expect(await scenario(single, steps)).toEqual(direct);
+  });
+});
