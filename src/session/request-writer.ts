@@ -47,6 +47,13 @@ function withBoundValues(effects: readonly SessionEffect[], buf: Buffer, stmtAt:
   });
 }
 
+/** The session effects of the statement text starting at `textAt` (a Query's, or a Parse's after its name). */
+function effectsOfText(buf: Buffer, textAt: number, end: number): readonly SessionEffect[] {
+  const nul = buf.indexOf(0, textAt);
+  const { effects } = classifySessionEffectsIn(buf, textAt, nul < 0 || nul > end ? end : nul);
+  return effects.length === 0 ? NO_EFFECTS : effects;
+}
+
 /** Whether a session effect ends or rescues an aborted transaction block. */
 const endsFailedBlock = (e: SessionEffect): boolean => e.kind === 'rollback' || e.kind === 'commit' || e.kind === 'rollback-to';
 
@@ -178,10 +185,15 @@ export class RequestWriter {
       let handled = false;
       switch (code) {
         case Frontend.Query: {
-          const effects = this.textEffects(server, session, code, buf, start, end, i);
-          if (effects === undefined) {
-            written = i;
-            break;
+          const effects = effectsOfText(buf, start + 5, end);
+          if (this.pooled && effects.length > 0) {
+            if (server.busy && session.awaitsPrepareOf(effects)) {
+              // Whether the name is taken depends on a PREPARE still unanswered: the text waits for it.
+              this.waitForAnswers = true;
+              written = i;
+              break;
+            }
+            this.placeSqlPrepared(server, session, effects);
           }
           this.stage(session, effects);
           session.requestWritten();
@@ -294,28 +306,6 @@ export class RequestWriter {
     this.held.flush(server);
   }
 
-  /**
-   * The session effects of a Query's or Parse's statement text. In pooled modes the SQL-level
-   * prepared statements it uses are made to exist on this connection before it. With `at` (a
-   * Query), returns undefined when the text must wait for the answers to what was written before
-   * it (SessionState.awaitsPrepareOf): the write stops there.
-   */
-  private textEffects(server: ServerConnection, session: SessionState, code: number, buf: Buffer, start: number, end: number): readonly SessionEffect[];
-  private textEffects(server: ServerConnection, session: SessionState, code: number, buf: Buffer, start: number, end: number, at: number): readonly SessionEffect[] | undefined;
-  private textEffects(server: ServerConnection, session: SessionState, code: number, buf: Buffer, start: number, end: number, at?: number): readonly SessionEffect[] | undefined {
-    let textAt = start + 5;
-    if (code === Frontend.Parse) textAt = buf.indexOf(0, textAt) + 1;
-    const nul = buf.indexOf(0, textAt);
-    const { effects } = classifySessionEffectsIn(buf, textAt, nul < 0 || nul > end ? end : nul);
-    if (effects.length === 0) return NO_EFFECTS;
-    if (at !== undefined && this.pooled && server.busy && session.awaitsPrepareOf(effects)) {
-      this.waitForAnswers = true;
-      return undefined;
-    }
-    if (this.pooled) this.placeSqlPrepared(server, session, effects);
-    return effects;
-  }
-
   /** A statement with these effects runs: they are staged (see SessionState). */
   private stage(session: SessionState, effects: readonly SessionEffect[]): void {
     if (effects.length === 0) return;
@@ -329,7 +319,8 @@ export class RequestWriter {
    * already uses is refused, as PostgreSQL refuses it. Returns true when the frame was handled here.
    */
   private onParse(server: ServerConnection, session: SessionState, buf: Buffer, start: number, end: number, describeNext: boolean): boolean {
-    const effects = this.textEffects(server, session, Frontend.Parse, buf, start, end);
+    const effects = effectsOfText(buf, buf.indexOf(0, start + 5) + 1, end);
+    if (this.pooled && effects.length > 0) this.placeSqlPrepared(server, session, effects);
     if (buf[start + 5] === 0) {
       this.unnamedStatementEffects = effects;
       if (!this.pooled || server.unnamedOwner === this.id) return false;
@@ -440,41 +431,42 @@ export class RequestWriter {
     // Names the text DEALLOCATEs before it PREPAREs them again: the client has them no more.
     const droppedHere = new Set<string>();
     let allDropped = false;
+    /** The client's definition of `name` at this point of the text. */
+    const clientDef = (name: string): string | undefined =>
+      definedHere.has(name) || droppedHere.has(name) || allDropped ? undefined : session.sqlPrepared.get(name);
     const inject: string[] = [];
+    /** Drops what the connection holds under `name` (another client's statement, or a stale one). */
+    const drop = (name: string): void => {
+      if (server.sqlPrepared.has(name)) inject.push(`DEALLOCATE ${quoteIdent(name)}`);
+      server.sqlPrepared.delete(name);
+    };
+    /** Makes the connection hold `def` under `name`, by running `statement` (def itself, unless told). */
+    const hold = (name: string, def: string, statement = def): void => {
+      if (server.sqlPrepared.get(name) === def) return;
+      drop(name);
+      inject.push(statement);
+      server.sqlPrepared.set(name, def);
+    };
     for (const e of effects) {
       if (e.kind === 'prepare') {
-        const own = definedHere.has(e.name) || droppedHere.has(e.name) || allDropped ? undefined : session.sqlPrepared.get(e.name);
+        const own = clientDef(e.name);
+        // The client has a statement of that name: PostgreSQL refuses the PREPARE (42P05) and keeps
+        // the first, so the first must be what the server has here.
         if (own !== undefined) {
-          // The client has a statement of that name: PostgreSQL refuses the PREPARE (42P05) and keeps
-          // the first, so the first must be what the server has here.
-          if (server.sqlPrepared.get(e.name) !== own) {
-            if (server.sqlPrepared.has(e.name)) inject.push(`DEALLOCATE ${quoteIdent(e.name)}`);
-            inject.push(own);
-            server.sqlPrepared.set(e.name, own);
-          }
+          hold(e.name, own);
           continue;
         }
         const def = prepareStatement(e.name, e.sql, e.paramTypes);
-        if (server.sqlPrepared.has(e.name) && server.sqlPrepared.get(e.name) !== def) inject.push(`DEALLOCATE ${quoteIdent(e.name)}`);
+        if (server.sqlPrepared.get(e.name) !== def) drop(e.name);
         definedHere.add(e.name);
         server.sqlPrepared.set(e.name, def);
       } else if (e.kind === 'execute' || e.kind === 'deallocate') {
-        const def = definedHere.has(e.name) || droppedHere.has(e.name) || allDropped ? undefined : session.sqlPrepared.get(e.name);
-        if (definedHere.has(e.name)) {
-          // The text's own PREPARE made it.
-        } else if (def === undefined) {
-          // Another client's statement of that name must not answer for this client's EXECUTE.
-          if (server.sqlPrepared.has(e.name)) inject.push(`DEALLOCATE ${quoteIdent(e.name)}`);
-          server.sqlPrepared.delete(e.name);
-        } else if (server.sqlPrepared.get(e.name) !== def) {
-          if (server.sqlPrepared.has(e.name)) inject.push(`DEALLOCATE ${quoteIdent(e.name)}`);
-          if (e.kind === 'execute') {
-            inject.push(def);
-            server.sqlPrepared.set(e.name, def);
-          } else {
-            // A DEALLOCATE needs the name, not the statement, which may no longer prepare (a table dropped).
-            inject.push(`PREPARE ${quoteIdent(e.name)} AS SELECT NULL`);
-          }
+        if (!definedHere.has(e.name)) {
+          const def = clientDef(e.name);
+          // Another client's statement of that name must not answer for this client's statement.
+          if (def === undefined) drop(e.name);
+          // A DEALLOCATE needs the name, not the statement, which may no longer prepare (a table dropped).
+          else hold(e.name, def, e.kind === 'execute' ? def : `PREPARE ${quoteIdent(e.name)} AS SELECT NULL`);
         }
         if (e.kind === 'deallocate') {
           server.sqlPrepared.delete(e.name);
@@ -509,16 +501,16 @@ export class RequestWriter {
       if (code === Frontend.Close) this.setPortalEffects(name, NO_EFFECTS);
       return false;
     }
+    const slot = code === Frontend.Close ? Slot.Close : Slot.Describe;
     if (type !== 0x53 /* S */) {
-      const what = code === Frontend.Close ? 'CLOSE' : 'DESCRIBE';
       this.beforeOwnWrite(server);
-      return this.refuse(server, code === Frontend.Close ? Slot.Close : Slot.Describe, msg.errorResponse({
-        severity: 'ERROR', sqlstate: '08P01', message: `invalid ${what} message subtype ${type}`,
+      return this.refuse(server, slot, msg.errorResponse({
+        severity: 'ERROR', sqlstate: '08P01', message: `invalid ${code === Frontend.Close ? 'CLOSE' : 'DESCRIBE'} message subtype ${type}`,
       }));
     }
     if (name === '' && code === Frontend.Describe && server.unnamedOwner !== this.id) return this.refuseUnnamed(server, Slot.Describe);
     const stmt = name ? this.statementFor(session, name) : undefined;
-    if (!stmt) return name !== '' && this.tracked && this.notOwnStatement(server, session, code === Frontend.Close ? Slot.Close : Slot.Describe, name);
+    if (!stmt) return name !== '' && this.tracked && this.notOwnStatement(server, session, slot, name);
     this.beforeOwnWrite(server);
     if (code === Frontend.Close) {
       this.guess();
