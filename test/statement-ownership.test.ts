@@ -334,3 +334,17 @@ describe('a DEALLOCATE of a statement whose table was dropped, on a connection h
     expect(await scenario(single, steps)).toEqual(direct);
   });
 });
+
+describe('a SQL-level prepared statement named by a keyword ("select")', () => {
+  it("is laid on another client's connection under its quoted name, as on a direct connection", async () => {
+    const steps: [string, Buffer][] = [
+      ['a', Q(`PREPARE "select" AS SELECT 'a' AS who`)],
+      ['b', Q(`PREPARE "select" AS SELECT 'b' AS who`)], // a's is dropped for b's on the one connection
+      ['a', Q('EXECUTE "select"')],
+      ['b', Q('EXECUTE "select"')],
+    ];
+    const direct = await scenario('direct', steps);
+    expect(direct.slice(2)).toEqual([['T', 'D:a', 'C:SELECT 1', 'Z:I'], ['T', 'D:b', 'C:SELECT 1', 'Z:I']]);
+    expect(await scenario(single, steps)).toEqual(direct);
+  });
+});

@@ -45,7 +45,7 @@ export function flattenSetArgs(name: string, args: Node[]): string | undefined {
 }
 
 /** PostgreSQL's quote_identifier(): bare only for [a-z_][a-z0-9_]* that is not a non-unreserved keyword. */
-function quoteIdentifier(ident: string): string {
+export function quoteIdentifier(ident: string): string {
   let safe = ident.length > 0;
   for (let i = 0; safe && i < ident.length; i++) {
     const c = ident.charCodeAt(i);

@@ -9,6 +9,7 @@
 import { Slot, type SlotUndo } from '../pool/expected-responses.js';
 import type { Pool } from '../pool/pool.js';
 import type { ServerConnection } from '../pool/server-connection.js';
+import { quoteIdentifier } from '../router/guc-value.js';
 import { classifySessionEffectsIn, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
@@ -16,7 +17,8 @@ import type { HeldFrames } from './held-frames.js';
 import { bindParameterText, readCString } from '../wire/decode.js';
 import { bindStatement, closeStatement, learnShape, renameBind, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
 import { Next, StatementCopies } from './statement-copies.js';
-import { prepareStatement, quoteIdent, type SessionState } from './session-state.js';
+import type { SessionState } from './session-state.js';
+import { prepareStatement } from './sql-statements.js';
 
 /** As PostgreSQL words it; drivers such as postgres.js re-prepare when they see this routine. */
 const STALE_PLAN = msg.errorResponse({
@@ -187,7 +189,7 @@ export class RequestWriter {
         case Frontend.Query: {
           const effects = effectsOfText(buf, start + 5, end);
           if (this.pooled && effects.length > 0) {
-            if (server.busy && session.awaitsPrepareOf(effects)) {
+            if (server.busy && session.sqlPrepared.awaitsPrepareOf(effects)) {
               // Whether the name is taken depends on a PREPARE still unanswered: the text waits for it.
               this.waitForAnswers = true;
               written = i;
@@ -437,7 +439,7 @@ export class RequestWriter {
     const inject: string[] = [];
     /** Drops what the connection holds under `name` (another client's statement, or a stale one). */
     const drop = (name: string): void => {
-      if (server.sqlPrepared.has(name)) inject.push(`DEALLOCATE ${quoteIdent(name)}`);
+      if (server.sqlPrepared.has(name)) inject.push(`DEALLOCATE ${quoteIdentifier(name)}`);
       server.sqlPrepared.delete(name);
     };
     /** Makes the connection hold `def` under `name`, by running `statement` (def itself, unless told). */
@@ -466,7 +468,7 @@ export class RequestWriter {
           // Another client's statement of that name must not answer for this client's statement.
           if (def === undefined) drop(e.name);
           // A DEALLOCATE needs the name, not the statement, which may no longer prepare (a table dropped).
-          else hold(e.name, def, e.kind === 'execute' ? def : `PREPARE ${quoteIdent(e.name)} AS SELECT NULL`);
+          else hold(e.name, def, e.kind === 'execute' ? def : `PREPARE ${quoteIdentifier(e.name)} AS SELECT NULL`);
         }
         if (e.kind === 'deallocate') {
           server.sqlPrepared.delete(e.name);

@@ -11,10 +11,11 @@
 import { Slot } from '../pool/expected-responses.js';
 import { UNKNOWN_SETTINGS, type ServerConnection } from '../pool/server-connection.js';
 import { parseBool } from '../router/guc-value.js';
-import { classifySessionEffects, isTransactionMarker, type PinReason, type SessionEffect } from '../router/session-effects.js';
+import { isTransactionMarker, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import { ClientSettings } from './client-settings.js';
+import { SqlStatements } from './sql-statements.js';
 import { Pins, RequestCounts, type CheckedPin } from './pins.js';
 
 /** Staged entries beyond which a client is pinned rather than followed (see stage). */
@@ -28,29 +29,14 @@ const MAX_STAGED = 10_000;
 const UNREADABLE: PinReason = 'unparseable-session-statement';
 /** client_encoding values meaning UTF-8, as PostgreSQL's encoding names match them (case and punctuation aside). */
 const UTF8_NAMES = /^[\s_-]*(?:u[\s_-]*t[\s_-]*f[\s_-]*8|unicode)[\s_-]*$/i;
-/**
- * A client's SQL-level PREPARE or DEALLOCATE, written and not yet answered: what the name meant
- * `before`, and `after` it (undefined: deallocated). A request that fails takes it back.
- */
-interface PendingPrepare {
-  request: number;
-  name: string;
-  before: { def: string; body: readonly SessionEffect[] | undefined } | undefined;
-  after: string | undefined;
-}
-
 /** Text beyond ASCII, which the client_encoding in force decides how PostgreSQL reads. */
 const NON_ASCII = /[^\x00-\x7f]/;
 
 export class SessionState {
   /** Current settings: the startup ones with the client's committed SETs laid over them. */
   private readonly settings: ClientSettings;
-  /** SQL-level prepared statements: name -> the PREPARE statement that defines it. */
-  readonly sqlPrepared = new Map<string, string>();
-  /** What running each SQL-level prepared statement does to the session, where it does anything (see stage). */
-  private readonly sqlPreparedEffects = new Map<string, readonly SessionEffect[]>();
-  /** PREPAREs and DEALLOCATEs written and not yet answered (see settlePrepares). */
-  private readonly pendingPrepares: PendingPrepare[] = [];
+  /** SQL-level prepared statements (pooled modes). */
+  readonly sqlPrepared = new SqlStatements();
   private readonly requests = new RequestCounts();
   private readonly pinBook = new Pins(this.requests);
   private staged: SessionEffect[] = [];
@@ -132,7 +118,7 @@ export class SessionState {
 
   /** The last ReadyForQuery of a request must settle something (see settle). */
   get needsSettle(): boolean {
-    return this.staged.length > 0 || this.layAfter || this.uncertain || this.pinBook.awaitsSettle || this.pendingPrepares.length > 0;
+    return this.staged.length > 0 || this.layAfter || this.uncertain || this.pinBook.awaitsSettle || this.sqlPrepared.unsettled;
   }
 
   /**
@@ -155,32 +141,19 @@ export class SessionState {
         case 'drop':
           if (this.pinBook.dropMayRelease(e)) this.stageOne(e);
           break;
-        case 'prepare': {
-          // PostgreSQL refuses a name the session has (42P05), and the first definition stays. (A
-          // request that PREPAREs a name whose PREPARE is unanswered waits for it: awaitsPrepareOf.)
-          if (this.sqlPrepared.has(e.name)) break;
-          const def = prepareStatement(e.name, e.sql, e.paramTypes);
-          this.notePending(e.name, def);
-          this.sqlPrepared.set(e.name, def);
-          const { effects: body } = classifySessionEffects(e.sql);
-          if (body.length > 0) this.sqlPreparedEffects.set(e.name, body);
-          else this.sqlPreparedEffects.delete(e.name);
+        case 'prepare':
+          this.sqlPrepared.prepare(this.requests.sent, e.name, e.sql, e.paramTypes);
           break;
-        }
         case 'deallocate':
-          this.notePending(e.name, undefined);
-          this.sqlPrepared.delete(e.name);
-          this.sqlPreparedEffects.delete(e.name);
+          this.sqlPrepared.deallocate(this.requests.sent, e.name);
           break;
         case 'deallocate-all':
-          for (const name of this.sqlPrepared.keys()) this.notePending(name, undefined);
-          this.sqlPrepared.clear();
-          this.sqlPreparedEffects.clear();
+          this.sqlPrepared.deallocateAll(this.requests.sent);
           break;
         case 'execute': {
           // An EXECUTE does what its statement does (a set_config, an advisory lock), each time it
           // runs; a value passed as $n is one pgway does not see, and pins (set-param, below).
-          const body = e.runs ? this.sqlPreparedEffects.get(e.name) : undefined;
+          const body = e.runs ? this.sqlPrepared.bodyOf(e.name) : undefined;
           if (body !== undefined) newPins.push(...this.stage(body));
           break;
         }
@@ -327,61 +300,9 @@ export class SessionState {
     this.pinBook.requestStart(server.txStatus);
   }
 
-  /**
-   * Whether these effects PREPARE a name whose PREPARE or DEALLOCATE is unanswered: whether the
-   * name is taken then depends on whether that one fails, so the request waits for its answer.
-   */
-  awaitsPrepareOf(effects: readonly SessionEffect[]): boolean {
-    if (this.pendingPrepares.length === 0) return false;
-    return effects.some((e) => e.kind === 'prepare' && this.pendingPrepares.some((p) => p.name === e.name));
-  }
-
-  private notePending(name: string, after: string | undefined): void {
-    const def = this.sqlPrepared.get(name);
-    const before = def === undefined ? undefined : { def, body: this.sqlPreparedEffects.get(name) };
-    this.pendingPrepares.push({ request: this.requests.sent, name, before, after });
-  }
-
-  /**
-   * The PREPAREs and DEALLOCATEs of the request answered (of every request written, when `last`)
-   * are taken back if it failed: PostgreSQL refused them (a name in use, a table missing, an aborted
-   * transaction block), and the name means what it meant before, unless a later one changed it
-   * since. Known limit: one that ran before a later statement of the same Query string failed is
-   * taken back too. What the connection holds of the names is then unknown: its next lease starts
-   * with a DEALLOCATE ALL.
-   */
-  private settlePrepares(server: ServerConnection, last: boolean): void {
-    const pending = this.pendingPrepares;
-    let n = 0;
-    while (n < pending.length && (last || pending[n]!.request <= this.requests.answered)) n++;
-    if (n === 0) return;
-    if (server.reported.errors !== this.requests.before.errors) {
-      for (let i = n - 1; i >= 0; i--) {
-        const { name, before, after } = pending[i]!;
-        // A later PREPARE or DEALLOCATE of the name, still unanswered, started from this one's result.
-        for (let j = n; j < pending.length; j++) {
-          const later = pending[j]!;
-          if (later.name === name && later.before?.def === after) later.before = before;
-        }
-        if (this.sqlPrepared.get(name) !== after) continue; // changed again since: that change decides
-        if (after !== undefined) server.sqlPrepared.delete(name); // the server refused it
-        if (before === undefined) {
-          this.sqlPrepared.delete(name);
-          this.sqlPreparedEffects.delete(name);
-        } else {
-          this.sqlPrepared.set(name, before.def);
-          if (before.body === undefined) this.sqlPreparedEffects.delete(name);
-          else this.sqlPreparedEffects.set(name, before.body);
-        }
-      }
-      server.deallocateAll = true;
-    }
-    pending.splice(0, n);
-  }
-
   /** A request ended with ReadyForQuery `status` and more are in flight behind it: settles its work alone. */
   requestEnded(server: ServerConnection, status: number): void {
-    if (this.staged.length > 0 || this.pendingPrepares.length > 0) this.settle(server, status, false);
+    if (this.staged.length > 0 || this.sqlPrepared.unsettled) this.settle(server, status, false);
     this.pinBook.requestEnded(server, status);
     this.requests.answered++;
     this.requests.before.copyFrom(server.reported);
@@ -423,7 +344,9 @@ export class SessionState {
    * within one text their order is assumed to be the order of the markers.
    */
   settle(server: ServerConnection, status: number, last = true): void {
-    if (this.pendingPrepares.length > 0) this.settlePrepares(server, last);
+    if (this.sqlPrepared.unsettled) {
+      this.sqlPrepared.settle(server, server.reported.errors !== this.requests.before.errors, last ? undefined : this.requests.answered);
+    }
     const { staged, stagedIn } = this;
     const current = this.requests.answered;
     let upTo = staged.length;
@@ -566,11 +489,3 @@ function dropSavepoints(staged: SessionEffect[], stagedIn: number[], from: numbe
   return to;
 }
 
-export function quoteIdent(name: string): string {
-  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replaceAll('"', '""')}"`;
-}
-
-export function prepareStatement(name: string, sql: string, paramTypes: readonly string[]): string {
-  const types = paramTypes.length ? `(${paramTypes.join(', ')})` : '';
-  return `PREPARE ${quoteIdent(name)}${types} AS ${sql}`;
-}

@@ -1,0 +1,130 @@
+/**
+ * A client's SQL-level prepared statements in the pooled modes (PREPARE / EXECUTE / DEALLOCATE):
+ * each name's definition, which RequestWriter.placeSqlPrepared lays on whichever connection runs
+ * the client's EXECUTE; what running it does to the session; and the PREPAREs and DEALLOCATEs
+ * written and not yet answered, which a request that fails takes back.
+ */
+import type { ServerConnection } from '../pool/server-connection.js';
+import { quoteIdentifier } from '../router/guc-value.js';
+import { classifySessionEffects, type SessionEffect } from '../router/session-effects.js';
+
+/** The statement that defines a SQL-level prepared statement, as pgway lays it on a connection. */
+export function prepareStatement(name: string, sql: string, paramTypes: readonly string[]): string {
+  const types = paramTypes.length ? `(${paramTypes.join(', ')})` : '';
+  return `PREPARE ${quoteIdentifier(name)}${types} AS ${sql}`;
+}
+
+/**
+ * A PREPARE or DEALLOCATE written in request `request` and not yet answered: what the name meant
+ * `before`, and `after` it (undefined: deallocated).
+ */
+interface PendingChange {
+  request: number;
+  name: string;
+  before: { def: string; body: readonly SessionEffect[] | undefined } | undefined;
+  after: string | undefined;
+}
+
+export class SqlStatements {
+  /** Name -> the PREPARE statement that defines it. */
+  private readonly defs = new Map<string, string>();
+  /** What running each statement does to the session, where it does anything. */
+  private readonly bodies = new Map<string, readonly SessionEffect[]>();
+  private readonly pending: PendingChange[] = [];
+
+  get(name: string): string | undefined {
+    return this.defs.get(name);
+  }
+
+  /** What running `name` does to the session (a set_config, an advisory lock), if anything. */
+  bodyOf(name: string): readonly SessionEffect[] | undefined {
+    return this.bodies.get(name);
+  }
+
+  /** Some PREPARE or DEALLOCATE awaits its answer (see settle). */
+  get unsettled(): boolean {
+    return this.pending.length > 0;
+  }
+
+  /**
+   * A PREPARE written in request `request`. PostgreSQL refuses a name the session has (42P05), and
+   * the first definition stays. (A request that PREPAREs a name whose PREPARE is unanswered waits
+   * for it: awaitsPrepareOf.)
+   */
+  prepare(request: number, name: string, sql: string, paramTypes: readonly string[]): void {
+    if (this.defs.has(name)) return;
+    const def = prepareStatement(name, sql, paramTypes);
+    this.note(request, name, def);
+    this.defs.set(name, def);
+    const { effects: body } = classifySessionEffects(sql);
+    if (body.length > 0) this.bodies.set(name, body);
+    else this.bodies.delete(name);
+  }
+
+  deallocate(request: number, name: string): void {
+    this.note(request, name, undefined);
+    this.defs.delete(name);
+    this.bodies.delete(name);
+  }
+
+  deallocateAll(request: number): void {
+    for (const name of this.defs.keys()) this.note(request, name, undefined);
+    this.defs.clear();
+    this.bodies.clear();
+  }
+
+  /**
+   * Whether these effects PREPARE a name whose PREPARE or DEALLOCATE is unanswered: whether the
+   * name is taken then depends on whether that one fails, so the request waits for its answer.
+   */
+  awaitsPrepareOf(effects: readonly SessionEffect[]): boolean {
+    if (this.pending.length === 0) return false;
+    return effects.some((e) => e.kind === 'prepare' && this.pending.some((p) => p.name === e.name));
+  }
+
+  /**
+   * The PREPAREs and DEALLOCATEs of the requests answered (`upTo`, or every one written when
+   * undefined) are taken back if `erred`: PostgreSQL refused them (a name in use, a table missing,
+   * an aborted transaction block), and the name means what it meant before, unless a later one
+   * changed it since. Known limit: one that ran before a later statement of the same Query string
+   * failed is taken back too. What the connection holds of the names is then unknown: its next
+   * lease starts with a DEALLOCATE ALL.
+   */
+  settle(server: ServerConnection, erred: boolean, upTo?: number): void {
+    const pending = this.pending;
+    let n = 0;
+    while (n < pending.length && (upTo === undefined || pending[n]!.request <= upTo)) n++;
+    if (n === 0) return;
+    if (erred) {
+      for (let i = n - 1; i >= 0; i--) this.takeBack(server, i, n);
+      server.deallocateAll = true;
+    }
+    pending.splice(0, n);
+  }
+
+  /** Takes back pending change `i`; those from `firstLater` on are of requests still unanswered. */
+  private takeBack(server: ServerConnection, i: number, firstLater: number): void {
+    const { name, before, after } = this.pending[i]!;
+    // A later PREPARE or DEALLOCATE of the name, still unanswered, started from this one's result.
+    for (let j = firstLater; j < this.pending.length; j++) {
+      const later = this.pending[j]!;
+      if (later.name === name && later.before?.def === after) later.before = before;
+    }
+    if (this.defs.get(name) !== after) return; // changed again since: that change decides
+    if (after !== undefined) server.sqlPrepared.delete(name); // the server refused it
+    if (before === undefined) {
+      this.defs.delete(name);
+      this.bodies.delete(name);
+      return;
+    }
+    this.defs.set(name, before.def);
+    if (before.body === undefined) this.bodies.delete(name);
+    else this.bodies.set(name, before.body);
+  }
+
+  private note(request: number, name: string, after: string | undefined): void {
+    const def = this.defs.get(name);
+    const before = def === undefined ? undefined : { def, body: this.bodies.get(name) };
+    this.pending.push({ request, name, before, after });
+  }
+}
