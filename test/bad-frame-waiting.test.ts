@@ -1,7 +1,7 @@
 // (Regression test; the failure below is fixed.) A frame PostgreSQL ends the session for (a type it does not accept, or one over
 // limits.max_message_bytes) sent while the server waits for the client: an extended-protocol
 // request answered up to a Flush with no Sync yet, or a COPY FROM STDIN. PostgreSQL ends the
-// session at once (and pgway did before 042c5bf). Now failAfterPending sees the server connection
+// session at once (and pgway did before 042c5bf). Now endAfterAnswers (then named failAfterPending) sees the server connection
 // "busy" (unsynced / in COPY), marks the client terminating and waits for an answer that can never
 // come: the client hangs open and its server connection stays taken (sv_active) for ever.
 import pg from 'pg';
@@ -78,7 +78,7 @@ describe('pgway: a CopyData over limits.max_message_bytes during COPY FROM STDIN
 
 // (Regression test; the failure below is fixed.) A whole request, then extended-protocol messages without their Sync, then a frame PostgreSQL ends
 // the session for, in one write. PostgreSQL runs the request, reads the Parse, then ends the
-// session (FATAL 08P01). pgway (failAfterPending) marks the client terminating, sends the request
+// session (FATAL 08P01). pgway (endAfterAnswers (then named failAfterPending)) marks the client terminating, sends the request
 // and the Parse to the server, and after the request's ReadyForQuery waits for the server, which
 // now waits for a Sync that will never come (serverReady returns while the connection is
 // "busy"): the client hangs open, inside PostgreSQL's implicit transaction, holding its server

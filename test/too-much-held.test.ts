@@ -1,7 +1,7 @@
 // (Regression test; the failure below is fixed.) flow.onFrame's own limit: a client holding more than 4 x limits.max_message_bytes without completing
 // a request is ended with 08P01 'too much data sent without completing a request'. Since 042c5bf that
 // ProtocolViolationError, thrown from inside scanner.push, is caught in onData as if it were the
-// scanner's and goes to failAfterPending: a whole request held before it (the client waits for a
+// scanner's and goes to endAfterAnswers (then named failAfterPending): a whole request held before it (the client waits for a
 // pool slot) makes the client "terminating"; once a connection comes, the request AND the unsynced
 // frames behind it are sent, the server then waits for a Sync, and the client is never answered or
 // ended (its later Sync is not even read). Before 042c5bf it got the FATAL at once.

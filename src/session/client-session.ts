@@ -264,7 +264,8 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
         this.replication.forward(chunk);
       } else if (this.scanner) {
         this.flow?.countClientBytes(chunk.length);
-        if (this.pushFrames(this.scanner, chunk)) this.pump();
+        this.pushFrames(this.scanner, chunk);
+        this.pump();
       } else {
         this.onStartupBytes(chunk);
       }
@@ -286,23 +287,22 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
     this.scanner = new FrameScanner(this, MAX_AUTH_MESSAGE_BYTES, undefined, true);
     this.onAuthStep(this.login.beginAuth());
     if (rest.length === 0) return;
-    if (this.pushFrames(this.scanner, rest)) this.pump();
+    this.pushFrames(this.scanner, rest);
+    this.pump();
   }
 
   /**
    * Reads frames from `bytes`. A frame PostgreSQL would end the session at (a type it does not
    * accept, too long) ends a logged-in client once what it sent before has run and been answered
-   * (RequestFlow.failAfterPending); nothing after it is read. Returns false then.
+   * (RequestFlow.endAfterAnswers); nothing after it is read.
    */
-  private pushFrames(scanner: FrameScanner, bytes: Buffer): boolean {
+  private pushFrames(scanner: FrameScanner, bytes: Buffer): void {
     try {
       scanner.push(bytes);
-      return true;
     } catch (err) {
       if (!scanner.refusedFrame || !(err instanceof GatewayError) || !this.flow) throw err;
       this.scanner = undefined;
-      this.flow.failAfterPending(err);
-      return false;
+      this.flow.endAfterAnswers(err);
     }
   }
 

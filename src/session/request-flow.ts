@@ -79,7 +79,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   private cancelOnDispatch = false;
   /** The client sent Terminate after requests not yet answered: it leaves once they are. */
   private terminating = false;
-  /** Why the client is ending, when it is not a Terminate (see failAfterPending). */
+  /** Why the client is ending, when it is not a Terminate (see endAfterAnswers). */
   private endError: GatewayError | undefined;
   private readonly held: HeldFrames;
   private readonly statements = new PreparedStatements();
@@ -374,38 +374,26 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       this.terminating = true;
       return;
     }
-    // Frames after the last whole request would never be finished: they are not sent.
-    this.held.dropUnfinished();
-    if (server?.waitsForClient && !this.held.complete) {
-      this.host.endQuietly();
-      return;
-    }
-    // A client waiting for a connection with no whole request to run (a login waiting in session
-    // mode) leaves now: nothing would ever end it once the connection came.
-    if (this.held.complete || server?.busy === true) this.terminating = true;
-    else this.host.endQuietly();
+    this.endAfterAnswers();
   }
 
   /**
-   * The client sent what PostgreSQL ends a session for (a message of a type it does not accept, one
-   * too long): as there, the requests it sent before still run and are answered, then it hears why.
+   * The client leaves: it sent Terminate, or `err`, what PostgreSQL ends a session for (a message of
+   * a type it does not accept, one too long). As there, the requests it sent before still run and
+   * are answered, then it goes; frames after the last whole request would never be finished and are
+   * not sent. It goes at once when nothing is owed: the server waits for it (a COPY from it, a
+   * request not synced), or it waits for a connection with no whole request to run.
    */
-  failAfterPending(err: GatewayError): void {
+  endAfterAnswers(err?: GatewayError): void {
     const server = this.server;
-    // Frames after the last whole request would never be finished: they are not sent.
     this.held.dropUnfinished();
-    // Nothing to wait for when the server waits for the client (a COPY from it, a request not synced).
-    const answersOwed = server !== undefined && server.busy && !server.inCopyIn && !server.waitsForClient;
-    if (!this.held.complete && !answersOwed) {
-      this.host.fail(err);
-      return;
-    }
-    this.terminating = true;
     this.endError = err;
-    this.pump();
+    const answersOwed = server !== undefined && server.busy && !server.inCopyIn && !server.waitsForClient;
+    if (this.held.complete || answersOwed) this.terminating = true;
+    else this.leave();
   }
 
-  /** A client leaving (Terminate, or failAfterPending) whose requests are all answered goes now. */
+  /** A client leaving (endAfterAnswers) whose requests are all answered goes now. */
   private leaveIfDone(): void {
     if (this.terminating && !this.held.complete && !this.waiting && this.server?.busy !== true && this.host.state !== 'closed') this.leave();
   }
