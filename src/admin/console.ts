@@ -23,6 +23,9 @@ type StatsField = (typeof STATS_FIELDS)[number];
 const AVG_NAMES: Partial<Record<StatsField, string>> = { received: 'recv' };
 /** SHOW STATS_TOTALS and STATS_AVERAGES name the bytes columns as PgBouncer does. */
 const PER_FIELD_NAMES: Partial<Record<StatsField, string>> = { received: 'bytes_received', sent: 'bytes_sent' };
+const TOTAL_COLUMNS = STATS_FIELDS.map((f) => `total_${f}`);
+const AVG_COLUMNS = STATS_FIELDS.map((f) => `avg_${AVG_NAMES[f] ?? f}`);
+const PER_FIELD_COLUMNS = STATS_FIELDS.map((f) => PER_FIELD_NAMES[f] ?? f);
 
 /** The columns of every SHOW that hold integers (the rest are text). */
 const INT_COLUMNS: ReadonlySet<string> = new Set([
@@ -30,7 +33,7 @@ const INT_COLUMNS: ReadonlySet<string> = new Set([
   'port', 'wait', 'wait_us', 'link', 'remote_pid', 'prepared_statements', 'id', // CLIENTS, SERVERS
   'pool_size', 'min_pool_size', 'reserve_pool', 'server_lifetime', 'max_connections', 'current_connections', 'disabled', // DATABASES
   // STATS, STATS_TOTALS, STATS_AVERAGES
-  ...STATS_FIELDS.flatMap((f) => [`total_${f}`, `avg_${AVG_NAMES[f] ?? f}`, PER_FIELD_NAMES[f] ?? f]),
+  ...TOTAL_COLUMNS, ...AVG_COLUMNS, ...PER_FIELD_COLUMNS,
 ]);
 
 const TEXT_OID = 25;
@@ -102,21 +105,18 @@ function show(view: AdminView, what: string): Table | undefined {
     case 'stats': {
       const totals = [...totalsByDatabase(view.pools())];
       return {
-        columns: [
-          'database', ...STATS_FIELDS.map((f) => `total_${f}`),
-          ...STATS_FIELDS.map((f) => `avg_${AVG_NAMES[f] ?? f}`),
-        ],
+        columns: ['database', ...TOTAL_COLUMNS, ...AVG_COLUMNS],
         rows: totals.map(([db, t]) => [db, ...statsRow(t), ...statsRow(view.statsAverages(db))]),
       };
     }
     case 'stats_totals':
       return {
-        columns: ['database', ...STATS_FIELDS.map((f) => PER_FIELD_NAMES[f] ?? f)],
+        columns: ['database', ...PER_FIELD_COLUMNS],
         rows: [...totalsByDatabase(view.pools())].map(([db, t]) => [db, ...statsRow(t)]),
       };
     case 'stats_averages':
       return {
-        columns: ['database', ...STATS_FIELDS.map((f) => PER_FIELD_NAMES[f] ?? f)],
+        columns: ['database', ...PER_FIELD_COLUMNS],
         rows: [...totalsByDatabase(view.pools()).keys()].map((db) => [db, ...statsRow(view.statsAverages(db))]),
       };
     case 'databases': {

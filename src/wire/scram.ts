@@ -126,10 +126,11 @@ export class ScramServerExchange {
    */
   final(clientFinal: string): string | undefined {
     const proofAt = clientFinal.lastIndexOf(',p=');
-    const withoutProof = proofAt < 0 ? '' : clientFinal.slice(0, proofAt);
+    if (proofAt < 0) throw new ProtocolViolationError('malformed SCRAM message');
+    const withoutProof = clientFinal.slice(0, proofAt);
     const attrs = attributes(withoutProof);
     const proof = Buffer.from(clientFinal.slice(proofAt + 3), 'base64');
-    if (proofAt < 0 || !attrs.has('c') || proof.length !== 32) throw new ProtocolViolationError('malformed SCRAM message');
+    if (!attrs.has('c') || proof.length !== 32) throw new ProtocolViolationError('malformed SCRAM message');
     if (attrs.get('r') !== this.nonce) throw new ProtocolViolationError('invalid SCRAM response: the nonce does not match');
     const authMessage = `${this.clientFirstBare},${this.serverFirst},${withoutProof}`;
     const macs = macsOf(this.keys);
