@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { lab, pgUrl } from './harness/lab.js';
 import { answersWithin, cstring, RawClient, startupPacket, typedMessage } from './helpers/raw-client.js';
-import { cat, F, Q, S, rawAfterLogin } from './helpers/wire-script.js';
+import { cat, COPY_DONE, copyData, F, Q, S, rawAfterLogin } from './helpers/wire-script.js';
 
 let gw: TestGateway;
 const ends: (() => void)[] = [];
@@ -67,5 +67,29 @@ describe('the admin console and a FunctionCall', () => {
     const next = await answersWithin(c, 1500);
     expect(next.slice(-2)).toEqual(['Z', '<open>']);
     c.destroy();
+  });
+});
+
+async function typesUpToReady(url: string, bytes: Buffer): Promise<string> {
+  const c = await rawAfterLogin(url, (end) => ends.push(end));
+  c.write(bytes);
+  try {
+    const { before, message } = await c.readUntil('Z', 2000);
+    return [...before.map((m) => m.type), message.type].join('');
+  } catch (e) {
+    return `<${(e as Error).message}>`;
+  } finally {
+    c.destroy();
+  }
+}
+
+describe('CopyData and CopyDone outside a COPY, then a Query', () => {
+  it('the Query is answered (the copy messages are ignored), as PostgreSQL does', async () => {
+    const bytes = cat(copyData('stray'), COPY_DONE, Q('SELECT 1'));
+    const direct = await typesUpToReady(pgUrl(lab().primary, 'app', 'app-secret', 'app'), bytes);
+    expect(direct).toBe('TDCZ');
+    const admin = await typesUpToReady(gw.url('admin', 'pgway'), cat(copyData('stray'), COPY_DONE, Q('SHOW VERSION')));
+    // pgway's console: 'E' and then nothing: the SHOW waits behind a Sync that never comes
+    expect(admin).toBe('TDCZ');
   });
 });

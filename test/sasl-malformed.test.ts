@@ -1,5 +1,8 @@
 // Malformed SASL messages during login. Each case is sent to PostgreSQL directly and to
 // pgway; pgway must refuse it the way PostgreSQL does (FATAL 08P01, protocol violation) and close.
+// And one PostgreSQL accepts: a SASLInitialResponse without an initial response (length -1), which
+// gets an empty challenge, the client-first-message coming next.
+import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { lab } from './harness/lab.js';
@@ -87,5 +90,51 @@ describe('malformed SASL messages from a client logging in', () => {
     }
     expect(out.direct).toEqual(['FATAL 08P01']);
     expect(out.pgway).toEqual(out.direct); // pgway: FATAL 28P01 password authentication failed
+  });
+});
+
+const hmac = (k: Buffer, s: string): Buffer => createHmac('sha256', k).update(s).digest();
+
+/** A whole SCRAM login as `app` that sends its client-first-message after an empty challenge. */
+async function login(t: Target): Promise<string[]> {
+  const c = await RawClient.connect(address(t));
+  const seen: string[] = [];
+  const show = (m: { type: string; body: Buffer }): string =>
+    m.type === 'E' ? `E:${errorFields(m.body).get('C')}` : m.type === 'R' ? `R${m.body.readInt32BE(0)}` : m.type;
+  try {
+    c.write(startupPacket({ user: 'app', database: 'app' }));
+    const sasl = (await c.readMessage())!;
+    seen.push(show(sasl));
+    c.write(typedMessage('p', Buffer.concat([cstring('SCRAM-SHA-256'), int32(-1)])));
+    const cont = await c.readMessage(3000);
+    if (!cont) return [...seen, '<closed>'];
+    seen.push(show(cont));
+    if (cont.type !== 'R') return seen;
+    const bare = 'n=,r=abcdefghijklmnopqrstuv';
+    c.write(typedMessage('p', Buffer.from(`n,,${bare}`)));
+    const first = (await c.readMessage(3000))!;
+    seen.push(show(first));
+    if (first.type !== 'R') return seen;
+    const serverFirst = first.body.toString('utf8', 4);
+    const attrs = new Map(serverFirst.split(',').map((p) => [p[0]!, p.slice(2)]));
+    const salted = pbkdf2Sync('app-secret', Buffer.from(attrs.get('s')!, 'base64'), Number(attrs.get('i')), 32, 'sha256');
+    const clientKey = hmac(salted, 'Client Key');
+    const withoutProof = `c=biws,r=${attrs.get('r')}`;
+    const sig = hmac(createHash('sha256').update(clientKey).digest(), `${bare},${serverFirst},${withoutProof}`);
+    const proof = Buffer.from(clientKey.map((b, i) => b ^ sig[i]!));
+    c.write(typedMessage('p', Buffer.from(`${withoutProof},p=${proof.toString('base64')}`)));
+    const { before, message } = await c.readUntil('Z', 3000);
+    return [...seen, ...before.filter((m) => m.type === 'R' || m.type === 'E').map(show), message.type];
+  } finally {
+    c.destroy();
+  }
+}
+
+describe('SASLInitialResponse without an initial response (length -1)', () => {
+  it('gets an empty SASLContinue and the login goes on, as PostgreSQL does', async () => {
+    const direct = await login('direct');
+    expect(direct).toEqual(['R10', 'R11', 'R11', 'R12', 'R0', 'Z']);
+    // pgway: ['R10', 'E:08P01']
+    expect(await login('pgway')).toEqual(direct);
   });
 });
