@@ -138,3 +138,21 @@ describe('SASLInitialResponse without an initial response (length -1)', () => {
     expect(await login('pgway')).toEqual(direct);
   });
 });
+
+describe('a password message for an md5 login that holds more than its password', () => {
+  it('is refused as a protocol violation (08P01), as PostgreSQL does, not as a wrong password', async () => {
+    const out: Record<Target, string[]> = { direct: [], pgway: [] };
+    for (const t of ['direct', 'pgway'] as const) {
+      const c = await RawClient.connect(address(t));
+      c.write(startupPacket({ user: 'md5user', database: 'app' }));
+      const m = await c.readMessage();
+      expect(m!.body.readInt32BE(0)).toBe(5); // AuthenticationMD5Password
+      // A client that speaks SCRAM regardless: a SASLInitialResponse, whose string ends before the message.
+      c.write(typedMessage('p', Buffer.concat([cstring('SCRAM-SHA-256'), int32(CLIENT_FIRST.length), Buffer.from(CLIENT_FIRST)])));
+      out[t] = await refusal(c);
+    }
+    expect(out.direct).toEqual(['FATAL 08P01']); // invalid password packet size
+    // pgway: ['FATAL 28P01']
+    expect(out.pgway).toEqual(out.direct);
+  });
+});

@@ -30,11 +30,12 @@ describe('startup packets (transaction mode, pool of 2)', () => {
     expect(out.pgway).toEqual(out.direct);
   });
 
-  it('refuses replication=bogus with FATAL 22023, as PostgreSQL does, rather than logging the client in', async () => {
+  // PostgreSQL reads the value as a boolean (any case, no spaces) or exactly "database".
+  it.each(['bogus', ' on', 'on ', 'DATABASE', 'database '])('refuses replication=%j with FATAL 22023, as PostgreSQL does, rather than logging the client in', async (value) => {
     const out: Record<string, string[]> = {};
     for (const [t, address, user] of [['direct', lab().primary, 'app'], ['pgway', { host: gw.host, port: gw.port }, 'trustuser']] as const) {
       const c = await RawClient.connect(address);
-      c.write(startupPacket({ user, database: 'app', replication: 'bogus' }));
+      c.write(startupPacket({ user, database: 'app', replication: value }));
       out[t] = await answersWithin(c);
       c.destroy();
     }

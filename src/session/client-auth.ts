@@ -112,7 +112,9 @@ export class ClientAuth {
         return { kind: 'ok', frames: [msg.authSASLFinal(serverFinal), msg.AUTH_OK] };
       }
       case 'md5': {
-        const [answer] = readCString(frame, start + 5, end);
+        const [answer, afterAnswer] = readCString(frame, start + 5, end);
+        // As PostgreSQL checks it: the password is the whole message.
+        if (afterAnswer !== end) return { kind: 'fail', error: new ProtocolViolationError('invalid password packet size') };
         const expected = Buffer.from(md5Response(this.secret!.md5!, this.md5Salt!));
         const given = Buffer.from(answer);
         this.stage = 'done';
