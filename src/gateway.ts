@@ -437,7 +437,7 @@ export class Gateway implements SessionContext, AdminView {
         requestTime: conn.lastUsedAt,
         pid: conn.pid,
         tls: conn.isTls,
-        preparedStatements: conn.prepared.size,
+        preparedStatements: conn.statements.prepared.size,
         clientId: conn.clientId,
       } satisfies ServerInfo));
     });

@@ -12,7 +12,8 @@ import { nowMs } from '../clock.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { WaitQueue, type WaitStart } from './wait-queue.js';
 import { ConnectionLimit } from './connection-limit.js';
-import { ServerConnection, SHAPE_PENDING, SHAPE_UNKNOWN, type ServerCredentials } from './server-connection.js';
+import { ServerConnection, type ServerCredentials } from './server-connection.js';
+import { SHAPE_PENDING, SHAPE_UNKNOWN } from './server-statements.js';
 
 /** Running totals, as PgBouncer's SHOW STATS reports them. */
 export class PoolCounters {
@@ -479,7 +480,7 @@ export class Pool {
     this.planEpoch++;
     if (this.staleStatements.size >= 10_000) this.staleStatements.clear();
     this.staleStatements.set(serverName, this.planEpoch);
-    for (const { conn } of this.connections()) conn.markStale(serverName);
+    for (const { conn } of this.connections()) conn.statements.markStale(serverName);
   }
 
   /**
@@ -489,8 +490,8 @@ export class Pool {
    */
   retireCopies(serverName: string, shape: string): void {
     for (const { conn } of this.connections()) {
-      const copy = conn.prepared.get(serverName);
-      if (copy !== undefined && copy !== shape && copy !== SHAPE_PENDING && copy !== SHAPE_UNKNOWN) conn.markStale(serverName);
+      const copy = conn.statements.prepared.get(serverName);
+      if (copy !== undefined && copy !== shape && copy !== SHAPE_PENDING && copy !== SHAPE_UNKNOWN) conn.statements.markStale(serverName);
     }
   }
 
@@ -501,8 +502,8 @@ export class Pool {
 
   /** Whether some connection of this pool has prepared the shared statement `serverName`. */
   knowsStatement(serverName: string): boolean {
-    for (const conn of this.idle) if (conn.prepared.has(serverName)) return true;
-    for (const conn of this.active) if (conn.prepared.has(serverName)) return true;
+    for (const conn of this.idle) if (conn.statements.prepared.has(serverName)) return true;
+    for (const conn of this.active) if (conn.statements.prepared.has(serverName)) return true;
     return false;
   }
 

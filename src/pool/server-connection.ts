@@ -21,6 +21,7 @@ import { ReportedCounts } from './reported-counts.js';
 import { ServerLogin } from './server-login.js';
 import { ServerCancel } from './server-cancel.js';
 import { openServerSocket } from './server-socket.js';
+import { ServerStatements } from './server-statements.js';
 
 export type { ServerCredentials } from './server-auth.js';
 
@@ -50,11 +51,6 @@ export interface ServerError {
   message: string;
   fields: Map<string, string>;
 }
-
-/** A prepared statement's shape while pgway's own Describe of it is on its way. */
-export const SHAPE_PENDING = '?';
-/** A prepared statement whose shape pgway does not know, or does not check (see ClientStatement.checked). */
-export const SHAPE_UNKNOWN = '';
 
 /** Marks the swallowed slot of pgway's question whether the session still holds some state (see askStillHeld). */
 const STILL_HELD_CHECK = '\u0000still-held';
@@ -114,22 +110,12 @@ export class ServerConnection implements ResponseHandler {
 
   private socket!: net.Socket;
   private out!: SocketWriter;
-  /**
-   * Server-side names of the prepared statements this connection holds, least recently used
-   * first, each with what it takes and returns as the server described it (see ShapeCheck), or
-   * SHAPE_PENDING / SHAPE_UNKNOWN.
-   */
-  readonly prepared = new Map<string, string>();
-  /** SQL-level prepared statements here (PREPARE name ...): name -> the PREPARE text. */
-  readonly sqlPrepared = new Map<string, string>();
+  /** The prepared statements this connection holds, as pgway took it to hold them. */
+  readonly statements = new ServerStatements();
   /** The settings statement last applied here, so a client with the same settings needs none. */
   appliedSettings = '';
   /** Errors and transaction-control tags the attached clients saw (see SessionState.settle). */
   readonly reported = new ReportedCounts();
-  /** Prepared statements here may be stale or unknown: DEALLOCATE ALL before the next client. */
-  deallocateAll = false;
-  /** Whose unnamed statement this connection holds (a client's RequestWriter id; 0: nobody's known). */
-  unnamedOwner = 0;
   /** A COPY from the client began in the chunk being read: the sink hears it waits (onAwaitingClient). */
   private copyInBegan = false;
   /** What the last still-held question found (see askStillHeld); undefined until answered. */
@@ -142,8 +128,6 @@ export class ServerConnection implements ResponseHandler {
   stalePlanSeen = false;
   /** The shared statement whose Bind got that error; undefined when it was not one (SQL EXECUTE). */
   staleStatement: string | undefined;
-  /** Shared statements still prepared here with a stale plan: closed before they are prepared again. */
-  readonly stalePrepared = new Set<string>();
   private readonly stream = new ResponseStream(this, ALL_CODES, MAX_SERVER_FRAME);
   private sink: ServerSink | undefined;
   /**
@@ -253,11 +237,6 @@ export class ServerConnection implements ResponseHandler {
     this.lastUsedAt = nowMs();
   }
 
-  /** The shared statement `name` has a stale plan (see Pool.invalidateStatement). */
-  markStale(name: string): void {
-    if (this.prepared.delete(name)) this.stalePrepared.add(name);
-  }
-
   /**
    * Notes a client frame about to be forwarded unchanged: its response slot in the FIFO, and the
    * COPY / Sync bookkeeping that tells when the connection is free again.
@@ -357,11 +336,6 @@ export class ServerConnection implements ResponseHandler {
     this.write(msg.describeStatement(name));
     this.unsynced = true;
     return this.expect(Slot.Describe, Action.Swallow, watcher);
-  }
-
-  /** The server described the copy of `name` pgway prepared here (see describeOwn). */
-  described(name: string, shape: string): void {
-    if (this.prepared.get(name) === SHAPE_PENDING) this.prepared.set(name, shape);
   }
 
   /** The server discards every message until the client's Sync (an earlier one failed). */
@@ -509,10 +483,7 @@ export class ServerConnection implements ResponseHandler {
     if (resetQuery) {
       await this.query(resetQuery);
       // DISCARD ALL (the default) drops prepared statements and settings; assume any reset does.
-      this.prepared.clear();
-      this.stalePrepared.clear();
-      this.sqlPrepared.clear();
-      this.deallocateAll = false;
+      this.statements.forgetAll();
       this.appliedSettings = '';
     }
     await this.settleCancel(); // one sent while this ran, for the departed client's statement
@@ -753,7 +724,7 @@ export class ServerConnection implements ResponseHandler {
       if (swallowed && !this.internalError && this.expected.headExtra !== ABORT) {
         this.internalError = { sqlstate: fields.get('C') ?? 'XX000', message: fields.get('M') ?? '', fields };
         // What pgway took the connection to hold of SQL-level statements may be wrong: its next lease starts afresh.
-        if (this.expected.headExtra === SQL_PREPARED) this.deallocateAll = true;
+        if (this.expected.headExtra === SQL_PREPARED) this.statements.deallocateAll = true;
         if (this.expected.headExtra === SETTINGS) {
           // Refused: the connection does not carry the settings its appliedSettings names.
           this.settingsError = this.internalError;
@@ -772,11 +743,11 @@ export class ServerConnection implements ResponseHandler {
   private notDone(extra: SlotExtra, kind: number): void {
     if (extra === undefined || extra instanceof Uint8Array) return;
     if (typeof extra === 'string') {
-      if (kind === Slot.Parse) this.prepared.delete(extra);
-      else if (kind === Slot.Close) this.prepared.set(extra, SHAPE_UNKNOWN); // an eviction skipped: still there
+      if (kind === Slot.Parse) this.statements.parseNotDone(extra);
+      else if (kind === Slot.Close) this.statements.closeNotDone(extra);
       return;
     }
-    if (kind === Slot.Parse && extra.statement !== undefined) this.prepared.delete(extra.statement);
+    if (kind === Slot.Parse && extra.statement !== undefined) this.statements.parseNotDone(extra.statement);
     extra.undo();
   }
 

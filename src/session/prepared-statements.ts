@@ -12,7 +12,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { DescriptionWatcher, SlotUndo } from '../pool/expected-responses.js';
-import { SHAPE_UNKNOWN, type ServerConnection } from '../pool/server-connection.js';
+import type { ServerConnection } from '../pool/server-connection.js';
+import { SHAPE_UNKNOWN } from '../pool/server-statements.js';
 import { classifySessionEffects, type SessionEffect } from '../router/session-effects.js';
 import { Backend, Frontend } from '../wire/codes.js';
 import { readCString } from '../wire/decode.js';
@@ -186,7 +187,7 @@ class StatementChange implements SlotUndo {
 
 /**
  * pgway's Describe of a shared statement it has just prepared on a connection: records what the
- * copy takes and returns (ServerConnection.prepared), so that a client that prepared the statement
+ * copy takes and returns (ServerStatements.prepared), so that a client that prepared the statement
  * before DDL changed it is refused there as PostgreSQL would refuse it, not answered with rows of
  * another shape (StatementCopies.prepareFor). `own`: the client statement whose Parse it was.
  */
@@ -205,13 +206,13 @@ export class ShapeCheck implements DescriptionWatcher {
       return;
     }
     const shape = `${this.params}/${code === Backend.RowDescription ? columnTypes(frame, start, end) : '-'}`;
-    this.conn.described(this.serverName, shape);
+    this.conn.statements.described(this.serverName, shape);
     if (this.own && this.own.shape === undefined) learnShape(this.own, shape);
   }
 
   /** The Describe failed or was skipped: the copy's shape stays unknown (the Parse's failure drops the copy). */
   undo(): void {
-    this.conn.described(this.serverName, SHAPE_UNKNOWN);
+    this.conn.statements.described(this.serverName, SHAPE_UNKNOWN);
   }
 }
 

@@ -250,14 +250,11 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     // In session mode the connection is taken at login: the first transaction starts with its request.
     this.leasedAt = this.mode === 'session' ? 0 : perfNow();
     this.session.markRequestStart(conn);
-    if (conn.deallocateAll) {
+    if (conn.statements.deallocateAll) {
       // Plans went stale after DDL somewhere in this pool: start this connection afresh.
       conn.write(msg.query('DEALLOCATE ALL'));
       conn.expectSwallowed(Slot.Query);
-      conn.prepared.clear();
-      conn.stalePrepared.clear();
-      conn.sqlPrepared.clear();
-      conn.deallocateAll = false;
+      conn.statements.forgetAll();
     }
     if (conn.appliedSettings !== this.session.settingsSql) {
       this.session.resync(conn);
@@ -692,7 +689,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     const name = server.staleStatement;
     if (name === undefined) {
       // A SQL-level EXECUTE: this connection's statements are made afresh at its next lease.
-      server.deallocateAll = true;
+      server.statements.deallocateAll = true;
       return;
     }
     const since = this.pool.staleSince(name);

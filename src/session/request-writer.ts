@@ -103,7 +103,7 @@ class UnnamedOwnerChange implements SlotUndo {
   ) {}
 
   undo(): void {
-    if (this.server.unnamedOwner === this.after) this.server.unnamedOwner = this.before;
+    if (this.server.statements.unnamedOwner === this.after) this.server.statements.unnamedOwner = this.before;
   }
 }
 
@@ -325,9 +325,9 @@ export class RequestWriter {
     if (this.pooled && effects.length > 0) this.placeSqlPrepared(server, session, effects);
     if (buf[start + 5] === 0) {
       this.unnamedStatementEffects = effects;
-      if (!this.pooled || server.unnamedOwner === this.id) return false;
-      const before = server.unnamedOwner;
-      server.unnamedOwner = this.id;
+      if (!this.pooled || server.statements.unnamedOwner === this.id) return false;
+      const before = server.statements.unnamedOwner;
+      server.statements.unnamedOwner = this.id;
       if (!this.inGroup) return false;
       // An error earlier in the group makes the server skip this Parse: the unnamed statement there
       // is still the one before, and not this client's to Bind.
@@ -343,13 +343,13 @@ export class RequestWriter {
     const [name, stmt] = this.statements.onParse(buf, start, end, this.epoch, session.searchPath, effects)!;
     this.beforeOwnWrite(server);
     if (this.statements.get(name)) return this.refuse(server, Slot.Parse, alreadyExists(name));
-    const copy = server.prepared.get(stmt.serverName);
+    const copy = server.statements.prepared.get(stmt.serverName);
     if (copy !== undefined) {
-      server.prepared.delete(stmt.serverName);
+      server.statements.prepared.delete(stmt.serverName);
       // Answered here only where the server would surely accept it: in an aborted transaction
       // block (or with earlier requests unanswered, which may abort one or end it) the server decides.
       if (!describeNext && server.txStatus !== TxStatus.Failed && !server.busy) {
-        server.prepared.set(stmt.serverName, copy); // most recently used
+        server.statements.prepared.set(stmt.serverName, copy); // most recently used
         this.guess();
         server.expectSynthesized(Slot.Parse, this.statements.define(name, stmt, msg.PARSE_COMPLETE));
         return true;
@@ -374,7 +374,7 @@ export class RequestWriter {
     let stmtAt = start + 6;
     if (buf[start + 5] !== 0) [portal, stmtAt] = readCString(buf, start + 5, end);
     if (buf[stmtAt] === 0) {
-      if (this.pooled && server.unnamedOwner !== this.id) return this.refuseUnnamed(server, Slot.Bind);
+      if (this.pooled && server.statements.unnamedOwner !== this.id) return this.refuseUnnamed(server, Slot.Bind);
       this.setPortalEffects(portal, withBoundValues(this.unnamedStatementEffects, buf, stmtAt, end));
       return false;
     }
@@ -439,15 +439,15 @@ export class RequestWriter {
     const inject: string[] = [];
     /** Drops what the connection holds under `name` (another client's statement, or a stale one). */
     const drop = (name: string): void => {
-      if (server.sqlPrepared.has(name)) inject.push(`DEALLOCATE ${quoteIdentifier(name)}`);
-      server.sqlPrepared.delete(name);
+      if (server.statements.sql.has(name)) inject.push(`DEALLOCATE ${quoteIdentifier(name)}`);
+      server.statements.sql.delete(name);
     };
     /** Makes the connection hold `def` under `name`, by running `statement` (def itself, unless told). */
     const hold = (name: string, def: string, statement = def): void => {
-      if (server.sqlPrepared.get(name) === def) return;
+      if (server.statements.sql.get(name) === def) return;
       drop(name);
       inject.push(statement);
-      server.sqlPrepared.set(name, def);
+      server.statements.sql.set(name, def);
     };
     for (const e of effects) {
       if (e.kind === 'prepare') {
@@ -459,9 +459,9 @@ export class RequestWriter {
           continue;
         }
         const def = prepareStatement(e.name, e.sql, e.paramTypes);
-        if (server.sqlPrepared.get(e.name) !== def) drop(e.name);
+        if (server.statements.sql.get(e.name) !== def) drop(e.name);
         definedHere.add(e.name);
-        server.sqlPrepared.set(e.name, def);
+        server.statements.sql.set(e.name, def);
       } else if (e.kind === 'execute' || e.kind === 'deallocate') {
         if (!definedHere.has(e.name)) {
           const def = clientDef(e.name);
@@ -471,16 +471,16 @@ export class RequestWriter {
           else hold(e.name, def, e.kind === 'execute' ? def : `PREPARE ${quoteIdentifier(e.name)} AS SELECT NULL`);
         }
         if (e.kind === 'deallocate') {
-          server.sqlPrepared.delete(e.name);
+          server.statements.sql.delete(e.name);
           definedHere.delete(e.name);
           droppedHere.add(e.name);
         }
       } else if (e.kind === 'deallocate-all') {
         // DEALLOCATE ALL and DISCARD ALL drop the shared statements too, and the client's own. The
         // connection's next lease starts from a DEALLOCATE ALL of its own, whether this one ran or not.
-        server.sqlPrepared.clear();
-        server.prepared.clear();
-        server.deallocateAll = true;
+        server.statements.sql.clear();
+        server.statements.prepared.clear();
+        server.statements.deallocateAll = true;
         this.statements.clear();
         definedHere.clear();
         allDropped = true;
@@ -510,7 +510,7 @@ export class RequestWriter {
         severity: 'ERROR', sqlstate: '08P01', message: `invalid ${code === Frontend.Close ? 'CLOSE' : 'DESCRIBE'} message subtype ${type}`,
       }));
     }
-    if (name === '' && code === Frontend.Describe && server.unnamedOwner !== this.id) return this.refuseUnnamed(server, Slot.Describe);
+    if (name === '' && code === Frontend.Describe && server.statements.unnamedOwner !== this.id) return this.refuseUnnamed(server, Slot.Describe);
     const stmt = name ? this.statementFor(session, name) : undefined;
     if (!stmt) return name !== '' && this.tracked && this.notOwnStatement(server, session, slot, name);
     this.beforeOwnWrite(server);
@@ -582,11 +582,11 @@ export class RequestWriter {
     }
     if (kind === Slot.Close) {
       this.stage(session, [{ kind: 'deallocate', name }]);
-      if (server.sqlPrepared.get(name) !== def) {
+      if (server.statements.sql.get(name) !== def) {
         server.expectSynthesized(Slot.Close, msg.CLOSE_COMPLETE);
         return true;
       }
-      server.sqlPrepared.delete(name);
+      server.statements.sql.delete(name);
       return false;
     }
     this.placeSqlPrepared(server, session, [{ kind: 'execute', name, runs: false }]);

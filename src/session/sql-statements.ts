@@ -97,7 +97,7 @@ export class SqlStatements {
     if (n === 0) return;
     if (erred) {
       for (let i = n - 1; i >= 0; i--) this.takeBack(server, i, n);
-      server.deallocateAll = true;
+      server.statements.deallocateAll = true;
     }
     pending.splice(0, n);
   }
@@ -111,7 +111,7 @@ export class SqlStatements {
       if (later.name === name && later.before?.def === after) later.before = before;
     }
     if (this.defs.get(name) !== after) return; // changed again since: that change decides
-    if (after !== undefined) server.sqlPrepared.delete(name); // the server refused it
+    if (after !== undefined) server.statements.sql.delete(name); // the server refused it
     if (before === undefined) {
       this.defs.delete(name);
       this.bodies.delete(name);

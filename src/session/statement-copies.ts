@@ -10,7 +10,8 @@
  */
 import { Slot } from '../pool/expected-responses.js';
 import type { Pool } from '../pool/pool.js';
-import { SHAPE_PENDING, SHAPE_UNKNOWN, type ServerConnection } from '../pool/server-connection.js';
+import type { ServerConnection } from '../pool/server-connection.js';
+import { SHAPE_PENDING, SHAPE_UNKNOWN } from '../pool/server-statements.js';
 import { bindHasBinaryParameters } from '../wire/decode.js';
 import * as msg from '../wire/messages.js';
 import { closeStatement, learnShape, ShapeCheck, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
@@ -71,7 +72,7 @@ export class StatementCopies {
    */
   prepareFor(server: ServerConnection, stmt: ClientStatement, bind?: Buffer, stmtAt = 0, end = 0): Next {
     if (!this.ensurePrepared(server, stmt)) return Next.Wait;
-    const copy = server.prepared.get(stmt.serverName);
+    const copy = server.statements.prepared.get(stmt.serverName);
     if (copy === undefined || copy === SHAPE_PENDING || copy === SHAPE_UNKNOWN || copy === stmt.shape) return Next.Send;
     const known = stmt.shape;
     if (known === undefined) {
@@ -86,7 +87,7 @@ export class StatementCopies {
     }
     if (this.freshOn !== server || !this.fresh.has(stmt.serverName)) {
       // Described before DDL that came since, maybe: the copy is made again and described first.
-      server.markStale(stmt.serverName);
+      server.statements.markStale(stmt.serverName);
       return this.ensurePrepared(server, stmt) ? Next.Send : Next.Wait;
     }
     // Refused once under the path it was prepared under (DDL), and it returns the new shape from
@@ -107,17 +108,18 @@ export class StatementCopies {
     if (server.skippingToSync) return false;
     this.guess();
     const max = this.maxPrepared;
-    while (server.prepared.size >= max) {
-      const oldest = server.prepared.keys().next().value as string;
-      server.prepared.delete(oldest);
+    const { prepared } = server.statements;
+    while (prepared.size >= max) {
+      const oldest = prepared.keys().next().value as string;
+      prepared.delete(oldest);
       server.write(closeStatement(oldest));
       server.expectSwallowed(Slot.Close, oldest);
     }
-    if (server.stalePrepared.delete(stmt.serverName)) {
+    if (server.statements.stale.delete(stmt.serverName)) {
       server.write(closeStatement(stmt.serverName));
       server.expectSwallowed(Slot.Close, stmt.serverName);
     }
-    server.prepared.set(stmt.serverName, stmt.checked ? SHAPE_PENDING : SHAPE_UNKNOWN);
+    prepared.set(stmt.serverName, stmt.checked ? SHAPE_PENDING : SHAPE_UNKNOWN);
     if (this.freshOn !== server || this.fresh.size >= MAX_FRESH) {
       this.fresh.clear();
       this.freshOn = server;
@@ -138,10 +140,8 @@ export class StatementCopies {
    * trip per statement a connection prepares for such a Bind.
    */
   private ensurePrepared(server: ServerConnection, stmt: ClientStatement): boolean {
-    const copy = server.prepared.get(stmt.serverName);
+    const copy = server.statements.use(stmt.serverName);
     if (copy !== undefined) {
-      server.prepared.delete(stmt.serverName);
-      server.prepared.set(stmt.serverName, copy); // most recently used
       // Prepared earlier in this request (another name of the client's): its description is on its way.
       return copy !== SHAPE_PENDING || stmt.shape === undefined || this.awaitDescription(server);
     }

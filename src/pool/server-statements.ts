@@ -1,0 +1,66 @@
+/**
+ * What one server connection holds of prepared statements, as pgway took it to hold them from what
+ * it wrote there: the shared copies of clients' extended-protocol statements (least recently used
+ * first, each with its shape), the SQL-level statements laid on for clients, and whose unnamed
+ * statement it has. Where pgway can no longer tell, `deallocateAll` makes its next lease start afresh.
+ */
+
+/** A prepared statement's shape while pgway's own Describe of it is on its way. */
+export const SHAPE_PENDING = '?';
+/** A prepared statement whose shape pgway does not know, or does not check (see ClientStatement.checked). */
+export const SHAPE_UNKNOWN = '';
+
+export class ServerStatements {
+  /**
+   * Server-side names of the shared statements prepared here, least recently used first, each
+   * with what it takes and returns as the server described it (see ShapeCheck), or SHAPE_PENDING /
+   * SHAPE_UNKNOWN.
+   */
+  readonly prepared = new Map<string, string>();
+  /** SQL-level prepared statements here (PREPARE name ...): name -> the PREPARE text. */
+  readonly sql = new Map<string, string>();
+  /** Shared statements still prepared here with a stale plan: closed before they are prepared again. */
+  readonly stale = new Set<string>();
+  /** What is prepared here may be stale or unknown: DEALLOCATE ALL before the next client. */
+  deallocateAll = false;
+  /** Whose unnamed statement this connection holds (a client's RequestWriter id; 0: nobody's known). */
+  unnamedOwner = 0;
+
+  /** The shape of shared statement `name`'s copy here, now the most recently used; undefined if none. */
+  use(name: string): string | undefined {
+    const copy = this.prepared.get(name);
+    if (copy !== undefined) {
+      this.prepared.delete(name);
+      this.prepared.set(name, copy);
+    }
+    return copy;
+  }
+
+  /** The shared statement `name` has a stale plan (see Pool.invalidateStatement). */
+  markStale(name: string): void {
+    if (this.prepared.delete(name)) this.stale.add(name);
+  }
+
+  /** The server described the copy of `name` pgway prepared here (see ServerConnection.describeOwn). */
+  described(name: string, shape: string): void {
+    if (this.prepared.get(name) === SHAPE_PENDING) this.prepared.set(name, shape);
+  }
+
+  /** The server skipped or refused pgway's Parse of shared statement `name`. */
+  parseNotDone(name: string): void {
+    this.prepared.delete(name);
+  }
+
+  /** The server skipped pgway's Close of `name` (an eviction): it is still there, shape unknown. */
+  closeNotDone(name: string): void {
+    this.prepared.set(name, SHAPE_UNKNOWN);
+  }
+
+  /** Nothing is prepared here any more (DISCARD ALL, DEALLOCATE ALL). */
+  forgetAll(): void {
+    this.prepared.clear();
+    this.stale.clear();
+    this.sql.clear();
+    this.deallocateAll = false;
+  }
+}
