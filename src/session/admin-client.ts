@@ -29,13 +29,25 @@ export class AdminClient {
   private chain: Promise<void> = Promise.resolve();
   /** An extended-protocol message was refused: the rest up to Sync is skipped, as PostgreSQL does after an error. */
   private skippingToSync = false;
+  /** The client is leaving (see endAfterAnswers). */
+  private ending = false;
 
   constructor(
     private readonly run: (sql: string) => Promise<Buffer[]>,
     private readonly host: AdminClientHost,
   ) {}
 
+  /**
+   * The client leaves (Terminate, or a frame PostgreSQL ends a session for): as there, what it sent
+   * before is answered first; `then` ends it. Frames after are not read.
+   */
+  endAfterAnswers(then: () => void): void {
+    this.ending = true;
+    this.chain = this.chain.then(then);
+  }
+
   onFrame(code: number, buf: Buffer, start: number, end: number): void {
+    if (this.ending) return;
     if (this.skippingToSync) {
       if (code !== Frontend.Sync) return;
       this.skippingToSync = false;

@@ -300,9 +300,10 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
     try {
       scanner.push(bytes);
     } catch (err) {
-      if (!scanner.refusedFrame || !(err instanceof GatewayError) || !this.flow) throw err;
+      if (!scanner.refusedFrame || !(err instanceof GatewayError) || (!this.flow && !this.admin)) throw err;
       this.scanner = undefined;
-      this.flow.endAfterAnswers(err);
+      if (this.flow) this.flow.endAfterAnswers(err);
+      else this.admin!.endAfterAnswers(() => this.fail(err));
     }
   }
 
@@ -400,7 +401,7 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
         this.onAuthStep(this.login.onFrame(code, buf, start, end));
         return;
       case 'admin':
-        if (code === Frontend.Terminate) this.endQuietly();
+        if (code === Frontend.Terminate) this.admin!.endAfterAnswers(() => this.endQuietly());
         else this.admin!.onFrame(code, buf, start, end);
         return;
       case 'ready':

@@ -11,6 +11,7 @@ export interface FrameWriter {
 
 const endsRequest = (code: number): boolean =>
   code === Frontend.Query || code === Frontend.Sync || code === Frontend.Flush || code === Frontend.FunctionCall;
+const endsCopy = (code: number): boolean => code === Frontend.CopyDone || code === Frontend.CopyFail;
 
 export class HeldFrames {
   readonly codes: number[] = [];
@@ -38,6 +39,12 @@ export class HeldFrames {
     return this.ends_ > 0;
   }
 
+  /** A CopyDone or CopyFail is held: the COPY from the client ends with these frames. */
+  get endsCopy(): boolean {
+    for (let i = 0; i < this.count; i++) if (endsCopy(this.codes[i]!)) return true;
+    return false;
+  }
+
   push(code: number, buf: Buffer, start: number, end: number): void {
     const i = this.count++;
     this.codes[i] = code;
@@ -60,10 +67,20 @@ export class HeldFrames {
     this.ends_ = 0;
   }
 
-  /** Drops the frames after the last one that ends a request: a request the client will never finish. */
-  dropUnfinished(): void {
+  /**
+   * The client sends nothing more: frames after the last that ends a request or a COPY from the
+   * client (CopyDone, CopyFail) are dropped, unless they Execute something, which PostgreSQL runs
+   * (and answers) though no Sync follows: then `flush` is added, so that their answers come.
+   */
+  settleTail(flush: Buffer): void {
     let n = this.count;
-    while (n > 0 && !endsRequest(this.codes[n - 1]!)) n--;
+    while (n > 0 && !endsRequest(this.codes[n - 1]!) && !endsCopy(this.codes[n - 1]!)) {
+      if (this.codes[n - 1] === Frontend.Execute) {
+        this.push(Frontend.Flush, flush, 0, flush.length);
+        return;
+      }
+      n--;
+    }
     for (let i = n; i < this.count; i++) {
       this.bytes -= this.ends[i]! - this.starts[i]!;
       this.bufs[i] = EMPTY;

@@ -358,14 +358,13 @@ export class RequestFlow implements ServerSink, PoolWaiter {
 
   /**
    * As PostgreSQL does: what the client sent before Terminate still runs, and the client leaves
-   * once it is answered. A request the client left without its Sync can never be answered: the
-   * client leaves now, and its connection is closed, which aborts the request as the backend's
-   * exit would. During a COPY from the client the server itself answers the Terminate (a protocol
-   * error, then it closes), as on a direct connection.
+   * once it is answered (see endAfterAnswers). During a COPY from the client that the frames
+   * before it do not end, the server itself answers the Terminate (a protocol error, then it
+   * closes), as on a direct connection.
    */
   private onTerminate(buf: Buffer, start: number, end: number): void {
     const server = this.server;
-    if (server?.inCopyIn && !this.held.complete) {
+    if (server?.inCopyIn && !this.held.complete && !this.held.endsCopy) {
       this.held.push(Frontend.Terminate, buf, start, end);
       this.dispatch();
       this.terminating = true;
@@ -376,17 +375,23 @@ export class RequestFlow implements ServerSink, PoolWaiter {
 
   /**
    * The client leaves: it sent Terminate, or `err`, what PostgreSQL ends a session for (a message of
-   * a type it does not accept, one too long). As there, the requests it sent before still run and
-   * are answered, then it goes; frames after the last whole request would never be finished and are
-   * not sent. It goes at once when nothing is owed: the server waits for it (a COPY from it, a
-   * request not synced), or it waits for a connection with no whole request to run.
+   * a type it does not accept, one too long). As there, what it sent before still runs and is
+   * answered, then it goes. Of frames after its last whole request, only Executes (with what they
+   * need) are sent, as PostgreSQL runs them without a Sync; the connection, unsynced, is then
+   * closed, which aborts their implicit transaction as the backend's exit would. It goes at once
+   * when nothing is owed: the server waits for it (a COPY from it that the frames do not end, a
+   * request answered up to a Flush), or it waits for a connection with nothing to run.
    */
   endAfterAnswers(err?: GatewayError): void {
     const server = this.server;
-    this.held.dropUnfinished();
+    this.held.settleTail(msg.FLUSH);
     this.endError = err;
-    const answersOwed = server !== undefined && server.busy && !server.inCopyIn && !server.waitsForClient;
-    if (this.held.complete || answersOwed) this.terminating = true;
+    if (server?.inCopyIn && !this.held.endsCopy) {
+      this.leave();
+      return;
+    }
+    const answersOwed = server !== undefined && server.busy && !server.waitsForClient;
+    if (this.held.count > 0 || answersOwed) this.terminating = true;
     else this.leave();
   }
 

@@ -72,6 +72,8 @@ export class FrameScanner {
     }
     while (pos < n) {
       if (n - pos < HEADER) {
+        // PostgreSQL refuses a type from its byte alone, before it waits for the length.
+        if (this.accepted[chunk[pos]!] === 0) this.checkHeader(chunk[pos]!, 0);
         chunk.copy(this.header, 0, pos, n);
         this.headerFill = n - pos;
         return;
