@@ -672,7 +672,8 @@ export class ServerConnection implements ResponseHandler {
       if (clientReady) this.sink?.onRequestEnd(this.txStatus);
       if (this.cancels.waitingForTurn && !this.ownStatementFirst) this.cancels.takeTurn();
       this.flushSynthesized();
-      return;
+      // Answers pgway gave itself (a Close) were all that was left after this ReadyForQuery: idle too.
+      if (this.expected.length > 0 || code !== Backend.ReadyForQuery) return;
     }
     if (code === Backend.ReadyForQuery) this.onIdle();
   }

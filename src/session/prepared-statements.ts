@@ -96,8 +96,16 @@ export class PreparedStatements {
     this.byClientName.delete(name);
   }
 
-  clear(): void {
+  /**
+   * Forgets every statement (DEALLOCATE ALL, DISCARD ALL); the function returned brings back those
+   * not defined again since, for a request that failed before it ran.
+   */
+  clear(): () => void {
+    const before = new Map(this.byClientName);
     this.byClientName.clear();
+    return () => {
+      for (const [name, stmt] of before) if (!this.byClientName.has(name)) this.byClientName.set(name, stmt);
+    };
   }
 
   /**

@@ -728,6 +728,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     const how = this.mode === 'session' ? 'reset' : this.session.pinned ? 'discard' : 'rollback';
     // A SET in flight may have committed unseen: the next client lays its settings on afresh.
     if (how === 'rollback' && (server.busy || this.session.hasStaged)) server.appliedSettings = UNKNOWN_SETTINGS;
+    // So may a PREPARE or DEALLOCATE: what the connection holds of SQL-level statements is unknown.
+    if (this.session.sqlPrepared.unsettled) server.statements.deallocateAll = true;
     this.pool.release(server, how);
   }
 }

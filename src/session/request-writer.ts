@@ -58,6 +58,26 @@ function effectsOfText(buf: Buffer, textAt: number, end: number): readonly Sessi
 
 /** Whether a session effect ends or rescues an aborted transaction block. */
 const endsFailedBlock = (e: SessionEffect): boolean => e.kind === 'rollback' || e.kind === 'commit' || e.kind === 'rollback-to';
+/** Effects that name SQL-level prepared statements, which pgway may have to lay on the connection. */
+const namesSqlStatement = (e: SessionEffect): boolean =>
+  e.kind === 'prepare' || e.kind === 'execute' || e.kind === 'deallocate' || e.kind === 'deallocate-all';
+/** The SQL-level prepared statement an effect names, if one. */
+const sqlStatementOf = (e: SessionEffect): string | undefined =>
+  e.kind === 'prepare' || e.kind === 'execute' || e.kind === 'deallocate' ? e.name : undefined;
+/** A name the connection may or may not hold now (a client's DEALLOCATE of it may not have run). */
+const UNKNOWN_DEF = '\u0000unknown';
+
+/** A query string that ends a failed block and then needs a statement pgway cannot lay on before it. */
+const cannotPlace = (name: string): Buffer =>
+  Buffer.concat([
+    msg.errorResponse({
+      severity: 'ERROR',
+      sqlstate: '0A000',
+      message: `pgway cannot prepare statement "${name}" on this connection inside a failed transaction block`,
+      hint: 'End the failed transaction block in a query of its own, then run the rest.',
+    }),
+    msg.READY_FAILED,
+  ]);
 
 /** Whether a session effect changes the search_path, which decides the shared name of each statement. */
 const changesSearchPath = (e: SessionEffect): boolean =>
@@ -188,14 +208,21 @@ export class RequestWriter {
       switch (code) {
         case Frontend.Query: {
           const effects = effectsOfText(buf, start + 5, end);
-          if (this.pooled && effects.length > 0) {
-            if (server.busy && session.sqlPrepared.awaitsPrepareOf(effects)) {
-              // Whether the name is taken depends on a PREPARE still unanswered: the text waits for it.
+          if (this.pooled && effects.some(namesSqlStatement)) {
+            if (server.busy) {
+              // What the connection holds of the names, and whether a transaction block is failed,
+              // depend on what is still unanswered: the text waits for it.
               this.waitForAnswers = true;
               written = i;
               break;
             }
-            this.placeSqlPrepared(server, session, effects);
+            const refused = this.placeSqlPrepared(server, session, effects);
+            if (refused !== undefined) {
+              server.expectSynthesized(Slot.Query, cannotPlace(refused));
+              session.requestWritten();
+              handled = true;
+              break;
+            }
           }
           this.stage(session, effects);
           session.requestWritten();
@@ -342,7 +369,8 @@ export class RequestWriter {
     }
     const [name, stmt] = this.statements.onParse(buf, start, end, this.epoch, session.searchPath, effects)!;
     this.beforeOwnWrite(server);
-    if (this.statements.get(name)) return this.refuse(server, Slot.Parse, alreadyExists(name));
+    // Protocol and SQL names are one namespace in PostgreSQL.
+    if (this.statements.get(name) || session.sqlPrepared.get(name) !== undefined) return this.refuse(server, Slot.Parse, alreadyExists(name));
     const copy = server.statements.prepared.get(stmt.serverName);
     if (copy !== undefined) {
       server.statements.prepared.delete(stmt.serverName);
@@ -423,12 +451,39 @@ export class RequestWriter {
   /**
    * SQL-level PREPARE/EXECUTE/DEALLOCATE in transaction mode: before the client's statement runs,
    * the statements it names are (re)defined on this connection with the client's own definition,
-   * and a same-named statement left by another client is dropped first.
+   * and a same-named statement left by another client is dropped first (see placement). Returns
+   * the name it could not place: the text ends a failed transaction block, where nothing of
+   * pgway's can run before it, and then needs a statement the connection does not hold.
    */
-  private placeSqlPrepared(server: ServerConnection, session: SessionState, effects: readonly SessionEffect[]): void {
-    // In an aborted transaction block the client's statement fails (25P02) and pgway's would too:
-    // nothing is placed, and nothing changes, unless the text ends the block first.
-    if (server.txStatus === TxStatus.Failed && !server.busy && !effects.some(endsFailedBlock)) return;
+  private placeSqlPrepared(server: ServerConnection, session: SessionState, effects: readonly SessionEffect[]): string | undefined {
+    if (server.txStatus === TxStatus.Failed) {
+      // The client's statement fails (25P02) and pgway's would too: nothing is placed, and nothing
+      // changes, unless the text ends the block first.
+      if (!effects.some(endsFailedBlock)) return undefined;
+      if (this.placement(server, session, effects, true).length > 0) return effects.map(sqlStatementOf).find((n) => n !== undefined) ?? '';
+    }
+    const inject = this.placement(server, session, effects, false);
+    if (inject.length === 0) return undefined;
+    this.beforeOwnWrite(server);
+    server.write(msg.query(inject.join('; ')));
+    server.expectSqlPrepared();
+    return undefined;
+  }
+
+  /**
+   * The statements that make the connection hold what `effects` need, and (unless `dry`) the
+   * records of the connection and the client changed as if they ran. What the connection holds
+   * may be unknown (a statement of pgway's or a client's failed, a client's DEALLOCATE may not
+   * have run): it is cleared with DEALLOCATE ALL first.
+   */
+  private placement(server: ServerConnection, session: SessionState, effects: readonly SessionEffect[], dry: boolean): string[] {
+    const held = dry ? new Map(server.statements.sql) : server.statements.sql;
+    const inject: string[] = [];
+    if (server.statements.deallocateAll || effects.some((e) => held.get(sqlStatementOf(e) ?? '') === UNKNOWN_DEF)) {
+      inject.push('DEALLOCATE ALL');
+      held.clear();
+      if (!dry) server.statements.forgetAll();
+    }
     const definedHere = new Set<string>();
     // Names the text DEALLOCATEs before it PREPAREs them again: the client has them no more.
     const droppedHere = new Set<string>();
@@ -436,18 +491,17 @@ export class RequestWriter {
     /** The client's definition of `name` at this point of the text. */
     const clientDef = (name: string): string | undefined =>
       definedHere.has(name) || droppedHere.has(name) || allDropped ? undefined : session.sqlPrepared.get(name);
-    const inject: string[] = [];
     /** Drops what the connection holds under `name` (another client's statement, or a stale one). */
     const drop = (name: string): void => {
-      if (server.statements.sql.has(name)) inject.push(`DEALLOCATE ${quoteIdentifier(name)}`);
-      server.statements.sql.delete(name);
+      if (held.has(name)) inject.push(`DEALLOCATE ${quoteIdentifier(name)}`);
+      held.delete(name);
     };
-    /** Makes the connection hold `def` under `name`, by running `statement` (def itself, unless told). */
+    /** Makes the connection hold `def` under `name` by running `statement` (def itself, unless told), and records which. */
     const hold = (name: string, def: string, statement = def): void => {
-      if (server.statements.sql.get(name) === def) return;
+      if (held.get(name) === def || held.get(name) === statement) return;
       drop(name);
       inject.push(statement);
-      server.statements.sql.set(name, def);
+      held.set(name, statement);
     };
     for (const e of effects) {
       if (e.kind === 'prepare') {
@@ -458,10 +512,11 @@ export class RequestWriter {
           hold(e.name, own);
           continue;
         }
-        const def = prepareStatement(e.name, e.sql, e.paramTypes);
-        if (server.statements.sql.get(e.name) !== def) drop(e.name);
+        // The client has no statement of that name: nor may the connection (another client's, even
+        // one alike), unless the text's own DEALLOCATE before it drops it.
+        if (!droppedHere.has(e.name)) drop(e.name);
         definedHere.add(e.name);
-        server.statements.sql.set(e.name, def);
+        held.set(e.name, prepareStatement(e.name, e.sql, e.paramTypes));
       } else if (e.kind === 'execute' || e.kind === 'deallocate') {
         if (!definedHere.has(e.name)) {
           const def = clientDef(e.name);
@@ -471,25 +526,25 @@ export class RequestWriter {
           else hold(e.name, def, e.kind === 'execute' ? def : `PREPARE ${quoteIdentifier(e.name)} AS SELECT NULL`);
         }
         if (e.kind === 'deallocate') {
-          server.statements.sql.delete(e.name);
+          // Whether it runs is known only from its answer (an error before it in the text, a Parse never executed).
+          held.set(e.name, UNKNOWN_DEF);
           definedHere.delete(e.name);
           droppedHere.add(e.name);
         }
       } else if (e.kind === 'deallocate-all') {
         // DEALLOCATE ALL and DISCARD ALL drop the shared statements too, and the client's own. The
-        // connection's next lease starts from a DEALLOCATE ALL of its own, whether this one ran or not.
-        server.statements.sql.clear();
-        server.statements.prepared.clear();
-        server.statements.deallocateAll = true;
-        this.statements.clear();
+        // connection's next placement starts from a DEALLOCATE ALL of its own, whether this one ran or not.
+        held.clear();
+        if (!dry) {
+          server.statements.prepared.clear();
+          server.statements.deallocateAll = true;
+          session.takeBackIfFails(this.statements.clear());
+        }
         definedHere.clear();
         allDropped = true;
       }
     }
-    if (inject.length === 0) return;
-    this.beforeOwnWrite(server);
-    server.write(msg.query(inject.join('; ')));
-    server.expectSqlPrepared();
+    return inject;
   }
 
   /**

@@ -293,6 +293,11 @@ export class SessionState {
 
   // --- against a server connection ------------------------------------------------------------
 
+  /** `restore` runs if the request being written fails (what it changed in the client's other records). */
+  takeBackIfFails(restore: () => void): void {
+    this.sqlPrepared.onTakeBack(restore, this.requests.sent);
+  }
+
   /** The server answered every request written so far: counts errors, rollbacks and commits from here on. */
   markRequestStart(server: ServerConnection): void {
     this.requests.answered = this.requests.sent;

@@ -23,6 +23,8 @@ interface PendingChange {
   name: string;
   before: { def: string; body: readonly SessionEffect[] | undefined } | undefined;
   after: string | undefined;
+  /** What else the request's failure takes back (the client's protocol-level statements a DEALLOCATE ALL dropped). */
+  restore?: () => void;
 }
 
 export class SqlStatements {
@@ -48,8 +50,8 @@ export class SqlStatements {
 
   /**
    * A PREPARE written in request `request`. PostgreSQL refuses a name the session has (42P05), and
-   * the first definition stays. (A request that PREPAREs a name whose PREPARE is unanswered waits
-   * for it: awaitsPrepareOf.)
+   * the first definition stays. (A request that names statements waits for what is unanswered
+   * before it: RequestWriter.)
    */
   prepare(request: number, name: string, sql: string, paramTypes: readonly string[]): void {
     if (this.defs.has(name)) return;
@@ -73,13 +75,9 @@ export class SqlStatements {
     this.bodies.clear();
   }
 
-  /**
-   * Whether these effects PREPARE a name whose PREPARE or DEALLOCATE is unanswered: whether the
-   * name is taken then depends on whether that one fails, so the request waits for its answer.
-   */
-  awaitsPrepareOf(effects: readonly SessionEffect[]): boolean {
-    if (this.pending.length === 0) return false;
-    return effects.some((e) => e.kind === 'prepare' && this.pending.some((p) => p.name === e.name));
+  /** `restore` runs if the request being written fails (see settle). */
+  onTakeBack(restore: () => void, request: number): void {
+    this.pending.push({ request, name: '', before: undefined, after: undefined, restore });
   }
 
   /**
@@ -104,7 +102,11 @@ export class SqlStatements {
 
   /** Takes back pending change `i`; those from `firstLater` on are of requests still unanswered. */
   private takeBack(server: ServerConnection, i: number, firstLater: number): void {
-    const { name, before, after } = this.pending[i]!;
+    const { name, before, after, restore } = this.pending[i]!;
+    if (restore) {
+      restore();
+      return;
+    }
     // A later PREPARE or DEALLOCATE of the name, still unanswered, started from this one's result.
     for (let j = firstLater; j < this.pending.length; j++) {
       const later = this.pending[j]!;
