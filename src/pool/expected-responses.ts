@@ -8,7 +8,7 @@
  * before the Sync (a client that sent Parse, Describe, Flush and waits to send Bind, Execute,
  * Sync).
  */
-import { Backend } from '../wire/codes.js';
+import { Backend, Frontend } from '../wire/codes.js';
 
 export const enum Slot {
   Parse = 1,
@@ -25,6 +25,14 @@ export const enum Slot {
    */
   CopyEnd,
 }
+
+/** The response slot of each extended-protocol message (0: none). */
+export const EXTENDED_SLOTS = new Uint8Array(256);
+EXTENDED_SLOTS[Frontend.Parse] = Slot.Parse;
+EXTENDED_SLOTS[Frontend.Bind] = Slot.Bind;
+EXTENDED_SLOTS[Frontend.Describe] = Slot.Describe;
+EXTENDED_SLOTS[Frontend.Execute] = Slot.Execute;
+EXTENDED_SLOTS[Frontend.Close] = Slot.Close;
 
 export const enum Action {
   Forward = 0,

@@ -15,7 +15,7 @@ import * as msg from '../wire/messages.js';
 import { ResponseStream, type ResponseHandler } from '../wire/response-stream.js';
 import { SocketWriter } from '../wire/socket-writer.js';
 import type { ServerCredentials } from './server-auth.js';
-import { Action, COPY_ENDED, ExpectedResponses, Slot, SYNC_AFTER, type DescriptionWatcher, type SlotExtra, type SlotUndo } from './expected-responses.js';
+import { Action, COPY_ENDED, ExpectedResponses, EXTENDED_SLOTS, Slot, SYNC_AFTER, type DescriptionWatcher, type SlotExtra, type SlotUndo } from './expected-responses.js';
 import { nowMs } from '../clock.js';
 import { ReportedCounts } from './reported-counts.js';
 import { ServerLogin } from './server-login.js';
@@ -77,13 +77,6 @@ const FORWARD_INTEREST = codeSet([
   Backend.ReadyForQuery, Backend.ParameterStatus, Backend.ErrorResponse, Backend.CommandComplete,
   Backend.ParameterDescription, Backend.RowDescription, Backend.NoData,
 ]);
-/** The response slot of each extended-protocol message (0: none). */
-const EXTENDED_SLOTS = new Uint8Array(256);
-EXTENDED_SLOTS[Frontend.Parse] = Slot.Parse;
-EXTENDED_SLOTS[Frontend.Bind] = Slot.Bind;
-EXTENDED_SLOTS[Frontend.Describe] = Slot.Describe;
-EXTENDED_SLOTS[Frontend.Execute] = Slot.Execute;
-EXTENDED_SLOTS[Frontend.Close] = Slot.Close;
 /** Messages the server may send at any time, outside any request's response. */
 const ASYNC = codeSet([Backend.NoticeResponse, Backend.NotificationResponse, Backend.ParameterStatus]);
 const MAX_SERVER_FRAME = 1 << 30;

@@ -6,7 +6,7 @@
  * portal bound to a statement with effects, however often it runs). Every response pgway injects
  * or answers itself is registered in the server connection's expected-response FIFO.
  */
-import { Slot, type SlotUndo } from '../pool/expected-responses.js';
+import { EXTENDED_SLOTS, Slot, type SlotUndo } from '../pool/expected-responses.js';
 import type { Pool } from '../pool/pool.js';
 import type { ServerConnection } from '../pool/server-connection.js';
 import { quoteIdentifier } from '../router/guc-value.js';
@@ -67,17 +67,17 @@ const sqlStatementOf = (e: SessionEffect): string | undefined =>
 /** A name the connection may or may not hold now (a client's DEALLOCATE of it may not have run). */
 const UNKNOWN_DEF = '\u0000unknown';
 
-/** A query string that ends a failed block and then needs a statement pgway cannot lay on before it. */
-const cannotPlace = (name: string): Buffer =>
-  Buffer.concat([
-    msg.errorResponse({
-      severity: 'ERROR',
-      sqlstate: '0A000',
-      message: `pgway cannot prepare statement "${name}" on this connection inside a failed transaction block`,
-      hint: 'End the failed transaction block in a query of its own, then run the rest.',
-    }),
-    msg.READY_FAILED,
-  ]);
+/** A request that needs a SQL-level statement laid on where nothing of pgway's can run first. */
+const cannotPlace = (name: string, where: 'failed-block' | 'mid-group'): Buffer =>
+  msg.errorResponse({
+    severity: 'ERROR',
+    sqlstate: '0A000',
+    message:
+      where === 'failed-block'
+        ? `pgway cannot prepare statement "${name}" on this connection inside a failed transaction block`
+        : `pgway cannot prepare statement "${name}" on this connection in the middle of an extended-protocol request`,
+    hint: where === 'failed-block' ? 'End the failed transaction block in a query of its own, then run the rest.' : 'Send the messages that name it in one write, or after a Sync.',
+  });
 
 /** Whether a session effect changes the search_path, which decides the shared name of each statement. */
 const changesSearchPath = (e: SessionEffect): boolean =>
@@ -147,6 +147,11 @@ export class RequestWriter {
   private portalEffects: Map<string, readonly SessionEffect[]> | undefined;
   /** A message of the current extended-protocol group (up to its Sync) has been written. */
   private inGroup = false;
+  /**
+   * The SQL-level statements the current group names were laid on before its first message (see
+   * placeForGroup): a simple Query of pgway's inside the group would commit what it did so far.
+   */
+  private groupPlaced = false;
   /** The current group changed the client's or the connection's statements after its first message (see guess). */
   private guessed = false;
   /**
@@ -205,6 +210,20 @@ export class RequestWriter {
         this.skipUntilSync = false;
       }
       let handled = false;
+      if (this.pooled && !this.inGroup && !this.groupPlaced && EXTENDED_SLOTS[code] !== 0) {
+        const placed = this.placeForGroup(server, session, i);
+        if (placed === 'wait') {
+          this.waitForAnswers = true;
+          written = i;
+          break;
+        }
+        if (placed !== undefined) {
+          this.beforeOwnWrite(server);
+          this.refuse(server, EXTENDED_SLOTS[code]!, cannotPlace(placed, 'failed-block'));
+          this.inGroup = true;
+          continue;
+        }
+      }
       switch (code) {
         case Frontend.Query: {
           const effects = effectsOfText(buf, start + 5, end);
@@ -218,7 +237,7 @@ export class RequestWriter {
             }
             const refused = this.placeSqlPrepared(server, session, effects);
             if (refused !== undefined) {
-              server.expectSynthesized(Slot.Query, cannotPlace(refused));
+              server.expectSynthesized(Slot.Query, Buffer.concat([cannotPlace(refused, 'failed-block'), msg.READY_FAILED]));
               session.requestWritten();
               handled = true;
               break;
@@ -233,6 +252,7 @@ export class RequestWriter {
         case Frontend.Sync:
           session.requestWritten();
           this.inGroup = false;
+          this.groupPlaced = false;
           if (this.guessed) {
             this.guessed = false;
             this.waitForAnswers = true;
@@ -349,7 +369,11 @@ export class RequestWriter {
    */
   private onParse(server: ServerConnection, session: SessionState, buf: Buffer, start: number, end: number, describeNext: boolean): boolean {
     const effects = effectsOfText(buf, buf.indexOf(0, start + 5) + 1, end);
-    if (this.pooled && effects.length > 0) this.placeSqlPrepared(server, session, effects);
+    const misplaced = this.pooled && effects.length > 0 ? this.placeWithinGroup(server, session, effects) : undefined;
+    if (misplaced) {
+      this.beforeOwnWrite(server);
+      return this.refuse(server, Slot.Parse, misplaced);
+    }
     if (buf[start + 5] === 0) {
       this.unnamedStatementEffects = effects;
       if (!this.pooled || server.statements.unnamedOwner === this.id) return false;
@@ -413,7 +437,8 @@ export class RequestWriter {
     if (!stmt) return this.tracked && this.notOwnStatement(server, session, Slot.Bind, name);
     this.beforeOwnWrite(server);
     if (this.isStale(stmt)) return this.staleOnce(server, stmt);
-    if (stmt.effects.length > 0) this.placeSqlPrepared(server, session, stmt.effects);
+    const misplaced = stmt.effects.length > 0 ? this.placeWithinGroup(server, session, stmt.effects) : undefined;
+    if (misplaced) return this.refuse(server, Slot.Bind, misplaced);
     const next = this.copies.prepareFor(server, stmt, buf, stmtAt, end);
     if (next !== Next.Send) return this.notSent(server, next, Slot.Bind);
     // The slot names the statement: a stale-plan error for this Bind says which one went stale.
@@ -446,6 +471,48 @@ export class RequestWriter {
     if (!effects) return;
     this.stage(session, effects);
     if (this.tracked && effects.some(changesSearchPath)) this.pathChanged = true;
+  }
+
+  /**
+   * Before the first message of an extended-protocol group: lays on the SQL-level statements the
+   * group's held messages name (Parses of EXECUTE/PREPARE/DEALLOCATE text, Binds and Describes of
+   * names the client PREPAREd in SQL), so that no Query of pgway's runs inside the group. Returns
+   * 'wait' when answers are owed first (what the connection holds depends on them), or the name it
+   * could not place (see placeSqlPrepared).
+   */
+  private placeForGroup(server: ServerConnection, session: SessionState, first: number): string | 'wait' | undefined {
+    const held = this.held;
+    const effects: SessionEffect[] = [];
+    for (let j = first; j < held.count && held.codes[j] !== Frontend.Sync; j++) {
+      const [code, buf, start, end] = [held.codes[j]!, held.bufs[j]!, held.starts[j]!, held.ends[j]!];
+      let name = '';
+      if (code === Frontend.Parse) {
+        for (const e of effectsOfText(buf, buf.indexOf(0, start + 5) + 1, end)) if (namesSqlStatement(e)) effects.push(e);
+      } else if (code === Frontend.Bind) {
+        name = bindStatement(buf, start, end)[0];
+        for (const e of this.statements.get(name)?.effects ?? NO_EFFECTS) if (namesSqlStatement(e)) effects.push(e);
+      } else if (code === Frontend.Describe && buf[start + 5] === 0x53 /* S */) {
+        name = targetOf(buf, start, end)[1];
+      }
+      if (name !== '' && this.statements.get(name) === undefined && session.sqlPrepared.get(name) !== undefined) {
+        effects.push({ kind: 'execute', name, runs: false });
+      }
+    }
+    if (effects.length === 0) return undefined;
+    if (server.busy) return 'wait';
+    this.groupPlaced = true;
+    return this.placeSqlPrepared(server, session, effects);
+  }
+
+  /**
+   * A message inside a group names SQL-level statements: laid on before the group (placeForGroup).
+   * In a group split across writes one may still be missing: the message is refused (the error to
+   * answer it with is returned), as pgway's Query would commit what the group did so far.
+   */
+  private placeWithinGroup(server: ServerConnection, session: SessionState, effects: readonly SessionEffect[]): Buffer | undefined {
+    if (this.groupPlaced) return undefined;
+    if (this.placement(server, session, effects, true).length === 0) return undefined;
+    return cannotPlace(effects.map(sqlStatementOf).find((n) => n !== undefined) ?? '', 'mid-group');
   }
 
   /**
@@ -644,8 +711,8 @@ export class RequestWriter {
       server.statements.sql.delete(name);
       return false;
     }
-    this.placeSqlPrepared(server, session, [{ kind: 'execute', name, runs: false }]);
-    return false;
+    const misplaced = this.placeWithinGroup(server, session, [{ kind: 'execute', name, runs: false }]);
+    return misplaced ? this.refuse(server, kind, misplaced) : false;
   }
 
   /**
