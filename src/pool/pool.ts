@@ -306,7 +306,7 @@ export class Pool {
     this.forget(conn);
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
-    if (this.paused && this.active.size === 0) this.onPausedIdle();
+    this.checkPausedIdle();
     this.grow();
     this.closeIfDone();
   }
@@ -369,7 +369,7 @@ export class Pool {
       if (conn) next.waiter.onLease(conn);
     }
     this.waiters.clear();
-    if (this.paused && this.active.size === 0) this.onPausedIdle();
+    this.checkPausedIdle();
     this.closeIfDone();
   }
 
@@ -431,7 +431,7 @@ export class Pool {
     }
     this.active.delete(conn);
     this.idle.push(conn);
-    if (this.paused && this.active.size === 0) this.onPausedIdle();
+    this.checkPausedIdle();
   }
 
   /** PAUSE: holds new transactions; each connection closes once given back (see drained). */
@@ -439,7 +439,7 @@ export class Pool {
     if (this.paused) return;
     this.paused = true;
     this.waiters.stop();
-    if (this.active.size === 0) this.onPausedIdle();
+    this.checkPausedIdle();
   }
 
   /**
@@ -447,7 +447,7 @@ export class Pool {
    * happen underneath; or once RESUME or close() ended the pause first (the caller tells which).
    */
   drained(): Promise<void> {
-    if (!this.paused || this.closed || this.active.size === 0) return Promise.resolve();
+    if (!this.paused || this.closed || (this.active.size === 0 && this.connecting === 0)) return Promise.resolve();
     return new Promise((resolve) => this.pauseWaiters.push(resolve));
   }
 
@@ -515,6 +515,14 @@ export class Pool {
 
   private reconnectBefore = 0;
 
+  /**
+   * A paused pool with nothing in use and no login under way (its connection is closed as soon as it
+   * is made, as PgBouncer closes logins in progress at PAUSE) has drained.
+   */
+  private checkPausedIdle(): void {
+    if (this.paused && this.active.size === 0 && this.connecting === 0) this.onPausedIdle();
+  }
+
   private onPausedIdle(): void {
     for (const conn of this.idle.splice(0)) this.forget(conn);
     for (const resolve of this.pauseWaiters.splice(0)) resolve();
@@ -560,7 +568,9 @@ export class Pool {
         this.dbLimit.release();
         this.log.warn({ err: conn.loginRefusal ?? err.message, pool: this.name }, 'server connection failed');
         // A waiting client hears why instead of waiting out its timeout; the others get another try.
-        this.waiters.shift()?.waiter.onLeaseError(err);
+        // PAUSE holds its clients whatever becomes of a login begun before it.
+        if (!this.paused) this.waiters.shift()?.waiter.onLeaseError(err);
+        this.checkPausedIdle();
         this.retryLogin();
         this.closeIfDone();
       },
