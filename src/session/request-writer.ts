@@ -152,6 +152,8 @@ export class RequestWriter {
    * placeForGroup): a simple Query of pgway's inside the group would commit what it did so far.
    */
   private groupPlaced = false;
+  /** The effects of the held Parses placeForGroup read, by held index, for onParse (cleared after each write). */
+  private readonly parseEffects: (readonly SessionEffect[] | undefined)[] = [];
   /** The current group changed the client's or the connection's statements after its first message (see guess). */
   private guessed = false;
   /**
@@ -271,7 +273,7 @@ export class RequestWriter {
             written = i;
             break;
           }
-          handled = this.onParse(server, session, buf, start, end, i + 1 < held.count && held.codes[i + 1] === Frontend.Describe);
+          handled = this.onParse(server, session, buf, start, end, i + 1 < held.count && held.codes[i + 1] === Frontend.Describe, this.parseEffects[i]);
           this.inGroup = true;
           break;
         case Frontend.Bind:
@@ -297,6 +299,7 @@ export class RequestWriter {
       if (written === i + 1) break;
     }
     held.flush(server);
+    if (this.parseEffects.length > 0) this.parseEffects.length = 0;
     if (written === held.count) held.clear();
     else held.keepFrom(written);
     if (this.corked) server.uncork();
@@ -367,8 +370,16 @@ export class RequestWriter {
    * renamed to its shared server-side name and prepared only where missing; a name the client
    * already uses is refused, as PostgreSQL refuses it. Returns true when the frame was handled here.
    */
-  private onParse(server: ServerConnection, session: SessionState, buf: Buffer, start: number, end: number, describeNext: boolean): boolean {
-    const effects = effectsOfText(buf, buf.indexOf(0, start + 5) + 1, end);
+  private onParse(
+    server: ServerConnection,
+    session: SessionState,
+    buf: Buffer,
+    start: number,
+    end: number,
+    describeNext: boolean,
+    known: readonly SessionEffect[] | undefined,
+  ): boolean {
+    const effects = known ?? effectsOfText(buf, buf.indexOf(0, start + 5) + 1, end);
     const misplaced = this.pooled && effects.length > 0 ? this.placeWithinGroup(server, session, effects) : undefined;
     if (misplaced) {
       this.beforeOwnWrite(server);
@@ -487,7 +498,9 @@ export class RequestWriter {
       const [code, buf, start, end] = [held.codes[j]!, held.bufs[j]!, held.starts[j]!, held.ends[j]!];
       let name = '';
       if (code === Frontend.Parse) {
-        for (const e of effectsOfText(buf, buf.indexOf(0, start + 5) + 1, end)) if (namesSqlStatement(e)) effects.push(e);
+        const parsed = effectsOfText(buf, buf.indexOf(0, start + 5) + 1, end);
+        this.parseEffects[j] = parsed;
+        for (const e of parsed) if (namesSqlStatement(e)) effects.push(e);
       } else if (code === Frontend.Bind) {
         name = bindStatement(buf, start, end)[0];
         for (const e of this.statements.get(name)?.effects ?? NO_EFFECTS) if (namesSqlStatement(e)) effects.push(e);
