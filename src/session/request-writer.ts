@@ -493,25 +493,29 @@ export class RequestWriter {
    */
   private placeForGroup(server: ServerConnection, session: SessionState, first: number): string | 'wait' | undefined {
     const held = this.held;
-    const effects: SessionEffect[] = [];
+    let effects: SessionEffect[] | undefined;
+    // Names the client PREPAREd in SQL are looked for only when it has some (reading a name makes a string).
+    const sqlNames = session.sqlPrepared.size > 0;
     for (let j = first; j < held.count && held.codes[j] !== Frontend.Sync; j++) {
-      const [code, buf, start, end] = [held.codes[j]!, held.bufs[j]!, held.starts[j]!, held.ends[j]!];
+      const code = held.codes[j]!;
+      if (code !== Frontend.Parse && !sqlNames) continue;
+      const [buf, start, end] = [held.bufs[j]!, held.starts[j]!, held.ends[j]!];
       let name = '';
       if (code === Frontend.Parse) {
         const parsed = effectsOfText(buf, buf.indexOf(0, start + 5) + 1, end);
         this.parseEffects[j] = parsed;
-        for (const e of parsed) if (namesSqlStatement(e)) effects.push(e);
+        for (const e of parsed) if (namesSqlStatement(e)) (effects ??= []).push(e);
       } else if (code === Frontend.Bind) {
         name = bindStatement(buf, start, end)[0];
-        for (const e of this.statements.get(name)?.effects ?? NO_EFFECTS) if (namesSqlStatement(e)) effects.push(e);
+        for (const e of this.statements.get(name)?.effects ?? NO_EFFECTS) if (namesSqlStatement(e)) (effects ??= []).push(e);
       } else if (code === Frontend.Describe && buf[start + 5] === 0x53 /* S */) {
         name = targetOf(buf, start, end)[1];
       }
       if (name !== '' && this.statements.get(name) === undefined && session.sqlPrepared.get(name) !== undefined) {
-        effects.push({ kind: 'execute', name, runs: false });
+        (effects ??= []).push({ kind: 'execute', name, runs: false });
       }
     }
-    if (effects.length === 0) return undefined;
+    if (effects === undefined) return undefined;
     if (server.busy) return 'wait';
     this.groupPlaced = true;
     return this.placeSqlPrepared(server, session, effects);
@@ -524,6 +528,11 @@ export class RequestWriter {
    */
   private placeWithinGroup(server: ServerConnection, session: SessionState, effects: readonly SessionEffect[]): Buffer | undefined {
     if (this.groupPlaced) return undefined;
+    if (!this.inGroup && !server.busy) {
+      // The group's first message (a Bind of a protocol-level statement the scan did not look at).
+      this.placeSqlPrepared(server, session, effects);
+      return undefined;
+    }
     if (this.placement(server, session, effects, true).length === 0) return undefined;
     return cannotPlace(effects.map(sqlStatementOf).find((n) => n !== undefined) ?? '', 'mid-group');
   }

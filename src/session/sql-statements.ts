@@ -38,6 +38,11 @@ export class SqlStatements {
     return this.defs.get(name);
   }
 
+  /** How many statements the client has. */
+  get size(): number {
+    return this.defs.size;
+  }
+
   /** What running `name` does to the session (a set_config, an advisory lock), if anything. */
   bodyOf(name: string): readonly SessionEffect[] | undefined {
     return this.bodies.get(name);
