@@ -53,9 +53,9 @@ export class ServerCancel {
   /**
    * Asks the server to cancel whatever `conn` runs. `stillWanted` is asked again once the cancel
    * socket is open and the client's turn has come, so a connection that has meanwhile moved on to
-   * another client is not cancelled.
+   * another client is not cancelled. `justSent`: the client's statement was written just now.
    */
-  async send(conn: CancelTarget, stillWanted: () => boolean, timeoutMs: number): Promise<void> {
+  async send(conn: CancelTarget, stillWanted: () => boolean, timeoutMs: number, justSent = false): Promise<void> {
     const { socket } = await openServerSocket(conn.target, timeoutMs);
     socket.on('error', () => undefined);
     const deferred = conn.ownStatementFirst;
@@ -71,7 +71,8 @@ export class ServerCancel {
     }
     // PostgreSQL acts on the cancel a moment after this: until then the connection must not move
     // on to another client's statement (see settle).
-    const sent = deferred ? this.sendUntilHeard(socket, conn, stillWanted, timeoutMs) : request(socket, conn, timeoutMs);
+    // A statement just written may still be being read when the cancel lands, as one that waited for its turn.
+    const sent = deferred || justSent ? this.sendUntilHeard(socket, conn, stillWanted, timeoutMs) : request(socket, conn, timeoutMs);
     const earlier = this.sent;
     this.sent = earlier ? Promise.all([earlier, sent]).then(([a, b]) => a && b) : sent;
     await sent;

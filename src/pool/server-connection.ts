@@ -518,8 +518,8 @@ export class ServerConnection implements ResponseHandler {
    * client's statement is next. `stillWanted` is asked again then, so a connection that has
    * meanwhile moved on to another client is not cancelled.
    */
-  cancel(stillWanted: () => boolean = () => true, timeoutMs = 5000): Promise<void> {
-    return this.cancels.send(this, stillWanted, timeoutMs);
+  cancel(stillWanted: () => boolean = () => true, timeoutMs = 5000, justSent = false): Promise<void> {
+    return this.cancels.send(this, stillWanted, timeoutMs, justSent);
   }
 
   /** A cancel sent for this connection may still be pending: reuse waits for it (see reset). */

@@ -153,14 +153,14 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   // --- cancel --------------------------------------------------------------------------------
 
   /** A CancelRequest carrying this client's key arrived: cancel what its server runs now, if anything. */
-  cancelRunning(): void {
+  cancelRunning(justSent = false): void {
     const server = this.server;
     if (!server) {
       if (this.waiting && !this.cancelWaitingRequest()) this.cancelOnDispatch = true;
       return;
     }
     server
-      .cancel(() => this.server === server && server.busy)
+      .cancel(() => this.server === server && server.busy, 5000, justSent)
       .catch((err: unknown) => this.ctx.log.warn({ err }, 'cancel request failed'));
   }
 
@@ -512,7 +512,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     server.flushSynthesized();
     if (this.cancelOnDispatch) {
       this.cancelOnDispatch = false;
-      this.cancelRunning();
+      this.cancelRunning(true);
     }
   }
 
