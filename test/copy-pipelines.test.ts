@@ -6,11 +6,11 @@
 // Determinism: the COPY's row waits on a row lock another session holds, so the CopyInResponse
 // reaches pgway alone, and the client sees it ('G') before the lock is let go.
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
 import type { RawClient } from './helpers/raw-client.js';
-import { rawAfterLogin, answers, upTo, cat, P, B, E, S, copyData, COPY_DONE } from './helpers/wire-script.js';
+import { rawTargets, type Target, answers, upTo, cat, P, B, E, S, copyData, COPY_DONE } from './helpers/wire-script.js';
 
 let gw: TestGateway;
 beforeAll(async () => {
@@ -23,13 +23,7 @@ afterAll(async () => {
   await gw?.stop();
   await adminQuery('DROP TABLE IF EXISTS rd_crg');
 });
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-type Target = TestGateway | 'direct';
-const raw = (t: Target): Promise<RawClient> =>
-  rawAfterLogin(t === 'direct' ? pgUrl(lab().primary, 'app', 'app-secret', 'app') : t.url(), (end) => cleanups.push(end));
+const { raw, cleanups } = rawTargets();
 
 /** Holds an uncommitted row `key` in rd_crg: a COPY of that key waits until release() (rollback). */
 async function blocker(key: number): Promise<{ release: () => Promise<void> }> {

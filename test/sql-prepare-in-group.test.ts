@@ -6,11 +6,10 @@
 // own: outside a transaction block it commits the implicit transaction of the group so far, and it
 // drops the unnamed statement and portal. So work the client's group did before is committed although
 // a later message of the group fails, and the client's unnamed statement is gone.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
-import { adminQuery, lab, pgUrl } from './harness/lab.js';
-import type { RawClient } from './helpers/raw-client.js';
-import { rawAfterLogin, answers, cat, H, P, B, E, S, Q, upTo } from './helpers/wire-script.js';
+import { adminQuery } from './harness/lab.js';
+import { rawTargets, type Target, answers, cat, H, P, B, E, S, Q, upTo } from './helpers/wire-script.js';
 
 let single: TestGateway; // one server connection: the other client's PREPARE is certainly on it
 beforeAll(async () => {
@@ -23,13 +22,7 @@ afterAll(async () => {
   await single?.stop();
   await adminQuery('DROP TABLE IF EXISTS sg_mg');
 });
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-type Target = TestGateway | 'direct';
-const raw = (t: Target): Promise<RawClient> =>
-  rawAfterLogin(t === 'direct' ? pgUrl(lab().primary, 'app', 'app-secret', 'app') : t.url(), (end) => cleanups.push(end));
+const { raw } = rawTargets();
 
 /** Through pgway, another client leaves its own sg_mg_p on the one connection, so pgway must lay this client's on again. */
 async function otherClientsPrepare(t: Target, name: string): Promise<void> {

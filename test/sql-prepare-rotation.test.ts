@@ -1,11 +1,10 @@
 // (Regression tests; the failures noted are fixed.) SQL-level PREPARE / EXECUTE / DEALLOCATE in
 // transaction mode, with a pool of 1: every client shares one server connection, which holds the
 // statements of whichever client used it last. Each case compares pgway with a direct connection.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
-import { lab, pgUrl } from './harness/lab.js';
 import type { RawClient } from './helpers/raw-client.js';
-import { rawAfterLogin, P, B, E, S, Q, answers, cat } from './helpers/wire-script.js';
+import { rawTargets, type Target, P, B, E, S, Q, answers, cat } from './helpers/wire-script.js';
 
 let single: TestGateway;
 
@@ -15,14 +14,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await single?.stop();
 });
-const cleanups: (() => unknown)[] = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0).reverse()) c();
-});
-
-type Target = TestGateway | 'direct';
-const raw = (t: Target): Promise<RawClient> =>
-  rawAfterLogin(t === 'direct' ? pgUrl(lab().primary, 'app', 'app-secret', 'app') : t.url(), (end) => cleanups.push(end));
+const { raw, cleanups } = rawTargets();
 
 /** Runs [client, message] steps in order, each client its own connection; the answers, one list per step. */
 async function scenario(t: Target, steps: [string, Buffer][]): Promise<string[][]> {

@@ -3,11 +3,10 @@
 // never prepared, an unnamed Parse the server skipped, a named Parse that failed. Each case is
 // compared with what PostgreSQL answers on a direct connection. `single` (one server connection)
 // makes sharing certain.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
-import { lab, pgUrl } from './harness/lab.js';
 import type { RawClient } from './helpers/raw-client.js';
-import { rawAfterLogin, P, B, E, C, D, S, Q, answers, cat } from './helpers/wire-script.js';
+import { rawTargets, type Target, P, B, E, C, D, S, Q, answers, cat } from './helpers/wire-script.js';
 
 let single: TestGateway;
 
@@ -17,14 +16,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await single?.stop();
 });
-const cleanups: (() => unknown)[] = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0).reverse()) c();
-});
-
-type Target = TestGateway | 'direct';
-const raw = (t: Target): Promise<RawClient> =>
-  rawAfterLogin(t === 'direct' ? pgUrl(lab().primary, 'app', 'app-secret', 'app') : t.url(), (end) => cleanups.push(end));
+const { raw } = rawTargets();
 
 async function script(t: Target, steps: Buffer[]): Promise<string[][]> {
   const r = await raw(t);

@@ -4,11 +4,9 @@
 // sink's onServerReady / onAwaitingClient runs then, so the flow never hears that everything is
 // answered: a Bind held for pgway's own Describe is never written (the client hangs), and a
 // connection that is free again is never given back (the next client waits until 57P05).
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
-import { lab, pgUrl } from './harness/lab.js';
-import type { RawClient } from './helpers/raw-client.js';
-import { rawAfterLogin, answers, upTo, cat, P, B, E, S, H, Q, C } from './helpers/wire-script.js';
+import { rawTargets, type Target, answers, upTo, cat, P, B, E, S, H, Q, C } from './helpers/wire-script.js';
 
 let gw: TestGateway; // one server connection, one prepared statement per connection: which copy exists is certain
 beforeAll(async () => {
@@ -17,13 +15,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gw?.stop();
 });
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-type Target = TestGateway | 'direct';
-const raw = (t: Target): Promise<RawClient> =>
-  rawAfterLogin(t === 'direct' ? pgUrl(lab().primary, 'app', 'app-secret', 'app') : t.url(), (end) => cleanups.push(end));
+const { raw } = rawTargets();
 const safe = (p: Promise<string[]>): Promise<string[]> => p.catch((e: Error) => [`no answer: ${e.message}`]);
 
 describe('a synthesized CloseComplete that is the last response owed after a ReadyForQuery', () => {

@@ -5,7 +5,27 @@
  */
 import type net from 'node:net';
 import pg from 'pg';
+import { afterEach } from 'vitest';
+import type { TestGateway } from '../harness/gateway.js';
+import { lab, pgUrl } from '../harness/lab.js';
 import { cstring, dataRowValues, errorFields, RawClient, typedMessage, type BackendMessage } from './raw-client.js';
+
+/** Where a script runs: PostgreSQL directly (as app), or a gateway in front of it. */
+export type Target = TestGateway | 'direct';
+
+/**
+ * Raw clients logged in as app at a Target, for the file that calls this: each is closed after its
+ * test, with whatever else the test puts in `cleanups` (registers an afterEach).
+ */
+export function rawTargets(): { raw: (t: Target) => Promise<RawClient>; cleanups: (() => unknown)[] } {
+  const cleanups: (() => unknown)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  const raw = (t: Target): Promise<RawClient> =>
+    rawAfterLogin(t === 'direct' ? pgUrl(lab().primary, 'app', 'app-secret', 'app') : t.url(), (end) => cleanups.push(end));
+  return { raw, cleanups };
+}
 
 /** Logs in with pg (SCRAM) at `url`, then takes its socket over; `onClose` gets what ends it. */
 export async function rawAfterLogin(url: string, onClose: (end: () => void) => void): Promise<RawClient> {
