@@ -152,8 +152,11 @@ export class RequestWriter {
    * placeForGroup): a simple Query of pgway's inside the group would commit what it did so far.
    */
   private groupPlaced = false;
-  /** The effects of the held Parses placeForGroup read, by held index, for onParse (cleared after each write). */
-  private readonly parseEffects: (readonly SessionEffect[] | undefined)[] = [];
+  /**
+   * The effects of the held Parses placeForGroup read, by held index, for onParse (cleared after each
+   * write); made at the first scan, so an idle client has none.
+   */
+  private parseEffects: (readonly SessionEffect[] | undefined)[] | undefined;
   /** The current group changed the client's or the connection's statements after its first message (see guess). */
   private guessed = false;
   /**
@@ -273,7 +276,7 @@ export class RequestWriter {
             written = i;
             break;
           }
-          handled = this.onParse(server, session, buf, start, end, i + 1 < held.count && held.codes[i + 1] === Frontend.Describe, this.parseEffects[i]);
+          handled = this.onParse(server, session, buf, start, end, i + 1 < held.count && held.codes[i + 1] === Frontend.Describe, this.parseEffects?.[i]);
           this.inGroup = true;
           break;
         case Frontend.Bind:
@@ -299,7 +302,7 @@ export class RequestWriter {
       if (written === i + 1) break;
     }
     held.flush(server);
-    if (this.parseEffects.length > 0) this.parseEffects.length = 0;
+    if (this.parseEffects !== undefined && this.parseEffects.length > 0) this.parseEffects.length = 0;
     if (written === held.count) held.clear();
     else held.keepFrom(written);
     if (this.corked) server.uncork();
@@ -503,7 +506,7 @@ export class RequestWriter {
       let name = '';
       if (code === Frontend.Parse) {
         const parsed = effectsOfText(buf, buf.indexOf(0, start + 5) + 1, end);
-        this.parseEffects[j] = parsed;
+        (this.parseEffects ??= [])[j] = parsed;
         for (const e of parsed) if (namesSqlStatement(e)) (effects ??= []).push(e);
       } else if (code === Frontend.Bind) {
         name = bindStatement(buf, start, end)[0];
