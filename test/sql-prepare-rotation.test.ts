@@ -14,23 +14,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await single?.stop();
 });
-const { raw, cleanups } = rawTargets();
-
-/** Runs [client, message] steps in order, each client its own connection; the answers, one list per step. */
-async function scenario(t: Target, steps: [string, Buffer][]): Promise<string[][]> {
-  const clients = new Map<string, RawClient>();
-  const out: string[][] = [];
-  for (const [who, bytes] of steps) {
-    let c = clients.get(who);
-    if (!c) {
-      c = await raw(t);
-      clients.set(who, c);
-    }
-    c.write(bytes);
-    out.push(await answers(c).catch((e: Error) => [`timeout: ${e.message}`]));
-  }
-  return out;
-}
+const { raw, cleanups, scenario } = rawTargets();
 
 // Nothing of pgway's can run in a failed transaction block, before the text that ends it: such a
 // text that then needs a statement laid on is refused (README), never run with another client's.

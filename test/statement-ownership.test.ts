@@ -5,7 +5,6 @@
 // makes sharing certain.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
-import type { RawClient } from './helpers/raw-client.js';
 import { rawTargets, type Target, P, B, E, C, D, S, Q, answers, cat } from './helpers/wire-script.js';
 
 let single: TestGateway;
@@ -16,17 +15,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await single?.stop();
 });
-const { raw } = rawTargets();
+const { raw, scenario, script } = rawTargets();
 
-async function script(t: Target, steps: Buffer[]): Promise<string[][]> {
-  const r = await raw(t);
-  const out: string[][] = [];
-  for (const bytes of steps) {
-    r.write(bytes);
-    out.push(await answers(r));
-  }
-  return out;
-}
 
 describe('SQL-level PREPARE of a name the client already prepared', () => {
   it('is refused with 42P05 and the first definition stays, as on a direct connection', async () => {
@@ -212,22 +202,6 @@ describe('pipelined: PREPARE p, PREPARE p again (refused), EXECUTE p', () => {
     expect(await run(single)).toEqual(direct);
   });
 });
-
-/** Runs [client, message] steps in order, each client its own connection; the answers, one list per step. */
-async function scenario(t: Target, steps: [string, Buffer][]): Promise<string[][]> {
-  const clients = new Map<string, RawClient>();
-  const out: string[][] = [];
-  for (const [who, bytes] of steps) {
-    let c = clients.get(who);
-    if (!c) {
-      c = await raw(t);
-      clients.set(who, c);
-    }
-    c.write(bytes);
-    out.push(await answers(c));
-  }
-  return out;
-}
 
 describe('an EXECUTE inside an aborted transaction block', () => {
   it("does not leave the connection taken to hold the client's statement: after ROLLBACK the EXECUTE runs the client's own definition", async () => {

@@ -16,7 +16,7 @@ export function wantsReplication(value: string | undefined): boolean {
 
 /** The startup parameter `replication` as PostgreSQL checks it: `database` or a boolean. */
 export function checkReplicationParam(value: string | undefined): void {
-  // PostgreSQL's parse_bool: any case, but no spaces around the word (where a SET's value may have them).
+  // PostgreSQL's parse_bool: case-insensitive, but no spaces around the word (where a SET's value may have them).
   if (value === undefined || value === 'database' || (value.trim() === value && parseBool(value) !== undefined)) return;
   throw new InvalidParameterValueError(`invalid value for parameter "replication": "${value}"`, {
     hint: 'Valid values are: "false", 0, "true", 1, "database".',

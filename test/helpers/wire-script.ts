@@ -17,14 +17,36 @@ export type Target = TestGateway | 'direct';
  * Raw clients logged in as app at a Target, for the file that calls this: each is closed after its
  * test, with whatever else the test puts in `cleanups` (registers an afterEach).
  */
-export function rawTargets(): { raw: (t: Target) => Promise<RawClient>; cleanups: (() => unknown)[] } {
+export function rawTargets(): {
+  raw: (t: Target) => Promise<RawClient>;
+  cleanups: (() => unknown)[];
+  /** Runs [client, message] steps in order, each client its own connection; the answers, one list per step. */
+  scenario: (t: Target, steps: [string, Buffer][]) => Promise<string[][]>;
+  /** The same, all steps from one client. */
+  script: (t: Target, steps: Buffer[]) => Promise<string[][]>;
+} {
   const cleanups: (() => unknown)[] = [];
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
   const raw = (t: Target): Promise<RawClient> =>
     rawAfterLogin(t === 'direct' ? pgUrl(lab().primary, 'app', 'app-secret', 'app') : t.url(), (end) => cleanups.push(end));
-  return { raw, cleanups };
+  const scenario = async (t: Target, steps: [string, Buffer][]): Promise<string[][]> => {
+    const clients = new Map<string, RawClient>();
+    const out: string[][] = [];
+    for (const [who, bytes] of steps) {
+      let c = clients.get(who);
+      if (!c) {
+        c = await raw(t);
+        clients.set(who, c);
+      }
+      c.write(bytes);
+      out.push(await answers(c).catch((e: Error) => [`timeout: ${e.message}`]));
+    }
+    return out;
+  };
+  const script = (t: Target, steps: Buffer[]): Promise<string[][]> => scenario(t, steps.map((bytes) => ['', bytes]));
+  return { raw, cleanups, scenario, script };
 }
 
 /** Logs in with pg (SCRAM) at `url`, then takes its socket over; `onClose` gets what ends it. */
