@@ -10,6 +10,12 @@ export const SHAPE_PENDING = '?';
 /** A prepared statement whose shape pgway does not know, or does not check (see ClientStatement.checked). */
 export const SHAPE_UNKNOWN = '';
 
+/**
+ * What `sql` holds for a name whose client DEALLOCATE (or protocol Close) was written but may not
+ * have run (an error before it, a Parse never executed): the next placement of it starts afresh.
+ */
+export const SQL_UNKNOWN = '\u0000unknown';
+
 export class ServerStatements {
   /**
    * Server-side names of the shared statements prepared here, least recently used first, each

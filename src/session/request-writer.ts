@@ -9,6 +9,7 @@
 import { EXTENDED_SLOTS, Slot, type SlotUndo } from '../pool/expected-responses.js';
 import type { Pool } from '../pool/pool.js';
 import type { ServerConnection } from '../pool/server-connection.js';
+import { SQL_UNKNOWN } from '../pool/server-statements.js';
 import { quoteIdentifier } from '../router/guc-value.js';
 import { classifySessionEffectsIn, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
@@ -64,8 +65,8 @@ const namesSqlStatement = (e: SessionEffect): boolean =>
 /** The SQL-level prepared statement an effect names, if one. */
 const sqlStatementOf = (e: SessionEffect): string | undefined =>
   e.kind === 'prepare' || e.kind === 'execute' || e.kind === 'deallocate' ? e.name : undefined;
-/** A name the connection may or may not hold now (a client's DEALLOCATE of it may not have run). */
-const UNKNOWN_DEF = '\u0000unknown';
+/** The first SQL-level statement effects name (for an error about them). */
+const firstStatementName = (effects: readonly SessionEffect[]): string => effects.map(sqlStatementOf).find((n) => n !== undefined) ?? '';
 
 /** A request that needs a SQL-level statement laid on where nothing of pgway's can run first. */
 const cannotPlace = (name: string, where: 'failed-block' | 'mid-group'): Buffer =>
@@ -537,7 +538,7 @@ export class RequestWriter {
       return undefined;
     }
     if (this.placement(server, session, effects, true).length === 0) return undefined;
-    return cannotPlace(effects.map(sqlStatementOf).find((n) => n !== undefined) ?? '', 'mid-group');
+    return cannotPlace(firstStatementName(effects), 'mid-group');
   }
 
   /**
@@ -552,7 +553,7 @@ export class RequestWriter {
       // The client's statement fails (25P02) and pgway's would too: nothing is placed, and nothing
       // changes, unless the text ends the block first.
       if (!effects.some(endsFailedBlock)) return undefined;
-      if (this.placement(server, session, effects, true).length > 0) return effects.map(sqlStatementOf).find((n) => n !== undefined) ?? '';
+      if (this.placement(server, session, effects, true).length > 0) return firstStatementName(effects);
     }
     const inject = this.placement(server, session, effects, false);
     if (inject.length === 0) return undefined;
@@ -571,7 +572,7 @@ export class RequestWriter {
   private placement(server: ServerConnection, session: SessionState, effects: readonly SessionEffect[], dry: boolean): string[] {
     const held = dry ? new Map(server.statements.sql) : server.statements.sql;
     const inject: string[] = [];
-    if (server.statements.deallocateAll || effects.some((e) => held.get(sqlStatementOf(e) ?? '') === UNKNOWN_DEF)) {
+    if (server.statements.deallocateAll || effects.some((e) => held.get(sqlStatementOf(e) ?? '') === SQL_UNKNOWN)) {
       inject.push('DEALLOCATE ALL');
       held.clear();
       if (!dry) server.statements.forgetAll();
@@ -619,7 +620,7 @@ export class RequestWriter {
         }
         if (e.kind === 'deallocate') {
           // Whether it runs is known only from its answer (an error before it in the text, a Parse never executed).
-          held.set(e.name, UNKNOWN_DEF);
+          held.set(e.name, SQL_UNKNOWN);
           definedHere.delete(e.name);
           droppedHere.add(e.name);
         }
@@ -733,7 +734,7 @@ export class RequestWriter {
         server.expectSynthesized(Slot.Close, msg.CLOSE_COMPLETE);
         return true;
       }
-      server.statements.sql.delete(name);
+      server.statements.sql.set(name, SQL_UNKNOWN); // as a DEALLOCATE: the Close may be skipped
       return false;
     }
     const misplaced = this.placeWithinGroup(server, session, [{ kind: 'execute', name, runs: false }]);

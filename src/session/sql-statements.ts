@@ -90,8 +90,8 @@ export class SqlStatements {
    * undefined) are taken back if `erred`: PostgreSQL refused them (a name in use, a table missing,
    * an aborted transaction block), and the name means what it meant before, unless a later one
    * changed it since. Known limit: one that ran before a later statement of the same Query string
-   * failed is taken back too. What the connection holds of the names is then unknown: its next
-   * lease starts with a DEALLOCATE ALL.
+   * failed is taken back too. What the connection holds of the names is then unknown: the next
+   * statement laid on it (or its next lease) starts with a DEALLOCATE ALL.
    */
   settle(server: ServerConnection, erred: boolean, upTo?: number): void {
     const pending = this.pending;
@@ -99,14 +99,14 @@ export class SqlStatements {
     while (n < pending.length && (upTo === undefined || pending[n]!.request <= upTo)) n++;
     if (n === 0) return;
     if (erred) {
-      for (let i = n - 1; i >= 0; i--) this.takeBack(server, i, n);
+      for (let i = n - 1; i >= 0; i--) this.takeBack(i, n);
       server.statements.deallocateAll = true;
     }
     pending.splice(0, n);
   }
 
   /** Takes back pending change `i`; those from `firstLater` on are of requests still unanswered. */
-  private takeBack(server: ServerConnection, i: number, firstLater: number): void {
+  private takeBack(i: number, firstLater: number): void {
     const { name, before, after, restore } = this.pending[i]!;
     if (restore) {
       restore();
@@ -118,7 +118,6 @@ export class SqlStatements {
       if (later.name === name && later.before?.def === after) later.before = before;
     }
     if (this.defs.get(name) !== after) return; // changed again since: that change decides
-    if (after !== undefined) server.statements.sql.delete(name); // the server refused it
     if (before === undefined) {
       this.defs.delete(name);
       this.bodies.delete(name);
