@@ -39,6 +39,11 @@ export class HeldFrames {
     return this.ends_ > 0;
   }
 
+  /** How many whole requests are held. */
+  get requests(): number {
+    return this.ends_;
+  }
+
   /** A CopyDone or CopyFail is held: the COPY from the client ends with these frames. */
   get endsCopy(): boolean {
     for (let i = 0; i < this.count; i++) if (endsCopy(this.codes[i]!)) return true;

@@ -31,9 +31,6 @@ import { STILL_HELD_QUESTIONS, type CheckedPin } from './pins.js';
 import type { SessionState } from './session-state.js';
 import { reportedParams, startupSettings } from './startup-params.js';
 
-const isRequestEnd = (code: number): boolean =>
-  code === Frontend.Query || code === Frontend.Sync || code === Frontend.Flush || code === Frontend.FunctionCall;
-
 /**
  * A client waiting for a server connection is read no further once its held requests pass this:
  * what it pipelines meanwhile waits in the socket buffers, not in pgway (PgBouncer reads one
@@ -175,8 +172,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     const held = this.held;
     const last = held.count - 1;
     const end = held.codes[last];
-    if (end !== Frontend.Query && end !== Frontend.Sync) return false;
-    for (let i = 0; i < last; i++) if (isRequestEnd(held.codes[i]!)) return false;
+    if ((end !== Frontend.Query && end !== Frontend.Sync) || held.requests !== 1) return false;
     this.pool.cancelWait(this);
     this.waiting = false;
     if (this.pausedWhileWaiting) this.resumeAfterWait();
