@@ -1,0 +1,106 @@
+/**
+ * Where a client's SQL-level prepared statements (PREPARE / EXECUTE / DEALLOCATE) must be laid on
+ * a shared server connection before its request: the statements that make the connection hold the
+ * client's own definitions, and the records of what it holds, changed as if they ran.
+ */
+import type { ServerConnection } from '../pool/server-connection.js';
+import { SQL_UNKNOWN } from '../pool/server-statements.js';
+import { quoteIdentifier } from '../router/guc-value.js';
+import type { SessionEffect } from '../router/session-effects.js';
+import type { PreparedStatements } from './prepared-statements.js';
+import type { SessionState } from './session-state.js';
+import { prepareStatement } from './sql-statements.js';
+
+/** Whether a session effect ends or rescues an aborted transaction block. */
+export const endsFailedBlock = (e: SessionEffect): boolean => e.kind === 'rollback' || e.kind === 'commit' || e.kind === 'rollback-to';
+/** Effects that name SQL-level prepared statements, which pgway may have to lay on the connection. */
+export const namesSqlStatement = (e: SessionEffect): boolean =>
+  e.kind === 'prepare' || e.kind === 'execute' || e.kind === 'deallocate' || e.kind === 'deallocate-all';
+/** The SQL-level prepared statement an effect names, if one. */
+const sqlStatementOf = (e: SessionEffect): string | undefined =>
+  e.kind === 'prepare' || e.kind === 'execute' || e.kind === 'deallocate' ? e.name : undefined;
+/** The first SQL-level statement effects name (for an error about them). */
+export const firstStatementName = (effects: readonly SessionEffect[]): string => effects.map(sqlStatementOf).find((n) => n !== undefined) ?? '';
+
+/**
+ * The statements that make the connection hold what `effects` need, and (unless `dry`) the
+ * records of the connection and the client changed as if they ran. What the connection holds
+ * may be unknown (a statement of pgway's or a client's failed, a client's DEALLOCATE may not
+ * have run): it is cleared with DEALLOCATE ALL first.
+ */
+export function sqlPlacement(
+  server: ServerConnection,
+  session: SessionState,
+  clientStatements: PreparedStatements,
+  effects: readonly SessionEffect[],
+  dry: boolean,
+): string[] {
+  const held = dry ? new Map(server.statements.sql) : server.statements.sql;
+  const inject: string[] = [];
+  if (server.statements.deallocateAll || effects.some((e) => held.get(sqlStatementOf(e) ?? '') === SQL_UNKNOWN)) {
+    inject.push('DEALLOCATE ALL');
+    held.clear();
+    if (!dry) server.statements.forgetAll();
+  }
+  const definedHere = new Set<string>();
+  // Names the text DEALLOCATEs before it PREPAREs them again: the client has them no more.
+  const droppedHere = new Set<string>();
+  let allDropped = false;
+  /** The client's definition of `name` at this point of the text. */
+  const clientDef = (name: string): string | undefined =>
+    definedHere.has(name) || droppedHere.has(name) || allDropped ? undefined : session.sqlPrepared.get(name);
+  /** Drops what the connection holds under `name` (another client's statement, or a stale one). */
+  const drop = (name: string): void => {
+    if (held.has(name)) inject.push(`DEALLOCATE ${quoteIdentifier(name)}`);
+    held.delete(name);
+  };
+  /** Makes the connection hold `def` under `name` by running `statement` (def itself, unless told), and records which. */
+  const hold = (name: string, def: string, statement = def): void => {
+    if (held.get(name) === def || held.get(name) === statement) return;
+    drop(name);
+    inject.push(statement);
+    held.set(name, statement);
+  };
+  for (const e of effects) {
+    if (e.kind === 'prepare') {
+      const own = clientDef(e.name);
+      // The client has a statement of that name: PostgreSQL refuses the PREPARE (42P05) and keeps
+      // the first, so the first must be what the server has here.
+      if (own !== undefined) {
+        hold(e.name, own);
+        continue;
+      }
+      // The client has no statement of that name: nor may the connection (another client's, even
+      // one alike), unless the text's own DEALLOCATE before it drops it.
+      if (!droppedHere.has(e.name)) drop(e.name);
+      definedHere.add(e.name);
+      held.set(e.name, prepareStatement(e.name, e.sql, e.paramTypes));
+    } else if (e.kind === 'execute' || e.kind === 'deallocate') {
+      if (!definedHere.has(e.name)) {
+        const def = clientDef(e.name);
+        // Another client's statement of that name must not answer for this client's statement.
+        if (def === undefined) drop(e.name);
+        // A DEALLOCATE needs the name, not the statement, which may no longer prepare (a table dropped).
+        else hold(e.name, def, e.kind === 'execute' ? def : `PREPARE ${quoteIdentifier(e.name)} AS SELECT NULL`);
+      }
+      if (e.kind === 'deallocate') {
+        // Whether it runs is known only from its answer (an error before it in the text, a Parse never executed).
+        held.set(e.name, SQL_UNKNOWN);
+        definedHere.delete(e.name);
+        droppedHere.add(e.name);
+      }
+    } else if (e.kind === 'deallocate-all') {
+      // DEALLOCATE ALL and DISCARD ALL drop the shared statements too, and the client's own. The
+      // connection's next placement starts from a DEALLOCATE ALL of its own, whether this one ran or not.
+      held.clear();
+      if (!dry) {
+        server.statements.prepared.clear();
+        server.statements.deallocateAll = true;
+        session.takeBackIfFails(clientStatements.clear());
+      }
+      definedHere.clear();
+      allDropped = true;
+    }
+  }
+  return inject;
+}
