@@ -9,7 +9,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric, type Metr
 import type { ErrorEvent, PinEvent } from '../events.js';
 import { errorChannel, pinChannel } from '../events.js';
 import { LATENCY_BOUNDS_MS, type LatencyHistogram } from '../pool/latency-histogram.js';
-import type { PoolCounters } from '../pool/pool.js';
+import { poolLabel, type PoolCounters } from '../pool/pool.js';
 import type { AdminView } from './admin-view.js';
 
 /** A metric whose values are computed at scrape time from counters kept elsewhere. */
@@ -48,7 +48,7 @@ export class Metrics {
       collect() {
         this.reset();
         for (const p of view.pools()) {
-          const pool = `${p.database}/${p.user}`;
+          const pool = poolLabel(p.database, p.user);
           this.set({ pool, state: 'active' }, p.serversActive);
           this.set({ pool, state: 'idle' }, p.serversIdle);
           this.set({ pool, state: 'login' }, p.serversLogin);
@@ -62,7 +62,7 @@ export class Metrics {
       registers: [registry],
       collect() {
         this.reset();
-        for (const p of view.pools()) this.set({ pool: `${p.database}/${p.user}` }, p.clientsWaiting);
+        for (const p of view.pools()) this.set({ pool: poolLabel(p.database, p.user) }, p.clientsWaiting);
       },
     });
 
@@ -76,7 +76,7 @@ export class Metrics {
           help,
           type: 'histogram',
           aggregator: 'sum',
-          values: view.pools().flatMap((p) => histogramValues(name, `${p.database}/${p.user}`, of(p.counters))),
+          values: view.pools().flatMap((p) => histogramValues(name, poolLabel(p.database, p.user), of(p.counters))),
         }),
       };
       // prom-client's registry formats any metric with get(); its types only name its own classes.

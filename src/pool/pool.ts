@@ -83,6 +83,16 @@ class ActiveConnections {
   }
 }
 
+/**
+ * A pool's name, `database/user`, in logs, SHOW POOLS' grouping and the metrics' `pool` label. A `/` or
+ * `%` inside either name is written `%2F` / `%25`, so the pools (`d/u`, `app`) and (`d`, `u/app`) keep
+ * two names.
+ */
+export function poolLabel(database: string, user: string): string {
+  const escape = (name: string): string => name.replace(/%/g, '%25').replace(/\//g, '%2F');
+  return `${escape(database)}/${escape(user)}`;
+}
+
 export class Pool {
   private readonly idle: ServerConnection[] = [];
   private readonly active = new ActiveConnections();
@@ -119,7 +129,7 @@ export class Pool {
   private readonly maintenance: NodeJS.Timeout;
   private currentSettings: PoolSettings;
 
-  /** `database/user`, for logs and metrics; either may itself hold a `/`, so read them from their fields. */
+  /** `database/user` (poolLabel), for logs, metrics and telling pools apart. */
   readonly name: string;
 
   constructor(
@@ -133,7 +143,7 @@ export class Pool {
     /** Shared with the pool this one replaces after a RELOAD, so totals and histograms run on. */
     readonly counters = new PoolCounters(),
   ) {
-    this.name = `${database}/${user}`;
+    this.name = poolLabel(database, user);
     this.currentSettings = settings;
     this.maintenance = setInterval(() => this.maintain(), 1000);
     this.maintenance.unref();

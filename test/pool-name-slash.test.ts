@@ -1,0 +1,61 @@
+// SHOW POOLS and /metrics tell pools apart by name, `database/user`: a `/` inside either name must not
+// make two pools one, as (database "d/u", user "app") and (database "d", user "u/app") would.
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { adminQuery } from './harness/lab.js';
+import { FileGateways, type FileGateway } from './helpers/file-gateway.js';
+import { sleep } from './helpers/pg-helpers.js';
+
+const DB = 'pool_name_slash';
+const files = new FileGateways(DB);
+beforeAll(async () => {
+  await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+  await adminQuery(`CREATE DATABASE ${DB} OWNER app`);
+});
+afterAll(async () => {
+  await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+  files.removeFiles();
+});
+const opened: pg.Client[] = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(1000)])));
+  await files.stopAll();
+});
+async function connect(gw: FileGateway, user: string, database: string, password = ''): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: gw.url(user, database, password) });
+  client.on('error', () => undefined);
+  opened.push(client);
+  await client.connect();
+  return client;
+}
+
+describe('a / in a database or user name', () => {
+  it('leaves the pools (d/u, app) and (d, u/app) two rows in SHOW POOLS and two series in /metrics', async () => {
+    const gw = await files.start({
+      pool: '{ mode: transaction, size: 2 }',
+      http: true,
+      databases: { 'd/u': DB, d: DB },
+      users: ['{ name: "u/app", method: trust, server_user: app, server_password: app-secret }'],
+    });
+    const one = await connect(gw, 'app', 'd/u', 'app-secret');
+    const two = await connect(gw, 'u/app', 'd');
+    await one.query('BEGIN'); // one server connection busy in pool (d/u, app)
+    await two.query('SELECT 1'); // one idle in pool (d, u/app)
+    const admin = await connect(gw, 'admin', 'pgway', 'admin-secret');
+    const rows = (await admin.query<Record<string, string>>('SHOW POOLS')).rows.map((r) => ({
+      database: r.database, user: r.user, cl_active: r.cl_active, sv_active: r.sv_active, sv_idle: r.sv_idle,
+    }));
+    const metrics = await (await fetch(`http://127.0.0.1:${gw.httpPort}/metrics`)).text();
+    await one.query('COMMIT');
+    const series = metrics.split('\n').filter((l) => l.startsWith('pgway_server_connections{'));
+    expect(series).toEqual(expect.arrayContaining([
+      'pgway_server_connections{pool="d%2Fu/app",state="active"} 1',
+      'pgway_server_connections{pool="d/u%2Fapp",state="idle"} 1',
+    ]));
+    expect(rows).toEqual(expect.arrayContaining([
+      { database: 'd/u', user: 'app', cl_active: '1', sv_active: '1', sv_idle: '0' },
+      { database: 'd', user: 'u/app', cl_active: '1', sv_active: '0', sv_idle: '1' },
+    ]));
+    expect(rows).toHaveLength(2);
+  });
+});
