@@ -213,8 +213,9 @@ export async function runAdminCommand(sql: string, view: AdminView): Promise<Buf
     case 'pause': {
       const refused = refuseDatabase(view, verb, arg);
       if (refused) return refused;
-      // As PgBouncer: a second PAUSE is a mistake to hear of, not a second wait for the same drain.
-      if (view.pausedBy(arg)) return adminError(arg ? `database ${arg} is already paused` : 'already paused', '08P01');
+      // As PgBouncer (admin_cmd_pause): under a global PAUSE any PAUSE is refused; PAUSE db of a database
+      // already paused (by PAUSE db or KILL db) is taken, and waits for its drain like the first.
+      if (view.pausedBy()) return adminError('already suspended/paused', '08P01');
       if (await view.pause(arg)) return [commandComplete('PAUSE')];
       return adminError('PAUSE canceled: RESUME ran before every server connection was given back', '57014');
     }
