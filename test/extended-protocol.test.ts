@@ -144,6 +144,15 @@ describe('a named Parse that PostgreSQL refuses', () => {
     expect(pgway).toEqual(direct);
   });
 
+  it('a name whose Parse failed is free for a later group of the same write, also as that group\'s second Parse', async () => {
+    const steps: [Buffer, number][] = [
+      [Buffer.concat([P('pe_free', 'SELEC 1'), S, P('pe_free_y', 'SELECT 1'), P('pe_free', 'SELECT 2 AS v'), B('pe_free'), E(), S]), 2],
+    ];
+    const { direct, pgway } = await compare(gw, steps);
+    expect(direct).toEqual([['E:42601', 'Z:I', '1', '1', '2', 'D:2', 'C:SELECT 1', 'Z:I']]);
+    expect(pgway).toEqual(direct);
+  });
+
   it('a Parse with a syntax error defines nothing: Bind of that name then fails with 26000', async () => {
     const steps: [Buffer, number][] = [
       [Buffer.concat([P('pe_bad', 'SELEC 1'), S]), 1],

@@ -258,13 +258,6 @@ export class RequestWriter {
           session.requestWritten();
           break;
         case Frontend.Parse:
-          if (this.tracked && !this.inGroup && server.busy && this.reusesName(buf, start, end)) {
-            // PostgreSQL refuses a name in use (42P05), but the Parse that took it may still fail:
-            // this group waits for the answers to what was written before it.
-            this.waitForAnswers = true;
-            written = i;
-            break;
-          }
           handled = this.onParse(server, session, buf, start, end, i + 1 < held.count && held.codes[i + 1] === Frontend.Describe, this.parseEffects?.[i]);
           this.inGroup = true;
           break;
@@ -308,11 +301,6 @@ export class RequestWriter {
     if (!this.namesStatementAfter(i)) return false;
     this.waitForAnswers = true;
     return true;
-  }
-
-  /** Whether a named Parse names a statement the client has (or has while earlier Parses are unanswered). */
-  private reusesName(buf: Buffer, start: number, end: number): boolean {
-    return buf[start + 5] !== 0 && this.statements.get(readCString(buf, start + 5, end)[0]) !== undefined;
   }
 
   /** Whether a held frame after the `i`th names a statement (Parse, Bind, Describe). */
@@ -480,20 +468,24 @@ export class RequestWriter {
    * Before the first message of an extended-protocol group: lays on the SQL-level statements the
    * group's held messages name (Parses of EXECUTE/PREPARE/DEALLOCATE text, Binds and Describes of
    * names the client PREPAREd in SQL), so that no Query of pgway's runs inside the group. Returns
-   * 'wait' when answers are owed first (what the connection holds depends on them), or the name it
-   * could not place (see placeSqlPrepared).
+   * 'wait' when answers are owed first (what the connection holds depends on them, and whether a
+   * name a Parse of the group reuses is still taken: the Parse that took it may yet fail), or the
+   * name it could not place (see placeSqlPrepared).
    */
   private placeForGroup(server: ServerConnection, session: SessionState, first: number): string | 'wait' | undefined {
     const held = this.held;
     let effects: SessionEffect[] | undefined;
     // Names the client PREPAREd in SQL are looked for only when it has some (reading a name makes a string).
     const sqlNames = session.sqlPrepared.size > 0;
+    const unanswered = this.tracked && server.busy;
     for (let j = first; j < held.count && held.codes[j] !== Frontend.Sync; j++) {
       const code = held.codes[j]!;
       if (code !== Frontend.Parse && !sqlNames) continue;
       const [buf, start, end] = [held.bufs[j]!, held.starts[j]!, held.ends[j]!];
       let name = '';
       if (code === Frontend.Parse) {
+        // PostgreSQL refuses a name in use (42P05).
+        if (unanswered && buf[start + 5] !== 0 && this.statements.get(readCString(buf, start + 5, end)[0]) !== undefined) return 'wait';
         const parsed = effectsOfText(buf, buf.indexOf(0, start + 5) + 1, end);
         (this.parseEffects ??= [])[j] = parsed;
         for (const e of parsed) if (namesSqlStatement(e)) (effects ??= []).push(e);
