@@ -37,6 +37,13 @@ export class ProtocolViolationError extends GatewayError {
   readonly sqlstate = '08P01';
 }
 
+/** A message whose type byte the protocol does not have, at this point of the session. */
+export class UnknownMessageTypeError extends ProtocolViolationError {
+  constructor(readonly messageType: number) {
+    super(`invalid frontend message type ${messageType}`);
+  }
+}
+
 export class MessageTooLargeError extends GatewayError {
   readonly code = 'PGWAY_MESSAGE_TOO_LARGE';
   readonly sqlstate = '08P01';

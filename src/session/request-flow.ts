@@ -14,6 +14,7 @@ import {
   ProtocolViolationError,
   QueryCanceledError,
   ServerConnectionLostError,
+  UnknownMessageTypeError,
 } from '../errors.js';
 import { nowMs, perfNow, wallClockAt } from '../clock.js';
 import { errorChannel, pinChannel, type ErrorEvent, type PinEvent } from '../events.js';
@@ -383,6 +384,15 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     this.held.settleTail(msg.FLUSH);
     this.endError = err;
     if (server?.inCopyIn && !this.held.endsCopy) {
+      if (err instanceof UnknownMessageTypeError) {
+        // As PostgreSQL's COPY: the message fails the COPY, and the unread rest of it ends the session.
+        this.host.send(msg.errorResponse({
+          severity: 'ERROR',
+          sqlstate: err.sqlstate,
+          message: `unexpected message type 0x${err.messageType.toString(16).toUpperCase().padStart(2, '0')} during COPY from stdin`,
+        }));
+        this.endError = new ProtocolViolationError('terminating connection because protocol synchronization was lost');
+      }
       this.leave();
       return;
     }

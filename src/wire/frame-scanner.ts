@@ -5,7 +5,7 @@
  * limit before anything is allocated; `interest` says which codes need their body at all, so a
  * split frame nobody reads (a big DataRow on its way to a client) is skipped, never copied.
  */
-import { MessageTooLargeError, ProtocolViolationError } from '../errors.js';
+import { MessageTooLargeError, ProtocolViolationError, UnknownMessageTypeError } from '../errors.js';
 
 export interface FrameHandler {
   /** `buf` is undefined when the frame was skipped because its code is not of interest. */
@@ -101,7 +101,7 @@ export class FrameScanner {
   }
 
   private refusal(code: number, len: number): Error | undefined {
-    if (this.accepted[code] === 0) return new ProtocolViolationError(`invalid frontend message type ${code}`);
+    if (this.accepted[code] === 0) return new UnknownMessageTypeError(code);
     if (len < 4) return new ProtocolViolationError(`invalid message length ${len}`);
     if (len <= this.maxFrameBytes) return undefined;
     if (this.authenticating) return new ProtocolViolationError(`invalid message length ${len} during authentication`);
