@@ -159,6 +159,9 @@ describe('SHOW POOLS / CLIENTS / SERVERS / STATS while clients work', () => {
     expect(ca.link).toBe(sa.id);
     expect(sa.link).toBe(ca.id);
     expect(cc).toMatchObject({ state: 'waiting', link: null });
+    // PgBouncer's format_time_s: whole seconds, then the zone.
+    expect([ca.connect_time, ca.request_time, sa.connect_time, sa.request_time]).toEqual(
+      Array(4).fill(expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/)));
     expect(Number(cc.wait)).toBeGreaterThanOrEqual(1);
     const pool = await poolRow(admin);
     expect(Number(pool?.maxwait)).toBeGreaterThanOrEqual(1);

@@ -71,7 +71,8 @@ const adminError = (message: string, sqlstate = '42601'): Buffer[] => [
   errorResponse({ severity: 'ERROR', sqlstate, message }),
 ];
 
-const iso = (ms: number): string => (ms ? new Date(ms).toISOString().replace('T', ' ').replace('Z', ' UTC') : '');
+/** A wall-clock time as PgBouncer shows one (format_time_s): whole seconds, then the zone. */
+const iso = (ms: number): string => (ms ? `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC` : '');
 
 function show(view: AdminView, what: string): Table | undefined {
   switch (what) {
