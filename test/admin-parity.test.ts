@@ -1,12 +1,16 @@
-// SHOW POOLS and /metrics tell pools apart by name, `database/user`: a `/` inside either name must not
-// make two pools one, as (database "d/u", user "app") and (database "d", user "u/app") would.
+// The admin console as PgBouncer 1.18 answers it.
+// - PAUSE refusals (admin.c admin_cmd_pause): under a global PAUSE every PAUSE is refused, "already
+//   suspended/paused"; PAUSE db of a database already paused, by PAUSE db or KILL db, is taken and waits
+//   for that database to drain.
+// - SHOW POOLS has one row per (database, user), and /metrics one series: a `/` inside either name must
+//   not make two pools one, as (database "d/u", user "app") and (database "d", user "u/app") would.
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { adminQuery } from './harness/lab.js';
 import { FileGateways, type FileGateway } from './helpers/file-gateway.js';
-import { sleep } from './helpers/pg-helpers.js';
+import { errorOf, sleep } from './helpers/pg-helpers.js';
 
-const DB = 'pool_name_slash';
+const DB = 'admin_parity';
 const files = new FileGateways(DB);
 beforeAll(async () => {
   await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
@@ -28,6 +32,46 @@ async function connect(gw: FileGateway, user: string, database: string, password
   await client.connect();
   return client;
 }
+const console_ = (gw: FileGateway): Promise<pg.Client> => connect(gw, 'admin', 'pgway', 'admin-secret');
+const messageOf = async (p: Promise<unknown>): Promise<string | undefined> => ((await errorOf(p)) as Error | undefined)?.message;
+
+describe('PAUSE db, as PgBouncer answers it', () => {
+  it('a second PAUSE db is accepted (PgBouncer sets db_paused again)', async () => {
+    const gw = await files.start({ pool: '{ mode: transaction, size: 1 }' });
+    const admin = await console_(gw);
+    await admin.query(`PAUSE ${DB}`);
+    expect(await messageOf(admin.query(`PAUSE ${DB}`))).toBeUndefined();
+  });
+
+  it('a second PAUSE db, from another console, also waits for the open transaction to end', async () => {
+    const gw = await files.start({ pool: '{ mode: transaction, size: 1 }' });
+    const app = await connect(gw, 'app', DB, 'app-secret');
+    await app.query('BEGIN');
+    const done: string[] = [];
+    const first = (await console_(gw)).query(`PAUSE ${DB}`).then(() => done.push('first'));
+    await sleep(100);
+    const second = (await console_(gw)).query(`PAUSE ${DB}`).then(() => done.push('second'));
+    await sleep(200);
+    expect(done).toEqual([]);
+    await app.query('COMMIT');
+    await Promise.all([first, second]);
+    expect(done.sort()).toEqual(['first', 'second']);
+  });
+
+  it('PAUSE db after KILL db is accepted', async () => {
+    const gw = await files.start({ pool: '{ mode: transaction, size: 1 }' });
+    const admin = await console_(gw);
+    await admin.query(`KILL ${DB}`);
+    expect(await messageOf(admin.query(`PAUSE ${DB}`))).toBeUndefined();
+  });
+
+  it('PAUSE db while a global PAUSE is in force is refused with "already suspended/paused"', async () => {
+    const gw = await files.start({ pool: '{ mode: transaction, size: 1 }' });
+    const admin = await console_(gw);
+    await admin.query('PAUSE');
+    expect(await messageOf(admin.query(`PAUSE ${DB}`))).toMatch(/already suspended\/paused/);
+  });
+});
 
 describe('a / in a database or user name', () => {
   it('leaves the pools (d/u, app) and (d, u/app) two rows in SHOW POOLS and two series in /metrics', async () => {
