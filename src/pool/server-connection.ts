@@ -176,13 +176,23 @@ export class ServerConnection implements ResponseHandler {
 
   /** Connects and logs in; resolves once the server sent its first ReadyForQuery. */
   async connect(timeoutMs: number): Promise<void> {
+    // One deadline for every step: the socket's opening (TCP, SSLRequest, TLS), then the login.
+    const opening = new AbortController();
+    let expired: ServerConnectError | undefined;
     const deadline = setTimeout(() => {
-      this.fail(new ServerConnectError(`login to ${this.describe()} timed out after ${timeoutMs} ms`));
+      expired = new ServerConnectError(`login to ${this.describe()} timed out after ${timeoutMs} ms`);
+      opening.abort(expired);
+      this.fail(expired);
     }, timeoutMs);
     try {
       // Replication pipes take the raw socket over later, so they read through the stream API.
       const reader = this.startupParams.size === 0 ? { onChunk: (c: Buffer) => this.onData(c), lent: () => this.chunkStillSent() } : undefined;
-      const { socket, direct } = await openServerSocket(this.target, timeoutMs, reader);
+      const { socket, direct } = await openServerSocket(this.target, timeoutMs, reader, opening.signal);
+      if (expired) {
+        // The deadline passed as the socket opened: it is no use to a connection already failed.
+        socket.destroy();
+        throw expired;
+      }
       this.socket = socket;
       this.out = new SocketWriter(socket);
       await new Promise<void>((resolve, reject) => {
@@ -198,7 +208,7 @@ export class ServerConnection implements ResponseHandler {
       this.state = 'idle';
     } catch (err) {
       this.close();
-      throw err;
+      throw expired ?? err;
     } finally {
       clearTimeout(deadline);
     }

@@ -66,7 +66,7 @@ function readSslAnswer(socket: net.Socket): Promise<number> {
   });
 }
 
-function upgrade(socket: net.Socket, target: ServerTarget, timeoutMs: number): Promise<tls.TLSSocket> {
+function upgrade(socket: net.Socket, target: ServerTarget, timeoutMs: number, signal?: AbortSignal): Promise<tls.TLSSocket> {
   const verify = target.sslmode === 'verify-ca' || target.sslmode === 'verify-full';
   const options: tls.ConnectionOptions = { socket, rejectUnauthorized: verify, servername: target.host };
   if (target.sslrootcert) options.ca = readFileSync(target.sslrootcert);
@@ -77,13 +77,21 @@ function upgrade(socket: net.Socket, target: ServerTarget, timeoutMs: number): P
       secure.destroy();
       reject(new ServerConnectError(`TLS handshake with ${target.host}:${target.port} timed out`));
     }, timeoutMs);
-    secure.once('secureConnect', () => {
+    const onAbort = (): void => {
+      secure.destroy(signal!.reason as Error);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const settled = (): void => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    secure.once('secureConnect', () => {
+      settled();
       secure.removeAllListeners('error');
       resolve(secure);
     });
     secure.once('error', (err) => {
-      clearTimeout(timer);
+      settled();
       reject(new ServerConnectError(`TLS handshake with ${target.host}:${target.port} failed: ${err.message}`, { cause: err }));
     });
   });
@@ -92,19 +100,36 @@ function upgrade(socket: net.Socket, target: ServerTarget, timeoutMs: number): P
 /**
  * `reader`, when given, receives the socket's bytes directly (see DirectReader) on a connection
  * that will not use TLS; the caller must then not listen for 'data'. Returns whether it is in use.
+ * `signal`: the caller's deadline for the whole login; aborting it destroys the socket at any step
+ * (a server that accepts and never answers the SSLRequest is otherwise waited for as long as it
+ * answers keepalives).
  */
-export async function openServerSocket(target: ServerTarget, timeoutMs: number, reader?: DirectReader): Promise<{ socket: net.Socket; direct: boolean }> {
+export async function openServerSocket(
+  target: ServerTarget,
+  timeoutMs: number,
+  reader?: DirectReader,
+  signal?: AbortSignal,
+): Promise<{ socket: net.Socket; direct: boolean }> {
   const what = socketPath(target) ?? `${target.host}:${target.port}`;
   const wantsTls = !socketPath(target) && target.sslmode !== 'disable' && target.sslmode !== 'allow';
   const direct = reader !== undefined && !wantsTls;
+  signal?.throwIfAborted();
   const socket = connectPlain(target, direct ? reader : undefined);
-  await awaitConnect(socket, timeoutMs, what);
-  socket.setKeepAlive(true, 60_000);
-  if (!wantsTls) return { socket, direct };
-  socket.write(sslRequest());
-  const answer = await readSslAnswer(socket);
-  if (answer === 0x53 /* S */) return { socket: await upgrade(socket, target, timeoutMs), direct: false };
-  if (target.sslmode === 'prefer') return { socket, direct: false };
-  socket.destroy();
-  throw new ServerConnectError(`server ${what} does not support SSL, but sslmode is ${target.sslmode}`);
+  const onAbort = (): void => {
+    socket.destroy(signal!.reason as Error);
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    await awaitConnect(socket, timeoutMs, what);
+    socket.setKeepAlive(true, 60_000);
+    if (!wantsTls) return { socket, direct };
+    socket.write(sslRequest());
+    const answer = await readSslAnswer(socket);
+    if (answer === 0x53 /* S */) return { socket: await upgrade(socket, target, timeoutMs, signal), direct: false };
+    if (target.sslmode === 'prefer') return { socket, direct: false };
+    socket.destroy();
+    throw new ServerConnectError(`server ${what} does not support SSL, but sslmode is ${target.sslmode}`);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
 }
