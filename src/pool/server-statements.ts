@@ -42,6 +42,19 @@ export class ServerStatements {
     return copy;
   }
 
+  /**
+   * A client's DEALLOCATE ALL or DISCARD ALL was written: the shared copies are taken to be gone.
+   * Returns what gives them back, for a request that failed before it ran (the server still has
+   * them); copies prepared again since are kept as they are.
+   */
+  clearPrepared(): () => void {
+    const before = new Map(this.prepared);
+    this.prepared.clear();
+    return () => {
+      for (const [name, shape] of before) if (!this.prepared.has(name)) this.prepared.set(name, shape);
+    };
+  }
+
   /** The shared statement `name` has a stale plan (see Pool.invalidateStatement). */
   markStale(name: string): void {
     if (this.prepared.delete(name)) this.stale.add(name);

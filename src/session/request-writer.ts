@@ -57,20 +57,27 @@ function effectsOfText(buf: Buffer, textAt: number, end: number): readonly Sessi
 }
 
 /** A request that needs a SQL-level statement laid on where nothing of pgway's can run first. */
-const cannotPlace = (name: string, where: 'failed-block' | 'mid-group'): Buffer =>
+const CANNOT_PLACE = {
+  'failed-block': ['inside a failed transaction block', 'End the failed transaction block in a query of its own, then run the rest.'],
+  'mid-group': ['in the middle of an extended-protocol request', 'Send the messages that name it in one write, or after a Sync.'],
+  // pgway's PREPARE, a simple Query, would drop the unnamed statement the Bind is for.
+  unnamed: ['for the unnamed statement parsed in an earlier request', 'Parse the statement again in the request that binds it.'],
+} as const;
+
+const cannotPlace = (name: string, where: keyof typeof CANNOT_PLACE): Buffer =>
   msg.errorResponse({
     severity: 'ERROR',
     sqlstate: '0A000',
-    message:
-      where === 'failed-block'
-        ? `pgway cannot prepare statement "${name}" on this connection inside a failed transaction block`
-        : `pgway cannot prepare statement "${name}" on this connection in the middle of an extended-protocol request`,
-    hint: where === 'failed-block' ? 'End the failed transaction block in a query of its own, then run the rest.' : 'Send the messages that name it in one write, or after a Sync.',
+    message: `pgway cannot prepare statement "${name}" on this connection ${CANNOT_PLACE[where][0]}`,
+    hint: CANNOT_PLACE[where][1],
   });
 
 /** Whether a session effect changes the search_path, which decides the shared name of each statement. */
 const changesSearchPath = (e: SessionEffect): boolean =>
   e.kind === 'reset-all' || ((e.kind === 'set' || e.kind === 'reset' || e.kind === 'set-param') && e.name === 'search_path');
+
+/** DEALLOCATE ALL, DISCARD ALL: the client's statements and the shared copies go. */
+const dropsAllStatements = (e: SessionEffect): boolean => e.kind === 'deallocate-all';
 
 /** Named portals whose statements have session effects, per client, before the oldest are forgotten. */
 const MAX_PORTALS_WITH_EFFECTS = 64;
@@ -141,6 +148,8 @@ export class RequestWriter {
    * placeForGroup): a simple Query of pgway's inside the group would commit what it did so far.
    */
   private groupPlaced = false;
+  /** The client has parsed a statement whose text names SQL-level statements (see placeForGroup). */
+  private parsedSqlNames = false;
   /**
    * The effects of the held Parses placeForGroup read, by held index, for onParse (cleared after each
    * write); made at the first scan, so an idle client has none.
@@ -213,7 +222,7 @@ export class RequestWriter {
         }
         if (placed !== undefined) {
           this.beforeOwnWrite(server);
-          this.refuse(server, EXTENDED_SLOTS[code]!, cannotPlace(placed, 'failed-block'));
+          this.refuse(server, EXTENDED_SLOTS[code]!, placed);
           this.inGroup = true;
           continue;
         }
@@ -239,6 +248,12 @@ export class RequestWriter {
           }
           this.stage(session, effects);
           session.requestWritten();
+          if (this.pooled && i + 1 < held.count && effects.some(dropsAllStatements)) {
+            // What the client and the connection hold after it depends on whether it ran: what
+            // follows waits for its answer.
+            this.waitForAnswers = true;
+            written = i + 1;
+          }
           if (this.tracked && effects.some(changesSearchPath)) this.pathChanged = true;
           if (this.pathChanged && this.stopForPath(i)) written = i + 1;
           break;
@@ -284,6 +299,8 @@ export class RequestWriter {
       if (written === i + 1) break;
     }
     held.flush(server);
+    // A group that goes on in a later write: placeForGroup did not see its later messages.
+    this.groupPlaced = false;
     if (this.parseEffects !== undefined && this.parseEffects.length > 0) this.parseEffects.length = 0;
     if (written === held.count) held.clear();
     else held.keepFrom(written);
@@ -360,6 +377,7 @@ export class RequestWriter {
     known: readonly SessionEffect[] | undefined,
   ): boolean {
     const effects = known ?? effectsOfText(buf, buf.indexOf(0, start + 5) + 1, end);
+    if (!this.parsedSqlNames && effects.length > 0 && effects.some(namesSqlStatement)) this.parsedSqlNames = true;
     const misplaced = this.pooled && effects.length > 0 ? this.placeWithinGroup(server, session, effects) : undefined;
     if (misplaced) {
       this.beforeOwnWrite(server);
@@ -418,6 +436,11 @@ export class RequestWriter {
     if (buf[start + 5] !== 0) [portal, stmtAt] = readCString(buf, start + 5, end);
     if (buf[stmtAt] === 0) {
       if (this.pooled && server.statements.unnamedOwner !== this.id) return this.refuseUnnamed(server, Slot.Bind);
+      const unplaced = this.pooled && !this.groupPlaced ? this.unnamedUnplaced(server, session) : undefined;
+      if (unplaced !== undefined) {
+        this.beforeOwnWrite(server);
+        return this.refuse(server, Slot.Bind, unplaced);
+      }
       this.setPortalEffects(portal, withBoundValues(this.unnamedStatementEffects, buf, stmtAt, end));
       return false;
     }
@@ -472,37 +495,59 @@ export class RequestWriter {
    * name a Parse of the group reuses is still taken: the Parse that took it may yet fail), or the
    * name it could not place (see placeSqlPrepared).
    */
-  private placeForGroup(server: ServerConnection, session: SessionState, first: number): string | 'wait' | undefined {
+  private placeForGroup(server: ServerConnection, session: SessionState, first: number): Buffer | 'wait' | undefined {
     const held = this.held;
     let effects: SessionEffect[] | undefined;
-    // Names the client PREPAREd in SQL are looked for only when it has some (reading a name makes a string).
+    // Names in Binds and Describes are read only when they can matter (reading a name makes a string):
+    // the client has SQL-level statements, or statements whose text names some.
     const sqlNames = session.sqlPrepared.size > 0;
+    const bindNames = sqlNames || this.parsedSqlNames;
     const unanswered = this.tracked && server.busy;
+    let unnamedParsed = false;
+    let unnamedBound = false;
     for (let j = first; j < held.count && held.codes[j] !== Frontend.Sync; j++) {
       const code = held.codes[j]!;
-      if (code !== Frontend.Parse && !sqlNames) continue;
+      if (code !== Frontend.Parse && !bindNames) continue;
       const [buf, start, end] = [held.bufs[j]!, held.starts[j]!, held.ends[j]!];
       let name = '';
       if (code === Frontend.Parse) {
         // PostgreSQL refuses a name in use (42P05).
         if (unanswered && buf[start + 5] !== 0 && this.statements.get(readCString(buf, start + 5, end)[0]) !== undefined) return 'wait';
+        if (buf[start + 5] === 0) unnamedParsed = true;
         const parsed = effectsOfText(buf, buf.indexOf(0, start + 5) + 1, end);
         (this.parseEffects ??= [])[j] = parsed;
         for (const e of parsed) if (namesSqlStatement(e)) (effects ??= []).push(e);
       } else if (code === Frontend.Bind) {
         name = bindStatement(buf, start, end)[0];
-        for (const e of this.statements.get(name)?.effects ?? NO_EFFECTS) if (namesSqlStatement(e)) (effects ??= []).push(e);
-      } else if (code === Frontend.Describe && buf[start + 5] === 0x53 /* S */) {
+        if (name === '' && !unnamedParsed) unnamedBound = true;
+        else for (const e of this.statements.get(name)?.effects ?? NO_EFFECTS) if (namesSqlStatement(e)) (effects ??= []).push(e);
+      } else if (code === Frontend.Describe && buf[start + 5] === 0x53 /* S */ && sqlNames) {
         name = targetOf(buf, start, end)[1];
       }
-      if (name !== '' && this.statements.get(name) === undefined && session.sqlPrepared.get(name) !== undefined) {
+      if (sqlNames && name !== '' && this.statements.get(name) === undefined && session.sqlPrepared.get(name) !== undefined) {
         (effects ??= []).push({ kind: 'execute', name, runs: false });
       }
     }
-    if (effects === undefined) return undefined;
+    const unnamed = unnamedBound && this.unnamedStatementEffects.some(namesSqlStatement);
+    if (effects === undefined && !unnamed) return undefined;
     if (server.busy) return 'wait';
+    const unplaced = unnamed ? this.unnamedUnplaced(server, session) : undefined;
+    if (unplaced !== undefined) return unplaced;
     this.groupPlaced = true;
-    return this.placeSqlPrepared(server, session, effects);
+    if (effects === undefined) return undefined;
+    const refused = this.placeSqlPrepared(server, session, effects);
+    return refused === undefined ? undefined : cannotPlace(refused, 'failed-block');
+  }
+
+  /**
+   * A Bind of the unnamed statement parsed in an earlier request, whose text names SQL-level
+   * statements the connection does not hold as the client does: refused (the error is returned),
+   * as laying them on would drop the unnamed statement itself.
+   */
+  private unnamedUnplaced(server: ServerConnection, session: SessionState): Buffer | undefined {
+    const effects = this.unnamedStatementEffects;
+    if (effects.length === 0 || sqlPlacement(server, session, this.statements, effects, true).length === 0) return undefined;
+    return cannotPlace(firstStatementName(effects), 'unnamed');
   }
 
   /**

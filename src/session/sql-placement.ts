@@ -22,6 +22,9 @@ const sqlStatementOf = (e: SessionEffect): string | undefined =>
 /** The first SQL-level statement effects name (for an error about them). */
 export const firstStatementName = (effects: readonly SessionEffect[]): string => effects.map(sqlStatementOf).find((n) => n !== undefined) ?? '';
 
+/** A statement held under `name` only so that the name is taken on the server. */
+const placeholderStatement = (name: string): string => `PREPARE ${quoteIdentifier(name)} AS SELECT NULL`;
+
 /**
  * The statements that make the connection hold what `effects` need, and (unless `dry`) the
  * records of the connection and the client changed as if they ran. What the connection holds
@@ -70,18 +73,25 @@ export function sqlPlacement(
         hold(e.name, own);
         continue;
       }
+      if (!allDropped && !definedHere.has(e.name) && clientStatements.get(e.name) !== undefined) {
+        // A statement the client prepared through the protocol (renamed on the server) takes the
+        // name all the same: a statement held under it makes the server refuse the PREPARE (42P05).
+        hold(e.name, placeholderStatement(e.name));
+        continue;
+      }
       // The client has no statement of that name: nor may the connection (another client's, even
       // one alike), unless the text's own DEALLOCATE before it drops it.
       if (!droppedHere.has(e.name)) drop(e.name);
       definedHere.add(e.name);
       held.set(e.name, prepareStatement(e.name, e.sql, e.paramTypes));
     } else if (e.kind === 'execute' || e.kind === 'deallocate') {
-      if (!definedHere.has(e.name)) {
+      // After the text's own DEALLOCATE of the name, the server answers as it would the client.
+      if (!definedHere.has(e.name) && !droppedHere.has(e.name)) {
         const def = clientDef(e.name);
         // Another client's statement of that name must not answer for this client's statement.
         if (def === undefined) drop(e.name);
         // A DEALLOCATE needs the name, not the statement, which may no longer prepare (a table dropped).
-        else hold(e.name, def, e.kind === 'execute' ? def : `PREPARE ${quoteIdentifier(e.name)} AS SELECT NULL`);
+        else hold(e.name, def, e.kind === 'execute' ? def : placeholderStatement(e.name));
       }
       if (e.kind === 'deallocate') {
         // Whether it runs is known only from its answer (an error before it in the text, a Parse never executed).
@@ -94,9 +104,13 @@ export function sqlPlacement(
       // connection's next placement starts from a DEALLOCATE ALL of its own, whether this one ran or not.
       held.clear();
       if (!dry) {
-        server.statements.prepared.clear();
+        const serverUndo = server.statements.clearPrepared();
+        const clientUndo = clientStatements.clear();
         server.statements.deallocateAll = true;
-        session.takeBackIfFails(clientStatements.clear());
+        session.takeBackIfFails(() => {
+          clientUndo();
+          serverUndo();
+        });
       }
       definedHere.clear();
       allDropped = true;

@@ -5,6 +5,7 @@
  * written and not yet answered, which a request that fails takes back.
  */
 import type { ServerConnection } from '../pool/server-connection.js';
+import { SQL_UNKNOWN } from '../pool/server-statements.js';
 import { quoteIdentifier } from '../router/guc-value.js';
 import { classifySessionEffects, type SessionEffect } from '../router/session-effects.js';
 
@@ -90,8 +91,9 @@ export class SqlStatements {
    * undefined) are taken back if `erred`: PostgreSQL refused them (a name in use, a table missing,
    * an aborted transaction block), and the name means what it meant before, unless a later one
    * changed it since. Known limit: one that ran before a later statement of the same Query string
-   * failed is taken back too. What the connection holds of the names is then unknown: the next
-   * statement laid on it (or its next lease) starts with a DEALLOCATE ALL.
+   * failed is taken back too. What the connection holds of those names is then unknown: the next
+   * statement laid on it that names one of them starts with a DEALLOCATE ALL, and so does its next
+   * lease. (After a DEALLOCATE ALL or DISCARD ALL of the client's, every name is in doubt.)
    */
   settle(server: ServerConnection, erred: boolean, upTo?: number): void {
     const pending = this.pending;
@@ -99,8 +101,12 @@ export class SqlStatements {
     while (n < pending.length && (upTo === undefined || pending[n]!.request <= upTo)) n++;
     if (n === 0) return;
     if (erred) {
-      for (let i = n - 1; i >= 0; i--) this.takeBack(i, n);
-      server.statements.deallocateAll = true;
+      for (let i = n - 1; i >= 0; i--) {
+        const { name, restore } = pending[i]!;
+        this.takeBack(i, n);
+        if (restore) server.statements.deallocateAll = true;
+        else server.statements.sql.set(name, SQL_UNKNOWN);
+      }
     }
     pending.splice(0, n);
   }
