@@ -188,6 +188,8 @@ export class Gateway implements SessionContext, AdminView {
       // SHOW STATS and /metrics keep its row (and the clients it serves) without waiting for a query.
       this.successor(dbName, userName);
     }
+    // A timer armed under the old settings would end a client at the old deadline, or never.
+    for (const session of this.sessions) session.settingsReloaded();
   }
 
   /**

@@ -191,6 +191,11 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
     this.flow?.cancelRunning();
   }
 
+  /** RELOAD applied new pool settings: a client idle in its transaction follows the new timeout. */
+  settingsReloaded(): void {
+    this.flow?.rewatchIdleTransaction();
+  }
+
   // --- the socket (LoginHost, FlowHost) -------------------------------------------------------
 
   send(bytes: Buffer): void {

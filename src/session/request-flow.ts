@@ -86,6 +86,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   private leasedAt = 0;
   private requestAt = 0;
   private idleTxTimer: NodeJS.Timeout | undefined;
+  /** perfNow() when the client went idle inside its transaction (0: it is not), for a RELOAD's new timeout. */
+  private idleInTxSince = 0;
   /**
    * The client's next frames wait, its reading paused, until the server has answered: pgway's own
    * question between requests (askStillHeld), or a group whose prepared-statement changes an
@@ -476,24 +478,38 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   }
 
   /** idle_transaction_timeout_ms: a client that sits inside a transaction holds a server connection. */
-  private watchIdleTransaction(): void {
+  private watchIdleTransaction(now: number): void {
+    this.idleInTxSince = now;
     const timeoutMs = this.pool.settings.idleTransactionTimeoutMs;
-    if (timeoutMs > 0) this.startIdleTransactionTimer(timeoutMs);
+    if (timeoutMs > 0) this.startIdleTransactionTimer(timeoutMs, timeoutMs);
+  }
+
+  /**
+   * RELOAD: a client already idle in its transaction is timed by the new idle_transaction_timeout_ms
+   * (none when 0), still counted from when it went idle, as PgBouncer's janitor reads the setting on
+   * each pass.
+   */
+  rewatchIdleTransaction(): void {
+    if (this.idleInTxSince === 0) return;
+    clearTimeout(this.idleTxTimer);
+    const timeoutMs = this.pool.settings.idleTransactionTimeoutMs;
+    if (timeoutMs > 0) this.startIdleTransactionTimer(timeoutMs, Math.max(0, this.idleInTxSince + timeoutMs - perfNow()));
   }
 
   // Apart from watchIdleTransaction(), which runs after every statement inside a transaction:
   // the timer's closure would make V8 create a context on each call, timeout or not.
-  private startIdleTransactionTimer(timeoutMs: number): void {
+  private startIdleTransactionTimer(timeoutMs: number, delayMs: number): void {
     clearTimeout(this.idleTxTimer);
     this.idleTxTimer = setTimeout(() => {
       if (this.server && !this.server.busy && this.txStatus !== TxStatus.Idle) this.host.fail(new IdleInTransactionTimeoutError(timeoutMs));
-    }, timeoutMs);
+    }, delayMs);
     this.idleTxTimer.unref();
   }
 
   /** Writes the held frames to the attached server (see RequestWriter). */
   private dispatch(): void {
     clearTimeout(this.idleTxTimer);
+    this.idleInTxSince = 0;
     const server = this.server!;
     if (!server.busy) {
       this.requestAt = perfNow();
@@ -627,7 +643,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     if (status !== TxStatus.Idle || this.mode === 'session') {
       // Frames held behind a group that was answered (see clientHeld) go on now.
       if (this.held.count > 0) this.dispatch();
-      else if (status !== TxStatus.Idle) this.watchIdleTransaction();
+      else if (status !== TxStatus.Idle) this.watchIdleTransaction(now);
       return;
     }
     const check = this.session.takeCheckDue();
@@ -725,6 +741,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   /** The client is gone: its server connection goes back to the pool, cleaned as its state needs. */
   close(): void {
     clearTimeout(this.idleTxTimer);
+    this.idleInTxSince = 0;
     if (this.waiting) this.pool.cancelWait(this);
     const server = this.server;
     this.server = undefined;
