@@ -100,21 +100,16 @@ export class Pool {
     () => ({
       queryWaitTimeoutMs: this.settings.queryWaitTimeoutMs,
       reserveTimeoutMs: this.settings.reserveTimeoutMs,
-      watchReserve: this.settings.reserveSize > 0 && !this.reserveOpen,
+      watchReserve: this.settings.reserveSize > 0,
     }),
     {
       expired: (waiter, waitedMs) => waiter.onLeaseError(new PoolTimeoutError(this.name, Math.round(waitedMs))),
-      reserveDue: () => {
-        this.reserveOpen = true;
-        this.grow();
-      },
+      reserveDue: () => this.grow(),
     },
   );
   private connecting = 0;
   /** Every connection this pool opened and has not closed yet. */
   private readonly owned = new Set<ServerConnection>();
-  /** A client waited reserve_timeout_ms: up to reserve_size more connections may open. */
-  private reserveOpen = false;
   /** ParameterStatus values of the last connection opened, shown to pooled clients at login. */
   serverParams: ReadonlyMap<string, string> | undefined;
   /** Replaced by a RELOAD (see retire): opens nothing; connections close when given back. */
@@ -433,7 +428,6 @@ export class Pool {
       next.waiter.onLease(conn);
       return;
     }
-    this.reserveOpen = false;
     if (this.size > size || this.dbLimit.wantedElsewhere(this)) {
       // Nobody waits here: a reserve connection goes, and so does one another pool of the database needs the slot of.
       this.discard(conn);
@@ -543,9 +537,13 @@ export class Pool {
     return [...[...this.active].map((conn) => ({ conn, idle: false })), ...this.idle.map((conn) => ({ conn, idle: true }))];
   }
 
-  /** Opens connections while clients wait and the pool has room. */
+  /**
+   * Opens connections while clients wait and the pool has room. Reserve connections open only while
+   * the first client in line has waited reserve_timeout_ms, as PgBouncer's launch_new_connection
+   * decides: one client's long wait does not let those who come after it skip theirs.
+   */
   private grow(): void {
-    const limit = this.settings.size + (this.reserveOpen ? this.settings.reserveSize : 0);
+    const limit = this.settings.size + (this.waiters.firstWaitedReserve ? this.settings.reserveSize : 0);
     while (!this.closed && !this.retired && !this.paused && this.waiters.length > this.connecting && this.size < limit) {
       if (this.dbLimit.full && !this.dbLimit.evictIdle(this)) {
         // Other pools of the database use every slot: a connection they close or give back idle makes room here.

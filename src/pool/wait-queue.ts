@@ -12,14 +12,14 @@ export interface WaitTimeouts {
   /** 0: wait forever. */
   queryWaitTimeoutMs: number;
   reserveTimeoutMs: number;
-  /** Whether reserve_timeout still matters (a reserve pool exists and is not open yet). */
+  /** Whether reserve_timeout matters (a reserve pool exists). */
   watchReserve: boolean;
 }
 
 export interface WaitEvents<W> {
   /** `waiter` waited query_wait_timeout_ms; it has left the queue. */
   expired(waiter: W, waitedMs: number): void;
-  /** A waiter has waited reserve_timeout_ms. */
+  /** A waiter has waited reserve_timeout_ms (see firstWaitedReserve). */
   reserveDue(): void;
 }
 
@@ -32,6 +32,8 @@ export interface WaitStart {
 
 interface Queued<W> extends WaitStart {
   waiter: W;
+  /** It has waited reserve_timeout_ms (since timedFrom): its reserve deadline is no longer watched. */
+  reserveDue: boolean;
 }
 
 export class WaitQueue<W> {
@@ -55,6 +57,11 @@ export class WaitQueue<W> {
     return this.queue[0]?.since;
   }
 
+  /** Whether the first waiter has waited reserve_timeout_ms: only then may reserve connections open. */
+  get firstWaitedReserve(): boolean {
+    return this.queue[0]?.reserveDue === true;
+  }
+
   /**
    * Queues `waiter` at the back, or at the front (it was first in line for a connection that failed
    * its check). `start`: it began waiting in another queue (a pool RELOAD replaced), and its
@@ -62,7 +69,7 @@ export class WaitQueue<W> {
    */
   add(waiter: W, front = false, start?: WaitStart): void {
     const now = nowMs();
-    const q: Queued<W> = { waiter, since: start?.since ?? now, timedFrom: start?.timedFrom ?? now };
+    const q: Queued<W> = { waiter, since: start?.since ?? now, timedFrom: start?.timedFrom ?? now, reserveDue: false };
     if (front) this.queue.unshift(q);
     else this.queue.push(q);
     this.watch(deadlineOf(q, this.timeouts()), now);
@@ -97,7 +104,10 @@ export class WaitQueue<W> {
   restart(): void {
     this.stopped = false;
     const now = nowMs();
-    for (const q of this.queue) q.timedFrom = now;
+    for (const q of this.queue) {
+      q.timedFrom = now;
+      q.reserveDue = false;
+    }
     this.rewatch(now);
   }
 
@@ -134,7 +144,8 @@ export class WaitQueue<W> {
       if (queryWaitTimeoutMs > 0 && now - q.timedFrom >= queryWaitTimeoutMs) {
         this.remove(q.waiter);
         this.events.expired(q.waiter, now - q.since);
-      } else if (watchReserve && now - q.timedFrom >= reserveTimeoutMs) {
+      } else if (watchReserve && !q.reserveDue && now - q.timedFrom >= reserveTimeoutMs) {
+        q.reserveDue = true;
         reserveDue = true;
       }
     }
@@ -144,8 +155,8 @@ export class WaitQueue<W> {
 }
 
 /** The earlier of a wait's two deadlines (Infinity: none applies). */
-function deadlineOf(q: { timedFrom: number }, t: WaitTimeouts): number {
+function deadlineOf(q: { timedFrom: number; reserveDue: boolean }, t: WaitTimeouts): number {
   let deadline = t.queryWaitTimeoutMs > 0 ? q.timedFrom + t.queryWaitTimeoutMs : Infinity;
-  if (t.watchReserve) deadline = Math.min(deadline, q.timedFrom + t.reserveTimeoutMs);
+  if (t.watchReserve && !q.reserveDue) deadline = Math.min(deadline, q.timedFrom + t.reserveTimeoutMs);
   return deadline;
 }
