@@ -465,12 +465,9 @@ export class ServerConnection implements ResponseHandler {
   async reset(resetQuery: string): Promise<void> {
     this.ensureOpen();
     this.state = 'internal';
-    if (this.clientInCopy) {
-      this.clientInCopy = false;
-      this.socket.write(msg.copyFail('client disconnected'));
-    }
-    // A Sync would commit what the client executed but never synced; PostgreSQL aborts it when
-    // a client leaves like that, so the connection is closed instead (which aborts it too).
+    if (this.clientInCopy) this.failDepartedCopy();
+    // Elsewhere a Sync would commit what the client executed but never synced; PostgreSQL aborts
+    // it when a client leaves like that, so the connection is closed instead (which aborts it too).
     if (this.unsynced) throw new Error('client left with an unsynced extended-protocol request');
     // A statement the departed client left running is cancelled rather than waited for.
     const cancelTimer = setTimeout(() => {
@@ -492,6 +489,20 @@ export class ServerConnection implements ResponseHandler {
     await this.settleCancel(); // one sent while this ran, for the departed client's statement
     this.ensureOpen();
     this.state = 'idle';
+  }
+
+  /**
+   * Ends a COPY from a client that left (see reset). One an Execute began without a Sync after
+   * it gets one here: the server skips to a Sync after the CopyFail's error, and that Sync commits
+   * nothing, the error having aborted the transaction.
+   */
+  private failDepartedCopy(): void {
+    this.clientInCopy = false;
+    this.socket.write(msg.copyFail('client disconnected'));
+    if (!this.unsynced) return;
+    this.unsynced = false;
+    this.expected.push(Slot.Sync);
+    this.socket.write(msg.SYNC);
   }
 
   /**
@@ -646,6 +657,8 @@ export class ServerConnection implements ResponseHandler {
         if ((sent & COPY_ENDED) !== 0) return;
         this.clientInCopy = true;
         this.copyInBegan = true;
+        // The client left before the COPY began (its reset is under way): nobody else will end it.
+        if (this.state === 'internal') this.failDepartedCopy();
         return;
       }
       case Backend.ErrorResponse:

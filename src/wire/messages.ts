@@ -165,6 +165,7 @@ export const parse = (name: string, sql: string): Buffer => w().cstring(name).cs
 /** Describe of a prepared statement ('S'), and Flush: the server answers what it has without a Sync. */
 export const describeStatement = (name: string): Buffer => w().byte(0x53).cstring(name).frame(Frontend.Describe);
 export const FLUSH = w().frame(Frontend.Flush);
+export const SYNC = w().frame(Frontend.Sync);
 
 export const copyFail = (reason: string): Buffer => w().cstring(reason).frame(Frontend.CopyFail);
 
