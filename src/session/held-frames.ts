@@ -75,7 +75,9 @@ export class HeldFrames {
   /**
    * The client sends nothing more: frames after the last that ends a request or a COPY from the
    * client (CopyDone, CopyFail) are dropped, unless they Execute something, which PostgreSQL runs
-   * (and answers) though no Sync follows: then `flush` is added, so that their answers come.
+   * (and answers) though no Sync follows: then `flush` is added, so that their answers come. So
+   * it is after a COPY's end, since an Execute may have begun that COPY: the server keeps its
+   * CommandComplete until a Flush or Sync (where a Query began the COPY, the Flush does nothing).
    */
   settleTail(flush: Buffer): void {
     let n = this.count;
@@ -92,6 +94,7 @@ export class HeldFrames {
     }
     this.count = n;
     this.lastBuf = n > 0 ? this.bufs[n - 1] : undefined;
+    if (n > 0 && endsCopy(this.codes[n - 1]!)) this.push(Frontend.Flush, flush, 0, flush.length);
   }
 
   /** The first `n` frames were written: the rest stay held, first. */
