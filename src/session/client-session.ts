@@ -400,6 +400,8 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
 
   onFrame(code: number, buf: Buffer | undefined, start: number, end: number): void {
     if (!buf) return;
+    // PostgreSQL reads nothing after a Terminate: a bad frame behind it gets no FATAL.
+    if (code === Frontend.Terminate) this.scanner?.end();
     switch (this.state) {
       case 'auth':
         if (!this.login) throw new ProtocolViolationError('unexpected message during authentication');

@@ -77,6 +77,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   private cancelOnDispatch = false;
   /** The client sent Terminate after requests not yet answered: it leaves once they are. */
   private terminating = false;
+  /** The client's Terminate went to the server, to be read inside a COPY (see onTerminate): it leaves when the server closes. */
+  private terminateSent = false;
   /** Why the client is ending, when it is not a Terminate (see endAfterAnswers). */
   private endError: GatewayError | undefined;
   private readonly held: HeldFrames;
@@ -367,6 +369,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       this.held.push(Frontend.Terminate, buf, start, end);
       this.dispatch();
       this.terminating = true;
+      this.terminateSent = true;
       return;
     }
     this.endAfterAnswers();
@@ -386,21 +389,30 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     this.held.settleTail(msg.FLUSH);
     this.endError = err;
     if (server?.inCopyIn && !this.held.endsCopy) {
-      if (err instanceof UnknownMessageTypeError) {
-        // As PostgreSQL's COPY: the message fails the COPY, and the unread rest of it ends the session.
-        this.host.send(msg.errorResponse({
-          severity: 'ERROR',
-          sqlstate: err.sqlstate,
-          message: `unexpected message type 0x${err.messageType.toString(16).toUpperCase().padStart(2, '0')} during COPY from stdin`,
-        }));
-        this.endError = new ProtocolViolationError('terminating connection because protocol synchronization was lost');
-      }
-      this.leave();
+      this.leaveInCopy();
       return;
     }
     const answersOwed = server !== undefined && server.busy && !server.waitsForClient;
     if (this.held.count > 0 || answersOwed) this.terminating = true;
     else this.leave();
+  }
+
+  /**
+   * The client's session ends during a COPY from it that its frames do not end, as PostgreSQL
+   * reads that end inside the COPY: a frame of unknown type fails the COPY, and the unread rest of
+   * it ends the session.
+   */
+  private leaveInCopy(): void {
+    const err = this.endError;
+    if (err instanceof UnknownMessageTypeError) {
+      this.host.send(msg.errorResponse({
+        severity: 'ERROR',
+        sqlstate: err.sqlstate,
+        message: `unexpected message type 0x${err.messageType.toString(16).toUpperCase().padStart(2, '0')} during COPY from stdin`,
+      }));
+      this.endError = new ProtocolViolationError('terminating connection because protocol synchronization was lost');
+    }
+    this.leave();
   }
 
   /** A client leaving (endAfterAnswers) whose requests are all answered goes now. */
@@ -410,6 +422,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
 
   /** The client leaves, with the error it was ending for, if any. */
   private leave(): void {
+    // Its session ends with the server's: the COPY's ERROR may come apart from the FATAL behind it.
+    if (this.terminateSent) return;
     if (this.endError) this.host.fail(this.endError);
     else this.host.endQuietly();
   }
@@ -589,7 +603,18 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       this.onServerReadyToSend();
       return;
     }
-    if (this.terminating && !this.held.complete) this.leave();
+    if (!this.terminating || this.held.complete) return;
+    if (!server?.inCopyIn) {
+      this.leave();
+    } else if (this.endError) {
+      // The COPY began after the client's end was read (it came in the same write): that end is
+      // read inside the COPY, as on a direct connection.
+      this.leaveInCopy();
+    } else if (!this.terminateSent) {
+      // So is a Terminate: the server refuses it (ERROR, then FATAL 08P01) and closes, as onTerminate has it.
+      this.terminateSent = true;
+      server.write(msg.TERMINATE);
+    }
   }
 
   /** The client took the bytes queued towards it: its server's may flow again. */
@@ -728,8 +753,9 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     const server = this.server;
     this.server = undefined;
     if (server) this.pool.discard(server);
-    if (server?.sentFatal) {
-      // The server's own FATAL (pg_terminate_backend, shutdown) already reached the client.
+    if (server?.sentFatal || this.terminateSent) {
+      // The server's own FATAL (pg_terminate_backend, shutdown, the client's Terminate inside a
+      // COPY) already reached the client, or the client asked for the end (its COPY had failed).
       this.host.endQuietly();
       return;
     }

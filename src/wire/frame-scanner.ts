@@ -43,6 +43,8 @@ export class FrameScanner {
 
   /** push() threw because of a frame's header (its code or length), not because of its handler. */
   refusedFrame = false;
+  /** The stream ended at a frame handed on (see end): nothing after it is read. */
+  private ended = false;
   /** Codes a frame may have; another is refused from its code byte, before its length is read. */
   private accepted: Uint8Array = ALL_CODES;
 
@@ -57,6 +59,14 @@ export class FrameScanner {
     this.accepted = accepted;
   }
 
+  /**
+   * Called by the handler for the frame it is given: the stream ends there, and the bytes after it
+   * are never read, in this chunk or later ones (PostgreSQL exits at a Terminate).
+   */
+  end(): void {
+    this.ended = true;
+  }
+
   /** True when no frame is half-received: the stream is at a message boundary. */
   get atBoundary(): boolean {
     return this.headerFill === 0 && this.remaining === 0;
@@ -64,11 +74,12 @@ export class FrameScanner {
 
   /** Throws ProtocolViolationError / MessageTooLargeError on a bad length field. */
   push(chunk: Buffer): void {
+    if (this.ended) return;
     let pos = 0;
     const n = chunk.length;
     if (this.headerFill > 0 || this.remaining > 0) {
       pos = this.continueSplit(chunk);
-      if (pos < 0) return;
+      if (pos < 0 || this.ended) return;
     }
     while (pos < n) {
       if (n - pos < HEADER) {
@@ -83,6 +94,7 @@ export class FrameScanner {
       const end = pos + 1 + len;
       if (end <= n) {
         this.handler.onFrame(code, chunk, pos, end);
+        if (this.ended) return;
         pos = end;
         continue;
       }
