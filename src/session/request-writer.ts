@@ -546,7 +546,7 @@ export class RequestWriter {
    */
   private unnamedUnplaced(server: ServerConnection, session: SessionState): Buffer | undefined {
     const effects = this.unnamedStatementEffects;
-    if (effects.length === 0 || sqlPlacement(server, session, this.statements, effects, true).length === 0) return undefined;
+    if (!effects.some(namesSqlStatement) || sqlPlacement(server, session, this.statements, effects, true).length === 0) return undefined;
     return cannotPlace(firstStatementName(effects), 'unnamed');
   }
 
@@ -556,7 +556,7 @@ export class RequestWriter {
    * answer it with is returned), as pgway's Query would commit what the group did so far.
    */
   private placeWithinGroup(server: ServerConnection, session: SessionState, effects: readonly SessionEffect[]): Buffer | undefined {
-    if (this.groupPlaced) return undefined;
+    if (this.groupPlaced || !effects.some(namesSqlStatement)) return undefined;
     if (!this.inGroup && !server.busy) {
       // The group's first message (a Bind of a protocol-level statement the scan did not look at).
       this.placeSqlPrepared(server, session, effects);
