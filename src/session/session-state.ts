@@ -317,16 +317,15 @@ export class SessionState {
   resync(server: ServerConnection): void {
     const sql = this.settingsSql;
     // RESET ALL leaves the role alone, so it is reset on its own: one client's SET ROLE must
-    // never reach the next client. The settings go in a Query of their own, after the reset: one
-    // the server refuses (accepted before, refused now: a placeholder's prefix taken by a library
-    // loaded since, a role's right revoked) must not take the reset back with it, as the client's
-    // request pipelined behind would then run as the last client left the connection. (PostgreSQL
-    // also reads a Query's text in the client_encoding in force when it arrives, which may be the
-    // last client's.)
-    server.write(msg.query('RESET ALL; RESET ROLE'));
-    if (sql) {
+    // never reach the next client.
+    if (NON_ASCII.test(sql)) {
+      // PostgreSQL reads a Query's text in the client_encoding in force when it arrives, which may
+      // be the last client's (LATIN1): the settings go in a Query of their own, after the reset.
+      server.write(msg.query('RESET ALL; RESET ROLE'));
       server.expectSwallowed(Slot.Query);
       server.write(msg.query(sql));
+    } else {
+      server.write(msg.query(sql ? `RESET ALL; RESET ROLE; ${sql}` : 'RESET ALL; RESET ROLE'));
     }
     server.expectSettings();
     server.appliedSettings = sql;
