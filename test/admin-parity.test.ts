@@ -5,34 +5,13 @@
 // - SHOW POOLS has one row per (database, user), and /metrics one series: a `/` inside either name must
 //   not make two pools one, as (database "d/u", user "app") and (database "d", user "u/app") would.
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery } from './harness/lab.js';
-import { FileGateways, type FileGateway } from './helpers/file-gateway.js';
+import { describe, expect, it } from 'vitest';
+import { fileGatewayTests, type FileGateway } from './helpers/file-gateway.js';
 import { errorOf, sleep } from './helpers/pg-helpers.js';
 
 const DB = 'admin_parity';
-const files = new FileGateways(DB);
-beforeAll(async () => {
-  await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-  await adminQuery(`CREATE DATABASE ${DB} OWNER app`);
-});
-afterAll(async () => {
-  await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-  files.removeFiles();
-});
-const opened: pg.Client[] = [];
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(1000)])));
-  await files.stopAll();
-});
-async function connect(gw: FileGateway, user: string, database: string, password = ''): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: gw.url(user, database, password) });
-  client.on('error', () => undefined);
-  opened.push(client);
-  await client.connect();
-  return client;
-}
-const console_ = (gw: FileGateway): Promise<pg.Client> => connect(gw, 'admin', 'pgway', 'admin-secret');
+const { files, connect } = fileGatewayTests(DB);
+const console_ = (gw: FileGateway): Promise<pg.Client> => connect(gw.url('admin', 'pgway'));
 const messageOf = async (p: Promise<unknown>): Promise<string | undefined> => ((await errorOf(p)) as Error | undefined)?.message;
 
 describe('PAUSE db, as PgBouncer answers it', () => {
@@ -45,7 +24,7 @@ describe('PAUSE db, as PgBouncer answers it', () => {
 
   it('a second PAUSE db, from another console, also waits for the open transaction to end', async () => {
     const gw = await files.start({ pool: '{ mode: transaction, size: 1 }' });
-    const app = await connect(gw, 'app', DB, 'app-secret');
+    const app = await connect(gw.url());
     await app.query('BEGIN');
     const done: string[] = [];
     const first = (await console_(gw)).query(`PAUSE ${DB}`).then(() => done.push('first'));
@@ -81,11 +60,11 @@ describe('a / in a database or user name', () => {
       databases: { 'd/u': DB, d: DB },
       users: ['{ name: "u/app", method: trust, server_user: app, server_password: app-secret }'],
     });
-    const one = await connect(gw, 'app', 'd/u', 'app-secret');
-    const two = await connect(gw, 'u/app', 'd');
+    const one = await connect(gw.url('app', 'd/u'));
+    const two = await connect(gw.url('u/app', 'd'));
     await one.query('BEGIN'); // one server connection busy in pool (d/u, app)
     await two.query('SELECT 1'); // one idle in pool (d, u/app)
-    const admin = await connect(gw, 'admin', 'pgway', 'admin-secret');
+    const admin = await connect(gw.url('admin', 'pgway'));
     const rows = (await admin.query<Record<string, string>>('SHOW POOLS')).rows.map((r) => ({
       database: r.database, user: r.user, cl_active: r.cl_active, sv_active: r.sv_active, sv_idle: r.sv_idle,
     }));

@@ -3,34 +3,13 @@
 // or lowered, it ends a client already idle past the new value (25P03). PgBouncer's janitor reads
 // idle_transaction_timeout on each pass the same way. PostgreSQL itself has no such limit here: a
 // client idle in its transaction goes on.
-import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery, lab } from './harness/lab.js';
-import { FileGateways, type FileGateway } from './helpers/file-gateway.js';
+import { describe, expect, it } from 'vitest';
+import { lab } from './harness/lab.js';
+import { fileGatewayTests, type FileGateway } from './helpers/file-gateway.js';
 import { errorOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
 
 const DB = 'idle_tx_reload';
-const files = new FileGateways(DB);
-beforeAll(async () => {
-  await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-  await adminQuery(`CREATE DATABASE ${DB} OWNER app`);
-});
-afterAll(async () => {
-  await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-  files.removeFiles();
-});
-const opened: pg.Client[] = [];
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(1000)])));
-  await files.stopAll();
-});
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url });
-  client.on('error', () => undefined);
-  opened.push(client);
-  await client.connect();
-  return client;
-}
+const { files, connect } = fileGatewayTests(DB);
 const pool = (ms: number): string => `{ mode: transaction, size: 2, idle_transaction_timeout_ms: ${ms}, query_wait_timeout_ms: 5000 }`;
 
 describe('idle_transaction_timeout_ms changed by RELOAD', () => {

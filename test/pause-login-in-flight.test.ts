@@ -11,39 +11,25 @@
 // - which is ended with 08006 in the middle of the pause instead of running after RESUME.
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery } from './harness/lab.js';
-import { FileGateways, type FileGateway } from './helpers/file-gateway.js';
+import { fileGatewayTests, type FileGateway } from './helpers/file-gateway.js';
 import { startHoldingProxy, type HoldingProxy } from './helpers/holding-proxy.js';
 import { sleep, waitFor } from './helpers/pg-helpers.js';
 
 const DB = 'rvd_pause_login';
-const files = new FileGateways(DB);
+const { files, connect: connectUrl } = fileGatewayTests(DB);
 let proxy: HoldingProxy;
 
 beforeAll(async () => {
-  await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-  await adminQuery(`CREATE DATABASE ${DB} OWNER app`);
   proxy = await startHoldingProxy();
 });
-afterAll(async () => {
+afterAll(() => {
   proxy?.close();
-  await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-  files.removeFiles();
 });
-const opened: pg.Client[] = [];
-afterEach(async () => {
+afterEach(() => {
   proxy.frozen = false;
   proxy.release();
-  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(1000)])));
-  await files.stopAll();
 });
-async function connect(gw: FileGateway, user = 'app', database = DB): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: gw.url(user, database) });
-  client.on('error', () => undefined);
-  opened.push(client);
-  await client.connect();
-  return client;
-}
+const connect = (gw: FileGateway, user = 'app', database = DB): Promise<pg.Client> => connectUrl(gw.url(user, database));
 function outcome(p: Promise<unknown>): { value?: unknown; error?: { code?: string; message: string } } {
   const o: { value?: unknown; error?: { code?: string; message: string } } = {};
   p.then((v) => { o.value = v; }, (e: { code?: string; message: string }) => { o.error = e; });

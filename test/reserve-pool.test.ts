@@ -3,38 +3,16 @@
 // arrives after the reserve opened for another waits its own reserve_timeout_ms before one opens
 // for it; until then a connection given back serves it. There is no direct-PostgreSQL half: a
 // direct connection has no pool to wait for.
-import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery } from './harness/lab.js';
-import { FileGateways } from './helpers/file-gateway.js';
+import { describe, expect, it } from 'vitest';
+import { fileGatewayTests } from './helpers/file-gateway.js';
 import { pidOf, sleep } from './helpers/pg-helpers.js';
 
 const DB = 'reserve_pool';
-const files = new FileGateways(DB);
-beforeAll(async () => {
-  await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-  await adminQuery(`CREATE DATABASE ${DB} OWNER app`);
-});
-afterAll(async () => {
-  await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-  files.removeFiles();
-});
-const opened: pg.Client[] = [];
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(1000)])));
-  await files.stopAll();
-});
-
+const { files, connect } = fileGatewayTests(DB);
 describe('reserve_size / reserve_timeout_ms', () => {
   it('a client arriving after the reserve opened for another waits its own reserve_timeout_ms before a reserve connection opens for it', async () => {
     const gw = await files.start({ pool: '{ mode: transaction, size: 1, reserve_size: 2, reserve_timeout_ms: 2000, query_wait_timeout_ms: 10000 }' });
-    const [a, b, c] = await Promise.all([0, 1, 2].map(async () => {
-      const cl = new pg.Client({ connectionString: gw.url() });
-      cl.on('error', () => undefined);
-      opened.push(cl);
-      await cl.connect();
-      return cl;
-    }));
+    const [a, b, c] = await Promise.all([0, 1, 2].map(() => connect(gw.url())));
     const servers = (): number => gw.gateway.servers().length + gw.gateway.pools().reduce((n, p) => n + p.serversLogin, 0);
     const waiting = (): number => gw.gateway.pools().reduce((n, p) => n + p.clientsWaiting, 0);
     await a!.query('BEGIN');
@@ -54,13 +32,7 @@ describe('reserve_size / reserve_timeout_ms', () => {
 
   it('a connection given back serves the client still inside its reserve_timeout_ms', async () => {
     const gw = await files.start({ pool: '{ mode: transaction, size: 1, reserve_size: 2, reserve_timeout_ms: 2000, query_wait_timeout_ms: 10000 }' });
-    const [a, b, c] = await Promise.all([0, 1, 2].map(async () => {
-      const cl = new pg.Client({ connectionString: gw.url() });
-      cl.on('error', () => undefined);
-      opened.push(cl);
-      await cl.connect();
-      return cl;
-    }));
+    const [a, b, c] = await Promise.all([0, 1, 2].map(() => connect(gw.url())));
     const servers = (): number => gw.gateway.servers().length + gw.gateway.pools().reduce((n, p) => n + p.serversLogin, 0);
     await a!.query('BEGIN');
     const aPid = await pidOf(a!);

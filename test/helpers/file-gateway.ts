@@ -6,10 +6,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { Gateway } from '../../src/gateway.js';
-import { lab } from '../harness/lab.js';
+import { adminQuery, lab } from '../harness/lab.js';
 
 export interface FileGatewayOptions {
   pool: string;
@@ -114,4 +116,35 @@ databases:${dbs}
   removeFiles(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The hooks of a test file whose gateways start from files: its own database `database` (made
+ * before the file, dropped after it), and after each test the pg clients connect() opened ended and
+ * the gateways stopped. A file's own afterEach hooks run before these (vitest runs them as a stack).
+ */
+export function fileGatewayTests(database: string): { files: FileGateways; connect(url: string): Promise<pg.Client> } {
+  const files = new FileGateways(database);
+  const opened: pg.Client[] = [];
+  beforeAll(async () => {
+    await adminQuery(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    await adminQuery(`CREATE DATABASE ${database} OWNER app`);
+  });
+  afterAll(async () => {
+    await adminQuery(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    files.removeFiles();
+  });
+  afterEach(async () => {
+    const ended = (c: pg.Client): Promise<unknown> => Promise.race([c.end().catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
+    await Promise.all(opened.splice(0).map(ended));
+    await files.stopAll();
+  });
+  const connect = async (url: string): Promise<pg.Client> => {
+    const client = new pg.Client({ connectionString: url });
+    client.on('error', () => undefined);
+    opened.push(client);
+    await client.connect();
+    return client;
+  };
+  return { files, connect };
 }
