@@ -13,7 +13,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
-import { lab, pgUrl } from './harness/lab.js';
+import { adminQuery, lab, pgUrl } from './harness/lab.js';
 import { answersWithin } from './helpers/raw-client.js';
 import { cat, COPY_DONE, copyData, copyFail, Q, X, rawAfterLogin } from './helpers/wire-script.js';
 
@@ -22,13 +22,8 @@ const ends: (() => void)[] = [];
 const direct = (): string => pgUrl(lab().primary, 'app', 'app-secret', 'app');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function rowsOf(who: string): Promise<number> {
-  const c = new pg.Client({ connectionString: direct() });
-  await c.connect();
-  const r = await c.query('SELECT count(*)::int AS n FROM copy_end_terminate WHERE v = $1', [who]);
-  await c.end();
-  return r.rows[0].n as number;
-}
+const rowsOf = async (who: string): Promise<number> =>
+  (await adminQuery<{ n: number }>('SELECT count(*)::int AS n FROM copy_end_terminate WHERE v = $1', [who])).rows[0]!.n;
 
 beforeAll(async () => {
   gw = await startGateway({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 5000 }' });

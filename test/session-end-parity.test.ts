@@ -5,7 +5,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
-import { lab, pgUrl } from './harness/lab.js';
+import { adminQuery, lab, pgUrl } from './harness/lab.js';
 import { answersWithin, typedMessage } from './helpers/raw-client.js';
 import { B, cat, COPY_DONE, copyData, E, P, Q, X, rawAfterLogin } from './helpers/wire-script.js';
 
@@ -14,13 +14,8 @@ const ends: (() => void)[] = [];
 const direct = (): string => pgUrl(lab().primary, 'app', 'app-secret', 'app');
 const BAD = typedMessage('z', Buffer.from('abc'));
 
-async function rowsOf(who: string): Promise<number> {
-  const c = new pg.Client({ connectionString: direct() });
-  await c.connect();
-  const r = await c.query('SELECT count(*)::int AS n FROM session_end_rows WHERE v = $1', [who]);
-  await c.end();
-  return r.rows[0].n as number;
-}
+const rowsOf = async (who: string): Promise<number> =>
+  (await adminQuery<{ n: number }>('SELECT count(*)::int AS n FROM session_end_rows WHERE v = $1', [who])).rows[0]!.n;
 
 beforeAll(async () => {
   gw = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 5000 }' });
