@@ -56,6 +56,7 @@ class Client implements ServerSink {
   onServerLost(err: Error): void {
     throw err;
   }
+  onSettingsRefused(): void {}
 }
 
 async function connect(): Promise<ServerConnection> {

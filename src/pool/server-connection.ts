@@ -42,6 +42,8 @@ export interface ServerSink {
   onAwaitingClient(): void;
   /** The server connection failed while attached. */
   onServerLost(err: Error): void;
+  /** The server refused the client's settings (see expectSettings): nothing more reaches the client. */
+  onSettingsRefused(): void;
 }
 
 export type ServerState = 'connecting' | 'idle' | 'attached' | 'internal' | 'closed';
@@ -132,6 +134,11 @@ export class ServerConnection implements ResponseHandler {
   readonly expected = new ExpectedResponses();
   private inPush = false;
   private settingsError: ServerError | undefined;
+  /**
+   * The attached client's settings were refused: what the server says after that (the answers to
+   * the client's requests written behind them) never reaches the client, which is ending.
+   */
+  private settingsRefused = false;
   private idleCallback: (() => void) | undefined;
   /** The client is streaming COPY data: its Syncs are ignored by the server until CopyDone/CopyFail. */
   private clientInCopy = false;
@@ -223,6 +230,7 @@ export class ServerConnection implements ResponseHandler {
   attach(sink: ServerSink): void {
     this.sink = sink;
     this.state = 'attached';
+    this.settingsRefused = false;
     this.stream.interest = FORWARD_INTEREST;
     this.lastUsedAt = nowMs();
   }
@@ -358,7 +366,13 @@ export class ServerConnection implements ResponseHandler {
     if (this.cancels.waitingForTurn && !this.ownStatementFirst) this.cancels.takeTurn();
   }
 
-  /** pgway's statement laying a client's settings on this connection; its failure is the client's to hear. */
+  /**
+   * pgway's statement laying a client's settings on this connection (SessionState.resync); its
+   * failure is the client's to hear. The statement leaves a failed transaction block behind when
+   * refused, so the requests written behind it fail too (25P02) rather than run without the
+   * settings; their answers are dropped, and the client ends at the end of the chunk with the
+   * refusal (ServerSink.onSettingsRefused).
+   */
   expectSettings(): void {
     this.expectSwallowed(Slot.Query, SETTINGS);
   }
@@ -411,6 +425,7 @@ export class ServerConnection implements ResponseHandler {
       const extra = this.expected.headExtra;
       const frame = extra instanceof Uint8Array ? extra : (extra as { frame: Buffer }).frame;
       this.expected.shift();
+      if (this.settingsRefused) continue;
       if (this.inPush) this.stream.inject(frame);
       else this.emit(frame);
     }
@@ -595,7 +610,12 @@ export class ServerConnection implements ResponseHandler {
       this.inPush = false;
       if (cork) sink.uncork();
     }
-    if (this.readyAfterChunk) {
+    if (this.settingsRefused && this.settingsError) {
+      // The client ends now, whatever its requests behind the settings still owe (see expectSettings).
+      this.readyAfterChunk = false;
+      this.idleCallback = undefined;
+      this.sink?.onSettingsRefused();
+    } else if (this.readyAfterChunk) {
       this.readyAfterChunk = false;
       const idle = this.idleCallback;
       this.idleCallback = undefined;
@@ -621,7 +641,7 @@ export class ServerConnection implements ResponseHandler {
   }
 
   onFrameStart(code: number): boolean {
-    if (this.state !== 'attached' || this.login) return false;
+    if (this.state !== 'attached' || this.login || this.settingsRefused) return false;
     if (ASYNC[code] || this.expected.length === 0) return true;
     // pgway's own messages are swallowed, but a failed injected Parse must reach the client.
     return this.expected.headAction !== Action.Swallow ||
@@ -666,7 +686,8 @@ export class ServerConnection implements ResponseHandler {
         return;
       case Backend.CommandComplete:
         this.clientInCopy = false;
-        if (buf) this.countTransactionEnd(buf, start, end);
+        // The BEGIN and COMMITs of pgway's settings statement are none of the client's.
+        if (buf && this.expected.headExtra !== SETTINGS) this.countTransactionEnd(buf, start, end);
         if (this.stillHeldAsked && this.expected.headExtra === STILL_HELD_CHECK) {
           this.stillHeldAsked = false;
           this.stillHeld = !(buf && buf.toString('latin1', start + 5, end - 1) === 'SELECT 0');
@@ -745,6 +766,7 @@ export class ServerConnection implements ResponseHandler {
         if (this.expected.headExtra === SETTINGS) {
           // Refused: the connection does not carry the settings its appliedSettings names.
           this.settingsError = this.internalError;
+          this.settingsRefused = this.state === 'attached';
           this.appliedSettings = UNKNOWN_SETTINGS;
         }
       }

@@ -327,6 +327,12 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     }
   }
 
+  /** The server refused the client's settings, laid on again: the client ends as it would have at login. */
+  onSettingsRefused(): void {
+    const refused = this.server?.takeSettingsError();
+    if (refused && this.host.state !== 'closed') this.failAsServer(refused.sqlstate, refused.message, refused.fields);
+  }
+
   /** Ends the client with the server's refusal of pgway's statement on its behalf, as a FATAL. */
   private failOnServerError(err: Error & { serverError?: { fields: Map<string, string> } }): void {
     const fields = err.serverError?.fields;
@@ -631,11 +637,6 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     this.txStatus = status;
     const server = this.server;
     if (!server || this.host.state !== 'ready') return;
-    const refused = server.takeSettingsError();
-    if (refused) {
-      this.failAsServer(refused.sqlstate, refused.message, refused.fields);
-      return;
-    }
     const now = perfNow();
     const counters = this.pool.counters;
     counters.requests++;

@@ -31,6 +31,11 @@ const UNREADABLE: PinReason = 'unparseable-session-statement';
 const UTF8_NAMES = /^[\s_-]*(?:u[\s_-]*t[\s_-]*f[\s_-]*8|unicode)[\s_-]*$/i;
 /** Text beyond ASCII, which the client_encoding in force decides how PostgreSQL reads. */
 const NON_ASCII = /[^\x00-\x7f]/;
+/**
+ * What a server connection goes back to before a client's settings. RESET ALL leaves the role
+ * alone, so it is reset on its own: one client's SET ROLE must never reach the next client.
+ */
+const RESET = 'RESET ALL; RESET ROLE';
 
 export class SessionState {
   /** Current settings: the startup ones with the client's committed SETs laid over them. */
@@ -313,19 +318,28 @@ export class SessionState {
     this.requests.before.copyFrom(server.reported);
   }
 
-  /** Back to defaults on `server`, then this session's settings, before the client's own request. */
+  /**
+   * Back to defaults on `server`, then this session's settings, before the client's own request,
+   * which may be written behind them before the server answers. The reset commits on its own and
+   * the settings go in a transaction block of their own: if the server refuses them now (a role
+   * revoked, a placeholder's prefix reserved since), the block is left failed, so the request
+   * behind fails too rather than running without them, and never under the last client's role or
+   * search_path (see ServerConnection.expectSettings).
+   */
   resync(server: ServerConnection): void {
     const sql = this.settingsSql;
-    // RESET ALL leaves the role alone, so it is reset on its own: one client's SET ROLE must
-    // never reach the next client.
-    if (NON_ASCII.test(sql)) {
+    if (!sql) {
+      server.write(msg.query(RESET));
+    } else if (NON_ASCII.test(sql)) {
       // PostgreSQL reads a Query's text in the client_encoding in force when it arrives, which may
       // be the last client's (LATIN1): the settings go in a Query of their own, after the reset.
-      server.write(msg.query('RESET ALL; RESET ROLE'));
+      server.write(msg.query(RESET));
       server.expectSwallowed(Slot.Query);
-      server.write(msg.query(sql));
+      server.write(msg.query(`BEGIN; ${sql}; COMMIT`));
     } else {
-      server.write(msg.query(sql ? `RESET ALL; RESET ROLE; ${sql}` : 'RESET ALL; RESET ROLE'));
+      // An explicit block around the reset: one that began at the settings' BEGIN would take the
+      // reset in, and a refusal would undo it.
+      server.write(msg.query(`BEGIN; ${RESET}; COMMIT; BEGIN; ${sql}; COMMIT`));
     }
     server.expectSettings();
     server.appliedSettings = sql;
