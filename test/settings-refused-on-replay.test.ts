@@ -10,16 +10,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery } from './harness/lab.js';
 import { errorFields, type RawClient } from './helpers/raw-client.js';
-import { Q, rawTargets, summary, type Target } from './helpers/wire-script.js';
+import { B, cat, E, H, P, Q, rawTargets, summary, type Target } from './helpers/wire-script.js';
 
 // A pool of 1 each: a and b take turns on the same server connection. One gateway per case, since
 // a case leaves plpgsql loaded on its connection.
 let gw: TestGateway;
 let gw2: TestGateway;
+let gw3: TestGateway;
 
 beforeAll(async () => {
   const pool = '{ mode: transaction, size: 1, query_wait_timeout_ms: 3000 }';
-  [gw, gw2] = await Promise.all([startGateway({ pool }), startGateway({ pool })]);
+  [gw, gw2, gw3] = await Promise.all([startGateway({ pool }), startGateway({ pool }), startGateway({ pool })]);
   await adminQuery('DROP TABLE IF EXISTS public.sr_log');
   await adminQuery('DROP SCHEMA IF EXISTS sr_private CASCADE');
   await adminQuery('DROP ROLE IF EXISTS sr_priv');
@@ -34,7 +35,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([gw?.stop(), gw2?.stop()]);
+  await Promise.all([gw?.stop(), gw2?.stop(), gw3?.stop()]);
   await adminQuery('DROP TABLE IF EXISTS public.sr_log');
   await adminQuery('DROP SCHEMA IF EXISTS sr_private CASCADE');
   await adminQuery('DROP ROLE IF EXISTS sr_priv');
@@ -42,9 +43,9 @@ afterAll(async () => {
 
 const { raw } = rawTargets();
 
-/** One Query's answer as summaries (errors as E:<severity> <sqlstate>); '<closed>' when the connection closed first. */
-async function run(c: RawClient, sql: string): Promise<string[]> {
-  c.write(Q(sql));
+/** The answer to a Query (or to `sql`'s messages) as summaries (errors as E:<severity> <sqlstate>); '<closed>' when none came for 3 s. */
+async function run(c: RawClient, sql: string | Buffer): Promise<string[]> {
+  c.write(typeof sql === 'string' ? Q(sql) : sql);
   const out: string[] = [];
   for (;;) {
     const m = await c.readMessage(3000).catch(() => undefined);
@@ -64,30 +65,41 @@ async function logged(): Promise<string[]> {
   return rows.map((r) => r.r);
 }
 
-/** a's placeholder is accepted, laid on the connection once (so known to be accepted), then refused there. */
-async function refusedOnReplay(t: Target, request: string): Promise<{ answer: string[]; rows: string[] }> {
+/**
+ * a's placeholder is accepted, laid on the connection once (so known to be accepted), then refused
+ * there; a's answer to `request`, the rows it logged, and what b reads after.
+ */
+async function refusedOnReplay(t: Target, request: string | Buffer): Promise<{ answer: string[]; rows: string[]; after: string[] }> {
   const a = await raw(t);
   const b = await raw(t);
   expect(await run(a, "SET plpgsql.extra_warning = 'all'")).toEqual(['C:SET']);
   expect(await run(b, 'SET search_path = sr_private; SET ROLE sr_priv')).toEqual(['C:SET', 'C:SET']);
   expect(await run(a, 'SELECT 1')).toEqual(['D:1', 'C:SELECT 1']);
   expect(await run(b, 'DO $$ BEGIN END $$')).toEqual(['C:DO']); // loads plpgsql in b's session
-  return { answer: await run(a, request), rows: await logged() };
+  const answer = await run(a, request);
+  // b goes on as it was on the connection a failed on: no failed block left, its own role and path.
+  return { answer, rows: await logged(), after: await run(b, "SELECT current_user || ' / ' || current_setting('search_path')") };
 }
 
+const B_READS = ['D:sr_priv / sr_private', 'C:SELECT 1'];
 const insert = `INSERT INTO sr_log SELECT current_user, current_setting('search_path') RETURNING who`;
 
 describe("a client's settings refused when laid on again", () => {
   it('its request does not run, and the client ends with the refusal', async () => {
     // On a direct connection a's session never loaded plpgsql: its placeholder stands.
-    expect(await refusedOnReplay('direct', insert)).toEqual({ answer: ['D:app', 'C:INSERT 0 1'], rows: ['sr_log: app / "$user", public'] });
+    expect(await refusedOnReplay('direct', insert)).toEqual({ answer: ['D:app', 'C:INSERT 0 1'], rows: ['sr_log: app / "$user", public'], after: B_READS });
     // Laid on without waiting, the request used to run as b's role, into b's table.
-    expect(await refusedOnReplay(gw, insert)).toEqual({ answer: ['E:FATAL 42602', '<closed>'], rows: [] });
+    expect(await refusedOnReplay(gw, insert)).toEqual({ answer: ['E:FATAL 42602', '<closed>'], rows: [], after: B_READS });
   });
 
   it('a request that begins by ending the failed block runs with the defaults, never with the last client\'s role or path', async () => {
     // The known limit (README): only the ROLLBACK gets out of the failed block, and what follows it
     // in the same request runs as the login user with default settings. The client still hears only the refusal.
-    expect(await refusedOnReplay(gw2, `ROLLBACK; ${insert}`)).toEqual({ answer: ['E:FATAL 42602', '<closed>'], rows: ['sr_log: app / "$user", public'] });
+    expect(await refusedOnReplay(gw2, `ROLLBACK; ${insert}`)).toEqual({ answer: ['E:FATAL 42602', '<closed>'], rows: ['sr_log: app / "$user", public'], after: B_READS });
+  });
+
+  it('an extended-protocol request waiting for more (no Sync yet) does not run either: the client ends at once', async () => {
+    const unsynced = cat(P('', insert), B(''), E(''), H);
+    expect(await refusedOnReplay(gw3, unsynced)).toEqual({ answer: ['E:FATAL 42602', '<closed>'], rows: [], after: B_READS });
   });
 });
