@@ -88,6 +88,14 @@ describe('SET and RESET', () => {
     expect(classifySessionEffects(sql)).toMatchObject({ effects: [], local: true, statements: 1 });
   });
 
+  it.each([
+    'SET seed = 0.5',
+    'RESET seed',
+    "SELECT set_config('seed', '0.5', false)",
+  ])('%s reseeds random() once, a setting not carried', (sql) => {
+    expect(classifySessionEffects(sql)).toMatchObject({ effects: [], local: false });
+  });
+
   it('keeps session sets next to local ones in a transaction', () => {
     const c = classifySessionEffects('BEGIN; SET LOCAL a.b = 1; SET a.c = 2; COMMIT');
     expect(c).toMatchObject({ effects: [set('a.c', '2'), { kind: 'commit' }], local: true, statements: 4 });

@@ -75,6 +75,12 @@ export interface Classification {
   readonly parseError?: string;
 }
 
+/**
+ * Settings that are actions, not state: SET seed reseeds random() once, and SHOW seed says it
+ * keeps nothing to show. Laid on again at each move, it would restart random()'s sequence.
+ */
+const NOT_CARRIED: ReadonlySet<string> = new Set(['seed']);
+
 /** Settings RESET ALL does not touch (GUC_NO_RESET_ALL). DISCARD ALL resets role explicitly. */
 export const RESET_ALL_KEEPS: ReadonlySet<string> = new Set(['role', 'session_authorization']);
 
@@ -254,6 +260,7 @@ function onSessionCharacteristics(items: Node[], out: Collector): void {
 
 /** One session-level setting change; null means back to the default. */
 function setting(name: string, value: string | null, out: Collector): void {
+  if (NOT_CARRIED.has(name)) return;
   if (TRANSACTION_SCOPED.has(name)) {
     out.local = true; // as SET TRANSACTION: replaying it elsewhere would fail outside a fresh transaction
   } else if (name === 'session_authorization') {
