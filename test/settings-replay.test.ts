@@ -4,17 +4,23 @@
 // (RESET ALL, then set_config of each).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
+import { adminQuery } from './harness/lab.js';
 import { type RawClient } from './helpers/raw-client.js';
-import { rawTargets, Q, shown, summary, type Target } from './helpers/wire-script.js';
+import { answers, rawTargets, Q, shown, summary, type Target } from './helpers/wire-script.js';
 
 let gw: TestGateway;
 
 beforeAll(async () => {
   gw = await startGateway({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 3000 }' });
+  await adminQuery('DROP SCHEMA IF EXISTS replay_ts CASCADE');
+  await adminQuery('CREATE SCHEMA replay_ts');
+  await adminQuery('CREATE TEXT SEARCH CONFIGURATION replay_ts.replaycfg (COPY = pg_catalog.simple)');
+  await adminQuery('GRANT USAGE ON SCHEMA replay_ts TO app');
 });
 
 afterAll(async () => {
   await gw?.stop();
+  await adminQuery('DROP SCHEMA IF EXISTS replay_ts CASCADE');
 });
 
 const { raw } = rawTargets();
@@ -32,6 +38,69 @@ async function run(c: RawClient, sql: string): Promise<string[]> {
     if (m.type === 'Z') return out;
   }
 }
+
+describe('a setting whose stored value depends on the session at the SET', () => {
+  it("SET DateStyle = 'ISO' after 'SQL, DMY' keeps DMY: '01/02/2024' is 1 February", async () => {
+    const seen: Record<string, string[]> = {};
+    for (const [name, t] of targets()) {
+      const a = await raw(t);
+      const b = await raw(t);
+      await run(a, "SET DateStyle = 'SQL, DMY'");
+      await run(a, "SET DateStyle = 'ISO'");
+      await run(b, "SET work_mem = '5MB'"); // another client on the connection: a's settings are laid on again
+      seen[name] = await run(a, "SELECT current_setting('DateStyle'), '01/02/2024'::date::text");
+    }
+    expect(seen.direct).toEqual(['T', 'D:ISO, DMY,2024-02-01', 'C:SELECT 1', 'Z:I']);
+    expect(seen.pgway).toEqual(seen.direct);
+  });
+
+  it('the same, in one transaction with the first DateStyle set before it', async () => {
+    const seen: Record<string, string[]> = {};
+    for (const [name, t] of targets()) {
+      const a = await raw(t);
+      const b = await raw(t);
+      await run(a, "SET DateStyle = 'German'");
+      await run(a, "BEGIN; SET DateStyle = 'ISO'; SET IntervalStyle = 'sql_standard'; COMMIT");
+      await run(b, "SET work_mem = '5MB'");
+      seen[name] = await run(a, "SELECT current_setting('DateStyle'), current_setting('IntervalStyle'), '01.02.2024'::date::text");
+    }
+    expect(seen.direct).toEqual(['T', 'D:ISO, DMY,sql_standard,2024-02-01', 'C:SELECT 1', 'Z:I']);
+    expect(seen.pgway).toEqual(seen.direct);
+  });
+
+  it('default_text_search_config set under another search_path keeps its schema after a later SET search_path', async () => {
+    const seen: Record<string, string[]> = {};
+    for (const [name, t] of targets()) {
+      const a = await raw(t);
+      const b = await raw(t);
+      await run(a, 'SET search_path = replay_ts, public');
+      await run(a, "SET default_text_search_config = 'replaycfg'"); // stored as replay_ts.replaycfg
+      await run(a, 'SET search_path = public');
+      await run(b, "SET work_mem = '5MB'");
+      seen[name] = await run(a, "SELECT current_setting('default_text_search_config'), to_tsvector('The Cats')::text");
+    }
+    expect(seen.direct).toEqual(['T', "D:replay_ts.replaycfg,'cats':2 'the':1", 'C:SELECT 1', 'Z:I']);
+    expect(seen.pgway).toEqual(seen.direct);
+  });
+
+  it('default_text_search_config set by set_config() in a pipelined transaction is read back as stored', async () => {
+    const seen: Record<string, string[]> = {};
+    for (const [name, t] of targets()) {
+      const a = await raw(t);
+      const b = await raw(t);
+      a.write(Buffer.concat([
+        Q('BEGIN'),
+        Q("SET LOCAL search_path = replay_ts; SELECT set_config('default_text_search_config', 'replaycfg', false)"),
+        Q('COMMIT'),
+      ]));
+      await answers(a, 3);
+      await run(b, "SET work_mem = '5MB'");
+      seen[name] = await run(a, "SELECT current_setting('default_text_search_config')");
+    }
+    expect(seen.direct).toEqual(['T', 'D:replay_ts.replaycfg', 'C:SELECT 1', 'Z:I']);
+    expect(seen.pgway).toEqual(seen.direct);
+  });
+});
 
 describe('SET seed', () => {
   it("is not laid on again: random() goes on with its sequence when the client's settings are laid on again", async () => {

@@ -9,7 +9,7 @@ import type { ServerTarget } from '../config/schema.js';
 import { ServerConnectError, ServerConnectionLostError } from '../errors.js';
 import { errorChannel, type ErrorEvent } from '../events.js';
 import { Backend, Frontend, TxStatus } from '../wire/codes.js';
-import { decodeErrorFields, decodeParameterStatus } from '../wire/decode.js';
+import { dataRowFirstText, decodeErrorFields, decodeParameterStatus } from '../wire/decode.js';
 import { ALL_CODES, codeSet } from '../wire/frame-scanner.js';
 import * as msg from '../wire/messages.js';
 import { ResponseStream, type ResponseHandler } from '../wire/response-stream.js';
@@ -56,6 +56,9 @@ export interface ServerError {
 
 /** Marks the swallowed slot of pgway's question whether the session still holds some state (see askStillHeld). */
 const STILL_HELD_CHECK = '\u0000still-held';
+
+/** Marks the swallowed slot of pgway's question what the server stored for a setting (see askSetting). */
+const SETTING_READ = '\u0000setting-read';
 
 /** appliedSettings of a connection whose settings pgway cannot tell: the next client lays its own on afresh. */
 export const UNKNOWN_SETTINGS = '\u0000unknown';
@@ -117,6 +120,10 @@ export class ServerConnection implements ResponseHandler {
   stillHeld: boolean | undefined;
   /** A still-held question is on its way: the forwarding path looks for its answer only then. */
   private stillHeldAsked = false;
+  /** The answer to the last askSetting; undefined until answered. */
+  private settingRead: string | undefined;
+  /** A setting question is on its way: the forwarding path looks at DataRows only then. */
+  private settingAsked = false;
   /** Reads stopped because the attached client's socket was full. */
   private pausedForClient = false;
   /** The attached client just got 'cached plan must not change result type' from the server. */
@@ -336,6 +343,28 @@ export class ServerConnection implements ResponseHandler {
     this.stillHeldAsked = true;
     this.write(question);
     this.expectSwallowed(Slot.Query, STILL_HELD_CHECK);
+  }
+
+  /**
+   * Asks the server what it stored for a setting: `question` is a Query answering one row of one
+   * text column (hex of the value's UTF-8: the client_encoding in force may be another). The answer is taken with takeSettingRead once the server is idle.
+   */
+  askSetting(question: Buffer): void {
+    this.settingRead = undefined;
+    this.settingAsked = true;
+    // The row is read even if it comes split across chunks.
+    this.stream.interest = ALL_CODES;
+    this.write(question);
+    this.expectSwallowed(Slot.Query, SETTING_READ);
+  }
+
+  /** The answer to askSetting; undefined when pgway's question failed. Taken once. */
+  takeSettingRead(): string | undefined {
+    const value = this.settingRead === undefined ? undefined : Buffer.from(this.settingRead, 'hex').toString('utf8');
+    this.settingRead = undefined;
+    this.settingAsked = false;
+    if (this.state === 'attached') this.stream.interest = FORWARD_INTEREST;
+    return value;
   }
 
   /**
@@ -696,6 +725,9 @@ export class ServerConnection implements ResponseHandler {
       case Backend.NoticeResponse:
       case Backend.NotificationResponse:
         return;
+      case Backend.DataRow:
+        if (this.settingAsked && buf && this.expected.headExtra === SETTING_READ) this.settingRead = dataRowFirstText(buf, start, end);
+        break;
       case Backend.ParameterDescription:
       case Backend.RowDescription:
       case Backend.NoData:

@@ -50,6 +50,13 @@ export class ClientSettings {
     this.cachedSql = undefined;
   }
 
+  /** The server stored the value last set for `name` as `value`: it keeps its place and its role. */
+  stored(name: string, value: string): void {
+    if (!this.values.has(name) || this.values.get(name) === value) return;
+    this.values.set(name, value);
+    this.cachedSql = undefined;
+  }
+
   /** Back to the startup value, or to the default; a custom setting keeps its placeholder. */
   reset(name: string): void {
     this.forgetRole(name);

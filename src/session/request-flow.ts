@@ -686,6 +686,11 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       if (this.held.count > 0) this.dispatch();
       return;
     }
+    const readBack = this.session.takeReadBackDue();
+    if (readBack !== undefined) {
+      this.readSettingBack(server, readBack[0], readBack[1]);
+      return;
+    }
     this.server = undefined;
     this.pool.release(server, 'clean');
   }
@@ -723,6 +728,33 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       } else if (server.stillHeld === undefined) {
         this.session.checkLater(reason); // no answer (pgway's statement failed): asked again later
       }
+      this.releaseClient(server);
+      if (this.terminating && !this.held.complete) this.leave();
+      else this.betweenTransactions(server);
+    } catch (err) {
+      this.host.fail(err);
+    }
+  }
+
+  /**
+   * A setting the server stores in a form of its own (see SessionState.takeReadBackDue) is asked for
+   * before the client leaves the connection that holds it. Until it answers, the client's next
+   * request waits (see pump).
+   */
+  private readSettingBack(server: ServerConnection, name: string, question: Buffer): void {
+    this.clientHeld = true;
+    server.askSetting(question);
+    const answered = (): void => this.onSettingReadBack(server, name);
+    server.whenIdle(answered, answered);
+  }
+
+  private onSettingReadBack(server: ServerConnection, name: string): void {
+    const value = server.takeSettingRead();
+    if (this.server !== server) return; // the client left meanwhile
+    try {
+      // Without an answer the setting stays as the client wrote it, to be laid on as such.
+      if (value === undefined) this.ctx.log.warn({ client: this.host.id, setting: name }, 'could not read back a setting the server stored');
+      else this.session.settingReadBack(server, name, value);
       this.releaseClient(server);
       if (this.terminating && !this.held.complete) this.leave();
       else this.betweenTransactions(server);

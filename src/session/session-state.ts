@@ -10,7 +10,7 @@
  */
 import { Slot } from '../pool/expected-responses.js';
 import { UNKNOWN_SETTINGS, type ServerConnection } from '../pool/server-connection.js';
-import { parseBool } from '../router/guc-value.js';
+import { foldGucName, parseBool } from '../router/guc-value.js';
 import { isTransactionMarker, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
@@ -36,6 +36,25 @@ const NON_ASCII = /[^\x00-\x7f]/;
  * alone, so it is reset on its own: one client's SET ROLE must never reach the next client.
  */
 const RESET = 'RESET ALL; RESET ROLE';
+/** A Query answering the UTF-8 of setting `name` in hex: ASCII, whatever the client_encoding (see ServerConnection.askSetting). */
+function readBackQuestion(name: string): Buffer {
+  return msg.query(`SELECT pg_catalog.encode(pg_catalog.convert_to(pg_catalog.current_setting('${name}'), 'UTF8'), 'hex')`);
+}
+
+/**
+ * Settings the server stores in a form that depends on the session's state at the SET, and does
+ * not report (ParameterStatus): default_text_search_config is stored schema-qualified as resolved
+ * under the search_path of that moment. Each is read back once a SET of it commits, by its question.
+ */
+const READ_BACK_QUESTIONS: ReadonlyMap<string, Buffer> = new Map([
+  ['default_text_search_config', readBackQuestion('default_text_search_config')],
+]);
+
+/** The value the server last reported (ParameterStatus) for setting `name`: those flagged GUC_REPORT only. */
+function reportedValue(params: ReadonlyMap<string, string>, name: string): string | undefined {
+  for (const [key, value] of params) if (foldGucName(key) === name) return value;
+  return undefined;
+}
 
 export class SessionState {
   /** Current settings: the startup ones with the client's committed SETs laid over them. */
@@ -55,6 +74,8 @@ export class SessionState {
   private stagedReset = false;
   /** A request committed settings while others were in flight: the last one records them on the connection. */
   private layAfter = false;
+  /** Settings committed whose stored form the server is to be asked for (see READ_BACK_QUESTIONS). Made on first use. */
+  private readBackDue: Set<string> | undefined;
   constructor(startup: ReadonlyMap<string, string>) {
     this.settings = new ClientSettings(startup);
     if (this.startupUnreadable) this.pinBook.pin(UNREADABLE, []);
@@ -259,23 +280,34 @@ export class SessionState {
     this.pinBook.requestWritten();
   }
 
-  /** Applies effects[from, to) as committed; a RESET among them is noted in stagedReset. */
-  private apply(effects: readonly SessionEffect[], from = 0, to = effects.length): void {
+  /**
+   * Applies effects[from, to) as committed on `server`; a RESET among them is noted in stagedReset.
+   * A setting is kept as the server stored it, which is not always the SET's text (SET DateStyle =
+   * 'ISO' keeps the order of days and months set before): the value the server reported for it, or
+   * one to read back (see takeReadBackDue). Its reports of a request come before its ReadyForQuery.
+   */
+  private apply(server: ServerConnection, effects: readonly SessionEffect[], from: number, to: number): void {
     for (let i = from; i < to; i++) {
       const e = effects[i]!;
       switch (e.kind) {
         case 'set':
-          this.settings.set(e.name, e.value);
-          if (e.name === 'search_path') this.pinBook.pathApplied(this.searchPath);
+          // A report is of the value now: an earlier SET of the same name applied here gets the
+          // last one's value, which is the one that stays.
+          this.settings.set(e.name, reportedValue(server.params, e.name) ?? e.value);
+          if (READ_BACK_QUESTIONS.has(e.name)) (this.readBackDue ??= new Set()).add(e.name);
+          // Each path set decides where a CREATE after it lands (PostgreSQL 18 reports search_path too).
+          if (e.name === 'search_path') this.pinBook.pathApplied(e.value);
           break;
         case 'reset':
           this.stagedReset = true;
           this.settings.reset(e.name);
+          this.readBackDue?.delete(e.name);
           if (e.name === 'search_path') this.pinBook.pathApplied(this.searchPath);
           break;
         case 'reset-all':
           this.stagedReset = true;
           this.settings.resetAll();
+          this.readBackDue = undefined;
           this.pinBook.pathApplied(this.searchPath);
           break;
         case 'unpin':
@@ -316,6 +348,26 @@ export class SessionState {
     this.pinBook.requestEnded(server, status);
     this.requests.answered++;
     this.requests.before.copyFrom(server.reported);
+  }
+
+  /**
+   * A setting whose stored form the server is to be asked for (see READ_BACK_QUESTIONS), and the
+   * question; asked before the client leaves the connection its SET ran on.
+   */
+  takeReadBackDue(): [name: string, question: Buffer] | undefined {
+    const due = this.readBackDue;
+    if (due === undefined) return undefined;
+    const [name] = due;
+    due.delete(name!);
+    if (due.size === 0) this.readBackDue = undefined;
+    return [name!, READ_BACK_QUESTIONS.get(name!)!];
+  }
+
+  /** The server's answer to takeReadBackDue's question: `server` holds these settings as before. */
+  settingReadBack(server: ServerConnection, name: string, value: string): void {
+    const before = this.settingsSql;
+    this.settings.stored(name, value);
+    if (server.appliedSettings === before) server.appliedSettings = this.settingsSql;
   }
 
   /**
@@ -408,7 +460,7 @@ export class SessionState {
         case 'commit':
           if (commits > 0) {
             commits--;
-            this.apply(staged, 0, kept);
+            this.apply(server, staged, 0, kept);
             applied = true;
           } else if (rollbacks > 0) {
             rollbacks--; // a COMMIT of a failed transaction
@@ -430,7 +482,7 @@ export class SessionState {
       // A COMMIT of the request's own that staged nothing: what earlier requests staged committed.
       let earlier = 0;
       while (earlier < kept && stagedIn[earlier]! < current) earlier++;
-      this.apply(staged, 0, earlier);
+      this.apply(server, staged, 0, earlier);
       applied ||= earlier > 0;
       staged.copyWithin(0, earlier, kept);
       stagedIn.copyWithin(0, earlier, kept);
@@ -450,7 +502,7 @@ export class SessionState {
     staged.length = stagedIn.length = kept + staged.length - i;
     if (!failed && status === TxStatus.Idle) {
       const end = kept + upTo - i;
-      this.apply(staged, 0, end);
+      this.apply(server, staged, 0, end);
       applied ||= end > 0;
       staged.splice(0, end);
       stagedIn.splice(0, end);

@@ -28,6 +28,13 @@ export function decodeParameterStatus(frame: Buffer, start: number, end: number)
   return [name, value];
 }
 
+/** The first column of a DataRow frame as text; undefined for NULL or a malformed frame. */
+export function dataRowFirstText(frame: Buffer, start: number, end: number): string | undefined {
+  if (start + 11 > end || frame.readInt16BE(start + 5) < 1) return undefined;
+  const length = frame.readInt32BE(start + 7);
+  return length < 0 || start + 11 + length > end ? undefined : frame.toString('utf8', start + 11, start + 11 + length);
+}
+
 /**
  * The text of parameter `index` (from 0) of a Bind frame whose statement name starts at `at`: null
  * for NULL, undefined when it is not in text format or the frame is malformed.
