@@ -1,12 +1,13 @@
 // A pooled client's settings, laid on whichever server connection serves it next, behave there as on a
-// direct connection. Each case runs once directly and once through pgway with a pool of 1, where another
+// direct connection: kept as the server stored them, set_config by FunctionCall followed, SET seed not
+// carried. Each case runs once directly and once through pgway with a pool of 1, where another
 // client between two requests of the first makes pgway lay the first client's settings on again
 // (RESET ALL, then set_config of each).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery } from './harness/lab.js';
 import { type RawClient } from './helpers/raw-client.js';
-import { answers, rawTargets, Q, shown, summary, type Target } from './helpers/wire-script.js';
+import { answers, F, rawTargets, Q, shown, summary, type Target } from './helpers/wire-script.js';
 
 let gw: TestGateway;
 
@@ -117,6 +118,48 @@ describe('SET seed', () => {
       seen[name] = values;
     }
     expect(new Set(seen.direct).size).toBe(3);
+    expect(seen.pgway).toEqual(seen.direct);
+  });
+});
+
+describe('a FunctionCall of set_config', () => {
+  // set_config(text, text, boolean) is OID 2078; a boolean in binary format is one byte.
+  const setConfig = (value: string, isLocal: boolean, format: 0 | 1): Buffer =>
+    F(2078, [Buffer.from('work_mem'), Buffer.from(value), format === 0 ? Buffer.from(String(isLocal)) : Buffer.of(isLocal ? 1 : 0)], format, format);
+
+  it.each([0, 1] as const)('in format %i is the caller\'s setting: the next client of the connection does not get it, the caller keeps it', async (format) => {
+    const seen: Record<string, string[][]> = {};
+    for (const [name, t] of targets()) {
+      const a = await raw(t);
+      const b = await raw(t);
+      a.write(setConfig('77MB', false, format));
+      const call = await answers(a);
+      seen[name] = [call, await run(b, "SELECT current_setting('work_mem')"), await run(a, "SELECT current_setting('work_mem')")];
+    }
+    expect(seen.direct?.slice(1)).toEqual([
+      ['T', 'D:4MB', 'C:SELECT 1', 'Z:I'],
+      ['T', 'D:77MB', 'C:SELECT 1', 'Z:I'],
+    ]);
+    expect(seen.pgway).toEqual(seen.direct);
+  });
+
+  it('with is_local true inside a transaction block changes that transaction only', async () => {
+    const seen: Record<string, string[][]> = {};
+    for (const [name, t] of targets()) {
+      const a = await raw(t);
+      const b = await raw(t);
+      await run(a, 'BEGIN');
+      a.write(setConfig('66MB', true, 0));
+      const call = await answers(a);
+      const inside = await run(a, "SELECT current_setting('work_mem')");
+      await run(a, 'COMMIT');
+      seen[name] = [call, inside, await run(b, "SELECT current_setting('work_mem')"), await run(a, "SELECT current_setting('work_mem')")];
+    }
+    expect(seen.direct?.slice(1)).toEqual([
+      ['T', 'D:66MB', 'C:SELECT 1', 'Z:T'],
+      ['T', 'D:4MB', 'C:SELECT 1', 'Z:I'],
+      ['T', 'D:4MB', 'C:SELECT 1', 'Z:I'],
+    ]);
     expect(seen.pgway).toEqual(seen.direct);
   });
 });

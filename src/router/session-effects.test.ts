@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { classifySessionEffects, classifySessionEffectsIn, initSessionEffects, type PinReason, type SessionEffect } from './session-effects.js';
+import { classifySessionEffects, classifySessionEffectsIn, initSessionEffects, setConfigCallEffects, type PinReason, type SessionEffect } from './session-effects.js';
 
 beforeAll(async () => {
   await initSessionEffects();
@@ -136,6 +136,16 @@ describe('SET and RESET', () => {
 });
 
 describe('set_config()', () => {
+  it('by FunctionCall has the effects of the same call in SQL', () => {
+    expect(setConfigCallEffects('Work_Mem', '77MB', false)).toEqual([set('work_mem', '77MB')]);
+    expect(setConfigCallEffects('x.y', null, false)).toEqual([reset('x.y')]);
+    expect(setConfigCallEffects('x.y', 'z', true)).toEqual([]);
+    expect(setConfigCallEffects('search_path', 'pg_temp', true)).toEqual([pin('temp-table')]);
+    expect(setConfigCallEffects(null, 'z', false)).toEqual([]);
+    expect(setConfigCallEffects('x.y', undefined, false)).toEqual([UNPARSEABLE]);
+    expect(setConfigCallEffects('x.y', 'z', undefined)).toEqual([UNPARSEABLE]);
+  });
+
   it.each([
     ["SELECT set_config('search_path', 'a, \"B c\"', false)", [set('search_path', 'a, "B c"')]],
     ["select SET_CONFIG('DateStyle', 'ISO', 'off')", [set('datestyle', 'ISO')]],

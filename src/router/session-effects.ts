@@ -569,15 +569,33 @@ function onSetConfig(call: FuncCall, once: boolean, out: Collector): void {
   const isLocal = args === undefined ? undefined : constBool(args[2]);
   const name = args === undefined ? undefined : constText(args[0]);
   const value = args === undefined ? undefined : constText(args[1]);
+  const param = value === undefined && args !== undefined ? paramNumber(args[1]) : undefined;
+  if (once && isLocal === false && typeof name === 'string' && param !== undefined) out.effects.push({ kind: 'set-param', name: foldGucName(name), param });
+  else setConfigEffect(name, value, isLocal, once, out);
+}
+
+/** set_config() of these arguments (undefined: not known to pgway), run exactly once where `once`. */
+function setConfigEffect(name: string | null | undefined, value: string | null | undefined, isLocal: boolean | undefined, once: boolean, out: Collector): void {
   if (isLocal === true) {
     localSetting(name == null ? '' : foldGucName(name), value ?? undefined, out);
     return;
   }
   if (name === null) return; // fails at run time: "SET requires parameter name"
-  const param = value === undefined && args !== undefined ? paramNumber(args[1]) : undefined;
-  if (once && isLocal === false && name !== undefined && param !== undefined) out.effects.push({ kind: 'set-param', name: foldGucName(name), param });
-  else if (!once || isLocal === undefined || name === undefined || value === undefined) out.effects.push(pin('unparseable-session-statement'));
+  if (!once || isLocal === undefined || name === undefined || value === undefined) out.effects.push(pin('unparseable-session-statement'));
   else setting(foldGucName(name), value, out);
+}
+
+/** set_config(text, text, boolean) in pg_catalog: the OIDs of built-in functions are fixed (pg_proc.dat). */
+export const SET_CONFIG_OID = 2078;
+
+/**
+ * The session effects of a FunctionCall (protocol 'F') of set_config, SET_CONFIG_OID, with these
+ * arguments (undefined: unreadable): those of SELECT set_config() of the same constants.
+ */
+export function setConfigCallEffects(name: string | null | undefined, value: string | null | undefined, isLocal: boolean | undefined): readonly SessionEffect[] {
+  const out: Collector = { effects: [], local: false, walkCalls: false, text: new SqlText('') };
+  setConfigEffect(name, value, isLocal, true, out);
+  return out.effects;
 }
 
 function setConfigArgs(args: Node[]): [Node, Node, Node] | undefined {

@@ -10,11 +10,12 @@ import { EXTENDED_SLOTS, Slot, type SlotUndo } from '../pool/expected-responses.
 import type { Pool } from '../pool/pool.js';
 import type { ServerConnection } from '../pool/server-connection.js';
 import { SQL_UNKNOWN } from '../pool/server-statements.js';
-import { classifySessionEffectsIn, type PinReason, type SessionEffect } from '../router/session-effects.js';
+import { parseBool } from '../router/guc-value.js';
+import { classifySessionEffectsIn, SET_CONFIG_OID, setConfigCallEffects, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import type { HeldFrames } from './held-frames.js';
-import { bindParameterText, readCString } from '../wire/decode.js';
+import { bindParameterText, functionCallArgument, readCString } from '../wire/decode.js';
 import { bindStatement, closeStatement, learnShape, renameBind, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
 import { Next, StatementCopies } from './statement-copies.js';
 import type { SessionState } from './session-state.js';
@@ -53,6 +54,25 @@ function withBoundValues(effects: readonly SessionEffect[], buf: Buffer, stmtAt:
 function effectsOfText(buf: Buffer, textAt: number, end: number): readonly SessionEffect[] {
   const nul = buf.indexOf(0, textAt);
   const { effects } = classifySessionEffectsIn(buf, textAt, nul < 0 || nul > end ? end : nul);
+  return effects.length === 0 ? NO_EFFECTS : effects;
+}
+
+/**
+ * The session effects of a FunctionCall: a call of set_config has those of SELECT set_config(), any
+ * other function none that pgway can see (as for one called from SQL). A text argument's bytes are
+ * the same in text and binary format.
+ */
+function functionCallEffects(buf: Buffer, start: number, end: number): readonly SessionEffect[] {
+  if (start + 9 > end || buf.readUInt32BE(start + 5) !== SET_CONFIG_OID) return NO_EFFECTS;
+  const text = (index: number): string | null | undefined => {
+    const arg = functionCallArgument(buf, start, end, index);
+    return arg == null ? arg : arg.bytes.toString('utf8');
+  };
+  const local = functionCallArgument(buf, start, end, 2);
+  let isLocal: boolean | undefined = false; // NULL: false, set_config's rule
+  if (local === undefined) isLocal = undefined;
+  else if (local !== null) isLocal = local.binary ? (local.bytes.length === 1 ? local.bytes[0] !== 0 : undefined) : parseBool(local.bytes.toString('utf8'));
+  const effects = setConfigCallEffects(text(0), text(1), isLocal);
   return effects.length === 0 ? NO_EFFECTS : effects;
 }
 
@@ -269,9 +289,14 @@ export class RequestWriter {
           }
           if (this.pathChanged && this.stopForPath(i)) written = i + 1;
           break;
-        case Frontend.FunctionCall:
+        case Frontend.FunctionCall: {
+          const effects = functionCallEffects(buf, start, end);
+          this.stage(session, effects);
           session.requestWritten();
+          if (this.tracked && effects.some(changesSearchPath)) this.pathChanged = true;
+          if (this.pathChanged && this.stopForPath(i)) written = i + 1;
           break;
+        }
         case Frontend.Parse:
           handled = this.onParse(server, session, buf, start, end, i + 1 < held.count && held.codes[i + 1] === Frontend.Describe, this.parseEffects?.[i]);
           this.inGroup = true;

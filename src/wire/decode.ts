@@ -28,6 +28,33 @@ export function decodeParameterStatus(frame: Buffer, start: number, end: number)
   return [name, value];
 }
 
+/**
+ * Argument `index` (from 0) of a FunctionCall frame: a view of its bytes and whether they are in
+ * binary format, null for NULL, undefined when the frame is malformed.
+ */
+export function functionCallArgument(buf: Buffer, start: number, end: number, index: number): { bytes: Buffer; binary: boolean } | null | undefined {
+  let at = start + 9; // past the function's OID
+  if (at + 2 > end) return undefined;
+  const formats = buf.readInt16BE(at);
+  const formatsAt = at + 2;
+  at = formatsAt + 2 * formats;
+  if (formats < 0 || at + 2 > end) return undefined;
+  const args = buf.readInt16BE(at);
+  at += 2;
+  if (index >= args || (formats > 1 && index >= formats)) return undefined;
+  const binary = formats > 0 && buf.readInt16BE(formatsAt + 2 * (formats === 1 ? 0 : index)) !== 0;
+  for (let i = 0; ; i++) {
+    if (at + 4 > end) return undefined;
+    const length = buf.readInt32BE(at);
+    at += 4;
+    if (i === index) {
+      if (length < 0) return null;
+      return at + length <= end ? { bytes: buf.subarray(at, at + length), binary } : undefined;
+    }
+    if (length > 0) at += length;
+  }
+}
+
 /** The first column of a DataRow frame as text; undefined for NULL or a malformed frame. */
 export function dataRowFirstText(frame: Buffer, start: number, end: number): string | undefined {
   if (start + 11 > end || frame.readInt16BE(start + 5) < 1) return undefined;
