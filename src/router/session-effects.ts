@@ -6,9 +6,10 @@
  *
  * Effects describe what the statements do when they succeed. SET, LISTEN, temp tables and hold cursors
  * are transactional, so a caller applies effects when the transaction commits and drops them on
- * rollback; PREPARE/DEALLOCATE and session advisory locks are not rolled back. EXECUTE runs a stored
- * statement: classify the SQL remembered from its 'prepare' effect to learn what that run does.
- * Effects hidden inside functions, DO blocks or procedures are invisible here.
+ * rollback; PREPARE/DEALLOCATE, session advisory locks (taken or released) and the CLOSE of a hold
+ * cursor are not rolled back. EXECUTE runs a stored statement: classify the SQL remembered from its
+ * 'prepare' effect to learn what that run does. Effects hidden inside functions, DO blocks or
+ * procedures are invisible here.
  */
 import { LRUCache } from 'lru-cache';
 import {

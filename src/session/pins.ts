@@ -14,7 +14,7 @@ import { TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 
 /** Pins whose state the server can be asked about (see Pins.takeCheckDue). */
-export type CheckedPin = 'advisory-lock' | 'temp-table' | 'listen';
+export type CheckedPin = 'advisory-lock' | 'temp-table' | 'listen' | 'hold-cursor';
 
 /** The questions: each answers a row (at most one) while the session holds that state. */
 export const STILL_HELD_QUESTIONS: Readonly<Record<CheckedPin, Buffer>> = {
@@ -25,10 +25,17 @@ export const STILL_HELD_QUESTIONS: Readonly<Record<CheckedPin, Buffer>> = {
   // The operators are qualified: the question runs under the client's search_path.
   'temp-table': msg.query('SELECT FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() LIMIT 1'),
   listen: msg.query('SELECT FROM pg_catalog.pg_listening_channels() LIMIT 1'),
+  // Asked outside a transaction, where the only cursors left are WITH HOLD ones.
+  'hold-cursor': msg.query('SELECT FROM pg_catalog.pg_cursors WHERE is_holdable LIMIT 1'),
 };
 
 /** Stands for temp objects pgway cannot name: they hold the pin until DISCARD TEMP. */
 const UNNAMED = '\u0000unnamed';
+/**
+ * Stands for hold cursors pgway no longer names: a CLOSE that a rollback or an error dropped may
+ * or may not have run (see droppedMayHaveRun), so a CLOSE of any name may be of the last one.
+ */
+const FORGOTTEN = '\u0000forgotten';
 
 /** Pinned state a rolled-back transaction takes with it (unlike a session advisory lock, which stays). */
 const UNDONE_BY_ROLLBACK: ReadonlySet<PinReason> = new Set<PinReason>(['listen', 'temp-table', 'hold-cursor']);
@@ -50,9 +57,11 @@ export class Pins {
   private pinnedBy: Record<NamedPin, Set<string>> | undefined;
   /**
    * Pins whose state may be gone though pgway cannot tell: a statement that may have left the
-   * session without advisory locks ran (an unlock, a try-lock), or the last temp relation pgway
-   * knew of was dropped (the name may have meant another relation: search_path). The server is
-   * asked once the transaction is over and nothing else pins the client (see takeCheckDue).
+   * session without advisory locks ran (an unlock, a try-lock),
+   * the last temp relation pgway knew of was dropped (the name may have meant another relation:
+   * search_path), or a release PostgreSQL does not roll back was in work that rolled back (see
+   * droppedMayHaveRun). The server is asked once the transaction is over and nothing else pins the
+   * client (see takeCheckDue).
    */
   private checks: Set<CheckedPin> | undefined;
   /**
@@ -169,7 +178,9 @@ export class Pins {
    * (a view on the table).
    */
   dropMayRelease(e: SessionEffect & { kind: 'drop' }): boolean {
-    if (!(this.pinnedBy?.[e.reason].has(e.name) || this.tempNamesUnknown(e.reason) || (e.cascade && this.reasons.has(e.reason)))) return false;
+    const names = this.pinnedBy?.[e.reason];
+    const mayBeHeld = names !== undefined && (names.has(e.name) || names.has(FORGOTTEN));
+    if (!(mayBeHeld || this.tempNamesUnknown(e.reason) || (e.cascade && this.reasons.has(e.reason)))) return false;
     if (e.reason === 'temp-table') this.noteTempWork();
     return true;
   }
@@ -190,7 +201,10 @@ export class Pins {
       this.forgetTempNames();
       return;
     }
-    if (names === undefined || names.size > 0) return;
+    if (names === undefined) return;
+    // Only cursors pgway no longer names may be left: the server says whether any is.
+    if (names.size === 1 && names.has(FORGOTTEN)) this.checkLater(e.reason as 'hold-cursor');
+    if (names.size > 0) return;
     // The name may have meant another relation (a search_path with pg_temp later), or a
     // relation made again in the same transaction: the server says whether any is left.
     if (e.reason === 'temp-table') this.checkLater(e.reason);
@@ -209,6 +223,24 @@ export class Pins {
     const notTemp = (reason: PinReason): boolean => reason !== 'temp-table';
     if (this.tentativePins?.includes('temp-table')) this.tentativePins = this.tentativePins.filter(notTemp);
     if (this.pendingTentative?.includes('temp-table')) this.pendingTentative = this.pendingTentative.filter(notTemp);
+  }
+
+  /**
+   * A rollback or an error dropped a staged effect that PostgreSQL does not undo:
+   * pg_advisory_unlock_all(), a CLOSE. Whether it ran (it may have come after the error) is for
+   * the server to say; a CLOSE's cursors are no longer named, since any of them may be gone.
+   */
+  droppedMayHaveRun(e: SessionEffect): void {
+    if (e.kind === 'unpin' && e.reason === 'advisory-lock') {
+      this.checkLater(e.reason);
+    } else if ((e.kind === 'unpin' || e.kind === 'drop') && e.reason === 'hold-cursor') {
+      const names = this.pinnedBy?.[e.reason];
+      if (names === undefined || !this.reasons.has(e.reason)) return;
+      if (e.kind === 'unpin') names.clear();
+      else names.delete(e.name);
+      names.add(FORGOTTEN);
+      this.checkLater(e.reason);
+    }
   }
 
   // --- requests and transactions ----------------------------------------------------------------

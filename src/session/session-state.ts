@@ -267,6 +267,14 @@ export class SessionState {
     }
   }
 
+  /**
+   * Staged entries [from, to) will never apply (a rollback or an error took their work back). Some
+   * of what they stand for PostgreSQL does not undo, and may have run: see Pins.droppedMayHaveRun.
+   */
+  private discard(from: number, to: number): void {
+    for (let i = from; i < to; i++) this.pinBook.droppedMayHaveRun(this.staged[i]!);
+  }
+
   /** Takes staged entry `i` out, keeping the walked part's count (see settle). */
   private unstage(i: number): void {
     this.staged.splice(i, 1);
@@ -451,12 +459,15 @@ export class SessionState {
           // A savepoint not found was made before anything staged: every one staged goes with it.
           kept = dropSavepoints(staged, stagedIn, Math.max(lastSavepoint(staged, kept, e.name), 0), kept);
           continue;
-        case 'rollback-to':
+        case 'rollback-to': {
           if (rollbacks === 0) break walk;
           rollbacks--;
           // The savepoint stays; one not found was made before anything staged.
-          kept = lastSavepoint(staged, kept, e.name) + 1;
+          const to = lastSavepoint(staged, kept, e.name) + 1;
+          this.discard(to, kept);
+          kept = to;
           continue;
+        }
         case 'commit':
           if (commits > 0) {
             commits--;
@@ -464,6 +475,7 @@ export class SessionState {
             applied = true;
           } else if (rollbacks > 0) {
             rollbacks--; // a COMMIT of a failed transaction
+            this.discard(0, kept);
           } else {
             break walk;
           }
@@ -472,6 +484,7 @@ export class SessionState {
         case 'rollback':
           if (rollbacks === 0) break walk;
           rollbacks--;
+          this.discard(0, kept);
           kept = 0;
           continue;
       }
@@ -492,7 +505,10 @@ export class SessionState {
     if (failed) {
       // Past the last savepoint (and from the error on) all is lost, whatever the client does next;
       // before it, a ROLLBACK TO may still keep it. Outside a transaction block all is lost.
-      kept = status === TxStatus.Failed && rollbacks === 0 ? lastSavepoint(staged, kept) + 1 : 0;
+      const to = status === TxStatus.Failed && rollbacks === 0 ? lastSavepoint(staged, kept) + 1 : 0;
+      this.discard(to, kept);
+      this.discard(i, upTo);
+      kept = to;
       i = upTo;
     }
     this.walked = kept;
