@@ -5,11 +5,15 @@
 // - CLOSE of a WITH HOLD cursor (or CLOSE ALL) and pg_advisory_unlock_all() take effect at once: a
 //   ROLLBACK, a ROLLBACK TO or an error later in the same query string does not bring the cursor or
 //   the lock back (a CLOSE that never ran, after an error, leaves the cursor, and its pin).
+// - A session advisory lock call that failed (lock_timeout, statement_timeout, a cancel request, a bad
+//   argument) took no lock (one taken before a later error in the query string stays, with its pin).
+import net from 'node:net';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { lab, pgUrl } from './harness/lab.js';
-import { errorOf, sleep, sqlstate } from './helpers/pg-helpers.js';
+import { errorOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
+import { cancelRequestPacket } from './helpers/raw-client.js';
 
 let gw: TestGateway;
 
@@ -86,5 +90,75 @@ describe('a CLOSE that did not run, in a transaction that had failed before it',
     expect(sqlstate(await errorOf(b.query('SELECT 1'))), 'the cursor went to another client').toBe('57P05');
     await a.query('CLOSE pe_c');
     expect(sqlstate(await errorOf(b.query('SELECT 1')))).toBeUndefined();
+  });
+});
+
+describe('a session advisory lock that was never taken', () => {
+  const failures: [string, string[]][] = [
+    ['its wait ended by lock_timeout (55P03)', ["SET lock_timeout = '200ms'", 'SELECT pg_advisory_lock(4720)']],
+    ['its wait ended by statement_timeout (57014)', ["SET statement_timeout = '200ms'", 'SELECT pg_advisory_lock(4720)']],
+    ['its argument failed to cast (22P02)', ["SELECT pg_advisory_lock('x'::text::bigint)"]],
+  ];
+  for (const [name, steps] of failures) {
+    it(`${name}: another client gets the (only) server connection`, async () => {
+      // Lock 4720 is held by a direct session for the whole test.
+      const holder = await connect(directUrl());
+      await holder.query('SELECT pg_advisory_lock(4720)');
+
+      const d = await connect(directUrl());
+      const directErrors: (string | undefined)[] = [];
+      for (const sql of steps) directErrors.push(sqlstate(await errorOf(d.query(sql))));
+      expect((await d.query(STATE)).rows[0]).toEqual({ locks: 0, cursors: 0 });
+
+      const a = await connect(gw.url());
+      const errors: (string | undefined)[] = [];
+      for (const sql of steps) errors.push(sqlstate(await errorOf(a.query(sql))));
+      expect(errors).toEqual(directErrors);
+      expect((await a.query(STATE)).rows[0]).toEqual({ locks: 0, cursors: 0 });
+      const b = await connect(gw.url());
+      const err = await errorOf(b.query('SELECT 1'));
+      expect(sqlstate(err), 'another client waited for the connection the first one no longer needs').toBeUndefined();
+    });
+  }
+  it('one taken before an error later in the same query string stays, and so does the pin', async () => {
+    const sql = 'SELECT pg_advisory_lock(4722); SELECT 1/0';
+    const d = await connect(directUrl());
+    expect(sqlstate(await errorOf(d.query(sql)))).toBe('22012');
+    expect((await d.query(STATE)).rows[0]).toEqual({ locks: 1, cursors: 0 });
+    await d.query('SELECT pg_advisory_unlock_all()');
+
+    const a = await connect(gw.url());
+    expect(sqlstate(await errorOf(a.query(sql)))).toBe('22012');
+    expect((await a.query(STATE)).rows[0]).toEqual({ locks: 1, cursors: 0 });
+    const b = await connect(gw.url());
+    expect(sqlstate(await errorOf(b.query('SELECT 1'))), 'the lock went to another client').toBe('57P05');
+  });
+});
+
+describe('a session advisory lock wait stopped by a cancel request', () => {
+  it('the lock was never taken: another client gets the (only) server connection', async () => {
+    const holder = await connect(directUrl());
+    await holder.query('SELECT pg_advisory_lock(4721)');
+    const cancelled: (string | undefined)[] = [];
+    for (const url of [directUrl(), gw.url()]) {
+      const a = await connect(url);
+      const waiting = errorOf(a.query('SELECT pg_advisory_lock(4721)'));
+      // The cancel must find the call waiting for the lock.
+      await waitFor('the lock call to wait', async () =>
+        (await holder.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).rows[0]!.n > 0);
+      const { processID, secretKey } = a as unknown as { processID: number; secretKey: number };
+      const u = new URL(url);
+      await new Promise<void>((resolve, reject) => {
+        const socket = net.connect({ host: u.hostname, port: Number(u.port) }, () => socket.end(cancelRequestPacket(processID, secretKey)));
+        socket.on('error', reject);
+        socket.on('close', () => resolve());
+      });
+      cancelled.push(sqlstate(await waiting));
+      expect((await a.query(STATE)).rows[0]).toEqual({ locks: 0, cursors: 0 });
+    }
+    expect(cancelled).toEqual(['57014', '57014']);
+    const b = await connect(gw.url());
+    const err = await errorOf(b.query('SELECT 1'));
+    expect(sqlstate(err), 'another client waited for the connection the first one no longer needs').toBeUndefined();
   });
 });

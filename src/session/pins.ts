@@ -57,7 +57,7 @@ export class Pins {
   private pinnedBy: Record<NamedPin, Set<string>> | undefined;
   /**
    * Pins whose state may be gone though pgway cannot tell: a statement that may have left the
-   * session without advisory locks ran (an unlock, a try-lock),
+   * session without advisory locks ran (an unlock, a try-lock, a lock call that may have failed),
    * the last temp relation pgway knew of was dropped (the name may have meant another relation:
    * search_path), or a release PostgreSQL does not roll back was in work that rolled back (see
    * droppedMayHaveRun). The server is asked once the transaction is over and nothing else pins the
@@ -226,12 +226,13 @@ export class Pins {
   }
 
   /**
-   * A rollback or an error dropped a staged effect that PostgreSQL does not undo:
-   * pg_advisory_unlock_all(), a CLOSE. Whether it ran (it may have come after the error) is for
-   * the server to say; a CLOSE's cursors are no longer named, since any of them may be gone.
+   * A rollback or an error dropped a staged effect that PostgreSQL does not undo: an advisory lock
+   * call, pg_advisory_unlock_all(), a CLOSE. Whether it ran (the lock call may have failed, the
+   * CLOSE may have come after the error) is for the server to say; a CLOSE's cursors are no longer
+   * named, since any of them may be gone.
    */
   droppedMayHaveRun(e: SessionEffect): void {
-    if (e.kind === 'unpin' && e.reason === 'advisory-lock') {
+    if ((e.kind === 'pin' || e.kind === 'unpin') && e.reason === 'advisory-lock') {
       this.checkLater(e.reason);
     } else if ((e.kind === 'unpin' || e.kind === 'drop') && e.reason === 'hold-cursor') {
       const names = this.pinnedBy?.[e.reason];

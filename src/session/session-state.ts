@@ -159,6 +159,8 @@ export class SessionState {
         case 'pin':
           this.pinBook.beforeMade(e.reason);
           if (this.staged.length > 0 && this.releaseStaged(e.reason, e.name)) this.stageAfterRelease(e);
+          // Staged as well: if the call fails, the server is asked whether a lock is held (see discard).
+          else if (e.reason === 'advisory-lock') this.stageOne(e);
           this.pinBook.made(e.reason, e.name, newPins);
           break;
         case 'rename':
