@@ -7,6 +7,8 @@
 //   the lock back (a CLOSE that never ran, after an error, leaves the cursor, and its pin).
 // - A session advisory lock call that failed (lock_timeout, statement_timeout, a cancel request, a bad
 //   argument) took no lock (one taken before a later error in the query string stays, with its pin).
+// - A SET SESSION AUTHORIZATION rolled back, followed by an error, or refused leaves the session to its
+//   login user (or to the session user of one that committed before it, which keeps the pin).
 import net from 'node:net';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -160,5 +162,51 @@ describe('a session advisory lock wait stopped by a cancel request', () => {
     const b = await connect(gw.url());
     const err = await errorOf(b.query('SELECT 1'));
     expect(sqlstate(err), 'another client waited for the connection the first one no longer needs').toBeUndefined();
+  });
+});
+
+describe('SET SESSION AUTHORIZATION that did not stay', () => {
+  const superDirect = async (): Promise<pg.Client> => {
+    const info = lab();
+    const c = new pg.Client({ ...info.primary, user: info.superuser, password: info.superuserPassword, database: 'app' });
+    c.on('error', () => undefined);
+    opened.push(c);
+    await c.connect();
+    return c;
+  };
+  const WHO = 'SELECT session_user::text AS s, current_user::text AS c';
+
+  const cases2: [string, 'admin' | 'app', string[]][] = [
+    ['rolled back with its transaction (superuser)', 'admin', ['BEGIN', 'SET SESSION AUTHORIZATION app', 'ROLLBACK']],
+    ['followed by an error in the same query string (superuser)', 'admin', ['SET SESSION AUTHORIZATION app; SELECT 1/0']],
+    ['refused with 42501 (not a superuser)', 'app', ['SET SESSION AUTHORIZATION md5user']],
+  ];
+  for (const [name, user, steps] of cases2) {
+    it(`${name}: the session is back to the login user, and the client is not pinned`, async () => {
+      const d = user === 'admin' ? await superDirect() : await connect(directUrl());
+      for (const sql of steps) await d.query(sql).catch(() => undefined);
+      const want = (await d.query(WHO)).rows[0];
+
+      const a = await connect(gw.url(user));
+      for (const sql of steps) await a.query(sql).catch(() => undefined);
+      expect((await a.query(WHO)).rows[0]).toEqual(want);
+      // Pools are per user: another client of the same user needs the one server connection.
+      const b = await connect(gw.url(user));
+      const err = await errorOf(b.query('SELECT 1'));
+      expect(sqlstate(err), 'another client waited for the connection the first one no longer needs').toBeUndefined();
+    });
+  }
+  it('one rolled back after another that committed: the session stays the committed one\'s, and the client pinned', async () => {
+    const steps = ['SET SESSION AUTHORIZATION app', 'BEGIN', 'SET SESSION AUTHORIZATION md5user', 'ROLLBACK'];
+    const d = await superDirect();
+    for (const sql of steps) await d.query(sql);
+    const want = (await d.query(WHO)).rows[0];
+    expect(want).toEqual({ s: 'app', c: 'app' });
+
+    const a = await connect(gw.url('admin'));
+    for (const sql of steps) await a.query(sql);
+    expect((await a.query(WHO)).rows[0]).toEqual(want);
+    const b = await connect(gw.url('admin'));
+    expect(sqlstate(await errorOf(b.query('SELECT 1'))), 'the session user went to another client').toBe('57P05');
   });
 });

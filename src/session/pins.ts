@@ -38,7 +38,7 @@ const UNNAMED = '\u0000unnamed';
 const FORGOTTEN = '\u0000forgotten';
 
 /** Pinned state a rolled-back transaction takes with it (unlike a session advisory lock, which stays). */
-const UNDONE_BY_ROLLBACK: ReadonlySet<PinReason> = new Set<PinReason>(['listen', 'temp-table', 'hold-cursor']);
+const UNDONE_BY_ROLLBACK: ReadonlySet<PinReason> = new Set<PinReason>(['listen', 'temp-table', 'hold-cursor', 'session-authorization']);
 
 /** Where a session is in its requests: SessionState moves it on, Pins reads it. */
 export class RequestCounts {
@@ -66,7 +66,7 @@ export class Pins {
   private checks: Set<CheckedPin> | undefined;
   /**
    * Pins made in the transaction now open for state PostgreSQL undoes when that transaction rolls
-   * back (a LISTEN, a temporary table, a WITH HOLD cursor): lifted if it does.
+   * back (a LISTEN, a temporary table, a WITH HOLD cursor, a SET SESSION AUTHORIZATION): lifted if it does.
    */
   private tentativePins: PinReason[] | undefined;
   /** The COMMITs and ROLLBACKs the server had reported when the first of them was made. */
@@ -304,7 +304,7 @@ export class Pins {
   }
 
   /**
-   * State a rollback undoes (a LISTEN, a temp table, a hold cursor) is made: the pin is tentative
+   * State a rollback undoes (a LISTEN, a temp table, a hold cursor, a session user) is made: the pin is tentative
    * while it is the only state of its kind, made in a transaction that may yet roll back, and a
    * ROLLBACK the server reports later must be that transaction's. So a pin is tentative only when
    * its request starts from a known state (nothing in flight, no failed transaction, whose COMMIT
