@@ -99,8 +99,10 @@ const changesSearchPath = (e: SessionEffect): boolean =>
 /** DEALLOCATE ALL, DISCARD ALL: the client's statements and the shared copies go. */
 const dropsAllStatements = (e: SessionEffect): boolean => e.kind === 'deallocate-all';
 
-/** Named portals whose statements have session effects, per client, before the oldest are forgotten. */
+/** Named portals whose statements have session effects, per client, beyond which it is pinned (see setPortalEffects). */
 const MAX_PORTALS_WITH_EFFECTS = 64;
+/** Staged for a client past that: the pin of state pgway cannot follow. */
+const UNFOLLOWED: readonly SessionEffect[] = Object.freeze([UNKNOWN_VALUE]);
 
 const alreadyExists = (name: string): Buffer => msg.errorResponse({
   severity: 'ERROR',
@@ -222,6 +224,8 @@ export class RequestWriter {
       this.resuming = false;
       this.guessed = false;
     }
+    // A portal lasts until its transaction ends: with none open and nothing in flight, the client has none.
+    if (this.portalEffects !== undefined && !this.inGroup && !server.busy && server.txStatus === TxStatus.Idle) this.portalEffects = undefined;
     let written = held.count;
     for (let i = 0; i < held.count; i++) {
       const code = held.codes[i]!;
@@ -466,13 +470,13 @@ export class RequestWriter {
         this.beforeOwnWrite(server);
         return this.refuse(server, Slot.Bind, unplaced);
       }
-      this.setPortalEffects(portal, withBoundValues(this.unnamedStatementEffects, buf, stmtAt, end));
+      this.setPortalEffects(session, portal, withBoundValues(this.unnamedStatementEffects, buf, stmtAt, end));
       return false;
     }
     const name = this.tracked ? readCString(buf, stmtAt, end)[0] : '';
     const stmt = this.tracked ? this.statementFor(session, name) : undefined;
     // Session mode: a named statement's effects were staged at its Parse.
-    this.setPortalEffects(portal, stmt ? withBoundValues(stmt.effects, buf, stmtAt, end) : NO_EFFECTS);
+    this.setPortalEffects(session, portal, stmt ? withBoundValues(stmt.effects, buf, stmtAt, end) : NO_EFFECTS);
     if (!stmt) return this.tracked && this.notOwnStatement(server, session, Slot.Bind, name);
     this.beforeOwnWrite(server);
     if (this.isStale(stmt)) return this.staleOnce(server, stmt);
@@ -493,11 +497,18 @@ export class RequestWriter {
     return this.statements.forPath(name, stmt, session.searchPath);
   }
 
-  private setPortalEffects(portal: string, effects: readonly SessionEffect[]): void {
+  private setPortalEffects(session: SessionState, portal: string, effects: readonly SessionEffect[]): void {
     if (portal === '') {
       this.unnamedPortalEffects = effects;
     } else if (effects.length > 0) {
-      if (this.portalEffects === undefined || this.portalEffects.size >= MAX_PORTALS_WITH_EFFECTS) this.portalEffects = new Map();
+      if (this.portalEffects === undefined) {
+        this.portalEffects = new Map();
+      } else if (this.portalEffects.size >= MAX_PORTALS_WITH_EFFECTS && !this.portalEffects.has(portal)) {
+        // More open at once than pgway follows: the client stays on its connection, where what the
+        // forgotten portals do concerns no other client (as past SessionState's MAX_STAGED).
+        this.stage(session, UNFOLLOWED);
+        this.portalEffects = new Map();
+      }
       this.portalEffects.set(portal, effects);
     } else if (this.portalEffects?.delete(portal) && this.portalEffects.size === 0) {
       this.portalEffects = undefined;
@@ -621,7 +632,7 @@ export class RequestWriter {
   private onTarget(server: ServerConnection, session: SessionState, code: number, buf: Buffer, start: number, end: number): boolean {
     const [type, name] = targetOf(buf, start, end);
     if (type === 0x50 /* P */) {
-      if (code === Frontend.Close) this.setPortalEffects(name, NO_EFFECTS);
+      if (code === Frontend.Close) this.setPortalEffects(session, name, NO_EFFECTS);
       return false;
     }
     const slot = code === Frontend.Close ? Slot.Close : Slot.Describe;
