@@ -29,19 +29,19 @@ export function decodeParameterStatus(frame: Buffer, start: number, end: number)
 }
 
 /**
- * Argument `index` (from 0) of a FunctionCall frame: a view of its bytes and whether they are in
- * binary format, null for NULL, undefined when the frame is malformed.
+ * Value `index` (from 0) of the format codes and values that begin at `at` in a Bind or a
+ * FunctionCall: a view of its bytes and whether they are in binary format, null for NULL,
+ * undefined when the frame is malformed.
  */
-export function functionCallArgument(buf: Buffer, start: number, end: number, index: number): { bytes: Buffer; binary: boolean } | null | undefined {
-  let at = start + 9; // past the function's OID
+function valueAt(buf: Buffer, at: number, end: number, index: number): { bytes: Buffer; binary: boolean } | null | undefined {
   if (at + 2 > end) return undefined;
   const formats = buf.readInt16BE(at);
   const formatsAt = at + 2;
   at = formatsAt + 2 * formats;
   if (formats < 0 || at + 2 > end) return undefined;
-  const args = buf.readInt16BE(at);
+  const values = buf.readInt16BE(at);
   at += 2;
-  if (index >= args || (formats > 1 && index >= formats)) return undefined;
+  if (index >= values || (formats > 1 && index >= formats)) return undefined;
   const binary = formats > 0 && buf.readInt16BE(formatsAt + 2 * (formats === 1 ? 0 : index)) !== 0;
   for (let i = 0; ; i++) {
     if (at + 4 > end) return undefined;
@@ -53,6 +53,11 @@ export function functionCallArgument(buf: Buffer, start: number, end: number, in
     }
     if (length > 0) at += length;
   }
+}
+
+/** Argument `index` (from 0) of a FunctionCall frame (see valueAt). */
+export function functionCallArgument(buf: Buffer, start: number, end: number, index: number): { bytes: Buffer; binary: boolean } | null | undefined {
+  return valueAt(buf, start + 9 /* past the function's OID */, end, index);
 }
 
 /** The first column of a DataRow frame as text; undefined for NULL or a malformed frame. */
@@ -68,25 +73,9 @@ export function dataRowFirstText(frame: Buffer, start: number, end: number): str
  */
 export function bindParameterText(buf: Buffer, at: number, end: number, index: number): string | null | undefined {
   at = buf.indexOf(0, at) + 1;
-  if (at <= 0 || at + 2 > end) return undefined;
-  const formats = buf.readInt16BE(at);
-  const formatsAt = at + 2;
-  at = formatsAt + 2 * formats;
-  if (formats < 0 || at + 2 > end) return undefined;
-  const params = buf.readInt16BE(at);
-  at += 2;
-  if (index >= params) return undefined;
-  const format = formats === 0 ? 0 : buf.readInt16BE(formatsAt + 2 * (formats === 1 ? 0 : index));
-  for (let i = 0; ; i++) {
-    if (at + 4 > end) return undefined;
-    const length = buf.readInt32BE(at);
-    at += 4;
-    if (i === index) {
-      if (length < 0) return null;
-      return format === 0 && at + length <= end ? buf.toString('utf8', at, at + length) : undefined;
-    }
-    if (length > 0) at += length;
-  }
+  if (at <= 0) return undefined;
+  const value = valueAt(buf, at, end, index);
+  return value == null ? value : value.binary ? undefined : value.bytes.toString('utf8');
 }
 
 /**
