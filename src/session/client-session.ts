@@ -367,8 +367,9 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
     clearTimeout(this.startupTimer);
     this.state = 'connecting';
     const pool = this.ctx.primaryPool(db, user);
-    const session = new SessionState(startupSettings(this.params));
-    this.flow = new RequestFlow(this, this.ctx, pool, user.poolMode ?? db.pool.mode, session, CLIENT_READ_BUFFER.minBytes);
+    const mode = user.poolMode ?? db.pool.mode;
+    const session = new SessionState(startupSettings(this.params), mode === 'session');
+    this.flow = new RequestFlow(this, this.ctx, pool, mode, session, CLIENT_READ_BUFFER.minBytes);
     // A pool of the same server user knows what the server reports; a new pool borrows that.
     this.flow.begin(pool.serverParams ?? this.ctx.serverParamsFor(pool));
   }

@@ -57,6 +57,13 @@ export class ClientSettings {
     this.cachedSql = undefined;
   }
 
+  /** set_config of the startup value of each of `names` that has one ('all': of each), in one SELECT; '' when none has. */
+  startupValuesSql(names: ReadonlySet<string> | 'all'): string {
+    const calls: string[] = [];
+    for (const [name, value] of this.startup) if (names === 'all' || names.has(name)) calls.push(setConfigCall(name, value));
+    return calls.length > 0 ? `SELECT ${calls.join(', ')}` : '';
+  }
+
   /** Back to the startup value, or to the default; a custom setting keeps its placeholder. */
   reset(name: string): void {
     this.forgetRole(name);

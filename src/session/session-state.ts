@@ -70,13 +70,20 @@ export class SessionState {
   private walked = 0;
   /** A request of the current transaction failed: its settings are laid on afresh when it ends (see settle). */
   private uncertain = false;
-  /** The staged work included a RESET: the server connection needs the settings laid on again. */
-  private stagedReset = false;
+  /**
+   * The staged work RESET these settings ('all': RESET ALL). The server put back its own defaults
+   * for them, not the client's startup values: the settings are laid on again (see settle).
+   */
+  private resetNames: Set<string> | 'all' | undefined;
   /** A request committed settings while others were in flight: the last one records them on the connection. */
   private layAfter = false;
   /** Settings committed whose stored form the server is to be asked for (see READ_BACK_QUESTIONS). Made on first use. */
   private readBackDue: Set<string> | undefined;
-  constructor(startup: ReadonlyMap<string, string>) {
+  /**
+   * `keepsConnection`: session mode, where the client holds its server connection to the end, and
+   * whatever the server holds for it (what a function or DO block set, too) is its own.
+   */
+  constructor(startup: ReadonlyMap<string, string>, private readonly keepsConnection = false) {
     this.settings = new ClientSettings(startup);
     if (this.startupUnreadable) this.pinBook.pin(UNREADABLE, []);
     this.pinBook.pathApplied(this.searchPath);
@@ -291,7 +298,7 @@ export class SessionState {
   }
 
   /**
-   * Applies effects[from, to) as committed on `server`; a RESET among them is noted in stagedReset.
+   * Applies effects[from, to) as committed on `server`; a RESET among them is noted in resetNames.
    * A setting is kept as the server stored it, which is not always the SET's text (SET DateStyle =
    * 'ISO' keeps the order of days and months set before): the value the server reported for it, or
    * one to read back (see takeReadBackDue). Its reports of a request come before its ReadyForQuery.
@@ -309,13 +316,14 @@ export class SessionState {
           if (e.name === 'search_path') this.pinBook.pathApplied(e.value);
           break;
         case 'reset':
-          this.stagedReset = true;
+          if (this.resetNames === undefined) this.resetNames = new Set([e.name]);
+          else if (this.resetNames !== 'all') this.resetNames.add(e.name);
           this.settings.reset(e.name);
           this.readBackDue?.delete(e.name);
           if (e.name === 'search_path') this.pinBook.pathApplied(this.searchPath);
           break;
         case 'reset-all':
-          this.stagedReset = true;
+          this.resetNames = 'all';
           this.settings.resetAll();
           this.readBackDue = undefined;
           this.pinBook.pathApplied(this.searchPath);
@@ -378,6 +386,27 @@ export class SessionState {
     const before = this.settingsSql;
     this.settings.stored(name, value);
     if (server.appliedSettings === before) server.appliedSettings = this.settingsSql;
+  }
+
+  /**
+   * A client that keeps `server` (session mode, or pinned) RESET these settings there: the server is
+   * the truth about what the client holds, settings pgway never saw included (the very state a pin
+   * keeps), and is not reset; only the client's startup values the RESET replaced with the server's
+   * own defaults are put back, as on a direct connection. The connection's settings are unknown
+   * from here on: when the client leaves it, the next client's are laid on afresh.
+   */
+  private restoreStartupValues(server: ServerConnection, reset: ReadonlySet<string> | 'all' | undefined): void {
+    const sql = reset === undefined ? '' : this.settings.startupValuesSql(reset);
+    if (NON_ASCII.test(sql) && !this.sendsUtf8) {
+      // The server would read pgway's UTF-8 in the client's encoding: laid on the way any client's are.
+      this.resync(server);
+      return;
+    }
+    if (sql) {
+      server.write(msg.query(`BEGIN; ${sql}; COMMIT`));
+      server.expectSettings();
+    }
+    server.appliedSettings = UNKNOWN_SETTINGS;
   }
 
   /**
@@ -530,7 +559,7 @@ export class SessionState {
     if (failed) {
       // PostgreSQL undoes these with the transaction. What the connection holds is uncertain
       // until the transaction ends, whatever comes after.
-      this.stagedReset = false;
+      this.resetNames = undefined;
       this.layAfter = false;
       this.uncertain = status !== TxStatus.Idle;
       server.appliedSettings = UNKNOWN_SETTINGS;
@@ -542,12 +571,14 @@ export class SessionState {
       server.appliedSettings = UNKNOWN_SETTINGS;
     } else {
       this.layAfter = false;
-      if (this.stagedReset || this.uncertain) {
+      if (this.resetNames !== undefined || this.uncertain) {
         // After a RESET, or a transaction that failed and went on past a ROLLBACK TO: the settings
-        // are laid on again rather than trusted.
-        this.stagedReset = false;
+        // are laid on again rather than trusted, unless the connection stays the client's.
+        const reset = this.resetNames;
+        this.resetNames = undefined;
         this.uncertain = false;
-        this.resync(server);
+        if (this.keepsConnection || this.pinned) this.restoreStartupValues(server, reset);
+        else this.resync(server);
       } else {
         server.appliedSettings = this.settingsSql;
       }
