@@ -87,6 +87,11 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   /** perfNow() when the current transaction took its server connection (0: none yet) / the current request was sent. */
   private leasedAt = 0;
   private requestAt = 0;
+  /**
+   * The client has a request written and not yet counted. pgway's own statements (settings laid on
+   * again after a RESET, see SessionState.settle) end in a ReadyForQuery too: they count for nobody.
+   */
+  private requestOpen = false;
   private idleTxTimer: NodeJS.Timeout | undefined;
   /** perfNow() when the client went idle inside its transaction (0: it is not), for a RELOAD's new timeout. */
   private idleInTxSince = 0;
@@ -531,7 +536,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     clearTimeout(this.idleTxTimer);
     this.idleInTxSince = 0;
     const server = this.server!;
-    if (!server.busy) {
+    if (!this.requestOpen) {
+      this.requestOpen = true;
       this.requestAt = perfNow();
       // A connection kept between transactions (session mode, a pin): the next one starts here, not at the last one's end.
       if (this.leasedAt === 0) this.leasedAt = this.requestAt;
@@ -638,16 +644,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     const server = this.server;
     if (!server || this.host.state !== 'ready') return;
     const now = perfNow();
-    const counters = this.pool.counters;
-    counters.requests++;
-    counters.requestTimeUs += (now - this.requestAt) * 1000;
-    counters.requestLatency.record(now - this.requestAt);
-    if (status === TxStatus.Idle) {
-      counters.transactions++;
-      counters.transactionTimeUs += (now - this.leasedAt) * 1000;
-      counters.transactionLatency.record(now - this.leasedAt);
-      this.leasedAt = 0;
-    }
+    if (this.requestOpen) this.countRequest(now, status);
     if (this.session.needsSettle) this.session.settle(server, status);
     if (server.stalePlanSeen) this.onStalePlan(server);
     this.session.markRequestStart(server);
@@ -678,6 +675,21 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       return;
     }
     this.betweenTransactions(server);
+  }
+
+  /** SHOW STATS and /metrics: the client's request is answered, and with status Idle its transaction is over. */
+  private countRequest(now: number, status: number): void {
+    this.requestOpen = false;
+    const counters = this.pool.counters;
+    counters.requests++;
+    counters.requestTimeUs += (now - this.requestAt) * 1000;
+    counters.requestLatency.record(now - this.requestAt);
+    if (status === TxStatus.Idle) {
+      counters.transactions++;
+      counters.transactionTimeUs += (now - this.leasedAt) * 1000;
+      counters.transactionLatency.record(now - this.leasedAt);
+      this.leasedAt = 0;
+    }
   }
 
   /** Idle, outside a transaction (transaction and statement modes): the next request, or the connection goes back. */
