@@ -1,12 +1,13 @@
 // A pooled client's settings, laid on whichever server connection serves it next, behave there as on a
 // direct connection: kept as the server stored them, set_config by FunctionCall followed, SET seed not
-// carried. Each case runs once directly and once through pgway with a pool of 1, where another
+// carried, and the notices pgway's own statement raises (under a client_min_messages = debug5) not heard
+// by the client. Each case runs once directly and once through pgway with a pool of 1, where another
 // client between two requests of the first makes pgway lay the first client's settings on again
 // (RESET ALL, then set_config of each).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery } from './harness/lab.js';
-import { type RawClient } from './helpers/raw-client.js';
+import { errorFields, type RawClient } from './helpers/raw-client.js';
 import { answers, F, rawTargets, Q, shown, summary, type Target } from './helpers/wire-script.js';
 
 let gw: TestGateway;
@@ -160,6 +161,40 @@ describe('a FunctionCall of set_config', () => {
       ['T', 'D:4MB', 'C:SELECT 1', 'Z:I'],
       ['T', 'D:4MB', 'C:SELECT 1', 'Z:I'],
     ]);
+    expect(seen.pgway).toEqual(seen.direct);
+  });
+});
+
+describe("notices raised by pgway's statement laying settings on", () => {
+  /** Runs one Query; returns the severities of the notices heard with its answer. */
+  async function notices(c: RawClient, sql: string): Promise<string[]> {
+    c.write(Q(sql));
+    const out: string[] = [];
+    for (;;) {
+      const m = await c.readMessage(3000);
+      if (!m) return [...out, '<closed>'];
+      if (m.type === 'N') out.push(errorFields(m.body).get('V') ?? '?');
+      if (m.type === 'Z') return out;
+    }
+  }
+
+  it("reach no client: one that never asked for DEBUG hears none, one that did hears only its own statement's", async () => {
+    const seen: Record<string, { quiet: string[]; debug: number }> = {};
+    for (const [name, t] of targets()) {
+      const a = await raw(t);
+      const b = await raw(t);
+      await notices(a, "SET work_mem = '5MB'");
+      await notices(b, "SET client_min_messages = 'debug5'");
+      await notices(b, 'SELECT 1');
+      // a never asked for debug output: where b's setting is still on the connection, pgway lays a's on.
+      const quiet = await notices(a, 'SELECT 1');
+      await notices(b, 'SELECT 1');
+      const own = await notices(b, 'SELECT 1'); // b alone on the connection: its own statement's DEBUG lines
+      await notices(a, 'SELECT 1');
+      const afterMove = await notices(b, 'SELECT 1'); // b's settings laid on again first
+      seen[name] = { quiet, debug: afterMove.length - own.length };
+    }
+    expect(seen.direct).toEqual({ quiet: [], debug: 0 });
     expect(seen.pgway).toEqual(seen.direct);
   });
 });

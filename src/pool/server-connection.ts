@@ -671,7 +671,10 @@ export class ServerConnection implements ResponseHandler {
 
   onFrameStart(code: number): boolean {
     if (this.state !== 'attached' || this.login || this.settingsRefused) return false;
-    if (ASYNC[code] || this.expected.length === 0) return true;
+    // A notice raised by pgway's own statement (its settings under another client's client_min_messages
+    // = debug5, say) is none of the client's; ParameterStatus and NotificationResponse are.
+    if (ASYNC[code]) return code !== Backend.NoticeResponse || this.expected.headAction !== Action.Swallow;
+    if (this.expected.length === 0) return true;
     // pgway's own messages are swallowed, but a failed injected Parse must reach the client.
     return this.expected.headAction !== Action.Swallow ||
       (code === Backend.ErrorResponse && this.expected.headKind !== Slot.Query && this.expected.headExtra !== ABORT);
