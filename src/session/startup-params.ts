@@ -7,6 +7,12 @@
 const NOT_SETTINGS = new Set(['user', 'database', 'replication', 'options']);
 
 /**
+ * Settings PostgreSQL takes at login but that have no lasting effect there, so they are not laid
+ * on: the login user's session_authorization overrides a startup value.
+ */
+const IGNORED_AT_LOGIN = new Set(['session_authorization']);
+
+/**
  * Parses the `options` startup parameter as PostgreSQL does: `-c name=value` or `--name=value`,
  * separated by spaces, where a backslash escapes the next character.
  */
@@ -53,6 +59,7 @@ export function startupSettings(params: ReadonlyMap<string, string>): Map<string
   const options = params.get('options');
   if (options) for (const [k, v] of parseOptions(options)) settings.set(k.toLowerCase(), v);
   for (const [k, v] of params) if (!NOT_SETTINGS.has(k)) settings.set(k.toLowerCase(), v);
+  for (const name of settings.keys()) if (IGNORED_AT_LOGIN.has(name)) settings.delete(name);
   return settings;
 }
 
