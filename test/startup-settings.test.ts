@@ -1,6 +1,8 @@
 // Startup parameters pgway lays on each server connection that serves the client (set_config inside
-// its settings block): those PostgreSQL takes at login with no lasting effect (a session_authorization
-// the login user overrides) are left out, so nothing reaches the client's session or the next client's.
+// its settings block): those PostgreSQL takes at login with no lasting effect (transaction_*, a
+// session_authorization the login user overrides) are left out, so the session works and nothing
+// reaches the next client; those only a new backend can take (ignore_system_indexes, log_connections,
+// ...) are refused at login with 0A000 naming the parameter, as a pooled connection cannot have them.
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
@@ -37,6 +39,19 @@ async function one(c: pg.Client, sql: string): Promise<string> {
 const directUrl = (): string => pgUrl(lab().primary, 'app', 'app-secret', 'app');
 
 describe('startup parameters with no lasting effect at login', () => {
+  it.each(['transaction_isolation=serializable', 'transaction_deferrable=on', 'transaction_read_only=on'])('-c %s is taken at login and the session works', async (opt) => {
+    const run = async (url: string): Promise<string[]> => {
+      const c = await connect(url, `-c ${opt}`);
+      const out = [await one(c, 'SELECT 1'), await one(c, 'SHOW transaction_isolation'), await one(c, 'SHOW transaction_read_only')];
+      await one(await connect(url), 'SELECT 1'); // another client on the connection: c's settings are laid on again
+      out.push(await one(c, 'SELECT 2'));
+      return out;
+    };
+    const want = await run(directUrl());
+    expect(want).toEqual(['1', 'read committed', 'off', '2']);
+    expect(await run(gw.url())).toEqual(want);
+  });
+
   it("-c session_authorization=app of one superuser client does not reach its session or the next client's", async () => {
     const info = lab();
     const run = async (url: string): Promise<string[]> => {
@@ -51,5 +66,22 @@ describe('startup parameters with no lasting effect at login', () => {
     expect(want).toEqual([`${info.superuser}/${info.superuser}`, `${info.superuser}/${info.superuser}`]);
     // admin logs in to the server as the lab's superuser.
     expect(await run(gw.url('admin', 'app'))).toEqual(want);
+  });
+});
+
+describe('startup parameters only a new server connection can take', () => {
+  it.each(['ignore_system_indexes=on', 'log_disconnections=on'])('-c %s is refused at login with 0A000 naming it (PostgreSQL takes it)', async (opt) => {
+    const info = lab();
+    const run = async (url: string): Promise<string> => {
+      try {
+        return await one(await connect(url, `-c ${opt}`), 'SELECT 1');
+      } catch (err) {
+        const e = err as { code?: string; severity?: string; message: string };
+        return `${e.severity} ${e.code} ${e.message}`;
+      }
+    };
+    expect(await run(pgUrl(info.primary, info.superuser, info.superuserPassword, 'app'))).toBe('1');
+    const name = opt.slice(0, opt.indexOf('='));
+    expect(await run(gw.url('admin', 'app'))).toBe(`FATAL 0A000 unsupported startup parameter: ${name}`);
   });
 });

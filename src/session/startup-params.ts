@@ -3,14 +3,32 @@
  * connection serves it, so they take effect exactly as on a direct connection.
  */
 
+import { FeatureNotSupportedError } from '../errors.js';
+
 /** Startup keys that are not settings: they pick the connection, not its state. */
 const NOT_SETTINGS = new Set(['user', 'database', 'replication', 'options']);
 
 /**
  * Settings PostgreSQL takes at login but that have no lasting effect there, so they are not laid
- * on: the login user's session_authorization overrides a startup value.
+ * on: the transaction_* ones are set afresh from default_transaction_* as each transaction starts
+ * (and set_config refuses them inside pgway's settings block, after its snapshot), and the login
+ * user's session_authorization overrides a startup value.
  */
-const IGNORED_AT_LOGIN = new Set(['session_authorization']);
+const IGNORED_AT_LOGIN = new Set(['transaction_isolation', 'transaction_read_only', 'transaction_deferrable', 'session_authorization']);
+
+/**
+ * Settings only a new backend takes (pg_settings.context backend / superuser-backend): a pooled
+ * server connection already started cannot have them, so a client asking for one is refused at
+ * login, as PgBouncer refuses a startup parameter it does not carry.
+ */
+const CONNECTION_START_ONLY = new Set([
+  'ignore_system_indexes',
+  'post_auth_delay',
+  'log_connections',
+  'log_disconnections',
+  'jit_debugging_support',
+  'jit_profiling_support',
+]);
 
 /**
  * Parses the `options` startup parameter as PostgreSQL does: `-c name=value` or `--name=value`,
@@ -53,13 +71,23 @@ export function parseOptions(options: string): [string, string][] {
   return settings;
 }
 
-/** The settings a client asked for at startup, lower-cased names, `options` expanded. */
+/**
+ * The settings a client asked for at startup, lower-cased names, `options` expanded. Throws for
+ * one that only a new server connection can take (see CONNECTION_START_ONLY).
+ */
 export function startupSettings(params: ReadonlyMap<string, string>): Map<string, string> {
   const settings = new Map<string, string>();
   const options = params.get('options');
   if (options) for (const [k, v] of parseOptions(options)) settings.set(k.toLowerCase(), v);
   for (const [k, v] of params) if (!NOT_SETTINGS.has(k)) settings.set(k.toLowerCase(), v);
-  for (const name of settings.keys()) if (IGNORED_AT_LOGIN.has(name)) settings.delete(name);
+  for (const name of settings.keys()) {
+    if (IGNORED_AT_LOGIN.has(name)) settings.delete(name);
+    else if (CONNECTION_START_ONLY.has(name)) {
+      throw new FeatureNotSupportedError(`unsupported startup parameter: ${name}`, {
+        detail: `"${name}" can only be set when a server connection starts, and pgway's server connections are shared.`,
+      });
+    }
+  }
   return settings;
 }
 
