@@ -1,9 +1,9 @@
 // A pooled client's settings, laid on whichever server connection serves it next, behave there as on a
-// direct connection: kept as the server stored them, set_config by FunctionCall followed, SET seed not
-// carried, and the notices pgway's own statement raises (under a client_min_messages = debug5) not heard
-// by the client. Each case runs once directly and once through pgway with a pool of 1, where another
-// client between two requests of the first makes pgway lay the first client's settings on again
-// (RESET ALL, then set_config of each).
+// direct connection: kept as the server stored them, set_config by FunctionCall followed, SET seed and
+// SET temp_buffers not carried, and the notices pgway's own statement raises (under another client's
+// client_min_messages = debug5) not heard by the client. Each case runs once directly and once through
+// pgway with a pool of 1, where another client between two requests of the first makes pgway lay the
+// first client's settings on again (RESET ALL, then set_config of each).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery } from './harness/lab.js';
@@ -119,6 +119,27 @@ describe('SET seed', () => {
       seen[name] = values;
     }
     expect(new Set(seen.direct).size).toBe(3);
+    expect(seen.pgway).toEqual(seen.direct);
+  });
+});
+
+describe('SET temp_buffers', () => {
+  it('is not laid on again: a client that set it is not ended on a connection where another client used a temporary table', async () => {
+    const seen: Record<string, string[][]> = {};
+    for (const [name, t] of targets()) {
+      const a = await raw(t);
+      const b = await raw(t);
+      await run(a, "SET work_mem = '5MB'"); // a's settings differ from b's: pgway lays them on at each move
+      const set = await run(a, "SELECT set_config('temp_buffers', '16MB', false)");
+      // b uses a temporary table and drops it: nothing of it is left, b holds no pin.
+      const temp = await run(b, 'CREATE TEMP TABLE replay_tb (x int); INSERT INTO replay_tb VALUES (1); DROP TABLE replay_tb; SELECT 1');
+      seen[name] = [set, temp.slice(-4), await run(a, "SELECT current_setting('work_mem')")];
+    }
+    expect(seen.direct).toEqual([
+      ['T', 'D:16MB', 'C:SELECT 1', 'Z:I'],
+      ['T', 'D:1', 'C:SELECT 1', 'Z:I'],
+      ['T', 'D:5MB', 'C:SELECT 1', 'Z:I'],
+    ]);
     expect(seen.pgway).toEqual(seen.direct);
   });
 });

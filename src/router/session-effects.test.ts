@@ -96,6 +96,13 @@ describe('SET and RESET', () => {
     expect(classifySessionEffects(sql)).toMatchObject({ effects: [], local: false });
   });
 
+  it.each([
+    "SET temp_buffers = '16MB'",
+    "SELECT set_config('temp_buffers', '16MB', false)",
+  ])('%s is not carried: it could not be laid on where temporary tables were used', (sql) => {
+    expect(classifySessionEffects(sql)).toMatchObject({ effects: [], local: false });
+  });
+
   it('keeps session sets next to local ones in a transaction', () => {
     const c = classifySessionEffects('BEGIN; SET LOCAL a.b = 1; SET a.c = 2; COMMIT');
     expect(c).toMatchObject({ effects: [set('a.c', '2'), { kind: 'commit' }], local: true, statements: 4 });

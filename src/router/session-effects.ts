@@ -77,10 +77,13 @@ export interface Classification {
 }
 
 /**
- * Settings that are actions, not state: SET seed reseeds random() once, and SHOW seed says it
- * keeps nothing to show. Laid on again at each move, it would restart random()'s sequence.
+ * Settings not laid on again when the client moves. seed is an action, not state: SET seed reseeds
+ * random() once, and laid on again at each move it would restart random()'s sequence. temp_buffers
+ * cannot be changed on a connection where a temporary table was used with another value: laid on
+ * there, it would end the client (22023) for a setting that matters only to its own temporary tables,
+ * which pin it to the connection where it set it.
  */
-const NOT_CARRIED: ReadonlySet<string> = new Set(['seed']);
+export const NOT_CARRIED: ReadonlySet<string> = new Set(['seed', 'temp_buffers']);
 
 /** Settings RESET ALL does not touch (GUC_NO_RESET_ALL). DISCARD ALL resets role explicitly. */
 export const RESET_ALL_KEEPS: ReadonlySet<string> = new Set(['role', 'session_authorization']);

@@ -4,6 +4,7 @@
  */
 
 import { FeatureNotSupportedError } from '../errors.js';
+import { NOT_CARRIED } from '../router/session-effects.js';
 
 /** Startup keys that are not settings: they pick the connection, not its state. */
 const NOT_SETTINGS = new Set(['user', 'database', 'replication', 'options']);
@@ -81,7 +82,8 @@ export function startupSettings(params: ReadonlyMap<string, string>): Map<string
   if (options) for (const [k, v] of parseOptions(options)) settings.set(k.toLowerCase(), v);
   for (const [k, v] of params) if (!NOT_SETTINGS.has(k)) settings.set(k.toLowerCase(), v);
   for (const name of settings.keys()) {
-    if (IGNORED_AT_LOGIN.has(name)) settings.delete(name);
+    // A startup value of a setting not carried on SET (seed, temp_buffers) is not carried either.
+    if (IGNORED_AT_LOGIN.has(name) || NOT_CARRIED.has(name)) settings.delete(name);
     else if (CONNECTION_START_ONLY.has(name)) {
       throw new FeatureNotSupportedError(`unsupported startup parameter: ${name}`, {
         detail: `"${name}" can only be set when a server connection starts, and pgway's server connections are shared.`,
