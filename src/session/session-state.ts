@@ -36,6 +36,8 @@ const NON_ASCII = /[^\x00-\x7f]/;
  * alone, so it is reset on its own: one client's SET ROLE must never reach the next client.
  */
 const RESET = 'RESET ALL; RESET ROLE';
+/** The reset before settings beyond ASCII, which are read in the client_encoding in force (see resync). */
+const RESET_TO_UTF8 = `${RESET}; SET client_encoding = 'UTF8'`;
 /** A Query answering the UTF-8 of setting `name` in hex: ASCII, whatever the client_encoding (see ServerConnection.askSetting). */
 function readBackQuestion(name: string): Buffer {
   return msg.query(`SELECT pg_catalog.encode(pg_catalog.convert_to(pg_catalog.current_setting('${name}'), 'UTF8'), 'hex')`);
@@ -422,11 +424,14 @@ export class SessionState {
     if (!sql) {
       server.write(msg.query(RESET));
     } else if (NON_ASCII.test(sql)) {
-      // PostgreSQL reads a Query's text in the client_encoding in force when it arrives, which may
-      // be the last client's (LATIN1): the settings go in a Query of their own, after the reset.
-      server.write(msg.query(RESET));
+      // PostgreSQL reads a Query's text in the client_encoding in force when it arrives: the last
+      // client's, or after the reset the database's (LATIN1, say). The settings, in UTF-8, go in a
+      // Query of their own after a reset that ends in UTF8; a client that never set client_encoding
+      // goes back to the server's default inside the block.
+      server.write(msg.query(RESET_TO_UTF8));
       server.expectSwallowed(Slot.Query);
-      server.write(msg.query(`BEGIN; ${sql}; COMMIT`));
+      const encoding = this.settings.get('client_encoding') === undefined ? ' RESET client_encoding;' : '';
+      server.write(msg.query(`BEGIN; ${sql};${encoding} COMMIT`));
     } else {
       // An explicit block around the reset: one that began at the settings' BEGIN would take the
       // reset in, and a refusal would undo it.
