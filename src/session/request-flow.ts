@@ -740,12 +740,17 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       } else if (server.stillHeld === undefined) {
         this.session.checkLater(reason); // no answer (pgway's statement failed): asked again later
       }
-      this.releaseClient(server);
-      if (this.terminating && !this.held.complete) this.leave();
-      else this.betweenTransactions(server);
+      this.resumeAfterQuestion(server);
     } catch (err) {
       this.host.fail(err);
     }
+  }
+
+  /** pgway's question between transactions is answered: the client's frames go on, or it leaves. */
+  private resumeAfterQuestion(server: ServerConnection): void {
+    this.releaseClient(server);
+    if (this.terminating && !this.held.complete) this.leave();
+    else this.betweenTransactions(server);
   }
 
   /**
@@ -767,9 +772,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       // Without an answer the setting stays as the client wrote it, to be laid on as such.
       if (value === undefined) this.ctx.log.warn({ client: this.host.id, setting: name }, 'could not read back a setting the server stored');
       else this.session.settingReadBack(server, name, value);
-      this.releaseClient(server);
-      if (this.terminating && !this.held.complete) this.leave();
-      else this.betweenTransactions(server);
+      this.resumeAfterQuestion(server);
     } catch (err) {
       this.host.fail(err);
     }
