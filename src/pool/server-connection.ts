@@ -9,7 +9,7 @@ import type { ServerTarget } from '../config/schema.js';
 import { ServerConnectError, ServerConnectionLostError } from '../errors.js';
 import { errorChannel, type ErrorEvent } from '../events.js';
 import { Backend, Frontend, TxStatus } from '../wire/codes.js';
-import { dataRowFirstText, decodeErrorFields, decodeParameterStatus } from '../wire/decode.js';
+import { commandRows, dataRowFirstText, decodeErrorFields, decodeParameterStatus } from '../wire/decode.js';
 import { ALL_CODES, codeSet } from '../wire/frame-scanner.js';
 import * as msg from '../wire/messages.js';
 import { ResponseStream, type ResponseHandler } from '../wire/response-stream.js';
@@ -54,11 +54,16 @@ export interface ServerError {
   fields: Map<string, string>;
 }
 
-/** Marks the swallowed slot of pgway's question whether the session still holds some state (see askStillHeld). */
-const STILL_HELD_CHECK = '\u0000still-held';
+/** Marks the swallowed slot of pgway's own question between requests (see ask). */
+const QUESTION = '\u0000question';
 
-/** Marks the swallowed slot of pgway's question what the server stored for a setting (see askSetting). */
-const SETTING_READ = '\u0000setting-read';
+/** What the server answered pgway's question (see ask). */
+export interface Answer {
+  /** How many rows the answer had. */
+  rows: number;
+  /** The first column of the first row, as text; undefined with no rows or a NULL. */
+  first: string | undefined;
+}
 
 /** appliedSettings of a connection whose settings pgway cannot tell: the next client lays its own on afresh. */
 export const UNKNOWN_SETTINGS = '\u0000unknown';
@@ -116,14 +121,12 @@ export class ServerConnection implements ResponseHandler {
   readonly reported = new ReportedCounts();
   /** A COPY from the client began in the chunk being read: the sink hears it waits (onAwaitingClient). */
   private copyInBegan = false;
-  /** What the last still-held question found (see askStillHeld); undefined until answered. */
-  stillHeld: boolean | undefined;
-  /** A still-held question is on its way: the forwarding path looks for its answer only then. */
-  private stillHeldAsked = false;
-  /** The answer to the last askSetting; undefined until answered. */
-  private settingRead: string | undefined;
-  /** A setting question is on its way: the forwarding path looks at DataRows only then. */
-  private settingAsked = false;
+  /** pgway's question is on its way (see ask): the forwarding path looks for its answer only then. */
+  private asked = false;
+  /** The answer to the last question, once its CommandComplete came; taken by takeAnswer. */
+  private answer: Answer | undefined;
+  /** The first column of the question's first row, until its CommandComplete. */
+  private firstColumn: string | undefined;
   /** Reads stopped because the attached client's socket was full. */
   private pausedForClient = false;
   /** The attached client just got 'cached plan must not change result type' from the server. */
@@ -335,36 +338,29 @@ export class ServerConnection implements ResponseHandler {
   }
 
   /**
-   * Asks the server whether this session still holds some state: `question` is a Query whose
-   * answer has a row (at most one) if it does. The answer lands in stillHeld.
+   * Asks the server a question of pgway's own between requests: `question` is a Query of one
+   * SELECT (whether the session still holds some state; what it stored for a setting). Its rows are
+   * swallowed; their count and the first column of the first one are taken with takeAnswer once the
+   * server is idle.
    */
-  askStillHeld(question: Buffer): void {
-    this.stillHeld = undefined;
-    this.stillHeldAsked = true;
-    this.write(question);
-    this.expectSwallowed(Slot.Query, STILL_HELD_CHECK);
-  }
-
-  /**
-   * Asks the server what it stored for a setting: `question` is a Query answering one row of one
-   * text column (hex of the value's UTF-8: the client_encoding in force may be another). The answer is taken with takeSettingRead once the server is idle.
-   */
-  askSetting(question: Buffer): void {
-    this.settingRead = undefined;
-    this.settingAsked = true;
-    // The row is read even if it comes split across chunks.
+  ask(question: Buffer): void {
+    this.asked = true;
+    this.answer = undefined;
+    this.firstColumn = undefined;
+    // The row and the tag are read even if they come split across chunks.
     this.stream.interest = ALL_CODES;
     this.write(question);
-    this.expectSwallowed(Slot.Query, SETTING_READ);
+    this.expectSwallowed(Slot.Query, QUESTION);
   }
 
-  /** The answer to askSetting; undefined when pgway's question failed. Taken once. */
-  takeSettingRead(): string | undefined {
-    const value = this.settingRead === undefined ? undefined : Buffer.from(this.settingRead, 'hex').toString('utf8');
-    this.settingRead = undefined;
-    this.settingAsked = false;
+  /** The answer to ask; undefined when pgway's question failed. Taken once. */
+  takeAnswer(): Answer | undefined {
+    const answer = this.answer;
+    this.answer = undefined;
+    this.firstColumn = undefined;
+    this.asked = false;
     if (this.state === 'attached') this.stream.interest = FORWARD_INTEREST;
-    return value;
+    return answer;
   }
 
   /**
@@ -720,16 +716,17 @@ export class ServerConnection implements ResponseHandler {
         this.clientInCopy = false;
         // The BEGIN and COMMITs of pgway's settings statement are none of the client's.
         if (buf && this.expected.headExtra !== SETTINGS) this.countTransactionEnd(buf, start, end);
-        if (this.stillHeldAsked && this.expected.headExtra === STILL_HELD_CHECK) {
-          this.stillHeldAsked = false;
-          this.stillHeld = !(buf && buf.toString('latin1', start + 5, end - 1) === 'SELECT 0');
+        if (this.asked && buf && this.expected.headExtra === QUESTION) {
+          this.answer = { rows: commandRows(buf, start, end), first: this.firstColumn };
         }
         break;
       case Backend.NoticeResponse:
       case Backend.NotificationResponse:
         return;
       case Backend.DataRow:
-        if (this.settingAsked && buf && this.expected.headExtra === SETTING_READ) this.settingRead = dataRowFirstText(buf, start, end);
+        if (this.asked && buf && this.expected.headExtra === QUESTION && this.firstColumn === undefined) {
+          this.firstColumn = dataRowFirstText(buf, start, end);
+        }
         break;
       case Backend.ParameterDescription:
       case Backend.RowDescription:

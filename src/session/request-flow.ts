@@ -20,7 +20,7 @@ import { nowMs, perfNow, wallClockAt } from '../clock.js';
 import { errorChannel, pinChannel, type ErrorEvent, type PinEvent } from '../events.js';
 import { Slot } from '../pool/expected-responses.js';
 import type { Pool, PoolWaiter } from '../pool/pool.js';
-import { UNKNOWN_SETTINGS, type ServerConnection, type ServerSink } from '../pool/server-connection.js';
+import { UNKNOWN_SETTINGS, type Answer, type ServerConnection, type ServerSink } from '../pool/server-connection.js';
 import type { PinReason } from '../router/session-effects.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
@@ -716,34 +716,54 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   }
 
   /**
-   * The state behind the one pin left may be gone (the client unlocked an advisory lock or tried
-   * to take one; it dropped the last temp relation pgway knew of): the server is asked whether
-   * the session still holds it. Until it answers, the client's next request waits (see pump).
+   * Asks the server a question of pgway's own between transactions (ServerConnection.ask). Until it
+   * answers, the client's next request waits (see pump); `onAnswer` gets undefined when the
+   * question failed, and is not called if the client left meanwhile.
    */
-  private askStillHeld(server: ServerConnection, reason: CheckedPin): void {
+  private ask(server: ServerConnection, question: Buffer, onAnswer: (answer: Answer | undefined) => void): void {
     this.clientHeld = true;
-    server.askStillHeld(STILL_HELD_QUESTIONS[reason]);
-    const answered = (): void => this.onStillHeldAnswer(server, reason);
+    server.ask(question);
+    const answered = (): void => {
+      const answer = server.takeAnswer();
+      if (this.server !== server) return; // the client left meanwhile
+      try {
+        onAnswer(answer);
+      } catch (err) {
+        this.host.fail(err);
+      }
+    };
     server.whenIdle(answered, answered);
   }
 
-  private onStillHeldAnswer(server: ServerConnection, reason: CheckedPin): void {
-    if (this.server !== server) return; // the client left meanwhile
-    try {
-      if (server.stillHeld === false) {
+  /**
+   * The state behind the one pin left may be gone (the client unlocked an advisory lock or tried
+   * to take one; it dropped the last temp relation pgway knew of): the server is asked whether
+   * the session still holds it.
+   */
+  private askStillHeld(server: ServerConnection, reason: CheckedPin): void {
+    this.ask(server, STILL_HELD_QUESTIONS[reason], (answer) => {
+      if (answer === undefined) {
+        this.session.checkLater(reason); // pgway's question failed: asked again later
+      } else if (answer.rows === 0) {
         this.session.unpin(reason);
         const next = this.session.takeCheckDue();
-        if (next) {
-          this.askStillHeld(server, next); // the client's frames still wait
-          return;
-        }
-      } else if (server.stillHeld === undefined) {
-        this.session.checkLater(reason); // no answer (pgway's statement failed): asked again later
+        if (next) return this.askStillHeld(server, next); // the client's frames still wait
       }
       this.resumeAfterQuestion(server);
-    } catch (err) {
-      this.host.fail(err);
-    }
+    });
+  }
+
+  /**
+   * A setting the server stores in a form of its own (see SessionState.takeReadBackDue) is asked for
+   * before the client leaves the connection that holds it.
+   */
+  private readSettingBack(server: ServerConnection, name: string, question: Buffer): void {
+    this.ask(server, question, (answer) => {
+      // Without an answer the setting stays as the client wrote it, to be laid on as such.
+      if (answer?.first === undefined) this.ctx.log.warn({ client: this.host.id, setting: name }, 'could not read back a setting the server stored');
+      else this.session.settingReadBack(server, name, answer.first);
+      this.resumeAfterQuestion(server);
+    });
   }
 
   /** pgway's question between transactions is answered: the client's frames go on, or it leaves. */
@@ -751,31 +771,6 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     this.releaseClient(server);
     if (this.terminating && !this.held.complete) this.leave();
     else this.betweenTransactions(server);
-  }
-
-  /**
-   * A setting the server stores in a form of its own (see SessionState.takeReadBackDue) is asked for
-   * before the client leaves the connection that holds it. Until it answers, the client's next
-   * request waits (see pump).
-   */
-  private readSettingBack(server: ServerConnection, name: string, question: Buffer): void {
-    this.clientHeld = true;
-    server.askSetting(question);
-    const answered = (): void => this.onSettingReadBack(server, name);
-    server.whenIdle(answered, answered);
-  }
-
-  private onSettingReadBack(server: ServerConnection, name: string): void {
-    const value = server.takeSettingRead();
-    if (this.server !== server) return; // the client left meanwhile
-    try {
-      // Without an answer the setting stays as the client wrote it, to be laid on as such.
-      if (value === undefined) this.ctx.log.warn({ client: this.host.id, setting: name }, 'could not read back a setting the server stored');
-      else this.session.settingReadBack(server, name, value);
-      this.resumeAfterQuestion(server);
-    } catch (err) {
-      this.host.fail(err);
-    }
   }
 
   /**

@@ -38,7 +38,7 @@ const NON_ASCII = /[^\x00-\x7f]/;
 const RESET = 'RESET ALL; RESET ROLE';
 /** The reset before settings beyond ASCII, which are read in the client_encoding in force (see resync). */
 const RESET_TO_UTF8 = `${RESET}; SET client_encoding = 'UTF8'`;
-/** A Query answering the UTF-8 of setting `name` in hex: ASCII, whatever the client_encoding (see ServerConnection.askSetting). */
+/** A Query answering the UTF-8 of setting `name` in hex: ASCII, whatever the client_encoding (see settingReadBack). */
 function readBackQuestion(name: string): Buffer {
   return msg.query(`SELECT pg_catalog.encode(pg_catalog.convert_to(pg_catalog.current_setting('${name}'), 'UTF8'), 'hex')`);
 }
@@ -383,10 +383,10 @@ export class SessionState {
     return [name!, READ_BACK_QUESTIONS.get(name!)!];
   }
 
-  /** The server's answer to takeReadBackDue's question: `server` holds these settings as before. */
-  settingReadBack(server: ServerConnection, name: string, value: string): void {
+  /** The server's answer to takeReadBackDue's question, in hex: `server` holds these settings as before. */
+  settingReadBack(server: ServerConnection, name: string, hex: string): void {
     const before = this.settingsSql;
-    this.settings.stored(name, value);
+    this.settings.stored(name, Buffer.from(hex, 'hex').toString('utf8'));
     if (server.appliedSettings === before) server.appliedSettings = this.settingsSql;
   }
 

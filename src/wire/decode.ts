@@ -60,6 +60,13 @@ export function functionCallArgument(buf: Buffer, start: number, end: number, in
   return valueAt(buf, start + 9 /* past the function's OID */, end, index);
 }
 
+/** The row count a CommandComplete frame's tag ends with (`SELECT 3`: 3); 0 for a tag without one. */
+export function commandRows(frame: Buffer, start: number, end: number): number {
+  const tag = frame.toString('latin1', start + 5, end - 1);
+  const rows = Number(tag.slice(tag.lastIndexOf(' ') + 1));
+  return Number.isInteger(rows) ? rows : 0;
+}
+
 /** The first column of a DataRow frame as text; undefined for NULL or a malformed frame. */
 export function dataRowFirstText(frame: Buffer, start: number, end: number): string | undefined {
   if (start + 11 > end || frame.readInt16BE(start + 5) < 1) return undefined;
