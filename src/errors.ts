@@ -64,6 +64,15 @@ export class InvalidParameterValueError extends GatewayError {
   readonly sqlstate = '22023';
 }
 
+/** A startup parameter names a setting no session may change (is_superuser, server_version...). */
+export class ReadOnlySettingError extends GatewayError {
+  readonly code = 'PGWAY_READ_ONLY_SETTING';
+  readonly sqlstate = '55P02';
+  constructor(name: string) {
+    super(`parameter "${name}" cannot be changed`);
+  }
+}
+
 export class StartupTimeoutError extends GatewayError {
   readonly code = 'PGWAY_STARTUP_TIMEOUT';
   readonly sqlstate = '08P01';

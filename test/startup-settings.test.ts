@@ -2,7 +2,9 @@
 // its settings block): those PostgreSQL takes at login with no lasting effect (transaction_*, a
 // session_authorization the login user overrides) are left out, so the session works and nothing
 // reaches the next client; those only a new backend can take (ignore_system_indexes, log_connections,
-// ...) are refused at login with 0A000 naming the parameter, as a pooled connection cannot have them.
+// ...) are refused at login with 0A000 naming the parameter, as a pooled connection cannot have them;
+// those no session can change (is_superuser, server_version, ...) are refused at login with 55P02, as
+// PostgreSQL refuses them.
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
@@ -83,5 +85,23 @@ describe('startup parameters only a new server connection can take', () => {
     expect(await run(pgUrl(info.primary, info.superuser, info.superuserPassword, 'app'))).toBe('1');
     const name = opt.slice(0, opt.indexOf('='));
     expect(await run(gw.url('admin', 'app'))).toBe(`FATAL 0A000 unsupported startup parameter: ${name}`);
+  });
+});
+
+describe('startup parameters no session can change', () => {
+  it.each(['is_superuser=on', 'server_version=1', 'block_size=1'])('-c %s is refused at login with FATAL 55P02, as PostgreSQL does', async (opt) => {
+    const run = async (url: string): Promise<string> => {
+      try {
+        return await one(await connect(url, `-c ${opt}`), 'SELECT 1');
+      } catch (err) {
+        const e = err as { code?: string; severity?: string; message: string };
+        return `${e.severity} ${e.code} ${e.message}`;
+      }
+    };
+    const want = await run(directUrl());
+    expect(want).toBe(`FATAL 55P02 parameter "${opt.slice(0, opt.indexOf('='))}" cannot be changed`);
+    expect(await run(gw.url())).toBe(want);
+    // The pool's connection was not touched: the next client works.
+    expect(await one(await connect(gw.url()), 'SELECT 1')).toBe('1');
   });
 });

@@ -3,7 +3,7 @@
  * connection serves it, so they take effect exactly as on a direct connection.
  */
 
-import { FeatureNotSupportedError } from '../errors.js';
+import { FeatureNotSupportedError, ReadOnlySettingError } from '../errors.js';
 import { NOT_CARRIED } from '../router/session-effects.js';
 
 /** Startup keys that are not settings: they pick the connection, not its state. */
@@ -29,6 +29,37 @@ const CONNECTION_START_ONLY = new Set([
   'log_disconnections',
   'jit_debugging_support',
   'jit_profiling_support',
+]);
+
+/**
+ * Settings that report how the server was built or started, or who the session is
+ * (pg_settings.context internal): PostgreSQL refuses them in a startup packet with FATAL 55P02,
+ * and so does pgway, at login rather than when it first lays them on.
+ */
+const READ_ONLY = new Set([
+  'block_size',
+  'data_checksums',
+  'data_directory_mode',
+  'debug_assertions',
+  'huge_pages_status',
+  'in_hot_standby',
+  'integer_datetimes',
+  'is_superuser',
+  'lc_collate',
+  'lc_ctype',
+  'max_function_args',
+  'max_identifier_length',
+  'max_index_keys',
+  'num_os_semaphores',
+  'segment_size',
+  'server_encoding',
+  'server_version',
+  'server_version_num',
+  'shared_memory_size',
+  'shared_memory_size_in_huge_pages',
+  'ssl_library',
+  'wal_block_size',
+  'wal_segment_size',
 ]);
 
 /**
@@ -74,7 +105,7 @@ export function parseOptions(options: string): [string, string][] {
 
 /**
  * The settings a client asked for at startup, lower-cased names, `options` expanded. Throws for
- * one that only a new server connection can take (see CONNECTION_START_ONLY).
+ * one that only a new server connection can take (see CONNECTION_START_ONLY) or none can (READ_ONLY).
  */
 export function startupSettings(params: ReadonlyMap<string, string>): Map<string, string> {
   const settings = new Map<string, string>();
@@ -84,6 +115,7 @@ export function startupSettings(params: ReadonlyMap<string, string>): Map<string
   for (const name of settings.keys()) {
     // A startup value of a setting not carried on SET (seed, temp_buffers) is not carried either.
     if (IGNORED_AT_LOGIN.has(name) || NOT_CARRIED.has(name)) settings.delete(name);
+    else if (READ_ONLY.has(name)) throw new ReadOnlySettingError(name);
     else if (CONNECTION_START_ONLY.has(name)) {
       throw new FeatureNotSupportedError(`unsupported startup parameter: ${name}`, {
         detail: `"${name}" can only be set when a server connection starts, and pgway's server connections are shared.`,
