@@ -121,7 +121,7 @@ export class PoolTimeoutError extends GatewayError {
   }
 }
 
-/** A cancel request for a statement still waiting for a server connection: as PostgreSQL words it. */
+/** A cancel request for a statement still waiting (for a server connection, or a PAUSE for its drain): as PostgreSQL words it. */
 export class QueryCanceledError extends GatewayError {
   readonly code = 'PGWAY_QUERY_CANCELED';
   readonly sqlstate = '57014';

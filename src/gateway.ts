@@ -9,7 +9,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import v8 from 'node:v8';
 import { pino, type Logger } from 'pino';
-import type { AdminView, ClientInfo, PoolInfo, ServerInfo } from './admin/admin-view.js';
+import type { AdminView, ClientInfo, PauseEnd, PoolInfo, ServerInfo } from './admin/admin-view.js';
 import { runAdminCommand } from './admin/console.js';
 import { AdminHttp } from './admin/http.js';
 import { StatsPeriod, totalsByDatabase, type StatsAverages } from './admin/stats-period.js';
@@ -263,8 +263,8 @@ export class Gateway implements SessionContext, AdminView {
     return ADMIN_DATABASES.has(name);
   }
 
-  adminQuery(sql: string): Promise<Buffer[]> {
-    return runAdminCommand(sql, this);
+  adminQuery(sql: string, signal?: AbortSignal): Promise<Buffer[]> {
+    return runAdminCommand(sql, this, signal);
   }
 
   /** server_user wins, then the database's `user`, then the client's own name and password. */
@@ -462,24 +462,35 @@ export class Gateway implements SessionContext, AdminView {
     return this.pausedAll !== undefined || this.pausedDatabases.size > 0;
   }
 
-  async pause(database?: string): Promise<boolean> {
-    const token = (database === undefined ? this.pausedAll : this.pausedDatabases.get(database)) ?? {};
+  async pause(database?: string, signal?: AbortSignal): Promise<PauseEnd> {
+    const joined = database === undefined ? this.pausedAll : this.pausedDatabases.get(database);
+    const token = joined ?? {};
     if (database === undefined) this.pausedAll = token;
     else this.pausedDatabases.set(database, token);
     const pools = this.poolsOf(database);
     for (const pool of pools) pool.pause();
-    await Promise.all(pools.map((p) => p.drained()));
-    return (database === undefined ? this.pausedAll : this.pausedDatabases.get(database)) === token;
+    const drained = Promise.all(pools.map((p) => p.drained()));
+    await (signal ? Promise.race([drained, aborted(signal)]) : drained);
+    const inForce = (database === undefined ? this.pausedAll : this.pausedDatabases.get(database)) === token;
+    if (signal?.aborted) {
+      // A cancel gives the PAUSE up, as PgBouncer's admin_handle_cancel resumes: what this PAUSE put in
+      // place is lifted; a pause it joined (an earlier PAUSE db, KILL db) is the earlier command's.
+      if (inForce && !joined) this.lift(database);
+      return 'canceled';
+    }
+    return inForce ? 'paused' : 'resumed';
   }
 
   /** RESUME lifts every pause; RESUME db lifts PAUSE db (a database stays paused under a global PAUSE). */
   resume(database?: string): void {
-    if (database === undefined) {
-      this.pausedAll = undefined;
-      this.pausedDatabases.clear();
-    } else {
-      this.pausedDatabases.delete(database);
-    }
+    if (database === undefined) this.pausedDatabases.clear();
+    this.lift(database);
+  }
+
+  /** Ends PAUSE (only the global one) or PAUSE db; pools that no other pause holds run again. */
+  private lift(database?: string): void {
+    if (database === undefined) this.pausedAll = undefined;
+    else this.pausedDatabases.delete(database);
     for (const pool of this.poolsOf(database)) if (!this.isPaused(pool.database)) pool.resume();
   }
 
@@ -564,3 +575,7 @@ function setParallelScavenge(on: boolean): void {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves when `signal` is aborted (never, if it is not). */
+const aborted = (signal: AbortSignal): Promise<void> =>
+  signal.aborted ? Promise.resolve() : new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));

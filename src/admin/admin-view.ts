@@ -49,6 +49,8 @@ export interface ServerInfo {
   clientId: number;
 }
 
+export type PauseEnd = 'paused' | 'resumed' | 'canceled';
+
 export interface AdminView {
   readonly version: string;
   config(): Config;
@@ -70,8 +72,11 @@ export interface AdminView {
   pausedBy(database?: string): boolean;
   /** Whether any pause is in force. */
   readonly anyPaused: boolean;
-  /** Resolves once the connections in use came back: true, or false when a RESUME ended the pause first. */
-  pause(database?: string): Promise<boolean>;
+  /**
+   * Resolves once the connections in use came back (`paused`), or when a RESUME ended the pause first
+   * (`resumed`), or when `signal` aborted it (`canceled`: the pause it put in place is lifted).
+   */
+  pause(database?: string, signal?: AbortSignal): Promise<PauseEnd>;
   resume(database?: string): void;
   reconnect(database?: string): void;
   kill(database: string): void;

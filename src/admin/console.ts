@@ -5,6 +5,7 @@
  */
 import { defaultConfig } from '../config/load.js';
 import { isRestartOnly } from '../config/restart-only.js';
+import { QueryCanceledError } from '../errors.js';
 import { Backend } from '../wire/codes.js';
 import { errorResponse, MessageWriter } from '../wire/messages.js';
 import type { AdminView } from './admin-view.js';
@@ -186,8 +187,11 @@ function commandWords(sql: string): string[] {
   return words.map((w) => (w.length > 1 && w.startsWith('"') && w.endsWith('"') ? w.slice(1, -1).replaceAll('""', '"') : w));
 }
 
-/** Runs one admin statement; resolves with the response frames (without ReadyForQuery). */
-export async function runAdminCommand(sql: string, view: AdminView): Promise<Buffer[]> {
+/**
+ * Runs one admin statement; resolves with the response frames (without ReadyForQuery). `signal`: a
+ * CancelRequest for the console arrived while it runs (only a PAUSE waiting for its drain heeds it).
+ */
+export async function runAdminCommand(sql: string, view: AdminView, signal?: AbortSignal): Promise<Buffer[]> {
   if ((sql.match(/"/g)?.length ?? 0) % 2 === 1) return adminError('syntax error: unterminated quoted name');
   const words = commandWords(sql);
   const verb = words[0]?.toLowerCase() ?? '';
@@ -217,7 +221,10 @@ export async function runAdminCommand(sql: string, view: AdminView): Promise<Buf
       // As PgBouncer (admin_cmd_pause): under a global PAUSE any PAUSE is refused; PAUSE db of a database
       // already paused (by PAUSE db or KILL db) is taken, and waits for its drain like the first.
       if (view.pausedBy()) return adminError('already suspended/paused', '08P01');
-      if (await view.pause(arg)) return [commandComplete('PAUSE')];
+      const end = await view.pause(arg, signal);
+      if (end === 'paused') return [commandComplete('PAUSE')];
+      // A CancelRequest for the console: as PostgreSQL ends a cancelled statement that waits.
+      if (end === 'canceled') return [new QueryCanceledError().toFrame()];
       return adminError('PAUSE canceled: RESUME ran before every server connection was given back', '57014');
     }
     case 'resume': {

@@ -31,9 +31,11 @@ export class AdminClient {
   private skippingToSync = false;
   /** The client is leaving (see endAfterAnswers). */
   private ending = false;
+  /** Aborts the statement running now, for a CancelRequest carrying the console's key. */
+  private running: AbortController | undefined;
 
   constructor(
-    private readonly run: (sql: string) => Promise<Buffer[]>,
+    private readonly run: (sql: string, signal: AbortSignal) => Promise<Buffer[]>,
     private readonly host: AdminClientHost,
   ) {}
 
@@ -73,7 +75,19 @@ export class AdminClient {
       return;
     }
     const sql = buf.toString('utf8', start + 5, end - 1);
-    this.answer(async () => [...(await this.run(sql)), msg.READY_IDLE]);
+    this.answer(async () => {
+      const running = (this.running = new AbortController());
+      try {
+        return [...(await this.run(sql, running.signal)), msg.READY_IDLE];
+      } finally {
+        this.running = undefined;
+      }
+    });
+  }
+
+  /** A CancelRequest for the console: as in PostgreSQL, it reaches the statement running now, if any. */
+  cancelRunning(): void {
+    this.running?.abort();
   }
 
   /** Answers go out in the order the messages came, after any statement still running. */

@@ -186,9 +186,10 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
     this.onClose();
   }
 
-  /** A CancelRequest carrying this client's key arrived: cancel what its server runs now, if anything. */
+  /** A CancelRequest carrying this client's key arrived: cancel what its server (or the console) runs now, if anything. */
   cancelRunning(): void {
     this.flow?.cancelRunning();
+    this.admin?.cancelRunning();
   }
 
   /** RELOAD applied new pool settings: a client idle in its transaction follows the new timeout. */
@@ -348,7 +349,7 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
     if (this.ctx.isAdminDatabase(this.database)) {
       if (!user.admin) throw new InvalidAuthorizationError(`user "${this.user}" may not use the admin console`);
       this.state = 'admin';
-      this.admin = new AdminClient((sql) => this.ctx.adminQuery(sql), {
+      this.admin = new AdminClient((sql, signal) => this.ctx.adminQuery(sql, signal), {
         isOpen: () => this.state === 'admin',
         send: (bytes) => this.send(bytes),
         failWith: (err) => this.fail(err),

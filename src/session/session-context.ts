@@ -30,6 +30,6 @@ export interface SessionContext {
   closed(session: ClientSession): void;
   /** The admin console's database names (`pgway`, `pgbouncer`). */
   isAdminDatabase(name: string): boolean;
-  /** Runs an admin console statement; resolves with its response frames. */
-  adminQuery(sql: string): Promise<Buffer[]>;
+  /** Runs an admin console statement; resolves with its response frames. `signal`: the console's cancel. */
+  adminQuery(sql: string, signal?: AbortSignal): Promise<Buffer[]>;
 }
