@@ -14,6 +14,7 @@ import {
   ProtocolViolationError,
   QueryCanceledError,
   ServerConnectionLostError,
+  ShuttingDownError,
   UnknownMessageTypeError,
 } from '../errors.js';
 import { nowMs, perfNow, wallClockAt } from '../clock.js';
@@ -197,6 +198,12 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   // --- pool lease --------------------------------------------------------------------------------
 
   private acquire(): void {
+    // SHUTDOWN waits only for work under way: new work (a client between transactions asking for a
+    // connection) is refused, as the shutdown's end would cut it, so a busy client cannot hold it off.
+    if (this.ctx.shuttingDown) {
+      this.host.fail(new ShuttingDownError());
+      return;
+    }
     // After a RELOAD that moved the database, new transactions go to the new pool.
     if (this.pool.retired) this.pool = this.ctx.poolFor(this.pool);
     this.waiting = true;
