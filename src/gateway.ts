@@ -158,6 +158,9 @@ export class Gateway implements SessionContext, AdminView {
     this.secrets = secrets;
     this.databases = new Map(databases.map((d) => [d.name, d]));
     this.users = new Map(config.auth.users.map((u) => [u.name, u]));
+    // A database that left the config leaves its PAUSE db / KILL db with it (RESUME db can no longer
+    // name it): added back later, it starts unpaused, as PgBouncer makes it afresh.
+    for (const name of this.pausedDatabases.keys()) if (!this.databases.has(name)) this.pausedDatabases.delete(name);
     const replaced: [string, Pool][] = [];
     for (const [key, pool] of this.poolMap) {
       const [dbName, userName] = key.split('\0') as [string, string];

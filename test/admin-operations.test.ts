@@ -1,9 +1,9 @@
 // The admin console's operations around live clients, as a user sees them: PAUSE/RESUME (also of pools
 // made after the PAUSE, and a switchover to a new target), commands naming a database that does not
-// exist, KILL and RECONNECT, a RELOAD that removes a database or moves it while clients wait, and the
-// console's answer to the extended protocol. Each gateway is started from a YAML file, so RELOAD
-// re-reads it as in production; each database here is the tests' own, so pg_stat_database counts only
-// pgway's logins.
+// exist, KILL and RECONNECT, a RELOAD that removes a database (one paused comes back unpaused when added
+// again) or moves it while clients wait, and the console's answer to the extended protocol. Each gateway
+// is started from a YAML file, so RELOAD re-reads it as in production; each database here is the tests'
+// own, so pg_stat_database counts only pgway's logins.
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { adminQuery } from './harness/lab.js';
@@ -152,6 +152,30 @@ describe('PAUSE / RESUME', () => {
     // query_wait_timeout_ms 0 and a paused pool: without the answer the client would wait forever.
     expect(await waiting).toMatchObject({ code: '57P01', message: expect.stringMatching(/database "admin_ops2" was removed/) });
     await admin.query('RESUME');
+  });
+
+  it('a database paused (PAUSE db or KILL db), removed by RELOAD and added back, comes back unpaused', async () => {
+    const pool = '{ mode: transaction, size: 2, query_wait_timeout_ms: 1000 }';
+    const both = { [DB]: DB, [DB2]: DB2 };
+    for (const verb of ['PAUSE', 'KILL']) {
+      const gw = await startFromFile({ pool, databases: both });
+      const admin = await connect(gw, 'admin', 'pgway');
+      await admin.query(`${verb} ${DB2}`);
+      gw.write({ pool, databases: { [DB]: DB } });
+      await admin.query('RELOAD');
+      // Once removed, RESUME db can no longer name it: only its removal can end the pause.
+      expect(await errorOf(admin.query(`RESUME ${DB2}`))).toMatchObject({ message: expect.stringMatching(/no such database/) });
+      gw.write({ pool, databases: both });
+      await admin.query('RELOAD');
+      expect(await pausedColumn(admin, DB2), `${verb}: SHOW DATABASES`).toBe('0');
+      // A paused wait never times out: without the fix this query would hang, so it is bounded here.
+      const app = await connect(gw, 'app', DB2);
+      const q = app.query<{ n: number }>('SELECT 1 AS n');
+      const state = track(q);
+      await waitFor(`${verb}: a query of the database added back to be answered`, () => state.settled, 3000);
+      expect((await q).rows).toEqual([{ n: 1 }]);
+      await gw.stop();
+    }
   });
 
   it('PAUSE of one database leaves another running', async () => {
