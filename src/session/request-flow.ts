@@ -2,8 +2,9 @@
  * A pooled client's requests, from its login to its last byte: frames are held as views of the
  * bytes received until a request is complete (Query, Sync, Flush), then written to a server
  * connection (contiguous frames in one write, no copies), and the responses forwarded as they
- * arrive. The pool mode decides only when a server connection is taken and given back: at login and
- * logout (session), or per transaction. The session (ClientSession) keeps the socket and the login;
+ * arrive. The pool mode decides when a server connection is taken and given back: at login and
+ * logout (session), or per transaction; statement mode also writes one request at a time, so that
+ * a transaction block is refused before anything behind it runs. The session (ClientSession) keeps the socket and the login;
  * this keeps the lease, the client's settings and prepared statements, and the request timers.
  */
 import type { PoolMode } from '../config/schema.js';
@@ -550,7 +551,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       if (this.leasedAt === 0) this.leasedAt = this.requestAt;
     }
     const writer = this.writer;
-    const pins = writer.write(server, this.session, this.mode !== 'session', this.pool);
+    const pins = writer.write(server, this.session, this.mode, this.pool);
     if (pins.length > 0) this.reportPins(pins);
     if (writer.waitForAnswers) {
       writer.waitForAnswers = false;
@@ -661,6 +662,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       return;
     }
     if (server.busy) return;
+    this.writer.allAnswered();
     if (this.clientHeld) this.releaseClient(server);
     if (this.terminating && !this.held.complete) {
       this.leave();

@@ -4,8 +4,10 @@
  * and prepared where missing, SQL-level prepared statements defined where an EXECUTE needs them;
  * and the session effects of every statement staged when it runs (a Query, or an Execute of a
  * portal bound to a statement with effects, however often it runs). Every response pgway injects
- * or answers itself is registered in the server connection's expected-response FIFO.
+ * or answers itself is registered in the server connection's expected-response FIFO. In statement
+ * mode a request is written only once the one before it is answered (see oneAtATime).
  */
+import type { PoolMode } from '../config/schema.js';
 import { EXTENDED_SLOTS, Slot, type SlotUndo } from '../pool/expected-responses.js';
 import type { Pool } from '../pool/pool.js';
 import type { ServerConnection } from '../pool/server-connection.js';
@@ -157,6 +159,10 @@ export class RequestWriter {
   private skipUntilSync = false;
   /** Server connections are shared (transaction and statement modes). */
   private pooled = false;
+  /** Statement mode: a request is written only once the one before it is answered (see oneAtATime). */
+  private statementMode = false;
+  /** Statement mode: a request has been written (or begun) whose answers are not all in (see allAnswered). */
+  private unanswered = false;
   /** Named statements are renamed and tracked (pooled, with max_prepared_statements > 0). */
   private tracked = false;
   /** The session effects of the unnamed statement, and of the portals bound from statements with effects. */
@@ -210,13 +216,15 @@ export class RequestWriter {
   }
 
   /** Writes and clears the held frames; returns the reasons the client became pinned, if any. */
-  write(server: ServerConnection, session: SessionState, pooled: boolean, pool: Pool): readonly PinReason[] {
+  write(server: ServerConnection, session: SessionState, mode: PoolMode, pool: Pool): readonly PinReason[] {
     const held = this.held;
+    const pooled = mode !== 'session';
     this.corked = false;
     this.epoch = pool.planEpoch;
     this.pool = pool;
     this.pins = NO_PINS;
     this.pooled = pooled;
+    this.statementMode = mode === 'statement';
     this.tracked = pooled && pool.settings.maxPreparedStatements > 0;
     this.copies.begin(pool, this.resuming);
     if (this.resuming) {
@@ -238,6 +246,10 @@ export class RequestWriter {
       }
       let handled = false;
       if (this.pooled && !this.inGroup && !this.groupPlaced && EXTENDED_SLOTS[code] !== 0) {
+        if (this.statementMode && this.oneAtATime()) {
+          written = i;
+          break;
+        }
         const placed = this.placeForGroup(server, session, i);
         if (placed === 'wait') {
           this.waitForAnswers = true;
@@ -253,6 +265,10 @@ export class RequestWriter {
       }
       switch (code) {
         case Frontend.Query: {
+          if (this.statementMode && !this.inGroup && this.oneAtATime()) {
+            written = i;
+            break;
+          }
           const effects = effectsOfText(buf, start + 5, end);
           if (this.pooled && effects.some(namesSqlStatement)) {
             if (server.busy) {
@@ -294,6 +310,10 @@ export class RequestWriter {
           if (this.pathChanged && this.stopForPath(i)) written = i + 1;
           break;
         case Frontend.FunctionCall: {
+          if (this.statementMode && !this.inGroup && this.oneAtATime()) {
+            written = i;
+            break;
+          }
           const effects = functionCallEffects(buf, start, end);
           this.stage(session, effects);
           session.requestWritten();
@@ -335,6 +355,28 @@ export class RequestWriter {
     else held.keepFrom(written);
     if (this.corked) server.uncork();
     return this.pins;
+  }
+
+  /**
+   * Statement mode, at the first frame of a request (a Query, a FunctionCall, an extended-protocol
+   * group up to its Sync, however many Flushes split it): true when the request before it is not
+   * answered yet, and the write stops here. A transaction block that request opens is refused at
+   * its ReadyForQuery (RequestFlow.serverReady) before anything behind it reaches the server, where
+   * it would already run inside the block. A COPY's data and a group's later messages are no new
+   * request, and go on.
+   */
+  private oneAtATime(): boolean {
+    if (!this.unanswered) {
+      this.unanswered = true;
+      return false;
+    }
+    this.waitForAnswers = true;
+    return true;
+  }
+
+  /** The server has answered everything written: in statement mode the next request may go (see oneAtATime). */
+  allAnswered(): void {
+    this.unanswered = false;
   }
 
   /**
