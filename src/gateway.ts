@@ -326,10 +326,10 @@ export class Gateway implements SessionContext, AdminView {
     this.cancelKeys.set(secret, session);
   }
 
-  cancel(pid: number, secret: number): void {
+  cancel(pid: number, secret: number): Promise<void> | undefined {
     const session = this.cancelKeys.get(secret);
     // Both halves must match, as in PostgreSQL; a wrong key is ignored silently.
-    if (session && session.pid === pid) session.cancelRunning();
+    return session && session.pid === pid ? session.cancelRunning() : undefined;
   }
 
   closed(session: ClientSession): void {

@@ -29,6 +29,9 @@ export interface CancelTarget {
 const REPEAT_AFTER_MS = 100;
 const REPEATS = 2;
 
+/** How long a cancel socket to the server may take to open, and the server to confirm a cancel on it. */
+export const CANCEL_TIMEOUT_MS = 5000;
+
 export class ServerCancel {
   /**
    * A cancel request sent whose effect may still be pending: resolves true once the server has

@@ -19,7 +19,7 @@ import { Action, COPY_ENDED, ExpectedResponses, EXTENDED_SLOTS, Slot, SYNC_AFTER
 import { nowMs } from '../clock.js';
 import { ReportedCounts } from './reported-counts.js';
 import { ServerLogin } from './server-login.js';
-import { ServerCancel } from './server-cancel.js';
+import { CANCEL_TIMEOUT_MS, ServerCancel } from './server-cancel.js';
 import { openServerSocket } from './server-socket.js';
 import { ServerStatements } from './server-statements.js';
 
@@ -176,6 +176,15 @@ export class ServerConnection implements ResponseHandler {
 
   get busy(): boolean {
     return this.expected.length > 0 || this.unsynced || this.clientInCopy;
+  }
+
+  /**
+   * The server works on what was sent, or waits inside a COPY for the client's data: a cancel has
+   * something to stop. PostgreSQL drops one that comes while it waits for the client's next message
+   * (idle, or a request answered up to its Flush).
+   */
+  get running(): boolean {
+    return this.expected.length > 0 || this.clientInCopy;
   }
 
   /** The server is in a COPY from the client. */
@@ -579,7 +588,7 @@ export class ServerConnection implements ResponseHandler {
    * client's statement is next. `stillWanted` is asked again then, so a connection that has
    * meanwhile moved on to another client is not cancelled.
    */
-  cancel(stillWanted: () => boolean = () => true, timeoutMs = 5000, justSent = false): Promise<void> {
+  cancel(stillWanted: () => boolean = () => true, timeoutMs = CANCEL_TIMEOUT_MS, justSent = false): Promise<void> {
     return this.cancels.send(this, stillWanted, timeoutMs, justSent);
   }
 

@@ -38,8 +38,11 @@ export interface LoginHost {
   readonly canStartTls: boolean;
   /** The client asked for TLS and gets it: its socket becomes a TLS socket from here on. */
   startTls(secureContext: tls.SecureContext): void;
-  /** The connection carried a CancelRequest, now passed on: close it without a word. */
-  endAfterCancel(): void;
+  /**
+   * The connection carried a CancelRequest, now passed on: close it without a word, once `sent`
+   * (the cancel under way, if any) settles.
+   */
+  endAfterCancel(sent: Promise<void> | undefined): void;
   /** The StartupMessage names who logs in; the session records it (SHOW CLIENTS, logs). */
   identify(params: Map<string, string>): void;
   /** Counts the client against max_client_conn; false when the limit is reached. */
@@ -133,9 +136,8 @@ export class ClientLogin {
         this.host.send(msg.SSL_NO);
         return;
       case 'cancel':
-        this.ctx.cancel(packet.pid, packet.secret);
         this.phase = 'cancelled';
-        this.host.endAfterCancel();
+        this.host.endAfterCancel(this.ctx.cancel(packet.pid, packet.secret));
         return;
       case 'startup':
         this.onStartupMessage(packet.params, packet.minor, packet.protocolOptions);

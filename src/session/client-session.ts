@@ -18,6 +18,7 @@ import {
   StartupTimeoutError,
   UnknownDatabaseError,
 } from '../errors.js';
+import { CANCEL_TIMEOUT_MS } from '../pool/server-cancel.js';
 import { ServerConnection } from '../pool/server-connection.js';
 import { errorChannel, type ErrorEvent } from '../events.js';
 import { Frontend } from '../wire/codes.js';
@@ -186,10 +187,13 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
     this.onClose();
   }
 
-  /** A CancelRequest carrying this client's key arrived: cancel what its server (or the console) runs now, if anything. */
-  cancelRunning(): void {
-    this.flow?.cancelRunning();
+  /**
+   * A CancelRequest carrying this client's key arrived: cancel what its server (or the console)
+   * runs now, if anything. Resolves once the cancel is spent (see RequestFlow.cancelRunning).
+   */
+  cancelRunning(): Promise<void> | undefined {
     this.admin?.cancelRunning();
+    return this.flow?.cancelRunning();
   }
 
   /** RELOAD applied new pool settings: a client idle in its transaction follows the new timeout. */
@@ -249,7 +253,28 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
     this.link = this.link.startTls(secureContext);
   }
 
-  endAfterCancel(): void {
+  /**
+   * PostgreSQL closes a cancel's connection once it has signalled the backend, and clients (libpq's
+   * PQcancel) wait for that close to know the cancel is spent: so does pgway, once its own cancel
+   * to the server is (`sent`), or after the time that may take. Reads stop meanwhile, so the
+   * client's end of its half of the connection does not close it early.
+   */
+  endAfterCancel(sent: Promise<void> | undefined): void {
+    clearTimeout(this.startupTimer);
+    if (sent === undefined) {
+      this.closeAfterCancel();
+      return;
+    }
+    this.link.pause();
+    const bound = setTimeout(() => this.closeAfterCancel(), CANCEL_TIMEOUT_MS);
+    void sent.finally(() => {
+      clearTimeout(bound);
+      this.closeAfterCancel();
+    });
+  }
+
+  private closeAfterCancel(): void {
+    if (this.state === 'closed') return;
     this.link.destroy();
     this.onClose();
   }

@@ -21,6 +21,7 @@ import {
 import { nowMs, perfNow, wallClockAt } from '../clock.js';
 import { errorChannel, pinChannel, type ErrorEvent, type PinEvent } from '../events.js';
 import { Slot } from '../pool/expected-responses.js';
+import { CANCEL_TIMEOUT_MS } from '../pool/server-cancel.js';
 import type { Pool, PoolWaiter } from '../pool/pool.js';
 import { UNKNOWN_SETTINGS, type Answer, type ServerConnection, type ServerSink } from '../pool/server-connection.js';
 import type { PinReason } from '../router/session-effects.js';
@@ -77,6 +78,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   private waiting = false;
   /** A cancel came while pipelined requests waited: it is sent on once they reach a server connection. */
   private cancelOnDispatch = false;
+  /** Times every request the client had sent was answered: a cancel that came before is spent (see cancelRunning). */
+  private caughtUp = 0;
   /** The client sent Terminate after requests not yet answered: it leaves once they are. */
   private terminating = false;
   /** The client's Terminate went to the server, to be read inside a COPY (see onTerminate): it leaves when the server closes. */
@@ -161,15 +164,25 @@ export class RequestFlow implements ServerSink, PoolWaiter {
 
   // --- cancel --------------------------------------------------------------------------------
 
-  /** A CancelRequest carrying this client's key arrived: cancel what its server runs now, if anything. */
-  cancelRunning(justSent = false): void {
+  /**
+   * A CancelRequest carrying this client's key arrived: cancel what its server runs now, if
+   * anything. What it is for is decided now, as PostgreSQL signals the backend at once: with
+   * nothing running (idle, in a transaction block) it is dropped; otherwise it goes only until the
+   * requests the client has sent so far are answered (see caughtUp), never to one it sends once it
+   * has their answers. Returns the cancel under way, which settles once it was sent and confirmed,
+   * dropped or failed; undefined when there is none (or it is held for requests still waiting for
+   * a server connection, see cancelOnDispatch).
+   */
+  cancelRunning(justSent = false): Promise<void> | undefined {
     const server = this.server;
     if (!server) {
       if (this.waiting && !this.cancelWaitingRequest()) this.cancelOnDispatch = true;
-      return;
+      return undefined;
     }
-    server
-      .cancel(() => this.server === server && server.busy, 5000, justSent)
+    if (!server.running) return undefined;
+    const caughtUp = this.caughtUp;
+    return server
+      .cancel(() => this.server === server && server.running && this.caughtUp === caughtUp, CANCEL_TIMEOUT_MS, justSent)
       .catch((err: unknown) => this.ctx.log.warn({ err }, 'cancel request failed'));
   }
 
@@ -653,6 +666,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     if (!server || this.host.state !== 'ready') return;
     const now = perfNow();
     if (this.requestOpen) this.countRequest(now, status);
+    if (!this.held.complete) this.caughtUp++;
     if (this.session.needsSettle) this.session.settle(server, status);
     if (server.stalePlanSeen) this.onStalePlan(server);
     this.session.markRequestStart(server);

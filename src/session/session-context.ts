@@ -26,7 +26,8 @@ export interface SessionContext {
   admit(session: ClientSession): boolean;
   /** Makes (pid, secret) reach this session for cancel requests. */
   registerCancelKey(session: ClientSession, pid: number, secret: number): void;
-  cancel(pid: number, secret: number): void;
+  /** Passes a CancelRequest on; returns the cancel under way, if one is (see RequestFlow.cancelRunning). */
+  cancel(pid: number, secret: number): Promise<void> | undefined;
   closed(session: ClientSession): void;
   /** The admin console's database names (`pgway`, `pgbouncer`). */
   isAdminDatabase(name: string): boolean;
