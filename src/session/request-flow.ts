@@ -636,6 +636,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       this.onServerReadyToSend();
       return;
     }
+    // A request ended by Flush is answered here, with no ReadyForQuery: a cancel for it is spent.
+    if (!server?.inCopyIn && !this.held.complete) this.caughtUp++;
     if (!this.terminating || this.held.complete) return;
     if (!server?.inCopyIn) {
       this.leave();
