@@ -789,7 +789,13 @@ export class ServerConnection implements ResponseHandler {
     if (buf) {
       const fields = decodeErrorFields(buf, start, end);
       const severity = fields.get('V') ?? fields.get('S');
-      if (severity === 'FATAL' || severity === 'PANIC') this.sentFatal = this.state === 'attached';
+      if (severity === 'FATAL' || severity === 'PANIC') {
+        this.sentFatal = this.state === 'attached';
+        // The session ends, whatever pgway's own message at the head: where onFrameStart swallowed
+        // the error, the client still hears why, as on a direct connection (pg_terminate_backend's 57P01).
+        const forwarded = !swallowed || (this.expected.headKind !== Slot.Query && this.expected.headExtra !== ABORT);
+        if (this.sentFatal && !forwarded && !this.settingsRefused) this.stream.inject(Buffer.from(buf.subarray(start, end)));
+      }
       // After DDL a shared statement's plan may no longer fit; drop them all before reuse.
       if (fields.get('C') === '0A000' && fields.get('M')?.startsWith('cached plan must not change')) {
         this.stalePlanSeen = true;
