@@ -4,12 +4,12 @@
 // again) or moves it while clients wait, and the console's answer to the extended protocol. Each gateway
 // is started from a YAML file, so RELOAD re-reads it as in production; each database here is the tests'
 // own, so pg_stat_database counts only pgway's logins.
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { adminQuery } from './harness/lab.js';
 import { FileGateways, type FileGateway, type FileGatewayOptions } from './helpers/file-gateway.js';
 import { cstring, errorFields, queryMessage, rawTrustLogin, typedMessage } from './helpers/raw-client.js';
-import { errorOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
+import { clientsOfEachTest, errorOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
 
 const DB = 'admin_ops';
 const DB2 = 'admin_ops2';
@@ -30,23 +30,17 @@ afterAll(async () => {
 
 const startFromFile = (o: FileGatewayOptions): Promise<FileGateway> => files.start(o);
 
-const opened: pg.Client[] = [];
+afterEach(() => files.stopAll()); // after the clients' afterEach below (hooks run last registered first)
+
 const clientErrors = new Map<pg.Client, Error[]>();
-
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(1000)])));
-  await files.stopAll();
+const testClients = clientsOfEachTest({
+  onCreate: (client) => {
+    const errors: Error[] = [];
+    client.on('error', (err) => errors.push(err));
+    clientErrors.set(client, errors);
+  },
 });
-
-async function connect(gw: FileGateway, user = 'app', database = DB): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: gw.url(user, database) });
-  const errors: Error[] = [];
-  client.on('error', (err) => errors.push(err));
-  clientErrors.set(client, errors);
-  opened.push(client);
-  await client.connect();
-  return client;
-}
+const connect = (gw: FileGateway, user = 'app', database = DB): Promise<pg.Client> => testClients.connect(gw.url(user, database));
 
 /** Whether `p` has settled yet, read at any time. */
 function track(p: Promise<unknown>): { settled: boolean } {

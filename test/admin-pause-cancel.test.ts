@@ -2,16 +2,15 @@
 // (psql's Ctrl-C): the PAUSE ends at once with 57014 and ReadyForQuery, as a cancelled waiting statement
 // ends on a direct PostgreSQL connection, and what that PAUSE paused is lifted, as PgBouncer's
 // admin_handle_cancel resumes. A pause the cancelled PAUSE did not put in place stays.
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
 import { FileGateways } from './helpers/file-gateway.js';
-import { errorOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
+import { clientsOfEachTest, errorOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
 import { cancelRequestPacket, RawClient } from './helpers/raw-client.js';
 
 const DB = 'pause_cancel';
 const files = new FileGateways(DB);
-const opened: pg.Client[] = [];
 
 beforeAll(async () => {
   await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
@@ -21,18 +20,8 @@ afterAll(async () => {
   await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
   files.removeFiles();
 });
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(1000)])));
-  await files.stopAll();
-});
-
-async function connect(url: string): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: url });
-  c.on('error', () => undefined);
-  opened.push(c);
-  await c.connect();
-  return c;
-}
+afterEach(() => files.stopAll()); // after the clients' afterEach below (hooks run last registered first)
+const { connect } = clientsOfEachTest();
 
 /** The BackendKeyData pg kept for `c`. */
 const keyOf = (c: pg.Client): { pid: number; secret: number } => {

@@ -2,38 +2,27 @@
 // on again, after a move, as the client set it: pgway's settings statement is UTF-8 and is read as such
 // whatever the connection's default client_encoding, and a client that never chose a client_encoding
 // is left in the database's, as on a direct connection.
-import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
 import { FileGateways } from './helpers/file-gateway.js';
 import { readCycle, rawTrustLogin, type RawClient } from './helpers/raw-client.js';
 import { Q } from './helpers/wire-script.js';
-import { sleep } from './helpers/pg-helpers.js';
+import { clientsOfEachTest } from './helpers/pg-helpers.js';
 
 const DB = 'rva_latin1';
 const files = new FileGateways(DB);
-const opened: pg.Client[] = [];
 
 beforeAll(async () => {
   await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
   await adminQuery(`CREATE DATABASE ${DB} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0 OWNER app`);
 });
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(1000)])));
-  await files.stopAll();
-});
+afterEach(() => files.stopAll()); // after the clients' afterEach below (hooks run last registered first)
 afterAll(async () => {
   await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
   files.removeFiles();
 });
 
-async function connect(url: string): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: url }); // pg logs in with client_encoding UTF8
-  c.on('error', () => undefined);
-  opened.push(c);
-  await c.connect();
-  return c;
-}
+const { connect } = clientsOfEachTest(); // pg logs in with client_encoding UTF8
 
 async function run(url: string): Promise<string[]> {
   const a = await connect(url);

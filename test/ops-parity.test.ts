@@ -10,7 +10,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { adminQuery } from './harness/lab.js';
 import { FileGateways, type FileGateway, type FileGatewayOptions } from './helpers/file-gateway.js';
-import { errorOf, pidOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
+import { clientsOfEachTest, errorOf, pidOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
 import { cancelRequestPacket, cstring, errorFields, queryMessage, RawClient, rawTrustLogin, startupPacket, typedMessage } from './helpers/raw-client.js';
 
 const DB = 'hop_db';
@@ -36,25 +36,20 @@ afterAll(async () => {
 
 const startFromFile = (o: FileGatewayOptions): Promise<FileGateway> => files.start(o);
 
-const opened: pg.Client[] = [];
+afterEach(() => files.stopAll()); // after the clients' afterEach below (hooks run last registered first)
+
 const clientErrors = new Map<pg.Client, Error[]>();
 const ended = new Set<pg.Client>();
-
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(1000)])));
-  await files.stopAll();
+const testClients = clientsOfEachTest({
+  onCreate: (client) => {
+    const errors: Error[] = [];
+    client.on('error', (err) => errors.push(err));
+    client.on('end', () => ended.add(client));
+    clientErrors.set(client, errors);
+  },
 });
-
-async function connect(gw: FileGateway, user = 'app', database = DB, applicationName = 'hop', password?: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: gw.url(user, database, password), application_name: applicationName });
-  const errors: Error[] = [];
-  client.on('error', (err) => errors.push(err));
-  client.on('end', () => ended.add(client));
-  clientErrors.set(client, errors);
-  opened.push(client);
-  await client.connect();
-  return client;
-}
+const connect = (gw: FileGateway, user = 'app', database = DB, applicationName = 'hop', password?: string): Promise<pg.Client> =>
+  testClients.connect({ connectionString: gw.url(user, database, password), application_name: applicationName });
 
 const console_ = (gw: FileGateway): Promise<pg.Client> => connect(gw, 'admin', 'pgway', 'hop-admin');
 

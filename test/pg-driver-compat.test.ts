@@ -7,7 +7,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
-import { bothConnectionsUsable, onAnotherConnection, onConnection, pidOf, sleep, waitFor, within } from './helpers/pg-helpers.js';
+import { bothConnectionsUsable, clientsOfEachTest, onAnotherConnection, onConnection, pidOf, sleep, waitFor, within } from './helpers/pg-helpers.js';
 
 let gw: TestGateway;
 const DIRECT = (): string => pgUrl(lab().primary, 'app', 'app-secret', 'app');
@@ -54,24 +54,15 @@ afterAll(async () => {
   await adminQuery('DROP SCHEMA IF EXISTS hpg_s2 CASCADE');
 });
 
-/** Every client a test opened; ended after each test, bounded. */
-const opened: pg.Client[] = [];
 const pools: pg.Pool[] = [];
-
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(2000)])));
+afterEach(async () => { // after the clients' afterEach below (hooks run last registered first)
   await Promise.all(pools.splice(0).map((p) => Promise.race([p.end().catch(() => undefined), sleep(3000)])));
 });
 
 type Cfg = Omit<pg.ClientConfig, 'connectionString'>;
 
-async function connect(url: string, cfg: Cfg = {}): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: url, ...cfg });
-  c.on('error', () => undefined);
-  opened.push(c);
-  await c.connect();
-  return c;
-}
+const testClients = clientsOfEachTest({ endWithinMs: 2000 });
+const connect = (url: string, cfg: Cfg = {}): Promise<pg.Client> => testClients.connect({ connectionString: url, ...cfg });
 
 /** Where a scenario runs: a direct connection or pgway, with the means to move a client between server connections. */
 interface Env {
@@ -633,7 +624,7 @@ describe('errors', () => {
       const c = new pg.Client({ connectionString: env.url, idle_in_transaction_session_timeout: 300 });
       const errors: unknown[] = [];
       c.on('error', (e) => errors.push(errorShape(e)));
-      opened.push(c);
+      testClients.opened.push(c);
       await c.connect();
       const ended = new Promise<void>((resolve) => c.once('end', () => resolve()));
       const out: unknown[] = [await settle(c.query('SELECT 1 AS a'))];
@@ -1166,10 +1157,7 @@ describe('ParameterStatus values', () => {
       { options: '-c IntervalStyle=iso_8601' },
     ];
     const clients = await Promise.all(cfgs.map(async (cfg, i) => {
-      const c = new pg.Client({ connectionString: env.url, ...cfg });
-      c.on('error', () => undefined);
-      opened.push(c);
-      await c.connect();
+      const c = await connect(env.url, cfg);
       heard[i] = new Map();
       c.connection.on('parameterStatus', (m: { parameterName: string; parameterValue: string }) => {
         const s = heard[i]!.get(m.parameterName) ?? new Set<string>();

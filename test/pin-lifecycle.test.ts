@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
 import type { RawClient } from './helpers/raw-client.js';
-import { sleep } from './helpers/pg-helpers.js';
+import { clientsOfEachTest, sleep } from './helpers/pg-helpers.js';
 import { answers, B, cat, E, P, Q, rawAfterLogin, S } from './helpers/wire-script.js';
 
 let gw: TestGateway;
@@ -24,21 +24,13 @@ afterAll(async () => {
   await gw?.stop();
 });
 
-const opened: pg.Client[] = [];
+const testClients = clientsOfEachTest({ endWithinMs: 2000 });
+const connect = (): Promise<pg.Client> => testClients.connect(gw.url());
+
 const closers: (() => void)[] = [];
-
-afterEach(async () => {
+afterEach(() => { // before the clients above are ended (hooks run last registered first)
   for (const close of closers.splice(0)) close();
-  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(2000)])));
 });
-
-async function connect(): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: gw.url() });
-  c.on('error', () => undefined);
-  opened.push(c);
-  await c.connect();
-  return c;
-}
 
 const raw = (): Promise<RawClient> => rawAfterLogin(gw.url(), (close) => closers.push(close));
 
@@ -412,10 +404,7 @@ describe('a client whose SQL pgway cannot read as PostgreSQL does', () => {
   });
 
   it('standard_conforming_strings off at startup: the client stays pinned after DISCARD ALL, which goes back to off', { timeout: 30_000 }, async () => {
-    const a = new pg.Client({ connectionString: gw.url(), options: '-c standard_conforming_strings=off' } as pg.ClientConfig);
-    a.on('error', () => undefined);
-    opened.push(a);
-    await a.connect();
+    const a = await testClients.connect({ connectionString: gw.url(), options: '-c standard_conforming_strings=off' } as pg.ClientConfig);
     await a.query('DISCARD ALL');
     await a.query(String.raw`SELECT 'a\''; CREATE TEMP TABLE pl_scs_startup (x int); SELECT ' --'`);
     await keepsTempTable(a, 'pl_scs_startup');
@@ -424,10 +413,7 @@ describe('a client whose SQL pgway cannot read as PostgreSQL does', () => {
   it('client_encoding LATIN1: a SET of a non-ASCII value keeps the client where the server set what it read', { timeout: 30_000 }, async () => {
     // node-postgres sends UTF-8 whatever the client_encoding says: the server reads é's two bytes as LATIN1.
     const steps = [`SET client_encoding = 'LATIN1'`, `SET application_name = 'café'`, `SET client_encoding = 'UTF8'`];
-    const d = new pg.Client({ connectionString: pgUrl(lab().primary, 'app', 'app-secret', 'app') });
-    d.on('error', () => undefined);
-    opened.push(d);
-    await d.connect();
+    const d = await testClients.connect(pgUrl(lab().primary, 'app', 'app-secret', 'app'));
     const a = await connect();
     for (const sql of steps) {
       await d.query(sql);

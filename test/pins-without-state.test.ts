@@ -10,11 +10,11 @@
 // - A SET SESSION AUTHORIZATION rolled back, followed by an error, or refused leaves the session to its
 //   login user (or to the session user of one that committed before it, which keeps the pin).
 import net from 'node:net';
-import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { lab, pgUrl } from './harness/lab.js';
-import { errorOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
+import { clientsOfEachTest, errorOf, sqlstate, waitFor } from './helpers/pg-helpers.js';
 import { cancelRequestPacket } from './helpers/raw-client.js';
 
 let gw: TestGateway;
@@ -27,18 +27,7 @@ afterAll(async () => {
   await gw?.stop();
 });
 
-const opened: pg.Client[] = [];
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(2000)])));
-});
-
-async function connect(url: string): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: url });
-  c.on('error', () => undefined);
-  opened.push(c);
-  await c.connect();
-  return c;
-}
+const { connect } = clientsOfEachTest({ endWithinMs: 2000 });
 
 const directUrl = (): string => pgUrl(lab().primary, 'app', 'app-secret', 'app');
 
@@ -166,13 +155,9 @@ describe('a session advisory lock wait stopped by a cancel request', () => {
 });
 
 describe('SET SESSION AUTHORIZATION that did not stay', () => {
-  const superDirect = async (): Promise<pg.Client> => {
+  const superDirect = (): Promise<pg.Client> => {
     const info = lab();
-    const c = new pg.Client({ ...info.primary, user: info.superuser, password: info.superuserPassword, database: 'app' });
-    c.on('error', () => undefined);
-    opened.push(c);
-    await c.connect();
-    return c;
+    return connect({ ...info.primary, user: info.superuser, password: info.superuserPassword, database: 'app' });
   };
   const WHO = 'SELECT session_user::text AS s, current_user::text AS c';
 

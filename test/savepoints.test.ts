@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
 import { queryMessage, rawTrustLogin, readCycle, type RawClient } from './helpers/raw-client.js';
-import { errorOf, onAnotherConnection, onConnection, pidOf, sleep, sqlstate } from './helpers/pg-helpers.js';
+import { clientsOfEachTest, errorOf, onAnotherConnection, onConnection, pidOf, sleep, sqlstate } from './helpers/pg-helpers.js';
 
 let gw: TestGateway;
 
@@ -19,29 +19,14 @@ afterAll(async () => {
   await gw?.stop();
 });
 
-const opened: pg.Client[] = [];
+const testClients = clientsOfEachTest({ endWithinMs: 2000 });
+const connect = (user = 'app'): Promise<pg.Client> => testClients.connect(gw.url(user));
+const direct = (): Promise<pg.Client> => testClients.connect(pgUrl(lab().primary, 'app', 'app-secret', 'app'));
+
 const raws: RawClient[] = [];
-
-afterEach(async () => {
+afterEach(() => { // before the clients above are ended (hooks run last registered first)
   for (const r of raws.splice(0)) r.destroy();
-  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(2000)])));
 });
-
-async function connect(user = 'app'): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: gw.url(user) });
-  client.on('error', () => undefined);
-  opened.push(client);
-  await client.connect();
-  return client;
-}
-
-async function direct(): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: pgUrl(lab().primary, 'app', 'app-secret', 'app') });
-  client.on('error', () => undefined);
-  opened.push(client);
-  await client.connect();
-  return client;
-}
 
 async function rawLogin(): Promise<RawClient> {
   const { client } = await rawTrustLogin({ host: gw.host, port: gw.port }, { user: 'trustuser', database: 'app', client_encoding: 'UTF8' });

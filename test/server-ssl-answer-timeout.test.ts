@@ -3,7 +3,6 @@
 // server that accepts and never answers left the login under way for ever: the client never heard
 // 08006, a pool of one stayed full, SHOW POOLS showed sv_login 1, and PAUSE, which waits for logins
 // under way, never answered. sslmode disable is the control.
-import pg from 'pg';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,12 +12,12 @@ import { parseConfig } from '../src/config/load.js';
 import { Gateway } from '../src/gateway.js';
 import { adminQuery, lab } from './harness/lab.js';
 import { startHoldingProxy, type HoldingProxy } from './helpers/holding-proxy.js';
-import { errorOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
+import { clientsOfEachTest, errorOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
 
 const DB = 'ssl_answer_timeout';
 let proxy: HoldingProxy;
 const gateways: Gateway[] = [];
-const opened: pg.Client[] = [];
+const { connect, endAll: endClients } = clientsOfEachTest();
 
 beforeAll(async () => {
   await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
@@ -32,7 +31,7 @@ afterAll(async () => {
 afterEach(async () => {
   proxy.frozen = false;
   proxy.release();
-  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(1000)])));
+  await endClients(); // here, between the proxy's release and the gateways' shutdown
   await Promise.all(gateways.splice(0).map((g) => g.shutdown(200)));
 });
 
@@ -57,14 +56,6 @@ databases:
   gateways.push(gateway);
   const pw: Record<string, string> = { app: 'app-secret', admin: 'admin-secret' };
   return { gateway, url: (user = 'app', db = DB) => `postgres://${user}:${pw[user]}@${addr.host}:${addr.port}/${db}` };
-}
-
-async function connect(url: string): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: url });
-  c.on('error', () => undefined);
-  opened.push(c);
-  await c.connect();
-  return c;
 }
 
 /** A gateway whose pool knows the server, then has no connection: the next request opens one. */

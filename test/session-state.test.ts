@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
 import { cancelRequestPacket, errorFields, queryMessage, rawTrustLogin, readCycle, typedMessage, type RawClient } from './helpers/raw-client.js';
-import { errorOf, onAnotherConnection, onConnection, pidOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
+import { clientsOfEachTest, errorOf, onAnotherConnection, onConnection, pidOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
 import { startHoldingProxy, type HoldingProxy } from './helpers/holding-proxy.js';
 
 let gw: TestGateway;
@@ -27,39 +27,22 @@ afterAll(async () => {
   await adminQuery('DROP TABLE IF EXISTS ps_log, ps_seq_t');
 });
 
-const opened: pg.Client[] = [];
-const raws: RawClient[] = [];
-
-afterEach(async () => {
-  for (const r of raws.splice(0)) r.destroy();
-  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(2000)])));
-});
-
-async function connect(user = 'app', config: Omit<pg.ClientConfig, 'connectionString'> = {}): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: gw.url(user), ...config });
-  client.on('error', () => undefined);
-  opened.push(client);
-  await client.connect();
-  return client;
-}
-
-async function direct(config: Omit<pg.ClientConfig, 'connectionString'> = {}): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: pgUrl(lab().primary, 'app', 'app-secret', 'app'), ...config });
-  client.on('error', () => undefined);
-  opened.push(client);
-  await client.connect();
-  return client;
-}
+const testClients = clientsOfEachTest({ endWithinMs: 2000 });
+type Cfg = Omit<pg.ClientConfig, 'connectionString'>;
+const connect = (user = 'app', config: Cfg = {}): Promise<pg.Client> => testClients.connect({ connectionString: gw.url(user), ...config });
+const direct = (config: Cfg = {}): Promise<pg.Client> =>
+  testClients.connect({ connectionString: pgUrl(lab().primary, 'app', 'app-secret', 'app'), ...config });
 
 /** A direct connection as the lab's superuser, which the admin user stands for through pgway. */
-async function directSuperuser(): Promise<pg.Client> {
+function directSuperuser(): Promise<pg.Client> {
   const info = lab();
-  const client = new pg.Client({ ...info.primary, user: info.superuser, password: info.superuserPassword, database: 'app' });
-  client.on('error', () => undefined);
-  opened.push(client);
-  await client.connect();
-  return client;
+  return testClients.connect({ ...info.primary, user: info.superuser, password: info.superuserPassword, database: 'app' });
 }
+
+const raws: RawClient[] = [];
+afterEach(() => { // before the clients above are ended (hooks run last registered first)
+  for (const r of raws.splice(0)) r.destroy();
+});
 
 /** A raw client with the startup parameters node-pg sends, so its settings equal a pg client's. */
 async function rawLogin(): Promise<RawClient> {
@@ -254,7 +237,7 @@ describe('a long transaction full of SETs', () => {
   /** The server connection SHOW CLIENTS lists for the client with this application_name ('' when none). */
   async function linkOf(applicationName: string): Promise<string> {
     const admin = new pg.Client({ connectionString: gw.url('admin', 'pgway') });
-    opened.push(admin);
+    testClients.opened.push(admin);
     await admin.connect();
     const { rows } = await admin.query<{ application_name: string; link: string | null }>('SHOW CLIENTS');
     const row = rows.find((r) => r.application_name === applicationName);
@@ -596,7 +579,7 @@ describe('settings made under a role', () => {
     try {
       await work();
     } finally {
-      await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(2000)])));
+      await testClients.endAll();
       await adminQuery('REVOKE ps_setter FROM app').catch(() => undefined);
       await adminQuery('REVOKE SET ON PARAMETER log_min_duration_statement FROM ps_setter');
       await adminQuery('DROP ROLE ps_setter');
@@ -692,10 +675,7 @@ describe('a request sent while its settings are being laid on', () => {
       expect((await readCycle(a)).errors, sql).toEqual([]);
     }
     // Another client leaves other settings on the connection a had: a's settings are laid on again.
-    const other = new pg.Client({ connectionString: pgw.url('trustuser') }); // the same pool as a
-    other.on('error', () => undefined);
-    opened.push(other);
-    await other.connect();
+    const other = await testClients.connect(pgw.url('trustuser')); // the same pool as a
     await other.query(`SET work_mem = '1234kB'`);
     await adminQuery('REVOKE ps_held FROM app');
     proxy.frozen = true; // the server's answers wait: pgway has sent the settings and waits for their verdict
@@ -716,10 +696,8 @@ describe('a startup setting the server refuses', () => {
     const directly = await errorOf(direct({ options } as pg.ClientConfig));
     const codes: (string | undefined)[] = [];
     for (let i = 0; i < 3; i++) {
-      const c = new pg.Client({ connectionString: gw.url('app'), options } as pg.ClientConfig);
-      c.on('error', () => undefined);
-      opened.push(c);
-      codes.push(sqlstate(await errorOf(c.connect().then(() => c.query('SELECT 1')))));
+      const refused = testClients.connect({ connectionString: gw.url('app'), options } as pg.ClientConfig);
+      codes.push(sqlstate(await errorOf(refused.then((c) => c.query('SELECT 1')))));
     }
     expect(sqlstate(directly)).toBe('22023');
     expect(codes).toEqual(['22023', '22023', '22023']);
@@ -736,7 +714,7 @@ describe('login ParameterStatus', () => {
         (c as unknown as { connection: { on(e: string, f: (m: { parameterName: string; parameterValue: string }) => void): void } })
           .connection.on('parameterStatus', (m) => ps.set(m.parameterName, m.parameterValue));
         c.on('error', () => undefined);
-        opened.push(c);
+        testClients.opened.push(c);
         await c.connect();
         await c.query('SELECT 1');
         return { session_authorization: ps.get('session_authorization'), is_superuser: ps.get('is_superuser') };

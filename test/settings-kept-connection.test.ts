@@ -3,11 +3,11 @@
 // is pinned for (one pgway cannot lay on elsewhere), what a function or DO block set, and settings a
 // superuser made before SET SESSION AUTHORIZATION to a user who may not make them. pgway puts back
 // only the client's startup values, never resets the connection under it.
-import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { lab, pgUrl } from './harness/lab.js';
-import { sleep } from './helpers/pg-helpers.js';
+import { clientsOfEachTest } from './helpers/pg-helpers.js';
 
 let tx: TestGateway;
 let session: TestGateway;
@@ -23,18 +23,9 @@ afterAll(async () => {
   await Promise.all([tx?.stop(), session?.stop()]);
 });
 
-const opened: pg.Client[] = [];
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(1000)])));
-});
-
-async function connect(url: string, options?: string): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: url, statement_timeout: 5000, options } as pg.ClientConfig);
-  c.on('error', () => undefined);
-  opened.push(c);
-  await c.connect();
-  return c;
-}
+const testClients = clientsOfEachTest();
+const connect = (url: string, options?: string): Promise<pg.Client> =>
+  testClients.connect({ connectionString: url, statement_timeout: 5000, options } as pg.ClientConfig);
 
 const directUrl = (): string => pgUrl(lab().primary, 'app', 'app-secret', 'app');
 const show = async (c: pg.Client, name: string): Promise<string> =>

@@ -2,15 +2,13 @@
 // transaction, in session mode) is served until it ends, while a transaction-mode client between
 // transactions that asks for a connection is told 57P01 and closed, as the shutdown's end tells everyone,
 // so a busy application cannot hold the gateway up to shutdown_timeout_ms nor have new transactions cut.
-import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { adminQuery } from './harness/lab.js';
 import { FileGateways } from './helpers/file-gateway.js';
-import { errorOf, sleep, sqlstate, waitFor } from './helpers/pg-helpers.js';
+import { clientsOfEachTest, errorOf, sqlstate, waitFor } from './helpers/pg-helpers.js';
 
 const DB = 'shutdown_new_work';
 const files = new FileGateways(DB);
-const opened: pg.Client[] = [];
 
 beforeAll(async () => {
   await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
@@ -22,18 +20,8 @@ afterAll(async () => {
   await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
   files.removeFiles();
 });
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(1000)])));
-  await files.stopAll();
-});
-
-async function connect(url: string): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: url });
-  c.on('error', () => undefined);
-  opened.push(c);
-  await c.connect();
-  return c;
-}
+afterEach(() => files.stopAll()); // after the clients' afterEach below (hooks run last registered first)
+const { connect } = clientsOfEachTest();
 
 describe('SHUTDOWN with clients that keep working', () => {
   it('transaction mode: a client between transactions is refused new work with 57P01; the transaction in flight finishes', async () => {

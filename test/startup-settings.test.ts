@@ -5,11 +5,11 @@
 // ...) are refused at login with 0A000 naming the parameter, as a pooled connection cannot have them;
 // those no session can change (is_superuser, server_version, ...) are refused at login with 55P02, as
 // PostgreSQL refuses them.
-import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { lab, pgUrl } from './harness/lab.js';
-import { sleep } from './helpers/pg-helpers.js';
+import { clientsOfEachTest } from './helpers/pg-helpers.js';
 
 let gw: TestGateway;
 beforeAll(async () => {
@@ -18,17 +18,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await gw?.stop();
 });
-const opened: pg.Client[] = [];
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(1000)])));
-});
-async function connect(url: string, options?: string): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: url, ...(options ? { options } : {}) } as pg.ClientConfig);
-  c.on('error', () => undefined);
-  opened.push(c);
-  await c.connect();
-  return c;
-}
+const testClients = clientsOfEachTest();
+const connect = (url: string, options?: string): Promise<pg.Client> =>
+  testClients.connect({ connectionString: url, ...(options ? { options } : {}) } as pg.ClientConfig);
 async function one(c: pg.Client, sql: string): Promise<string> {
   try {
     const res = (await c.query(sql)) as pg.QueryResult | pg.QueryResult[];

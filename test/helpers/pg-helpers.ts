@@ -1,8 +1,39 @@
 /** Small helpers shared by the driver-level integration tests. */
-import type pg from 'pg';
-import { expect } from 'vitest';
+import pg from 'pg';
+import { afterEach, expect } from 'vitest';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * pg clients a test file opens, each ended after its test; given up after `endWithinMs`, as a client whose
+ * server went away may never answer its Terminate. Their 'error' events are ignored (a test sees a failure in
+ * what it awaits); `onCreate` runs before each client connects, to record them. Call at a file's top level:
+ * vitest runs afterEach hooks last registered first, so this one runs before those registered above it.
+ */
+export function clientsOfEachTest({ endWithinMs = 1000, onCreate }: { endWithinMs?: number; onCreate?: (client: pg.Client) => void } = {}): {
+  connect(config: pg.ClientConfig | string): Promise<pg.Client>;
+  /** Clients made elsewhere go here too, to be ended with the others. */
+  opened: pg.Client[];
+  endAll(): Promise<void>;
+} {
+  const opened: pg.Client[] = [];
+  const endAll = async (): Promise<void> => {
+    await Promise.all(opened.splice(0).map((c) => Promise.race([c.end().catch(() => undefined), sleep(endWithinMs)])));
+  };
+  afterEach(endAll);
+  return {
+    opened,
+    endAll,
+    async connect(config) {
+      const client = new pg.Client(config);
+      client.on('error', () => undefined);
+      onCreate?.(client);
+      opened.push(client);
+      await client.connect();
+      return client;
+    },
+  };
+}
 
 export async function pidOf(client: pg.Client): Promise<number> {
   return (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
