@@ -8,6 +8,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery } from './harness/lab.js';
+import { errorOf } from './helpers/pg-helpers.js';
 import { cancelRequestPacket } from './helpers/raw-client.js';
 
 let gw: TestGateway;
@@ -58,17 +59,6 @@ function sendCancel(pid: number, secret: number): Promise<void> {
     socket.on('error', reject);
     socket.on('close', () => resolve());
   });
-}
-
-/** Resolves with the time from now until `promise` settles, and how it settled. */
-async function timed<T>(promise: Promise<T>): Promise<{ ms: number; error: unknown }> {
-  const started = Date.now();
-  try {
-    await promise;
-    return { ms: Date.now() - started, error: undefined };
-  } catch (error) {
-    return { ms: Date.now() - started, error };
-  }
 }
 
 function nextEvent<T>(emitter: NodeJS.EventEmitter, event: string, timeoutMs = 5000): Promise<T> {
@@ -170,7 +160,7 @@ describe('pg Client through pgway', () => {
     }
   });
 
-  it('cancels a running pg_sleep(30) with a CancelRequest within a second and a half, and keeps working', async () => {
+  it('cancels a running pg_sleep(30) with a CancelRequest (57014, not the end of the sleep), and keeps working', async () => {
     const client = await pgClient();
     try {
       const key = client as unknown as PgBackendKey;
@@ -179,11 +169,9 @@ describe('pg Client through pgway', () => {
       const sleeping = client.query('SELECT pg_sleep(30)');
       sleeping.catch(() => undefined);
       await waitUntilRunning(pid, 'pg_sleep(30)');
-      const outcome = timed(sleeping);
+      const outcome = errorOf(sleeping);
       await sendCancel(key.processID!, key.secretKey!);
-      const { ms, error } = await outcome;
-      expect(error).toMatchObject({ code: '57014' });
-      expect(ms).toBeLessThan(1500);
+      expect(await outcome).toMatchObject({ code: '57014' });
       expect(await backendPid(client)).toBe(pid);
       const r = await client.query<{ v: number }>('SELECT $1::int AS v', [7]);
       expect(r.rows).toEqual([{ v: 7 }]);
@@ -377,15 +365,11 @@ describe('postgres.js through pgway', () => {
       const [before] = await sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
       const pid = before!.pid;
       const q = sql`SELECT pg_sleep(30)`;
-      const outcome = timed(q.execute());
+      const outcome = errorOf(q.execute());
       await waitUntilRunning(pid, 'pg_sleep(30)');
-      const cancelled = Date.now();
       q.cancel();
-      const { error } = await outcome;
-      const ms = Date.now() - cancelled;
       // `routine` comes only from a real server error, not postgres.js's local "not sent yet" cancel.
-      expect(error).toMatchObject({ code: '57014', routine: 'ProcessInterrupts' });
-      expect(ms).toBeLessThan(1500);
+      expect(await outcome).toMatchObject({ code: '57014', routine: 'ProcessInterrupts' });
       const [after] = await sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
       expect(after?.pid).toBe(pid);
     } finally {

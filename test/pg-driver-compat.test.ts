@@ -1106,12 +1106,11 @@ describe('more of what pg applications do', () => {
       c.query(q);
       const busy = (async () => { for (let i = 0; i < 5; i++) await o.query('SELECT pg_sleep(0.02)'); })();
       await sleep(300);
-      const started = Date.now();
       const canceller = new pg.Client({ connectionString: env.url });
       (canceller as unknown as { cancel(client: pg.Client, query: pg.Query): void }).cancel(c, q);
       const code = await within(4000, 'cancel', done);
       await busy;
-      return [code, Date.now() - started < 2000, await settle(c.query('SELECT 1 AS after'))];
+      return [code, await settle(c.query('SELECT 1 AS after'))];
     };
     const { d, g } = await compare(scenario);
     expect(g).toEqual(d);

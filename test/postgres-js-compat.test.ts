@@ -732,8 +732,7 @@ describe('cancel of a query still queued behind another', () => {
       await waitFor('the pipeline to run', async () => (await adminQuery(
         "SELECT 1 FROM pg_stat_activity WHERE (query LIKE '%AS hpj_c_first' OR query LIKE '%AS hpj_c_target') AND usename = 'app' AND state = 'active'")).rowCount === 1);
       const cancelled = target.cancel();
-      const started = Date.now();
-      const r = [await first, await targetDone, Date.now() - started < 5000, await behind, await others, await settle(sql`SELECT 2 AS two`)];
+      const r = [await first, await targetDone, await behind, await others, await settle(sql`SELECT 2 AS two`)];
       await cancelled;
       return r;
     };

@@ -626,12 +626,10 @@ describe('cancel and statement_timeout', () => {
       const q = sql`SELECT pg_sleep(5)`;
       const settled = q.then(() => 'done', (e: { code?: string }) => e.code);
       await sleep(300);
-      const started = Date.now();
       q.cancel();
       const code = await settled;
-      const fast = Date.now() - started < 2000;
       const after = await sql`SELECT ${1}::int AS v`;
-      return [code, fast, after];
+      return [code, after];
     };
     const { d, g } = await compare(scenario);
     expect(g).toEqual(d);

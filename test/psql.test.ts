@@ -146,10 +146,8 @@ describe('psql through pgway', () => {
       if (!active) await new Promise((resolve) => setTimeout(resolve, 50));
     }
     expect(active).toBe(true);
-    const signalled = Date.now();
     running.child.kill('SIGINT');
     const r = await running.result;
-    expect(Date.now() - signalled).toBeLessThan(1500);
     expect(r.stderr).toContain('ERROR:  canceling statement due to user request');
     expect(r.code).toBe(1);
   });

@@ -782,7 +782,6 @@ describe('cancel', () => {
     const a = await connect();
     await h1.query('BEGIN');
     await h2.query('BEGIN');
-    const started = Date.now();
     const outcome = errorOf(a.query("INSERT INTO ps_log SELECT 'queued-' || pg_sleep(2)::text"));
     await sleep(200);
     const key = backendKey(a);
@@ -791,7 +790,8 @@ describe('cancel', () => {
     await h1.query('COMMIT');
     await h2.query('COMMIT');
     const err = await outcome;
-    expect({ code: sqlstate(err), fast: Date.now() - started < 1500 }).toEqual({ code: '57014', fast: true });
+    // Uncancelled, the INSERT would run once a connection came free, and succeed.
+    expect(sqlstate(err)).toBe('57014');
   });
 
   it('cancels the first of pipelined requests that waited for a server connection; the next one runs, as on a direct connection', async () => {
@@ -804,12 +804,10 @@ describe('cancel', () => {
     await sleep(200);
     await sendCancel(pid, secret);
     await sleep(100);
-    const released = Date.now();
     await h1.query('COMMIT');
     await h2.query('COMMIT');
     const first = await readCycle(a);
-    const fast = Date.now() - released < 2000;
-    expect({ first: first.errors, fast, second: (await readCycle(a)).rows }).toEqual({ first: ['57014'], fast: true, second: [['after']] });
+    expect({ first: first.errors, second: (await readCycle(a)).rows }).toEqual({ first: ['57014'], second: [['after']] });
   });
 });
 

@@ -608,10 +608,9 @@ describe('the server or the client acts while a Bind is held for the description
     c.end(cancelRequestPacket(pid, secret));
     await sleep(200);
     proxy.release();
-    const t0 = Date.now();
     const got = await answers(a, 1, 8000);
     // The cancel lands in the Bind or in the Execute, as it may on a direct connection.
-    expect({ got: got.filter((m) => m !== '2'), fast: Date.now() - t0 < 2500 }).toEqual({ got: ['E:57014', 'Z:I'], fast: true });
+    expect(got.filter((m) => m !== '2')).toEqual(['E:57014', 'Z:I']);
   });
 
   it('a CancelRequest that arrives while the description is awaited behind the client\'s Query cancels the held statement', async () => {
@@ -628,9 +627,8 @@ describe('the server or the client acts while a Bind is held for the description
     c.end(cancelRequestPacket(pid, secret));
     await sleep(200);
     proxy.release();
-    const t0 = Date.now();
     const got = await answers(a, 2, 8000);
-    expect({ got: got.filter((m) => m !== '2'), fast: Date.now() - t0 < 2500 }).toEqual({ got: ['T', 'D:1', 'C:SELECT 1', 'Z:I', 'E:57014', 'Z:I'], fast: true });
+    expect(got.filter((m) => m !== '2')).toEqual(['T', 'D:1', 'C:SELECT 1', 'Z:I', 'E:57014', 'Z:I']);
   });
 
   it('control: a CancelRequest 200 ms into a lazily prepared pg_sleep (no freeze)', async () => {
@@ -644,10 +642,9 @@ describe('the server or the client acts while a Bind is held for the description
     c.on('error', () => undefined);
     await new Promise((res) => c.once('connect', res));
     c.end(cancelRequestPacket(pid, secret));
-    const t0 = Date.now();
     const got = await answers(a, 1, 8000);
     // The cancel lands in the Bind or in the Execute, as it may on a direct connection.
-    expect({ got: got.filter((m) => m !== '2'), fast: Date.now() - t0 < 2500 }).toEqual({ got: ['E:57014', 'Z:I'], fast: true });
+    expect(got.filter((m) => m !== '2')).toEqual(['E:57014', 'Z:I']);
   });
 
   it('the server connection dies while the description is awaited: the client hears of it', async () => {
