@@ -481,6 +481,7 @@ export class Gateway implements SessionContext, AdminView {
       if (inForce && !joined) this.lift(database);
       return 'canceled';
     }
+    if (database !== undefined && !this.databases.has(database)) return 'removed';
     return inForce ? 'paused' : 'resumed';
   }
 

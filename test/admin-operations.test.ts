@@ -1,6 +1,6 @@
 // The admin console's operations around live clients, as a user sees them: PAUSE/RESUME (also of pools
 // made after the PAUSE, and a switchover to a new target), commands naming a database that does not
-// exist, KILL and RECONNECT, a RELOAD that removes a database (one paused comes back unpaused when added
+// exist, KILL and RECONNECT, a RELOAD that removes a database (a PAUSE waiting for it is told so; one paused comes back unpaused when added
 // again) or moves it while clients wait, and the console's answer to the extended protocol. Each gateway
 // is started from a YAML file, so RELOAD re-reads it as in production; each database here is the tests'
 // own, so pg_stat_database counts only pgway's logins.
@@ -146,6 +146,22 @@ describe('PAUSE / RESUME', () => {
     // query_wait_timeout_ms 0 and a paused pool: without the answer the client would wait forever.
     expect(await waiting).toMatchObject({ code: '57P01', message: expect.stringMatching(/database "admin_ops2" was removed/) });
     await admin.query('RESUME');
+  });
+
+  it('a PAUSE db still waiting when RELOAD removes its database is told the database went, not that RESUME ran', async () => {
+    const pool = '{ mode: transaction, size: 2, query_wait_timeout_ms: 1000 }';
+    const gw = await startFromFile({ pool, databases: { [DB]: DB, [DB2]: DB2 } });
+    const app = await connect(gw, 'app', DB2);
+    await app.query('BEGIN');
+    const admin = await connect(gw, 'admin', 'pgway');
+    const pausing = errorOf(admin.query(`PAUSE ${DB2}`));
+    await sleep(200); // the PAUSE waits for app's transaction
+    gw.write({ pool, databases: { [DB]: DB } });
+    await gw.gateway.reload();
+    await app.query('COMMIT').catch(() => undefined);
+    expect(await pausing).toMatchObject({ message: `PAUSE ended: database "${DB2}" was removed from the config` });
+    // The console goes on.
+    expect((await admin.query('SHOW VERSION')).rows).toHaveLength(1);
   });
 
   it('a database paused (PAUSE db or KILL db), removed by RELOAD and added back, comes back unpaused', async () => {

@@ -49,7 +49,7 @@ export interface ServerInfo {
   clientId: number;
 }
 
-export type PauseEnd = 'paused' | 'resumed' | 'canceled';
+export type PauseEnd = 'paused' | 'resumed' | 'canceled' | 'removed';
 
 export interface AdminView {
   readonly version: string;
@@ -74,7 +74,8 @@ export interface AdminView {
   readonly anyPaused: boolean;
   /**
    * Resolves once the connections in use came back (`paused`), or when a RESUME ended the pause first
-   * (`resumed`), or when `signal` aborted it (`canceled`: the pause it put in place is lifted).
+   * (`resumed`), or when `signal` aborted it (`canceled`: the pause it put in place is lifted), or
+   * when a RELOAD removed the database it waited for (`removed`).
    */
   pause(database?: string, signal?: AbortSignal): Promise<PauseEnd>;
   resume(database?: string): void;

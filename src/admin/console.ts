@@ -225,6 +225,7 @@ export async function runAdminCommand(sql: string, view: AdminView, signal?: Abo
       if (end === 'paused') return [commandComplete('PAUSE')];
       // A CancelRequest for the console: as PostgreSQL ends a cancelled statement that waits.
       if (end === 'canceled') return [new QueryCanceledError().toFrame()];
+      if (end === 'removed') return adminError(`PAUSE ended: database "${arg}" was removed from the config`, '08P01');
       return adminError('PAUSE canceled: RESUME ran before every server connection was given back', '57014');
     }
     case 'resume': {
