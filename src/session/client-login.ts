@@ -36,8 +36,13 @@ export interface LoginHost {
   send(bytes: Buffer): void;
   /** Whether the client's connection can become a TLS one (see ClientLink). */
   readonly canStartTls: boolean;
-  /** The client asked for TLS and gets it: its socket becomes a TLS socket from here on. */
-  startTls(secureContext: tls.SecureContext): void;
+  /**
+   * The client asked for TLS and gets it: its socket becomes a TLS socket from here on. With
+   * `requestCert` it is asked for a certificate too (see clientCertificateError).
+   */
+  startTls(secureContext: tls.SecureContext, requestCert: boolean): void;
+  /** Why the certificate the client presented over TLS does not verify (ClientLink's). */
+  readonly clientCertificateError: string | undefined;
   /**
    * The connection carried a CancelRequest, now passed on: close it without a word, once `sent`
    * (the cancel under way, if any) settles.
@@ -114,6 +119,11 @@ export class ClientLogin {
   }
 
   private onPacket(packet: StartupPacket): void {
+    const certificateError = this.host.tls ? this.host.clientCertificateError : undefined;
+    if (certificateError !== undefined) {
+      // PostgreSQL fails the handshake; Node cannot without refusing clients that sent no certificate.
+      throw new InvalidAuthorizationError(`certificate verify failed: the client certificate is not trusted by listen.tls.ca (${certificateError})`);
+    }
     switch (packet.kind) {
       case 'ssl': {
         // One SSLRequest per connection: PostgreSQL reads a second as a protocol it does not speak.
@@ -126,7 +136,8 @@ export class ClientLogin {
           return;
         }
         this.host.send(msg.SSL_YES);
-        this.host.startTls(secureContext);
+        // listen.tls.ca, as PostgreSQL's ssl_ca_file: a client certificate is asked for and checked.
+        this.host.startTls(secureContext, this.ctx.config().listen.tls?.ca !== undefined);
         this.gssAnswered = true; // inside TLS, a GSSENCRequest is out of place too
         return;
       }

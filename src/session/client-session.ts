@@ -249,8 +249,12 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
     return this.link.canStartTls;
   }
 
-  startTls(secureContext: tls.SecureContext): void {
-    this.link = this.link.startTls(secureContext);
+  startTls(secureContext: tls.SecureContext, requestCert: boolean): void {
+    this.link = this.link.startTls(secureContext, requestCert);
+  }
+
+  get clientCertificateError(): string | undefined {
+    return this.link.clientCertificateError;
   }
 
   /**

@@ -669,7 +669,7 @@ describe.each(KINDS)('ClientLink: $kind (offersTls=$offersTls)', ({ kind, offers
     it('cannot start TLS: the listener offered none', async () => {
       const o = await open();
       expect(kind).toBe('HandleLink');
-      expect(() => o.link.startTls({} as never)).toThrow(/cannot start TLS/);
+      expect(() => o.link.startTls({} as never, false)).toThrow(/cannot start TLS/);
       // The link still works after being asked.
       o.link.write(Buffer.from('still here'));
       await until(() => o.peer.bytes >= 10);

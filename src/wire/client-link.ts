@@ -35,6 +35,12 @@ export interface ClientLink {
   readonly encrypted: boolean;
   /** Whether startTls() can wrap this connection. */
   readonly canStartTls: boolean;
+  /**
+   * Why the certificate the client presented in its TLS handshake does not verify against the
+   * CAs startTls() was told to verify it with (OpenSSL's code); undefined when it verifies, when
+   * the client presented none, or when none was asked for.
+   */
+  readonly clientCertificateError: string | undefined;
   /** Writes `data`; false when the caller should stop producing until the listener's onSocketDrained. */
   write(data: Buffer): boolean;
   /** Writes between cork() and uncork() go out as one. */
@@ -48,8 +54,11 @@ export interface ClientLink {
   close(): void;
   /** Closes now; what is queued is lost. */
   destroy(): void;
-  /** STARTTLS: the connection from here on, encrypted; its plaintext goes to the reader's onChunk. */
-  startTls(secureContext: tls.SecureContext): ClientLink;
+  /**
+   * STARTTLS: the connection from here on, encrypted; its plaintext goes to the reader's onChunk.
+   * With `requestCert` the client is asked for a certificate, verified against the context's CAs.
+   */
+  startTls(secureContext: tls.SecureContext, requestCert: boolean): ClientLink;
 }
 
 /**
@@ -172,6 +181,10 @@ class HandleLink implements ClientLink {
     return false;
   }
 
+  get clientCertificateError(): undefined {
+    return undefined;
+  }
+
   write(data: Buffer): boolean {
     if (this.destroyed || this.ending) return false;
     if (this.corked > 0) {
@@ -281,6 +294,8 @@ class SocketLink implements ClientLink {
     private readonly reader: DirectReader,
     private readonly listener: LinkListener,
     private readonly closeGraceMs: number,
+    /** A TLS socket that asked its client for a certificate. */
+    private readonly requestedCert = false,
   ) {
     if (!('encrypted' in socket)) {
       socket.setNoDelay(true);
@@ -319,6 +334,10 @@ class SocketLink implements ClientLink {
 
   get canStartTls(): boolean {
     return !this.encrypted;
+  }
+
+  get clientCertificateError(): string | undefined {
+    return this.requestedCert ? unverifiedCertificate(this.socket as tls.TLSSocket) : undefined;
   }
 
   write(data: Buffer): boolean {
@@ -363,11 +382,29 @@ class SocketLink implements ClientLink {
     this.socket.destroy();
   }
 
-  startTls(secureContext: tls.SecureContext): ClientLink {
+  startTls(secureContext: tls.SecureContext, requestCert: boolean): ClientLink {
     const raw = this.socket;
     raw.removeAllListeners('data');
     raw.removeAllListeners('close');
     raw.removeAllListeners('drain');
-    return new SocketLink(new tls.TLSSocket(raw, { isServer: true, secureContext }), this.reader, this.listener, this.closeGraceMs);
+    // A client without a certificate is still let in (PostgreSQL asks for one only with hba's
+    // clientcert), so the handshake cannot refuse a bad one: clientCertificateError says.
+    const socket = new tls.TLSSocket(raw, { isServer: true, secureContext, requestCert, rejectUnauthorized: false });
+    return new SocketLink(socket, this.reader, this.listener, this.closeGraceMs, requestCert);
   }
+}
+
+/**
+ * Why the certificate a TLS client presented does not verify, or undefined when it presented none
+ * or it verifies. Node's OpenSSL verify callback lets every certificate through the handshake and
+ * tls.Server checks the result afterwards, through the TLS handle's verifyError(); a TLSSocket
+ * made around an accepted socket (STARTTLS) has no tls.Server, so this asks the handle as tls.Server
+ * does. A Node.js without that method refuses every certificate rather than none.
+ */
+function unverifiedCertificate(socket: tls.TLSSocket): string | undefined {
+  if (Object.keys(socket.getPeerCertificate()).length === 0) return undefined;
+  const handle = (socket as unknown as { _handle: { verifyError?(): (Error & { code?: string }) | null } | null })._handle;
+  if (typeof handle?.verifyError !== 'function') return 'UNVERIFIABLE';
+  const err = handle.verifyError();
+  return err ? (err.code ?? err.message) : undefined;
 }
