@@ -1,5 +1,5 @@
 // Client-facing TLS: pgway answers SSLRequest with its own certificate; with `mode: require` a
-// plaintext client is refused with 28000; with `ca` a client certificate is asked for and one the CA
+// plaintext TCP client is refused with 28000 (a Unix-socket one, which cannot use TLS, is not); with `ca` a client certificate is asked for and one the CA
 // did not sign is refused, as PostgreSQL's ssl_ca_file (a client without one still logs in). The
 // gateway is built here because the TLS section belongs inside `listen:`, which the shared
 // startGateway() writes itself.
@@ -15,7 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
 import { Gateway } from '../src/gateway.js';
 import { adminQuery, lab } from './harness/lab.js';
-import { cancelRequestPacket } from './helpers/raw-client.js';
+import { cancelRequestPacket, RawClient, untypedPacket } from './helpers/raw-client.js';
+
+const SSL_REQUEST = 80877103;
 import { conninfo, run, type RunResult } from './helpers/run.js';
 
 let certDir: string;
@@ -72,10 +74,12 @@ interface TlsGateway {
   stop(): Promise<void>;
 }
 
-async function startTlsGateway(mode: 'allow' | 'require', ca?: string): Promise<TlsGateway> {
+/** A gateway with TLS; it also listens on a Unix socket in `unixSocketDir`, when given. */
+async function startTlsGateway(mode: 'allow' | 'require', { ca, unixSocketDir }: { ca?: string; unixSocketDir?: string } = {}): Promise<TlsGateway> {
   const l = lab();
+  const unix = unixSocketDir ? `, unix_socket_dir: ${unixSocketDir}` : '';
   const yaml = `
-listen: { host: 127.0.0.1, port: 0, tls: { cert: ${certFile}, key: ${keyFile}, mode: ${mode}${ca ? `, ca: ${ca}` : ''} } }
+listen: { host: 127.0.0.1, port: 0${unix}, tls: { cert: ${certFile}, key: ${keyFile}, mode: ${mode}${ca ? `, ca: ${ca}` : ''} } }
 http: { enabled: false }
 log: { level: warn }
 auth:
@@ -201,12 +205,36 @@ describe('TLS allowed (mode: allow)', () => {
 describe('TLS required (mode: require)', () => {
   let gw: TlsGateway;
 
+  let unixSocketDir: string;
+
   beforeAll(async () => {
-    gw = await startTlsGateway('require');
+    unixSocketDir = mkdtempSync(path.join(os.tmpdir(), 'pgway-tls-sock-'));
+    gw = await startTlsGateway('require', { unixSocketDir });
   });
 
   afterAll(async () => {
     await gw?.stop();
+    rmSync(unixSocketDir, { recursive: true, force: true });
+  });
+
+  // TLS does not exist on a Unix socket: PostgreSQL answers N to an SSLRequest there and libpq never
+  // sends one; PgBouncer's client_tls_sslmode=require exempts such clients too. (The lab's PostgreSQL
+  // listens on no Unix socket, so its side is stated, not run.)
+  it('serves a Unix-socket client, which cannot use TLS', async () => {
+    const r = await psql(gw, 'prefer', ['\\conninfo', "select 'local'"], { host: unixSocketDir });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).not.toContain('SSL connection');
+    expect(r.stdout).toMatch(/\nlocal\n$/);
+  });
+
+  it('answers N to an SSLRequest on the Unix socket', async () => {
+    const c = await RawClient.connect({ path: path.join(unixSocketDir, `.s.PGSQL.${gw.port}`) });
+    try {
+      c.write(untypedPacket(SSL_REQUEST));
+      expect(await c.readByte(3000)).toBe('N'.charCodeAt(0));
+    } finally {
+      c.destroy();
+    }
   });
 
   it('refuses a plaintext psql with 28000 and exit code 2', async () => {
@@ -263,7 +291,7 @@ describe('client certificates (listen.tls.ca)', () => {
   let gw: TlsGateway;
 
   beforeAll(async () => {
-    gw = await startTlsGateway('allow', caFile);
+    gw = await startTlsGateway('allow', { ca: caFile });
   });
 
   afterAll(async () => {

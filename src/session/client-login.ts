@@ -36,6 +36,8 @@ export interface LoginHost {
   send(bytes: Buffer): void;
   /** Whether the client's connection can become a TLS one (see ClientLink). */
   readonly canStartTls: boolean;
+  /** The client came in through the Unix-domain socket: TLS does not exist there. */
+  readonly unixSocket: boolean;
   /**
    * The client asked for TLS and gets it: its socket becomes a TLS socket from here on. With
    * `requestCert` it is asked for a certificate too (see clientCertificateError).
@@ -131,7 +133,8 @@ export class ClientLogin {
         this.sslAnswered = true;
         const secureContext = this.ctx.tlsContext();
         // A connection accepted while the listener offered no TLS stays plain (a RELOAD that turns TLS on applies to new ones).
-        if (!secureContext || this.host.tls || !this.host.canStartTls) {
+        // PostgreSQL answers N on a Unix socket too.
+        if (!secureContext || this.host.tls || !this.host.canStartTls || this.host.unixSocket) {
           this.host.send(msg.SSL_NO);
           return;
         }
@@ -162,7 +165,8 @@ export class ClientLogin {
     if (this.ctx.shuttingDown) throw new ShuttingDownError();
     checkReplicationParam(params.get('replication'));
     if (!user) throw new InvalidAuthorizationError('no PostgreSQL user name specified in startup packet');
-    if (config.listen.tls?.mode === 'require' && !this.host.tls) {
+    // A Unix-socket client cannot use TLS (libpq never asks there), so the requirement is not its (as in PgBouncer).
+    if (config.listen.tls?.mode === 'require' && !this.host.tls && !this.host.unixSocket) {
       throw new InvalidAuthorizationError('pgway requires TLS: connect with sslmode=require');
     }
     if (!this.host.admit()) throw new TooManyClientsError(config.limits.maxClientConn);

@@ -86,6 +86,8 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
   /** Admin console clients. */
   private admin: AdminClient | undefined;
   private readonly startupTimer: NodeJS.Timeout;
+  /** The client came in through the Unix-domain socket (LoginHost). */
+  readonly unixSocket: boolean;
 
   constructor(
     accepted: AcceptedConnection,
@@ -95,6 +97,7 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
       onChunk: (chunk: Buffer) => this.onData(chunk),
       lent: () => this.flow?.holdsClientBytes === true || this.replication?.holdsClientBytes === true,
     };
+    this.unixSocket = accepted.unixSocket;
     this.link = linkFor(accepted, reader, CLIENT_READ_BUFFER, this, ctx.tlsContext() !== undefined);
     this.login = new ClientLogin(ctx, this);
     const { startupTimeoutMs } = ctx.config().limits;

@@ -68,7 +68,10 @@ export interface ClientLink {
  */
 export const CLOSE_GRACE_MS = 30_000;
 
-/** The connection of an accepted client: a HandleLink unless TLS may be asked for (see the header). */
+/**
+ * The connection of an accepted client: a HandleLink unless TLS may be asked for (see the header).
+ * A Unix-socket client is never offered TLS (nor by PostgreSQL, and libpq never asks there).
+ */
 export function linkFor(
   accepted: AcceptedConnection,
   reader: DirectReader,
@@ -77,7 +80,7 @@ export function linkFor(
   offersTls: boolean,
   closeGraceMs = CLOSE_GRACE_MS,
 ): ClientLink {
-  if (!offersTls && streamBinding?.ShutdownWrap !== undefined) return new HandleLink(accepted.handle as LinkHandle, reader, size, listener, closeGraceMs);
+  if ((!offersTls || accepted.unixSocket) && streamBinding?.ShutdownWrap !== undefined) return new HandleLink(accepted.handle as LinkHandle, reader, size, listener, closeGraceMs);
   return new SocketLink(socketFor(accepted, reader, size), reader, listener, closeGraceMs);
 }
 

@@ -207,6 +207,8 @@ export function readHandle(handle: BareStreamHandle, reader: DirectReader, size:
 /** A connection a listener accepted, not yet wrapped in a socket (see acceptDirect). */
 export interface AcceptedConnection {
   readonly handle: object;
+  /** Accepted on a Unix-domain socket (the listener listens on a path), not TCP. */
+  readonly unixSocket: boolean;
 }
 
 interface ListeningHandle {
@@ -226,12 +228,13 @@ export function acceptDirect(server: net.Server, onConnection: (accepted: Accept
     // Either not listening yet, or a Node.js release whose net.Server no longer works this way.
     throw new Error(`acceptDirect: cannot take over accepting connections (net.Server internals of Node.js ${process.version})`);
   }
+  const unixSocket = typeof server.address() === 'string';
   listening.onconnection = (status, clientHandle) => {
     if (status < 0 || !clientHandle) {
       onError(Object.assign(new Error(`accept failed (${status})`), { errno: status }));
       return;
     }
-    onConnection({ handle: clientHandle });
+    onConnection({ handle: clientHandle, unixSocket });
   };
 }
 
