@@ -195,12 +195,12 @@ describe('bad input from clients (pool of one server connection per user)', () =
     [2, 0],
     [4, 0],
     [1, 0],
-  ])('refuses protocol version %i.%i with 08P01 naming the version', async (major, minor) => {
+  ])('refuses protocol version %i.%i with 0A000 naming the version, as PostgreSQL does', async (major, minor) => {
     await whileHealthy(gw, async () => {
       const client = await RawClient.connect(address());
       client.write(startupPacket({ user: 'app', database: 'app' }, (major << 16) | minor));
       const fields = await expectErrorThenClose(client);
-      expect(fields.get('C')).toBe('08P01');
+      expect(fields.get('C')).toBe('0A000');
       expect(fields.get('M')).toContain(`${major}.${minor}`);
     });
   });

@@ -30,6 +30,23 @@ describe('startup packets (transaction mode, pool of 2)', () => {
     expect(out.pgway).toEqual(out.direct);
   });
 
+  // A version that is neither 3.x nor a known request code (1234.5679 SSL, 1234.5680 GSSENC, 1234.5678
+  // cancel): PostgreSQL answers FATAL 0A000 "unsupported frontend protocol 4.0: server supports 3.0 to 3.2".
+  it.each([
+    ['4.0', 4 << 16],
+    ['1234.5681', (1234 << 16) | 5681],
+  ])('refuses protocol %s with FATAL 0A000, as PostgreSQL does', async (_name, version) => {
+    const out: Record<string, string[]> = {};
+    for (const [t, address, user] of [['direct', lab().primary, 'app'], ['pgway', { host: gw.host, port: gw.port }, 'trustuser']] as const) {
+      const c = await RawClient.connect(address);
+      c.write(startupPacket({ user, database: 'app' }, version));
+      out[t] = await answersWithin(c);
+      c.destroy();
+    }
+    expect(out.direct).toEqual(['FATAL 0A000']);
+    expect(out.pgway).toEqual(out.direct);
+  });
+
   // PostgreSQL reads the value as a boolean (any case, no spaces) or exactly "database".
   it.each(['bogus', ' on', 'on ', 'DATABASE', 'database '])('refuses replication=%j with FATAL 22023, as PostgreSQL does, rather than logging the client in', async (value) => {
     const out: Record<string, string[]> = {};

@@ -7,9 +7,9 @@
  */
 import type tls from 'node:tls';
 import type { UserConfig } from '../config/schema.js';
-import { FeatureNotSupportedError, InvalidAuthorizationError, ProtocolViolationError, ShuttingDownError, TooManyClientsError } from '../errors.js';
+import { InvalidAuthorizationError, ProtocolViolationError, ShuttingDownError, TooManyClientsError } from '../errors.js';
 import { Frontend } from '../wire/codes.js';
-import { decodeStartupPacket, type StartupPacket } from '../wire/decode.js';
+import { decodeStartupPacket, unsupportedProtocol, type StartupPacket } from '../wire/decode.js';
 import * as msg from '../wire/messages.js';
 import { ClientAuth, type AuthStep } from './client-auth.js';
 import { checkReplicationParam } from './replication-pipe.js';
@@ -20,13 +20,10 @@ const MAX_STARTUP_PACKET = 10_000;
 
 const NO_BYTES = Buffer.alloc(0);
 
-/** The minor "versions" of SSLRequest and GSSENCRequest (major 1234). */
+/** The "versions" of SSLRequest and GSSENCRequest: 1234.5679 and 1234.5680. */
+const NEGOTIATE_MAJOR = 1234;
 const NEGOTIATE_SSL_MINOR = 5679;
 const NEGOTIATE_GSS_MINOR = 5680;
-
-/** PostgreSQL's answer to a second SSLRequest or GSSENCRequest: a protocol it does not speak. */
-const unsupportedProtocol = (minor: number): FeatureNotSupportedError =>
-  new FeatureNotSupportedError(`unsupported frontend protocol 1234.${minor}: server supports 3.0 to 3.0`);
 
 /** What a login needs from its session. */
 export interface LoginHost {
@@ -129,7 +126,7 @@ export class ClientLogin {
     switch (packet.kind) {
       case 'ssl': {
         // One SSLRequest per connection: PostgreSQL reads a second as a protocol it does not speak.
-        if (this.sslAnswered) throw unsupportedProtocol(NEGOTIATE_SSL_MINOR);
+        if (this.sslAnswered) throw unsupportedProtocol(NEGOTIATE_MAJOR, NEGOTIATE_SSL_MINOR);
         this.sslAnswered = true;
         const secureContext = this.ctx.tlsContext();
         // A connection accepted while the listener offered no TLS stays plain (a RELOAD that turns TLS on applies to new ones).
@@ -145,7 +142,8 @@ export class ClientLogin {
         return;
       }
       case 'gssenc':
-        if (this.gssAnswered) throw unsupportedProtocol(NEGOTIATE_GSS_MINOR);
+        // A second GSSENCRequest, as a second SSLRequest, reads to PostgreSQL as a protocol it does not speak.
+        if (this.gssAnswered) throw unsupportedProtocol(NEGOTIATE_MAJOR, NEGOTIATE_GSS_MINOR);
         this.gssAnswered = true;
         this.host.send(msg.SSL_NO);
         return;

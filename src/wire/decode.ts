@@ -1,6 +1,6 @@
 /** Lazy decoders: only the fields pgway needs, read straight out of a frame view. */
 import { StartupCode } from './codes.js';
-import { ProtocolViolationError } from '../errors.js';
+import { FeatureNotSupportedError, ProtocolViolationError } from '../errors.js';
 
 /** Reads a NUL-terminated string at `offset`; returns it and the offset after the NUL. */
 export function readCString(buf: Buffer, offset: number, end: number): [string, number] {
@@ -105,7 +105,15 @@ export type StartupPacket =
   | { kind: 'cancel'; pid: number; secret: number }
   | { kind: 'startup'; minor: number; params: Map<string, string>; protocolOptions: string[] };
 
-/** Decodes a whole startup-phase packet (length included). Throws ProtocolViolationError. */
+/** PostgreSQL's answer to a protocol version it does not speak (pgway speaks 3.0; it negotiates 3.x down to it). */
+export function unsupportedProtocol(major: number, minor: number): FeatureNotSupportedError {
+  return new FeatureNotSupportedError(`unsupported frontend protocol ${major}.${minor}: server supports 3.0 to 3.0`);
+}
+
+/**
+ * Decodes a whole startup-phase packet (length included). Throws ProtocolViolationError, or
+ * FeatureNotSupportedError for a protocol version other than 3.x.
+ */
 export function decodeStartupPacket(packet: Buffer): StartupPacket {
   if (packet.length < 8) throw new ProtocolViolationError('invalid startup packet length');
   const code = packet.readInt32BE(4);
@@ -120,11 +128,7 @@ export function decodeStartupPacket(packet: Buffer): StartupPacket {
   }
   const major = code >>> 16;
   const minor = code & 0xffff;
-  if (major !== 3) {
-    throw new ProtocolViolationError(
-      `unsupported frontend protocol ${major}.${minor}: server supports 3.0 to 3.0`,
-    );
-  }
+  if (major !== 3) throw unsupportedProtocol(major, minor);
   const params = new Map<string, string>();
   const protocolOptions: string[] = [];
   let pos = 8;
