@@ -64,6 +64,12 @@ export class InvalidParameterValueError extends GatewayError {
   readonly sqlstate = '22023';
 }
 
+/** The startup `options` are not a command line PostgreSQL reads (an unknown switch, a -c without =). */
+export class InvalidStartupOptionsError extends GatewayError {
+  readonly code = 'PGWAY_INVALID_STARTUP_OPTIONS';
+  readonly sqlstate = '42601';
+}
+
 /** A startup parameter names a setting no session may change (is_superuser, server_version...). */
 export class ReadOnlySettingError extends GatewayError {
   readonly code = 'PGWAY_READ_ONLY_SETTING';

@@ -4,7 +4,8 @@
 // reaches the next client; those only a new backend can take (ignore_system_indexes, log_connections,
 // ...) are refused at login with 0A000 naming the parameter, as a pooled connection cannot have them;
 // those no session can change (is_superuser, server_version, ...) are refused at login with 55P02, as
-// PostgreSQL refuses them.
+// PostgreSQL refuses them. `options` is read as PostgreSQL reads its command line: its other switches
+// (-S work_mem, -f plan type, ...) set what they set there, and one it does not have is FATAL 42601.
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
@@ -95,5 +96,29 @@ describe('startup parameters no session can change', () => {
     expect(await run(gw.url())).toBe(want);
     // The pool's connection was not touched: the next client works.
     expect(await one(await connect(gw.url()), 'SELECT 1')).toBe('1');
+  });
+});
+
+describe('`options` switches besides -c, read as PostgreSQL reads its command line', () => {
+  const run = async (url: string, options: string): Promise<string> => {
+    try {
+      return await one(await connect(url, options), "SELECT current_setting('work_mem') || ' ' || current_setting('enable_seqscan')");
+    } catch (err) {
+      const e = err as { code?: string; severity?: string; message: string };
+      return `${e.severity} ${e.code} ${e.message}`;
+    }
+  };
+
+  it.each([
+    ['-S 2048', '2MB on'],
+    ['-fs', '4MB off'],
+    ['-S1024 -fs --work-mem=3MB', '3MB off'],
+    ['-Z', 'FATAL 42601 invalid command-line argument for server process: -Z'],
+    ['-c work_mem', 'FATAL 42601 -c work_mem requires a value'],
+    ['work_mem=2MB', 'FATAL 42601 invalid command-line argument for server process: work_mem=2MB'],
+  ])('options=%j', async (options, expected) => {
+    const want = await run(directUrl(), options);
+    expect(want).toBe(expected);
+    expect(await run(gw.url(), options)).toBe(want);
   });
 });

@@ -3,7 +3,7 @@
  * connection serves it, so they take effect exactly as on a direct connection.
  */
 
-import { FeatureNotSupportedError, ReadOnlySettingError } from '../errors.js';
+import { FeatureNotSupportedError, InvalidStartupOptionsError, ReadOnlySettingError } from '../errors.js';
 import { NOT_CARRIED } from '../router/session-effects.js';
 
 /** Startup keys that are not settings: they pick the connection, not its state. */
@@ -63,10 +63,96 @@ const READ_ONLY = new Set([
 ]);
 
 /**
- * Parses the `options` startup parameter as PostgreSQL does: `-c name=value` or `--name=value`,
- * separated by spaces, where a backslash escapes the next character.
+ * The switches of PostgreSQL's command line that it reads in `options` (process_postgres_switches)
+ * and take an argument (the rest of their word, or the next word), each with the settings it sets;
+ * undefined for an argument PostgreSQL refuses. A switch that sets something only the postmaster
+ * can (-B, -p, ...) is refused by the server, as on a direct connection.
  */
-export function parseOptions(options: string): [string, string][] {
+const ARGUMENT_SWITCHES = new Map<string, (arg: string, flag: string) => [string, string][] | undefined>([
+  ['B', (arg) => [['shared_buffers', arg]]],
+  ['c', longOption],
+  ['-', longOption],
+  ['d', debugOptions],
+  ['f', (arg) => planDisabling(arg)],
+  ['h', (arg) => [['listen_addresses', arg]]],
+  ['k', (arg) => [['unix_socket_directories', arg]]],
+  ['N', (arg) => [['max_connections', arg]]],
+  ['p', (arg) => [['port', arg]]],
+  ['S', (arg) => [['work_mem', arg]]],
+  ['t', (arg) => statsOption(arg)],
+  ['W', (arg) => [['post_auth_delay', arg]]],
+  // Read only from the server's own command line (-C, -D, -r, -v): from a client they are ignored.
+  ['C', () => []],
+  ['D', () => []],
+  ['r', () => []],
+  ['v', () => []],
+]);
+
+/** Switches without an argument that set a setting. */
+const FLAG_SWITCHES = new Map<string, [string, string]>([
+  ['e', ['datestyle', 'euro']],
+  ['F', ['fsync', 'false']],
+  ['i', ['listen_addresses', '*']],
+  ['l', ['ssl', 'true']],
+  ['O', ['allow_system_table_mods', 'true']],
+  ['P', ['ignore_system_indexes', 'true']],
+  ['s', ['log_statement_stats', 'true']],
+]);
+
+/** Switches without an argument that PostgreSQL ignores in `options`. */
+const IGNORED_FLAGS = new Set(['b', 'E', 'j', 'n', 'T']);
+
+/** -f's letters: the plan type each turns off. */
+const PLAN_DISABLING = new Map([
+  ['s', 'enable_seqscan'],
+  ['i', 'enable_indexscan'],
+  ['o', 'enable_indexonlyscan'],
+  ['b', 'enable_bitmapscan'],
+  ['t', 'enable_tidscan'],
+  ['n', 'enable_nestloop'],
+  ['m', 'enable_mergejoin'],
+  ['h', 'enable_hashjoin'],
+]);
+
+function planDisabling(arg: string): [string, string][] | undefined {
+  const name = PLAN_DISABLING.get(arg.charAt(0));
+  return name === undefined ? undefined : [[name, 'false']];
+}
+
+/** -t pa[rser] / pl[anner] / e[xecutor]: which statistics to log. */
+function statsOption(arg: string): [string, string][] | undefined {
+  if (arg.startsWith('pa')) return [['log_parser_stats', 'true']];
+  if (arg.startsWith('pl')) return [['log_planner_stats', 'true']];
+  if (arg.startsWith('e')) return [['log_executor_stats', 'true']];
+  return undefined;
+}
+
+/** -c name=value, --name=value. */
+function longOption(arg: string, flag: string): [string, string][] {
+  const eq = arg.indexOf('=');
+  if (eq < 0) throw new InvalidStartupOptionsError(flag === '-' ? `--${arg} requires a value` : `-c ${arg} requires a value`);
+  return [[arg.slice(0, eq).replaceAll('-', '_'), arg.slice(eq + 1)]];
+}
+
+/** -d level: how much the server logs, as PostgreSQL's set_debug_options. */
+function debugOptions(arg: string): [string, string][] {
+  const level = Number.parseInt(arg, 10) || 0;
+  const settings: [string, string][] = [['log_min_messages', level > 0 ? `debug${level}` : 'notice']];
+  if (level >= 2) settings.push(['log_statement', 'all']);
+  if (level >= 3) settings.push(['debug_print_parse', 'true']);
+  if (level >= 4) settings.push(['debug_print_plan', 'true']);
+  if (level >= 5) settings.push(['debug_print_rewritten', 'true']);
+  return settings;
+}
+
+function invalidSwitch(word: string): InvalidStartupOptionsError {
+  return new InvalidStartupOptionsError(`invalid command-line argument for server process: ${word}`, {
+    hint: 'Try "postgres --help" for more information.',
+  });
+}
+
+/** Splits `options` into words as PostgreSQL does: at spaces, where a backslash escapes the next character. */
+function optionWords(options: string): string[] {
   const words: string[] = [];
   let word = '';
   let escaped = false;
@@ -88,17 +174,40 @@ export function parseOptions(options: string): [string, string][] {
     }
   }
   if (inWord) words.push(word);
+  return words;
+}
 
+/**
+ * Reads the `options` startup parameter as PostgreSQL reads it, as a server command line (getopt:
+ * `-c name=value`, `--name=value`, `-S 2048`, `-fs`, grouped flags as `-Fs`), into the settings it
+ * sets. Throws InvalidStartupOptionsError (42601) for what PostgreSQL refuses: a switch it does
+ * not have, a word that is no switch, a missing argument.
+ */
+export function parseOptions(options: string): [string, string][] {
+  const words = optionWords(options);
   const settings: [string, string][] = [];
   for (let i = 0; i < words.length; i++) {
-    let spec: string | undefined;
-    const w = words[i]!;
-    if (w === '-c') spec = words[++i];
-    else if (w.startsWith('-c')) spec = w.slice(2);
-    else if (w.startsWith('--')) spec = w.slice(2);
-    if (!spec) continue;
-    const eq = spec.indexOf('=');
-    if (eq > 0) settings.push([spec.slice(0, eq).replaceAll('-', '_'), spec.slice(eq + 1)]);
+    const word = words[i]!;
+    if (word === '--') {
+      // The end of the switches; PostgreSQL takes no other arguments from a client.
+      if (i + 1 < words.length) throw invalidSwitch(words[i + 1]!);
+      break;
+    }
+    if (word.length < 2 || word[0] !== '-') throw invalidSwitch(word);
+    for (let j = 1; j < word.length; j++) {
+      const flag = word[j]!;
+      const withArgument = ARGUMENT_SWITCHES.get(flag);
+      if (withArgument) {
+        const arg = j + 1 < word.length ? word.slice(j + 1) : words[++i];
+        const set = arg === undefined ? undefined : withArgument(arg, flag);
+        if (set === undefined) throw invalidSwitch(word);
+        settings.push(...set);
+        break;
+      }
+      const fixed = FLAG_SWITCHES.get(flag);
+      if (fixed) settings.push(fixed);
+      else if (!IGNORED_FLAGS.has(flag)) throw invalidSwitch(word);
+    }
   }
   return settings;
 }
