@@ -3,7 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { lab } from './harness/lab.js';
-import { answersWithin, RawClient, startupPacket, typedMessage, untypedPacket } from './helpers/raw-client.js';
+import { answersWithin, cstring, RawClient, startupPacket, typedMessage, untypedPacket } from './helpers/raw-client.js';
 
 const SSL_REQUEST = 80877103;
 
@@ -45,6 +45,22 @@ describe('startup packets (transaction mode, pool of 2)', () => {
     }
     expect(out.direct).toEqual(['FATAL 0A000']);
     expect(out.pgway).toEqual(out.direct);
+  });
+
+  it('forgets clients that leave in the middle of SASL authentication', async () => {
+    for (let i = 0; i < 20; i++) {
+      const c = await RawClient.connect({ host: gw.host, port: gw.port });
+      c.write(startupPacket({ user: 'app', database: 'app' }));
+      await c.readMessage(2000); // AuthenticationSASL
+      const first = Buffer.from('n,,n=,r=abcdefabcdef');
+      const len = Buffer.alloc(4);
+      len.writeInt32BE(first.length);
+      c.write(typedMessage('p', Buffer.concat([cstring('SCRAM-SHA-256'), len, first])));
+      await c.readMessage(2000); // AuthenticationSASLContinue
+      c.destroy();
+    }
+    for (let i = 0; i < 100 && gw.gateway.clientCount > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(gw.gateway.clientCount).toBe(0);
   });
 
   // PostgreSQL reads the value as a boolean (any case, no spaces) or exactly "database".

@@ -15,9 +15,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
 import { Gateway } from '../src/gateway.js';
 import { adminQuery, lab } from './harness/lab.js';
-import { cancelRequestPacket, RawClient, untypedPacket } from './helpers/raw-client.js';
+import { cancelRequestPacket, RawClient, startupPacket, untypedPacket } from './helpers/raw-client.js';
 
 const SSL_REQUEST = 80877103;
+const GSSENC_REQUEST = 80877104;
 import { conninfo, run, type RunResult } from './helpers/run.js';
 
 let certDir: string;
@@ -150,6 +151,29 @@ describe('TLS allowed (mode: allow)', () => {
     expect(lines.pop()).toBe('');
     expect(lines.length).toBe(100_000);
     expect(lines[99_999]).toBe(`100000\t${'x'.repeat(50)}`);
+  });
+
+  // libpq built with GSSAPI (gssencmode=prefer) sends a GSSENCRequest first, then an SSLRequest.
+  it('answers N to a GSSENCRequest, then S to an SSLRequest, and the login goes on over TLS', async () => {
+    const c = await RawClient.connect({ host: gw.host, port: gw.port });
+    try {
+      c.write(untypedPacket(GSSENC_REQUEST));
+      expect(await c.readByte(3000)).toBe('N'.charCodeAt(0));
+      c.write(untypedPacket(SSL_REQUEST));
+      expect(await c.readByte(3000)).toBe('S'.charCodeAt(0));
+      c.socket.removeAllListeners('data');
+      const first = await new Promise<string>((resolve) => {
+        const t = tls.connect({ socket: c.socket, rejectUnauthorized: false });
+        t.once('secureConnect', () => {
+          t.write(startupPacket({ user: 'app', database: 'app' }));
+          t.once('data', (d: Buffer) => resolve(String.fromCharCode(d[0]!)));
+        });
+        t.once('error', (e) => resolve(`error ${e.message}`));
+      });
+      expect(first).toBe('R'); // the SASL challenge
+    } finally {
+      c.destroy();
+    }
   });
 
   it('forgets a client that gives up during the TLS handshake', async () => {
