@@ -6,6 +6,7 @@
 import { createHash, createHmac, hash, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { randomBytesPooled } from './random-pool.js';
 import { ProtocolViolationError } from '../errors.js';
+import { saslprep } from './saslprep.js';
 
 export interface ScramKeys {
   iterations: number;
@@ -63,11 +64,12 @@ function xor(a: Buffer, b: Buffer): Buffer {
   return out;
 }
 
+/** SaltedPassword of RFC 5802 from a plaintext password, prepared with SASLprep as PostgreSQL does. */
 export function saltedPassword(password: string, salt: Buffer, iterations: number): Buffer {
-  return pbkdf2Sync(password.normalize('NFKC'), salt, iterations, 32, 'sha256');
+  return pbkdf2Sync(saslprep(password), salt, iterations, 32, 'sha256');
 }
 
-export function scramKeysFromPassword(password: string, iterations = 4096, salt = randomBytes(16)): ScramKeys {
+export function scramKeysFromPassword(password: string, iterations = 4096, salt: Buffer = randomBytes(16)): ScramKeys {
   const salted = saltedPassword(password, salt, iterations);
   return {
     iterations,
