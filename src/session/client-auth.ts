@@ -1,14 +1,23 @@
 /**
  * The server side of client authentication, one exchange per login: SCRAM-SHA-256 from stored
  * keys, md5 from a plaintext or stored md5 password, or trust. Unknown users go through a mock
- * exchange and fail the same way, so a client cannot probe which user names exist.
+ * exchange of the configured method, with a salt of their own, and fail the same way, so a client
+ * cannot probe which user names exist.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AuthMethod } from '../config/schema.js';
 import { InvalidAuthorizationError, InvalidPasswordError, ProtocolViolationError } from '../errors.js';
 import { readCString } from '../wire/decode.js';
 import * as msg from '../wire/messages.js';
-import { md5Response, md5Stored, parseScramVerifier, ScramServerExchange, scramKeysFromPassword, type ScramKeys } from '../wire/scram.js';
+import {
+  md5Response,
+  md5Stored,
+  parseScramVerifier,
+  SCRAM_ITERATIONS,
+  ScramServerExchange,
+  scramKeysFromPassword,
+  type ScramKeys,
+} from '../wire/scram.js';
 
 /** What pgway knows about a user's secret, prepared once at config load. */
 export interface UserSecret {
@@ -34,7 +43,19 @@ export function prepareUserSecret(name: string, method: AuthMethod, password: st
   return secret;
 }
 
-let mockKeys: ScramKeys | undefined;
+/** The per-process secret unknown users' salts are derived from (PostgreSQL: scram_mock_salt). */
+const mockSaltKey = randomBytes(32);
+const mockKey = Buffer.alloc(32);
+
+/**
+ * SCRAM keys for a user name pgway does not know: the salt is stable per name and differs between
+ * names, as real users' salts do, so the server-first-message does not tell the two apart. No
+ * proof matches (the exchange fails without a secret anyway).
+ */
+function mockKeysFor(user: string): ScramKeys {
+  const salt = createHmac('sha256', mockSaltKey).update(user).digest().subarray(0, 16);
+  return { iterations: SCRAM_ITERATIONS, salt, storedKey: mockKey, serverKey: mockKey };
+}
 
 export type AuthStep =
   | { kind: 'send'; frame: Buffer }
@@ -46,19 +67,21 @@ export class ClientAuth {
   private md5Salt: Buffer | undefined;
   private stage: 'start' | 'sasl-initial' | 'sasl-first' | 'sasl-final' | 'md5' | 'done' = 'start';
 
+  /** `unknownUserMethod` is auth.method: an unknown user is challenged as a configured user would be. */
   constructor(
     private readonly user: string,
     private readonly secret: UserSecret | undefined,
+    private readonly unknownUserMethod: AuthMethod = 'scram-sha-256',
   ) {}
 
   /** The first message to the client: a challenge, or AuthenticationOk for trust. */
   begin(): AuthStep {
-    const method = this.secret?.method ?? 'scram-sha-256';
+    const method = this.secret?.method ?? this.unknownUserMethod;
     if (method === 'trust' && this.secret) {
       this.stage = 'done';
       return { kind: 'ok', frames: [msg.AUTH_OK] };
     }
-    if (method === 'md5' && this.secret?.md5) {
+    if (method === 'md5' && (this.secret?.md5 || !this.secret)) {
       this.md5Salt = randomBytes(4);
       this.stage = 'md5';
       return { kind: 'send', frame: msg.authMD5(this.md5Salt) };
@@ -69,9 +92,8 @@ export class ClientAuth {
         error: new InvalidAuthorizationError(`user "${this.user}" has no password usable for ${method} authentication`),
       };
     }
-    // Unknown users get a mock exchange with throwaway keys and fail at the proof.
-    mockKeys ??= scramKeysFromPassword(randomBytes(16).toString('hex'));
-    this.scram = new ScramServerExchange(this.secret?.scram ?? mockKeys);
+    // Unknown users get a mock exchange and fail at the proof.
+    this.scram = new ScramServerExchange(this.secret?.scram ?? mockKeysFor(this.user));
     this.stage = 'sasl-initial';
     return { kind: 'send', frame: msg.authSASL(['SCRAM-SHA-256']) };
   }
@@ -115,9 +137,10 @@ export class ClientAuth {
         const [answer, afterAnswer] = readCString(frame, start + 5, end);
         // As PostgreSQL checks it: the password is the whole message.
         if (afterAnswer !== end) return { kind: 'fail', error: new ProtocolViolationError('invalid password packet size') };
-        const expected = Buffer.from(md5Response(this.secret!.md5!, this.md5Salt!));
-        const given = Buffer.from(answer);
         this.stage = 'done';
+        if (!this.secret) return { kind: 'fail', error: new InvalidPasswordError(this.user) };
+        const expected = Buffer.from(md5Response(this.secret.md5!, this.md5Salt!));
+        const given = Buffer.from(answer);
         if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
           return { kind: 'fail', error: new InvalidPasswordError(this.user) };
         }

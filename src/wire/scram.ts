@@ -69,7 +69,10 @@ export function saltedPassword(password: string, salt: Buffer, iterations: numbe
   return pbkdf2Sync(saslprep(password), salt, iterations, 32, 'sha256');
 }
 
-export function scramKeysFromPassword(password: string, iterations = 4096, salt: Buffer = randomBytes(16)): ScramKeys {
+/** PostgreSQL's default scram_iterations, used for the keys pgway derives itself. */
+export const SCRAM_ITERATIONS = 4096;
+
+export function scramKeysFromPassword(password: string, iterations = SCRAM_ITERATIONS, salt: Buffer = randomBytes(16)): ScramKeys {
   const salted = saltedPassword(password, salt, iterations);
   return {
     iterations,
