@@ -2,6 +2,8 @@
 // pgway; pgway must refuse it the way PostgreSQL does (FATAL 08P01, protocol violation) and close.
 // And one PostgreSQL accepts: a SASLInitialResponse without an initial response (length -1), which
 // gets an empty challenge, the client-first-message coming next.
+// The channel-binding attribute of a client-final-message (c=) must repeat the GS2 header of the
+// client-first-message (base64 of "n,," or "y,,"), or the login is refused with FATAL 08P01.
 import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
@@ -154,5 +156,53 @@ describe('a password message for an md5 login that holds more than its password'
     expect(out.direct).toEqual(['FATAL 08P01']); // invalid password packet size
     // pgway: ['FATAL 28P01']
     expect(out.pgway).toEqual(out.direct);
+  });
+});
+
+/**
+ * A SCRAM login as `app` whose client-first-message begins with `gs2` and whose client-final-message
+ * carries c=`cbind` (with a right proof). Returns the answer to the client-final-message: the
+ * error as "severity sqlstate", or 'R' for the SASLFinal and AuthenticationOk up to 'Z'.
+ */
+async function finalAnswer(t: Target, gs2: string, cbind: string): Promise<string[]> {
+  const c = await saslStart(t);
+  try {
+    const bare = 'n=,r=abcdefghijklmnopqrstuv';
+    const clientFirst = `${gs2}${bare}`;
+    c.write(typedMessage('p', Buffer.concat([cstring('SCRAM-SHA-256'), int32(clientFirst.length), Buffer.from(clientFirst)])));
+    const first = (await c.readMessage(3000))!;
+    if (first.type !== 'R') return [`${errorFields(first.body).get('S')} ${errorFields(first.body).get('C')}`];
+    const serverFirst = first.body.toString('utf8', 4);
+    const attrs = new Map(serverFirst.split(',').map((p) => [p[0]!, p.slice(2)]));
+    const salted = pbkdf2Sync('app-secret', Buffer.from(attrs.get('s')!, 'base64'), Number(attrs.get('i')), 32, 'sha256');
+    const clientKey = hmac(salted, 'Client Key');
+    const withoutProof = `c=${cbind},r=${attrs.get('r')}`;
+    const sig = hmac(createHash('sha256').update(clientKey).digest(), `${bare},${serverFirst},${withoutProof}`);
+    const proof = Buffer.from(clientKey.map((b, i) => b ^ sig[i]!));
+    c.write(typedMessage('p', Buffer.from(`${withoutProof},p=${proof.toString('base64')}`)));
+    const out: string[] = [];
+    for (;;) {
+      const m = await c.readMessage(3000);
+      if (!m) return out;
+      if (m.type === 'E') return [...out, `${errorFields(m.body).get('S')} ${errorFields(m.body).get('C')}`];
+      if (m.type === 'R' || m.type === 'Z') out.push(m.type);
+      if (m.type === 'Z') return out;
+    }
+  } finally {
+    c.destroy();
+  }
+}
+
+describe('the channel-binding attribute of a SCRAM client-final-message', () => {
+  it.each([
+    ['n,,', 'biws', ['R', 'R', 'Z']],
+    ['y,,', 'eSws', ['R', 'R', 'Z']],
+    ['n,,', 'eSws', ['FATAL 08P01']],
+    ['y,,', 'biws', ['FATAL 08P01']],
+    ['n,,', 'Zm9vLCw=', ['FATAL 08P01']],
+  ])('after gs2 header %j, c=%s is answered as PostgreSQL answers it', async (gs2, cbind, expected) => {
+    const direct = await finalAnswer('direct', gs2, cbind);
+    expect(direct).toEqual(expected);
+    expect(await finalAnswer('pgway', gs2, cbind)).toEqual(direct);
   });
 });

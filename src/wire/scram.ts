@@ -108,15 +108,18 @@ export class ScramServerExchange {
   private clientFirstBare = '';
   private serverFirst = '';
   private nonce = '';
+  /** What c= of client-final must be: the gs2 header in base64, as no channel binding data follows it. */
+  private channelBinding = '';
 
   constructor(private readonly keys: ScramKeys) {}
 
   /** Returns server-first-message, or undefined when client-first is malformed. */
   first(clientFirst: string): string | undefined {
     // gs2 header: "n,," / "y,," (no channel binding; we do not offer -PLUS) then the bare message.
-    const m = /^[ny],[^,]*,(.*)$/.exec(clientFirst);
+    const m = /^([ny],[^,]*,)(.*)$/.exec(clientFirst);
     if (!m) return undefined;
-    this.clientFirstBare = m[1]!;
+    this.channelBinding = Buffer.from(m[1]!).toString('base64');
+    this.clientFirstBare = m[2]!;
     const clientNonce = attributes(this.clientFirstBare).get('r');
     if (!clientNonce) return undefined;
     this.nonce = clientNonce + randomBytesPooled(18).toString('base64');
@@ -136,6 +139,11 @@ export class ScramServerExchange {
     const attrs = attributes(withoutProof);
     const proof = Buffer.from(clientFinal.slice(proofAt + 3), 'base64');
     if (!attrs.has('c') || proof.length !== 32) throw new ProtocolViolationError('malformed SCRAM message');
+    // A client that claims in one message what it denies in the other (n,, then c=eSws) may be the
+    // target of a downgrade (RFC 5802 section 6): refused, as PostgreSQL refuses it.
+    if (attrs.get('c') !== this.channelBinding) {
+      throw new ProtocolViolationError('unexpected SCRAM channel-binding attribute in client-final-message');
+    }
     if (attrs.get('r') !== this.nonce) throw new ProtocolViolationError('invalid SCRAM response: the nonce does not match');
     const authMessage = `${this.clientFirstBare},${this.serverFirst},${withoutProof}`;
     const macs = macsOf(this.keys);
