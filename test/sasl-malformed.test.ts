@@ -3,7 +3,8 @@
 // And one PostgreSQL accepts: a SASLInitialResponse without an initial response (length -1), which
 // gets an empty challenge, the client-first-message coming next.
 // The channel-binding attribute of a client-final-message (c=) must repeat the GS2 header of the
-// client-first-message (base64 of "n,," or "y,,"), or the login is refused with FATAL 08P01.
+// client-first-message (base64 of "n,," or "y,,"), or the login is refused with FATAL 08P01. A GS2
+// header that names an authorization identity (n,a=someone,) is refused with FATAL 0A000.
 import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
@@ -204,5 +205,17 @@ describe('the channel-binding attribute of a SCRAM client-final-message', () => 
     const direct = await finalAnswer('direct', gs2, cbind);
     expect(direct).toEqual(expected);
     expect(await finalAnswer('pgway', gs2, cbind)).toEqual(direct);
+  });
+});
+
+describe('a GS2 header with something between its commas', () => {
+  it.each([
+    ['n,a=postgres,', ['FATAL 0A000']], // an authorization identity: not supported
+    ['y,a=app,', ['FATAL 0A000']],
+    ['n,x=y,', ['FATAL 08P01']], // anything else: malformed
+  ])('%j is refused as PostgreSQL refuses it', async (gs2, expected) => {
+    const direct = await finalAnswer('direct', gs2, 'biws');
+    expect(direct).toEqual(expected);
+    expect(await finalAnswer('pgway', gs2, 'biws')).toEqual(direct);
   });
 });

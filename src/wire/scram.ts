@@ -5,7 +5,7 @@
  */
 import { createHash, createHmac, hash, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { randomBytesPooled } from './random-pool.js';
-import { ProtocolViolationError } from '../errors.js';
+import { FeatureNotSupportedError, ProtocolViolationError } from '../errors.js';
 import { saslprep } from './saslprep.js';
 
 export interface ScramKeys {
@@ -113,13 +113,18 @@ export class ScramServerExchange {
 
   constructor(private readonly keys: ScramKeys) {}
 
-  /** Returns server-first-message, or undefined when client-first is malformed. */
+  /**
+   * Returns server-first-message, or undefined when client-first is malformed. Throws for an
+   * authorization identity, which PostgreSQL does not support either (a user logs in as itself).
+   */
   first(clientFirst: string): string | undefined {
     // gs2 header: "n,," / "y,," (no channel binding; we do not offer -PLUS) then the bare message.
-    const m = /^([ny],[^,]*,)(.*)$/.exec(clientFirst);
+    const m = /^([ny],([^,]*),)(.*)$/.exec(clientFirst);
     if (!m) return undefined;
+    if (m[2]!.startsWith('a')) throw new FeatureNotSupportedError('client uses authorization identity, but it is not supported');
+    if (m[2] !== '') return undefined;
     this.channelBinding = Buffer.from(m[1]!).toString('base64');
-    this.clientFirstBare = m[2]!;
+    this.clientFirstBare = m[3]!;
     const clientNonce = attributes(this.clientFirstBare).get('r');
     if (!clientNonce) return undefined;
     this.nonce = clientNonce + randomBytesPooled(18).toString('base64');
