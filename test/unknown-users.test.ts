@@ -1,6 +1,7 @@
 // A client cannot tell a user name that does not exist from one that does by the SCRAM salt it is
 // offered: each unknown name gets a salt of its own, the same at every login and different from
-// other names', as PostgreSQL's mock authentication gives (and as real users' salts are).
+// other names', as PostgreSQL's mock authentication gives (and as real users' salts are). Where users
+// log in with md5 by default, an unknown name is challenged with md5 as well.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
@@ -47,5 +48,31 @@ describe('SCRAM salts offered to user names that do not exist', () => {
     const [a1, a2, b] = await salts({ host: gw.host, port: gw.port });
     expect(a1, 'pgway: same name, same salt').toBe(a2);
     expect(b, 'pgway: other name, other salt').not.toBe(a1);
+  });
+});
+
+describe('unknown user names where auth.method is md5', () => {
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startGateway({
+      pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 3000 }',
+      auth: 'auth:\n  method: md5\n  users:\n    - { name: app, password: app-secret }',
+    });
+  });
+  afterAll(() => gw?.stop());
+
+  it('are challenged with md5, as the configured users are', async () => {
+    const challenge = async (user: string): Promise<number | undefined> => {
+      const c = await RawClient.connect({ host: gw.host, port: gw.port });
+      try {
+        c.write(startupPacket({ user, database: 'app' }));
+        const m = await c.readMessage(3000);
+        return m?.type === 'R' ? m.body.readInt32BE(0) : undefined;
+      } finally {
+        c.destroy();
+      }
+    };
+    // 5: AuthenticationMD5Password.
+    expect([await challenge('app'), await challenge('no_such_user')]).toEqual([5, 5]);
   });
 });

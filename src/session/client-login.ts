@@ -171,7 +171,9 @@ export class ClientLogin {
     // We speak 3.0 and no protocol extensions; tell a client that asked for more, as PostgreSQL does.
     if (minor > 0 || protocolOptions.length > 0) this.host.send(msg.negotiateProtocolVersion(0, protocolOptions));
     this.user = this.ctx.user(user);
-    this.auth = new ClientAuth(user, this.user ? this.ctx.userSecret(user) : undefined);
+    // An unknown user is challenged as configured users are by default, so the challenge does not tell them apart.
+    const unknownUserMethod = config.auth.method === 'md5' ? 'md5' : 'scram-sha-256';
+    this.auth = new ClientAuth(user, this.user ? this.ctx.userSecret(user) : undefined, unknownUserMethod);
     this.phase = 'password';
   }
 }
