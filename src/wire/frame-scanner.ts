@@ -1,9 +1,10 @@
 /**
  * Finds message boundaries in a byte stream without copying. A frame that lies whole in a chunk is
  * handed on as a view (`buf`, `start`, `end` with `start` at the code byte). A frame split across
- * chunks is collected into one buffer sized from its length field, which is checked against the
- * limit before anything is allocated; `interest` says which codes need their body at all, so a
- * split frame nobody reads (a big DataRow on its way to a client) is skipped, never copied.
+ * chunks is collected into one buffer whose length field is checked against the limit before
+ * anything is allocated, and which grows as the frame's bytes arrive; `interest` says which codes
+ * need their body at all, so a split frame nobody reads (a big DataRow on its way to a client) is
+ * skipped, never copied.
  */
 import { MessageTooLargeError, ProtocolViolationError, UnknownMessageTypeError } from '../errors.js';
 
@@ -21,6 +22,12 @@ export function codeSet(codes: readonly number[]): Uint8Array {
 }
 
 const HEADER = 5;
+
+/**
+ * A split frame's buffer starts at most this big and doubles as its bytes arrive: a length field
+ * claims memory only as the peer sends what it claims, not from a 5-byte header.
+ */
+const FIRST_SPLIT_BYTES = 64 * 1024;
 
 export class FrameScanner {
   /** Header bytes of a frame whose header itself was split. */
@@ -125,7 +132,7 @@ export class FrameScanner {
     const total = 1 + len;
     this.remaining = total - (to - from);
     if (this.interest[code]) {
-      this.partial = Buffer.allocUnsafe(total);
+      this.partial = Buffer.allocUnsafe(Math.min(total, FIRST_SPLIT_BYTES));
       this.partialFill = chunk.copy(this.partial, 0, from, to);
     } else {
       this.partial = undefined;
@@ -149,7 +156,10 @@ export class FrameScanner {
       this.beginSplit(this.header[0]!, len, this.header, 0, HEADER);
     }
     const take = Math.min(this.remaining, chunk.length - pos);
-    if (this.partial) this.partialFill += chunk.copy(this.partial, this.partialFill, pos, pos + take);
+    if (this.partial) {
+      if (this.partialFill + take > this.partial.length) this.growPartial(this.partialFill + take);
+      this.partialFill += chunk.copy(this.partial, this.partialFill, pos, pos + take);
+    }
     this.remaining -= take;
     pos += take;
     if (this.remaining > 0) return -1;
@@ -157,5 +167,15 @@ export class FrameScanner {
     this.partial = undefined;
     this.handler.onFrame(this.code, frame, 0, frame ? frame.length : 0);
     return pos;
+  }
+
+  /** Doubles the split frame's buffer until `need` bytes fit, never past the frame (which ends it at its exact size). */
+  private growPartial(need: number): void {
+    const old = this.partial!;
+    let size = old.length * 2;
+    while (size < need) size *= 2;
+    const grown = Buffer.allocUnsafe(Math.min(size, this.partialFill + this.remaining));
+    old.copy(grown, 0, 0, this.partialFill);
+    this.partial = grown;
   }
 }
