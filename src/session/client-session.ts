@@ -206,8 +206,8 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
 
   // --- the socket (LoginHost, FlowHost) -------------------------------------------------------
 
-  send(bytes: Buffer): void {
-    this.link.write(bytes);
+  send(bytes: Buffer): boolean {
+    return this.link.write(bytes);
   }
 
   forward(chunk: Buffer): boolean {

@@ -48,8 +48,8 @@ export interface FlowHost {
   /** `connecting` until the login reply is sent, then `ready`; `closed` once the client is gone. */
   readonly state: string;
   readonly params: ReadonlyMap<string, string>;
-  /** Writes a reply pgway makes itself to the client (see forward for the server's bytes). */
-  send(bytes: Buffer): void;
+  /** Writes a reply pgway makes itself to the client (see forward for the server's bytes); false when it had to be queued. */
+  send(bytes: Buffer): boolean;
   /** Writes forwarded bytes to the client; false when they had to be queued. */
   forward(chunk: Buffer): boolean;
   /** Bytes queued towards the client. */
@@ -110,6 +110,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   private describing = false;
   /** The client's reading is paused until it gets a server connection (MAX_HELD_WHILE_WAITING). */
   private pausedWhileWaiting = false;
+  /** The client's reading is paused until it takes what is queued towards it (see pauseUntilClientDrained). */
+  private pausedForClient = false;
 
   constructor(
     private readonly host: FlowHost,
@@ -250,6 +252,12 @@ export class RequestFlow implements ServerSink, PoolWaiter {
 
   private resumeAfterWait(): void {
     this.pausedWhileWaiting = false;
+    this.resumeReading();
+  }
+
+  /** Reads the client again, unless another reason to stop still holds (each one's end calls this). */
+  private resumeReading(): void {
+    if (this.pausedForClient || this.clientHeld || this.pausedWhileWaiting) return;
     this.host.resumeReading();
   }
 
@@ -518,7 +526,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     if (!serverName || !this.pool.knowsStatement(serverName)) return false;
     const [name, stmt] = this.statements.onParse(buf, start, end, this.pool.planEpoch, this.session.searchPath, [])!;
     this.statements.define(name, stmt);
-    this.host.send(Buffer.concat([msg.PARSE_COMPLETE, msg.READY_IDLE]));
+    if (!this.host.send(Buffer.concat([msg.PARSE_COMPLETE, msg.READY_IDLE]))) this.pauseUntilClientDrained();
     held.clear();
     return true;
   }
@@ -592,17 +600,31 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     }
   }
 
+  /**
+   * The client's queue is full: it is read no further until it takes what is queued, as PostgreSQL,
+   * blocked writing to it, reads nothing more. Pausing its server (see onServerData) is not enough:
+   * answers pgway gives itself (a CloseComplete or ParseComplete for a statement the connection
+   * keeps, a Parse answered without a server) have no server bytes behind them, and a client that
+   * never reads would have pgway queue them without bound.
+   */
+  private pauseUntilClientDrained(): void {
+    this.pausedForClient = true;
+    this.host.pauseReading();
+  }
+
   /** The server's socket is full: the client's socket waits, and with it the client's bytes. */
   private pauseUntilDrained(server: ServerConnection): void {
     this.host.pauseReading();
-    server.whenDrained(() => this.host.resumeReading());
+    server.whenDrained(() => this.resumeReading());
   }
 
   // --- server events -------------------------------------------------------------------------
 
   onServerData(chunk: Buffer): boolean {
     this.pool.counters.bytesToClients += chunk.length;
-    return this.host.forward(chunk);
+    if (this.host.forward(chunk)) return true;
+    this.pauseUntilClientDrained();
+    return false;
   }
 
   holdsBytes(): boolean {
@@ -655,6 +677,10 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   /** The client took the bytes queued towards it: its server's may flow again. */
   onClientDrained(): void {
     this.server?.resume();
+    if (!this.pausedForClient) return;
+    this.pausedForClient = false;
+    // A server socket still full resumes it once it drains (see pauseUntilDrained).
+    if (this.server?.writable !== false) this.resumeReading();
   }
 
   countClientBytes(n: number): void {
@@ -737,7 +763,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     this.clientHeld = false;
     // A description waited for behind a whole request arrives before its ReadyForQuery (see serverReady).
     this.describing = false;
-    server.whenDrained(() => this.host.resumeReading());
+    server.whenDrained(() => this.resumeReading());
   }
 
   /**
