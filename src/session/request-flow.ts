@@ -38,7 +38,9 @@ import { reportedParams, startupSettings } from './startup-params.js';
 /**
  * A client waiting for a server connection is read no further once its held requests pass this:
  * what it pipelines meanwhile waits in the socket buffers, not in pgway (PgBouncer reads one
- * packet buffer). Below it the client is still read, so a client that leaves is seen leaving.
+ * packet buffer). Below it the client is still read, so a client that leaves is seen leaving; past
+ * it, not before it is served (README, "Leaving"): libuv reports the end of a connection only to a
+ * read, after every byte before it.
  */
 const MAX_HELD_WHILE_WAITING = 1 << 20;
 
