@@ -80,6 +80,11 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   private waiting = false;
   /** A cancel came while pipelined requests waited: it is sent on once they reach a server connection. */
   private cancelOnDispatch = false;
+  /**
+   * A cancel held for requests that waited (cancelOnDispatch) went out with them and is not spent
+   * yet: the client's next requests wait until it is, so that it cannot reach them (see dispatch).
+   */
+  private heldCancelOut = false;
   /** Times every request the client had sent was answered: a cancel that came before is spent (see cancelRunning). */
   private caughtUp = 0;
   /** The client sent Terminate after requests not yet answered: it leaves once they are. */
@@ -259,7 +264,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
 
   /** Reads the client again, unless another reason to stop still holds (each one's end calls this). */
   private resumeReading(): void {
-    if (this.pausedForClient || this.clientHeld || this.pausedWhileWaiting) return;
+    if (this.pausedForClient || this.clientHeld || this.pausedWhileWaiting || this.heldCancelOut) return;
     this.host.resumeReading();
   }
 
@@ -473,7 +478,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   /** Sends held frames on, taking a server connection when a request is complete. */
   pump(): void {
     if (this.held.count === 0) return;
-    if (this.clientHeld) {
+    if (this.clientHeld || this.heldCancelOut) {
       this.host.pauseReading();
       return;
     }
@@ -591,8 +596,30 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     server.flushSynthesized();
     if (this.cancelOnDispatch) {
       this.cancelOnDispatch = false;
-      this.cancelRunning(true);
+      this.sendHeldCancel();
     }
+  }
+
+  /**
+   * A cancel that came while the client's requests waited goes out now that they are written. They
+   * may be answered before it reaches the server, and the client then sends its next request: until
+   * the server has taken the cancel (and drops it if the backend is idle), that request waits, as a
+   * client waiting for its cancel's connection to close would on a direct connection.
+   */
+  private sendHeldCancel(): void {
+    const spent = this.cancelRunning(true);
+    if (!spent) return;
+    this.heldCancelOut = true;
+    void spent.finally(() => {
+      this.heldCancelOut = false;
+      if (this.host.state !== 'ready') return;
+      this.resumeReading();
+      try {
+        this.pump();
+      } catch (err) {
+        this.host.fail(err);
+      }
+    });
   }
 
   private reportPins(pins: readonly PinReason[]): void {
