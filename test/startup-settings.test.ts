@@ -32,6 +32,15 @@ async function one(c: pg.Client, sql: string): Promise<string> {
   }
 }
 const directUrl = (): string => pgUrl(lab().primary, 'app', 'app-secret', 'app');
+/** `SELECT 1`'s answer after logging in with `options`, or the login's error as "SEVERITY CODE message". */
+async function loginOutcome(url: string, options: string): Promise<string> {
+  try {
+    return await one(await connect(url, options), 'SELECT 1');
+  } catch (err) {
+    const e = err as { code?: string; severity?: string; message: string };
+    return `${e.severity} ${e.code} ${e.message}`;
+  }
+}
 
 describe('startup parameters with no lasting effect at login', () => {
   it.each(['transaction_isolation=serializable', 'transaction_deferrable=on', 'transaction_read_only=on'])('-c %s is taken at login and the session works', async (opt) => {
@@ -67,14 +76,7 @@ describe('startup parameters with no lasting effect at login', () => {
 describe('startup parameters only a new server connection can take', () => {
   it.each(['ignore_system_indexes=on', 'log_disconnections=on'])('-c %s is refused at login with 0A000 naming it (PostgreSQL takes it)', async (opt) => {
     const info = lab();
-    const run = async (url: string): Promise<string> => {
-      try {
-        return await one(await connect(url, `-c ${opt}`), 'SELECT 1');
-      } catch (err) {
-        const e = err as { code?: string; severity?: string; message: string };
-        return `${e.severity} ${e.code} ${e.message}`;
-      }
-    };
+    const run = (url: string): Promise<string> => loginOutcome(url, `-c ${opt}`);
     expect(await run(pgUrl(info.primary, info.superuser, info.superuserPassword, 'app'))).toBe('1');
     const name = opt.slice(0, opt.indexOf('='));
     expect(await run(gw.url('admin', 'app'))).toBe(`FATAL 0A000 unsupported startup parameter: ${name}`);
@@ -83,14 +85,7 @@ describe('startup parameters only a new server connection can take', () => {
 
 describe('startup parameters no session can change', () => {
   it.each(['is_superuser=on', 'server_version=1', 'block_size=1'])('-c %s is refused at login with FATAL 55P02, as PostgreSQL does', async (opt) => {
-    const run = async (url: string): Promise<string> => {
-      try {
-        return await one(await connect(url, `-c ${opt}`), 'SELECT 1');
-      } catch (err) {
-        const e = err as { code?: string; severity?: string; message: string };
-        return `${e.severity} ${e.code} ${e.message}`;
-      }
-    };
+    const run = (url: string): Promise<string> => loginOutcome(url, `-c ${opt}`);
     const want = await run(directUrl());
     expect(want).toBe(`FATAL 55P02 parameter "${opt.slice(0, opt.indexOf('='))}" cannot be changed`);
     expect(await run(gw.url())).toBe(want);
