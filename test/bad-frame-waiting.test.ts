@@ -28,12 +28,23 @@ afterAll(async () => {
   await gw?.stop();
 });
 
+/**
+ * The app pool's server connections in use (SHOW POOLS sv_active), polled for up to 3 s until none
+ * is: the connection a client held when it was ended is rolled back before it is given back.
+ */
 async function svActive(): Promise<number> {
   const admin = new pg.Client({ connectionString: gw.url('admin', 'pgway') });
   await admin.connect();
-  const r = await admin.query('SHOW POOLS');
-  await admin.end();
-  return r.rows.filter((row) => row.database === 'app').reduce((n, row) => n + Number(row.sv_active), 0);
+  try {
+    let active = 0;
+    for (const until = Date.now() + 3000; ; await new Promise((r) => setTimeout(r, 50))) {
+      const r = await admin.query('SHOW POOLS');
+      active = r.rows.filter((row) => row.database === 'app').reduce((n, row) => n + Number(row.sv_active), 0);
+      if (active === 0 || Date.now() > until) return active;
+    }
+  } finally {
+    await admin.end();
+  }
 }
 
 for (const [target, url] of [['direct', direct], ['pgway', () => gw.url()]] as const) {
