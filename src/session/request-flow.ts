@@ -262,9 +262,13 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     this.resumeReading();
   }
 
-  /** Reads the client again, unless another reason to stop still holds (each one's end calls this). */
+  /**
+   * Reads the client again, unless another reason to stop still holds (each one's end calls this):
+   * a full server socket among them (see pauseUntilDrained).
+   */
   private resumeReading(): void {
     if (this.pausedForClient || this.clientHeld || this.pausedWhileWaiting || this.heldCancelOut) return;
+    if (this.server?.writable === false) return;
     this.host.resumeReading();
   }
 
@@ -708,8 +712,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     this.server?.resume();
     if (!this.pausedForClient) return;
     this.pausedForClient = false;
-    // A server socket still full resumes it once it drains (see pauseUntilDrained).
-    if (this.server?.writable !== false) this.resumeReading();
+    this.resumeReading();
   }
 
   countClientBytes(n: number): void {
