@@ -586,7 +586,9 @@ export class RequestWriter {
     for (let j = first; j < held.count && held.codes[j] !== Frontend.Sync; j++) {
       const code = held.codes[j]!;
       if (code !== Frontend.Parse && !bindNames) continue;
-      const [buf, start, end] = [held.bufs[j]!, held.starts[j]!, held.ends[j]!];
+      const buf = held.bufs[j]!;
+      const start = held.starts[j]!;
+      const end = held.ends[j]!;
       let name = '';
       if (code === Frontend.Parse) {
         // PostgreSQL refuses a name in use (42P05).
@@ -594,7 +596,8 @@ export class RequestWriter {
         if (buf[start + 5] === 0) unnamedParsed = true;
         const parsed = effectsOfText(buf, buf.indexOf(0, start + 5) + 1, end);
         (this.parseEffects ??= [])[j] = parsed;
-        for (const e of parsed) if (namesSqlStatement(e)) (effects ??= []).push(e);
+        // Nearly always NO_EFFECTS: iterating a frozen array is not inlined (V8's iterator builtin).
+        if (parsed.length > 0) for (const e of parsed) if (namesSqlStatement(e)) (effects ??= []).push(e);
       } else if (code === Frontend.Bind) {
         name = bindStatement(buf, start, end)[0];
         if (name === '' && !unnamedParsed) unnamedBound = true;

@@ -58,7 +58,8 @@ export class StatementCopies {
   begin(pool: Pool, resuming: boolean): void {
     this.pool = pool;
     this.maxPrepared = pool.settings.maxPreparedStatements;
-    if (!resuming) this.fresh.clear();
+    // Clearing a Set allocates a new table, even an empty one's.
+    if (!resuming && this.fresh.size > 0) this.fresh.clear();
   }
 
   /**
