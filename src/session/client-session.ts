@@ -23,7 +23,7 @@ import { ServerConnection } from '../pool/server-connection.js';
 import { errorChannel, type ErrorEvent } from '../events.js';
 import { Frontend } from '../wire/codes.js';
 import { linkFor, type ClientLink, type LinkListener } from '../wire/client-link.js';
-import type { AcceptedConnection, ReadBufferSize } from '../wire/direct-reads.js';
+import type { AcceptedConnection, DirectReader, ReadBufferSize } from '../wire/direct-reads.js';
 import { codeSet, FrameScanner, type FrameHandler } from '../wire/frame-scanner.js';
 import * as msg from '../wire/messages.js';
 import { randomUint32 } from '../wire/random-pool.js';
@@ -57,7 +57,7 @@ let nextClientId = 1;
 /** Process ids pgway issues in transaction mode (session mode shows the server's real one). */
 let nextVirtualPid = 1 << 22;
 
-export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkListener {
+export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkListener, DirectReader {
   readonly id = nextClientId++;
   state: ClientState = 'startup';
   readonly connectedAt = Date.now();
@@ -85,7 +85,8 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
   private replicationServer: ServerConnection | undefined;
   /** Admin console clients. */
   private admin: AdminClient | undefined;
-  private readonly startupTimer: NodeJS.Timeout;
+  /** Until the client is ready; dropped then, so that an idle client keeps no timer (bench:idle). */
+  private startupTimer: NodeJS.Timeout | undefined;
   /** The client came in through the Unix-domain socket (LoginHost). */
   readonly unixSocket: boolean;
 
@@ -93,12 +94,8 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
     accepted: AcceptedConnection,
     private readonly ctx: SessionContext,
   ) {
-    const reader = {
-      onChunk: (chunk: Buffer) => this.onData(chunk),
-      lent: () => this.flow?.holdsClientBytes === true || this.replication?.holdsClientBytes === true,
-    };
     this.unixSocket = accepted.unixSocket;
-    this.link = linkFor(accepted, reader, CLIENT_READ_BUFFER, this, ctx.tlsContext() !== undefined);
+    this.link = linkFor(accepted, this, CLIENT_READ_BUFFER, this, ctx.tlsContext() !== undefined);
     this.login = new ClientLogin(ctx, this);
     const { startupTimeoutMs } = ctx.config().limits;
     this.startupTimer = setTimeout(() => {
@@ -107,6 +104,22 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
       }
     }, startupTimeoutMs);
     this.startupTimer.unref();
+  }
+
+  private stopStartupTimer(): void {
+    clearTimeout(this.startupTimer);
+    this.startupTimer = undefined;
+  }
+
+  // --- DirectReader: the client's bytes, read into its ReadBuffer (see linkFor) ------------------
+
+  onChunk(chunk: Buffer): void {
+    this.onData(chunk);
+  }
+
+  /** Whether the bytes of the last chunk are still referred to (see DirectReader.lent). */
+  lent(): boolean {
+    return this.flow?.holdsClientBytes === true || this.replication?.holdsClientBytes === true;
   }
 
   // --- what SHOW CLIENTS and the gateway read ---------------------------------------------------
@@ -267,7 +280,7 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
    * client's end of its half of the connection does not close it early.
    */
   endAfterCancel(sent: Promise<void> | undefined): void {
-    clearTimeout(this.startupTimer);
+    this.stopStartupTimer();
     if (sent === undefined) {
       this.closeAfterCancel();
       return;
@@ -397,7 +410,7 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
       return;
     }
     // From here on the pool's own wait timeout applies, not the login timeout.
-    clearTimeout(this.startupTimer);
+    this.stopStartupTimer();
     this.state = 'connecting';
     const pool = this.ctx.primaryPool(db, user);
     const mode = user.poolMode ?? db.pool.mode;
@@ -422,7 +435,7 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
     // Sent before anything a request the client already sent may answer.
     this.flushLoginReply();
     this.state = 'ready';
-    clearTimeout(this.startupTimer);
+    this.stopStartupTimer();
     try {
       this.pump();
     } catch (err) {
@@ -475,7 +488,7 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
         const frames = [...conn.params].map(([name, value]) => msg.parameterStatus(name, value));
         frames.push(msg.backendKeyData(this.pid, this.secret), msg.READY_IDLE);
         this.link.write(Buffer.concat(frames));
-        clearTimeout(this.startupTimer);
+        this.stopStartupTimer();
         this.replication = new ReplicationPipe(this.link, conn.takeSocket());
       })
       .catch((err: unknown) => this.fail(err));
@@ -487,7 +500,7 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.login = undefined;
-    clearTimeout(this.startupTimer);
+    this.stopStartupTimer();
     this.flow?.close();
     this.replicationServer?.close();
     this.replicationServer = undefined;
