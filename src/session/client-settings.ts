@@ -10,8 +10,12 @@ import { setConfigCall } from './startup-params.js';
 const NO_ROLE = 'none';
 
 export class ClientSettings {
-  /** In the order of their last change, which is the order they are laid on in (see sql). */
-  private readonly values: Map<string, string>;
+  /**
+   * In the order of their last change, which is the order they are laid on in (see sql). The
+   * startup map itself until the first change (see changing): most clients never SET anything,
+   * and a copy costs an idle client 184 bytes.
+   */
+  private values: ReadonlyMap<string, string>;
   /** The role each setting was last made under, where that was not the session user (see sql). */
   private madeAs: Map<string, string> | undefined;
   /**
@@ -23,7 +27,13 @@ export class ClientSettings {
   private cachedSql: string | undefined;
 
   constructor(private readonly startup: ReadonlyMap<string, string>) {
-    this.values = new Map(startup);
+    this.values = startup;
+  }
+
+  /** The values, made the client's own at their first change. */
+  private changing(): Map<string, string> {
+    if (this.values === this.startup) this.values = new Map(this.startup);
+    return this.values as Map<string, string>;
   }
 
   get(name: string): string | undefined {
@@ -41,8 +51,9 @@ export class ClientSettings {
 
   /** A SET committed: made under the role in force now. */
   set(name: string, value: string): void {
-    this.values.delete(name);
-    this.values.set(name, value);
+    const values = this.changing();
+    values.delete(name);
+    values.set(name, value);
     const role = this.values.get('role') ?? NO_ROLE;
     if (role === NO_ROLE || name === 'role') this.forgetRole(name);
     else (this.madeAs ??= new Map()).set(name, role);
@@ -53,7 +64,7 @@ export class ClientSettings {
   /** The server stored the value last set for `name` as `value`: it keeps its place and its role. */
   stored(name: string, value: string): void {
     if (!this.values.has(name) || this.values.get(name) === value) return;
-    this.values.set(name, value);
+    this.changing().set(name, value);
     this.cachedSql = undefined;
   }
 
@@ -70,10 +81,10 @@ export class ClientSettings {
     this.cachedSql = undefined;
     const startupValue = this.startup.get(name);
     if (startupValue !== undefined) {
-      this.values.set(name, startupValue);
+      if (this.values.get(name) !== startupValue) this.changing().set(name, startupValue);
       return;
     }
-    this.values.delete(name);
+    if (this.values.has(name)) this.changing().delete(name);
     if (name.includes('.')) (this.placeholders ??= new Set()).add(name);
   }
 
