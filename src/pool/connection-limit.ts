@@ -19,6 +19,11 @@ export class ConnectionLimit {
     return this.max > 0 && this.open >= this.max;
   }
 
+  /** More are open than the cap allows (a RELOAD lowered it): each one given back closes. */
+  get over(): boolean {
+    return this.max > 0 && this.open > this.max;
+  }
+
   /** `pool` has clients waiting and no slot to open a connection for them. */
   want(pool: Pool): void {
     this.wanting.add(pool);

@@ -412,10 +412,17 @@ export class Pool {
   }
 
   private putBack(conn: ServerConnection): void {
-    const { serverLifetimeMs, size } = this.settings;
+    const { serverLifetimeMs, size, reserveSize } = this.settings;
     const tooOld = serverLifetimeMs > 0 && nowMs() - conn.createdAt > serverLifetimeMs;
     const stale = conn.createdAt <= this.reconnectBefore || tooOld;
     if (conn.state !== 'idle' || this.closed || stale || this.retired) {
+      this.discard(conn);
+      return;
+    }
+    if (this.size > size + reserveSize || this.dbLimit.over) {
+      // A RELOAD lowered the pool's size or max_db_connections: handing the connection on would keep
+      // the old count for as long as clients wait. It closes; they are served once the count is under
+      // the limit (the last connection above it is handed on, and discard() opens one when there is room).
       this.discard(conn);
       return;
     }
