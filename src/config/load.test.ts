@@ -174,6 +174,35 @@ describe('errors name the file, line and field', () => {
   });
 });
 
+describe('durations', () => {
+  // Every `_ms` field (one inside a database's pool too), with its smallest value.
+  const fields: [string, number][] = [
+    ['pool.reserve_timeout_ms', 0], ['pool.query_wait_timeout_ms', 0], ['pool.idle_transaction_timeout_ms', 0],
+    ['pool.server_idle_timeout_ms', 0], ['pool.server_lifetime_ms', 0], ['pool.server_connect_timeout_ms', 1],
+    ['pool.server_login_retry_ms', 100], ['pool.server_check_delay_ms', 0], ['databases.app.pool.query_wait_timeout_ms', 0],
+    ['limits.startup_timeout_ms', 1], ['shutdown_timeout_ms', 0], ['stats_period_ms', 100], ['cache.ttl_ms', 1],
+    ['analyzer.slow_threshold_ms', 0],
+  ];
+  /** `field: value` as block YAML, one key per line: the value is on the last line. */
+  const yaml = (field: string, value: number): string =>
+    field.split('.').map((key, depth, keys) => `${'  '.repeat(depth)}${key}:${depth === keys.length - 1 ? ` ${value}` : ''}`).join('\n');
+
+  it('refuses more than 2147483647 ms (a Node timer would fire at once) in every _ms field, naming the line and the bounds', () => {
+    for (const [field, min] of fields) {
+      expect(issuesOf(yaml(field, 2_147_483_648)), field).toEqual([expect.objectContaining({
+        line: field.split('.').length, field,
+        message: `expected a number of milliseconds between ${min} and 2147483647 (about 24.8 days), got 2147483648`,
+      })]);
+    }
+  });
+
+  it('accepts 2147483647 ms, and 0 where it means "off"', () => {
+    for (const [field] of fields) expect(() => parseConfig(yaml(field, 2_147_483_647), 'my.yaml', {}), field).not.toThrow();
+    const c = parseConfig('pool: { query_wait_timeout_ms: 0, idle_transaction_timeout_ms: 0, server_lifetime_ms: 0 }\n', 'my.yaml', {});
+    expect(c.pool).toMatchObject({ queryWaitTimeoutMs: 0, idleTransactionTimeoutMs: 0, serverLifetimeMs: 0 });
+  });
+});
+
 describe('databases', () => {
   const text = [
     'pool:',

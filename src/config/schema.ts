@@ -68,8 +68,7 @@ function describe(value: unknown): string {
 
 // Interpolated values are always text, so numbers and booleans also accept their spelling as a string:
 // that is what makes `port: ${PORT:-6432}` work.
-function int(min: number, max = MAX_INT) {
-  const want = max === MAX_INT ? `an integer >= ${min}` : `an integer between ${min} and ${max}`;
+function int(min: number, max = MAX_INT, want = max === MAX_INT ? `an integer >= ${min}` : `an integer between ${min} and ${max}`) {
   const error = (iss: { input?: unknown }) => `expected ${want}, got ${describe(iss.input)}`;
   return z.preprocess(
     (v) => (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v),
@@ -78,6 +77,16 @@ function int(min: number, max = MAX_INT) {
 }
 
 const port = (min = 0) => int(min, 65535);
+
+/**
+ * The longest delay Node's timers take: setTimeout and setInterval turn a longer one into 1 ms, so a
+ * duration meant as "practically never" would fire at once. PostgreSQL refuses its *_timeout settings
+ * above the same INT_MAX.
+ */
+const MAX_MS = 2_147_483_647;
+
+/** A duration in milliseconds (every `_ms` field), at most MAX_MS. */
+const ms = (min: number) => int(min, MAX_MS, `a number of milliseconds between ${min} and ${MAX_MS} (about 24.8 days)`);
 
 const bool = z.preprocess(
   (v) => (v === 'true' ? true : v === 'false' ? false : v),
@@ -117,15 +126,15 @@ const poolSection = section({
   size: int(1).optional(),
   min_size: int(0).optional(),
   reserve_size: int(0).optional(),
-  reserve_timeout_ms: int(0).optional(),
+  reserve_timeout_ms: ms(0).optional(),
   max_db_connections: int(0).optional(),
-  query_wait_timeout_ms: int(0).optional(),
-  idle_transaction_timeout_ms: int(0).optional(),
-  server_idle_timeout_ms: int(0).optional(),
-  server_lifetime_ms: int(0).optional(),
-  server_connect_timeout_ms: int(1).optional(),
-  server_login_retry_ms: int(100).optional(),
-  server_check_delay_ms: int(0).optional(),
+  query_wait_timeout_ms: ms(0).optional(),
+  idle_transaction_timeout_ms: ms(0).optional(),
+  server_idle_timeout_ms: ms(0).optional(),
+  server_lifetime_ms: ms(0).optional(),
+  server_connect_timeout_ms: ms(1).optional(),
+  server_login_retry_ms: ms(100).optional(),
+  server_check_delay_ms: ms(0).optional(),
   server_reset_query: text({ allowEmpty: true }).optional(),
   max_prepared_statements: int(0).optional(),
 });
@@ -174,10 +183,10 @@ export const configSchema = z.preprocess(withoutExtensions, section({
   limits: section({
     max_client_conn: int(1).default(1000),
     max_message_bytes: int(KIB, GIB).default(64 * 1024 * 1024),
-    startup_timeout_ms: int(1).default(15_000),
+    startup_timeout_ms: ms(1).default(15_000),
   }),
-  shutdown_timeout_ms: int(0).default(30_000),
-  stats_period_ms: int(100).default(60_000),
+  shutdown_timeout_ms: ms(0).default(30_000),
+  stats_period_ms: ms(100).default(60_000),
   databases: z.preprocess((v) => v ?? {}, z.record(z.string(), databaseSection, {
     error: (iss) => (iss.code === 'invalid_type' ? `expected a mapping of database name to settings, got ${describe(iss.input)}` : undefined),
   })),
@@ -185,9 +194,9 @@ export const configSchema = z.preprocess(withoutExtensions, section({
     enabled: bool.default(false),
     redis: text().optional(),
     max_entries: int(1).default(10_000),
-    ttl_ms: int(1).default(60_000),
+    ttl_ms: ms(1).default(60_000),
   }),
-  analyzer: section({ enabled: bool.default(false), slow_threshold_ms: int(0).default(200) }),
+  analyzer: section({ enabled: bool.default(false), slow_threshold_ms: ms(0).default(200) }),
   log: section({ level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }),
   gc: section({ parallel_scavenge: bool.default(true) }),
   sandbox: section({ data_dir: text().default('.pgway'), port: port().default(0) }),
