@@ -130,7 +130,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     heldChunkBytes: number,
   ) {
     this.held = new HeldFrames(heldChunkBytes);
-    this.writer = new RequestWriter(this.held, this.statements);
+    this.writer = new RequestWriter(this.held, this.statements, mode !== 'session' && pool.settings.maxPreparedStatements > 0);
   }
 
   get attachedServer(): ServerConnection | undefined {
@@ -496,7 +496,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       return;
     }
     if (!this.held.complete) return;
-    if (this.mode !== 'session' && this.txStatus === TxStatus.Idle && this.answerPrepareLocally()) {
+    if (this.writer.tracked && this.txStatus === TxStatus.Idle && this.answerPrepareLocally()) {
       this.leaveIfDone();
       return;
     }

@@ -163,8 +163,6 @@ export class RequestWriter {
   private statementMode = false;
   /** Statement mode: a request has been written (or begun) whose answers are not all in (see allAnswered). */
   private unanswered = false;
-  /** Named statements are renamed and tracked (pooled, with max_prepared_statements > 0). */
-  private tracked = false;
   /** The session effects of the unnamed statement, and of the portals bound from statements with effects. */
   private unnamedStatementEffects = NO_EFFECTS;
   private unnamedPortalEffects = NO_EFFECTS;
@@ -203,9 +201,16 @@ export class RequestWriter {
   /** The copies of the client's statements on the connection written to. */
   private readonly copies: StatementCopies;
 
+  /**
+   * `tracked`: the client's named statements are renamed and tracked (pooled, with
+   * max_prepared_statements > 0), decided once at login. A RELOAD that changes the setting must
+   * not change how the names the client has already prepared are written: renamed ones would be
+   * sent under names the server never saw, and the others under names it never gave them (26000).
+   */
   constructor(
     private readonly held: HeldFrames,
     private readonly statements: PreparedStatements,
+    readonly tracked: boolean,
   ) {
     this.copies = new StatementCopies(statements, () => this.guess());
   }
@@ -225,7 +230,6 @@ export class RequestWriter {
     this.pins = NO_PINS;
     this.pooled = pooled;
     this.statementMode = mode === 'statement';
-    this.tracked = pooled && pool.settings.maxPreparedStatements > 0;
     this.copies.begin(pool, this.resuming);
     if (this.resuming) {
       // Everything written before the stop has been answered: no change made there is a guess now.

@@ -57,7 +57,9 @@ export class StatementCopies {
    */
   begin(pool: Pool, resuming: boolean): void {
     this.pool = pool;
-    this.maxPrepared = pool.settings.maxPreparedStatements;
+    // A client that tracks its statements keeps doing so after a RELOAD to 0 (see RequestWriter):
+    // its copies need room for one, or prepareOn would evict from an empty connection forever.
+    this.maxPrepared = Math.max(1, pool.settings.maxPreparedStatements);
     // Clearing a Set allocates a new table, even an empty one's.
     if (!resuming && this.fresh.size > 0) this.fresh.clear();
   }
