@@ -15,7 +15,7 @@ import { AdminHttp } from './admin/http.js';
 import { StatsPeriod, totalsByDatabase, type StatsAverages } from './admin/stats-period.js';
 import { loadConfig } from './config/load.js';
 import { keepRestartOnly } from './config/restart-only.js';
-import type { Config, DatabaseConfig, ServerTarget, UserConfig } from './config/schema.js';
+import { ADMIN_DATABASES, type Config, type DatabaseConfig, type ServerTarget, type UserConfig } from './config/schema.js';
 import { nowMs } from './clock.js';
 import { AdminTerminationError, type GatewayError } from './errors.js';
 import { ConnectionLimit } from './pool/connection-limit.js';
@@ -36,8 +36,6 @@ export interface ListenAddress {
   unixSocket?: string;
   httpPort?: number;
 }
-
-const ADMIN_DATABASES = new Set(['pgway', 'pgbouncer']);
 
 export class Gateway implements SessionContext, AdminView {
   readonly log: Logger;

@@ -2,7 +2,8 @@
 // with the file, line and field named) and on RELOAD (the reason is returned and logged, and the
 // running config stays). Durations: every `_ms` setting is at most 2147483647 ms, because Node's timers
 // turn a longer delay into 1 ms and "practically never" would fire at once; PostgreSQL refuses its own
-// timeouts above the same bound, which the direct-PostgreSQL case shows.
+// timeouts above the same bound, which the direct-PostgreSQL case shows. Database names: `pgway` and
+// `pgbouncer` log in to the admin console, so a database under either could never be reached.
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/config/load.js';
 import { lab } from './harness/lab.js';
@@ -50,5 +51,11 @@ describe('durations above 2147483647 ms', () => {
 
   it('stats_period_ms: 3000000000 is refused at start and on RELOAD', async () => {
     await refused({ pool: pool(), extra: 'stats_period_ms: 3000000000' }, 'stats_period_ms', tooLong);
+  });
+});
+
+describe('database names the admin console takes', () => {
+  it.each(['pgway', 'pgbouncer'])('a database named "%s" is refused at start and on RELOAD', async (name) => {
+    await refused({ pool: pool(), databases: { [DB]: DB, [name]: DB } }, `databases.${name}`, /"\w+" is reserved for the admin console \(reserved: pgway, pgbouncer\)/);
   });
 });

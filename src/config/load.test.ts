@@ -220,6 +220,12 @@ describe('databases', () => {
   ].join('\n');
   const config = parseConfig(text, 'conf/my.yaml', {});
 
+  it("refuses a database named like the admin console (pgway, pgbouncer), pointing at its key", () => {
+    const issues = issuesOf('databases:\n  app: {}\n  pgbouncer: { primary: { dbname: app } }\n  pgway: {}\n');
+    expect(issues.map((i) => [i.line, i.column, i.field])).toEqual([[3, 3, 'databases.pgbouncer'], [4, 3, 'databases.pgway']]);
+    expect(issues[0]?.message).toMatch(/^"pgbouncer" is reserved for the admin console \(reserved: pgway, pgbouncer\)/);
+  });
+
   it('merges a database pool over the global pool field by field', () => {
     const [app, reports] = config.databases;
     expect(app?.pool).toEqual({ ...DEFAULT_POOL, mode: 'transaction', size: 40, queryWaitTimeoutMs: 5000 });

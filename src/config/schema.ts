@@ -47,6 +47,9 @@ export const DEFAULT_POOL: Readonly<PoolSettings> = Object.freeze({
   serverConnectTimeoutMs: 15_000, serverLoginRetryMs: 1000, serverCheckDelayMs: 30_000, serverResetQuery: 'DISCARD ALL', maxPreparedStatements: 200,
 });
 
+/** Database names that log in to the admin console: no database of the config may take one. */
+export const ADMIN_DATABASES: ReadonlySet<string> = new Set(['pgway', 'pgbouncer']);
+
 /** A problem found in the parsed value; `path` uses the YAML's keys, `atKey` points at the key rather than its value. */
 export interface PathIssue { path: (string | number)[]; message: string; atKey?: boolean }
 export type ValidationResult = { ok: true; config: Config } | { ok: false; issues: PathIssue[] };
@@ -281,6 +284,13 @@ function build(raw: RawConfig, source: string, baseDir: string, issues: PathIssu
 
   const databases = Object.entries(raw.databases).map(([name, db]): DatabaseConfig => {
     if (name === '') issues.push({ path: ['databases', name], atKey: true, message: 'a database name must not be empty' });
+    if (ADMIN_DATABASES.has(name)) {
+      // Logins to it would reach the admin console, never the database.
+      issues.push({
+        path: ['databases', name], atKey: true,
+        message: `"${name}" is reserved for the admin console (reserved: ${[...ADMIN_DATABASES].join(', ')}); name the database otherwise, with primary.dbname: ${name} if the server's database is called so`,
+      });
+    }
     const primary = target(db.primary, { host: '127.0.0.1', port: 5432, dbname: name, sslmode: 'prefer' }, path);
     const dbPool = mergePool(pool, db.pool);
     checkPool(dbPool, db.pool, ['databases', name, 'pool'], issues);
