@@ -168,6 +168,7 @@ export class Gateway implements SessionContext, AdminView {
         const limit = this.dbLimits.get(db.name);
         if (limit && limit.max !== db.pool.maxDbConnections) {
           limit.max = db.pool.maxDbConnections;
+          limit.trimIdle();
           limit.wake();
         }
         pool.settings = db.pool;

@@ -2,7 +2,8 @@
 // given back above the new count closes instead of going to the next client, so the pool comes
 // down to the new size under load, and the clients still waiting are each served in turn on the
 // connections that remain (none is left waiting while the pool has room). There is no
-// direct-PostgreSQL half: a direct connection has no pool to shrink.
+// direct-PostgreSQL half: a direct connection has no pool to shrink. Idle connections above a
+// lowered max_db_connections close at the RELOAD itself, as idle ones above a lowered pool.size do.
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { fileGatewayTests, type FileGateway } from './helpers/file-gateway.js';
@@ -64,5 +65,20 @@ describe('RELOAD lowering pool sizes while clients wait', () => {
   it('max_db_connections 3 -> 1: the database comes down to one connection, which serves the waiters in turn', async () => {
     const pool = (max: number): string => `{ mode: transaction, size: 5, max_db_connections: ${max}, query_wait_timeout_ms: 4000 }`;
     expect(await shrinkUnderLoad(pool(3), pool(1))).toEqual(expected);
+  });
+
+  it('max_db_connections 3 -> 1 with three idle connections: two close at the RELOAD, and the one left serves', async () => {
+    const pool = (max: number): string => `{ mode: transaction, size: 5, max_db_connections: ${max} }`;
+    const gw = await files.start({ pool: pool(3) });
+    const clients = await Promise.all([0, 1, 2].map(() => connect(gw.url())));
+    // Three transactions at once open three connections, idle in the pool once they commit.
+    for (const c of clients) await c.query('BEGIN');
+    for (const c of clients) await c.query('COMMIT');
+    expect(await backends()).toBe(3);
+    gw.write({ pool: pool(1) });
+    await gw.gateway.reload();
+    await waitFor('one server connection left', async () => (await backends()) === 1, 3000).catch(() => undefined);
+    expect(await backends()).toBe(1);
+    for (const c of clients) expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
   });
 });

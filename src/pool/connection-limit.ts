@@ -40,10 +40,10 @@ export class ConnectionLimit {
 
   /**
    * Every slot is taken and `pool` has clients waiting: the connection idle longest in another
-   * pool of the database closes to make room, as PgBouncer evicts one. Returns whether one did;
+   * pool of the database (in any, without `pool`) closes to make room, as PgBouncer evicts one. Returns whether one did;
    * its slot goes to the pool that waited for one longest (see wake).
    */
-  evictIdle(pool: Pool): boolean {
+  evictIdle(pool: Pool | undefined): boolean {
     let oldest: Pool | undefined;
     let since = Infinity;
     for (const other of this.pools) {
@@ -54,6 +54,14 @@ export class ConnectionLimit {
       }
     }
     return oldest !== undefined && oldest.closeOldestIdle();
+  }
+
+  /**
+   * A RELOAD lowered the cap: idle connections above it close now, idle longest first, as a lower
+   * pool.size closes a pool's idle ones (Pool.settings). Busy ones close when given back (Pool.putBack).
+   */
+  trimIdle(): void {
+    while (this.over && this.evictIdle(undefined));
   }
 
   /** Whether a pool of the database other than `pool` has clients waiting for a slot. */
