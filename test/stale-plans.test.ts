@@ -1,7 +1,8 @@
 // Prepared statements across DDL in transaction mode, compared with what the same byte sequences get
 // from PostgreSQL directly. A connection that prepares a shared statement afresh after DDL gets the
 // new plan without an error, so pgway describes each statement it prepares and refuses a client
-// whose statement returned something else when it prepared it (0A000), as PostgreSQL does; and it
+// whose statement returned something else when it prepared it (0A000) at each run, as PostgreSQL
+// does, until the tables have the shape it was prepared with again; and it
 // must not refuse where PostgreSQL would not (a statement prepared after the DDL, a temp table that
 // shadows a table on one connection, utility statements), nor hang a request it holds for the
 // description. `single` has one connection with room for two statements, so another client's two
@@ -175,13 +176,82 @@ describe('a statement prepared before DDL, on a connection that prepares it afre
     expect((await adminQuery('SELECT a FROM pe_ins_p ORDER BY a')).rows).toEqual([{ a: 1 }]);
   });
 
-  it('after the one 0A000, the client prepares again and gets the new shape', async () => {
-    const got = await preparedBeforeDdl(single, 'pe_after', 'SELECT * FROM pe_after', 'ALTER TABLE pe_after ADD COLUMN b int DEFAULT 7', async (a) => {
-      const refused = await bindOld(a);
-      a.write(Buffer.concat([C('S', 'pe_old'), P('pe_old', 'SELECT * FROM pe_after'), B('pe_old'), E(), S]));
+  it('is refused at each run, and the client that prepares it again gets the new shape', async () => {
+    const direct = await sameAsDirect((t, x) => preparedBeforeDdl(t, `pe_after_${x}`, `SELECT * FROM pe_after_${x}`, `ALTER TABLE pe_after_${x} ADD COLUMN b int DEFAULT 7`, async (a) => {
+      const refused = [...await bindOld(a), ...await bindOld(a)];
+      a.write(Buffer.concat([C('S', 'pe_old'), P('pe_old', `SELECT * FROM pe_after_${x}`), B('pe_old'), E(), S]));
       return [...refused, ...await answers(a)];
-    });
-    expect(got[1]).toEqual(['E:0A000', 'Z:I', '3', '1', '2', 'D:1,7', 'C:SELECT 1', 'Z:I']);
+    }));
+    expect(direct[1]).toEqual(['E:0A000', 'Z:I', 'E:0A000', 'Z:I', '3', '1', '2', 'D:1,7', 'C:SELECT 1', 'Z:I']);
+  });
+
+  // No eviction: the first run after the DDL meets the old plan on the server, the later ones a fresh copy.
+  it('an INSERT ... RETURNING the server refused is refused at each run after, and inserts nothing', async () => {
+    const run = async (t: Target, x: string): Promise<string[][]> => {
+      await table(`pe_rep_${x}`, '(a int)');
+      const a = await raw(t);
+      const got: string[][] = [];
+      a.write(Buffer.concat([P('pe_ins', `INSERT INTO pe_rep_${x} VALUES ($1) RETURNING *`), B('pe_ins', ['1']), E(), S]));
+      got.push(await answers(a));
+      await adminQuery(`ALTER TABLE pe_rep_${x} ADD COLUMN b int DEFAULT 5`);
+      for (const v of ['2', '3', '4']) {
+        a.write(Buffer.concat([B('pe_ins', [v]), E(), S]));
+        got.push(await answers(a));
+      }
+      a.write(Q(`SELECT count(*) FROM pe_rep_${x}`));
+      got.push(await answers(a));
+      return got;
+    };
+    const direct = await sameAsDirect(run);
+    expect(direct.slice(1)).toEqual([['E:0A000', 'Z:I'], ['E:0A000', 'Z:I'], ['E:0A000', 'Z:I'], ['T', 'D:1', 'C:SELECT 1', 'Z:I']]);
+  });
+
+  // PostgreSQL compares the statement with what it returned when prepared, not with what it returned last.
+  it('runs again, inside a transaction block, once DDL gives the table back the shape it was prepared with', async () => {
+    const run = async (t: Target, x: string): Promise<string[][]> => {
+      await table(`pe_rev_${x}`, `(a int); INSERT INTO pe_rev_${x} VALUES (1)`);
+      const a = await raw(t);
+      const got: string[][] = [];
+      a.write(Buffer.concat([P('pe_st', `SELECT * FROM pe_rev_${x}`), B('pe_st'), E(), S]));
+      got.push(await answers(a));
+      await adminQuery(`ALTER TABLE pe_rev_${x} ADD COLUMN c int DEFAULT 3`);
+      for (let i = 0; i < 2; i++) {
+        a.write(Buffer.concat([B('pe_st'), E(), S]));
+        got.push(await answers(a));
+      }
+      await adminQuery(`ALTER TABLE pe_rev_${x} DROP COLUMN c`);
+      a.write(Buffer.concat([Q('BEGIN'), B('pe_st'), E(), S, Q('COMMIT')]));
+      got.push(await answers(a, 3));
+      return got;
+    };
+    const direct = await sameAsDirect(run);
+    expect(direct.slice(1)).toEqual([
+      ['E:0A000', 'Z:I'], ['E:0A000', 'Z:I'],
+      ['C:BEGIN', 'Z:T', '2', 'D:1', 'C:SELECT 1', 'Z:T', 'C:COMMIT', 'Z:I'],
+    ]);
+  });
+
+  // b's Parse is answered by pgway (the connection holds a's copy), so b's shape is taken from that
+  // copy; once it has run, it is what b prepared, and b is refused at each run after the DDL too.
+  it('is refused at each run for a client whose Parse pgway answered itself', async () => {
+    const run = async (t: Target, x: string): Promise<string[][]> => {
+      await table(`pe_syn_${x}`, `(a int); INSERT INTO pe_syn_${x} VALUES (1)`);
+      const [a, b] = [await raw(t), await raw(t)];
+      a.write(Buffer.concat([P('pe_a', `SELECT * FROM pe_syn_${x}`), B('pe_a'), E(), S]));
+      const got = [await answers(a)];
+      b.write(Buffer.concat([P('pe_b', `SELECT * FROM pe_syn_${x}`), S]));
+      got.push(await answers(b));
+      b.write(Buffer.concat([B('pe_b'), E(), S]));
+      got.push(await answers(b));
+      await adminQuery(`ALTER TABLE pe_syn_${x} ADD COLUMN c int DEFAULT 3`);
+      for (let i = 0; i < 3; i++) {
+        b.write(Buffer.concat([B('pe_b'), E(), S]));
+        got.push(await answers(b));
+      }
+      return got;
+    };
+    const direct = await sameAsDirect(run);
+    expect(direct.slice(3)).toEqual([['E:0A000', 'Z:I'], ['E:0A000', 'Z:I'], ['E:0A000', 'Z:I']]);
   });
 
   it('a Describe of it is refused with 0A000, as PostgreSQL refuses it', async () => {
@@ -248,6 +318,32 @@ describe('no 0A000 where PostgreSQL has none', () => {
     };
     const direct = await sameAsDirect((t, x) => run(t, `pe_loc_${x}`), pair);
     expect(direct[2]).toEqual(['2', 'D:1,7', 'C:SELECT 1', 'Z:I']);
+  });
+
+  // The client's Parse comes after the DDL but is answered by pgway from a copy described before
+  // it, whose plan the server then finds stale: pgway cannot tell this client from one that
+  // prepared before the DDL, so it hears that one error (README), and is not refused after it.
+  it('a statement prepared after DDL, whose Parse pgway answered from a copy with the old plan', async () => {
+    const run = async (t: Target, x: string): Promise<string[][]> => {
+      await table(`pe_gs_${x}`, `(a int); INSERT INTO pe_gs_${x} VALUES (1)`);
+      const a = await raw(t);
+      a.write(Buffer.concat([P('pe_a', `SELECT * FROM pe_gs_${x}`), B('pe_a'), E(), S]));
+      await answers(a);
+      await adminQuery(`ALTER TABLE pe_gs_${x} ADD COLUMN c int DEFAULT 3`);
+      const c = await raw(t);
+      c.write(Buffer.concat([P('pe_c', `SELECT * FROM pe_gs_${x}`), S]));
+      const got = [await answers(c)];
+      for (let i = 0; i < 3; i++) {
+        c.write(Buffer.concat([B('pe_c'), E(), S]));
+        got.push(await answers(c));
+      }
+      return got;
+    };
+    const direct = await run('direct', 'd');
+    expect(direct.slice(1)).toEqual(Array(3).fill(['2', 'D:1,3', 'C:SELECT 1', 'Z:I']));
+    const viaGw = await run(single, 'p');
+    expect(viaGw.slice(0, 2)).toEqual([direct[0], ['E:0A000', 'Z:I']]);
+    expect(viaGw.slice(2)).toEqual(direct.slice(2));
   });
 
   // PostgreSQL keeps the parameter types a statement was prepared with; a fresh copy infers bigint.
@@ -535,8 +631,9 @@ describe('a protocol-level statement that EXECUTEs a SQL-level one', () => {
 describe('a client refused on a fresh copy, then the server refuses another client on an old one', () => {
   // Two connections with room for two statements each. b is refused where a fresh copy shows the
   // new shape; a's Bind, already on its way to the connection with the old plan, then gets the
-  // server's own 0A000, which makes every client that prepared before hear it. b must not hear it twice.
-  it('the first client hears 0A000 once, then gets rows', async () => {
+  // server's own 0A000, which makes every copy be prepared afresh. Both keep being refused at each
+  // run, as PostgreSQL refuses each of them, and a client that prepares the statement now gets rows.
+  it('both are refused at each run, a client that prepares it now is not', async () => {
     const gw = await startGateway({ pool: '{ mode: transaction, size: 2, max_prepared_statements: 2, query_wait_timeout_ms: 4000 }' });
     cleanups.push(() => gw.stop());
     await table('pe_twice', '(a int); INSERT INTO pe_twice VALUES (1)');
@@ -566,8 +663,14 @@ describe('a client refused on a fresh copy, then the server refuses another clie
     b.write(Buffer.concat([B('pe_s'), E(), S]));
     expect(await answers(b)).toEqual(['E:0A000', 'Z:I']);
     expect(await answers(a, 2)).toEqual(['T', 'D:', 'C:SELECT 1', 'Z:T', 'E:0A000', 'Z:E']);
-    b.write(Buffer.concat([B('pe_s'), E(), S]));
-    expect(await answers(b)).toEqual(['2', 'D:1,7', 'C:SELECT 1', 'Z:I']);
+    a.write(Q('ROLLBACK'));
+    await answers(a);
+    for (const c of [b, a, b, a]) {
+      c.write(Buffer.concat([B('pe_s'), E(), S]));
+      expect(await answers(c)).toEqual(['E:0A000', 'Z:I']);
+    }
+    e.write(Buffer.concat([B('pe_new'), E(), S]));
+    expect(await answers(e)).toEqual(['2', 'D:1,7', 'C:SELECT 1', 'Z:I']);
   });
 });
 

@@ -483,8 +483,8 @@ export class Pool {
 
   /**
    * The server said the plan of the shared statement `serverName` no longer fits (DDL changed what
-   * it returns): every connection prepares it afresh before its next use, and each client that
-   * prepared it before now hears so once, as it would on a direct connection. Other statements
+   * it returns): every connection prepares it afresh before its next use, where each client that
+   * prepared it before is compared with the fresh copy (StatementCopies.prepareFor). Other statements
    * are untouched: DDL on one table must not fail statements that never read it.
    */
   invalidateStatement(serverName: string): void {

@@ -37,10 +37,18 @@ export interface ClientStatement {
   checked: boolean;
   /**
    * What the statement takes and returns as the client prepared it: its parameter types and its
-   * columns' types. Undefined until known: a statement pgway answered the Parse of itself takes
-   * the shape of the first copy it runs on.
+   * columns' types. PostgreSQL never changes it: once DDL makes the statement return something
+   * else it refuses each run (0A000), until the tables have that shape again. Undefined until
+   * known: a statement pgway answered the Parse of itself takes the shape of the first copy it
+   * runs on (see shapeGuessed).
    */
   shape: string | undefined;
+  /**
+   * `shape` was taken from a copy described before the client's Parse, which pgway answered
+   * itself, and the statement has not yet run on it: DDL between that description and the Parse
+   * would make the copy's plan stale where the client's is not (see PreparedStatements.renew).
+   */
+  shapeGuessed: boolean;
   /**
    * The search_path the client prepared it under, and its shape there. PostgreSQL compares what
    * the statement returns under any path with what it returned when prepared: under another path
@@ -50,9 +58,10 @@ export interface ClientStatement {
   homeShape: string | undefined;
 }
 
-/** The client's statement is known to return `shape`, under the path it has now. */
-export function learnShape(stmt: ClientStatement, shape: string | undefined): void {
+/** The client's statement is known to return `shape`, under the path it has now; `guessed`: see ClientStatement.shapeGuessed. */
+export function learnShape(stmt: ClientStatement, shape: string | undefined, guessed = false): void {
   stmt.shape = shape;
+  stmt.shapeGuessed = guessed;
   if (stmt.searchPath === stmt.homePath) stmt.homeShape = shape;
 }
 
@@ -109,14 +118,18 @@ export class PreparedStatements {
   }
 
   /**
-   * The client has seen the stale-plan error of the shared statement `serverName`: its names for
-   * it are current again, and take the shape of the next copy they run on.
+   * The client has seen the server's stale-plan error of the shared statement `serverName`: its
+   * names for it are current again. They keep the shape they were prepared with, so that each
+   * copy prepared afresh is compared with it (StatementCopies.prepareFor), as PostgreSQL refuses
+   * the statement each run while it returns something else. A shape guessed from the copy that
+   * failed on its first run is dropped: the client may have prepared the statement after the DDL
+   * (PostgreSQL would run it), so it takes the next copy's.
    */
   renew(serverName: string, epoch: number): void {
     for (const stmt of this.byClientName.values()) {
       if (stmt.serverName !== serverName) continue;
       stmt.epoch = epoch;
-      learnShape(stmt, undefined);
+      if (stmt.shapeGuessed) learnShape(stmt, undefined);
     }
   }
 
@@ -139,7 +152,7 @@ export class PreparedStatements {
     const serverName = serverNameFor(frame.subarray(queryAt, end), searchPath);
     const checked = CHECKED.test(readCString(frame, queryAt, end)[0]);
     const parse = withName(frame, start, end, start + 5, serverName);
-    return [name, { serverName, epoch, parse, effects, searchPath, checked, shape: undefined, homePath: searchPath, homeShape: undefined }];
+    return [name, { serverName, epoch, parse, effects, searchPath, checked, shape: undefined, shapeGuessed: false, homePath: searchPath, homeShape: undefined }];
   }
 
   /**

@@ -858,9 +858,9 @@ export class RequestFlow implements ServerSink, PoolWaiter {
 
   /**
    * This client just saw the server's stale-plan error itself; the others that prepared the
-   * statement see it once each (RequestWriter). A request sent before the statement's last
-   * invalidation failed for the DDL that caused it: one DDL, one invalidation, or clients already
-   * renewed would hear of it a second time.
+   * statement meet a fresh copy, compared with what they prepared (RequestWriter). A request sent
+   * before the statement's last invalidation failed for the DDL that caused it: one DDL, one
+   * invalidation, or every copy would be made again for nothing.
    */
   private onStalePlan(server: ServerConnection): void {
     server.stalePlanSeen = false;

@@ -18,7 +18,7 @@ import { Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import type { HeldFrames } from './held-frames.js';
 import { bindParameterText, functionCallArgument, readCString } from '../wire/decode.js';
-import { bindStatement, closeStatement, learnShape, renameBind, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
+import { bindStatement, closeStatement, renameBind, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
 import { Next, StatementCopies } from './statement-copies.js';
 import type { SessionState } from './session-state.js';
 import { endsFailedBlock, firstStatementName, namesSqlStatement, sqlPlacement } from './sql-placement.js';
@@ -712,7 +712,7 @@ export class RequestWriter {
    * Whether the client prepared `stmt` before DDL made its shared statement stale (the server's
    * error on another client's Bind). A statement whose shape the client knows is not refused for
    * that alone: every copy is prepared afresh since, and the one it runs on is compared with what
-   * it returned (StatementCopies.prepareFor), so a client refused there already is not refused twice.
+   * it returned (StatementCopies.prepareFor), each run.
    */
   private isStale(stmt: ClientStatement): boolean {
     const since = this.pool!.staleSince(stmt.serverName);
@@ -723,12 +723,14 @@ export class RequestWriter {
   }
 
   /**
-   * DDL changed what a statement the client prepared earlier returns. On a direct connection the
-   * client would hear so once and prepare again; it hears it here too, once per statement.
+   * DDL changed what a statement the client prepared earlier returns, before pgway knew what it
+   * returned (pgway answered its Parse, and it has not run since). Whether the client prepared it
+   * before the DDL (PostgreSQL would refuse each run) or after (it would run) cannot be told: it
+   * is refused once, and takes the shape of the next copy, as every copy is prepared afresh
+   * (Pool.invalidateStatement). A statement whose shape is known is compared instead, each run.
    */
   private staleOnce(server: ServerConnection, stmt: ClientStatement): true {
     stmt.epoch = this.epoch;
-    learnShape(stmt, undefined); // every copy is prepared afresh (Pool.invalidateStatement): it takes the next one's
     return this.refuse(server, Slot.Bind, STALE_PLAN);
   }
 

@@ -67,35 +67,43 @@ export class StatementCopies {
   /**
    * Makes `stmt` ready for the client's Bind or Describe on this connection (see ensurePrepared),
    * and checks that the copy there returns what the client prepared it to return. A connection
-   * that prepares a statement after DDL gets the new plan without an error, where PostgreSQL would
-   * refuse the client's old statement (0A000): so does pgway, once (Next.Refuse), and the copies
-   * that still have the old shape are dropped. A statement whose shape the client has not met yet
+   * that prepares a statement after DDL gets the new plan without an error, where PostgreSQL
+   * refuses the client's old statement (0A000) each time it runs while it returns something else,
+   * and runs it again once it returns what it did: so does pgway (Next.Refuse), and the copies
+   * that still have an old shape are dropped. A statement whose shape the client has not met yet
    * takes the copy's. `bind`: the Bind frame (statement name at `stmtAt`); none for a Describe,
    * which tells the client the copy's parameter types.
    */
   prepareFor(server: ServerConnection, stmt: ClientStatement, bind?: Buffer, stmtAt = 0, end = 0): Next {
     if (!this.ensurePrepared(server, stmt)) return Next.Wait;
     const copy = server.statements.prepared.get(stmt.serverName);
-    if (copy === undefined || copy === SHAPE_PENDING || copy === SHAPE_UNKNOWN || copy === stmt.shape) return Next.Send;
+    if (copy === undefined || copy === SHAPE_PENDING || copy === SHAPE_UNKNOWN) return Next.Send;
     const known = stmt.shape;
+    if (copy === known) {
+      // With nothing of the client's in flight, the run that took this shape has been answered
+      // without the server's stale-plan error (which drops a guess, see PreparedStatements.renew).
+      if (stmt.shapeGuessed && !server.busy) stmt.shapeGuessed = false;
+      return Next.Send;
+    }
     if (known === undefined) {
-      learnShape(stmt, copy);
+      learnShape(stmt, copy, true);
       return Next.Send;
     }
     if (sameColumns(copy, known)) {
       // PostgreSQL keeps a statement's parameter types as they were prepared, where a fresh copy
       // infers them again: values sent as text read the same either way, binary ones do not.
-      if (bind === undefined) learnShape(stmt, copy);
+      if (bind === undefined) learnShape(stmt, copy, stmt.shapeGuessed);
       if (bind === undefined || !bindHasBinaryParameters(bind, stmtAt, end)) return Next.Send;
     }
     if (this.freshOn !== server || !this.fresh.has(stmt.serverName)) {
-      // Described before DDL that came since, maybe: the copy is made again and described first.
+      // Described before DDL that came since, maybe (which may also have changed the tables back
+      // to the client's shape): the copy is made again and described first, once per request.
       server.statements.markStale(stmt.serverName);
       return this.ensurePrepared(server, stmt) ? Next.Send : Next.Wait;
     }
-    // Refused once under the path it was prepared under (DDL), and it returns the new shape from
-    // then on; under another path, each time, as PostgreSQL refuses it.
-    if (stmt.searchPath === stmt.homePath) learnShape(stmt, copy);
+    // The client keeps the shape it prepared the statement with, so its next run is compared
+    // again. The fresh copy stays for the clients that prepared it since: one Parse per refused
+    // run, never more, as a copy described in this request is not made again (see fresh).
     this.pool!.retireCopies(stmt.serverName, copy);
     return Next.Refuse;
   }
