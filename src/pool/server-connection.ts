@@ -150,6 +150,9 @@ export class ServerConnection implements ResponseHandler {
    */
   private settingsRefused = false;
   private idleCallback: (() => void) | undefined;
+  /** The attached client waits to be read until the server owes it at most `owedResumeAt` answers (see whenOwedAtMost). */
+  private owedCallback: (() => void) | undefined;
+  private owedResumeAt = 0;
   /** The client is streaming COPY data: its Syncs are ignored by the server until CopyDone/CopyFail. */
   private clientInCopy = false;
   /** Extended-protocol messages were sent without a Sync after them. */
@@ -259,6 +262,7 @@ export class ServerConnection implements ResponseHandler {
     this.sink = undefined;
     // What the client waited for (see whenIdle) is no business of the next client's.
     this.idleCallback = undefined;
+    this.owedCallback = undefined;
     this.clientHeldBack = false;
     if (this.state === 'attached') this.state = 'idle';
     // Reads waited for this client to take its bytes; the next client must not wait for that.
@@ -484,6 +488,15 @@ export class ServerConnection implements ResponseHandler {
     this.out.whenDrained(callback);
   }
 
+  /**
+   * Calls `callback` once the server owes at most `answers` responses, or is in a COPY from the
+   * client (whose data it then waits for), after a chunk of the server's answers was read.
+   */
+  whenOwedAtMost(answers: number, callback: () => void): void {
+    this.owedResumeAt = answers;
+    this.owedCallback = callback;
+  }
+
   /** Hands the raw socket over (replication pipes); this object no longer reads or owns it. */
   takeSocket(): net.Socket {
     this.socket.removeAllListeners('data');
@@ -643,6 +656,11 @@ export class ServerConnection implements ResponseHandler {
     } finally {
       this.inPush = false;
       if (cork) sink.uncork();
+    }
+    if (this.owedCallback !== undefined && (this.expected.length <= this.owedResumeAt || this.clientInCopy)) {
+      const owed = this.owedCallback;
+      this.owedCallback = undefined;
+      owed();
     }
     if (this.settingsRefused && this.settingsError) {
       // The client ends now, whatever its requests behind the settings still owe (see expectSettings).

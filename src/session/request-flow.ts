@@ -44,6 +44,15 @@ import { reportedParams, startupSettings } from './startup-params.js';
  */
 const MAX_HELD_WHILE_WAITING = 1 << 20;
 
+/**
+ * A client is read no further while its server owes it this many answers, until it owes half as
+ * many: the answers pgway gives itself (a CloseComplete for a statement never prepared, say) wait
+ * their turn behind the server's in the connection's expected-response FIFO with no server bytes
+ * behind them, so a client pipelining those behind a long statement would have that FIFO grow for
+ * as long as it sent. PostgreSQL, running the statement, reads nothing meanwhile.
+ */
+const MAX_OWED = 1 << 14;
+
 /** What a request flow needs from its client session. */
 export interface FlowHost {
   readonly id: number;
@@ -119,6 +128,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   private pausedWhileWaiting = false;
   /** The client's reading is paused until it takes what is queued towards it (see pauseUntilClientDrained). */
   private pausedForClient = false;
+  /** The client's reading is paused until its server owes it fewer answers (MAX_OWED). */
+  private pausedForAnswers = false;
 
   constructor(
     private readonly host: FlowHost,
@@ -267,7 +278,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
    * a full server socket among them (see pauseUntilDrained).
    */
   private resumeReading(): void {
-    if (this.pausedForClient || this.clientHeld || this.pausedWhileWaiting || this.heldCancelOut) return;
+    if (this.pausedForClient || this.clientHeld || this.pausedWhileWaiting || this.heldCancelOut || this.pausedForAnswers) return;
     if (this.server?.writable === false) return;
     this.host.resumeReading();
   }
@@ -597,6 +608,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
       server.clientsTurn();
     }
     if (!server.writable) this.pauseUntilDrained(server);
+    if (server.expected.length >= MAX_OWED && !this.pausedForAnswers && !server.inCopyIn) this.pauseUntilAnswered(server);
     server.flushSynthesized();
     if (this.cancelOnDispatch) {
       this.cancelOnDispatch = false;
@@ -649,6 +661,16 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   private pauseUntilDrained(server: ServerConnection): void {
     this.host.pauseReading();
     server.whenDrained(() => this.resumeReading());
+  }
+
+  /** The server owes the client MAX_OWED answers: the client's socket waits until it owes half as many. */
+  private pauseUntilAnswered(server: ServerConnection): void {
+    this.pausedForAnswers = true;
+    this.host.pauseReading();
+    server.whenOwedAtMost(MAX_OWED / 2, () => {
+      this.pausedForAnswers = false;
+      this.resumeReading();
+    });
   }
 
   // --- server events -------------------------------------------------------------------------
