@@ -20,10 +20,20 @@ export const ADMIN_PARAMS: ReadonlyMap<string, string> = new Map([
 export interface AdminClientHost {
   /** Whether the client is still there to be answered. */
   isOpen(): boolean;
-  send(bytes: Buffer): void;
+  /** Sends `bytes`; false when the client should be read no further until onClientDrained. */
+  send(bytes: Buffer): boolean;
+  pauseReading(): void;
+  resumeReading(): void;
   /** Ends the client after an error the console could not answer with an ErrorResponse. */
   failWith(err: unknown): void;
 }
+
+/**
+ * Statements read and not yet answered, past which the client is read no further until they are:
+ * an admin that pipelines statements faster than the console answers them (or never reads the
+ * answers) makes them wait in the socket buffers, as PostgreSQL does, not in pgway.
+ */
+const MAX_UNANSWERED = 64;
 
 export class AdminClient {
   private chain: Promise<void> = Promise.resolve();
@@ -33,6 +43,11 @@ export class AdminClient {
   private ending = false;
   /** Aborts the statement running now, for a CancelRequest carrying the console's key. */
   private running: AbortController | undefined;
+  /** Messages read whose answers are not sent yet (see MAX_UNANSWERED). */
+  private unanswered = 0;
+  /** The client did not take what was sent to it: it is read again once it has. */
+  private clientFull = false;
+  private paused = false;
 
   constructor(
     private readonly run: (sql: string, signal: AbortSignal) => Promise<Buffer[]>,
@@ -90,15 +105,41 @@ export class AdminClient {
     this.running?.abort();
   }
 
+  /** The client took what was sent to it. */
+  onClientDrained(): void {
+    this.clientFull = false;
+    this.readOnIfRoom();
+  }
+
   /** Answers go out in the order the messages came, after any statement still running. */
   private answer(frames: () => Promise<Buffer[]>): void {
+    if (++this.unanswered >= MAX_UNANSWERED) this.pause();
     this.chain = this.chain
       .then(frames)
       .then((out) => {
+        this.unanswered--;
         if (!this.host.isOpen()) return;
-        for (const frame of out) this.host.send(frame);
+        let room = true;
+        for (const frame of out) room = this.host.send(frame);
+        if (!room) {
+          this.clientFull = true;
+          this.pause();
+        }
+        this.readOnIfRoom();
       })
       .catch((err: unknown) => this.host.failWith(err));
+  }
+
+  private pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.host.pauseReading();
+  }
+
+  private readOnIfRoom(): void {
+    if (!this.paused || this.clientFull || this.unanswered >= MAX_UNANSWERED / 2) return;
+    this.paused = false;
+    this.host.resumeReading();
   }
 }
 

@@ -250,6 +250,7 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
   /** The client took the bytes queued towards it: its server's (or primary's) may flow again. */
   onSocketDrained(): void {
     this.flow?.onClientDrained();
+    this.admin?.onClientDrained();
     this.replication?.onClientDrained();
   }
 
@@ -397,6 +398,8 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
       this.admin = new AdminClient((sql, signal) => this.ctx.adminQuery(sql, signal), {
         isOpen: () => this.state === 'admin',
         send: (bytes) => this.send(bytes),
+        pauseReading: () => this.pauseReading(),
+        resumeReading: () => this.resumeReading(),
         failWith: (err) => this.fail(err),
       });
       this.finishLogin(ADMIN_PARAMS);
