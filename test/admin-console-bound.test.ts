@@ -6,6 +6,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
+import { queuedTowardsClients, readEachMessage } from './helpers/stalled-clients.js';
 import { Q, rawAfterLogin } from './helpers/wire-script.js';
 import { sleep } from './helpers/pg-helpers.js';
 
@@ -18,13 +19,6 @@ afterAll(async () => {
   for (const end of ends) end();
   await gw?.stop();
 });
-
-/** Bytes pgway has queued towards its clients (the sessions' ClientLink.pending). */
-function queuedTowardsClients(): number {
-  let n = 0;
-  for (const s of (gw.gateway as unknown as { sessions: Set<{ pendingOut: number }> }).sessions) n += s.pendingOut;
-  return n;
-}
 
 const PER_CHUNK = 10_000;
 const CHUNK = Buffer.concat(Array.from({ length: PER_CHUNK }, () => Q('SHOW VERSION'))); // 180 KB
@@ -40,7 +34,7 @@ describe('an admin console client pipelining statements without reading', () => 
     const samples: number[] = [];
     for (let i = 0; i < 4; i++) {
       await sleep(750);
-      samples.push(queuedTowardsClients());
+      samples.push(queuedTowardsClients(gw));
     }
     // Unbounded, pgway read all 7 MB and queued the answers the kernel would not take (over 10 MB);
     // the link's high-water mark is 16 KB, plus the answers to what one read took.
@@ -55,23 +49,11 @@ describe('an admin console client pipelining statements without reading', () => 
       await other.end();
     }
 
-    const seen = await new Promise<{ completes: number; ready: number; errors: number }>((resolve, reject) => {
-      const counts = { completes: 0, ready: 0, errors: 0 };
-      let carry: Buffer = Buffer.alloc(0);
-      c.socket.on('close', () => reject(new Error(`closed after ${JSON.stringify(counts)}`)));
-      c.socket.on('data', (chunk: Buffer) => {
-        const buf: Buffer = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk;
-        let at = 0;
-        while (buf.length - at >= 5 && buf.length - at >= 1 + buf.readInt32BE(at + 1)) {
-          const type = buf[at]!;
-          if (type === 0x43) counts.completes++; // C
-          if (type === 0x45) counts.errors++; // E
-          if (type === 0x5a && ++counts.ready === PER_CHUNK * CHUNKS) resolve(counts); // Z
-          at += 1 + buf.readInt32BE(at + 1);
-        }
-        carry = buf.subarray(at);
-      });
-      c.socket.resume();
+    const counts = { completes: 0, ready: 0, errors: 0 };
+    const seen = await readEachMessage(c.socket, (type) => {
+      if (type === 'C') counts.completes++;
+      if (type === 'E') counts.errors++;
+      return type === 'Z' && ++counts.ready === PER_CHUNK * CHUNKS ? counts : undefined;
     });
     expect(seen).toEqual({ completes: PER_CHUNK * CHUNKS, ready: PER_CHUNK * CHUNKS, errors: 0 });
     c.destroy();

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
 import { queryMessage, type RawClient } from './helpers/raw-client.js';
+import { readEachMessage } from './helpers/stalled-clients.js';
 import { B, C, COPY_DONE, E, H, P, Q, S, answers, cat, copyData, rawAfterLogin, rawTargets, type Target } from './helpers/wire-script.js';
 
 let gw: TestGateway;
@@ -48,28 +49,15 @@ async function busyServerBehind(url: string): Promise<RawClient> {
 /** Bytes the other side took from the client: everything written but what its socket still holds. */
 const taken = (c: RawClient): number => TOTAL - c.socket.writableLength;
 
-/** Reads the answers from now on: resolves with the count of CloseCompletes and the status of the ReadyForQuery after them. */
+/** Reads the answers from now on: the count of CloseCompletes and rows, and the status of the ReadyForQuery after them. */
 function readAnswers(c: RawClient, closes: number): Promise<{ closes: number; rows: number; status: string }> {
-  return new Promise((resolve, reject) => {
-    let seen = 0;
-    let rows = 0;
-    let carry: Buffer = Buffer.alloc(0);
-    c.socket.on('close', () => reject(new Error(`closed after ${seen} CloseCompletes`)));
-    c.socket.on('data', (chunk: Buffer) => {
-      const buf: Buffer = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk;
-      let at = 0;
-      while (buf.length - at >= 5 && buf.length - at >= 1 + buf.readInt32BE(at + 1)) {
-        const type = String.fromCharCode(buf[at]!);
-        const end = at + 1 + buf.readInt32BE(at + 1);
-        if (type === 'D') rows++;
-        if (type === '3' && ++seen === closes) c.socket.write(S);
-        if (type === 'Z') resolve({ closes: seen, rows, status: String.fromCharCode(buf[end - 1]!) });
-        if (type === 'E') reject(new Error(`error after ${seen} CloseCompletes`));
-        at = end;
-      }
-      carry = buf.subarray(at);
-    });
-    c.socket.resume();
+  let seen = 0;
+  let rows = 0;
+  return readEachMessage(c.socket, (type, last) => {
+    if (type === 'E') return { closes: seen, rows, status: 'ErrorResponse' };
+    if (type === 'D') rows++;
+    if (type === '3' && ++seen === closes) c.socket.write(S);
+    return type === 'Z' ? { closes: seen, rows, status: String.fromCharCode(last) } : undefined;
   });
 }
 

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { lab, pgUrl } from './harness/lab.js';
 import { queryMessage, type RawClient } from './helpers/raw-client.js';
+import { queuedTowardsClients, readEachMessage } from './helpers/stalled-clients.js';
 import { C, H, S, cat, rawAfterLogin } from './helpers/wire-script.js';
 
 let gw: TestGateway;
@@ -19,13 +20,6 @@ afterAll(async () => {
   await gw?.stop();
 });
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Bytes pgway has queued towards its clients (the sessions' ClientLink.pending). */
-function queuedTowardsClients(): number {
-  let n = 0;
-  for (const s of (gw.gateway as unknown as { sessions: Set<{ pendingOut: number }> }).sessions) n += s.pendingOut;
-  return n;
-}
 
 const PAIRS_PER_CHUNK = 10_000;
 const CHUNK = Buffer.concat(Array.from({ length: PAIRS_PER_CHUNK }, () => cat(C('S', 'x'), H))); // 130 KB; x was never prepared: pgway answers its Close itself
@@ -46,23 +40,10 @@ async function stalledInTransaction(url: string): Promise<RawClient> {
  * first ReadyForQuery after `closes` of them (the one a Sync sent once they are in draws).
  */
 function readAnswers(c: RawClient, closes: number, onCounted: () => void): Promise<{ closes: number; status: string }> {
-  return new Promise((resolve, reject) => {
-    let seen = 0;
-    let carry: Buffer = Buffer.alloc(0);
-    c.socket.on('close', () => reject(new Error(`closed after ${seen} CloseCompletes`)));
-    c.socket.on('data', (chunk: Buffer) => {
-      const buf: Buffer = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk;
-      let at = 0;
-      while (buf.length - at >= 5 && buf.length - at >= 1 + buf.readInt32BE(at + 1)) {
-        const type = String.fromCharCode(buf[at]!);
-        const end = at + 1 + buf.readInt32BE(at + 1);
-        if (type === '3' && ++seen === closes) onCounted();
-        if (type === 'Z' && seen >= closes) resolve({ closes: seen, status: String.fromCharCode(buf[end - 1]!) });
-        at = end;
-      }
-      carry = buf.subarray(at);
-    });
-    c.socket.resume();
+  let seen = 0;
+  return readEachMessage(c.socket, (type, last) => {
+    if (type === '3' && ++seen === closes) onCounted();
+    return type === 'Z' && seen >= closes ? { closes: seen, status: String.fromCharCode(last) } : undefined;
   });
 }
 
@@ -80,7 +61,7 @@ describe('a client in a transaction pipelining Close + Flush without reading', (
     const samples: number[] = [];
     for (let i = 0; i < 6; i++) {
       await sleep(1000);
-      samples.push(queuedTowardsClients());
+      samples.push(queuedTowardsClients(gw));
     }
     // Unbounded, this grew for as long as the client sent (MBs a second); the link's high-water mark is 16 KB.
     expect(Math.max(...samples)).toBeLessThan(1024 * 1024);
