@@ -9,6 +9,18 @@ import { setConfigCall } from './startup-params.js';
 /** The role setting's value for none: the session user's own privileges. */
 const NO_ROLE = 'none';
 
+/**
+ * Settings that decide how PostgreSQL reads a statement's text when it prepares it, which it keeps
+ * for as long as the statement lives: the encoding the bytes are decoded in, how the lexer takes
+ * quotes and backslashes, the names a path resolves ("$user" by the current role), and the values
+ * literals turn into at analysis (dates, times, intervals, money, arrays, xml, `= NULL`).
+ */
+const READING_SETTINGS = [
+  'search_path', 'role', 'client_encoding', 'standard_conforming_strings', 'backslash_quote',
+  'timezone', 'timezone_abbreviations', 'datestyle', 'intervalstyle', 'lc_monetary',
+  'array_nulls', 'transform_null_equals', 'xmloption',
+] as const;
+
 export class ClientSettings {
   /**
    * In the order of their last change, which is the order they are laid on in (see sql). The
@@ -25,6 +37,7 @@ export class ClientSettings {
   // Made on first use: most clients never need it.
   private placeholders: Set<string> | undefined;
   private cachedSql: string | undefined;
+  private cachedContext: string | undefined;
 
   constructor(private readonly startup: ReadonlyMap<string, string>) {
     this.values = startup;
@@ -58,14 +71,14 @@ export class ClientSettings {
     if (role === NO_ROLE || name === 'role') this.forgetRole(name);
     else (this.madeAs ??= new Map()).set(name, role);
     this.placeholders?.delete(name);
-    this.cachedSql = undefined;
+    this.changed();
   }
 
   /** The server stored the value last set for `name` as `value`: it keeps its place and its role. */
   stored(name: string, value: string): void {
     if (!this.values.has(name) || this.values.get(name) === value) return;
     this.changing().set(name, value);
-    this.cachedSql = undefined;
+    this.changed();
   }
 
   /** set_config of the startup value of each of `names` that has one ('all': of each), in one SELECT; '' when none has. */
@@ -78,7 +91,7 @@ export class ClientSettings {
   /** Back to the startup value, or to the default; a custom setting keeps its placeholder. */
   reset(name: string): void {
     this.forgetRole(name);
-    this.cachedSql = undefined;
+    this.changed();
     const startupValue = this.startup.get(name);
     if (startupValue !== undefined) {
       if (this.values.get(name) !== startupValue) this.changing().set(name, startupValue);
@@ -93,6 +106,27 @@ export class ClientSettings {
     for (const name of [...this.values.keys()]) {
       if (!RESET_ALL_KEEPS.has(name)) this.reset(name);
     }
+  }
+
+  private changed(): void {
+    this.cachedSql = undefined;
+    this.cachedContext = undefined;
+  }
+
+  /**
+   * The reading settings the client has (see READING_SETTINGS), each as `\0name=value`, in a fixed
+   * order; '' when it has none. Two statements of one text are the same statement only when read
+   * under the same context (see PreparedStatements). Made once per change of the settings.
+   */
+  get readingContext(): string {
+    if (this.cachedContext !== undefined) return this.cachedContext;
+    let context = '';
+    for (const name of READING_SETTINGS) {
+      const value = this.values.get(name);
+      if (value !== undefined) context += `\u0000${name}=${value}`;
+    }
+    this.cachedContext = context;
+    return context;
   }
 
   private forgetRole(name: string): void {

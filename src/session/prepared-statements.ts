@@ -1,10 +1,12 @@
 /**
- * Named prepared statements across pooled server connections. Each distinct (search_path, SQL,
+ * Named prepared statements across pooled server connections. Each distinct (reading context, SQL,
  * parameter types) gets one server-side name shared by every client; a client's own names map
  * onto it. Whichever connection serves the client gets the statement prepared lazily, only when
- * missing. The search_path is part of the key because PostgreSQL analyses a statement again
- * under the search_path in force when it runs: two clients sharing one statement under different
- * paths would each find it planned for the other's tables ("cached plan must not change result type").
+ * missing. The reading context (SessionState.readingContext) is part of the key because PostgreSQL
+ * reads a statement's text under the settings of whoever prepared it on that connection and keeps
+ * that reading: the encoding of its bytes, the tables its path resolves to ("$user" by the current
+ * role), the values of its literals (under TimeZone, DateStyle...). Two clients sharing one
+ * statement under different settings would each get the other's reading.
  *
  * A client's Parse and Close change its names when they are written, so that the messages after
  * them in the same request see the change; each change is undone if the server skips or refuses
@@ -27,8 +29,8 @@ export interface ClientStatement {
   parse: Buffer;
   /** What running it does to the session (a SET, an advisory lock...): staged at each Execute. */
   effects: readonly SessionEffect[];
-  /** The client's search_path it is prepared under (its shared name is that path's). */
-  searchPath: string;
+  /** The client's reading context it is prepared under (its shared name is that context's). */
+  context: string;
   /**
    * PostgreSQL checks what the statement returns each time it runs it again, and refuses it
    * (0A000) when DDL changed that: true for plannable statements, false for utility ones (FETCH,
@@ -50,32 +52,38 @@ export interface ClientStatement {
    */
   shapeGuessed: boolean;
   /**
-   * The search_path the client prepared it under, and its shape there. PostgreSQL compares what
+   * The reading context the client prepared it under, and its shape there. PostgreSQL compares what
    * the statement returns under any path with what it returned when prepared: under another path
    * it refuses it each time that differs, and runs it again once the client is back.
    */
-  homePath: string;
+  homeContext: string;
   homeShape: string | undefined;
 }
 
-/** The client's statement is known to return `shape`, under the path it has now; `guessed`: see ClientStatement.shapeGuessed. */
+/** The client's statement is known to return `shape`, under the context it has now; `guessed`: see ClientStatement.shapeGuessed. */
 export function learnShape(stmt: ClientStatement, shape: string | undefined, guessed = false): void {
   stmt.shape = shape;
   stmt.shapeGuessed = guessed;
-  if (stmt.searchPath === stmt.homePath) stmt.homeShape = shape;
+  if (stmt.context === stmt.homeContext) stmt.homeShape = shape;
 }
 
 /** Statements PostgreSQL analyses again when their plan is stale (see ClientStatement.checked). */
 const CHECKED = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/|\()*(?:select|insert|update|delete|merge|with|values|table)\b/i;
 
-/** Server-side statement names, by search_path and content, shared by all clients (bounded). */
+/** Server-side statement names, by reading context and content, shared by all clients (bounded). */
 const namesByContent = new Map<string, string>();
 
-function serverNameFor(body: Buffer, searchPath: string): string {
-  const key = `${searchPath}\u0000${body.toString('latin1')}`;
+/**
+ * A context is `\0name=value` pairs, never two NULs in a row nor one at its end: the first two in
+ * a row end it, whatever the body holds.
+ */
+const CONTEXT_END = '\u0000\u0000';
+
+function serverNameFor(body: Buffer, context: string): string {
+  const key = `${context}${CONTEXT_END}${body.toString('latin1')}`;
   let name = namesByContent.get(key);
   if (!name) {
-    name = `pgw_${createHash('sha1').update(searchPath).update('\u0000').update(body).digest('hex').slice(0, 28)}`;
+    name = `pgw_${createHash('sha1').update(context).update(CONTEXT_END).update(body).digest('hex').slice(0, 28)}`;
     if (namesByContent.size >= 10_000) namesByContent.clear();
     namesByContent.set(key, name);
   }
@@ -137,35 +145,37 @@ export class PreparedStatements {
    * The server-side name a named Parse maps to, when its name is new and its text cannot change
    * session state (such a Parse may be answered without a server); undefined otherwise.
    */
-  serverNameOf(frame: Buffer, start: number, end: number, searchPath: string): string | undefined {
+  serverNameOf(frame: Buffer, start: number, end: number, context: string): string | undefined {
     const [name, queryAt] = readCString(frame, start + 5, end);
     if (name === '' || this.byClientName.has(name)) return undefined;
     const [sql] = readCString(frame, queryAt, end);
     if (classifySessionEffects(sql).effects.length > 0) return undefined;
-    return serverNameFor(frame.subarray(queryAt, end), searchPath);
+    return serverNameFor(frame.subarray(queryAt, end), context);
   }
 
   /** A client's named Parse: its name and statement (not yet defined), or undefined for the unnamed one. */
-  onParse(frame: Buffer, start: number, end: number, epoch: number, searchPath: string, effects: readonly SessionEffect[]): [string, ClientStatement] | undefined {
+  onParse(frame: Buffer, start: number, end: number, epoch: number, context: string, effects: readonly SessionEffect[]): [string, ClientStatement] | undefined {
     const [name, queryAt] = readCString(frame, start + 5, end);
     if (name === '') return undefined;
-    const serverName = serverNameFor(frame.subarray(queryAt, end), searchPath);
+    const serverName = serverNameFor(frame.subarray(queryAt, end), context);
     const checked = CHECKED.test(readCString(frame, queryAt, end)[0]);
     const parse = withName(frame, start, end, start + 5, serverName);
-    return [name, { serverName, epoch, parse, effects, searchPath, checked, shape: undefined, shapeGuessed: false, homePath: searchPath, homeShape: undefined }];
+    return [name, { serverName, epoch, parse, effects, context, checked, shape: undefined, shapeGuessed: false, homeContext: context, homeShape: undefined }];
   }
 
   /**
-   * The client changed its search_path since it prepared `name`: from now on the statement runs
-   * under the shared name of the path it has now, prepared under that path, as PostgreSQL analyses
-   * it again under the path in force (and refuses it if it then returns something else). A
-   * connection never runs one path's statement under another's.
+   * The client changed its reading context since it prepared `name`: from now on the statement runs
+   * under the shared name of the context it has now, prepared under that context. For the path (and
+   * the role "$user" resolves by) that is what PostgreSQL does: it analyses the statement again under
+   * the path in force, and refuses it if it then returns something else. For the other settings it
+   * would keep its first reading (see README). Either way a server name only ever holds a statement
+   * read under exactly its context, which other clients share.
    */
-  forPath(name: string, stmt: ClientStatement, searchPath: string): ClientStatement {
+  forContext(name: string, stmt: ClientStatement, context: string): ClientStatement {
     const body = stmt.parse.subarray(stmt.parse.indexOf(0, 5) + 1);
-    const serverName = serverNameFor(body, searchPath);
+    const serverName = serverNameFor(body, context);
     // PostgreSQL checks what it returns under the new path against what it returned when prepared.
-    const moved: ClientStatement = { ...stmt, serverName, searchPath, parse: withName(stmt.parse, 0, stmt.parse.length, 5, serverName), shape: stmt.homeShape };
+    const moved: ClientStatement = { ...stmt, serverName, context, parse: withName(stmt.parse, 0, stmt.parse.length, 5, serverName), shape: stmt.homeShape };
     this.byClientName.set(name, moved);
     return moved;
   }

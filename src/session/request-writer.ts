@@ -475,7 +475,7 @@ export class RequestWriter {
       this.stage(session, effects);
       return false;
     }
-    const [name, stmt] = this.statements.onParse(buf, start, end, this.epoch, session.searchPath, effects)!;
+    const [name, stmt] = this.statements.onParse(buf, start, end, this.epoch, session.readingContext, effects)!;
     this.beforeOwnWrite(server);
     // Protocol and SQL names are one namespace in PostgreSQL.
     if (this.statements.get(name) || session.sqlPrepared.get(name) !== undefined) return this.refuse(server, Slot.Parse, alreadyExists(name));
@@ -536,11 +536,11 @@ export class RequestWriter {
     return true;
   }
 
-  /** The client's statement `name`, as prepared under the search_path the client has now. */
+  /** The client's statement `name`, as prepared under the reading context the client has now. */
   private statementFor(session: SessionState, name: string): ClientStatement | undefined {
     const stmt = this.statements.get(name);
-    if (stmt === undefined || stmt.searchPath === session.searchPath) return stmt;
-    return this.statements.forPath(name, stmt, session.searchPath);
+    if (stmt === undefined || stmt.context === session.readingContext) return stmt;
+    return this.statements.forContext(name, stmt, session.readingContext);
   }
 
   private setPortalEffects(session: SessionState, portal: string, effects: readonly SessionEffect[]): void {

@@ -120,9 +120,14 @@ export class SessionState {
     return this.settings.sql;
   }
 
-  /** The client's search_path as it set it ('' when it never did): prepared statements are shared per path. */
+  /** The client's search_path as it set it ('' when it never did). */
   get searchPath(): string {
     return this.settings.get('search_path') ?? '';
+  }
+
+  /** The settings PostgreSQL reads a statement's text under (see ClientSettings.readingContext): prepared statements are shared per context. */
+  get readingContext(): string {
+    return this.settings.readingContext;
   }
 
   /** The pinned state's kinds. */
