@@ -2,9 +2,9 @@
 // and keeps that reading: its literals become values under TimeZone / DateStyle, the names its
 // search_path resolves depend on the role ("$user"), its bytes are decoded in the client_encoding.
 // Clients that send the same statement under different settings must each get their own reading,
-// as on a direct connection, however pgway shares named statements between them. Each scenario
-// runs directly against PostgreSQL, then through pgway with a pool of one connection (transaction
-// mode), which the clients take turns on.
+// as on a direct connection, however pgway shares named statements between them, and whichever
+// connection it lays a SQL-level PREPARE on again. Each scenario runs directly against PostgreSQL,
+// then through pgway with a pool of one connection (transaction mode), which the clients take turns on.
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
@@ -92,6 +92,39 @@ describe('literals read under the TimeZone / DateStyle of the client that prepar
     const g = await within(10_000, 'gateway', scenario(gw.url()));
     expect(g).toEqual(d);
   });
+
+  it('SQL-level PREPARE of one text under two TimeZones: each EXECUTE runs its own client\'s reading, settings kept', { timeout: 30_000 }, async () => {
+    const scenario = async (url: string): Promise<unknown[]> => {
+      const a = await clients.pg(url);
+      const b = await clients.pg(url);
+      const out: unknown[] = [];
+      await a.query("SET TimeZone = 'Asia/Tokyo'");
+      await a.query("PREPARE p AS SELECT ('2024-01-01 00:00'::timestamptz)::text AS ts");
+      await a.query("SET TimeZone = 'UTC'");
+      out.push((await a.query('EXECUTE p')).rows);
+      await b.query("SET TimeZone = 'America/New_York'");
+      await b.query("PREPARE p AS SELECT ('2024-01-01 00:00'::timestamptz)::text AS ts");
+      out.push((await b.query('EXECUTE p')).rows);
+      // The connection holds b's p: a's is prepared again there, read as a read it.
+      out.push((await a.query('EXECUTE p')).rows);
+      out.push((await a.query('SHOW TimeZone')).rows);
+      out.push((await b.query('EXECUTE p')).rows);
+      out.push((await b.query('SHOW TimeZone')).rows);
+      return out;
+    };
+    const d = await within(10_000, 'direct', scenario(DIRECT()));
+    // a's p was read under Asia/Tokyo and is shown in UTC; b's under New York.
+    expect(d).toEqual([
+      [{ ts: '2023-12-31 15:00:00+00' }],
+      [{ ts: '2024-01-01 00:00:00-05' }],
+      [{ ts: '2023-12-31 15:00:00+00' }],
+      [{ TimeZone: 'UTC' }],
+      [{ ts: '2024-01-01 00:00:00-05' }],
+      [{ TimeZone: 'America/New_York' }],
+    ]);
+    const g = await within(10_000, 'gateway', scenario(gw.url()));
+    expect(g).toEqual(d);
+  });
 });
 
 describe('SET ROLE with "$user" in the search_path: the role decides the tables a statement reads', () => {
@@ -116,6 +149,28 @@ describe('SET ROLE with "$user" in the search_path: the role decides the tables 
     const TENANT = { ok: [{ id: 1, name: 'tenant-row', balance: '10' }] };
     const d = await within(10_000, 'direct', scenario(DIRECT()));
     expect(d).toEqual([PUBLIC, { ok: [{ u: 'rc_tenant', sp: '"$user", public' }] }, TENANT, TENANT, PUBLIC, TENANT, PUBLIC, TENANT]);
+    const g = await within(10_000, 'gateway', scenario(gw.url()));
+    expect(g).toEqual(d);
+  });
+
+  it('SQL-level PREPARE of one text by a client under SET ROLE and one without: each EXECUTE reads its own table', { timeout: 30_000 }, async () => {
+    const scenario = async (url: string): Promise<unknown[]> => {
+      const other = await clients.pg(url);
+      const tenant = await clients.pg(url);
+      const out: unknown[] = [];
+      await other.query('PREPARE acct AS SELECT * FROM rc_acct WHERE id = 1');
+      await tenant.query('SET ROLE rc_tenant');
+      await tenant.query('PREPARE acct AS SELECT * FROM rc_acct WHERE id = 1');
+      for (let i = 0; i < 2; i++) {
+        out.push(await outcome(other.query('EXECUTE acct').then((r) => r.rows)));
+        out.push(await outcome(tenant.query('EXECUTE acct').then((r) => r.rows)));
+      }
+      return out;
+    };
+    const PUBLIC = { ok: [{ id: 1, name: 'public-row' }] };
+    const TENANT = { ok: [{ id: 1, name: 'tenant-row', balance: '10' }] };
+    const d = await within(10_000, 'direct', scenario(DIRECT()));
+    expect(d).toEqual([PUBLIC, TENANT, PUBLIC, TENANT]);
     const g = await within(10_000, 'gateway', scenario(gw.url()));
     expect(g).toEqual(d);
   });

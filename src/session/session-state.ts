@@ -184,7 +184,7 @@ export class SessionState {
           if (this.pinBook.dropMayRelease(e)) this.stageOne(e);
           break;
         case 'prepare':
-          this.sqlPrepared.prepare(this.requests.sent, e.name, e.sql, e.paramTypes);
+          this.sqlPrepared.prepare(this.requests.sent, e.name, e.sql, e.paramTypes, this.readingContext);
           break;
         case 'deallocate':
           this.sqlPrepared.deallocate(this.requests.sent, e.name);

@@ -5,11 +5,12 @@
  */
 import type { ServerConnection } from '../pool/server-connection.js';
 import { SQL_UNKNOWN } from '../pool/server-statements.js';
+import { TxStatus } from '../wire/codes.js';
 import { quoteIdentifier } from '../router/guc-value.js';
 import type { SessionEffect } from '../router/session-effects.js';
 import type { PreparedStatements } from './prepared-statements.js';
 import type { SessionState } from './session-state.js';
-import { prepareStatement } from './sql-statements.js';
+import { layingOn, sqlDefinition } from './sql-statements.js';
 
 /** Whether a session effect ends or rescues an aborted transaction block. */
 export const endsFailedBlock = (e: SessionEffect): boolean => e.kind === 'rollback' || e.kind === 'commit' || e.kind === 'rollback-to';
@@ -39,6 +40,8 @@ export function sqlPlacement(
   dry: boolean,
 ): string[] {
   const held = dry ? new Map(server.statements.sql) : server.statements.sql;
+  const context = session.readingContext;
+  const inBlock = server.txStatus !== TxStatus.Idle;
   const inject: string[] = [];
   if (server.statements.deallocateAll || effects.some((e) => held.get(sqlStatementOf(e) ?? '') === SQL_UNKNOWN)) {
     inject.push('DEALLOCATE ALL');
@@ -57,12 +60,13 @@ export function sqlPlacement(
     if (held.has(name)) inject.push(`DEALLOCATE ${quoteIdentifier(name)}`);
     held.delete(name);
   };
-  /** Makes the connection hold `def` under `name` by running `statement` (def itself, unless told), and records which. */
-  const hold = (name: string, def: string, statement = def): void => {
-    if (held.get(name) === def || held.get(name) === statement) return;
+  /** Makes the connection hold `def` under `name` (see layingOn), or `statement` when told, and records what it holds. */
+  const hold = (name: string, def: string, statement?: string): void => {
+    if (held.get(name) === def || (statement !== undefined && held.get(name) === statement)) return;
     drop(name);
-    inject.push(statement);
-    held.set(name, statement);
+    const [text, holds] = statement === undefined ? layingOn(def, context, inBlock) : [statement, statement];
+    inject.push(text);
+    held.set(name, holds);
   };
   for (const e of effects) {
     if (e.kind === 'prepare') {
@@ -76,14 +80,15 @@ export function sqlPlacement(
       if (!allDropped && !definedHere.has(e.name) && clientStatements.get(e.name) !== undefined) {
         // A statement the client prepared through the protocol (renamed on the server) takes the
         // name all the same: a statement held under it makes the server refuse the PREPARE (42P05).
-        hold(e.name, placeholderStatement(e.name));
+        const placeholder = placeholderStatement(e.name);
+        hold(e.name, placeholder, placeholder);
         continue;
       }
       // The client has no statement of that name: nor may the connection (another client's, even
       // one alike), unless the text's own DEALLOCATE before it drops it.
       if (!droppedHere.has(e.name)) drop(e.name);
       definedHere.add(e.name);
-      held.set(e.name, prepareStatement(e.name, e.sql, e.paramTypes));
+      held.set(e.name, sqlDefinition(e.name, e.sql, e.paramTypes, context));
     } else if (e.kind === 'execute' || e.kind === 'deallocate') {
       // After the text's own DEALLOCATE of the name, the server answers as it would the client.
       if (!definedHere.has(e.name) && !droppedHere.has(e.name)) {
@@ -91,7 +96,7 @@ export function sqlPlacement(
         // Another client's statement of that name must not answer for this client's statement.
         if (def === undefined) drop(e.name);
         // A DEALLOCATE needs the name, not the statement, which may no longer prepare (a table dropped).
-        else hold(e.name, def, e.kind === 'execute' ? def : placeholderStatement(e.name));
+        else hold(e.name, def, e.kind === 'execute' ? undefined : placeholderStatement(e.name));
       }
       if (e.kind === 'deallocate') {
         // Whether it runs is known only from its answer (an error before it in the text, a Parse never executed).

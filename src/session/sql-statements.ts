@@ -8,11 +8,54 @@ import type { ServerConnection } from '../pool/server-connection.js';
 import { SQL_UNKNOWN } from '../pool/server-statements.js';
 import { quoteIdentifier } from '../router/guc-value.js';
 import { classifySessionEffects, type SessionEffect } from '../router/session-effects.js';
+import { quoteLiteral } from './startup-params.js';
 
-/** The statement that defines a SQL-level prepared statement, as pgway lays it on a connection. */
-export function prepareStatement(name: string, sql: string, paramTypes: readonly string[]): string {
+/**
+ * A SQL-level prepared statement's definition: the PREPARE, then the reading context it was read
+ * under (SessionState.readingContext, `\0name=value` pairs). Two clients' PREPAREs of one text
+ * under other settings are two definitions, as PostgreSQL keeps each one's reading.
+ */
+export function sqlDefinition(name: string, sql: string, paramTypes: readonly string[], context: string): string {
   const types = paramTypes.length ? `(${paramTypes.join(', ')})` : '';
-  return `PREPARE ${quoteIdentifier(name)}${types} AS ${sql}`;
+  return `PREPARE ${quoteIdentifier(name)}${types} AS ${sql}${context}`;
+}
+
+/**
+ * The text that lays definition `def` on a connection whose settings are those of context `now`,
+ * and the definition the connection then holds. Where `def` was read under other settings, they
+ * are set for pgway's Query alone (set_config local to its implicit transaction) so that the
+ * PREPARE reads its text as the client's did. Not inside a transaction block, where they would
+ * stay until its end: there it is read under the settings in force (see README), and held as such.
+ * The client_encoding is left: pgway's Query is decoded as a whole in the one in force.
+ */
+export function layingOn(def: string, now: string, inBlock: boolean): [text: string, holds: string] {
+  const at = def.indexOf('\u0000');
+  const prepare = at < 0 ? def : def.slice(0, at);
+  const then = at < 0 ? '' : def.slice(at);
+  if (then === now) return [prepare, def];
+  if (inBlock) return [prepare, prepare + now];
+  const wanted = contextValues(then);
+  const current = contextValues(now);
+  const calls: string[] = [];
+  for (const [name, value] of wanted) if (current.get(name) !== value) calls.push(localSetting(name, value));
+  // A setting the client has now and had not then goes back to the server's default.
+  for (const name of current.keys()) if (!wanted.has(name)) calls.push(localSetting(name, null));
+  return [calls.length > 0 ? `SELECT ${calls.join(', ')}; ${prepare}` : prepare, def];
+}
+
+/** The settings of a context, except client_encoding (see layingOn). */
+function contextValues(context: string): Map<string, string> {
+  const values = new Map<string, string>();
+  for (const pair of context.split('\u0000')) {
+    const eq = pair.indexOf('=');
+    if (eq > 0 && pair.slice(0, eq) !== 'client_encoding') values.set(pair.slice(0, eq), pair.slice(eq + 1));
+  }
+  return values;
+}
+
+/** set_config local to the transaction; NULL resets the setting. */
+function localSetting(name: string, value: string | null): string {
+  return `pg_catalog.set_config(${quoteLiteral(name)}, ${value === null ? 'NULL' : quoteLiteral(value)}, true)`;
 }
 
 /**
@@ -31,7 +74,7 @@ interface PendingChange {
 export class SqlStatements {
   // Both maps are made at the first PREPARE: most clients never send one, and an empty Map costs
   // an idle client about 180 bytes (bench:idle).
-  /** Name -> the PREPARE statement that defines it. */
+  /** Name -> its definition (see sqlDefinition). */
   private defs: Map<string, string> | undefined;
   /** What running each statement does to the session, where it does anything. */
   private bodies: Map<string, readonly SessionEffect[]> | undefined;
@@ -61,9 +104,9 @@ export class SqlStatements {
    * the first definition stays. (A request that names statements waits for what is unanswered
    * before it: RequestWriter.)
    */
-  prepare(request: number, name: string, sql: string, paramTypes: readonly string[]): void {
+  prepare(request: number, name: string, sql: string, paramTypes: readonly string[], context: string): void {
     if (this.defs?.has(name)) return;
-    const def = prepareStatement(name, sql, paramTypes);
+    const def = sqlDefinition(name, sql, paramTypes, context);
     this.note(request, name, def);
     (this.defs ??= new Map()).set(name, def);
     const { effects: body } = classifySessionEffects(sql);
