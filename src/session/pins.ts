@@ -37,8 +37,11 @@ const UNNAMED = '\u0000unnamed';
  */
 const FORGOTTEN = '\u0000forgotten';
 
-/** Pinned state a rolled-back transaction takes with it (unlike a session advisory lock, which stays). */
-const UNDONE_BY_ROLLBACK: ReadonlySet<PinReason> = new Set<PinReason>(['listen', 'temp-table', 'hold-cursor', 'session-authorization']);
+/**
+ * Pinned state a rolled-back transaction takes with it (unlike a session advisory lock, which
+ * stays): also a setting pgway could not read, which a failed or skipped statement never made.
+ */
+const UNDONE_BY_ROLLBACK: ReadonlySet<PinReason> = new Set<PinReason>(['listen', 'temp-table', 'hold-cursor', 'session-authorization', 'unparseable-session-statement']);
 
 /** Where a session is in its requests: SessionState moves it on, Pins reads it. */
 export class RequestCounts {

@@ -37,13 +37,25 @@ const NO_PINS: readonly PinReason[] = Object.freeze([]);
 const NO_EFFECTS: readonly SessionEffect[] = Object.freeze([]);
 const UNKNOWN_VALUE: SessionEffect = Object.freeze({ kind: 'pin', reason: 'unparseable-session-statement' });
 
+/** How many parameter values a Bind frame (statement name at `stmtAt`) sends; -1 when it is malformed there. */
+function boundValueCount(buf: Buffer, stmtAt: number, end: number): number {
+  const at = buf.indexOf(0, stmtAt) + 1;
+  if (at <= 0 || at + 2 > end) return -1;
+  const formats = buf.readInt16BE(at);
+  const valuesAt = at + 2 + 2 * formats;
+  return formats >= 0 && valuesAt + 2 <= end ? buf.readInt16BE(valuesAt) : -1;
+}
+
 /**
  * A statement's effects as one Bind runs it: set_config(name, $n, false) sets the value bound to
  * $n, read from the Bind frame (statement name at `stmtAt`). A value pgway cannot read as text (a
- * binary parameter, a malformed frame) pins the client instead.
+ * binary parameter, a malformed frame) pins the client instead. A Bind with fewer values than
+ * the $n it reads is refused by the server (08P01): its portal does nothing.
  */
 function withBoundValues(effects: readonly SessionEffect[], buf: Buffer, stmtAt: number, end: number): readonly SessionEffect[] {
   if (effects.length === 0 || !effects.some((e) => e.kind === 'set-param')) return effects;
+  const values = boundValueCount(buf, stmtAt, end);
+  if (values >= 0 && effects.some((e) => e.kind === 'set-param' && e.param > values)) return NO_EFFECTS;
   return effects.map((e): SessionEffect => {
     if (e.kind !== 'set-param') return e;
     const value = bindParameterText(buf, stmtAt, end, e.param - 1);
