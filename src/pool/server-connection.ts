@@ -803,7 +803,9 @@ export class ServerConnection implements ResponseHandler {
     this.clientInCopy = false;
     this.answered++;
     const swallowed = this.expected.headAction === Action.Swallow;
-    if (!swallowed) this.reported.errors++;
+    // The abort's error stands for the one pgway answered the client with (see abortRequest): the
+    // client's request failed, and what it staged goes, as after an error of the server's.
+    if (!swallowed || this.expected.headExtra === ABORT) this.reported.errors++;
     if (buf) {
       const fields = decodeErrorFields(buf, start, end);
       const severity = fields.get('V') ?? fields.get('S');
