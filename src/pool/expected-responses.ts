@@ -121,6 +121,13 @@ export class ExpectedResponses {
     return false;
   }
 
+  /** Whether a Parse (a client's or pgway's own) is still owed its answer: it may yet fail. */
+  get parseOwed(): boolean {
+    const mask = this.kinds.length - 1;
+    for (let i = 0; i < this.count; i++) if (this.kinds[(this.head + i) & mask] === Slot.Parse) return true;
+    return false;
+  }
+
   get headKind(): number {
     return this.count > 0 ? this.kinds[this.head]! : 0;
   }

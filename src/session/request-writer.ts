@@ -601,11 +601,17 @@ export class RequestWriter {
     let unnamedBound = false;
     for (let j = first; j < held.count && held.codes[j] !== Frontend.Sync; j++) {
       const code = held.codes[j]!;
-      if (code !== Frontend.Parse && !bindNames) continue;
+      if (code !== Frontend.Parse && code !== Frontend.Close && !bindNames) continue;
       const buf = held.bufs[j]!;
       const start = held.starts[j]!;
       const end = held.ends[j]!;
       let name = '';
+      if (code === Frontend.Close) {
+        // pgway answers a Close of a statement and takes it back if the server skips the Close: not
+        // while the Parse that defined the statement is unanswered, whose failure drops it first.
+        if (unanswered && buf[start + 5] === 0x53 /* S */ && this.closesUnanswered(server, targetOf(buf, start, end)[1])) return 'wait';
+        continue;
+      }
       if (code === Frontend.Parse) {
         // PostgreSQL refuses a name in use (42P05).
         if (unanswered && buf[start + 5] !== 0 && this.statements.get(readCString(buf, start + 5, end)[0]) !== undefined) return 'wait';
@@ -645,6 +651,11 @@ export class RequestWriter {
     const effects = this.unnamedStatementEffects;
     if (!effects.some(namesSqlStatement) || sqlPlacement(server, session, this.statements, effects, true).length === 0) return undefined;
     return cannotPlace(firstStatementName(effects), 'unnamed');
+  }
+
+  /** Whether the client's statement `name` may have been defined by a Parse the server has not answered yet. */
+  private closesUnanswered(server: ServerConnection, name: string): boolean {
+    return name !== '' && this.statements.get(name) !== undefined && server.expected.parseOwed;
   }
 
   /**
