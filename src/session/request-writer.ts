@@ -502,6 +502,15 @@ export class RequestWriter {
         server.expectSynthesized(Slot.Parse, this.statements.define(name, stmt, msg.PARSE_COMPLETE));
         return true;
       }
+      if (server.txStatus === TxStatus.Failed && !server.busy && !effects.some(endsFailedBlock)) {
+        // The server refuses it in the aborted block (25P02) before it looks at the name: sent as
+        // it is, it fails as the client's would, defining nothing, and the copy stays for the
+        // client's other names of the statement, which a Close first would take from them.
+        server.statements.prepared.set(stmt.serverName, copy);
+        server.write(stmt.parse);
+        server.expectForwarded(Slot.Parse);
+        return true;
+      }
       // A client that describes the statement it just prepared (postgres.js, JDBC) must get a
       // description of a fresh plan: one made before DDL would fail the Describe, and a driver
       // that keeps the statement from its ParameterDescription would be left without columns.
