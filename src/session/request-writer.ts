@@ -14,7 +14,7 @@ import type { ServerConnection } from '../pool/server-connection.js';
 import { SQL_UNKNOWN } from '../pool/server-statements.js';
 import { parseBool } from '../router/guc-value.js';
 import { classifySessionEffectsIn, SET_CONFIG_OID, setConfigCallEffects, type PinReason, type SessionEffect } from '../router/session-effects.js';
-import { Frontend, TxStatus } from '../wire/codes.js';
+import { Backend, Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import type { HeldFrames } from './held-frames.js';
 import { bindParameterText, functionCallArgument, readCString } from '../wire/decode.js';
@@ -125,6 +125,8 @@ const alreadyExists = (name: string): Buffer => msg.errorResponse({
   file: 'prepare.c',
   routine: 'StorePreparedStatement',
 });
+
+const NO_DATA = new msg.MessageWriter(5).frame(Backend.NoData);
 
 /** PostgreSQL's answer to a Bind or Describe of an unnamed statement the session does not have. */
 const NO_UNNAMED_STATEMENT = msg.errorResponse({
@@ -651,6 +653,11 @@ export class RequestWriter {
     return refused === undefined ? undefined : cannotPlace(refused, 'failed-block');
   }
 
+  /** Whether the client's statement `name` may have been defined by a Parse the server has not answered yet. */
+  private closesUnanswered(server: ServerConnection, name: string): boolean {
+    return name !== '' && this.statements.get(name) !== undefined && server.expected.parseOwed;
+  }
+
   /**
    * A Bind of the unnamed statement parsed in an earlier request, whose text names SQL-level
    * statements the connection does not hold as the client does: refused (the error is returned),
@@ -660,11 +667,6 @@ export class RequestWriter {
     const effects = this.unnamedStatementEffects;
     if (!effects.some(namesSqlStatement) || sqlPlacement(server, session, this.statements, effects, true).length === 0) return undefined;
     return cannotPlace(firstStatementName(effects), 'unnamed');
-  }
-
-  /** Whether the client's statement `name` may have been defined by a Parse the server has not answered yet. */
-  private closesUnanswered(server: ServerConnection, name: string): boolean {
-    return name !== '' && this.statements.get(name) !== undefined && server.expected.parseOwed;
   }
 
   /**
@@ -733,10 +735,27 @@ export class RequestWriter {
       return true;
     }
     if (this.isStale(stmt)) return this.staleOnce(server, stmt);
+    if (server.txStatus === TxStatus.Failed && !server.busy && stmt.shape?.endsWith('/-') && !server.statements.prepared.has(stmt.serverName)) {
+      return this.describeWithoutRows(server, stmt.shape);
+    }
     const next = this.copies.prepareFor(server, stmt);
     if (next !== Next.Send) return this.notSent(server, next, Slot.Describe);
     server.noteClientFrame(code);
     server.write(renameBind(buf, start, end, start + 6, stmt.serverName));
+    return true;
+  }
+
+  /**
+   * A Describe, in an aborted transaction block, of a statement that returns no rows and that the
+   * connection lacks: PostgreSQL describes it there (its parameters, then NoData), but refuses
+   * pgway's Parse to prepare it, so pgway answers from the shape the client's statement has (see
+   * ShapeCheck). One that returns rows is refused by PostgreSQL too (25P02), as the Parse is.
+   */
+  private describeWithoutRows(server: ServerConnection, shape: string): true {
+    const params = Buffer.from(shape.slice(0, shape.indexOf('/')), 'hex');
+    const description = new msg.MessageWriter(params.length + 5).bytes(params).frame(Backend.ParameterDescription);
+    this.beforeOwnWrite(server);
+    server.expectSynthesized(Slot.Describe, Buffer.concat([description, NO_DATA]));
     return true;
   }
 
