@@ -17,7 +17,7 @@ import { classifySessionEffectsIn, SET_CONFIG_OID, setConfigCallEffects, type Pi
 import { Backend, Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import type { HeldFrames } from './held-frames.js';
-import { bindParameterText, functionCallArgument, readCString } from '../wire/decode.js';
+import { bindParameterText, bindValueCount, functionCallArgument, readCString } from '../wire/decode.js';
 import { bindStatement, closeStatement, renameBind, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
 import { Next, StatementCopies } from './statement-copies.js';
 import type { SessionState } from './session-state.js';
@@ -37,15 +37,6 @@ const NO_PINS: readonly PinReason[] = Object.freeze([]);
 const NO_EFFECTS: readonly SessionEffect[] = Object.freeze([]);
 const UNKNOWN_VALUE: SessionEffect = Object.freeze({ kind: 'pin', reason: 'unparseable-session-statement' });
 
-/** How many parameter values a Bind frame (statement name at `stmtAt`) sends; -1 when it is malformed there. */
-function boundValueCount(buf: Buffer, stmtAt: number, end: number): number {
-  const at = buf.indexOf(0, stmtAt) + 1;
-  if (at <= 0 || at + 2 > end) return -1;
-  const formats = buf.readInt16BE(at);
-  const valuesAt = at + 2 + 2 * formats;
-  return formats >= 0 && valuesAt + 2 <= end ? buf.readInt16BE(valuesAt) : -1;
-}
-
 /**
  * A statement's effects as one Bind runs it: set_config(name, $n, false) sets the value bound to
  * $n, read from the Bind frame (statement name at `stmtAt`). A value pgway cannot read as text (a
@@ -54,7 +45,7 @@ function boundValueCount(buf: Buffer, stmtAt: number, end: number): number {
  */
 function withBoundValues(effects: readonly SessionEffect[], buf: Buffer, stmtAt: number, end: number): readonly SessionEffect[] {
   if (effects.length === 0 || !effects.some((e) => e.kind === 'set-param')) return effects;
-  const values = boundValueCount(buf, stmtAt, end);
+  const values = bindValueCount(buf, stmtAt, end);
   if (values >= 0 && effects.some((e) => e.kind === 'set-param' && e.param > values)) return NO_EFFECTS;
   return effects.map((e): SessionEffect => {
     if (e.kind !== 'set-param') return e;

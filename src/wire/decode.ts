@@ -85,6 +85,15 @@ export function bindParameterText(buf: Buffer, at: number, end: number, index: n
   return value == null ? value : value.binary ? undefined : value.bytes.toString('utf8');
 }
 
+/** How many parameter values a Bind frame (statement name at `at`) sends; -1 when it is malformed there. */
+export function bindValueCount(buf: Buffer, at: number, end: number): number {
+  at = buf.indexOf(0, at) + 1;
+  if (at <= 0 || at + 2 > end) return -1;
+  const formats = buf.readInt16BE(at);
+  const valuesAt = at + 2 + 2 * formats;
+  return formats >= 0 && valuesAt + 2 <= end ? buf.readInt16BE(valuesAt) : -1;
+}
+
 /**
  * Whether a Bind frame (statement name at `at`) sends a parameter in binary format; true for a
  * malformed frame, which the server refuses anyway.
