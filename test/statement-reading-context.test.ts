@@ -197,3 +197,30 @@ describe('client_encoding: the same bytes are another text in another encoding',
     expect(g).toEqual(d);
   });
 });
+
+describe('SET SESSION AUTHORIZATION with "$user" in the search_path: the session user decides the tables too', () => {
+  it('pg named query: a client under another session user reads its own schema\'s table, and a client after it reads its own', { timeout: 30_000 }, async () => {
+    // Superuser clients (the admin user logs in to PostgreSQL as postgres) sharing the pool's connection.
+    const scenario = async (url: string): Promise<unknown[]> => {
+      const other = await clients.pg(url);
+      const tenant = await clients.pg(url);
+      const q = { name: 'acct_by_user', text: 'SELECT * FROM rc_acct WHERE id = $1', values: [1] };
+      const out: unknown[] = [];
+      out.push(await outcome(other.query(q).then((r) => r.rows)));
+      await tenant.query('SET SESSION AUTHORIZATION rc_tenant');
+      for (let i = 0; i < 2; i++) out.push(await outcome(tenant.query(q).then((r) => r.rows)));
+      await tenant.query('RESET SESSION AUTHORIZATION');
+      out.push(await outcome(tenant.query(q).then((r) => r.rows)));
+      out.push(await outcome(other.query(q).then((r) => r.rows)));
+      return out;
+    };
+    const PUBLIC = { ok: [{ id: 1, name: 'public-row' }] };
+    const TENANT = { ok: [{ id: 1, name: 'tenant-row', balance: '10' }] };
+    const d = await within(10_000, 'direct', scenario(pgUrl(lab().primary, 'postgres', lab().superuserPassword, 'app')));
+    // Back under its own session user, the path finds public's table: the tenant's statement returns
+    // another shape there, which PostgreSQL refuses.
+    expect(d).toEqual([PUBLIC, TENANT, TENANT, { err: '0A000', message: 'cached plan must not change result type' }, PUBLIC]);
+    const g = await within(10_000, 'gateway', scenario(gw.url('admin', 'app')));
+    expect(g).toEqual(d);
+  });
+});

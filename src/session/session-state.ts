@@ -58,6 +58,8 @@ function reportedValue(params: ReadonlyMap<string, string>, name: string): strin
   return undefined;
 }
 
+let nextOwnContext = 1;
+
 export class SessionState {
   /** Current settings: the startup ones with the client's committed SETs laid over them. */
   private readonly settings: ClientSettings;
@@ -65,6 +67,8 @@ export class SessionState {
   readonly sqlPrepared = new SqlStatements();
   private readonly requests = new RequestCounts();
   private readonly pinBook = new Pins(this.requests);
+  /** Marks this client's reading context while it is under SET SESSION AUTHORIZATION (see readingContext). */
+  private ownContext: string | undefined;
   private staged: SessionEffect[] = [];
   /** Per staged effect, the number of the request that runs it (see requestsSent). */
   private stagedIn: number[] = [];
@@ -125,9 +129,17 @@ export class SessionState {
     return this.settings.get('search_path') ?? '';
   }
 
-  /** The settings PostgreSQL reads a statement's text under (see ClientSettings.readingContext): prepared statements are shared per context. */
+  /**
+   * The settings PostgreSQL reads a statement's text under (see ClientSettings.readingContext):
+   * prepared statements are shared per context. Under SET SESSION AUTHORIZATION the session user
+   * decides what "$user" resolves to as well, and may be anyone: the client's statements are its
+   * own then (it holds its connection: see Pins), neither reading another's nor left for another.
+   */
   get readingContext(): string {
-    return this.settings.readingContext;
+    const context = this.settings.readingContext;
+    if (!this.pinBook.pinned || !this.pinBook.reasons.has('session-authorization')) return context;
+    this.ownContext ??= `\u0000session_authorization=#${nextOwnContext++}`;
+    return context + this.ownContext;
   }
 
   /** The pinned state's kinds. */
