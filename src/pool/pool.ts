@@ -570,6 +570,7 @@ export class Pool {
     conn.connect(this.settings.serverConnectTimeoutMs).then(
       () => {
         this.connecting--;
+        this.loginFailedAt = 0;
         this.owned.add(conn);
         owners.set(conn, this);
         this.serverParams = new Map(conn.params);
@@ -581,6 +582,7 @@ export class Pool {
       (err: GatewayError) => {
         this.connecting--;
         this.dbLimit.release();
+        this.loginFailedAt = nowMs();
         this.log.warn({ err: conn.loginRefusal ?? err.message, pool: this.name }, 'server connection failed');
         // A waiting client hears why instead of waiting out its timeout; the others get another try.
         // PAUSE holds its clients whatever becomes of a login begun before it.
@@ -593,6 +595,8 @@ export class Pool {
   }
 
   private loginRetry: NodeJS.Timeout | undefined;
+  /** nowMs() when the last connection failed to open (0: the last one opened), for min_size (see maintain). */
+  private loginFailedAt = 0;
 
   /**
    * A connection failed to open (the server down or refusing, too many connections): the clients
@@ -608,10 +612,15 @@ export class Pool {
     this.loginRetry.unref();
   }
 
-  /** Closes connections idle too long or past their lifetime; keeps min_size open. */
+  /**
+   * Closes connections idle too long or past their lifetime; keeps min_size open, but not sooner than
+   * server_login_retry_ms after a connection failed to open, as PgBouncer's launcher waits: with
+   * nobody waiting, a server that refuses pgway (a wrong password, too many connections) or does not
+   * answer would otherwise get min_size logins every second.
+   */
   private maintain(): void {
     const now = nowMs();
-    const { serverIdleTimeoutMs, serverLifetimeMs, minSize } = this.settings;
+    const { serverIdleTimeoutMs, serverLifetimeMs, minSize, serverLoginRetryMs } = this.settings;
     for (let i = this.idle.length - 1; i >= 0; i--) {
       const conn = this.idle[i]!;
       const tooOld = serverLifetimeMs > 0 && now - conn.createdAt > serverLifetimeMs;
@@ -621,6 +630,7 @@ export class Pool {
         this.forget(conn);
       }
     }
+    if (this.loginFailedAt > 0 && now - this.loginFailedAt < serverLoginRetryMs) return;
     while (!this.closed && !this.retired && !this.paused && this.size < minSize && !this.dbLimit.full) this.open();
   }
 }
