@@ -190,6 +190,12 @@ export class Gateway implements SessionContext, AdminView {
       // SHOW STATS and /metrics keep its row (and the clients it serves) without waiting for a query.
       this.successor(dbName, userName);
     }
+    // Clients still on a retired pool's connections (session mode, a pin, a transaction under way)
+    // read their settings there: they follow the database's entry, as its other clients do.
+    for (const pool of this.retiredPools) {
+      const db = this.databases.get(pool.database);
+      if (db) pool.settings = db.pool;
+    }
     // A timer armed under the old settings would end a client at the old deadline, or never.
     for (const session of this.sessions) session.settingsReloaded();
   }

@@ -36,6 +36,11 @@ export class PoolCounters {
 /** The pool that opened each connection: a client moved off a retired pool gives its connection back there. */
 const owners = new WeakMap<ServerConnection, Pool>();
 
+/** The pool that opened `conn`. */
+export function ownerOf(conn: ServerConnection): Pool | undefined {
+  return owners.get(conn);
+}
+
 /** What replaces a retired pool: the pool serving its database and user now, or why there is none. */
 export type Successor = () => Pool | GatewayError;
 
@@ -201,7 +206,8 @@ export class Pool {
   /**
    * A RELOAD changes the settings in place: waiters' deadlines follow the new timeouts, a larger
    * pool opens connections for its waiters now, and a smaller one closes its idle connections
-   * above the new size now (busy ones close when given back).
+   * above the new size now (busy ones close when given back). A retired pool gets its database's
+   * new settings too, for the clients still on its connections.
    */
   set settings(next: PoolSettings) {
     this.currentSettings = next;

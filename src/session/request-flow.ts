@@ -22,7 +22,7 @@ import { nowMs, perfNow, wallClockAt } from '../clock.js';
 import { errorChannel, pinChannel, type ErrorEvent, type PinEvent } from '../events.js';
 import { Slot } from '../pool/expected-responses.js';
 import { CANCEL_TIMEOUT_MS } from '../pool/server-cancel.js';
-import type { Pool, PoolWaiter } from '../pool/pool.js';
+import { ownerOf, type Pool, type PoolWaiter } from '../pool/pool.js';
 import { UNKNOWN_SETTINGS, type Answer, type ServerConnection, type ServerSink } from '../pool/server-connection.js';
 import type { PinReason } from '../router/session-effects.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
@@ -291,6 +291,9 @@ export class RequestFlow implements ServerSink, PoolWaiter {
 
   private leased(conn: ServerConnection): void {
     this.waiting = false;
+    // A client a RELOAD handed from its retired pool to the successor while it waited (Pool.retire)
+    // belongs to the pool that lent the connection: its settings, statements and release are there.
+    if (this.pool.retired) this.pool = ownerOf(conn) ?? this.pool;
     if (this.pausedWhileWaiting) this.resumeAfterWait(); // before dispatch(), which may pause it again
     const state = this.host.state;
     if (state === 'closed') {
