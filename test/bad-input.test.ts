@@ -18,18 +18,8 @@ import {
   typedMessage,
   type BackendMessage,
 } from './helpers/raw-client.js';
+import { prng } from './helpers/prng.js';
 
-/** A small deterministic PRNG (mulberry32), so "random" input is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBytes(next: () => number, n: number): Buffer {
   const b = Buffer.alloc(n);

@@ -10,7 +10,8 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminQuery } from './harness/lab.js';
 import { FileGateways, type FileGateway } from './helpers/file-gateway.js';
-import { sleep, sqlstate } from './helpers/pg-helpers.js';
+import { NoAnswerWithin, sleep, sqlstate, within } from './helpers/pg-helpers.js';
+import { prng } from './helpers/prng.js';
 import { cancelRequestPacket, rawTrustLogin, RawClient, readCycle, queryMessage } from './helpers/raw-client.js';
 
 const DB = 'chaos';
@@ -32,26 +33,6 @@ afterAll(async () => {
   files.removeFiles();
 });
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-class Hang extends Error {}
-function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Hang(`hang: ${what} (${ms} ms)`)), ms); }),
-  ]);
-}
-
 // Errors a client may get when a fault hits it: its server connection was terminated, its connection
 // ended, a reconnect, a pause.
 const FAULT_CODES = new Set(['57P01', '08006', '08003', '08P01', '57P05', '57P02', '57P03', '40P01']);
@@ -68,6 +49,8 @@ interface Report {
   ops: number;
   faults: Map<string, number>;
 }
+/** A running statement the controller may cancel; js: a postgres.js query (see cancelOutcome). */
+interface CancelTarget { tag: string; running: boolean; cancel(): Promise<void>; cancelledAt?: number; js?: boolean }
 const note = (m: Map<string, number>, k: string): void => void m.set(k, (m.get(k) ?? 0) + 1);
 
 async function resetTable(owners: number[]): Promise<void> {
@@ -77,7 +60,7 @@ async function resetTable(owners: number[]): Promise<void> {
 }
 
 async function runChaos(seed: number, durationMs: number): Promise<Report> {
-  const rand = mulberry32(seed);
+  const rand = prng(seed);
   const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const poolSize = 2 + Math.floor(rand() * 3);
   const nPg = 16 + Math.floor(rand() * 10);
@@ -94,8 +77,8 @@ async function runChaos(seed: number, durationMs: number): Promise<Report> {
   await resetTable(owners);
   const deadline = Date.now() + durationMs;
   const running = (): boolean => Date.now() < deadline;
-  const cancelTargets = new Set<{ cancel(): Promise<void>; running: boolean; cancelledAt?: number }>();
-  const cancelOutcome = (tag: string, t: { cancelledAt?: number; js?: boolean }, started: number, err: unknown): void => {
+  const cancelTargets = new Set<CancelTarget>();
+  const cancelOutcome = (tag: string, t: CancelTarget, started: number, err: unknown): void => {
     const code = err === undefined ? 'ok' : sqlstate(err);
     if (t.cancelledAt === undefined) {
       if (code === '57014') violation(`${tag}: 57014 but nobody cancelled it`);
@@ -106,9 +89,23 @@ async function runChaos(seed: number, durationMs: number): Promise<Report> {
     if (code === 'ok' && !t.js && Date.now() - t.cancelledAt > 150) violation(`${tag}: cancel sent ${t.cancelledAt - started} ms after start, statement still ran to its end ${Date.now() - started} ms`);
   };
 
+  /** Waits for a statement the controller may cancel, and checks how it ended (see cancelOutcome). */
+  async function untilCancelledOrDone(tag: string, target: CancelTarget, started: number, p: Promise<unknown>): Promise<void> {
+    try {
+      await within(10000, `${tag} cancelme`, p);
+      cancelOutcome(tag, target, started, undefined);
+    } catch (err) {
+      if (sqlstate(err) !== '57014') throw err;
+      cancelOutcome(tag, target, started, err);
+    } finally {
+      target.running = false;
+      cancelTargets.delete(target);
+    }
+  }
+
   // --- pg workers -----------------------------------------------------------------------------------
   async function pgWorker(id: number): Promise<void> {
-    const r = mulberry32(seed * 1000 + id);
+    const r = prng(seed * 1000 + id);
     const rp = <T>(xs: T[]): T => xs[Math.floor(r() * xs.length)]!;
     let client: pg.Client | undefined;
     let setVal: string[] = [''];       // acceptable values of chaos.v (several when a SET's outcome is unknown)
@@ -145,7 +142,7 @@ async function runChaos(seed: number, durationMs: number): Promise<Report> {
             if (s.rows[0]!.s !== PER_OWNER) violation(`${tag}: in-transaction sum ${s.rows[0]!.s}`);
             await within(10000, `${tag} COMMIT`, c.query('COMMIT'));
           } catch (err) {
-            if (!(err instanceof Hang)) await within(10000, `${tag} ROLLBACK`, c.query('ROLLBACK')).catch(() => undefined);
+            if (!(err instanceof NoAnswerWithin)) await within(10000, `${tag} ROLLBACK`, c.query('ROLLBACK')).catch(() => undefined);
             throw err;
           }
         } else if (op === 'named') {
@@ -211,19 +208,10 @@ async function runChaos(seed: number, durationMs: number): Promise<Report> {
           if (Date.now() - t0 < ms - 2) violation(`${tag}: sleep ${ms} ms ended after ${Date.now() - t0} ms`);
         } else {
           // A long sleep the controller may cancel.
-          const target: { running: boolean; cancel(): Promise<void>; cancelledAt?: number; tag?: string } = { tag, running: true, cancel: async () => sendCancel(gw, c) };
+          const target: CancelTarget = { tag, running: true, cancel: async () => sendCancel(gw, c) };
           cancelTargets.add(target);
           const started = Date.now();
-          try {
-            await within(10000, `${tag} cancelme`, c.query('SELECT pg_sleep(0.6)'));
-            cancelOutcome(tag, target, started, undefined);
-          } catch (err) {
-            if (sqlstate(err) !== '57014') throw err;
-            cancelOutcome(tag, target, started, err);
-          } finally {
-            target.running = false;
-            cancelTargets.delete(target);
-          }
+          await untilCancelledOrDone(tag, target, started, c.query('SELECT pg_sleep(0.6)'));
           // After a cancel, the session must still be usable and see its own SET.
           const res = await within(10000, `${tag} after-cancel`, c.query<{ v: string | null }>("SELECT current_setting('chaos.v', true) AS v"));
           const v = res.rows[0]?.v ?? '';
@@ -231,7 +219,7 @@ async function runChaos(seed: number, durationMs: number): Promise<Report> {
           else setVal = [v];
         }
       } catch (err) {
-        if (err instanceof Hang) {
+        if (err instanceof NoAnswerWithin) {
           violation(String(err.message));
           client?.connection.stream.destroy();
           client = undefined;
@@ -257,7 +245,7 @@ async function runChaos(seed: number, durationMs: number): Promise<Report> {
 
   // --- postgres.js workers --------------------------------------------------------------------------
   async function jsWorker(id: number): Promise<void> {
-    const r = mulberry32(seed * 1000 + id);
+    const r = prng(seed * 1000 + id);
     const sql = postgres(gw.url(), { max: 1, onnotice: () => undefined, connect_timeout: 10, idle_timeout: 0 });
     // postgres.js itself hangs its connection when a query is cancelled before it was sent (also on a
     // direct connection, e.g. while its array-types fetch waits): warm up first, cancel only once sent.
@@ -283,23 +271,14 @@ async function runChaos(seed: number, durationMs: number): Promise<Report> {
           }));
         } else {
           const q = sql`SELECT pg_sleep(0.6), ${id}::int AS me`;
-          const target: { running: boolean; cancel(): Promise<void>; cancelledAt?: number; tag?: string; js?: boolean } = { tag, js: true, running: true, cancel: async () => { q.cancel(); } };
+          const target: CancelTarget = { tag, js: true, running: true, cancel: async () => { q.cancel(); } };
           const p = q.then((x) => x);
           setTimeout(() => cancelTargets.add(target), 30);
           const started = Date.now();
-          try {
-            await within(10000, `${tag} cancelme`, p);
-            cancelOutcome(tag, target, started, undefined);
-          } catch (err) {
-            if (sqlstate(err) !== '57014') throw err;
-            cancelOutcome(tag, target, started, err);
-          } finally {
-            target.running = false;
-            cancelTargets.delete(target);
-          }
+          await untilCancelledOrDone(tag, target, started, p);
         }
       } catch (err) {
-        if (err instanceof Hang) { violation(`${err.message} all-early-events: ${events.filter((e) => e.at - t00 < 1500).map((e) => `${e.at - t00}:${e.what}`).join(' ')}`); continue; }
+        if (err instanceof NoAnswerWithin) { violation(`${err.message} all-early-events: ${events.filter((e) => e.at - t00 < 1500).map((e) => `${e.at - t00}:${e.what}`).join(' ')}`); continue; }
         const code = sqlstate(err);
         if (code === '57014') violation(`${tag}: 57014 not cancelled: ${(err as Error).message}`);
         else if (!isFaultError(err)) violation(`${tag}: unexpected ${code} ${(err as Error).message}`);
@@ -312,7 +291,7 @@ async function runChaos(seed: number, durationMs: number): Promise<Report> {
 
   // --- raw protocol workers ----------------------------------------------------------------------
   async function rawWorker(id: number): Promise<void> {
-    const r = mulberry32(seed * 1000 + id);
+    const r = prng(seed * 1000 + id);
     let client: RawClient | undefined;
     let setVal = [''];
     let n = 0;
@@ -345,7 +324,7 @@ async function runChaos(seed: number, durationMs: number): Promise<Report> {
         if (!setVal.includes(v ?? '')) violation(`${tag}: saw chaos.v=${v}, expected ${setVal.join('|')}`);
         setVal = [v ?? ''];
       } catch (err) {
-        if (err instanceof Hang || /timed out/.test(String(err))) violation(`${tag}: ${String(err)}`);
+        if (err instanceof NoAnswerWithin || /timed out/.test(String(err))) violation(`${tag}: ${String(err)}`);
         else note(report.faultErrors, `raw ${String(err)} ${client?.pending.length ?? 0}`);
         client?.destroy();
         client = undefined;
@@ -394,7 +373,7 @@ async function runChaos(seed: number, durationMs: number): Promise<Report> {
             const t = pick(targets);
             t.running = false;
             t.cancelledAt = Date.now();
-            events.push({ at: Date.now(), what: `cancel ${(t as { tag?: string }).tag}` });
+            events.push({ at: Date.now(), what: `cancel ${t.tag}` });
             await t.cancel();
           }
         } else if (fault === 'pause') {
@@ -407,7 +386,7 @@ async function runChaos(seed: number, durationMs: number): Promise<Report> {
           await within(10000, 'RELOAD', admin.query('RELOAD'));
         }
       } catch (err) {
-        if (err instanceof Hang) violation(`controller ${fault}: ${err.message}`);
+        if (err instanceof NoAnswerWithin) violation(`controller ${fault}: ${err.message}`);
         else note(report.faultErrors, `controller ${fault} ${sqlstate(err)} ${(err as Error).message}`);
         if (fault === 'pause') await admin.query('RESUME').catch(() => undefined);
       }

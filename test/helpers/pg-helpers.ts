@@ -108,13 +108,16 @@ export async function bothConnectionsUsable(a: pg.Client, b: pg.Client): Promise
   expect(new Set(pids).size).toBe(2);
 }
 
+/** What within() rejects with when its promise did not settle in time. */
+export class NoAnswerWithin extends Error {}
+
 /** Bounds a promise in time: a hang fails the test with `what` instead of the test timeout. */
 export function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout;
   return Promise.race([
     p.finally(() => clearTimeout(timer)),
     new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+      timer = setTimeout(() => reject(new NoAnswerWithin(`${what}: no answer within ${ms} ms`)), ms);
     }),
   ]);
 }
