@@ -296,6 +296,7 @@ export class RequestWriter {
             }
           }
           this.stage(session, effects);
+          if (this.pooled && effects.some(dropsAllStatements)) this.dropAllStatements(server, session);
           session.requestWritten();
           if (this.pooled && i + 1 < held.count && effects.some(dropsAllStatements)) {
             // What the client and the connection hold after it depends on whether it ran: what
@@ -340,7 +341,7 @@ export class RequestWriter {
           if (this.waitForDescription) written = i;
           break;
         case Frontend.Execute:
-          if (this.unnamedPortalEffects.length > 0 || this.portalEffects !== undefined) this.onExecute(session, buf, start, end);
+          if (this.unnamedPortalEffects.length > 0 || this.portalEffects !== undefined) this.onExecute(server, session, buf, start, end);
           this.inGroup = true;
           break;
         case Frontend.Describe:
@@ -443,6 +444,23 @@ export class RequestWriter {
   }
 
   /**
+   * A DEALLOCATE ALL or DISCARD ALL of the client's runs: the client's protocol-level statements go
+   * with its SQL-level ones (SessionState.stage), and so do the shared copies on the connection,
+   * the statement that runs it included. Whether it ran is known only from its answer: a request
+   * that fails takes this back, and a later group waits for the answer (see guess).
+   */
+  private dropAllStatements(server: ServerConnection, session: SessionState): void {
+    const serverUndo = server.statements.clearPrepared();
+    const clientUndo = this.statements.clear();
+    server.statements.deallocateAll = true;
+    session.takeBackIfFails(() => {
+      clientUndo();
+      serverUndo();
+    });
+    this.guess();
+  }
+
+  /**
    * A Parse: its effects wait for the statement to run. In pooled modes a named statement is
    * renamed to its shared server-side name and prepared only where missing; a name the client
    * already uses is refused, as PostgreSQL refuses it. Returns true when the frame was handled here.
@@ -478,6 +496,7 @@ export class RequestWriter {
     if (!this.tracked) {
       // Session mode: the statement stays on this connection; its effects count from here.
       this.stage(session, effects);
+      if (this.pooled && effects.length > 0 && effects.some(dropsAllStatements)) this.dropAllStatements(server, session);
       return false;
     }
     const [name, stmt] = this.statements.onParse(buf, start, end, this.epoch, session.readingContext, effects)!;
@@ -576,10 +595,11 @@ export class RequestWriter {
   }
 
   /** An Execute: the effects of the statement behind its portal are staged, each time it runs. */
-  private onExecute(session: SessionState, buf: Buffer, start: number, end: number): void {
+  private onExecute(server: ServerConnection, session: SessionState, buf: Buffer, start: number, end: number): void {
     const effects = buf[start + 5] === 0 ? this.unnamedPortalEffects : this.portalEffects?.get(readCString(buf, start + 5, end)[0]);
     if (!effects) return;
     this.stage(session, effects);
+    if (this.pooled && effects.some(dropsAllStatements)) this.dropAllStatements(server, session);
     if (this.tracked && effects.some(changesSearchPath)) this.pathChanged = true;
   }
 

@@ -105,18 +105,11 @@ export function sqlPlacement(
         droppedHere.add(e.name);
       }
     } else if (e.kind === 'deallocate-all') {
-      // DEALLOCATE ALL and DISCARD ALL drop the shared statements too, and the client's own. The
-      // connection's next placement starts from a DEALLOCATE ALL of its own, whether this one ran or not.
+      // DEALLOCATE ALL and DISCARD ALL drop the shared statements too, and the client's own, when
+      // they run (RequestWriter.dropAllStatements). The connection's next placement starts from a
+      // DEALLOCATE ALL of its own, whether this one ran or not.
       held.clear();
-      if (!dry) {
-        const serverUndo = server.statements.clearPrepared();
-        const clientUndo = clientStatements.clear();
-        server.statements.deallocateAll = true;
-        session.takeBackIfFails(() => {
-          clientUndo();
-          serverUndo();
-        });
-      }
+      if (!dry) server.statements.deallocateAll = true;
       definedHere.clear();
       allDropped = true;
     }
