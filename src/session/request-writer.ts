@@ -476,7 +476,10 @@ export class RequestWriter {
   ): boolean {
     const effects = known ?? effectsOfText(buf, buf.indexOf(0, start + 5) + 1, end);
     if (!this.parsedSqlNames && effects.length > 0 && effects.some(namesSqlStatement)) this.parsedSqlNames = true;
-    const misplaced = this.pooled && effects.length > 0 ? this.placeWithinGroup(server, session, effects) : undefined;
+    // A tracked named statement's SQL-level effects are placed where it is bound (onBind), which
+    // may be another connection in a later request: parsing it changes nothing, as in PostgreSQL.
+    const placesHere = buf[start + 5] === 0 || !this.tracked;
+    const misplaced = this.pooled && placesHere && effects.length > 0 ? this.placeWithinGroup(server, session, effects) : undefined;
     if (misplaced) {
       this.beforeOwnWrite(server);
       return this.refuse(server, Slot.Parse, misplaced);
@@ -605,8 +608,9 @@ export class RequestWriter {
 
   /**
    * Before the first message of an extended-protocol group: lays on the SQL-level statements the
-   * group's held messages name (Parses of EXECUTE/PREPARE/DEALLOCATE text, Binds and Describes of
-   * names the client PREPAREd in SQL), so that no Query of pgway's runs inside the group. Returns
+   * group's held messages name (Binds of statements whose text is EXECUTE/PREPARE/DEALLOCATE, and
+   * unnamed Parses of such text; Binds and Describes of names the client PREPAREd in SQL), so that
+   * no Query of pgway's runs inside the group. Returns
    * 'wait' when answers are owed first (what the connection holds depends on them, and whether a
    * name a Parse of the group reuses is still taken: the Parse that took it may yet fail), or the
    * name it could not place (see placeSqlPrepared).
@@ -621,6 +625,8 @@ export class RequestWriter {
     const unanswered = this.tracked && server.busy;
     let unnamedParsed = false;
     let unnamedBound = false;
+    /** Named statements parsed in the group whose text names SQL-level statements: placed if bound in it. */
+    let parsedHere: Map<string, readonly SessionEffect[]> | undefined;
     for (let j = first; j < held.count && held.codes[j] !== Frontend.Sync; j++) {
       const code = held.codes[j]!;
       if (code !== Frontend.Parse && code !== Frontend.Close && !bindNames) continue;
@@ -641,11 +647,14 @@ export class RequestWriter {
         const parsed = effectsOfText(buf, buf.indexOf(0, start + 5) + 1, end);
         (this.parseEffects ??= [])[j] = parsed;
         // Nearly always NO_EFFECTS: iterating a frozen array is not inlined (V8's iterator builtin).
-        if (parsed.length > 0) for (const e of parsed) if (namesSqlStatement(e)) (effects ??= []).push(e);
+        if (parsed.length > 0 && parsed.some(namesSqlStatement)) {
+          if (buf[start + 5] !== 0 && this.tracked) (parsedHere ??= new Map()).set(readCString(buf, start + 5, end)[0], parsed);
+          else for (const e of parsed) if (namesSqlStatement(e)) (effects ??= []).push(e);
+        }
       } else if (code === Frontend.Bind) {
         name = bindStatement(buf, start, end)[0];
         if (name === '' && !unnamedParsed) unnamedBound = true;
-        else for (const e of this.statements.get(name)?.effects ?? NO_EFFECTS) if (namesSqlStatement(e)) (effects ??= []).push(e);
+        else for (const e of parsedHere?.get(name) ?? this.statements.get(name)?.effects ?? NO_EFFECTS) if (namesSqlStatement(e)) (effects ??= []).push(e);
       } else if (code === Frontend.Describe && buf[start + 5] === 0x53 /* S */ && sqlNames) {
         name = targetOf(buf, start, end)[1];
       }
