@@ -296,7 +296,7 @@ export class RequestWriter {
             }
           }
           this.stage(session, effects);
-          if (this.pooled && effects.some(dropsAllStatements)) this.dropAllStatements(server, session);
+          if (this.pooled && effects.length > 0 && effects.some(dropsAllStatements)) this.dropAllStatements(server, session);
           session.requestWritten();
           if (this.pooled && i + 1 < held.count && effects.some(dropsAllStatements)) {
             // What the client and the connection hold after it depends on whether it ran: what
