@@ -497,7 +497,8 @@ export class RequestWriter {
       return true;
     }
     if (!this.tracked) {
-      // Session mode: the statement stays on this connection; its effects count from here.
+      // Untracked (session mode, or max_prepared_statements 0): the statement stays on this
+      // connection as the client named it; its effects count from here.
       this.stage(session, effects);
       if (this.pooled && effects.length > 0 && effects.some(dropsAllStatements)) this.dropAllStatements(server, session);
       return false;
