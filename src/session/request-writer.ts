@@ -622,7 +622,7 @@ export class RequestWriter {
     // Names in Binds and Describes are read only when they can matter (reading a name makes a string):
     // the client has SQL-level statements, or statements whose text names some.
     const sqlNames = session.sqlPrepared.size > 0;
-    const bindNames = sqlNames || this.parsedSqlNames;
+    let bindNames = sqlNames || this.parsedSqlNames;
     const unanswered = this.tracked && server.busy;
     let unnamedParsed = false;
     let unnamedBound = false;
@@ -649,15 +649,26 @@ export class RequestWriter {
         (this.parseEffects ??= [])[j] = parsed;
         // Nearly always NO_EFFECTS: iterating a frozen array is not inlined (V8's iterator builtin).
         if (parsed.length > 0 && parsed.some(namesSqlStatement)) {
-          if (buf[start + 5] !== 0 && this.tracked) (parsedHere ??= new Map()).set(readCString(buf, start + 5, end)[0], parsed);
+          if (buf[start + 5] !== 0 && this.tracked) {
+            (parsedHere ??= new Map()).set(readCString(buf, start + 5, end)[0], parsed);
+            // Its Binds and Describes behind it in the group are placed (onParse notes it for later groups).
+            bindNames = true;
+          }
           else for (const e of parsed) if (namesSqlStatement(e)) (effects ??= []).push(e);
         }
       } else if (code === Frontend.Bind) {
         name = bindStatement(buf, start, end)[0];
         if (name === '' && !unnamedParsed) unnamedBound = true;
         else for (const e of parsedHere?.get(name) ?? this.statements.get(name)?.effects ?? NO_EFFECTS) if (namesSqlStatement(e)) (effects ??= []).push(e);
-      } else if (code === Frontend.Describe && buf[start + 5] === 0x53 /* S */ && sqlNames) {
+      } else if (code === Frontend.Describe && buf[start + 5] === 0x53 /* S */) {
         name = targetOf(buf, start, end)[1];
+        // PostgreSQL describes a statement whose text is EXECUTE from the SQL-level statement the
+        // connection holds under that name when the Describe runs (pgway's own Describe of a copy
+        // it prepares too): the client's own is laid on first, and another client's dropped.
+        for (const e of parsedHere?.get(name) ?? this.statements.get(name)?.effects ?? NO_EFFECTS) {
+          if (e.kind === 'execute') (effects ??= []).push({ kind: 'execute', name: e.name, runs: false });
+        }
+        if (!sqlNames) name = '';
       }
       if (sqlNames && name !== '' && this.statements.get(name) === undefined && session.sqlPrepared.get(name) !== undefined) {
         (effects ??= []).push({ kind: 'execute', name, runs: false });

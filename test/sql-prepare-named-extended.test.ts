@@ -1,0 +1,71 @@
+// A client's named statements (Parse) whose text is SQL-level PREPARE / EXECUTE / DISCARD ALL, in
+// transaction mode through a pool of one connection that other clients share: each script runs
+// directly against PostgreSQL (its answers asserted) and through pgway, which must answer the same.
+// What the connection holds under a SQL-level name (another client's statement, one the client
+// bound but never ran) must not change what the client's Describe, Bind and Execute see, nor fail
+// a transaction block; what a DISCARD ALL dropped stays dropped once it ran, and comes back if it
+// did not.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startGateway, type TestGateway } from './harness/gateway.js';
+import { errorFields, type RawClient } from './helpers/raw-client.js';
+import { answers, B, cat, D, E, H, P, Q, rawTargets, S, summary, upTo, type Target } from './helpers/wire-script.js';
+
+/** Like scenario, but a RowDescription shows its column names and an error its message. */
+async function detailed(raw: (t: Target) => Promise<RawClient>, t: Target, steps: [string, Buffer][]): Promise<string[][]> {
+  const clients = new Map<string, RawClient>();
+  const out: string[][] = [];
+  for (const [who, bytes] of steps) {
+    let c = clients.get(who);
+    if (!c) { c = await raw(t); clients.set(who, c); }
+    c.write(bytes);
+    const got: string[] = [];
+    for (;;) {
+      const m = await c.readMessage(3000);
+      if (!m) { got.push('<closed>'); break; }
+      if ('SNK'.includes(m.type)) continue;
+      if (m.type === 'T') {
+        const n = m.body.readInt16BE(0); const cols: string[] = []; let p = 2;
+        for (let i = 0; i < n; i++) { const z = m.body.indexOf(0, p); cols.push(m.body.toString('utf8', p, z)); p = z + 19; }
+        got.push(`T:${cols.join(',')}`);
+      } else if (m.type === 'E') got.push(`E:${errorFields(m.body).get('C')}`);
+      else got.push(summary(m));
+      if (m.type === 'Z') break;
+    }
+    out.push(got);
+  }
+  return out;
+}
+
+let gw: TestGateway;
+const { script, scenario, raw } = rawTargets();
+// A gateway per test: what one test leaves on the pool's connection must not decide another's outcome.
+beforeEach(async () => {
+  gw = await startGateway({ pool: '{ mode: transaction, size: 1, max_prepared_statements: 3, query_wait_timeout_ms: 3000 }' });
+});
+afterEach(async () => { await gw?.stop(); });
+
+describe('named statements whose text names SQL-level prepared statements', () => {
+  it("Describe of a named statement whose text is EXECUTE q0, parsed after another client's q0 took the connection: the client's own q0 is described", async () => {
+    const steps: [string, Buffer][] = [
+      ['A', Q('PREPARE q0 AS SELECT 1 AS pq')],
+      ['B', Q("PREPARE q0 AS SELECT 'b'::text AS other, 2 AS two")], // B's own q0, on the same (only) connection
+      ['A', cat(P('a', 'EXECUTE q0'), D('S', 'a'), S)],
+      ['A', cat(B('a'), D('P', ''), E(), S)],
+    ];
+    const direct = await detailed(raw, 'direct', steps);
+    expect(direct.slice(2)).toEqual([['1', 't', 'T:pq', 'Z:I'], ['2', 'T:pq', 'D:1', 'C:SELECT 1', 'Z:I']]);
+    expect(await detailed(raw, gw, steps)).toEqual(direct);
+  });
+
+  it("Describe of a client's statement whose text is EXECUTE q0 (the client has no q0) does not describe another client's q0", async () => {
+    const steps: [string, Buffer][] = [
+      ['B', Q('PREPARE q0 (int) AS SELECT $1 AS b_col')], // B's own q0, on the (only) connection
+      ['A', cat(P('a', 'EXECUTE q0(2)'), D('S', 'a'), S)], // A has no q0
+      ['A', cat(D('S', 'a'), S)],
+      ['A', cat(B('a'), E(), S)],
+    ];
+    const direct = await detailed(raw, 'direct', steps);
+    expect(direct).toEqual([['C:PREPARE', 'Z:I'], ['1', 't', 'n', 'Z:I'], ['t', 'n', 'Z:I'], ['2', 'E:26000', 'Z:I']]);
+    expect(await detailed(raw, gw, steps)).toEqual(direct);
+  });
+});
