@@ -45,6 +45,20 @@ beforeEach(async () => {
 afterEach(async () => { await gw?.stop(); });
 
 describe('named statements whose text names SQL-level prepared statements', () => {
+  it('two Binds of one named PREPARE statement in one group: the second gets 42P05, not 0A000', async () => {
+    const steps = [cat(P('a', 'PREPARE q0 AS SELECT 1 AS pq'), B('a'), E(), B('a'), E(), S)];
+    const direct = await script('direct', steps);
+    expect(direct).toEqual([['1', '2', 'C:PREPARE', '2', 'E:42P05', 'Z:I']]);
+    expect(await script(gw, steps)).toEqual(direct);
+  });
+
+  it('two Binds of one named PREPARE statement in one group inside a transaction block: the block fails only at the second', async () => {
+    const steps = [Q('BEGIN'), cat(P('a', 'PREPARE q0 AS SELECT 1 AS pq'), B('a'), E(), B('a'), E(), S), Q('ROLLBACK')];
+    const direct = await script('direct', steps);
+    expect(direct).toEqual([['C:BEGIN', 'Z:T'], ['1', '2', 'C:PREPARE', '2', 'E:42P05', 'Z:E'], ['C:ROLLBACK', 'Z:I']]);
+    expect(await script(gw, steps)).toEqual(direct);
+  });
+
   it("Describe of a named statement whose text is EXECUTE q0, parsed after another client's q0 took the connection: the client's own q0 is described", async () => {
     const steps: [string, Buffer][] = [
       ['A', Q('PREPARE q0 AS SELECT 1 AS pq')],

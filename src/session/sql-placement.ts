@@ -70,6 +70,8 @@ export function sqlPlacement(
   };
   for (const e of effects) {
     if (e.kind === 'prepare') {
+      // Defined earlier in the text (a second Bind of one PREPARE statement): the server refuses this one (42P05).
+      if (definedHere.has(e.name)) continue;
       const own = clientDef(e.name);
       // The client has a statement of that name: PostgreSQL refuses the PREPARE (42P05) and keeps
       // the first, so the first must be what the server has here.
