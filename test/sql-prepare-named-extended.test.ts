@@ -82,4 +82,47 @@ describe('named statements whose text names SQL-level prepared statements', () =
     expect(direct).toEqual([['C:PREPARE', 'Z:I'], ['1', 't', 'n', 'Z:I'], ['t', 'n', 'Z:I'], ['2', 'E:26000', 'Z:I']]);
     expect(await detailed(raw, gw, steps)).toEqual(direct);
   });
+
+  it('a named PREPARE bound (no Execute) in a group an earlier error skipped: later, inside a block, its PREPARE runs and the block stays good', async () => {
+    const steps = [
+      cat(P('a', 'PREPARE q0 (int) AS SELECT $1 * 10 AS pq'), S),
+      // 34000 first: the server skips the Bind of the PREPARE (a Bind with no Execute behind it)
+      cat(D('P', 'nosuch'), B('a', [], 'p1'), S),
+      Q('BEGIN'),
+      cat(B('a'), E(), S), // PREPARE q0 runs now, inside the block
+      Q('EXECUTE q0(4)'),
+      Q('COMMIT'),
+    ];
+    const direct = await script('direct', steps);
+    expect(direct.slice(1)).toEqual([['E:34000', 'Z:I'], ['C:BEGIN', 'Z:T'], ['2', 'C:PREPARE', 'Z:T'], ['T', 'D:40', 'C:SELECT 1', 'Z:T'], ['C:COMMIT', 'Z:I']]);
+    expect(await script(gw, steps)).toEqual(direct);
+  });
+
+  it('a named PREPARE bound and never executed: later, inside a block, its Bind/Execute runs the PREPARE and the block stays good', async () => {
+    const steps = [
+      cat(P('a', 'PREPARE q0 (int) AS SELECT $1 * 10 AS pq'), S),
+      cat(B('a', [], 'p1'), S), // bound, not executed: nothing is prepared
+      Q('BEGIN'),
+      cat(B('a'), E(), S),
+      Q('EXECUTE q0(4)'),
+      Q('COMMIT'),
+    ];
+    const direct = await script('direct', steps);
+    expect(direct.slice(1)).toEqual([['2', 'Z:I'], ['C:BEGIN', 'Z:T'], ['2', 'C:PREPARE', 'Z:T'], ['T', 'D:40', 'C:SELECT 1', 'Z:T'], ['C:COMMIT', 'Z:I']]);
+    expect(await script(gw, steps)).toEqual(direct);
+  });
+
+  it("a named PREPARE one client bound and never executed does not abort another client's transaction block", async () => {
+    const steps: [string, Buffer][] = [
+      ['A', cat(P('a', 'PREPARE q0 AS SELECT 1 AS pq'), S)],
+      ['A', cat(B('a', [], 'p1'), S)], // bound, not executed
+      ['B', Q('BEGIN')],
+      ['B', Q("PREPARE q0 AS SELECT 'b' AS bq")], // B's own q0, on the same (only) connection
+      ['B', Q('EXECUTE q0')],
+      ['B', Q('COMMIT')],
+    ];
+    const direct = await scenario('direct', steps);
+    expect(direct.slice(2)).toEqual([['C:BEGIN', 'Z:T'], ['C:PREPARE', 'Z:T'], ['T', 'D:b', 'C:SELECT 1', 'Z:T'], ['C:COMMIT', 'Z:I']]);
+    expect(await scenario(gw, steps)).toEqual(direct);
+  });
 });

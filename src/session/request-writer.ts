@@ -681,7 +681,7 @@ export class RequestWriter {
     if (unplaced !== undefined) return unplaced;
     this.groupPlaced = true;
     if (effects === undefined) return undefined;
-    const refused = this.placeSqlPrepared(server, session, effects);
+    const refused = this.placeSqlPrepared(server, session, effects, true);
     return refused === undefined ? undefined : cannotPlace(refused, 'failed-block');
   }
 
@@ -710,7 +710,7 @@ export class RequestWriter {
     if (this.groupPlaced || !effects.some(namesSqlStatement)) return undefined;
     if (!this.inGroup && !server.busy) {
       // The group's first message (a Bind of a protocol-level statement the scan did not look at).
-      this.placeSqlPrepared(server, session, effects);
+      this.placeSqlPrepared(server, session, effects, true);
       return undefined;
     }
     if (sqlPlacement(server, session, this.statements, effects, true).length === 0) return undefined;
@@ -723,15 +723,16 @@ export class RequestWriter {
    * and a same-named statement left by another client is dropped first (see sqlPlacement). Returns
    * the name it could not place: the text ends a failed transaction block, where nothing of
    * pgway's can run before it, and then needs a statement the connection does not hold.
+   * `bound`: the effects are a group's (see sqlPlacement).
    */
-  private placeSqlPrepared(server: ServerConnection, session: SessionState, effects: readonly SessionEffect[]): string | undefined {
+  private placeSqlPrepared(server: ServerConnection, session: SessionState, effects: readonly SessionEffect[], bound = false): string | undefined {
     if (server.txStatus === TxStatus.Failed) {
       // The client's statement fails (25P02) and pgway's would too: nothing is placed, and nothing
       // changes, unless the text ends the block first.
       if (!effects.some(endsFailedBlock)) return undefined;
       if (sqlPlacement(server, session, this.statements, effects, true).length > 0) return firstStatementName(effects);
     }
-    const inject = sqlPlacement(server, session, this.statements, effects, false);
+    const inject = sqlPlacement(server, session, this.statements, effects, false, bound);
     if (inject.length === 0) return undefined;
     this.beforeOwnWrite(server);
     server.write(msg.query(inject.join('; ')));

@@ -30,7 +30,8 @@ const placeholderStatement = (name: string): string => `PREPARE ${quoteIdentifie
  * The statements that make the connection hold what `effects` need, and (unless `dry`) the
  * records of the connection and the client changed as if they ran. What the connection holds
  * may be unknown (a statement of pgway's or a client's failed, a client's DEALLOCATE may not
- * have run): it is cleared with DEALLOCATE ALL first.
+ * have run): it is cleared with DEALLOCATE ALL first. `bound`: the effects are those of an
+ * extended-protocol group's statements, which run only where an Execute of theirs does.
  */
 export function sqlPlacement(
   server: ServerConnection,
@@ -38,6 +39,7 @@ export function sqlPlacement(
   clientStatements: PreparedStatements,
   effects: readonly SessionEffect[],
   dry: boolean,
+  bound = false,
 ): string[] {
   const held = dry ? new Map(server.statements.sql) : server.statements.sql;
   const context = session.readingContext;
@@ -90,7 +92,9 @@ export function sqlPlacement(
       // one alike), unless the text's own DEALLOCATE before it drops it.
       if (!droppedHere.has(e.name)) drop(e.name);
       definedHere.add(e.name);
-      held.set(e.name, sqlDefinition(e.name, e.sql, e.paramTypes, context));
+      // A bound PREPARE may never run (a Bind with no Execute, an Execute skipped after an error):
+      // whether the connection holds it is known only from its answer, as for a DEALLOCATE below.
+      held.set(e.name, bound ? SQL_UNKNOWN : sqlDefinition(e.name, e.sql, e.paramTypes, context));
     } else if (e.kind === 'execute' || e.kind === 'deallocate') {
       // After the text's own DEALLOCATE of the name, the server answers as it would the client.
       if (!definedHere.has(e.name) && !droppedHere.has(e.name)) {
