@@ -71,6 +71,18 @@ describe('named statements whose text names SQL-level prepared statements', () =
     expect(await detailed(raw, gw, steps)).toEqual(direct);
   });
 
+  it('a named DISCARD ALL that ran, then a later error in its group: the statements it dropped stay dropped', async () => {
+    const steps = [
+      cat(P('a', 'SELECT 1'), P('b', 'DISCARD ALL'), S),
+      cat(B('b'), E(), E('nosuch'), S), // DISCARD ALL runs; the Execute of a missing portal fails the group (34000)
+      cat(B('a'), E(), S), // 'a' went with DISCARD ALL
+      cat(P('a', 'SELECT 2'), S),
+    ];
+    const direct = await script('direct', steps);
+    expect(direct).toEqual([['1', '1', 'Z:I'], ['2', 'C:DISCARD ALL', 'E:34000', 'Z:I'], ['E:26000', 'Z:I'], ['1', 'Z:I']]);
+    expect(await script(gw, steps)).toEqual(direct);
+  });
+
   it("Describe of a client's statement whose text is EXECUTE q0 (the client has no q0) does not describe another client's q0", async () => {
     const steps: [string, Buffer][] = [
       ['B', Q('PREPARE q0 (int) AS SELECT $1 AS b_col')], // B's own q0, on the (only) connection
@@ -124,5 +136,25 @@ describe('named statements whose text names SQL-level prepared statements', () =
     const direct = await scenario('direct', steps);
     expect(direct.slice(2)).toEqual([['C:BEGIN', 'Z:T'], ['C:PREPARE', 'Z:T'], ['T', 'D:b', 'C:SELECT 1', 'Z:T'], ['C:COMMIT', 'Z:I']]);
     expect(await scenario(gw, steps)).toEqual(direct);
+  });
+
+  it('a named DISCARD ALL that fails (25001) in a Flush-split group with a Parse of its own name behind it: the name still runs DISCARD ALL', async () => {
+    const run = async (t: Target): Promise<string[][]> => {
+      const c = await raw(t);
+      const out: string[][] = [];
+      c.write(cat(P('a', 'DISCARD ALL'), S));
+      out.push(await answers(c));
+      // DISCARD ALL after another Execute in the group: refused (25001, implicit block); the Parse of 'a' behind it is skipped
+      c.write(cat(P('', 'SELECT 1'), B(''), E(), B('a', [], 'p1'), E('p1'), P('a', 'DEALLOCATE ALL'), E('p1'), H));
+      out.push(await upTo(c, 'E', 3000).catch((e: Error) => [`timeout ${e.message}`]));
+      c.write(S);
+      out.push(await answers(c, 1, 3000).catch((e: Error) => [`timeout ${e.message}`]));
+      c.write(cat(B('a', [], 'p1'), E('p1', 2), S));
+      out.push(await answers(c, 1, 3000).catch((e: Error) => [`timeout ${e.message}`]));
+      return out;
+    };
+    const direct = await run('direct');
+    expect(direct).toEqual([['1', 'Z:I'], ['1', '2', 'D:1', 'C:SELECT 1', '2', 'E:25001'], ['Z:I'], ['2', 'C:DISCARD ALL', 'Z:I']]);
+    expect(await run(gw)).toEqual(direct);
   });
 });

@@ -152,6 +152,19 @@ class UnnamedOwnerChange implements SlotUndo {
   }
 }
 
+/** A DEALLOCATE ALL or DISCARD ALL that did not run: the client's statements and the connection's copies come back. */
+class DropAllTakeBack implements SlotUndo {
+  constructor(
+    private readonly clientUndo: () => void,
+    private readonly serverUndo: () => void,
+  ) {}
+
+  undo(): void {
+    this.clientUndo();
+    this.serverUndo();
+  }
+}
+
 export class RequestWriter {
   /** Names this client's unnamed statement on a server connection (a number: nothing of a departed client is kept alive). */
   private readonly id = nextWriterId++;
@@ -296,7 +309,7 @@ export class RequestWriter {
             }
           }
           this.stage(session, effects);
-          if (this.pooled && effects.length > 0 && effects.some(dropsAllStatements)) this.dropAllStatements(server, session);
+          if (this.pooled && effects.length > 0 && effects.some(dropsAllStatements)) this.takeBackIfFails(session, this.dropAllStatements(server));
           session.requestWritten();
           if (this.pooled && i + 1 < held.count && effects.some(dropsAllStatements)) {
             // What the client and the connection hold after it depends on whether it ran: what
@@ -341,7 +354,7 @@ export class RequestWriter {
           if (this.waitForDescription) written = i;
           break;
         case Frontend.Execute:
-          if (this.unnamedPortalEffects.length > 0 || this.portalEffects !== undefined) this.onExecute(server, session, buf, start, end);
+          handled = (this.unnamedPortalEffects.length > 0 || this.portalEffects !== undefined) && this.onExecute(server, session, buf, start, end);
           this.inGroup = true;
           break;
         case Frontend.Describe:
@@ -446,18 +459,21 @@ export class RequestWriter {
   /**
    * A DEALLOCATE ALL or DISCARD ALL of the client's runs: the client's protocol-level statements go
    * with its SQL-level ones (SessionState.stage), and so do the shared copies on the connection,
-   * the statement that runs it included. Whether it ran is known only from its answer: a request
-   * that fails takes this back, and a later group waits for the answer (see guess).
+   * the statement that runs it included. Whether it ran is known only from its answer: the
+   * returned change takes this back (a request that fails, or a skipped Execute: see onExecute),
+   * and a later group waits for the answer (see guess).
    */
-  private dropAllStatements(server: ServerConnection, session: SessionState): void {
+  private dropAllStatements(server: ServerConnection): SlotUndo {
     const serverUndo = server.statements.clearPrepared();
     const clientUndo = this.statements.clear();
     server.statements.deallocateAll = true;
-    session.takeBackIfFails(() => {
-      clientUndo();
-      serverUndo();
-    });
     this.guess();
+    return new DropAllTakeBack(clientUndo, serverUndo);
+  }
+
+  /** A change a request makes: taken back if the request fails (a Query, an untracked Parse). */
+  private takeBackIfFails(session: SessionState, change: SlotUndo): void {
+    session.takeBackIfFails(() => change.undo());
   }
 
   /**
@@ -500,7 +516,7 @@ export class RequestWriter {
       // Untracked (session mode, or max_prepared_statements 0): the statement stays on this
       // connection as the client named it; its effects count from here.
       this.stage(session, effects);
-      if (this.pooled && effects.length > 0 && effects.some(dropsAllStatements)) this.dropAllStatements(server, session);
+      if (this.pooled && effects.length > 0 && effects.some(dropsAllStatements)) this.takeBackIfFails(session, this.dropAllStatements(server));
       return false;
     }
     const [name, stmt] = this.statements.onParse(buf, start, end, this.epoch, session.readingContext, effects)!;
@@ -598,13 +614,22 @@ export class RequestWriter {
     }
   }
 
-  /** An Execute: the effects of the statement behind its portal are staged, each time it runs. */
-  private onExecute(server: ServerConnection, session: SessionState, buf: Buffer, start: number, end: number): void {
+  /**
+   * An Execute: the effects of the statement behind its portal are staged, each time it runs.
+   * Returns true when the frame was written here.
+   */
+  private onExecute(server: ServerConnection, session: SessionState, buf: Buffer, start: number, end: number): boolean {
     const effects = buf[start + 5] === 0 ? this.unnamedPortalEffects : this.portalEffects?.get(readCString(buf, start + 5, end)[0]);
-    if (!effects) return;
+    if (!effects) return false;
     this.stage(session, effects);
-    if (this.pooled && effects.some(dropsAllStatements)) this.dropAllStatements(server, session);
     if (this.tracked && effects.some(changesSearchPath)) this.pathChanged = true;
+    if (!this.pooled || !effects.some(dropsAllStatements)) return false;
+    // DEALLOCATE ALL and DISCARD ALL are not transactional: once the Execute is answered, what it
+    // dropped stays dropped whatever fails after it in the group. Taken back only if the server
+    // refuses or skips this Execute.
+    server.expectForwarded(Slot.Execute, this.dropAllStatements(server));
+    this.held.emit(buf, start, end, server);
+    return true;
   }
 
   /**
