@@ -157,4 +157,21 @@ describe('named statements whose text names SQL-level prepared statements', () =
     expect(direct).toEqual([['1', 'Z:I'], ['1', '2', 'D:1', 'C:SELECT 1', '2', 'E:25001'], ['Z:I'], ['2', 'C:DISCARD ALL', 'Z:I']]);
     expect(await run(gw)).toEqual(direct);
   });
+
+  it('a named PREPARE executed in a Flush-split group, bound again after the Flush: the second gets 42P05', async () => {
+    const run = async (t: Target): Promise<string[][]> => {
+      const c = await raw(t);
+      const out: string[][] = [];
+      c.write(cat(P('a', 'PREPARE q0 AS SELECT 1 AS pq'), S));
+      out.push(await answers(c));
+      c.write(cat(B('a'), E(), H));
+      out.push(await upTo(c, 'C', 3000).catch((e: Error) => [`timeout ${e.message}`]));
+      c.write(cat(B('a'), E(), S));
+      out.push(await answers(c, 1, 3000).catch((e: Error) => [`timeout ${e.message}`]));
+      return out;
+    };
+    const direct = await run('direct');
+    expect(direct).toEqual([['1', 'Z:I'], ['2', 'C:PREPARE'], ['2', 'E:42P05', 'Z:I']]);
+    expect(await run(gw)).toEqual(direct);
+  });
 });

@@ -22,6 +22,7 @@ import { bindStatement, closeStatement, renameBind, targetOf, type ClientStateme
 import { Next, StatementCopies } from './statement-copies.js';
 import type { SessionState } from './session-state.js';
 import { endsFailedBlock, firstStatementName, namesSqlStatement, sqlPlacement } from './sql-placement.js';
+import { sqlDefinition } from './sql-statements.js';
 
 /** As PostgreSQL words it; drivers such as postgres.js re-prepare when they see this routine. */
 const STALE_PLAN = msg.errorResponse({
@@ -623,7 +624,15 @@ export class RequestWriter {
     if (!effects) return false;
     this.stage(session, effects);
     if (this.tracked && effects.some(changesSearchPath)) this.pathChanged = true;
-    if (!this.pooled || !effects.some(dropsAllStatements)) return false;
+    if (!this.pooled) return false;
+    for (const e of effects) {
+      // A bound PREPARE runs here (sqlPlacement left the name unknown at its Bind); if the request
+      // fails, SqlStatements.settle makes the name unknown again.
+      if (e.kind === 'prepare' && server.statements.sql.get(e.name) === SQL_UNKNOWN) {
+        server.statements.sql.set(e.name, sqlDefinition(e.name, e.sql, e.paramTypes, session.readingContext));
+      }
+    }
+    if (!effects.some(dropsAllStatements)) return false;
     // DEALLOCATE ALL and DISCARD ALL are not transactional: once the Execute is answered, what it
     // dropped stays dropped whatever fails after it in the group. Taken back only if the server
     // refuses or skips this Execute.
