@@ -310,9 +310,10 @@ export class RequestWriter {
             }
           }
           this.stage(session, effects);
-          if (this.pooled && effects.length > 0 && effects.some(dropsAllStatements)) this.takeBackIfFails(session, this.dropAllStatements(server));
+          const dropsAll = this.pooled && effects.length > 0 && effects.some(dropsAllStatements);
+          if (dropsAll) this.takeBackIfFails(session, this.dropAllStatements(server));
           session.requestWritten();
-          if (this.pooled && i + 1 < held.count && effects.some(dropsAllStatements)) {
+          if (dropsAll && i + 1 < held.count) {
             // What the client and the connection hold after it depends on whether it ran: what
             // follows waits for its answer.
             this.waitForAnswers = true;
@@ -641,6 +642,11 @@ export class RequestWriter {
     return true;
   }
 
+  /** The effects of the client's statement `name`: as parsed earlier in the group being placed, or as the client has it. */
+  private effectsOfStatement(name: string, parsedHere: ReadonlyMap<string, readonly SessionEffect[]> | undefined): readonly SessionEffect[] {
+    return parsedHere?.get(name) ?? this.statements.get(name)?.effects ?? NO_EFFECTS;
+  }
+
   /**
    * Before the first message of an extended-protocol group: lays on the SQL-level statements the
    * group's held messages name (Binds of statements whose text is EXECUTE/PREPARE/DEALLOCATE, and
@@ -693,16 +699,15 @@ export class RequestWriter {
       } else if (code === Frontend.Bind) {
         name = bindStatement(buf, start, end)[0];
         if (name === '' && !unnamedParsed) unnamedBound = true;
-        else for (const e of parsedHere?.get(name) ?? this.statements.get(name)?.effects ?? NO_EFFECTS) if (namesSqlStatement(e)) (effects ??= []).push(e);
+        else for (const e of this.effectsOfStatement(name, parsedHere)) if (namesSqlStatement(e)) (effects ??= []).push(e);
       } else if (code === Frontend.Describe && buf[start + 5] === 0x53 /* S */) {
         name = targetOf(buf, start, end)[1];
         // PostgreSQL describes a statement whose text is EXECUTE from the SQL-level statement the
         // connection holds under that name when the Describe runs (pgway's own Describe of a copy
         // it prepares too): the client's own is laid on first, and another client's dropped.
-        for (const e of parsedHere?.get(name) ?? this.statements.get(name)?.effects ?? NO_EFFECTS) {
+        for (const e of this.effectsOfStatement(name, parsedHere)) {
           if (e.kind === 'execute') (effects ??= []).push({ kind: 'execute', name: e.name, runs: false });
         }
-        if (!sqlNames) name = '';
       }
       if (sqlNames && name !== '' && this.statements.get(name) === undefined && session.sqlPrepared.get(name) !== undefined) {
         (effects ??= []).push({ kind: 'execute', name, runs: false });
