@@ -4,8 +4,9 @@
 // value pgway cannot read (a binary parameter) or that never runs (a Bind with too few values) does
 // not keep its client on the server connection; a Close skipped after an error does not bring back
 // a statement whose Parse failed; in a failed transaction block a refused Parse of a shared statement
-// leaves the client's other names of it alone, and a Describe of a statement the serving connection
-// would have to prepare is answered as PostgreSQL answers it there. Each case runs the same steps
+// leaves the client's other names of it alone, a Describe of a statement the serving connection
+// would have to prepare is answered as PostgreSQL answers it there, and a Parse that ends the block
+// is accepted. Each case runs the same steps
 // against PostgreSQL directly (the expectation) and through pgway in transaction mode, pool of 1 or 2.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
@@ -174,5 +175,29 @@ describe('in a failed transaction block', () => {
       const [list, expected] = describeOnOther('SELECT id FROM rge_ins WHERE id = $1::int', ['E:25P02']);
       expect(await steps(t === 'direct' ? t : two, list)).toEqual(expected);
     });
+  }
+
+  // B leaves the statement on the pool's one connection; A, in a failed block, parses the same text
+  // under its own name. PostgreSQL refuses a Parse there, except of a statement that ends the block
+  // or of an empty text: those it prepares, and the name is A's.
+  const endsBlock = (sql: string, begin: string, ran: string[]): [[string, Buffer, number][], string[][]] => [[
+    ['B', cat(P('x', sql), S), 1],
+    ['A', Q(`${begin}; SELECT 1/0`), 1],
+    ['A', cat(P('a', sql), S), 1],
+    ['A', cat(B('a'), E(), S), 1],
+    ['A', Q('ROLLBACK'), 1],
+  ], [['1', 'Z:I'], [...begin.split('; ').map((c) => `C:${c.split(' ')[0]}`), 'E:22012', 'Z:E'], ['1', 'Z:E'], ran, ['C:ROLLBACK', 'Z:I']]];
+  const ending: [string, string, string, string[]][] = [
+    ['COMMIT', 'COMMIT', 'BEGIN', ['2', 'C:ROLLBACK', 'Z:I']],
+    ['ROLLBACK TO', 'ROLLBACK TO sp', 'BEGIN; SAVEPOINT sp', ['2', 'C:ROLLBACK', 'Z:T']],
+    ['an empty text', '', 'BEGIN', ['E:25P02', 'Z:E']],
+  ];
+  for (const [what, sql, begin, ran] of ending) {
+    for (const t of ['direct', 'pgway'] as const) {
+      it(`${t}: a Parse of ${what}, which the connection already holds, is accepted and defines the name`, async () => {
+        const [list, expected] = endsBlock(sql, begin, ran);
+        expect(await steps(t === 'direct' ? t : one, list)).toEqual(expected);
+      });
+    }
   }
 });

@@ -141,6 +141,26 @@ export function classifySessionEffectsIn(buf: Buffer, start: number, end: number
   return mayHaveSessionEffectsIn(buf, start, end) ? classifyText(buf.toString('utf8', start, end)) : SKIPPED;
 }
 
+/**
+ * Whether PostgreSQL goes on with a Parse of this text in an aborted transaction block: an empty
+ * text, or one statement that ends the block (COMMIT, END, PREPARE TRANSACTION, ROLLBACK, ABORT,
+ * ROLLBACK TO). Any other it refuses (25P02, or 42601) before it looks at the statement's name.
+ */
+export function parsesInFailedBlock(sql: string): boolean {
+  let stmts: RawStmt[];
+  if (sql === '') return true; // the parser refuses it ("Query cannot be empty")
+  try {
+    stmts = parseSync(sql).stmts ?? [];
+  } catch {
+    return false;
+  }
+  if (stmts.length === 0) return true;
+  const node = stmts.length === 1 ? stmts[0]!.stmt : undefined;
+  if (node === undefined || !('TransactionStmt' in node)) return false;
+  const kind = node.TransactionStmt.kind;
+  return kind === 'TRANS_STMT_COMMIT' || kind === 'TRANS_STMT_PREPARE' || kind === 'TRANS_STMT_ROLLBACK' || kind === 'TRANS_STMT_ROLLBACK_TO';
+}
+
 function classifyText(sql: string): Classification {
   const hit = cache.get(sql);
   if (hit !== undefined) return hit;

@@ -13,7 +13,7 @@ import type { Pool } from '../pool/pool.js';
 import type { ServerConnection } from '../pool/server-connection.js';
 import { SQL_UNKNOWN } from '../pool/server-statements.js';
 import { parseBool } from '../router/guc-value.js';
-import { classifySessionEffectsIn, SET_CONFIG_OID, setConfigCallEffects, type PinReason, type SessionEffect } from '../router/session-effects.js';
+import { classifySessionEffectsIn, parsesInFailedBlock, SET_CONFIG_OID, setConfigCallEffects, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { Backend, Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import type { HeldFrames } from './held-frames.js';
@@ -56,11 +56,22 @@ function withBoundValues(effects: readonly SessionEffect[], buf: Buffer, stmtAt:
   });
 }
 
+/** Where the statement text starting at `textAt` ends (its NUL, or the frame's end). */
+function textEnd(buf: Buffer, textAt: number, end: number): number {
+  const nul = buf.indexOf(0, textAt);
+  return nul < 0 || nul > end ? end : nul;
+}
+
 /** The session effects of the statement text starting at `textAt` (a Query's, or a Parse's after its name). */
 function effectsOfText(buf: Buffer, textAt: number, end: number): readonly SessionEffect[] {
-  const nul = buf.indexOf(0, textAt);
-  const { effects } = classifySessionEffectsIn(buf, textAt, nul < 0 || nul > end ? end : nul);
+  const { effects } = classifySessionEffectsIn(buf, textAt, textEnd(buf, textAt, end));
   return effects.length === 0 ? NO_EFFECTS : effects;
+}
+
+/** The statement text of a Parse frame. */
+function textOfParse(buf: Buffer, start: number, end: number): string {
+  const textAt = buf.indexOf(0, start + 5) + 1;
+  return buf.toString('utf8', textAt, textEnd(buf, textAt, end));
 }
 
 /**
@@ -536,7 +547,7 @@ export class RequestWriter {
         server.expectSynthesized(Slot.Parse, this.statements.define(name, stmt, msg.PARSE_COMPLETE));
         return true;
       }
-      if (server.txStatus === TxStatus.Failed && !server.busy && !effects.some(endsFailedBlock)) {
+      if (server.txStatus === TxStatus.Failed && !server.busy && !parsesInFailedBlock(textOfParse(buf, start, end))) {
         // The server refuses it in the aborted block (25P02) before it looks at the name: sent as
         // it is, it fails as the client's would, defining nothing, and the copy stays for the
         // client's other names of the statement, which a Close first would take from them.
