@@ -5,8 +5,8 @@
 // not keep its client on the server connection; a Close skipped after an error does not bring back
 // a statement whose Parse failed; in a failed transaction block a refused Parse of a shared statement
 // leaves the client's other names of it alone, a Describe of a statement the serving connection
-// would have to prepare is answered as PostgreSQL answers it there, and a Parse that ends the block
-// is accepted. Each case runs the same steps
+// would have to prepare is answered as PostgreSQL answers it there, so are Binds pipelined behind
+// pgway's refused Parse of one, and a Parse that ends the block is accepted. Each case runs the same steps
 // against PostgreSQL directly (the expectation) and through pgway in transaction mode, pool of 1 or 2.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
@@ -175,6 +175,31 @@ describe('in a failed transaction block', () => {
       const [list, expected] = describeOnOther('SELECT id FROM rge_ins WHERE id = $1::int', ['E:25P02']);
       expect(await steps(t === 'direct' ? t : two, list)).toEqual(expected);
     });
+  }
+
+  // As describeOnOther, A's statement s is missing on the connection that serves its failed block,
+  // where pgway's Parse of it is refused: s is still A's, and each later Bind gets 25P02 too, not
+  // 26000 from a connection pgway took to hold s. (SHOW: pgway does not describe it first.)
+  const bindsOnOther = (tail: [string, Buffer, number][], answers: string[][]): [[string, Buffer, number][], string[][]] => [[
+    ['A', cat(P('s', 'SHOW work_mem'), S), 1],
+    ['B', Q('BEGIN'), 1],
+    ...tail,
+    ['A', Q('ROLLBACK'), 1],
+    ['B', Q('COMMIT'), 1],
+  ], [['1', 'Z:I'], ['C:BEGIN', 'Z:T'], ...answers, ['C:ROLLBACK', 'Z:I'], ['C:COMMIT', 'Z:I']]];
+  const binds: [string, [string, Buffer, number][], string[][]][] = [
+    ['two groups in one write', [['A', Q('BEGIN; SELECT 1/0'), 1], ['A', cat(B('s'), S, B('s'), S), 2]],
+      [['C:BEGIN', 'E:22012', 'Z:E'], ['E:25P02', 'Z:E', 'E:25P02', 'Z:E']]],
+    ['behind the Query that fails the block, in one write', [['A', cat(Q('BEGIN; SELECT 1/0'), B('s'), S, B('s'), S), 3]],
+      [['C:BEGIN', 'E:22012', 'Z:E', 'E:25P02', 'Z:E', 'E:25P02', 'Z:E']]],
+  ];
+  for (const [what, tail, answers] of binds) {
+    for (const t of ['direct', 'pgway'] as const) {
+      it(`${t}: Binds of a statement the connection lacks, ${what}: 25P02 each`, async () => {
+        const [list, expected] = bindsOnOther(tail, answers);
+        expect(await steps(t === 'direct' ? t : two, list)).toEqual(expected);
+      });
+    }
   }
 
   // B leaves the statement on the pool's one connection; A, in a failed block, parses the same text

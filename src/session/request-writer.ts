@@ -242,7 +242,7 @@ export class RequestWriter {
     private readonly statements: PreparedStatements,
     readonly tracked: boolean,
   ) {
-    this.copies = new StatementCopies(statements, () => this.guess());
+    this.copies = new StatementCopies(statements, (server) => this.guess(server));
   }
 
   /** The pool's plan epoch when the last request was written (see RequestFlow.onStalePlan). */
@@ -444,13 +444,14 @@ export class RequestWriter {
   }
 
   /**
-   * The client's statements or the connection's change here, after other messages of the same
-   * group: an error in one of those would make the server skip this message, and the change is
-   * then taken back when the error arrives (SlotUndo, ServerConnection.notDone). A later group
-   * must not be written on the guess that it happened: write() stops after this group's Sync.
+   * The client's statements or the connection's change here, where the server may yet skip or
+   * refuse the message: after other messages of the same group (an error in one of them), in an
+   * aborted transaction block (25P02), or behind answers still owed (which may abort one). The
+   * change is then taken back when the error arrives (SlotUndo, ServerConnection.notDone). A later
+   * group must not be written on the guess that it happened: write() stops after this group's Sync.
    */
-  private guess(): void {
-    if (this.inGroup) this.guessed = true;
+  private guess(server: ServerConnection): void {
+    if (this.inGroup || server.busy || server.txStatus === TxStatus.Failed) this.guessed = true;
   }
 
   /** Flushes the frames held so far and corks the server socket before a rewritten or injected write. */
@@ -480,7 +481,7 @@ export class RequestWriter {
     const serverUndo = server.statements.clearPrepared();
     const clientUndo = this.statements.clear();
     server.statements.deallocateAll = true;
-    this.guess();
+    this.guess(server);
     return new DropAllTakeBack(clientUndo, serverUndo);
   }
 
@@ -543,7 +544,7 @@ export class RequestWriter {
       // block (or with earlier requests unanswered, which may abort one or end it) the server decides.
       if (!describeNext && server.txStatus !== TxStatus.Failed && !server.busy) {
         server.statements.prepared.set(stmt.serverName, copy); // most recently used
-        this.guess();
+        this.guess(server);
         server.expectSynthesized(Slot.Parse, this.statements.define(name, stmt, msg.PARSE_COMPLETE));
         return true;
       }
@@ -813,7 +814,7 @@ export class RequestWriter {
     if (!stmt) return name !== '' && this.tracked && this.notOwnStatement(server, session, slot, name);
     this.beforeOwnWrite(server);
     if (code === Frontend.Close) {
-      this.guess();
+      this.guess(server);
       server.expectSynthesized(Slot.Close, this.statements.close(name, msg.CLOSE_COMPLETE));
       return true;
     }

@@ -49,7 +49,7 @@ export class StatementCopies {
    */
   constructor(
     private readonly statements: PreparedStatements,
-    private readonly guess: () => void,
+    private readonly guess: (server: ServerConnection) => void,
   ) {}
 
   /**
@@ -118,7 +118,7 @@ export class StatementCopies {
   prepareOn(server: ServerConnection, stmt: ClientStatement, clientName?: string): boolean {
     // The server discards everything up to the client's Sync, this Parse too: nothing is prepared or evicted.
     if (server.skippingToSync) return false;
-    this.guess();
+    this.guess(server);
     const max = this.maxPrepared;
     const { prepared } = server.statements;
     while (prepared.size >= max) {
