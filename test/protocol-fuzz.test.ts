@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery } from './harness/lab.js';
 import { dataRowValues, errorFields, typedMessage, cstring, type RawClient } from './helpers/raw-client.js';
+import { prng } from './helpers/prng.js';
 import { B, C, cat, D, E, H, i16, i32, Q, rawTargets, S, type Target } from './helpers/wire-script.js';
 
 const gws = new Map<number, TestGateway>();
@@ -39,9 +40,9 @@ type Msg = { kind: 'P' | 'B' | 'DS' | 'DP' | 'E' | 'CS' | 'CP' | 'H' | 'S' | 'Q'
 interface Req { client: number; msgs: Msg[]; sync: boolean; text: string }
 
 class Rng {
-  constructor(private s: number) { this.s = (s * 2654435761) >>> 0 || 1; }
-  next(): number { this.s ^= this.s << 13; this.s >>>= 0; this.s ^= this.s >>> 17; this.s ^= this.s << 5; this.s >>>= 0; return this.s; }
-  int(k: number): number { return this.next() % k; }
+  private readonly next: () => number;
+  constructor(seed: number) { this.next = prng(seed); }
+  int(k: number): number { return Math.floor(this.next() * k); }
   pick<T>(a: T[]): T { return a[this.int(a.length)]!; }
   chance(p: number): boolean { return this.int(1000) < p * 1000; }
 }
