@@ -192,10 +192,12 @@ describe('in a failed transaction block', () => {
       [['C:BEGIN', 'E:22012', 'Z:E'], ['E:25P02', 'Z:E', 'E:25P02', 'Z:E']]],
     ['behind the Query that fails the block, in one write', [['A', cat(Q('BEGIN; SELECT 1/0'), B('s'), S, B('s'), S), 3]],
       [['C:BEGIN', 'E:22012', 'Z:E', 'E:25P02', 'Z:E', 'E:25P02', 'Z:E']]],
+    ['then after the ROLLBACK, all in one write', [['A', cat(Q('BEGIN; SELECT 1/0'), B('s'), E(), S, Q('ROLLBACK'), B('s'), E(), S, Q('BEGIN')), 5]],
+      [['C:BEGIN', 'E:22012', 'Z:E', 'E:25P02', 'Z:E', 'C:ROLLBACK', 'Z:I', '2', 'D:4MB', 'C:SHOW', 'Z:I', 'C:BEGIN', 'Z:T']]],
   ];
   for (const [what, tail, answers] of binds) {
     for (const t of ['direct', 'pgway'] as const) {
-      it(`${t}: Binds of a statement the connection lacks, ${what}: 25P02 each`, async () => {
+      it(`${t}: Binds of a statement the connection lacks, ${what}: 25P02 in the block, never 26000`, async () => {
         const [list, expected] = bindsOnOther(tail, answers);
         expect(await steps(t === 'direct' ? t : two, list)).toEqual(expected);
       });
