@@ -287,7 +287,20 @@ export class Pool {
       this.putBack(conn);
       return;
     }
+    if (!conn.busy && this.outlived(conn)) {
+      // It would be reset only to be closed (see putBack). One still busy is reset all the same: its
+      // backend runs on until it is answered, and keeps its place under max_db_connections meanwhile.
+      this.discard(conn);
+      return;
+    }
     this.resetThenPutBack(conn, how);
+  }
+
+  /** The connection is not to be used again (RECONNECT, server_lifetime, a closed or retired pool). */
+  private outlived(conn: ServerConnection): boolean {
+    const lifetime = this.settings.serverLifetimeMs;
+    const tooOld = lifetime > 0 && nowMs() - conn.createdAt > lifetime;
+    return this.closed || this.retired || conn.createdAt <= this.reconnectBefore || tooOld;
   }
 
   // Apart from release(), whose every call would otherwise make the context these closures share.
@@ -418,10 +431,8 @@ export class Pool {
   }
 
   private putBack(conn: ServerConnection): void {
-    const { serverLifetimeMs, size, reserveSize } = this.settings;
-    const tooOld = serverLifetimeMs > 0 && nowMs() - conn.createdAt > serverLifetimeMs;
-    const stale = conn.createdAt <= this.reconnectBefore || tooOld;
-    if (conn.state !== 'idle' || this.closed || stale || this.retired) {
+    const { size, reserveSize } = this.settings;
+    if (conn.state !== 'idle' || this.outlived(conn)) {
       this.discard(conn);
       return;
     }
