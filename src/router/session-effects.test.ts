@@ -348,6 +348,11 @@ describe('LISTEN, temp objects, cursors, session authorization', () => {
       unpin('session-authorization'), unpin('unparseable-session-statement'), { kind: 'commit' },
     ]);
   });
+
+  it('DISCARD ALL in a query string of several statements fails there: it and what follows do nothing', () => {
+    expect(effects('DISCARD ALL; LISTEN c')).toEqual([]);
+    expect(effects("SET a.b = '1'; DISCARD ALL; SET a.c = '2'")).toEqual([set('a.b', '1')]);
+  });
 });
 
 describe('PREPARE, EXECUTE, DEALLOCATE', () => {

@@ -183,9 +183,17 @@ function classifyUncached(sql: string): Classification {
   const lower = sql.toLowerCase();
   const walkCalls = WALK_NEEDLES.some((needle) => lower.includes(needle));
   const out: Collector = { effects: [], local: false, walkCalls, text: new SqlText(sql) };
-  for (const raw of stmts) if (raw.stmt !== undefined) onStatement(raw.stmt, raw, out);
+  for (const raw of stmts) {
+    if (raw.stmt === undefined) continue;
+    // DISCARD ALL cannot run in a transaction block, which a query string of several statements is
+    // (implicitly): it fails there (25001), and nothing after it runs.
+    if (stmts.length > 1 && isDiscardAll(raw.stmt)) break;
+    onStatement(raw.stmt, raw, out);
+  }
   return { effects: out.effects, local: out.local, statements: stmts.length, parsed: true };
 }
+
+const isDiscardAll = (node: Node): boolean => 'DiscardStmt' in node && node.DiscardStmt.target === 'DISCARD_ALL';
 
 interface Collector { effects: SessionEffect[]; local: boolean; readonly walkCalls: boolean; readonly text: SqlText }
 
