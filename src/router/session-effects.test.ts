@@ -345,7 +345,7 @@ describe('LISTEN, temp objects, cursors, session authorization', () => {
     expect(effects('DISCARD ALL')).toEqual([
       { kind: 'reset-all' }, reset('role'), { kind: 'deallocate-all' },
       unpin('listen'), unpin('advisory-lock'), unpin('temp-table'), unpin('hold-cursor'),
-      unpin('session-authorization'), unpin('unparseable-session-statement'), { kind: 'commit' },
+      unpin('session-authorization'), unpin('unparseable-session-statement'), { kind: 'commit', own: true },
     ]);
   });
 

@@ -50,7 +50,9 @@ export type SessionEffect =
  * parser (effect-precheck): its tag is enough for SessionState.settle.
  */
 export type TransactionMarker =
-  | { kind: 'commit' }
+  // `own`: DISCARD ALL's, which commits only what it did itself, and never ends a transaction block
+  // (it cannot run in one)
+  | { kind: 'commit'; own?: true }
   | { kind: 'rollback' } // ROLLBACK / ABORT, not TO SAVEPOINT
   | { kind: 'savepoint'; name: string }
   | { kind: 'release'; name: string }
@@ -206,7 +208,7 @@ function onStatement(node: Node, raw: RawStmt, out: Collector): void {
         unpin('listen'), unpin('advisory-lock'), unpin('temp-table'), unpin('hold-cursor'),
         unpin('session-authorization'), unpin('unparseable-session-statement'),
         // It commits on its own (first in an extended-protocol batch, an error after it keeps it).
-        { kind: 'commit' });
+        { kind: 'commit', own: true });
     } else if (target === 'DISCARD_TEMP') out.effects.push(unpin('temp-table'));
   } else if ('PrepareStmt' in node) out.effects.push(prepareEffect(node.PrepareStmt, raw, out.text));
   else if ('DeallocateStmt' in node) {

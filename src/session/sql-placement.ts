@@ -13,7 +13,8 @@ import type { SessionState } from './session-state.js';
 import { layingOn, sqlDefinition } from './sql-statements.js';
 
 /** Whether a session effect ends or rescues an aborted transaction block. */
-export const endsFailedBlock = (e: SessionEffect): boolean => e.kind === 'rollback' || e.kind === 'commit' || e.kind === 'rollback-to';
+export const endsFailedBlock = (e: SessionEffect): boolean =>
+  e.kind === 'rollback' || (e.kind === 'commit' && e.own !== true) || e.kind === 'rollback-to';
 /** Effects that name SQL-level prepared statements, which pgway may have to lay on the connection. */
 export const namesSqlStatement = (e: SessionEffect): boolean =>
   e.kind === 'prepare' || e.kind === 'execute' || e.kind === 'deallocate' || e.kind === 'deallocate-all';

@@ -1,13 +1,15 @@
-// DISCARD ALL cannot run in a transaction block, which a query string of several statements is: such
-// a string fails there (25001), nothing after it runs and what ran before it is rolled back. A LISTEN
-// in it, before or after, leaves the session listening to nothing, and pins nobody: with a pool of 1,
-// in statement and transaction mode, another client gets the one server connection at once.
+// DISCARD ALL cannot run in a transaction block. A query string of several statements is one
+// (implicitly): such a string fails there (25001), nothing after it runs and what ran before it is
+// rolled back. A LISTEN in it, before or after, leaves the session listening to nothing, and pins
+// nobody: with a pool of 1, in statement and transaction mode, another client gets the one server
+// connection at once. In an explicit block a refused DISCARD ALL aborts it, and a second one gets
+// 25P02 there like any other statement.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { answers, Q, rawTargets, type Target } from './helpers/wire-script.js';
 
 const gws: Record<string, TestGateway> = {};
-const { raw } = rawTargets();
+const { raw, script } = rawTargets();
 beforeAll(async () => {
   gws.statement = await startGateway({ pool: '{ mode: statement, size: 1, query_wait_timeout_ms: 4000 }' });
   gws.transaction = await startGateway({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 4000 }' });
@@ -39,3 +41,14 @@ for (const first of ['DISCARD ALL; LISTEN dq_chan', 'LISTEN dq_chan; DISCARD ALL
     }
   });
 }
+
+describe('DISCARD ALL twice in a transaction block', () => {
+  const steps = [Q('BEGIN'), Q('DISCARD ALL'), Q('DISCARD ALL'), Q('ROLLBACK'), Q('SELECT 1 AS one')];
+  const expected = [['C:BEGIN', 'Z:T'], ['E:25001', 'Z:E'], ['E:25P02', 'Z:E'], ['C:ROLLBACK', 'Z:I'], ['T', 'D:1', 'C:SELECT 1', 'Z:I']];
+  it('direct: the second gets 25P02 in the aborted block', async () => {
+    expect(await script('direct', steps)).toEqual(expected);
+  });
+  it('pgway transaction mode, pool 1: the same', async () => {
+    expect(await script(gws.transaction!, steps)).toEqual(expected);
+  });
+});
