@@ -1,6 +1,6 @@
 // (Regression tests; the failures noted are fixed: the statements a group names are laid on before
 // its first message.) pgway lays a client's SQL-level prepared statement on a connection with a simple Query
-// of its own (RequestWriter.placeSqlPrepared: "DEALLOCATE x; PREPARE x AS ..."), written right
+// of its own (GroupPlacement.placeSqlPrepared: "DEALLOCATE x; PREPARE x AS ..."), written right
 // before the client's Parse or Bind that names it (an EXECUTE through the extended protocol), even in
 // the middle of an extended-protocol group. PostgreSQL runs a simple Query as a statement of its
 // own: outside a transaction block it commits the implicit transaction of the group so far, and it

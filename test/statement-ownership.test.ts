@@ -1,5 +1,5 @@
 // Whose statement a name means on a shared server connection: SQL-level PREPARE / EXECUTE in
-// transaction mode (RequestWriter.placeSqlPrepared), protocol messages naming statements the client
+// transaction mode (GroupPlacement.placeSqlPrepared), protocol messages naming statements the client
 // never prepared, an unnamed Parse the server skipped, a named Parse that failed. Each case is
 // compared with what PostgreSQL answers on a direct connection. `single` (one server connection)
 // makes sharing certain.

@@ -70,7 +70,7 @@ export const UNKNOWN_SETTINGS = '\u0000unknown';
 
 /** Marks the swallowed slot of a settings statement (see expectSettings). */
 const SETTINGS = '\u0000settings';
-/** The slot of pgway's own PREPAREs and DEALLOCATEs of SQL-level statements (RequestWriter.placeSqlPrepared). */
+/** The slot of pgway's own PREPAREs and DEALLOCATEs of SQL-level statements (GroupPlacement.placeSqlPrepared). */
 const SQL_PREPARED = '\u0000sql-prepared';
 /**
  * A Parse the server refuses (a syntax error), sent by abortRequest(): the server fails the request

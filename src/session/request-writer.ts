@@ -12,102 +12,23 @@ import { EXTENDED_SLOTS, Slot, type SlotUndo } from '../pool/expected-responses.
 import type { Pool } from '../pool/pool.js';
 import type { ServerConnection } from '../pool/server-connection.js';
 import { SQL_UNKNOWN } from '../pool/server-statements.js';
-import { parseBool } from '../router/guc-value.js';
-import { classifySessionEffectsIn, parsesInFailedBlock, SET_CONFIG_OID, setConfigCallEffects, type PinReason, type SessionEffect } from '../router/session-effects.js';
+import { parsesInFailedBlock, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { Backend, Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import type { HeldFrames } from './held-frames.js';
-import { bindParameterText, bindValueCount, functionCallArgument, readCString } from '../wire/decode.js';
+import { readCString } from '../wire/decode.js';
+import { effectsOfText, functionCallEffects, NO_EFFECTS, textOfParse, UNKNOWN_VALUE, withBoundValues } from './frame-effects.js';
+import { cannotPlace, GroupPlacement, type OwnWrites } from './group-placement.js';
 import { bindStatement, closeStatement, renameBind, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
+import { alreadyExists, NO_DATA, NO_UNNAMED_STATEMENT, noSuchStatement, STALE_PLAN } from './statement-answers.js';
 import { Next, StatementCopies } from './statement-copies.js';
+import { DropAllTakeBack, UnnamedOwnerChange } from './statement-undos.js';
 import type { SessionState } from './session-state.js';
-import { endsFailedBlock, firstStatementName, namesSqlStatement, sqlPlacement } from './sql-placement.js';
+import { namesSqlStatement } from './sql-placement.js';
 import { sqlDefinition } from './sql-statements.js';
-
-/** As PostgreSQL words it; drivers such as postgres.js re-prepare when they see this routine. */
-const STALE_PLAN = msg.errorResponse({
-  severity: 'ERROR',
-  sqlstate: '0A000',
-  message: 'cached plan must not change result type',
-  file: 'plancache.c',
-  routine: 'RevalidateCachedQuery',
-});
 
 /** What write() returns when nothing pinned the client, nearly always: no array per request. */
 const NO_PINS: readonly PinReason[] = Object.freeze([]);
-const NO_EFFECTS: readonly SessionEffect[] = Object.freeze([]);
-const UNKNOWN_VALUE: SessionEffect = Object.freeze({ kind: 'pin', reason: 'unparseable-session-statement' });
-
-/**
- * A statement's effects as one Bind runs it: set_config(name, $n, false) sets the value bound to
- * $n, read from the Bind frame (statement name at `stmtAt`). A value pgway cannot read as text (a
- * binary parameter, a malformed frame) pins the client instead. A Bind with fewer values than
- * the $n it reads is refused by the server (08P01): its portal does nothing.
- */
-function withBoundValues(effects: readonly SessionEffect[], buf: Buffer, stmtAt: number, end: number): readonly SessionEffect[] {
-  if (effects.length === 0 || !effects.some((e) => e.kind === 'set-param')) return effects;
-  const values = bindValueCount(buf, stmtAt, end);
-  if (values >= 0 && effects.some((e) => e.kind === 'set-param' && e.param > values)) return NO_EFFECTS;
-  return effects.map((e): SessionEffect => {
-    if (e.kind !== 'set-param') return e;
-    const value = bindParameterText(buf, stmtAt, end, e.param - 1);
-    if (value === undefined) return UNKNOWN_VALUE;
-    return value === null ? { kind: 'reset', name: e.name } : { kind: 'set', name: e.name, value };
-  });
-}
-
-/** Where the statement text starting at `textAt` ends (its NUL, or the frame's end). */
-function textEnd(buf: Buffer, textAt: number, end: number): number {
-  const nul = buf.indexOf(0, textAt);
-  return nul < 0 || nul > end ? end : nul;
-}
-
-/** The session effects of the statement text starting at `textAt` (a Query's, or a Parse's after its name). */
-function effectsOfText(buf: Buffer, textAt: number, end: number): readonly SessionEffect[] {
-  const { effects } = classifySessionEffectsIn(buf, textAt, textEnd(buf, textAt, end));
-  return effects.length === 0 ? NO_EFFECTS : effects;
-}
-
-/** The statement text of a Parse frame. */
-function textOfParse(buf: Buffer, start: number, end: number): string {
-  const textAt = buf.indexOf(0, start + 5) + 1;
-  return buf.toString('utf8', textAt, textEnd(buf, textAt, end));
-}
-
-/**
- * The session effects of a FunctionCall: a call of set_config has those of SELECT set_config(), any
- * other function none that pgway can see (as for one called from SQL). A text argument's bytes are
- * the same in text and binary format.
- */
-function functionCallEffects(buf: Buffer, start: number, end: number): readonly SessionEffect[] {
-  if (start + 9 > end || buf.readUInt32BE(start + 5) !== SET_CONFIG_OID) return NO_EFFECTS;
-  const text = (index: number): string | null | undefined => {
-    const arg = functionCallArgument(buf, start, end, index);
-    return arg == null ? arg : arg.bytes.toString('utf8');
-  };
-  const local = functionCallArgument(buf, start, end, 2);
-  let isLocal: boolean | undefined = false; // NULL: false, set_config's rule
-  if (local === undefined) isLocal = undefined;
-  else if (local !== null) isLocal = local.binary ? (local.bytes.length === 1 ? local.bytes[0] !== 0 : undefined) : parseBool(local.bytes.toString('utf8'));
-  const effects = setConfigCallEffects(text(0), text(1), isLocal);
-  return effects.length === 0 ? NO_EFFECTS : effects;
-}
-
-/** A request that needs a SQL-level statement laid on where nothing of pgway's can run first. */
-const CANNOT_PLACE = {
-  'failed-block': ['inside a failed transaction block', 'End the failed transaction block in a query of its own, then run the rest.'],
-  'mid-group': ['in the middle of an extended-protocol request', 'Send the messages that name it in one write, or after a Sync.'],
-  // pgway's PREPARE, a simple Query, would drop the unnamed statement the Bind is for.
-  unnamed: ['for the unnamed statement parsed in an earlier request', 'Parse the statement again in the request that binds it.'],
-} as const;
-
-const cannotPlace = (name: string, where: keyof typeof CANNOT_PLACE): Buffer =>
-  msg.errorResponse({
-    severity: 'ERROR',
-    sqlstate: '0A000',
-    message: `pgway cannot prepare statement "${name}" on this connection ${CANNOT_PLACE[where][0]}`,
-    hint: CANNOT_PLACE[where][1],
-  });
 
 /** Whether a session effect changes the search_path, which decides the shared name of each statement. */
 const changesSearchPath = (e: SessionEffect): boolean =>
@@ -121,63 +42,9 @@ const MAX_PORTALS_WITH_EFFECTS = 64;
 /** Staged for a client past that: the pin of state pgway cannot follow. */
 const UNFOLLOWED: readonly SessionEffect[] = Object.freeze([UNKNOWN_VALUE]);
 
-const alreadyExists = (name: string): Buffer => msg.errorResponse({
-  severity: 'ERROR',
-  sqlstate: '42P05',
-  message: `prepared statement "${name}" already exists`,
-  file: 'prepare.c',
-  routine: 'StorePreparedStatement',
-});
-
-const NO_DATA = new msg.MessageWriter(5).frame(Backend.NoData);
-
-/** PostgreSQL's answer to a Bind or Describe of an unnamed statement the session does not have. */
-const NO_UNNAMED_STATEMENT = msg.errorResponse({
-  severity: 'ERROR',
-  sqlstate: '26000',
-  message: 'unnamed prepared statement does not exist',
-  file: 'postgres.c',
-  routine: 'exec_bind_message',
-});
-
-/** PostgreSQL's answer to a Bind or Describe of a named statement the session does not have. */
-const noSuchStatement = (name: string): Buffer => msg.errorResponse({
-  severity: 'ERROR',
-  sqlstate: '26000',
-  message: `prepared statement "${name}" does not exist`,
-  file: 'prepare.c',
-  routine: 'FetchPreparedStatement',
-});
-
 let nextWriterId = 1;
 
-/** An unnamed Parse the server skipped leaves the connection's unnamed statement to whoever had it. */
-class UnnamedOwnerChange implements SlotUndo {
-  constructor(
-    private readonly server: ServerConnection,
-    private readonly before: number,
-    private readonly after: number,
-  ) {}
-
-  undo(): void {
-    if (this.server.statements.unnamedOwner === this.after) this.server.statements.unnamedOwner = this.before;
-  }
-}
-
-/** A DEALLOCATE ALL or DISCARD ALL that did not run: the client's statements and the connection's copies come back. */
-class DropAllTakeBack implements SlotUndo {
-  constructor(
-    private readonly clientUndo: () => void,
-    private readonly serverUndo: () => void,
-  ) {}
-
-  undo(): void {
-    this.clientUndo();
-    this.serverUndo();
-  }
-}
-
-export class RequestWriter {
+export class RequestWriter implements OwnWrites {
   /** Names this client's unnamed statement on a server connection (a number: nothing of a departed client is kept alive). */
   private readonly id = nextWriterId++;
   /** More than one piece is being written: they go out in one writev. */
@@ -201,16 +68,12 @@ export class RequestWriter {
   private inGroup = false;
   /**
    * The SQL-level statements the current group names were laid on before its first message (see
-   * placeForGroup): a simple Query of pgway's inside the group would commit what it did so far.
+   * GroupPlacement.placeForGroup): a simple Query of pgway's inside the group would commit what it
+   * did so far.
    */
   private groupPlaced = false;
-  /** The client has parsed a statement whose text names SQL-level statements (see placeForGroup). */
+  /** The client has parsed a statement whose text names SQL-level statements (see GroupPlacement.placeForGroup). */
   private parsedSqlNames = false;
-  /**
-   * The effects of the held Parses placeForGroup read, by held index, for onParse (cleared after each
-   * write); made at the first scan, so an idle client has none.
-   */
-  private parseEffects: (readonly SessionEffect[] | undefined)[] | undefined;
   /** The current group changed the client's or the connection's statements after its first message (see guess). */
   private guessed = false;
   /**
@@ -230,6 +93,8 @@ export class RequestWriter {
 
   /** The copies of the client's statements on the connection written to. */
   private readonly copies: StatementCopies;
+  /** Lays on the SQL-level statements a request names, and holds what its scan of a group read for onParse. */
+  private readonly placement: GroupPlacement;
 
   /**
    * `tracked`: the client's named statements are renamed and tracked (pooled, with
@@ -243,6 +108,7 @@ export class RequestWriter {
     readonly tracked: boolean,
   ) {
     this.copies = new StatementCopies(statements, (server) => this.guess(server));
+    this.placement = new GroupPlacement(held, statements, tracked, this);
   }
 
   /** The pool's plan epoch when the last request was written (see RequestFlow.onStalePlan). */
@@ -253,6 +119,7 @@ export class RequestWriter {
   /** Writes and clears the held frames; returns the reasons the client became pinned, if any. */
   write(server: ServerConnection, session: SessionState, mode: PoolMode, pool: Pool): readonly PinReason[] {
     const held = this.held;
+    const placement = this.placement;
     const pooled = mode !== 'session';
     this.corked = false;
     this.epoch = pool.planEpoch;
@@ -284,13 +151,14 @@ export class RequestWriter {
           written = i;
           break;
         }
-        const placed = this.placeForGroup(server, session, i);
+        const placed = placement.placeForGroup(server, session, i, this.parsedSqlNames, this.unnamedStatementEffects);
         if (placed === 'wait') {
           this.waitForAnswers = true;
           written = i;
           break;
         }
-        if (placed !== undefined) {
+        if (placed === 'placed') this.groupPlaced = true;
+        else if (placed !== undefined) {
           this.beforeOwnWrite(server);
           this.refuse(server, EXTENDED_SLOTS[code]!, placed);
           this.inGroup = true;
@@ -312,7 +180,7 @@ export class RequestWriter {
               written = i;
               break;
             }
-            const refused = this.placeSqlPrepared(server, session, effects);
+            const refused = placement.placeSqlPrepared(server, session, effects);
             if (refused !== undefined) {
               server.expectSynthesized(Slot.Query, Buffer.concat([cannotPlace(refused, 'failed-block'), msg.READY_FAILED]));
               session.requestWritten();
@@ -358,7 +226,7 @@ export class RequestWriter {
           break;
         }
         case Frontend.Parse:
-          handled = this.onParse(server, session, buf, start, end, i + 1 < held.count && held.codes[i + 1] === Frontend.Describe, this.parseEffects?.[i]);
+          handled = this.onParse(server, session, buf, start, end, i + 1 < held.count && held.codes[i + 1] === Frontend.Describe, placement.parseEffects?.[i]);
           this.inGroup = true;
           break;
         case Frontend.Bind:
@@ -386,7 +254,7 @@ export class RequestWriter {
     held.flush(server);
     // A group that goes on in a later write: placeForGroup did not see its later messages.
     this.groupPlaced = false;
-    if (this.parseEffects !== undefined && this.parseEffects.length > 0) this.parseEffects.length = 0;
+    if (placement.parseEffects !== undefined && placement.parseEffects.length > 0) placement.parseEffects.length = 0;
     if (written === held.count) held.clear();
     else held.keepFrom(written);
     if (this.corked) server.uncork();
@@ -455,7 +323,7 @@ export class RequestWriter {
   }
 
   /** Flushes the frames held so far and corks the server socket before a rewritten or injected write. */
-  private beforeOwnWrite(server: ServerConnection): void {
+  beforeOwnWrite(server: ServerConnection): void {
     if (!this.corked) {
       server.cork();
       this.corked = true;
@@ -509,7 +377,9 @@ export class RequestWriter {
     // A tracked named statement's SQL-level effects are placed where it is bound (onBind), which
     // may be another connection in a later request: parsing it changes nothing, as in PostgreSQL.
     const placesHere = buf[start + 5] === 0 || !this.tracked;
-    const misplaced = this.pooled && placesHere && effects.length > 0 ? this.placeWithinGroup(server, session, effects) : undefined;
+    const misplaced = this.pooled && placesHere && effects.length > 0
+      ? this.placement.placeWithinGroup(server, session, effects, this.groupPlaced, this.inGroup)
+      : undefined;
     if (misplaced) {
       this.beforeOwnWrite(server);
       return this.refuse(server, Slot.Parse, misplaced);
@@ -578,7 +448,7 @@ export class RequestWriter {
     if (buf[start + 5] !== 0) [portal, stmtAt] = readCString(buf, start + 5, end);
     if (buf[stmtAt] === 0) {
       if (this.pooled && server.statements.unnamedOwner !== this.id) return this.refuseUnnamed(server, Slot.Bind);
-      const unplaced = this.pooled && !this.groupPlaced ? this.unnamedUnplaced(server, session) : undefined;
+      const unplaced = this.pooled && !this.groupPlaced ? this.placement.unnamedUnplaced(server, session, this.unnamedStatementEffects) : undefined;
       if (unplaced !== undefined) {
         this.beforeOwnWrite(server);
         return this.refuse(server, Slot.Bind, unplaced);
@@ -593,7 +463,9 @@ export class RequestWriter {
     if (!stmt) return this.tracked && this.notOwnStatement(server, session, Slot.Bind, name);
     this.beforeOwnWrite(server);
     if (this.isStale(stmt)) return this.staleOnce(server, stmt);
-    const misplaced = stmt.effects.length > 0 ? this.placeWithinGroup(server, session, stmt.effects) : undefined;
+    const misplaced = stmt.effects.length > 0
+      ? this.placement.placeWithinGroup(server, session, stmt.effects, this.groupPlaced, this.inGroup)
+      : undefined;
     if (misplaced) return this.refuse(server, Slot.Bind, misplaced);
     const next = this.copies.prepareFor(server, stmt, buf, stmtAt, end);
     if (next !== Next.Send) return this.notSent(server, next, Slot.Bind);
@@ -652,143 +524,6 @@ export class RequestWriter {
     server.expectForwarded(Slot.Execute, this.dropAllStatements(server));
     this.held.emit(buf, start, end, server);
     return true;
-  }
-
-  /** The effects of the client's statement `name`: as parsed earlier in the group being placed, or as the client has it. */
-  private effectsOfStatement(name: string, parsedHere: ReadonlyMap<string, readonly SessionEffect[]> | undefined): readonly SessionEffect[] {
-    return parsedHere?.get(name) ?? this.statements.get(name)?.effects ?? NO_EFFECTS;
-  }
-
-  /**
-   * Before the first message of an extended-protocol group: lays on the SQL-level statements the
-   * group's held messages name (Binds of statements whose text is EXECUTE/PREPARE/DEALLOCATE, and
-   * unnamed Parses of such text; Binds and Describes of names the client PREPAREd in SQL), so that
-   * no Query of pgway's runs inside the group. Returns
-   * 'wait' when answers are owed first (what the connection holds depends on them, and whether a
-   * name a Parse of the group reuses is still taken: the Parse that took it may yet fail), or the
-   * name it could not place (see placeSqlPrepared).
-   */
-  private placeForGroup(server: ServerConnection, session: SessionState, first: number): Buffer | 'wait' | undefined {
-    const held = this.held;
-    let effects: SessionEffect[] | undefined;
-    // Names in Binds and Describes are read only when they can matter (reading a name makes a string):
-    // the client has SQL-level statements, or statements whose text names some.
-    const sqlNames = session.sqlPrepared.size > 0;
-    let bindNames = sqlNames || this.parsedSqlNames;
-    const unanswered = this.tracked && server.busy;
-    let unnamedParsed = false;
-    let unnamedBound = false;
-    /** Named statements parsed in the group whose text names SQL-level statements: placed if bound in it. */
-    let parsedHere: Map<string, readonly SessionEffect[]> | undefined;
-    for (let j = first; j < held.count && held.codes[j] !== Frontend.Sync; j++) {
-      const code = held.codes[j]!;
-      if (code !== Frontend.Parse && code !== Frontend.Close && !bindNames) continue;
-      const buf = held.bufs[j]!;
-      const start = held.starts[j]!;
-      const end = held.ends[j]!;
-      let name = '';
-      if (code === Frontend.Close) {
-        // pgway answers a Close of a statement and takes it back if the server skips the Close: not
-        // while the Parse that defined the statement is unanswered, whose failure drops it first.
-        if (unanswered && buf[start + 5] === 0x53 /* S */ && this.closesUnanswered(server, targetOf(buf, start, end)[1])) return 'wait';
-        continue;
-      }
-      if (code === Frontend.Parse) {
-        // PostgreSQL refuses a name in use (42P05).
-        if (unanswered && buf[start + 5] !== 0 && this.statements.get(readCString(buf, start + 5, end)[0]) !== undefined) return 'wait';
-        if (buf[start + 5] === 0) unnamedParsed = true;
-        const parsed = effectsOfText(buf, buf.indexOf(0, start + 5) + 1, end);
-        (this.parseEffects ??= [])[j] = parsed;
-        // Nearly always NO_EFFECTS: iterating a frozen array is not inlined (V8's iterator builtin).
-        if (parsed.length > 0 && parsed.some(namesSqlStatement)) {
-          if (buf[start + 5] !== 0 && this.tracked) {
-            (parsedHere ??= new Map()).set(readCString(buf, start + 5, end)[0], parsed);
-            // Its Binds and Describes behind it in the group are placed (onParse notes it for later groups).
-            bindNames = true;
-          }
-          else for (const e of parsed) if (namesSqlStatement(e)) (effects ??= []).push(e);
-        }
-      } else if (code === Frontend.Bind) {
-        name = bindStatement(buf, start, end)[0];
-        if (name === '' && !unnamedParsed) unnamedBound = true;
-        else for (const e of this.effectsOfStatement(name, parsedHere)) if (namesSqlStatement(e)) (effects ??= []).push(e);
-      } else if (code === Frontend.Describe && buf[start + 5] === 0x53 /* S */) {
-        name = targetOf(buf, start, end)[1];
-        // PostgreSQL describes a statement whose text is EXECUTE from the SQL-level statement the
-        // connection holds under that name when the Describe runs (pgway's own Describe of a copy
-        // it prepares too): the client's own is laid on first, and another client's dropped.
-        for (const e of this.effectsOfStatement(name, parsedHere)) {
-          if (e.kind === 'execute') (effects ??= []).push({ kind: 'execute', name: e.name, runs: false });
-        }
-      }
-      if (sqlNames && name !== '' && this.statements.get(name) === undefined && session.sqlPrepared.get(name) !== undefined) {
-        (effects ??= []).push({ kind: 'execute', name, runs: false });
-      }
-    }
-    const unnamed = unnamedBound && this.unnamedStatementEffects.some(namesSqlStatement);
-    if (effects === undefined && !unnamed) return undefined;
-    if (server.busy) return 'wait';
-    const unplaced = unnamed ? this.unnamedUnplaced(server, session) : undefined;
-    if (unplaced !== undefined) return unplaced;
-    this.groupPlaced = true;
-    if (effects === undefined) return undefined;
-    const refused = this.placeSqlPrepared(server, session, effects, true);
-    return refused === undefined ? undefined : cannotPlace(refused, 'failed-block');
-  }
-
-  /** Whether the client's statement `name` may have been defined by a Parse the server has not answered yet. */
-  private closesUnanswered(server: ServerConnection, name: string): boolean {
-    return name !== '' && this.statements.get(name) !== undefined && server.expected.parseOwed;
-  }
-
-  /**
-   * A Bind of the unnamed statement parsed in an earlier request, whose text names SQL-level
-   * statements the connection does not hold as the client does: refused (the error is returned),
-   * as laying them on would drop the unnamed statement itself.
-   */
-  private unnamedUnplaced(server: ServerConnection, session: SessionState): Buffer | undefined {
-    const effects = this.unnamedStatementEffects;
-    if (!effects.some(namesSqlStatement) || sqlPlacement(server, session, this.statements, effects, true).length === 0) return undefined;
-    return cannotPlace(firstStatementName(effects), 'unnamed');
-  }
-
-  /**
-   * A message inside a group names SQL-level statements: laid on before the group (placeForGroup).
-   * In a group split across writes one may still be missing: the message is refused (the error to
-   * answer it with is returned), as pgway's Query would commit what the group did so far.
-   */
-  private placeWithinGroup(server: ServerConnection, session: SessionState, effects: readonly SessionEffect[]): Buffer | undefined {
-    if (this.groupPlaced || !effects.some(namesSqlStatement)) return undefined;
-    if (!this.inGroup && !server.busy) {
-      // The group's first message (a Bind of a protocol-level statement the scan did not look at).
-      this.placeSqlPrepared(server, session, effects, true);
-      return undefined;
-    }
-    if (sqlPlacement(server, session, this.statements, effects, true).length === 0) return undefined;
-    return cannotPlace(firstStatementName(effects), 'mid-group');
-  }
-
-  /**
-   * SQL-level PREPARE/EXECUTE/DEALLOCATE in transaction mode: before the client's statement runs,
-   * the statements it names are (re)defined on this connection with the client's own definition,
-   * and a same-named statement left by another client is dropped first (see sqlPlacement). Returns
-   * the name it could not place: the text ends a failed transaction block, where nothing of
-   * pgway's can run before it, and then needs a statement the connection does not hold.
-   * `bound`: the effects are a group's (see sqlPlacement).
-   */
-  private placeSqlPrepared(server: ServerConnection, session: SessionState, effects: readonly SessionEffect[], bound = false): string | undefined {
-    if (server.txStatus === TxStatus.Failed) {
-      // The client's statement fails (25P02) and pgway's would too: nothing is placed, and nothing
-      // changes, unless the text ends the block first.
-      if (!effects.some(endsFailedBlock)) return undefined;
-      if (sqlPlacement(server, session, this.statements, effects, true).length > 0) return firstStatementName(effects);
-    }
-    const inject = sqlPlacement(server, session, this.statements, effects, false, bound);
-    if (inject.length === 0) return undefined;
-    this.beforeOwnWrite(server);
-    server.write(msg.query(inject.join('; ')));
-    server.expectSqlPrepared();
-    return undefined;
   }
 
   /**
@@ -907,7 +642,7 @@ export class RequestWriter {
       server.statements.sql.set(name, SQL_UNKNOWN); // as a DEALLOCATE: the Close may be skipped
       return false;
     }
-    const misplaced = this.placeWithinGroup(server, session, [{ kind: 'execute', name, runs: false }]);
+    const misplaced = this.placement.placeWithinGroup(server, session, [{ kind: 'execute', name, runs: false }], this.groupPlaced, this.inGroup);
     return misplaced ? this.refuse(server, kind, misplaced) : false;
   }
 

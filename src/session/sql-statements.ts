@@ -1,6 +1,6 @@
 /**
  * A client's SQL-level prepared statements in the pooled modes (PREPARE / EXECUTE / DEALLOCATE):
- * each name's definition, which RequestWriter.placeSqlPrepared lays on whichever connection runs
+ * each name's definition, which GroupPlacement.placeSqlPrepared lays on whichever connection runs
  * the client's EXECUTE; what running it does to the session; and the PREPAREs and DEALLOCATEs
  * written and not yet answered, which a request that fails takes back.
  */
