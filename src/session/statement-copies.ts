@@ -78,8 +78,16 @@ export class StatementCopies {
   prepareFor(server: ServerConnection, stmt: ClientStatement, bind?: Buffer, stmtAt = 0, end = 0): Next {
     if (!this.ensurePrepared(server, stmt)) return Next.Wait;
     const copy = server.statements.prepared.get(stmt.serverName);
-    if (copy === undefined || copy === SHAPE_PENDING || copy === SHAPE_UNKNOWN) return Next.Send;
+    if (copy === undefined || copy === SHAPE_PENDING) return Next.Send;
     const known = stmt.shape;
+    if (copy === SHAPE_UNKNOWN) {
+      // Its description failed, or the server skipped pgway's Close of it (an eviction, after an
+      // error in the request): a copy that may predate DDL, which the client's shape must be compared
+      // with. It is made again and described first, as one described before DDL is (below).
+      if (!stmt.checked || known === undefined) return Next.Send;
+      server.statements.markStale(stmt.serverName);
+      return this.ensurePrepared(server, stmt) ? Next.Send : Next.Wait;
+    }
     if (copy === known) {
       // With nothing of the client's in flight, the run that took this shape has been answered
       // without the server's stale-plan error (which drops a guess, see PreparedStatements.renew).
