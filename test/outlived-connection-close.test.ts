@@ -27,6 +27,13 @@ async function client(url: string): Promise<{ c: pg.Client; pid: number }> {
   return { c, pid };
 }
 
+async function reconnect(g: TestGateway): Promise<void> {
+  const admin = new pg.Client({ connectionString: g.url('admin', 'pgway') });
+  await admin.connect();
+  await admin.query('RECONNECT');
+  await admin.end();
+}
+
 const resetsOf = async (pid: number): Promise<number> =>
   (await adminQuery<{ n: number }>('SELECT count(*)::int AS n FROM occ_resets WHERE pid = $1', [pid])).rows[0]!.n;
 const backendGone = async (pid: number): Promise<boolean> =>
@@ -44,10 +51,7 @@ describe('a session-mode client leaving', () => {
   it('after RECONNECT: the connection closes without the reset', async () => {
     gw = await startGateway({ pool: RESET });
     const { c, pid } = await client(gw.url());
-    const admin = new pg.Client({ connectionString: gw.url('admin', 'pgway') });
-    await admin.connect();
-    await admin.query('RECONNECT');
-    await admin.end();
+    await reconnect(gw);
     await c.end();
     await waitFor('the backend to end', () => backendGone(pid));
     expect(await resetsOf(pid)).toBe(0);
@@ -70,10 +74,7 @@ describe('a transaction-mode client leaving inside a transaction', () => {
     await c.query('BEGIN');
     await c.query('SELECT pg_backend_pid()');
     await c.query('INSERT INTO occ_resets VALUES (-1)');
-    const admin = new pg.Client({ connectionString: gw.url('admin', 'pgway') });
-    await admin.connect();
-    await admin.query('RECONNECT');
-    await admin.end();
+    await reconnect(gw);
     await c.end();
     await waitFor('the backend to end', () => backendGone(pid));
     expect(await resetsOf(-1)).toBe(0);

@@ -15,9 +15,10 @@ import { appendFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery } from './harness/lab.js';
-import { dataRowValues, errorFields, typedMessage, cstring, type RawClient } from './helpers/raw-client.js';
+import { typedMessage, type RawClient } from './helpers/raw-client.js';
+import { answerSummary, Pt, readUpToReady } from './helpers/fuzz-answers.js';
 import { prng } from './helpers/prng.js';
-import { B, C, cat, D, E, H, i16, i32, Q, rawTargets, S, type Target } from './helpers/wire-script.js';
+import { B, C, D, E, H, Q, rawTargets, S, type Target } from './helpers/wire-script.js';
 
 const gws = new Map<number, TestGateway>();
 beforeAll(async () => {
@@ -30,9 +31,6 @@ beforeAll(async () => {
 afterAll(async () => { for (const g of gws.values()) await g.stop(); });
 const { raw, cleanups } = rawTargets();
 
-/** Parse with optional parameter types. */
-export const Pt = (name: string, sql: string, types: number[] = []): Buffer =>
-  typedMessage('P', cat(cstring(name), cstring(sql), i16(types.length), ...types.map(i32)));
 
 // --- the generator ------------------------------------------------------------------------------------
 
@@ -170,42 +168,18 @@ function genReq(r: Rng, ci: number, table: string, allowHold: boolean, model: Ma
 
 // --- reading and comparing ----------------------------------------------------------------------------
 
-function summarize(m: { type: string; body: Buffer }): string | undefined {
-  switch (m.type) {
-    case 'S': case 'K': return undefined;
-    case 'N': return `N:${errorFields(m.body).get('C')}`;
-    case 'E': return `E:${errorFields(m.body).get('C')}`;
-    case 'D': return `D:${dataRowValues(m.body).join(',')}`;
-    case 'C': return `C:${m.body.toString('utf8', 0, m.body.length - 1)}`;
-    case 'Z': return `Z:${String.fromCharCode(m.body[0]!)}`;
-    case 'T': {
-      const n = m.body.readInt16BE(0); const cols: string[] = []; let p = 2;
-      for (let i = 0; i < n; i++) { const z = m.body.indexOf(0, p); const name = m.body.toString('utf8', p, z); p = z + 1; const typ = m.body.readInt32BE(p + 6); const fmt = m.body.readInt16BE(p + 16); p += 18; cols.push(`${name}/${typ}/${fmt}`); }
-      return `T:${cols.join(',')}`;
-    }
-    case 't': return `t:${m.body.toString('hex')}`;
-    default: return m.type;
-  }
-}
-
 /** Reads the answers a request owes: up to ReadyForQuery, or, for a Flush-ended one, one answer per message or an error. */
 async function readReq(c: RawClient, req: Req, timeoutMs = 3000): Promise<{ out: string[]; status?: string }> {
   const out: string[] = [];
-  let zs = req.msgs.filter((m) => m.kind === 'S' || m.kind === 'Q').length;
-  let status: string | undefined;
-  while (zs > 0) {
-    const m = await c.readMessage(timeoutMs);
-    if (!m) { out.push('<closed>'); return { out }; }
-    const s = summarize(m); if (s) out.push(s);
-    if (m.type === 'Z') { zs--; status = String.fromCharCode(m.body[0]!); }
-  }
+  const status = await readUpToReady(c, req.msgs.filter((m) => m.kind === 'S' || m.kind === 'Q').length, out, timeoutMs);
+  if (out[out.length - 1] === '<closed>') return { out };
   if (req.sync) return { out, status };
   const lastZ = req.msgs.map((m) => m.kind === 'S' || m.kind === 'Q').lastIndexOf(true);
   let owed = req.msgs.slice(lastZ + 1).filter((m) => m.kind !== 'H').length;
   while (owed > 0) {
     const m = await c.readMessage(timeoutMs);
     if (!m) { out.push('<closed>'); return { out }; }
-    const s = summarize(m); if (s) out.push(s);
+    const s = answerSummary(m); if (s) out.push(s);
     if (m.type === 'E') return { out };
     if ('123nTCsI'.includes(m.type)) owed--;
   }

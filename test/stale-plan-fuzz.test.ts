@@ -10,9 +10,10 @@ import { appendFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery } from './harness/lab.js';
-import { dataRowValues, errorFields, typedMessage, cstring, type RawClient } from './helpers/raw-client.js';
+import { typedMessage, cstring, type RawClient } from './helpers/raw-client.js';
+import { Pt, readUpToReady } from './helpers/fuzz-answers.js';
 import { prng } from './helpers/prng.js';
-import { C, cat, D, E, H, i16, i32, Q, rawTargets, S, type Target } from './helpers/wire-script.js';
+import { C, cat, D, E, i16, i32, Q, rawTargets, S, type Target } from './helpers/wire-script.js';
 
 const gws = new Map<string, TestGateway>();
 const MAXP = [2, 3];
@@ -25,8 +26,6 @@ const { raw, cleanups } = rawTargets();
 const TABLES = 2;
 const freshTables = (tag: string): string => [`d${tag}`, `g${tag}`].flatMap((s) => Array.from({ length: TABLES }, (_, k) => `DROP TABLE IF EXISTS rve_${s}_t${k}; CREATE TABLE rve_${s}_t${k} (a int, b text); INSERT INTO rve_${s}_t${k} VALUES (1, 'one'), (2, 'two'); GRANT ALL ON rve_${s}_t${k} TO app;`)).join(' ');
 
-export const Pt = (name: string, sql: string, types: number[] = []): Buffer =>
-  typedMessage('P', cat(cstring(name), cstring(sql), i16(types.length), ...types.map(i32)));
 /** Bind with text or binary (int4) parameters, text results. */
 export function Bx(stmt: string, values: number[], portal: string, binary: boolean): Buffer {
   const params = values.map((v) => { const b = binary ? i32(v) : Buffer.from(String(v)); return cat(i32(b.length), b); });
@@ -140,34 +139,9 @@ function genReq(r: Rng, ci: number, allowHold: boolean, status: string, realMode
   return { client: ci, msgs, sync: true, text: msgs.map((m) => m.text).join(' '), onAnswer };
 }
 
-function summarize(m: { type: string; body: Buffer }): string | undefined {
-  switch (m.type) {
-    case 'S': case 'K': return undefined;
-    case 'N': return `N:${errorFields(m.body).get('C')}`;
-    case 'E': return `E:${errorFields(m.body).get('C')}`;
-    case 'D': return `D:${dataRowValues(m.body).join(',')}`;
-    case 'C': return `C:${m.body.toString('utf8', 0, m.body.length - 1)}`;
-    case 'Z': return `Z:${String.fromCharCode(m.body[0]!)}`;
-    case 'T': {
-      const n = m.body.readInt16BE(0); const cols: string[] = []; let p = 2;
-      for (let i = 0; i < n; i++) { const z = m.body.indexOf(0, p); const name = m.body.toString('utf8', p, z); p = z + 1; const typ = m.body.readInt32BE(p + 6); const fmt = m.body.readInt16BE(p + 16); p += 18; cols.push(`${name}/${typ}/${fmt}`); }
-      return `T:${cols.join(',')}`;
-    }
-    case 't': return `t:${m.body.toString('hex')}`;
-    default: return m.type;
-  }
-}
-
 async function readReq(c: RawClient, req: Req, timeoutMs = 3000): Promise<{ out: string[]; status?: string }> {
   const out: string[] = [];
-  let zs = req.msgs.filter((m) => m.kind === 'S' || m.kind === 'Q').length;
-  let status: string | undefined;
-  while (zs > 0) {
-    const m = await c.readMessage(timeoutMs);
-    if (!m) { out.push('<closed>'); return { out }; }
-    const s = summarize(m); if (s) out.push(s);
-    if (m.type === 'Z') { zs--; status = String.fromCharCode(m.body[0]!); }
-  }
+  const status = await readUpToReady(c, req.msgs.filter((m) => m.kind === 'S' || m.kind === 'Q').length, out, timeoutMs);
   return { out, status };
 }
 
