@@ -298,9 +298,13 @@ export class Pool {
 
   /** The connection is not to be used again (RECONNECT, server_lifetime, a closed or retired pool). */
   private outlived(conn: ServerConnection): boolean {
+    return this.closed || this.retired || conn.createdAt <= this.reconnectBefore || this.pastLifetime(conn, nowMs());
+  }
+
+  /** server_lifetime_ms is over for `conn` at `now`. */
+  private pastLifetime(conn: ServerConnection, now: number): boolean {
     const lifetime = this.settings.serverLifetimeMs;
-    const tooOld = lifetime > 0 && nowMs() - conn.createdAt > lifetime;
-    return this.closed || this.retired || conn.createdAt <= this.reconnectBefore || tooOld;
+    return lifetime > 0 && now - conn.createdAt > lifetime;
   }
 
   // Apart from release(), whose every call would otherwise make the context these closures share.
@@ -637,10 +641,10 @@ export class Pool {
    */
   private maintain(): void {
     const now = nowMs();
-    const { serverIdleTimeoutMs, serverLifetimeMs, minSize, serverLoginRetryMs } = this.settings;
+    const { serverIdleTimeoutMs, minSize, serverLoginRetryMs } = this.settings;
     for (let i = this.idle.length - 1; i >= 0; i--) {
       const conn = this.idle[i]!;
-      const tooOld = serverLifetimeMs > 0 && now - conn.createdAt > serverLifetimeMs;
+      const tooOld = this.pastLifetime(conn, now);
       const tooIdle = serverIdleTimeoutMs > 0 && now - conn.lastUsedAt > serverIdleTimeoutMs && this.size > minSize;
       if (tooOld || tooIdle || conn.state !== 'idle') {
         this.idle.splice(i, 1);

@@ -149,8 +149,8 @@ export function classifySessionEffectsIn(buf: Buffer, start: number, end: number
  * ROLLBACK TO). Any other it refuses (25P02, or 42601) before it looks at the statement's name.
  */
 export function parsesInFailedBlock(sql: string): boolean {
-  let stmts: RawStmt[];
   if (sql === '') return true; // the parser refuses it ("Query cannot be empty")
+  let stmts: RawStmt[];
   try {
     stmts = parseSync(sql).stmts ?? [];
   } catch {

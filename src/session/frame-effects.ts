@@ -40,9 +40,17 @@ export function effectsOfText(buf: Buffer, textAt: number, end: number): readonl
   return effects.length === 0 ? NO_EFFECTS : effects;
 }
 
+/** Where a Parse frame's statement text starts (after the statement's name). */
+const parseTextAt = (buf: Buffer, start: number): number => buf.indexOf(0, start + 5) + 1;
+
+/** The session effects of a Parse frame's statement text. */
+export function effectsOfParse(buf: Buffer, start: number, end: number): readonly SessionEffect[] {
+  return effectsOfText(buf, parseTextAt(buf, start), end);
+}
+
 /** The statement text of a Parse frame. */
 export function textOfParse(buf: Buffer, start: number, end: number): string {
-  const textAt = buf.indexOf(0, start + 5) + 1;
+  const textAt = parseTextAt(buf, start);
   return buf.toString('utf8', textAt, textEnd(buf, textAt, end));
 }
 

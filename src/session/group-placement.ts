@@ -10,7 +10,7 @@ import type { SessionEffect } from '../router/session-effects.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
 import { readCString } from '../wire/decode.js';
 import * as msg from '../wire/messages.js';
-import { effectsOfText, NO_EFFECTS } from './frame-effects.js';
+import { effectsOfParse, NO_EFFECTS } from './frame-effects.js';
 import type { HeldFrames } from './held-frames.js';
 import { bindStatement, targetOf, type PreparedStatements } from './prepared-statements.js';
 import type { SessionState } from './session-state.js';
@@ -103,7 +103,7 @@ export class GroupPlacement {
         // PostgreSQL refuses a name in use (42P05).
         if (unanswered && buf[start + 5] !== 0 && this.statements.get(readCString(buf, start + 5, end)[0]) !== undefined) return 'wait';
         if (buf[start + 5] === 0) unnamedParsed = true;
-        const parsed = effectsOfText(buf, buf.indexOf(0, start + 5) + 1, end);
+        const parsed = effectsOfParse(buf, start, end);
         (this.parseEffects ??= [])[j] = parsed;
         // Nearly always NO_EFFECTS: iterating a frozen array is not inlined (V8's iterator builtin).
         if (parsed.length > 0 && parsed.some(namesSqlStatement)) {

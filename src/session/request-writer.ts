@@ -14,11 +14,11 @@ import type { ServerConnection } from '../pool/server-connection.js';
 import { SQL_UNKNOWN } from '../pool/server-statements.js';
 import { parsesInFailedBlock, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { Backend, Frontend, TxStatus } from '../wire/codes.js';
-import * as msg from '../wire/messages.js';
-import type { HeldFrames } from './held-frames.js';
 import { readCString } from '../wire/decode.js';
-import { effectsOfText, functionCallEffects, NO_EFFECTS, textOfParse, UNKNOWN_VALUE, withBoundValues } from './frame-effects.js';
+import * as msg from '../wire/messages.js';
+import { effectsOfParse, effectsOfText, functionCallEffects, NO_EFFECTS, textOfParse, UNKNOWN_VALUE, withBoundValues } from './frame-effects.js';
 import { cannotPlace, GroupPlacement, type OwnWrites } from './group-placement.js';
+import type { HeldFrames } from './held-frames.js';
 import { bindStatement, closeStatement, renameBind, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
 import { alreadyExists, NO_DATA, NO_UNNAMED_STATEMENT, noSuchStatement, STALE_PLAN } from './statement-answers.js';
 import { Next, StatementCopies } from './statement-copies.js';
@@ -372,7 +372,7 @@ export class RequestWriter implements OwnWrites {
     describeNext: boolean,
     known: readonly SessionEffect[] | undefined,
   ): boolean {
-    const effects = known ?? effectsOfText(buf, buf.indexOf(0, start + 5) + 1, end);
+    const effects = known ?? effectsOfParse(buf, start, end);
     if (!this.parsedSqlNames && effects.length > 0 && effects.some(namesSqlStatement)) this.parsedSqlNames = true;
     // A tracked named statement's SQL-level effects are placed where it is bound (onBind), which
     // may be another connection in a later request: parsing it changes nothing, as in PostgreSQL.
