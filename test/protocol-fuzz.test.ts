@@ -11,12 +11,12 @@
 // known-difference stops, FUZZ_MAX_FAIL stops after that many failing seeds (default 30),
 // FUZZ_SHRINK=1 shrinks each failing script to a minimal one (FUZZ_SHRINK=timeout for hangs), and
 // FUZZ_FRESH=1 gives each script a gateway of its own (needed to shrink hangs).
-import { appendFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery } from './harness/lab.js';
 import { typedMessage, type RawClient } from './helpers/raw-client.js';
 import { answerSummary, Pt, readUpToReady } from './helpers/fuzz-answers.js';
+import { failingSeeds, fuzzSeeds, seedsGiven, shrinkRequests } from './helpers/fuzz-driver.js';
 import { prng } from './helpers/prng.js';
 import { B, C, D, E, H, Q, rawTargets, S, type Target } from './helpers/wire-script.js';
 
@@ -256,42 +256,26 @@ async function runSeed(seed: number, n: number, poolSize: number, steps: number)
   };
   const res = await runScript(n, poolSize, gen, `seed ${seed}`);
   if (res.fail && res.pgway !== undefined && process.env.FUZZ_SHRINK) {
-    // ddmin over whole requests: keep removing chunks while pgway still diverges
-    let cur = res.reqs;
-    let chunk = Math.max(1, Math.floor(cur.length / 2));
-    while (chunk >= 1) {
-      let removed = false;
-      for (let i = 0; i < cur.length; i += chunk) {
-        const cand = [...cur.slice(0, i), ...cur.slice(i + chunk)];
-        if (cand.length === 0) continue;
-        const t = await runScript(n, poolSize, (st) => cand[st], 'shrink');
-        if (t.pgway !== undefined && (process.env.FUZZ_SHRINK === 'timeout' ? t.pgway.includes('<timeout') : !t.pgway.includes('<timeout'))) { cur = cand; removed = true; i -= chunk; }
-      }
-      if (!removed) chunk = Math.floor(chunk / 2);
-    }
+    // Shrunk while pgway still diverges (a hang when shrinking with FUZZ_SHRINK=timeout).
+    const cur = await shrinkRequests(res.reqs, async (cand) => {
+      const t = await runScript(n, poolSize, (st) => cand[st], 'shrink');
+      return t.pgway !== undefined && (process.env.FUZZ_SHRINK === 'timeout' ? t.pgway.includes('<timeout') : !t.pgway.includes('<timeout'));
+    });
     const t = await runScript(n, poolSize, (st) => cur[st], `SHRUNK seed ${seed}`);
     return `${res.fail}\n\n${t.fail}`;
   }
   return res.fail;
 }
 
-const seedsEnv = process.env.FUZZ_SEEDS;
-const seeds: number[] = seedsEnv
-  ? seedsEnv.split(',').flatMap((p) => { const [a, b] = p.split('-').map(Number); return b ? Array.from({ length: b - a! + 1 }, (_, i) => a! + i) : [a!]; })
-  : Array.from({ length: 40 }, (_, i) => i + 1);
+const seeds = fuzzSeeds(40);
 const STEPS = Number(process.env.FUZZ_STEPS ?? 30);
 
 describe('differential wire fuzzer, transaction mode', () => {
-  it('seeded scripts get the same answers through pgway as directly', { timeout: seedsEnv ? 3_600_000 : 120_000 }, async () => {
-    const failures: string[] = [];
-    for (const seed of seeds) {
-      const n = 2 + (seed % 3);
-      const pool = 1 + (Math.floor(seed / 3) % 2);
+  it('seeded scripts get the same answers through pgway as directly', { timeout: seedsGiven() ? 3_600_000 : 120_000 }, async () => {
+    const failures = await failingSeeds(seeds, (seed) => {
       QUERY_SHARE = seed % 2 === 0 ? 0.4 : 0.8;
-      const f = await runSeed(seed, n, pool, STEPS);
-      if (f) { failures.push(f); if (process.env.FUZZ_LOG) appendFileSync(process.env.FUZZ_LOG, `${f}\n\n`); if (failures.length >= Number(process.env.FUZZ_MAX_FAIL ?? 30)) break; }
-    }
-    if (process.env.FUZZ_LOG) appendFileSync(process.env.FUZZ_LOG, `known stops: ${knownStops}\n`);
+      return runSeed(seed, 2 + (seed % 3), 1 + (Math.floor(seed / 3) % 2), STEPS);
+    }, () => `known stops: ${knownStops}`);
     expect(failures).toEqual([]);
   });
 });

@@ -6,12 +6,12 @@
 // first divergence). By default each named Parse has a text of its own (a comment), so that no Parse is answered by
 // pgway from another client's copy (README documents that such a statement takes the shape of the first copy it runs
 // on); FUZZ_SHARED=1 shares texts between clients. FUZZ_ORDER=1 also reports 0A000 before a Bind's own 08P01/42P03.
-import { appendFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery } from './harness/lab.js';
 import { typedMessage, cstring, type RawClient } from './helpers/raw-client.js';
 import { Pt, readUpToReady } from './helpers/fuzz-answers.js';
+import { failingSeeds, fuzzSeeds, seedsGiven, shrinkRequests } from './helpers/fuzz-driver.js';
 import { prng } from './helpers/prng.js';
 import { C, cat, D, E, i16, i32, Q, rawTargets, S, type Target } from './helpers/wire-script.js';
 
@@ -224,40 +224,23 @@ async function runSeed(seed: number, n: number, gwKey: string, steps: number): P
   };
   const res = await runScript(n, gwKey, gen, `seed ${seed}`);
   if (res.fail && res.pgway !== undefined && process.env.FUZZ_SHRINK) {
-    let cur = res.reqs;
-    let chunk = Math.max(1, Math.floor(cur.length / 2));
-    while (chunk >= 1) {
-      let removed = false;
-      for (let i = 0; i < cur.length; i += chunk) {
-        const cand = [...cur.slice(0, i), ...cur.slice(i + chunk)];
-        if (cand.length === 0) continue;
-        const t = await runScript(n, gwKey, (st) => cand[st], 'shrink');
-        if (t.sig === res.sig) { cur = cand; removed = true; i -= chunk; }
-      }
-      if (!removed) chunk = Math.floor(chunk / 2);
-    }
+    // Shrunk while the script fails the same way.
+    const cur = await shrinkRequests(res.reqs, async (cand) => (await runScript(n, gwKey, (st) => cand[st], 'shrink')).sig === res.sig);
     const t = await runScript(n, gwKey, (st) => cur[st], `SHRUNK seed ${seed}`);
     return `${res.fail}\n\n${t.fail}`;
   }
   return res.fail;
 }
 
-const seedsEnv = process.env.FUZZ_SEEDS;
-const seeds: number[] = seedsEnv
-  ? seedsEnv.split(',').flatMap((p) => { const [a, b] = p.split('-').map(Number); return b ? Array.from({ length: b - a! + 1 }, (_, i) => a! + i) : [a!]; })
-  : Array.from({ length: 60 }, (_, i) => i + 1);
+const seeds = fuzzSeeds(60);
 const STEPS = Number(process.env.FUZZ_STEPS ?? 40);
 
 describe('stale-plan differential fuzzer, transaction mode', () => {
-  it('seeded DDL scripts get the same answers through pgway as directly', { timeout: seedsEnv ? 1_800_000 : 240_000 }, async () => {
-    const failures: string[] = [];
-    for (const seed of seeds) {
-      const n = 2 + (seed % 3);
+  it('seeded DDL scripts get the same answers through pgway as directly', { timeout: seedsGiven() ? 1_800_000 : 240_000 }, async () => {
+    const failures = await failingSeeds(seeds, (seed) => {
       const gwKey = `${1 + (Math.floor(seed / 3) % 2)}/${MAXP[Math.floor(seed / 2) % 2]}`;
-      const f = await runSeed(seed, n, gwKey, STEPS);
-      if (f) { failures.push(f); if (process.env.FUZZ_LOG) appendFileSync(process.env.FUZZ_LOG, `${f}\n\n`); if (failures.length >= Number(process.env.FUZZ_MAX_FAIL ?? 30)) break; }
-    }
-    if (process.env.FUZZ_LOG) appendFileSync(process.env.FUZZ_LOG, `known stops: ${knownStops}\n`);
+      return runSeed(seed, 2 + (seed % 3), gwKey, STEPS);
+    }, () => `known stops: ${knownStops}`);
     expect(failures).toEqual([]);
   });
 });
