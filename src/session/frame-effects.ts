@@ -20,11 +20,12 @@ export function withBoundValues(effects: readonly SessionEffect[], buf: Buffer, 
   if (effects.length === 0 || !effects.some((e) => e.kind === 'set-param')) return effects;
   const values = bindValueCount(buf, stmtAt, end);
   if (values >= 0 && effects.some((e) => e.kind === 'set-param' && e.param > values)) return NO_EFFECTS;
-  return effects.map((e): SessionEffect => {
-    if (e.kind !== 'set-param') return e;
+  return effects.flatMap((e): readonly SessionEffect[] => {
+    if (e.kind !== 'set-param') return [e];
     const value = bindParameterText(buf, stmtAt, end, e.param - 1);
-    if (value === undefined) return UNKNOWN_VALUE;
-    return value === null ? { kind: 'reset', name: e.name } : { kind: 'set', name: e.name, value };
+    if (value === undefined) return [UNKNOWN_VALUE];
+    // As the same call with the value written in: session_authorization pins, seed is not carried.
+    return setConfigCallEffects(e.name, value, false);
   });
 }
 
