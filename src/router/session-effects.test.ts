@@ -79,13 +79,19 @@ describe('SET and RESET', () => {
 
   it.each([
     'SET LOCAL statement_timeout = 1',
-    'SET LOCAL search_path TO DEFAULT',
-    'SET LOCAL TIME ZONE 5',
     'SET TRANSACTION ISOLATION LEVEL SERIALIZABLE',
     "SET TRANSACTION SNAPSHOT '00000003-0000001B-1'",
-    'SET LOCAL ROLE app',
   ])('%s is transaction-scoped: not tracked', (sql) => {
     expect(classifySessionEffects(sql)).toMatchObject({ effects: [], local: true, statements: 1 });
+  });
+
+  it.each([
+    ['SET LOCAL search_path TO DEFAULT', 'search_path'],
+    ['SET LOCAL TIME ZONE 5', 'timezone'],
+    ['SET LOCAL ROLE app', 'role'],
+    ['SET LOCAL SESSION AUTHORIZATION app', 'session_authorization'],
+  ])('%s is transaction-scoped, and changes how statements read until the transaction ends', (sql, name) => {
+    expect(classifySessionEffects(sql)).toMatchObject({ effects: [{ kind: 'set-local', name }], local: true, statements: 1 });
   });
 
   it.each([
@@ -147,7 +153,9 @@ describe('set_config()', () => {
     expect(setConfigCallEffects('Work_Mem', '77MB', false)).toEqual([set('work_mem', '77MB')]);
     expect(setConfigCallEffects('x.y', null, false)).toEqual([reset('x.y')]);
     expect(setConfigCallEffects('x.y', 'z', true)).toEqual([]);
-    expect(setConfigCallEffects('search_path', 'pg_temp', true)).toEqual([pin('temp-table')]);
+    expect(setConfigCallEffects('search_path', 'pg_temp', true)).toEqual([{ kind: 'set-local', name: 'search_path' }, pin('temp-table')]);
+    expect(setConfigCallEffects('session_authorization', 'app', false)).toEqual([pin('session-authorization'), reset('role')]);
+    expect(setConfigCallEffects('seed', '0.5', false)).toEqual([]);
     expect(setConfigCallEffects(null, 'z', false)).toEqual([]);
     expect(setConfigCallEffects('x.y', undefined, false)).toEqual([UNPARSEABLE]);
     expect(setConfigCallEffects('x.y', 'z', undefined)).toEqual([UNPARSEABLE]);
@@ -317,9 +325,9 @@ describe('LISTEN, temp objects, cursors, session authorization', () => {
     ['CREATE AGGREGATE pg_temp.a(int) (sfunc = int4pl, stype = int)', [pin('temp-table')]],
     ['CREATE AGGREGATE a(int) (sfunc = int4pl, stype = int)', []],
     ['ABORT', [{ kind: 'rollback' }]],
-    ['SET LOCAL search_path = pg_temp, public', [pin('temp-table')]],
-    ['SET LOCAL search_path = public, pg_temp', []],
-    ["SELECT set_config('search_path', '\"$user\", pg_temp', true)", [pin('temp-table')]],
+    ['SET LOCAL search_path = pg_temp, public', [{ kind: 'set-local', name: 'search_path' }, pin('temp-table')]],
+    ['SET LOCAL search_path = public, pg_temp', [{ kind: 'set-local', name: 'search_path' }]],
+    ["SELECT set_config('search_path', '\"$user\", pg_temp', true)", [{ kind: 'set-local', name: 'search_path' }, pin('temp-table')]],
     ['DROP VIEW v', [{ kind: 'drop', reason: 'temp-table', name: 'v' }]],
     ['DROP SEQUENCE IF EXISTS pg_temp.s, public.s', [{ kind: 'drop', reason: 'temp-table', name: 's' }]],
     ['DROP MATERIALIZED VIEW m', []],

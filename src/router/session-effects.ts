@@ -29,6 +29,9 @@ export type SessionEffect =
   | { kind: 'set-param'; name: string; param: number } // set_config(name, $param, false): the value comes with Bind
   | { kind: 'reset'; name: string }
   | { kind: 'reset-all' } // RESET ALL leaves the settings in RESET_ALL_KEEPS alone
+  // SET LOCAL, set_config(..., true) of a setting in READING_SETTINGS (name '': one pgway cannot
+  // name): statements are read otherwise until the transaction ends, and nothing is carried
+  | { kind: 'set-local'; name: string }
   | { kind: 'prepare'; name: string; sql: string; paramTypes: string[] }
   | { kind: 'execute'; name: string; runs: boolean } // runs: false under EXPLAIN without ANALYZE, which only plans it
   | { kind: 'deallocate'; name: string }
@@ -77,6 +80,23 @@ export interface Classification {
   /** libpg-query rejected the text; PostgreSQL will report the error itself. */
   readonly parseError?: string;
 }
+
+/**
+ * Settings that decide how PostgreSQL reads a statement's text when it prepares it, which it keeps
+ * for as long as the statement lives: the encoding the bytes are decoded in, how the lexer takes
+ * quotes and backslashes, the names a path resolves ("$user" by the current role), and the values
+ * literals turn into at analysis (dates, times, intervals, money, arrays, xml, `= NULL`).
+ */
+export const READING_SETTINGS = [
+  'search_path', 'role', 'client_encoding', 'standard_conforming_strings', 'backslash_quote',
+  'timezone', 'timezone_abbreviations', 'datestyle', 'intervalstyle', 'lc_monetary',
+  'array_nulls', 'transform_null_equals', 'xmloption',
+] as const;
+const READS: ReadonlySet<string> = new Set(READING_SETTINGS);
+
+/** Whether an effect changes how the session reads statement text (see READING_SETTINGS) once it runs. */
+export const changesReading = (e: SessionEffect): boolean =>
+  e.kind === 'set-local' || e.kind === 'reset-all' || ((e.kind === 'set' || e.kind === 'reset') && READS.has(e.name));
 
 /**
  * Settings not laid on again when the client moves. seed is an action, not state: SET seed reseeds
@@ -587,11 +607,14 @@ function functionName(call: FuncCall): string | undefined {
 }
 
 /**
- * SET LOCAL, set_config(..., true): not carried anywhere, but a CREATE under a local search_path
- * that lists pg_temp first lands in the temp schema (see createsInTempSchema).
+ * SET LOCAL, set_config(..., true): not carried anywhere, but statements prepared until the
+ * transaction ends are read under it where it is a reading setting (the session user decides what
+ * "$user" means too), and a CREATE under a local search_path that lists pg_temp first lands in the
+ * temp schema (see createsInTempSchema).
  */
 function localSetting(name: string, value: string | undefined, out: Collector): void {
   out.local = true;
+  if (name === '' || name === 'session_authorization' || READS.has(name)) out.effects.push({ kind: 'set-local', name });
   if (name === 'search_path' && createsInTempSchema(value ?? '')) out.effects.push(pin('temp-table'));
   // A backslash escapes a quote for the rest of the transaction: what follows may not read as pgway reads it.
   if (name === 'standard_conforming_strings' && value !== undefined && parseBool(value) === false) out.effects.push(pin('unparseable-session-statement'));

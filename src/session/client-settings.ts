@@ -3,23 +3,11 @@
  * the one statement that lays them on whichever server connection serves it next (see
  * SessionState.resync). SessionState decides when a SET counts; this is what it counts into.
  */
-import { RESET_ALL_KEEPS } from '../router/session-effects.js';
+import { READING_SETTINGS, RESET_ALL_KEEPS } from '../router/session-effects.js';
 import { setConfigCall } from './startup-params.js';
 
 /** The role setting's value for none: the session user's own privileges. */
 const NO_ROLE = 'none';
-
-/**
- * Settings that decide how PostgreSQL reads a statement's text when it prepares it, which it keeps
- * for as long as the statement lives: the encoding the bytes are decoded in, how the lexer takes
- * quotes and backslashes, the names a path resolves ("$user" by the current role), and the values
- * literals turn into at analysis (dates, times, intervals, money, arrays, xml, `= NULL`).
- */
-const READING_SETTINGS = [
-  'search_path', 'role', 'client_encoding', 'standard_conforming_strings', 'backslash_quote',
-  'timezone', 'timezone_abbreviations', 'datestyle', 'intervalstyle', 'lc_monetary',
-  'array_nulls', 'transform_null_equals', 'xmloption',
-] as const;
 
 export class ClientSettings {
   /**

@@ -547,9 +547,9 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     if (held.count !== 2 || held.codes[0] !== Frontend.Parse || held.codes[1] !== Frontend.Sync) return false;
     const [buf, start, end] = [held.bufs[0]!, held.starts[0]!, held.ends[0]!];
     // A name already in use goes to the server path, which refuses it as PostgreSQL does.
-    const serverName = this.statements.serverNameOf(buf, start, end, this.session.readingContext);
+    const serverName = this.statements.serverNameOf(buf, start, end, this.session.statementContext);
     if (!serverName || !this.pool.knowsStatement(serverName)) return false;
-    const [name, stmt] = this.statements.onParse(buf, start, end, this.pool.planEpoch, this.session.readingContext, [])!;
+    const [name, stmt] = this.statements.onParse(buf, start, end, this.pool.planEpoch, this.session.statementContext, [])!;
     this.statements.define(name, stmt);
     if (!this.host.send(Buffer.concat([msg.PARSE_COMPLETE, msg.READY_IDLE]))) this.pauseUntilClientDrained();
     held.clear();

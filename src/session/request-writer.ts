@@ -403,7 +403,7 @@ export class RequestWriter implements OwnWrites {
       if (this.pooled && effects.length > 0 && effects.some(dropsAllStatements)) this.takeBackIfFails(session, this.dropAllStatements(server));
       return false;
     }
-    const [name, stmt] = this.statements.onParse(buf, start, end, this.epoch, session.readingContext, effects)!;
+    const [name, stmt] = this.statements.onParse(buf, start, end, this.epoch, session.statementContext, effects)!;
     this.beforeOwnWrite(server);
     // Protocol and SQL names are one namespace in PostgreSQL.
     if (this.statements.get(name) || session.sqlPrepared.get(name) !== undefined) return this.refuse(server, Slot.Parse, alreadyExists(name));
@@ -475,11 +475,11 @@ export class RequestWriter implements OwnWrites {
     return true;
   }
 
-  /** The client's statement `name`, as prepared under the reading context the client has now. */
+  /** The client's statement `name`, as prepared under the context the client reads statements in now. */
   private statementFor(session: SessionState, name: string): ClientStatement | undefined {
     const stmt = this.statements.get(name);
-    if (stmt === undefined || stmt.context === session.readingContext) return stmt;
-    return this.statements.forContext(name, stmt, session.readingContext);
+    if (stmt === undefined || stmt.context === session.statementContext) return stmt;
+    return this.statements.forContext(name, stmt, session.statementContext);
   }
 
   private setPortalEffects(session: SessionState, portal: string, effects: readonly SessionEffect[]): void {

@@ -11,7 +11,7 @@
 import { Slot } from '../pool/expected-responses.js';
 import { UNKNOWN_SETTINGS, type ServerConnection } from '../pool/server-connection.js';
 import { foldGucName, parseBool } from '../router/guc-value.js';
-import { isTransactionMarker, type PinReason, type SessionEffect } from '../router/session-effects.js';
+import { changesReading, isTransactionMarker, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import { ClientSettings } from './client-settings.js';
@@ -85,6 +85,8 @@ export class SessionState {
   private layAfter = false;
   /** Settings committed whose stored form the server is to be asked for (see READ_BACK_QUESTIONS). Made on first use. */
   private readBackDue: Set<string> | undefined;
+  /** Marks the statement context while the open transaction reads statements otherwise (see statementContext). */
+  private rereadContext: string | undefined;
   /**
    * `keepsConnection`: session mode, where the client holds its server connection to the end, and
    * whatever the server holds for it (what a function or DO block set, too) is its own.
@@ -142,6 +144,18 @@ export class SessionState {
     return context + this.ownContext;
   }
 
+  /**
+   * The context a named statement is prepared and shared under (see PreparedStatements). Where the
+   * open transaction changed a reading setting (SET LOCAL ROLE, a SET search_path not yet committed,
+   * RESET ALL), what a statement reads depends on what ran before it in the transaction, which
+   * pgway does not follow statement by statement (a ROLLBACK TO, an error): until it ends, the
+   * client's statements are its own, shared with no one.
+   */
+  get statementContext(): string {
+    const context = this.readingContext;
+    return this.rereadContext === undefined ? context : context + this.rereadContext;
+  }
+
   /** The pinned state's kinds. */
   get pins(): ReadonlySet<PinReason> {
     return this.pinBook.reasons;
@@ -170,7 +184,7 @@ export class SessionState {
 
   /** The last ReadyForQuery of a request must settle something (see settle). */
   get needsSettle(): boolean {
-    return this.staged.length > 0 || this.layAfter || this.uncertain || this.pinBook.awaitsSettle || this.sqlPrepared.unsettled;
+    return this.staged.length > 0 || this.layAfter || this.uncertain || this.pinBook.awaitsSettle || this.sqlPrepared.unsettled || this.rereadContext !== undefined;
   }
 
   /**
@@ -181,7 +195,10 @@ export class SessionState {
   stage(effects: readonly SessionEffect[]): PinReason[] {
     const newPins: PinReason[] = [];
     for (const e of effects) {
+      if (changesReading(e)) this.rereadContext ??= `\u0000reread=#${nextOwnContext++}`;
       switch (e.kind) {
+        case 'set-local':
+          break; // not carried: SET LOCAL ends with the transaction
         case 'pin':
           this.pinBook.beforeMade(e.reason);
           if (this.staged.length > 0 && this.releaseStaged(e.reason, e.name)) this.stageAfterRelease(e);
@@ -476,6 +493,8 @@ export class SessionState {
    * within one text their order is assumed to be the order of the markers.
    */
   settle(server: ServerConnection, status: number, last = true): void {
+    // Everything answered and no transaction open: the committed settings say how statements read.
+    if (last && status === TxStatus.Idle) this.rereadContext = undefined;
     if (this.sqlPrepared.unsettled) {
       this.sqlPrepared.settle(server, server.reported.errors !== this.requests.before.errors, last ? undefined : this.requests.answered);
     }
