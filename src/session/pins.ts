@@ -75,8 +75,9 @@ export class Pins {
   /** The COMMITs and ROLLBACKs the server had reported when the first of them was made. */
   private tentativeCommits = 0;
   private tentativeRollbacks = 0;
-  /** The request (see RequestCounts) that made the first tentative pin. */
+  /** The request (see RequestCounts) that made the first tentative pin, and the one that made the last. */
   private tentativeRequest = 0;
+  private tentativeLast = 0;
   /**
    * Pins made in a request written behind others, which may become tentative: once the request
    * before theirs ends with a transaction open or none (see requestEnded), the state they start from is known.
@@ -268,10 +269,14 @@ export class Pins {
    * RequestCounts.answered moves on).
    */
   requestEnded(server: ServerConnection, status: number): void {
-    // More requests follow in this write: which of them a later error belongs to is not known, so
-    // pins made up to an ended transaction stay.
-    if (status === TxStatus.Idle) this.tentativePins = undefined;
     const { answered } = this.requests;
+    if (status === TxStatus.Idle && this.tentativePins !== undefined) {
+      // The server's counts are this request's answers up to here, none of those behind it: the
+      // transaction of pins made in this request or before it is settled as at the end of a write.
+      // One made behind it is in another transaction, which the counts do not tell apart: they stay.
+      if (this.tentativeLast <= answered) this.settleTentativePins(server, server.reported.errors !== this.requests.before.errors);
+      else this.tentativePins = undefined;
+    }
     const pending = this.pendingTentative;
     if (pending !== undefined && answered + 1 >= this.pendingRequest) {
       // The request before the pending pins' own ended: they start from its status.
@@ -320,8 +325,12 @@ export class Pins {
     const window = this.tentativePins;
     if (window !== undefined) {
       const sameTransaction = !this.txEndStaged && (sent === this.tentativeRequest || this.startStatus === TxStatus.InTransaction);
-      if (!sameTransaction) this.tentativePins = undefined;
-      else if (!this.reasons.has(reason)) window.push(reason);
+      if (!sameTransaction) {
+        this.tentativePins = undefined;
+        return;
+      }
+      this.tentativeLast = sent;
+      if (!this.reasons.has(reason)) window.push(reason);
       return;
     }
     const pending = this.pendingTentative;
@@ -343,7 +352,7 @@ export class Pins {
 
   private openTentativeWindow(reasons: PinReason[], request: number, counts: ReportedCounts): void {
     this.tentativePins = reasons;
-    this.tentativeRequest = request;
+    this.tentativeRequest = this.tentativeLast = request;
     this.tentativeCommits = counts.commits;
     this.tentativeRollbacks = counts.rollbacks;
   }
