@@ -8,9 +8,10 @@
  */
 import { ReportedCounts } from '../pool/reported-counts.js';
 import type { ServerConnection } from '../pool/server-connection.js';
-import type { NamedPin, PinReason, SessionEffect } from '../router/session-effects.js';
+import type { NamedPin, PinReason, SessionEffect, TransactionMarker } from '../router/session-effects.js';
 import { createsInTempSchema } from '../router/guc-value.js';
 import { TxStatus } from '../wire/codes.js';
+import { endsFailedBlock } from './sql-placement.js';
 import * as msg from '../wire/messages.js';
 
 /** Pins whose state the server can be asked about (see Pins.takeCheckDue). */
@@ -72,7 +73,7 @@ export class Pins {
    * back (a LISTEN, a temporary table, a WITH HOLD cursor, a SET SESSION AUTHORIZATION): lifted if it does.
    */
   private tentativePins: PinReason[] | undefined;
-  /** The COMMITs and ROLLBACKs the server had reported when the first of them was made. */
+  /** The COMMITs and ROLLBACKs the server will have reported when the first of them is made. */
   private tentativeCommits = 0;
   private tentativeRollbacks = 0;
   /** The request (see RequestCounts) that made the first tentative pin, and the one that made the last. */
@@ -88,7 +89,20 @@ export class Pins {
    * A COMMIT or ROLLBACK was staged in the request being written, or since the tentative pins were
    * made: state made after it belongs to another transaction than theirs (see beforeMade).
    */
-  txEndStaged = false;
+  private txEndStaged = false;
+  /** A ROLLBACK, COMMIT or ROLLBACK TO was staged in the request being written (see refusedNow). */
+  private rescueStaged = false;
+  /**
+   * The COMMITs (DISCARD ALL's too) and ROLLBACKs (ROLLBACK TO's too: its tag is ROLLBACK) staged
+   * in the request being written: what the server reports for them before a pin made after them.
+   */
+  private commitsStaged = 0;
+  private rollbacksStaged = 0;
+  /** The same, for the pending pins (see pendingTentative). */
+  private pendingCommits = 0;
+  private pendingRollbacks = 0;
+  /** Each pending pin is known to be refused if its request starts in a failed block (see refusedNow). */
+  private pendingRefusable = false;
   /**
    * The status of the server's last ReadyForQuery when nothing was in flight, until the next
    * request is written (0 then): what the request being written starts from (see requestStart).
@@ -156,8 +170,8 @@ export class Pins {
   // --- statements as they are sent (SessionState.stage) ------------------------------------------
 
   /** A statement making pinned state is about to be staged: decides whether its pin is tentative (see beforeMade). */
-  beforeMade(reason: PinReason): void {
-    if (UNDONE_BY_ROLLBACK.has(reason)) this.pinUndoneByRollback(reason);
+  beforeMade(reason: PinReason, wholeText: boolean): void {
+    if (UNDONE_BY_ROLLBACK.has(reason)) this.pinUndoneByRollback(reason, wholeText && !this.rescueStaged);
   }
 
   /** A statement made pinned state, `name` when it has one. */
@@ -250,18 +264,41 @@ export class Pins {
 
   // --- requests and transactions ----------------------------------------------------------------
 
+  /**
+   * Whether a statement staged now is refused (25P02): its request starts in a transaction block
+   * the server has failed, and nothing before it in the request ends or rescues that block (as far
+   * as the staged transaction control shows: see SessionState.stage). It makes no state, so it pins nothing.
+   */
+  get refusedNow(): boolean {
+    return this.startStatus === TxStatus.Failed && !this.rescueStaged;
+  }
+
+  /** Transaction control was staged (see TransactionMarker). */
+  markerStaged(e: TransactionMarker): void {
+    if (e.kind === 'rollback' || e.kind === 'commit') this.txEndStaged = true;
+    if (endsFailedBlock(e)) this.rescueStaged = true;
+    if (e.kind === 'commit') this.commitsStaged++;
+    else if (e.kind === 'rollback' || e.kind === 'rollback-to') this.rollbacksStaged++;
+  }
+
   /** A request was written to the server (after RequestCounts.sent moved on). */
   requestWritten(): void {
     this.startStatus = 0;
+    this.newRequest();
+  }
+
+  private newRequest(): void {
+    this.rescueStaged = false;
+    this.commitsStaged = this.rollbacksStaged = 0;
     if (this.tentativePins === undefined) this.txEndStaged = false;
   }
 
   /** Nothing is in flight and a request begins from the server's `txStatus`. */
   requestStart(txStatus: number): void {
     this.startStatus = txStatus;
+    this.newRequest();
     // No request is left for pins pending a start status (see requestEnded).
     this.pendingTentative = undefined;
-    if (this.tentativePins === undefined) this.txEndStaged = false;
   }
 
   /**
@@ -282,7 +319,13 @@ export class Pins {
       // The request before the pending pins' own ended: they start from its status.
       this.pendingTentative = undefined;
       const known = status === TxStatus.Idle || status === TxStatus.InTransaction;
-      if (known && answered + 1 === this.pendingRequest) this.openTentativeWindow(pending, this.pendingRequest, server.reported);
+      if (status === TxStatus.Failed && this.pendingRefusable && answered + 1 === this.pendingRequest) {
+        // Their request starts in a failed block, and they came before anything that ends it: refused.
+        for (const reason of pending) this.unpin(reason);
+      } else if (known && answered + 1 === this.pendingRequest) {
+        const { commits, rollbacks } = server.reported;
+        this.openTentativeWindow(pending, this.pendingRequest, commits + this.pendingCommits, rollbacks + this.pendingRollbacks);
+      }
     }
     if (this.tempWorkRollbacks >= 0) {
       if (answered < this.tempWorkRequest) {
@@ -320,7 +363,7 @@ export class Pins {
    * tentative pins keeps them only when it is surely in their transaction (the same request, or
    * one sent to the transaction the server said was open). Otherwise every pin stays.
    */
-  private pinUndoneByRollback(reason: PinReason): void {
+  private pinUndoneByRollback(reason: PinReason, refusable: boolean): void {
     const { sent } = this.requests;
     const window = this.tentativePins;
     if (window !== undefined) {
@@ -335,37 +378,49 @@ export class Pins {
     }
     const pending = this.pendingTentative;
     if (pending !== undefined) {
-      if (this.txEndStaged || sent !== this.pendingRequest) this.pendingTentative = undefined;
-      else if (!this.reasons.has(reason)) pending.push(reason);
+      if (this.txEndStaged || sent !== this.pendingRequest) {
+        this.pendingTentative = undefined;
+      } else if (!this.reasons.has(reason)) {
+        pending.push(reason);
+        this.pendingRefusable &&= refusable;
+      }
       return;
     }
-    if (this.reasons.has(reason) || this.txEndStaged) return;
+    if (this.reasons.has(reason)) return;
+    // Made after transaction control in its own request, the state is in the transaction that
+    // control left open or began: what the server reports for the control itself comes first.
+    this.txEndStaged = false;
     const status = this.startStatus;
     if (status === TxStatus.Idle || status === TxStatus.InTransaction) {
-      this.openTentativeWindow([reason], sent, this.requests.before);
+      const { commits, rollbacks } = this.requests.before;
+      this.openTentativeWindow([reason], sent, commits + this.commitsStaged, rollbacks + this.rollbacksStaged);
     } else if (status === 0) {
       // Requests are in flight: decided when the one before this ends.
       this.pendingTentative = [reason];
       this.pendingRequest = sent;
+      this.pendingCommits = this.commitsStaged;
+      this.pendingRollbacks = this.rollbacksStaged;
+      this.pendingRefusable = refusable;
     }
   }
 
-  private openTentativeWindow(reasons: PinReason[], request: number, counts: ReportedCounts): void {
+  private openTentativeWindow(reasons: PinReason[], request: number, commits: number, rollbacks: number): void {
     this.tentativePins = reasons;
     this.tentativeRequest = this.tentativeLast = request;
-    this.tentativeCommits = counts.commits;
-    this.tentativeRollbacks = counts.rollbacks;
+    this.tentativeCommits = commits;
+    this.tentativeRollbacks = rollbacks;
   }
 
   /**
    * The transaction that made the tentative pins ended (ReadyForQuery 'I'). Rolled back (a ROLLBACK
    * reported, or an error ended its implicit transaction) with no COMMIT reported since they were
-   * made, its state is gone and so are the pins; otherwise they stay.
+   * made, its state is gone and so are the pins; otherwise they stay. Fewer COMMITs than the
+   * control staged before them: an error came first, and the statements after it never ran.
    */
   private settleTentativePins(server: ServerConnection, erred: boolean): void {
     const { reported } = server;
     const rolledBack = reported.rollbacks > this.tentativeRollbacks || erred;
-    if (rolledBack && reported.commits === this.tentativeCommits) {
+    if (rolledBack && reported.commits <= this.tentativeCommits) {
       for (const reason of this.tentativePins!) this.unpin(reason);
     }
     this.tentativePins = undefined;

@@ -188,7 +188,7 @@ export class RequestWriter implements OwnWrites {
               break;
             }
           }
-          this.stage(session, effects);
+          this.stage(session, effects, true);
           const dropsAll = this.pooled && effects.length > 0 && effects.some(dropsAllStatements);
           if (dropsAll) this.takeBackIfFails(session, this.dropAllStatements(server));
           session.requestWritten();
@@ -331,10 +331,10 @@ export class RequestWriter implements OwnWrites {
     this.held.flush(server);
   }
 
-  /** A statement with these effects runs: they are staged (see SessionState). */
-  private stage(session: SessionState, effects: readonly SessionEffect[]): void {
+  /** A statement with these effects runs: they are staged (see SessionState.stage). */
+  private stage(session: SessionState, effects: readonly SessionEffect[], wholeText = false): void {
     if (effects.length === 0) return;
-    const pins = session.stage(effects);
+    const pins = session.stage(effects, wholeText);
     if (pins.length > 0) this.pins = [...this.pins, ...pins];
   }
 

@@ -190,17 +190,22 @@ export class SessionState {
   /**
    * Notes the effects of statements just sent. Pins take effect at once (holding a connection a
    * little too long is harmless; releasing one too early is not), and so do PREPARE and
-   * DEALLOCATE, which PostgreSQL does not roll back.
+   * DEALLOCATE, which PostgreSQL does not roll back. `wholeText`: the effects of a Query's whole
+   * text, transaction control included (an extended-protocol COMMIT alone is never classified:
+   * see effect-precheck), so that one refused in a failed block is known to pin nothing.
    */
-  stage(effects: readonly SessionEffect[]): PinReason[] {
+  stage(effects: readonly SessionEffect[], wholeText = false): PinReason[] {
     const newPins: PinReason[] = [];
+    // A statement of a Query's text refused in a failed block fails the whole text: nothing after it runs.
+    let textRefused = false;
     for (const e of effects) {
       if (changesReading(e)) this.rereadContext ??= `\u0000reread=#${nextOwnContext++}`;
       switch (e.kind) {
         case 'set-local':
           break; // not carried: SET LOCAL ends with the transaction
         case 'pin':
-          this.pinBook.beforeMade(e.reason);
+          if (wholeText && (textRefused ||= this.pinBook.refusedNow)) break;
+          this.pinBook.beforeMade(e.reason, wholeText);
           if (this.staged.length > 0 && this.releaseStaged(e.reason, e.name)) this.stageAfterRelease(e);
           // Staged as well: if the call fails, the server is asked whether a lock is held (see discard).
           else if (e.reason === 'advisory-lock') this.stageOne(e);
@@ -225,7 +230,7 @@ export class SessionState {
           // An EXECUTE does what its statement does (a set_config, an advisory lock), each time it
           // runs; a value passed as $n is one pgway does not see, and pins (set-param, below).
           const body = e.runs ? this.sqlPrepared.bodyOf(e.name) : undefined;
-          if (body !== undefined) newPins.push(...this.stage(body));
+          if (body !== undefined) newPins.push(...this.stage(body, wholeText));
           break;
         }
         case 'recheck':
@@ -242,7 +247,7 @@ export class SessionState {
           this.pinBook.pin('unparseable-session-statement', newPins);
           break;
         default:
-          if (e.kind === 'rollback' || e.kind === 'commit') this.pinBook.txEndStaged = true;
+          if (isTransactionMarker(e)) this.pinBook.markerStaged(e);
           this.stageOne(e);
       }
     }
