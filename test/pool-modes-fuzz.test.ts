@@ -15,8 +15,7 @@ import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
 import { RawClient, typedMessage } from './helpers/raw-client.js';
 import { answerSummary, Pt, readUpToReady } from './helpers/fuzz-answers.js';
-import { failingSeeds, fuzzSeeds, seedsGiven, shrinkRequests } from './helpers/fuzz-driver.js';
-import { prng } from './helpers/prng.js';
+import { failingSeeds, fuzzSeeds, Rng, seedsGiven, shrinkRequests } from './helpers/fuzz-driver.js';
 import { B, C, D, E, H, P, Q, S, X } from './helpers/wire-script.js';
 
 type Mode = 'tx' | 'tx0' | 'session' | 'statement';
@@ -65,14 +64,6 @@ afterEach(() => { for (const l of opened.splice(0)) l.end(); });
 
 type Msg = { kind: 'P' | 'B' | 'DS' | 'DP' | 'E' | 'CS' | 'CP' | 'H' | 'S' | 'Q'; bytes: Buffer; text: string };
 interface Req { slot: number; msgs: Msg[]; sync: boolean; leave?: boolean; text: string }
-
-class Rng {
-  private readonly next: () => number;
-  constructor(seed: number) { this.next = prng(seed); }
-  int(k: number): number { return Math.floor(this.next() * k); }
-  pick<T>(a: T[]): T { return a[this.int(a.length)]!; }
-  chance(p: number): boolean { return this.int(1000) < p * 1000; }
-}
 
 const SLOTS = 4;
 const STMTS: { sql: string; params: number }[] = [

@@ -16,8 +16,7 @@ import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery } from './harness/lab.js';
 import { typedMessage, type RawClient } from './helpers/raw-client.js';
 import { answerSummary, Pt, readUpToReady } from './helpers/fuzz-answers.js';
-import { failingSeeds, fuzzSeeds, seedsGiven, shrinkRequests } from './helpers/fuzz-driver.js';
-import { prng } from './helpers/prng.js';
+import { failingSeeds, fuzzSeeds, Rng, seedsGiven, shrinkRequests } from './helpers/fuzz-driver.js';
 import { B, C, D, E, H, Q, rawTargets, S, type Target } from './helpers/wire-script.js';
 
 const gws = new Map<number, TestGateway>();
@@ -36,14 +35,6 @@ const { raw, cleanups } = rawTargets();
 
 type Msg = { kind: 'P' | 'B' | 'DS' | 'DP' | 'E' | 'CS' | 'CP' | 'H' | 'S' | 'Q'; bytes: Buffer; text: string };
 interface Req { client: number; msgs: Msg[]; sync: boolean; text: string }
-
-class Rng {
-  private readonly next: () => number;
-  constructor(seed: number) { this.next = prng(seed); }
-  int(k: number): number { return Math.floor(this.next() * k); }
-  pick<T>(a: T[]): T { return a[this.int(a.length)]!; }
-  chance(p: number): boolean { return this.int(1000) < p * 1000; }
-}
 
 const STMTS: { sql: string; params: number }[] = [
   { sql: 'SELECT $1::int + 1 AS x', params: 1 },

@@ -11,8 +11,7 @@ import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery } from './harness/lab.js';
 import { typedMessage, cstring, type RawClient } from './helpers/raw-client.js';
 import { Pt, readUpToReady } from './helpers/fuzz-answers.js';
-import { failingSeeds, fuzzSeeds, seedsGiven, shrinkRequests } from './helpers/fuzz-driver.js';
-import { prng } from './helpers/prng.js';
+import { failingSeeds, fuzzSeeds, Rng, seedsGiven, shrinkRequests } from './helpers/fuzz-driver.js';
 import { C, cat, D, E, i16, i32, Q, rawTargets, S, type Target } from './helpers/wire-script.js';
 
 const gws = new Map<string, TestGateway>();
@@ -35,14 +34,6 @@ export function Bx(stmt: string, values: number[], portal: string, binary: boole
 
 type Msg = { kind: string; bytes: Buffer; text: string };
 interface Req { client: number; msgs: Msg[]; sync: boolean; text: string; ddl?: string; onAnswer?: (out: string[]) => void }
-
-class Rng {
-  private readonly next: () => number;
-  constructor(seed: number) { this.next = prng(seed); }
-  int(k: number): number { return Math.floor(this.next() * k); }
-  pick<T>(a: T[]): T { return a[this.int(a.length)]!; }
-  chance(p: number): boolean { return this.int(1000) < p * 1000; }
-}
 
 const STMTS: { sql: string; params: number }[] = [
   { sql: 'SELECT * FROM {T} ORDER BY a, b LIMIT 3', params: 0 },

@@ -1,7 +1,17 @@
-// What the differential fuzzers share around their scripts: which seeds to run (FUZZ_SEEDS), the run over
+// What the differential fuzzers share around their scripts: a seed's choices (Rng), which seeds to run (FUZZ_SEEDS), the run over
 // them that collects each failing seed's report (FUZZ_LOG, FUZZ_MAX_FAIL), and the shrinking of a failing
 // script to fewer requests (FUZZ_SHRINK). What a seed generates and how it compares is each fuzzer's own.
 import { appendFileSync } from 'node:fs';
+import { prng } from './prng.js';
+
+/** A seed's choices: the same on every run of the seed. */
+export class Rng {
+  private readonly next: () => number;
+  constructor(seed: number) { this.next = prng(seed); }
+  int(k: number): number { return Math.floor(this.next() * k); }
+  pick<T>(a: T[]): T { return a[this.int(a.length)]!; }
+  chance(p: number): boolean { return this.int(1000) < p * 1000; }
+}
 
 /** FUZZ_SEEDS ("1-200,500") when given, else seeds 1 to `count`. */
 export function fuzzSeeds(count: number): number[] {
