@@ -14,9 +14,10 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
 import { RawClient, typedMessage } from './helpers/raw-client.js';
-import { answerSummary, Pt, readUpToReady } from './helpers/fuzz-answers.js';
+import { answerSummary, readUpToReady } from './helpers/fuzz-answers.js';
 import { failingSeeds, fuzzSeeds, Rng, seedsGiven, shrinkRequests } from './helpers/fuzz-driver.js';
-import { B, C, D, E, H, P, Q, S, X } from './helpers/wire-script.js';
+import { extGroup, type FuzzMsg } from './helpers/fuzz-grammar.js';
+import { B, C, E, H, P, Q, S, X } from './helpers/wire-script.js';
 
 type Mode = 'tx' | 'tx0' | 'session' | 'statement';
 // A waiting session-mode client must outlast a whole script in the queue, not be timed out of it.
@@ -62,7 +63,7 @@ afterEach(() => { for (const l of opened.splice(0)) l.end(); });
 
 // --- the generator ------------------------------------------------------------------------------------
 
-type Msg = { kind: 'P' | 'B' | 'DS' | 'DP' | 'E' | 'CS' | 'CP' | 'H' | 'S' | 'Q'; bytes: Buffer; text: string };
+type Msg = FuzzMsg;
 interface Req { slot: number; msgs: Msg[]; sync: boolean; leave?: boolean; text: string }
 
 const SLOTS = 4;
@@ -124,51 +125,6 @@ function simpleQuery(r: Rng, mode: Mode, ci: number, allowTx: boolean): string {
   }
 }
 
-function extGroup(r: Rng, mode: Mode, T: (s: string) => string, allowHold: boolean, model: Map<string, number>, msgs: Msg[]): void {
-  const n = 1 + r.int(6);
-  for (let i = 0; i < n; i++) {
-    const g = r.int(12);
-    // README: with max_prepared_statements 0 named statements stay on the connection for other clients
-    let name = mode === 'tx0' ? '' : r.pick(['', 'a', 'b', 'a']);
-    if (name === '' && g >= 3 && !model.has('') && mode !== 'tx0') name = r.pick(['a', 'b']);
-    const portal = r.pick(['', '', 'p1']);
-    if (g < 3) {
-      let si = r.int(STMTS.length);
-      if ((!allowHold || mode === 'statement') && si === 10) si = 11;
-      const typed = STMTS[si]!.params === 1 && r.chance(0.4);
-      msgs.push({ kind: 'P', bytes: Pt(name, T(STMTS[si]!.sql), typed ? [23] : []), text: `P(${name},${si}${typed ? ',int4' : ''})` });
-      if (name !== '' && !model.has(name)) model.set(name, si);
-      if (name === '') model.set('', si);
-    } else if (g < 6) {
-      const si = model.get(name);
-      const np = si === undefined ? r.int(2) : r.chance(0.9) ? STMTS[si]!.params : 1 - STMTS[si]!.params;
-      const vals = Array.from({ length: np }, () => (si === 14 ? r.pick(['7MB', '8MB']) : r.pick(['0', '1', '3', '2'])));
-      msgs.push({ kind: 'B', bytes: B(name, vals, portal), text: `B(${portal},${name},[${vals}])` });
-      if (r.chance(0.7)) {
-        const rows = r.pick([0, 0, 1, 2]);
-        msgs.push({ kind: 'E', bytes: E(portal, rows), text: `E(${portal},${rows})` });
-      }
-    } else if (g < 7) {
-      msgs.push({ kind: 'DS', bytes: D('S', name), text: `DS(${name})` });
-    } else if (g < 8) {
-      msgs.push({ kind: 'DP', bytes: D('P', portal), text: `DP(${portal})` });
-    } else if (g < 9) {
-      const rows = r.pick([0, 1, 2]);
-      msgs.push({ kind: 'E', bytes: E(portal, rows), text: `E(${portal},${rows})` });
-    } else if (g < 10) {
-      if (name !== '' && r.chance(0.7)) { msgs.push({ kind: 'CS', bytes: C('S', name), text: `CS(${name})` }); model.delete(name); }
-      else msgs.push({ kind: 'CP', bytes: C('P', portal), text: `CP(${portal})` });
-    } else if (g < 11) {
-      msgs.push({ kind: 'H', bytes: H, text: 'H' });
-    } else {
-      const si = r.pick([0, 1, 4, 8]);
-      const vals = STMTS[si]!.params ? ['2'] : [];
-      msgs.push({ kind: 'P', bytes: Pt('', T(STMTS[si]!.sql)), text: `P(,${si})` }, { kind: 'B', bytes: B('', vals, ''), text: `B(,,[${vals}])` },
-        { kind: 'E', bytes: E('', 0), text: 'E(,0)' });
-      model.set('', si);
-    }
-  }
-}
 
 function genReq(r: Rng, mode: Mode, slot: number, allowHold: boolean, model: Map<string, number>, unsynced: boolean, queryShare: number): Req {
   const msgs: Msg[] = [];
@@ -182,7 +138,8 @@ function genReq(r: Rng, mode: Mode, slot: number, allowHold: boolean, model: Map
       model.delete(''); // a Query drops the unnamed statement
       continue;
     }
-    extGroup(r, mode, (s) => s, allowHold, model, msgs);
+    // README: with max_prepared_statements 0 named statements stay on the connection for other clients.
+    extGroup(r, STMTS, (s) => s, allowHold, model, msgs, { unnamed: mode === 'tx0', noHold: mode === 'statement' });
     // statement mode answers one request at a time, so a Flush-ended one would never be sent on
     const endSync = !last || !allowHold || mode === 'statement' || (unsynced && gi === 0) || r.chance(0.8);
     if (endSync) msgs.push({ kind: 'S', bytes: S, text: 'S' });
