@@ -805,7 +805,9 @@ export class ServerConnection implements ResponseHandler {
     const swallowed = this.expected.headAction === Action.Swallow;
     // The abort's error stands for the one pgway answered the client with (see abortRequest): the
     // client's request failed, and what it staged goes, as after an error of the server's.
-    if (!swallowed || this.expected.headExtra === ABORT) this.reported.errors++;
+    // One that answers nothing (a FATAL after the last ReadyForQuery, read in the same chunk: a
+    // pg_terminate_backend of the connection just after the request ended) fails no request.
+    if (this.expected.length > 0 && (!swallowed || this.expected.headExtra === ABORT)) this.reported.errors++;
     if (buf) {
       const fields = decodeErrorFields(buf, start, end);
       const severity = fields.get('V') ?? fields.get('S');

@@ -1,0 +1,86 @@
+// A server connection terminated (pg_terminate_backend) just after it answered a client's request:
+// its FATAL can arrive in the same read as the request's ReadyForQuery. The request committed (the
+// server said so before it died), and the client goes on on another connection with what it set.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type TestGateway } from './harness/gateway.js';
+import { adminQuery, lab, pgUrl } from './harness/lab.js';
+import { rawTrustLogin, readCycle, queryMessage, type RawClient } from './helpers/raw-client.js';
+import { waitFor } from './helpers/pg-helpers.js';
+
+/**
+ * Terminates backend `pid` once it is idle, from another process, and returns once it is gone.
+ * execFileSync blocks this process meanwhile: the in-process pgway reads nothing until then, so
+ * the request's answers and the FATAL reach it in one read, as under load.
+ */
+function terminateOnceIdleBlocking(pid: number): void {
+  const l = lab();
+  const psql = existsSync(path.join(l.binDir, 'psql')) ? path.join(l.binDir, 'psql') : 'psql';
+  const sql = `DO $$ BEGIN
+    FOR i IN 1..500 LOOP
+      PERFORM pg_stat_clear_snapshot();
+      EXIT WHEN (SELECT state FROM pg_stat_activity WHERE pid = ${pid}) = 'idle';
+      PERFORM pg_sleep(0.01);
+    END LOOP;
+    PERFORM pg_terminate_backend(${pid});
+    FOR i IN 1..500 LOOP
+      PERFORM pg_stat_clear_snapshot();
+      EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = ${pid});
+      PERFORM pg_sleep(0.01);
+    END LOOP;
+  END $$`;
+  execFileSync(psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', pgUrl(l.primary, l.superuser, l.superuserPassword, 'postgres'), '-c', sql], { timeout: 15000 });
+}
+
+describe('a FATAL read together with the ReadyForQuery of a committed request', () => {
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startGateway({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 5000 }' });
+  });
+  afterAll(async () => {
+    await gw?.stop();
+  });
+
+  it('direct PostgreSQL: the SET committed, its ReadyForQuery came before the FATAL', async () => {
+    const l = lab();
+    const c = new pg.Client({ connectionString: pgUrl(l.primary, 'app', 'app-secret', l.database) });
+    c.on('error', () => undefined);
+    await c.connect();
+    const pid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    const res = await c.query("SET review.k = 'two'; SELECT current_setting('review.k') AS v") as unknown as pg.QueryResult[];
+    expect(res[1]!.rows[0]!.v).toBe('two');
+    terminateOnceIdleBlocking(pid);
+    await c.end().catch(() => undefined);
+  });
+
+  it('through pgway: the client keeps the value its committed SET set', async () => {
+    const { client } = await rawTrustLogin({ host: gw.host, port: gw.port }, { user: 'trustuser', database: 'app' });
+    const c: RawClient = client;
+    try {
+      c.write(queryMessage("SET review.k = 'one'; SELECT pg_backend_pid()"));
+      const first = await readCycle(c);
+      expect(first.errors).toEqual([]);
+      const pid = Number(first.rows[0]![0]);
+
+      c.write(queryMessage("SET review.k = 'two'; SELECT current_setting('review.k'), pg_sleep(0.2)"));
+      // pgway has written the request once the server runs it; then pgway is kept from reading
+      // until the server has answered and its connection is terminated.
+      const running = async (): Promise<boolean> =>
+        (await adminQuery("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", [pid])).rowCount === 1;
+      await waitFor('the server to run the request', running);
+      terminateOnceIdleBlocking(pid);
+      const second = await readCycle(c);
+      expect(second).toEqual({ rows: [['two', '']], errors: [] });
+
+      c.write(queryMessage("SELECT current_setting('review.k', true), pg_backend_pid()"));
+      const third = await readCycle(c);
+      expect(Number(third.rows[0]![1])).not.toBe(pid); // another server connection
+      expect(third.rows[0]![0]).toBe('two');
+    } finally {
+      c.destroy();
+    }
+  });
+});
