@@ -14,7 +14,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
 import { RawClient, typedMessage } from './helpers/raw-client.js';
-import { answerSummary, readUpToReady } from './helpers/fuzz-answers.js';
+import { readReq, readUpToReady } from './helpers/fuzz-answers.js';
 import { failingSeeds, fuzzSeeds, Rng, seedsGiven, shrinkRequests } from './helpers/fuzz-driver.js';
 import { extGroup, type FuzzMsg } from './helpers/fuzz-grammar.js';
 import { B, C, E, H, P, Q, S, X } from './helpers/wire-script.js';
@@ -152,24 +152,6 @@ function genReq(r: Rng, mode: Mode, slot: number, allowHold: boolean, model: Map
 }
 
 // --- reading and comparing ----------------------------------------------------------------------------
-
-/** Reads the answers a request owes: up to ReadyForQuery, or, for a Flush-ended one, one answer per message or an error. */
-async function readReq(c: RawClient, req: Req, timeoutMs = 3000): Promise<{ out: string[]; status?: string }> {
-  const out: string[] = [];
-  const status = await readUpToReady(c, req.msgs.filter((m) => m.kind === 'S' || m.kind === 'Q').length, out, timeoutMs);
-  if (out[out.length - 1] === '<closed>') return { out };
-  if (req.sync) return { out, status };
-  const lastZ = req.msgs.map((m) => m.kind === 'S' || m.kind === 'Q').lastIndexOf(true);
-  let owed = req.msgs.slice(lastZ + 1).filter((m) => m.kind !== 'H').length;
-  while (owed > 0) {
-    const m = await c.readMessage(timeoutMs);
-    if (!m) { out.push('<closed>'); return { out }; }
-    const s = answerSummary(m); if (s) out.push(s);
-    if (m.type === 'E') return { out };
-    if ('123nTCsI'.includes(m.type)) owed--;
-  }
-  return { out };
-}
 
 // Whether the direct session holds state that pins it in pgway, asked through a named statement and portal:
 // a Query would drop the session's unnamed statement, which a later Bind of the client's may still name.

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery } from './harness/lab.js';
 import { typedMessage, type RawClient } from './helpers/raw-client.js';
-import { answerSummary, readUpToReady } from './helpers/fuzz-answers.js';
+import { readReq } from './helpers/fuzz-answers.js';
 import { failingSeeds, fuzzSeeds, Rng, seedsGiven, shrinkRequests } from './helpers/fuzz-driver.js';
 import { extGroup, type FuzzMsg } from './helpers/fuzz-grammar.js';
 import { H, Q, rawTargets, S, type Target } from './helpers/wire-script.js';
@@ -115,24 +115,6 @@ function genReq(r: Rng, ci: number, table: string, allowHold: boolean, model: Ma
 }
 
 // --- reading and comparing ----------------------------------------------------------------------------
-
-/** Reads the answers a request owes: up to ReadyForQuery, or, for a Flush-ended one, one answer per message or an error. */
-async function readReq(c: RawClient, req: Req, timeoutMs = 3000): Promise<{ out: string[]; status?: string }> {
-  const out: string[] = [];
-  const status = await readUpToReady(c, req.msgs.filter((m) => m.kind === 'S' || m.kind === 'Q').length, out, timeoutMs);
-  if (out[out.length - 1] === '<closed>') return { out };
-  if (req.sync) return { out, status };
-  const lastZ = req.msgs.map((m) => m.kind === 'S' || m.kind === 'Q').lastIndexOf(true);
-  let owed = req.msgs.slice(lastZ + 1).filter((m) => m.kind !== 'H').length;
-  while (owed > 0) {
-    const m = await c.readMessage(timeoutMs);
-    if (!m) { out.push('<closed>'); return { out }; }
-    const s = answerSummary(m); if (s) out.push(s);
-    if (m.type === 'E') return { out };
-    if ('123nTCsI'.includes(m.type)) owed--;
-  }
-  return { out };
-}
 
 let knownStops = 0;
 let QUERY_SHARE = 0.4;

@@ -1,8 +1,9 @@
-// What the differential fuzzers (protocol-fuzz, stale-plan-fuzz) send and compare: a Parse with
+// What the differential fuzzers (protocol-fuzz, stale-plan-fuzz, pool-modes-fuzz) send and compare: a Parse with
 // parameter types, and each answer a raw client reads summed up in a short string, so that two
-// targets' answers compare as arrays.
+// targets' answers compare as arrays; and how many answers a request is owed (readReq).
 import { dataRowValues, errorFields, typedMessage, cstring, type RawClient } from './raw-client.js';
 import { cat, i16, i32 } from './wire-script.js';
+import type { FuzzMsg } from './fuzz-grammar.js';
 
 /** Parse with optional parameter types. */
 export const Pt = (name: string, sql: string, types: number[] = []): Buffer =>
@@ -37,4 +38,22 @@ export async function readUpToReady(c: RawClient, readyCount: number, out: strin
     if (m.type === 'Z') { zs--; status = String.fromCharCode(m.body[0]!); }
   }
   return status;
+}
+
+/** Reads the answers a request owes: up to ReadyForQuery, or, for a Flush-ended one, one answer per message or an error. */
+export async function readReq(c: RawClient, req: { msgs: readonly FuzzMsg[]; sync: boolean }, timeoutMs = 3000): Promise<{ out: string[]; status?: string }> {
+  const out: string[] = [];
+  const status = await readUpToReady(c, req.msgs.filter((m) => m.kind === 'S' || m.kind === 'Q').length, out, timeoutMs);
+  if (out[out.length - 1] === '<closed>') return { out };
+  if (req.sync) return { out, status };
+  const lastZ = req.msgs.map((m) => m.kind === 'S' || m.kind === 'Q').lastIndexOf(true);
+  let owed = req.msgs.slice(lastZ + 1).filter((m) => m.kind !== 'H').length;
+  while (owed > 0) {
+    const m = await c.readMessage(timeoutMs);
+    if (!m) { out.push('<closed>'); return { out }; }
+    const s = answerSummary(m); if (s) out.push(s);
+    if (m.type === 'E') return { out };
+    if ('123nTCsI'.includes(m.type)) owed--;
+  }
+  return { out };
 }
