@@ -11,8 +11,8 @@ import type { ServerConnection } from '../pool/server-connection.js';
 import type { NamedPin, PinReason, SessionEffect, TransactionMarker } from '../router/session-effects.js';
 import { createsInTempSchema } from '../router/guc-value.js';
 import { TxStatus } from '../wire/codes.js';
-import { endsFailedBlock } from './sql-placement.js';
 import * as msg from '../wire/messages.js';
+import { endsFailedBlock } from './sql-placement.js';
 
 /** Pins whose state the server can be asked about (see Pins.takeCheckDue). */
 export type CheckedPin = 'advisory-lock' | 'temp-table' | 'listen' | 'hold-cursor';
@@ -287,6 +287,7 @@ export class Pins {
     this.newRequest();
   }
 
+  /** What the request now being written has staged starts from nothing. */
   private newRequest(): void {
     this.rescueStaged = false;
     this.commitsStaged = this.rollbacksStaged = 0;

@@ -478,8 +478,9 @@ export class RequestWriter implements OwnWrites {
   /** The client's statement `name`, as prepared under the context the client reads statements in now. */
   private statementFor(session: SessionState, name: string): ClientStatement | undefined {
     const stmt = this.statements.get(name);
-    if (stmt === undefined || stmt.context === session.statementContext) return stmt;
-    return this.statements.forContext(name, stmt, session.statementContext);
+    const context = session.statementContext;
+    if (stmt === undefined || stmt.context === context) return stmt;
+    return this.statements.forContext(name, stmt, context);
   }
 
   private setPortalEffects(session: SessionState, portal: string, effects: readonly SessionEffect[]): void {
