@@ -1,6 +1,9 @@
 // A server connection terminated (pg_terminate_backend) just after it answered a client's request:
 // its FATAL can arrive in the same read as the request's ReadyForQuery. The request committed (the
 // server said so before it died), and the client goes on on another connection with what it set.
+// The FATAL is the connection's, not the client's, unless the client keeps the connection (a
+// transaction block, a pin, session mode): then the client's session ends with it, as on a direct
+// connection.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -8,7 +11,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
-import { rawTrustLogin, readCycle, queryMessage, type RawClient } from './helpers/raw-client.js';
+import { answersWithin, rawTrustLogin, readCycle, queryMessage, type RawClient } from './helpers/raw-client.js';
 import { waitFor } from './helpers/pg-helpers.js';
 
 /**
@@ -22,7 +25,7 @@ function terminateOnceIdleBlocking(pid: number): void {
   const sql = `DO $$ BEGIN
     FOR i IN 1..500 LOOP
       PERFORM pg_stat_clear_snapshot();
-      EXIT WHEN (SELECT state FROM pg_stat_activity WHERE pid = ${pid}) = 'idle';
+      EXIT WHEN (SELECT state FROM pg_stat_activity WHERE pid = ${pid}) LIKE 'idle%';
       PERFORM pg_sleep(0.01);
     END LOOP;
     PERFORM pg_terminate_backend(${pid});
@@ -79,8 +82,69 @@ describe('a FATAL read together with the ReadyForQuery of a committed request', 
       const third = await readCycle(c);
       expect(Number(third.rows[0]![1])).not.toBe(pid); // another server connection
       expect(third.rows[0]![0]).toBe('two');
+      // The terminated connection's FATAL never reached the client: its session goes on.
+      expect(third.errors).toEqual([]);
     } finally {
       c.destroy();
+    }
+  });
+
+  it('through pgway: a pg client sees no error and goes on', async () => {
+    const c = new pg.Client({ connectionString: gw.url('app') });
+    const errors: Error[] = [];
+    c.on('error', (err) => errors.push(err));
+    await c.connect();
+    try {
+      const pid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      const running = async (): Promise<boolean> =>
+        (await adminQuery("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", [pid])).rowCount === 1;
+      const answer = c.query('SELECT pg_sleep(0.2), 1 AS one');
+      await waitFor('the server to run the request', running);
+      terminateOnceIdleBlocking(pid);
+      expect((await answer).rows[0].one).toBe(1);
+      const next = await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      expect(next.rows[0]!.pid).not.toBe(pid);
+      expect(errors).toEqual([]);
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  });
+
+  /** Runs `sql` (which keeps the connection: LISTEN, BEGIN) and the request that is terminated behind it; what arrives after. */
+  async function terminatedWhileKept(host: string, port: number, sql: string): Promise<string[]> {
+    const { client } = await rawTrustLogin({ host, port }, { user: 'trustuser', database: 'app' });
+    const c: RawClient = client;
+    try {
+      c.write(queryMessage(`${sql}; SELECT pg_backend_pid()`));
+      const first = await readCycle(c);
+      expect(first.errors).toEqual([]);
+      const pid = Number(first.rows.at(-1)![0]);
+      c.write(queryMessage('SELECT pg_sleep(0.2)'));
+      const running = async (): Promise<boolean> =>
+        (await adminQuery("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", [pid])).rowCount === 1;
+      await waitFor('the server to run the request', running);
+      terminateOnceIdleBlocking(pid);
+      expect((await readCycle(c)).errors).toEqual([]);
+      return await answersWithin(c, 3000);
+    } finally {
+      c.destroy();
+    }
+  }
+
+  it('through pgway: a client in a transaction block gets the FATAL, and its session ends', async () => {
+    expect(await terminatedWhileKept(gw.host, gw.port, 'BEGIN')).toEqual(['FATAL 57P01']);
+  });
+
+  it('through pgway: a pinned client (LISTEN) gets the FATAL, and its session ends', async () => {
+    expect(await terminatedWhileKept(gw.host, gw.port, 'LISTEN review_fatal')).toEqual(['FATAL 57P01']);
+  });
+
+  it('through pgway in session mode: the client gets the FATAL, and its session ends', async () => {
+    const session = await startGateway({ pool: '{ mode: session, size: 1 }' });
+    try {
+      expect(await terminatedWhileKept(session.host, session.port, 'SELECT 1')).toEqual(['FATAL 57P01']);
+    } finally {
+      await session.stop();
     }
   });
 });

@@ -283,6 +283,11 @@ export class Pool {
     }
     conn.detach();
     conn.clientId = 0;
+    // Its server already said it is ending (a FATAL read with the client's last answer).
+    if (conn.ending) {
+      this.discard(conn);
+      return;
+    }
     if (how === 'clean' && !conn.busy && conn.txStatus === 0x49 && !conn.cancelPending) {
       this.putBack(conn);
       return;

@@ -166,6 +166,18 @@ export class ServerConnection implements ResponseHandler {
   loginRefusal: string | undefined;
   /** The server sent a FATAL error to the attached client: it already knows the connection is gone. */
   sentFatal = false;
+  /**
+   * The server ended its session (an error with nothing asked, behind the last ReadyForQuery: a
+   * pg_terminate_backend, a shutdown): the connection is never lent again (Pool.release).
+   */
+  ending = false;
+  /**
+   * Such an error read in the same chunk as the ReadyForQuery that ended the attached client's
+   * request: whether it is the client's is known only once the client has kept or given back the
+   * connection at the chunk's end (see passErrorBehindReady).
+   */
+  private errorBehindReady = false;
+  private heldError: Buffer | undefined;
   /** Cancel requests sent for this connection (see ServerCancel). */
   private readonly cancels = new ServerCancel();
   /** ReadyForQuery and ErrorResponse messages seen: unchanged while one request runs (see ServerCancel). */
@@ -673,10 +685,26 @@ export class ServerConnection implements ResponseHandler {
       this.idleCallback = undefined;
       if (idle) idle();
       else this.sink?.onServerReady(this.txStatus);
+      if (this.heldError) this.passErrorBehindReady();
     } else if ((this.unsynced && this.expected.length === 0) || this.copyInBegan) {
       this.copyInBegan = false;
       this.sink?.onAwaitingClient();
     }
+  }
+
+  /**
+   * The server's last word, read behind the ReadyForQuery that ended the attached client's request:
+   * a client that kept the connection (a transaction block, a pin, session mode) hears it and ends,
+   * as on a direct connection; one that gave it back has no part in it, and its next transaction
+   * runs on another connection (the pool discards this one, see ending).
+   */
+  private passErrorBehindReady(): void {
+    const frame = this.heldError;
+    this.heldError = undefined;
+    if (frame === undefined || this.state !== 'attached' || this.settingsRefused) return;
+    this.sentFatal = true;
+    if (this.inPush) this.stream.inject(frame);
+    else this.emit(frame);
   }
 
   /** Whether the last chunk read is still referenced by a client's write queue (see directReads). */
@@ -697,7 +725,12 @@ export class ServerConnection implements ResponseHandler {
     // A notice raised by pgway's own statement (its settings under another client's client_min_messages
     // = debug5, say) is none of the client's; ParameterStatus and NotificationResponse are.
     if (ASYNC[code]) return code !== Backend.NoticeResponse || this.expected.headAction !== Action.Swallow;
-    if (this.expected.length === 0) return true;
+    if (this.expected.length === 0) {
+      if (code !== Backend.ErrorResponse || !this.readyAfterChunk) return true;
+      this.ending = true;
+      this.errorBehindReady = true;
+      return false;
+    }
     // pgway's own messages are swallowed, but a failed injected Parse must reach the client.
     return this.expected.headAction !== Action.Swallow ||
       (code === Backend.ErrorResponse && this.expected.headKind !== Slot.Query && this.expected.headExtra !== ABORT);
@@ -802,6 +835,14 @@ export class ServerConnection implements ResponseHandler {
   private onErrorResponse(buf: Buffer | undefined, start: number, end: number): void {
     this.clientInCopy = false;
     this.answered++;
+    if (this.errorBehindReady) {
+      this.errorBehindReady = false;
+      // The body is always collected (ALL_CODES, FORWARD_INTEREST): a copy, as the chunk goes on.
+      if (buf) this.heldError = Buffer.from(buf.subarray(start, end));
+      // Split over two chunks: the first one's end decided already.
+      if (!this.readyAfterChunk) this.passErrorBehindReady();
+      return;
+    }
     const swallowed = this.expected.headAction === Action.Swallow;
     // The abort's error stands for the one pgway answered the client with (see abortRequest): the
     // client's request failed, and what it staged goes, as after an error of the server's.

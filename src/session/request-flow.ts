@@ -802,7 +802,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
 
   /** Idle, outside a transaction (transaction and statement modes): the next request, or the connection goes back. */
   private betweenTransactions(server: ServerConnection): void {
-    if (this.held.complete || this.session.pinned) {
+    if (this.session.pinned || (this.held.complete && !server.ending)) {
       if (this.held.count > 0) this.dispatch();
       return;
     }
@@ -813,6 +813,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     }
     this.server = undefined;
     this.pool.release(server, 'clean');
+    // The server ended its session behind this answer: the next request takes another connection.
+    if (this.held.complete) this.pump();
   }
 
   /** The server has answered what the client's frames waited for (see clientHeld): they may come again. */
