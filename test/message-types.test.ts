@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { lab, pgUrl } from './harness/lab.js';
-import { answersWithin, cstring, RawClient, startupPacket, typedMessage } from './helpers/raw-client.js';
+import { answersWithin, cstring, startupPacket, typedMessage } from './helpers/raw-client.js';
 import { cat, COPY_DONE, copyData, F, Q, S, rawAfterLogin } from './helpers/wire-script.js';
 
 let gw: TestGateway;

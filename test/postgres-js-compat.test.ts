@@ -10,7 +10,7 @@ import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery, lab, pgUrl } from './harness/lab.js';
-import { onAnotherConnection, sleep, waitFor, within } from './helpers/pg-helpers.js';
+import { onAnotherConnection, waitFor, within } from './helpers/pg-helpers.js';
 import { OpenedClients, type PostgresOptions } from './helpers/postgres-js-clients.js';
 
 let gw: TestGateway;

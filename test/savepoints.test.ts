@@ -5,7 +5,7 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
-import { adminQuery, lab, pgUrl } from './harness/lab.js';
+import { lab, pgUrl } from './harness/lab.js';
 import { queryMessage, rawTrustLogin, readCycle, type RawClient } from './helpers/raw-client.js';
 import { clientsOfEachTest, errorOf, onAnotherConnection, onConnection, pidOf, sleep, sqlstate } from './helpers/pg-helpers.js';
 
