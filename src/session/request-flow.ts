@@ -23,15 +23,16 @@ import { errorChannel, pinChannel, type ErrorEvent, type PinEvent } from '../eve
 import { Slot } from '../pool/expected-responses.js';
 import { CANCEL_TIMEOUT_MS } from '../pool/server-cancel.js';
 import { ownerOf, type Pool, type PoolWaiter } from '../pool/pool.js';
-import { UNKNOWN_SETTINGS, type Answer, type ServerConnection, type ServerSink } from '../pool/server-connection.js';
+import { UNKNOWN_SETTINGS, type ServerConnection, type ServerSink } from '../pool/server-connection.js';
 import type { PinReason } from '../router/session-effects.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
+import type { FlowHost } from './flow-host.js';
 import { HeldFrames } from './held-frames.js';
+import { OwnQuestions, type QuestionWaits } from './own-questions.js';
 import { PreparedStatements } from './prepared-statements.js';
 import { RequestWriter } from './request-writer.js';
 import type { SessionContext } from './session-context.js';
-import { STILL_HELD_QUESTIONS, type CheckedPin } from './pins.js';
 import type { SessionState } from './session-state.js';
 import { reportedParams, startupSettings } from './startup-params.js';
 
@@ -53,34 +54,7 @@ const MAX_HELD_WHILE_WAITING = 1 << 20;
  */
 const MAX_OWED = 1 << 14;
 
-/** What a request flow needs from its client session. */
-export interface FlowHost {
-  readonly id: number;
-  /** `connecting` until the login reply is sent, then `ready`; `closed` once the client is gone. */
-  readonly state: string;
-  readonly params: ReadonlyMap<string, string>;
-  /** Writes a reply pgway makes itself to the client (see forward for the server's bytes); false when it had to be queued. */
-  send(bytes: Buffer): boolean;
-  /** Writes forwarded bytes to the client; false when they had to be queued. */
-  forward(chunk: Buffer): boolean;
-  /** Bytes queued towards the client. */
-  readonly pendingOut: number;
-  cork(): void;
-  uncork(): void;
-  pauseReading(): void;
-  resumeReading(): void;
-  /**
-   * Ends the client with a FATAL error: a GatewayError or an encoded ErrorResponse as it is,
-   * anything else as an unexpected failure (logged).
-   */
-  fail(err: unknown): void;
-  /** Ends the client without a word: it said Terminate, or already heard why. */
-  endQuietly(): void;
-  /** Sends the login reply with these ParameterStatus values; `pid`: the server's (session mode). */
-  finishLogin(params: ReadonlyMap<string, string> | Buffer, pid?: number): void;
-}
-
-export class RequestFlow implements ServerSink, PoolWaiter {
+export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
   /** The transaction status the client last saw. */
   txStatus: number = TxStatus.Idle;
   /** When the client began waiting for a server (SHOW CLIENTS). */
@@ -105,6 +79,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   private readonly held: HeldFrames;
   private readonly statements = new PreparedStatements();
   private readonly writer: RequestWriter;
+  /** pgway's own questions between transactions (askStillHeld, readSettingBack). */
+  private readonly questions: OwnQuestions;
   /** perfNow() when the current transaction took its server connection (0: none yet) / the current request was sent. */
   private leasedAt = 0;
   private requestAt = 0;
@@ -142,6 +118,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
   ) {
     this.held = new HeldFrames(heldChunkBytes);
     this.writer = new RequestWriter(this.held, this.statements, mode !== 'session' && pool.settings.maxPreparedStatements > 0);
+    this.questions = new OwnQuestions(this, host, ctx, session);
   }
 
   get attachedServer(): ServerConnection | undefined {
@@ -779,7 +756,7 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     }
     const check = this.session.takeCheckDue();
     if (check) {
-      this.askStillHeld(server, check);
+      this.questions.askStillHeld(server, check);
       return;
     }
     this.betweenTransactions(server);
@@ -808,13 +785,18 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     }
     const readBack = this.session.takeReadBackDue();
     if (readBack !== undefined) {
-      this.readSettingBack(server, readBack[0], readBack[1]);
+      this.questions.readSettingBack(server, readBack[0], readBack[1]);
       return;
     }
     this.server = undefined;
     this.pool.release(server, 'clean');
     // The server ended its session behind this answer: the next request takes another connection.
     if (this.held.complete) this.pump();
+  }
+
+  /** pgway's question between transactions is asked: the client's next frames wait for its answer (see clientHeld). */
+  holdClient(): void {
+    this.clientHeld = true;
   }
 
   /** The server has answered what the client's frames waited for (see clientHeld): they may come again. */
@@ -825,59 +807,8 @@ export class RequestFlow implements ServerSink, PoolWaiter {
     server.whenDrained(() => this.resumeReading());
   }
 
-  /**
-   * Asks the server a question of pgway's own between transactions (ServerConnection.ask). Until it
-   * answers, the client's next request waits (see pump); `onAnswer` gets undefined when the
-   * question failed, and is not called if the client left meanwhile.
-   */
-  private ask(server: ServerConnection, question: Buffer, onAnswer: (answer: Answer | undefined) => void): void {
-    this.clientHeld = true;
-    server.ask(question);
-    const answered = (): void => {
-      const answer = server.takeAnswer();
-      if (this.server !== server) return; // the client left meanwhile
-      try {
-        onAnswer(answer);
-      } catch (err) {
-        this.host.fail(err);
-      }
-    };
-    server.whenIdle(answered, answered);
-  }
-
-  /**
-   * The state behind the one pin left may be gone (the client unlocked an advisory lock or tried
-   * to take one; it dropped the last temp relation pgway knew of): the server is asked whether
-   * the session still holds it.
-   */
-  private askStillHeld(server: ServerConnection, reason: CheckedPin): void {
-    this.ask(server, STILL_HELD_QUESTIONS[reason], (answer) => {
-      if (answer === undefined) {
-        this.session.checkLater(reason); // pgway's question failed: asked again later
-      } else if (answer.rows === 0) {
-        this.session.unpin(reason);
-        const next = this.session.takeCheckDue();
-        if (next) return this.askStillHeld(server, next); // the client's frames still wait
-      }
-      this.resumeAfterQuestion(server);
-    });
-  }
-
-  /**
-   * A setting the server stores in a form of its own (see SessionState.takeReadBackDue) is asked for
-   * before the client leaves the connection that holds it.
-   */
-  private readSettingBack(server: ServerConnection, name: string, question: Buffer): void {
-    this.ask(server, question, (answer) => {
-      // Without an answer the setting stays as the client wrote it, to be laid on as such.
-      if (answer?.first === undefined) this.ctx.log.warn({ client: this.host.id, setting: name }, 'could not read back a setting the server stored');
-      else this.session.settingReadBack(server, name, answer.first);
-      this.resumeAfterQuestion(server);
-    });
-  }
-
   /** pgway's question between transactions is answered: the client's frames go on, or it leaves. */
-  private resumeAfterQuestion(server: ServerConnection): void {
+  resumeAfterQuestion(server: ServerConnection): void {
     this.releaseClient(server);
     if (this.terminating && !this.held.complete) this.leave();
     else this.betweenTransactions(server);
