@@ -28,6 +28,7 @@ import type { PinReason } from '../router/session-effects.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import type { FlowHost } from './flow-host.js';
+import { ClientReading, MAX_OWED } from './client-reading.js';
 import { HeldFrames } from './held-frames.js';
 import { OwnQuestions, type QuestionWaits } from './own-questions.js';
 import { PreparedStatements } from './prepared-statements.js';
@@ -35,24 +36,6 @@ import { RequestWriter } from './request-writer.js';
 import type { SessionContext } from './session-context.js';
 import type { SessionState } from './session-state.js';
 import { reportedParams, startupSettings } from './startup-params.js';
-
-/**
- * A client waiting for a server connection is read no further once its held requests pass this:
- * what it pipelines meanwhile waits in the socket buffers, not in pgway (PgBouncer reads one
- * packet buffer). Below it the client is still read, so a client that leaves is seen leaving; past
- * it, not before it is served (README, "Leaving"): libuv reports the end of a connection only to a
- * read, after every byte before it.
- */
-const MAX_HELD_WHILE_WAITING = 1 << 20;
-
-/**
- * A client is read no further while its server owes it this many answers, until it owes half as
- * many: the answers pgway gives itself (a CloseComplete for a statement never prepared, say) wait
- * their turn behind the server's in the connection's expected-response FIFO with no server bytes
- * behind them, so a client pipelining those behind a long statement would have that FIFO grow for
- * as long as it sent. PostgreSQL, running the statement, reads nothing meanwhile.
- */
-const MAX_OWED = 1 << 14;
 
 export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
   /** The transaction status the client last saw. */
@@ -63,11 +46,6 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
   private waiting = false;
   /** A cancel came while pipelined requests waited: it is sent on once they reach a server connection. */
   private cancelOnDispatch = false;
-  /**
-   * A cancel held for requests that waited (cancelOnDispatch) went out with them and is not spent
-   * yet: the client's next requests wait until it is, so that it cannot reach them (see dispatch).
-   */
-  private heldCancelOut = false;
   /** Times every request the client had sent was answered: a cancel that came before is spent (see cancelRunning). */
   private caughtUp = 0;
   /** The client sent Terminate after requests not yet answered: it leaves once they are. */
@@ -92,20 +70,8 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
   private idleTxTimer: NodeJS.Timeout | undefined;
   /** perfNow() when the client went idle inside its transaction (0: it is not), for a RELOAD's new timeout. */
   private idleInTxSince = 0;
-  /**
-   * The client's next frames wait, its reading paused, until the server has answered: pgway's own
-   * question between requests (askStillHeld), or a group whose prepared-statement changes an
-   * error may take back (RequestWriter.waitForAnswers). Lifted by releaseClient.
-   */
-  private clientHeld = false;
-  /** The held frames wait for pgway's own Describe of a statement (RequestWriter.waitForDescription). */
-  private describing = false;
-  /** The client's reading is paused until it gets a server connection (MAX_HELD_WHILE_WAITING). */
-  private pausedWhileWaiting = false;
-  /** The client's reading is paused until it takes what is queued towards it (see pauseUntilClientDrained). */
-  private pausedForClient = false;
-  /** The client's reading is paused until its server owes it fewer answers (MAX_OWED). */
-  private pausedForAnswers = false;
+  /** Why the client is read no further (clientHeld and the pauses), and when it is read again. */
+  private readonly reading: ClientReading;
 
   constructor(
     private readonly host: FlowHost,
@@ -119,6 +85,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
     this.held = new HeldFrames(heldChunkBytes);
     this.writer = new RequestWriter(this.held, this.statements, mode !== 'session' && pool.settings.maxPreparedStatements > 0);
     this.questions = new OwnQuestions(this, host, ctx, session);
+    this.reading = new ClientReading(this, host);
   }
 
   get attachedServer(): ServerConnection | undefined {
@@ -197,7 +164,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
     if ((end !== Frontend.Query && end !== Frontend.Sync) || held.requests !== 1) return false;
     this.pool.cancelWait(this);
     this.waiting = false;
-    if (this.pausedWhileWaiting) this.resumeAfterWait();
+    if (this.reading.pausedWhileWaiting) this.reading.resumeAfterWait();
     held.clear();
     const error = new QueryCanceledError();
     if (errorChannel.hasSubscribers) errorChannel.publish({ source: 'gateway', sqlstate: error.sqlstate } satisfies ErrorEvent);
@@ -245,21 +212,6 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
     }
   }
 
-  private resumeAfterWait(): void {
-    this.pausedWhileWaiting = false;
-    this.resumeReading();
-  }
-
-  /**
-   * Reads the client again, unless another reason to stop still holds (each one's end calls this):
-   * a full server socket among them (see pauseUntilDrained).
-   */
-  private resumeReading(): void {
-    if (this.pausedForClient || this.clientHeld || this.pausedWhileWaiting || this.heldCancelOut || this.pausedForAnswers) return;
-    if (this.server?.writable === false) return;
-    this.host.resumeReading();
-  }
-
   onLeaseError(err: Error): void {
     this.waiting = false;
     if (this.host.state === 'closed') return;
@@ -271,7 +223,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
     // A client a RELOAD handed from its retired pool to the successor while it waited (Pool.retire)
     // belongs to the pool that lent the connection: its settings, statements and release are there.
     if (this.pool.retired) this.pool = ownerOf(conn) ?? this.pool;
-    if (this.pausedWhileWaiting) this.resumeAfterWait(); // before dispatch(), which may pause it again
+    if (this.reading.pausedWhileWaiting) this.reading.resumeAfterWait(); // before dispatch(), which may pause it again
     const state = this.host.state;
     if (state === 'closed') {
       this.pool.release(conn, 'clean');
@@ -319,12 +271,12 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
    */
   private dispatchOnceAccepted(conn: ServerConnection, sql: string): void {
     // Frames the client sends meanwhile wait too (see pump): none may run before the verdict.
-    this.clientHeld = true;
+    this.reading.clientHeld = true;
     conn.whenIdle(
       () => {
         this.pool.markSettingsChecked(sql);
         if (this.server !== conn) return;
-        this.releaseClient(conn);
+        this.reading.releaseClient(conn);
         this.onServerReadyToSend();
       },
       (err) => this.failOnServerError(err),
@@ -396,7 +348,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
       throw new ProtocolViolationError('too much data sent without completing a request');
     }
     // pump() does not run while the login waits for a session-mode connection: the bound holds here too.
-    if (this.waiting) this.readNoFurtherPastBound();
+    if (this.waiting) this.reading.readNoFurtherPastBound(this.held.bytes);
   }
 
   /**
@@ -473,7 +425,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
   /** Sends held frames on, taking a server connection when a request is complete. */
   pump(): void {
     if (this.held.count === 0) return;
-    if (this.clientHeld || this.heldCancelOut) {
+    if (this.reading.clientHeld || this.reading.heldCancelOut) {
       this.host.pauseReading();
       return;
     }
@@ -483,7 +435,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
       return;
     }
     if (this.waiting) {
-      this.readNoFurtherPastBound();
+      this.reading.readNoFurtherPastBound(this.held.bytes);
       return;
     }
     if (!this.held.complete) return;
@@ -492,14 +444,6 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
       return;
     }
     this.acquire();
-  }
-
-  /** While the client waits for a server connection, it is read no further past MAX_HELD_WHILE_WAITING. */
-  private readNoFurtherPastBound(): void {
-    if (this.held.bytes > MAX_HELD_WHILE_WAITING && !this.pausedWhileWaiting) {
-      this.pausedWhileWaiting = true;
-      this.host.pauseReading();
-    }
   }
 
   /**
@@ -528,7 +472,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
     if (!serverName || !this.pool.knowsStatement(serverName)) return false;
     const [name, stmt] = this.statements.onParse(buf, start, end, this.pool.planEpoch, this.session.statementContext, [])!;
     this.statements.define(name, stmt);
-    if (!this.host.send(Buffer.concat([msg.PARSE_COMPLETE, msg.READY_IDLE]))) this.pauseUntilClientDrained();
+    if (!this.host.send(Buffer.concat([msg.PARSE_COMPLETE, msg.READY_IDLE]))) this.reading.pauseUntilClientDrained();
     held.clear();
     return true;
   }
@@ -576,19 +520,20 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
     const writer = this.writer;
     const pins = writer.write(server, this.session, this.mode, this.pool);
     if (pins.length > 0) this.reportPins(pins);
+    const reading = this.reading;
     if (writer.waitForAnswers) {
       writer.waitForAnswers = false;
-      this.clientHeld = true;
+      reading.clientHeld = true;
     }
     if (writer.waitForDescription) {
       writer.waitForDescription = false;
-      this.clientHeld = true;
-      this.describing = true;
+      reading.clientHeld = true;
+      reading.describing = true;
     } else if (server.clientHeldBack) {
       server.clientsTurn();
     }
-    if (!server.writable) this.pauseUntilDrained(server);
-    if (server.expected.length >= MAX_OWED && !this.pausedForAnswers && !server.inCopyIn) this.pauseUntilAnswered(server);
+    if (!server.writable) reading.pauseUntilDrained(server);
+    if (server.expected.length >= MAX_OWED && !reading.pausedForAnswers && !server.inCopyIn) reading.pauseUntilAnswered(server);
     server.flushSynthesized();
     if (this.cancelOnDispatch) {
       this.cancelOnDispatch = false;
@@ -605,11 +550,11 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
   private sendHeldCancel(): void {
     const spent = this.cancelRunning(true);
     if (!spent) return;
-    this.heldCancelOut = true;
+    this.reading.heldCancelOut = true;
     void spent.finally(() => {
-      this.heldCancelOut = false;
+      this.reading.heldCancelOut = false;
       if (this.host.state !== 'ready') return;
-      this.resumeReading();
+      this.reading.resumeReading();
       try {
         this.pump();
       } catch (err) {
@@ -625,40 +570,12 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
     }
   }
 
-  /**
-   * The client's queue is full: it is read no further until it takes what is queued, as PostgreSQL,
-   * blocked writing to it, reads nothing more. Pausing its server (see onServerData) is not enough:
-   * answers pgway gives itself (a CloseComplete or ParseComplete for a statement the connection
-   * keeps, a Parse answered without a server) have no server bytes behind them, and a client that
-   * never reads would have pgway queue them without bound.
-   */
-  private pauseUntilClientDrained(): void {
-    this.pausedForClient = true;
-    this.host.pauseReading();
-  }
-
-  /** The server's socket is full: the client's socket waits, and with it the client's bytes. */
-  private pauseUntilDrained(server: ServerConnection): void {
-    this.host.pauseReading();
-    server.whenDrained(() => this.resumeReading());
-  }
-
-  /** The server owes the client MAX_OWED answers: the client's socket waits until it owes half as many. */
-  private pauseUntilAnswered(server: ServerConnection): void {
-    this.pausedForAnswers = true;
-    this.host.pauseReading();
-    server.whenOwedAtMost(MAX_OWED / 2, () => {
-      this.pausedForAnswers = false;
-      this.resumeReading();
-    });
-  }
-
   // --- server events -------------------------------------------------------------------------
 
   onServerData(chunk: Buffer): boolean {
     this.pool.counters.bytesToClients += chunk.length;
     if (this.host.forward(chunk)) return true;
-    this.pauseUntilClientDrained();
+    this.reading.pauseUntilClientDrained();
     return false;
   }
 
@@ -680,16 +597,16 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
    */
   onAwaitingClient(): void {
     const server = this.server;
-    if (this.clientHeld && !this.describing && server?.inCopyIn) {
+    if (this.reading.clientHeld && !this.reading.describing && server?.inCopyIn) {
       // The frames held for the answers (RequestWriter.waitForAnswers) are the COPY's data: the
       // server waits for them before it answers anything.
-      this.releaseClient(server);
+      this.reading.releaseClient(server);
       this.onServerReadyToSend();
       return;
     }
-    if (this.describing) {
+    if (this.reading.describing) {
       // The description is in (or the server skips to the Sync): the held frames go on.
-      this.releaseClient(this.server!);
+      this.reading.releaseClient(this.server!);
       this.onServerReadyToSend();
       return;
     }
@@ -712,9 +629,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
   /** The client took the bytes queued towards it: its server's may flow again. */
   onClientDrained(): void {
     this.server?.resume();
-    if (!this.pausedForClient) return;
-    this.pausedForClient = false;
-    this.resumeReading();
+    this.reading.onClientDrained();
   }
 
   countClientBytes(n: number): void {
@@ -739,7 +654,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
     }
     if (server.busy) return;
     this.writer.allAnswered();
-    if (this.clientHeld) this.releaseClient(server);
+    if (this.reading.clientHeld) this.reading.releaseClient(server);
     if (this.terminating && !this.held.complete) {
       this.leave();
       return;
@@ -796,20 +711,12 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
 
   /** pgway's question between transactions is asked: the client's next frames wait for its answer (see clientHeld). */
   holdClient(): void {
-    this.clientHeld = true;
-  }
-
-  /** The server has answered what the client's frames waited for (see clientHeld): they may come again. */
-  private releaseClient(server: ServerConnection): void {
-    this.clientHeld = false;
-    // A description waited for behind a whole request arrives before its ReadyForQuery (see serverReady).
-    this.describing = false;
-    server.whenDrained(() => this.resumeReading());
+    this.reading.clientHeld = true;
   }
 
   /** pgway's question between transactions is answered: the client's frames go on, or it leaves. */
   resumeAfterQuestion(server: ServerConnection): void {
-    this.releaseClient(server);
+    this.reading.releaseClient(server);
     if (this.terminating && !this.held.complete) this.leave();
     else this.betweenTransactions(server);
   }
