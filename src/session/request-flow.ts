@@ -13,7 +13,6 @@ import {
   GatewayError,
   IdleInTransactionTimeoutError,
   ProtocolViolationError,
-  QueryCanceledError,
   ServerConnectionLostError,
   ShuttingDownError,
   UnknownMessageTypeError,
@@ -21,7 +20,6 @@ import {
 import { nowMs, perfNow, wallClockAt } from '../clock.js';
 import { errorChannel, pinChannel, type ErrorEvent, type PinEvent } from '../events.js';
 import { Slot } from '../pool/expected-responses.js';
-import { CANCEL_TIMEOUT_MS } from '../pool/server-cancel.js';
 import { ownerOf, type Pool, type PoolWaiter } from '../pool/pool.js';
 import { UNKNOWN_SETTINGS, type ServerConnection, type ServerSink } from '../pool/server-connection.js';
 import type { PinReason } from '../router/session-effects.js';
@@ -32,22 +30,19 @@ import { ClientReading, MAX_OWED } from './client-reading.js';
 import { HeldFrames } from './held-frames.js';
 import { OwnQuestions, type QuestionWaits } from './own-questions.js';
 import { PreparedStatements } from './prepared-statements.js';
+import { RequestCancels, type CancelledFlow } from './request-cancels.js';
 import { RequestWriter } from './request-writer.js';
 import type { SessionContext } from './session-context.js';
 import type { SessionState } from './session-state.js';
 import { reportedParams, startupSettings } from './startup-params.js';
 
-export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
+export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, CancelledFlow {
   /** The transaction status the client last saw. */
   txStatus: number = TxStatus.Idle;
   /** When the client began waiting for a server (SHOW CLIENTS). */
   waitingSince = 0;
   private server: ServerConnection | undefined;
   private waiting = false;
-  /** A cancel came while pipelined requests waited: it is sent on once they reach a server connection. */
-  private cancelOnDispatch = false;
-  /** Times every request the client had sent was answered: a cancel that came before is spent (see cancelRunning). */
-  private caughtUp = 0;
   /** The client sent Terminate after requests not yet answered: it leaves once they are. */
   private terminating = false;
   /** The client's Terminate went to the server, to be read inside a COPY (see onTerminate): it leaves when the server closes. */
@@ -72,6 +67,8 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
   private idleInTxSince = 0;
   /** Why the client is read no further (clientHeld and the pauses), and when it is read again. */
   private readonly reading: ClientReading;
+  /** The client's CancelRequests, and what each is for (see cancelRunning). */
+  private readonly cancels: RequestCancels;
 
   constructor(
     private readonly host: FlowHost,
@@ -86,6 +83,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
     this.writer = new RequestWriter(this.held, this.statements, mode !== 'session' && pool.settings.maxPreparedStatements > 0);
     this.questions = new OwnQuestions(this, host, ctx, session);
     this.reading = new ClientReading(this, host);
+    this.cancels = new RequestCancels(this, host, ctx, this.held, this.reading);
   }
 
   get attachedServer(): ServerConnection | undefined {
@@ -126,51 +124,9 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
     this.acquire();
   }
 
-  // --- cancel --------------------------------------------------------------------------------
-
-  /**
-   * A CancelRequest carrying this client's key arrived: cancel what its server runs now, if
-   * anything. What it is for is decided now, as PostgreSQL signals the backend at once: with
-   * nothing running (idle, in a transaction block) it is dropped; otherwise it goes only until the
-   * requests the client has sent so far are answered (see caughtUp), never to one it sends once it
-   * has their answers. Returns the cancel under way, which settles once it was sent and confirmed,
-   * dropped or failed; undefined when there is none (or it is held for requests still waiting for
-   * a server connection, see cancelOnDispatch).
-   */
-  cancelRunning(justSent = false): Promise<void> | undefined {
-    const server = this.server;
-    if (!server) {
-      if (this.waiting && !this.cancelWaitingRequest()) this.cancelOnDispatch = true;
-      return undefined;
-    }
-    if (!server.running) return undefined;
-    const caughtUp = this.caughtUp;
-    return server
-      .cancel(() => this.server === server && server.running && this.caughtUp === caughtUp, CANCEL_TIMEOUT_MS, justSent)
-      .catch((err: unknown) => this.ctx.log.warn({ err }, 'cancel request failed'));
-  }
-
-  /**
-   * The request waiting for a server connection never reached PostgreSQL: it is answered as a
-   * cancelled statement would be (57014, then ReadyForQuery). Only a single held request ended by
-   * a Query or Sync is answered here (returns true). Several pipelined requests run as they would
-   * on a direct connection, where a cancel stops the statement running, not those queued behind
-   * it: the cancel is sent on as soon as they reach a server connection.
-   */
-  private cancelWaitingRequest(): boolean {
-    const held = this.held;
-    const last = held.count - 1;
-    const end = held.codes[last];
-    if ((end !== Frontend.Query && end !== Frontend.Sync) || held.requests !== 1) return false;
-    this.pool.cancelWait(this);
-    this.waiting = false;
-    if (this.reading.pausedWhileWaiting) this.reading.resumeAfterWait();
-    held.clear();
-    const error = new QueryCanceledError();
-    if (errorChannel.hasSubscribers) errorChannel.publish({ source: 'gateway', sqlstate: error.sqlstate } satisfies ErrorEvent);
-    this.host.send(Buffer.concat([error.toFrame(), msg.READY_IDLE]));
-    this.leaveIfDone();
-    return true;
+  /** A CancelRequest carrying this client's key arrived (see RequestCancels.cancelRunning). */
+  cancelRunning(): Promise<void> | undefined {
+    return this.cancels.cancelRunning();
   }
 
   // --- pool lease --------------------------------------------------------------------------------
@@ -210,6 +166,13 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
     } catch (err) {
       this.host.fail(err);
     }
+  }
+
+  /** The request waiting for a server connection was answered without one (RequestCancels): the client waits no more. */
+  stopWaiting(): void {
+    this.pool.cancelWait(this);
+    this.waiting = false;
+    if (this.reading.pausedWhileWaiting) this.reading.resumeAfterWait();
   }
 
   onLeaseError(err: Error): void {
@@ -410,7 +373,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
   }
 
   /** A client leaving (endAfterAnswers) whose requests are all answered goes now. */
-  private leaveIfDone(): void {
+  leaveIfDone(): void {
     if (this.terminating && !this.held.complete && !this.waiting && this.server?.busy !== true && this.host.state !== 'closed') this.leave();
   }
 
@@ -535,32 +498,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
     if (!server.writable) reading.pauseUntilDrained(server);
     if (server.expected.length >= MAX_OWED && !reading.pausedForAnswers && !server.inCopyIn) reading.pauseUntilAnswered(server);
     server.flushSynthesized();
-    if (this.cancelOnDispatch) {
-      this.cancelOnDispatch = false;
-      this.sendHeldCancel();
-    }
-  }
-
-  /**
-   * A cancel that came while the client's requests waited goes out now that they are written. They
-   * may be answered before it reaches the server, and the client then sends its next request: until
-   * the server has taken the cancel (and drops it if the backend is idle), that request waits, as a
-   * client waiting for its cancel's connection to close would on a direct connection.
-   */
-  private sendHeldCancel(): void {
-    const spent = this.cancelRunning(true);
-    if (!spent) return;
-    this.reading.heldCancelOut = true;
-    void spent.finally(() => {
-      this.reading.heldCancelOut = false;
-      if (this.host.state !== 'ready') return;
-      this.reading.resumeReading();
-      try {
-        this.pump();
-      } catch (err) {
-        this.host.fail(err);
-      }
-    });
+    if (this.cancels.cancelOnDispatch) this.cancels.sendHeldCancel();
   }
 
   private reportPins(pins: readonly PinReason[]): void {
@@ -611,7 +549,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
       return;
     }
     // A request ended by Flush is answered here, with no ReadyForQuery: a cancel for it is spent.
-    if (!server?.inCopyIn && !this.held.complete) this.caughtUp++;
+    if (!server?.inCopyIn && !this.held.complete) this.cancels.caughtUp++;
     if (!this.terminating || this.held.complete) return;
     if (!server?.inCopyIn) {
       this.leave();
@@ -643,7 +581,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits {
     if (!server || this.host.state !== 'ready') return;
     const now = perfNow();
     if (this.requestOpen) this.countRequest(now, status);
-    if (!this.held.complete) this.caughtUp++;
+    if (!this.held.complete) this.cancels.caughtUp++;
     if (this.session.needsSettle) this.session.settle(server, status);
     if (server.stalePlanSeen) this.onStalePlan(server);
     this.session.markRequestStart(server);
