@@ -10,19 +10,18 @@ import { CANCEL_TIMEOUT_MS } from '../pool/server-cancel.js';
 import type { ServerConnection } from '../pool/server-connection.js';
 import { Frontend } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
+import type { ClientLeaving } from './client-leaving.js';
 import type { ClientReading } from './client-reading.js';
 import type { FlowHost } from './flow-host.js';
 import type { HeldFrames } from './held-frames.js';
 import type { SessionContext } from './session-context.js';
 
-/** What cancelling needs of the flow: its server connection, or its wait for one. */
+/** What cancelling needs of the flow: its server connection, or its wait for one, and its pump. */
 export interface CancelledFlow {
   readonly attachedServer: ServerConnection | undefined;
   readonly isWaiting: boolean;
   /** The request waiting for a server connection was answered without one: the client waits no more. */
   stopWaiting(): void;
-  /** A client leaving (RequestFlow.endAfterAnswers) whose requests are all answered goes now. */
-  leaveIfDone(): void;
   /** Sends held frames on, taking a server connection when a request is complete. */
   pump(): void;
 }
@@ -39,6 +38,7 @@ export class RequestCancels {
     private readonly ctx: SessionContext,
     private readonly held: HeldFrames,
     private readonly reading: ClientReading,
+    private readonly leaving: ClientLeaving,
   ) {}
 
   /**
@@ -80,7 +80,7 @@ export class RequestCancels {
     const error = new QueryCanceledError();
     if (errorChannel.hasSubscribers) errorChannel.publish({ source: 'gateway', sqlstate: error.sqlstate } satisfies ErrorEvent);
     this.host.send(Buffer.concat([error.toFrame(), msg.READY_IDLE]));
-    this.flow.leaveIfDone();
+    this.leaving.leaveIfDone();
     return true;
   }
 

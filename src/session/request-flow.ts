@@ -15,7 +15,6 @@ import {
   ProtocolViolationError,
   ServerConnectionLostError,
   ShuttingDownError,
-  UnknownMessageTypeError,
 } from '../errors.js';
 import { nowMs, perfNow, wallClockAt } from '../clock.js';
 import { errorChannel, pinChannel, type ErrorEvent, type PinEvent } from '../events.js';
@@ -27,6 +26,7 @@ import { Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import type { FlowHost } from './flow-host.js';
 import { ClientReading, MAX_OWED } from './client-reading.js';
+import { ClientLeaving, type LeavingFlow } from './client-leaving.js';
 import { HeldFrames } from './held-frames.js';
 import { OwnQuestions, type QuestionWaits } from './own-questions.js';
 import { PreparedStatements } from './prepared-statements.js';
@@ -36,19 +36,13 @@ import type { SessionContext } from './session-context.js';
 import type { SessionState } from './session-state.js';
 import { reportedParams, startupSettings } from './startup-params.js';
 
-export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, CancelledFlow {
+export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, CancelledFlow, LeavingFlow {
   /** The transaction status the client last saw. */
   txStatus: number = TxStatus.Idle;
   /** When the client began waiting for a server (SHOW CLIENTS). */
   waitingSince = 0;
   private server: ServerConnection | undefined;
   private waiting = false;
-  /** The client sent Terminate after requests not yet answered: it leaves once they are. */
-  private terminating = false;
-  /** The client's Terminate went to the server, to be read inside a COPY (see onTerminate): it leaves when the server closes. */
-  private terminateSent = false;
-  /** Why the client is ending, when it is not a Terminate (see endAfterAnswers). */
-  private endError: GatewayError | undefined;
   private readonly held: HeldFrames;
   private readonly statements = new PreparedStatements();
   private readonly writer: RequestWriter;
@@ -69,6 +63,8 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
   private readonly reading: ClientReading;
   /** The client's CancelRequests, and what each is for (see cancelRunning). */
   private readonly cancels: RequestCancels;
+  /** How the client leaves: after the answers to what it sent before its end (see endAfterAnswers). */
+  private readonly leaving: ClientLeaving;
 
   constructor(
     private readonly host: FlowHost,
@@ -83,7 +79,8 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     this.writer = new RequestWriter(this.held, this.statements, mode !== 'session' && pool.settings.maxPreparedStatements > 0);
     this.questions = new OwnQuestions(this, host, ctx, session);
     this.reading = new ClientReading(this, host);
-    this.cancels = new RequestCancels(this, host, ctx, this.held, this.reading);
+    this.leaving = new ClientLeaving(this, host, this.held);
+    this.cancels = new RequestCancels(this, host, ctx, this.held, this.reading, this.leaving);
   }
 
   get attachedServer(): ServerConnection | undefined {
@@ -256,7 +253,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     conn.whenIdle(
       () => {
         this.host.finishLogin(conn.params, conn.pid);
-        this.leaveIfDone();
+        this.leaving.leaveIfDone();
       },
       (err) => this.failOnServerError(err),
     );
@@ -267,7 +264,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     const params = reportedParams(conn.params, startupSettings(this.host.params));
     this.pool.release(conn, 'clean');
     this.host.finishLogin(params);
-    this.leaveIfDone();
+    this.leaving.leaveIfDone();
   }
 
   private onServerReadyToSend(): void {
@@ -301,9 +298,9 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
 
   /** A frame from the client once logged in (or while its login waits for a server). */
   onFrame(code: number, buf: Buffer, start: number, end: number): void {
-    if (this.terminating) return;
+    if (this.leaving.terminating) return;
     if (code === Frontend.Terminate) {
-      this.onTerminate(buf, start, end);
+      this.leaving.onTerminate(buf, start, end);
       return;
     }
     this.held.push(code, buf, start, end);
@@ -314,75 +311,9 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     if (this.waiting) this.reading.readNoFurtherPastBound(this.held.bytes);
   }
 
-  /**
-   * As PostgreSQL does: what the client sent before Terminate still runs, and the client leaves
-   * once it is answered (see endAfterAnswers). During a COPY from the client that the frames
-   * before it do not end, the server itself answers the Terminate (a protocol error, then it
-   * closes), as on a direct connection.
-   */
-  private onTerminate(buf: Buffer, start: number, end: number): void {
-    const server = this.server;
-    if (server?.inCopyIn && !this.held.complete && !this.held.endsCopy) {
-      this.held.push(Frontend.Terminate, buf, start, end);
-      this.dispatch();
-      this.terminating = true;
-      this.terminateSent = true;
-      return;
-    }
-    this.endAfterAnswers();
-  }
-
-  /**
-   * The client leaves: it sent Terminate, or `err`, what PostgreSQL ends a session for (a message of
-   * a type it does not accept, one too long). As there, what it sent before still runs and is
-   * answered, then it goes. Of frames after its last whole request, only Executes (with what they
-   * need) are sent, as PostgreSQL runs them without a Sync; the connection, unsynced, is then
-   * closed, which aborts their implicit transaction as the backend's exit would. It goes at once
-   * when nothing is owed: the server waits for it (a COPY from it that the frames do not end, a
-   * request answered up to a Flush), or it waits for a connection with nothing to run.
-   */
+  /** The client leaves once what it sent before is answered (see ClientLeaving.endAfterAnswers). */
   endAfterAnswers(err?: GatewayError): void {
-    const server = this.server;
-    this.held.settleTail(msg.FLUSH);
-    this.endError = err;
-    if (server?.inCopyIn && !this.held.endsCopy) {
-      this.leaveInCopy();
-      return;
-    }
-    const answersOwed = server !== undefined && server.busy && !server.waitsForClient;
-    if (this.held.count > 0 || answersOwed) this.terminating = true;
-    else this.leave();
-  }
-
-  /**
-   * The client's session ends during a COPY from it that its frames do not end, as PostgreSQL
-   * reads that end inside the COPY: a frame of unknown type fails the COPY, and the unread rest of
-   * it ends the session.
-   */
-  private leaveInCopy(): void {
-    const err = this.endError;
-    if (err instanceof UnknownMessageTypeError) {
-      this.host.send(msg.errorResponse({
-        severity: 'ERROR',
-        sqlstate: err.sqlstate,
-        message: `unexpected message type 0x${err.messageType.toString(16).toUpperCase().padStart(2, '0')} during COPY from stdin`,
-      }));
-      this.endError = new ProtocolViolationError('terminating connection because protocol synchronization was lost');
-    }
-    this.leave();
-  }
-
-  /** A client leaving (endAfterAnswers) whose requests are all answered goes now. */
-  leaveIfDone(): void {
-    if (this.terminating && !this.held.complete && !this.waiting && this.server?.busy !== true && this.host.state !== 'closed') this.leave();
-  }
-
-  /** The client leaves, with the error it was ending for, if any. */
-  private leave(): void {
-    // Its session ends with the server's: the COPY's ERROR may come apart from the FATAL behind it.
-    if (this.terminateSent) return;
-    if (this.endError) this.host.fail(this.endError);
-    else this.host.endQuietly();
+    this.leaving.endAfterAnswers(err);
   }
 
   /** Sends held frames on, taking a server connection when a request is complete. */
@@ -403,7 +334,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     }
     if (!this.held.complete) return;
     if (this.writer.tracked && this.txStatus === TxStatus.Idle && this.answerPrepareLocally()) {
-      this.leaveIfDone();
+      this.leaving.leaveIfDone();
       return;
     }
     this.acquire();
@@ -470,7 +401,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
   }
 
   /** Writes the held frames to the attached server (see RequestWriter). */
-  private dispatch(): void {
+  dispatch(): void {
     clearTimeout(this.idleTxTimer);
     this.idleInTxSince = 0;
     const server = this.server!;
@@ -550,18 +481,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     }
     // A request ended by Flush is answered here, with no ReadyForQuery: a cancel for it is spent.
     if (!server?.inCopyIn && !this.held.complete) this.cancels.caughtUp++;
-    if (!this.terminating || this.held.complete) return;
-    if (!server?.inCopyIn) {
-      this.leave();
-    } else if (this.endError) {
-      // The COPY began after the client's end was read (it came in the same write): that end is
-      // read inside the COPY, as on a direct connection.
-      this.leaveInCopy();
-    } else if (!this.terminateSent) {
-      // So is a Terminate: the server refuses it (ERROR, then FATAL 08P01) and closes, as onTerminate has it.
-      this.terminateSent = true;
-      server.write(msg.TERMINATE);
-    }
+    if (this.leaving.terminating && !this.held.complete) this.leaving.leaveAwaited(server);
   }
 
   /** The client took the bytes queued towards it: its server's may flow again. */
@@ -585,16 +505,17 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     if (this.session.needsSettle) this.session.settle(server, status);
     if (server.stalePlanSeen) this.onStalePlan(server);
     this.session.markRequestStart(server);
-    if (this.terminating && !this.held.complete && server.waitsForClient) {
+    const leaving = this.leaving;
+    if (leaving.terminating && !this.held.complete && server.waitsForClient) {
       // A leaving client's request without its Sync is never finished: it leaves now.
-      this.leave();
+      leaving.leave();
       return;
     }
     if (server.busy) return;
     this.writer.allAnswered();
     if (this.reading.clientHeld) this.reading.releaseClient(server);
-    if (this.terminating && !this.held.complete) {
-      this.leave();
+    if (leaving.terminating && !this.held.complete) {
+      leaving.leave();
       return;
     }
     if (status !== TxStatus.Idle && this.mode === 'statement') {
@@ -655,7 +576,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
   /** pgway's question between transactions is answered: the client's frames go on, or it leaves. */
   resumeAfterQuestion(server: ServerConnection): void {
     this.reading.releaseClient(server);
-    if (this.terminating && !this.held.complete) this.leave();
+    if (this.leaving.terminating && !this.held.complete) this.leaving.leave();
     else this.betweenTransactions(server);
   }
 
@@ -682,7 +603,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     const server = this.server;
     this.server = undefined;
     if (server) this.pool.discard(server);
-    if (server?.sentFatal || this.terminateSent) {
+    if (server?.sentFatal || this.leaving.terminateSent) {
       // The server's own FATAL (pg_terminate_backend, shutdown, the client's Terminate inside a
       // COPY) already reached the client, or the client asked for the end (its COPY had failed).
       this.host.endQuietly();
