@@ -17,16 +17,16 @@ import {
   ShuttingDownError,
 } from '../errors.js';
 import { nowMs, perfNow, wallClockAt } from '../clock.js';
-import { errorChannel, pinChannel, type ErrorEvent, type PinEvent } from '../events.js';
+import { pinChannel, type PinEvent } from '../events.js';
 import { Slot } from '../pool/expected-responses.js';
 import { ownerOf, type Pool, type PoolWaiter } from '../pool/pool.js';
 import { UNKNOWN_SETTINGS, type ServerConnection, type ServerSink } from '../pool/server-connection.js';
 import type { PinReason } from '../router/session-effects.js';
 import { Frontend, TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
-import type { FlowHost } from './flow-host.js';
-import { ClientReading, MAX_OWED } from './client-reading.js';
 import { ClientLeaving, type LeavingFlow } from './client-leaving.js';
+import { ClientReading, MAX_OWED } from './client-reading.js';
+import type { FlowHost } from './flow-host.js';
 import { HeldFrames } from './held-frames.js';
 import { OwnQuestions, type QuestionWaits } from './own-questions.js';
 import { PreparedStatements } from './prepared-statements.js';
@@ -34,9 +34,10 @@ import { RequestCancels, type CancelledFlow } from './request-cancels.js';
 import { RequestWriter } from './request-writer.js';
 import type { SessionContext } from './session-context.js';
 import type { SessionState } from './session-state.js';
+import { SettingsVerdict, type VerdictFlow } from './settings-verdict.js';
 import { reportedParams, startupSettings } from './startup-params.js';
 
-export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, CancelledFlow, LeavingFlow {
+export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, CancelledFlow, LeavingFlow, VerdictFlow {
   /** The transaction status the client last saw. */
   txStatus: number = TxStatus.Idle;
   /** When the client began waiting for a server (SHOW CLIENTS). */
@@ -65,6 +66,8 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
   private readonly cancels: RequestCancels;
   /** How the client leaves: after the answers to what it sent before its end (see endAfterAnswers). */
   private readonly leaving: ClientLeaving;
+  /** The server's verdict on the settings laid on for the client, which its request or login reply waits for. */
+  private readonly verdict: SettingsVerdict;
 
   constructor(
     private readonly host: FlowHost,
@@ -81,6 +84,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     this.reading = new ClientReading(this, host);
     this.leaving = new ClientLeaving(this, host, this.held);
     this.cancels = new RequestCancels(this, host, ctx, this.held, this.reading, this.leaving);
+    this.verdict = new SettingsVerdict(this, host, this.reading, this.leaving);
   }
 
   get attachedServer(): ServerConnection | undefined {
@@ -93,6 +97,10 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
 
   get preparedCount(): number {
     return this.statements.size;
+  }
+
+  get currentPool(): Pool {
+    return this.pool;
   }
 
   get poolName(): string {
@@ -211,52 +219,15 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
       // Settings accepted once are accepted again, unless they switch role: a membership revoked since
       // would refuse them, and the request behind them must not run without them.
       if (state === 'ready' && (!this.pool.settingsChecked(sql) || this.session.switchesRole)) {
-        this.dispatchOnceAccepted(conn, sql);
+        this.verdict.dispatchOnceAccepted(conn, sql);
         return;
       }
     }
     if (state === 'connecting') {
-      this.finishLoginOnceIdle(conn);
+      this.verdict.finishLoginOnceIdle(conn);
       return;
     }
     this.dispatch();
-  }
-
-  // The closures of these two live apart from leased(): there, V8 would make their context on
-  // every lease (once per transaction), not just when they are needed.
-
-  /**
-   * Settings the server has not accepted yet: the client's request waits for the verdict, so it
-   * never runs without them; a refusal ends the client as it would have at login.
-   */
-  private dispatchOnceAccepted(conn: ServerConnection, sql: string): void {
-    // Frames the client sends meanwhile wait too (see pump): none may run before the verdict.
-    this.reading.clientHeld = true;
-    conn.whenIdle(
-      () => {
-        this.pool.markSettingsChecked(sql);
-        if (this.server !== conn) return;
-        this.reading.releaseClient(conn);
-        this.onServerReadyToSend();
-      },
-      (err) => this.failOnServerError(err),
-    );
-  }
-
-  /**
-   * Session mode: the client sees its server's real process id, so pg_backend_pid() and
-   * pg_terminate_backend() mean what they mean on a direct connection. A startup setting the
-   * server refuses (a bad value, an unknown parameter) ends the login with the server's own
-   * error, as on a direct connection.
-   */
-  private finishLoginOnceIdle(conn: ServerConnection): void {
-    conn.whenIdle(
-      () => {
-        this.host.finishLogin(conn.params, conn.pid);
-        this.leaving.leaveIfDone();
-      },
-      (err) => this.failOnServerError(err),
-    );
   }
 
   /** A pooled client's first login in a pool took a server connection to learn the server's parameters. */
@@ -267,7 +238,8 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     this.leaving.leaveIfDone();
   }
 
-  private onServerReadyToSend(): void {
+  /** Sends the held frames on once the server is ready for them; a failure ends the client (see onLease). */
+  onServerReadyToSend(): void {
     try {
       this.dispatch();
     } catch (err) {
@@ -275,23 +247,9 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     }
   }
 
-  /** The server refused the client's settings, laid on again: the client ends as it would have at login. */
+  /** The server refused the client's settings, laid on again (see SettingsVerdict.onSettingsRefused). */
   onSettingsRefused(): void {
-    const refused = this.server?.takeSettingsError();
-    if (refused && this.host.state !== 'closed') this.failAsServer(refused.sqlstate, refused.message, refused.fields);
-  }
-
-  /** Ends the client with the server's refusal of pgway's statement on its behalf, as a FATAL. */
-  private failOnServerError(err: Error & { serverError?: { fields: Map<string, string> } }): void {
-    const fields = err.serverError?.fields;
-    this.server?.takeSettingsError();
-    this.failAsServer(fields?.get('C') ?? '08P01', fields?.get('M') ?? err.message, fields);
-  }
-
-  /** The server refused the client's settings: the client ends as PostgreSQL would have ended its login. */
-  private failAsServer(sqlstate: string, message: string, fields: Map<string, string> | undefined): void {
-    if (errorChannel.hasSubscribers) errorChannel.publish({ source: 'server', sqlstate } satisfies ErrorEvent);
-    this.host.fail(msg.errorResponse({ severity: 'FATAL', sqlstate, message, detail: fields?.get('D'), hint: fields?.get('H') }));
+    this.verdict.onSettingsRefused();
   }
 
   // --- client frames -------------------------------------------------------------------------
