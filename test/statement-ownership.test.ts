@@ -105,6 +105,40 @@ describe('an unnamed Parse skipped after an error in its group', () => {
   });
 });
 
+describe('a Query between the unnamed Parse and a later Bind of it', () => {
+  it('drops the statement, also where the Query ran on another server connection', async () => {
+    // Two server connections: the client's Query runs on one, its unnamed statement lives on the other.
+    const pair = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 4000 }' });
+    try {
+      const run = async (target: Target): Promise<string[][]> => {
+        const other = await raw(target);
+        const a = await raw(target);
+        other.write(Q('BEGIN')); // holds one connection: the Parse runs on the other
+        const out = [await answers(other)];
+        a.write(cat(P('', 'SELECT 1 AS mine'), S));
+        out.push(await answers(a));
+        other.write(Q('COMMIT'));
+        out.push(await answers(other));
+        a.write(Q('SELECT 2 AS q')); // on the connection just given back (the pool lends the last one first)
+        out.push(await answers(a));
+        other.write(Q('BEGIN')); // holds that one again: the Bind goes where the Parse ran
+        out.push(await answers(other));
+        a.write(cat(B(''), E(), S));
+        out.push(await answers(a));
+        other.write(Q('COMMIT'));
+        out.push(await answers(other));
+        return out;
+      };
+      const direct = await run('direct');
+      expect(direct[5]).toEqual(['E:26000', 'Z:I']);
+      // pgway ran the dropped statement: ['2', 'D:1', 'C:SELECT 1', 'Z:I'].
+      expect(await run(pair)).toEqual(direct);
+    } finally {
+      await pair.stop();
+    }
+  });
+});
+
 async function twoGroupsReusingAName(target: Target): Promise<string[]> {
   const r = await raw(target);
   // Two groups in one write: the first Parse fails, the second parses the same name correctly.

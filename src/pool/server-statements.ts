@@ -31,6 +31,11 @@ export class ServerStatements {
   deallocateAll = false;
   /** Whose unnamed statement this connection holds (a client's RequestWriter id; 0: nobody's known). */
   unnamedOwner = 0;
+  /**
+   * How many Queries its owner had sent when it parsed that statement (RequestWriter.queries): a
+   * Query of the owner's since, wherever it ran, dropped it as far as the owner is concerned.
+   */
+  unnamedAfterQueries = 0;
 
   /** The shape of shared statement `name`'s copy here, now the most recently used; undefined if none. */
   use(name: string): string | undefined {

@@ -60,6 +60,11 @@ export class RequestWriter implements OwnWrites {
   private statementMode = false;
   /** Statement mode: a request has been written (or begun) whose answers are not all in (see allAnswered). */
   private unanswered = false;
+  /**
+   * Query messages the client sent: each drops its unnamed statement, as in PostgreSQL, also where
+   * the statement lives on another connection than the one the Query ran on (see unnamedHere).
+   */
+  private queries = 0;
   /** The session effects of the unnamed statement, and of the portals bound from statements with effects. */
   private unnamedStatementEffects = NO_EFFECTS;
   private unnamedPortalEffects = NO_EFFECTS;
@@ -171,6 +176,7 @@ export class RequestWriter implements OwnWrites {
             written = i;
             break;
           }
+          this.queries++;
           const effects = effectsOfText(buf, start + 5, end);
           if (this.pooled && effects.some(namesSqlStatement)) {
             if (server.busy) {
@@ -386,7 +392,9 @@ export class RequestWriter implements OwnWrites {
     }
     if (buf[start + 5] === 0) {
       this.unnamedStatementEffects = effects;
-      if (!this.pooled || server.statements.unnamedOwner === this.id) return false;
+      if (!this.pooled) return false;
+      server.statements.unnamedAfterQueries = this.queries;
+      if (server.statements.unnamedOwner === this.id) return false;
       const before = server.statements.unnamedOwner;
       server.statements.unnamedOwner = this.id;
       if (!this.inGroup) return false;
@@ -447,7 +455,7 @@ export class RequestWriter implements OwnWrites {
     let stmtAt = start + 6;
     if (buf[start + 5] !== 0) [portal, stmtAt] = readCString(buf, start + 5, end);
     if (buf[stmtAt] === 0) {
-      if (this.pooled && server.statements.unnamedOwner !== this.id) return this.refuseUnnamed(server, Slot.Bind);
+      if (this.pooled && !this.unnamedHere(server)) return this.refuseUnnamed(server, Slot.Bind);
       const unplaced = this.pooled && !this.groupPlaced ? this.placement.unnamedUnplaced(server, session, this.unnamedStatementEffects) : undefined;
       if (unplaced !== undefined) {
         this.beforeOwnWrite(server);
@@ -545,7 +553,7 @@ export class RequestWriter implements OwnWrites {
         severity: 'ERROR', sqlstate: '08P01', message: `invalid ${code === Frontend.Close ? 'CLOSE' : 'DESCRIBE'} message subtype ${type}`,
       }));
     }
-    if (name === '' && code === Frontend.Describe && server.statements.unnamedOwner !== this.id) return this.refuseUnnamed(server, Slot.Describe);
+    if (name === '' && code === Frontend.Describe && !this.unnamedHere(server)) return this.refuseUnnamed(server, Slot.Describe);
     const stmt = name ? this.statementFor(session, name) : undefined;
     if (!stmt) return name !== '' && this.tracked && this.notOwnStatement(server, session, slot, name);
     this.beforeOwnWrite(server);
@@ -652,6 +660,11 @@ export class RequestWriter implements OwnWrites {
    * would run that client's statement. This client has none here, and hears so as PostgreSQL says
    * it (a client's unnamed statement stays on the connection it was parsed on; see README).
    */
+  /** `server` holds the client's unnamed statement, parsed after its last Query. */
+  private unnamedHere(server: ServerConnection): boolean {
+    return server.statements.unnamedOwner === this.id && server.statements.unnamedAfterQueries === this.queries;
+  }
+
   private refuseUnnamed(server: ServerConnection, kind: Slot): true {
     this.beforeOwnWrite(server);
     return this.refuse(server, kind, NO_UNNAMED_STATEMENT);
