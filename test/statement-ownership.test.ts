@@ -139,6 +139,28 @@ describe('a Query between the unnamed Parse and a later Bind of it', () => {
   });
 });
 
+describe('a Parse alone (Parse, Sync) of a name the client PREPAREd in SQL', () => {
+  it('is refused with 42P05 also where pgway could answer it without a server', async () => {
+    const run = async (target: Target): Promise<string[][]> => {
+      // Another client makes the statement known to the pool: pgway may answer a Parse of it alone.
+      const other = await raw(target);
+      other.write(cat(P('rc_sqlname_other', 'SELECT 5 AS five'), S));
+      const out = [await answers(other)];
+      const a = await raw(target);
+      a.write(Q('PREPARE rc_sqlname AS SELECT 6 AS six'));
+      out.push(await answers(a));
+      a.write(cat(P('rc_sqlname', 'SELECT 5 AS five'), S));
+      out.push(await answers(a));
+      a.write(Q('EXECUTE rc_sqlname'));
+      out.push(await answers(a));
+      return out;
+    };
+    const direct = await run('direct');
+    expect(direct[2]).toEqual(['E:42P05', 'Z:I']);
+    expect(await run(single)).toEqual(direct);
+  });
+});
+
 async function twoGroupsReusingAName(target: Target): Promise<string[]> {
   const r = await raw(target);
   // Two groups in one write: the first Parse fails, the second parses the same name correctly.

@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import type { DescriptionWatcher, SlotUndo } from '../pool/expected-responses.js';
 import type { ServerConnection } from '../pool/server-connection.js';
 import { SHAPE_UNKNOWN } from '../pool/server-statements.js';
-import { classifySessionEffects, type SessionEffect } from '../router/session-effects.js';
+import type { SessionEffect } from '../router/session-effects.js';
 import { Backend, Frontend } from '../wire/codes.js';
 import { readCString } from '../wire/decode.js';
 import { MessageWriter } from '../wire/messages.js';
@@ -142,14 +142,13 @@ export class PreparedStatements {
   }
 
   /**
-   * The server-side name a named Parse maps to, when its name is new and its text cannot change
-   * session state (such a Parse may be answered without a server); undefined otherwise.
+   * The server-side name a named Parse maps to, when its name is new (such a Parse may be answered
+   * without a server: parsing a statement changes no session state, whatever running it would do);
+   * undefined otherwise.
    */
   serverNameOf(frame: Buffer, start: number, end: number, context: string): string | undefined {
     const [name, queryAt] = readCString(frame, start + 5, end);
     if (name === '' || this.byClientName.has(name)) return undefined;
-    const [sql] = readCString(frame, queryAt, end);
-    if (classifySessionEffects(sql).effects.length > 0) return undefined;
     return serverNameFor(frame.subarray(queryAt, end), context);
   }
 

@@ -27,6 +27,7 @@ import * as msg from '../wire/messages.js';
 import { ClientLeaving, type LeavingFlow } from './client-leaving.js';
 import { ClientReading, MAX_OWED } from './client-reading.js';
 import type { FlowHost } from './flow-host.js';
+import { effectsOfParse } from './frame-effects.js';
 import { HeldFrames } from './held-frames.js';
 import { OwnQuestions, type QuestionWaits } from './own-questions.js';
 import { PreparedStatements } from './prepared-statements.js';
@@ -322,7 +323,10 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     // A name already in use goes to the server path, which refuses it as PostgreSQL does.
     const serverName = this.statements.serverNameOf(buf, start, end, this.session.statementContext);
     if (!serverName || !this.pool.knowsStatement(serverName)) return false;
-    const [name, stmt] = this.statements.onParse(buf, start, end, this.pool.planEpoch, this.session.statementContext, [])!;
+    // Its effects (a SAVEPOINT's, a SET's) are the statement's, staged where it is bound, as on the server path.
+    const [name, stmt] = this.statements.onParse(buf, start, end, this.pool.planEpoch, this.session.statementContext, effectsOfParse(buf, start, end))!;
+    // A SQL-level statement of that name: the server path refuses the Parse (42P05), as PostgreSQL does.
+    if (this.session.sqlPrepared.get(name) !== undefined) return false;
     this.statements.define(name, stmt);
     if (!this.host.send(Buffer.concat([msg.PARSE_COMPLETE, msg.READY_IDLE]))) this.reading.pauseUntilClientDrained();
     held.clear();
