@@ -30,6 +30,11 @@ export const STILL_HELD_QUESTIONS: Readonly<Record<CheckedPin, Buffer>> = {
   'hold-cursor': msg.query('SELECT FROM pg_catalog.pg_cursors WHERE is_holdable LIMIT 1'),
 };
 
+/** Whether the server can be asked about `reason` (see STILL_HELD_QUESTIONS). */
+function isChecked(reason: PinReason): reason is CheckedPin {
+  return reason in STILL_HELD_QUESTIONS;
+}
+
 /** Stands for temp objects pgway cannot name: they hold the pin until DISCARD TEMP. */
 const UNNAMED = '\u0000unnamed';
 /**
@@ -104,6 +109,12 @@ export class Pins {
   /** Each pending pin is known to be refused if its request starts in a failed block (see refusedNow). */
   private pendingRefusable = false;
   /**
+   * The state being made may be in another transaction than the tentative or pending pins' (see
+   * pinUndoneByRollback), which pgway cannot tell apart: its pin, and theirs, are the server's to
+   * confirm once nothing else pins the client (see checks).
+   */
+  private madeUncertain = false;
+  /**
    * The status of the server's last ReadyForQuery when nothing was in flight, until the next
    * request is written (0 then): what the request being written starts from (see requestStart).
    */
@@ -177,6 +188,10 @@ export class Pins {
   /** A statement made pinned state, `name` when it has one. */
   made(reason: PinReason, name: string | undefined, newPins: PinReason[]): void {
     this.pin(reason, newPins);
+    if (this.madeUncertain) {
+      this.madeUncertain = false;
+      if (isChecked(reason)) this.checkLater(reason);
+    }
     this.addPinName(reason, name);
     if (reason === 'temp-table') this.noteTempWork();
   }
@@ -326,6 +341,9 @@ export class Pins {
       } else if (known && answered + 1 === this.pendingRequest) {
         const { commits, rollbacks } = server.reported;
         this.openTentativeWindow(pending, this.pendingRequest, commits + this.pendingCommits, rollbacks + this.pendingRollbacks);
+      } else {
+        // Their request starts in a failed block that something before them ends (its COMMIT reports ROLLBACK).
+        for (const reason of pending) if (isChecked(reason)) this.checkLater(reason);
       }
     }
     if (this.tempWorkRollbacks >= 0) {
@@ -371,6 +389,7 @@ export class Pins {
       const sameTransaction = !this.txEndStaged && (sent === this.tentativeRequest || this.startStatus === TxStatus.InTransaction);
       if (!sameTransaction) {
         this.tentativePins = undefined;
+        this.keepUncertain(window);
         return;
       }
       this.tentativeLast = sent;
@@ -381,6 +400,7 @@ export class Pins {
     if (pending !== undefined) {
       if (this.txEndStaged || sent !== this.pendingRequest) {
         this.pendingTentative = undefined;
+        this.keepUncertain(pending);
       } else if (!this.reasons.has(reason)) {
         pending.push(reason);
         this.pendingRefusable &&= refusable;
@@ -402,7 +422,20 @@ export class Pins {
       this.pendingCommits = this.commitsStaged;
       this.pendingRollbacks = this.rollbacksStaged;
       this.pendingRefusable = refusable;
+    } else {
+      // A failed block that something before it in the request ends (its COMMIT reports ROLLBACK).
+      this.madeUncertain = true;
     }
+  }
+
+  /**
+   * Pins whose transaction pgway can no longer follow (state made since in a transaction it cannot
+   * tell from theirs): kept, and the server asked about them (and the state being made) once
+   * nothing else pins the client, rather than kept while the client lasts.
+   */
+  private keepUncertain(reasons: readonly PinReason[]): void {
+    for (const reason of reasons) if (isChecked(reason)) this.checkLater(reason);
+    this.madeUncertain = true;
   }
 
   private openTentativeWindow(reasons: PinReason[], request: number, commits: number, rollbacks: number): void {
