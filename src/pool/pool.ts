@@ -283,8 +283,9 @@ export class Pool {
     }
     conn.detach();
     conn.clientId = 0;
-    // Its server already said it is ending (a FATAL read with the client's last answer).
-    if (conn.ending) {
+    // Its server already said it is ending (a FATAL read with the client's last answer), or its
+    // session may be broken (see queryInsideGroup).
+    if (conn.ending || conn.queryInsideGroup) {
       this.discard(conn);
       return;
     }

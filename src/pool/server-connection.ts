@@ -172,6 +172,12 @@ export class ServerConnection implements ResponseHandler {
    */
   ending = false;
   /**
+   * A Query was sent inside an extended-protocol group not synced yet. PostgreSQL 18 can leave the
+   * session broken after that (the next statement fails with XX000 "StartTransactionCommand:
+   * unexpected state STARTED"): the connection is closed when its client gives it back, not lent.
+   */
+  queryInsideGroup = false;
+  /**
    * Such an error read in the same chunk as the ReadyForQuery that ended the attached client's
    * request: whether it is the client's is known only once the client has kept or given back the
    * connection at the chunk's end (see passErrorBehindReady).
@@ -290,6 +296,7 @@ export class ServerConnection implements ResponseHandler {
   noteClientFrame(code: number): void {
     switch (code) {
       case Frontend.Query:
+        if (this.unsynced) this.queryInsideGroup = true;
         this.expected.push(Slot.Query);
         return;
       case Frontend.FunctionCall:
@@ -438,6 +445,14 @@ export class ServerConnection implements ResponseHandler {
   expectForwarded(kind: Slot, change?: SlotExtra): void {
     if (kind <= Slot.Close) this.unsynced = true;
     this.expect(kind, Action.Forward, change);
+  }
+
+  /**
+   * pgway waits for the answers to what it wrote of a group the client has not ended yet (neither
+   * Sync nor Flush): the server keeps them until asked, so pgway's own Flush asks.
+   */
+  flushAnswers(): void {
+    if (this.unsynced && this.expected.length > 0 && !this.expected.readyOwed && !this.clientInCopy) this.write(msg.FLUSH);
   }
 
   /** Runs `onIdle` once everything sent has been answered; `onError` if pgway's own statement failed. */

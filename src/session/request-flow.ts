@@ -380,6 +380,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     if (writer.waitForAnswers) {
       writer.waitForAnswers = false;
       reading.clientHeld = true;
+      server.flushAnswers();
     }
     if (writer.waitForDescription) {
       writer.waitForDescription = false;
@@ -428,13 +429,12 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
    */
   onAwaitingClient(): void {
     const server = this.server;
-    if (this.reading.clientHeld && !this.reading.describing && server?.inCopyIn) {
+    if (server?.inCopyIn && this.sendHeldOnceAnswered(server)) {
       // The frames held for the answers (RequestWriter.waitForAnswers) are the COPY's data: the
       // server waits for them before it answers anything.
-      this.reading.releaseClient(server);
-      this.onServerReadyToSend();
       return;
     }
+    if (server?.expected.length === 0 && this.sendHeldOnceAnswered(server)) return;
     if (this.reading.describing) {
       // The description is in (or the server skips to the Sync): the held frames go on.
       this.reading.releaseClient(this.server!);
@@ -444,6 +444,18 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     // A request ended by Flush is answered here, with no ReadyForQuery: a cancel for it is spent.
     if (!server?.inCopyIn && !this.held.complete) this.cancels.caughtUp++;
     if (this.leaving.terminating && !this.held.complete) this.leaving.leaveAwaited(server);
+  }
+
+  /**
+   * Frames held for the answers to what was written (RequestWriter.waitForAnswers; not for pgway's
+   * Describe) go on, while the server waits for the rest of the client's group. Returns whether
+   * frames were held.
+   */
+  private sendHeldOnceAnswered(server: ServerConnection): boolean {
+    if (!this.reading.clientHeld || this.reading.describing) return false;
+    this.reading.releaseClient(server);
+    this.onServerReadyToSend();
+    return true;
   }
 
   /** The client took the bytes queued towards it: its server's may flow again. */
@@ -473,7 +485,11 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
       leaving.leave();
       return;
     }
-    if (server.busy) return;
+    if (server.busy) {
+      // A Query inside a group the client has not synced yet: what its frames were held for is answered.
+      if (server.waitsForClient) this.sendHeldOnceAnswered(server);
+      return;
+    }
     this.writer.allAnswered();
     if (this.reading.clientHeld) this.reading.releaseClient(server);
     if (leaving.terminating && !this.held.complete) {

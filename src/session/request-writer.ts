@@ -179,14 +179,27 @@ export class RequestWriter implements OwnWrites {
           this.queries++;
           const effects = effectsOfText(buf, start + 5, end);
           if (this.pooled && effects.some(namesSqlStatement)) {
-            if (server.busy) {
+            if (server.expected.length > 0) {
               // What the connection holds of the names, and whether a transaction block is failed,
               // depend on what is still unanswered: the text waits for it.
               this.waitForAnswers = true;
               written = i;
               break;
             }
-            const refused = placement.placeSqlPrepared(server, session, effects);
+            if (server.busy) {
+              // Inside a group the client has not synced: pgway's Query would commit what it did so far.
+              const misplaced = placement.placeWithinGroup(server, session, effects, false, true);
+              if (misplaced !== undefined) {
+                this.beforeOwnWrite(server);
+                server.expectSynthesized(Slot.Query, Buffer.concat([misplaced, msg.READY_FAILED]));
+                server.abortRequest();
+                this.skipUntilSync = true;
+                session.requestWritten();
+                handled = true;
+                break;
+              }
+            }
+            const refused = server.busy ? undefined : placement.placeSqlPrepared(server, session, effects);
             if (refused !== undefined) {
               server.expectSynthesized(Slot.Query, Buffer.concat([cannotPlace(refused, 'failed-block'), msg.READY_FAILED]));
               session.requestWritten();
