@@ -161,6 +161,28 @@ describe('a Parse alone (Parse, Sync) of a name the client PREPAREd in SQL', () 
   });
 });
 
+describe('an unnamed Parse skipped after an error, and a Bind of it in the next group of the same write', () => {
+  it("does not run another client's unnamed statement", async () => {
+    const run = async (target: Target, before?: () => Promise<void>): Promise<string[]> => {
+      await before?.();
+      const a = await raw(target);
+      // The Describe fails (no such portal): the server skips the unnamed Parse behind it, and the
+      // Bind after the Sync finds whatever unnamed statement the connection had.
+      a.write(cat(D('P', 'rc_no_portal'), P('', 'SELECT 1 AS mine'), S, B(''), E(), S));
+      return answers(a, 2);
+    };
+    const direct = await run('direct');
+    expect(direct).toEqual(['E:34000', 'Z:I', 'E:26000', 'Z:I']);
+    const viaPgway = await run(single, async () => {
+      const b = await raw(single);
+      b.write(cat(P('', "SELECT 'other client secret' AS secret"), S));
+      expect(await answers(b)).toEqual(['1', 'Z:I']);
+    });
+    // pgway: [..., '2', 'D:other client secret', 'C:SELECT 1', 'Z:I'] -- the other client's statement ran.
+    expect(viaPgway).toEqual(direct);
+  });
+});
+
 async function twoGroupsReusingAName(target: Target): Promise<string[]> {
   const r = await raw(target);
   // Two groups in one write: the first Parse fails, the second parses the same name correctly.

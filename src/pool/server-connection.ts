@@ -452,7 +452,7 @@ export class ServerConnection implements ResponseHandler {
    * Sync nor Flush): the server keeps them until asked, so pgway's own Flush asks.
    */
   flushAnswers(): void {
-    if (this.unsynced && this.expected.length > 0 && !this.expected.readyOwed && !this.clientInCopy) this.write(msg.FLUSH);
+    if (this.unsynced && this.expected.length > 0 && !this.clientInCopy) this.write(msg.FLUSH);
   }
 
   /** Runs `onIdle` once everything sent has been answered; `onError` if pgway's own statement failed. */

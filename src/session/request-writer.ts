@@ -67,6 +67,16 @@ export class RequestWriter implements OwnWrites {
   private queries = 0;
   /** The session effects of the unnamed statement, and of the portals bound from statements with effects. */
   private unnamedStatementEffects = NO_EFFECTS;
+  /**
+   * Syncs written (see unnamedClaimedAt), and, when an unnamed Parse took the connection's unnamed
+   * statement from another client in a group the server may yet skip, how many had been then (-1:
+   * none pending). A Bind, Describe or Parse of it in a later group waits for that Parse's answer:
+   * written behind a skipped one, a Bind would run the other client's statement.
+   */
+  private syncs = 0;
+  private unnamedClaimedAt = -1;
+  /** The held frame being written waits for the answers to what was written before it (see waitForAnswers). */
+  private stopBefore = false;
   private unnamedPortalEffects = NO_EFFECTS;
   private portalEffects: Map<string, readonly SessionEffect[]> | undefined;
   /** A message of the current extended-protocol group (up to its Sync) has been written. */
@@ -222,6 +232,7 @@ export class RequestWriter implements OwnWrites {
           break;
         }
         case Frontend.Sync:
+          this.syncs++;
           session.requestWritten();
           this.inGroup = false;
           this.groupPlaced = false;
@@ -247,11 +258,12 @@ export class RequestWriter implements OwnWrites {
         case Frontend.Parse:
           handled = this.onParse(server, session, buf, start, end, i + 1 < held.count && held.codes[i + 1] === Frontend.Describe, placement.parseEffects?.[i]);
           this.inGroup = true;
+          if (this.stopBefore) written = i;
           break;
         case Frontend.Bind:
           handled = this.onBind(server, session, buf, start, end);
           this.inGroup = true;
-          if (this.waitForDescription) written = i;
+          if (this.waitForDescription || this.stopBefore) written = i;
           break;
         case Frontend.Execute:
           handled = (this.unnamedPortalEffects.length > 0 || this.portalEffects !== undefined) && this.onExecute(server, session, buf, start, end);
@@ -261,7 +273,7 @@ export class RequestWriter implements OwnWrites {
         case Frontend.Close:
           handled = pooled && this.onTarget(server, session, code, buf, start, end);
           this.inGroup = true;
-          if (this.waitForDescription) written = i;
+          if (this.waitForDescription || this.stopBefore) written = i;
           break;
       }
       if (written === i) break;
@@ -271,6 +283,7 @@ export class RequestWriter implements OwnWrites {
       if (written === i + 1) break;
     }
     held.flush(server);
+    this.stopBefore = false;
     // A group that goes on in a later write: placeForGroup did not see its later messages.
     this.groupPlaced = false;
     if (placement.parseEffects !== undefined && placement.parseEffects.length > 0) placement.parseEffects.length = 0;
@@ -391,6 +404,8 @@ export class RequestWriter implements OwnWrites {
     describeNext: boolean,
     known: readonly SessionEffect[] | undefined,
   ): boolean {
+    // Behind another group's unnamed Parse still unanswered, whose skip would change whose statement this replaces.
+    if (buf[start + 5] === 0 && this.inGroup && this.unnamedClaimPending(server)) return true;
     const effects = known ?? effectsOfParse(buf, start, end);
     if (!this.parsedSqlNames && effects.length > 0 && effects.some(namesSqlStatement)) this.parsedSqlNames = true;
     // A tracked named statement's SQL-level effects are placed where it is bound (onBind), which
@@ -406,14 +421,22 @@ export class RequestWriter implements OwnWrites {
     if (buf[start + 5] === 0) {
       this.unnamedStatementEffects = effects;
       if (!this.pooled) return false;
-      server.statements.unnamedAfterQueries = this.queries;
-      if (server.statements.unnamedOwner === this.id) return false;
-      const before = server.statements.unnamedOwner;
-      server.statements.unnamedOwner = this.id;
-      if (!this.inGroup) return false;
+      const statements = server.statements;
+      const before = statements.unnamedOwner;
+      const beforeQueries = statements.unnamedAfterQueries;
+      statements.unnamedOwner = this.id;
+      statements.unnamedAfterQueries = this.queries;
+      statements.unnamedClaims++;
+      if (!this.inGroup) {
+        // The first message of a group is never skipped: whatever was claimed before is settled.
+        this.unnamedClaimedAt = -1;
+        return false;
+      }
+      if (before === this.id && beforeQueries === this.queries) return false;
       // An error earlier in the group makes the server skip this Parse: the unnamed statement there
-      // is still the one before, and not this client's to Bind.
-      server.expectForwarded(Slot.Parse, new UnnamedOwnerChange(server, before, this.id));
+      // is still the one before, and not this client's to Bind (or its own, parsed before a Query since).
+      server.expectForwarded(Slot.Parse, new UnnamedOwnerChange(server, before, beforeQueries, statements.unnamedClaims));
+      if (before !== this.id) this.unnamedClaimedAt = this.syncs;
       this.held.emit(buf, start, end, server);
       return true;
     }
@@ -468,6 +491,7 @@ export class RequestWriter implements OwnWrites {
     let stmtAt = start + 6;
     if (buf[start + 5] !== 0) [portal, stmtAt] = readCString(buf, start + 5, end);
     if (buf[stmtAt] === 0) {
+      if (this.unnamedClaimPending(server)) return true;
       if (this.pooled && !this.unnamedHere(server)) return this.refuseUnnamed(server, Slot.Bind);
       const unplaced = this.pooled && !this.groupPlaced ? this.placement.unnamedUnplaced(server, session, this.unnamedStatementEffects) : undefined;
       if (unplaced !== undefined) {
@@ -566,7 +590,10 @@ export class RequestWriter implements OwnWrites {
         severity: 'ERROR', sqlstate: '08P01', message: `invalid ${code === Frontend.Close ? 'CLOSE' : 'DESCRIBE'} message subtype ${type}`,
       }));
     }
-    if (name === '' && code === Frontend.Describe && !this.unnamedHere(server)) return this.refuseUnnamed(server, Slot.Describe);
+    if (name === '' && code === Frontend.Describe) {
+      if (this.unnamedClaimPending(server)) return true;
+      if (!this.unnamedHere(server)) return this.refuseUnnamed(server, Slot.Describe);
+    }
     const stmt = name ? this.statementFor(session, name) : undefined;
     if (!stmt) return name !== '' && this.tracked && this.notOwnStatement(server, session, slot, name);
     this.beforeOwnWrite(server);
@@ -673,6 +700,22 @@ export class RequestWriter implements OwnWrites {
    * would run that client's statement. This client has none here, and hears so as PostgreSQL says
    * it (a client's unnamed statement stays on the connection it was parsed on; see README).
    */
+  /**
+   * Whether a Bind or Describe of the unnamed statement must wait (see unnamedClaimedAt): it is in
+   * a later group than the Parse that claimed the statement, which is not answered yet.
+   */
+  private unnamedClaimPending(server: ServerConnection): boolean {
+    if (this.unnamedClaimedAt < 0) return false;
+    if (this.unnamedClaimedAt === this.syncs) return false;
+    if (server.expected.length === 0) {
+      this.unnamedClaimedAt = -1;
+      return false;
+    }
+    this.waitForAnswers = true;
+    this.stopBefore = true;
+    return true;
+  }
+
   /** `server` holds the client's unnamed statement, parsed after its last Query. */
   private unnamedHere(server: ServerConnection): boolean {
     return server.statements.unnamedOwner === this.id && server.statements.unnamedAfterQueries === this.queries;

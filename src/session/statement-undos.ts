@@ -5,16 +5,24 @@
 import type { SlotUndo } from '../pool/expected-responses.js';
 import type { ServerConnection } from '../pool/server-connection.js';
 
-/** An unnamed Parse the server skipped leaves the connection's unnamed statement to whoever had it. */
+/**
+ * An unnamed Parse the server skipped leaves the connection's unnamed statement to whoever had it,
+ * as parsed after as many of their Queries as it was (see ServerStatements.unnamedAfterQueries),
+ * unless an unnamed Parse written since (`claim`: ServerStatements.unnamedClaims) replaced it.
+ */
 export class UnnamedOwnerChange implements SlotUndo {
   constructor(
     private readonly server: ServerConnection,
     private readonly before: number,
-    private readonly after: number,
+    private readonly beforeQueries: number,
+    private readonly claim: number,
   ) {}
 
   undo(): void {
-    if (this.server.statements.unnamedOwner === this.after) this.server.statements.unnamedOwner = this.before;
+    const statements = this.server.statements;
+    if (statements.unnamedClaims !== this.claim) return;
+    statements.unnamedOwner = this.before;
+    statements.unnamedAfterQueries = this.beforeQueries;
   }
 }
 
