@@ -121,6 +121,13 @@ export class ExpectedResponses {
     return false;
   }
 
+  /** Whether the slot carrying `extra` is still owed its answer. */
+  holds(extra: SlotUndo): boolean {
+    const mask = this.kinds.length - 1;
+    for (let i = 0; i < this.count; i++) if (this.extras[(this.head + i) & mask] === extra) return true;
+    return false;
+  }
+
   /** Whether a Parse (a client's or pgway's own) is still owed its answer: it may yet fail. */
   get parseOwed(): boolean {
     const mask = this.kinds.length - 1;

@@ -52,6 +52,7 @@ class Client implements ServerSink {
     this.onReady();
   }
   onRequestEnd(): void {}
+  onQuerySkipped(): void {}
   onAwaitingClient(): void {}
   onServerLost(err: Error): void {
     throw err;

@@ -36,6 +36,8 @@ export interface ServerSink {
   uncork(): void;
   /** Every request sent so far has been answered; `status` is the ReadyForQuery byte. */
   onServerReady(status: number): void;
+  /** A Query of the client's was skipped by the server (behind an error in a group not synced yet): it ran nothing. */
+  onQuerySkipped(): void;
   /** A client request (Query, Sync) ended with ReadyForQuery `status` while more are in flight. */
   onRequestEnd(status: number): void;
   /** Everything sent has been answered, but the server waits for the client's Sync (or COPY data). */
@@ -78,6 +80,8 @@ const SQL_PREPARED = '\u0000sql-prepared';
  */
 const ABORT = 'pgway_abort';
 const ABORT_PARSE = msg.parse(ABORT, 'pgway: the request failed');
+/** A Query that fails as it is parsed (see refuseQueryInGroup). */
+const ABORT_QUERY = msg.query('pgway: the request failed');
 
 /**
  * Codes whose bodies matter while forwarding (the descriptions for pgway's own Describe, see
@@ -297,7 +301,8 @@ export class ServerConnection implements ResponseHandler {
     switch (code) {
       case Frontend.Query:
         if (this.unsynced) this.queryInsideGroup = true;
-        this.expected.push(Slot.Query);
+        // Behind an error in a group not synced yet: the server skips it.
+        if (!this.expected.push(Slot.Query)) this.sink?.onQuerySkipped();
         return;
       case Frontend.FunctionCall:
         this.expected.push(Slot.FunctionCall);
@@ -352,6 +357,21 @@ export class ServerConnection implements ResponseHandler {
     this.write(ABORT_PARSE);
     this.unsynced = true;
     this.expect(Slot.Parse, Action.Swallow, ABORT);
+  }
+
+  /**
+   * pgway answers a client's Query inside a group the client has not synced with `error` (see
+   * RequestWriter): the server's implicit transaction fails there as it would have with the
+   * client's Query failing (pgway's own failing Query, its answers swallowed), and the rest of the
+   * group runs, as after a Query's error. The ReadyForQuery pgway answers with is the one the
+   * server gives after such an error: 'E' in a transaction block, 'I' otherwise.
+   */
+  refuseQueryInGroup(error: Buffer): void {
+    this.queryInsideGroup = true;
+    this.write(ABORT_QUERY);
+    this.expect(Slot.Query, Action.Swallow, ABORT);
+    const ready = this.txStatus === TxStatus.Idle ? msg.READY_IDLE : msg.READY_FAILED;
+    this.expectSynthesized(Slot.Query, Buffer.concat([error, ready]));
   }
 
   /**
@@ -905,6 +925,8 @@ export class ServerConnection implements ResponseHandler {
 
   /** The server skipped or refused a message: what writing it assumed is taken back. */
   private notDone(extra: SlotExtra, kind: number): void {
+    // Only a client's Query is ever inside a group behind an error (pgway writes its own between groups).
+    if (kind === Slot.Query) this.sink?.onQuerySkipped();
     if (extra === undefined || extra instanceof Uint8Array) return;
     if (typeof extra === 'string') {
       if (kind === Slot.Parse) this.statements.parseNotDone(extra);

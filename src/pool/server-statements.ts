@@ -36,8 +36,6 @@ export class ServerStatements {
    * Query of the owner's since, wherever it ran, dropped it as far as the owner is concerned.
    */
   unnamedAfterQueries = 0;
-  /** Unnamed Parses written here: a skipped one's undo does not outdo a later one (see UnnamedOwnerChange). */
-  unnamedClaims = 0;
 
   /** The shape of shared statement `name`'s copy here, now the most recently used; undefined if none. */
   use(name: string): string | undefined {

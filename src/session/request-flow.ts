@@ -36,6 +36,7 @@ import { RequestWriter } from './request-writer.js';
 import type { SessionContext } from './session-context.js';
 import type { SessionState } from './session-state.js';
 import { SettingsVerdict, type VerdictFlow } from './settings-verdict.js';
+import { namesSqlStatement } from './sql-placement.js';
 import { reportedParams, startupSettings } from './startup-params.js';
 
 export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, CancelledFlow, LeavingFlow, VerdictFlow {
@@ -160,6 +161,10 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     } catch (err) {
       this.host.fail(err);
     }
+  }
+
+  onQuerySkipped(): void {
+    this.writer.queryNotRun();
   }
 
   onRequestEnd(status: number): void {
@@ -326,7 +331,8 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     // Its effects (a SAVEPOINT's, a SET's) are the statement's, staged where it is bound, as on the server path.
     const [name, stmt] = this.statements.onParse(buf, start, end, this.pool.planEpoch, this.session.statementContext, effectsOfParse(buf, start, end))!;
     // A SQL-level statement of that name: the server path refuses the Parse (42P05), as PostgreSQL does.
-    if (this.session.sqlPrepared.get(name) !== undefined) return false;
+    // One whose text names SQL-level statements: the server path notes that its Binds need them laid on.
+    if (this.session.sqlPrepared.get(name) !== undefined || stmt.effects.some(namesSqlStatement)) return false;
     this.statements.define(name, stmt);
     if (!this.host.send(Buffer.concat([msg.PARSE_COMPLETE, msg.READY_IDLE]))) this.reading.pauseUntilClientDrained();
     held.clear();
@@ -535,7 +541,8 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
       if (this.held.count > 0) this.dispatch();
       return;
     }
-    const readBack = this.session.takeReadBackDue();
+    // A connection whose server is ending asks nothing: the setting is read back on the next one.
+    const readBack = server.ending ? undefined : this.session.takeReadBackDue();
     if (readBack !== undefined) {
       this.questions.readSettingBack(server, readBack[0], readBack[1]);
       return;

@@ -68,13 +68,14 @@ export class RequestWriter implements OwnWrites {
   /** The session effects of the unnamed statement, and of the portals bound from statements with effects. */
   private unnamedStatementEffects = NO_EFFECTS;
   /**
-   * Syncs written (see unnamedClaimedAt), and, when an unnamed Parse took the connection's unnamed
-   * statement from another client in a group the server may yet skip, how many had been then (-1:
-   * none pending). A Bind, Describe or Parse of it in a later group waits for that Parse's answer:
-   * written behind a skipped one, a Bind would run the other client's statement.
+   * Syncs written, and an unnamed Parse that took the connection's unnamed statement from another
+   * client in a group the server may yet skip, with the Syncs written before it. A Bind, Describe
+   * or Parse of the unnamed statement in a later group waits for that Parse's answer: written
+   * behind a skipped one, a Bind would run the other client's statement.
    */
   private syncs = 0;
-  private unnamedClaimedAt = -1;
+  private unnamedClaimSyncs = 0;
+  private unnamedClaim: UnnamedOwnerChange | undefined;
   /** The held frame being written waits for the answers to what was written before it (see waitForAnswers). */
   private stopBefore = false;
   private unnamedPortalEffects = NO_EFFECTS;
@@ -186,7 +187,6 @@ export class RequestWriter implements OwnWrites {
             written = i;
             break;
           }
-          this.queries++;
           const effects = effectsOfText(buf, start + 5, end);
           if (this.pooled && effects.some(namesSqlStatement)) {
             if (server.expected.length > 0) {
@@ -196,14 +196,15 @@ export class RequestWriter implements OwnWrites {
               written = i;
               break;
             }
+            this.queries++;
             if (server.busy) {
-              // Inside a group the client has not synced: pgway's Query would commit what it did so far.
+              // Inside a group the client has not synced: pgway's Query would commit what it did so
+              // far. Refused, as a failing Query there is answered: the server's implicit transaction
+              // fails with it (pgway's own failing Query), and the rest of the group runs.
               const misplaced = placement.placeWithinGroup(server, session, effects, false, true);
               if (misplaced !== undefined) {
                 this.beforeOwnWrite(server);
-                server.expectSynthesized(Slot.Query, Buffer.concat([misplaced, msg.READY_FAILED]));
-                server.abortRequest();
-                this.skipUntilSync = true;
+                server.refuseQueryInGroup(misplaced);
                 session.requestWritten();
                 handled = true;
                 break;
@@ -216,6 +217,9 @@ export class RequestWriter implements OwnWrites {
               handled = true;
               break;
             }
+          } else {
+            // Counted as written (a Query held back above counts when it goes): each drops the unnamed statement.
+            this.queries++;
           }
           this.stage(session, effects, true);
           const dropsAll = this.pooled && effects.length > 0 && effects.some(dropsAllStatements);
@@ -426,17 +430,15 @@ export class RequestWriter implements OwnWrites {
       const beforeQueries = statements.unnamedAfterQueries;
       statements.unnamedOwner = this.id;
       statements.unnamedAfterQueries = this.queries;
-      statements.unnamedClaims++;
-      if (!this.inGroup) {
-        // The first message of a group is never skipped: whatever was claimed before is settled.
-        this.unnamedClaimedAt = -1;
-        return false;
-      }
-      if (before === this.id && beforeQueries === this.queries) return false;
+      if (!this.inGroup || (before === this.id && beforeQueries === this.queries)) return false;
       // An error earlier in the group makes the server skip this Parse: the unnamed statement there
       // is still the one before, and not this client's to Bind (or its own, parsed before a Query since).
-      server.expectForwarded(Slot.Parse, new UnnamedOwnerChange(server, before, beforeQueries, statements.unnamedClaims));
-      if (before !== this.id) this.unnamedClaimedAt = this.syncs;
+      const change = new UnnamedOwnerChange(server, before, beforeQueries, this.id);
+      server.expectForwarded(Slot.Parse, change);
+      if (before !== this.id) {
+        this.unnamedClaim = change;
+        this.unnamedClaimSyncs = this.syncs;
+      }
       this.held.emit(buf, start, end, server);
       return true;
     }
@@ -705,15 +707,20 @@ export class RequestWriter implements OwnWrites {
    * a later group than the Parse that claimed the statement, which is not answered yet.
    */
   private unnamedClaimPending(server: ServerConnection): boolean {
-    if (this.unnamedClaimedAt < 0) return false;
-    if (this.unnamedClaimedAt === this.syncs) return false;
-    if (server.expected.length === 0) {
-      this.unnamedClaimedAt = -1;
+    const claim = this.unnamedClaim;
+    if (claim === undefined || this.unnamedClaimSyncs === this.syncs) return false;
+    if (!server.expected.holds(claim)) {
+      this.unnamedClaim = undefined;
       return false;
     }
     this.waitForAnswers = true;
     this.stopBefore = true;
     return true;
+  }
+
+  /** A Query counted in `queries` was skipped by the server: it dropped no unnamed statement. */
+  queryNotRun(): void {
+    this.queries--;
   }
 
   /** `server` holds the client's unnamed statement, parsed after its last Query. */

@@ -7,20 +7,21 @@ import type { ServerConnection } from '../pool/server-connection.js';
 
 /**
  * An unnamed Parse the server skipped leaves the connection's unnamed statement to whoever had it,
- * as parsed after as many of their Queries as it was (see ServerStatements.unnamedAfterQueries),
- * unless an unnamed Parse written since (`claim`: ServerStatements.unnamedClaims) replaced it.
+ * as parsed after as many of their Queries as it was (see ServerStatements.unnamedAfterQueries).
+ * Later unnamed Parses of the same group are skipped with it; none of a later group is written
+ * before it is answered (RequestWriter.unnamedClaimPending).
  */
 export class UnnamedOwnerChange implements SlotUndo {
   constructor(
     private readonly server: ServerConnection,
     private readonly before: number,
     private readonly beforeQueries: number,
-    private readonly claim: number,
+    private readonly after: number,
   ) {}
 
   undo(): void {
     const statements = this.server.statements;
-    if (statements.unnamedClaims !== this.claim) return;
+    if (statements.unnamedOwner !== this.after) return;
     statements.unnamedOwner = this.before;
     statements.unnamedAfterQueries = this.beforeQueries;
   }

@@ -1,0 +1,51 @@
+// Found by review round 15 in changes of the same day, and fixed; what went wrong:
+// Two unnamed Parses in one extended-protocol group, behind an error: the server skips both, so the
+// connection's unnamed statement is still the one another client parsed there. pgway registers an
+// undo only for the first (the second replaces the client's own claim: RequestWriter.onParse returns
+// early) and that undo yields to the later claim (UnnamedOwnerChange.undo: unnamedClaims moved on),
+// so pgway believes the connection holds this client's statement: the client's Bind of the unnamed
+// statement runs the other client's statement, where PostgreSQL answers 26000.
+// (Found by pool-modes-fuzz seed 844, tx0.)
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type TestGateway } from './harness/gateway.js';
+import { rawTargets, type Target, P, B, E, D, S, cat } from './helpers/wire-script.js';
+
+const { scenario } = rawTargets();
+const gws: TestGateway[] = [];
+
+beforeAll(async () => {
+  gws.push(await startGateway({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 4000 }' }));
+  gws.push(await startGateway({ pool: '{ mode: transaction, size: 1, max_prepared_statements: 0, query_wait_timeout_ms: 4000 }' }));
+});
+afterAll(async () => {
+  for (const g of gws) await g.stop();
+});
+
+const steps = (): [string, Buffer][] => [
+  // x leaves its unnamed statement on the (only) server connection.
+  ['x', cat(P('', "SELECT 'x''s secret' AS v"), B(''), E(''), S)],
+  // y: an error first (no such portal), then two unnamed Parses, both skipped by the server.
+  ['y', cat(D('P', 'rv_nosuch'), P('', 'SELECT 1'), P('', 'SELECT 2'), S)],
+  // y has no unnamed statement.
+  ['y', cat(B(''), E(''), S)],
+];
+
+const run = (t: Target): Promise<string[][]> => scenario(t, steps());
+
+describe('two unnamed Parses skipped behind an error in one group', () => {
+  it('direct: the Bind gets 26000', async () => {
+    expect(await run('direct')).toEqual([
+      ['1', '2', 'D:x\'s secret', 'C:SELECT 1', 'Z:I'],
+      ['E:34000', 'Z:I'],
+      ['E:26000', 'Z:I'],
+    ]);
+  });
+
+  it('through pgway (transaction mode, pool of 1): the same, never the other client\'s statement', async () => {
+    expect(await run(gws[0]!)).toEqual(await run('direct'));
+  });
+
+  it('through pgway (max_prepared_statements 0): the same', async () => {
+    expect(await run(gws[1]!)).toEqual(await run('direct'));
+  });
+});
