@@ -8,9 +8,9 @@
 // (Found by pool-modes-fuzz seed 844, tx0.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
-import { rawTargets, type Target, P, B, E, D, S, cat } from './helpers/wire-script.js';
+import { answers, rawTargets, type Target, P, B, E, D, S, cat } from './helpers/wire-script.js';
 
-const { scenario } = rawTargets();
+const { raw, scenario } = rawTargets();
 const gws: TestGateway[] = [];
 
 beforeAll(async () => {
@@ -47,5 +47,23 @@ describe('two unnamed Parses skipped behind an error in one group', () => {
 
   it('through pgway (max_prepared_statements 0): the same', async () => {
     expect(await run(gws[1]!)).toEqual(await run('direct'));
+  });
+});
+
+describe('an unnamed Parse skipped behind an error, and another first in the next group of the same write', () => {
+  it('the next group binds its own statement, as on a direct connection', async () => {
+    const run = async (t: Target): Promise<string[]> => {
+      const x = await raw(t);
+      x.write(cat(P('', "SELECT 'x''s secret' AS v"), B(''), E(''), S));
+      await answers(x, 1, 3000);
+      const y = await raw(t);
+      // The first group fails before its Parse; the second group's Parse is its own.
+      y.write(cat(D('P', 'rv_nosuch'), P('', 'SELECT 1 AS one'), S, P('', 'SELECT 2 AS two'), B(''), E(''), S));
+      return answers(y, 2, 3000).catch((e: Error) => [`timeout: ${e.message}`]);
+    };
+    const direct = await run('direct');
+    expect(direct).toEqual(['E:34000', 'Z:I', '1', '2', 'D:2', 'C:SELECT 1', 'Z:I']);
+    // pgway gave the connection's statement back to x when the first Parse was skipped, over the second: 26000.
+    expect(await run(gws[0]!)).toEqual(direct);
   });
 });

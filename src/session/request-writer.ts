@@ -261,13 +261,18 @@ export class RequestWriter implements OwnWrites {
         }
         case Frontend.Parse:
           handled = this.onParse(server, session, buf, start, end, i + 1 < held.count && held.codes[i + 1] === Frontend.Describe, placement.parseEffects?.[i]);
-          this.inGroup = true;
+          // Stopped before it (see unnamedClaimPending): nothing of it was written.
           if (this.stopBefore) written = i;
+          else this.inGroup = true;
           break;
         case Frontend.Bind:
           handled = this.onBind(server, session, buf, start, end);
+          if (this.stopBefore) {
+            written = i;
+            break;
+          }
           this.inGroup = true;
-          if (this.waitForDescription || this.stopBefore) written = i;
+          if (this.waitForDescription) written = i;
           break;
         case Frontend.Execute:
           handled = (this.unnamedPortalEffects.length > 0 || this.portalEffects !== undefined) && this.onExecute(server, session, buf, start, end);
@@ -276,8 +281,12 @@ export class RequestWriter implements OwnWrites {
         case Frontend.Describe:
         case Frontend.Close:
           handled = pooled && this.onTarget(server, session, code, buf, start, end);
+          if (this.stopBefore) {
+            written = i;
+            break;
+          }
           this.inGroup = true;
-          if (this.waitForDescription || this.stopBefore) written = i;
+          if (this.waitForDescription) written = i;
           break;
       }
       if (written === i) break;
@@ -408,8 +417,9 @@ export class RequestWriter implements OwnWrites {
     describeNext: boolean,
     known: readonly SessionEffect[] | undefined,
   ): boolean {
-    // Behind another group's unnamed Parse still unanswered, whose skip would change whose statement this replaces.
-    if (buf[start + 5] === 0 && this.inGroup && this.unnamedClaimPending(server)) return true;
+    // Behind another group's unnamed Parse still unanswered: its undo, if the server skips it, must
+    // not take back what this one does.
+    if (buf[start + 5] === 0 && this.unnamedClaimPending(server)) return true;
     const effects = known ?? effectsOfParse(buf, start, end);
     if (!this.parsedSqlNames && effects.length > 0 && effects.some(namesSqlStatement)) this.parsedSqlNames = true;
     // A tracked named statement's SQL-level effects are placed where it is bound (onBind), which
