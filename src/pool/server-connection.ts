@@ -300,9 +300,9 @@ export class ServerConnection implements ResponseHandler {
   noteClientFrame(code: number): void {
     switch (code) {
       case Frontend.Query:
-        if (this.unsynced) this.queryInsideGroup = true;
         // Behind an error in a group not synced yet: the server skips it.
         if (!this.expected.push(Slot.Query)) this.sink?.onQuerySkipped();
+        else if (this.unsynced) this.queryInsideGroup = true;
         return;
       case Frontend.FunctionCall:
         this.expected.push(Slot.FunctionCall);
@@ -367,9 +367,8 @@ export class ServerConnection implements ResponseHandler {
    * server gives after such an error: 'E' in a transaction block, 'I' otherwise.
    */
   refuseQueryInGroup(error: Buffer): void {
-    this.queryInsideGroup = true;
     this.write(ABORT_QUERY);
-    this.expect(Slot.Query, Action.Swallow, ABORT);
+    if (this.expect(Slot.Query, Action.Swallow, ABORT)) this.queryInsideGroup = true;
     const ready = this.txStatus === TxStatus.Idle ? msg.READY_IDLE : msg.READY_FAILED;
     this.expectSynthesized(Slot.Query, Buffer.concat([error, ready]));
   }
@@ -925,8 +924,9 @@ export class ServerConnection implements ResponseHandler {
 
   /** The server skipped or refused a message: what writing it assumed is taken back. */
   private notDone(extra: SlotExtra, kind: number): void {
-    // Only a client's Query is ever inside a group behind an error (pgway writes its own between groups).
-    if (kind === Slot.Query) this.sink?.onQuerySkipped();
+    // A client's Query, forwarded or answered by pgway (only those are ever inside a group behind an
+    // error: pgway writes its own between groups, and refuseQueryInGroup's failing Query is not the client's).
+    if (kind === Slot.Query && (extra === undefined || extra instanceof Uint8Array)) this.sink?.onQuerySkipped();
     if (extra === undefined || extra instanceof Uint8Array) return;
     if (typeof extra === 'string') {
       if (kind === Slot.Parse) this.statements.parseNotDone(extra);

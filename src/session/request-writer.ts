@@ -197,10 +197,11 @@ export class RequestWriter implements OwnWrites {
               break;
             }
             this.queries++;
-            if (server.busy) {
+            if (server.busy && !server.skippingToSync) {
               // Inside a group the client has not synced: pgway's Query would commit what it did so
               // far. Refused, as a failing Query there is answered: the server's implicit transaction
-              // fails with it (pgway's own failing Query), and the rest of the group runs.
+              // fails with it (pgway's own failing Query), and the rest of the group runs. (Behind an
+              // error the server skips it, and it goes as it is.)
               const misplaced = placement.placeWithinGroup(server, session, effects, false, true);
               if (misplaced !== undefined) {
                 this.beforeOwnWrite(server);
@@ -594,6 +595,12 @@ export class RequestWriter implements OwnWrites {
     if (type === 0x50 /* P */) {
       if (code === Frontend.Close) this.setPortalEffects(session, name, NO_EFFECTS);
       return false;
+    }
+    if (name === '' && code === Frontend.Close && !this.unnamedHere(server)) {
+      // Another client's unnamed statement, or none: the client has none to close (CloseComplete, as PostgreSQL answers).
+      this.beforeOwnWrite(server);
+      server.expectSynthesized(Slot.Close, msg.CLOSE_COMPLETE);
+      return true;
     }
     const slot = code === Frontend.Close ? Slot.Close : Slot.Describe;
     if (type !== 0x53 /* S */) {
