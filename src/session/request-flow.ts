@@ -49,8 +49,8 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
   private readonly held: HeldFrames;
   private readonly statements = new PreparedStatements();
   private readonly writer: RequestWriter;
-  /** pgway's own questions between transactions (askStillHeld, readSettingBack). */
-  private readonly questions: OwnQuestions;
+  /** pgway's own questions between transactions (askStillHeld, readSettingBack); made on first use. */
+  private ownQuestions: OwnQuestions | undefined;
   /** perfNow() when the current transaction took its server connection (0: none yet) / the current request was sent. */
   private leasedAt = 0;
   private requestAt = 0;
@@ -68,8 +68,8 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
   private readonly cancels: RequestCancels;
   /** How the client leaves: after the answers to what it sent before its end (see endAfterAnswers). */
   private readonly leaving: ClientLeaving;
-  /** The server's verdict on the settings laid on for the client, which its request or login reply waits for. */
-  private readonly verdict: SettingsVerdict;
+  /** The server's verdict on the settings laid on for the client, which its request or login reply waits for; made on first use. */
+  private settingsVerdict: SettingsVerdict | undefined;
 
   constructor(
     private readonly host: FlowHost,
@@ -82,11 +82,18 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
   ) {
     this.held = new HeldFrames(heldChunkBytes);
     this.writer = new RequestWriter(this.held, this.statements, mode !== 'session' && pool.settings.maxPreparedStatements > 0);
-    this.questions = new OwnQuestions(this, host, ctx, session);
     this.reading = new ClientReading(this, host);
     this.leaving = new ClientLeaving(this, host, this.held);
     this.cancels = new RequestCancels(this, host, ctx, this.held, this.reading, this.leaving);
-    this.verdict = new SettingsVerdict(this, host, this.reading, this.leaving);
+  }
+
+  // Most clients never need these two: 10,000 idle clients would otherwise carry them.
+  private get questions(): OwnQuestions {
+    return (this.ownQuestions ??= new OwnQuestions(this, this.host, this.ctx, this.session));
+  }
+
+  private get verdict(): SettingsVerdict {
+    return (this.settingsVerdict ??= new SettingsVerdict(this, this.host, this.reading, this.leaving));
   }
 
   get attachedServer(): ServerConnection | undefined {
