@@ -715,13 +715,8 @@ export class RequestWriter implements OwnWrites {
   }
 
   /**
-   * The unnamed statement on this connection, if any, is another client's: its Bind or Describe
-   * would run that client's statement. This client has none here, and hears so as PostgreSQL says
-   * it (a client's unnamed statement stays on the connection it was parsed on; see README).
-   */
-  /**
-   * Whether a Bind or Describe of the unnamed statement must wait (see unnamedClaimedAt): it is in
-   * a later group than the Parse that claimed the statement, which is not answered yet.
+   * Whether a Bind, Describe or Parse of the unnamed statement must wait (see unnamedClaim): it is
+   * in a later group than the Parse that claimed the statement, which is not answered yet.
    */
   private unnamedClaimPending(server: ServerConnection): boolean {
     const claim = this.unnamedClaim;
@@ -745,6 +740,12 @@ export class RequestWriter implements OwnWrites {
     return server.statements.unnamedOwner === this.id && server.statements.unnamedAfterQueries === this.queries;
   }
 
+  /**
+   * The unnamed statement on this connection, if any, is another client's (or was dropped since):
+   * its Bind or Describe would run that client's statement. This client has none here, and hears
+   * so as PostgreSQL says it (a client's unnamed statement stays on the connection it was parsed
+   * on; see README).
+   */
   private refuseUnnamed(server: ServerConnection, kind: Slot): true {
     this.beforeOwnWrite(server);
     return this.refuse(server, kind, NO_UNNAMED_STATEMENT);
