@@ -6,34 +6,13 @@
 // OwnQuestions.readSettingBack), the client is still attached when the held FATAL is passed on
 // (ServerConnection.passErrorBehindReady runs after onServerReady): the client gets FATAL 57P01 and
 // is disconnected, though it is between transactions and holds no state there.
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
-import { adminQuery, lab, pgUrl } from './harness/lab.js';
+import { adminQuery } from './harness/lab.js';
 import { rawTrustLogin, readCycle, queryMessage, type RawClient } from './helpers/raw-client.js';
 import { waitFor } from './helpers/pg-helpers.js';
+import { terminateOnceIdleBlocking } from './helpers/terminate.js';
 
-/** As in fatal-after-ready.test.ts: terminates `pid` once idle while this process is blocked, so pgway reads the answer and the FATAL at once. */
-function terminateOnceIdleBlocking(pid: number): void {
-  const l = lab();
-  const psql = existsSync(path.join(l.binDir, 'psql')) ? path.join(l.binDir, 'psql') : 'psql';
-  const sql = `DO $$ BEGIN
-    FOR i IN 1..500 LOOP
-      PERFORM pg_stat_clear_snapshot();
-      EXIT WHEN (SELECT state FROM pg_stat_activity WHERE pid = ${pid}) LIKE 'idle%';
-      PERFORM pg_sleep(0.01);
-    END LOOP;
-    PERFORM pg_terminate_backend(${pid});
-    FOR i IN 1..500 LOOP
-      PERFORM pg_stat_clear_snapshot();
-      EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = ${pid});
-      PERFORM pg_sleep(0.01);
-    END LOOP;
-  END $$`;
-  execFileSync(psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', pgUrl(l.primary, l.superuser, l.superuserPassword, 'postgres'), '-c', sql], { timeout: 15000 });
-}
 
 let gw: TestGateway;
 beforeAll(async () => {
