@@ -176,11 +176,16 @@ export class ServerConnection implements ResponseHandler {
    */
   ending = false;
   /**
-   * A Query was sent inside an extended-protocol group not synced yet. PostgreSQL 18 can leave the
-   * session broken after that (the next statement fails with XX000 "StartTransactionCommand:
-   * unexpected state STARTED"): the connection is closed when its client gives it back, not lent.
+   * Queries (and FunctionCalls) that ran inside an extended-protocol group not synced yet, counted
+   * when written and taken back when the server skips them. PostgreSQL 18 can leave the session
+   * broken after one (the next statement fails with XX000 "StartTransactionCommand: unexpected
+   * state STARTED"): the connection is closed when its client gives it back, not lent.
    */
-  queryInsideGroup = false;
+  private groupQueries = 0;
+
+  get queryInsideGroup(): boolean {
+    return this.groupQueries > 0;
+  }
   /**
    * Such an error read in the same chunk as the ReadyForQuery that ended the attached client's
    * request: whether it is the client's is known only once the client has kept or given back the
@@ -302,10 +307,11 @@ export class ServerConnection implements ResponseHandler {
       case Frontend.Query:
         // Behind an error in a group not synced yet: the server skips it.
         if (!this.expected.push(Slot.Query)) this.sink?.onQuerySkipped();
-        else if (this.unsynced) this.queryInsideGroup = true;
+        else if (this.unsynced) this.groupQueries++;
         return;
       case Frontend.FunctionCall:
-        this.expected.push(Slot.FunctionCall);
+        // Inside a group not synced yet, as a Query there (see queryInsideGroup).
+        if (this.expected.push(Slot.FunctionCall) && this.unsynced) this.groupQueries++;
         return;
       case Frontend.Sync:
         // The server ignores a Sync during a COPY from the client.
@@ -368,7 +374,9 @@ export class ServerConnection implements ResponseHandler {
    */
   refuseQueryInGroup(error: Buffer): void {
     this.write(ABORT_QUERY);
-    if (this.expect(Slot.Query, Action.Swallow, ABORT)) this.queryInsideGroup = true;
+    // Counted first: a slot refused (the server skips it) is taken back at once (notDone).
+    this.groupQueries++;
+    this.expect(Slot.Query, Action.Swallow, ABORT);
     const ready = this.txStatus === TxStatus.Idle ? msg.READY_IDLE : msg.READY_FAILED;
     this.expectSynthesized(Slot.Query, Buffer.concat([error, ready]));
   }
@@ -927,6 +935,8 @@ export class ServerConnection implements ResponseHandler {
     // A client's Query, forwarded or answered by pgway (only those are ever inside a group behind an
     // error: pgway writes its own between groups, and refuseQueryInGroup's failing Query is not the client's).
     if (kind === Slot.Query && (extra === undefined || extra instanceof Uint8Array)) this.sink?.onQuerySkipped();
+    // Only one inside a group is ever skipped: one written there, counted (see groupQueries), ran nothing.
+    if ((kind === Slot.Query || kind === Slot.FunctionCall) && (extra === undefined || extra === ABORT)) this.groupQueries--;
     if (extra === undefined || extra instanceof Uint8Array) return;
     if (typeof extra === 'string') {
       if (kind === Slot.Parse) this.statements.parseNotDone(extra);

@@ -171,7 +171,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
   }
 
   onQuerySkipped(): void {
-    this.writer.queryNotRun();
+    this.writer.queryNotRun(this.server);
   }
 
   onRequestEnd(status: number): void {

@@ -226,14 +226,16 @@ export class RequestWriter implements OwnWrites {
           const dropsAll = this.pooled && effects.length > 0 && effects.some(dropsAllStatements);
           if (dropsAll) this.takeBackIfFails(session, this.dropAllStatements(server));
           session.requestWritten();
-          if (dropsAll && i + 1 < held.count) {
+          // Behind an error the server skips it (and the request's Sync is what it waits for): nothing to wait for.
+          const runs = !server.skippingToSync;
+          if (dropsAll && runs && i + 1 < held.count) {
             // What the client and the connection hold after it depends on whether it ran: what
             // follows waits for its answer.
             this.waitForAnswers = true;
             written = i + 1;
           }
           if (this.tracked && effects.some(changesSearchPath)) this.pathChanged = true;
-          if (this.pathChanged && this.stopForPath(i)) written = i + 1;
+          if (this.pathChanged && runs && this.stopForPath(i)) written = i + 1;
           break;
         }
         case Frontend.Sync:
@@ -257,7 +259,7 @@ export class RequestWriter implements OwnWrites {
           this.stage(session, effects);
           session.requestWritten();
           if (this.tracked && effects.some(changesSearchPath)) this.pathChanged = true;
-          if (this.pathChanged && this.stopForPath(i)) written = i + 1;
+          if (this.pathChanged && !server.skippingToSync && this.stopForPath(i)) written = i + 1;
           break;
         }
         case Frontend.Parse:
@@ -596,11 +598,14 @@ export class RequestWriter implements OwnWrites {
       if (code === Frontend.Close) this.setPortalEffects(session, name, NO_EFFECTS);
       return false;
     }
-    if (name === '' && code === Frontend.Close && !this.unnamedHere(server)) {
-      // Another client's unnamed statement, or none: the client has none to close (CloseComplete, as PostgreSQL answers).
-      this.beforeOwnWrite(server);
-      server.expectSynthesized(Slot.Close, msg.CLOSE_COMPLETE);
-      return true;
+    if (name === '' && code === Frontend.Close) {
+      if (this.unnamedClaimPending(server)) return true;
+      if (!this.unnamedHere(server)) {
+        // Another client's unnamed statement, or none: the client has none to close (CloseComplete, as PostgreSQL answers).
+        this.beforeOwnWrite(server);
+        server.expectSynthesized(Slot.Close, msg.CLOSE_COMPLETE);
+        return true;
+      }
     }
     const slot = code === Frontend.Close ? Slot.Close : Slot.Describe;
     if (type !== 0x53 /* S */) {
@@ -730,8 +735,13 @@ export class RequestWriter implements OwnWrites {
     return true;
   }
 
-  /** A Query counted in `queries` was skipped by the server: it dropped no unnamed statement. */
-  queryNotRun(): void {
+  /**
+   * A Query counted in `queries` was skipped by the server (on `server`): it dropped no unnamed
+   * statement. An unnamed Parse written after it counted it too: its record moves back with the count.
+   */
+  queryNotRun(server: ServerConnection | undefined): void {
+    const statements = server?.statements;
+    if (statements !== undefined && statements.unnamedOwner === this.id && statements.unnamedAfterQueries === this.queries) statements.unnamedAfterQueries--;
     this.queries--;
   }
 
