@@ -506,7 +506,7 @@ export class RequestWriter implements OwnWrites {
     let stmtAt = start + 6;
     if (buf[start + 5] !== 0) [portal, stmtAt] = readCString(buf, start + 5, end);
     if (buf[stmtAt] === 0) {
-      if (this.unnamedClaimPending(server)) return true;
+      if (this.unnamedClaimPending(server, true)) return true;
       if (this.pooled && !this.unnamedHere(server)) return this.refuseUnnamed(server, Slot.Bind);
       const unplaced = this.pooled && !this.groupPlaced ? this.placement.unnamedUnplaced(server, session, this.unnamedStatementEffects) : undefined;
       if (unplaced !== undefined) {
@@ -615,7 +615,7 @@ export class RequestWriter implements OwnWrites {
       }));
     }
     if (name === '' && code === Frontend.Describe) {
-      if (this.unnamedClaimPending(server)) return true;
+      if (this.unnamedClaimPending(server, true)) return true;
       if (!this.unnamedHere(server)) return this.refuseUnnamed(server, Slot.Describe);
     }
     const stmt = name ? this.statementFor(session, name) : undefined;
@@ -720,16 +720,24 @@ export class RequestWriter implements OwnWrites {
   }
 
   /**
-   * Whether a Bind, Describe or Parse of the unnamed statement must wait (see unnamedClaim): it is
-   * in a later group than the Parse that claimed the statement, which is not answered yet.
+   * Whether a Bind, Describe, Close or Parse of the unnamed statement must wait (see unnamedClaim): it
+   * is in a later group than the Parse that claimed the statement, which is not answered yet. A Bind
+   * or Describe (`use`) also waits while a Query counted since the client's statement was parsed
+   * here is still owed: whether the server ran it (and dropped the statement) or skipped it is not
+   * known yet (see queryNotRun).
    */
-  private unnamedClaimPending(server: ServerConnection): boolean {
+  private unnamedClaimPending(server: ServerConnection, use = false): boolean {
     const claim = this.unnamedClaim;
-    if (claim === undefined || this.unnamedClaimSyncs === this.syncs) return false;
-    if (!server.expected.holds(claim)) {
-      this.unnamedClaim = undefined;
-      return false;
+    let wait = false;
+    if (claim !== undefined && this.unnamedClaimSyncs !== this.syncs) {
+      wait = server.expected.holds(claim);
+      if (!wait) this.unnamedClaim = undefined;
     }
+    if (!wait && use && this.pooled && server.expected.length > 0) {
+      const statements = server.statements;
+      wait = statements.unnamedOwner === this.id && statements.unnamedAfterQueries !== this.queries;
+    }
+    if (!wait) return false;
     this.waitForAnswers = true;
     this.stopBefore = true;
     return true;

@@ -1,0 +1,64 @@
+// Found by review round 18, and fixed; what went wrong:
+// Review s: a Bind (or Describe) of the unnamed statement in a group pipelined behind a group whose
+// Query the server skips (an error earlier in that group). pgway decides at write time that the
+// Query dropped the client's unnamed statement (RequestWriter.queries counted it) and answers the
+// Bind 26000 itself; PostgreSQL skipped the Query, so the statement is still there and runs.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type TestGateway } from './harness/gateway.js';
+import { rawTargets, answers, type Target, P, B, E, S, Q, D, cat } from './helpers/wire-script.js';
+
+const { raw } = rawTargets();
+const gws: TestGateway[] = [];
+beforeAll(async () => {
+  gws.push(await startGateway({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 4000 }' }));
+  gws.push(await startGateway({ pool: '{ mode: transaction, size: 1, max_prepared_statements: 0, query_wait_timeout_ms: 4000 }' }));
+});
+afterAll(async () => { for (const g of gws) await g.stop(); });
+
+const read = (c: Awaited<ReturnType<typeof raw>>, n: number) => answers(c, n, 3000).catch((e: Error) => [`timeout: ${e.message}`]);
+
+async function bindAfter(t: Target): Promise<string[][]> {
+  const c = await raw(t);
+  c.write(cat(P('', 'SELECT 6'), S));
+  const a = await read(c, 1);
+  // Fails at its Bind (1/0 folded at planning): the Query behind it is skipped.
+  c.write(cat(P('', 'SELECT 1/0'), B(''), E(''), Q('SELECT 7'), S, P('', 'SELECT 6'), S));
+  const b = await read(c, 2);
+  // Unnamed Parse of its own, then a group with a named failure and a skipped Query, then Bind.
+  c.write(cat(P('zz_b1', 'SELECT 1/0'), B('zz_b1'), E(''), Q('SELECT 7'), S, B(''), E(''), S));
+  const d = await read(c, 2);
+  return [a, b, d];
+}
+
+async function describeAfter(t: Target): Promise<string[][]> {
+  const c = await raw(t);
+  c.write(cat(P('', 'SELECT 6 AS six'), S));
+  const a = await read(c, 1);
+  c.write(cat(P('', 'SELECT 1/0'), B(''), E(''), Q('SELECT 7'), S, P('', 'SELECT 6 AS six'), S));
+  const b = await read(c, 2);
+  c.write(cat(B('', ['x']), E(''), Q('SELECT 7'), S, D('S', ''), B(''), E(''), S));
+  const d = await read(c, 2);
+  return [a, b, d];
+}
+
+describe('Bind of the unnamed statement behind a group whose Query the server skips', () => {
+  it('direct: the statement survives the skipped Query and runs', async () => {
+    expect(await bindAfter('direct')).toEqual([
+      ['1', 'Z:I'],
+      ['1', 'E:22012', 'Z:I', '1', 'Z:I'],
+      ['1', 'E:22012', 'Z:I', '2', 'D:6', 'C:SELECT 1', 'Z:I'],
+    ]);
+  });
+  it('through pgway (transaction): the same', async () => {
+    expect(await bindAfter(gws[0]!)).toEqual(await bindAfter('direct'));
+  });
+  it('through pgway (transaction, max_prepared_statements 0): the same', async () => {
+    expect(await bindAfter(gws[1]!)).toEqual(await bindAfter('direct'));
+  });
+  it('Describe too (a Bind with a wrong parameter count fails the group): the same as direct', async () => {
+    const direct = await describeAfter('direct');
+    expect(direct[2]!.slice(-4)).toEqual(['2', 'D:6', 'C:SELECT 1', 'Z:I']);
+    expect(await describeAfter(gws[0]!)).toEqual(direct);
+    expect(await describeAfter(gws[1]!)).toEqual(direct);
+  });
+});
