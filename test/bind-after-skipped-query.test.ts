@@ -5,7 +5,7 @@
 // Bind 26000 itself; PostgreSQL skipped the Query, so the statement is still there and runs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
-import { rawTargets, answers, type Target, P, B, E, S, Q, D, cat } from './helpers/wire-script.js';
+import { rawTargets, answers, upTo, type Target, P, B, E, S, Q, C, D, H, cat } from './helpers/wire-script.js';
 
 const { raw } = rawTargets();
 const gws: TestGateway[] = [];
@@ -60,5 +60,31 @@ describe('Bind of the unnamed statement behind a group whose Query the server sk
     expect(direct[2]!.slice(-4)).toEqual(['2', 'D:6', 'C:SELECT 1', 'Z:I']);
     expect(await describeAfter(gws[0]!)).toEqual(direct);
     expect(await describeAfter(gws[1]!)).toEqual(direct);
+  });
+});
+
+// The first version of the fix waited whenever anything was owed: behind only an answer pgway gives itself
+// (a Close of the client's named statement) in a group left open by a Flush, nothing ever came, and the
+// client hung.
+describe('a Bind of the unnamed statement dropped by a Query, behind only a Close pgway answers', () => {
+  it('gets 26000 at once, as on a direct connection', async () => {
+    const run = async (t: Target): Promise<string[][]> => {
+      const c = await raw(t);
+      const out: string[][] = [];
+      c.write(cat(P('', 'SELECT 1'), S));
+      out.push(await answers(c, 1, 3000));
+      c.write(Q('SELECT 2'));
+      out.push(await answers(c, 1, 3000));
+      c.write(cat(P('rvs_named', 'SELECT 5'), S));
+      out.push(await answers(c, 1, 3000));
+      c.write(cat(P('rvs_w', 'SELECT 8'), H));
+      out.push(await upTo(c, '1', 3000));
+      c.write(cat(C('S', 'rvs_named'), B(''), E(''), S));
+      out.push(await answers(c, 1, 3000).catch((e: Error) => [`timeout: ${e.message}`]));
+      return out;
+    };
+    const direct = await run('direct');
+    expect(direct.at(-1)).toEqual(['3', 'E:26000', 'Z:I']);
+    expect(await run(gws[0]!)).toEqual(direct);
   });
 });

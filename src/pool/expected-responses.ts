@@ -121,6 +121,16 @@ export class ExpectedResponses {
     return false;
   }
 
+  /** Whether a client's Query (one the server answers, not pgway) is still owed its answer. */
+  get queryOwed(): boolean {
+    const mask = this.kinds.length - 1;
+    for (let i = 0; i < this.count; i++) {
+      const at = (this.head + i) & mask;
+      if (this.kinds[at] === Slot.Query && this.actions[at] === Action.Forward) return true;
+    }
+    return false;
+  }
+
   /** Whether the slot carrying `extra` is still owed its answer. */
   holds(extra: SlotUndo): boolean {
     const mask = this.kinds.length - 1;

@@ -735,7 +735,8 @@ export class RequestWriter implements OwnWrites {
     }
     if (!wait && use && this.pooled && server.expected.length > 0) {
       const statements = server.statements;
-      wait = statements.unnamedOwner === this.id && statements.unnamedAfterQueries !== this.queries;
+      // Only a Query the server answers can be one it skips (and waiting for pgway's own answers would never end).
+      wait = statements.unnamedOwner === this.id && statements.unnamedAfterQueries !== this.queries && server.expected.queryOwed;
     }
     if (!wait) return false;
     this.waitForAnswers = true;
