@@ -3,17 +3,12 @@
 // Query the server skips (an error earlier in that group). pgway decides at write time that the
 // Query dropped the client's unnamed statement (RequestWriter.queries counted it) and answers the
 // Bind 26000 itself; PostgreSQL skipped the Query, so the statement is still there and runs.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type TestGateway } from './harness/gateway.js';
+import { describe, expect, it } from 'vitest';
 import { rawTargets, answers, upTo, type Target, P, B, E, S, Q, C, D, H, cat } from './helpers/wire-script.js';
+import { oneConnectionGateways } from './helpers/one-connection.js';
 
 const { raw } = rawTargets();
-const gws: TestGateway[] = [];
-beforeAll(async () => {
-  gws.push(await startGateway({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 4000 }' }));
-  gws.push(await startGateway({ pool: '{ mode: transaction, size: 1, max_prepared_statements: 0, query_wait_timeout_ms: 4000 }' }));
-});
-afterAll(async () => { for (const g of gws) await g.stop(); });
+const gws = oneConnectionGateways();
 
 const read = (c: Awaited<ReturnType<typeof raw>>, n: number) => answers(c, n, 3000).catch((e: Error) => [`timeout: ${e.message}`]);
 

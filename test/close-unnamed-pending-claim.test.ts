@@ -4,20 +4,12 @@
 // Parse is skipped behind an error in its group, so the server's unnamed statement is still another
 // client's, and the forwarded Close drops it: that client's Bind on the same connection gets 26000.
 // (A Describe or Bind there waits for the claim: unnamedClaimPending; a Close does not.)
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type TestGateway } from './harness/gateway.js';
+import { describe, expect, it } from 'vitest';
 import { rawTargets, type Target, P, B, E, C, S, cat } from './helpers/wire-script.js';
+import { oneConnectionGateways } from './helpers/one-connection.js';
 
 const { scenario } = rawTargets();
-const gws: TestGateway[] = [];
-
-beforeAll(async () => {
-  gws.push(await startGateway({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 4000 }' }));
-  gws.push(await startGateway({ pool: '{ mode: transaction, size: 1, max_prepared_statements: 0, query_wait_timeout_ms: 4000 }' }));
-});
-afterAll(async () => {
-  for (const g of gws) await g.stop();
-});
+const gws = oneConnectionGateways();
 
 const run = (t: Target): Promise<string[][]> => scenario(t, [
   ['x', cat(P('', 'SELECT 7'), S)],

@@ -4,20 +4,12 @@
 // whose later Bind (on that same connection, where README says it lives) then gets 26000. PostgreSQL
 // closes only the client's own (none: a no-op). pgway answers a Close of a named statement the client
 // does not hold itself (CloseComplete), leaving other clients' statements alone; not the unnamed one.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type TestGateway } from './harness/gateway.js';
+import { describe, expect, it } from 'vitest';
 import { rawTargets, type Target, P, B, E, C, S, cat } from './helpers/wire-script.js';
+import { oneConnectionGateways } from './helpers/one-connection.js';
 
 const { scenario } = rawTargets();
-const gws: TestGateway[] = [];
-
-beforeAll(async () => {
-  gws.push(await startGateway({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 4000 }' }));
-  gws.push(await startGateway({ pool: '{ mode: transaction, size: 1, max_prepared_statements: 0, query_wait_timeout_ms: 4000 }' }));
-});
-afterAll(async () => {
-  for (const g of gws) await g.stop();
-});
+const gws = oneConnectionGateways();
 
 const run = (t: Target): Promise<string[][]> => scenario(t, [
   ['x', cat(P('', 'SELECT 7'), S)],

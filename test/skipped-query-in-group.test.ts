@@ -5,20 +5,12 @@
 // failing Query and a synthesized answer, both skipped too, and each skipped slot is reported as a
 // skipped client Query (ServerSink.onQuerySkipped): the client's count of Queries goes down twice for
 // one it went up, so the unnamed statement it parsed before no longer counts as its own: 26000.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type TestGateway } from './harness/gateway.js';
+import { describe, expect, it } from 'vitest';
 import { answers, rawTargets, type Target, P, B, E, S, H, Q, cat } from './helpers/wire-script.js';
+import { oneConnectionGateways } from './helpers/one-connection.js';
 
 const { raw } = rawTargets();
-const gws: TestGateway[] = [];
-
-beforeAll(async () => {
-  gws.push(await startGateway({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 4000 }' }));
-  gws.push(await startGateway({ pool: '{ mode: transaction, size: 1, max_prepared_statements: 0, query_wait_timeout_ms: 4000 }' }));
-});
-afterAll(async () => {
-  for (const g of gws) await g.stop();
-});
+const gws = oneConnectionGateways();
 
 const bounded = (p: Promise<string[]>): Promise<string[]> => p.catch((e: Error) => [`timeout: ${e.message}`]);
 

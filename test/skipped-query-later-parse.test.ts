@@ -3,20 +3,12 @@
 // error arrives (queryNotRun), but an unnamed Parse of a later group, written before that error came
 // back, recorded the count before the take-back (unnamedAfterQueries): the client's own unnamed
 // statement is then refused 26000 in its next request, where PostgreSQL runs it.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type TestGateway } from './harness/gateway.js';
+import { describe, expect, it } from 'vitest';
 import { rawTargets, answers, type Target, P, B, E, Q, S, cat } from './helpers/wire-script.js';
+import { oneConnectionGateways } from './helpers/one-connection.js';
 
 const { raw } = rawTargets();
-const gws: TestGateway[] = [];
-
-beforeAll(async () => {
-  gws.push(await startGateway({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 4000 }' }));
-  gws.push(await startGateway({ pool: '{ mode: transaction, size: 1, max_prepared_statements: 0, query_wait_timeout_ms: 4000 }' }));
-});
-afterAll(async () => {
-  for (const g of gws) await g.stop();
-});
+const gws = oneConnectionGateways();
 
 const run = async (t: Target): Promise<string[][]> => {
   const c = await raw(t);

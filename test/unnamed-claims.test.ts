@@ -6,20 +6,12 @@
 // so pgway believes the connection holds this client's statement: the client's Bind of the unnamed
 // statement runs the other client's statement, where PostgreSQL answers 26000.
 // (Found by pool-modes-fuzz seed 844, tx0.)
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type TestGateway } from './harness/gateway.js';
+import { describe, expect, it } from 'vitest';
 import { answers, rawTargets, type Target, P, B, E, D, S, cat } from './helpers/wire-script.js';
+import { oneConnectionGateways } from './helpers/one-connection.js';
 
 const { raw, scenario } = rawTargets();
-const gws: TestGateway[] = [];
-
-beforeAll(async () => {
-  gws.push(await startGateway({ pool: '{ mode: transaction, size: 1, query_wait_timeout_ms: 4000 }' }));
-  gws.push(await startGateway({ pool: '{ mode: transaction, size: 1, max_prepared_statements: 0, query_wait_timeout_ms: 4000 }' }));
-});
-afterAll(async () => {
-  for (const g of gws) await g.stop();
-});
+const gws = oneConnectionGateways();
 
 const steps = (): [string, Buffer][] => [
   // x leaves its unnamed statement on the (only) server connection.
