@@ -343,7 +343,7 @@ export class Pins {
         this.openTentativeWindow(pending, this.pendingRequest, commits + this.pendingCommits, rollbacks + this.pendingRollbacks);
       } else {
         // Their request starts in a failed block that something before them ends (its COMMIT reports ROLLBACK).
-        for (const reason of pending) if (isChecked(reason)) this.checkLater(reason);
+        this.confirmLater(pending);
       }
     }
     if (this.tempWorkRollbacks >= 0) {
@@ -434,8 +434,13 @@ export class Pins {
    * nothing else pins the client, rather than kept while the client lasts.
    */
   private keepUncertain(reasons: readonly PinReason[]): void {
-    for (const reason of reasons) if (isChecked(reason)) this.checkLater(reason);
+    this.confirmLater(reasons);
     this.madeUncertain = true;
+  }
+
+  /** The server is asked about each of these pins it can be asked about (see checks). */
+  private confirmLater(reasons: readonly PinReason[]): void {
+    for (const reason of reasons) if (isChecked(reason)) this.checkLater(reason);
   }
 
   private openTentativeWindow(reasons: PinReason[], request: number, commits: number, rollbacks: number): void {
