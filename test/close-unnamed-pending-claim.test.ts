@@ -3,7 +3,7 @@
 // which is still unanswered (a pending claim), is forwarded as if the client held the statement. The
 // Parse is skipped behind an error in its group, so the server's unnamed statement is still another
 // client's, and the forwarded Close drops it: that client's Bind on the same connection gets 26000.
-// (A Describe or Bind there waits for the claim: unnamedClaimPending; a Close does not.)
+// (A Describe or Bind there waits for the claim: UnnamedStatement.mustWait; a Close does not.)
 import { describe, expect, it } from 'vitest';
 import { rawTargets, type Target, P, B, E, C, S, cat } from './helpers/wire-script.js';
 import { oneConnectionGateways } from './helpers/one-connection.js';

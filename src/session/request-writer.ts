@@ -22,10 +22,11 @@ import type { HeldFrames } from './held-frames.js';
 import { bindStatement, closeStatement, renameBind, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
 import { alreadyExists, NO_DATA, NO_UNNAMED_STATEMENT, noSuchStatement, STALE_PLAN } from './statement-answers.js';
 import { Next, StatementCopies } from './statement-copies.js';
-import { DropAllTakeBack, UnnamedOwnerChange } from './statement-undos.js';
+import { DropAllTakeBack } from './statement-undos.js';
 import type { SessionState } from './session-state.js';
 import { namesSqlStatement } from './sql-placement.js';
 import { sqlDefinition } from './sql-statements.js';
+import { UnnamedStatement } from './unnamed-statement.js';
 
 /** What write() returns when nothing pinned the client, nearly always: no array per request. */
 const NO_PINS: readonly PinReason[] = Object.freeze([]);
@@ -42,11 +43,7 @@ const MAX_PORTALS_WITH_EFFECTS = 64;
 /** Staged for a client past that: the pin of state pgway cannot follow. */
 const UNFOLLOWED: readonly SessionEffect[] = Object.freeze([UNKNOWN_VALUE]);
 
-let nextWriterId = 1;
-
 export class RequestWriter implements OwnWrites {
-  /** Names this client's unnamed statement on a server connection (a number: nothing of a departed client is kept alive). */
-  private readonly id = nextWriterId++;
   /** More than one piece is being written: they go out in one writev. */
   private corked = false;
   private epoch = 0;
@@ -60,22 +57,10 @@ export class RequestWriter implements OwnWrites {
   private statementMode = false;
   /** Statement mode: a request has been written (or begun) whose answers are not all in (see allAnswered). */
   private unanswered = false;
-  /**
-   * Query messages the client sent: each drops its unnamed statement, as in PostgreSQL, also where
-   * the statement lives on another connection than the one the Query ran on (see unnamedHere).
-   */
-  private queries = 0;
+  /** The client's unnamed statement: which connection holds it (pooled modes). */
+  private readonly unnamed = new UnnamedStatement();
   /** The session effects of the unnamed statement, and of the portals bound from statements with effects. */
   private unnamedStatementEffects = NO_EFFECTS;
-  /**
-   * Syncs written, and an unnamed Parse that took the connection's unnamed statement from another
-   * client in a group the server may yet skip, with the Syncs written before it. A Bind, Describe
-   * or Parse of the unnamed statement in a later group waits for that Parse's answer: written
-   * behind a skipped one, a Bind would run the other client's statement.
-   */
-  private syncs = 0;
-  private unnamedClaimSyncs = 0;
-  private unnamedClaim: UnnamedOwnerChange | undefined;
   /** The held frame being written waits for the answers to what was written before it (see waitForAnswers). */
   private stopBefore = false;
   private unnamedPortalEffects = NO_EFFECTS;
@@ -196,7 +181,7 @@ export class RequestWriter implements OwnWrites {
               written = i;
               break;
             }
-            this.queries++;
+            this.unnamed.queryWritten();
             if (server.busy && !server.skippingToSync) {
               // Inside a group the client has not synced: pgway's Query would commit what it did so
               // far. Refused, as a failing Query there is answered: the server's implicit transaction
@@ -220,7 +205,7 @@ export class RequestWriter implements OwnWrites {
             }
           } else {
             // Counted as written (a Query held back above counts when it goes): each drops the unnamed statement.
-            this.queries++;
+            this.unnamed.queryWritten();
           }
           this.stage(session, effects, true);
           const dropsAll = this.pooled && effects.length > 0 && effects.some(dropsAllStatements);
@@ -239,7 +224,7 @@ export class RequestWriter implements OwnWrites {
           break;
         }
         case Frontend.Sync:
-          this.syncs++;
+          this.unnamed.synced();
           session.requestWritten();
           this.inGroup = false;
           this.groupPlaced = false;
@@ -264,7 +249,7 @@ export class RequestWriter implements OwnWrites {
         }
         case Frontend.Parse:
           handled = this.onParse(server, session, buf, start, end, i + 1 < held.count && held.codes[i + 1] === Frontend.Describe, placement.parseEffects?.[i]);
-          // Stopped before it (see unnamedClaimPending): nothing of it was written.
+          // Stopped before it (see unnamedWaits): nothing of it was written.
           if (this.stopBefore) written = i;
           else this.inGroup = true;
           break;
@@ -422,7 +407,7 @@ export class RequestWriter implements OwnWrites {
   ): boolean {
     // Behind another group's unnamed Parse still unanswered: its undo, if the server skips it, must
     // not take back what this one does.
-    if (buf[start + 5] === 0 && this.unnamedClaimPending(server)) return true;
+    if (buf[start + 5] === 0 && this.unnamedWaits(server, false)) return true;
     const effects = known ?? effectsOfParse(buf, start, end);
     if (!this.parsedSqlNames && effects.length > 0 && effects.some(namesSqlStatement)) this.parsedSqlNames = true;
     // A tracked named statement's SQL-level effects are placed where it is bound (onBind), which
@@ -438,20 +423,11 @@ export class RequestWriter implements OwnWrites {
     if (buf[start + 5] === 0) {
       this.unnamedStatementEffects = effects;
       if (!this.pooled) return false;
-      const statements = server.statements;
-      const before = statements.unnamedOwner;
-      const beforeQueries = statements.unnamedAfterQueries;
-      statements.unnamedOwner = this.id;
-      statements.unnamedAfterQueries = this.queries;
-      if (!this.inGroup || (before === this.id && beforeQueries === this.queries)) return false;
       // An error earlier in the group makes the server skip this Parse: the unnamed statement there
       // is still the one before, and not this client's to Bind (or its own, parsed before a Query since).
-      const change = new UnnamedOwnerChange(server, before, beforeQueries, this.id);
+      const change = this.unnamed.parsed(server, this.inGroup);
+      if (change === undefined) return false;
       server.expectForwarded(Slot.Parse, change);
-      if (before !== this.id) {
-        this.unnamedClaim = change;
-        this.unnamedClaimSyncs = this.syncs;
-      }
       this.held.emit(buf, start, end, server);
       return true;
     }
@@ -506,8 +482,8 @@ export class RequestWriter implements OwnWrites {
     let stmtAt = start + 6;
     if (buf[start + 5] !== 0) [portal, stmtAt] = readCString(buf, start + 5, end);
     if (buf[stmtAt] === 0) {
-      if (this.unnamedClaimPending(server, true)) return true;
-      if (this.pooled && !this.unnamedHere(server)) return this.refuseUnnamed(server, Slot.Bind);
+      if (this.unnamedWaits(server, true)) return true;
+      if (this.pooled && !this.unnamed.here(server)) return this.refuseUnnamed(server, Slot.Bind);
       const unplaced = this.pooled && !this.groupPlaced ? this.placement.unnamedUnplaced(server, session, this.unnamedStatementEffects) : undefined;
       if (unplaced !== undefined) {
         this.beforeOwnWrite(server);
@@ -599,8 +575,8 @@ export class RequestWriter implements OwnWrites {
       return false;
     }
     if (name === '' && code === Frontend.Close) {
-      if (this.unnamedClaimPending(server)) return true;
-      if (!this.unnamedHere(server)) {
+      if (this.unnamedWaits(server, false)) return true;
+      if (!this.unnamed.here(server)) {
         // Another client's unnamed statement, or none: the client has none to close (CloseComplete, as PostgreSQL answers).
         this.beforeOwnWrite(server);
         server.expectSynthesized(Slot.Close, msg.CLOSE_COMPLETE);
@@ -615,8 +591,8 @@ export class RequestWriter implements OwnWrites {
       }));
     }
     if (name === '' && code === Frontend.Describe) {
-      if (this.unnamedClaimPending(server, true)) return true;
-      if (!this.unnamedHere(server)) return this.refuseUnnamed(server, Slot.Describe);
+      if (this.unnamedWaits(server, true)) return true;
+      if (!this.unnamed.here(server)) return this.refuseUnnamed(server, Slot.Describe);
     }
     const stmt = name ? this.statementFor(session, name) : undefined;
     if (!stmt) return name !== '' && this.tracked && this.notOwnStatement(server, session, slot, name);
@@ -720,43 +696,19 @@ export class RequestWriter implements OwnWrites {
   }
 
   /**
-   * Whether a Bind, Describe, Close or Parse of the unnamed statement must wait (see unnamedClaim): it
-   * is in a later group than the Parse that claimed the statement, which is not answered yet. A Bind
-   * or Describe (`use`) also waits while a Query counted since the client's statement was parsed
-   * here is still owed: whether the server ran it (and dropped the statement) or skipped it is not
-   * known yet (see queryNotRun).
+   * Whether a Parse, Bind, Describe or Close of the unnamed statement (a Bind or Describe: `use`)
+   * waits for answers owed first (see UnnamedStatement.mustWait): the write stops before it.
    */
-  private unnamedClaimPending(server: ServerConnection, use = false): boolean {
-    const claim = this.unnamedClaim;
-    let wait = false;
-    if (claim !== undefined && this.unnamedClaimSyncs !== this.syncs) {
-      wait = server.expected.holds(claim);
-      if (!wait) this.unnamedClaim = undefined;
-    }
-    if (!wait && use && this.pooled && server.expected.length > 0) {
-      const statements = server.statements;
-      // Only a Query the server answers can be one it skips (and waiting for pgway's own answers would never end).
-      wait = statements.unnamedOwner === this.id && statements.unnamedAfterQueries !== this.queries && server.expected.queryOwed;
-    }
-    if (!wait) return false;
+  private unnamedWaits(server: ServerConnection, use: boolean): boolean {
+    if (!this.unnamed.mustWait(server, use && this.pooled)) return false;
     this.waitForAnswers = true;
     this.stopBefore = true;
     return true;
   }
 
-  /**
-   * A Query counted in `queries` was skipped by the server (on `server`): it dropped no unnamed
-   * statement. An unnamed Parse written after it counted it too: its record moves back with the count.
-   */
+  /** A Query the client sent was skipped by the server (on `server`): it dropped no unnamed statement. */
   queryNotRun(server: ServerConnection | undefined): void {
-    const statements = server?.statements;
-    if (statements !== undefined && statements.unnamedOwner === this.id && statements.unnamedAfterQueries === this.queries) statements.unnamedAfterQueries--;
-    this.queries--;
-  }
-
-  /** `server` holds the client's unnamed statement, parsed after its last Query. */
-  private unnamedHere(server: ServerConnection): boolean {
-    return server.statements.unnamedOwner === this.id && server.statements.unnamedAfterQueries === this.queries;
+    this.unnamed.queryNotRun(server);
   }
 
   /**
