@@ -15,7 +15,7 @@ import * as msg from '../wire/messages.js';
 import { endsFailedBlock } from './sql-placement.js';
 
 /** Pins whose state the server can be asked about (see Pins.takeCheckDue). */
-export type CheckedPin = 'advisory-lock' | 'temp-table' | 'listen' | 'hold-cursor';
+export type CheckedPin = 'advisory-lock' | 'temp-table' | 'listen' | 'hold-cursor' | 'session-authorization';
 
 /** The questions: each answers a row (at most one) while the session holds that state. */
 export const STILL_HELD_QUESTIONS: Readonly<Record<CheckedPin, Buffer>> = {
@@ -28,6 +28,11 @@ export const STILL_HELD_QUESTIONS: Readonly<Record<CheckedPin, Buffer>> = {
   listen: msg.query('SELECT FROM pg_catalog.pg_listening_channels() LIMIT 1'),
   // Asked outside a transaction, where the only cursors left are WITH HOLD ones.
   'hold-cursor': msg.query('SELECT FROM pg_catalog.pg_cursors WHERE is_holdable LIMIT 1'),
+  // pg_stat_activity keeps the user the connection logged in as; SET SESSION AUTHORIZATION changes session_user.
+  'session-authorization': msg.query(
+    'SELECT FROM pg_catalog.pg_stat_activity WHERE pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid() AND usesysid OPERATOR(pg_catalog.<>) ' +
+      '(SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) session_user)',
+  ),
 };
 
 /** Whether the server can be asked about `reason` (see STILL_HELD_QUESTIONS). */
@@ -453,14 +458,18 @@ export class Pins {
   /**
    * The transaction that made the tentative pins ended (ReadyForQuery 'I'). Rolled back (a ROLLBACK
    * reported, or an error ended its implicit transaction) with no COMMIT reported since they were
-   * made, its state is gone and so are the pins; otherwise they stay. Fewer COMMITs than the
-   * control staged before them: an error came first, and the statements after it never ran.
+   * made, its state is gone and so are the pins; with no ROLLBACK, they stay. Fewer COMMITs than the
+   * control staged before them: an error came first, and the statements after it never ran. Both
+   * reported: the ROLLBACK may have been a ROLLBACK TO SAVEPOINT that took the state back inside a
+   * transaction that then committed, or not; the server is asked (see checks).
    */
   private settleTentativePins(server: ServerConnection, erred: boolean): void {
     const { reported } = server;
     const rolledBack = reported.rollbacks > this.tentativeRollbacks || erred;
     if (rolledBack && reported.commits <= this.tentativeCommits) {
       for (const reason of this.tentativePins!) this.unpin(reason);
+    } else if (rolledBack) {
+      this.confirmLater(this.tentativePins!);
     }
     this.tentativePins = undefined;
   }
