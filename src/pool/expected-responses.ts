@@ -56,9 +56,14 @@ terminal(Slot.Sync, [Backend.ReadyForQuery]);
 terminal(Slot.Query, [Backend.ReadyForQuery]);
 terminal(Slot.FunctionCall, [Backend.ReadyForQuery]);
 
-/** What beginCopyIn found the client had sent already, as bits. */
+/**
+ * What beginCopyIn found the client had sent already, as bits: its CopyDone or CopyFail, a Sync
+ * after that; and, from bit GROUP_QUERIES_SHIFT up, its Queries and FunctionCalls sent after the
+ * COPY's end and before any other message of the group (see beginCopyIn).
+ */
 export const COPY_ENDED = 1;
 export const SYNC_AFTER = 2;
+export const GROUP_QUERIES_SHIFT = 2;
 
 /** Extended-protocol messages: skipped by the server after an error, up to the next Sync (COPY messages too). */
 const isExtended = (slot: number): boolean => slot <= Slot.Close || slot === Slot.CopyEnd;
@@ -216,12 +221,16 @@ export class ExpectedResponses {
   /**
    * The server began a COPY from the client for the head slot: the Syncs the client sent before it
    * ended the COPY are ignored by the server, so their slots go, and so does the COPY's end.
-   * Returns what the client sent already: COPY_ENDED (its CopyDone or CopyFail), and SYNC_AFTER
-   * (a Sync after that end), as bits.
+   * Returns what the client sent already: COPY_ENDED (its CopyDone or CopyFail), SYNC_AFTER (a
+   * Sync after that end), and the Queries and FunctionCalls after that end that came before any
+   * extended-protocol message there: written after an ignored Sync, they were taken to be outside
+   * any group (ServerConnection.groupQueries), but for a COPY an Execute began, they are inside it.
    */
   beginCopyIn(): number {
     if (this.count <= 1) return 0;
     let syncAfter = false;
+    let queries = 0;
+    let extendedAfter = false;
     const kept: [number, number, SlotExtra][] = [];
     const mask = this.kinds.length - 1;
     let ended = false;
@@ -232,6 +241,10 @@ export class ExpectedResponses {
       else if (ended || kind !== Slot.Sync) {
         kept.push([kind, this.actions[at]!, this.extras[at]]);
         if (ended && kind === Slot.Sync) syncAfter = true;
+        else if (ended && !syncAfter && !extendedAfter) {
+          if (kind <= Slot.Close) extendedAfter = true;
+          else if ((kind === Slot.Query || kind === Slot.FunctionCall) && this.actions[at] === Action.Forward) queries++;
+        }
       }
       else if (this.actions[at] !== Action.Forward) this.special--;
       this.extras[at] = undefined;
@@ -244,7 +257,7 @@ export class ExpectedResponses {
       this.extras[at] = e;
       this.count++;
     }
-    return (ended ? COPY_ENDED : 0) | (syncAfter ? SYNC_AFTER : 0);
+    return (ended ? COPY_ENDED : 0) | (syncAfter ? SYNC_AFTER : 0) | (queries << GROUP_QUERIES_SHIFT);
   }
 
   clear(): void {

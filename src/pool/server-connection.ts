@@ -15,7 +15,7 @@ import * as msg from '../wire/messages.js';
 import { ResponseStream, type ResponseHandler } from '../wire/response-stream.js';
 import { SocketWriter } from '../wire/socket-writer.js';
 import type { ServerCredentials } from './server-auth.js';
-import { Action, COPY_ENDED, ExpectedResponses, EXTENDED_SLOTS, Slot, SYNC_AFTER, type DescriptionWatcher, type SlotExtra, type SlotUndo } from './expected-responses.js';
+import { Action, COPY_ENDED, ExpectedResponses, EXTENDED_SLOTS, GROUP_QUERIES_SHIFT, Slot, SYNC_AFTER, type DescriptionWatcher, type SlotExtra, type SlotUndo } from './expected-responses.js';
 import { nowMs } from '../clock.js';
 import { ReportedCounts } from './reported-counts.js';
 import { ServerLogin } from './server-login.js';
@@ -433,6 +433,14 @@ export class ServerConnection implements ResponseHandler {
     return this.expect(Slot.Describe, Action.Swallow, watcher);
   }
 
+  /**
+   * An extended-protocol group is open here: messages went out with no Sync after them that the
+   * server heeds (one sent during a COPY an Execute began is ignored).
+   */
+  get groupOpen(): boolean {
+    return this.unsynced;
+  }
+
   /** The server discards every message until the client's Sync (an earlier one failed). */
   get skippingToSync(): boolean {
     return this.expected.awaitingSync;
@@ -802,6 +810,7 @@ export class ServerConnection implements ResponseHandler {
         const extended = this.expected.headKind === Slot.Execute;
         const sent = this.expected.beginCopyIn();
         if (extended && (sent & SYNC_AFTER) === 0) this.unsynced = true;
+        if (extended) this.groupQueries += sent >> GROUP_QUERIES_SHIFT;
         // The client's CopyDone (or CopyFail) already went out: the COPY is over as far as its
         // messages go, and a Sync it sends now is answered.
         if ((sent & COPY_ENDED) !== 0) return;

@@ -134,6 +134,8 @@ export class RequestWriter implements OwnWrites {
       this.resuming = false;
       this.guessed = false;
     }
+    // The client's Sync during a COPY an Execute began was ignored: its group goes on.
+    if (!this.inGroup && server.groupOpen) this.inGroup = true;
     // A portal lasts until its transaction ends: with none open and nothing in flight, the client has none.
     if (this.portalEffects !== undefined && !this.inGroup && !server.busy && server.txStatus === TxStatus.Idle) this.portalEffects = undefined;
     let written = held.count;

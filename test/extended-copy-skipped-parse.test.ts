@@ -1,0 +1,72 @@
+// Found by review round 19 (A), and fixed: an extended-protocol COPY FROM STDIN (Parse, Bind, Execute, Sync, then the
+// data, as postgres.js and libpq's pipeline send it). The server ignores that first Sync (it comes
+// during the COPY); the COPY fails (CopyFail, or bad data), and the server skips everything up to the
+// client's NEXT Sync. An unnamed Parse the client sends between the end of its COPY and that Sync is
+// skipped. pgway took the first Sync to end the group (RequestWriter.write: inGroup = false), so it
+// registers no undo for that Parse (onParse: `!this.inGroup`) and takes the connection's unnamed
+// statement to be this client's, where the server still holds ANOTHER client's: the client's Bind of
+// the unnamed statement runs the other client's statement. PostgreSQL answers 26000.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminQuery } from './harness/lab.js';
+import { answers, upTo, rawTargets, type Target, P, B, E, S, copyData, copyFail, COPY_DONE, cat } from './helpers/wire-script.js';
+import { oneConnectionGateways } from './helpers/one-connection.js';
+
+const { raw } = rawTargets();
+const gws = oneConnectionGateways();
+
+beforeAll(async () => {
+  await adminQuery('DROP TABLE IF EXISTS rv_a_copy');
+  await adminQuery('CREATE TABLE rv_a_copy (a int)');
+  await adminQuery('GRANT ALL ON rv_a_copy TO app');
+});
+afterAll(async () => {
+  await adminQuery('DROP TABLE IF EXISTS rv_a_copy');
+});
+
+const read = (c: Awaited<ReturnType<typeof raw>>, n = 1) => answers(c, n, 3000).catch((e: Error) => [`timeout: ${e.message}`]);
+
+let runs = 0;
+
+async function run(t: Target, end: Buffer): Promise<string[][]> {
+  // A name of its own each run: with max_prepared_statements 0 a departed client's named statement stays on the connection.
+  const name = `rv_copy${runs++}`;
+  const out: string[][] = [];
+  const x = await raw(t);
+  // x leaves its unnamed statement on the (only) server connection.
+  x.write(cat(P('', "SELECT 'x''s secret' AS v"), B(''), E(''), S));
+  out.push(await read(x));
+  const y = await raw(t);
+  // y: a COPY begun by an Execute of a NAMED statement (x's unnamed statement stays), then its Sync.
+  y.write(cat(P(name, 'COPY rv_a_copy (a) FROM STDIN'), B(name), E(''), S));
+  out.push(await upTo(y, 'G', 3000).catch((e: Error) => [`timeout: ${e.message}`]));
+  // The COPY fails; an unnamed Parse, then the Sync the server waits for.
+  y.write(cat(end, P('', "SELECT 'y' AS v"), S));
+  out.push(await read(y));
+  // y has no unnamed statement (its Parse was skipped).
+  y.write(cat(B(''), E(''), S));
+  out.push(await read(y));
+  return out;
+}
+
+const FAIL = copyFail('no');
+const BAD_DATA = cat(copyData('not a number\n'), COPY_DONE);
+
+describe('an unnamed Parse skipped behind a failed extended-protocol COPY', () => {
+  it('direct: the later Bind gets 26000', async () => {
+    expect(await run('direct', FAIL)).toEqual([
+      ['1', '2', "D:x's secret", 'C:SELECT 1', 'Z:I'],
+      ['1', '2', 'G'],
+      ['E:57014', 'Z:I'],
+      ['E:26000', 'Z:I'],
+    ]);
+  });
+
+  for (const [what, end] of [['CopyFail', FAIL], ['bad data', BAD_DATA]] as const) {
+    it(`through pgway (${what}): the same, never the other client's statement`, async () => {
+      expect(await run(gws[0]!, end)).toEqual(await run('direct', end));
+    });
+    it(`through pgway (${what}, max_prepared_statements 0): the same`, async () => {
+      expect(await run(gws[1]!, end)).toEqual(await run('direct', end));
+    });
+  }
+});
