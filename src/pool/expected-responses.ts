@@ -77,7 +77,8 @@ export interface SlotUndo {
   readonly frame?: Buffer;
   /** A Parse slot's server-side statement: forgotten when the Parse does not happen. */
   readonly statement?: string;
-  undo(): void;
+  /** `failed`: the message itself failed (the error is its answer); otherwise the server skipped it. */
+  undo(failed?: boolean): void;
 }
 
 /**
@@ -197,7 +198,7 @@ export class ExpectedResponses {
    * Sync get no slot (push). Calls `onDropped` with each dropped slot's extra, last first, so that
    * changes are taken back in the reverse of the order they were made.
    */
-  failHead(onDropped: (extra: SlotExtra, kind: number) => void): void {
+  failHead(onDropped: (extra: SlotExtra, kind: number, failed: boolean) => void): void {
     // A Query or Sync still ends with its ReadyForQuery; an error owed to nothing (a FATAL) drops nothing.
     if (this.count === 0 || !isExtended(this.headKind)) return;
     const dropped: [SlotExtra, number][] = [];
@@ -206,7 +207,8 @@ export class ExpectedResponses {
       this.dropHead();
     } while (this.count > 0 && this.headKind !== Slot.Sync);
     if (this.count === 0) this.skipping = true;
-    for (let i = dropped.length - 1; i >= 0; i--) onDropped(dropped[i]![0], dropped[i]![1]);
+    // Last first, so that each undo finds what the message after it left; the head is the one that failed.
+    for (let i = dropped.length - 1; i >= 0; i--) onDropped(dropped[i]![0], dropped[i]![1], i === 0);
   }
 
   /** Removes the head slot, a COPY end included. */

@@ -349,7 +349,7 @@ export class ServerConnection implements ResponseHandler {
    */
   private expect(kind: Slot, action: Action, extra: SlotExtra): boolean {
     if (this.expected.push(kind, action, extra)) return true;
-    this.notDone(extra, kind);
+    this.notDone(extra, kind, false);
     return false;
   }
 
@@ -932,7 +932,7 @@ export class ServerConnection implements ResponseHandler {
         }
       }
     }
-    this.expected.failHead((extra, kind) => this.notDone(extra, kind));
+    this.expected.failHead((extra, kind, failed) => this.notDone(extra, kind, failed));
     // The server now skips everything up to the client's Sync, even if a Sync it ignored during a
     // COPY let pgway think the request was synced: the connection is not free before that Sync.
     if (this.expected.awaitingSync) this.unsynced = true;
@@ -940,7 +940,7 @@ export class ServerConnection implements ResponseHandler {
   }
 
   /** The server skipped or refused a message: what writing it assumed is taken back. */
-  private notDone(extra: SlotExtra, kind: number): void {
+  private notDone(extra: SlotExtra, kind: number, failed: boolean): void {
     // A client's Query, forwarded or answered by pgway (only those are ever inside a group behind an
     // error: pgway writes its own between groups, and refuseQueryInGroup's failing Query is not the client's).
     if (kind === Slot.Query && (extra === undefined || extra instanceof Uint8Array)) this.sink?.onQuerySkipped();
@@ -953,7 +953,7 @@ export class ServerConnection implements ResponseHandler {
       return;
     }
     if (kind === Slot.Parse && extra.statement !== undefined) this.statements.parseNotDone(extra.statement);
-    extra.undo();
+    extra.undo(failed);
   }
 
   private onIdle(): void {

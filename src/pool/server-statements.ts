@@ -5,6 +5,8 @@
  * statement it has. Where pgway can no longer tell, `deallocateAll` makes its next lease start afresh.
  */
 
+import type { SessionEffect } from '../router/session-effects.js';
+
 /** A prepared statement's shape while pgway's own Describe of it is on its way. */
 export const SHAPE_PENDING = '?';
 /** A prepared statement whose shape pgway does not know, or does not check (see ClientStatement.checked). */
@@ -15,6 +17,8 @@ export const SHAPE_UNKNOWN = '';
  * have run (an error before it, a Parse never executed): the next placement of it starts afresh.
  */
 export const SQL_UNKNOWN = '\u0000unknown';
+
+const NO_UNNAMED_EFFECTS: readonly SessionEffect[] = Object.freeze([]);
 
 export class ServerStatements {
   /**
@@ -29,13 +33,17 @@ export class ServerStatements {
   readonly stale = new Set<string>();
   /** What is prepared here may be stale or unknown: DEALLOCATE ALL before the next client. */
   deallocateAll = false;
-  /** Whose unnamed statement this connection holds (a client's RequestWriter id; 0: nobody's known). */
+  /** Whose unnamed statement this connection holds (a client's UnnamedStatement id; 0: nobody's known). */
   unnamedOwner = 0;
   /**
-   * How many Queries its owner had sent when it parsed that statement (RequestWriter.queries): a
-   * Query of the owner's since, wherever it ran, dropped it as far as the owner is concerned.
+   * How many Queries its owner had sent when it parsed that statement: a Query of the owner's
+   * since, wherever it ran, dropped it as far as the owner is concerned.
    */
   unnamedAfterQueries = 0;
+  /** Which of its owner's unnamed Parses it was: one since, wherever it ran, replaced it. */
+  unnamedParse = 0;
+  /** Its session effects (see frame-effects), staged by each Execute of a portal bound to it. */
+  unnamedEffects: readonly SessionEffect[] = NO_UNNAMED_EFFECTS;
 
   /** The shape of shared statement `name`'s copy here, now the most recently used; undefined if none. */
   use(name: string): string | undefined {

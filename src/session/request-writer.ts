@@ -59,8 +59,7 @@ export class RequestWriter implements OwnWrites {
   private unanswered = false;
   /** The client's unnamed statement: which connection holds it (pooled modes). */
   private readonly unnamed = new UnnamedStatement();
-  /** The session effects of the unnamed statement, and of the portals bound from statements with effects. */
-  private unnamedStatementEffects = NO_EFFECTS;
+  /** The session effects of the portals bound from statements with effects. */
   /** The held frame being written waits for the answers to what was written before it (see waitForAnswers). */
   private stopBefore = false;
   private unnamedPortalEffects = NO_EFFECTS;
@@ -154,7 +153,7 @@ export class RequestWriter implements OwnWrites {
           written = i;
           break;
         }
-        const placed = placement.placeForGroup(server, session, i, this.parsedSqlNames, this.unnamedStatementEffects);
+        const placed = placement.placeForGroup(server, session, i, this.parsedSqlNames, this.unnamed.effects(server));
         if (placed === 'wait') {
           this.waitForAnswers = true;
           written = i;
@@ -423,11 +422,9 @@ export class RequestWriter implements OwnWrites {
       return this.refuse(server, Slot.Parse, misplaced);
     }
     if (buf[start + 5] === 0) {
-      this.unnamedStatementEffects = effects;
-      if (!this.pooled) return false;
       // An error earlier in the group makes the server skip this Parse: the unnamed statement there
       // is still the one before, and not this client's to Bind (or its own, parsed before a Query since).
-      const change = this.unnamed.parsed(server, this.inGroup);
+      const change = this.unnamed.parsed(server, this.inGroup, effects);
       if (change === undefined) return false;
       server.expectForwarded(Slot.Parse, change);
       this.held.emit(buf, start, end, server);
@@ -486,12 +483,13 @@ export class RequestWriter implements OwnWrites {
     if (buf[stmtAt] === 0) {
       if (this.unnamedWaits(server, true)) return true;
       if (this.pooled && !this.unnamed.here(server)) return this.refuseUnnamed(server, Slot.Bind);
-      const unplaced = this.pooled && !this.groupPlaced ? this.placement.unnamedUnplaced(server, session, this.unnamedStatementEffects) : undefined;
+      const effects = this.unnamed.effects(server);
+      const unplaced = this.pooled && !this.groupPlaced ? this.placement.unnamedUnplaced(server, session, effects) : undefined;
       if (unplaced !== undefined) {
         this.beforeOwnWrite(server);
         return this.refuse(server, Slot.Bind, unplaced);
       }
-      this.setPortalEffects(session, portal, withBoundValues(this.unnamedStatementEffects, buf, stmtAt, end));
+      this.setPortalEffects(session, portal, withBoundValues(effects, buf, stmtAt, end));
       return false;
     }
     const name = this.tracked ? readCString(buf, stmtAt, end)[0] : '';

@@ -1,58 +1,80 @@
 /**
- * A pooled client's unnamed statement, and whether the server connection it writes to holds it.
+ * A client's unnamed statement, and whether the server connection it writes to holds it.
  *
  * In PostgreSQL a session's unnamed statement lasts until the next unnamed Parse or simple Query.
  * Through pgway it lives on the connection it was parsed on, which other clients share, so each
- * connection records whose it is: the owner (UnnamedStatement.id) and how many Queries the owner
- * had sent when it parsed it (ServerStatements.unnamedOwner, unnamedAfterQueries). The client's
- * statement is there while both still match (`here`): another client's unnamed Parse takes the
- * record over, and a Query of the client's, wherever it ran, counts past it.
+ * connection records whose it is (ServerStatements.unnamedOwner and the rest): the owner, which of
+ * the owner's Parses it was, how many Queries the owner had sent then, and its session effects.
+ * The client's statement is there while all three still match (`here`): another client's unnamed
+ * Parse takes the record over, and a Parse or a Query of the client's, wherever it ran, counts
+ * past it.
  *
  * Both are recorded when written, ahead of the server's answers, and the server may yet skip
  * either (an error earlier in its group):
- * - a skipped Parse leaves the statement to whoever had it: the Parse's slot carries an
- *   UnnamedOwnerChange that gives the record back when the error arrives;
+ * - a Parse written after other messages of its group carries an UnnamedOwnerChange in its slot,
+ *   which gives the record (and the client's count of Parses) back if the server skips it;
  * - a skipped Query dropped nothing: it is taken off the count (`queryNotRun`).
  * Within one group that guess is safe, as a message behind a skipped one is skipped too. A message
  * of a later group that uses the statement must not run on the guess (a Bind behind a skipped Parse
- * would run the other client's statement): it waits for the answers it depends on (`mustWait`).
+ * would run another client's statement, or the client's own one a Query dropped): it waits for the
+ * answers it depends on (`mustWait`). So an undo never meets a Parse written after its own.
  */
 import type { SlotUndo } from '../pool/expected-responses.js';
 import type { ServerConnection } from '../pool/server-connection.js';
+import type { SessionEffect } from '../router/session-effects.js';
+import { NO_EFFECTS } from './frame-effects.js';
 
 let nextId = 1;
 
 /**
- * An unnamed Parse the server skipped leaves the connection's unnamed statement to whoever had it,
- * as parsed after as many of their Queries as it was. Later unnamed Parses of the same group are
- * skipped with it; none of a later group is written before it is answered (UnnamedStatement.mustWait).
+ * An unnamed Parse the server may skip: if it does, the connection's record and the client's count
+ * of Parses go back to what they were before it (the undos of a group run last first, see
+ * ExpectedResponses.failHead). If it fails itself, PostgreSQL dropped the unnamed statement there
+ * before parsing: the record names nobody, and the client has none.
  */
 export class UnnamedOwnerChange implements SlotUndo {
+  private readonly owner: number;
+  private readonly afterQueries: number;
+  private readonly parse: number;
+  private readonly effects: readonly SessionEffect[];
+
   constructor(
     private readonly server: ServerConnection,
-    private readonly before: number,
-    private readonly beforeQueries: number,
-    private readonly after: number,
-  ) {}
+    private readonly client: UnnamedStatement,
+    private readonly parsesBefore: number,
+  ) {
+    const statements = server.statements;
+    this.owner = statements.unnamedOwner;
+    this.afterQueries = statements.unnamedAfterQueries;
+    this.parse = statements.unnamedParse;
+    this.effects = statements.unnamedEffects;
+  }
 
-  undo(): void {
+  undo(failed = false): void {
     const statements = this.server.statements;
-    if (statements.unnamedOwner !== this.after) return;
-    statements.unnamedOwner = this.before;
-    statements.unnamedAfterQueries = this.beforeQueries;
+    const parsed = this.parsesBefore + 1;
+    if (statements.unnamedOwner === this.client.id && statements.unnamedParse === parsed) {
+      statements.unnamedOwner = failed ? 0 : this.owner;
+      statements.unnamedAfterQueries = this.afterQueries;
+      statements.unnamedParse = this.parse;
+      statements.unnamedEffects = this.effects;
+    }
+    if (!failed) this.client.parseNotDone(parsed, this.parsesBefore);
   }
 }
 
 export class UnnamedStatement {
   /** Names this client on a connection's record (a number: nothing of a departed client is kept alive). */
-  private readonly id = nextId++;
+  readonly id = nextId++;
+  /** Unnamed Parses the client sent, less those the server skipped: the last one is its statement. */
+  private parses = 0;
   /** Query messages the client sent, less those the server skipped: each drops its unnamed statement. */
   private queries = 0;
   /** Syncs written: which group a message is in. */
   private syncs = 0;
   /**
-   * An unnamed Parse that took the connection's record from another client in a group the server
-   * may yet skip, and the Syncs written before it: a later group's use of the statement waits for it.
+   * The last unnamed Parse the server may yet skip, and the Syncs written before it: a later group's
+   * use of the statement waits for its answer.
    */
   private claim: UnnamedOwnerChange | undefined;
   private claimSyncs = 0;
@@ -77,26 +99,35 @@ export class UnnamedStatement {
     this.queries--;
   }
 
-  /** `server` holds the client's unnamed statement, parsed after its last Query. */
+  /** Parse number `parsed` was skipped: the one before it is the client's statement again. */
+  parseNotDone(parsed: number, before: number): void {
+    if (this.parses === parsed) this.parses = before;
+  }
+
+  /** `server` holds the client's unnamed statement: its last Parse, after its last Query. */
   here(server: ServerConnection): boolean {
-    return server.statements.unnamedOwner === this.id && server.statements.unnamedAfterQueries === this.queries;
+    const statements = server.statements;
+    return statements.unnamedOwner === this.id && statements.unnamedParse === this.parses && statements.unnamedAfterQueries === this.queries;
+  }
+
+  /** The session effects of the client's unnamed statement, if `server` holds it. */
+  effects(server: ServerConnection): readonly SessionEffect[] {
+    return this.here(server) ? server.statements.unnamedEffects : NO_EFFECTS;
   }
 
   /**
-   * An unnamed Parse is written to `server`, after other messages of its group (`inGroup`) or first
-   * in it: the connection's record is the client's now. Returns the undo its slot must carry when
-   * an error before it in the group may make the server skip it and the record was another's (or
-   * the client's from before a Query), else undefined.
+   * An unnamed Parse with these `effects` is written to `server`, after other messages of its group
+   * (`inGroup`) or first in it: the connection's record is the client's now. Returns the undo its
+   * slot must carry when an error before it in the group may make the server skip it.
    */
-  parsed(server: ServerConnection, inGroup: boolean): UnnamedOwnerChange | undefined {
+  parsed(server: ServerConnection, inGroup: boolean, effects: readonly SessionEffect[]): UnnamedOwnerChange | undefined {
+    const change = inGroup ? new UnnamedOwnerChange(server, this, this.parses) : undefined;
     const statements = server.statements;
-    const before = statements.unnamedOwner;
-    const beforeQueries = statements.unnamedAfterQueries;
     statements.unnamedOwner = this.id;
     statements.unnamedAfterQueries = this.queries;
-    if (!inGroup || (before === this.id && beforeQueries === this.queries)) return undefined;
-    const change = new UnnamedOwnerChange(server, before, beforeQueries, this.id);
-    if (before !== this.id) {
+    statements.unnamedParse = ++this.parses;
+    statements.unnamedEffects = effects;
+    if (change !== undefined) {
       this.claim = change;
       this.claimSyncs = this.syncs;
     }
@@ -105,10 +136,11 @@ export class UnnamedStatement {
 
   /**
    * Whether a Bind, Describe, Close or Parse of the unnamed statement must wait for answers owed on
-   * `server`: it is in a later group than a Parse that took the statement from another client,
-   * which is not answered yet. A Bind or Describe (`use`) also waits while a Query counted since the
-   * client's statement was parsed here is owed: whether the server ran it (and dropped the
-   * statement) or skipped it is not known yet.
+   * `server`: it is in a later group than an unnamed Parse the server may yet skip, which is not
+   * answered yet. A Bind or Describe (`use`) also waits while a Query counted since the client's
+   * statement was parsed here is owed: whether the server ran it (and dropped the statement) or
+   * skipped it is not known yet (unless the server waits for the client: a COPY FROM STDIN that
+   * Query began, which the message fails, as PostgreSQL fails it).
    */
   mustWait(server: ServerConnection, use: boolean): boolean {
     const claim = this.claim;
@@ -116,9 +148,10 @@ export class UnnamedStatement {
       if (server.expected.holds(claim)) return true;
       this.claim = undefined;
     }
-    if (!use || server.expected.length === 0) return false;
+    if (!use || server.expected.length === 0 || server.inCopyIn) return false;
     const statements = server.statements;
     // Only a Query the server answers can be one it skips (and waiting for pgway's own answers would never end).
-    return statements.unnamedOwner === this.id && statements.unnamedAfterQueries !== this.queries && server.expected.queryOwed;
+    return statements.unnamedOwner === this.id && statements.unnamedParse === this.parses && statements.unnamedAfterQueries !== this.queries &&
+      server.expected.queryOwed;
   }
 }
