@@ -624,6 +624,9 @@ export class SessionState {
         this.resetNames = undefined;
         this.uncertain = false;
         if (this.keepsConnection || this.pinned) this.restoreStartupValues(server, reset);
+        // A connection whose server is ending is never lent again: nothing is laid on it (the client
+        // goes on elsewhere, and must not hear of its end through pgway's statement).
+        else if (server.ending) server.appliedSettings = UNKNOWN_SETTINGS;
         else this.resync(server);
       } else {
         server.appliedSettings = this.settingsSql;
