@@ -21,6 +21,9 @@ export interface QuestionWaits {
 }
 
 export class OwnQuestions {
+  /** A question is in flight: the client's last request is answered, and only pgway's statement runs. */
+  asking = false;
+
   constructor(
     private readonly flow: QuestionWaits,
     private readonly host: FlowHost,
@@ -36,7 +39,9 @@ export class OwnQuestions {
   private ask(server: ServerConnection, question: Buffer, onAnswer: (answer: Answer | undefined) => void): void {
     this.flow.holdClient();
     server.ask(question);
+    this.asking = true;
     const answered = (): void => {
+      this.asking = false;
       const answer = server.takeAnswer();
       if (this.flow.attachedServer !== server) return; // the client left meanwhile
       try {

@@ -20,6 +20,8 @@ import type { SessionContext } from './session-context.js';
 export interface CancelledFlow {
   readonly attachedServer: ServerConnection | undefined;
   readonly isWaiting: boolean;
+  /** pgway's own question between transactions runs on the connection (see OwnQuestions). */
+  readonly askingOwnQuestion: boolean;
   /** The request waiting for a server connection was answered without one: the client waits no more. */
   stopWaiting(): void;
   /** Sends held frames on, taking a server connection when a request is complete. */
@@ -57,6 +59,9 @@ export class RequestCancels {
       return undefined;
     }
     if (!server.running) return undefined;
+    // Only pgway's question runs, and the client has sent nothing since its last answer: as far as
+    // the client goes, the server is idle, and PostgreSQL would drop the cancel.
+    if (this.flow.askingOwnQuestion && this.held.count === 0) return undefined;
     const caughtUp = this.caughtUp;
     return server
       .cancel(() => this.flow.attachedServer === server && server.running && this.caughtUp === caughtUp, CANCEL_TIMEOUT_MS, justSent)

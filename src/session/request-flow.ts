@@ -104,6 +104,10 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     return this.waiting;
   }
 
+  get askingOwnQuestion(): boolean {
+    return this.ownQuestions?.asking === true;
+  }
+
   get preparedCount(): number {
     return this.statements.size;
   }
