@@ -10,6 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { answers, rawTargets, type Target, P, B, E, D, S, Q, cat } from './helpers/wire-script.js';
+import { twoConnectionSteering } from './helpers/steering.js';
 
 const { raw } = rawTargets();
 let gw: TestGateway;
@@ -28,36 +29,23 @@ const read = (c: Awaited<ReturnType<typeof raw>>, n = 1) => answers(c, n, 3000).
 
 /** Two holder clients steer y: its Parse on c1, its Query on c2, then back on c1. */
 async function run(t: Target): Promise<{ out: string[][]; pids: string[] }> {
-  const h1 = await raw(t);
-  const h2 = await raw(t);
+  const steer = await twoConnectionSteering(t);
   const y = await raw(t);
   const out: string[][] = [];
   const pids: string[] = [];
   const pid = (s: string[]) => pids.push(s.find((m) => m.startsWith('D:'))!.split(',').at(-1)!);
-  // BEGIN and COMMIT as named statements: a Query of the holders' would drop the unnamed statement where it ran.
-  const begin = cat(B('rv_begin'), E(''), S);
-  const commit = cat(B('rv_commit'), E(''), S);
-  for (const h of [h1, h2]) {
-    h.write(cat(P('rv_begin', 'BEGIN'), P('rv_commit', 'COMMIT'), S));
-    await read(h);
-  }
-  h1.write(begin); await read(h1);
-  h2.write(begin); await read(h2);
-  h1.write(commit); await read(h1);
-  // y on c1 (the only idle one).
+  await steer.to(1);
   y.write(cat(P('', "SELECT 'old' AS v, pg_backend_pid()::text AS pid"), B(''), E(''), S));
   const a = await read(y); out.push(a); pid(a);
-  h1.write(begin); await read(h1);
-  h2.write(commit); await read(h2);
+  await steer.to(2);
   // y's Query on c2: it drops y's unnamed statement.
   y.write(Q('SELECT pg_backend_pid()::text AS pid'));
   const b = await read(y); out.push(b.map((m) => (m.startsWith('D:') ? 'D:pid' : m))); pids.push(b.find((m) => m.startsWith('D:'))!.slice(2));
-  h2.write(begin); await read(h2);
-  h1.write(commit); await read(h1);
+  await steer.to(1);
   // y back on c1: a group whose unnamed Parse the server skips, then a Bind of the unnamed statement.
   y.write(cat(D('P', 'rv_nosuch'), P('', "SELECT 'new' AS v, pg_backend_pid()::text AS pid"), S, B(''), E(''), S));
   out.push(await read(y, 2));
-  h2.write(commit); await read(h2);
+  await steer.done();
   return { out, pids };
 }
 

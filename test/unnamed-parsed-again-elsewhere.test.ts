@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { answers, rawTargets, type Target, P, B, E, D, S, cat } from './helpers/wire-script.js';
+import { twoConnectionSteering } from './helpers/steering.js';
 
 const { raw } = rawTargets();
 let gw: TestGateway;
@@ -31,38 +32,24 @@ const read = (c: Awaited<ReturnType<typeof raw>>, n = 1) => answers(c, n, 3000).
 const NEW = cat(P('', "SELECT 'new' AS v, pg_backend_pid()::text AS pid"), B(''), E(''), S);
 
 async function run(t: Target, last: Buffer, second = NEW): Promise<{ out: string[][]; pids: string[] }> {
-  const h1 = await raw(t);
-  const h2 = await raw(t);
+  const steer = await twoConnectionSteering(t);
   const y = await raw(t);
   const out: string[][] = [];
   const pids: string[] = [];
   const pid = (s: string[]) => pids.push(s.find((m) => m.startsWith('D:'))!.split(',').at(-1)!);
-  // The holders run BEGIN and COMMIT as named statements: a simple Query (or an unnamed Parse) would drop
-  // the unnamed statement on the connection it runs on.
-  const begin = cat(B('rv_begin'), E(''), S);
-  const commit = cat(B('rv_commit'), E(''), S);
-  for (const h of [h1, h2]) {
-    h.write(cat(P('rv_begin', 'BEGIN'), P('rv_commit', 'COMMIT'), S));
-    await read(h);
-  }
-  h1.write(begin); await read(h1);
-  h2.write(begin); await read(h2);
-  h1.write(commit); await read(h1);
-  // y on c1 (the only idle one).
+  await steer.to(1);
   y.write(cat(P('', "SELECT 'old' AS v, pg_backend_pid()::text AS pid"), B(''), E(''), S));
   const a = await read(y); out.push(a); pid(a);
-  h1.write(begin); await read(h1);
-  h2.write(commit); await read(h2);
+  await steer.to(2);
   // y on c2: a new unnamed statement.
   y.write(second);
   const b = await read(y); out.push(b);
   if (second === NEW) pid(b);
-  h2.write(begin); await read(h2);
-  h1.write(commit); await read(h1);
+  await steer.to(1);
   // y back on c1: its unnamed statement is the 'new' one (parsed on c2).
   y.write(last);
   out.push(await read(y));
-  h2.write(commit); await read(h2);
+  await steer.done();
   return { out, pids };
 }
 
