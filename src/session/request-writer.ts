@@ -67,6 +67,12 @@ export class RequestWriter implements OwnWrites {
   /** A message of the current extended-protocol group (up to its Sync) has been written. */
   private inGroup = false;
   /**
+   * The client's last request was an extended-protocol one (an Execute, not a Query): a CopyDone or
+   * CopyFail after it ends a COPY that Execute began, whose group went on past the Sync written
+   * before the COPY's data (PostgreSQL ignores a Sync during a COPY).
+   */
+  private executed = false;
+  /**
    * The SQL-level statements the current group names were laid on before its first message (see
    * GroupPlacement.placeForGroup): a simple Query of pgway's inside the group would commit what it
    * did so far.
@@ -169,6 +175,7 @@ export class RequestWriter implements OwnWrites {
       }
       switch (code) {
         case Frontend.Query: {
+          this.executed = false;
           if (this.statementMode && !this.inGroup && this.oneAtATime()) {
             written = i;
             break;
@@ -237,6 +244,7 @@ export class RequestWriter implements OwnWrites {
           if (this.pathChanged && this.stopForPath(i)) written = i + 1;
           break;
         case Frontend.FunctionCall: {
+          this.executed = false;
           if (this.statementMode && !this.inGroup && this.oneAtATime()) {
             written = i;
             break;
@@ -266,6 +274,13 @@ export class RequestWriter implements OwnWrites {
         case Frontend.Execute:
           handled = (this.unnamedPortalEffects.length > 0 || this.portalEffects !== undefined) && this.onExecute(server, session, buf, start, end);
           this.inGroup = true;
+          this.executed = true;
+          break;
+        case Frontend.CopyDone:
+        case Frontend.CopyFail:
+          // Written before the server said the COPY began (see groupOpen for after): its group goes on.
+          if (this.executed) this.inGroup = true;
+          this.executed = false;
           break;
         case Frontend.Describe:
         case Frontend.Close:
