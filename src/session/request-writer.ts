@@ -439,7 +439,7 @@ export class RequestWriter implements OwnWrites {
     if (buf[start + 5] === 0) {
       // An error earlier in the group makes the server skip this Parse: the unnamed statement there
       // is still the one before, and not this client's to Bind (or its own, parsed before a Query since).
-      const change = this.unnamed.parsed(server, this.inGroup, effects);
+      const change = this.unnamed.parsed(server, this.inGroup, this.pooled, effects);
       if (change === undefined) return false;
       server.expectForwarded(Slot.Parse, change);
       this.held.emit(buf, start, end, server);

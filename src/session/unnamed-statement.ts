@@ -11,8 +11,8 @@
  *
  * Both are recorded when written, ahead of the server's answers, and the server may yet skip
  * either (an error earlier in its group):
- * - a Parse written after other messages of its group carries an UnnamedOwnerChange in its slot,
- *   which gives the record (and the client's count of Parses) back if the server skips it;
+ * - a Parse carries an UnnamedOwnerChange in its slot, which gives the record (and the client's
+ *   count of Parses) back if the server skips it, and leaves it nobody's if the Parse fails;
  * - a skipped Query dropped nothing: it is taken off the count (`queryNotRun`).
  * Within one group that guess is safe, as a message behind a skipped one is skipped too. A message
  * of a later group that uses the statement must not run on the guess (a Bind behind a skipped Parse
@@ -29,8 +29,10 @@ let nextId = 1;
 /**
  * An unnamed Parse the server may skip: if it does, the connection's record and the client's count
  * of Parses go back to what they were before it (the undos of a group run last first, see
- * ExpectedResponses.failHead). If it fails itself, PostgreSQL dropped the unnamed statement there
- * before parsing: the record names nobody, and the client has none.
+ * ExpectedResponses.failHead). If it fails itself, the record names nobody, and the client has no
+ * unnamed statement: PostgreSQL drops the one there before parsing, but not when the message fails
+ * before that (its text in an encoding it cannot convert), and then it is whoever's it was, which
+ * is not the client's to Bind.
  */
 export class UnnamedOwnerChange implements SlotUndo {
   private readonly owner: number;
@@ -118,16 +120,17 @@ export class UnnamedStatement {
   /**
    * An unnamed Parse with these `effects` is written to `server`, after other messages of its group
    * (`inGroup`) or first in it: the connection's record is the client's now. Returns the undo its
-   * slot must carry when an error before it in the group may make the server skip it.
+   * slot must carry: on a shared connection (`pooled`) always, as the Parse may fail, and otherwise
+   * when an error before it in the group may make the server skip it.
    */
-  parsed(server: ServerConnection, inGroup: boolean, effects: readonly SessionEffect[]): UnnamedOwnerChange | undefined {
-    const change = inGroup ? new UnnamedOwnerChange(server, this, this.parses) : undefined;
+  parsed(server: ServerConnection, inGroup: boolean, pooled: boolean, effects: readonly SessionEffect[]): UnnamedOwnerChange | undefined {
+    const change = inGroup || pooled ? new UnnamedOwnerChange(server, this, this.parses) : undefined;
     const statements = server.statements;
     statements.unnamedOwner = this.id;
     statements.unnamedAfterQueries = this.queries;
     statements.unnamedParse = ++this.parses;
     statements.unnamedEffects = effects;
-    if (change !== undefined) {
+    if (inGroup) {
       this.claim = change;
       this.claimSyncs = this.syncs;
     }
