@@ -66,12 +66,8 @@ export class RequestWriter implements OwnWrites {
   private portalEffects: Map<string, readonly SessionEffect[]> | undefined;
   /** A message of the current extended-protocol group (up to its Sync) has been written. */
   private inGroup = false;
-  /**
-   * The client's last request was an extended-protocol one (an Execute, not a Query): a CopyDone or
-   * CopyFail after it ends a COPY that Execute began, whose group went on past the Sync written
-   * before the COPY's data (PostgreSQL ignores a Sync during a COPY).
-   */
-  private executed = false;
+  /** write() stopped after a CopyDone or CopyFail to wait for the answers: a Flush of pgway's asks for them. */
+  private flushAfterCopyEnd = false;
   /**
    * The SQL-level statements the current group names were laid on before its first message (see
    * GroupPlacement.placeForGroup): a simple Query of pgway's inside the group would commit what it
@@ -175,7 +171,6 @@ export class RequestWriter implements OwnWrites {
       }
       switch (code) {
         case Frontend.Query: {
-          this.executed = false;
           if (this.statementMode && !this.inGroup && this.oneAtATime()) {
             written = i;
             break;
@@ -244,7 +239,6 @@ export class RequestWriter implements OwnWrites {
           if (this.pathChanged && this.stopForPath(i)) written = i + 1;
           break;
         case Frontend.FunctionCall: {
-          this.executed = false;
           if (this.statementMode && !this.inGroup && this.oneAtATime()) {
             written = i;
             break;
@@ -274,13 +268,18 @@ export class RequestWriter implements OwnWrites {
         case Frontend.Execute:
           handled = (this.unnamedPortalEffects.length > 0 || this.portalEffects !== undefined) && this.onExecute(server, session, buf, start, end);
           this.inGroup = true;
-          this.executed = true;
           break;
         case Frontend.CopyDone:
         case Frontend.CopyFail:
-          // Written before the server said the COPY began (see groupOpen for after): its group goes on.
-          if (this.executed) this.inGroup = true;
-          this.executed = false;
+          if (!server.inCopyIn && server.expected.length > 0 && this.requestAfter(i)) {
+            // Sent before the server said whether a COPY began: if an Execute began one, PostgreSQL
+            // ignored the Sync before its data, and what follows is still in that group (see
+            // groupOpen); if not, that Sync ended it. What follows waits for the answers, which the
+            // server keeps after a COPY's end until asked.
+            this.flushAfterCopyEnd = true;
+            this.waitForAnswers = true;
+            written = i + 1;
+          }
           break;
         case Frontend.Describe:
         case Frontend.Close:
@@ -300,6 +299,10 @@ export class RequestWriter implements OwnWrites {
       if (written === i + 1) break;
     }
     held.flush(server);
+    if (this.flushAfterCopyEnd) {
+      this.flushAfterCopyEnd = false;
+      server.write(msg.FLUSH);
+    }
     this.stopBefore = false;
     // A group that goes on in a later write: placeForGroup did not see its later messages.
     this.groupPlaced = false;
@@ -342,6 +345,16 @@ export class RequestWriter implements OwnWrites {
     if (!this.namesStatementAfter(i)) return false;
     this.waitForAnswers = true;
     return true;
+  }
+
+  /** Whether a held frame after the `i`th is part of a request (not a Flush, COPY data, or a frame that ends the session). */
+  private requestAfter(i: number): boolean {
+    const held = this.held;
+    for (let j = i + 1; j < held.count; j++) {
+      const code = held.codes[j]!;
+      if (EXTENDED_SLOTS[code] !== 0 || code === Frontend.Sync || code === Frontend.Query || code === Frontend.FunctionCall) return true;
+    }
+    return false;
   }
 
   /** Whether a held frame after the `i`th names a statement (Parse, Bind, Describe). */
@@ -421,9 +434,10 @@ export class RequestWriter implements OwnWrites {
     describeNext: boolean,
     known: readonly SessionEffect[] | undefined,
   ): boolean {
-    // Behind another group's unnamed Parse still unanswered: its undo, if the server skips it, must
-    // not take back what this one does.
-    if (buf[start + 5] === 0 && this.unnamedWaits(server, false)) return true;
+    // After other messages of its group, behind another group's unnamed Parse still unanswered: if
+    // the server skips this one, what it finds is that one's outcome. (One that begins its group is
+    // skipped by nothing, and goes: pipelined groups that parse and bind the unnamed statement each.)
+    if (buf[start + 5] === 0 && this.inGroup && this.unnamedWaits(server, false)) return true;
     const effects = known ?? effectsOfParse(buf, start, end);
     if (!this.parsedSqlNames && effects.length > 0 && effects.some(namesSqlStatement)) this.parsedSqlNames = true;
     // A tracked named statement's SQL-level effects are placed where it is bound (onBind), which
