@@ -27,41 +27,74 @@ import { NO_EFFECTS } from './frame-effects.js';
 let nextId = 1;
 
 /**
- * An unnamed Parse the server may skip: if it does, the connection's record and the client's count
- * of Parses go back to what they were before it (the undos of a group run last first, see
- * ExpectedResponses.failHead). If it fails itself, the record names nobody, and the client has no
- * unnamed statement: PostgreSQL drops the one there before parsing, but not when the message fails
- * before that (its text in an encoding it cannot convert), and then it is whoever's it was, which
- * is not the client's to Bind.
+ * An unnamed Parse the server may skip or refuse. Skipped, it leaves the connection's record and
+ * the client's count of Parses as they were before it (the undos of a group run last first, see
+ * ExpectedResponses.failHead). Failed, it leaves the client no statement, and the record nobody's:
+ * PostgreSQL drops the unnamed statement there before parsing, but not when the message fails
+ * before that (its text in an encoding it cannot convert), and then it is whoever's it was. Where
+ * that was the client's own latest statement, the record goes back as for a skip: the server has it
+ * or nothing, and says which.
+ *
+ * A later Parse written before this one's answer (one that begins its group does not wait for it)
+ * took the state this one left as its own before: if this one is undone, that state is mended in
+ * the later change (`next`), whose undo comes after.
  */
 export class UnnamedOwnerChange implements SlotUndo {
-  private readonly owner: number;
-  private readonly afterQueries: number;
-  private readonly parse: number;
-  private readonly effects: readonly SessionEffect[];
+  /** The state before this Parse: the connection's record, and the client's count of Parses. */
+  private owner: number;
+  private afterQueries: number;
+  private parse: number;
+  private effects: readonly SessionEffect[];
+  private parsesBefore: number;
+  /** This Parse's number among the client's. */
+  private readonly parsed: number;
+  /** The client's next unnamed Parse (see above). */
+  next: UnnamedOwnerChange | undefined;
 
   constructor(
     private readonly server: ServerConnection,
     private readonly client: UnnamedStatement,
-    private readonly parsesBefore: number,
+    parsesBefore: number,
   ) {
     const statements = server.statements;
     this.owner = statements.unnamedOwner;
     this.afterQueries = statements.unnamedAfterQueries;
     this.parse = statements.unnamedParse;
     this.effects = statements.unnamedEffects;
+    this.parsesBefore = parsesBefore;
+    this.parsed = parsesBefore + 1;
   }
 
   undo(failed = false): void {
+    // Failed, the client keeps no statement, unless the one before was its own latest (see above).
+    const nobody = failed && !(this.owner === this.client.id && this.parse === this.parsesBefore);
     const statements = this.server.statements;
-    const parsed = this.parsesBefore + 1;
-    if (statements.unnamedOwner === this.client.id && statements.unnamedParse === parsed) {
-      statements.unnamedOwner = failed ? 0 : this.owner;
-      statements.unnamedAfterQueries = this.afterQueries;
-      statements.unnamedParse = this.parse;
-      statements.unnamedEffects = this.effects;
+    if (statements.unnamedOwner === this.client.id && statements.unnamedParse === this.parsed) {
+      if (nobody) {
+        statements.unnamedOwner = 0;
+      } else {
+        statements.unnamedOwner = this.owner;
+        statements.unnamedAfterQueries = this.afterQueries;
+        statements.unnamedParse = this.parse;
+        statements.unnamedEffects = this.effects;
+      }
+    } else if (this.next !== undefined) {
+      this.next.takeBefore(this, nobody);
     }
-    if (!failed) this.client.parseNotDone(parsed, this.parsesBefore);
+    if (!nobody) this.client.parseNotDone(this.parsed, this.parsesBefore);
+  }
+
+  /** The Parse before this one (`prev`) was undone: what it found is what this one found. */
+  private takeBefore(prev: UnnamedOwnerChange, nobody: boolean): void {
+    if (nobody) {
+      this.owner = 0;
+      return;
+    }
+    this.owner = prev.owner;
+    this.afterQueries = prev.afterQueries;
+    this.parse = prev.parse;
+    this.effects = prev.effects;
+    this.parsesBefore = prev.parsesBefore;
   }
 }
 
@@ -130,7 +163,8 @@ export class UnnamedStatement {
     statements.unnamedAfterQueries = this.queries;
     statements.unnamedParse = ++this.parses;
     statements.unnamedEffects = effects;
-    if (inGroup) {
+    if (change !== undefined) {
+      if (this.claim !== undefined) this.claim.next = change;
       this.claim = change;
       this.claimSyncs = this.syncs;
     }
