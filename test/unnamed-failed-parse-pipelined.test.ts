@@ -1,3 +1,4 @@
+// The second part (two failing Parses) checks the chain of undos (UnnamedOwnerChange.next).
 // Found by review round 21, and fixed: an unnamed Parse that fails before PostgreSQL drops the old unnamed statement (its text
 // invalid in the client encoding: 22021), FIRST in its group, with the client's next group (Bind,
 // Execute, Sync of the unnamed statement) sent in the SAME write. 8745579 gives the Parse an undo
@@ -18,15 +19,16 @@ const read = (c: Awaited<ReturnType<typeof raw>>, n = 1) => answers(c, n, 3000).
 // An unnamed Parse whose text has a byte sequence invalid in UTF8 (fails in pq_getmsgstring, 22021).
 const BAD_PARSE = typedMessage('P', cat(cstring(''), Buffer.from([0x53, 0x45, 0x4c, 0x45, 0x43, 0x54, 0x20, 0x27, 0xc3, 0x28, 0x27, 0x00]), i16(0)));
 
-async function run(t: Target): Promise<string[][]> {
+async function run(t: Target, failing = 1): Promise<string[][]> {
   const out: string[][] = [];
   const x = await raw(t);
   x.write(cat(P('', "SELECT 'x''s secret' AS v"), B(''), E(''), S));
   out.push(await read(x));
   const y = await raw(t);
-  // Two groups in one write: the failing Parse and its Sync, then a Bind/Execute/Sync of the unnamed statement.
-  y.write(cat(BAD_PARSE, S, B(''), E(''), S));
-  out.push(await read(y, 2));
+  // In one write: the failing Parse and its Sync (once or twice), then a Bind/Execute/Sync of the unnamed statement.
+  const fails = Array.from({ length: failing }, () => cat(BAD_PARSE, S));
+  y.write(cat(...fails, B(''), E(''), S));
+  out.push(await read(y, failing + 1));
   return out;
 }
 
@@ -40,6 +42,20 @@ describe('a failing unnamed Parse first in its group, the next group pipelined b
   for (const k of [0, 1]) {
     it(`through pgway (gateway ${k}): the same, never the other client's statement`, async () => {
       expect(await run(gws[k]!)).toEqual(await run('direct'));
+    });
+  }
+});
+
+// The second Parse is written before the first is answered (it begins its group: it does not wait),
+// on the record the first left. When the first fails, the second's record of what came before it
+// must say nobody's: undone in turn, it would otherwise give the client back a statement it never had.
+describe('two failing unnamed Parses, each first in its group, and a Bind, pipelined', () => {
+  it('direct: 22021 twice, then 26000', async () => {
+    expect((await run('direct', 2))[1]).toEqual(['E:22021', 'Z:I', 'E:22021', 'Z:I', 'E:26000', 'Z:I']);
+  });
+  for (const k of [0, 1]) {
+    it(`through pgway (gateway ${k}): the same, never the other client's statement`, async () => {
+      expect(await run(gws[k]!, 2)).toEqual(await run('direct', 2));
     });
   }
 });
