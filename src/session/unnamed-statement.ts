@@ -37,7 +37,7 @@ let nextId = 1;
  *
  * A later Parse written before this one's answer (one that begins its group does not wait for it)
  * took the state this one left as its own before: if this one is undone, that state is mended in
- * the later change (`next`), whose undo comes after.
+ * the first later change not undone itself (along `next`), whose undo comes after.
  */
 export class UnnamedOwnerChange implements SlotUndo {
   /** The state before this Parse: the connection's record, and the client's count of Parses. */
@@ -50,6 +50,8 @@ export class UnnamedOwnerChange implements SlotUndo {
   private readonly parsed: number;
   /** The client's next unnamed Parse (see above). */
   next: UnnamedOwnerChange | undefined;
+  /** Taken back already: a mend of what came before it goes on to the next one. */
+  private undone = false;
 
   constructor(
     private readonly server: ServerConnection,
@@ -66,6 +68,7 @@ export class UnnamedOwnerChange implements SlotUndo {
   }
 
   undo(failed = false): void {
+    this.undone = true;
     // Failed, the client keeps no statement, unless the one before was its own latest (see above).
     const nobody = failed && !(this.owner === this.client.id && this.parse === this.parsesBefore);
     const statements = this.server.statements;
@@ -78,8 +81,10 @@ export class UnnamedOwnerChange implements SlotUndo {
         statements.unnamedParse = this.parse;
         statements.unnamedEffects = this.effects;
       }
-    } else if (this.next !== undefined) {
-      this.next.takeBefore(this, nobody);
+    } else {
+      let later = this.next;
+      while (later !== undefined && later.undone) later = later.next;
+      later?.takeBefore(this, nobody);
     }
     if (!nobody) this.client.parseNotDone(this.parsed, this.parsesBefore);
   }
