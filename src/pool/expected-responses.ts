@@ -137,6 +137,16 @@ export class ExpectedResponses {
     return false;
   }
 
+  /** Whether a client's Execute (one the server answers) is still owed its answer: it may begin a COPY. */
+  get executeOwed(): boolean {
+    const mask = this.kinds.length - 1;
+    for (let i = 0; i < this.count; i++) {
+      const at = (this.head + i) & mask;
+      if (this.kinds[at] === Slot.Execute && this.actions[at] === Action.Forward) return true;
+    }
+    return false;
+  }
+
   /** Whether the slot carrying `extra` is still owed its answer. */
   holds(extra: SlotUndo): boolean {
     const mask = this.kinds.length - 1;

@@ -271,7 +271,7 @@ export class RequestWriter implements OwnWrites {
           break;
         case Frontend.CopyDone:
         case Frontend.CopyFail:
-          if (!server.inCopyIn && server.expected.length > 0 && this.requestAfter(i)) {
+          if (!server.inCopyIn && server.expected.executeOwed && this.requestAfter(i)) {
             // Sent before the server said whether a COPY began: if an Execute began one, PostgreSQL
             // ignored the Sync before its data, and what follows is still in that group (see
             // groupOpen); if not, that Sync ended it. What follows waits for the answers, which the
