@@ -7,22 +7,15 @@
 // server says it waits (onAwaitingClient, inCopyIn), the held frames are written again, the Bind
 // waits again, and so on: the client gets nothing at all (not even the CopyInResponse), and holds
 // the pool's connection for ever (other clients of a pool of 1 time out in the queue).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery } from './harness/lab.js';
+import { describe, expect, it } from 'vitest';
 import { answers, rawTargets, type Target, P, B, E, S, Q, cat } from './helpers/wire-script.js';
 import { oneConnectionGateways } from './helpers/one-connection.js';
+import { scratchTable } from './helpers/scratch-table.js';
 
 const { raw } = rawTargets();
 const gws = oneConnectionGateways();
 
-beforeAll(async () => {
-  await adminQuery('DROP TABLE IF EXISTS rv_a_copy5');
-  await adminQuery('CREATE TABLE rv_a_copy5 (a int)');
-  await adminQuery('GRANT ALL ON rv_a_copy5 TO app');
-});
-afterAll(async () => {
-  await adminQuery('DROP TABLE IF EXISTS rv_a_copy5');
-});
+scratchTable('rv_a_copy5');
 
 const read = (c: Awaited<ReturnType<typeof raw>>, n = 1) => answers(c, n, 3000).catch((e: Error) => [`timeout: ${e.message}`]);
 

@@ -6,24 +6,21 @@
 // that waits for answers the server gives only after the client's next Sync, which pgway holds
 // behind it. PostgreSQL answers everything.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery } from './harness/lab.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { answers, rawTargets, type Target, P, B, E, C, S, Q, copyData, COPY_DONE, cat } from './helpers/wire-script.js';
 import { oneConnectionGateways } from './helpers/one-connection.js';
+import { scratchTable } from './helpers/scratch-table.js';
 
 const { raw } = rawTargets();
 const gws = oneConnectionGateways();
 let statementGw: TestGateway;
 
+scratchTable('rvc_copy2');
 beforeAll(async () => {
   statementGw = await startGateway({ pool: '{ mode: statement, size: 1, query_wait_timeout_ms: 4000 }' });
-  await adminQuery('DROP TABLE IF EXISTS rvc_copy2');
-  await adminQuery('CREATE TABLE rvc_copy2 (a int)');
-  await adminQuery('GRANT ALL ON rvc_copy2 TO app');
 });
 afterAll(async () => {
   await statementGw?.stop();
-  await adminQuery('DROP TABLE IF EXISTS rvc_copy2');
 });
 
 const read = (c: Awaited<ReturnType<typeof raw>>, n = 1) => answers(c, n, 3000).catch((e: Error) => [`timeout: ${e.message}`]);

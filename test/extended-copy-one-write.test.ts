@@ -5,22 +5,15 @@
 // (server.groupOpen is read only at the start of a write, when no COPY had begun yet), so the Parse
 // carried no undo: pgway took the connection's unnamed statement to be the client's, and its next
 // Bind ran ANOTHER client's unnamed statement. PostgreSQL answers 26000.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery } from './harness/lab.js';
+import { describe, expect, it } from 'vitest';
 import { answers, rawTargets, type Target, P, B, E, S, copyData, copyFail, COPY_DONE, cat } from './helpers/wire-script.js';
 import { oneConnectionGateways } from './helpers/one-connection.js';
+import { scratchTable } from './helpers/scratch-table.js';
 
 const { raw } = rawTargets();
 const gws = oneConnectionGateways();
 
-beforeAll(async () => {
-  await adminQuery('DROP TABLE IF EXISTS rvc_copy1');
-  await adminQuery('CREATE TABLE rvc_copy1 (a int)');
-  await adminQuery('GRANT ALL ON rvc_copy1 TO app');
-});
-afterAll(async () => {
-  await adminQuery('DROP TABLE IF EXISTS rvc_copy1');
-});
+scratchTable('rvc_copy1');
 
 const read = (c: Awaited<ReturnType<typeof raw>>, n = 1) => answers(c, n, 3000).catch((e: Error) => [`timeout: ${e.message}`]);
 let runs = 0;

@@ -9,22 +9,15 @@
 // and a Sync after it, so it does not set unsynced either). The connection goes back to the pool
 // broken, and the NEXT client's first Query fails with XX000. On a direct connection the other
 // client has its own session and is unaffected.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery } from './harness/lab.js';
+import { describe, expect, it } from 'vitest';
 import { answers, rawTargets, type Target, P, B, E, S, Q, F, copyData, COPY_DONE, cat } from './helpers/wire-script.js';
 import { oneConnectionGateways } from './helpers/one-connection.js';
+import { scratchTable } from './helpers/scratch-table.js';
 
 const { raw } = rawTargets();
 const gws = oneConnectionGateways();
 
-beforeAll(async () => {
-  await adminQuery('DROP TABLE IF EXISTS rv_a_copy3');
-  await adminQuery('CREATE TABLE rv_a_copy3 (a int)');
-  await adminQuery('GRANT ALL ON rv_a_copy3 TO app');
-});
-afterAll(async () => {
-  await adminQuery('DROP TABLE IF EXISTS rv_a_copy3');
-});
+scratchTable('rv_a_copy3');
 
 const read = (c: Awaited<ReturnType<typeof raw>>, n = 1) => answers(c, n, 3000).catch((e: Error) => [`timeout: ${e.message}`]);
 let runs = 0;

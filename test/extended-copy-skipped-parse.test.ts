@@ -6,22 +6,15 @@
 // registers no undo for that Parse (onParse: `!this.inGroup`) and takes the connection's unnamed
 // statement to be this client's, where the server still holds ANOTHER client's: the client's Bind of
 // the unnamed statement runs the other client's statement. PostgreSQL answers 26000.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery } from './harness/lab.js';
+import { describe, expect, it } from 'vitest';
 import { answers, upTo, rawTargets, type Target, P, B, E, S, copyData, copyFail, COPY_DONE, cat } from './helpers/wire-script.js';
 import { oneConnectionGateways } from './helpers/one-connection.js';
+import { scratchTable } from './helpers/scratch-table.js';
 
 const { raw } = rawTargets();
 const gws = oneConnectionGateways();
 
-beforeAll(async () => {
-  await adminQuery('DROP TABLE IF EXISTS rv_a_copy');
-  await adminQuery('CREATE TABLE rv_a_copy (a int)');
-  await adminQuery('GRANT ALL ON rv_a_copy TO app');
-});
-afterAll(async () => {
-  await adminQuery('DROP TABLE IF EXISTS rv_a_copy');
-});
+scratchTable('rv_a_copy');
 
 const read = (c: Awaited<ReturnType<typeof raw>>, n = 1) => answers(c, n, 3000).catch((e: Error) => [`timeout: ${e.message}`]);
 

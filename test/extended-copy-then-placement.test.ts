@@ -10,22 +10,15 @@
 // (b) A stray CopyDone after a plain SELECT's Execute (PostgreSQL ignores it): the same.
 // (c) The COPY runs (the ignored Sync): the messages after it are in the COPY's group, and run there.
 // The connection holds another client's statement of the name, so pgway has to lay the client's on.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery } from './harness/lab.js';
+import { describe, expect, it } from 'vitest';
 import { answers, rawTargets, type Target, P, B, E, S, Q, copyData, COPY_DONE, cat } from './helpers/wire-script.js';
 import { oneConnectionGateways } from './helpers/one-connection.js';
+import { scratchTable } from './helpers/scratch-table.js';
 
 const { raw } = rawTargets();
 const gws = oneConnectionGateways();
 
-beforeAll(async () => {
-  await adminQuery('DROP TABLE IF EXISTS rvd_copy1');
-  await adminQuery('CREATE TABLE rvd_copy1 (a int)');
-  await adminQuery('GRANT ALL ON rvd_copy1 TO app');
-});
-afterAll(async () => {
-  await adminQuery('DROP TABLE IF EXISTS rvd_copy1');
-});
+scratchTable('rvd_copy1');
 
 const read = (c: Awaited<ReturnType<typeof raw>>, n = 1) => answers(c, n, 3000).catch((e: Error) => [`timeout: ${e.message}`]);
 let runs = 0;
