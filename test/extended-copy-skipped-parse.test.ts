@@ -6,6 +6,14 @@
 // registers no undo for that Parse (onParse: `!this.inGroup`) and takes the connection's unnamed
 // statement to be this client's, where the server still holds ANOTHER client's: the client's Bind of
 // the unnamed statement runs the other client's statement. PostgreSQL answers 26000.
+//
+// The second part, found by review round 20, and fixed: an extended-protocol COPY FROM STDIN whose data, end and a following unnamed Parse are
+// sent in the SAME write as the Execute and its (ignored) Sync, before the server said the COPY began.
+// The server ignores that Sync; the COPY fails (bad data / CopyFail) and the server skips up to the
+// next Sync, the unnamed Parse included. pgway's writer took the first Sync as the group's end
+// (server.groupOpen is read only at the start of a write, when no COPY had begun yet), so the Parse
+// carried no undo: pgway took the connection's unnamed statement to be the client's, and its next
+// Bind ran ANOTHER client's unnamed statement. PostgreSQL answers 26000.
 import { describe, expect, it } from 'vitest';
 import { answers, upTo, rawTargets, type Target, P, B, E, S, copyData, copyFail, COPY_DONE, cat } from './helpers/wire-script.js';
 import { oneConnectionGateways } from './helpers/one-connection.js';
@@ -41,6 +49,21 @@ async function run(t: Target, end: Buffer): Promise<string[][]> {
   return out;
 }
 
+/** The same, all in one write: the COPY, its ignored Sync, its failing data, the unnamed Parse and its Sync (review round 20). */
+async function runOneWrite(t: Target, end: Buffer): Promise<string[][]> {
+  const name = `rv_copy${runs++}`;
+  const out: string[][] = [];
+  const x = await raw(t);
+  x.write(cat(P('', "SELECT 'x''s secret' AS v"), B(''), E(''), S));
+  out.push(await read(x));
+  const y = await raw(t);
+  y.write(cat(P(name, 'COPY rv_a_copy (a) FROM STDIN'), B(name), E(''), S, end, P('', "SELECT 'y' AS v"), S));
+  out.push(await read(y));
+  y.write(cat(B(''), E(''), S));
+  out.push(await read(y));
+  return out;
+}
+
 const FAIL = copyFail('no');
 const BAD_DATA = cat(copyData('not a number\n'), COPY_DONE);
 
@@ -61,5 +84,20 @@ describe('an unnamed Parse skipped behind a failed extended-protocol COPY', () =
     it(`through pgway (${what}, max_prepared_statements 0): the same`, async () => {
       expect(await run(gws[1]!, end)).toEqual(await run('direct', end));
     });
+  }
+});
+
+describe('the same, all sent in one write, before the server said the COPY began', () => {
+  it('direct: the later Bind gets 26000', async () => {
+    const d = await runOneWrite('direct', BAD_DATA);
+    expect(d[1]).toEqual(['1', '2', 'G', 'E:22P02', 'Z:I']);
+    expect(d[2]).toEqual(['E:26000', 'Z:I']);
+  });
+  for (const [what, end] of [['CopyFail', FAIL], ['bad data', BAD_DATA]] as const) {
+    for (const k of [0, 1]) {
+      it(`through pgway (${what}, gateway ${k}): the same, never the other client's statement`, async () => {
+        expect(await runOneWrite(gws[k]!, end)).toEqual(await runOneWrite('direct', end));
+      });
+    }
   }
 });
