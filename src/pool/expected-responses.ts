@@ -129,20 +129,19 @@ export class ExpectedResponses {
 
   /** Whether a client's Query (one the server answers, not pgway) is still owed its answer. */
   get queryOwed(): boolean {
-    const mask = this.kinds.length - 1;
-    for (let i = 0; i < this.count; i++) {
-      const at = (this.head + i) & mask;
-      if (this.kinds[at] === Slot.Query && this.actions[at] === Action.Forward) return true;
-    }
-    return false;
+    return this.forwardOwed(Slot.Query);
   }
 
   /** Whether a client's Execute (one the server answers) is still owed its answer: it may begin a COPY. */
   get executeOwed(): boolean {
+    return this.forwardOwed(Slot.Execute);
+  }
+
+  private forwardOwed(kind: Slot): boolean {
     const mask = this.kinds.length - 1;
     for (let i = 0; i < this.count; i++) {
       const at = (this.head + i) & mask;
-      if (this.kinds[at] === Slot.Execute && this.actions[at] === Action.Forward) return true;
+      if (this.kinds[at] === kind && this.actions[at] === Action.Forward) return true;
     }
     return false;
   }

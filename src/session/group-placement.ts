@@ -14,6 +14,7 @@ import { effectsOfParse, NO_EFFECTS } from './frame-effects.js';
 import type { HeldFrames } from './held-frames.js';
 import { bindStatement, targetOf, type PreparedStatements } from './prepared-statements.js';
 import type { SessionState } from './session-state.js';
+import type { UnnamedStatement } from './unnamed-statement.js';
 import { endsFailedBlock, firstStatementName, namesSqlStatement, sqlPlacement } from './sql-placement.js';
 
 /** A request that needs a SQL-level statement laid on where nothing of pgway's can run first. */
@@ -66,14 +67,14 @@ export class GroupPlacement {
    * error for the name it could not place (see placeSqlPrepared, unnamedUnplaced), 'placed' when
    * the group's statements are laid on (the writer's groupPlaced), or undefined when it names none.
    * `parsedSqlNames`: the client has parsed a statement whose text names SQL-level statements;
-   * `unnamedStatementEffects`: those of the client's unnamed statement.
+   * `unnamed`: the client's unnamed statement, whose effects count where the group binds it unparsed.
    */
   placeForGroup(
     server: ServerConnection,
     session: SessionState,
     first: number,
     parsedSqlNames: boolean,
-    unnamedStatementEffects: readonly SessionEffect[],
+    unnamed: UnnamedStatement,
   ): Buffer | 'wait' | 'placed' | undefined {
     const held = this.held;
     let effects: SessionEffect[] | undefined;
@@ -131,10 +132,11 @@ export class GroupPlacement {
         (effects ??= []).push({ kind: 'execute', name, runs: false });
       }
     }
-    const unnamed = unnamedBound && unnamedStatementEffects.some(namesSqlStatement);
-    if (effects === undefined && !unnamed) return undefined;
+    const unnamedEffects = unnamedBound ? unnamed.effects(server) : NO_EFFECTS;
+    const namesSql = unnamedEffects.some(namesSqlStatement);
+    if (effects === undefined && !namesSql) return undefined;
     if (server.busy) return 'wait';
-    const unplaced = unnamed ? this.unnamedUnplaced(server, session, unnamedStatementEffects) : undefined;
+    const unplaced = namesSql ? this.unnamedUnplaced(server, session, unnamedEffects) : undefined;
     if (unplaced !== undefined) return unplaced;
     if (effects === undefined) return 'placed';
     const refused = this.placeSqlPrepared(server, session, effects, true);

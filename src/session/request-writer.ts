@@ -59,15 +59,13 @@ export class RequestWriter implements OwnWrites {
   private unanswered = false;
   /** The client's unnamed statement: which connection holds it (pooled modes). */
   private readonly unnamed = new UnnamedStatement();
-  /** The session effects of the portals bound from statements with effects. */
   /** The held frame being written waits for the answers to what was written before it (see waitForAnswers). */
   private stopBefore = false;
+  /** The session effects of the portals bound from statements with effects. */
   private unnamedPortalEffects = NO_EFFECTS;
   private portalEffects: Map<string, readonly SessionEffect[]> | undefined;
   /** A message of the current extended-protocol group (up to its Sync) has been written. */
   private inGroup = false;
-  /** write() stopped after a CopyDone or CopyFail to wait for the answers: a Flush of pgway's asks for them. */
-  private flushAfterCopyEnd = false;
   /**
    * The SQL-level statements the current group names were laid on before its first message (see
    * GroupPlacement.placeForGroup): a simple Query of pgway's inside the group would commit what it
@@ -140,6 +138,8 @@ export class RequestWriter implements OwnWrites {
     // A portal lasts until its transaction ends: with none open and nothing in flight, the client has none.
     if (this.portalEffects !== undefined && !this.inGroup && !server.busy && server.txStatus === TxStatus.Idle) this.portalEffects = undefined;
     let written = held.count;
+    // The write stopped after a CopyDone or CopyFail to wait for the answers: a Flush of pgway's asks for them.
+    let flushAfterCopyEnd = false;
     for (let i = 0; i < held.count; i++) {
       const code = held.codes[i]!;
       const buf = held.bufs[i]!;
@@ -155,7 +155,7 @@ export class RequestWriter implements OwnWrites {
           written = i;
           break;
         }
-        const placed = placement.placeForGroup(server, session, i, this.parsedSqlNames, this.unnamed.effects(server));
+        const placed = placement.placeForGroup(server, session, i, this.parsedSqlNames, this.unnamed);
         if (placed === 'wait') {
           this.waitForAnswers = true;
           written = i;
@@ -276,7 +276,7 @@ export class RequestWriter implements OwnWrites {
             // ignored the Sync before its data, and what follows is still in that group (see
             // groupOpen); if not, that Sync ended it. What follows waits for the answers, which the
             // server keeps after a COPY's end until asked.
-            this.flushAfterCopyEnd = true;
+            flushAfterCopyEnd = true;
             this.waitForAnswers = true;
             written = i + 1;
           }
@@ -299,10 +299,7 @@ export class RequestWriter implements OwnWrites {
       if (written === i + 1) break;
     }
     held.flush(server);
-    if (this.flushAfterCopyEnd) {
-      this.flushAfterCopyEnd = false;
-      server.write(msg.FLUSH);
-    }
+    if (flushAfterCopyEnd) server.write(msg.FLUSH);
     this.stopBefore = false;
     // A group that goes on in a later write: placeForGroup did not see its later messages.
     this.groupPlaced = false;
@@ -451,8 +448,8 @@ export class RequestWriter implements OwnWrites {
       return this.refuse(server, Slot.Parse, misplaced);
     }
     if (buf[start + 5] === 0) {
-      // An error earlier in the group makes the server skip this Parse: the unnamed statement there
-      // is still the one before, and not this client's to Bind (or its own, parsed before a Query since).
+      // The server may skip this Parse (an error earlier in its group) or refuse it: the statement
+      // there is then not the one this Parse records (see UnnamedOwnerChange).
       const change = this.unnamed.parsed(server, this.inGroup, this.pooled, effects);
       if (change === undefined) return false;
       server.expectForwarded(Slot.Parse, change);
@@ -511,8 +508,9 @@ export class RequestWriter implements OwnWrites {
     if (buf[start + 5] !== 0) [portal, stmtAt] = readCString(buf, start + 5, end);
     if (buf[stmtAt] === 0) {
       if (this.unnamedWaits(server, true)) return true;
-      if (this.pooled && !this.unnamed.here(server)) return this.refuseUnnamed(server, Slot.Bind);
-      const effects = this.unnamed.effects(server);
+      const here = this.unnamed.here(server);
+      if (this.pooled && !here) return this.refuseUnnamed(server, Slot.Bind);
+      const effects = here ? server.statements.unnamedEffects : NO_EFFECTS;
       const unplaced = this.pooled && !this.groupPlaced ? this.placement.unnamedUnplaced(server, session, effects) : undefined;
       if (unplaced !== undefined) {
         this.beforeOwnWrite(server);
