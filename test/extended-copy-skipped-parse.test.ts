@@ -28,36 +28,30 @@ const read = (c: Awaited<ReturnType<typeof raw>>, n = 1) => answers(c, n, 3000).
 
 let runs = 0;
 
-async function run(t: Target, end: Buffer): Promise<string[][]> {
+/**
+ * x leaves its unnamed statement on the (only) server connection; y runs a COPY begun by an Execute
+ * of a NAMED statement (x's unnamed statement stays), its Sync, the COPY's failing end, an unnamed
+ * Parse and the Sync the server waits for; then a Bind of the unnamed statement, which y does not
+ * have (its Parse was skipped). `oneWrite`: the COPY and all after it up to that Sync in one write,
+ * before the server said the COPY began (review round 20); otherwise y waits for the CopyInResponse.
+ */
+async function run(t: Target, end: Buffer, oneWrite = false): Promise<string[][]> {
   // A name of its own each run: with max_prepared_statements 0 a departed client's named statement stays on the connection.
   const name = `rv_copy${runs++}`;
   const out: string[][] = [];
   const x = await raw(t);
-  // x leaves its unnamed statement on the (only) server connection.
   x.write(cat(P('', "SELECT 'x''s secret' AS v"), B(''), E(''), S));
   out.push(await read(x));
   const y = await raw(t);
-  // y: a COPY begun by an Execute of a NAMED statement (x's unnamed statement stays), then its Sync.
-  y.write(cat(P(name, 'COPY rv_a_copy (a) FROM STDIN'), B(name), E(''), S));
-  out.push(await upTo(y, 'G', 3000).catch((e: Error) => [`timeout: ${e.message}`]));
-  // The COPY fails; an unnamed Parse, then the Sync the server waits for.
-  y.write(cat(end, P('', "SELECT 'y' AS v"), S));
-  out.push(await read(y));
-  // y has no unnamed statement (its Parse was skipped).
-  y.write(cat(B(''), E(''), S));
-  out.push(await read(y));
-  return out;
-}
-
-/** The same, all in one write: the COPY, its ignored Sync, its failing data, the unnamed Parse and its Sync (review round 20). */
-async function runOneWrite(t: Target, end: Buffer): Promise<string[][]> {
-  const name = `rv_copy${runs++}`;
-  const out: string[][] = [];
-  const x = await raw(t);
-  x.write(cat(P('', "SELECT 'x''s secret' AS v"), B(''), E(''), S));
-  out.push(await read(x));
-  const y = await raw(t);
-  y.write(cat(P(name, 'COPY rv_a_copy (a) FROM STDIN'), B(name), E(''), S, end, P('', "SELECT 'y' AS v"), S));
+  const copy = cat(P(name, 'COPY rv_a_copy (a) FROM STDIN'), B(name), E(''), S);
+  const rest = cat(end, P('', "SELECT 'y' AS v"), S);
+  if (oneWrite) {
+    y.write(cat(copy, rest));
+  } else {
+    y.write(copy);
+    out.push(await upTo(y, 'G', 3000).catch((e: Error) => [`timeout: ${e.message}`]));
+    y.write(rest);
+  }
   out.push(await read(y));
   y.write(cat(B(''), E(''), S));
   out.push(await read(y));
@@ -89,14 +83,14 @@ describe('an unnamed Parse skipped behind a failed extended-protocol COPY', () =
 
 describe('the same, all sent in one write, before the server said the COPY began', () => {
   it('direct: the later Bind gets 26000', async () => {
-    const d = await runOneWrite('direct', BAD_DATA);
+    const d = await run('direct', BAD_DATA, true);
     expect(d[1]).toEqual(['1', '2', 'G', 'E:22P02', 'Z:I']);
     expect(d[2]).toEqual(['E:26000', 'Z:I']);
   });
   for (const [what, end] of [['CopyFail', FAIL], ['bad data', BAD_DATA]] as const) {
     for (const k of [0, 1]) {
       it(`through pgway (${what}, gateway ${k}): the same, never the other client's statement`, async () => {
-        expect(await runOneWrite(gws[k]!, end)).toEqual(await runOneWrite('direct', end));
+        expect(await run(gws[k]!, end, true)).toEqual(await run('direct', end, true));
       });
     }
   }
