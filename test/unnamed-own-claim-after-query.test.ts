@@ -7,23 +7,14 @@
 // since), and it set unnamedAfterQueries to the current count, so the Bind of the next group is not
 // held (UnnamedStatement.mustWait) and is taken to be the client's (UnnamedStatement.here): it runs the statement the
 // Query dropped. PostgreSQL answers 26000 (the Query dropped it, the Parse was skipped).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type TestGateway } from './harness/gateway.js';
+import { describe, expect, it } from 'vitest';
 import { answers, rawTargets, type Target, P, B, E, D, S, Q, cat } from './helpers/wire-script.js';
 import { twoConnectionSteering } from './helpers/steering.js';
+import { oneConnectionGateways } from './helpers/one-connection.js';
 
 const { raw } = rawTargets();
-let gw: TestGateway;
-let gw0: TestGateway;
-
-beforeAll(async () => {
-  gw = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 4000 }' });
-  gw0 = await startGateway({ pool: '{ mode: transaction, size: 2, max_prepared_statements: 0, query_wait_timeout_ms: 4000 }' });
-});
-afterAll(async () => {
-  await gw?.stop();
-  await gw0?.stop();
-});
+/** Two connections each, so that a client can be steered between them: [0] shares statements, [1] has max_prepared_statements 0. */
+const gws = oneConnectionGateways(2);
 
 const read = (c: Awaited<ReturnType<typeof raw>>, n = 1) => answers(c, n, 3000).catch((e: Error) => [`timeout: ${e.message}`]);
 
@@ -55,7 +46,7 @@ describe('a Bind behind a skipped unnamed Parse, back on the connection where a 
     expect(out[2]).toEqual(['E:34000', 'Z:I', 'E:26000', 'Z:I']);
   });
 
-  for (const [name, g] of [['transaction', () => gw], ['transaction, max_prepared_statements 0', () => gw0]] as const) {
+  for (const [name, g] of [['transaction', () => gws[0]!], ['transaction, max_prepared_statements 0', () => gws[1]!]] as const) {
     it(`through pgway (${name}): 26000 too, never the dropped statement`, async () => {
       const { out, pids } = await run(g());
       // The steering worked: y's Parse and its Query ran on two different server connections.

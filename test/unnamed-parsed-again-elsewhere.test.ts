@@ -5,23 +5,14 @@
 // count: UnnamedStatement.here) and forwards the Bind: it runs the client's OLD statement.
 // PostgreSQL runs the newest one; README ("Unnamed statement") promises 26000 on any connection other
 // than the one it was parsed on. Either is acceptable; running the superseded statement is not.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type TestGateway } from './harness/gateway.js';
+import { describe, expect, it } from 'vitest';
 import { answers, rawTargets, type Target, P, B, E, D, S, cat } from './helpers/wire-script.js';
 import { twoConnectionSteering } from './helpers/steering.js';
+import { oneConnectionGateways } from './helpers/one-connection.js';
 
 const { raw } = rawTargets();
-let gw: TestGateway;
-let gw0: TestGateway;
-
-beforeAll(async () => {
-  gw = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 4000 }' });
-  gw0 = await startGateway({ pool: '{ mode: transaction, size: 2, max_prepared_statements: 0, query_wait_timeout_ms: 4000 }' });
-});
-afterAll(async () => {
-  await gw?.stop();
-  await gw0?.stop();
-});
+/** Two connections each, so that a client can be steered between them: [0] shares statements, [1] has max_prepared_statements 0. */
+const gws = oneConnectionGateways(2);
 
 const read = (c: Awaited<ReturnType<typeof raw>>, n = 1) => answers(c, n, 3000).catch((e: Error) => [`timeout: ${e.message}`]);
 
@@ -62,7 +53,7 @@ describe("a client's unnamed statement parsed again on another server connection
     expect(out[2]![1]).toMatch(/^D:new,/);
   });
 
-  for (const [name, g] of [['transaction', () => gw], ['transaction, max_prepared_statements 0', () => gw0]] as const) {
+  for (const [name, g] of [['transaction', () => gws[0]!], ['transaction, max_prepared_statements 0', () => gws[1]!]] as const) {
     it(`through pgway (${name}): a Bind back on the first connection never runs the superseded statement`, async () => {
       const { out, pids } = await run(g(), BIND);
       // The steering worked: y's two Parses ran on two different server connections.
@@ -75,7 +66,7 @@ describe("a client's unnamed statement parsed again on another server connection
   }
 
   it('through pgway: a Describe back on the first connection does not describe the superseded statement either', async () => {
-    const { out } = await run(gw, DESCRIBE_BIND);
+    const { out } = await run(gws[0]!, DESCRIBE_BIND);
     // PostgreSQL describes and runs 'new'; README: 26000 here. pgway describes and runs 'old'.
     const last = out[2]!.map((m) => m.replace(/,\d+$/, ''));
     expect(last.some((m) => m === 'D:old')).toBe(false);
@@ -93,7 +84,7 @@ describe("a client's unnamed Parse that fails on another server connection", () 
   });
   it("through pgway: the same, not the statement the failed Parse dropped", async () => {
     const d = await run('direct', BIND, FAILS);
-    const g = await run(gw, BIND, FAILS);
+    const g = await run(gws[0]!, BIND, FAILS);
     expect(g.out.slice(1)).toEqual(d.out.slice(1));
   });
 });
