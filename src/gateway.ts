@@ -384,6 +384,7 @@ export class Gateway implements SessionContext, AdminView {
       const row = rows.get(pool.name);
       if (row) {
         row.serversActive += stats.active;
+        row.serversUsed += stats.used;
         row.serversIdle += stats.idle;
         row.serversLogin += stats.connecting;
         continue;
@@ -398,6 +399,7 @@ export class Gateway implements SessionContext, AdminView {
         clientsActive: mine.filter((c) => c.state === 'ready' && !c.isWaiting).length,
         clientsWaiting: mine.filter((c) => c.isWaiting).length,
         serversActive: stats.active,
+        serversUsed: stats.used,
         serversIdle: stats.idle,
         serversLogin: stats.connecting,
         maxWaitMs: stats.maxWaitMs,

@@ -341,7 +341,7 @@ describe('RELOAD around live clients', () => {
     for (const c of clients) await c.query('SELECT 1');
     for (const c of clients) await c.query('COMMIT');
     await Promise.all(clients.map((c) => c.query('SELECT 1')));
-    expect(gw.gateway.pools().reduce((n, p) => n + p.serversActive + p.serversIdle, 0)).toBeLessThanOrEqual(1);
+    expect(gw.gateway.pools().reduce((n, p) => n + p.serversActive + p.serversUsed + p.serversIdle, 0)).toBeLessThanOrEqual(1);
     for (const c of clients) expect(clientErrors.get(c)).toEqual([]);
   });
 });

@@ -164,7 +164,7 @@ describe('idle_transaction_timeout_ms turned on by a RELOAD that also moves the 
     const c = await waiting;
     const errors = errorsOf(c);
     await holder.end(); // the old pool's last connection goes, and the old pool with it
-    const servers = (): number => gw.gateway.pools().reduce((n, p) => n + p.serversActive + p.serversIdle + p.serversLogin, 0);
+    const servers = (): number => gw.gateway.pools().reduce((n, p) => n + p.serversActive + p.serversUsed + p.serversIdle + p.serversLogin, 0);
     await waitFor('the old pool to close its connection', () => servers() === 1);
     gw.write({ pool: sessionPool(300), primaryPort: moved });
     await gw.gateway.reload();

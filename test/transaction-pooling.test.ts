@@ -170,7 +170,7 @@ databases:
         const r = await adminQuery<{ n: number }>(
           "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND usename = 'app' AND backend_type = 'client backend'", [DB]);
         maxServerBackends = Math.max(maxServerBackends, r.rows[0]!.n);
-        for (const p of gateway.pools()) maxPoolConnections = Math.max(maxPoolConnections, p.serversActive + p.serversIdle + p.serversLogin);
+        for (const p of gateway.pools()) maxPoolConnections = Math.max(maxPoolConnections, p.serversActive + p.serversUsed + p.serversIdle + p.serversLogin);
         await sleep(50);
       }
     })();

@@ -9,7 +9,10 @@ export interface PoolInfo {
   mode: PoolMode;
   clientsActive: number;
   clientsWaiting: number;
+  /** Server connections linked to a client. */
   serversActive: number;
+  /** Server connections in use with no client linked (being reset or checked), PgBouncer's sv_used. */
+  serversUsed: number;
   serversIdle: number;
   serversLogin: number;
   maxWaitMs: number;

@@ -81,7 +81,7 @@ function show(view: AdminView, what: string): Table | undefined {
       return {
         columns: ['database', 'user', 'cl_active', 'cl_waiting', 'sv_active', 'sv_idle', 'sv_used', 'sv_login', 'maxwait', 'maxwait_us', 'pool_mode', 'paused'],
         rows: view.pools().map((p) => [
-          p.database, p.user, p.clientsActive, p.clientsWaiting, p.serversActive, p.serversIdle, 0, p.serversLogin,
+          p.database, p.user, p.clientsActive, p.clientsWaiting, p.serversActive, p.serversIdle, p.serversUsed, p.serversLogin,
           Math.floor(p.maxWaitMs / 1000), (p.maxWaitMs % 1000) * 1000, p.mode, p.paused ? 1 : 0,
         ]),
       };
@@ -127,7 +127,7 @@ function show(view: AdminView, what: string): Table | undefined {
         columns: ['name', 'host', 'port', 'database', 'force_user', 'pool_size', 'min_pool_size', 'reserve_pool', 'server_lifetime', 'pool_mode', 'max_connections', 'current_connections', 'paused', 'disabled'],
         rows: view.databasesServed().map((d) => {
           const mine = pools.filter((p) => p.database === d.name);
-          const current = mine.reduce((n, p) => n + p.serversActive + p.serversIdle + p.serversLogin, 0);
+          const current = mine.reduce((n, p) => n + p.serversActive + p.serversUsed + p.serversIdle + p.serversLogin, 0);
           return [
             d.name, d.primary.host, d.primary.port, d.primary.dbname, d.primary.user ?? null, d.pool.size, d.pool.minSize,
             d.pool.reserveSize, Math.round(d.pool.serverLifetimeMs / 1000), d.pool.mode, d.pool.maxDbConnections,

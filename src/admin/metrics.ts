@@ -50,6 +50,7 @@ export class Metrics {
         for (const p of view.pools()) {
           const pool = poolLabel(p.database, p.user);
           this.set({ pool, state: 'active' }, p.serversActive);
+          this.set({ pool, state: 'used' }, p.serversUsed);
           this.set({ pool, state: 'idle' }, p.serversIdle);
           this.set({ pool, state: 'login' }, p.serversLogin);
         }

@@ -54,7 +54,10 @@ export interface PoolWaiter {
 
 export interface PoolStats {
   name: string;
+  /** Handed out and linked to a client. */
   active: number;
+  /** Handed out with no client linked: pgway's own work on it (a reset, a check before reuse). */
+  used: number;
   idle: number;
   connecting: number;
   waiting: number;
@@ -156,9 +159,12 @@ export class Pool {
 
   stats(): PoolStats {
     const now = nowMs();
+    let linked = 0;
+    for (const conn of this.active) if (conn.clientId !== 0) linked++;
     return {
       name: this.name,
-      active: this.active.size,
+      active: linked,
+      used: this.active.size - linked,
       idle: this.idle.length,
       connecting: this.connecting,
       waiting: this.waiters.length,
