@@ -15,6 +15,12 @@ const STARTERS = ['set', 'reset', 'discard', 'prepare', 'execute', 'deallocate',
   // Savepoints decide which effects of a transaction survive (TransactionMarker); ROLLBACK TO is one.
   // ROLLBACK (ABORT) also ends a transaction whose state pins tentatively (SessionState.pinUndoneByRollback).
   'savepoint', 'release', 'rollback', 'abort'];
+/**
+ * Also starters in an extended-protocol Parse: there a COMMIT shares its request (up to the Sync)
+ * with the statements around it, and where it stands decides which of them it commits (see
+ * SessionState.settle). A Query's text of COMMIT alone is a request of its own, and its tag is enough.
+ */
+const COMMITS = ['commit', 'end'];
 /** Tokens that can change session state wherever they stand. */
 // A CASCADE may take temp relations with it (ALTER TABLE ... DROP COLUMN ... CASCADE). An UPDATE of
 // pg_settings sets what it names (its rule calls set_config).
@@ -24,6 +30,7 @@ const ADVISORY = bytesOf('advisory');
 
 /** Keywords by length, as bytes, so a word is compared only with keywords of its own length. */
 const STARTERS_BY_LENGTH = byLength(STARTERS);
+const PARSE_STARTERS_BY_LENGTH = byLength([...STARTERS, ...COMMITS]);
 const ANYWHERE_BY_LENGTH = byLength(ANYWHERE);
 
 /** Byte classes, one table load per byte: bit 1 starts an identifier, bit 2 continues one. */
@@ -45,8 +52,12 @@ export function mayHaveSessionEffects(sql: string): boolean {
   return mayHaveSessionEffectsIn(bytes, 0, bytes.length);
 }
 
-/** As mayHaveSessionEffects, for the UTF-8 text in bytes [start, end) of `buf`. */
-export function mayHaveSessionEffectsIn(buf: Uint8Array, start: number, end: number): boolean {
+/**
+ * As mayHaveSessionEffects, for the UTF-8 text in bytes [start, end) of `buf`; `parsed`: the text
+ * of a Parse, where a COMMIT counts too (see COMMITS).
+ */
+export function mayHaveSessionEffectsIn(buf: Uint8Array, start: number, end: number, parsed = false): boolean {
+  const starters = parsed ? PARSE_STARTERS_BY_LENGTH : STARTERS_BY_LENGTH;
   let i = start;
   let atStart = true;
   while (i < end) {
@@ -67,7 +78,7 @@ export function mayHaveSessionEffectsIn(buf: Uint8Array, start: number, end: num
     } else if (c === 34 /* " */) {
       const close = skipQuoted(buf, i, end, 34, false);
       // A quoted name is compared as written (no case folding); one with "" escapes goes to the parser.
-      if (hasDoubledQuote(buf, i + 1, close - 1) || interesting(buf, i + 1, close - 1, atStart, false)) return true;
+      if (hasDoubledQuote(buf, i + 1, close - 1) || interesting(buf, i + 1, close - 1, atStart, false, starters)) return true;
       i = close;
       atStart = false;
     } else if (c === 36 /* $ */) {
@@ -83,7 +94,7 @@ export function mayHaveSessionEffectsIn(buf: Uint8Array, start: number, end: num
       if (next === 39 && (single === 101 /* e */ || single === 120 /* x */ || single === 98 /* b */ || single === 110 /* n */)) {
         i = skipQuoted(buf, j, end, 39, single === 101);
       } else {
-        if (interesting(buf, i, j, atStart, true)) return true;
+        if (interesting(buf, i, j, atStart, true, starters)) return true;
         i = j;
       }
       atStart = false;
@@ -96,9 +107,9 @@ export function mayHaveSessionEffectsIn(buf: Uint8Array, start: number, end: num
   return false;
 }
 
-function interesting(buf: Uint8Array, from: number, to: number, atStart: boolean, fold: boolean): boolean {
+function interesting(buf: Uint8Array, from: number, to: number, atStart: boolean, fold: boolean, starters: Uint8Array[][]): boolean {
   const n = to - from;
-  return (atStart && oneOf(STARTERS_BY_LENGTH[n], buf, from, fold)) ||
+  return (atStart && oneOf(starters[n], buf, from, fold)) ||
     oneOf(ANYWHERE_BY_LENGTH[n], buf, from, fold) ||
     (n >= ADVISORY.length && contains(buf, from, to, ADVISORY, fold));
 }

@@ -95,6 +95,28 @@ describe('SET and RESET', () => {
   });
 
   it.each([
+    ['SET LOCAL ROLE app', 'app'],
+    ["SELECT set_config('role', 'app', true)", 'app'],
+    ['SET LOCAL ROLE NONE', 'none'],
+  ])('%s names the role: a session SET made under it is laid on under it', (sql, value) => {
+    expect(classifySessionEffects(sql).effects).toEqual([{ kind: 'set-local', name: 'role', value }]);
+  });
+
+  it.each([
+    ["SET LOCAL application_name = 'x'", 'application_name'],
+    ["SELECT set_config('default_transaction_read_only', 'on', true)", 'default_transaction_read_only'],
+  ])('%s is followed: the server reports the local value at the end of its request', (sql, name) => {
+    expect(classifySessionEffects(sql).effects).toEqual([{ kind: 'set-local', name }]);
+  });
+
+  it('classifies a COMMIT in a Parse, where it shares its request with what surrounds it, and not in a Query', () => {
+    const text = Buffer.from('commit');
+    expect(classifySessionEffectsIn(text, 0, text.length, true).effects).toEqual([{ kind: 'commit' }]);
+    expect(classifySessionEffectsIn(Buffer.from('END'), 0, 3, true).effects).toEqual([{ kind: 'commit' }]);
+    expect(classifySessionEffectsIn(text, 0, text.length).parsed).toBe(false);
+  });
+
+  it.each([
     'SET seed = 0.5',
     'RESET seed',
     "SELECT set_config('seed', '0.5', false)",

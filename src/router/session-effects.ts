@@ -25,13 +25,18 @@ export type PinReason =
   | 'unparseable-session-statement'; // a session setting whose value pgway cannot know or replay
 
 export type SessionEffect =
-  | { kind: 'set'; name: string; value: string } // replay with set_config(name, value, false)
+  // replay with set_config(name, value, false); `unreported`: changed again later in its request
+  // (see SessionState.apply), so the value the server reports at the request's end may not be this one's
+  // `as`: made under a SET LOCAL ROLE of that role (see SessionState.stage), not the session's role
+  | { kind: 'set'; name: string; value: string; unreported?: true; as?: string }
   | { kind: 'set-param'; name: string; param: number } // set_config(name, $param, false): the value comes with Bind
   | { kind: 'reset'; name: string }
   | { kind: 'reset-all' } // RESET ALL leaves the settings in RESET_ALL_KEEPS alone
-  // SET LOCAL, set_config(..., true) of a setting in READING_SETTINGS (name '': one pgway cannot
-  // name): statements are read otherwise until the transaction ends, and nothing is carried
-  | { kind: 'set-local'; name: string }
+  // SET LOCAL, set_config(..., true) of a setting in READING_SETTINGS or one the server reports
+  // (name '': one pgway cannot name): nothing is carried; of a reading setting, statements are
+  // read otherwise until the transaction ends
+  // `value`: a role's, where pgway can read it (a session SET made under it is laid on under it)
+  | { kind: 'set-local'; name: string; value?: string }
   | { kind: 'prepare'; name: string; sql: string; paramTypes: string[] }
   | { kind: 'execute'; name: string; runs: boolean } // runs: false under EXPLAIN without ANALYZE, which only plans it
   | { kind: 'deallocate'; name: string }
@@ -49,8 +54,9 @@ export type SessionEffect =
 /**
  * Transaction control, which decides what becomes of the effects staged before it: COMMIT/END (or
  * PREPARE TRANSACTION) keeps them, ROLLBACK drops them, ROLLBACK TO drops those since its savepoint,
- * RELEASE folds a savepoint into the one around it. A text of COMMIT/END alone never reaches the
- * parser (effect-precheck): its tag is enough for SessionState.settle.
+ * RELEASE folds a savepoint into the one around it. A Query's text of COMMIT/END alone never reaches
+ * the parser (effect-precheck): its tag is enough for SessionState.settle. A Parse's does: its
+ * request may hold statements before and after it.
  */
 export type TransactionMarker =
   // `own`: DISCARD ALL's, which commits only what it did itself, and never ends a transaction block
@@ -93,10 +99,17 @@ export const READING_SETTINGS = [
   'array_nulls', 'transform_null_equals', 'xmloption',
 ] as const;
 const READS: ReadonlySet<string> = new Set(READING_SETTINGS);
+/**
+ * Settings a client can change that the server reports (ParameterStatus) beyond READING_SETTINGS:
+ * a SET LOCAL of one is followed too, as the value reported at the end of its request may be the
+ * local one (see SessionState.apply).
+ */
+const REPORTED: ReadonlySet<string> = new Set(['application_name', 'default_transaction_read_only', 'scram_iterations']);
 
 /** Whether an effect changes how the session reads statement text (see READING_SETTINGS) once it runs. */
 export const changesReading = (e: SessionEffect): boolean =>
-  e.kind === 'set-local' || e.kind === 'reset-all' || ((e.kind === 'set' || e.kind === 'reset') && READS.has(e.name));
+  e.kind === 'reset-all' || ((e.kind === 'set' || e.kind === 'reset') && READS.has(e.name)) ||
+  (e.kind === 'set-local' && (e.name === '' || e.name === 'session_authorization' || READS.has(e.name)));
 
 /**
  * Settings not laid on again when the client moves. seed is an action, not state: SET seed reseeds
@@ -158,9 +171,12 @@ export function classifySessionEffects(sql: string): Classification {
   return mayHaveSessionEffects(sql) ? classifyText(sql) : SKIPPED;
 }
 
-/** As classifySessionEffects, for the UTF-8 text in bytes [start, end) of a message: no string is made for text the precheck clears. */
-export function classifySessionEffectsIn(buf: Buffer, start: number, end: number): Classification {
-  return mayHaveSessionEffectsIn(buf, start, end) ? classifyText(buf.toString('utf8', start, end)) : SKIPPED;
+/**
+ * As classifySessionEffects, for the UTF-8 text in bytes [start, end) of a message: no string is
+ * made for text the precheck clears. `parsed`: a Parse's text, whose COMMIT is classified too.
+ */
+export function classifySessionEffectsIn(buf: Buffer, start: number, end: number, parsed = false): Classification {
+  return mayHaveSessionEffectsIn(buf, start, end, parsed) ? classifyText(buf.toString('utf8', start, end)) : SKIPPED;
 }
 
 /**
@@ -273,7 +289,7 @@ function onStatement(node: Node, raw: RawStmt, out: Collector): void {
 function onVariableSet(s: VariableSetStmt, out: Collector): void {
   if (s.is_local === true) {
     const name = foldGucName(s.name ?? '');
-    const read = name === 'search_path' || name === 'standard_conforming_strings';
+    const read = name === 'search_path' || name === 'standard_conforming_strings' || name === 'role';
     localSetting(name, read ? flattenSetArgs(name, s.args ?? []) : undefined, out);
     return;
   }
@@ -614,7 +630,8 @@ function functionName(call: FuncCall): string | undefined {
  */
 function localSetting(name: string, value: string | undefined, out: Collector): void {
   out.local = true;
-  if (name === '' || name === 'session_authorization' || READS.has(name)) out.effects.push({ kind: 'set-local', name });
+  if (name === 'role') out.effects.push(value === undefined ? { kind: 'set-local', name } : { kind: 'set-local', name, value });
+  else if (name === '' || name === 'session_authorization' || READS.has(name) || REPORTED.has(name)) out.effects.push({ kind: 'set-local', name });
   if (name === 'search_path' && createsInTempSchema(value ?? '')) out.effects.push(pin('temp-table'));
   // A backslash escapes a quote for the rest of the transaction: what follows may not read as pgway reads it.
   if (name === 'standard_conforming_strings' && value !== undefined && parseBool(value) === false) out.effects.push(pin('unparseable-session-statement'));

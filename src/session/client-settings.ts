@@ -50,12 +50,12 @@ export class ClientSettings {
     return this.madeAs !== undefined || this.values.has('role');
   }
 
-  /** A SET committed: made under the role in force now. */
-  set(name: string, value: string): void {
+  /** A SET committed: made under the role in force now, or `as`, a SET LOCAL ROLE's. */
+  set(name: string, value: string, as?: string): void {
     const values = this.changing();
     values.delete(name);
     values.set(name, value);
-    const role = this.values.get('role') ?? NO_ROLE;
+    const role = as ?? this.values.get('role') ?? NO_ROLE;
     if (role === NO_ROLE || name === 'role') this.forgetRole(name);
     else (this.madeAs ??= new Map()).set(name, role);
     this.placeholders?.delete(name);

@@ -35,9 +35,12 @@ function textEnd(buf: Buffer, textAt: number, end: number): number {
   return nul < 0 || nul > end ? end : nul;
 }
 
-/** The session effects of the statement text starting at `textAt` (a Query's, or a Parse's after its name). */
-export function effectsOfText(buf: Buffer, textAt: number, end: number): readonly SessionEffect[] {
-  const { effects } = classifySessionEffectsIn(buf, textAt, textEnd(buf, textAt, end));
+/**
+ * The session effects of the statement text starting at `textAt` (a Query's, or a Parse's after its
+ * name: `parsed`, where a COMMIT is one too).
+ */
+export function effectsOfText(buf: Buffer, textAt: number, end: number, parsed = false): readonly SessionEffect[] {
+  const { effects } = classifySessionEffectsIn(buf, textAt, textEnd(buf, textAt, end), parsed);
   return effects.length === 0 ? NO_EFFECTS : effects;
 }
 
@@ -46,7 +49,7 @@ const parseTextAt = (buf: Buffer, start: number): number => buf.indexOf(0, start
 
 /** The session effects of a Parse frame's statement text. */
 export function effectsOfParse(buf: Buffer, start: number, end: number): readonly SessionEffect[] {
-  return effectsOfText(buf, parseTextAt(buf, start), end);
+  return effectsOfText(buf, parseTextAt(buf, start), end, true);
 }
 
 /** The statement text of a Parse frame. */

@@ -74,6 +74,11 @@ export class SessionState {
   private stagedIn: number[] = [];
   /** Leading staged entries a settle has walked: their savepoints ran (see settle). */
   private walked = 0;
+  /**
+   * The role of the SET LOCAL ROLE last staged in the transaction being written (see stage), until
+   * the server says the transaction ended. A ROLLBACK TO a savepoint before it is not followed.
+   */
+  private localRole: string | undefined;
   /** A request of the current transaction failed: its settings are laid on afresh when it ends (see settle). */
   private uncertain = false;
   /**
@@ -184,15 +189,16 @@ export class SessionState {
 
   /** The last ReadyForQuery of a request must settle something (see settle). */
   get needsSettle(): boolean {
-    return this.staged.length > 0 || this.layAfter || this.uncertain || this.pinBook.awaitsSettle || this.sqlPrepared.unsettled || this.rereadContext !== undefined;
+    return this.staged.length > 0 || this.layAfter || this.uncertain || this.pinBook.awaitsSettle || this.sqlPrepared.unsettled ||
+      this.rereadContext !== undefined || this.localRole !== undefined;
   }
 
   /**
    * Notes the effects of statements just sent. Pins take effect at once (holding a connection a
    * little too long is harmless; releasing one too early is not), and so do PREPARE and
    * DEALLOCATE, which PostgreSQL does not roll back. `wholeText`: the effects of a Query's whole
-   * text, transaction control included (an extended-protocol COMMIT alone is never classified:
-   * see effect-precheck), so that one refused in a failed block is known to pin nothing.
+   * text, transaction control included, so that one refused in a failed block is known to pin
+   * nothing (a Query's text of COMMIT alone is not classified: see effect-precheck).
    */
   stage(effects: readonly SessionEffect[], wholeText = false): PinReason[] {
     const newPins: PinReason[] = [];
@@ -202,7 +208,10 @@ export class SessionState {
       if (changesReading(e)) this.rereadContext ??= `\u0000reread=#${nextOwnContext++}`;
       switch (e.kind) {
         case 'set-local':
-          break; // not carried: SET LOCAL ends with the transaction
+          // Not carried: SET LOCAL ends with the transaction.
+          this.unreportEarlier(e.name === '' ? undefined : e.name);
+          if (e.name === 'role') this.localRole = e.value;
+          break;
         case 'pin':
           if (wholeText && (textRefused ||= this.pinBook.refusedNow)) break;
           this.pinBook.beforeMade(e.reason, wholeText);
@@ -240,6 +249,19 @@ export class SessionState {
           if (e.name === 'standard_conforming_strings' && parseBool(e.value) === false) this.pinBook.pin(UNREADABLE, newPins);
           // pgway reads the client's text as UTF-8: in another client_encoding a value beyond ASCII is not the one the server set.
           if (NON_ASCII.test(e.value) && !this.sendsUtf8) this.pinBook.pin(UNREADABLE, newPins);
+          this.unreportEarlier(e.name);
+          // Made under the SET LOCAL ROLE in force: laid on under that role (it may hold the right to set it).
+          this.stageOne(this.localRole !== undefined && e.name !== 'role' ? { ...e, as: this.localRole } : e);
+          // A session SET ROLE replaces the local one for the rest of the transaction too.
+          if (e.name === 'role') this.localRole = undefined;
+          break;
+        case 'reset':
+          this.unreportEarlier(e.name);
+          if (e.name === 'role') this.localRole = undefined;
+          this.stageOne(e);
+          break;
+        case 'reset-all':
+          this.unreportEarlier(undefined);
           this.stageOne(e);
           break;
         case 'set-param':
@@ -247,7 +269,10 @@ export class SessionState {
           this.pinBook.pin('unparseable-session-statement', newPins);
           break;
         default:
-          if (isTransactionMarker(e)) this.pinBook.markerStaged(e);
+          if (isTransactionMarker(e)) {
+            this.pinBook.markerStaged(e);
+            if (e.kind === 'commit' || e.kind === 'rollback') this.localRole = undefined;
+          }
           this.stageOne(e);
       }
     }
@@ -290,6 +315,20 @@ export class SessionState {
       if (s.kind === 'unpin' && s.reason === e.reason) this.unstage(i);
     }
     this.pinBook.checkLater(e.reason);
+  }
+
+  /**
+   * SETs of `name` (undefined: of any setting) staged earlier in the request being written: the
+   * value the server reports at the request's end may be the later change's (a SET LOCAL, a SET in
+   * a block the request leaves open), so each keeps the value it set (see apply).
+   */
+  private unreportEarlier(name: string | undefined): void {
+    const { staged, stagedIn } = this;
+    const request = this.requests.sent;
+    for (let i = staged.length - 1; i >= 0 && stagedIn[i] === request; i--) {
+      const e = staged[i]!;
+      if (e.kind === 'set' && e.unreported !== true && (name === undefined || e.name === name)) staged[i] = { ...e, unreported: true };
+    }
   }
 
   private stageOne(e: SessionEffect): void {
@@ -349,9 +388,10 @@ export class SessionState {
       const e = effects[i]!;
       switch (e.kind) {
         case 'set':
-          // A report is of the value now: an earlier SET of the same name applied here gets the
-          // last one's value, which is the one that stays.
-          this.settings.set(e.name, reportedValue(server.params, e.name) ?? e.value);
+          // A report is of the value at the request's end: an earlier SET of the same name applied
+          // here gets the last one's value, which is the one that stays, unless a change after it
+          // in its request may have been taken back or be local (unreported): then its own.
+          this.settings.set(e.name, (e.unreported === true ? undefined : reportedValue(server.params, e.name)) ?? e.value, e.as);
           if (READ_BACK_QUESTIONS.has(e.name)) (this.readBackDue ??= new Set()).add(e.name);
           // Each path set decides where a CREATE after it lands (PostgreSQL 18 reports search_path too).
           if (e.name === 'search_path') this.pinBook.pathApplied(e.value);
@@ -403,6 +443,7 @@ export class SessionState {
 
   /** A request ended with ReadyForQuery `status` and more are in flight behind it: settles its work alone. */
   requestEnded(server: ServerConnection, status: number): void {
+    if (status === TxStatus.Idle) this.localRole = undefined;
     if (this.staged.length > 0 || this.sqlPrepared.unsettled) this.settle(server, status, false);
     this.pinBook.requestEnded(server, status);
     this.requests.answered++;
@@ -500,6 +541,7 @@ export class SessionState {
   settle(server: ServerConnection, status: number, last = true): void {
     // Everything answered and no transaction open: the committed settings say how statements read.
     if (last && status === TxStatus.Idle) this.rereadContext = undefined;
+    if (status === TxStatus.Idle) this.localRole = undefined;
     if (this.sqlPrepared.unsettled) {
       this.sqlPrepared.settle(server, server.reported.errors !== this.requests.before.errors, last ? undefined : this.requests.answered);
     }
@@ -604,11 +646,12 @@ export class SessionState {
     if (last && status === TxStatus.Idle) this.pinBook.transactionEnded(server, erred);
     if (failed) {
       // PostgreSQL undoes these with the transaction. What the connection holds is uncertain
-      // until the transaction ends, whatever comes after.
-      this.resetNames = undefined;
+      // until the transaction ends, whatever comes after. A RESET applied (resetNames) committed
+      // before the failure (a COMMIT earlier in the text) and stays done.
       this.layAfter = false;
       this.uncertain = status !== TxStatus.Idle;
       server.appliedSettings = UNKNOWN_SETTINGS;
+      if (last && status === TxStatus.Idle && this.resetNames !== undefined) this.layAgain(server);
     } else if (status !== TxStatus.Idle) {
       if (applied) server.appliedSettings = UNKNOWN_SETTINGS; // settings committed, more to come
     } else if (!last) {
@@ -617,21 +660,24 @@ export class SessionState {
       server.appliedSettings = UNKNOWN_SETTINGS;
     } else {
       this.layAfter = false;
-      if (this.resetNames !== undefined || this.uncertain) {
-        // After a RESET, or a transaction that failed and went on past a ROLLBACK TO: the settings
-        // are laid on again rather than trusted, unless the connection stays the client's.
-        const reset = this.resetNames;
-        this.resetNames = undefined;
-        this.uncertain = false;
-        if (this.keepsConnection || this.pinned) this.restoreStartupValues(server, reset);
-        // A connection whose server is ending is never lent again: nothing is laid on it (the client
-        // goes on elsewhere, and must not hear of its end through pgway's statement).
-        else if (server.ending) server.appliedSettings = UNKNOWN_SETTINGS;
-        else this.resync(server);
-      } else {
-        server.appliedSettings = this.settingsSql;
-      }
+      if (this.resetNames !== undefined || this.uncertain) this.layAgain(server);
+      else server.appliedSettings = this.settingsSql;
     }
+  }
+
+  /**
+   * After a RESET, or a transaction that failed and went on past a ROLLBACK TO: the settings are
+   * laid on `server` again rather than trusted, unless the connection stays the client's.
+   */
+  private layAgain(server: ServerConnection): void {
+    const reset = this.resetNames;
+    this.resetNames = undefined;
+    this.uncertain = false;
+    if (this.keepsConnection || this.pinned) this.restoreStartupValues(server, reset);
+    // A connection whose server is ending is never lent again: nothing is laid on it (the client
+    // goes on elsewhere, and must not hear of its end through pgway's statement).
+    else if (server.ending) server.appliedSettings = UNKNOWN_SETTINGS;
+    else this.resync(server);
   }
 }
 
