@@ -153,6 +153,12 @@ export class ExpectedResponses {
     return false;
   }
 
+  /** Calls `fn` with what each slot still owed carries, oldest first (none of them may be pushed or taken meanwhile). */
+  forEachExtra(fn: (extra: SlotExtra) => void): void {
+    const mask = this.kinds.length - 1;
+    for (let i = 0; i < this.count; i++) fn(this.extras[(this.head + i) & mask]);
+  }
+
   /** Whether a Parse (a client's or pgway's own) is still owed its answer: it may yet fail. */
   get parseOwed(): boolean {
     const mask = this.kinds.length - 1;

@@ -89,6 +89,14 @@ export class UnnamedOwnerChange implements SlotUndo {
     if (!nobody) this.client.parseNotDone(this.parsed, this.parsesBefore);
   }
 
+  /**
+   * Query number `queries` of client `client` was skipped (see UnnamedStatement.queryNotRun): a
+   * record found here that counted it counts it no more.
+   */
+  queryNotRun(client: number, queries: number): void {
+    if (this.owner === client && this.afterQueries === queries) this.afterQueries--;
+  }
+
   /** The Parse before this one (`prev`) was undone: what it found is what this one found. */
   private takeBefore(prev: UnnamedOwnerChange, nobody: boolean): void {
     if (nobody) {
@@ -131,11 +139,18 @@ export class UnnamedStatement {
 
   /**
    * A Query counted by queryWritten was skipped by the server (on `server`): it dropped no unnamed
-   * statement. An unnamed Parse written after it counted it too: its record moves back with the count.
+   * statement. An unnamed Parse written after it counted it too: its record moves back with the
+   * count, and so does the record each later Parse still owed an answer found before it, which its
+   * undo may give back.
    */
   queryNotRun(server: ServerConnection | undefined): void {
-    const statements = server?.statements;
-    if (statements !== undefined && statements.unnamedOwner === this.id && statements.unnamedAfterQueries === this.queries) statements.unnamedAfterQueries--;
+    if (server !== undefined) {
+      const statements = server.statements;
+      if (statements.unnamedOwner === this.id && statements.unnamedAfterQueries === this.queries) statements.unnamedAfterQueries--;
+      server.expected.forEachExtra((extra) => {
+        if (extra instanceof UnnamedOwnerChange) extra.queryNotRun(this.id, this.queries);
+      });
+    }
     this.queries--;
   }
 
