@@ -131,6 +131,8 @@ export class ServerConnection implements ResponseHandler {
   private answer: Answer | undefined;
   /** The first column of the question's first row, until its CommandComplete. */
   private firstColumn: string | undefined;
+  /** The attached client's next messages wait for answers the server may keep until asked (see flushAnswers). */
+  private answersWanted = false;
   /** Reads stopped because the attached client's socket was full. */
   private pausedForClient = false;
   /** The attached client just got 'cached plan must not change result type' from the server. */
@@ -291,6 +293,7 @@ export class ServerConnection implements ResponseHandler {
     this.idleCallback = undefined;
     this.owedCallback = undefined;
     this.clientHeldBack = false;
+    this.answersWanted = false;
     if (this.state === 'attached') this.state = 'idle';
     // Reads waited for this client to take its bytes; the next client must not wait for that.
     if (this.pausedForClient) this.resume();
@@ -484,10 +487,14 @@ export class ServerConnection implements ResponseHandler {
 
   /**
    * pgway waits for the answers to what it wrote of a group the client has not ended yet (neither
-   * Sync nor Flush): the server keeps them until asked, so pgway's own Flush asks.
+   * Sync nor Flush): the server keeps them until asked, so pgway's own Flush asks. A group pgway
+   * took for synced may yet go on: a Sync sent before an extended COPY began is ignored, which
+   * pgway learns only when the COPY begins (CopyInResponse), and asks then (answersWanted).
    */
   flushAnswers(): void {
+    this.answersWanted = false;
     if (this.unsynced && this.expected.length > 0 && !this.clientInCopy) this.write(msg.FLUSH);
+    else this.answersWanted = true;
   }
 
   /** Runs `onIdle` once everything sent has been answered; `onError` if pgway's own statement failed. */
@@ -812,8 +819,12 @@ export class ServerConnection implements ResponseHandler {
         if (extended && (sent & SYNC_AFTER) === 0) this.unsynced = true;
         if (extended) this.groupQueries += sent >> GROUP_QUERIES_SHIFT;
         // The client's CopyDone (or CopyFail) already went out: the COPY is over as far as its
-        // messages go, and a Sync it sends now is answered.
-        if ((sent & COPY_ENDED) !== 0) return;
+        // messages go, and a Sync it sends now is answered. Messages of the client's held for the
+        // answers now need the Flush the Sync it sent before stood for (see flushAnswers).
+        if ((sent & COPY_ENDED) !== 0) {
+          if (this.answersWanted && this.unsynced) this.flushAnswers();
+          return;
+        }
         this.clientInCopy = true;
         this.copyInBegan = true;
         // The client left before the COPY began (its reset is under way): nobody else will end it.
