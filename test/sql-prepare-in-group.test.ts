@@ -82,4 +82,17 @@ describe('an EXECUTE of a SQL-level prepared statement in the middle of an exten
     a.write(Q('SELECT count(*) FROM sg_mg'));
     expect(await answers(a)).toEqual(['T', 'D:0', 'C:SELECT 1', 'Z:I']);
   });
+
+  // Found by review round 23 A, and fixed: the refused Parse never reached the server, so the client's
+  // unnamed statement before it stayed there, and a Bind pipelined in a later group ran it.
+  it('an unnamed Parse refused so leaves the client no unnamed statement: a later Bind runs nothing old', async () => {
+    const a = await raw(single);
+    a.write(Q('PREPARE sg_mg_u AS SELECT 42'));
+    await answers(a);
+    await otherClientsPrepare(single, 'sg_mg_u');
+    a.write(cat(P('', "SELECT 'old' AS v"), B(''), E(), H));
+    expect(await upTo(a, 'C')).toEqual(['1', '2', 'D:old', 'C:SELECT 1']);
+    a.write(cat(P('', 'EXECUTE sg_mg_u'), B(''), E(), S, B(''), E(), S));
+    expect(await answers(a, 2)).toEqual(['E:0A000', 'Z:I', 'E:26000', 'Z:I']);
+  });
 });

@@ -445,6 +445,8 @@ export class RequestWriter implements OwnWrites {
       : undefined;
     if (misplaced) {
       this.beforeOwnWrite(server);
+      // The client's unnamed statement is gone, as after a Parse the server fails: its old one must not run.
+      if (buf[start + 5] === 0) this.unnamed.parseRefused();
       return this.refuse(server, Slot.Parse, misplaced);
     }
     if (buf[start + 5] === 0) {

@@ -154,6 +154,14 @@ export class UnnamedStatement {
     this.queries--;
   }
 
+  /**
+   * pgway refused an unnamed Parse of the client's itself, and the server never saw it: as after a
+   * Parse the server fails, the client has no unnamed statement (no record matches a number it never wrote).
+   */
+  parseRefused(): void {
+    this.parses++;
+  }
+
   /** Parse number `parsed` was skipped: the one before it is the client's statement again. */
   parseNotDone(parsed: number, before: number): void {
     if (this.parses === parsed) this.parses = before;
