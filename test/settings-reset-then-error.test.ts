@@ -10,6 +10,7 @@ import { startGateway, type TestGateway } from './harness/gateway.js';
 import { lab, pgUrl } from './harness/lab.js';
 import { dataRowValues, queryMessage, rawTrustLogin, type BackendMessage, type RawClient } from './helpers/raw-client.js';
 import { rawAfterLogin } from './helpers/wire-script.js';
+import { waitFor } from './helpers/pg-helpers.js';
 
 let gw: TestGateway;
 beforeAll(async () => {
@@ -75,6 +76,8 @@ describe('ParameterStatus after a committed RESET of a startup setting, in a que
     // c runs on connection 2
     const r = await run(c, STEP, known);
     expect(r.errors).toEqual(['E']);
+    // pgway lays c's settings on connection 2 again after the step: it is back in the pool first.
+    await waitFor('connection 2 back in the pool', () => gw.gateway.pools().some((p) => p.serversIdle === 1), 3000);
     await run(holder, 'COMMIT', new Map()); // connection 1 is the last given back: c gets it next
     const shown = await run(c, 'SELECT current_setting(\'TimeZone\'), pg_backend_pid()', known);
     expect(shown.rows[0]![1]).toBe(first);

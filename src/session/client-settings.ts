@@ -69,6 +69,11 @@ export class ClientSettings {
     this.changed();
   }
 
+  /** The names of the startup settings. */
+  startupNames(): Set<string> {
+    return new Set(this.startup.keys());
+  }
+
   /** set_config of the startup value of each of `names` that has one ('all': of each), in one SELECT; '' when none has. */
   startupValuesSql(names: ReadonlySet<string> | 'all'): string {
     const calls: string[] = [];

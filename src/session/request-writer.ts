@@ -64,6 +64,8 @@ export class RequestWriter implements OwnWrites {
   /** The session effects of the portals bound from statements with effects. */
   private unnamedPortalEffects = NO_EFFECTS;
   private portalEffects: Map<string, readonly SessionEffect[]> | undefined;
+  /** Untracked named statements with session effects, by name (see noteUntracked). */
+  private untrackedEffects: Map<string, readonly SessionEffect[]> | undefined;
   /** A message of the current extended-protocol group (up to its Sync) has been written. */
   private inGroup = false;
   /**
@@ -175,7 +177,8 @@ export class RequestWriter implements OwnWrites {
             written = i;
             break;
           }
-          const effects = effectsOfText(buf, start + 5, end);
+          // A COMMIT alone is followed too while a SET LOCAL ROLE is (see SessionState.followsCommits).
+          const effects = effectsOfText(buf, start + 5, end, session.followsCommits);
           if (this.pooled && effects.some(namesSqlStatement)) {
             if (server.expected.length > 0) {
               // What the connection holds of the names, and whether a transaction block is failed,
@@ -460,8 +463,8 @@ export class RequestWriter implements OwnWrites {
     }
     if (!this.tracked) {
       // Untracked (session mode, or max_prepared_statements 0): the statement stays on this
-      // connection as the client named it; its effects count from here.
-      this.stage(session, effects);
+      // connection as the client named it; its effects count where it is executed (onBind).
+      this.noteUntracked(session, readCString(buf, start + 5, end)[0], effects);
       if (this.pooled && effects.length > 0 && effects.some(dropsAllStatements)) this.takeBackIfFails(session, this.dropAllStatements(server));
       return false;
     }
@@ -521,10 +524,10 @@ export class RequestWriter implements OwnWrites {
       this.setPortalEffects(session, portal, withBoundValues(effects, buf, stmtAt, end));
       return false;
     }
-    const name = this.tracked ? readCString(buf, stmtAt, end)[0] : '';
+    const name = this.tracked || this.untrackedEffects !== undefined ? readCString(buf, stmtAt, end)[0] : '';
     const stmt = this.tracked ? this.statementFor(session, name) : undefined;
-    // Session mode: a named statement's effects were staged at its Parse.
-    this.setPortalEffects(session, portal, stmt ? withBoundValues(stmt.effects, buf, stmtAt, end) : NO_EFFECTS);
+    const effects = stmt?.effects ?? this.untrackedEffects?.get(name) ?? NO_EFFECTS;
+    this.setPortalEffects(session, portal, effects.length > 0 ? withBoundValues(effects, buf, stmtAt, end) : NO_EFFECTS);
     if (!stmt) return this.tracked && this.notOwnStatement(server, session, Slot.Bind, name);
     this.beforeOwnWrite(server);
     if (this.isStale(stmt)) return this.staleOnce(server, stmt);
@@ -546,6 +549,25 @@ export class RequestWriter implements OwnWrites {
     const context = session.statementContext;
     if (stmt === undefined || stmt.context === context) return stmt;
     return this.statements.forContext(name, stmt, context);
+  }
+
+  /**
+   * An untracked named statement `name` (see onParse) with these effects: they are staged where a
+   * portal of it runs, as a tracked statement's are. As many as MAX_PORTALS_WITH_EFFECTS are
+   * followed; past that the client stays on its connection (see setPortalEffects).
+   */
+  private noteUntracked(session: SessionState, name: string, effects: readonly SessionEffect[]): void {
+    if (effects.length === 0) {
+      if (this.untrackedEffects?.delete(name) && this.untrackedEffects.size === 0) this.untrackedEffects = undefined;
+      return;
+    }
+    if (this.untrackedEffects === undefined) {
+      this.untrackedEffects = new Map();
+    } else if (this.untrackedEffects.size >= MAX_PORTALS_WITH_EFFECTS && !this.untrackedEffects.has(name)) {
+      this.stage(session, UNFOLLOWED);
+      this.untrackedEffects = new Map();
+    }
+    this.untrackedEffects.set(name, effects);
   }
 
   private setPortalEffects(session: SessionState, portal: string, effects: readonly SessionEffect[]): void {

@@ -11,7 +11,7 @@
 import { Slot } from '../pool/expected-responses.js';
 import { UNKNOWN_SETTINGS, type ServerConnection } from '../pool/server-connection.js';
 import { foldGucName, parseBool } from '../router/guc-value.js';
-import { changesReading, isTransactionMarker, type PinReason, type SessionEffect } from '../router/session-effects.js';
+import { changesReading, isTransactionMarker, type PinReason, type SessionEffect, type TransactionMarker } from '../router/session-effects.js';
 import { TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import { ClientSettings } from './client-settings.js';
@@ -74,11 +74,16 @@ export class SessionState {
   private stagedIn: number[] = [];
   /** Leading staged entries a settle has walked: their savepoints ran (see settle). */
   private walked = 0;
+  /** Settings applied with their own text, whose stored form is read from the server's reports once the transaction ends (see apply). */
+  private reportDue: Set<string> | undefined;
   /**
-   * The role of the SET LOCAL ROLE last staged in the transaction being written (see stage), until
-   * the server says the transaction ended. A ROLLBACK TO a savepoint before it is not followed.
+   * The role of the SET LOCAL ROLE in force in the transaction being written (see stage), until
+   * it ends: staged transaction control (a COMMIT alone included while this is set, see
+   * followsCommits), or the server's ReadyForQuery 'I'.
    */
   private localRole: string | undefined;
+  /** The savepoints of that transaction since a SET LOCAL ROLE, with the role in force at each (ROLLBACK TO goes back to it). */
+  private localRoleAt: { name: string; role: string | undefined }[] | undefined;
   /** A request of the current transaction failed: its settings are laid on afresh when it ends (see settle). */
   private uncertain = false;
   /**
@@ -190,7 +195,7 @@ export class SessionState {
   /** The last ReadyForQuery of a request must settle something (see settle). */
   get needsSettle(): boolean {
     return this.staged.length > 0 || this.layAfter || this.uncertain || this.pinBook.awaitsSettle || this.sqlPrepared.unsettled ||
-      this.rereadContext !== undefined || this.localRole !== undefined;
+      this.rereadContext !== undefined || this.localRole !== undefined || this.reportDue !== undefined;
   }
 
   /**
@@ -271,7 +276,7 @@ export class SessionState {
         default:
           if (isTransactionMarker(e)) {
             this.pinBook.markerStaged(e);
-            if (e.kind === 'commit' || e.kind === 'rollback') this.localRole = undefined;
+            if (this.localRole !== undefined || this.localRoleAt !== undefined) this.followLocalRole(e);
           }
           this.stageOne(e);
       }
@@ -318,14 +323,54 @@ export class SessionState {
   }
 
   /**
-   * SETs of `name` (undefined: of any setting) staged earlier in the request being written: the
-   * value the server reports at the request's end may be the later change's (a SET LOCAL, a SET in
-   * a block the request leaves open), so each keeps the value it set (see apply).
+   * Whether a Query's text of COMMIT alone must be classified (effect-precheck skips it): it ends
+   * the SET LOCAL ROLE a SET staged after it must not be laid on under.
+   */
+  get followsCommits(): boolean {
+    return this.localRole !== undefined;
+  }
+
+  /** Transaction control staged while a SET LOCAL ROLE is followed: where it ends, or goes back to. */
+  private followLocalRole(e: TransactionMarker): void {
+    const at = this.localRoleAt;
+    switch (e.kind) {
+      case 'commit':
+      case 'rollback':
+        this.endLocalRole();
+        return;
+      case 'savepoint':
+        (this.localRoleAt ??= []).push({ name: e.name, role: this.localRole });
+        return;
+      case 'rollback-to':
+      case 'release': {
+        let i = at === undefined ? -1 : at.length - 1;
+        while (i >= 0 && at![i]!.name !== e.name) i--;
+        if (e.kind === 'release') {
+          if (i >= 0) at!.length = i;
+        } else if (i < 0) {
+          // The savepoint came before any SET LOCAL ROLE followed here.
+          this.endLocalRole();
+        } else {
+          this.localRole = at![i]!.role;
+          at!.length = i + 1;
+        }
+      }
+    }
+  }
+
+  private endLocalRole(): void {
+    this.localRole = undefined;
+    this.localRoleAt = undefined;
+  }
+
+  /**
+   * SETs of `name` (undefined: of any setting) staged before: the value the server reports at the
+   * end of the request that commits one may be this later change's (a SET LOCAL, a SET in a block
+   * left open), so each keeps the value it set until the transaction ends (see apply).
    */
   private unreportEarlier(name: string | undefined): void {
-    const { staged, stagedIn } = this;
-    const request = this.requests.sent;
-    for (let i = staged.length - 1; i >= 0 && stagedIn[i] === request; i--) {
+    const { staged } = this;
+    for (let i = staged.length - 1; i >= 0; i--) {
       const e = staged[i]!;
       if (e.kind === 'set' && e.unreported !== true && (name === undefined || e.name === name)) staged[i] = { ...e, unreported: true };
     }
@@ -381,21 +426,30 @@ export class SessionState {
    * Applies effects[from, to) as committed on `server`; a RESET among them is noted in resetNames.
    * A setting is kept as the server stored it, which is not always the SET's text (SET DateStyle =
    * 'ISO' keeps the order of days and months set before): the value the server reported for it, or
-   * one to read back (see takeReadBackDue). Its reports of a request come before its ReadyForQuery.
+   * one to read back (see takeReadBackDue). Its reports of a request come before its ReadyForQuery,
+   * which gave `status`.
    */
-  private apply(server: ServerConnection, effects: readonly SessionEffect[], from: number, to: number): void {
+  private apply(server: ServerConnection, effects: readonly SessionEffect[], from: number, to: number, status: number): void {
     for (let i = from; i < to; i++) {
       const e = effects[i]!;
       switch (e.kind) {
         case 'set':
+        {
           // A report is of the value at the request's end: an earlier SET of the same name applied
-          // here gets the last one's value, which is the one that stays, unless a change after it
-          // in its request may have been taken back or be local (unreported): then its own.
-          this.settings.set(e.name, (e.unreported === true ? undefined : reportedValue(server.params, e.name)) ?? e.value, e.as);
+          // here gets the last one's value, which is the one that stays. Where a change after it
+          // may be local or not over yet (unreported, in a transaction still open), the report is
+          // not this SET's: its own text stands until the transaction ends (see takeReports).
+          const unsure = e.unreported === true && status !== TxStatus.Idle;
+          if (unsure) (this.reportDue ??= new Set()).add(e.name);
+          this.settings.set(e.name, (unsure ? undefined : reportedValue(server.params, e.name)) ?? e.value, e.as);
+          // A RESET before it is superseded: its startup value is not laid back over this one.
+          if (this.resetNames === 'all') this.resetNames = this.settings.startupNames();
+          this.resetNames?.delete(e.name);
           if (READ_BACK_QUESTIONS.has(e.name)) (this.readBackDue ??= new Set()).add(e.name);
           // Each path set decides where a CREATE after it lands (PostgreSQL 18 reports search_path too).
           if (e.name === 'search_path') this.pinBook.pathApplied(e.value);
           break;
+        }
         case 'reset':
           if (this.resetNames === undefined) this.resetNames = new Set([e.name]);
           else if (this.resetNames !== 'all') this.resetNames.add(e.name);
@@ -443,7 +497,7 @@ export class SessionState {
 
   /** A request ended with ReadyForQuery `status` and more are in flight behind it: settles its work alone. */
   requestEnded(server: ServerConnection, status: number): void {
-    if (status === TxStatus.Idle) this.localRole = undefined;
+    if (status === TxStatus.Idle) this.endLocalRole();
     if (this.staged.length > 0 || this.sqlPrepared.unsettled) this.settle(server, status, false);
     this.pinBook.requestEnded(server, status);
     this.requests.answered++;
@@ -541,7 +595,7 @@ export class SessionState {
   settle(server: ServerConnection, status: number, last = true): void {
     // Everything answered and no transaction open: the committed settings say how statements read.
     if (last && status === TxStatus.Idle) this.rereadContext = undefined;
-    if (status === TxStatus.Idle) this.localRole = undefined;
+    if (status === TxStatus.Idle) this.endLocalRole();
     if (this.sqlPrepared.unsettled) {
       this.sqlPrepared.settle(server, server.reported.errors !== this.requests.before.errors, last ? undefined : this.requests.answered);
     }
@@ -590,7 +644,7 @@ export class SessionState {
         case 'commit':
           if (commits > 0) {
             commits--;
-            this.apply(server, staged, 0, kept);
+            this.apply(server, staged, 0, kept, status);
             applied = true;
           } else if (rollbacks > 0) {
             rollbacks--; // a COMMIT of a failed transaction
@@ -614,7 +668,7 @@ export class SessionState {
       // A COMMIT of the request's own that staged nothing: what earlier requests staged committed.
       let earlier = 0;
       while (earlier < kept && stagedIn[earlier]! < current) earlier++;
-      this.apply(server, staged, 0, earlier);
+      this.apply(server, staged, 0, earlier, status);
       applied ||= earlier > 0;
       staged.copyWithin(0, earlier, kept);
       stagedIn.copyWithin(0, earlier, kept);
@@ -637,12 +691,13 @@ export class SessionState {
     staged.length = stagedIn.length = kept + staged.length - i;
     if (!failed && status === TxStatus.Idle) {
       const end = kept + upTo - i;
-      this.apply(server, staged, 0, end);
+      this.apply(server, staged, 0, end, status);
       applied ||= end > 0;
       staged.splice(0, end);
       stagedIn.splice(0, end);
       this.walked = 0;
     }
+    if (status === TxStatus.Idle && this.reportDue !== undefined) this.takeReports(server);
     if (last && status === TxStatus.Idle) this.pinBook.transactionEnded(server, erred);
     if (failed) {
       // PostgreSQL undoes these with the transaction. What the connection holds is uncertain
@@ -663,6 +718,18 @@ export class SessionState {
       if (this.resetNames !== undefined || this.uncertain) this.layAgain(server);
       else server.appliedSettings = this.settingsSql;
     }
+  }
+
+  /**
+   * The transaction is over: the values the server reports now are the session's, for the settings
+   * whose reports could not be trusted when their SETs applied (see apply).
+   */
+  private takeReports(server: ServerConnection): void {
+    for (const name of this.reportDue!) {
+      const value = reportedValue(server.params, name);
+      if (value !== undefined) this.settings.stored(name, value);
+    }
+    this.reportDue = undefined;
   }
 
   /**
