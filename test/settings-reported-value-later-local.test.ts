@@ -1,4 +1,4 @@
-// Found by review round 23 C, and fixed:
+// Found by review rounds 23 C and 24 A, and fixed:
 // A SET committed earlier in a query string that goes on into a transaction block where the same
 // setting is changed locally (SET LOCAL), or by a SET that is then rolled back. PostgreSQL reports
 // (ParameterStatus) the value in force when the query string ends, inside the open block: the local
@@ -63,6 +63,36 @@ describe('a SET committed in a query string that then opens a block changing the
       const hereRow = (await a.query(READ)).rows[0]!;
       const there = await onAnotherConnection(hereRow.pid, [h1, h2], async () => pick((await a.query(READ)).rows[0]!));
       expect({ here: pick(hereRow), there }).toEqual({ here: want, there: want });
+    });
+  }
+});
+
+// Review round 24 A: the fix above kept each such SET's text, also where the value the server reported
+// was right (the later change over by the end of the request), and for DateStyle the two differ: `SET
+// DateStyle = 'ISO'` keeps the date order set before (the server stores 'ISO, DMY'), while 'ISO' alone,
+// laid on after RESET ALL, means 'ISO, MDY'. The text now stands only while the transaction is open.
+
+const READ_DATESTYLE = `SELECT current_setting('DateStyle') AS ds, '03/04/2024'::date::text AS d, pg_backend_pid() AS pid`;
+const pickDate = (r: { ds: string; d: string }): { ds: string; d: string } => ({ ds: r.ds, d: r.d });
+
+const DATESTYLE_CASES: Record<string, string[]> = {
+  'SET, then SET LOCAL of it in the same query string': ["SET DateStyle = 'SQL, DMY'", "SET DateStyle = 'ISO'; SET LOCAL DateStyle = 'German'"],
+  'SET, COMMIT, then a block that SETs it LOCAL': ["SET DateStyle = 'SQL, DMY'", "SET DateStyle = 'ISO'; COMMIT; BEGIN; SET LOCAL DateStyle = 'Postgres'", 'COMMIT'],
+};
+
+describe('SET DateStyle = ISO (keeps the order set before), changed again later in its request', () => {
+  for (const [name, steps] of Object.entries(DATESTYLE_CASES)) {
+    it(`${name}: the client keeps 'ISO, DMY' on every connection, as on a direct connection`, async () => {
+      const d = await direct();
+      for (const sql of steps) expect(await errorOf(d.query(sql)), sql).toBeUndefined();
+      const want = pickDate((await d.query(READ_DATESTYLE)).rows[0]!);
+      expect(want).toEqual({ ds: 'ISO, DMY', d: '2024-04-03' });
+
+      const [a, h1, h2] = [await connect(), await connect(), await connect()];
+      for (const sql of steps) expect(await errorOf(a.query(sql)), sql).toBeUndefined();
+      const hereRow = (await a.query(READ_DATESTYLE)).rows[0]!;
+      const there = await onAnotherConnection(hereRow.pid, [h1, h2], async () => pickDate((await a.query(READ_DATESTYLE)).rows[0]!));
+      expect({ here: pickDate(hereRow), there }).toEqual({ here: want, there: want });
     });
   }
 });

@@ -1,10 +1,12 @@
-// Found by review round 23 C, and fixed:
+// Found by review rounds 23 C and 24 A, and fixed:
 // A RESET of a startup setting committed by a COMMIT earlier in a query string whose later statement
 // fails. The server reports the server default (ParameterStatus) when the RESET commits; PostgreSQL,
 // whose RESET goes back to the startup value, reports nothing. pgway normally lays the startup value
 // back on right after such a RESET (so the last value the client hears is right), but the error later
 // in the same request makes it forget that it has to: the client's driver is left holding the server
 // default while its statements run under its startup TimeZone.
+// Review round 24 A: the fix then laid the startup value back over a SET committed after the RESET, on a
+// connection the client keeps (pinned by LISTEN, or session mode); a direct session keeps the SET.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { lab, pgUrl } from './harness/lab.js';
@@ -13,10 +15,15 @@ import { rawAfterLogin } from './helpers/wire-script.js';
 import { waitFor } from './helpers/pg-helpers.js';
 
 let gw: TestGateway;
+let session: TestGateway;
 beforeAll(async () => {
   gw = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 4000 }' });
+  session = await startGateway({ pool: '{ mode: session, size: 2, query_wait_timeout_ms: 4000 }' });
 });
-afterAll(async () => { await gw?.stop(); });
+afterAll(async () => {
+  await gw?.stop();
+  await session?.stop();
+});
 const raws: RawClient[] = [];
 const ends: (() => void)[] = [];
 afterEach(() => {
@@ -44,8 +51,8 @@ async function run(c: RawClient, sql: string, known: Map<string, string>): Promi
   };
 }
 
-async function login(): Promise<{ c: RawClient; known: Map<string, string> }> {
-  const l = await rawTrustLogin({ host: gw.host, port: gw.port }, { user: 'trustuser', database: 'app', TimeZone: ZONE });
+async function login(g = gw): Promise<{ c: RawClient; known: Map<string, string> }> {
+  const l = await rawTrustLogin({ host: g.host, port: g.port }, { user: 'trustuser', database: 'app', TimeZone: ZONE });
   raws.push(l.client);
   const known = new Map<string, string>();
   reported(l.messages, known);
@@ -103,4 +110,35 @@ describe('ParameterStatus after a committed RESET of a startup setting, in a que
     expect((await run(c, "SELECT '2024-01-01 00:00:00+00'::timestamptz::text", known)).rows).toEqual([['2024-01-01 09:00:00+09']]);
     expect(known.get('TimeZone')).toBe(ZONE);
   });
+});
+
+const STEPS: Record<string, { sql: string; errors: number }> = {
+  'RESET, COMMIT, SET, COMMIT, then an error': { sql: "RESET TimeZone; COMMIT; SET TimeZone = 'UTC'; COMMIT; SELECT 1/0", errors: 1 },
+  'RESET then SET, no error': { sql: "RESET TimeZone; SET TimeZone = 'UTC'", errors: 0 },
+};
+const READ = "SELECT current_setting('TimeZone'), '2024-01-01 00:00:00+00'::timestamptz::text";
+const UTC_READ = [['UTC', '2024-01-01 00:00:00+00']];
+
+describe('a RESET then a SET of the same startup setting, both committed, on a connection the client keeps', () => {
+  for (const [name, step] of Object.entries(STEPS)) {
+    it(`${name}: direct PostgreSQL keeps the SET`, async () => {
+      const c = await rawAfterLogin(`${pgUrl(lab().primary, 'app', 'app-secret', 'app')}?options=${encodeURIComponent(`-c TimeZone=${ZONE}`)}`, (e) => ends.push(e));
+      await run(c, 'LISTEN reset_then_set_kept', new Map());
+      expect((await run(c, step.sql, new Map())).errors.length).toBe(step.errors);
+      expect((await run(c, READ, new Map())).rows).toEqual(UTC_READ);
+    });
+
+    it(`${name}: through pgway, a client pinned by LISTEN keeps the SET`, async () => {
+      const { c } = await login();
+      await run(c, 'LISTEN reset_then_set_kept', new Map());
+      expect((await run(c, step.sql, new Map())).errors.length).toBe(step.errors);
+      expect((await run(c, READ, new Map())).rows).toEqual(UTC_READ);
+    });
+
+    it(`${name}: through pgway in session mode, the client keeps the SET`, async () => {
+      const { c } = await login(session);
+      expect((await run(c, step.sql, new Map())).errors.length).toBe(step.errors);
+      expect((await run(c, READ, new Map())).rows).toEqual(UTC_READ);
+    });
+  }
 });
