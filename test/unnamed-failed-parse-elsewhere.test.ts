@@ -6,8 +6,7 @@
 // statement"). These cases pin that down: the syntax error as PostgreSQL, the early failure as README says.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
-import { answers, rawTargets, type Target, P, B, E, S, cat, i16 } from './helpers/wire-script.js';
-import { typedMessage, cstring } from './helpers/raw-client.js';
+import { answers, rawTargets, type Target, P, B, E, S, cat, INVALID_UTF8_PARSE as BAD_PARSE } from './helpers/wire-script.js';
 import { twoConnectionSteering } from './helpers/steering.js';
 
 const { raw } = rawTargets();
@@ -19,7 +18,6 @@ afterAll(async () => {
   await gw?.stop();
 });
 const read = (c: Awaited<ReturnType<typeof raw>>, n = 1) => answers(c, n, 3000).catch((e: Error) => [`timeout: ${e.message}`]);
-const BAD_PARSE = typedMessage('P', cat(cstring(''), Buffer.from([0x53, 0x45, 0x4c, 0x45, 0x43, 0x54, 0x20, 0x27, 0xc3, 0x28, 0x27, 0x00]), i16(0)));
 
 async function run(t: Target, failing = BAD_PARSE): Promise<string[][]> {
   const steer = await twoConnectionSteering(t);

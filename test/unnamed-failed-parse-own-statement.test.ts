@@ -3,14 +3,12 @@
 // (text invalid in the client encoding, 22021) and that old statement is the CLIENT'S OWN. PostgreSQL
 // keeps it, and the client's next Bind runs it; pgway answers 26000. README says nothing of it.
 import { describe, expect, it } from 'vitest';
-import { answers, rawTargets, type Target, P, B, E, S, cat, i16 } from './helpers/wire-script.js';
-import { typedMessage, cstring } from './helpers/raw-client.js';
+import { answers, rawTargets, type Target, P, B, E, S, cat, INVALID_UTF8_PARSE as BAD_PARSE } from './helpers/wire-script.js';
 import { oneConnectionGateways } from './helpers/one-connection.js';
 
 const { raw } = rawTargets();
 const gws = oneConnectionGateways();
 const read = (c: Awaited<ReturnType<typeof raw>>, n = 1) => answers(c, n, 3000).catch((e: Error) => [`timeout: ${e.message}`]);
-const BAD_PARSE = typedMessage('P', cat(cstring(''), Buffer.from([0x53, 0x45, 0x4c, 0x45, 0x43, 0x54, 0x20, 0x27, 0xc3, 0x28, 0x27, 0x00]), i16(0)));
 
 async function run(t: Target): Promise<string[][]> {
   const y = await raw(t);

@@ -8,8 +8,7 @@
 // messages of its group. The server still holds ANOTHER client's unnamed statement, and runs it.
 // PostgreSQL answers 26000.
 import { describe, expect, it } from 'vitest';
-import { answers, rawTargets, type Target, P, B, E, S, cat, i16 } from './helpers/wire-script.js';
-import { typedMessage, cstring } from './helpers/raw-client.js';
+import { answers, rawTargets, type Target, P, B, E, S, cat, INVALID_UTF8_PARSE as BAD_PARSE } from './helpers/wire-script.js';
 import { oneConnectionGateways } from './helpers/one-connection.js';
 
 const { raw } = rawTargets();
@@ -17,7 +16,6 @@ const gws = oneConnectionGateways();
 const read = (c: Awaited<ReturnType<typeof raw>>, n = 1) => answers(c, n, 3000).catch((e: Error) => [`timeout: ${e.message}`]);
 
 // An unnamed Parse whose text has a byte sequence invalid in UTF8 (fails in pq_getmsgstring, 22021).
-const BAD_PARSE = typedMessage('P', cat(cstring(''), Buffer.from([0x53, 0x45, 0x4c, 0x45, 0x43, 0x54, 0x20, 0x27, 0xc3, 0x28, 0x27, 0x00]), i16(0)));
 
 async function run(t: Target, failing = 1): Promise<string[][]> {
   const out: string[][] = [];

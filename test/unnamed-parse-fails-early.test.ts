@@ -6,7 +6,7 @@
 // the server still holds ANOTHER client's unnamed statement, this client's next Bind runs it.
 // Directly, the client has no unnamed statement (26000), or its own old one.
 import { describe, expect, it } from 'vitest';
-import { answers, rawTargets, type Target, P, B, E, S, Q, cat } from './helpers/wire-script.js';
+import { answers, rawTargets, type Target, P, B, E, S, Q, cat, INVALID_UTF8_PARSE as BAD_PARSE } from './helpers/wire-script.js';
 import { typedMessage, cstring } from './helpers/raw-client.js';
 import { i16 } from './helpers/wire-script.js';
 import { oneConnectionGateways } from './helpers/one-connection.js';
@@ -14,9 +14,6 @@ import { oneConnectionGateways } from './helpers/one-connection.js';
 const { raw } = rawTargets();
 const gws = oneConnectionGateways();
 const read = (c: Awaited<ReturnType<typeof raw>>, n = 1) => answers(c, n, 3000).catch((e: Error) => [`timeout: ${e.message}`]);
-
-// An unnamed Parse whose text has a byte sequence invalid in UTF8.
-const BAD_PARSE = typedMessage('P', cat(cstring(''), Buffer.from([0x53, 0x45, 0x4c, 0x45, 0x43, 0x54, 0x20, 0x27, 0xc3, 0x28, 0x27, 0x00]), i16(0)));
 
 // Under client_encoding WIN1252, byte 0x81 has no equivalent in UTF8 (22P05): a client that sends such a byte in its text.
 const WIN1252_PARSE = typedMessage('P', cat(cstring(''), Buffer.from([0x53, 0x45, 0x4c, 0x45, 0x43, 0x54, 0x20, 0x27, 0x81, 0x27, 0x00]), i16(0)));

@@ -5,14 +5,13 @@
 // statement is on it before each sequence, and pgway runs nothing of its own, so every answer must be
 // PostgreSQL's (README's differences concern other connections and pgway's own statements).
 import { describe, expect, it } from 'vitest';
-import { answers, rawAfterLogin, type Target, P, B, E, D, C, S, Q, cat, i16 } from './helpers/wire-script.js';
-import { typedMessage, cstring, type RawClient } from './helpers/raw-client.js';
+import { answers, rawAfterLogin, type Target, P, B, E, D, C, S, Q, cat, INVALID_UTF8_PARSE as BAD_PARSE } from './helpers/wire-script.js';
+import { typedMessage, type RawClient } from './helpers/raw-client.js';
 import { oneConnectionGateways } from './helpers/one-connection.js';
 import { lab, pgUrl } from './harness/lab.js';
 import { prng } from './helpers/prng.js';
 
 const gws = oneConnectionGateways();
-const BAD_PARSE = typedMessage('P', cat(cstring(''), Buffer.from([0x53, 0x45, 0x4c, 0x45, 0x43, 0x54, 0x20, 0x27, 0xc3, 0x28, 0x27, 0x00]), i16(0)));
 
 type Item = string;
 const ITEMS: Item[] = (process.env.UNNAMED_FUZZ_ITEMS ?? 'Pok,Psyn,Putf,Pdiv,BE,DS,CS,Enope').split(',');

@@ -89,7 +89,8 @@ export interface DescriptionWatcher extends SlotUndo {
   described(code: number, frame: Buffer, start: number, end: number): void;
 }
 
-export type SlotExtra = Buffer | string | SlotUndo | DescriptionWatcher | undefined;
+/** A client's Query slot carries the Query's number among the client's (see UnnamedStatement.queryWritten). */
+export type SlotExtra = Buffer | string | number | SlotUndo | DescriptionWatcher | undefined;
 
 export class ExpectedResponses {
   // A ring of slots: kinds and actions in typed arrays, so pushing and shifting a slot per

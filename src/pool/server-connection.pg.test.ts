@@ -52,7 +52,7 @@ class Client implements ServerSink {
     this.onReady();
   }
   onRequestEnd(): void {}
-  onQuerySkipped(): void {}
+  onQuerySkipped(_query: number): void {}
   onAwaitingClient(): void {}
   onServerLost(err: Error): void {
     throw err;

@@ -36,8 +36,11 @@ export interface ServerSink {
   uncork(): void;
   /** Every request sent so far has been answered; `status` is the ReadyForQuery byte. */
   onServerReady(status: number): void;
-  /** A Query of the client's was skipped by the server (behind an error in a group not synced yet): it ran nothing. */
-  onQuerySkipped(): void;
+  /**
+   * A Query of the client's was skipped by the server (behind an error in a group not synced yet):
+   * it ran nothing. `query`: its number (see noteClientFrame), 0 for one pgway answered itself.
+   */
+  onQuerySkipped(query: number): void;
   /** A client request (Query, Sync) ended with ReadyForQuery `status` while more are in flight. */
   onRequestEnd(status: number): void;
   /** Everything sent has been answered, but the server waits for the client's Sync (or COPY data). */
@@ -305,11 +308,12 @@ export class ServerConnection implements ResponseHandler {
    * Notes a client frame about to be forwarded unchanged: its response slot in the FIFO, and the
    * COPY / Sync bookkeeping that tells when the connection is free again.
    */
-  noteClientFrame(code: number): void {
+  noteClientFrame(code: number, query = 0): void {
     switch (code) {
       case Frontend.Query:
-        // Behind an error in a group not synced yet: the server skips it.
-        if (!this.expected.push(Slot.Query)) this.sink?.onQuerySkipped();
+        // Behind an error in a group not synced yet: the server skips it. Its slot carries its
+        // number among the client's Queries (`query`), for onQuerySkipped.
+        if (!this.expected.push(Slot.Query, Action.Forward, query)) this.sink?.onQuerySkipped(query);
         else if (this.unsynced) this.groupQueries++;
         return;
       case Frontend.FunctionCall:
@@ -954,10 +958,12 @@ export class ServerConnection implements ResponseHandler {
   private notDone(extra: SlotExtra, kind: number, failed: boolean): void {
     // A client's Query, forwarded or answered by pgway (only those are ever inside a group behind an
     // error: pgway writes its own between groups, and refuseQueryInGroup's failing Query is not the client's).
-    if (kind === Slot.Query && (extra === undefined || extra instanceof Uint8Array)) this.sink?.onQuerySkipped();
+    if (kind === Slot.Query && (extra === undefined || typeof extra === 'number' || extra instanceof Uint8Array)) {
+      this.sink?.onQuerySkipped(typeof extra === 'number' ? extra : 0);
+    }
     // Only one inside a group is ever skipped: one written there, counted (see groupQueries), ran nothing.
-    if ((kind === Slot.Query || kind === Slot.FunctionCall) && (extra === undefined || extra === ABORT)) this.groupQueries--;
-    if (extra === undefined || extra instanceof Uint8Array) return;
+    if ((kind === Slot.Query || kind === Slot.FunctionCall) && (extra === undefined || typeof extra === 'number' || extra === ABORT)) this.groupQueries--;
+    if (extra === undefined || typeof extra === 'number' || extra instanceof Uint8Array) return;
     if (typeof extra === 'string') {
       if (kind === Slot.Parse) this.statements.parseNotDone(extra);
       else if (kind === Slot.Close) this.statements.closeNotDone(extra);

@@ -40,6 +40,11 @@ export class ServerStatements {
    * since, wherever it ran, dropped it as far as the owner is concerned.
    */
   unnamedAfterQueries = 0;
+  /**
+   * How many Queries its owner had written then, skipped ones included: a skipped Query numbered up
+   * to this one was counted in unnamedAfterQueries (see UnnamedStatement.queryNotRun).
+   */
+  unnamedAfterWritten = 0;
   /** Which of its owner's unnamed Parses it was: one since, wherever it ran, replaced it. */
   unnamedParse = 0;
   /** Its session effects (see frame-effects), staged by each Execute of a portal bound to it. */

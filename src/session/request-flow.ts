@@ -174,8 +174,8 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     }
   }
 
-  onQuerySkipped(): void {
-    this.writer.queryNotRun(this.server);
+  onQuerySkipped(query: number): void {
+    this.writer.queryNotRun(this.server, query);
   }
 
   onRequestEnd(status: number): void {

@@ -179,7 +179,9 @@ export class RequestWriter implements OwnWrites {
           }
           // A COMMIT alone is followed too while a SET LOCAL ROLE is (see SessionState.followsCommits).
           const effects = effectsOfText(buf, start + 5, end, session.followsCommits);
-          if (this.pooled && effects.some(namesSqlStatement)) {
+          // Inside a COPY from the client a Query breaks the protocol: it goes as it is, and the server
+          // ends the session, as it would on a direct connection (nothing of pgway's can run there).
+          if (this.pooled && !server.inCopyIn && effects.some(namesSqlStatement)) {
             if (server.expected.length > 0) {
               // What the connection holds of the names, and whether a transaction block is failed,
               // depend on what is still unanswered: the text waits for it.
@@ -297,7 +299,7 @@ export class RequestWriter implements OwnWrites {
       }
       if (written === i) break;
       if (handled) continue;
-      server.noteClientFrame(code);
+      server.noteClientFrame(code, code === Frontend.Query ? this.unnamed.written : 0);
       held.emit(buf, start, end, server);
       if (written === i + 1) break;
     }
@@ -449,8 +451,7 @@ export class RequestWriter implements OwnWrites {
     if (misplaced) {
       this.beforeOwnWrite(server);
       // The client's unnamed statement is gone, as after a Parse the server fails: its old one must not run.
-      if (buf[start + 5] === 0) this.unnamed.parseRefused();
-      return this.refuse(server, Slot.Parse, misplaced);
+      return this.refuse(server, Slot.Parse, buf[start + 5] === 0 ? this.unnamed.parseRefused(misplaced) : misplaced);
     }
     if (buf[start + 5] === 0) {
       // The server may skip this Parse (an error earlier in its group) or refuse it: the statement
@@ -626,7 +627,8 @@ export class RequestWriter implements OwnWrites {
       return false;
     }
     if (name === '' && code === Frontend.Close) {
-      if (this.unnamedWaits(server, false)) return true;
+      // As a Bind: a Query owed since the statement was parsed decides whether there is one to close.
+      if (this.unnamedWaits(server, true)) return true;
       if (!this.unnamed.here(server)) {
         // Another client's unnamed statement, or none: the client has none to close (CloseComplete, as PostgreSQL answers).
         this.beforeOwnWrite(server);
@@ -758,8 +760,8 @@ export class RequestWriter implements OwnWrites {
   }
 
   /** A Query the client sent was skipped by the server (on `server`): it dropped no unnamed statement. */
-  queryNotRun(server: ServerConnection | undefined): void {
-    this.unnamed.queryNotRun(server);
+  queryNotRun(server: ServerConnection | undefined, query: number): void {
+    this.unnamed.queryNotRun(server, query);
   }
 
   /**
@@ -778,7 +780,7 @@ export class RequestWriter implements OwnWrites {
    * server fail the request there too (see ServerConnection.abortRequest): what the request did
    * before it is rolled back and a transaction block aborted, as with the server's own error.
    */
-  private refuse(server: ServerConnection, kind: Slot, error: Buffer): true {
+  private refuse(server: ServerConnection, kind: Slot, error: Buffer | SlotUndo): true {
     server.expectSynthesized(kind, error);
     server.abortRequest();
     this.skipUntilSync = true;

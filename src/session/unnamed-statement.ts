@@ -43,6 +43,7 @@ export class UnnamedOwnerChange implements SlotUndo {
   /** The state before this Parse: the connection's record, and the client's count of Parses. */
   private owner: number;
   private afterQueries: number;
+  private afterWritten: number;
   private parse: number;
   private effects: readonly SessionEffect[];
   private parsesBefore: number;
@@ -61,6 +62,7 @@ export class UnnamedOwnerChange implements SlotUndo {
     const statements = server.statements;
     this.owner = statements.unnamedOwner;
     this.afterQueries = statements.unnamedAfterQueries;
+    this.afterWritten = statements.unnamedAfterWritten;
     this.parse = statements.unnamedParse;
     this.effects = statements.unnamedEffects;
     this.parsesBefore = parsesBefore;
@@ -78,6 +80,7 @@ export class UnnamedOwnerChange implements SlotUndo {
       } else {
         statements.unnamedOwner = this.owner;
         statements.unnamedAfterQueries = this.afterQueries;
+        statements.unnamedAfterWritten = this.afterWritten;
         statements.unnamedParse = this.parse;
         statements.unnamedEffects = this.effects;
       }
@@ -90,11 +93,11 @@ export class UnnamedOwnerChange implements SlotUndo {
   }
 
   /**
-   * Query number `queries` of client `client` was skipped (see UnnamedStatement.queryNotRun): a
+   * Query number `query` of client `client` was skipped (see UnnamedStatement.queryNotRun): a
    * record found here that counted it counts it no more.
    */
-  queryNotRun(client: number, queries: number): void {
-    if (this.owner === client && this.afterQueries === queries) this.afterQueries--;
+  queryNotRun(client: number, query: number): void {
+    if (this.owner === client && this.afterWritten >= query) this.afterQueries--;
   }
 
   /** The Parse before this one (`prev`) was undone: what it found is what this one found. */
@@ -105,6 +108,7 @@ export class UnnamedOwnerChange implements SlotUndo {
     }
     this.owner = prev.owner;
     this.afterQueries = prev.afterQueries;
+    this.afterWritten = prev.afterWritten;
     this.parse = prev.parse;
     this.effects = prev.effects;
     this.parsesBefore = prev.parsesBefore;
@@ -118,6 +122,8 @@ export class UnnamedStatement {
   private parses = 0;
   /** Query messages the client sent, less those the server skipped: each drops its unnamed statement. */
   private queries = 0;
+  /** Query messages the client sent, skipped ones included: the last one's number. */
+  written = 0;
   /** Syncs written: which group a message is in. */
   private syncs = 0;
   /**
@@ -126,10 +132,14 @@ export class UnnamedStatement {
    */
   private claim: UnnamedOwnerChange | undefined;
   private claimSyncs = 0;
+  /** The slot of the last unnamed Parse pgway refused itself (see parseRefused), and the Syncs written before it. */
+  private refusal: SlotUndo | undefined;
+  private refusalSyncs = 0;
 
   /** A Query was written: it drops the unnamed statement, wherever the statement lives. */
   queryWritten(): void {
     this.queries++;
+    this.written++;
   }
 
   /** A Sync was written: what follows is a later group. */
@@ -138,28 +148,37 @@ export class UnnamedStatement {
   }
 
   /**
-   * A Query counted by queryWritten was skipped by the server (on `server`): it dropped no unnamed
-   * statement. An unnamed Parse written after it counted it too: its record moves back with the
-   * count, and so does the record each later Parse still owed an answer found before it, which its
-   * undo may give back.
+   * Query number `query` (0: one pgway answered itself, taken to be the last) counted by
+   * queryWritten was skipped by the server (on `server`): it dropped no unnamed statement. A record
+   * made after it counted it too: the connection's moves back with the count, and so does the one
+   * each later Parse still owed an answer found before it, which its undo may give back. (The
+   * client writes to no other connection while a Query is owed.)
    */
-  queryNotRun(server: ServerConnection | undefined): void {
+  queryNotRun(server: ServerConnection | undefined, query: number): void {
+    const number = query > 0 ? query : this.written;
     if (server !== undefined) {
       const statements = server.statements;
-      if (statements.unnamedOwner === this.id && statements.unnamedAfterQueries === this.queries) statements.unnamedAfterQueries--;
+      if (statements.unnamedOwner === this.id && statements.unnamedAfterWritten >= number) statements.unnamedAfterQueries--;
       server.expected.forEachExtra((extra) => {
-        if (extra instanceof UnnamedOwnerChange) extra.queryNotRun(this.id, this.queries);
+        if (extra instanceof UnnamedOwnerChange) extra.queryNotRun(this.id, number);
       });
     }
     this.queries--;
   }
 
   /**
-   * pgway refused an unnamed Parse of the client's itself, and the server never saw it: as after a
-   * Parse the server fails, the client has no unnamed statement (no record matches a number it never wrote).
+   * pgway refuses an unnamed Parse of the client's itself with `error`, and the server never sees it:
+   * as after a Parse the server fails, the client has no unnamed statement (no record matches a
+   * number it never wrote). Returns the slot of the answer: if the server skips the group there (an
+   * error before it), the Parse was skipped, not refused, and the statement before it stays.
    */
-  parseRefused(): void {
-    this.parses++;
+  parseRefused(error: Buffer): SlotUndo {
+    const parsed = ++this.parses;
+    const refusal = { frame: error, undo: () => this.parseNotDone(parsed, parsed - 1) };
+    // A later group's use of the statement waits to see whether it was refused or skipped (mustWait).
+    this.refusal = refusal;
+    this.refusalSyncs = this.syncs;
+    return refusal;
   }
 
   /** Parse number `parsed` was skipped: the one before it is the client's statement again. */
@@ -189,6 +208,7 @@ export class UnnamedStatement {
     const statements = server.statements;
     statements.unnamedOwner = this.id;
     statements.unnamedAfterQueries = this.queries;
+    statements.unnamedAfterWritten = this.written;
     statements.unnamedParse = ++this.parses;
     statements.unnamedEffects = effects;
     if (change !== undefined) {
@@ -202,7 +222,7 @@ export class UnnamedStatement {
   /**
    * Whether a Bind, Describe, Close or Parse of the unnamed statement must wait for answers owed on
    * `server`: it is in a later group than an unnamed Parse the server may yet skip, which is not
-   * answered yet. A Bind or Describe (`use`) also waits while a Query counted since the client's
+   * answered yet, or refused by pgway (see parseRefused). A Bind, Describe or Close (`use`) also waits while a Query counted since the client's
    * statement was parsed here is owed: whether the server ran it (and dropped the statement) or
    * skipped it is not known yet (unless the server waits for the client: a COPY FROM STDIN that
    * Query began, which the message fails, as PostgreSQL fails it).
@@ -212,6 +232,11 @@ export class UnnamedStatement {
     if (claim !== undefined && this.claimSyncs !== this.syncs) {
       if (server.expected.holds(claim)) return true;
       this.claim = undefined;
+    }
+    const refusal = this.refusal;
+    if (refusal !== undefined && this.refusalSyncs !== this.syncs) {
+      if (server.expected.holds(refusal)) return true;
+      this.refusal = undefined;
     }
     if (!use || server.expected.length === 0 || server.inCopyIn) return false;
     const statements = server.statements;

@@ -69,6 +69,11 @@ export const i16 = (n: number): Buffer => { const b = Buffer.alloc(2); b.writeIn
 export const i32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeInt32BE(n); return b; };
 
 export const P = (name: string, sql: string): Buffer => typedMessage('P', cat(cstring(name), cstring(sql), i16(0)));
+/**
+ * An unnamed Parse whose text is not valid UTF-8 (`SELECT '` then 0xc3 0x28): PostgreSQL fails it as it
+ * reads it (22021), before it drops the unnamed statement, which stays.
+ */
+export const INVALID_UTF8_PARSE = typedMessage('P', cat(cstring(''), Buffer.from([0x53, 0x45, 0x4c, 0x45, 0x43, 0x54, 0x20, 0x27, 0xc3, 0x28, 0x27, 0x00]), i16(0)));
 export function B(stmt: string, values: (string | Buffer)[] = [], portal = ''): Buffer {
   const params = values.map((v) => { const b = Buffer.isBuffer(v) ? v : Buffer.from(v); return cat(i32(b.length), b); });
   return typedMessage('B', cat(cstring(portal), cstring(stmt), i16(0), i16(values.length), ...params, i16(0)));
