@@ -27,8 +27,8 @@ export type PinReason =
 export type SessionEffect =
   // replay with set_config(name, value, false); `unreported`: changed again later in its request
   // (see SessionState.apply), so the value the server reports at the request's end may not be this one's
-  // `as`: made under a SET LOCAL ROLE of that role (see SessionState.stage), not the session's role
-  | { kind: 'set'; name: string; value: string; unreported?: true; as?: string }
+  // `as`: made under a SET LOCAL ROLE of that role, staged in request `asSince` (see SessionState.stage)
+  | { kind: 'set'; name: string; value: string; unreported?: true; as?: string; asSince?: number }
   | { kind: 'set-param'; name: string; param: number } // set_config(name, $param, false): the value comes with Bind
   | { kind: 'reset'; name: string }
   | { kind: 'reset-all' } // RESET ALL leaves the settings in RESET_ALL_KEEPS alone

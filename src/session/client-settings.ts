@@ -55,8 +55,11 @@ export class ClientSettings {
     const values = this.changing();
     values.delete(name);
     values.set(name, value);
-    const role = as ?? this.values.get('role') ?? NO_ROLE;
-    if (role === NO_ROLE || name === 'role') this.forgetRole(name);
+    const sessionRole = this.values.get('role') ?? NO_ROLE;
+    const role = as ?? sessionRole;
+    // Under the session user's own privileges while the session has a role (SET LOCAL ROLE NONE):
+    // recorded too, so that it is not laid on after the switch to that role (see sql).
+    if (name === 'role' || (role === NO_ROLE && sessionRole === NO_ROLE)) this.forgetRole(name);
     else (this.madeAs ??= new Map()).set(name, role);
     this.placeholders?.delete(name);
     this.changed();
@@ -69,15 +72,17 @@ export class ClientSettings {
     this.changed();
   }
 
-  /** The names of the startup settings. */
+  /** The names of the startup settings RESET ALL resets (not the role: see RESET_ALL_KEEPS). */
   startupNames(): Set<string> {
-    return new Set(this.startup.keys());
+    const names = new Set<string>();
+    for (const name of this.startup.keys()) if (!RESET_ALL_KEEPS.has(name)) names.add(name);
+    return names;
   }
 
   /** set_config of the startup value of each of `names` that has one ('all': of each), in one SELECT; '' when none has. */
   startupValuesSql(names: ReadonlySet<string> | 'all'): string {
     const calls: string[] = [];
-    for (const [name, value] of this.startup) if (names === 'all' || names.has(name)) calls.push(setConfigCall(name, value));
+    for (const [name, value] of this.startup) if (names === 'all' ? !RESET_ALL_KEEPS.has(name) : names.has(name)) calls.push(setConfigCall(name, value));
     return calls.length > 0 ? `SELECT ${calls.join(', ')}` : '';
   }
 

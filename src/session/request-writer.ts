@@ -16,7 +16,7 @@ import { parsesInFailedBlock, type PinReason, type SessionEffect } from '../rout
 import { Backend, Frontend, TxStatus } from '../wire/codes.js';
 import { readCString } from '../wire/decode.js';
 import * as msg from '../wire/messages.js';
-import { effectsOfParse, effectsOfText, functionCallEffects, NO_EFFECTS, textOfParse, UNKNOWN_VALUE, withBoundValues } from './frame-effects.js';
+import { effectsOfParse, effectsOfText, functionCallEffects, NO_EFFECTS, textOfParse, withBoundValues } from './frame-effects.js';
 import { cannotPlace, GroupPlacement, type OwnWrites } from './group-placement.js';
 import type { HeldFrames } from './held-frames.js';
 import { bindStatement, closeStatement, renameBind, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
@@ -35,13 +35,16 @@ const NO_PINS: readonly PinReason[] = Object.freeze([]);
 const changesSearchPath = (e: SessionEffect): boolean =>
   e.kind === 'reset-all' || ((e.kind === 'set' || e.kind === 'reset' || e.kind === 'set-param') && e.name === 'search_path');
 
+/** What a client may send during a COPY from it (anything else makes the server end the session). */
+const IN_COPY: Record<number, true> = {
+  [Frontend.CopyData]: true, [Frontend.CopyDone]: true, [Frontend.CopyFail]: true, [Frontend.Flush]: true, [Frontend.Sync]: true, [Frontend.Terminate]: true,
+};
+
 /** DEALLOCATE ALL, DISCARD ALL: the client's statements and the shared copies go. */
 const dropsAllStatements = (e: SessionEffect): boolean => e.kind === 'deallocate-all';
 
 /** Named portals whose statements have session effects, per client, beyond which it is pinned (see setPortalEffects). */
 const MAX_PORTALS_WITH_EFFECTS = 64;
-/** Staged for a client past that: the pin of state pgway cannot follow. */
-const UNFOLLOWED: readonly SessionEffect[] = Object.freeze([UNKNOWN_VALUE]);
 
 export class RequestWriter implements OwnWrites {
   /** More than one piece is being written: they go out in one writev. */
@@ -151,6 +154,14 @@ export class RequestWriter implements OwnWrites {
         if (code !== Frontend.Sync) continue;
         this.skipUntilSync = false;
       }
+      if (server.inCopyIn && !IN_COPY[code]) {
+        // Anything but COPY data, its end, Flush or Sync during a COPY from the client breaks the
+        // protocol: it goes as it is, and the server ends the session, as it would directly. Nothing
+        // of pgway's may wait for answers then, which the server gives only after the COPY.
+        server.noteClientFrame(code, code === Frontend.Query ? this.unnamed.written : 0);
+        held.emit(buf, start, end, server);
+        continue;
+      }
       let handled = false;
       if (this.pooled && !this.inGroup && !this.groupPlaced && EXTENDED_SLOTS[code] !== 0) {
         if (this.statementMode && this.oneAtATime()) {
@@ -179,9 +190,7 @@ export class RequestWriter implements OwnWrites {
           }
           // A COMMIT alone is followed too while a SET LOCAL ROLE is (see SessionState.followsCommits).
           const effects = effectsOfText(buf, start + 5, end, session.followsCommits);
-          // Inside a COPY from the client a Query breaks the protocol: it goes as it is, and the server
-          // ends the session, as it would on a direct connection (nothing of pgway's can run there).
-          if (this.pooled && !server.inCopyIn && effects.some(namesSqlStatement)) {
+          if (this.pooled && effects.some(namesSqlStatement)) {
             if (server.expected.length > 0) {
               // What the connection holds of the names, and whether a transaction block is failed,
               // depend on what is still unanswered: the text waits for it.
@@ -400,6 +409,14 @@ export class RequestWriter implements OwnWrites {
     if (effects.length === 0) return;
     const pins = session.stage(effects, wholeText);
     if (pins.length > 0) this.pins = [...this.pins, ...pins];
+    // SQL-level and protocol-level names are one namespace: a PREPARE or DEALLOCATE of a name ends an untracked statement's.
+    if (this.untrackedEffects !== undefined) for (const e of effects) this.forgetUntracked(e);
+  }
+
+  /** More statements or portals with effects than pgway follows: the client stays on its connection. */
+  private stopFollowing(session: SessionState): void {
+    const pins = session.stopFollowing();
+    if (pins.length > 0) this.pins = [...this.pins, ...pins];
   }
 
   /**
@@ -465,7 +482,12 @@ export class RequestWriter implements OwnWrites {
     if (!this.tracked) {
       // Untracked (session mode, or max_prepared_statements 0): the statement stays on this
       // connection as the client named it; its effects count where it is executed (onBind).
-      this.noteUntracked(session, readCString(buf, start + 5, end)[0], effects);
+      const undo = this.noteUntracked(session, readCString(buf, start + 5, end)[0], effects);
+      if (undo !== undefined) {
+        server.expectForwarded(Slot.Parse, undo);
+        this.held.emit(buf, start, end, server);
+        return true;
+      }
       if (this.pooled && effects.length > 0 && effects.some(dropsAllStatements)) this.takeBackIfFails(session, this.dropAllStatements(server));
       return false;
     }
@@ -557,18 +579,37 @@ export class RequestWriter implements OwnWrites {
    * portal of it runs, as a tracked statement's are. As many as MAX_PORTALS_WITH_EFFECTS are
    * followed; past that the client stays on its connection (see setPortalEffects).
    */
-  private noteUntracked(session: SessionState, name: string, effects: readonly SessionEffect[]): void {
+  private noteUntracked(session: SessionState, name: string, effects: readonly SessionEffect[]): SlotUndo | undefined {
+    const before = this.untrackedEffects?.get(name);
+    if (effects.length === 0 && before === undefined) return undefined;
     if (effects.length === 0) {
-      if (this.untrackedEffects?.delete(name) && this.untrackedEffects.size === 0) this.untrackedEffects = undefined;
-      return;
+      this.forgetUntrackedName(name);
+    } else {
+      if (this.untrackedEffects === undefined) {
+        this.untrackedEffects = new Map();
+      } else if (this.untrackedEffects.size >= MAX_PORTALS_WITH_EFFECTS && before === undefined) {
+        this.stopFollowing(session);
+        this.untrackedEffects = new Map();
+      }
+      this.untrackedEffects.set(name, effects);
     }
-    if (this.untrackedEffects === undefined) {
-      this.untrackedEffects = new Map();
-    } else if (this.untrackedEffects.size >= MAX_PORTALS_WITH_EFFECTS && !this.untrackedEffects.has(name)) {
-      this.stage(session, UNFOLLOWED);
-      this.untrackedEffects = new Map();
-    }
-    this.untrackedEffects.set(name, effects);
+    // A Parse the server refuses (a name in use: 42P05) or skips leaves the statement there as it was.
+    return {
+      undo: () => {
+        if (before === undefined) this.forgetUntrackedName(name);
+        else (this.untrackedEffects ??= new Map()).set(name, before);
+      },
+    };
+  }
+
+  /** A PREPARE, DEALLOCATE or DEALLOCATE ALL staged: untracked statements of those names are gone. */
+  private forgetUntracked(e: SessionEffect): void {
+    if (e.kind === 'deallocate-all') this.untrackedEffects = undefined;
+    else if (e.kind === 'prepare' || e.kind === 'deallocate') this.forgetUntrackedName(e.name);
+  }
+
+  private forgetUntrackedName(name: string): void {
+    if (this.untrackedEffects?.delete(name) && this.untrackedEffects.size === 0) this.untrackedEffects = undefined;
   }
 
   private setPortalEffects(session: SessionState, portal: string, effects: readonly SessionEffect[]): void {
@@ -580,7 +621,7 @@ export class RequestWriter implements OwnWrites {
       } else if (this.portalEffects.size >= MAX_PORTALS_WITH_EFFECTS && !this.portalEffects.has(portal)) {
         // More open at once than pgway follows: the client stays on its connection, where what the
         // forgotten portals do concerns no other client (as past SessionState's MAX_STAGED).
-        this.stage(session, UNFOLLOWED);
+        this.stopFollowing(session);
         this.portalEffects = new Map();
       }
       this.portalEffects.set(portal, effects);
@@ -647,6 +688,8 @@ export class RequestWriter implements OwnWrites {
       if (this.unnamedWaits(server, true)) return true;
       if (!this.unnamed.here(server)) return this.refuseUnnamed(server, Slot.Describe);
     }
+    // An untracked statement closed: its effects go with it.
+    if (!this.tracked && code === Frontend.Close && name !== '') this.forgetUntrackedName(name);
     const stmt = name ? this.statementFor(session, name) : undefined;
     if (!stmt) return name !== '' && this.tracked && this.notOwnStatement(server, session, slot, name);
     this.beforeOwnWrite(server);

@@ -82,6 +82,8 @@ export class SessionState {
    * followsCommits), or the server's ReadyForQuery 'I'.
    */
   private localRole: string | undefined;
+  /** The request the SET LOCAL ROLE was staged in. */
+  private localRoleSince = 0;
   /** The savepoints of that transaction since a SET LOCAL ROLE, with the role in force at each (ROLLBACK TO goes back to it). */
   private localRoleAt: { name: string; role: string | undefined }[] | undefined;
   /** A request of the current transaction failed: its settings are laid on afresh when it ends (see settle). */
@@ -215,7 +217,10 @@ export class SessionState {
         case 'set-local':
           // Not carried: SET LOCAL ends with the transaction.
           this.unreportEarlier(e.name === '' ? undefined : e.name);
-          if (e.name === 'role') this.localRole = e.value;
+          if (e.name === 'role') {
+            this.localRole = e.value;
+            this.localRoleSince = this.requests.sent;
+          }
           break;
         case 'pin':
           if (wholeText && (textRefused ||= this.pinBook.refusedNow)) break;
@@ -256,7 +261,7 @@ export class SessionState {
           if (NON_ASCII.test(e.value) && !this.sendsUtf8) this.pinBook.pin(UNREADABLE, newPins);
           this.unreportEarlier(e.name);
           // Made under the SET LOCAL ROLE in force: laid on under that role (it may hold the right to set it).
-          this.stageOne(this.localRole !== undefined && e.name !== 'role' ? { ...e, as: this.localRole } : e);
+          this.stageOne(this.localRole !== undefined && e.name !== 'role' ? { ...e, as: this.localRole, asSince: this.localRoleSince } : e);
           // A session SET ROLE replaces the local one for the rest of the transaction too.
           if (e.name === 'role') this.localRole = undefined;
           break;
@@ -323,6 +328,16 @@ export class SessionState {
   }
 
   /**
+   * pgway stopped following some of the client's session effects (too many statements or portals
+   * with effects at once): it stays on its connection, whatever becomes of the transaction.
+   */
+  stopFollowing(): PinReason[] {
+    const newPins: PinReason[] = [];
+    this.pinBook.pin('unparseable-session-statement', newPins);
+    return newPins;
+  }
+
+  /**
    * Whether a Query's text of COMMIT alone must be classified (effect-precheck skips it): it ends
    * the SET LOCAL ROLE a SET staged after it must not be laid on under.
    */
@@ -355,6 +370,19 @@ export class SessionState {
           at!.length = i + 1;
         }
       }
+    }
+  }
+
+  /**
+   * Request `request` ended outside a transaction: a SET LOCAL ROLE staged up to it is over (an
+   * implicit transaction ends with its Query), also for SETs of later requests written before
+   * this was known, which were made under the session's role.
+   */
+  private localRoleEnded(request: number): void {
+    const { staged, stagedIn } = this;
+    for (let i = staged.length - 1; i >= 0 && stagedIn[i]! > request; i--) {
+      const e = staged[i]!;
+      if (e.kind === 'set' && e.asSince !== undefined && e.asSince <= request) staged[i] = { ...e, as: undefined, asSince: undefined };
     }
   }
 
@@ -497,7 +525,10 @@ export class SessionState {
 
   /** A request ended with ReadyForQuery `status` and more are in flight behind it: settles its work alone. */
   requestEnded(server: ServerConnection, status: number): void {
-    if (status === TxStatus.Idle) this.endLocalRole();
+    if (status === TxStatus.Idle) {
+      this.endLocalRole();
+      this.localRoleEnded(this.requests.answered);
+    }
     if (this.staged.length > 0 || this.sqlPrepared.unsettled) this.settle(server, status, false);
     this.pinBook.requestEnded(server, status);
     this.requests.answered++;

@@ -26,6 +26,12 @@ import { NO_EFFECTS } from './frame-effects.js';
 
 let nextId = 1;
 
+/** The slot of an unnamed Parse pgway refused (see UnnamedStatement.parseRefused), and the client's first Parse after it. */
+interface Refusal extends SlotUndo {
+  readonly frame: Buffer;
+  next: UnnamedOwnerChange | undefined;
+}
+
 /**
  * An unnamed Parse the server may skip or refuse. Skipped, it leaves the connection's record and
  * the client's count of Parses as they were before it (the undos of a group run last first, see
@@ -100,6 +106,15 @@ export class UnnamedOwnerChange implements SlotUndo {
     if (this.owner === client && this.afterWritten >= query) this.afterQueries--;
   }
 
+  /**
+   * The Parse numbered `refused` that pgway refused, written before this one, was skipped by the
+   * server after all (see UnnamedStatement.parseRefused): the client's statement before this one is
+   * the one before it.
+   */
+  refusalSkipped(refused: number): void {
+    if (this.parsesBefore === refused) this.parsesBefore = refused - 1;
+  }
+
   /** The Parse before this one (`prev`) was undone: what it found is what this one found. */
   private takeBefore(prev: UnnamedOwnerChange, nobody: boolean): void {
     if (nobody) {
@@ -133,7 +148,7 @@ export class UnnamedStatement {
   private claim: UnnamedOwnerChange | undefined;
   private claimSyncs = 0;
   /** The slot of the last unnamed Parse pgway refused itself (see parseRefused), and the Syncs written before it. */
-  private refusal: SlotUndo | undefined;
+  private refusal: Refusal | undefined;
   private refusalSyncs = 0;
 
   /** A Query was written: it drops the unnamed statement, wherever the statement lives. */
@@ -174,7 +189,15 @@ export class UnnamedStatement {
    */
   parseRefused(error: Buffer): SlotUndo {
     const parsed = ++this.parses;
-    const refusal = { frame: error, undo: () => this.parseNotDone(parsed, parsed - 1) };
+    const refusal: Refusal = {
+      frame: error,
+      next: undefined,
+      // A later Parse written meanwhile counted this one before it: it counts it no more.
+      undo: () => {
+        if (this.parses === parsed) this.parses = parsed - 1;
+        else refusal.next?.refusalSkipped(parsed);
+      },
+    };
     // A later group's use of the statement waits to see whether it was refused or skipped (mustWait).
     this.refusal = refusal;
     this.refusalSyncs = this.syncs;
@@ -212,6 +235,7 @@ export class UnnamedStatement {
     statements.unnamedParse = ++this.parses;
     statements.unnamedEffects = effects;
     if (change !== undefined) {
+      if (this.refusal !== undefined) this.refusal.next ??= change;
       if (this.claim !== undefined) this.claim.next = change;
       this.claim = change;
       this.claimSyncs = this.syncs;

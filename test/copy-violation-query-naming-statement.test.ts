@@ -15,14 +15,14 @@ import { adminQuery } from './harness/lab.js';
 
 const { raw } = rawTargets();
 const gws = oneConnectionGateways();
-scratchTable('rv_b_qcopy');
+scratchTable('cv_qcopy');
 const read = (c: Awaited<ReturnType<typeof raw>>, n = 1, ms = 3000) => answers(c, n, ms).catch((e: Error) => [`timeout: ${e.message}`]);
 
 async function run(t: Target): Promise<string[][]> {
   const y = await raw(t);
-  y.write(Q('COPY rv_b_qcopy (a) FROM STDIN'));
+  y.write(Q('COPY cv_qcopy (a) FROM STDIN'));
   const out = [await upTo(y, 'G', 3000).catch((e: Error) => [`timeout: ${e.message}`])];
-  y.write(cat(copyData('1\n'), Q('PREPARE rv_b_p AS SELECT 1')));
+  y.write(cat(copyData('1\n'), Q('PREPARE cv_p AS SELECT 1')));
   out.push(await read(y));
   y.socket.destroy();
   await new Promise((r) => setTimeout(r, 300));
@@ -41,7 +41,7 @@ describe('a Query naming a SQL-level statement sent inside a simple-query COPY F
       try {
         expect(await run(gws[k]!)).toEqual(await run('direct'));
       } finally {
-        await adminQuery("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'app' AND query LIKE 'COPY rv_b_qcopy%'");
+        await adminQuery("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'app' AND query LIKE 'COPY cv_qcopy%'");
       }
     });
   }

@@ -1,0 +1,90 @@
+// Found by review round 25 A, and fixed:
+// Review A (227b019/197c466, SessionState.localRole): the role of a SET LOCAL ROLE (or of
+// set_config('role', x, true)) is followed "until the transaction ends", and the end is learned from
+// a marker pgway classifies or from the server's ReadyForQuery 'I'. A Query (or Sync group) outside a
+// transaction block is an implicit transaction of its own: it ends at its own ReadyForQuery, with no
+// marker. A request pipelined behind it is staged (at write time) while localRole still holds, so a
+// session SET in it is recorded as made under a role that was never in force for it. pgway lays it on
+// the client's next connection under that role, the server refuses it (the role may not set the
+// parameter, the session user may), and the client is ended with FATAL 42501, where a direct session
+// simply has its setting.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type TestGateway } from './harness/gateway.js';
+import { adminQuery } from './harness/lab.js';
+import { twoConnectionSteering } from './helpers/steering.js';
+import { answers, summary, B, cat, E, P, Q, rawTargets, S, type Target } from './helpers/wire-script.js';
+import { errorFields } from './helpers/raw-client.js';
+
+const ROLE = 'implicit_end_role';
+const PARAM = 'log_min_duration_sample';
+let gw: TestGateway;
+beforeAll(async () => {
+  gw = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 4000 }' });
+  await adminQuery(`DROP ROLE IF EXISTS ${ROLE}`);
+  await adminQuery(`CREATE ROLE ${ROLE} NOLOGIN`);
+  await adminQuery(`GRANT ${ROLE} TO app WITH INHERIT FALSE`);
+  // The session user may set the parameter; the role may not.
+  await adminQuery(`GRANT SET ON PARAMETER ${PARAM} TO app`);
+});
+afterAll(async () => {
+  await gw?.stop();
+  await adminQuery(`REVOKE SET ON PARAMETER ${PARAM} FROM app`).catch(() => undefined);
+  await adminQuery(`REVOKE ${ROLE} FROM app`).catch(() => undefined);
+  await adminQuery(`DROP ROLE IF EXISTS ${ROLE}`).catch(() => undefined);
+});
+const { raw } = rawTargets();
+
+const READ = Q(`SELECT current_user::text, current_setting('${PARAM}')`);
+const read = async (c: Awaited<ReturnType<typeof raw>>): Promise<string[]> => {
+  c.write(READ);
+  const out: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const m = await c.readMessage(5000);
+    if (m === undefined) return [...out, 'closed'];
+    if (m.type === 'E') {
+      const f = errorFields(m.body);
+      out.push(`${f.get('S')} ${f.get('C')}: ${f.get('M')}`);
+    } else if (m.type === 'D' || m.type === 'C' || m.type === 'Z') out.push(summary(m));
+    if (m.type === 'Z') return out;
+  }
+  return out;
+};
+const run = (sql: string): Buffer => cat(P('', sql), B(''), E(''), S);
+
+/** Each case is written in one write and answered by `n` ReadyForQuery. */
+const CASES: Record<string, [Buffer, number]> = {
+  "a Query of set_config('role', x, true), then a SET pipelined behind it": [
+    cat(Q(`SELECT set_config('role', '${ROLE}', true)`), Q(`SET ${PARAM} = 4321`)), 2],
+  'a Query of SET LOCAL ROLE and a SELECT (implicit block), then a SET pipelined behind it': [
+    cat(Q(`SET LOCAL ROLE ${ROLE}; SELECT 1`), Q(`SET ${PARAM} = 4321`)), 2],
+  "an extended group of set_config('role', x, true), then a group with a SET (libpq pipeline mode)": [
+    cat(run(`SELECT set_config('role', '${ROLE}', true)`), run(`SET ${PARAM} = 4321`)), 2],
+};
+
+describe('a SET pipelined behind an implicit transaction that had a local role', () => {
+  for (const [name, [bytes, n]] of Object.entries(CASES)) {
+    it(`${name}: the client keeps its setting on every connection, as on a direct connection`, async () => {
+      const d = await raw('direct' as Target);
+      d.write(bytes);
+      const directSteps = await answers(d, n);
+      expect(directSteps.filter((s) => s.startsWith('E:'))).toEqual([]);
+      const want = await read(d);
+      expect(want).toEqual(['D:app,4321ms', 'C:SELECT 1', 'Z:I']);
+
+      const steer = await twoConnectionSteering(gw);
+      try {
+        const x = await raw(gw);
+        await steer.to(1);
+        x.write(bytes);
+        const gwSteps = await answers(x, n);
+        expect(gwSteps).toEqual(directSteps);
+        const here = await read(x);
+        await steer.to(2);
+        const there = await read(x);
+        expect({ here, there }).toEqual({ here: want, there: want });
+      } finally {
+        await steer.done();
+      }
+    });
+  }
+});
