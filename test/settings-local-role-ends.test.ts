@@ -8,36 +8,16 @@
 // with FATAL 42501, where a direct session simply has its setting.
 // (Checked and not a fault: PostgreSQL 18 treats an extended-protocol group as an implicit block, so a SET
 // LOCAL ROLE there holds for the rest of the group, as pgway assumes.)
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type TestGateway } from './harness/gateway.js';
-import { adminQuery } from './harness/lab.js';
+import { describe, expect, it } from 'vitest';
+import { roleThatMayNotSet } from './helpers/local-role.js';
 import { twoConnectionSteering } from './helpers/steering.js';
 import { answers, cat, Q, rawTargets, type Target } from './helpers/wire-script.js';
 
 const ROLE = 'local_role_ends_role';
-const PARAM = 'log_min_duration_sample';
-let gw: TestGateway;
-beforeAll(async () => {
-  gw = await startGateway({ pool: '{ mode: transaction, size: 2, query_wait_timeout_ms: 4000 }' });
-  await adminQuery(`DROP ROLE IF EXISTS ${ROLE}`);
-  await adminQuery(`CREATE ROLE ${ROLE} NOLOGIN`);
-  await adminQuery(`GRANT ${ROLE} TO app WITH INHERIT FALSE`);
-  // The session user may set the parameter; the role may not.
-  await adminQuery(`GRANT SET ON PARAMETER ${PARAM} TO app`);
-});
-afterAll(async () => {
-  await gw?.stop();
-  await adminQuery(`REVOKE SET ON PARAMETER ${PARAM} FROM app`).catch(() => undefined);
-  await adminQuery(`REVOKE ${ROLE} FROM app`).catch(() => undefined);
-  await adminQuery(`DROP ROLE IF EXISTS ${ROLE}`).catch(() => undefined);
-});
+const PARAM = 'deadlock_timeout'; // its own: the files run at once, and each revokes the right at its end
+const { gateway, read } = roleThatMayNotSet(ROLE, PARAM);
 const { raw } = rawTargets();
 
-const READ = Q(`SELECT current_user::text, current_setting('${PARAM}')`);
-const read = async (c: Awaited<ReturnType<typeof raw>>): Promise<string[]> => {
-  c.write(READ);
-  return (await answers(c)).filter((s) => s !== 'T');
-};
 
 /** Each step is written in one write and answered by `n` ReadyForQuery. */
 const CASES: Record<string, [Buffer, number][]> = {
@@ -79,9 +59,9 @@ describe('a session SET after the SET LOCAL ROLE it followed no longer holds', (
       const want = await read(d);
       expect(want).toEqual(['D:app,4321ms', 'C:SELECT 1', 'Z:I']);
 
-      const steer = await twoConnectionSteering(gw);
+      const steer = await twoConnectionSteering(gateway());
       try {
-        const x = await raw(gw);
+        const x = await raw(gateway());
         await steer.to(1);
         const gwSteps = await steps(x, list);
         expect(gwSteps.filter((s) => s.startsWith('E:'))).toEqual([]);
