@@ -306,7 +306,8 @@ export class ServerConnection implements ResponseHandler {
 
   /**
    * Notes a client frame about to be forwarded unchanged: its response slot in the FIFO, and the
-   * COPY / Sync bookkeeping that tells when the connection is free again.
+   * COPY / Sync bookkeeping that tells when the connection is free again. `query`: the number of the
+   * client's last Query written, this one's if it is a Query (see UnnamedStatement.written).
    */
   noteClientFrame(code: number, query = 0): void {
     switch (code) {

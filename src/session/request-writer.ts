@@ -158,7 +158,7 @@ export class RequestWriter implements OwnWrites {
         // Anything but COPY data, its end, Flush or Sync during a COPY from the client breaks the
         // protocol: it goes as it is, and the server ends the session, as it would directly. Nothing
         // of pgway's may wait for answers then, which the server gives only after the COPY.
-        server.noteClientFrame(code, code === Frontend.Query ? this.unnamed.written : 0);
+        server.noteClientFrame(code, this.unnamed.written);
         held.emit(buf, start, end, server);
         continue;
       }
@@ -308,7 +308,7 @@ export class RequestWriter implements OwnWrites {
       }
       if (written === i) break;
       if (handled) continue;
-      server.noteClientFrame(code, code === Frontend.Query ? this.unnamed.written : 0);
+      server.noteClientFrame(code, this.unnamed.written);
       held.emit(buf, start, end, server);
       if (written === i + 1) break;
     }
