@@ -11,10 +11,11 @@
 import { Slot } from '../pool/expected-responses.js';
 import { UNKNOWN_SETTINGS, type ServerConnection } from '../pool/server-connection.js';
 import { foldGucName, parseBool } from '../router/guc-value.js';
-import { changesReading, isTransactionMarker, type PinReason, type SessionEffect, type TransactionMarker } from '../router/session-effects.js';
+import { changesReading, isTransactionMarker, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import { ClientSettings } from './client-settings.js';
+import { LocalRole } from './local-role.js';
 import { SqlStatements } from './sql-statements.js';
 import { Pins, RequestCounts, type CheckedPin } from './pins.js';
 
@@ -76,16 +77,8 @@ export class SessionState {
   private walked = 0;
   /** Settings applied with their own text, whose stored form is read from the server's reports once the transaction ends (see apply). */
   private reportDue: Set<string> | undefined;
-  /**
-   * The role of the SET LOCAL ROLE in force in the transaction being written (see stage), until
-   * it ends: staged transaction control (a COMMIT alone included while this is set, see
-   * followsCommits), or the server's ReadyForQuery 'I'.
-   */
-  private localRole: string | undefined;
-  /** The request the SET LOCAL ROLE was staged in. */
-  private localRoleSince = 0;
-  /** The savepoints of that transaction since a SET LOCAL ROLE, with the role in force at each (ROLLBACK TO goes back to it). */
-  private localRoleAt: { name: string; role: string | undefined }[] | undefined;
+  /** The SET LOCAL ROLE in force in the transaction being written (see stage); made at the first (most clients never send one). */
+  private localRole: LocalRole | undefined;
   /** A request of the current transaction failed: its settings are laid on afresh when it ends (see settle). */
   private uncertain = false;
   /**
@@ -197,7 +190,7 @@ export class SessionState {
   /** The last ReadyForQuery of a request must settle something (see settle). */
   get needsSettle(): boolean {
     return this.staged.length > 0 || this.layAfter || this.uncertain || this.pinBook.awaitsSettle || this.sqlPrepared.unsettled ||
-      this.rereadContext !== undefined || this.localRole !== undefined || this.reportDue !== undefined;
+      this.rereadContext !== undefined || this.localRole?.followed === true || this.reportDue !== undefined;
   }
 
   /**
@@ -217,10 +210,7 @@ export class SessionState {
         case 'set-local':
           // Not carried: SET LOCAL ends with the transaction.
           this.unreportEarlier(e.name === '' ? undefined : e.name);
-          if (e.name === 'role') {
-            this.localRole = e.value;
-            this.localRoleSince = this.requests.sent;
-          }
+          if (e.name === 'role') (this.localRole ??= new LocalRole()).set(e.value, this.requests.sent);
           break;
         case 'pin':
           if (wholeText && (textRefused ||= this.pinBook.refusedNow)) break;
@@ -260,14 +250,12 @@ export class SessionState {
           // pgway reads the client's text as UTF-8: in another client_encoding a value beyond ASCII is not the one the server set.
           if (NON_ASCII.test(e.value) && !this.sendsUtf8) this.pinBook.pin(UNREADABLE, newPins);
           this.unreportEarlier(e.name);
-          // Made under the SET LOCAL ROLE in force: laid on under that role (it may hold the right to set it).
-          this.stageOne(this.localRole !== undefined && e.name !== 'role' ? { ...e, as: this.localRole, asSince: this.localRoleSince } : e);
-          // A session SET ROLE replaces the local one for the rest of the transaction too.
-          if (e.name === 'role') this.localRole = undefined;
+          this.stageOne(this.localRole?.madeUnder(e) ?? e);
+          if (e.name === 'role') this.localRole?.replaced();
           break;
         case 'reset':
           this.unreportEarlier(e.name);
-          if (e.name === 'role') this.localRole = undefined;
+          if (e.name === 'role') this.localRole?.replaced();
           this.stageOne(e);
           break;
         case 'reset-all':
@@ -281,7 +269,7 @@ export class SessionState {
         default:
           if (isTransactionMarker(e)) {
             this.pinBook.markerStaged(e);
-            if (this.localRole !== undefined || this.localRoleAt !== undefined) this.followLocalRole(e);
+            this.localRole?.marker(e);
           }
           this.stageOne(e);
       }
@@ -342,53 +330,7 @@ export class SessionState {
    * the SET LOCAL ROLE a SET staged after it must not be laid on under.
    */
   get followsCommits(): boolean {
-    return this.localRole !== undefined;
-  }
-
-  /** Transaction control staged while a SET LOCAL ROLE is followed: where it ends, or goes back to. */
-  private followLocalRole(e: TransactionMarker): void {
-    const at = this.localRoleAt;
-    switch (e.kind) {
-      case 'commit':
-      case 'rollback':
-        this.endLocalRole();
-        return;
-      case 'savepoint':
-        (this.localRoleAt ??= []).push({ name: e.name, role: this.localRole });
-        return;
-      case 'rollback-to':
-      case 'release': {
-        let i = at === undefined ? -1 : at.length - 1;
-        while (i >= 0 && at![i]!.name !== e.name) i--;
-        if (e.kind === 'release') {
-          if (i >= 0) at!.length = i;
-        } else if (i < 0) {
-          // The savepoint came before any SET LOCAL ROLE followed here.
-          this.endLocalRole();
-        } else {
-          this.localRole = at![i]!.role;
-          at!.length = i + 1;
-        }
-      }
-    }
-  }
-
-  /**
-   * Request `request` ended outside a transaction: a SET LOCAL ROLE staged up to it is over (an
-   * implicit transaction ends with its Query), also for SETs of later requests written before
-   * this was known, which were made under the session's role.
-   */
-  private localRoleEnded(request: number): void {
-    const { staged, stagedIn } = this;
-    for (let i = staged.length - 1; i >= 0 && stagedIn[i]! > request; i--) {
-      const e = staged[i]!;
-      if (e.kind === 'set' && e.asSince !== undefined && e.asSince <= request) staged[i] = { ...e, as: undefined, asSince: undefined };
-    }
-  }
-
-  private endLocalRole(): void {
-    this.localRole = undefined;
-    this.localRoleAt = undefined;
+    return this.localRole?.followed === true;
   }
 
   /**
@@ -526,8 +468,8 @@ export class SessionState {
   /** A request ended with ReadyForQuery `status` and more are in flight behind it: settles its work alone. */
   requestEnded(server: ServerConnection, status: number): void {
     if (status === TxStatus.Idle) {
-      this.endLocalRole();
-      this.localRoleEnded(this.requests.answered);
+      this.localRole?.end();
+      if (this.localRole !== undefined) LocalRole.endedAt(this.requests.answered, this.staged, this.stagedIn);
     }
     if (this.staged.length > 0 || this.sqlPrepared.unsettled) this.settle(server, status, false);
     this.pinBook.requestEnded(server, status);
@@ -626,7 +568,7 @@ export class SessionState {
   settle(server: ServerConnection, status: number, last = true): void {
     // Everything answered and no transaction open: the committed settings say how statements read.
     if (last && status === TxStatus.Idle) this.rereadContext = undefined;
-    if (status === TxStatus.Idle) this.endLocalRole();
+    if (status === TxStatus.Idle) this.localRole?.end();
     if (this.sqlPrepared.unsettled) {
       this.sqlPrepared.settle(server, server.reported.errors !== this.requests.before.errors, last ? undefined : this.requests.answered);
     }
