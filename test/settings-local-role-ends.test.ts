@@ -10,12 +10,11 @@
 // LOCAL ROLE there holds for the rest of the group, as pgway assumes.)
 import { describe, expect, it } from 'vitest';
 import { roleThatMayNotSet } from './helpers/local-role.js';
-import { twoConnectionSteering } from './helpers/steering.js';
-import { answers, cat, Q, rawTargets, type Target } from './helpers/wire-script.js';
+import { answers, cat, Q, rawTargets } from './helpers/wire-script.js';
 
 const ROLE = 'local_role_ends_role';
 const PARAM = 'deadlock_timeout'; // its own: the files run at once, and each revokes the right at its end
-const { gateway, read } = roleThatMayNotSet(ROLE, PARAM);
+const { acrossConnections } = roleThatMayNotSet(ROLE, PARAM);
 const { raw } = rawTargets();
 
 
@@ -53,25 +52,11 @@ async function steps(c: Awaited<ReturnType<typeof raw>>, list: [Buffer, number][
 describe('a session SET after the SET LOCAL ROLE it followed no longer holds', () => {
   for (const [name, list] of Object.entries(CASES)) {
     it(`${name}: the client keeps its setting on every connection, as on a direct connection`, async () => {
-      const d = await raw('direct' as Target);
-      const directSteps = await steps(d, list);
-      expect(directSteps.filter((s) => s.startsWith('E:'))).toEqual([]);
-      const want = await read(d);
-      expect(want).toEqual(['D:app,4321ms', 'C:SELECT 1', 'Z:I']);
-
-      const steer = await twoConnectionSteering(gateway());
-      try {
-        const x = await raw(gateway());
-        await steer.to(1);
-        const gwSteps = await steps(x, list);
-        expect(gwSteps.filter((s) => s.startsWith('E:'))).toEqual([]);
-        const here = await read(x);
-        await steer.to(2);
-        const there = await read(x).catch((e: Error) => [`no answer: ${e.message}`]);
-        expect({ here, there }).toEqual({ here: want, there: want });
-      } finally {
-        await steer.done();
-      }
+      const r = await acrossConnections(raw, (c) => steps(c, list));
+      expect(r.direct.filter((s) => s.startsWith('E:'))).toEqual([]);
+      expect(r.want).toEqual(['D:app,4321ms', 'C:SELECT 1', 'Z:I']);
+      expect(r.through.filter((s) => s.startsWith('E:'))).toEqual([]);
+      expect({ here: r.here, there: r.there }).toEqual({ here: r.want, there: r.want });
     });
   }
 });

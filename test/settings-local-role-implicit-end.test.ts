@@ -10,12 +10,11 @@
 // simply has its setting.
 import { describe, expect, it } from 'vitest';
 import { roleThatMayNotSet } from './helpers/local-role.js';
-import { twoConnectionSteering } from './helpers/steering.js';
-import { answers, B, cat, E, P, Q, rawTargets, S, type Target } from './helpers/wire-script.js';
+import { answers, B, cat, E, P, Q, rawTargets, S } from './helpers/wire-script.js';
 
 const ROLE = 'implicit_end_role';
 const PARAM = 'log_min_duration_sample';
-const { gateway, read } = roleThatMayNotSet(ROLE, PARAM);
+const { acrossConnections } = roleThatMayNotSet(ROLE, PARAM);
 const { raw } = rawTargets();
 
 const run = (sql: string): Buffer => cat(P('', sql), B(''), E(''), S);
@@ -33,27 +32,14 @@ const CASES: Record<string, [Buffer, number]> = {
 describe('a SET pipelined behind an implicit transaction that had a local role', () => {
   for (const [name, [bytes, n]] of Object.entries(CASES)) {
     it(`${name}: the client keeps its setting on every connection, as on a direct connection`, async () => {
-      const d = await raw('direct' as Target);
-      d.write(bytes);
-      const directSteps = await answers(d, n);
-      expect(directSteps.filter((s) => s.startsWith('E:'))).toEqual([]);
-      const want = await read(d);
-      expect(want).toEqual(['D:app,4321ms', 'C:SELECT 1', 'Z:I']);
-
-      const steer = await twoConnectionSteering(gateway());
-      try {
-        const x = await raw(gateway());
-        await steer.to(1);
-        x.write(bytes);
-        const gwSteps = await answers(x, n);
-        expect(gwSteps).toEqual(directSteps);
-        const here = await read(x);
-        await steer.to(2);
-        const there = await read(x);
-        expect({ here, there }).toEqual({ here: want, there: want });
-      } finally {
-        await steer.done();
-      }
+      const r = await acrossConnections(raw, async (c) => {
+        c.write(bytes);
+        return answers(c, n);
+      });
+      expect(r.direct.filter((s) => s.startsWith('E:'))).toEqual([]);
+      expect(r.want).toEqual(['D:app,4321ms', 'C:SELECT 1', 'Z:I']);
+      expect(r.through).toEqual(r.direct);
+      expect({ here: r.here, there: r.there }).toEqual({ here: r.want, there: r.want });
     });
   }
 });

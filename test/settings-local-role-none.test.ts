@@ -8,43 +8,27 @@
 // session keeps its setting.
 import { describe, expect, it } from 'vitest';
 import { roleThatMayNotSet } from './helpers/local-role.js';
-import { twoConnectionSteering } from './helpers/steering.js';
-import { answers, Q, rawTargets, type Target } from './helpers/wire-script.js';
+import { answers, Q, rawTargets } from './helpers/wire-script.js';
 
 const ROLE = 'local_none_role';
 const PARAM = 'log_parameter_max_length';
-const { gateway, read } = roleThatMayNotSet(ROLE, PARAM);
+const { acrossConnections } = roleThatMayNotSet(ROLE, PARAM);
 const { raw } = rawTargets();
 
 const STEPS = [Q(`SET ROLE ${ROLE}`), Q(`BEGIN; SET LOCAL ROLE NONE; SET ${PARAM} = 77; COMMIT`)];
 
 describe('a session SET made under SET LOCAL ROLE NONE, with a session role', () => {
   it('is kept on every connection, and the role too, as on a direct connection', async () => {
-    const d = await raw('direct' as Target);
-    const directSteps: string[][] = [];
-    for (const s of STEPS) {
-      d.write(s);
-      directSteps.push(await answers(d));
-    }
-    const want = await read(d);
-    expect(want).toEqual([`D:${ROLE},77B`, 'C:SELECT 1', 'Z:I']);
-
-    const steer = await twoConnectionSteering(gateway());
-    try {
-      const x = await raw(gateway());
-      await steer.to(1);
-      const gwSteps: string[][] = [];
+    const r = await acrossConnections(raw, async (c) => {
+      const out: string[] = [];
       for (const s of STEPS) {
-        x.write(s);
-        gwSteps.push(await answers(x));
+        c.write(s);
+        out.push(...(await answers(c)));
       }
-      expect(gwSteps).toEqual(directSteps);
-      const here = await read(x);
-      await steer.to(2);
-      const there = await read(x);
-      expect({ here, there }).toEqual({ here: want, there: want });
-    } finally {
-      await steer.done();
-    }
+      return out;
+    });
+    expect(r.want).toEqual([`D:${ROLE},77B`, 'C:SELECT 1', 'Z:I']);
+    expect(r.through).toEqual(r.direct);
+    expect({ here: r.here, there: r.there }).toEqual({ here: r.want, there: r.want });
   });
 });

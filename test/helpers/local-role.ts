@@ -5,12 +5,28 @@
  */
 import { afterAll, beforeAll } from 'vitest';
 import { startGateway, type TestGateway } from '../harness/gateway.js';
+import { twoConnectionSteering } from './steering.js';
 import { adminQuery } from '../harness/lab.js';
 import { errorFields, type RawClient } from './raw-client.js';
 import { Q, summary } from './wire-script.js';
 
+/** What the steps answered and what `read` gave: directly, and through pgway on its first connection, then its second. */
+export interface AcrossConnections {
+  direct: string[];
+  want: string[];
+  through: string[];
+  here: string[];
+  there: string[];
+}
+
 export interface RoleThatMayNotSet {
   gateway(): TestGateway;
+  /**
+   * Runs `steps` on a direct connection and through pgway on its first server connection (`raw`
+   * opens a client), then reads the setting there, and through pgway again once the client is
+   * steered to the second connection.
+   */
+  acrossConnections(raw: (t: 'direct' | TestGateway) => Promise<RawClient>, steps: (c: RawClient) => Promise<string[]>): Promise<AcrossConnections>;
   /** current_user and the parameter, as DataRow, CommandComplete and ReadyForQuery; an error as `severity code: message`; 'closed' at the end. */
   read(c: RawClient): Promise<string[]>;
 }
@@ -31,8 +47,25 @@ export function roleThatMayNotSet(role: string, param: string): RoleThatMayNotSe
     await adminQuery(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
   });
   const query = Q(`SELECT current_user::text, current_setting('${param}')`);
-  return {
+  const lab: RoleThatMayNotSet = {
     gateway: () => gw!,
+    async acrossConnections(raw, steps) {
+      const d = await raw('direct');
+      const direct = await steps(d);
+      const want = await lab.read(d);
+      const steer = await twoConnectionSteering(gw!);
+      try {
+        const x = await raw(gw!);
+        await steer.to(1);
+        const through = await steps(x);
+        const here = await lab.read(x);
+        await steer.to(2);
+        const there = await lab.read(x);
+        return { direct, want, through, here, there };
+      } finally {
+        await steer.done();
+      }
+    },
     async read(c) {
       c.write(query);
       const out: string[] = [];
@@ -48,4 +81,5 @@ export function roleThatMayNotSet(role: string, param: string): RoleThatMayNotSe
       return out;
     },
   };
+  return lab;
 }
