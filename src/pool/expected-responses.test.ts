@@ -30,6 +30,39 @@ describe('ExpectedResponses', () => {
     expect(q.headKind).toBe(0);
   });
 
+  it('takes out the Syncs sent during a COPY that succeeded, keeping the rest in order across the ring\'s end', () => {
+    const q = new ExpectedResponses();
+    for (let i = 0; i < 14; i++) q.push(Slot.Query);
+    for (let i = 0; i < 14; i++) q.shift();
+    q.push(Slot.Execute);
+    q.push(Slot.CopySync);
+    q.push(Slot.Describe, Action.Swallow, 'd');
+    q.push(Slot.CopySync);
+    q.push(Slot.Sync);
+    expect(q.copySyncOwed).toBe(true);
+    q.dropCopySyncs();
+    expect(q.copySyncOwed).toBe(false);
+    expect(q.special).toBe(1);
+    expect(drain(q)).toEqual([[Slot.Execute, Action.Forward, undefined], [Slot.Describe, Action.Swallow, 'd'], [Slot.Sync, Action.Forward, undefined]]);
+  });
+
+  it('after a failed COPY, stops the error rule at a Sync sent during it, and drops those the server ignored', () => {
+    const q = new ExpectedResponses();
+    q.push(Slot.Execute);
+    q.push(Slot.CopySync);
+    q.push(Slot.CopySync);
+    q.push(Slot.Parse);
+    const dropped: number[] = [];
+    q.failHead((_extra, kind) => dropped.push(kind));
+    expect(dropped).toEqual([Slot.Execute]);
+    expect(q.awaitingSync).toBe(false);
+    expect(q.endsHead(Backend.ReadyForQuery)).toBe(true);
+    q.shift();
+    q.dropIgnoredSyncs();
+    expect(q.copySyncOwed).toBe(false);
+    expect(q.headKind).toBe(Slot.Parse);
+  });
+
   it('drops the extended-protocol slots up to the next Sync after an error, synthesized ones too', () => {
     const q = new ExpectedResponses();
     q.push(Slot.Parse, Action.Forward, 'a');

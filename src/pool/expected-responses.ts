@@ -24,6 +24,14 @@ export const enum Slot {
    * began one. Syncs sent before it are ignored by a server in COPY mode; the ones after it count.
    */
   CopyEnd,
+  /**
+   * A Sync the client sent during a COPY from it. The server ignores it if it reads it inside the
+   * COPY, and answers it if the COPY failed before (the error may come from data sent before it,
+   * or late: a constraint checked as the COPY ends). When the COPY succeeds all of them went
+   * unanswered (dropCopySyncs); after it failed each is taken to be answered, unless what the server
+   * sends next answers a later message (dropIgnoredSyncs).
+   */
+  CopySync,
 }
 
 /** The response slot of each extended-protocol message (0: none). */
@@ -55,6 +63,7 @@ terminal(Slot.Close, [Backend.CloseComplete]);
 terminal(Slot.Sync, [Backend.ReadyForQuery]);
 terminal(Slot.Query, [Backend.ReadyForQuery]);
 terminal(Slot.FunctionCall, [Backend.ReadyForQuery]);
+terminal(Slot.CopySync, [Backend.ReadyForQuery]);
 
 /**
  * What beginCopyIn found the client had sent already, as bits: its CopyDone or CopyFail, a Sync
@@ -108,6 +117,8 @@ export class ExpectedResponses {
   special = 0;
   /** An extended-protocol message failed and no Sync was queued: the server discards all until one comes. */
   private skipping = false;
+  /** Slots of Slot.CopySync queued. */
+  private copySyncs = 0;
 
   get length(): number {
     return this.count;
@@ -126,6 +137,11 @@ export class ExpectedResponses {
       if (kind === Slot.Sync || kind === Slot.Query || kind === Slot.FunctionCall) return true;
     }
     return false;
+  }
+
+  /** Whether a Sync the client sent during a COPY is queued: answered or not, depending on how the COPY ends. */
+  get copySyncOwed(): boolean {
+    return this.copySyncs > 0;
   }
 
   /** Whether a client's Query (one the server answers, not pgway) is still owed its answer. */
@@ -192,6 +208,7 @@ export class ExpectedResponses {
     this.extras[at] = extra;
     this.count++;
     if (action !== Action.Forward) this.special++;
+    if (kind === Slot.CopySync) this.copySyncs++;
     return true;
   }
 
@@ -221,7 +238,7 @@ export class ExpectedResponses {
     do {
       dropped.push([this.headExtra, this.headKind]);
       this.dropHead();
-    } while (this.count > 0 && this.headKind !== Slot.Sync);
+    } while (this.count > 0 && this.headKind !== Slot.Sync && this.headKind !== Slot.CopySync);
     if (this.count === 0) this.skipping = true;
     // Last first, so that each undo finds what the message after it left; the head is the one that failed.
     for (let i = dropped.length - 1; i >= 0; i--) onDropped(dropped[i]![0], dropped[i]![1], i === 0);
@@ -231,6 +248,7 @@ export class ExpectedResponses {
   private dropHead(): void {
     const at = this.head;
     if (this.actions[at] !== Action.Forward) this.special--;
+    if (this.kinds[at] === Slot.CopySync) this.copySyncs--;
     this.extras[at] = undefined;
     this.head = (at + 1) & (this.kinds.length - 1);
     this.count--;
@@ -278,11 +296,37 @@ export class ExpectedResponses {
     return (ended ? COPY_ENDED : 0) | (syncAfter ? SYNC_AFTER : 0) | (queries << GROUP_QUERIES_SHIFT);
   }
 
+  /** The COPY they were sent in ended as the client asked (CommandComplete): the server read each inside it. */
+  dropCopySyncs(): void {
+    const mask = this.kinds.length - 1;
+    let kept = 0;
+    for (let i = 0; i < this.count; i++) {
+      const from = (this.head + i) & mask;
+      if (this.kinds[from] === Slot.CopySync) continue;
+      const to = (this.head + kept++) & mask;
+      this.kinds[to] = this.kinds[from]!;
+      this.actions[to] = this.actions[from]!;
+      this.extras[to] = this.extras[from];
+    }
+    for (let i = kept; i < this.count; i++) this.extras[(this.head + i) & mask] = undefined;
+    this.count = kept;
+    this.copySyncs = 0;
+  }
+
+  /**
+   * After the COPY failed, the server answered a later message than the Syncs sent during it at the
+   * head: it had read them inside the COPY, before the error, and ignored them.
+   */
+  dropIgnoredSyncs(): void {
+    while (this.count > 0 && this.kinds[this.head] === Slot.CopySync) this.dropHead();
+  }
+
   clear(): void {
     while (this.count > 0) this.shift();
     this.head = 0;
     this.special = 0;
     this.skipping = false;
+    this.copySyncs = 0;
   }
 
   /** Doubles the ring, keeping the slots in order from index 0. */

@@ -188,8 +188,35 @@ export class ServerConnection implements ResponseHandler {
    */
   private groupQueries = 0;
 
+  /**
+   * What the server holds, or owes, is not known for sure: frames went to it unseen by pgway (see
+   * passUnseen), or Syncs sent during a COPY that failed may have gone unanswered (see
+   * Slot.CopySync). The connection is closed when its client gives it back, not lent.
+   */
+  private unsure = false;
+  /** The server is inside a COPY from the client: from its CopyInResponse to the COPY's end. */
+  private copyRunning = false;
+  /** An extended-protocol message was written after the last Sync the client sent during a COPY. */
+  private groupAfterCopySync = false;
+
+  /** Answers may or may not come: those to Syncs sent during a COPY that failed (see unsure). */
+  get answersUncertain(): boolean {
+    return this.unsure && this.expected.copySyncOwed;
+  }
+
+  /** The connection must not be lent again (see groupQueries, unsure). */
   get queryInsideGroup(): boolean {
-    return this.groupQueries > 0;
+    return this.groupQueries > 0 || this.unsure;
+  }
+
+  /**
+   * A frame the client sent during a COPY from it, other than the COPY's own, passed as it is (see
+   * RequestWriter): the server ends the session on it, unless the COPY failed before and a Sync
+   * the client sent during it was answered, and then it runs, unseen by pgway.
+   */
+  passUnseen(code: number, query: number): void {
+    this.unsure = true;
+    this.noteClientFrame(code, query);
   }
   /**
    * Such an error read in the same chunk as the ReadyForQuery that ended the attached client's
@@ -232,7 +259,9 @@ export class ServerConnection implements ResponseHandler {
    * its Sync, and nothing queued that ReadyForQuery would answer.
    */
   get waitsForClient(): boolean {
-    return (this.unsynced || this.clientInCopy) && !this.expected.readyOwed;
+    if (this.clientInCopy) return !this.expected.readyOwed;
+    // A Sync sent during a COPY that failed may yet be answered (Slot.CopySync).
+    return this.unsynced && !this.expected.readyOwed && !this.expected.copySyncOwed;
   }
 
   /** Connects and logs in; resolves once the server sent its first ReadyForQuery. */
@@ -322,8 +351,12 @@ export class ServerConnection implements ResponseHandler {
         if (this.expected.push(Slot.FunctionCall) && this.unsynced) this.groupQueries++;
         return;
       case Frontend.Sync:
-        // The server ignores a Sync during a COPY from the client.
-        if (this.clientInCopy) return;
+        // The server ignores a Sync during a COPY from the client, unless the COPY failed first.
+        if (this.clientInCopy) {
+          this.expected.push(Slot.CopySync);
+          this.groupAfterCopySync = false;
+          return;
+        }
         this.unsynced = false;
         this.expected.push(Slot.Sync);
         return;
@@ -340,6 +373,7 @@ export class ServerConnection implements ResponseHandler {
       default: {
         // Parse, Bind, Describe, Execute, Close each owe one response; anything else unknown, none.
         this.unsynced = true;
+        this.groupAfterCopySync = true;
         const slot = EXTENDED_SLOTS[code];
         if (slot) this.expected.push(slot);
       }
@@ -601,6 +635,8 @@ export class ServerConnection implements ResponseHandler {
   async reset(resetQuery: string): Promise<void> {
     this.ensureOpen();
     this.state = 'internal';
+    // Whether the server would answer the client's Syncs sent during the COPY is not known.
+    if (this.expected.copySyncOwed) throw new Error('client left with Syncs sent during a COPY');
     if (this.clientInCopy) this.failDepartedCopy();
     // Elsewhere a Sync would commit what the client executed but never synced; PostgreSQL aborts
     // it when a client leaves like that, so the connection is closed instead (which aborts it too).
@@ -783,6 +819,10 @@ export class ServerConnection implements ResponseHandler {
   }
 
   onFrameStart(code: number): boolean {
+    if (this.expected.copySyncOwed && !this.copyRunning && code !== Backend.ReadyForQuery && !ASYNC[code]) {
+      this.expected.dropIgnoredSyncs();
+      this.copySyncsSettled();
+    }
     if (this.state !== 'attached' || this.login || this.settingsRefused) return false;
     // A notice raised by pgway's own statement (its settings under another client's client_min_messages
     // = debug5, say) is none of the client's; ParameterStatus and NotificationResponse are.
@@ -832,6 +872,7 @@ export class ServerConnection implements ResponseHandler {
         }
         this.clientInCopy = true;
         this.copyInBegan = true;
+        this.copyRunning = true;
         // The client left before the COPY began (its reset is under way): nobody else will end it.
         if (this.state === 'internal') this.failDepartedCopy();
         return;
@@ -841,6 +882,11 @@ export class ServerConnection implements ResponseHandler {
         return;
       case Backend.CommandComplete:
         this.clientInCopy = false;
+        if (this.copyRunning) {
+          // The COPY ended as the client asked: it read the client's Syncs inside it, and ignored them.
+          this.copyRunning = false;
+          this.expected.dropCopySyncs();
+        }
         // The BEGIN and COMMITs of pgway's settings statement are none of the client's.
         if (buf && this.expected.headExtra !== SETTINGS) this.countTransactionEnd(buf, start, end);
         if (this.asked && buf && this.expected.headExtra === QUESTION) {
@@ -863,7 +909,9 @@ export class ServerConnection implements ResponseHandler {
     }
     if (this.expected.length === 0 || !this.expected.endsHead(code)) return;
     const clientReady = code === Backend.ReadyForQuery && this.expected.headAction === Action.Forward;
+    const copySync = clientReady && this.expected.headKind === Slot.CopySync;
     this.expected.shift();
+    if (copySync) this.copySyncsSettled();
     if (this.expected.length > 0) {
       if (clientReady) this.sink?.onRequestEnd(this.txStatus);
       if (this.cancels.waitingForTurn && !this.ownStatementFirst) this.cancels.takeTurn();
@@ -872,6 +920,14 @@ export class ServerConnection implements ResponseHandler {
       if (this.expected.length > 0 || code !== Backend.ReadyForQuery) return;
     }
     if (code === Backend.ReadyForQuery) this.onIdle();
+  }
+
+  /**
+   * The server answered one of the Syncs sent during a COPY that failed, or a later message: the
+   * COPY's group is over, and with it the last of them, nothing of a group after them is unsynced.
+   */
+  private copySyncsSettled(): void {
+    if (!this.expected.copySyncOwed && !this.groupAfterCopySync) this.unsynced = false;
   }
 
   /** A description answering pgway's own Describe goes to its watcher (see describeOwn). */
@@ -901,6 +957,11 @@ export class ServerConnection implements ResponseHandler {
   // function's context on entry), and errors are rare.
   private onErrorResponse(buf: Buffer | undefined, start: number, end: number): void {
     this.clientInCopy = false;
+    if (this.copyRunning) {
+      this.copyRunning = false;
+      // Which Syncs sent during the COPY the server read inside it is a guess (Slot.CopySync).
+      if (this.expected.copySyncOwed) this.unsure = true;
+    }
     this.answered++;
     if (this.errorBehindReady) {
       this.errorBehindReady = false;

@@ -69,7 +69,8 @@ export class ClientLeaving {
       this.leaveInCopy();
       return;
     }
-    const answersOwed = server !== undefined && server.busy && !server.waitsForClient;
+    // Answers that may never come are not waited for: the connection is closed (ServerConnection.unsure).
+    const answersOwed = server !== undefined && server.busy && !server.waitsForClient && !server.answersUncertain;
     if (this.held.count > 0 || answersOwed) this.terminating = true;
     else this.leave();
   }
