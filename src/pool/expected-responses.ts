@@ -119,6 +119,8 @@ export class ExpectedResponses {
   private skipping = false;
   /** Slots of Slot.CopySync queued. */
   private copySyncs = 0;
+  /** The client's Syncs the last beginCopyIn took out: requests never answered. */
+  syncsIgnored = 0;
 
   get length(): number {
     return this.count;
@@ -270,6 +272,7 @@ export class ExpectedResponses {
     const kept: [number, number, SlotExtra][] = [];
     const mask = this.kinds.length - 1;
     let ended = false;
+    this.syncsIgnored = 0;
     for (let i = 1; i < this.count; i++) {
       const at = (this.head + i) & mask;
       const kind = this.kinds[at]!;
@@ -283,6 +286,7 @@ export class ExpectedResponses {
         }
       }
       else if (this.actions[at] !== Action.Forward) this.special--;
+      else this.syncsIgnored++;
       this.extras[at] = undefined;
     }
     this.count = 1;
@@ -296,8 +300,12 @@ export class ExpectedResponses {
     return (ended ? COPY_ENDED : 0) | (syncAfter ? SYNC_AFTER : 0) | (queries << GROUP_QUERIES_SHIFT);
   }
 
-  /** The COPY they were sent in ended as the client asked (CommandComplete): the server read each inside it. */
-  dropCopySyncs(): void {
+  /**
+   * The COPY they were sent in ended as the client asked (CommandComplete): the server read each
+   * inside it. Returns how many there were.
+   */
+  dropCopySyncs(): number {
+    const dropped = this.copySyncs;
     const mask = this.kinds.length - 1;
     let kept = 0;
     for (let i = 0; i < this.count; i++) {
@@ -311,14 +319,17 @@ export class ExpectedResponses {
     for (let i = kept; i < this.count; i++) this.extras[(this.head + i) & mask] = undefined;
     this.count = kept;
     this.copySyncs = 0;
+    return dropped;
   }
 
   /**
    * After the COPY failed, the server answered a later message than the Syncs sent during it at the
-   * head: it had read them inside the COPY, before the error, and ignored them.
+   * head: it had read them inside the COPY, before the error, and ignored them. Returns how many.
    */
-  dropIgnoredSyncs(): void {
-    while (this.count > 0 && this.kinds[this.head] === Slot.CopySync) this.dropHead();
+  dropIgnoredSyncs(): number {
+    let dropped = 0;
+    for (; this.count > 0 && this.kinds[this.head] === Slot.CopySync; dropped++) this.dropHead();
+    return dropped;
   }
 
   clear(): void {

@@ -53,6 +53,7 @@ class Client implements ServerSink {
   }
   onRequestEnd(): void {}
   onQuerySkipped(_query: number): void {}
+  onRequestsUnanswered(_count: number): void {}
   onAwaitingClient(): void {}
   onServerLost(err: Error): void {
     throw err;

@@ -43,6 +43,11 @@ export interface ServerSink {
   onQuerySkipped(query: number): void;
   /** A client request (Query, Sync) ended with ReadyForQuery `status` while more are in flight. */
   onRequestEnd(status: number): void;
+  /**
+   * `count` client requests, the oldest in flight, will get no ReadyForQuery: Syncs the server read
+   * inside a COPY, a Query it skipped behind an error. The next request's ends them too.
+   */
+  onRequestsUnanswered(count: number): void;
   /** Everything sent has been answered, but the server waits for the client's Sync (or COPY data). */
   onAwaitingClient(): void;
   /** The server connection failed while attached. */
@@ -820,7 +825,8 @@ export class ServerConnection implements ResponseHandler {
 
   onFrameStart(code: number): boolean {
     if (this.expected.copySyncOwed && !this.copyRunning && code !== Backend.ReadyForQuery && !ASYNC[code]) {
-      this.expected.dropIgnoredSyncs();
+      const ignored = this.expected.dropIgnoredSyncs();
+      if (ignored > 0) this.sink?.onRequestsUnanswered(ignored);
       this.copySyncsSettled();
     }
     if (this.state !== 'attached' || this.login || this.settingsRefused) return false;
@@ -861,6 +867,7 @@ export class ServerConnection implements ResponseHandler {
         // hand it to the next one).
         const extended = this.expected.headKind === Slot.Execute;
         const sent = this.expected.beginCopyIn();
+        if (this.expected.syncsIgnored > 0) this.sink?.onRequestsUnanswered(this.expected.syncsIgnored);
         if (extended && (sent & SYNC_AFTER) === 0) this.unsynced = true;
         if (extended) this.groupQueries += sent >> GROUP_QUERIES_SHIFT;
         // The client's CopyDone (or CopyFail) already went out: the COPY is over as far as its
@@ -885,7 +892,8 @@ export class ServerConnection implements ResponseHandler {
         if (this.copyRunning) {
           // The COPY ended as the client asked: it read the client's Syncs inside it, and ignored them.
           this.copyRunning = false;
-          this.expected.dropCopySyncs();
+          const ignored = this.expected.dropCopySyncs();
+          if (ignored > 0) this.sink?.onRequestsUnanswered(ignored);
         }
         // The BEGIN and COMMITs of pgway's settings statement are none of the client's.
         if (buf && this.expected.headExtra !== SETTINGS) this.countTransactionEnd(buf, start, end);
@@ -1022,6 +1030,10 @@ export class ServerConnection implements ResponseHandler {
     // error: pgway writes its own between groups, and refuseQueryInGroup's failing Query is not the client's).
     if (kind === Slot.Query && (extra === undefined || typeof extra === 'number' || extra instanceof Uint8Array)) {
       this.sink?.onQuerySkipped(typeof extra === 'number' ? extra : 0);
+    }
+    // A request of the client's (pgway's failing Query in its place too) that gets no ReadyForQuery.
+    if ((kind === Slot.Query || kind === Slot.FunctionCall) && (extra === undefined || typeof extra === 'number' || extra instanceof Uint8Array || extra === ABORT)) {
+      this.sink?.onRequestsUnanswered(1);
     }
     // Only one inside a group is ever skipped: one written there, counted (see groupQueries), ran nothing.
     if ((kind === Slot.Query || kind === Slot.FunctionCall) && (extra === undefined || typeof extra === 'number' || extra === ABORT)) this.groupQueries--;

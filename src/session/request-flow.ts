@@ -182,6 +182,10 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     if (this.server) this.session.requestEnded(this.server, status);
   }
 
+  onRequestsUnanswered(count: number): void {
+    this.session.requestsUnanswered(count);
+  }
+
   onServerReady(status: number): void {
     try {
       this.serverReady(status);

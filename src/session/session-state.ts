@@ -465,6 +465,11 @@ export class SessionState {
     this.pinBook.requestStart(server.txStatus);
   }
 
+  /** The oldest requests in flight get no ReadyForQuery: what they staged settles with the next one's. */
+  requestsUnanswered(count: number): void {
+    this.requests.answered += count;
+  }
+
   /** A request ended with ReadyForQuery `status` and more are in flight behind it: settles its work alone. */
   requestEnded(server: ServerConnection, status: number): void {
     if (status === TxStatus.Idle) {
