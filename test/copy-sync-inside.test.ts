@@ -36,6 +36,8 @@ interface Case {
   readies: number;
   /** Queries y sends after, one at a time. */
   then?: string[];
+  /** What y sends after `rest` was answered, answered by one ReadyForQuery. */
+  thenRaw?: Buffer;
   /** Whether x is served while y stays (else once y left). */
   xWhileYStays?: boolean;
   /** Through gateways with two server connections. */
@@ -54,6 +56,8 @@ const cases: Case[] = [
   // The Sync went unanswered: the next Query's answer shows it.
   { name: 'simple: a good row, a Sync (ignored), a bad row; then a Query', copy: SIMPLE, rest: cat(copyData('1\n'), S, copyData('x\n')), readies: 1, then: ['SELECT 5 AS v'], xWhileYStays: true },
   { name: 'extended: a good row, a Sync (ignored), a bad row, a Sync; then a Query', copy: EXTENDED, rest: cat(copyData('1\n'), S, copyData('x\n'), S), readies: 1, then: ['SELECT 5 AS v'], xWhileYStays: true },
+  // The same, with the CopyDone the client sends after the failure (the server drops it).
+  { name: 'simple: a good row, a Sync (ignored), a bad row; then CopyDone and a Query', copy: SIMPLE, rest: cat(copyData('1\n'), S, copyData('x\n')), readies: 1, thenRaw: cat(COPY_DONE, Q('SELECT 6 AS v')), xWhileYStays: true },
   // The same, and y leaves without sending more: its connection is not lost to the pool.
   { name: 'simple: a good row, a Sync (ignored), a bad row; then y leaves', copy: SIMPLE, rest: cat(copyData('1\n'), S, copyData('x\n')), readies: 1 },
   { name: 'extended: a bad row, a Sync, a SET; y sees it, x does not', copy: EXTENDED, rest: cat(copyData('x\n'), S, Q("SET statement_timeout = '123s'")), readies: 2, then: ['SHOW statement_timeout'], xWhileYStays: true, two: true },
@@ -65,6 +69,10 @@ async function run(t: Target, c: Case): Promise<string[][]> {
   const out = [await upTo(y, 'G', 3000).catch((e: Error) => [`timeout: ${e.message}`])];
   y.write(c.rest);
   out.push(await read(y, c.readies));
+  if (c.thenRaw) {
+    y.write(c.thenRaw);
+    out.push(await read(y));
+  }
   for (const sql of c.then ?? []) {
     y.write(Q(sql));
     out.push(await read(y));

@@ -325,10 +325,17 @@ export class ExpectedResponses {
   /**
    * After the COPY failed, the server answered a later message than the Syncs sent during it at the
    * head: it had read them inside the COPY, before the error, and ignored them. Returns how many.
+   * A COPY end behind them (the client's CopyDone after the failure, which the server drops too)
+   * goes with them.
    */
   dropIgnoredSyncs(): number {
     let dropped = 0;
-    for (; this.count > 0 && this.kinds[this.head] === Slot.CopySync; dropped++) this.dropHead();
+    for (; this.count > 0; dropped++) {
+      const kind = this.kinds[this.head];
+      if (kind === Slot.CopyEnd) dropped--;
+      else if (kind !== Slot.CopySync) break;
+      this.dropHead();
+    }
     return dropped;
   }
 
