@@ -25,13 +25,20 @@ export const enum Slot {
    */
   CopyEnd,
   /**
-   * A Sync the client sent during a COPY from it. The server ignores it if it reads it inside the
-   * COPY, and answers it if the COPY failed before (the error may come from data sent before it,
-   * or late: a constraint checked as the COPY ends). When the COPY succeeds all of them went
-   * unanswered (dropCopySyncs); after it failed each is taken to be answered, unless what the server
-   * sends next answers a later message (dropIgnoredSyncs).
+   * A Sync the client sent during a COPY from it, after some of its data (see beginCopyIn). The
+   * server ignores it if it reads it inside the COPY, and answers it if the COPY failed before
+   * (the error may come from data sent before it, or late: a constraint checked as the COPY
+   * ends). When the COPY succeeds all of them went unanswered (dropCopySyncs); after it failed,
+   * each is taken to be answered, and so is the client's first Sync after them (see
+   * uncertainAfterFailure), unless what the server sends next answers a later message
+   * (dropIgnoredSyncs).
    */
   CopySync,
+  /**
+   * Not a request: where the client sent COPY data before the server said a COPY began (one for a
+   * run of them). A Sync after it may be read after the COPY failed on that data (beginCopyIn).
+   */
+  CopyData,
 }
 
 /** The response slot of each extended-protocol message (0: none). */
@@ -75,7 +82,9 @@ export const SYNC_AFTER = 2;
 export const GROUP_QUERIES_SHIFT = 2;
 
 /** Extended-protocol messages: skipped by the server after an error, up to the next Sync (COPY messages too). */
-const isExtended = (slot: number): boolean => slot <= Slot.Close || slot === Slot.CopyEnd;
+const isExtended = (slot: number): boolean => slot <= Slot.Close || slot === Slot.CopyEnd || slot === Slot.CopyData;
+/** Marks of the COPY protocol in the FIFO, answered by nothing. */
+const isCopyMark = (slot: number): boolean => slot === Slot.CopyEnd || slot === Slot.CopyData;
 
 /**
  * A slot whose message changed what pgway believes (a client's statement defined or closed): if
@@ -217,8 +226,8 @@ export class ExpectedResponses {
   shift(): void {
     if (this.count === 0) return;
     this.dropHead();
-    // A COPY end that reaches the head had no COPY to end (the server ignores it too).
-    if (this.count > 0 && this.kinds[this.head] === Slot.CopyEnd) this.shift();
+    // A COPY end or data that reaches the head had no COPY to go to (the server ignores it too).
+    if (this.count > 0 && isCopyMark(this.kinds[this.head]!)) this.shift();
   }
 
   /** Whether `code` ends the response to the head slot. */
@@ -258,13 +267,16 @@ export class ExpectedResponses {
 
   /**
    * The server began a COPY from the client for the head slot: the Syncs the client sent before it
-   * ended the COPY are ignored by the server, so their slots go, and so does the COPY's end.
-   * Returns what the client sent already: COPY_ENDED (its CopyDone or CopyFail), SYNC_AFTER (a
-   * Sync after that end), and the Queries and FunctionCalls after that end that came before any
-   * extended-protocol message there: written after an ignored Sync, they were taken to be outside
-   * any group (ServerConnection.groupQueries), but for a COPY an Execute began, they are inside it.
+   * ended the COPY are read inside it. Those before any of its data are ignored, so their slots
+   * go (syncsIgnored counts them); one after some data may be read after the COPY failed on it,
+   * and becomes a Slot.CopySync. The COPY's end and data marks go too. Returns what the client sent
+   * already: COPY_ENDED (its CopyDone or CopyFail), SYNC_AFTER (a Sync after that end), and the
+   * Queries and FunctionCalls after that end that came before any extended-protocol message
+   * there: written after an ignored Sync, they were taken to be outside any group
+   * (ServerConnection.groupQueries), but for a COPY an Execute began, they are inside it.
    */
   beginCopyIn(): number {
+    this.syncsIgnored = 0;
     if (this.count <= 1) return 0;
     let syncAfter = false;
     let queries = 0;
@@ -272,12 +284,16 @@ export class ExpectedResponses {
     const kept: [number, number, SlotExtra][] = [];
     const mask = this.kinds.length - 1;
     let ended = false;
-    this.syncsIgnored = 0;
+    let dataSent = false;
     for (let i = 1; i < this.count; i++) {
       const at = (this.head + i) & mask;
       const kind = this.kinds[at]!;
       if (!ended && kind === Slot.CopyEnd) ended = true;
-      else if (ended || kind !== Slot.Sync) {
+      else if (!ended && kind === Slot.CopyData) dataSent = true;
+      else if (!ended && kind === Slot.Sync && dataSent && this.actions[at] === Action.Forward) {
+        kept.push([Slot.CopySync, Action.Forward, undefined]);
+        this.copySyncs++;
+      } else if (ended || kind !== Slot.Sync) {
         kept.push([kind, this.actions[at]!, this.extras[at]]);
         if (ended && kind === Slot.Sync) syncAfter = true;
         else if (ended && !syncAfter && !extendedAfter) {
@@ -325,18 +341,75 @@ export class ExpectedResponses {
   /**
    * After the COPY failed, the server answered a later message than the Syncs sent during it at the
    * head: it had read them inside the COPY, before the error, and ignored them. Returns how many.
-   * A COPY end behind them (the client's CopyDone after the failure, which the server drops too)
-   * goes with them.
+   * A COPY end or data behind them (the client's CopyDone after the failure, which the server
+   * drops too) goes with them.
    */
   dropIgnoredSyncs(): number {
     let dropped = 0;
     for (; this.count > 0; dropped++) {
-      const kind = this.kinds[this.head];
-      if (kind === Slot.CopyEnd) dropped--;
+      const kind = this.kinds[this.head]!;
+      if (isCopyMark(kind)) dropped--;
       else if (kind !== Slot.CopySync) break;
       this.dropHead();
     }
     return dropped;
+  }
+
+  /**
+   * The COPY failed, the Syncs sent during it at the head (behind the COPY's Query, for one a
+   * Query began). The client's first Sync after them, with only its end of the COPY between, is
+   * answered whether they are or not: the server answers either it or them. Which, only what comes
+   * after tells, so it becomes one of them.
+   */
+  uncertainAfterFailure(): void {
+    if (this.copySyncs === 0) return;
+    const mask = this.kinds.length - 1;
+    let i = this.kinds[this.head] === Slot.Query ? 1 : 0;
+    for (; i < this.count; i++) {
+      const at = (this.head + i) & mask;
+      const kind = this.kinds[at]!;
+      if (kind === Slot.CopySync || isCopyMark(kind)) continue;
+      if (kind === Slot.Sync && this.actions[at] === Action.Forward) {
+        this.kinds[at] = Slot.CopySync;
+        this.copySyncs++;
+      }
+      return;
+    }
+  }
+
+  /**
+   * Whether a Sync the client sends now follows Syncs sent during a COPY that failed with nothing
+   * but its end of the COPY between: it is answered whether they are or not (see uncertainAfterFailure).
+   */
+  get endsWithCopySyncs(): boolean {
+    if (this.copySyncs === 0) return false;
+    const mask = this.kinds.length - 1;
+    for (let i = this.count - 1; i >= 0; i--) {
+      const kind = this.kinds[(this.head + i) & mask]!;
+      if (kind === Slot.CopySync) return true;
+      if (!isCopyMark(kind)) return false;
+    }
+    return false;
+  }
+
+  /**
+   * Whether the last extended-protocol message queued has no Sync after it (Queries inside a group
+   * do not end it): the group it is in stays open once what is before it is answered.
+   */
+  get groupOpenAtTail(): boolean {
+    const mask = this.kinds.length - 1;
+    for (let i = this.count - 1; i >= 0; i--) {
+      const kind = this.kinds[(this.head + i) & mask]!;
+      if (kind <= Slot.Close) return true;
+      if (kind === Slot.Sync || kind === Slot.CopySync) return false;
+    }
+    return false;
+  }
+
+  /** The client sent COPY data: marked where a COPY may yet begin before it (see beginCopyIn). */
+  noteCopyData(): void {
+    if (this.count === 0) return;
+    if (this.kinds[(this.head + this.count - 1) & (this.kinds.length - 1)] !== Slot.CopyData) this.push(Slot.CopyData);
   }
 
   clear(): void {

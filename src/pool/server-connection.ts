@@ -201,8 +201,6 @@ export class ServerConnection implements ResponseHandler {
   private unsure = false;
   /** The server is inside a COPY from the client: from its CopyInResponse to the COPY's end. */
   private copyRunning = false;
-  /** An extended-protocol message was written after the last Sync the client sent during a COPY. */
-  private groupAfterCopySync = false;
 
   /** Answers may or may not come: those to Syncs sent during a COPY that failed (see unsure). */
   get answersUncertain(): boolean {
@@ -348,18 +346,21 @@ export class ServerConnection implements ResponseHandler {
       case Frontend.Query:
         // Behind an error in a group not synced yet: the server skips it. Its slot carries its
         // number among the client's Queries (`query`), for onQuerySkipped.
-        if (!this.expected.push(Slot.Query, Action.Forward, query)) this.sink?.onQuerySkipped(query);
-        else if (this.unsynced) this.groupQueries++;
+        if (!this.expected.push(Slot.Query, Action.Forward, query)) {
+          this.sink?.onQuerySkipped(query);
+          this.sink?.onRequestsUnanswered(1);
+        } else if (this.unsynced) this.groupQueries++;
         return;
       case Frontend.FunctionCall:
         // Inside a group not synced yet, as a Query there (see queryInsideGroup).
-        if (this.expected.push(Slot.FunctionCall) && this.unsynced) this.groupQueries++;
+        if (!this.expected.push(Slot.FunctionCall)) this.sink?.onRequestsUnanswered(1);
+        else if (this.unsynced) this.groupQueries++;
         return;
       case Frontend.Sync:
-        // The server ignores a Sync during a COPY from the client, unless the COPY failed first.
-        if (this.clientInCopy) {
+        // The server ignores a Sync during a COPY from the client, unless the COPY failed first;
+        // and the first one after a COPY that failed behind such Syncs is answered if they are not.
+        if (this.clientInCopy || (!this.copyRunning && this.expected.endsWithCopySyncs)) {
           this.expected.push(Slot.CopySync);
-          this.groupAfterCopySync = false;
           return;
         }
         this.unsynced = false;
@@ -372,13 +373,15 @@ export class ServerConnection implements ResponseHandler {
         this.clientInCopy = false;
         return;
       case Frontend.CopyData:
+        // Before the server said a COPY began: a Sync after it may be answered (see beginCopyIn).
+        if (!this.clientInCopy) this.expected.noteCopyData();
+        return;
       case Frontend.Terminate:
       case Frontend.Flush:
         return;
       default: {
         // Parse, Bind, Describe, Execute, Close each owe one response; anything else unknown, none.
         this.unsynced = true;
-        this.groupAfterCopySync = true;
         const slot = EXTENDED_SLOTS[code];
         if (slot) this.expected.push(slot);
       }
@@ -870,6 +873,7 @@ export class ServerConnection implements ResponseHandler {
         if (this.expected.syncsIgnored > 0) this.sink?.onRequestsUnanswered(this.expected.syncsIgnored);
         if (extended && (sent & SYNC_AFTER) === 0) this.unsynced = true;
         if (extended) this.groupQueries += sent >> GROUP_QUERIES_SHIFT;
+        this.copyRunning = true;
         // The client's CopyDone (or CopyFail) already went out: the COPY is over as far as its
         // messages go, and a Sync it sends now is answered. Messages of the client's held for the
         // answers now need the Flush the Sync it sent before stood for (see flushAnswers).
@@ -879,7 +883,6 @@ export class ServerConnection implements ResponseHandler {
         }
         this.clientInCopy = true;
         this.copyInBegan = true;
-        this.copyRunning = true;
         // The client left before the COPY began (its reset is under way): nobody else will end it.
         if (this.state === 'internal') this.failDepartedCopy();
         return;
@@ -935,7 +938,7 @@ export class ServerConnection implements ResponseHandler {
    * COPY's group is over, and with it the last of them, nothing of a group after them is unsynced.
    */
   private copySyncsSettled(): void {
-    if (!this.expected.copySyncOwed && !this.groupAfterCopySync) this.unsynced = false;
+    if (!this.expected.copySyncOwed) this.unsynced = this.expected.groupOpenAtTail;
   }
 
   /** A description answering pgway's own Describe goes to its watcher (see describeOwn). */
@@ -965,11 +968,8 @@ export class ServerConnection implements ResponseHandler {
   // function's context on entry), and errors are rare.
   private onErrorResponse(buf: Buffer | undefined, start: number, end: number): void {
     this.clientInCopy = false;
-    if (this.copyRunning) {
-      this.copyRunning = false;
-      // Which Syncs sent during the COPY the server read inside it is a guess (Slot.CopySync).
-      if (this.expected.copySyncOwed) this.unsure = true;
-    }
+    const copyFailed = this.copyRunning;
+    this.copyRunning = false;
     this.answered++;
     if (this.errorBehindReady) {
       this.errorBehindReady = false;
@@ -1018,6 +1018,11 @@ export class ServerConnection implements ResponseHandler {
       }
     }
     this.expected.failHead((extra, kind, failed) => this.notDone(extra, kind, failed));
+    if (copyFailed) {
+      // Which Syncs sent during the COPY the server read inside it is a guess (Slot.CopySync).
+      this.expected.uncertainAfterFailure();
+      if (this.expected.copySyncOwed) this.unsure = true;
+    }
     // The server now skips everything up to the client's Sync, even if a Sync it ignored during a
     // COPY let pgway think the request was synced: the connection is not free before that Sync.
     if (this.expected.awaitingSync) this.unsynced = true;

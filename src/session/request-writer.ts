@@ -40,23 +40,6 @@ const IN_COPY: Record<number, true> = {
   [Frontend.CopyData]: true, [Frontend.CopyDone]: true, [Frontend.CopyFail]: true, [Frontend.Flush]: true, [Frontend.Sync]: true, [Frontend.Terminate]: true,
 };
 
-/**
- * Whether a frame passed unseen (see write, IN_COPY) may leave what outlasts its transaction: a
- * named statement, a Query or unnamed statement whose text may change a setting, a function call.
- */
-function mayLast(code: number, buf: Buffer, start: number, end: number): boolean {
-  switch (code) {
-    case Frontend.Parse:
-      return buf[start + 5] !== 0 || effectsOfParse(buf, start, end).length > 0;
-    case Frontend.Query:
-      return effectsOfText(buf, start + 5, end).length > 0;
-    case Frontend.FunctionCall:
-      return functionCallEffects(buf, start, end).length > 0;
-    default:
-      return false;
-  }
-}
-
 /** DEALLOCATE ALL, DISCARD ALL: the client's statements and the shared copies go. */
 const dropsAllStatements = (e: SessionEffect): boolean => e.kind === 'deallocate-all';
 
@@ -176,9 +159,10 @@ export class RequestWriter implements OwnWrites {
         // protocol: it goes as it is, and the server ends the session, as it would directly. Nothing
         // of pgway's may wait for answers then, which the server gives only after the COPY.
         // Behind a Sync of the client's, it runs if the COPY failed first: pgway does not follow
-        // what it does, and one that may last (a named statement, a setting) keeps the client on
-        // this connection, which is closed after it (ServerConnection.passUnseen).
-        if (mayLast(code, buf, start, end)) this.stopFollowing(session);
+        // what it does, so the client keeps this connection, which is closed after it
+        // (ServerConnection.passUnseen). A Query or FunctionCall is a request all the same.
+        this.stopFollowing(session);
+        if (code === Frontend.Query || code === Frontend.FunctionCall) session.requestWritten();
         server.passUnseen(code, this.unnamed.written);
         held.emit(buf, start, end, server);
         continue;
