@@ -999,7 +999,8 @@ export class ServerConnection implements ResponseHandler {
       if (fields.get('C') === '0A000' && fields.get('M')?.startsWith('cached plan must not change')) {
         this.stalePlanSeen = true;
         const extra = this.expected.headExtra;
-        this.staleStatement = this.expected.headKind === Slot.Bind && typeof extra === 'string' ? extra : undefined;
+        const named = typeof extra === 'string' ? extra : typeof extra === 'object' && 'undo' in extra ? extra.statement : undefined;
+        this.staleStatement = this.expected.headKind === Slot.Bind ? named : undefined;
       }
       // Counted when a client gets it: not pgway's own statements, nor a departed client's cleanup.
       if (!swallowed && this.state === 'attached' && errorChannel.hasSubscribers) {

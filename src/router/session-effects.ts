@@ -29,7 +29,9 @@ export type SessionEffect =
   // (see SessionState.apply), so the value the server reports at the request's end may not be this one's
   // `as`: made under a SET LOCAL ROLE of that role, staged in request `asSince` (see SessionState.stage)
   | { kind: 'set'; name: string; value: string; unreported?: true; as?: string; asSince?: number }
-  | { kind: 'set-param'; name: string; param: number } // set_config(name, $param, false): the value comes with Bind
+  // set_config(name, $param, false): the value comes with Bind, as text or, `type` declared by the
+  // Parse, as that type writes it (see valueAsStored)
+  | { kind: 'set-param'; name: string; param: number; type?: number }
   | { kind: 'reset'; name: string }
   | { kind: 'reset-all' } // RESET ALL leaves the settings in RESET_ALL_KEEPS alone
   // SET LOCAL, set_config(..., true) of a setting in READING_SETTINGS or one the server reports

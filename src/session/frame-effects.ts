@@ -22,7 +22,8 @@ export function withBoundValues(effects: readonly SessionEffect[], buf: Buffer, 
   if (values >= 0 && effects.some((e) => e.kind === 'set-param' && e.param > values)) return NO_EFFECTS;
   return effects.flatMap((e): readonly SessionEffect[] => {
     if (e.kind !== 'set-param') return [e];
-    const value = bindParameterText(buf, stmtAt, end, e.param - 1);
+    const bound = bindParameterText(buf, stmtAt, end, e.param - 1);
+    const value = bound == null ? bound : valueAsStored(e.type, bound);
     if (value === undefined) return [UNKNOWN_VALUE];
     // As the same call with the value written in: session_authorization pins, seed is not carried.
     return setConfigCallEffects(e.name, value, false);
@@ -47,9 +48,46 @@ export function effectsOfText(buf: Buffer, textAt: number, end: number, parsed =
 /** Where a Parse frame's statement text starts (after the statement's name). */
 const parseTextAt = (buf: Buffer, start: number): number => buf.indexOf(0, start + 5) + 1;
 
+/** Parameter types a value passes through unchanged as text: none given (the server infers text), text, varchar. */
+const TEXT_TYPES: ReadonlySet<number> = new Set([0, 25, 1043]);
+const BOOL = 16;
+const INTEGERS: ReadonlySet<number> = new Set([20, 21, 23]);
+
+/**
+ * The text a parameter bound as `value` and declared of `type` is stored as by set_config (the
+ * type's output of its input): undefined where pgway cannot tell, or the server refuses it.
+ */
+function valueAsStored(type: number | undefined, value: string): string | undefined {
+  if (type === undefined) return value;
+  if (type === BOOL) {
+    const b = parseBool(value);
+    return b === undefined ? undefined : String(b);
+  }
+  // Plain decimal only: PostgreSQL 16 also reads 0x1F, 0o17, 1_000, which pgway leaves to the server.
+  return /^\s*[+-]?\d+\s*$/.test(value) ? BigInt(value.trim()).toString() : undefined;
+}
+
+/** The type a Parse frame declares for parameter `index`, from its list at `at` (0: none given). */
+function declaredType(buf: Buffer, at: number, end: number, index: number): number {
+  if (at + 2 > end || index >= buf.readInt16BE(at)) return 0;
+  const pos = at + 2 + 4 * index;
+  return pos + 4 > end ? 0 : buf.readUInt32BE(pos);
+}
+
 /** The session effects of a Parse frame's statement text. */
 export function effectsOfParse(buf: Buffer, start: number, end: number): readonly SessionEffect[] {
-  return effectsOfText(buf, parseTextAt(buf, start), end, true);
+  const textAt = parseTextAt(buf, start);
+  const effects = effectsOfText(buf, textAt, end, true);
+  if (!effects.some((e) => e.kind === 'set-param')) return effects;
+  // A value of another declared type is stored as that type writes it ('TRUE' as a boolean is 'true'):
+  // one pgway reads so is noted, any other pins.
+  const typesAt = textEnd(buf, textAt, end) + 1;
+  return effects.map((e): SessionEffect => {
+    if (e.kind !== 'set-param') return e;
+    const type = declaredType(buf, typesAt, end, e.param - 1);
+    if (TEXT_TYPES.has(type)) return e;
+    return type === BOOL || INTEGERS.has(type) ? { ...e, type } : UNKNOWN_VALUE;
+  });
 }
 
 /** The statement text of a Parse frame. */

@@ -549,14 +549,14 @@ export class RequestWriter implements OwnWrites {
         this.beforeOwnWrite(server);
         return this.refuse(server, Slot.Bind, unplaced);
       }
-      this.setPortalEffects(session, portal, withBoundValues(effects, buf, stmtAt, end));
-      return false;
+      const undo = this.rebind(session, portal, withBoundValues(effects, buf, stmtAt, end));
+      return undo !== undefined && this.bindAsIs(server, buf, start, end, undo);
     }
     const name = this.tracked || this.untrackedEffects !== undefined ? readCString(buf, stmtAt, end)[0] : '';
     const stmt = this.tracked ? this.statementFor(session, name) : undefined;
     const effects = stmt?.effects ?? this.untrackedEffects?.get(name) ?? NO_EFFECTS;
-    this.setPortalEffects(session, portal, effects.length > 0 ? withBoundValues(effects, buf, stmtAt, end) : NO_EFFECTS);
-    if (!stmt) return this.tracked && this.notOwnStatement(server, session, Slot.Bind, name);
+    const undo = this.rebind(session, portal, effects.length > 0 ? withBoundValues(effects, buf, stmtAt, end) : NO_EFFECTS, stmt?.serverName);
+    if (!stmt) return this.tracked ? this.notOwnStatement(server, session, Slot.Bind, name) : undo !== undefined && this.bindAsIs(server, buf, start, end, undo);
     this.beforeOwnWrite(server);
     if (this.isStale(stmt)) return this.staleOnce(server, stmt);
     const misplaced = stmt.effects.length > 0
@@ -566,7 +566,7 @@ export class RequestWriter implements OwnWrites {
     const next = this.copies.prepareFor(server, stmt, buf, stmtAt, end);
     if (next !== Next.Send) return this.notSent(server, next, Slot.Bind);
     // The slot names the statement: a stale-plan error for this Bind says which one went stale.
-    server.expectForwarded(Slot.Bind, stmt.serverName);
+    server.expectForwarded(Slot.Bind, undo ?? stmt.serverName);
     server.write(renameBind(buf, start, end, stmtAt, stmt.serverName));
     return true;
   }
@@ -615,6 +615,27 @@ export class RequestWriter implements OwnWrites {
 
   private forgetUntrackedName(name: string): void {
     if (this.untrackedEffects?.delete(name) && this.untrackedEffects.size === 0) this.untrackedEffects = undefined;
+  }
+
+  /**
+   * A Bind gives `portal` these effects. The server refuses a Bind of a named portal that is still
+   * open (42P03), which keeps the effects it had: where they change, the returned change takes the
+   * new ones back if the Bind fails or is skipped. `statement`: the server-side one it binds, for
+   * the slot (see ServerConnection's stale plans).
+   */
+  private rebind(session: SessionState, portal: string, effects: readonly SessionEffect[], statement?: string): SlotUndo | undefined {
+    const before = portal === '' ? undefined : this.portalEffects?.get(portal);
+    this.setPortalEffects(session, portal, effects);
+    if (portal === '' || (before === undefined && effects.length === 0)) return undefined;
+    return { statement, undo: () => this.setPortalEffects(session, portal, before ?? NO_EFFECTS) };
+  }
+
+  /** A client's Bind goes as it is, with `undo` on its slot. */
+  private bindAsIs(server: ServerConnection, buf: Buffer, start: number, end: number, undo: SlotUndo): true {
+    this.beforeOwnWrite(server);
+    server.expectForwarded(Slot.Bind, undo);
+    server.write(buf.subarray(start, end));
+    return true;
   }
 
   private setPortalEffects(session: SessionState, portal: string, effects: readonly SessionEffect[]): void {

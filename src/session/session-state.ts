@@ -210,7 +210,8 @@ export class SessionState {
         case 'set-local':
           // Not carried: SET LOCAL ends with the transaction.
           this.unreportEarlier(e.name === '' ? undefined : e.name);
-          if (e.name === 'role') (this.localRole ??= new LocalRole()).set(e.value, this.requests.sent);
+          // SET LOCAL role TO DEFAULT ('', as no role is named so) is the role the session began with.
+          if (e.name === 'role') (this.localRole ??= new LocalRole()).set(e.value === '' ? this.settings.startupValue('role') ?? 'none' : e.value, this.requests.sent);
           break;
         case 'pin':
           if (wholeText && (textRefused ||= this.pinBook.refusedNow)) break;
@@ -358,6 +359,9 @@ export class SessionState {
    * one's fate. A transaction that sets the same thing over and over stages it once.
    */
   private dropSuperseded(name: string): void {
+    // A request in flight before this one may end the transaction (a Query's COMMIT alone is not
+    // classified): which transaction the earlier SET is in is not known yet.
+    if (this.requests.answered < this.requests.sent) return;
     const { staged, stagedIn } = this;
     for (let i = staged.length - 1; i >= 0; i--) {
       const e = staged[i]!;
