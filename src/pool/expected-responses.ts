@@ -95,8 +95,11 @@ export interface SlotUndo {
   readonly frame?: Buffer;
   /** A Parse slot's server-side statement: forgotten when the Parse does not happen. */
   readonly statement?: string;
-  /** `failed`: the message itself failed (the error is its answer); otherwise the server skipped it. */
-  undo(failed?: boolean): void;
+  /**
+   * `failed`: the message itself failed (the error is its answer, `sqlstate` its code); otherwise
+   * the server skipped it.
+   */
+  undo(failed?: boolean, sqlstate?: string): void;
 }
 
 /**

@@ -985,8 +985,10 @@ export class ServerConnection implements ResponseHandler {
     // One that answers nothing (a FATAL after the last ReadyForQuery, read in the same chunk: a
     // pg_terminate_backend of the connection just after the request ended) fails no request.
     if (this.expected.length > 0 && (!swallowed || this.expected.headExtra === ABORT)) this.reported.errors++;
+    let sqlstate: string | undefined;
     if (buf) {
       const fields = decodeErrorFields(buf, start, end);
+      sqlstate = fields.get('C');
       const severity = fields.get('V') ?? fields.get('S');
       if (severity === 'FATAL' || severity === 'PANIC') {
         this.sentFatal = this.state === 'attached';
@@ -1018,7 +1020,7 @@ export class ServerConnection implements ResponseHandler {
         }
       }
     }
-    this.expected.failHead((extra, kind, failed) => this.notDone(extra, kind, failed));
+    this.expected.failHead((extra, kind, failed) => this.notDone(extra, kind, failed, failed ? sqlstate : undefined));
     if (copyFailed) {
       // Which Syncs sent during the COPY the server read inside it is a guess (Slot.CopySync).
       this.expected.uncertainAfterFailure();
@@ -1031,7 +1033,7 @@ export class ServerConnection implements ResponseHandler {
   }
 
   /** The server skipped or refused a message: what writing it assumed is taken back. */
-  private notDone(extra: SlotExtra, kind: number, failed: boolean): void {
+  private notDone(extra: SlotExtra, kind: number, failed: boolean, sqlstate?: string): void {
     // A client's Query, forwarded or answered by pgway (only those are ever inside a group behind an
     // error: pgway writes its own between groups, and refuseQueryInGroup's failing Query is not the client's).
     if (kind === Slot.Query && (extra === undefined || typeof extra === 'number' || extra instanceof Uint8Array)) {
@@ -1050,7 +1052,7 @@ export class ServerConnection implements ResponseHandler {
       return;
     }
     if (kind === Slot.Parse && extra.statement !== undefined) this.statements.parseNotDone(extra.statement);
-    extra.undo(failed);
+    extra.undo(failed, sqlstate);
   }
 
   private onIdle(): void {

@@ -67,6 +67,19 @@ function valueAsStored(type: number | undefined, value: string): string | undefi
   return /^\s*[+-]?\d+\s*$/.test(value) ? BigInt(value.trim()).toString() : undefined;
 }
 
+/** How many times `$n` appears in the text in [from, to) (in strings and comments too: an upper bound). */
+function paramUses(buf: Buffer, from: number, to: number, n: number): number {
+  const digits = String(n);
+  let uses = 0;
+  for (let at = buf.indexOf(0x24 /* $ */, from); at >= 0 && at < to; at = buf.indexOf(0x24, at + 1)) {
+    const after = at + 1 + digits.length;
+    if (after > to || buf.toString('latin1', at + 1, after) !== digits) continue;
+    const next = after < to ? buf[after]! : 0;
+    if (next < 0x30 || next > 0x39) uses++;
+  }
+  return uses;
+}
+
 /** The type a Parse frame declares for parameter `index`, from its list at `at` (0: none given). */
 function declaredType(buf: Buffer, at: number, end: number, index: number): number {
   if (at + 2 > end || index >= buf.readInt16BE(at)) return 0;
@@ -81,10 +94,13 @@ export function effectsOfParse(buf: Buffer, start: number, end: number): readonl
   if (!effects.some((e) => e.kind === 'set-param')) return effects;
   // A value of another declared type is stored as that type writes it ('TRUE' as a boolean is 'true'):
   // one pgway reads so is noted, any other pins.
-  const typesAt = textEnd(buf, textAt, end) + 1;
+  const textStop = textEnd(buf, textAt, end);
+  const typesAt = textStop + 1;
   return effects.map((e): SessionEffect => {
     if (e.kind !== 'set-param') return e;
     const type = declaredType(buf, typesAt, end, e.param - 1);
+    // Undeclared, its type is the one the server infers from its first use, which may be another.
+    if (type === 0 && paramUses(buf, textAt, textStop, e.param) > 1) return UNKNOWN_VALUE;
     if (TEXT_TYPES.has(type)) return e;
     return type === BOOL || INTEGERS.has(type) ? { ...e, type } : UNKNOWN_VALUE;
   });

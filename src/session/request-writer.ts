@@ -17,6 +17,7 @@ import { Backend, Frontend, TxStatus } from '../wire/codes.js';
 import { readCString } from '../wire/decode.js';
 import * as msg from '../wire/messages.js';
 import { effectsOfParse, effectsOfText, functionCallEffects, NO_EFFECTS, textOfParse, withBoundValues } from './frame-effects.js';
+import { MAX_PORTALS_WITH_EFFECTS, PortalEffects } from './portal-effects.js';
 import { cannotPlace, GroupPlacement, type OwnWrites } from './group-placement.js';
 import type { HeldFrames } from './held-frames.js';
 import { bindStatement, closeStatement, renameBind, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
@@ -43,8 +44,6 @@ const IN_COPY: Record<number, true> = {
 /** DEALLOCATE ALL, DISCARD ALL: the client's statements and the shared copies go. */
 const dropsAllStatements = (e: SessionEffect): boolean => e.kind === 'deallocate-all';
 
-/** Named portals whose statements have session effects, per client, beyond which it is pinned (see setPortalEffects). */
-const MAX_PORTALS_WITH_EFFECTS = 64;
 
 export class RequestWriter implements OwnWrites {
   /** More than one piece is being written: they go out in one writev. */
@@ -65,8 +64,7 @@ export class RequestWriter implements OwnWrites {
   /** The held frame being written waits for the answers to what was written before it (see waitForAnswers). */
   private stopBefore = false;
   /** The session effects of the portals bound from statements with effects. */
-  private unnamedPortalEffects = NO_EFFECTS;
-  private portalEffects: Map<string, readonly SessionEffect[]> | undefined;
+  private readonly portals: PortalEffects;
   /** Untracked named statements with session effects, by name (see noteUntracked). */
   private untrackedEffects: Map<string, readonly SessionEffect[]> | undefined;
   /** A message of the current extended-protocol group (up to its Sync) has been written. */
@@ -113,6 +111,7 @@ export class RequestWriter implements OwnWrites {
     readonly tracked: boolean,
   ) {
     this.copies = new StatementCopies(statements, (server) => this.guess(server));
+    this.portals = new PortalEffects();
     this.placement = new GroupPlacement(held, statements, tracked, this);
   }
 
@@ -141,7 +140,7 @@ export class RequestWriter implements OwnWrites {
     // The client's Sync during a COPY an Execute began was ignored: its group goes on.
     if (!this.inGroup && server.groupOpen) this.inGroup = true;
     // A portal lasts until its transaction ends: with none open and nothing in flight, the client has none.
-    if (this.portalEffects !== undefined && !this.inGroup && !server.busy && server.txStatus === TxStatus.Idle) this.portalEffects = undefined;
+    if (this.portals.noted && !this.inGroup && !server.busy && server.txStatus === TxStatus.Idle) this.portals.transactionEnded();
     let written = held.count;
     // The write stopped after a CopyDone or CopyFail to wait for the answers: a Flush of pgway's asks for them.
     let flushAfterCopyEnd = false;
@@ -285,7 +284,7 @@ export class RequestWriter implements OwnWrites {
           if (this.waitForDescription) written = i;
           break;
         case Frontend.Execute:
-          handled = (this.unnamedPortalEffects.length > 0 || this.portalEffects !== undefined) && this.onExecute(server, session, buf, start, end);
+          handled = this.portals.any && this.onExecute(server, session, buf, start, end);
           this.inGroup = true;
           break;
         case Frontend.CopyDone:
@@ -549,14 +548,17 @@ export class RequestWriter implements OwnWrites {
         this.beforeOwnWrite(server);
         return this.refuse(server, Slot.Bind, unplaced);
       }
-      const undo = this.rebind(session, portal, withBoundValues(effects, buf, stmtAt, end));
-      return undo !== undefined && this.bindAsIs(server, buf, start, end, undo);
+      const undo = this.changePortal(session, portal, withBoundValues(effects, buf, stmtAt, end));
+      return undo !== undefined && this.passAsIs(server, Slot.Bind, buf, start, end, undo);
     }
     const name = this.tracked || this.untrackedEffects !== undefined ? readCString(buf, stmtAt, end)[0] : '';
     const stmt = this.tracked ? this.statementFor(session, name) : undefined;
     const effects = stmt?.effects ?? this.untrackedEffects?.get(name) ?? NO_EFFECTS;
-    const undo = this.rebind(session, portal, effects.length > 0 ? withBoundValues(effects, buf, stmtAt, end) : NO_EFFECTS, stmt?.serverName);
-    if (!stmt) return this.tracked ? this.notOwnStatement(server, session, Slot.Bind, name) : undo !== undefined && this.bindAsIs(server, buf, start, end, undo);
+    if (!stmt) {
+      if (this.tracked) return this.notOwnStatement(server, session, Slot.Bind, name);
+      const undo = this.changePortal(session, portal, effects.length > 0 ? withBoundValues(effects, buf, stmtAt, end) : NO_EFFECTS);
+      return undo !== undefined && this.passAsIs(server, Slot.Bind, buf, start, end, undo);
+    }
     this.beforeOwnWrite(server);
     if (this.isStale(stmt)) return this.staleOnce(server, stmt);
     const misplaced = stmt.effects.length > 0
@@ -566,6 +568,7 @@ export class RequestWriter implements OwnWrites {
     const next = this.copies.prepareFor(server, stmt, buf, stmtAt, end);
     if (next !== Next.Send) return this.notSent(server, next, Slot.Bind);
     // The slot names the statement: a stale-plan error for this Bind says which one went stale.
+    const undo = this.changePortal(session, portal, effects.length > 0 ? withBoundValues(effects, buf, stmtAt, end) : NO_EFFECTS, stmt.serverName);
     server.expectForwarded(Slot.Bind, undo ?? stmt.serverName);
     server.write(renameBind(buf, start, end, stmtAt, stmt.serverName));
     return true;
@@ -617,43 +620,22 @@ export class RequestWriter implements OwnWrites {
     if (this.untrackedEffects?.delete(name) && this.untrackedEffects.size === 0) this.untrackedEffects = undefined;
   }
 
-  /**
-   * A Bind gives `portal` these effects. The server refuses a Bind of a named portal that is still
-   * open (42P03), which keeps the effects it had: where they change, the returned change takes the
-   * new ones back if the Bind fails or is skipped. `statement`: the server-side one it binds, for
-   * the slot (see ServerConnection's stale plans).
-   */
-  private rebind(session: SessionState, portal: string, effects: readonly SessionEffect[], statement?: string): SlotUndo | undefined {
-    const before = portal === '' ? undefined : this.portalEffects?.get(portal);
-    this.setPortalEffects(session, portal, effects);
-    if (portal === '' || (before === undefined && effects.length === 0)) return undefined;
-    return { statement, undo: () => this.setPortalEffects(session, portal, before ?? NO_EFFECTS) };
+  /** A Bind or Close gives `portal` these effects (see PortalEffects.change). */
+  private changePortal(session: SessionState, portal: string, effects: readonly SessionEffect[], statement?: string): SlotUndo | undefined {
+    const undo = this.portals.change(portal, effects, statement);
+    if (this.portals.overflowed) {
+      this.portals.overflowed = false;
+      this.stopFollowing(session);
+    }
+    return undo;
   }
 
-  /** A client's Bind goes as it is, with `undo` on its slot. */
-  private bindAsIs(server: ServerConnection, buf: Buffer, start: number, end: number, undo: SlotUndo): true {
+  /** A client's Bind or Close goes as it is, with `undo` on its slot. */
+  private passAsIs(server: ServerConnection, slot: Slot, buf: Buffer, start: number, end: number, undo: SlotUndo): true {
     this.beforeOwnWrite(server);
-    server.expectForwarded(Slot.Bind, undo);
+    server.expectForwarded(slot, undo);
     server.write(buf.subarray(start, end));
     return true;
-  }
-
-  private setPortalEffects(session: SessionState, portal: string, effects: readonly SessionEffect[]): void {
-    if (portal === '') {
-      this.unnamedPortalEffects = effects;
-    } else if (effects.length > 0) {
-      if (this.portalEffects === undefined) {
-        this.portalEffects = new Map();
-      } else if (this.portalEffects.size >= MAX_PORTALS_WITH_EFFECTS && !this.portalEffects.has(portal)) {
-        // More open at once than pgway follows: the client stays on its connection, where what the
-        // forgotten portals do concerns no other client (as past SessionState's MAX_STAGED).
-        this.stopFollowing(session);
-        this.portalEffects = new Map();
-      }
-      this.portalEffects.set(portal, effects);
-    } else if (this.portalEffects?.delete(portal) && this.portalEffects.size === 0) {
-      this.portalEffects = undefined;
-    }
   }
 
   /**
@@ -661,7 +643,7 @@ export class RequestWriter implements OwnWrites {
    * Returns true when the frame was written here.
    */
   private onExecute(server: ServerConnection, session: SessionState, buf: Buffer, start: number, end: number): boolean {
-    const effects = buf[start + 5] === 0 ? this.unnamedPortalEffects : this.portalEffects?.get(readCString(buf, start + 5, end)[0]);
+    const effects = this.portals.get(buf[start + 5] === 0 ? '' : readCString(buf, start + 5, end)[0]);
     if (!effects) return false;
     this.stage(session, effects);
     if (this.tracked && effects.some(changesSearchPath)) this.pathChanged = true;
@@ -690,8 +672,8 @@ export class RequestWriter implements OwnWrites {
   private onTarget(server: ServerConnection, session: SessionState, code: number, buf: Buffer, start: number, end: number): boolean {
     const [type, name] = targetOf(buf, start, end);
     if (type === 0x50 /* P */) {
-      if (code === Frontend.Close) this.setPortalEffects(session, name, NO_EFFECTS);
-      return false;
+      const undo = code === Frontend.Close ? this.changePortal(session, name, NO_EFFECTS) : undefined;
+      return undo !== undefined && this.passAsIs(server, Slot.Close, buf, start, end, undo);
     }
     if (name === '' && code === Frontend.Close) {
       // As a Bind: a Query owed since the statement was parsed decides whether there is one to close.

@@ -210,8 +210,9 @@ export class SessionState {
         case 'set-local':
           // Not carried: SET LOCAL ends with the transaction.
           this.unreportEarlier(e.name === '' ? undefined : e.name);
-          // SET LOCAL role TO DEFAULT ('', as no role is named so) is the role the session began with.
-          if (e.name === 'role') (this.localRole ??= new LocalRole()).set(e.value === '' ? this.settings.startupValue('role') ?? 'none' : e.value, this.requests.sent);
+          // SET LOCAL role TO DEFAULT ('', as no role is named so) is the server connection's own
+          // default: none (a startup role of the client's is laid on with set_config; see README).
+          if (e.name === 'role') (this.localRole ??= new LocalRole()).set(e.value === '' ? 'none' : e.value, this.requests.sent);
           break;
         case 'pin':
           if (wholeText && (textRefused ||= this.pinBook.refusedNow)) break;
