@@ -1,7 +1,8 @@
 // Found by review round 26 (a lead), and fixed: each Query, Sync and FunctionCall a client writes
 // numbers a request, and its ReadyForQuery ends it; what pgway staged for a request (a SET) is settled when
-// that request's answer comes. A Sync the server never answers (sent before or during a COPY FROM
-// STDIN, read inside the COPY; a Query skipped behind an error in a group) still took a number, so
+// that request's answer comes. A Sync the server never answers (sent before a COPY FROM STDIN
+// began, read inside it; one sent during it, which pgway now keeps back; a Query skipped behind an
+// error in a group) still took a number, so
 // the later requests written before the connection went idle were settled a request late, against
 // the next one's outcome: a committed SET followed by a failing statement was taken to have
 // failed. The connection was then taken to hold no SET: the next client found the SET there, and
@@ -48,8 +49,6 @@ const AFTER = cat(Q("SET statement_timeout = '7s'"), Q('SELECT 1/0'));
 const cases: [string, Buffer, Writes, string?][] = [
   ['a Sync sent before the COPY began', cat(P('', `COPY ${TABLE} (a) FROM STDIN`), B(''), E(''), S), [[cat(copyData('1\n'), COPY_DONE, S, AFTER), 3]]],
   ['a Sync sent during the COPY', Q(`COPY ${TABLE} (a) FROM STDIN`), [[cat(copyData('1\n'), S, COPY_DONE, AFTER), 3]]],
-  // Read before the bad row failed the COPY: it goes unanswered, which the SET's answer shows.
-  ['a Sync sent during a COPY that failed after it was read', Q(`COPY ${TABLE} (a) FROM STDIN`), [[cat(copyData('1\n'), S, copyData('x\n')), 1], [AFTER, 2]]],
   // No COPY: a Query inside a group, skipped behind its error (the COPY only begins each case).
   ['a Query skipped behind an error in a group', Q(`COPY ${TABLE} (a) FROM STDIN`), [
     [cat(copyData('1\n'), COPY_DONE), 1],

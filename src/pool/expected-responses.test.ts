@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Backend } from '../wire/codes.js';
-import { Action, ExpectedResponses, Slot } from './expected-responses.js';
+import { Action, COPY_ENDED, ExpectedResponses, Slot, SYNC_AFTER_DATA } from './expected-responses.js';
 
 const drain = (q: ExpectedResponses): [number, number, unknown][] => {
   const out: [number, number, unknown][] = [];
@@ -30,37 +30,24 @@ describe('ExpectedResponses', () => {
     expect(q.headKind).toBe(0);
   });
 
-  it('takes out the Syncs sent during a COPY that succeeded, keeping the rest in order across the ring\'s end', () => {
+  it('at a COPY\'s start, tells a Sync sent after some of its data from one sent before any', () => {
     const q = new ExpectedResponses();
-    for (let i = 0; i < 14; i++) q.push(Slot.Query);
-    for (let i = 0; i < 14; i++) q.shift();
     q.push(Slot.Execute);
-    q.push(Slot.CopySync);
-    q.push(Slot.Describe, Action.Swallow, 'd');
-    q.push(Slot.CopySync);
     q.push(Slot.Sync);
-    expect(q.copySyncOwed).toBe(true);
-    q.dropCopySyncs();
-    expect(q.copySyncOwed).toBe(false);
-    expect(q.special).toBe(1);
-    expect(drain(q)).toEqual([[Slot.Execute, Action.Forward, undefined], [Slot.Describe, Action.Swallow, 'd'], [Slot.Sync, Action.Forward, undefined]]);
-  });
-
-  it('after a failed COPY, stops the error rule at a Sync sent during it, and drops those the server ignored', () => {
-    const q = new ExpectedResponses();
-    q.push(Slot.Execute);
-    q.push(Slot.CopySync);
-    q.push(Slot.CopySync);
-    q.push(Slot.Parse);
-    const dropped: number[] = [];
-    q.failHead((_extra, kind) => dropped.push(kind));
-    expect(dropped).toEqual([Slot.Execute]);
-    expect(q.awaitingSync).toBe(false);
-    expect(q.endsHead(Backend.ReadyForQuery)).toBe(true);
+    expect(q.beginCopyIn() & SYNC_AFTER_DATA).toBe(0);
+    expect(q.syncsIgnored).toBe(1);
     q.shift();
-    q.dropIgnoredSyncs();
-    expect(q.copySyncOwed).toBe(false);
-    expect(q.headKind).toBe(Slot.Parse);
+    q.push(Slot.Query);
+    q.noteCopyData();
+    q.noteCopyData();
+    q.push(Slot.Sync);
+    q.push(Slot.CopyEnd);
+    q.push(Slot.Query);
+    const sent = q.beginCopyIn();
+    expect(sent & SYNC_AFTER_DATA).toBe(SYNC_AFTER_DATA);
+    expect(sent & COPY_ENDED).toBe(COPY_ENDED);
+    expect(q.syncsIgnored).toBe(1);
+    expect(drain(q).map(([kind]) => kind)).toEqual([Slot.Query, Slot.Query]);
   });
 
   it('drops the extended-protocol slots up to the next Sync after an error, synthesized ones too', () => {

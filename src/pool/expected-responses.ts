@@ -25,16 +25,6 @@ export const enum Slot {
    */
   CopyEnd,
   /**
-   * A Sync the client sent during a COPY from it, after some of its data (see beginCopyIn). The
-   * server ignores it if it reads it inside the COPY, and answers it if the COPY failed before
-   * (the error may come from data sent before it, or late: a constraint checked as the COPY
-   * ends). When the COPY succeeds all of them went unanswered (dropCopySyncs); after it failed,
-   * each is taken to be answered, and so is the client's first Sync after them (see
-   * uncertainAfterFailure), unless what the server sends next answers a later message
-   * (dropIgnoredSyncs).
-   */
-  CopySync,
-  /**
    * Not a request: where the client sent COPY data before the server said a COPY began (one for a
    * run of them). A Sync after it may be read after the COPY failed on that data (beginCopyIn).
    */
@@ -70,16 +60,16 @@ terminal(Slot.Close, [Backend.CloseComplete]);
 terminal(Slot.Sync, [Backend.ReadyForQuery]);
 terminal(Slot.Query, [Backend.ReadyForQuery]);
 terminal(Slot.FunctionCall, [Backend.ReadyForQuery]);
-terminal(Slot.CopySync, [Backend.ReadyForQuery]);
 
 /**
  * What beginCopyIn found the client had sent already, as bits: its CopyDone or CopyFail, a Sync
- * after that; and, from bit GROUP_QUERIES_SHIFT up, its Queries and FunctionCalls sent after the
+ * after that, a Sync after some of the COPY's data; and, from bit GROUP_QUERIES_SHIFT up, its Queries and FunctionCalls sent after the
  * COPY's end and before any other message of the group (see beginCopyIn).
  */
 export const COPY_ENDED = 1;
 export const SYNC_AFTER = 2;
-export const GROUP_QUERIES_SHIFT = 2;
+export const SYNC_AFTER_DATA = 4;
+export const GROUP_QUERIES_SHIFT = 3;
 
 /** Extended-protocol messages: skipped by the server after an error, up to the next Sync (COPY messages too). */
 const isExtended = (slot: number): boolean => slot <= Slot.Close || slot === Slot.CopyEnd || slot === Slot.CopyData;
@@ -129,8 +119,6 @@ export class ExpectedResponses {
   special = 0;
   /** An extended-protocol message failed and no Sync was queued: the server discards all until one comes. */
   private skipping = false;
-  /** Slots of Slot.CopySync queued. */
-  private copySyncs = 0;
   /** The client's Syncs the last beginCopyIn took out: requests never answered. */
   syncsIgnored = 0;
 
@@ -151,11 +139,6 @@ export class ExpectedResponses {
       if (kind === Slot.Sync || kind === Slot.Query || kind === Slot.FunctionCall) return true;
     }
     return false;
-  }
-
-  /** Whether a Sync the client sent during a COPY is queued: answered or not, depending on how the COPY ends. */
-  get copySyncOwed(): boolean {
-    return this.copySyncs > 0;
   }
 
   /** Whether a client's Query (one the server answers, not pgway) is still owed its answer. */
@@ -222,7 +205,6 @@ export class ExpectedResponses {
     this.extras[at] = extra;
     this.count++;
     if (action !== Action.Forward) this.special++;
-    if (kind === Slot.CopySync) this.copySyncs++;
     return true;
   }
 
@@ -252,7 +234,7 @@ export class ExpectedResponses {
     do {
       dropped.push([this.headExtra, this.headKind]);
       this.dropHead();
-    } while (this.count > 0 && this.headKind !== Slot.Sync && this.headKind !== Slot.CopySync);
+    } while (this.count > 0 && this.headKind !== Slot.Sync);
     if (this.count === 0) this.skipping = true;
     // Last first, so that each undo finds what the message after it left; the head is the one that failed.
     for (let i = dropped.length - 1; i >= 0; i--) onDropped(dropped[i]![0], dropped[i]![1], i === 0);
@@ -262,7 +244,6 @@ export class ExpectedResponses {
   private dropHead(): void {
     const at = this.head;
     if (this.actions[at] !== Action.Forward) this.special--;
-    if (this.kinds[at] === Slot.CopySync) this.copySyncs--;
     this.extras[at] = undefined;
     this.head = (at + 1) & (this.kinds.length - 1);
     this.count--;
@@ -270,10 +251,11 @@ export class ExpectedResponses {
 
   /**
    * The server began a COPY from the client for the head slot: the Syncs the client sent before it
-   * ended the COPY are read inside it. Those before any of its data are ignored, so their slots
-   * go (syncsIgnored counts them); one after some data may be read after the COPY failed on it,
-   * and becomes a Slot.CopySync. The COPY's end and data marks go too. Returns what the client sent
-   * already: COPY_ENDED (its CopyDone or CopyFail), SYNC_AFTER (a Sync after that end), and the
+   * ended the COPY are read inside it and ignored, so their slots go (syncsIgnored counts them),
+   * and so do the COPY's end and data marks. One after some of the COPY's data is read after the
+   * COPY failed on that data, if it did, and answered (SYNC_AFTER_DATA: see ServerConnection's
+   * syncInCopy). Returns what the client sent already: COPY_ENDED (its CopyDone or CopyFail),
+   * SYNC_AFTER_DATA, SYNC_AFTER (a Sync after that end), and the
    * Queries and FunctionCalls after that end that came before any extended-protocol message
    * there: written after an ignored Sync, they were taken to be outside any group
    * (ServerConnection.groupQueries), but for a COPY an Execute began, they are inside it.
@@ -288,15 +270,13 @@ export class ExpectedResponses {
     const mask = this.kinds.length - 1;
     let ended = false;
     let dataSent = false;
+    let syncAfterData = false;
     for (let i = 1; i < this.count; i++) {
       const at = (this.head + i) & mask;
       const kind = this.kinds[at]!;
       if (!ended && kind === Slot.CopyEnd) ended = true;
       else if (!ended && kind === Slot.CopyData) dataSent = true;
-      else if (!ended && kind === Slot.Sync && dataSent && this.actions[at] === Action.Forward) {
-        kept.push([Slot.CopySync, Action.Forward, undefined]);
-        this.copySyncs++;
-      } else if (ended || kind !== Slot.Sync) {
+      else if (ended || kind !== Slot.Sync) {
         kept.push([kind, this.actions[at]!, this.extras[at]]);
         if (ended && kind === Slot.Sync) syncAfter = true;
         else if (ended && !syncAfter && !extendedAfter) {
@@ -305,7 +285,10 @@ export class ExpectedResponses {
         }
       }
       else if (this.actions[at] !== Action.Forward) this.special--;
-      else this.syncsIgnored++;
+      else {
+        this.syncsIgnored++;
+        if (dataSent) syncAfterData = true;
+      }
       this.extras[at] = undefined;
     }
     this.count = 1;
@@ -316,97 +299,7 @@ export class ExpectedResponses {
       this.extras[at] = e;
       this.count++;
     }
-    return (ended ? COPY_ENDED : 0) | (syncAfter ? SYNC_AFTER : 0) | (queries << GROUP_QUERIES_SHIFT);
-  }
-
-  /**
-   * The COPY they were sent in ended as the client asked (CommandComplete): the server read each
-   * inside it. Returns how many there were.
-   */
-  dropCopySyncs(): number {
-    const dropped = this.copySyncs;
-    const mask = this.kinds.length - 1;
-    let kept = 0;
-    for (let i = 0; i < this.count; i++) {
-      const from = (this.head + i) & mask;
-      if (this.kinds[from] === Slot.CopySync) continue;
-      const to = (this.head + kept++) & mask;
-      this.kinds[to] = this.kinds[from]!;
-      this.actions[to] = this.actions[from]!;
-      this.extras[to] = this.extras[from];
-    }
-    for (let i = kept; i < this.count; i++) this.extras[(this.head + i) & mask] = undefined;
-    this.count = kept;
-    this.copySyncs = 0;
-    return dropped;
-  }
-
-  /**
-   * After the COPY failed, the server answered a later message than the Syncs sent during it at the
-   * head: it had read them inside the COPY, before the error, and ignored them. Returns how many.
-   * A COPY end or data behind them (the client's CopyDone after the failure, which the server
-   * drops too) goes with them.
-   */
-  dropIgnoredSyncs(): number {
-    let dropped = 0;
-    for (; this.count > 0; dropped++) {
-      const kind = this.kinds[this.head]!;
-      if (isCopyMark(kind)) dropped--;
-      else if (kind !== Slot.CopySync) break;
-      this.dropHead();
-    }
-    return dropped;
-  }
-
-  /**
-   * The COPY failed, the Syncs sent during it at the head (behind the COPY's Query, for one a
-   * Query began). The client's first Sync after them, with only its end of the COPY between, is
-   * answered whether they are or not: the server answers either it or them. Which, only what comes
-   * after tells, so it becomes one of them.
-   */
-  uncertainAfterFailure(): void {
-    if (this.copySyncs === 0) return;
-    const mask = this.kinds.length - 1;
-    let i = this.kinds[this.head] === Slot.Query ? 1 : 0;
-    for (; i < this.count; i++) {
-      const at = (this.head + i) & mask;
-      const kind = this.kinds[at]!;
-      if (kind === Slot.CopySync || isCopyMark(kind)) continue;
-      if (kind === Slot.Sync && this.actions[at] === Action.Forward) {
-        this.kinds[at] = Slot.CopySync;
-        this.copySyncs++;
-      }
-      return;
-    }
-  }
-
-  /**
-   * Whether a Sync the client sends now follows Syncs sent during a COPY that failed with nothing
-   * but its end of the COPY between: it is answered whether they are or not (see uncertainAfterFailure).
-   */
-  get endsWithCopySyncs(): boolean {
-    if (this.copySyncs === 0) return false;
-    const mask = this.kinds.length - 1;
-    for (let i = this.count - 1; i >= 0; i--) {
-      const kind = this.kinds[(this.head + i) & mask]!;
-      if (kind === Slot.CopySync) return true;
-      if (!isCopyMark(kind)) return false;
-    }
-    return false;
-  }
-
-  /**
-   * Whether the last extended-protocol message queued has no Sync after it (Queries inside a group
-   * do not end it): the group it is in stays open once what is before it is answered.
-   */
-  get groupOpenAtTail(): boolean {
-    const mask = this.kinds.length - 1;
-    for (let i = this.count - 1; i >= 0; i--) {
-      const kind = this.kinds[(this.head + i) & mask]!;
-      if (kind <= Slot.Close) return true;
-      if (kind === Slot.Sync || kind === Slot.CopySync) return false;
-    }
-    return false;
+    return (ended ? COPY_ENDED : 0) | (syncAfter ? SYNC_AFTER : 0) | (syncAfterData ? SYNC_AFTER_DATA : 0) | (queries << GROUP_QUERIES_SHIFT);
   }
 
   /** The client sent COPY data: marked where a COPY may yet begin before it (see beginCopyIn). */
@@ -420,7 +313,6 @@ export class ExpectedResponses {
     this.head = 0;
     this.special = 0;
     this.skipping = false;
-    this.copySyncs = 0;
   }
 
   /** Doubles the ring, keeping the slots in order from index 0. */

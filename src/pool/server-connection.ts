@@ -6,7 +6,7 @@
  */
 import type net from 'node:net';
 import type { ServerTarget } from '../config/schema.js';
-import { ServerConnectError, ServerConnectionLostError } from '../errors.js';
+import { FeatureNotSupportedError, ServerConnectError, ServerConnectionLostError, type GatewayError } from '../errors.js';
 import { errorChannel, type ErrorEvent } from '../events.js';
 import { Backend, Frontend, TxStatus } from '../wire/codes.js';
 import { commandRows, dataRowFirstText, decodeErrorFields, decodeParameterStatus } from '../wire/decode.js';
@@ -15,7 +15,7 @@ import * as msg from '../wire/messages.js';
 import { ResponseStream, type ResponseHandler } from '../wire/response-stream.js';
 import { SocketWriter } from '../wire/socket-writer.js';
 import type { ServerCredentials } from './server-auth.js';
-import { Action, COPY_ENDED, ExpectedResponses, EXTENDED_SLOTS, GROUP_QUERIES_SHIFT, Slot, SYNC_AFTER, type DescriptionWatcher, type SlotExtra, type SlotUndo } from './expected-responses.js';
+import { Action, COPY_ENDED, ExpectedResponses, EXTENDED_SLOTS, GROUP_QUERIES_SHIFT, Slot, SYNC_AFTER, SYNC_AFTER_DATA, type DescriptionWatcher, type SlotExtra, type SlotUndo } from './expected-responses.js';
 import { nowMs } from '../clock.js';
 import { ReportedCounts } from './reported-counts.js';
 import { ServerLogin } from './server-login.js';
@@ -194,18 +194,20 @@ export class ServerConnection implements ResponseHandler {
   private groupQueries = 0;
 
   /**
-   * What the server holds, or owes, is not known for sure: frames went to it unseen by pgway (see
-   * passUnseen), or Syncs sent during a COPY that failed may have gone unanswered (see
-   * Slot.CopySync). The connection is closed when its client gives it back, not lent.
+   * What the server holds is not known for sure: frames went to it unseen by pgway (see
+   * passUnseen). The connection is closed when its client gives it back, not lent.
    */
   private unsure = false;
   /** The server is inside a COPY from the client: from its CopyInResponse to the COPY's end. */
   private copyRunning = false;
-
-  /** Answers may or may not come: those to Syncs sent during a COPY that failed (see unsure). */
-  get answersUncertain(): boolean {
-    return this.unsure && this.expected.copySyncOwed;
-  }
+  /**
+   * The client sent a Sync during the running COPY (see syncInCopy), or after COPY data before the
+   * server said it began (beginCopyIn): if the COPY fails, whether the server answers that Sync
+   * depends on where it failed, which pgway cannot tell.
+   */
+  private copySynced = false;
+  /** The COPY failed behind such a Sync: the client ends with this once it has the chunk (see onData). */
+  private copySyncRefusal: GatewayError | undefined;
 
   /** The connection must not be lent again (see groupQueries, unsure). */
   get queryInsideGroup(): boolean {
@@ -220,6 +222,15 @@ export class ServerConnection implements ResponseHandler {
   passUnseen(code: number, query: number): void {
     this.unsure = true;
     this.noteClientFrame(code, query);
+  }
+
+  /**
+   * The client sent a Sync during the COPY from it: not passed on, as the server ignores it there.
+   * Should the COPY fail, the server would have answered it had it read it after the failure: the
+   * client is ended then (see copySynced).
+   */
+  syncInCopy(): void {
+    this.copySynced = true;
   }
   /**
    * Such an error read in the same chunk as the ReadyForQuery that ended the attached client's
@@ -262,9 +273,7 @@ export class ServerConnection implements ResponseHandler {
    * its Sync, and nothing queued that ReadyForQuery would answer.
    */
   get waitsForClient(): boolean {
-    if (this.clientInCopy) return !this.expected.readyOwed;
-    // A Sync sent during a COPY that failed may yet be answered (Slot.CopySync).
-    return this.unsynced && !this.expected.readyOwed && !this.expected.copySyncOwed;
+    return (this.unsynced || this.clientInCopy) && !this.expected.readyOwed;
   }
 
   /** Connects and logs in; resolves once the server sent its first ReadyForQuery. */
@@ -357,12 +366,8 @@ export class ServerConnection implements ResponseHandler {
         else if (this.unsynced) this.groupQueries++;
         return;
       case Frontend.Sync:
-        // The server ignores a Sync during a COPY from the client, unless the COPY failed first;
-        // and the first one after a COPY that failed behind such Syncs is answered if they are not.
-        if (this.clientInCopy || (!this.copyRunning && this.expected.endsWithCopySyncs)) {
-          this.expected.push(Slot.CopySync);
-          return;
-        }
+        // The server ignores a Sync during a COPY from the client (RequestWriter does not pass one on).
+        if (this.clientInCopy) return;
         this.unsynced = false;
         this.expected.push(Slot.Sync);
         return;
@@ -643,8 +648,6 @@ export class ServerConnection implements ResponseHandler {
   async reset(resetQuery: string): Promise<void> {
     this.ensureOpen();
     this.state = 'internal';
-    // Whether the server would answer the client's Syncs sent during the COPY is not known.
-    if (this.expected.copySyncOwed) throw new Error('client left with Syncs sent during a COPY');
     if (this.clientInCopy) this.failDepartedCopy();
     // Elsewhere a Sync would commit what the client executed but never synced; PostgreSQL aborts
     // it when a client leaves like that, so the connection is closed instead (which aborts it too).
@@ -780,6 +783,13 @@ export class ServerConnection implements ResponseHandler {
       this.owedCallback = undefined;
       owed();
     }
+    const refusal = this.copySyncRefusal;
+    if (refusal) {
+      // The COPY's error went to the client with this chunk: the client ends now, the connection with it.
+      this.copySyncRefusal = undefined;
+      this.fail(refusal);
+      return;
+    }
     if (this.settingsRefused && this.settingsError) {
       // The client ends now, whatever its requests behind the settings still owe (see expectSettings).
       this.readyAfterChunk = false;
@@ -827,11 +837,6 @@ export class ServerConnection implements ResponseHandler {
   }
 
   onFrameStart(code: number): boolean {
-    if (this.expected.copySyncOwed && !this.copyRunning && code !== Backend.ReadyForQuery && !ASYNC[code]) {
-      const ignored = this.expected.dropIgnoredSyncs();
-      if (ignored > 0) this.sink?.onRequestsUnanswered(ignored);
-      this.copySyncsSettled();
-    }
     if (this.state !== 'attached' || this.login || this.settingsRefused) return false;
     // A notice raised by pgway's own statement (its settings under another client's client_min_messages
     // = debug5, say) is none of the client's; ParameterStatus and NotificationResponse are.
@@ -874,6 +879,7 @@ export class ServerConnection implements ResponseHandler {
         if (extended && (sent & SYNC_AFTER) === 0) this.unsynced = true;
         if (extended) this.groupQueries += sent >> GROUP_QUERIES_SHIFT;
         this.copyRunning = true;
+        this.copySynced = (sent & SYNC_AFTER_DATA) !== 0;
         // The client's CopyDone (or CopyFail) already went out: the COPY is over as far as its
         // messages go, and a Sync it sends now is answered. Messages of the client's held for the
         // answers now need the Flush the Sync it sent before stood for (see flushAnswers).
@@ -892,12 +898,8 @@ export class ServerConnection implements ResponseHandler {
         return;
       case Backend.CommandComplete:
         this.clientInCopy = false;
-        if (this.copyRunning) {
-          // The COPY ended as the client asked: it read the client's Syncs inside it, and ignored them.
-          this.copyRunning = false;
-          const ignored = this.expected.dropCopySyncs();
-          if (ignored > 0) this.sink?.onRequestsUnanswered(ignored);
-        }
+        // The COPY ended as the client asked: a Sync sent during it was ignored there.
+        this.copyRunning = false;
         // The BEGIN and COMMITs of pgway's settings statement are none of the client's.
         if (buf && this.expected.headExtra !== SETTINGS) this.countTransactionEnd(buf, start, end);
         if (this.asked && buf && this.expected.headExtra === QUESTION) {
@@ -920,9 +922,7 @@ export class ServerConnection implements ResponseHandler {
     }
     if (this.expected.length === 0 || !this.expected.endsHead(code)) return;
     const clientReady = code === Backend.ReadyForQuery && this.expected.headAction === Action.Forward;
-    const copySync = clientReady && this.expected.headKind === Slot.CopySync;
     this.expected.shift();
-    if (copySync) this.copySyncsSettled();
     if (this.expected.length > 0) {
       if (clientReady) this.sink?.onRequestEnd(this.txStatus);
       if (this.cancels.waitingForTurn && !this.ownStatementFirst) this.cancels.takeTurn();
@@ -931,14 +931,6 @@ export class ServerConnection implements ResponseHandler {
       if (this.expected.length > 0 || code !== Backend.ReadyForQuery) return;
     }
     if (code === Backend.ReadyForQuery) this.onIdle();
-  }
-
-  /**
-   * The server answered one of the Syncs sent during a COPY that failed, or a later message: the
-   * COPY's group is over, and with it the last of them, nothing of a group after them is unsynced.
-   */
-  private copySyncsSettled(): void {
-    if (!this.expected.copySyncOwed) this.unsynced = this.expected.groupOpenAtTail;
   }
 
   /** A description answering pgway's own Describe goes to its watcher (see describeOwn). */
@@ -968,7 +960,9 @@ export class ServerConnection implements ResponseHandler {
   // function's context on entry), and errors are rare.
   private onErrorResponse(buf: Buffer | undefined, start: number, end: number): void {
     this.clientInCopy = false;
-    const copyFailed = this.copyRunning;
+    if (this.copyRunning && this.copySynced) {
+      this.copySyncRefusal = new FeatureNotSupportedError('a COPY FROM STDIN that fails after a Sync sent during it is not supported through pgway: whether the server answers that Sync depends on where the COPY failed');
+    }
     this.copyRunning = false;
     this.answered++;
     if (this.errorBehindReady) {
@@ -1021,11 +1015,6 @@ export class ServerConnection implements ResponseHandler {
       }
     }
     this.expected.failHead((extra, kind, failed) => this.notDone(extra, kind, failed, failed ? sqlstate : undefined));
-    if (copyFailed) {
-      // Which Syncs sent during the COPY the server read inside it is a guess (Slot.CopySync).
-      this.expected.uncertainAfterFailure();
-      if (this.expected.copySyncOwed) this.unsure = true;
-    }
     // The server now skips everything up to the client's Sync, even if a Sync it ignored during a
     // COPY let pgway think the request was synced: the connection is not free before that Sync.
     if (this.expected.awaitingSync) this.unsynced = true;

@@ -69,8 +69,7 @@ export class ClientLeaving {
       this.leaveInCopy();
       return;
     }
-    // Answers that may never come are not waited for: the connection is closed (ServerConnection.unsure).
-    const answersOwed = server !== undefined && server.busy && !server.waitsForClient && !server.answersUncertain;
+    const answersOwed = server !== undefined && server.busy && !server.waitsForClient;
     if (this.held.count > 0 || answersOwed) this.terminating = true;
     else this.leave();
   }

@@ -153,12 +153,17 @@ export class RequestWriter implements OwnWrites {
         if (code !== Frontend.Sync) continue;
         this.skipUntilSync = false;
       }
+      if (server.inCopyIn && code === Frontend.Sync) {
+        // Ignored by the server inside the COPY: not passed on, and no request (see ServerConnection.syncInCopy).
+        server.syncInCopy();
+        continue;
+      }
       if (server.inCopyIn && !IN_COPY[code]) {
         // Anything but COPY data, its end, Flush or Sync during a COPY from the client breaks the
         // protocol: it goes as it is, and the server ends the session, as it would directly. Nothing
         // of pgway's may wait for answers then, which the server gives only after the COPY.
-        // Behind a Sync of the client's, it runs if the COPY failed first: pgway does not follow
-        // what it does, so the client keeps this connection, which is closed after it
+        // Sent after the COPY failed (the error not read yet), it runs: pgway does not follow what
+        // it does, so the client keeps this connection, which is closed after it
         // (ServerConnection.passUnseen). A Query or FunctionCall is a request all the same.
         this.stopFollowing(session);
         if (code === Frontend.Query || code === Frontend.FunctionCall) session.requestWritten();
