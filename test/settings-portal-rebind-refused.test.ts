@@ -9,6 +9,7 @@
 //   direct: work_mem 1111kB (p ran s1).  pgway: 2222kB laid on the client's next connection.
 import { describe, expect, it } from 'vitest';
 import { oneConnectionGateways } from './helpers/one-connection.js';
+import { readBackAfterOther } from './helpers/read-back.js';
 import { answers, B, cat, E, P, Q, rawTargets, S, type Target } from './helpers/wire-script.js';
 
 const gws = oneConnectionGateways();
@@ -40,10 +41,7 @@ describe('a refused Bind leaves its portal as it was', () => {
           a.write(s);
           out.push(await answers(a));
         }
-        b.write(Q("SET work_mem = '7MB'")); // another client on the one connection: a's settings are laid on again
-        await answers(b);
-        a.write(Q('SHOW work_mem'));
-        out.push(await answers(a).catch((e: Error) => [`timeout: ${e.message}`]));
+        out.push(await readBackAfterOther(a, b, 'SHOW work_mem'));
         seen[label] = out;
       }
       expect(seen.direct!.at(-1)).toEqual(['T', 'D:1111kB', 'C:SHOW', 'Z:I']);

@@ -2,6 +2,7 @@
 // portal as it was; pgway takes the portal's effects from the failed Bind.
 import { describe, expect, it } from 'vitest';
 import { oneConnectionGateways } from './helpers/one-connection.js';
+import { readBackAfterOther } from './helpers/read-back.js';
 import { answers, B, C, cat, E, P, Q, rawTargets, S, type Target } from './helpers/wire-script.js';
 
 const gws = oneConnectionGateways();
@@ -76,10 +77,7 @@ describe('a Bind that fails before it replaces its portal', () => {
           a.write(s);
           out.push(await answers(a, readies(s)).catch((e: Error) => [`timeout: ${e.message}`]));
         }
-        b.write(Q("SET work_mem = '7MB'")); // another client on the one connection
-        await answers(b);
-        a.write(Q('SHOW work_mem'));
-        out.push(await answers(a).catch((e: Error) => [`timeout: ${e.message}`]));
+        out.push(await readBackAfterOther(a, b, 'SHOW work_mem'));
         seen[label] = out;
       }
       expect(seen.direct!.at(-1)).toEqual(['T', 'D:1111kB', 'C:SHOW', 'Z:I']);

@@ -6,8 +6,9 @@
 // it set (settings the server does not report; a reported one is corrected from the ParameterStatus).
 import { describe, expect, it } from 'vitest';
 import { oneConnectionGateways } from './helpers/one-connection.js';
+import { readBackAfterOther } from './helpers/read-back.js';
 import { cstring, typedMessage } from './helpers/raw-client.js';
-import { answers, B, cat, E, i16, i32, Q, rawTargets, S, type Target } from './helpers/wire-script.js';
+import { answers, B, cat, E, i16, i32, rawTargets, S, type Target } from './helpers/wire-script.js';
 
 const gws = oneConnectionGateways();
 const { raw } = rawTargets();
@@ -30,10 +31,7 @@ describe('set_config of a parameter the Parse declares with a non-text type', ()
         const b = await raw(t);
         a.write(cat(typedParse("SELECT set_config('review.typed', $1::text, false)", [oid]), B('', [bound]), E(''), S));
         const set = await answers(a);
-        b.write(Q("SET work_mem = '7MB'")); // another client on the one connection: a's settings are laid on again
-        await answers(b);
-        a.write(Q("SELECT current_setting('review.typed')"));
-        seen[label] = [set, await answers(a).catch((e: Error) => [`timeout: ${e.message}`])];
+        seen[label] = [set, await readBackAfterOther(a, b, "SELECT current_setting('review.typed')")];
       }
       expect(seen.direct![1]).toEqual(['T', `D:${oid === 16 ? 'true' : '7'}`, 'C:SELECT 1', 'Z:I']);
       expect(seen.pgway).toEqual(seen.direct);
