@@ -17,7 +17,7 @@ import { Backend, Frontend, TxStatus } from '../wire/codes.js';
 import { readCString } from '../wire/decode.js';
 import * as msg from '../wire/messages.js';
 import { effectsOfParse, effectsOfText, functionCallEffects, NO_EFFECTS, textOfParse, withBoundValues } from './frame-effects.js';
-import { MAX_PORTALS_WITH_EFFECTS, PortalEffects } from './portal-effects.js';
+import { EffectsByName } from './named-effects.js';
 import { cannotPlace, GroupPlacement, type OwnWrites } from './group-placement.js';
 import type { HeldFrames } from './held-frames.js';
 import { bindStatement, closeStatement, renameBind, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
@@ -64,9 +64,12 @@ export class RequestWriter implements OwnWrites {
   /** The held frame being written waits for the answers to what was written before it (see waitForAnswers). */
   private stopBefore = false;
   /** The session effects of the portals bound from statements with effects. */
-  private readonly portals: PortalEffects;
-  /** Untracked named statements with session effects, by name (see noteUntracked). */
-  private untrackedEffects: Map<string, readonly SessionEffect[]> | undefined;
+  private readonly portals = new EffectsByName();
+  /**
+   * Untracked named statements with session effects (session mode, max_prepared_statements 0):
+   * staged where a portal of one runs, as a tracked statement's are.
+   */
+  private readonly untracked = new EffectsByName();
   /** A message of the current extended-protocol group (up to its Sync) has been written. */
   private inGroup = false;
   /**
@@ -111,7 +114,6 @@ export class RequestWriter implements OwnWrites {
     readonly tracked: boolean,
   ) {
     this.copies = new StatementCopies(statements, (server) => this.guess(server));
-    this.portals = new PortalEffects();
     this.placement = new GroupPlacement(held, statements, tracked, this);
   }
 
@@ -140,7 +142,7 @@ export class RequestWriter implements OwnWrites {
     // The client's Sync during a COPY an Execute began was ignored: its group goes on.
     if (!this.inGroup && server.groupOpen) this.inGroup = true;
     // A portal lasts until its transaction ends: with none open and nothing in flight, the client has none.
-    if (this.portals.noted && !this.inGroup && !server.busy && server.txStatus === TxStatus.Idle) this.portals.transactionEnded();
+    if (this.portals.noted && !this.inGroup && !server.busy && server.txStatus === TxStatus.Idle) this.portals.clear();
     let written = held.count;
     // The write stopped after a CopyDone or CopyFail to wait for the answers: a Flush of pgway's asks for them.
     let flushAfterCopyEnd = false;
@@ -419,7 +421,7 @@ export class RequestWriter implements OwnWrites {
     const pins = session.stage(effects, wholeText);
     if (pins.length > 0) this.pins = [...this.pins, ...pins];
     // SQL-level and protocol-level names are one namespace: a PREPARE or DEALLOCATE of a name ends an untracked statement's.
-    if (this.untrackedEffects !== undefined) for (const e of effects) this.forgetUntracked(e);
+    if (this.untracked.any) for (const e of effects) this.forgetUntracked(e);
   }
 
   /** More statements or portals with effects than pgway follows: the client stays on its connection. */
@@ -491,7 +493,7 @@ export class RequestWriter implements OwnWrites {
     if (!this.tracked) {
       // Untracked (session mode, or max_prepared_statements 0): the statement stays on this
       // connection as the client named it; its effects count where it is executed (onBind).
-      const undo = this.noteUntracked(session, readCString(buf, start + 5, end)[0], effects);
+      const undo = this.changeEffects(session, this.untracked, readCString(buf, start + 5, end)[0], effects);
       if (undo !== undefined) {
         server.expectForwarded(Slot.Parse, undo);
         this.held.emit(buf, start, end, server);
@@ -553,15 +555,15 @@ export class RequestWriter implements OwnWrites {
         this.beforeOwnWrite(server);
         return this.refuse(server, Slot.Bind, unplaced);
       }
-      const undo = this.changePortal(session, portal, withBoundValues(effects, buf, stmtAt, end));
+      const undo = this.changeEffects(session, this.portals, portal, withBoundValues(effects, buf, stmtAt, end));
       return undo !== undefined && this.passAsIs(server, Slot.Bind, buf, start, end, undo);
     }
-    const name = this.tracked || this.untrackedEffects !== undefined ? readCString(buf, stmtAt, end)[0] : '';
+    const name = this.tracked || this.untracked.any ? readCString(buf, stmtAt, end)[0] : '';
     const stmt = this.tracked ? this.statementFor(session, name) : undefined;
-    const effects = stmt?.effects ?? this.untrackedEffects?.get(name) ?? NO_EFFECTS;
+    const effects = stmt?.effects ?? this.untracked.get(name) ?? NO_EFFECTS;
     if (!stmt) {
       if (this.tracked) return this.notOwnStatement(server, session, Slot.Bind, name);
-      const undo = this.changePortal(session, portal, effects.length > 0 ? withBoundValues(effects, buf, stmtAt, end) : NO_EFFECTS);
+      const undo = this.changeEffects(session, this.portals, portal, effects.length > 0 ? withBoundValues(effects, buf, stmtAt, end) : NO_EFFECTS);
       return undo !== undefined && this.passAsIs(server, Slot.Bind, buf, start, end, undo);
     }
     this.beforeOwnWrite(server);
@@ -573,7 +575,7 @@ export class RequestWriter implements OwnWrites {
     const next = this.copies.prepareFor(server, stmt, buf, stmtAt, end);
     if (next !== Next.Send) return this.notSent(server, next, Slot.Bind);
     // The slot names the statement: a stale-plan error for this Bind says which one went stale.
-    const undo = this.changePortal(session, portal, effects.length > 0 ? withBoundValues(effects, buf, stmtAt, end) : NO_EFFECTS, stmt.serverName);
+    const undo = this.changeEffects(session, this.portals, portal, effects.length > 0 ? withBoundValues(effects, buf, stmtAt, end) : NO_EFFECTS, stmt.serverName);
     server.expectForwarded(Slot.Bind, undo ?? stmt.serverName);
     server.write(renameBind(buf, start, end, stmtAt, stmt.serverName));
     return true;
@@ -587,49 +589,21 @@ export class RequestWriter implements OwnWrites {
     return this.statements.forContext(name, stmt, context);
   }
 
-  /**
-   * An untracked named statement `name` (see onParse) with these effects: they are staged where a
-   * portal of it runs, as a tracked statement's are. As many as MAX_PORTALS_WITH_EFFECTS are
-   * followed; past that the client stays on its connection (see setPortalEffects).
-   */
-  private noteUntracked(session: SessionState, name: string, effects: readonly SessionEffect[]): SlotUndo | undefined {
-    const before = this.untrackedEffects?.get(name);
-    if (effects.length === 0 && before === undefined) return undefined;
-    if (effects.length === 0) {
-      this.forgetUntrackedName(name);
-    } else {
-      if (this.untrackedEffects === undefined) {
-        this.untrackedEffects = new Map();
-      } else if (this.untrackedEffects.size >= MAX_PORTALS_WITH_EFFECTS && before === undefined) {
-        this.stopFollowing(session);
-        this.untrackedEffects = new Map();
-      }
-      this.untrackedEffects.set(name, effects);
-    }
-    // A Parse the server refuses (a name in use: 42P05) or skips leaves the statement there as it was.
-    return {
-      undo: () => {
-        if (before === undefined) this.forgetUntrackedName(name);
-        else (this.untrackedEffects ??= new Map()).set(name, before);
-      },
-    };
-  }
-
   /** A PREPARE, DEALLOCATE or DEALLOCATE ALL staged: untracked statements of those names are gone. */
   private forgetUntracked(e: SessionEffect): void {
-    if (e.kind === 'deallocate-all') this.untrackedEffects = undefined;
-    else if (e.kind === 'prepare' || e.kind === 'deallocate') this.forgetUntrackedName(e.name);
+    if (e.kind === 'deallocate-all') this.untracked.clear();
+    else if (e.kind === 'prepare' || e.kind === 'deallocate') this.untracked.forget(e.name);
   }
 
-  private forgetUntrackedName(name: string): void {
-    if (this.untrackedEffects?.delete(name) && this.untrackedEffects.size === 0) this.untrackedEffects = undefined;
-  }
-
-  /** A Bind or Close gives `portal` these effects (see PortalEffects.change). */
-  private changePortal(session: SessionState, portal: string, effects: readonly SessionEffect[], statement?: string): SlotUndo | undefined {
-    const undo = this.portals.change(portal, effects, statement);
-    if (this.portals.overflowed) {
-      this.portals.overflowed = false;
+  /**
+   * A Bind or Close gives a portal these effects, or a Parse an untracked named statement (`names`
+   * says which: see EffectsByName.change). Past as many names as pgway follows, the client stays
+   * on its connection.
+   */
+  private changeEffects(session: SessionState, names: EffectsByName, name: string, effects: readonly SessionEffect[], statement?: string): SlotUndo | undefined {
+    const undo = names.change(name, effects, statement);
+    if (names.overflowed) {
+      names.overflowed = false;
       this.stopFollowing(session);
     }
     return undo;
@@ -677,7 +651,7 @@ export class RequestWriter implements OwnWrites {
   private onTarget(server: ServerConnection, session: SessionState, code: number, buf: Buffer, start: number, end: number): boolean {
     const [type, name] = targetOf(buf, start, end);
     if (type === 0x50 /* P */) {
-      const undo = code === Frontend.Close ? this.changePortal(session, name, NO_EFFECTS) : undefined;
+      const undo = code === Frontend.Close ? this.changeEffects(session, this.portals, name, NO_EFFECTS) : undefined;
       return undo !== undefined && this.passAsIs(server, Slot.Close, buf, start, end, undo);
     }
     if (name === '' && code === Frontend.Close) {
@@ -702,7 +676,7 @@ export class RequestWriter implements OwnWrites {
       if (!this.unnamed.here(server)) return this.refuseUnnamed(server, Slot.Describe);
     }
     // An untracked statement closed: its effects go with it.
-    if (!this.tracked && code === Frontend.Close && name !== '') this.forgetUntrackedName(name);
+    if (!this.tracked && code === Frontend.Close && name !== '') this.untracked.forget(name);
     const stmt = name ? this.statementFor(session, name) : undefined;
     if (!stmt) return name !== '' && this.tracked && this.notOwnStatement(server, session, slot, name);
     this.beforeOwnWrite(server);
