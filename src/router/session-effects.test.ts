@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { classifySessionEffects, classifySessionEffectsIn, initSessionEffects, setConfigCallEffects, type PinReason, type SessionEffect } from './session-effects.js';
+import { classifySessionEffects, classifySessionEffectsIn, initSessionEffects, type PinReason, type SessionEffect } from './session-effects.js';
+import { setConfigCallEffects } from './setting-effects.js';
 
 beforeAll(async () => {
   await initSessionEffects();

@@ -14,11 +14,12 @@
 import { LRUCache } from 'lru-cache';
 import {
   loadModule, parseSync, scanSync,
-  type AlterTableStmt, type DropStmt, type ExplainStmt, type FuncCall, type Node, type PrepareStmt, type RangeVar, type RawStmt, type RenameStmt, type ScanToken,
-  type SelectStmt, type VariableSetStmt,
+  type AlterTableStmt, type DropStmt, type ExplainStmt, type Node, type PrepareStmt, type RangeVar, type RawStmt, type RenameStmt, type ScanToken,
 } from 'libpg-query';
 import { mayHaveSessionEffects, mayHaveSessionEffectsIn } from './effect-precheck.js';
-import { constBool, constText, createsInTempSchema, flattenSetArgs, foldGucName, paramNumber, parseBool } from './guc-value.js';
+import { onCalls } from './call-effects.js';
+import { parseBool } from './guc-value.js';
+import { onVariableSet, pin, unpin, type SettingsOut } from './setting-effects.js';
 
 export type PinReason =
   | 'listen' | 'advisory-lock' | 'temp-table' | 'hold-cursor' | 'session-authorization'
@@ -89,66 +90,9 @@ export interface Classification {
   readonly parseError?: string;
 }
 
-/**
- * Settings that decide how PostgreSQL reads a statement's text when it prepares it, which it keeps
- * for as long as the statement lives: the encoding the bytes are decoded in, how the lexer takes
- * quotes and backslashes, the names a path resolves ("$user" by the current role), and the values
- * literals turn into at analysis (dates, times, intervals, money, arrays, xml, `= NULL`).
- */
-export const READING_SETTINGS = [
-  'search_path', 'role', 'client_encoding', 'standard_conforming_strings', 'backslash_quote',
-  'timezone', 'timezone_abbreviations', 'datestyle', 'intervalstyle', 'lc_monetary',
-  'array_nulls', 'transform_null_equals', 'xmloption',
-] as const;
-const READS: ReadonlySet<string> = new Set(READING_SETTINGS);
-/**
- * Settings a client can change that the server reports (ParameterStatus) beyond READING_SETTINGS:
- * a SET LOCAL of one is followed too, as the value reported at the end of its request may be the
- * local one (see SessionState.apply).
- */
-const REPORTED: ReadonlySet<string> = new Set(['application_name', 'default_transaction_read_only', 'scram_iterations']);
-
-/** Whether an effect changes how the session reads statement text (see READING_SETTINGS) once it runs. */
-export const changesReading = (e: SessionEffect): boolean =>
-  e.kind === 'reset-all' || ((e.kind === 'set' || e.kind === 'reset') && READS.has(e.name)) ||
-  (e.kind === 'set-local' && (e.name === '' || e.name === 'session_authorization' || READS.has(e.name)));
-
-/**
- * Settings not laid on again when the client moves. seed is an action, not state: SET seed reseeds
- * random() once, and laid on again at each move it would restart random()'s sequence. temp_buffers
- * cannot be changed on a connection where a temporary table was used with another value: laid on
- * there, it would end the client (22023) for a setting that matters only to its own temporary tables,
- * which pin it to the connection where it set it.
- */
-export const NOT_CARRIED: ReadonlySet<string> = new Set(['seed', 'temp_buffers']);
-
-/** Settings RESET ALL does not touch (GUC_NO_RESET_ALL). DISCARD ALL resets role explicitly. */
-export const RESET_ALL_KEEPS: ReadonlySet<string> = new Set(['role', 'session_authorization']);
-
 const WALK_NEEDLES = ['set_config', 'advisory', 'execute', 'u&'];
 const CURSOR_OPT_HOLD = 0x20; // parsenodes.h
-/** Settings that only exist per transaction: a session-level SET of them changes the current transaction only. */
-const TRANSACTION_SCOPED: ReadonlySet<string> = new Set(['transaction_isolation', 'transaction_read_only', 'transaction_deferrable']);
-const SESSION_CHARACTERISTICS: Readonly<Record<string, string>> = {
-  transaction_isolation: 'default_transaction_isolation',
-  transaction_read_only: 'default_transaction_read_only',
-  transaction_deferrable: 'default_transaction_deferrable',
-};
-/** Statements whose expressions are stored, not run, when the statement runs. */
-const NOT_EXECUTING: ReadonlySet<string> = new Set([
-  'PrepareStmt', 'CreateFunctionStmt', 'ViewStmt', 'RuleStmt', 'CreateTrigStmt', 'CreatePolicyStmt',
-  'AlterPolicyStmt', 'CreateStmt', 'CreateDomainStmt', 'AlterDomainStmt', 'IndexStmt',
-]);
-const ADVISORY_LOCKS: ReadonlySet<string> = new Set([
-  'pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared',
-]);
-/** Calls after which the session may hold no advisory lock: an unlock, or a lock that may not have been taken. */
-const ADVISORY_MAYBE_FREE: ReadonlySet<string> = new Set([
-  'pg_advisory_unlock', 'pg_advisory_unlock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared',
-]);
 
-const pin = (reason: PinReason, name?: string): SessionEffect => (name === undefined ? { kind: 'pin', reason } : { kind: 'pin', reason, name });
-const unpin = (reason: PinReason): SessionEffect => ({ kind: 'unpin', reason });
 const SKIPPED: Classification = Object.freeze({ effects: Object.freeze([]), local: false, statements: 0, parsed: false });
 
 let ready = false;
@@ -235,7 +179,7 @@ function classifyUncached(sql: string): Classification {
 
 const isDiscardAll = (node: Node): boolean => 'DiscardStmt' in node && node.DiscardStmt.target === 'DISCARD_ALL';
 
-interface Collector { effects: SessionEffect[]; local: boolean; readonly walkCalls: boolean; readonly text: SqlText }
+interface Collector extends SettingsOut { readonly walkCalls: boolean; readonly text: SqlText }
 
 function onStatement(node: Node, raw: RawStmt, out: Collector): void {
   if ('VariableSetStmt' in node) onVariableSet(node.VariableSetStmt, out);
@@ -284,62 +228,6 @@ function onStatement(node: Node, raw: RawStmt, out: Collector): void {
   const temp = createdTempObject('ExplainStmt' in node && analyzes(node.ExplainStmt) ? node.ExplainStmt.query ?? node : node);
   if (temp !== undefined) out.effects.push(pin('temp-table', temp === null ? undefined : temp));
   if (out.walkCalls) onCalls(node, out);
-}
-
-// --- SET / RESET ---------------------------------------------------------------------------------
-
-function onVariableSet(s: VariableSetStmt, out: Collector): void {
-  if (s.is_local === true) {
-    const name = foldGucName(s.name ?? '');
-    const read = name === 'search_path' || name === 'standard_conforming_strings' || name === 'role';
-    localSetting(name, read ? flattenSetArgs(name, s.args ?? []) : undefined, out);
-    return;
-  }
-  switch (s.kind) {
-    case 'VAR_SET_VALUE': {
-      const name = foldGucName(s.name ?? '');
-      const value = flattenSetArgs(name, s.args ?? []);
-      if (value === undefined) out.effects.push(pin('unparseable-session-statement'));
-      else setting(name, value, out);
-      return;
-    }
-    case 'VAR_SET_DEFAULT': // SET x TO DEFAULT, SET TIME ZONE LOCAL/DEFAULT
-    case 'VAR_RESET':
-      setting(foldGucName(s.name ?? ''), null, out);
-      return;
-    case 'VAR_RESET_ALL':
-      out.effects.push({ kind: 'reset-all' });
-      return;
-    case 'VAR_SET_MULTI':
-      if (s.name === 'SESSION CHARACTERISTICS') onSessionCharacteristics(s.args ?? [], out);
-      else out.local = true; // SET TRANSACTION ..., SET TRANSACTION SNAPSHOT
-      return;
-    default: // VAR_SET_CURRENT: the value is whatever the server has now
-      out.effects.push(pin('unparseable-session-statement'));
-  }
-}
-
-/** SET SESSION CHARACTERISTICS AS TRANSACTION ... sets the default_transaction_* settings. */
-function onSessionCharacteristics(items: Node[], out: Collector): void {
-  for (const item of items) {
-    const def = 'DefElem' in item ? item.DefElem : undefined;
-    const name = def?.defname === undefined ? undefined : SESSION_CHARACTERISTICS[def.defname];
-    const value = name === undefined || def?.arg === undefined ? undefined : flattenSetArgs(name, [def.arg]);
-    if (name === undefined || value === undefined) out.effects.push(pin('unparseable-session-statement'));
-    else setting(name, value, out);
-  }
-}
-
-/** One session-level setting change; null means back to the default. */
-function setting(name: string, value: string | null, out: Collector): void {
-  if (NOT_CARRIED.has(name)) return;
-  if (TRANSACTION_SCOPED.has(name)) {
-    out.local = true; // as SET TRANSACTION: replaying it elsewhere would fail outside a fresh transaction
-  } else if (name === 'session_authorization') {
-    // Changing the session user also resets the role; the new identity cannot be re-created elsewhere.
-    out.effects.push(value === null ? unpin('session-authorization') : pin('session-authorization'), { kind: 'reset', name: 'role' });
-  } else if (value === null) out.effects.push({ kind: 'reset', name });
-  else out.effects.push({ kind: 'set', name, value });
 }
 
 // --- PREPARE -------------------------------------------------------------------------------------
@@ -531,160 +419,6 @@ function inTempSchema(names: Node[] | undefined): boolean {
 
 function isTempSchema(schema: string | undefined): boolean {
   return schema === 'pg_temp' || (schema?.startsWith('pg_temp_') ?? false);
-}
-
-// --- function calls and nested EXECUTE -----------------------------------------------------------
-
-interface Found { calls: FuncCall[]; executes: { name: string; runs: boolean }[] }
-
-/**
- * set_config() and advisory-lock calls anywhere in a statement that runs its expressions, plus
- * EXECUTE nested in EXPLAIN or CREATE TABLE AS. A session set_config() is tracked only where it runs
- * exactly once (a direct target of a top-level SELECT with no FROM, WHERE, LIMIT...); elsewhere it pins.
- * pg_advisory_unlock_all() unpins under the same rule; a lock pins wherever it appears.
- */
-function onCalls(node: Node, out: Collector): void {
-  const found: Found = { calls: [], executes: [] };
-  walk(node, found);
-  for (const { name, runs } of found.executes) out.effects.push({ kind: 'execute', name, runs });
-  if (found.calls.length === 0) return;
-  const once = 'SelectStmt' in node ? runsOnce(node.SelectStmt) : new Set<FuncCall>();
-  let lock = false;
-  let unlockAll = false;
-  let maybeFree = false;
-  for (const call of found.calls.sort((a, b) => (a.location ?? 0) - (b.location ?? 0))) {
-    const fn = functionName(call);
-    if (fn === 'set_config') onSetConfig(call, once.has(call), out);
-    else if (fn === 'pg_advisory_unlock_all') unlockAll ||= once.has(call);
-    else if (fn !== undefined && ADVISORY_LOCKS.has(fn)) lock = true;
-    if (fn !== undefined && ADVISORY_MAYBE_FREE.has(fn)) maybeFree = true;
-  }
-  if (unlockAll) out.effects.push(unpin('advisory-lock'));
-  if (lock) out.effects.push(pin('advisory-lock')); // after the unpin: when both appear, stay pinned
-  if (maybeFree) out.effects.push({ kind: 'recheck', reason: 'advisory-lock' });
-}
-
-/** Iterative pre-order walk: expressions nest as deep as the SQL does (a || b || ... thousands deep). */
-function walk(root: Node, found: Found): void {
-  // explained: not executing only because an EXPLAIN without ANALYZE plans it.
-  const stack: { key: string; value: unknown; executing: boolean; explained: boolean }[] = [{ key: '', value: root, executing: true, explained: false }];
-  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
-    const { key, value, executing, explained } = item;
-    if (typeof value !== 'object' || value === null) continue;
-    if (key === 'FuncCall' && executing) found.calls.push(value as FuncCall); // libpg-query's AST shape
-    else if (key === 'ExecuteStmt' && 'name' in value && typeof value.name === 'string') found.executes.push({ name: value.name, runs: executing });
-    if (Array.isArray(value)) {
-      for (let i = value.length - 1; i >= 0; i--) stack.push({ key: '', value: value[i] as unknown, executing, explained });
-      continue;
-    }
-    const entries = Object.entries(value);
-    for (let i = entries.length - 1; i >= 0; i--) {
-      const [childKey, child] = entries[i] ?? ['', undefined];
-      const plansOnly = childKey === 'ExplainStmt' && !explainAnalyzes(child);
-      const runs = executing && !NOT_EXECUTING.has(childKey) && !plansOnly;
-      const planned = (executing && plansOnly) || (explained && !NOT_EXECUTING.has(childKey));
-      // EXPLAIN EXECUTE plans the statement, but evaluates the parameters it is given (ExplainExecuteQuery).
-      if (key === 'ExecuteStmt' && childKey === 'params' && explained) stack.push({ key: childKey, value: child, executing: true, explained: false });
-      else stack.push({ key: childKey, value: child, executing: runs, explained: planned });
-    }
-  }
-}
-
-function explainAnalyzes(explain: unknown): boolean {
-  const options = typeof explain === 'object' && explain !== null && 'options' in explain && Array.isArray(explain.options) ? (explain.options as Node[]) : [];
-  for (const option of options) {
-    if (!('DefElem' in option) || option.DefElem.defname !== 'analyze') continue;
-    const arg = option.DefElem.arg;
-    if (arg === undefined) return true;
-    if ('String' in arg) return parseBool(arg.String.sval ?? '') !== false;
-    if ('Integer' in arg) return (arg.Integer.ival ?? 0) !== 0;
-    return true;
-  }
-  return false;
-}
-
-/** The calls that run exactly once: direct targets of a SELECT without FROM, WHERE, GROUP, LIMIT, set ops. */
-function runsOnce(s: SelectStmt): Set<FuncCall> {
-  const once = new Set<FuncCall>();
-  const simple = s.fromClause === undefined && s.whereClause === undefined && s.groupClause === undefined &&
-    s.havingClause === undefined && s.limitCount === undefined && s.limitOffset === undefined &&
-    s.valuesLists === undefined && s.larg === undefined && (s.op ?? 'SETOP_NONE') === 'SETOP_NONE';
-  if (!simple) return once;
-  for (const target of s.targetList ?? []) {
-    const val = 'ResTarget' in target ? target.ResTarget.val : undefined;
-    if (val !== undefined && 'FuncCall' in val) once.add(val.FuncCall);
-  }
-  return once;
-}
-
-/** Bare or pg_catalog-qualified name of a call; undefined for other schemas. */
-function functionName(call: FuncCall): string | undefined {
-  const names = (call.funcname ?? []).map((n) => ('String' in n ? n.String.sval ?? '' : ''));
-  if (names.length === 1) return names[0];
-  return names.length === 2 && names[0] === 'pg_catalog' ? names[1] : undefined;
-}
-
-/**
- * SET LOCAL, set_config(..., true): not carried anywhere, but statements prepared until the
- * transaction ends are read under it where it is a reading setting (the session user decides what
- * "$user" means too), and a CREATE under a local search_path that lists pg_temp first lands in the
- * temp schema (see createsInTempSchema).
- */
-function localSetting(name: string, value: string | undefined, out: Collector): void {
-  out.local = true;
-  if (name === 'role') out.effects.push(value === undefined ? { kind: 'set-local', name } : { kind: 'set-local', name, value });
-  else if (name === '' || name === 'session_authorization' || READS.has(name) || REPORTED.has(name)) out.effects.push({ kind: 'set-local', name });
-  if (name === 'search_path' && createsInTempSchema(value ?? '')) out.effects.push(pin('temp-table'));
-  // A backslash escapes a quote for the rest of the transaction: what follows may not read as pgway reads it.
-  if (name === 'standard_conforming_strings' && value !== undefined && parseBool(value) === false) out.effects.push(pin('unparseable-session-statement'));
-}
-
-/** set_config(setting_name, new_value, is_local): a NULL value resets, a NULL is_local means false. */
-function onSetConfig(call: FuncCall, once: boolean, out: Collector): void {
-  const args = setConfigArgs(call.args ?? []);
-  const isLocal = args === undefined ? undefined : constBool(args[2]);
-  const name = args === undefined ? undefined : constText(args[0]);
-  const value = args === undefined ? undefined : constText(args[1]);
-  const param = value === undefined && args !== undefined ? paramNumber(args[1]) : undefined;
-  if (once && isLocal === false && typeof name === 'string' && param !== undefined) out.effects.push({ kind: 'set-param', name: foldGucName(name), param });
-  else setConfigEffect(name, value, isLocal, once, out);
-}
-
-/** set_config() of these arguments (undefined: not known to pgway), run exactly once where `once`. */
-function setConfigEffect(name: string | null | undefined, value: string | null | undefined, isLocal: boolean | undefined, once: boolean, out: Collector): void {
-  if (isLocal === true) {
-    localSetting(name == null ? '' : foldGucName(name), value ?? undefined, out);
-    return;
-  }
-  if (name === null) return; // fails at run time: "SET requires parameter name"
-  if (!once || isLocal === undefined || name === undefined || value === undefined) out.effects.push(pin('unparseable-session-statement'));
-  else setting(foldGucName(name), value, out);
-}
-
-/** set_config(text, text, boolean) in pg_catalog: the OIDs of built-in functions are fixed (pg_proc.dat). */
-export const SET_CONFIG_OID = 2078;
-
-/**
- * The session effects of a FunctionCall (protocol 'F') of set_config, SET_CONFIG_OID, with these
- * arguments (undefined: unreadable): those of SELECT set_config() of the same constants.
- */
-export function setConfigCallEffects(name: string | null | undefined, value: string | null | undefined, isLocal: boolean | undefined): readonly SessionEffect[] {
-  const out: Collector = { effects: [], local: false, walkCalls: false, text: new SqlText('') };
-  setConfigEffect(name, value, isLocal, true, out);
-  return out.effects;
-}
-
-function setConfigArgs(args: Node[]): [Node, Node, Node] | undefined {
-  const slots: (Node | undefined)[] = [undefined, undefined, undefined];
-  const named = ['setting_name', 'new_value', 'is_local'];
-  for (const [i, arg] of args.entries()) {
-    const slot = 'NamedArgExpr' in arg ? named.indexOf(arg.NamedArgExpr.name ?? '') : i;
-    const value = 'NamedArgExpr' in arg ? arg.NamedArgExpr.arg : arg;
-    if (slot < 0 || slot > 2 || slots[slot] !== undefined || value === undefined) return undefined;
-    slots[slot] = value;
-  }
-  const [a, b, c] = slots;
-  return args.length === 3 && a !== undefined && b !== undefined && c !== undefined ? [a, b, c] : undefined;
 }
 
 function deepFreeze(c: Classification): Classification {

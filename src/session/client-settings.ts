@@ -3,7 +3,7 @@
  * the one statement that lays them on whichever server connection serves it next (see
  * SessionState.resync). SessionState decides when a SET counts; this is what it counts into.
  */
-import { READING_SETTINGS, RESET_ALL_KEEPS } from '../router/session-effects.js';
+import { READING_SETTINGS, RESET_ALL_KEEPS } from '../router/setting-effects.js';
 import { setConfigCall } from './startup-params.js';
 
 /** The role setting's value for none: the session user's own privileges. */

@@ -4,7 +4,8 @@
  * None at all, nearly always, is the one frozen NO_EFFECTS: no array per message.
  */
 import { parseBool } from '../router/guc-value.js';
-import { classifySessionEffectsIn, SET_CONFIG_OID, setConfigCallEffects, type SessionEffect } from '../router/session-effects.js';
+import { classifySessionEffectsIn, type SessionEffect } from '../router/session-effects.js';
+import { SET_CONFIG_OID, setConfigCallEffects } from '../router/setting-effects.js';
 import { bindParameterText, bindValueCount, functionCallArgument } from '../wire/decode.js';
 
 export const NO_EFFECTS: readonly SessionEffect[] = Object.freeze([]);

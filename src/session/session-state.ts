@@ -11,7 +11,8 @@
 import { Slot } from '../pool/expected-responses.js';
 import { UNKNOWN_SETTINGS, type ServerConnection } from '../pool/server-connection.js';
 import { foldGucName, parseBool } from '../router/guc-value.js';
-import { changesReading, isTransactionMarker, type PinReason, type SessionEffect } from '../router/session-effects.js';
+import { isTransactionMarker, type PinReason, type SessionEffect } from '../router/session-effects.js';
+import { changesReading } from '../router/setting-effects.js';
 import { TxStatus } from '../wire/codes.js';
 import * as msg from '../wire/messages.js';
 import { ClientSettings } from './client-settings.js';

@@ -4,7 +4,7 @@
  */
 
 import { FeatureNotSupportedError, InvalidStartupOptionsError, ReadOnlySettingError } from '../errors.js';
-import { NOT_CARRIED } from '../router/session-effects.js';
+import { NOT_CARRIED } from '../router/setting-effects.js';
 
 /** Startup keys that are not settings: they pick the connection, not its state. */
 const NOT_SETTINGS = new Set(['user', 'database', 'replication', 'options']);
