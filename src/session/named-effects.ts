@@ -57,7 +57,7 @@ export class EffectsByName {
   /**
    * More names with effects were in use at once than pgway follows: it forgot them, and the client
    * must stay on its connection, where what they do concerns no other client (as past
-   * SessionState's MAX_STAGED). Cleared by whoever pins it.
+   * SessionState's MAX_STAGED). Cleared by whoever pins it, and when every name goes (clear).
    */
   overflowed = false;
 
@@ -101,6 +101,7 @@ export class EffectsByName {
   clear(): void {
     this.named = undefined;
     this.lastChange = undefined;
+    this.overflowed = false;
   }
 
   /** `name` runs these effects now (a change taken back, none after it standing, sets it so too). */

@@ -23,7 +23,7 @@ import type { HeldFrames } from './held-frames.js';
 import { bindStatement, closeStatement, renameBind, targetOf, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
 import { alreadyExists, NO_DATA, NO_UNNAMED_STATEMENT, noSuchStatement, STALE_PLAN } from './statement-answers.js';
 import { Next, StatementCopies } from './statement-copies.js';
-import { DropAllTakeBack } from './statement-undos.js';
+import { BothUndone, DropAllTakeBack } from './statement-undos.js';
 import type { SessionState } from './session-state.js';
 import { namesSqlStatement } from './sql-placement.js';
 import { sqlDefinition } from './sql-statements.js';
@@ -542,6 +542,7 @@ export class RequestWriter implements OwnWrites {
    * server-side name and prepared where missing. Returns true when the frame was handled here.
    */
   private onBind(server: ServerConnection, session: SessionState, buf: Buffer, start: number, end: number): boolean {
+    this.followOverflow(session);
     let portal = '';
     let stmtAt = start + 6;
     if (buf[start + 5] !== 0) [portal, stmtAt] = readCString(buf, start + 5, end);
@@ -618,29 +619,47 @@ export class RequestWriter implements OwnWrites {
   }
 
   /**
-   * An Execute: the effects of the statement behind its portal are staged, each time it runs.
-   * Returns true when the frame was written here.
+   * An Execute: the effects of the statement behind its portal are staged. A portal runs its
+   * statement once: an Execute after the first fetches what is left of its rows (SELECT 0 for a
+   * set_config) or is refused (a SET's portal "cannot be run"), so its effects are spent then,
+   * unless the server skips or refuses this one. Returns true when the frame was written here.
    */
   private onExecute(server: ServerConnection, session: SessionState, buf: Buffer, start: number, end: number): boolean {
-    const effects = this.portals.get(buf[start + 5] === 0 ? '' : readCString(buf, start + 5, end)[0]);
-    if (!effects) return false;
+    this.followOverflow(session);
+    const name = buf[start + 5] === 0 ? '' : readCString(buf, start + 5, end)[0];
+    const effects = this.portals.get(name);
+    if (effects === undefined || effects.length === 0) return false;
     this.stage(session, effects);
     if (this.tracked && effects.some(changesSearchPath)) this.pathChanged = true;
-    if (!this.pooled) return false;
-    for (const e of effects) {
-      // A bound PREPARE runs here (sqlPlacement left the name unknown at its Bind); if the request
-      // fails, SqlStatements.settle makes the name unknown again.
-      if (e.kind === 'prepare' && server.statements.sql.get(e.name) === SQL_UNKNOWN) {
-        server.statements.sql.set(e.name, sqlDefinition(e.name, e.sql, e.paramTypes, session.readingContext));
+    const spent = this.changeEffects(session, this.portals, name, NO_EFFECTS)!;
+    let undo: SlotUndo = spent;
+    if (this.pooled) {
+      for (const e of effects) {
+        // A bound PREPARE runs here (sqlPlacement left the name unknown at its Bind); if the request
+        // fails, SqlStatements.settle makes the name unknown again.
+        if (e.kind === 'prepare' && server.statements.sql.get(e.name) === SQL_UNKNOWN) {
+          server.statements.sql.set(e.name, sqlDefinition(e.name, e.sql, e.paramTypes, session.readingContext));
+        }
       }
+      // DEALLOCATE ALL and DISCARD ALL are not transactional: once the Execute is answered, what it
+      // dropped stays dropped whatever fails after it in the group. Taken back only if the server
+      // refuses or skips this Execute.
+      if (effects.some(dropsAllStatements)) undo = new BothUndone(spent, this.dropAllStatements(server));
     }
-    if (!effects.some(dropsAllStatements)) return false;
-    // DEALLOCATE ALL and DISCARD ALL are not transactional: once the Execute is answered, what it
-    // dropped stays dropped whatever fails after it in the group. Taken back only if the server
-    // refuses or skips this Execute.
-    server.expectForwarded(Slot.Execute, this.dropAllStatements(server));
+    server.expectForwarded(Slot.Execute, undo);
     this.held.emit(buf, start, end, server);
     return true;
+  }
+
+  /**
+   * An undo of a change of portals or untracked statements pushed them past what pgway follows
+   * (see EffectsByName.overflowed): it forgot what they run, and the client stays on its connection.
+   */
+  private followOverflow(session: SessionState): void {
+    if (!this.portals.overflowed && !this.untracked.overflowed) return;
+    this.portals.overflowed = false;
+    this.untracked.overflowed = false;
+    this.stopFollowing(session);
   }
 
   /**

@@ -16,3 +16,16 @@ export class DropAllTakeBack implements SlotUndo {
     this.serverUndo();
   }
 }
+
+/** Two changes one message made, taken back together. */
+export class BothUndone implements SlotUndo {
+  constructor(
+    private readonly first: SlotUndo,
+    private readonly second: SlotUndo,
+  ) {}
+
+  undo(failed?: boolean, sqlstate?: string): void {
+    this.second.undo(failed, sqlstate);
+    this.first.undo(failed, sqlstate);
+  }
+}
