@@ -35,6 +35,8 @@ class Change implements SlotUndo {
     public before: readonly SessionEffect[],
     /** The server-side statement bound (see ServerConnection's stale plans). */
     readonly statement: string | undefined,
+    /** The group it was written in (the client's Syncs before it). */
+    readonly group: number,
   ) {}
 
   undo(failed?: boolean, sqlstate?: string): void {
@@ -80,15 +82,25 @@ export class EffectsByName {
    * message's slot when the server refusing or skipping it would matter: where the name had
    * effects, or gets some, or a change of it is still unanswered.
    */
-  change(name: string, effects: readonly SessionEffect[], statement?: string): SlotUndo | undefined {
+  change(name: string, effects: readonly SessionEffect[], group: number, statement?: string): SlotUndo | undefined {
     const before = this.get(name) ?? NO_EFFECTS;
     const last = this.lastChange?.get(name);
     this.set(name, effects);
     if (before.length === 0 && effects.length === 0 && last === undefined) return undefined;
-    const change = new Change(this, name, before, statement);
+    const change = new Change(this, name, before, statement, group);
     if (last) last.next = change;
     (this.lastChange ??= new Map()).set(name, change);
     return change;
+  }
+
+  /**
+   * The last change of `name`, made in a group before `group` and not taken back: while the server
+   * has not answered it, what `name` runs is not known (a Bind the server refuses leaves the portal
+   * as it was, and a later group runs it so).
+   */
+  changedBefore(name: string, group: number): SlotUndo | undefined {
+    const last = this.lastChange?.get(name);
+    return last !== undefined && !last.taken && last.group !== group ? last : undefined;
   }
 
   /** `name` went, as the server reads it (a statement closed or deallocated): nothing to take back. */

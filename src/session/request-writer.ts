@@ -70,6 +70,8 @@ export class RequestWriter implements OwnWrites {
    * staged where a portal of one runs, as a tracked statement's are.
    */
   private readonly untracked = new EffectsByName();
+  /** The client's Syncs written: the number of its current extended-protocol group. */
+  private syncs = 0;
   /** A message of the current extended-protocol group (up to its Sync) has been written. */
   private inGroup = false;
   /**
@@ -253,6 +255,7 @@ export class RequestWriter implements OwnWrites {
         }
         case Frontend.Sync:
           this.unnamed.synced();
+          this.syncs++;
           session.requestWritten();
           this.inGroup = false;
           this.groupPlaced = false;
@@ -292,6 +295,10 @@ export class RequestWriter implements OwnWrites {
           break;
         case Frontend.Execute:
           handled = this.portals.any && this.onExecute(server, session, buf, start, end);
+          if (this.stopBefore) {
+            written = i;
+            break;
+          }
           this.inGroup = true;
           break;
         case Frontend.CopyDone:
@@ -602,7 +609,7 @@ export class RequestWriter implements OwnWrites {
    * on its connection.
    */
   private changeEffects(session: SessionState, names: EffectsByName, name: string, effects: readonly SessionEffect[], statement?: string): SlotUndo | undefined {
-    const undo = names.change(name, effects, statement);
+    const undo = names.change(name, effects, this.syncs, statement);
     if (names.overflowed) {
       names.overflowed = false;
       this.stopFollowing(session);
@@ -627,6 +634,13 @@ export class RequestWriter implements OwnWrites {
   private onExecute(server: ServerConnection, session: SessionState, buf: Buffer, start: number, end: number): boolean {
     this.followOverflow(session);
     const name = buf[start + 5] === 0 ? '' : readCString(buf, start + 5, end)[0];
+    // A change of the portal in an earlier group, unanswered yet, may be refused: its answer decides what runs.
+    const pending = this.portals.changedBefore(name, this.syncs);
+    if (pending !== undefined && server.expected.holds(pending)) {
+      this.waitForAnswers = true;
+      this.stopBefore = true;
+      return true;
+    }
     const effects = this.portals.get(name);
     if (effects === undefined || effects.length === 0) return false;
     this.stage(session, effects);
