@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { PoolSettings, ServerTarget } from '../config/schema.js';
-import { PoolTimeoutError, type GatewayError } from '../errors.js';
+import { PoolTimeoutError, ServerConnectError, ServerConnectionLostError, type GatewayError } from '../errors.js';
 import { parameterStatus } from '../wire/messages.js';
 import { nowMs } from '../clock.js';
 import { LatencyHistogram } from './latency-histogram.js';
@@ -201,7 +201,7 @@ export class Pool {
       return conn;
     }
     this.waiters.add(waiter, false, start);
-    this.grow();
+    this.grow(waiter);
     return undefined;
   }
 
@@ -356,6 +356,20 @@ export class Pool {
     const owner = owners.get(conn);
     return owner !== this ? owner : undefined;
   }
+
+  /**
+   * The server ended `conn` while it sat idle here (pg_terminate_backend, a restart): it goes at
+   * once, as PgBouncer drops a server it sees close, so that SHOW POOLS, SHOW SERVERS and /metrics
+   * stay true. min_size opens its replacement (see maintain).
+   */
+  private readonly idleLost = (conn: ServerConnection): void => {
+    const i = this.idle.indexOf(conn);
+    if (i < 0) return;
+    this.idle.splice(i, 1);
+    this.forget(conn);
+    this.checkPausedIdle();
+    this.closeIfDone();
+  };
 
   /** Closes `conn` and stops counting it (this pool, max_db_connections). */
   private forget(conn: ServerConnection): void {
@@ -582,7 +596,8 @@ export class Pool {
    * the first client in line has waited reserve_timeout_ms, as PgBouncer's launch_new_connection
    * decides: one client's long wait does not let those who come after it skip theirs.
    */
-  private grow(): void {
+  /** Opens connections for the clients waiting, up to the pool's size; `asker`: the client whose request asks now (see open). */
+  private grow(asker?: PoolWaiter): void {
     const limit = this.settings.size + (this.waiters.firstWaitedReserve ? this.settings.reserveSize : 0);
     while (!this.closed && !this.retired && !this.paused && this.waiters.length > this.connecting && this.size < limit) {
       if (this.dbLimit.full && !this.dbLimit.evictIdle(this)) {
@@ -592,11 +607,18 @@ export class Pool {
       }
       // An evicted connection's slot went to a pool that wanted one before this one: look for another.
       if (this.dbLimit.full) continue;
-      this.open();
+      this.open(asker);
+      asker = undefined;
     }
   }
 
-  private open(): void {
+  /**
+   * Opens a connection. Should it fail, `asker` (the client whose request asked for it, if still
+   * waiting) hears why instead of waiting out its timeout; the clients waiting already get another
+   * try every server_login_retry_ms (retryLogin) until their query_wait_timeout, so that a server
+   * restart or failover costs them a wait, not their session, as in PgBouncer.
+   */
+  private open(asker?: PoolWaiter): void {
     this.connecting++;
     this.dbLimit.open++;
     const conn = new ServerConnection(this.target, this.credentials);
@@ -606,6 +628,7 @@ export class Pool {
         this.loginFailedAt = 0;
         this.owned.add(conn);
         owners.set(conn, this);
+        conn.idleLost = this.idleLost;
         this.serverParams = new Map(conn.params);
         this.loginBlocks.clear();
         this.active.add(conn);
@@ -617,9 +640,11 @@ export class Pool {
         this.dbLimit.release();
         this.loginFailedAt = nowMs();
         this.log.warn({ err: conn.loginRefusal ?? err.message, pool: this.name }, 'server connection failed');
-        // A waiting client hears why instead of waiting out its timeout; the others get another try.
         // PAUSE holds its clients whatever becomes of a login begun before it.
-        if (!this.paused) this.waiters.shift()?.waiter.onLeaseError(err);
+        if (asker !== undefined && !this.paused && this.waiters.remove(asker)) {
+          // A connection lost while logging in is a failed connect, not a lost transaction.
+          asker.onLeaseError(err instanceof ServerConnectionLostError ? new ServerConnectError('the server closed the connection during login') : err);
+        }
         this.checkPausedIdle();
         this.retryLogin();
         this.closeIfDone();

@@ -120,6 +120,8 @@ export class ServerConnection implements ResponseHandler {
   txStatus: number = TxStatus.Idle;
   readonly createdAt = nowMs();
   lastUsedAt = nowMs();
+  /** Told when the server ends the connection while nobody uses it (see Pool's idleLost). */
+  idleLost: ((conn: ServerConnection) => void) | undefined;
   /** The client session attached now (0: none), for SHOW SERVERS / SHOW CLIENTS. */
   clientId = 0;
 
@@ -1057,6 +1059,7 @@ export class ServerConnection implements ResponseHandler {
 
   private fail(err: Error): void {
     if (this.state === 'closed') return;
+    const idle = this.state === 'idle';
     const sink = this.sink;
     const done = this.internalDone;
     this.internalDone = undefined;
@@ -1064,6 +1067,7 @@ export class ServerConnection implements ResponseHandler {
     this.socket?.destroy();
     sink?.onServerLost(err);
     done?.(err);
+    if (idle) this.idleLost?.(this);
   }
 
   // --- login ---------------------------------------------------------------------------------

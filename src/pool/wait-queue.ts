@@ -84,9 +84,12 @@ export class WaitQueue<W> {
     return { waiter: q.waiter, waitedMs: now - q.since, start: { since: q.since, timedFrom: this.stopped ? now : q.timedFrom } };
   }
 
-  remove(waiter: W): void {
+  /** Takes `waiter` out of the queue; false when it was not in it. */
+  remove(waiter: W): boolean {
     const i = this.queue.findIndex((q) => q.waiter === waiter);
-    if (i >= 0) this.queue.splice(i, 1);
+    if (i < 0) return false;
+    this.queue.splice(i, 1);
+    return true;
   }
 
   clear(): void {
