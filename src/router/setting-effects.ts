@@ -18,12 +18,15 @@ export interface SettingsOut {
  * Settings that decide how PostgreSQL reads a statement's text when it prepares it, which it keeps
  * for as long as the statement lives: the encoding the bytes are decoded in, how the lexer takes
  * quotes and backslashes, the names a path resolves ("$user" by the current role), and the values
- * literals turn into at analysis (dates, times, intervals, money, arrays, xml, `= NULL`).
+ * literals turn into at analysis (dates, times, intervals, money, arrays, xml, `= NULL`). Also those
+ * the output functions PostgreSQL takes for immutable read, whose results it folds into a cached
+ * plan as constants: a float's digits, bytea's format, xml's binary encoding, identifier quoting.
  */
 export const READING_SETTINGS = [
   'search_path', 'role', 'client_encoding', 'standard_conforming_strings', 'backslash_quote',
   'timezone', 'timezone_abbreviations', 'datestyle', 'intervalstyle', 'lc_monetary',
   'array_nulls', 'transform_null_equals', 'xmloption',
+  'extra_float_digits', 'bytea_output', 'xmlbinary', 'quote_all_identifiers',
 ] as const;
 const READS: ReadonlySet<string> = new Set(READING_SETTINGS);
 /**

@@ -67,8 +67,12 @@ export function learnShape(stmt: ClientStatement, shape: string | undefined, gue
   if (stmt.context === stmt.homeContext) stmt.homeShape = shape;
 }
 
-/** Statements PostgreSQL analyses again when their plan is stale (see ClientStatement.checked). */
-const CHECKED = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/|\()*(?:select|insert|update|delete|merge|with|values|table)\b/i;
+/**
+ * Statements PostgreSQL analyses again when their plan is stale and whose result can change shape
+ * (see ClientStatement.checked): its plannable ones and CALL. A `--` comment ends at a newline or a
+ * carriage return, as PostgreSQL's lexer ends it.
+ */
+const CHECKED = /^(?:\s|--[^\n\r]*(?:[\n\r]|$)|\/\*[\s\S]*?\*\/|\()*(?:select|insert|update|delete|merge|with|values|table|call)\b/i;
 
 /** Server-side statement names, by reading context and content, shared by all clients (bounded). */
 const namesByContent = new Map<string, string>();
