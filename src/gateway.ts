@@ -60,7 +60,8 @@ export class Gateway implements SessionContext, AdminView {
   private readonly poolCounters = new Map<string, PoolCounters>();
   private readonly dbLimits = new Map<string, ConnectionLimit>();
   private readonly sessions = new Set<ClientSession>();
-  private readonly cancelKeys = new Map<number, ClientSession>();
+  /** Clients by the secret of their cancel key; two may draw the same one (the pid tells them apart). */
+  private readonly cancelKeys = new Map<number, ClientSession | ClientSession[]>();
   private admittedCount = 0;
   private secureContext: tls.SecureContext | undefined;
   private listeners: net.Server[] = [];
@@ -328,19 +329,30 @@ export class Gateway implements SessionContext, AdminView {
   }
 
   registerCancelKey(session: ClientSession, _pid: number, secret: number): void {
-    this.cancelKeys.set(secret, session);
+    const had = this.cancelKeys.get(secret);
+    if (had === undefined || had === session) this.cancelKeys.set(secret, session);
+    else if (Array.isArray(had)) had.push(session);
+    else this.cancelKeys.set(secret, [had, session]);
   }
 
   cancel(pid: number, secret: number): Promise<void> | undefined {
-    const session = this.cancelKeys.get(secret);
+    const entry = this.cancelKeys.get(secret);
     // Both halves must match, as in PostgreSQL; a wrong key is ignored silently.
-    return session && session.pid === pid ? session.cancelRunning() : undefined;
+    const session = Array.isArray(entry) ? entry.find((s) => s.pid === pid) : entry?.pid === pid ? entry : undefined;
+    return session?.cancelRunning();
   }
 
   closed(session: ClientSession): void {
     if (!this.sessions.delete(session)) return;
     if (session.admitted) this.admittedCount--;
-    if (this.cancelKeys.get(session.secret) === session) this.cancelKeys.delete(session.secret);
+    const entry = this.cancelKeys.get(session.secret);
+    if (entry === session) {
+      this.cancelKeys.delete(session.secret);
+    } else if (Array.isArray(entry)) {
+      const rest = entry.filter((s) => s !== session);
+      if (rest.length === 1) this.cancelKeys.set(session.secret, rest[0]!);
+      else this.cancelKeys.set(session.secret, rest);
+    }
   }
 
   // --- AdminView -------------------------------------------------------------------------------

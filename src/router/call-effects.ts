@@ -38,9 +38,15 @@ export function onCalls(node: Node, out: SettingsOut): void {
   let maybeFree = false;
   for (const call of found.calls.sort((a, b) => (a.location ?? 0) - (b.location ?? 0))) {
     const fn = functionName(call);
-    if (fn === 'set_config') onSetConfig(call, once.has(call), out);
-    else if (fn === 'pg_advisory_unlock_all') unlockAll ||= once.has(call);
-    else if (fn !== undefined && ADVISORY_LOCKS.has(fn)) lock = true;
+    if (fn === 'set_config') {
+      onSetConfig(call, once.has(call), out);
+    } else if (fn === 'pg_advisory_unlock_all') {
+      // Run other than exactly once (in a FROM, under a WHERE), it may or may not have run: the server is asked.
+      if (once.has(call)) unlockAll = true;
+      else maybeFree = true;
+    } else if (fn !== undefined && ADVISORY_LOCKS.has(fn)) {
+      lock = true;
+    }
     if (fn !== undefined && ADVISORY_MAYBE_FREE.has(fn)) maybeFree = true;
   }
   if (unlockAll) out.effects.push(unpin('advisory-lock'));

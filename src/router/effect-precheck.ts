@@ -27,6 +27,8 @@ const COMMITS = ['commit', 'end'];
 const ANYWHERE = ['set_config', 'temp', 'temporary', 'pg_temp', 'hold', 'execute', 'rename', 'cascade', 'pg_settings'];
 /** Any identifier containing this may name an advisory-lock function. */
 const ADVISORY = bytesOf('advisory');
+/** A temp schema by its own name (pg_temp_3), as pg_my_temp_schema() gives it. */
+const PG_TEMP_N = bytesOf('pg_temp_');
 
 /** Keywords by length, as bytes, so a word is compared only with keywords of its own length. */
 const STARTERS_BY_LENGTH = byLength(STARTERS);
@@ -68,8 +70,7 @@ export function mayHaveSessionEffectsIn(buf: Uint8Array, start: number, end: num
     } else if (c <= 32) {
       i++;
     } else if (c === 45 /* - */ && i + 1 < end && buf[i + 1] === 45) {
-      const eol = buf.indexOf(10, i);
-      i = eol < 0 || eol >= end ? end : eol + 1;
+      i = skipLineComment(buf, i, end);
     } else if (c === 47 /* / */ && i + 1 < end && buf[i + 1] === 42) {
       i = skipBlockComment(buf, i, end);
     } else if (c === 39 /* ' */) {
@@ -111,7 +112,8 @@ function interesting(buf: Uint8Array, from: number, to: number, atStart: boolean
   const n = to - from;
   return (atStart && oneOf(starters[n], buf, from, fold)) ||
     oneOf(ANYWHERE_BY_LENGTH[n], buf, from, fold) ||
-    (n >= ADVISORY.length && contains(buf, from, to, ADVISORY, fold));
+    (n >= ADVISORY.length && contains(buf, from, to, ADVISORY, fold)) ||
+    (n > PG_TEMP_N.length && matchesAt(buf, from, PG_TEMP_N, fold));
 }
 
 function oneOf(candidates: Uint8Array[] | undefined, buf: Uint8Array, at: number, fold: boolean): boolean {
@@ -136,6 +138,12 @@ function contains(buf: Uint8Array, from: number, to: number, word: Uint8Array, f
 function hasDoubledQuote(buf: Uint8Array, from: number, to: number): boolean {
   for (let k = from; k + 1 < to; k++) if (buf[k] === 34 && buf[k + 1] === 34) return true;
   return false;
+}
+
+/** A `--` comment ends at a newline or a carriage return, as PostgreSQL's lexer ends it. */
+function skipLineComment(buf: Uint8Array, from: number, end: number): number {
+  for (let i = from + 2; i < end; i++) if (buf[i] === 10 || buf[i] === 13) return i + 1;
+  return end;
 }
 
 function skipBlockComment(buf: Uint8Array, from: number, end: number): number {

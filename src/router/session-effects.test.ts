@@ -255,8 +255,6 @@ describe('advisory locks', () => {
     'CREATE FUNCTION f() RETURNS void LANGUAGE sql BEGIN ATOMIC SELECT pg_advisory_lock(1); END',
     'CREATE TABLE t (a bigint DEFAULT pg_advisory_lock(1))',
     "SELECT 'pg_advisory_lock(1)'",
-    'SELECT pg_advisory_unlock_all() FROM t', // may not run: keep the pin
-    'SELECT 1 WHERE pg_advisory_unlock_all() IS NULL',
   ])('%s does not change the pin', (sql) => {
     expect(effects(sql)).toEqual([]);
   });
@@ -274,6 +272,10 @@ describe('advisory locks', () => {
     'SELECT pg_advisory_unlock(1)',
     'SELECT pg_advisory_unlock_shared(1)',
     'SELECT pg_advisory_unlock(id) FROM jobs',
+    // An unlock of all that may not run, or may run more than once: the server knows.
+    'SELECT pg_advisory_unlock_all() FROM t',
+    'SELECT 1 WHERE pg_advisory_unlock_all() IS NULL',
+    'SELECT * FROM pg_advisory_unlock_all()',
   ])('%s asks the server afterwards whether a lock is left', (sql) => {
     expect(effects(sql)).toEqual([{ kind: 'recheck', reason: 'advisory-lock' }]);
   });
@@ -508,6 +510,16 @@ describe('unparseable SQL and the precheck', () => {
     expect(classifySessionEffects('SELECT temp FROM t')).toEqual({ effects: [], local: false, statements: 1, parsed: true });
     expect(classifySessionEffects('SELECT 1; SET a.b = 2').parsed).toBe(true);
     expect(classifySessionEffects('SELECT "set_config"(\'a.b\', \'1\', false)').parsed).toBe(true);
+  });
+
+  it('ends a -- comment where PostgreSQL does: at a carriage return too', () => {
+    expect(classifySessionEffects('-- note\rSET a.b = 1').effects).toEqual([set('a.b', '1')]);
+    expect(classifySessionEffects('SELECT 1 -- note\r; LISTEN x').effects).toEqual([pin('listen')]);
+  });
+
+  it('takes a temp schema named by number (pg_temp_3) for what it is', () => {
+    expect(classifySessionEffects('CREATE TABLE pg_temp_3.t (x int)').effects).toEqual([pin('temp-table', 't')]);
+    expect(classifySessionEffects('DROP TABLE pg_temp_3.t').effects).toEqual([{ kind: 'drop', reason: 'temp-table', name: 't' }]);
   });
 
   it('reads a message text in place: only its own bytes, multibyte names whole', () => {

@@ -397,7 +397,7 @@ function optionValue(arg: Node | undefined): boolean | undefined {
 function onRename(r: RenameStmt, out: Collector): void {
   const rel = r.relation;
   if (!TEMP_RELATION_KINDS.has(r.renameType ?? '') || rel?.relname === undefined || r.newname === undefined) return;
-  if (rel.schemaname === undefined || rel.schemaname === 'pg_temp') {
+  if (rel.schemaname === undefined || isTempSchema(rel.schemaname)) {
     out.effects.push({ kind: 'rename', reason: 'temp-table', from: rel.relname, to: r.newname });
   }
 }
@@ -405,7 +405,7 @@ function onRename(r: RenameStmt, out: Collector): void {
 function tempRelationName(items: Node[] | undefined): string | undefined {
   const names = (items ?? []).map((n) => ('String' in n ? n.String.sval : undefined));
   if (names.length === 1) return names[0];
-  return names.length === 2 && names[0] === 'pg_temp' ? names[1] : undefined;
+  return names.length === 2 && isTempSchema(names[0]) ? names[1] : undefined;
 }
 
 function isTemp(rel: RangeVar | undefined): boolean {

@@ -684,6 +684,8 @@ export class RequestWriter implements OwnWrites {
   private onTarget(server: ServerConnection, session: SessionState, code: number, buf: Buffer, start: number, end: number): boolean {
     const [type, name] = targetOf(buf, start, end);
     if (type === 0x50 /* P */) {
+      // A WITH HOLD cursor is a portal too: a Close of it goes as a SQL CLOSE does.
+      if (code === Frontend.Close && name !== '' && session.pins.has('hold-cursor')) this.stage(session, [{ kind: 'drop', reason: 'hold-cursor', name }]);
       const undo = code === Frontend.Close ? this.changeEffects(session, this.portals, name, NO_EFFECTS) : undefined;
       return undo !== undefined && this.passAsIs(server, Slot.Close, buf, start, end, undo);
     }
