@@ -93,7 +93,17 @@ function explainAnalyzes(explain: unknown): boolean {
   return false;
 }
 
-/** The calls that run exactly once: direct targets of a SELECT without FROM, WHERE, GROUP, LIMIT, set ops. */
+/** Calls known to return one row, whose run once per row of a FROM-less SELECT is once (see runsOnce). */
+const SCALAR_TARGETS: ReadonlySet<string> = new Set([
+  'set_config', 'current_setting', 'pg_advisory_unlock_all', ...ADVISORY_LOCKS, ...ADVISORY_MAYBE_FREE,
+]);
+
+/**
+ * The calls that run exactly once: direct targets of a SELECT without FROM, WHERE, GROUP, LIMIT, set
+ * ops, and without any other call among its targets. Any other may return a set (generate_series(),
+ * unnest(), a function of the client's), and PostgreSQL then evaluates the whole target list once
+ * per row it yields: again at each Execute of a portal fetched a few rows at a time.
+ */
 function runsOnce(s: SelectStmt): Set<FuncCall> {
   const once = new Set<FuncCall>();
   const simple = s.fromClause === undefined && s.whereClause === undefined && s.groupClause === undefined &&
@@ -102,9 +112,25 @@ function runsOnce(s: SelectStmt): Set<FuncCall> {
   if (!simple) return once;
   for (const target of s.targetList ?? []) {
     const val = 'ResTarget' in target ? target.ResTarget.val : undefined;
-    if (val !== undefined && 'FuncCall' in val) once.add(val.FuncCall);
+    if (val === undefined) continue;
+    const call = 'FuncCall' in val ? val.FuncCall : undefined;
+    const fn = call === undefined ? undefined : functionName(call);
+    if (call !== undefined && fn !== undefined && SCALAR_TARGETS.has(fn) && !hasCall(call.args)) once.add(call);
+    else if (hasCall(val)) return new Set();
   }
   return once;
+}
+
+/** Whether a function call appears anywhere under `root`. */
+function hasCall(root: unknown): boolean {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (typeof value !== 'object' || value === null) continue;
+    if ('FuncCall' in value) return true;
+    for (const child of Object.values(value)) stack.push(child);
+  }
+  return false;
 }
 
 /** Bare or pg_catalog-qualified name of a call; undefined for other schemas. */

@@ -202,6 +202,10 @@ describe('set_config()', () => {
     ["SELECT set_config('x.y', 'z', $1)", [UNPARSEABLE]],
     ["SELECT set_config('search_path', current_setting('search_path') || ', x', false)", [UNPARSEABLE]],
     ["SELECT set_config('x.y', 'z', false) FROM generate_series(1, 3)", [UNPARSEABLE]],
+    // Another call among the targets may return a set: the targets then run once per row it yields.
+    ["SELECT set_config('x.y', 'z', false), generate_series(1, 3)", [UNPARSEABLE]],
+    ["SELECT set_config('x.y', 'z', false), 1 + unnest(ARRAY[1, 2])", [UNPARSEABLE]],
+    ["SELECT set_config('x.y', 'z', false), current_setting('x.y')", [set('x.y', 'z')]],
     ["SELECT 1 WHERE set_config('x.y', 'z', false) IS NOT NULL", [UNPARSEABLE]],
     ["SELECT set_config('x.y', 'z', false) LIMIT 0", [UNPARSEABLE]],
     ["SELECT coalesce(set_config('x.y', 'z', false), '')", [UNPARSEABLE]],
