@@ -15,8 +15,8 @@ import { ClientAuth, type AuthStep } from './client-auth.js';
 import { checkReplicationParam } from './replication-pipe.js';
 import type { SessionContext } from './session-context.js';
 
-/** PostgreSQL's own limit on a startup packet (MAX_STARTUP_PACKET_LENGTH). */
-const MAX_STARTUP_PACKET = 10_000;
+/** PostgreSQL's own limit on a startup packet (MAX_STARTUP_PACKET_LENGTH), counted after its length word. */
+const MAX_STARTUP_PACKET = 10_000 + 4;
 
 const NO_BYTES = Buffer.alloc(0);
 
@@ -167,7 +167,9 @@ export class ClientLogin {
     if (config.listen.tls?.mode === 'require' && !this.host.tls && !this.host.unixSocket) {
       throw new InvalidAuthorizationError('pgway requires TLS: connect with sslmode=require');
     }
-    if (!this.host.admit()) throw new TooManyClientsError(config.limits.maxClientConn);
+    // The admin console is outside max_client_conn, as PgBouncer leaves its admin database: an
+    // operator can still look in when the clients have used up every slot.
+    if (!this.ctx.isAdminDatabase(params.get('database') || user) && !this.host.admit()) throw new TooManyClientsError(config.limits.maxClientConn);
     // We speak 3.0 and no protocol extensions; tell a client that asked for more, as PostgreSQL does.
     if (minor > 0 || protocolOptions.length > 0) this.host.send(msg.negotiateProtocolVersion(0, protocolOptions));
     this.user = this.ctx.user(user);

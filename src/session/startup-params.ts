@@ -5,6 +5,7 @@
 
 import { FeatureNotSupportedError, InvalidStartupOptionsError, ReadOnlySettingError } from '../errors.js';
 import { NOT_CARRIED } from '../router/setting-effects.js';
+import { parseBool } from '../router/guc-value.js';
 
 /** Startup keys that are not settings: they pick the connection, not its state. */
 const NOT_SETTINGS = new Set(['user', 'database', 'replication', 'options']);
@@ -164,7 +165,7 @@ function optionWords(options: string): string[] {
       inWord = true;
     } else if (ch === '\\') {
       escaped = true;
-    } else if (ch === ' ' || ch === '\t' || ch === '\n') {
+    } else if (ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r' || ch === '\f' || ch === '\v') { // isspace(), as pg_split_opts
       if (inWord) words.push(word);
       word = '';
       inWord = false;
@@ -257,7 +258,24 @@ export function reportedParams(server: ReadonlyMap<string, string>, settings: Re
   for (const [name, value] of settings) {
     const key = byLower.get(name);
     if (!key) continue;
-    out.set(key, name === 'client_encoding' && /^utf-?8$|^unicode$/i.test(value) ? 'UTF8' : value);
+    out.set(key, asReported(name, value));
   }
   return out;
+}
+
+/** Reported settings of type boolean, which PostgreSQL reports as on or off however they were set. */
+const REPORTED_BOOLEANS: ReadonlySet<string> = new Set(['standard_conforming_strings', 'default_transaction_read_only']);
+
+/**
+ * A startup setting as the server would report it, where pgway knows how without asking it:
+ * libpq compares standard_conforming_strings with "on" as it stands, and escapes strings and
+ * bytea otherwise as if it were off. Others go as the client gave them (see README).
+ */
+function asReported(name: string, value: string): string {
+  if (name === 'client_encoding' && /^utf-?8$|^unicode$/i.test(value)) return 'UTF8';
+  if (REPORTED_BOOLEANS.has(name)) {
+    const on = parseBool(value);
+    if (on !== undefined) return on ? 'on' : 'off';
+  }
+  return value;
 }
