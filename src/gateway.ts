@@ -321,8 +321,8 @@ export class Gateway implements SessionContext, AdminView {
     return next instanceof Pool ? next : retired;
   }
 
-  admit(session: ClientSession): boolean {
-    if (this.admittedCount >= this.cfg.limits.maxClientConn) return false;
+  admit(session: ClientSession, always = false): boolean {
+    if (!always && this.admittedCount >= this.cfg.limits.maxClientConn) return false;
     this.admittedCount++;
     session.admitted = true;
     return true;

@@ -49,8 +49,8 @@ export interface LoginHost {
   endAfterCancel(sent: Promise<void> | undefined): void;
   /** The StartupMessage names who logs in; the session records it (SHOW CLIENTS, logs). */
   identify(params: Map<string, string>): void;
-  /** Counts the client against max_client_conn; false when the limit is reached. */
-  admit(): boolean;
+  /** Counts the client against max_client_conn; false when the limit is reached, unless `always`. */
+  admit(always?: boolean): boolean;
 }
 
 /** `packets` until a StartupMessage passes its checks, then `password`; `cancelled` after a CancelRequest. */
@@ -167,9 +167,9 @@ export class ClientLogin {
     if (config.listen.tls?.mode === 'require' && !this.host.tls && !this.host.unixSocket) {
       throw new InvalidAuthorizationError('pgway requires TLS: connect with sslmode=require');
     }
-    // The admin console is outside max_client_conn, as PgBouncer leaves its admin database: an
-    // operator can still look in when the clients have used up every slot.
-    if (!this.ctx.isAdminDatabase(params.get('database') || user) && !this.host.admit()) throw new TooManyClientsError(config.limits.maxClientConn);
+    // The admin console counts, but is never refused, as PgBouncer does not limit its admin
+    // database: an operator can still look in when the clients have used up every slot.
+    if (!this.host.admit(this.ctx.isAdminDatabase(params.get('database') || user))) throw new TooManyClientsError(config.limits.maxClientConn);
     // We speak 3.0 and no protocol extensions; tell a client that asked for more, as PostgreSQL does.
     if (minor > 0 || protocolOptions.length > 0) this.host.send(msg.negotiateProtocolVersion(0, protocolOptions));
     this.user = this.ctx.user(user);

@@ -307,8 +307,8 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
     this.database = params.get('database') || this.user;
   }
 
-  admit(): boolean {
-    return this.ctx.admit(this);
+  admit(always?: boolean): boolean {
+    return this.ctx.admit(this, always);
   }
 
   private onData(chunk: Buffer): void {

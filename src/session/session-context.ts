@@ -22,8 +22,8 @@ export interface SessionContext {
   /** The pool that replaced a retired one (same database and user). */
   poolFor(retired: Pool): Pool;
   readonly shuttingDown: boolean;
-  /** Counts the client against max_client_conn; false when the limit is reached. */
-  admit(session: ClientSession): boolean;
+  /** Counts the client against max_client_conn; false when no slot is left, unless `always` (the admin console). */
+  admit(session: ClientSession, always?: boolean): boolean;
   /** Makes (pid, secret) reach this session for cancel requests. */
   registerCancelKey(session: ClientSession, pid: number, secret: number): void;
   /** Passes a CancelRequest on; returns the cancel under way, if one is (see RequestFlow.cancelRunning). */
