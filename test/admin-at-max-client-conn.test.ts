@@ -1,6 +1,6 @@
 // Found by review round 31 B, and fixed: the admin console counts against max_client_conn but is never refused, as in PgBouncer.
-// At max_client_conn, PgBouncer still lets an admin log in to its console (it does not count
-// the admin database against the limit: "dont limit admin db" in client.c), so an operator can
+// At max_client_conn, PgBouncer still lets an admin log in to its console (it does not limit
+// the admin database: "dont limit admin db" in client.c), so an operator can
 // run SHOW CLIENTS while an application floods the pooler. pgway refuses the admin console too.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
