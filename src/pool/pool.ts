@@ -363,12 +363,7 @@ export class Pool {
    * stay true. min_size opens its replacement (see maintain).
    */
   private readonly idleLost = (conn: ServerConnection): void => {
-    const i = this.idle.indexOf(conn);
-    if (i < 0) return;
-    this.idle.splice(i, 1);
-    this.forget(conn);
-    this.checkPausedIdle();
-    this.closeIfDone();
+    if (this.idle.includes(conn)) this.discard(conn);
   };
 
   /** Closes `conn` and stops counting it (this pool, max_db_connections). */

@@ -1,8 +1,8 @@
 /**
  * Session effects by the name of what runs them: the client's portals (a portal runs its
- * statement's effects, a SET or a set_config with its bound value, at each Execute, so pgway notes
- * what each Bind gives it), and its untracked named statements (session mode, or
- * max_prepared_statements 0: their effects are staged where a portal of them runs).
+ * statement's effects, a SET or a set_config with its bound value, at its first Execute, so pgway
+ * notes what each Bind gives it and what that Execute spends), and its untracked named statements
+ * (session mode, or max_prepared_statements 0: their effects are staged where a portal of them runs).
  *
  * A Bind, Close or Parse is noted as it is written, and the server may refuse or skip it. Then the
  * name is as it was: a named portal still open refuses a Bind (42P03), a statement name in use a

@@ -610,10 +610,7 @@ export class RequestWriter implements OwnWrites {
    */
   private changeEffects(session: SessionState, names: EffectsByName, name: string, effects: readonly SessionEffect[], statement?: string): SlotUndo | undefined {
     const undo = names.change(name, effects, this.syncs, statement);
-    if (names.overflowed) {
-      names.overflowed = false;
-      this.stopFollowing(session);
-    }
+    this.followOverflow(session);
     return undo;
   }
 
