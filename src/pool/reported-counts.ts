@@ -1,6 +1,6 @@
 /**
- * What a server connection reported to its clients' requests, counted: errors and the command tags
- * of transaction control. A session reads the counts when a request starts and again when it ends;
+ * What a server connection reported to its clients' requests, counted: errors, the command tags
+ * of transaction control, and those that change the client's SQL-level prepared statements. A session reads the counts when a request starts and again when it ends;
  * the difference says whether the request's effects committed (see SessionState.settle).
  */
 export class ReportedCounts {
@@ -13,6 +13,11 @@ export class ReportedCounts {
   /** CommandCompletes tagged SAVEPOINT and RELEASE. */
   savepoints = 0;
   releases = 0;
+  /**
+   * CommandCompletes a client saw tagged PREPARE, DEALLOCATE (ALL) or DISCARD ALL: its SQL-level
+   * statements that ran, kept whatever later statements of their request do (they are not transactional).
+   */
+  sqlNames = 0;
 
   copyFrom(other: ReportedCounts): void {
     this.errors = other.errors;
@@ -20,5 +25,6 @@ export class ReportedCounts {
     this.commits = other.commits;
     this.savepoints = other.savepoints;
     this.releases = other.releases;
+    this.sqlNames = other.sqlNames;
   }
 }

@@ -942,7 +942,10 @@ export class ServerConnection implements ResponseHandler {
     if (typeof extra === 'object' && 'described' in extra) extra.described(code, buf, start, end);
   }
 
-  /** Counts the tags of transaction control; most tags (SELECT, INSERT, ...) fail the first byte test. */
+  /**
+   * Counts the tags of transaction control, and those of SQL-level statements a client's request
+   * changed (not pgway's own PREPAREs); most tags (SELECT, INSERT, ...) fail the first byte test.
+   */
   private countTransactionEnd(buf: Buffer, start: number, end: number): void {
     const first = buf[start + 5];
     if (first === 0x53 /* S */) {
@@ -951,11 +954,17 @@ export class ServerConnection implements ResponseHandler {
     }
     // DISCARD ALL runs only outside a transaction block and commits at once, as a COMMIT would.
     const discard = first === 0x44 /* D */ && buf[start + 6] === 0x49; /* I: DISCARD, the only tag starting DI */
-    if (first !== 0x52 /* R */ && first !== 0x43 /* C */ && first !== 0x50 /* P */ && !discard) return;
+    const deallocate = first === 0x44 && buf[start + 6] === 0x45 && buf[start + 7] === 0x41; /* DEA: DEALLOCATE, not DELETE */
+    if (first !== 0x52 /* R */ && first !== 0x43 /* C */ && first !== 0x50 /* P */ && !discard && !deallocate) return;
     const tag = buf.toString('latin1', start + 5, end - 1);
+    const client = this.expected.headAction === Action.Forward;
     if (tag === 'ROLLBACK') this.reported.rollbacks++;
-    else if (tag === 'COMMIT' || tag === 'PREPARE TRANSACTION' || tag === 'DISCARD ALL') this.reported.commits++;
-    else if (tag === 'RELEASE') this.reported.releases++;
+    else if (tag === 'COMMIT' || tag === 'PREPARE TRANSACTION') this.reported.commits++;
+    else if (tag === 'DISCARD ALL') {
+      this.reported.commits++;
+      if (client) this.reported.sqlNames++;
+    } else if (tag === 'RELEASE') this.reported.releases++;
+    else if (client && (tag === 'PREPARE' || tag === 'DEALLOCATE' || tag === 'DEALLOCATE ALL')) this.reported.sqlNames++;
   }
 
   // Apart from onFrameEnd: a closure there would cost every frame an allocation (V8 makes the

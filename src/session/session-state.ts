@@ -581,7 +581,9 @@ export class SessionState {
     if (last && status === TxStatus.Idle) this.rereadContext = undefined;
     if (status === TxStatus.Idle) this.localRole?.end();
     if (this.sqlPrepared.unsettled) {
-      this.sqlPrepared.settle(server, server.reported.errors !== this.requests.before.errors, last ? undefined : this.requests.answered);
+      const { reported } = server;
+      const { before } = this.requests;
+      this.sqlPrepared.settle(server, reported.errors !== before.errors, reported.sqlNames - before.sqlNames, last ? undefined : this.requests.answered);
     }
     const { staged, stagedIn } = this;
     const current = this.requests.answered;

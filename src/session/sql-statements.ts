@@ -2,7 +2,8 @@
  * A client's SQL-level prepared statements in the pooled modes (PREPARE / EXECUTE / DEALLOCATE):
  * each name's definition, which GroupPlacement.placeSqlPrepared lays on whichever connection runs
  * the client's EXECUTE; what running it does to the session; and the PREPAREs and DEALLOCATEs
- * written and not yet answered, which a request that fails takes back.
+ * written and not yet answered, which a request that fails takes back unless they ran before the
+ * failure (they are not transactional).
  */
 import type { ServerConnection } from '../pool/server-connection.js';
 import { SQL_UNKNOWN } from '../pool/server-statements.js';
@@ -60,10 +61,13 @@ function localSetting(name: string, value: string | null): string {
 
 /**
  * A PREPARE or DEALLOCATE written in request `request` and not yet answered: what the name meant
- * `before`, and `after` it (undefined: deallocated).
+ * `before`, and `after` it (undefined: deallocated). A DEALLOCATE ALL (or DISCARD ALL) is a change
+ * per name, all of one `statement`, or a change of no name (`name` '') when the client had none.
  */
 interface PendingChange {
   request: number;
+  /** Which statement made the change, counted from 1 (see settle); 0 for one no statement's answer confirms. */
+  statement: number;
   name: string;
   before: { def: string; body: readonly SessionEffect[] | undefined } | undefined;
   after: string | undefined;
@@ -79,6 +83,10 @@ export class SqlStatements {
   /** What running each statement does to the session, where it does anything. */
   private bodies: Map<string, readonly SessionEffect[]> | undefined;
   private readonly pending: PendingChange[] = [];
+  /** Statements noted in `pending` so far (see PendingChange.statement). */
+  private statements = 0;
+  /** The last DEALLOCATE ALL noted: its request and statement (see onTakeBack). */
+  private lastDropAll: { request: number; statement: number } | undefined;
 
   get(name: string): string | undefined {
     return this.defs?.get(name);
@@ -107,7 +115,7 @@ export class SqlStatements {
   prepare(request: number, name: string, sql: string, paramTypes: readonly string[], context: string): void {
     if (this.defs?.has(name)) return;
     const def = sqlDefinition(name, sql, paramTypes, context);
-    this.note(request, name, def);
+    this.note(request, ++this.statements, name, def);
     (this.defs ??= new Map()).set(name, def);
     const { effects: body } = classifySessionEffects(sql);
     if (body.length > 0) (this.bodies ??= new Map()).set(name, body);
@@ -115,39 +123,59 @@ export class SqlStatements {
   }
 
   deallocate(request: number, name: string): void {
-    this.note(request, name, undefined);
+    this.note(request, ++this.statements, name, undefined);
     this.defs?.delete(name);
     this.bodies?.delete(name);
   }
 
   deallocateAll(request: number): void {
-    if (this.defs) for (const name of this.defs.keys()) this.note(request, name, undefined);
+    const statement = ++this.statements;
+    this.lastDropAll = { request, statement };
+    if (this.defs) for (const name of this.defs.keys()) this.note(request, statement, name, undefined);
+    else this.pending.push({ request, statement, name: '', before: undefined, after: undefined });
     this.defs = undefined;
     this.bodies = undefined;
   }
 
-  /** `restore` runs if the request being written fails (see settle). */
+  /**
+   * `restore` runs if the request being written fails (see settle), unless it is part of the
+   * request's DEALLOCATE ALL and that ran.
+   */
   onTakeBack(restore: () => void, request: number): void {
-    this.pending.push({ request, name: '', before: undefined, after: undefined, restore });
+    const dropAll = this.lastDropAll;
+    const statement = dropAll !== undefined && dropAll.request === request ? dropAll.statement : 0;
+    this.pending.push({ request, statement, name: '', before: undefined, after: undefined, restore });
   }
 
   /**
    * The PREPAREs and DEALLOCATEs of the requests answered (`upTo`, or every one written when
-   * undefined) are taken back if `erred`: PostgreSQL refused them (a name in use, a table missing,
-   * an aborted transaction block), and the name means what it meant before, unless a later one
-   * changed it since. Known limit: one that ran before a later statement of the same Query string
-   * failed is taken back too. What the connection holds of those names is then unknown: the next
-   * statement laid on it that names one of them starts with a DEALLOCATE ALL, and so does its next
-   * lease. (After a DEALLOCATE ALL or DISCARD ALL of the client's, every name is in doubt.)
+   * undefined), of which the server answered `ran` with their tag. If the requests `erred`, the
+   * first `ran` statements stay, as PostgreSQL keeps them whatever follows (the server answers in
+   * order, and stops a request at its error); the rest are taken back: PostgreSQL refused them (a
+   * name in use, a table missing, an aborted transaction block) or never ran them, and the name
+   * means what it meant before, unless a later one changed it since. What the connection holds of
+   * those names is then unknown: the next statement laid on it that names one of them starts with a
+   * DEALLOCATE ALL, and so does its next lease. (After a DEALLOCATE ALL or DISCARD ALL of the
+   * client's, every name is in doubt.) Known limit: requests settled together (those whose
+   * ReadyForQuery a COPY swallowed) are counted as one.
    */
-  settle(server: ServerConnection, erred: boolean, upTo?: number): void {
+  settle(server: ServerConnection, erred: boolean, ran: number, upTo?: number): void {
     const pending = this.pending;
     let n = 0;
     while (n < pending.length && (upTo === undefined || pending[n]!.request <= upTo)) n++;
     if (n === 0) return;
     if (erred) {
+      // The last statement that ran (statements are numbered in the order written, and answered so).
+      let lastRan = 0;
+      for (let i = 0, seen = 0; i < n && seen < ran; i++) {
+        const { statement, restore } = pending[i]!;
+        if (restore || statement === lastRan) continue;
+        seen++;
+        lastRan = statement;
+      }
       for (let i = n - 1; i >= 0; i--) {
-        const { name, restore } = pending[i]!;
+        const { name, restore, statement } = pending[i]!;
+        if (statement !== 0 && statement <= lastRan) continue;
         this.takeBack(i, n);
         if (restore) server.statements.deallocateAll = true;
         else server.statements.sql.set(name, SQL_UNKNOWN);
@@ -179,9 +207,9 @@ export class SqlStatements {
     else (this.bodies ??= new Map()).set(name, before.body);
   }
 
-  private note(request: number, name: string, after: string | undefined): void {
+  private note(request: number, statement: number, name: string, after: string | undefined): void {
     const def = this.defs?.get(name);
     const before = def === undefined ? undefined : { def, body: this.bodies?.get(name) };
-    this.pending.push({ request, name, before, after });
+    this.pending.push({ request, statement, name, before, after });
   }
 }
