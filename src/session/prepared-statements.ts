@@ -194,8 +194,8 @@ export class PreparedStatements {
     return change;
   }
 
-  /** Closes `name` as the Close goes out, answered with `frame`; undone if the server skips it. */
-  close(name: string, frame: Buffer): SlotUndo {
+  /** Closes `name` as the Close (or SQL DEALLOCATE) goes out, answered with `frame`; undone if the server skips it. */
+  close(name: string, frame?: Buffer): SlotUndo {
     const change = new StatementChange(this.byClientName, name, this.byClientName.get(name), undefined, frame);
     this.byClientName.delete(name);
     return change;

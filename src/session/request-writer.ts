@@ -238,6 +238,7 @@ export class RequestWriter implements OwnWrites {
             this.unnamed.queryWritten();
           }
           this.stage(session, effects, true);
+          if (this.tracked && effects.length > 0) this.closeDeallocated(session, effects);
           const dropsAll = this.pooled && effects.length > 0 && effects.some(dropsAllStatements);
           if (dropsAll) this.takeBackIfFails(session, this.dropAllStatements(server));
           session.requestWritten();
@@ -450,6 +451,23 @@ export class RequestWriter implements OwnWrites {
     server.statements.deallocateAll = true;
     this.guess(server);
     return new DropAllTakeBack(clientUndo, serverUndo);
+  }
+
+  /**
+   * A Query's SQL DEALLOCATE of a statement the client made with a protocol Parse (Rails drops
+   * those from its statement cache so): the client's name goes, unless the DEALLOCATE does not run
+   * (sqlPlacement held the name on the server for it), and the shared statement stays for others.
+   * What a DEALLOCATE ALL of the text drops goes with it (dropAllStatements).
+   */
+  private closeDeallocated(session: SessionState, effects: readonly SessionEffect[]): void {
+    let closed: Set<string> | undefined;
+    for (const e of effects) {
+      if (e.kind === 'deallocate-all') return;
+      if (e.kind !== 'deallocate' || closed?.has(e.name) || this.statements.get(e.name) === undefined) continue;
+      (closed ??= new Set()).add(e.name);
+      const change = this.statements.close(e.name);
+      session.takeBackIfFails(() => change.undo(), e.name);
+    }
   }
 
   /** A change a request makes: taken back if the request fails (a Query, an untracked Parse). */

@@ -459,9 +459,12 @@ export class SessionState {
 
   // --- against a server connection ------------------------------------------------------------
 
-  /** `restore` runs if the request being written fails (what it changed in the client's other records). */
-  takeBackIfFails(restore: () => void): void {
-    this.sqlPrepared.onTakeBack(restore, this.requests.sent);
+  /**
+   * `restore` runs if the request being written fails (what it changed in the client's other
+   * records), unless the DEALLOCATE of `deallocated` (or DEALLOCATE ALL) that made the change ran.
+   */
+  takeBackIfFails(restore: () => void, deallocated?: string): void {
+    this.sqlPrepared.onTakeBack(restore, this.requests.sent, deallocated);
   }
 
   /** The server answered every request written so far: counts errors, rollbacks and commits from here on. */

@@ -82,7 +82,7 @@ export function sqlPlacement(
         hold(e.name, own);
         continue;
       }
-      if (!allDropped && !definedHere.has(e.name) && clientStatements.get(e.name) !== undefined) {
+      if (!allDropped && !definedHere.has(e.name) && !droppedHere.has(e.name) && clientStatements.get(e.name) !== undefined) {
         // A statement the client prepared through the protocol (renamed on the server) takes the
         // name all the same: a statement held under it makes the server refuse the PREPARE (42P05).
         const placeholder = placeholderStatement(e.name);
@@ -100,10 +100,17 @@ export function sqlPlacement(
       // After the text's own DEALLOCATE of the name, the server answers as it would the client.
       if (!definedHere.has(e.name) && !droppedHere.has(e.name)) {
         const def = clientDef(e.name);
-        // Another client's statement of that name must not answer for this client's statement.
-        if (def === undefined) drop(e.name);
         // A DEALLOCATE needs the name, not the statement, which may no longer prepare (a table dropped).
-        else hold(e.name, def, e.kind === 'execute' ? undefined : placeholderStatement(e.name));
+        if (def !== undefined) hold(e.name, def, e.kind === 'execute' ? undefined : placeholderStatement(e.name));
+        else if (e.kind === 'deallocate' && !bound && !allDropped && clientStatements.get(e.name) !== undefined) {
+          // A statement the client prepared through the protocol (Rails' statement cache drops those
+          // with a SQL DEALLOCATE in a Query): the server finds the name held, and the client's name
+          // goes if the DEALLOCATE runs (RequestWriter.closeDeallocated), the shared statement staying.
+          const placeholder = placeholderStatement(e.name);
+          hold(e.name, placeholder, placeholder);
+        }
+        // Another client's statement of that name must not answer for this client's statement.
+        else drop(e.name);
       }
       if (e.kind === 'deallocate') {
         // Whether it runs is known only from its answer (an error before it in the text, a Parse never executed).

@@ -69,6 +69,8 @@ interface PendingChange {
   /** Which statement made the change, counted from 1 (see settle); 0 for one no statement's answer confirms. */
   statement: number;
   name: string;
+  /** A change of a DEALLOCATE ALL's. */
+  all?: true;
   before: { def: string; body: readonly SessionEffect[] | undefined } | undefined;
   after: string | undefined;
   /** What else the request's failure takes back (the client's protocol-level statements a DEALLOCATE ALL dropped). */
@@ -85,8 +87,6 @@ export class SqlStatements {
   private readonly pending: PendingChange[] = [];
   /** Statements noted in `pending` so far (see PendingChange.statement). */
   private statements = 0;
-  /** The last DEALLOCATE ALL noted: its request and statement (see onTakeBack). */
-  private lastDropAll: { request: number; statement: number } | undefined;
 
   get(name: string): string | undefined {
     return this.defs?.get(name);
@@ -130,21 +130,24 @@ export class SqlStatements {
 
   deallocateAll(request: number): void {
     const statement = ++this.statements;
-    this.lastDropAll = { request, statement };
-    if (this.defs) for (const name of this.defs.keys()) this.note(request, statement, name, undefined);
-    else this.pending.push({ request, statement, name: '', before: undefined, after: undefined });
+    if (this.defs) for (const name of this.defs.keys()) this.note(request, statement, name, undefined, true);
+    else this.pending.push({ request, statement, name: '', before: undefined, after: undefined, all: true });
     this.defs = undefined;
     this.bodies = undefined;
   }
 
   /**
-   * `restore` runs if the request being written fails (see settle), unless it is part of the
-   * request's DEALLOCATE ALL and that ran.
+   * `restore` runs if the request being written fails (see settle), unless it is part of what the
+   * request's first DEALLOCATE of `name` (or DEALLOCATE ALL, when `name` is undefined) did, and that ran.
    */
-  onTakeBack(restore: () => void, request: number): void {
-    const dropAll = this.lastDropAll;
-    const statement = dropAll !== undefined && dropAll.request === request ? dropAll.statement : 0;
-    this.pending.push({ request, statement, name: '', before: undefined, after: undefined, restore });
+  onTakeBack(restore: () => void, request: number, name?: string): void {
+    const { pending } = this;
+    let statement = 0;
+    for (let i = pending.length - 1; i >= 0 && pending[i]!.request === request; i--) {
+      const p = pending[i]!;
+      if (p.restore === undefined && p.after === undefined && (name === undefined ? p.all === true : p.all === undefined && p.name === name)) statement = p.statement;
+    }
+    pending.push({ request, statement, name: '', before: undefined, after: undefined, restore });
   }
 
   /**
@@ -180,8 +183,24 @@ export class SqlStatements {
         if (restore) server.statements.deallocateAll = true;
         else server.statements.sql.set(name, SQL_UNKNOWN);
       }
-    }
+      this.forgetDropped(server, n, lastRan);
+    } else this.forgetDropped(server, n, Infinity);
     pending.splice(0, n);
+  }
+
+  /**
+   * A DEALLOCATE among the first `n` pending changes that ran (up to statement `lastRan`) left the
+   * connection without the name (sqlPlacement marked it unknown until then), unless some other
+   * change is pending for the name.
+   */
+  private forgetDropped(server: ServerConnection, n: number, lastRan: number): void {
+    const { pending } = this;
+    const { sql } = server.statements;
+    for (let i = 0; i < n; i++) {
+      const { name, after, all, restore, statement } = pending[i]!;
+      if (after !== undefined || all || restore || statement > lastRan || sql.get(name) !== SQL_UNKNOWN) continue;
+      if (!pending.some((p, j) => j !== i && p.name === name)) sql.delete(name);
+    }
   }
 
   /** Takes back pending change `i`; those from `firstLater` on are of requests still unanswered. */
@@ -207,9 +226,9 @@ export class SqlStatements {
     else (this.bodies ??= new Map()).set(name, before.body);
   }
 
-  private note(request: number, statement: number, name: string, after: string | undefined): void {
+  private note(request: number, statement: number, name: string, after: string | undefined, all?: true): void {
     const def = this.defs?.get(name);
     const before = def === undefined ? undefined : { def, body: this.bodies?.get(name) };
-    this.pending.push({ request, statement, name, before, after });
+    this.pending.push(all ? { request, statement, name, before, after, all } : { request, statement, name, before, after });
   }
 }
