@@ -193,7 +193,10 @@ export class GroupPlacement {
     if (server.txStatus === TxStatus.Failed) {
       // The client's statement fails (25P02) and pgway's would too: nothing is placed, and nothing
       // changes, unless the text ends the block first.
-      if (!effects.some(endsFailedBlock)) return undefined;
+      if (!effects.some(endsFailedBlock)) {
+        session.sqlLeftAsIs();
+        return undefined;
+      }
       if (sqlPlacement(server, session, this.statements, effects, true).length > 0) return firstStatementName(effects);
     }
     const inject = sqlPlacement(server, session, this.statements, effects, false, bound);

@@ -467,6 +467,11 @@ export class SessionState {
     this.sqlPrepared.onTakeBack(restore, this.requests.sent, deallocated);
   }
 
+  /** The request being written runs in a failed block that it does not end: it changes no statement on the server. */
+  sqlLeftAsIs(): void {
+    this.sqlPrepared.leftAsIs(this.requests.sent);
+  }
+
   /** The server answered every request written so far: counts errors, rollbacks and commits from here on. */
   markRequestStart(server: ServerConnection): void {
     this.requests.answered = this.requests.sent;

@@ -77,9 +77,10 @@ export function sqlPlacement(
       if (definedHere.has(e.name)) continue;
       const own = clientDef(e.name);
       // The client has a statement of that name: PostgreSQL refuses the PREPARE (42P05) and keeps
-      // the first, so the first must be what the server has here.
+      // the first. The server needs the name only (and nothing after the error runs): a placeholder
+      // takes it where the first is not held, as the first may no longer prepare (a table dropped).
       if (own !== undefined) {
-        hold(e.name, own);
+        hold(e.name, own, placeholderStatement(e.name));
         continue;
       }
       if (!allDropped && !definedHere.has(e.name) && !droppedHere.has(e.name) && clientStatements.get(e.name) !== undefined) {

@@ -71,6 +71,8 @@ interface PendingChange {
   name: string;
   /** A change of a DEALLOCATE ALL's. */
   all?: true;
+  /** Written in a failed block it does not end: the server refuses it, and nothing of pgway's was laid on for it. */
+  asIs?: true;
   before: { def: string; body: readonly SessionEffect[] | undefined } | undefined;
   after: string | undefined;
   /** What else the request's failure takes back (the client's protocol-level statements a DEALLOCATE ALL dropped). */
@@ -87,6 +89,8 @@ export class SqlStatements {
   private readonly pending: PendingChange[] = [];
   /** Statements noted in `pending` so far (see PendingChange.statement). */
   private statements = 0;
+  /** The request written in a failed block it does not end (see leftAsIs). */
+  private asIsRequest = -1;
 
   get(name: string): string | undefined {
     return this.defs?.get(name);
@@ -137,6 +141,14 @@ export class SqlStatements {
   }
 
   /**
+   * Request `request` is written in a failed transaction block it does not end: every statement
+   * of it is refused, and the connection holds what it held (nothing was laid on for it).
+   */
+  leftAsIs(request: number): void {
+    this.asIsRequest = request;
+  }
+
+  /**
    * `restore` runs if the request being written fails (see settle), unless it is part of what the
    * request's first DEALLOCATE of `name` (or DEALLOCATE ALL, when `name` is undefined) did, and that ran.
    */
@@ -177,11 +189,11 @@ export class SqlStatements {
         lastRan = statement;
       }
       for (let i = n - 1; i >= 0; i--) {
-        const { name, restore, statement } = pending[i]!;
+        const { name, restore, statement, asIs } = pending[i]!;
         if (statement !== 0 && statement <= lastRan) continue;
         this.takeBack(i, n);
         if (restore) server.statements.deallocateAll = true;
-        else server.statements.sql.set(name, SQL_UNKNOWN);
+        else if (!asIs) server.statements.sql.set(name, SQL_UNKNOWN);
       }
       this.forgetDropped(server, n, lastRan);
     } else this.forgetDropped(server, n, Infinity);
@@ -190,7 +202,7 @@ export class SqlStatements {
 
   /**
    * A DEALLOCATE among the first `n` pending changes that ran (up to statement `lastRan`) left the
-   * connection without the name (sqlPlacement marked it unknown until then), unless some other
+   * connection without the name (sqlPlacement marked it unknown until then), unless a later
    * change is pending for the name.
    */
   private forgetDropped(server: ServerConnection, n: number, lastRan: number): void {
@@ -199,7 +211,7 @@ export class SqlStatements {
     for (let i = 0; i < n; i++) {
       const { name, after, all, restore, statement } = pending[i]!;
       if (after !== undefined || all || restore || statement > lastRan || sql.get(name) !== SQL_UNKNOWN) continue;
-      if (!pending.some((p, j) => j !== i && p.name === name)) sql.delete(name);
+      if (!pending.some((p, j) => j > i && p.name === name)) sql.delete(name);
     }
   }
 
@@ -229,6 +241,9 @@ export class SqlStatements {
   private note(request: number, statement: number, name: string, after: string | undefined, all?: true): void {
     const def = this.defs?.get(name);
     const before = def === undefined ? undefined : { def, body: this.bodies?.get(name) };
-    this.pending.push(all ? { request, statement, name, before, after, all } : { request, statement, name, before, after });
+    const change: PendingChange = { request, statement, name, before, after };
+    if (all) change.all = all;
+    if (request === this.asIsRequest) change.asIs = true;
+    this.pending.push(change);
   }
 }
