@@ -396,6 +396,7 @@ export class Gateway implements SessionContext, AdminView {
       const row = rows.get(pool.name);
       if (row) {
         row.serversActive += stats.active;
+        row.serversTested += stats.tested;
         row.serversUsed += stats.used;
         row.serversIdle += stats.idle;
         row.serversLogin += stats.connecting;
@@ -411,6 +412,7 @@ export class Gateway implements SessionContext, AdminView {
         clientsActive: mine.filter((c) => c.state === 'ready' && !c.isWaiting).length,
         clientsWaiting: mine.filter((c) => c.isWaiting).length,
         serversActive: stats.active,
+        serversTested: stats.tested,
         serversUsed: stats.used,
         serversIdle: stats.idle,
         serversLogin: stats.connecting,
@@ -449,12 +451,14 @@ export class Gateway implements SessionContext, AdminView {
 
   servers(): ServerInfo[] {
     return [...this.poolMap.values(), ...this.retiredPools].flatMap((pool) => {
-      const { database, user } = pool;
-      return pool.connections().map(({ conn, idle }) => ({
+      const { database } = pool;
+      // The role the connection logs in as (a user's server_user), as PgBouncer shows it.
+      const { user } = pool.credentials;
+      return pool.connections().map(({ conn, state }) => ({
         id: conn.id,
         user,
         database,
-        state: idle ? 'idle' : conn.clientId ? 'active' : 'used',
+        state: state === 'active' && !conn.clientId ? 'tested' : state,
         addr: conn.target.host,
         port: conn.target.port,
         connectTime: conn.createdAt,

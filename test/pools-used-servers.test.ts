@@ -1,11 +1,11 @@
 // Found by review round 23 B, and fixed:
 // SHOW POOLS must agree with SHOW SERVERS about a server connection no client is using. A session-mode
 // client leaves; its server connection runs server_reset_query (slow here: 2 s) before going back idle.
-// Meanwhile SHOW SERVERS lists it as `used` with no link, as it should. SHOW POOLS, however, counts it in
+// Meanwhile SHOW SERVERS lists it with no link (state `tested` since review round 32 C). SHOW POOLS, however, counted it in
 // sv_active (which PgBouncer and pgway's README define as servers linked to a client) and leaves sv_used
 // at 0 -- a monitoring script reading SHOW POOLS (or pgway_server_connections{state="active"}, fed from
-// the same numbers) sees a busy server with cl_active 0. PgBouncer counts such a server apart (its
-// SV_TESTED/SV_USED lists), never in sv_active.
+// the same numbers) saw a busy server with cl_active 0. PgBouncer counts such a server apart (its
+// SV_TESTED list, sv_tested), never in sv_active.
 import { describe, expect, it } from 'vitest';
 import { fileGatewayTests } from './helpers/file-gateway.js';
 import { waitFor } from './helpers/pg-helpers.js';
@@ -33,15 +33,16 @@ describe('SHOW POOLS vs SHOW SERVERS while a server connection is being reset', 
     const activeGauge = /pgway_server_connections\{pool="pools_used_servers\/app",state="active"\} (\d+)/.exec(metrics)?.[1];
 
     const linked = servers.filter((s) => s.link !== null).length;
-    const used = servers.filter((s) => s.state === 'used').length;
+    const tested = servers.filter((s) => s.state === 'tested').length;
     expect({
-      showServers: { rows: servers.length, linked, used },
-      showPools: { cl_active: pools[0]?.cl_active, sv_active: pools[0]?.sv_active, sv_used: pools[0]?.sv_used },
+      showServers: { rows: servers.length, linked, tested },
+      showPools: { cl_active: pools[0]?.cl_active, sv_active: pools[0]?.sv_active, sv_tested: pools[0]?.sv_tested },
       metricActive: activeGauge,
     }).toEqual({
-      showServers: { rows: 1, linked: 0, used: 1 },
-      // What SHOW SERVERS says, counted: no server is linked to a client; the one being reset is `used`.
-      showPools: { cl_active: '0', sv_active: '0', sv_used: '1' },
+      showServers: { rows: 1, linked: 0, tested: 1 },
+      // What SHOW SERVERS says, counted: no server is linked to a client; the one being reset is
+      // `tested` (review round 32 C: PgBouncer 1.18 counts a server running its reset query in sv_tested).
+      showPools: { cl_active: '0', sv_active: '0', sv_tested: '1' },
       metricActive: '0',
     });
   });

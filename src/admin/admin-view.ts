@@ -11,7 +11,9 @@ export interface PoolInfo {
   clientsWaiting: number;
   /** Server connections linked to a client. */
   serversActive: number;
-  /** Server connections in use with no client linked (being reset or checked), PgBouncer's sv_used. */
+  /** Server connections in use with no client linked (being reset or checked), PgBouncer's sv_tested. */
+  serversTested: number;
+  /** Idle server connections to be checked before reuse (idle past server_check_delay), PgBouncer's sv_used. */
   serversUsed: number;
   serversIdle: number;
   serversLogin: number;
@@ -20,11 +22,14 @@ export interface PoolInfo {
   counters: PoolCounters;
 }
 
+/** The states a client is shown in (SHOW CLIENTS, pgway_client_connections). */
+export const CLIENT_STATES = ['login', 'active', 'waiting', 'idle'] as const;
+
 export interface ClientInfo {
   id: number;
   user: string;
   database: string;
-  state: 'login' | 'active' | 'waiting' | 'idle';
+  state: (typeof CLIENT_STATES)[number];
   addr: string;
   port: number;
   connectTime: number;
@@ -41,7 +46,7 @@ export interface ServerInfo {
   id: number;
   user: string;
   database: string;
-  state: 'active' | 'idle' | 'login' | 'used';
+  state: 'active' | 'idle' | 'login' | 'used' | 'tested';
   addr: string;
   port: number;
   connectTime: number;

@@ -30,7 +30,7 @@ const PER_FIELD_COLUMNS = STATS_FIELDS.map((f) => PER_FIELD_NAMES[f] ?? f);
 
 /** The columns of every SHOW that hold integers (the rest are text). */
 const INT_COLUMNS: ReadonlySet<string> = new Set([
-  'cl_active', 'cl_waiting', 'sv_active', 'sv_idle', 'sv_used', 'sv_login', 'maxwait', 'maxwait_us', 'paused', // POOLS
+  'cl_active', 'cl_waiting', 'sv_active', 'sv_idle', 'sv_used', 'sv_tested', 'sv_login', 'maxwait', 'maxwait_us', 'paused', // POOLS
   'port', 'wait', 'wait_us', 'link', 'remote_pid', 'prepared_statements', 'id', // CLIENTS, SERVERS
   'pool_size', 'min_pool_size', 'reserve_pool', 'server_lifetime', 'max_connections', 'current_connections', 'disabled', // DATABASES
   // STATS, STATS_TOTALS, STATS_AVERAGES
@@ -79,9 +79,9 @@ function show(view: AdminView, what: string): Table | undefined {
   switch (what) {
     case 'pools':
       return {
-        columns: ['database', 'user', 'cl_active', 'cl_waiting', 'sv_active', 'sv_idle', 'sv_used', 'sv_login', 'maxwait', 'maxwait_us', 'pool_mode', 'paused'],
+        columns: ['database', 'user', 'cl_active', 'cl_waiting', 'sv_active', 'sv_idle', 'sv_used', 'sv_tested', 'sv_login', 'maxwait', 'maxwait_us', 'pool_mode', 'paused'],
         rows: view.pools().map((p) => [
-          p.database, p.user, p.clientsActive, p.clientsWaiting, p.serversActive, p.serversIdle, p.serversUsed, p.serversLogin,
+          p.database, p.user, p.clientsActive, p.clientsWaiting, p.serversActive, p.serversIdle, p.serversUsed, p.serversTested, p.serversLogin,
           Math.floor(p.maxWaitMs / 1000), (p.maxWaitMs % 1000) * 1000, p.mode, p.paused ? 1 : 0,
         ]),
       };
@@ -100,7 +100,8 @@ function show(view: AdminView, what: string): Table | undefined {
       return {
         columns: ['type', 'user', 'database', 'state', 'addr', 'port', 'connect_time', 'request_time', 'link', 'remote_pid', 'tls', 'prepared_statements', 'id'],
         rows: view.servers().map((s) => [
-          'S', s.user, s.database, s.state, s.addr, s.port, iso(s.connectTime), iso(s.requestTime),
+          // A connection logging in is `new` in PgBouncer's SHOW SERVERS.
+          'S', s.user, s.database, s.state === 'login' ? 'new' : s.state, s.addr, s.port, iso(s.connectTime), iso(s.requestTime),
           s.clientId || null, s.pid, s.tls ? 'TLS' : '', s.preparedStatements, s.id,
         ]),
       };
@@ -127,7 +128,7 @@ function show(view: AdminView, what: string): Table | undefined {
         columns: ['name', 'host', 'port', 'database', 'force_user', 'pool_size', 'min_pool_size', 'reserve_pool', 'server_lifetime', 'pool_mode', 'max_connections', 'current_connections', 'paused', 'disabled'],
         rows: view.databasesServed().map((d) => {
           const mine = pools.filter((p) => p.database === d.name);
-          const current = mine.reduce((n, p) => n + p.serversActive + p.serversUsed + p.serversIdle + p.serversLogin, 0);
+          const current = mine.reduce((n, p) => n + p.serversActive + p.serversTested + p.serversUsed + p.serversIdle + p.serversLogin, 0);
           return [
             d.name, d.primary.host, d.primary.port, d.primary.dbname, d.primary.user ?? null, d.pool.size, d.pool.minSize,
             d.pool.reserveSize, Math.round(d.pool.serverLifetimeMs / 1000), d.pool.mode, d.pool.maxDbConnections,

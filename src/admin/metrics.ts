@@ -10,7 +10,7 @@ import type { ErrorEvent, PinEvent } from '../events.js';
 import { errorChannel, pinChannel } from '../events.js';
 import { LATENCY_BOUNDS_MS, type LatencyHistogram } from '../pool/latency-histogram.js';
 import { poolLabel, type PoolCounters } from '../pool/pool.js';
-import type { AdminView } from './admin-view.js';
+import { CLIENT_STATES, type AdminView } from './admin-view.js';
 
 /** A metric whose values are computed at scrape time from counters kept elsewhere. */
 interface ScrapedMetric {
@@ -36,8 +36,10 @@ export class Metrics {
       labelNames: ['state'],
       registers: [registry],
       collect() {
-        this.reset();
-        for (const c of view.clients()) this.inc({ state: c.state });
+        // Every state, 0 included: a series that vanishes reads as "no data", not as none.
+        const counts = new Map<string, number>(CLIENT_STATES.map((s) => [s, 0]));
+        for (const c of view.clients()) counts.set(c.state, counts.get(c.state)! + 1);
+        for (const [state, n] of counts) this.set({ state }, n);
       },
     });
     new Gauge({
@@ -50,6 +52,7 @@ export class Metrics {
         for (const p of view.pools()) {
           const pool = poolLabel(p.database, p.user);
           this.set({ pool, state: 'active' }, p.serversActive);
+          this.set({ pool, state: 'tested' }, p.serversTested);
           this.set({ pool, state: 'used' }, p.serversUsed);
           this.set({ pool, state: 'idle' }, p.serversIdle);
           this.set({ pool, state: 'login' }, p.serversLogin);

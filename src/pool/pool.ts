@@ -56,8 +56,11 @@ export interface PoolStats {
   name: string;
   /** Handed out and linked to a client. */
   active: number;
-  /** Handed out with no client linked: pgway's own work on it (a reset, a check before reuse). */
+  /** Handed out with no client linked: pgway's own work on it (a reset, a check before reuse), PgBouncer's sv_tested. */
+  tested: number;
+  /** Idle longer than server_check_delay: checked before reuse, PgBouncer's sv_used. */
   used: number;
+  /** Idle, and usable at once. */
   idle: number;
   connecting: number;
   waiting: number;
@@ -115,7 +118,11 @@ export class Pool {
       reserveDue: () => this.grow(),
     },
   );
-  private connecting = 0;
+  /** Connections logging in (SHOW SERVERS lists them). */
+  private readonly loggingIn = new Set<ServerConnection>();
+  private get connecting(): number {
+    return this.loggingIn.size;
+  }
   /** Every connection this pool opened and has not closed yet. */
   private readonly owned = new Set<ServerConnection>();
   /** ParameterStatus values of the last connection opened, shown to pooled clients at login. */
@@ -161,11 +168,14 @@ export class Pool {
     const now = nowMs();
     let linked = 0;
     for (const conn of this.active) if (conn.clientId !== 0) linked++;
+    let used = 0;
+    for (const conn of this.idle) if (this.needsCheck(conn, now)) used++;
     return {
       name: this.name,
       active: linked,
-      used: this.active.size - linked,
-      idle: this.idle.length,
+      tested: this.active.size - linked,
+      used,
+      idle: this.idle.length - used,
       connecting: this.connecting,
       waiting: this.waiters.length,
       maxWaitMs: Math.round(now - (this.waiters.oldestSince ?? now)),
@@ -188,7 +198,7 @@ export class Pool {
       this.forget(conn);
       conn = this.idle.pop();
     }
-    if (conn && nowMs() - conn.lastUsedAt >= this.settings.serverCheckDelayMs) {
+    if (conn && this.needsCheck(conn, nowMs())) {
       // Idle long enough that the server may have gone: check it before this client gets it.
       this.waiters.add(waiter, true, start);
       this.check(conn);
@@ -581,9 +591,19 @@ export class Pool {
     for (const resolve of this.pauseWaiters.splice(0)) resolve();
   }
 
+  /** Whether idle connection `conn` has been idle long enough to be checked before reuse (server_check_delay). */
+  needsCheck(conn: ServerConnection, now: number): boolean {
+    return now - conn.lastUsedAt >= this.settings.serverCheckDelayMs;
+  }
+
   /** The server connections, for SHOW SERVERS. */
-  connections(): { conn: ServerConnection; idle: boolean }[] {
-    return [...[...this.active].map((conn) => ({ conn, idle: false })), ...this.idle.map((conn) => ({ conn, idle: true }))];
+  connections(): { conn: ServerConnection; state: 'active' | 'idle' | 'used' | 'login' }[] {
+    const now = nowMs();
+    return [
+      ...[...this.active].map((conn) => ({ conn, state: 'active' as const })),
+      ...this.idle.map((conn) => ({ conn, state: this.needsCheck(conn, now) ? 'used' as const : 'idle' as const })),
+      ...[...this.loggingIn].map((conn) => ({ conn, state: 'login' as const })),
+    ];
   }
 
   /**
@@ -614,12 +634,12 @@ export class Pool {
    * restart or failover costs them a wait, not their session, as in PgBouncer.
    */
   private open(asker?: PoolWaiter): void {
-    this.connecting++;
     this.dbLimit.open++;
     const conn = new ServerConnection(this.target, this.credentials);
+    this.loggingIn.add(conn);
     conn.connect(this.settings.serverConnectTimeoutMs).then(
       () => {
-        this.connecting--;
+        this.loggingIn.delete(conn);
         this.loginFailedAt = 0;
         this.owned.add(conn);
         owners.set(conn, this);
@@ -631,7 +651,7 @@ export class Pool {
         this.putBack(conn);
       },
       (err: GatewayError) => {
-        this.connecting--;
+        this.loggingIn.delete(conn);
         this.dbLimit.release();
         this.loginFailedAt = nowMs();
         this.log.warn({ err: conn.loginRefusal ?? err.message, pool: this.name }, 'server connection failed');
