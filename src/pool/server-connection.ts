@@ -21,7 +21,7 @@ import { ReportedCounts } from './reported-counts.js';
 import { ServerLogin } from './server-login.js';
 import { CANCEL_TIMEOUT_MS, ServerCancel } from './server-cancel.js';
 import { openServerSocket } from './server-socket.js';
-import { ServerStatements } from './server-statements.js';
+import { schemaChanged, ServerStatements } from './server-statements.js';
 
 export type { ServerCredentials } from './server-auth.js';
 
@@ -129,6 +129,12 @@ export class ServerConnection implements ResponseHandler {
   private out!: SocketWriter;
   /** The prepared statements this connection holds, as pgway took it to hold them. */
   readonly statements = new ServerStatements();
+  /**
+   * The schema epoch at which DDL was first written in the transaction open here (-1: none): at
+   * its end, other sessions see the change, and copies prepared here since may have read it (a
+   * temporary table that shadowed a table until then).
+   */
+  ddlFrom = -1;
   /** The settings statement last applied here, so a client with the same settings needs none. */
   appliedSettings = '';
   /** Errors and transaction-control tags the attached clients saw (see SessionState.settle). */
@@ -587,6 +593,7 @@ export class ServerConnection implements ResponseHandler {
       const frame = extra instanceof Uint8Array ? extra : (extra as { frame: Buffer }).frame;
       this.expected.shift();
       if (this.settingsRefused) continue;
+      if (errorChannel.hasSubscribers) publishOwnErrors(frame);
       if (this.inPush) this.stream.inject(frame);
       else this.emit(frame);
     }
@@ -863,6 +870,7 @@ export class ServerConnection implements ResponseHandler {
       case Backend.ReadyForQuery:
         if (buf) this.txStatus = buf[start + 5]!;
         this.answered++;
+        if (this.ddlFrom >= 0 && this.txStatus === TxStatus.Idle) this.ddlEnded();
         break;
       case Backend.ParameterStatus:
         if (buf) {
@@ -967,6 +975,12 @@ export class ServerConnection implements ResponseHandler {
     else if (client && (tag === 'PREPARE' || tag === 'DEALLOCATE' || tag === 'DEALLOCATE ALL')) this.reported.sqlNames++;
   }
 
+  private ddlEnded(): void {
+    this.statements.markStaleSince(this.ddlFrom);
+    this.ddlFrom = -1;
+    schemaChanged();
+  }
+
   // Apart from onFrameEnd: a closure there would cost every frame an allocation (V8 makes the
   // function's context on entry), and errors are rare.
   private onErrorResponse(buf: Buffer | undefined, start: number, end: number): void {
@@ -1005,6 +1019,8 @@ export class ServerConnection implements ResponseHandler {
       // After DDL a shared statement's plan may no longer fit; drop them all before reuse.
       if (fields.get('C') === '0A000' && fields.get('M')?.startsWith('cached plan must not change')) {
         this.stalePlanSeen = true;
+        // DDL came from somewhere: what else it changed (a parameter's type) no error tells.
+        schemaChanged();
         const extra = this.expected.headExtra;
         const named = typeof extra === 'string' ? extra : typeof extra === 'object' && 'undo' in extra ? extra.statement : undefined;
         this.staleStatement = this.expected.headKind === Slot.Bind ? named : undefined;
@@ -1100,5 +1116,14 @@ export class ServerConnection implements ResponseHandler {
     const done = this.internalDone;
     this.internalDone = undefined;
     done?.();
+  }
+}
+
+/** Counts the ErrorResponses among the messages of `frames` that pgway answers a client with itself. */
+function publishOwnErrors(frames: Buffer): void {
+  for (let at = 0; at + 5 <= frames.length; at += 1 + frames.readInt32BE(at + 1)) {
+    if (frames[at] !== Backend.ErrorResponse) continue;
+    const end = at + 1 + frames.readInt32BE(at + 1);
+    errorChannel.publish({ source: 'gateway', sqlstate: decodeErrorFields(frames, at, end).get('C') ?? 'XX000' } satisfies ErrorEvent);
   }
 }

@@ -20,6 +20,19 @@ export const SQL_UNKNOWN = '\u0000unknown';
 
 const NO_UNNAMED_EFFECTS: readonly SessionEffect[] = Object.freeze([]);
 
+/**
+ * Counts the schema changes pgway has seen, process-wide: DDL through it (when written, and when
+ * its transaction ends, which is when other sessions see it) and the server's stale-plan errors.
+ * PostgreSQL fixes a statement's parameter types and the relations its names mean when it is
+ * prepared, so a shared copy prepared before a change must not serve a client that prepares the
+ * statement after it (see ServerStatements.preparedBefore). 0: none seen, and nothing is compared.
+ */
+export const schema = { epoch: 0 };
+
+export function schemaChanged(): void {
+  schema.epoch++;
+}
+
 export class ServerStatements {
   /**
    * Server-side names of the shared statements prepared here, least recently used first, each
@@ -31,6 +44,8 @@ export class ServerStatements {
   readonly sql = new Map<string, string>();
   /** Shared statements still prepared here with a stale plan: closed before they are prepared again. */
   readonly stale = new Set<string>();
+  /** The schema epoch each copy in `prepared` was prepared at (none: older than any). */
+  readonly since = new Map<string, number>();
   /** What is prepared here may be stale or unknown: DEALLOCATE ALL before the next client. */
   deallocateAll = false;
   /** Whose unnamed statement this connection holds (a client's UnnamedStatement id; 0: nobody's known). */
@@ -75,7 +90,18 @@ export class ServerStatements {
 
   /** The shared statement `name` has a stale plan (see Pool.invalidateStatement). */
   markStale(name: string): void {
+    this.since.delete(name);
     if (this.prepared.delete(name)) this.stale.add(name);
+  }
+
+  /** Whether the copy of `name` here was prepared before schema epoch `epoch` (see schema). */
+  preparedBefore(name: string, epoch: number): boolean {
+    return (this.since.get(name) ?? -1) < epoch;
+  }
+
+  /** Copies prepared here from schema epoch `epoch` on: in a transaction whose DDL they may have read. */
+  markStaleSince(epoch: number): void {
+    for (const [name, at] of this.since) if (at >= epoch) this.markStale(name);
   }
 
   /** The server described the copy of `name` pgway prepared here (see ServerConnection.describeOwn). */
@@ -85,6 +111,7 @@ export class ServerStatements {
 
   /** The server skipped or refused pgway's Parse of shared statement `name`. */
   parseNotDone(name: string): void {
+    this.since.delete(name);
     this.prepared.delete(name);
   }
 
@@ -97,6 +124,7 @@ export class ServerStatements {
   forgetAll(): void {
     this.prepared.clear();
     this.stale.clear();
+    this.since.clear();
     this.sql.clear();
     this.deallocateAll = false;
   }

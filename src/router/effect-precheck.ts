@@ -12,6 +12,8 @@
 
 /** Commands that change session state when they start a statement. */
 const STARTERS = ['set', 'reset', 'discard', 'prepare', 'execute', 'deallocate', 'listen', 'unlisten', 'declare', 'close', 'drop',
+  // DDL changes what statements prepared after it mean (see schema in server-statements).
+  'create', 'alter',
   // Savepoints decide which effects of a transaction survive (TransactionMarker); ROLLBACK TO is one.
   // ROLLBACK (ABORT) also ends a transaction whose state pins tentatively (SessionState.pinUndoneByRollback).
   'savepoint', 'release', 'rollback', 'abort'];

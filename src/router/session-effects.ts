@@ -88,7 +88,17 @@ export interface Classification {
   readonly parsed: boolean;
   /** libpg-query rejected the text; PostgreSQL will report the error itself. */
   readonly parseError?: string;
+  /** Some statement changes the schema (CREATE, ALTER, DROP of a relation, type, function...): see schema. */
+  readonly ddl?: boolean;
 }
+
+/**
+ * Statements that change what names mean or what types things have, by their node's name:
+ * CREATE / ALTER / DROP / RENAME of anything, CREATE TYPE (DefineStmt, CompositeTypeStmt), views.
+ * An index changes neither.
+ */
+const SCHEMA_CHANGE = /^(Create(?!Role|db)|Alter(?!Role|System|Database)|Drop(?!Role|db)|Rename|Define|View|CompositeType|ImportForeignSchema)/;
+const changesSchema = (node: Node): boolean => SCHEMA_CHANGE.test(Object.keys(node)[0] ?? '');
 
 const WALK_NEEDLES = ['set_config', 'advisory', 'execute', 'u&'];
 const CURSOR_OPT_HOLD = 0x20; // parsenodes.h
@@ -167,14 +177,17 @@ function classifyUncached(sql: string): Classification {
   const lower = sql.toLowerCase();
   const walkCalls = WALK_NEEDLES.some((needle) => lower.includes(needle));
   const out: Collector = { effects: [], local: false, walkCalls, text: new SqlText(sql) };
+  let ddl = false;
   for (const raw of stmts) {
     if (raw.stmt === undefined) continue;
     // DISCARD ALL cannot run in a transaction block, which a query string of several statements is
     // (implicitly): it fails there (25001), and nothing after it runs.
     if (stmts.length > 1 && isDiscardAll(raw.stmt)) break;
     onStatement(raw.stmt, raw, out);
+    ddl ||= changesSchema(raw.stmt);
   }
-  return { effects: out.effects, local: out.local, statements: stmts.length, parsed: true };
+  return ddl ? { effects: out.effects, local: out.local, statements: stmts.length, parsed: true, ddl }
+    : { effects: out.effects, local: out.local, statements: stmts.length, parsed: true };
 }
 
 const isDiscardAll = (node: Node): boolean => 'DiscardStmt' in node && node.DiscardStmt.target === 'DISCARD_ALL';

@@ -6,6 +6,7 @@
 import { parseBool } from '../router/guc-value.js';
 import { classifySessionEffectsIn, type SessionEffect } from '../router/session-effects.js';
 import { SET_CONFIG_OID, setConfigCallEffects } from '../router/setting-effects.js';
+import { schemaChanged } from '../pool/server-statements.js';
 import { bindParameterText, bindValueCount, functionCallArgument } from '../wire/decode.js';
 
 export const NO_EFFECTS: readonly SessionEffect[] = Object.freeze([]);
@@ -42,9 +43,19 @@ function textEnd(buf: Buffer, textAt: number, end: number): number {
  * name: `parsed`, where a COMMIT is one too).
  */
 export function effectsOfText(buf: Buffer, textAt: number, end: number, parsed = false): readonly SessionEffect[] {
-  const { effects } = classifySessionEffectsIn(buf, textAt, textEnd(buf, textAt, end), parsed);
+  const { effects, ddl } = classifySessionEffectsIn(buf, textAt, textEnd(buf, textAt, end), parsed);
+  if (ddl === true) {
+    schemaChanged();
+    ddlText.written = true;
+  }
   return effects.length === 0 ? NO_EFFECTS : effects;
 }
+
+/**
+ * Set when effectsOfText read DDL: the writer that asked marks its connection (see
+ * ServerConnection.ddlFrom), whose transaction's end is a schema change for other sessions.
+ */
+export const ddlText = { written: false };
 
 /** Where a Parse frame's statement text starts (after the statement's name). */
 const parseTextAt = (buf: Buffer, start: number): number => buf.indexOf(0, start + 5) + 1;

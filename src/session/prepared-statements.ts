@@ -15,16 +15,21 @@
 import { createHash } from 'node:crypto';
 import type { DescriptionWatcher, SlotUndo } from '../pool/expected-responses.js';
 import type { ServerConnection } from '../pool/server-connection.js';
-import { SHAPE_UNKNOWN } from '../pool/server-statements.js';
+import { schema, SHAPE_UNKNOWN } from '../pool/server-statements.js';
 import type { SessionEffect } from '../router/session-effects.js';
 import { Backend, Frontend } from '../wire/codes.js';
 import { readCString } from '../wire/decode.js';
 import { MessageWriter } from '../wire/messages.js';
+import { ddlText } from './frame-effects.js';
 
 export interface ClientStatement {
   serverName: string;
   /** The pool's plan epoch when the client prepared it: older than the statement's invalidation means stale. */
   epoch: number;
+  /** The schema epoch when the client prepared it: a copy prepared before it does not serve it (see schema). */
+  schemaAt: number;
+  /** Its text changes the schema (see ddlText): each run of it counts as a change. */
+  ddl: boolean;
   /** A Parse frame for `serverName`, ready to send to a connection that lacks the statement. */
   parse: Buffer;
   /** What running it does to the session (a SET, an advisory lock...): staged at each Execute. */
@@ -163,7 +168,8 @@ export class PreparedStatements {
     const serverName = serverNameFor(frame.subarray(queryAt, end), context);
     const checked = CHECKED.test(readCString(frame, queryAt, end)[0]);
     const parse = withName(frame, start, end, start + 5, serverName);
-    return [name, { serverName, epoch, parse, effects, context, checked, shape: undefined, shapeGuessed: false, homeContext: context, homeShape: undefined }];
+    // effectsOfParse, just before, read the text (see ddlText).
+    return [name, { serverName, epoch, schemaAt: schema.epoch, ddl: ddlText.written, parse, effects, context, checked, shape: undefined, shapeGuessed: false, homeContext: context, homeShape: undefined }];
   }
 
   /**

@@ -27,7 +27,7 @@ import * as msg from '../wire/messages.js';
 import { ClientLeaving, type LeavingFlow } from './client-leaving.js';
 import { ClientReading, MAX_OWED } from './client-reading.js';
 import type { FlowHost } from './flow-host.js';
-import { effectsOfParse } from './frame-effects.js';
+import { ddlText, effectsOfParse } from './frame-effects.js';
 import { HeldFrames } from './held-frames.js';
 import { OwnQuestions, type QuestionWaits } from './own-questions.js';
 import { PreparedStatements } from './prepared-statements.js';
@@ -345,6 +345,8 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     if (!serverName || !this.pool.knowsStatement(serverName)) return false;
     // Its effects (a SAVEPOINT's, a SET's) are the statement's, staged where it is bound, as on the server path.
     const [name, stmt] = this.statements.onParse(buf, start, end, this.pool.planEpoch, this.session.statementContext, effectsOfParse(buf, start, end))!;
+    // Its DDL counts where it is bound (RequestWriter.onBind), on the connection that runs it.
+    ddlText.written = false;
     // A SQL-level statement of that name: the server path refuses the Parse (42P05), as PostgreSQL does.
     // One whose text names SQL-level statements: the server path notes that its Binds need them laid on.
     if (this.session.sqlPrepared.get(name) !== undefined || stmt.effects.some(namesSqlStatement)) return false;

@@ -11,12 +11,12 @@ import type { PoolMode } from '../config/schema.js';
 import { EXTENDED_SLOTS, Slot, type SlotUndo } from '../pool/expected-responses.js';
 import type { Pool } from '../pool/pool.js';
 import type { ServerConnection } from '../pool/server-connection.js';
-import { SQL_UNKNOWN } from '../pool/server-statements.js';
+import { schema, schemaChanged, SQL_UNKNOWN } from '../pool/server-statements.js';
 import { parsesInFailedBlock, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { Backend, Frontend, TxStatus } from '../wire/codes.js';
 import { readCString } from '../wire/decode.js';
 import * as msg from '../wire/messages.js';
-import { effectsOfParse, effectsOfText, functionCallEffects, NO_EFFECTS, textOfParse, withBoundValues } from './frame-effects.js';
+import { ddlText, effectsOfParse, effectsOfText, functionCallEffects, NO_EFFECTS, textOfParse, withBoundValues } from './frame-effects.js';
 import { EffectsByName } from './named-effects.js';
 import { cannotPlace, GroupPlacement, type OwnWrites } from './group-placement.js';
 import type { HeldFrames } from './held-frames.js';
@@ -203,6 +203,7 @@ export class RequestWriter implements OwnWrites {
           }
           // A COMMIT alone is followed too while a SET LOCAL ROLE is (see SessionState.followsCommits).
           const effects = effectsOfText(buf, start + 5, end, session.followsCommits);
+          if (ddlText.written) this.ddlRuns(server);
           if (this.pooled && effects.some(namesSqlStatement)) {
             if (server.expected.length > 0) {
               // What the connection holds of the names, and whether a transaction block is failed,
@@ -454,6 +455,15 @@ export class RequestWriter implements OwnWrites {
   }
 
   /**
+   * DDL goes to `server`: the end of its transaction is a schema change for the other sessions,
+   * and what the connection prepares until then may have read it (a temporary table's types).
+   */
+  private ddlRuns(server: ServerConnection): void {
+    ddlText.written = false;
+    if (server.ddlFrom < 0) server.ddlFrom = schema.epoch;
+  }
+
+  /**
    * A Query's SQL DEALLOCATE of a statement the client made with a protocol Parse (Rails drops
    * those from its statement cache so): the client's name goes, unless the DEALLOCATE does not run
    * (sqlPlacement held the name on the server for it), and the shared statement stays for others.
@@ -494,6 +504,7 @@ export class RequestWriter implements OwnWrites {
     // skipped by nothing, and goes: pipelined groups that parse and bind the unnamed statement each.)
     if (buf[start + 5] === 0 && this.inGroup && this.unnamedWaits(server, false)) return true;
     const effects = known ?? effectsOfParse(buf, start, end);
+    if (ddlText.written) this.ddlRuns(server);
     if (!this.parsedSqlNames && effects.length > 0 && effects.some(namesSqlStatement)) this.parsedSqlNames = true;
     // A tracked named statement's SQL-level effects are placed where it is bound (onBind), which
     // may be another connection in a later request: parsing it changes nothing, as in PostgreSQL.
@@ -536,7 +547,9 @@ export class RequestWriter implements OwnWrites {
       server.statements.prepared.delete(stmt.serverName);
       // Answered here only where the server would surely accept it: in an aborted transaction
       // block (or with earlier requests unanswered, which may abort one or end it) the server decides.
-      if (!describeNext && server.txStatus !== TxStatus.Failed && !server.busy) {
+      // A copy prepared before a schema change the Parse comes after is made again (see schema).
+      const current = stmt.schemaAt === 0 || !server.statements.preparedBefore(stmt.serverName, stmt.schemaAt);
+      if (!describeNext && current && server.txStatus !== TxStatus.Failed && !server.busy) {
         server.statements.prepared.set(stmt.serverName, copy); // most recently used
         this.guess(server);
         server.expectSynthesized(Slot.Parse, this.statements.define(name, stmt, msg.PARSE_COMPLETE));
@@ -594,6 +607,10 @@ export class RequestWriter implements OwnWrites {
     }
     this.beforeOwnWrite(server);
     if (this.isStale(stmt)) return this.staleOnce(server, stmt);
+    if (stmt.ddl) {
+      schemaChanged();
+      this.ddlRuns(server);
+    }
     const misplaced = stmt.effects.length > 0
       ? this.placement.placeWithinGroup(server, session, stmt.effects, this.groupPlaced, this.inGroup)
       : undefined;

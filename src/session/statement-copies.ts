@@ -11,7 +11,7 @@
 import { Slot } from '../pool/expected-responses.js';
 import type { Pool } from '../pool/pool.js';
 import type { ServerConnection } from '../pool/server-connection.js';
-import { SHAPE_PENDING, SHAPE_UNKNOWN } from '../pool/server-statements.js';
+import { schema, SHAPE_PENDING, SHAPE_UNKNOWN } from '../pool/server-statements.js';
 import { bindHasBinaryParameters } from '../wire/decode.js';
 import * as msg from '../wire/messages.js';
 import { closeStatement, learnShape, ShapeCheck, type ClientStatement, type PreparedStatements } from './prepared-statements.js';
@@ -132,6 +132,7 @@ export class StatementCopies {
     while (prepared.size >= max) {
       const oldest = prepared.keys().next().value as string;
       prepared.delete(oldest);
+      server.statements.since.delete(oldest);
       server.write(closeStatement(oldest));
       server.expectSwallowed(Slot.Close, oldest);
     }
@@ -140,6 +141,7 @@ export class StatementCopies {
       server.expectSwallowed(Slot.Close, stmt.serverName);
     }
     prepared.set(stmt.serverName, stmt.checked ? SHAPE_PENDING : SHAPE_UNKNOWN);
+    server.statements.since.set(stmt.serverName, schema.epoch);
     const fresh = (this.fresh ??= new Set());
     if (this.freshOn !== server || fresh.size >= MAX_FRESH) {
       fresh.clear();
@@ -161,7 +163,13 @@ export class StatementCopies {
    * trip per statement a connection prepares for such a Bind.
    */
   private ensurePrepared(server: ServerConnection, stmt: ClientStatement): boolean {
-    const copy = server.statements.use(stmt.serverName);
+    let copy = server.statements.use(stmt.serverName);
+    if (copy !== undefined && stmt.schemaAt !== 0 && server.statements.preparedBefore(stmt.serverName, stmt.schemaAt)) {
+      // Prepared before a schema change the client's Parse came after: its parameter types, and
+      // the relations its names mean, may be older than the client's (see schema).
+      server.statements.markStale(stmt.serverName);
+      copy = undefined;
+    }
     if (copy !== undefined) {
       // Prepared earlier in this request (another name of the client's): its description is on its way.
       return copy !== SHAPE_PENDING || stmt.shape === undefined || this.awaitDescription(server);
