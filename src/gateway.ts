@@ -450,6 +450,8 @@ export class Gateway implements SessionContext, AdminView {
   }
 
   servers(): ServerInfo[] {
+    const clients = new Map<number, ClientSession>();
+    for (const c of this.sessions) clients.set(c.id, c);
     return [...this.poolMap.values(), ...this.retiredPools].flatMap((pool) => {
       const { database } = pool;
       // The role the connection logs in as (a user's server_user), as PgBouncer shows it.
@@ -462,7 +464,8 @@ export class Gateway implements SessionContext, AdminView {
         addr: conn.target.host,
         port: conn.target.port,
         connectTime: conn.createdAt,
-        requestTime: conn.lastUsedAt,
+        // A linked connection's latest request is its client's, as PgBouncer shows it.
+        requestTime: (conn.clientId ? clients.get(conn.clientId)?.requestTime : undefined) || conn.lastUsedAt,
         pid: conn.pid,
         tls: conn.isTls,
         preparedStatements: conn.statements.prepared.size,

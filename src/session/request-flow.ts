@@ -120,8 +120,12 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     return this.pool.name;
   }
 
-  /** When the client last sent a request, as a wall-clock time (0: never); SHOW CLIENTS. */
+  /**
+   * When the client last sent a request, as a wall-clock time (0: never); SHOW CLIENTS, and SHOW
+   * SERVERS for its connection. A request waiting for a connection was sent when the wait began.
+   */
   get requestTime(): number {
+    if (this.waiting) return this.waitingSince;
     return this.requestAt === 0 ? 0 : wallClockAt(this.requestAt);
   }
 
