@@ -41,3 +41,37 @@ it('a statement another client first prepared against its ON COMMIT DROP temp ta
   const g = await scenario(gw.url());
   expect(g).toEqual(d);
 }, 60_000);
+
+// The same, with the temp table made by a named statement (as postgres.js sends every statement):
+// its second run is a Bind of the statement prepared in the first transaction, and counts as DDL too.
+async function namedScenario(url: string): Promise<unknown[]> {
+  const out: unknown[] = [];
+  const mk = { name: 'mk', text: 'CREATE TEMP TABLE r32_items (n int) ON COMMIT DROP' };
+  const ins = { name: 'ins2', text: 'insert into r32_items (n) values ($1)' };
+  const a = await clients.pg(url);
+  for (let i = 0; i < 2; i++) {
+    await a.query('BEGIN');
+    await a.query(mk);
+    out.push((await a.query({ ...ins, values: [1] })).rowCount);
+    await a.query('COMMIT');
+    // Another client's statement of the same text leaves no copy on the connections in between.
+    if (i === 0) {
+      const c = await clients.pg(url);
+      await c.query('DEALLOCATE ALL');
+      await c.end();
+    }
+  }
+  const b = await clients.pg(url);
+  for (let i = 0; i < 2; i++) {
+    try { out.push((await b.query({ ...ins, values: ['5000000000'] })).rowCount); } catch (e) { out.push((e as { code?: string }).code + ' ' + (e as Error).message); }
+  }
+  return out;
+}
+
+it('so does one whose temp table a named statement made, run again by a Bind', async () => {
+  const d = await namedScenario(DIRECT());
+  expect(d).toEqual([1, 1, 1, 1]);
+  await clients.endAll();
+  const g = await namedScenario(gw.url());
+  expect(g).toEqual(d);
+}, 60_000);

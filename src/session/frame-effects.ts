@@ -6,7 +6,6 @@
 import { parseBool } from '../router/guc-value.js';
 import { classifySessionEffectsIn, type SessionEffect } from '../router/session-effects.js';
 import { SET_CONFIG_OID, setConfigCallEffects } from '../router/setting-effects.js';
-import { schemaChanged } from '../pool/server-statements.js';
 import { bindParameterText, bindValueCount, functionCallArgument } from '../wire/decode.js';
 
 export const NO_EFFECTS: readonly SessionEffect[] = Object.freeze([]);
@@ -44,16 +43,13 @@ function textEnd(buf: Buffer, textAt: number, end: number): number {
  */
 export function effectsOfText(buf: Buffer, textAt: number, end: number, parsed = false): readonly SessionEffect[] {
   const { effects, ddl } = classifySessionEffectsIn(buf, textAt, textEnd(buf, textAt, end), parsed);
-  if (ddl === true) {
-    schemaChanged();
-    ddlText.written = true;
-  }
+  if (ddl === true) ddlText.written = true;
   return effects.length === 0 ? NO_EFFECTS : effects;
 }
 
 /**
- * Set when effectsOfText read DDL: the writer that asked marks its connection (see
- * ServerConnection.ddlFrom), whose transaction's end is a schema change for other sessions.
+ * Set when effectsOfText read DDL (a schema change: see schema in server-statements): the writer
+ * that asked counts it where it runs (RequestWriter.ddlRuns), and clears it.
  */
 export const ddlText = { written: false };
 

@@ -20,7 +20,6 @@ import type { SessionEffect } from '../router/session-effects.js';
 import { Backend, Frontend } from '../wire/codes.js';
 import { readCString } from '../wire/decode.js';
 import { MessageWriter } from '../wire/messages.js';
-import { ddlText } from './frame-effects.js';
 
 export interface ClientStatement {
   serverName: string;
@@ -162,14 +161,13 @@ export class PreparedStatements {
   }
 
   /** A client's named Parse: its name and statement (not yet defined), or undefined for the unnamed one. */
-  onParse(frame: Buffer, start: number, end: number, epoch: number, context: string, effects: readonly SessionEffect[]): [string, ClientStatement] | undefined {
+  onParse(frame: Buffer, start: number, end: number, epoch: number, context: string, effects: readonly SessionEffect[], ddl = false): [string, ClientStatement] | undefined {
     const [name, queryAt] = readCString(frame, start + 5, end);
     if (name === '') return undefined;
     const serverName = serverNameFor(frame.subarray(queryAt, end), context);
     const checked = CHECKED.test(readCString(frame, queryAt, end)[0]);
     const parse = withName(frame, start, end, start + 5, serverName);
-    // effectsOfParse, just before, read the text (see ddlText).
-    return [name, { serverName, epoch, schemaAt: schema.epoch, ddl: ddlText.written, parse, effects, context, checked, shape: undefined, shapeGuessed: false, homeContext: context, homeShape: undefined }];
+    return [name, { serverName, epoch, schemaAt: schema.epoch, ddl, parse, effects, context, checked, shape: undefined, shapeGuessed: false, homeContext: context, homeShape: undefined }];
   }
 
   /**

@@ -348,9 +348,11 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     const serverName = this.statements.serverNameOf(buf, start, end, this.session.statementContext);
     if (!serverName || !this.pool.knowsStatement(serverName)) return false;
     // Its effects (a SAVEPOINT's, a SET's) are the statement's, staged where it is bound, as on the server path.
-    const [name, stmt] = this.statements.onParse(buf, start, end, this.pool.planEpoch, this.session.statementContext, effectsOfParse(buf, start, end))!;
+    const effects = effectsOfParse(buf, start, end);
     // Its DDL counts where it is bound (RequestWriter.onBind), on the connection that runs it.
+    const ddl = ddlText.written;
     ddlText.written = false;
+    const [name, stmt] = this.statements.onParse(buf, start, end, this.pool.planEpoch, this.session.statementContext, effects, ddl)!;
     // A SQL-level statement of that name: the server path refuses the Parse (42P05), as PostgreSQL does.
     // One whose text names SQL-level statements: the server path notes that its Binds need them laid on.
     if (this.session.sqlPrepared.get(name) !== undefined || stmt.effects.some(namesSqlStatement)) return false;

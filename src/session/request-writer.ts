@@ -455,11 +455,13 @@ export class RequestWriter implements OwnWrites {
   }
 
   /**
-   * DDL goes to `server`: the end of its transaction is a schema change for the other sessions,
-   * and what the connection prepares until then may have read it (a temporary table's types).
+   * DDL goes to `server`: a schema change for the statements its session prepares next, and, at
+   * the end of its transaction, for the other sessions; what the connection prepares until then
+   * may have read it (a temporary table's types).
    */
   private ddlRuns(server: ServerConnection): void {
     ddlText.written = false;
+    schemaChanged();
     if (server.ddlFrom < 0) server.ddlFrom = schema.epoch;
   }
 
@@ -470,11 +472,10 @@ export class RequestWriter implements OwnWrites {
    * What a DEALLOCATE ALL of the text drops goes with it (dropAllStatements).
    */
   private closeDeallocated(session: SessionState, effects: readonly SessionEffect[]): void {
-    let closed: Set<string> | undefined;
     for (const e of effects) {
       if (e.kind === 'deallocate-all') return;
-      if (e.kind !== 'deallocate' || closed?.has(e.name) || this.statements.get(e.name) === undefined) continue;
-      (closed ??= new Set()).add(e.name);
+      // Closed at its first DEALLOCATE: a second one in the text finds it gone, as the server does.
+      if (e.kind !== 'deallocate' || this.statements.get(e.name) === undefined) continue;
       const change = this.statements.close(e.name);
       session.takeBackIfFails(() => change.undo(), e.name);
     }
@@ -504,7 +505,8 @@ export class RequestWriter implements OwnWrites {
     // skipped by nothing, and goes: pipelined groups that parse and bind the unnamed statement each.)
     if (buf[start + 5] === 0 && this.inGroup && this.unnamedWaits(server, false)) return true;
     const effects = known ?? effectsOfParse(buf, start, end);
-    if (ddlText.written) this.ddlRuns(server);
+    const ddl = ddlText.written;
+    if (ddl) this.ddlRuns(server);
     if (!this.parsedSqlNames && effects.length > 0 && effects.some(namesSqlStatement)) this.parsedSqlNames = true;
     // A tracked named statement's SQL-level effects are placed where it is bound (onBind), which
     // may be another connection in a later request: parsing it changes nothing, as in PostgreSQL.
@@ -538,7 +540,7 @@ export class RequestWriter implements OwnWrites {
       if (this.pooled && effects.length > 0 && effects.some(dropsAllStatements)) this.takeBackIfFails(session, this.dropAllStatements(server));
       return false;
     }
-    const [name, stmt] = this.statements.onParse(buf, start, end, this.epoch, session.statementContext, effects)!;
+    const [name, stmt] = this.statements.onParse(buf, start, end, this.epoch, session.statementContext, effects, ddl)!;
     this.beforeOwnWrite(server);
     // Protocol and SQL names are one namespace in PostgreSQL.
     if (this.statements.get(name) || session.sqlPrepared.get(name) !== undefined) return this.refuse(server, Slot.Parse, alreadyExists(name));
@@ -607,10 +609,7 @@ export class RequestWriter implements OwnWrites {
     }
     this.beforeOwnWrite(server);
     if (this.isStale(stmt)) return this.staleOnce(server, stmt);
-    if (stmt.ddl) {
-      schemaChanged();
-      this.ddlRuns(server);
-    }
+    if (stmt.ddl) this.ddlRuns(server);
     const misplaced = stmt.effects.length > 0
       ? this.placement.placeWithinGroup(server, session, stmt.effects, this.groupPlaced, this.inGroup)
       : undefined;

@@ -135,7 +135,7 @@ export class SqlStatements {
   deallocateAll(request: number): void {
     const statement = ++this.statements;
     if (this.defs) for (const name of this.defs.keys()) this.note(request, statement, name, undefined, true);
-    else this.pending.push({ request, statement, name: '', before: undefined, after: undefined, all: true });
+    else this.note(request, statement, '', undefined, true);
     this.defs = undefined;
     this.bodies = undefined;
   }
@@ -179,25 +179,31 @@ export class SqlStatements {
     let n = 0;
     while (n < pending.length && (upTo === undefined || pending[n]!.request <= upTo)) n++;
     if (n === 0) return;
-    if (erred) {
-      // The last statement that ran (statements are numbered in the order written, and answered so).
-      let lastRan = 0;
-      for (let i = 0, seen = 0; i < n && seen < ran; i++) {
-        const { statement, restore } = pending[i]!;
-        if (restore || statement === lastRan) continue;
-        seen++;
-        lastRan = statement;
-      }
-      for (let i = n - 1; i >= 0; i--) {
-        const { name, restore, statement, asIs } = pending[i]!;
-        if (statement !== 0 && statement <= lastRan) continue;
-        this.takeBack(i, n);
-        if (restore) server.statements.deallocateAll = true;
-        else if (!asIs) server.statements.sql.set(name, SQL_UNKNOWN);
-      }
-      this.forgetDropped(server, n, lastRan);
-    } else this.forgetDropped(server, n, Infinity);
+    const lastRan = erred ? this.lastRan(n, ran) : Infinity;
+    for (let i = n - 1; i >= 0 && erred; i--) {
+      const { name, restore, statement, asIs } = pending[i]!;
+      if (statement !== 0 && statement <= lastRan) continue;
+      this.takeBack(i, n);
+      if (restore) server.statements.deallocateAll = true;
+      else if (!asIs && name !== '') server.statements.sql.set(name, SQL_UNKNOWN);
+    }
+    this.forgetDropped(server, n, lastRan);
     pending.splice(0, n);
+  }
+
+  /**
+   * The last of the first `n` pending changes' statements that ran, the server having confirmed
+   * `ran` of them (statements are numbered in the order written, and answered so); 0 if none.
+   */
+  private lastRan(n: number, ran: number): number {
+    let last = 0;
+    for (let i = 0, seen = 0; i < n && seen < ran; i++) {
+      const { statement, restore } = this.pending[i]!;
+      if (restore || statement === last) continue;
+      seen++;
+      last = statement;
+    }
+    return last;
   }
 
   /**
@@ -210,7 +216,7 @@ export class SqlStatements {
     const { sql } = server.statements;
     for (let i = 0; i < n; i++) {
       const { name, after, all, restore, statement } = pending[i]!;
-      if (after !== undefined || all || restore || statement > lastRan || sql.get(name) !== SQL_UNKNOWN) continue;
+      if (after !== undefined || all === true || restore || statement > lastRan || sql.get(name) !== SQL_UNKNOWN) continue;
       if (!pending.some((p, j) => j > i && p.name === name)) sql.delete(name);
     }
   }
