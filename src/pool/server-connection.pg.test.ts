@@ -59,6 +59,9 @@ class Client implements ServerSink {
     throw err;
   }
   onSettingsRefused(): void {}
+  clientStatementName(): string | undefined {
+    return undefined;
+  }
 }
 
 async function connect(): Promise<ServerConnection> {

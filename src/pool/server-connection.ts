@@ -54,6 +54,8 @@ export interface ServerSink {
   onServerLost(err: Error): void;
   /** The server refused the client's settings (see expectSettings): nothing more reaches the client. */
   onSettingsRefused(): void;
+  /** The client's name for the shared statement `serverName`, for errors that name it. */
+  clientStatementName(serverName: string): string | undefined;
 }
 
 export type ServerState = 'connecting' | 'idle' | 'attached' | 'internal' | 'closed';
@@ -171,6 +173,8 @@ export class ServerConnection implements ResponseHandler {
    * the client's requests written behind them) never reaches the client, which is ending.
    */
   private settingsRefused = false;
+  /** The shared statement named in the ErrorResponse being read, which onErrorResponse renames. */
+  private errorNames: string | undefined;
   private idleCallback: (() => void) | undefined;
   /** The attached client waits to be read until the server owes it at most `owedResumeAt` answers (see whenOwedAtMost). */
   private owedCallback: (() => void) | undefined;
@@ -856,6 +860,11 @@ export class ServerConnection implements ResponseHandler {
       this.errorBehindReady = true;
       return false;
     }
+    // An error about a statement pgway renamed reaches the client naming it as the client does.
+    if (code === Backend.ErrorResponse && this.expected.headAction === Action.Forward) {
+      this.errorNames = this.boundStatement();
+      if (this.errorNames !== undefined) return false;
+    }
     // pgway's own messages are swallowed, but a failed injected Parse must reach the client.
     return this.expected.headAction !== Action.Swallow ||
       (code === Backend.ErrorResponse && this.expected.headKind !== Slot.Query && this.expected.headExtra !== ABORT);
@@ -943,6 +952,23 @@ export class ServerConnection implements ResponseHandler {
     if (code === Backend.ReadyForQuery) this.onIdle();
   }
 
+  /** The server-side name of the shared statement the Bind at the head binds, if pgway renamed it. */
+  private boundStatement(): string | undefined {
+    if (this.expected.headKind !== Slot.Bind) return undefined;
+    const extra = this.expected.headExtra;
+    if (typeof extra === 'string') return extra;
+    return typeof extra === 'object' && 'undo' in extra ? extra.statement : undefined;
+  }
+
+  /** The error the server raised about the shared statement `serverName`, as the client names it. */
+  private passRenamed(buf: Buffer, start: number, end: number, serverName: string): void {
+    if (this.state !== 'attached') return;
+    const name = this.sink?.clientStatementName(serverName);
+    const frame = name === undefined ? Buffer.from(buf.subarray(start, end)) : msg.renameInError(buf, start, end, serverName, name);
+    if (this.inPush) this.stream.inject(frame);
+    else this.emit(frame);
+  }
+
   /** A description answering pgway's own Describe goes to its watcher (see describeOwn). */
   private watchDescription(code: number, buf: Buffer, start: number, end: number): void {
     const extra = this.expected.headExtra;
@@ -997,6 +1023,10 @@ export class ServerConnection implements ResponseHandler {
       // Split over two chunks: the first one's end decided already.
       if (!this.readyAfterChunk) this.passErrorBehindReady();
       return;
+    }
+    if (this.errorNames !== undefined) {
+      if (buf) this.passRenamed(buf, start, end, this.errorNames);
+      this.errorNames = undefined;
     }
     const swallowed = this.expected.headAction === Action.Swallow;
     // The abort's error stands for the one pgway answered the client with (see abortRequest): the

@@ -121,6 +121,12 @@ export class PreparedStatements {
     this.byClientName.delete(name);
   }
 
+  /** A name the client gave the shared statement `serverName` (the first, if it gave several). */
+  clientNameOf(serverName: string): string | undefined {
+    for (const [name, stmt] of this.byClientName) if (stmt.serverName === serverName) return name;
+    return undefined;
+  }
+
   /**
    * Forgets every statement (DEALLOCATE ALL, DISCARD ALL); the function returned brings back those
    * not defined again since, for a request that failed before it ran.

@@ -272,6 +272,10 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     }
   }
 
+  clientStatementName(serverName: string): string | undefined {
+    return this.statements.clientNameOf(serverName);
+  }
+
   /** The server refused the client's settings, laid on again (see SettingsVerdict.onSettingsRefused). */
   onSettingsRefused(): void {
     this.verdict.onSettingsRefused();

@@ -3,6 +3,7 @@
  * (frontend messages). Fixed frames are built once at module load.
  */
 import { Backend, Frontend, StartupCode } from './codes.js';
+import { decodeErrorFields } from './decode.js';
 
 /** Reserves the 5-byte header, grows by doubling, fills code + length last (pg-protocol's idea). */
 export class MessageWriter {
@@ -99,6 +100,15 @@ export function errorResponse(f: ErrorFields): Buffer {
   if (f.file) m.byte(0x46).cstring(f.file); // F
   if (f.routine) m.byte(0x52).cstring(f.routine); // R
   return m.byte(0).frame(Backend.ErrorResponse);
+}
+
+/** An ErrorResponse or NoticeResponse like the one in `frame`, with `"from"` written `"to"` in each field. */
+export function renameInError(frame: Buffer, start: number, end: number, from: string, to: string): Buffer {
+  const m = w();
+  for (const [type, value] of decodeErrorFields(frame, start, end)) {
+    m.byte(type.charCodeAt(0)).cstring(value.replaceAll(`"${from}"`, `"${to}"`));
+  }
+  return m.byte(0).frame(frame[start]!);
 }
 
 export const AUTH_OK = w().int32(0).frame(Backend.Authentication);
