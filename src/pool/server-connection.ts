@@ -173,8 +173,12 @@ export class ServerConnection implements ResponseHandler {
    * the client's requests written behind them) never reaches the client, which is ending.
    */
   private settingsRefused = false;
-  /** The shared statement named in the ErrorResponse being read, which onErrorResponse renames. */
+  /** The ErrorResponse being read is the client's, held to be passed on changed (see passRewritten). */
+  private errorRewritten = false;
+  /** The shared statement the failing Bind named (see passRewritten). */
   private errorNames: string | undefined;
+  /** The error of pgway's own PREPARE of a client's SQL-level statement, in the request it failed (see passRewritten). */
+  private layOnError: Buffer | undefined;
   private idleCallback: (() => void) | undefined;
   /** The attached client waits to be read until the server owes it at most `owedResumeAt` answers (see whenOwedAtMost). */
   private owedCallback: (() => void) | undefined;
@@ -863,7 +867,8 @@ export class ServerConnection implements ResponseHandler {
     // An error about a statement pgway renamed reaches the client naming it as the client does.
     if (code === Backend.ErrorResponse && this.expected.headAction === Action.Forward) {
       this.errorNames = this.boundStatement();
-      if (this.errorNames !== undefined) return false;
+      this.errorRewritten = this.errorNames !== undefined || this.layOnError !== undefined;
+      if (this.errorRewritten) return false;
     }
     // pgway's own messages are swallowed, but a failed injected Parse must reach the client.
     return this.expected.headAction !== Action.Swallow ||
@@ -941,6 +946,7 @@ export class ServerConnection implements ResponseHandler {
     }
     if (this.expected.length === 0 || !this.expected.endsHead(code)) return;
     const clientReady = code === Backend.ReadyForQuery && this.expected.headAction === Action.Forward;
+    if (clientReady) this.layOnError = undefined;
     this.expected.shift();
     if (this.expected.length > 0) {
       if (clientReady) this.sink?.onRequestEnd(this.txStatus);
@@ -960,13 +966,30 @@ export class ServerConnection implements ResponseHandler {
     return typeof extra === 'object' && 'undo' in extra ? extra.statement : undefined;
   }
 
-  /** The error the server raised about the shared statement `serverName`, as the client names it. */
-  private passRenamed(buf: Buffer, start: number, end: number, serverName: string): void {
-    if (this.state !== 'attached') return;
-    const name = this.sink?.clientStatementName(serverName);
-    const frame = name === undefined ? Buffer.from(buf.subarray(start, end)) : msg.renameInError(buf, start, end, serverName, name);
+  /**
+   * A client's error that onFrameStart held: one about the shared statement a Bind named, as the
+   * client names it; a missing statement's (26000) where pgway failed to lay on the client's own
+   * definition, as the error that failed it (PostgreSQL's EXECUTE of a statement that no longer
+   * plans gives the planner's error). Returns the SQLSTATE of a substituted error.
+   */
+  private passRewritten(buf: Buffer, start: number, end: number): string | undefined {
+    const serverName = this.errorNames;
+    const layOnError = this.layOnError;
+    this.errorNames = undefined;
+    this.layOnError = undefined;
+    if (this.state !== 'attached') return undefined;
+    let frame: Buffer | undefined;
+    let sent: string | undefined;
+    if (layOnError !== undefined && decodeErrorFields(buf, start, end).get('C') === '26000') {
+      frame = layOnError;
+      sent = decodeErrorFields(layOnError, 0, layOnError.length).get('C');
+    }
+    const name = serverName === undefined ? undefined : this.sink?.clientStatementName(serverName);
+    if (name !== undefined) frame ??= msg.renameInError(buf, start, end, serverName!, name);
+    frame ??= Buffer.from(buf.subarray(start, end));
     if (this.inPush) this.stream.inject(frame);
     else this.emit(frame);
+    return sent;
   }
 
   /** A description answering pgway's own Describe goes to its watcher (see describeOwn). */
@@ -1024,9 +1047,10 @@ export class ServerConnection implements ResponseHandler {
       if (!this.readyAfterChunk) this.passErrorBehindReady();
       return;
     }
-    if (this.errorNames !== undefined) {
-      if (buf) this.passRenamed(buf, start, end, this.errorNames);
-      this.errorNames = undefined;
+    let sent: string | undefined;
+    if (this.errorRewritten) {
+      this.errorRewritten = false;
+      if (buf) sent = this.passRewritten(buf, start, end);
     }
     const swallowed = this.expected.headAction === Action.Swallow;
     // The abort's error stands for the one pgway answered the client with (see abortRequest): the
@@ -1051,18 +1075,19 @@ export class ServerConnection implements ResponseHandler {
         this.stalePlanSeen = true;
         // DDL came from somewhere: what else it changed (a parameter's type) no error tells.
         schemaChanged();
-        const extra = this.expected.headExtra;
-        const named = typeof extra === 'string' ? extra : typeof extra === 'object' && 'undo' in extra ? extra.statement : undefined;
-        this.staleStatement = this.expected.headKind === Slot.Bind ? named : undefined;
+        this.staleStatement = this.boundStatement();
       }
       // Counted when a client gets it: not pgway's own statements, nor a departed client's cleanup.
       if (!swallowed && this.state === 'attached' && errorChannel.hasSubscribers) {
-        errorChannel.publish({ source: 'server', sqlstate: fields.get('C') ?? 'XX000' } satisfies ErrorEvent);
+        errorChannel.publish({ source: 'server', sqlstate: sent ?? fields.get('C') ?? 'XX000' } satisfies ErrorEvent);
       }
       if (swallowed && !this.internalError && this.expected.headExtra !== ABORT) {
         this.internalError = { sqlstate: fields.get('C') ?? 'XX000', message: fields.get('M') ?? '', fields };
         // What pgway took the connection to hold of SQL-level statements may be wrong: its next lease starts afresh.
-        if (this.expected.headExtra === SQL_PREPARED) this.statements.deallocateAll = true;
+        if (this.expected.headExtra === SQL_PREPARED) {
+          this.statements.deallocateAll = true;
+          this.layOnError = Buffer.from(buf.subarray(start, end));
+        }
         if (this.expected.headExtra === SETTINGS) {
           // Refused: the connection does not carry the settings its appliedSettings names.
           this.settingsError = this.internalError;
