@@ -48,6 +48,8 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
   private waiting = false;
   private readonly held: HeldFrames;
   private readonly statements = new PreparedStatements();
+  /** Pins made by requests written since the last transaction ended, reported once it has (see reportPins). */
+  private pinsMade: PinReason[] | undefined;
   private readonly writer: RequestWriter;
   /** pgway's own questions between transactions (askStillHeld, readSettingBack); made on first use. */
   private ownQuestions: OwnQuestions | undefined;
@@ -408,7 +410,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     }
     const writer = this.writer;
     const pins = writer.write(server, this.session, this.mode, this.pool);
-    if (pins.length > 0) this.reportPins(pins);
+    if (pins.length > 0) (this.pinsMade ??= []).push(...pins);
     const reading = this.reading;
     if (writer.waitForAnswers) {
       writer.waitForAnswers = false;
@@ -428,8 +430,17 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     if (this.cancels.cancelOnDispatch) this.cancels.sendHeldCancel();
   }
 
-  private reportPins(pins: readonly PinReason[]): void {
-    for (const reason of pins) {
+  /**
+   * Logs and counts the pins made since the last transaction ended that the client still has now
+   * that everything is answered and no transaction is open: not one its transaction's rollback, or
+   * the server's refusal, took back.
+   */
+  private reportPins(): void {
+    const made = this.pinsMade!;
+    this.pinsMade = undefined;
+    const held = this.session.pins;
+    for (const reason of new Set(made)) {
+      if (!held.has(reason)) continue;
       this.ctx.log.debug({ client: this.host.id, reason }, 'client pinned to its server connection');
       if (pinChannel.hasSubscribers) pinChannel.publish({ pool: this.pool.name, reason } satisfies PinEvent);
     }
@@ -529,6 +540,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
       leaving.leave();
       return;
     }
+    if (this.pinsMade !== undefined && status === TxStatus.Idle) this.reportPins();
     if (status !== TxStatus.Idle && this.mode === 'statement') {
       this.host.fail(new FeatureNotSupportedError('transaction blocks are not allowed in statement pooling mode'));
       return;
