@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { adminQuery } from './harness/lab.js';
 import { conninfo, run, type RunResult } from './helpers/run.js';
-import { dataRowValues, errorFields, queryMessage, rawTrustLogin, typedMessage } from './helpers/raw-client.js';
+import { dataRowValues, errorFields, queryMessage, RawClient, rawTrustLogin, startupPacket, typedMessage } from './helpers/raw-client.js';
 
 let gw: TestGateway;
 
@@ -66,6 +66,30 @@ describe('replication connections through pgway', () => {
     // A pool would keep an idle server connection for repluser after the client left; a pipe does not.
     const left = await adminQuery("SELECT pid FROM pg_stat_activity WHERE usename = 'repluser' AND backend_type = 'client backend'");
     expect(left.rows).toEqual([]);
+  });
+
+  it('answers a command sent with the StartupMessage, before the login reply (nothing is lost)', async () => {
+    const client = await RawClient.connect({ host: gw.host, port: gw.port });
+    try {
+      // The second command's first 7 bytes come with the first, the rest after the login reply.
+      const second = queryMessage('IDENTIFY_SYSTEM');
+      client.write(Buffer.concat([
+        startupPacket({ user: 'repltrust', database: 'app', replication: 'database' }),
+        queryMessage('IDENTIFY_SYSTEM'),
+        second.subarray(0, 7),
+      ]));
+      const login = await client.readUntil('Z');
+      expect(login.before.map((m) => m.type)).toContain('R');
+      client.write(second.subarray(7));
+      for (let i = 0; i < 2; i++) {
+        const answer = await client.readUntil('Z');
+        const row = answer.before.find((m) => m.type === 'D');
+        expect(row && dataRowValues(row.body)[0]).toBe(await primarySystemId());
+        expect(answer.before.filter((m) => m.type === 'E')).toEqual([]);
+      }
+    } finally {
+      client.destroy();
+    }
   });
 
   it('streams WAL with START_REPLICATION and closes the walsender when the client leaves', async () => {

@@ -12,6 +12,7 @@ import type { DatabaseConfig, PoolMode, UserConfig } from '../config/schema.js';
 import {
   GatewayError,
   InvalidAuthorizationError,
+  MessageTooLargeError,
   ProtocolViolationError,
   ServerConnectionLostError,
   ShuttingDownError,
@@ -84,6 +85,8 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
   /** Replication clients: the pipe to the primary, once open, and the connection it came from. */
   private replication: ReplicationPipe | undefined;
   private replicationServer: ServerConnection | undefined;
+  /** What the client sent before the replication connection opened (see holdForReplication). */
+  private replicationHeld: { chunks: Buffer[]; bytes: number } | undefined;
   /** Admin console clients. */
   private admin: AdminClient | undefined;
   /** Until the client is ready; dropped then, so that an idle client keeps no timer (bench:idle). */
@@ -466,6 +469,9 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
       case 'connecting':
         this.flow!.onFrame(code, buf, start, end);
         return;
+      case 'replication':
+        this.holdForReplication(buf.subarray(start, end));
+        return;
       default:
         return;
     }
@@ -494,8 +500,28 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
         this.link.write(Buffer.concat(frames));
         this.stopStartupTimer();
         this.replication = new ReplicationPipe(this.link, conn.takeSocket());
+        // What the client sent meanwhile: whole frames, then a frame's first part.
+        const held = this.replicationHeld?.chunks ?? [];
+        const unread = this.scanner?.takeUnread();
+        if (unread) held.push(unread);
+        this.replicationHeld = undefined;
+        this.scanner = undefined;
+        if (held.length > 0) this.replication.forward(Buffer.concat(held));
       })
       .catch((err: unknown) => this.fail(err));
+  }
+
+  /**
+   * A frame a replication client sent before its connection to the primary is open (a client need
+   * not wait for ReadyForQuery to send its first command): copied, as the read buffer is reused,
+   * and bounded as a message is.
+   */
+  private holdForReplication(chunk: Buffer): void {
+    const held = (this.replicationHeld ??= { chunks: [], bytes: 0 });
+    held.bytes += chunk.length;
+    const max = this.ctx.config().limits.maxMessageBytes;
+    if (held.bytes > max) throw new MessageTooLargeError(held.bytes, max);
+    held.chunks.push(Buffer.from(chunk));
   }
 
   // --- end -----------------------------------------------------------------------------------

@@ -74,6 +74,17 @@ export class FrameScanner {
     this.ended = true;
   }
 
+  /** The bytes of a frame half received, handed over: the scanner forgets them (interest must be ALL_CODES). */
+  takeUnread(): Buffer | undefined {
+    let bytes: Buffer | undefined;
+    if (this.headerFill > 0) bytes = Buffer.from(this.header.subarray(0, this.headerFill));
+    else if (this.remaining > 0 && this.partial) bytes = this.partial.subarray(0, this.partialFill);
+    this.headerFill = 0;
+    this.remaining = 0;
+    this.partial = undefined;
+    return bytes;
+  }
+
   /** True when no frame is half-received: the stream is at a message boundary. */
   get atBoundary(): boolean {
     return this.headerFill === 0 && this.remaining === 0;
