@@ -99,11 +99,6 @@ export class ClientLogin {
     return undefined;
   }
 
-  /** The user's entry in the config (undefined for an unknown user, who fails at the password). */
-  get userConfig(): UserConfig | undefined {
-    return this.user;
-  }
-
   /** The first authentication message, once onBytes accepted a StartupMessage. */
   beginAuth(): AuthStep {
     return this.auth!.begin();

@@ -12,6 +12,7 @@ import type { DatabaseConfig, PoolMode, UserConfig } from '../config/schema.js';
 import {
   GatewayError,
   InvalidAuthorizationError,
+  InvalidPasswordError,
   MessageTooLargeError,
   ProtocolViolationError,
   ServerConnectionLostError,
@@ -379,8 +380,11 @@ export class ClientSession implements FrameHandler, LoginHost, FlowHost, LinkLis
     // The last auth frames and, when no server is needed, the whole login tail go out in one write.
     this.loginReply = [...step.frames];
     try {
-      this.userConfig = this.login!.userConfig;
+      // The user's entry as it stands now: a RELOAD during the password exchange may have removed
+      // or changed it (its admin right, its server_user), and the login completes under the new one.
+      this.userConfig = this.ctx.user(this.user);
       this.login = undefined;
+      if (!this.userConfig) throw new InvalidPasswordError(this.user);
       this.scanner!.authenticated(this.ctx.config().limits.maxMessageBytes, SESSION_CODES);
       this.onAuthenticated();
     } finally {
