@@ -13,7 +13,8 @@
 // 3. A user whose admin right the RELOAD took away still opened the admin console.
 // A database read at the same moment is read afresh (a removed one is refused 3D000); only the user was
 // stale. The login now reads the user's entry again when the password exchange ends: a removed user
-// is refused as an unknown one is (28P01), and a changed one logs in under its new entry. The race window is one password round trip; md5 makes it one message, so the test is exact.
+// is refused as an unknown one is (28P01), and a changed one logs in under its new entry. The race
+// window is one password round trip; md5 makes it one message, so the test is exact.
 import { afterAll, describe, expect, it } from 'vitest';
 import { adminQuery } from './harness/lab.js';
 import { fileGatewayTests } from './helpers/file-gateway.js';
