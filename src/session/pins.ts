@@ -176,11 +176,9 @@ export class Pins {
     if (reason === 'temp-table' || reason === 'hold-cursor') this.pinnedBy?.[reason].clear();
   }
 
-  /** Pins the client for `reason`, noting it in `newPins` when it is new. */
-  pin(reason: PinReason, newPins: PinReason[]): void {
-    if (this.reasons.has(reason)) return;
+  /** Pins the client for `reason`. */
+  pin(reason: PinReason): void {
     this.reasons.add(reason);
-    newPins.push(reason);
   }
 
   // --- statements as they are sent (SessionState.stage) ------------------------------------------
@@ -191,8 +189,8 @@ export class Pins {
   }
 
   /** A statement made pinned state, `name` when it has one. */
-  made(reason: PinReason, name: string | undefined, newPins: PinReason[]): void {
-    this.pin(reason, newPins);
+  made(reason: PinReason, name: string | undefined): void {
+    this.pin(reason);
     if (this.madeUncertain) {
       this.madeUncertain = false;
       if (isChecked(reason)) this.checkLater(reason);
@@ -255,7 +253,7 @@ export class Pins {
    */
   pathApplied(searchPath: string): void {
     if (!createsInTempSchema(searchPath)) return;
-    this.pin('temp-table', []);
+    this.pin('temp-table');
     this.addPinName('temp-table', undefined);
     // Committed work made this pin: a ROLLBACK of the transaction before it must not lift it.
     const notTemp = (reason: PinReason): boolean => reason !== 'temp-table';

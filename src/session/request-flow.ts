@@ -48,8 +48,8 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
   private waiting = false;
   private readonly held: HeldFrames;
   private readonly statements = new PreparedStatements();
-  /** Pins made by requests written since the last transaction ended, reported once it has (see reportPins). */
-  private pinsMade: PinReason[] | undefined;
+  /** The pins reportPins logged and counted that the client still has. */
+  private pinsReported: Set<PinReason> | undefined;
   private readonly writer: RequestWriter;
   /** pgway's own questions between transactions (askStillHeld, readSettingBack); made on first use. */
   private ownQuestions: OwnQuestions | undefined;
@@ -409,8 +409,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
       if (this.leasedAt === 0) this.leasedAt = this.requestAt;
     }
     const writer = this.writer;
-    const pins = writer.write(server, this.session, this.mode, this.pool);
-    if (pins.length > 0) (this.pinsMade ??= []).push(...pins);
+    writer.write(server, this.session, this.mode, this.pool);
     const reading = this.reading;
     if (writer.waitForAnswers) {
       writer.waitForAnswers = false;
@@ -431,19 +430,21 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
   }
 
   /**
-   * Logs and counts the pins made since the last transaction ended that the client still has now
-   * that everything is answered and no transaction is open: not one its transaction's rollback, or
-   * the server's refusal, took back.
+   * Logs and counts the pins the client has now that everything is answered and no transaction is
+   * open, and had not at the last report: not one its transaction's rollback, or the server's
+   * refusal, took back. A pin that went and came back is counted again.
    */
   private reportPins(): void {
-    const made = this.pinsMade!;
-    this.pinsMade = undefined;
     const held = this.session.pins;
-    for (const reason of new Set(made)) {
-      if (!held.has(reason)) continue;
+    const reported = (this.pinsReported ??= new Set());
+    for (const reason of reported) if (!held.has(reason)) reported.delete(reason);
+    for (const reason of held) {
+      if (reported.has(reason)) continue;
+      reported.add(reason);
       this.ctx.log.debug({ client: this.host.id, reason }, 'client pinned to its server connection');
       if (pinChannel.hasSubscribers) pinChannel.publish({ pool: this.pool.name, reason } satisfies PinEvent);
     }
+    if (reported.size === 0) this.pinsReported = undefined;
   }
 
   // --- server events -------------------------------------------------------------------------
@@ -540,7 +541,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
       leaving.leave();
       return;
     }
-    if (this.pinsMade !== undefined && status === TxStatus.Idle) this.reportPins();
+    if (status === TxStatus.Idle && (this.session.pinned || this.pinsReported !== undefined) && this.mode !== 'session') this.reportPins();
     if (status !== TxStatus.Idle && this.mode === 'statement') {
       this.host.fail(new FeatureNotSupportedError('transaction blocks are not allowed in statement pooling mode'));
       return;

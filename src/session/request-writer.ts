@@ -12,7 +12,7 @@ import { EXTENDED_SLOTS, Slot, type SlotUndo } from '../pool/expected-responses.
 import type { Pool } from '../pool/pool.js';
 import type { ServerConnection } from '../pool/server-connection.js';
 import { schema, schemaChanged, SQL_UNKNOWN } from '../pool/server-statements.js';
-import { parsesInFailedBlock, type PinReason, type SessionEffect } from '../router/session-effects.js';
+import { parsesInFailedBlock, type SessionEffect } from '../router/session-effects.js';
 import { Backend, Frontend, TxStatus } from '../wire/codes.js';
 import { readCString } from '../wire/decode.js';
 import * as msg from '../wire/messages.js';
@@ -30,7 +30,6 @@ import { sqlDefinition } from './sql-statements.js';
 import { UnnamedStatement } from './unnamed-statement.js';
 
 /** What write() returns when nothing pinned the client, nearly always: no array per request. */
-const NO_PINS: readonly PinReason[] = Object.freeze([]);
 
 /** Whether a session effect changes the search_path, which decides the shared name of each statement. */
 const changesSearchPath = (e: SessionEffect): boolean =>
@@ -50,7 +49,6 @@ export class RequestWriter implements OwnWrites {
   private corked = false;
   private epoch = 0;
   private pool: Pool | undefined;
-  private pins: readonly PinReason[] = NO_PINS;
   /** pgway answered a message of the client with an error: its messages up to Sync are skipped, as the server would. */
   private skipUntilSync = false;
   /** Server connections are shared (transaction and statement modes). */
@@ -124,15 +122,14 @@ export class RequestWriter implements OwnWrites {
     return this.epoch;
   }
 
-  /** Writes and clears the held frames; returns the reasons the client became pinned, if any. */
-  write(server: ServerConnection, session: SessionState, mode: PoolMode, pool: Pool): readonly PinReason[] {
+  /** Writes and clears the held frames. */
+  write(server: ServerConnection, session: SessionState, mode: PoolMode, pool: Pool): void {
     const held = this.held;
     const placement = this.placement;
     const pooled = mode !== 'session';
     this.corked = false;
     this.epoch = pool.planEpoch;
     this.pool = pool;
-    this.pins = NO_PINS;
     this.pooled = pooled;
     this.statementMode = mode === 'statement';
     this.copies.begin(pool, this.resuming);
@@ -341,7 +338,6 @@ export class RequestWriter implements OwnWrites {
     if (written === held.count) held.clear();
     else held.keepFrom(written);
     if (this.corked) server.uncork();
-    return this.pins;
   }
 
   /**
@@ -427,16 +423,14 @@ export class RequestWriter implements OwnWrites {
   /** A statement with these effects runs: they are staged (see SessionState.stage). */
   private stage(session: SessionState, effects: readonly SessionEffect[], wholeText = false): void {
     if (effects.length === 0) return;
-    const pins = session.stage(effects, wholeText);
-    if (pins.length > 0) this.pins = [...this.pins, ...pins];
+    session.stage(effects, wholeText);
     // SQL-level and protocol-level names are one namespace: a PREPARE or DEALLOCATE of a name ends an untracked statement's.
     if (this.untracked.any) for (const e of effects) this.forgetUntracked(e);
   }
 
   /** More statements or portals with effects than pgway follows: the client stays on its connection. */
   private stopFollowing(session: SessionState): void {
-    const pins = session.stopFollowing();
-    if (pins.length > 0) this.pins = [...this.pins, ...pins];
+    session.stopFollowing();
   }
 
   /**

@@ -99,7 +99,7 @@ export class SessionState {
    */
   constructor(startup: ReadonlyMap<string, string>, private readonly keepsConnection = false) {
     this.settings = new ClientSettings(startup);
-    if (this.startupUnreadable) this.pinBook.pin(UNREADABLE, []);
+    if (this.startupUnreadable) this.pinBook.pin(UNREADABLE);
     this.pinBook.pathApplied(this.searchPath);
   }
 
@@ -201,8 +201,7 @@ export class SessionState {
    * text, transaction control included, so that one refused in a failed block is known to pin
    * nothing (a Query's text of COMMIT alone is not classified: see effect-precheck).
    */
-  stage(effects: readonly SessionEffect[], wholeText = false): PinReason[] {
-    const newPins: PinReason[] = [];
+  stage(effects: readonly SessionEffect[], wholeText = false): void {
     // A statement of a Query's text refused in a failed block fails the whole text: nothing after it runs.
     let textRefused = false;
     for (const e of effects) {
@@ -221,7 +220,7 @@ export class SessionState {
           if (this.staged.length > 0 && this.releaseStaged(e.reason, e.name)) this.stageAfterRelease(e);
           // Staged as well: if the call fails, the server is asked whether a lock is held (see discard).
           else if (e.reason === 'advisory-lock') this.stageOne(e);
-          this.pinBook.made(e.reason, e.name, newPins);
+          this.pinBook.made(e.reason, e.name);
           break;
         case 'rename':
           this.pinBook.renamed(e.reason, e.from, e.to);
@@ -242,16 +241,16 @@ export class SessionState {
           // An EXECUTE does what its statement does (a set_config, an advisory lock), each time it
           // runs; a value passed as $n is one pgway does not see, and pins (set-param, below).
           const body = e.runs ? this.sqlPrepared.bodyOf(e.name) : undefined;
-          if (body !== undefined) newPins.push(...this.stage(body, wholeText));
+          if (body !== undefined) this.stage(body, wholeText);
           break;
         }
         case 'recheck':
           this.pinBook.checkLater(e.reason);
           break;
         case 'set':
-          if (e.name === 'standard_conforming_strings' && parseBool(e.value) === false) this.pinBook.pin(UNREADABLE, newPins);
+          if (e.name === 'standard_conforming_strings' && parseBool(e.value) === false) this.pinBook.pin(UNREADABLE);
           // pgway reads the client's text as UTF-8: in another client_encoding a value beyond ASCII is not the one the server set.
-          if (NON_ASCII.test(e.value) && !this.sendsUtf8) this.pinBook.pin(UNREADABLE, newPins);
+          if (NON_ASCII.test(e.value) && !this.sendsUtf8) this.pinBook.pin(UNREADABLE);
           this.unreportEarlier(e.name);
           this.stageOne(this.localRole?.madeUnder(e) ?? e);
           if (e.name === 'role') this.localRole?.replaced();
@@ -267,7 +266,7 @@ export class SessionState {
           break;
         case 'set-param':
           // A parameter's value pgway did not see (SQL-level EXECUTE, session mode's Parse): unknown.
-          this.pinBook.pin('unparseable-session-statement', newPins);
+          this.pinBook.pin('unparseable-session-statement');
           break;
         default:
           if (isTransactionMarker(e)) {
@@ -280,12 +279,11 @@ export class SessionState {
     if (this.staged.length > MAX_STAGED) {
       // Past any reasonable transaction: the client stays where its settings are, and pgway stops
       // following them (its SETs are on that connection; DISCARD ALL, the only way out, resets them).
-      this.pinBook.pin('unparseable-session-statement', newPins);
+      this.pinBook.pin('unparseable-session-statement');
       this.staged = [];
       this.stagedIn = [];
       this.walked = 0;
     }
-    return newPins;
   }
 
   /**
@@ -322,10 +320,8 @@ export class SessionState {
    * pgway stopped following some of the client's session effects (too many statements or portals
    * with effects at once): it stays on its connection, whatever becomes of the transaction.
    */
-  stopFollowing(): PinReason[] {
-    const newPins: PinReason[] = [];
-    this.pinBook.pin('unparseable-session-statement', newPins);
-    return newPins;
+  stopFollowing(): void {
+    this.pinBook.pin('unparseable-session-statement');
   }
 
   /**
