@@ -25,12 +25,24 @@ const MAX_STAGED = 10_000;
 /**
  * The pin of a client whose SQL pgway cannot read as the server does, so that a SET or a temp table
  * could go unseen or a value be laid on wrong: with standard_conforming_strings off (a backslash
- * escapes a quote, 'it\'s', which PostgreSQL's parser at its defaults does not know), or a value
- * beyond ASCII in a client_encoding other than UTF-8 (pgway reads text as UTF-8).
+ * escapes a quote, 'it\'s', which PostgreSQL's parser at its defaults does not know), a value
+ * beyond ASCII in a client_encoding other than UTF-8 (pgway reads text as UTF-8), or a client-only
+ * client_encoding (see CLIENT_ONLY_ENCODINGS).
  */
 const UNREADABLE: PinReason = 'unparseable-session-statement';
 /** client_encoding values meaning UTF-8, as PostgreSQL's encoding names match them (case and punctuation aside). */
 const UTF8_NAMES = /^[\s_-]*(?:u[\s_-]*t[\s_-]*f[\s_-]*8|unicode)[\s_-]*$/i;
+/**
+ * PostgreSQL's client-only encodings (SJIS, SHIFT_JIS_2004, BIG5, GBK, GB18030, UHC, JOHAB, by
+ * all their names, as PostgreSQL matches them: letters and digits only, any case): a character's
+ * second byte may be ASCII, a backslash or a letter, so pgway's reading of the text as UTF-8 may
+ * end a string or an identifier where the server does not.
+ */
+const CLIENT_ONLY_ENCODINGS = /^(?:sjis|mskanji|shiftjis|win932|windows932|shiftjis2004|big5|win950|windows950|gbk|win936|windows936|gb18030|uhc|win949|windows949|johab)$/;
+
+function clientOnlyEncoding(name: string): boolean {
+  return CLIENT_ONLY_ENCODINGS.test(name.replace(/[^A-Za-z0-9]/g, '').toLowerCase());
+}
 /** Text beyond ASCII, which the client_encoding in force decides how PostgreSQL reads. */
 const NON_ASCII = /[^\x00-\x7f]/;
 /**
@@ -121,10 +133,11 @@ export class SessionState {
     return encoding === undefined || UTF8_NAMES.test(encoding);
   }
 
-  /** The client starts with standard_conforming_strings off (see UNREADABLE). */
+  /** The client starts with standard_conforming_strings off, or a client-only encoding (see UNREADABLE). */
   private get startupUnreadable(): boolean {
     const scs = this.settings.startupValue('standard_conforming_strings');
-    return scs !== undefined && parseBool(scs) === false;
+    const encoding = this.settings.startupValue('client_encoding');
+    return (scs !== undefined && parseBool(scs) === false) || (encoding !== undefined && clientOnlyEncoding(encoding));
   }
 
   /** One statement that brings a server connection's settings to this session's ('' = defaults). */
@@ -210,6 +223,7 @@ export class SessionState {
         case 'set-local':
           // Not carried: SET LOCAL ends with the transaction.
           this.unreportEarlier(e.name === '' ? undefined : e.name);
+          if (e.name === 'client_encoding' && e.value !== undefined && clientOnlyEncoding(e.value)) this.pinBook.pin(UNREADABLE);
           // SET LOCAL role TO DEFAULT ('', as no role is named so) is the server connection's own
           // default: none (a startup role of the client's is laid on with set_config; see README).
           if (e.name === 'role') (this.localRole ??= new LocalRole()).set(e.value === '' ? 'none' : e.value, this.requests.sent);
@@ -251,6 +265,7 @@ export class SessionState {
           if (e.name === 'standard_conforming_strings' && parseBool(e.value) === false) this.pinBook.pin(UNREADABLE);
           // pgway reads the client's text as UTF-8: in another client_encoding a value beyond ASCII is not the one the server set.
           if (NON_ASCII.test(e.value) && !this.sendsUtf8) this.pinBook.pin(UNREADABLE);
+          if (e.name === 'client_encoding' && clientOnlyEncoding(e.value)) this.pinBook.pin(UNREADABLE);
           this.unreportEarlier(e.name);
           this.stageOne(this.localRole?.madeUnder(e) ?? e);
           if (e.name === 'role') this.localRole?.replaced();
