@@ -41,8 +41,10 @@ export function onCalls(node: Node, out: SettingsOut): void {
     if (fn === 'set_config') {
       onSetConfig(call, once.has(call), out);
     } else if (fn === 'pg_advisory_unlock_all') {
-      // Run other than exactly once (in a FROM, under a WHERE), it may or may not have run: the server is asked.
-      if (once.has(call)) unlockAll = true;
+      // Run other than exactly once (in a FROM, under a WHERE), it may or may not have run; by its
+      // bare name, a function of that name in a schema the search_path puts before pg_catalog may
+      // run instead: the server is asked.
+      if (once.has(call) && call.funcname?.length === 2) unlockAll = true;
       else maybeFree = true;
     } else if (fn !== undefined && ADVISORY_LOCKS.has(fn)) {
       lock = true;

@@ -284,12 +284,16 @@ describe('advisory locks', () => {
     expect(effects(sql)).toEqual([{ kind: 'recheck', reason: 'advisory-lock' }]);
   });
 
-  it('pg_advisory_unlock_all() unpins', () => {
-    expect(effects('SELECT pg_advisory_unlock_all()')).toEqual([unpin('advisory-lock')]);
+  it('pg_catalog.pg_advisory_unlock_all() unpins', () => {
+    expect(effects('SELECT pg_catalog.pg_advisory_unlock_all()')).toEqual([unpin('advisory-lock')]);
+  });
+
+  it('pg_advisory_unlock_all() by its bare name (a function of the search_path may shadow it) is checked with the server', () => {
+    expect(effects('SELECT pg_advisory_unlock_all()')).toEqual([{ kind: 'recheck', reason: 'advisory-lock' }]);
   });
 
   it('stays pinned when a statement both locks and unlocks all', () => {
-    expect(effects('SELECT pg_advisory_lock(2), pg_advisory_unlock_all()')).toEqual([unpin('advisory-lock'), pin('advisory-lock')]);
+    expect(effects('SELECT pg_advisory_lock(2), pg_catalog.pg_advisory_unlock_all()')).toEqual([unpin('advisory-lock'), pin('advisory-lock')]);
   });
 });
 

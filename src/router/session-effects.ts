@@ -357,6 +357,10 @@ function createsOtherTempObject(node: Node): boolean {
   if ('CreateRangeStmt' in node) return inTempSchema(node.CreateRangeStmt.typeName);
   // Aggregates, operators, base types, collations, text search objects.
   if ('DefineStmt' in node) return inTempSchema(node.DefineStmt.defnames);
+  if ('CreateConversionStmt' in node) return inTempSchema(node.CreateConversionStmt.conversion_name);
+  if ('CreateStatsStmt' in node) return inTempSchema(node.CreateStatsStmt.defnames);
+  if ('CreateOpClassStmt' in node) return inTempSchema(node.CreateOpClassStmt.opclassname);
+  if ('CreateOpFamilyStmt' in node) return inTempSchema(node.CreateOpFamilyStmt.opfamilyname);
   return false;
 }
 
