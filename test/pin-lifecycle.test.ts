@@ -193,7 +193,8 @@ describe('state made again after its release, and then taken back', () => {
   });
 
   it('SET SESSION AUTHORIZATION made again after a RESET and rolled back to a savepoint: the client is free', { timeout: 30_000 }, async () => {
-    const c = await connect();
+    // A superuser: only one may change its session user (to itself, a login user changes nothing).
+    const c = await testClients.connect(gw.url('admin'));
     await c.query('SET SESSION AUTHORIZATION app');
     expect(await isPinned(c)).toBe(true);
     await c.query('BEGIN; RESET SESSION AUTHORIZATION; SAVEPOINT s; SET SESSION AUTHORIZATION app; ROLLBACK TO s; COMMIT');

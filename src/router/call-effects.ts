@@ -48,6 +48,9 @@ export function onCalls(node: Node, out: SettingsOut): void {
       else maybeFree = true;
     } else if (fn !== undefined && ADVISORY_LOCKS.has(fn)) {
       lock = true;
+      // Under a WHERE, in a FROM, in a CASE branch (a job queue's lock of the row it found), it may
+      // have taken nothing: the server is asked.
+      if (!once.has(call)) maybeFree = true;
     }
     if (fn !== undefined && ADVISORY_MAYBE_FREE.has(fn)) maybeFree = true;
   }

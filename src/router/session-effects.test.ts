@@ -177,7 +177,7 @@ describe('set_config()', () => {
     expect(setConfigCallEffects('x.y', null, false)).toEqual([reset('x.y')]);
     expect(setConfigCallEffects('x.y', 'z', true)).toEqual([]);
     expect(setConfigCallEffects('search_path', 'pg_temp', true)).toEqual([{ kind: 'set-local', name: 'search_path' }, pin('temp-table')]);
-    expect(setConfigCallEffects('session_authorization', 'app', false)).toEqual([pin('session-authorization'), reset('role')]);
+    expect(setConfigCallEffects('session_authorization', 'app', false)).toEqual([pin('session-authorization'), { kind: 'recheck', reason: 'session-authorization' }, reset('role')]);
     expect(setConfigCallEffects('seed', '0.5', false)).toEqual([]);
     expect(setConfigCallEffects(null, 'z', false)).toEqual([]);
     expect(setConfigCallEffects('x.y', undefined, false)).toEqual([UNPARSEABLE]);
@@ -235,6 +235,12 @@ describe('advisory locks', () => {
     'SELECT pg_advisory_lock_shared(1)',
     'SELECT pg_catalog.pg_advisory_lock(1)',
     'SELECT PG_ADVISORY_LOCK(42)',
+    'SELECT U&"pg_\\0061dvisory_lock"(1)',
+  ])('%s pins', (sql) => {
+    expect(effects(sql)).toEqual([pin('advisory-lock')]);
+  });
+
+  it.each([
     'SELECT pg_advisory_lock(id) FROM jobs WHERE id = 7',
     'WITH l AS (SELECT pg_advisory_lock(1)) SELECT * FROM l',
     'SELECT CASE WHEN $1 THEN pg_advisory_lock(1) END',
@@ -242,9 +248,8 @@ describe('advisory locks', () => {
     'EXPLAIN ANALYZE SELECT pg_advisory_lock(1)',
     'EXPLAIN (ANALYZE, BUFFERS) SELECT pg_advisory_lock(1)',
     'DECLARE c CURSOR FOR SELECT pg_advisory_lock(1)',
-    'SELECT U&"pg_\\0061dvisory_lock"(1)',
-  ])('%s pins', (sql) => {
-    expect(effects(sql)).toEqual([pin('advisory-lock')]);
+  ])('%s pins, and the server is asked whether it took a lock (it may not have run)', (sql) => {
+    expect(effects(sql)).toEqual([pin('advisory-lock'), { kind: 'recheck', reason: 'advisory-lock' }]);
   });
 
   it.each([
@@ -321,8 +326,8 @@ describe('LISTEN, temp objects, cursors, session authorization', () => {
     ['SELECT 1 AS a INTO TEMP t', [pin('temp-table', 't')]],
     ["CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS 'select 1'", [pin('temp-table')]],
     ['CREATE TYPE pg_temp.pair AS (a int, b int)', [pin('temp-table')]],
-    ['CREATE TEMP TABLE t (a int) ON COMMIT DROP', []],
-    ['CREATE TEMP TABLE t ON COMMIT DROP AS SELECT 1', []],
+    ['CREATE TEMP TABLE t (a int) ON COMMIT DROP', [{ kind: 'recheck', reason: 'temp-table' }]],
+    ['CREATE TEMP TABLE t ON COMMIT DROP AS SELECT 1', [{ kind: 'recheck', reason: 'temp-table' }]],
     ['CREATE TABLE t (a int)', []],
     ['CREATE UNLOGGED TABLE t (a int)', []],
     ['CREATE TABLE "pg_temp"."t" (a int)', [pin('temp-table', 't')]],
@@ -373,11 +378,11 @@ describe('LISTEN, temp objects, cursors, session authorization', () => {
     ['ALTER TABLE t RENAME COLUMN a TO b', []],
     ['CREATE TEMP TABLE t (a int); DROP TABLE t', [pin('temp-table', 't'), { kind: 'drop', reason: 'temp-table', name: 't' }]],
     ['CLOSE ALL', [unpin('hold-cursor')]],
-    ['SET SESSION AUTHORIZATION app', [pin('session-authorization'), reset('role')]],
-    ["SET SESSION AUTHORIZATION 'app'", [pin('session-authorization'), reset('role')]],
+    ['SET SESSION AUTHORIZATION app', [pin('session-authorization'), { kind: 'recheck', reason: 'session-authorization' }, reset('role')]],
+    ["SET SESSION AUTHORIZATION 'app'", [pin('session-authorization'), { kind: 'recheck', reason: 'session-authorization' }, reset('role')]],
     ['SET SESSION AUTHORIZATION DEFAULT', [unpin('session-authorization'), reset('role')]],
     ['RESET SESSION AUTHORIZATION', [unpin('session-authorization'), reset('role')]],
-    ["SELECT set_config('session_authorization', 'app', false)", [pin('session-authorization'), reset('role')]],
+    ["SELECT set_config('session_authorization', 'app', false)", [pin('session-authorization'), { kind: 'recheck', reason: 'session-authorization' }, reset('role')]],
   ])('%s', (sql, expected) => {
     expect(effects(sql)).toEqual(expected);
   });
@@ -443,9 +448,9 @@ describe('PREPARE, EXECUTE, DEALLOCATE', () => {
   });
 
   it('sees advisory locks in EXECUTE parameters', () => {
-    expect(effects('EXECUTE p(pg_advisory_lock(1))')).toEqual([{ kind: 'execute', name: 'p', runs: true }, pin('advisory-lock')]);
+    expect(effects('EXECUTE p(pg_advisory_lock(1))')).toEqual([{ kind: 'execute', name: 'p', runs: true }, pin('advisory-lock'), { kind: 'recheck', reason: 'advisory-lock' }]);
     // EXPLAIN plans the statement but evaluates its parameters; a plain EXPLAIN of the call runs nothing.
-    expect(effects('EXPLAIN EXECUTE p(pg_advisory_lock(1))')).toEqual([{ kind: 'execute', name: 'p', runs: false }, pin('advisory-lock')]);
+    expect(effects('EXPLAIN EXECUTE p(pg_advisory_lock(1))')).toEqual([{ kind: 'execute', name: 'p', runs: false }, pin('advisory-lock'), { kind: 'recheck', reason: 'advisory-lock' }]);
     expect(effects('EXPLAIN SELECT pg_advisory_lock(1)')).toEqual([]);
   });
 });
@@ -482,7 +487,7 @@ describe('multi-statement strings, comments, quoting', () => {
 
   it('walks expressions nested thousands deep without overflowing the stack', () => {
     const chain = Array.from({ length: 5000 }, (_, i) => `coalesce(x${i}, '')`).join(' || ');
-    expect(effects(`SELECT ${chain} || pg_advisory_lock(1)::text`)).toEqual([pin('advisory-lock')]);
+    expect(effects(`SELECT ${chain} || pg_advisory_lock(1)::text`)).toEqual([pin('advisory-lock'), { kind: 'recheck', reason: 'advisory-lock' }]);
   });
 
   it('reads a SET hidden after a string that looks like a statement end', () => {

@@ -50,8 +50,10 @@ export type SessionEffect =
   // of any name (a view on the table), and comes from a DROP of any kind (name '' when not a relation's).
   | { kind: 'drop'; reason: NamedPin; name: string; cascade?: true }
   | { kind: 'rename'; reason: NamedPin; from: string; to: string } // ALTER TABLE from RENAME TO to
-  // pg_advisory_unlock(), pg_try_advisory_lock(), UNLISTEN of one channel: whether any is left is for the server to say
-  | { kind: 'recheck'; reason: 'advisory-lock' | 'listen' }
+  // pg_advisory_unlock(), pg_try_advisory_lock(), UNLISTEN of one channel, SET SESSION AUTHORIZATION
+  // (back to the login user?): whether any is left is for the server to say once the transaction is
+  // over. A temp table ON COMMIT DROP ('temp-table') takes the temp objects made on it with it at COMMIT.
+  | { kind: 'recheck'; reason: 'advisory-lock' | 'listen' | 'session-authorization' | 'temp-table' }
   | TransactionMarker;
 
 /**
@@ -240,6 +242,7 @@ function onStatement(node: Node, raw: RawStmt, out: Collector): void {
   }
   const temp = createdTempObject('ExplainStmt' in node && analyzes(node.ExplainStmt) ? node.ExplainStmt.query ?? node : node);
   if (temp !== undefined) out.effects.push(pin('temp-table', temp === null ? undefined : temp));
+  else if (dropsAtCommit(node)) out.effects.push({ kind: 'recheck', reason: 'temp-table' });
   if (out.walkCalls) onCalls(node, out);
 }
 
@@ -343,6 +346,13 @@ function createdTempObject(node: Node): string | null | undefined {
     return 'CreateTableAsStmt' in node && node.CreateTableAsStmt.objtype !== 'OBJECT_TABLE' ? null : into.rel?.relname ?? null;
   }
   return createsOtherTempObject(node) ? null : undefined;
+}
+
+/** A temp table made ON COMMIT DROP: its transaction's COMMIT drops what depends on it (a view, an owned sequence) too. */
+function dropsAtCommit(node: Node): boolean {
+  if ('CreateStmt' in node) return node.CreateStmt.oncommit === 'ONCOMMIT_DROP' && isTemp(node.CreateStmt.relation);
+  const into = 'CreateTableAsStmt' in node ? node.CreateTableAsStmt.into : 'SelectStmt' in node ? node.SelectStmt.intoClause : undefined;
+  return into?.onCommit === 'ONCOMMIT_DROP' && isTemp(into.rel);
 }
 
 function tempRelation(rel: RangeVar | undefined): string | null | undefined {

@@ -115,7 +115,10 @@ function setting(name: string, value: string | null, out: SettingsOut): void {
     out.local = true; // as SET TRANSACTION: replaying it elsewhere would fail outside a fresh transaction
   } else if (name === 'session_authorization') {
     // Changing the session user also resets the role; the new identity cannot be re-created elsewhere.
-    out.effects.push(value === null ? unpin('session-authorization') : pin('session-authorization'), { kind: 'reset', name: 'role' });
+    // One that names the login user is none: the server is asked.
+    if (value === null) out.effects.push(unpin('session-authorization'));
+    else out.effects.push(pin('session-authorization'), { kind: 'recheck', reason: 'session-authorization' });
+    out.effects.push({ kind: 'reset', name: 'role' });
   } else if (value === null) out.effects.push({ kind: 'reset', name });
   else out.effects.push({ kind: 'set', name, value });
 }

@@ -134,6 +134,8 @@ export class Pins {
   private tempWorkErrors = 0;
   /** The request that did the first temp work of that transaction. */
   private tempWorkRequest = 0;
+  /** That transaction made a temp table ON COMMIT DROP (see tempMayGoAtEnd). */
+  private tempDropsAtEnd = false;
 
   constructor(private readonly requests: RequestCounts) {}
 
@@ -479,6 +481,15 @@ export class Pins {
     this.pinnedBy[reason].add(name ?? UNNAMED);
   }
 
+  /**
+   * A temp table ON COMMIT DROP was made: at its transaction's end, the temp relations made on it
+   * (a view, an owned sequence) go with it, so the names pgway keeps are forgotten and the server asked.
+   */
+  tempMayGoAtEnd(): void {
+    this.noteTempWork();
+    this.tempDropsAtEnd = true;
+  }
+
   private noteTempWork(): void {
     if (this.tempWorkRollbacks >= 0) return;
     this.tempWorkRequest = this.requests.sent;
@@ -493,8 +504,9 @@ export class Pins {
    */
   private settleTempWork(server: ServerConnection): void {
     const { reported } = server;
-    if (reported.rollbacks > this.tempWorkRollbacks || reported.errors > this.tempWorkErrors) this.forgetTempNames();
+    if (reported.rollbacks > this.tempWorkRollbacks || reported.errors > this.tempWorkErrors || this.tempDropsAtEnd) this.forgetTempNames();
     this.tempWorkRollbacks = -1;
+    this.tempDropsAtEnd = false;
   }
 
   /** Which temp relations are left is for the server to say (see tempNamesUnknown); temp functions and types still hold the pin. */

@@ -259,7 +259,8 @@ export class SessionState {
           break;
         }
         case 'recheck':
-          this.pinBook.checkLater(e.reason);
+          if (e.reason === 'temp-table') this.pinBook.tempMayGoAtEnd();
+          else this.pinBook.checkLater(e.reason);
           break;
         case 'set':
           if (e.name === 'standard_conforming_strings' && parseBool(e.value) === false) this.pinBook.pin(UNREADABLE);
