@@ -141,6 +141,8 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
    * connection. Otherwise (session mode, or the pool's first client) one is taken now.
    */
   begin(known: ReadonlyMap<string, string> | undefined): void {
+    // Not a borrowed report: another database may have another default search_path.
+    if (this.pool.serverParams) this.session.serverDefaults(this.pool.serverParams);
     if (this.mode !== 'session' && known) {
       this.host.finishLogin(this.pool.loginParameters(this.session.settingsSql, () => reportedParams(known, startupSettings(this.host.params))));
       return;
@@ -218,6 +220,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     // A client a RELOAD handed from its retired pool to the successor while it waited (Pool.retire)
     // belongs to the pool that lent the connection: its settings, statements and release are there.
     if (this.pool.retired) this.pool = ownerOf(conn) ?? this.pool;
+    if (!this.session.defaultsKnown && this.pool.serverParams) this.session.serverDefaults(this.pool.serverParams);
     if (this.reading.pausedWhileWaiting) this.reading.resumeAfterWait(); // before dispatch(), which may pause it again
     const state = this.host.state;
     if (state === 'closed') {

@@ -105,6 +105,8 @@ export class SessionState {
   private readBackDue: Set<string> | undefined;
   /** Marks the statement context while the open transaction reads statements otherwise (see statementContext). */
   private rereadContext: string | undefined;
+  /** The server's default search_path for the client's role and database ('' when not reported; see serverDefaults). */
+  private defaultPath: string | undefined;
   /**
    * `keepsConnection`: session mode, where the client holds its server connection to the end, and
    * whatever the server holds for it (what a function or DO block set, too) is its own.
@@ -112,7 +114,7 @@ export class SessionState {
   constructor(startup: ReadonlyMap<string, string>, private readonly keepsConnection = false) {
     this.settings = new ClientSettings(startup);
     if (this.startupUnreadable) this.pinBook.pin(UNREADABLE);
-    this.pinBook.pathApplied(this.searchPath);
+    this.pinBook.pathApplied(this.pathInForce);
   }
 
   /** The settings laid on include a role (see ClientSettings.sql), which the server may refuse any time. */
@@ -145,9 +147,26 @@ export class SessionState {
     return this.settings.sql;
   }
 
-  /** The client's search_path as it set it ('' when it never did). */
-  get searchPath(): string {
-    return this.settings.get('search_path') ?? '';
+  /**
+   * The search_path in force: the client's, or the server's default for its role and database
+   * (undefined until known; PostgreSQL 18 reports it at login: see serverDefaults).
+   */
+  private get pathInForce(): string {
+    return this.settings.get('search_path') ?? this.defaultPath ?? '';
+  }
+
+  /** Whether serverDefaults has been told the server's login parameters. */
+  get defaultsKnown(): boolean {
+    return this.defaultPath !== undefined;
+  }
+
+  /**
+   * The parameters a server connection of the client's pool reported at login: a default
+   * search_path (ALTER ROLE ... SET search_path) that lists pg_temp first pins as the client's own would.
+   */
+  serverDefaults(params: ReadonlyMap<string, string>): void {
+    this.defaultPath = params.get('search_path') ?? '';
+    this.pinBook.pathApplied(this.pathInForce);
   }
 
   /**
@@ -443,20 +462,20 @@ export class SessionState {
           else if (this.resetNames !== 'all') this.resetNames.add(e.name);
           this.settings.reset(e.name);
           this.readBackDue?.delete(e.name);
-          if (e.name === 'search_path') this.pinBook.pathApplied(this.searchPath);
+          if (e.name === 'search_path') this.pinBook.pathApplied(this.pathInForce);
           break;
         case 'reset-all':
           this.resetNames = 'all';
           this.settings.resetAll();
           this.readBackDue = undefined;
-          this.pinBook.pathApplied(this.searchPath);
+          this.pinBook.pathApplied(this.pathInForce);
           break;
         case 'unpin':
           // DISCARD ALL goes back to the startup value of standard_conforming_strings: off keeps the client unreadable.
           if (e.reason === UNREADABLE && this.startupUnreadable) break;
           this.pinBook.unpin(e.reason);
           // DISCARD TEMP empties the temp schema, not the search_path that creates in it.
-          if (e.reason === 'temp-table') this.pinBook.pathApplied(this.searchPath);
+          if (e.reason === 'temp-table') this.pinBook.pathApplied(this.pathInForce);
           break;
         case 'pin':
           // State made again after a release staged before it (see releaseStaged).
