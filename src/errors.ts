@@ -54,6 +54,18 @@ export class MessageTooLargeError extends GatewayError {
   }
 }
 
+/**
+ * Statement pooling refuses a transaction block, with PgBouncer's code and text (PgBouncer ends the
+ * client with its default 08P01): clients that recognise PgBouncer's error recognise this one.
+ */
+export class TransactionBlockRefusedError extends GatewayError {
+  readonly code = 'PGWAY_TRANSACTION_BLOCK_REFUSED';
+  readonly sqlstate = '08P01';
+  constructor() {
+    super('transaction blocks not allowed in statement pooling mode');
+  }
+}
+
 export class FeatureNotSupportedError extends GatewayError {
   readonly code = 'PGWAY_FEATURE_NOT_SUPPORTED';
   readonly sqlstate = '0A000';

@@ -1,6 +1,6 @@
 // Statement pooling mode never lets a transaction block span statements, whether the client waits for
 // each answer or pipelines its requests: pgway writes a client's requests one at a time (each once the
-// one before it is answered), so a request that leaves a transaction open is refused with FATAL 0A000 at
+// one before it is answered), so a request that leaves a transaction open is refused with FATAL 08P01 (PgBouncer's code and text) at
 // its ReadyForQuery, and what the client pipelined behind it never runs. Pipelines of statements that
 // open no transaction get the same answers as on a direct connection, COPY data included.
 import postgres from 'postgres';
@@ -43,23 +43,23 @@ const committed = async (tag: string): Promise<number> => (await adminQuery('SEL
 const run = (sql: string): Buffer => cat(P('', sql), B(''), E(), S);
 
 describe('statement mode refuses transaction blocks', () => {
-  it('one request at a time: BEGIN is refused with 0A000', async () => {
+  it('one request at a time: BEGIN is refused with 08P01', async () => {
     const r = await raw(st);
     r.write(Q('BEGIN'));
-    expect(await heardUntilClosed(r)).toEqual(['C:BEGIN', 'Z:T', 'E:0A000', '<closed>']);
+    expect(await heardUntilClosed(r)).toEqual(['C:BEGIN', 'Z:T', 'E:08P01', '<closed>']);
   });
 
   it('BEGIN / INSERT / COMMIT pipelined as three Queries: refused after BEGIN, nothing behind it runs', async () => {
     const r = await raw(st);
     r.write(cat(Q('BEGIN'), Q("INSERT INTO stmt_mode_rows VALUES ('simple-pipelined')"), Q('COMMIT')));
-    expect(await heardUntilClosed(r)).toEqual(['C:BEGIN', 'Z:T', 'E:0A000', '<closed>']);
+    expect(await heardUntilClosed(r)).toEqual(['C:BEGIN', 'Z:T', 'E:08P01', '<closed>']);
     expect(await committed('simple-pipelined')).toBe(0);
   });
 
   it('BEGIN / INSERT / COMMIT pipelined as three extended-protocol Syncs: refused after BEGIN', async () => {
     const r = await raw(st);
     r.write(cat(run('BEGIN'), run("INSERT INTO stmt_mode_rows VALUES ('extended-pipelined')"), run('COMMIT')));
-    expect(await heardUntilClosed(r)).toEqual(['1', '2', 'C:BEGIN', 'Z:T', 'E:0A000', '<closed>']);
+    expect(await heardUntilClosed(r)).toEqual(['1', '2', 'C:BEGIN', 'Z:T', 'E:08P01', '<closed>']);
     expect(await committed('extended-pipelined')).toBe(0);
   });
 
@@ -70,7 +70,7 @@ describe('statement mode refuses transaction blocks', () => {
       P('', "INSERT INTO stmt_mode_rows VALUES ('flush-split')"), B(''), E(), S,
       run('COMMIT'),
     ));
-    expect(await heardUntilClosed(r)).toEqual(['1', '2', 'C:BEGIN', '1', '2', 'C:INSERT 0 1', 'Z:T', 'E:0A000', '<closed>']);
+    expect(await heardUntilClosed(r)).toEqual(['1', '2', 'C:BEGIN', '1', '2', 'C:INSERT 0 1', 'Z:T', 'E:08P01', '<closed>']);
     expect(await committed('flush-split')).toBe(0);
     // The pool has one server connection: the next client gets it rolled back, not inside the transaction.
     const next = await raw(st);
@@ -84,7 +84,7 @@ describe('statement mode refuses transaction blocks', () => {
     r.write(Q('BEGIN'));
     r.write(Q("INSERT INTO stmt_mode_rows VALUES ('separate-writes')"));
     r.write(Q('COMMIT'));
-    expect(await heardUntilClosed(r)).toEqual(['T', 'D:', 'C:SELECT 1', 'Z:I', 'C:BEGIN', 'Z:T', 'E:0A000', '<closed>']);
+    expect(await heardUntilClosed(r)).toEqual(['T', 'D:', 'C:SELECT 1', 'Z:I', 'C:BEGIN', 'Z:T', 'E:08P01', '<closed>']);
     expect(await committed('separate-writes')).toBe(0);
   });
 });

@@ -9,12 +9,12 @@
  */
 import type { PoolMode } from '../config/schema.js';
 import {
-  FeatureNotSupportedError,
   GatewayError,
   IdleInTransactionTimeoutError,
   ProtocolViolationError,
   ServerConnectionLostError,
   ShuttingDownError,
+  TransactionBlockRefusedError,
 } from '../errors.js';
 import { nowMs, perfNow, wallClockAt } from '../clock.js';
 import { pinChannel, type PinEvent } from '../events.js';
@@ -546,7 +546,7 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     }
     if (status === TxStatus.Idle && (this.session.pinned || this.pinsReported !== undefined) && this.mode !== 'session') this.reportPins();
     if (status !== TxStatus.Idle && this.mode === 'statement') {
-      this.host.fail(new FeatureNotSupportedError('transaction blocks are not allowed in statement pooling mode'));
+      this.host.fail(new TransactionBlockRefusedError());
       return;
     }
     if (status !== TxStatus.Idle || this.mode === 'session') {
