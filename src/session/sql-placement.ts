@@ -122,9 +122,16 @@ export function sqlPlacement(
     } else if (e.kind === 'deallocate-all') {
       // DEALLOCATE ALL and DISCARD ALL drop the shared statements too, and the client's own, when
       // they run (RequestWriter.dropAllStatements). The connection's next placement starts from a
-      // DEALLOCATE ALL of its own, whether this one ran or not.
-      held.clear();
-      if (!dry) server.statements.deallocateAll = true;
+      // DEALLOCATE ALL of its own, whether this one ran or not. A group's runs only if an Execute
+      // of its statement does, which says so itself: until then each name held is unknown, and
+      // nothing else changes (a parsed DEALLOCATE ALL drops nothing, and with
+      // max_prepared_statements 0 the statements on the connection are clients' own).
+      if (bound) {
+        for (const name of held.keys()) held.set(name, SQL_UNKNOWN);
+      } else {
+        held.clear();
+        if (!dry) server.statements.deallocateAll = true;
+      }
       definedHere.clear();
       allDropped = true;
     }
