@@ -454,9 +454,9 @@ export class ServerConnection implements ResponseHandler {
 
   /**
    * A message pgway sends on its own: its response is swallowed. `statement` is forgotten if a
-   * Parse fails, and kept if a Close is skipped.
+   * Parse fails, and kept if a Close is skipped (or its undo runs then).
    */
-  expectSwallowed(kind: Slot, statement?: string): void {
+  expectSwallowed(kind: Slot, statement?: string | SlotUndo): void {
     if (kind <= Slot.Close) this.unsynced = true;
     if (kind === Slot.Query) this.internalError = undefined;
     this.expect(kind, Action.Swallow, statement);

@@ -8,7 +8,7 @@
  * A connection that prepares the statement after the DDL gets the new plan without an error, so
  * pgway compares instead: the client hears 0A000 where it would on a direct connection.
  */
-import { Slot } from '../pool/expected-responses.js';
+import { Slot, type SlotUndo } from '../pool/expected-responses.js';
 import type { Pool } from '../pool/pool.js';
 import type { ServerConnection } from '../pool/server-connection.js';
 import { schema, SHAPE_PENDING, SHAPE_UNKNOWN } from '../pool/server-statements.js';
@@ -31,6 +31,23 @@ const MAX_FRESH = 256;
 
 /** Whether two statement shapes (see ShapeCheck) have the same columns, whatever their parameters. */
 const sameColumns = (a: string, b: string): boolean => a.slice(a.indexOf('/')) === b.slice(b.indexOf('/'));
+
+/** Closes a stale copy on `server`; one the server skips (an error before it) is still there, and stale. */
+function closeStale(server: ServerConnection, name: string): void {
+  server.write(closeStatement(name));
+  server.expectSwallowed(Slot.Close, new StaleClose(server, name));
+}
+
+class StaleClose implements SlotUndo {
+  constructor(
+    private readonly server: ServerConnection,
+    private readonly name: string,
+  ) {}
+
+  undo(): void {
+    this.server.statements.stale.add(this.name);
+  }
+}
 
 export class StatementCopies {
   /**
@@ -128,17 +145,22 @@ export class StatementCopies {
     if (server.skippingToSync) return false;
     this.guess(server);
     const max = this.maxPrepared;
-    const { prepared } = server.statements;
-    while (prepared.size >= max) {
+    const { prepared, stale } = server.statements;
+    // A stale copy holds its place on the server until closed: this statement's first, then the
+    // others before any current one, so that the connection never holds more than the bound.
+    if (stale.delete(stmt.serverName)) closeStale(server, stmt.serverName);
+    while (prepared.size + stale.size >= max) {
+      const staleOne = stale.values().next().value as string | undefined;
+      if (staleOne !== undefined) {
+        stale.delete(staleOne);
+        closeStale(server, staleOne);
+        continue;
+      }
       const oldest = prepared.keys().next().value as string;
       prepared.delete(oldest);
       server.statements.since.delete(oldest);
       server.write(closeStatement(oldest));
       server.expectSwallowed(Slot.Close, oldest);
-    }
-    if (server.statements.stale.delete(stmt.serverName)) {
-      server.write(closeStatement(stmt.serverName));
-      server.expectSwallowed(Slot.Close, stmt.serverName);
     }
     prepared.set(stmt.serverName, stmt.checked ? SHAPE_PENDING : SHAPE_UNKNOWN);
     server.statements.since.set(stmt.serverName, schema.epoch);
