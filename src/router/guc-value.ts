@@ -146,3 +146,15 @@ export function createsInTempSchema(searchPath: string): boolean {
   }
   return false;
 }
+
+/**
+ * PostgreSQL's client-only encodings (SJIS, SHIFT_JIS_2004, BIG5, GBK, GB18030, UHC, JOHAB, by
+ * all their names, as PostgreSQL matches them: letters and digits only, any case): a character's
+ * second byte may be ASCII, a backslash or a letter, so pgway's reading of the text as UTF-8 may
+ * end a string or an identifier where the server does not.
+ */
+const CLIENT_ONLY_ENCODINGS = /^(?:sjis|mskanji|shiftjis|win932|windows932|shiftjis2004|big5|win950|windows950|gbk|win936|windows936|gb18030|uhc|win949|windows949|johab)$/;
+
+export function clientOnlyEncoding(name: string): boolean {
+  return CLIENT_ONLY_ENCODINGS.test(name.replace(/[^A-Za-z0-9]/g, '').toLowerCase());
+}

@@ -171,6 +171,21 @@ describe('SET and RESET', () => {
   });
 });
 
+describe('text pgway cannot read as the server does', () => {
+  it.each([
+    "SET LOCAL client_encoding = 'SJIS'",
+    "SET LOCAL client_encoding TO 'Shift_JIS_2004'",
+    "SELECT set_config('client_encoding', 'big5', true)",
+    "SET LOCAL standard_conforming_strings = off",
+  ])('%s pins, though local: what follows in its transaction may read otherwise', (sql) => {
+    expect(classifySessionEffects(sql).effects).toContainEqual(UNPARSEABLE);
+  });
+
+  it.each(["SET LOCAL client_encoding = 'LATIN1'", "SET LOCAL client_encoding = 'UTF8'"])('%s does not pin', (sql) => {
+    expect(classifySessionEffects(sql).effects).not.toContainEqual(UNPARSEABLE);
+  });
+});
+
 describe('set_config()', () => {
   it('by FunctionCall has the effects of the same call in SQL', () => {
     expect(setConfigCallEffects('Work_Mem', '77MB', false)).toEqual([set('work_mem', '77MB')]);

@@ -4,7 +4,7 @@
  * decide how PostgreSQL reads a statement's text. Part of session-effects' classification.
  */
 import type { FuncCall, Node, VariableSetStmt } from 'libpg-query';
-import { constBool, constText, createsInTempSchema, flattenSetArgs, foldGucName, paramNumber, parseBool } from './guc-value.js';
+import { clientOnlyEncoding, constBool, constText, createsInTempSchema, flattenSetArgs, foldGucName, paramNumber, parseBool } from './guc-value.js';
 import type { PinReason, SessionEffect } from './session-effects.js';
 
 /** Where a statement's effects are collected (see session-effects' Collector). */
@@ -69,7 +69,7 @@ export const unpin = (reason: PinReason): SessionEffect => ({ kind: 'unpin', rea
 export function onVariableSet(s: VariableSetStmt, out: SettingsOut): void {
   if (s.is_local === true) {
     const name = foldGucName(s.name ?? '');
-    const read = name === 'search_path' || name === 'standard_conforming_strings' || name === 'role';
+    const read = name === 'search_path' || name === 'standard_conforming_strings' || name === 'role' || name === 'client_encoding';
     localSetting(name, read ? flattenSetArgs(name, s.args ?? []) : undefined, out);
     return;
   }
@@ -136,6 +136,8 @@ function localSetting(name: string, value: string | undefined, out: SettingsOut)
   if (name === 'search_path' && createsInTempSchema(value ?? '')) out.effects.push(pin('temp-table'));
   // A backslash escapes a quote for the rest of the transaction: what follows may not read as pgway reads it.
   if (name === 'standard_conforming_strings' && value !== undefined && parseBool(value) === false) out.effects.push(pin('unparseable-session-statement'));
+  // So does a client-only encoding (a character's second byte may be a backslash).
+  if (name === 'client_encoding' && value !== undefined && clientOnlyEncoding(value)) out.effects.push(pin('unparseable-session-statement'));
 }
 
 /** set_config(setting_name, new_value, is_local): a NULL value resets, a NULL is_local means false. */

@@ -29,8 +29,6 @@ import { namesSqlStatement } from './sql-placement.js';
 import { sqlDefinition } from './sql-statements.js';
 import { UnnamedStatement } from './unnamed-statement.js';
 
-/** What write() returns when nothing pinned the client, nearly always: no array per request. */
-
 /** Whether a session effect changes the search_path, which decides the shared name of each statement. */
 const changesSearchPath = (e: SessionEffect): boolean =>
   e.kind === 'reset-all' || ((e.kind === 'set' || e.kind === 'reset' || e.kind === 'set-param') && e.name === 'search_path');

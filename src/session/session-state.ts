@@ -10,7 +10,7 @@
  */
 import { Slot } from '../pool/expected-responses.js';
 import { UNKNOWN_SETTINGS, type ServerConnection } from '../pool/server-connection.js';
-import { foldGucName, parseBool } from '../router/guc-value.js';
+import { clientOnlyEncoding, foldGucName, parseBool } from '../router/guc-value.js';
 import { isTransactionMarker, type PinReason, type SessionEffect } from '../router/session-effects.js';
 import { changesReading } from '../router/setting-effects.js';
 import { TxStatus } from '../wire/codes.js';
@@ -32,17 +32,6 @@ const MAX_STAGED = 10_000;
 const UNREADABLE: PinReason = 'unparseable-session-statement';
 /** client_encoding values meaning UTF-8, as PostgreSQL's encoding names match them (case and punctuation aside). */
 const UTF8_NAMES = /^[\s_-]*(?:u[\s_-]*t[\s_-]*f[\s_-]*8|unicode)[\s_-]*$/i;
-/**
- * PostgreSQL's client-only encodings (SJIS, SHIFT_JIS_2004, BIG5, GBK, GB18030, UHC, JOHAB, by
- * all their names, as PostgreSQL matches them: letters and digits only, any case): a character's
- * second byte may be ASCII, a backslash or a letter, so pgway's reading of the text as UTF-8 may
- * end a string or an identifier where the server does not.
- */
-const CLIENT_ONLY_ENCODINGS = /^(?:sjis|mskanji|shiftjis|win932|windows932|shiftjis2004|big5|win950|windows950|gbk|win936|windows936|gb18030|uhc|win949|windows949|johab)$/;
-
-function clientOnlyEncoding(name: string): boolean {
-  return CLIENT_ONLY_ENCODINGS.test(name.replace(/[^A-Za-z0-9]/g, '').toLowerCase());
-}
 /** Text beyond ASCII, which the client_encoding in force decides how PostgreSQL reads. */
 const NON_ASCII = /[^\x00-\x7f]/;
 /**
@@ -242,7 +231,6 @@ export class SessionState {
         case 'set-local':
           // Not carried: SET LOCAL ends with the transaction.
           this.unreportEarlier(e.name === '' ? undefined : e.name);
-          if (e.name === 'client_encoding' && e.value !== undefined && clientOnlyEncoding(e.value)) this.pinBook.pin(UNREADABLE);
           // SET LOCAL role TO DEFAULT ('', as no role is named so) is the server connection's own
           // default: none (a startup role of the client's is laid on with set_config; see README).
           if (e.name === 'role') (this.localRole ??= new LocalRole()).set(e.value === '' ? 'none' : e.value, this.requests.sent);
