@@ -49,7 +49,7 @@ describe('a client-only client_encoding set for the transaction only', () => {
       const through = await run(gw, setLocal!, k!);
       expect(through.slice(0, 4)).toEqual(direct.slice(0, 4));
       // The other client must not find a's temp table (it waits for the pool while a is pinned).
-      expect(through[4].filter((s) => s.startsWith('D:') && s !== 'D:0')).toEqual([]);
+      expect(through[4]!.filter((s) => s.startsWith('D:') && s !== 'D:0')).toEqual([]);
     });
   }
 });
