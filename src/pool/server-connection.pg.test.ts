@@ -62,6 +62,9 @@ class Client implements ServerSink {
   clientStatementName(): string | undefined {
     return undefined;
   }
+  definesSqlStatement(): boolean {
+    return false;
+  }
 }
 
 async function connect(): Promise<ServerConnection> {

@@ -56,6 +56,8 @@ export interface ServerSink {
   onSettingsRefused(): void;
   /** The client's name for the shared statement `serverName`, for errors that name it. */
   clientStatementName(serverName: string): string | undefined;
+  /** Whether the client has a SQL-level statement `name` (see passRewritten). */
+  definesSqlStatement(name: string): boolean;
 }
 
 export type ServerState = 'connecting' | 'idle' | 'attached' | 'internal' | 'closed';
@@ -65,6 +67,9 @@ export interface ServerError {
   message: string;
   fields: Map<string, string>;
 }
+
+/** PostgreSQL's 26000 message for an EXECUTE of a name it does not hold. */
+const MISSING_STATEMENT = /^prepared statement "(.*)" does not exist$/;
 
 /** Marks the swallowed slot of pgway's own question between requests (see ask). */
 const QUESTION = '\u0000question';
@@ -968,9 +973,10 @@ export class ServerConnection implements ResponseHandler {
 
   /**
    * A client's error that onFrameStart held: one about the shared statement a Bind named, as the
-   * client names it; a missing statement's (26000) where pgway failed to lay on the client's own
-   * definition, as the error that failed it (PostgreSQL's EXECUTE of a statement that no longer
-   * plans gives the planner's error). Returns the SQLSTATE of a substituted error.
+   * client names it; where pgway failed to lay on a client's own SQL-level definition, as the error
+   * that failed it (PostgreSQL's EXECUTE of a statement that no longer plans gives the planner's
+   * error): the client's statement missing (26000), or its transaction block, which the failure
+   * aborted (25P02). Returns the SQLSTATE of a substituted error.
    */
   private passRewritten(buf: Buffer, start: number, end: number): string | undefined {
     const serverName = this.errorNames;
@@ -980,7 +986,7 @@ export class ServerConnection implements ResponseHandler {
     if (this.state !== 'attached') return undefined;
     let frame: Buffer | undefined;
     let sent: string | undefined;
-    if (layOnError !== undefined && decodeErrorFields(buf, start, end).get('C') === '26000') {
+    if (layOnError !== undefined && this.layOnFailed(decodeErrorFields(buf, start, end))) {
       frame = layOnError;
       sent = decodeErrorFields(layOnError, 0, layOnError.length).get('C');
     }
@@ -990,6 +996,14 @@ export class ServerConnection implements ResponseHandler {
     if (this.inPush) this.stream.inject(frame);
     else this.emit(frame);
     return sent;
+  }
+
+  /** Whether the client's error `fields` follows from pgway's failed PREPARE of its statement (see passRewritten). */
+  private layOnFailed(fields: Map<string, string>): boolean {
+    const code = fields.get('C');
+    if (code === '25P02') return true;
+    const missing = code === '26000' ? MISSING_STATEMENT.exec(fields.get('M') ?? '') : null;
+    return missing !== null && this.sink?.definesSqlStatement(missing[1]!) === true;
   }
 
   /** A description answering pgway's own Describe goes to its watcher (see describeOwn). */

@@ -281,6 +281,10 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
     return this.statements.clientNameOf(serverName);
   }
 
+  definesSqlStatement(name: string): boolean {
+    return this.session.sqlPrepared.get(name) !== undefined;
+  }
+
   /** The server refused the client's settings, laid on again (see SettingsVerdict.onSettingsRefused). */
   onSettingsRefused(): void {
     this.verdict.onSettingsRefused();
