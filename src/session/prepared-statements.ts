@@ -108,6 +108,9 @@ function withName(frame: Buffer, start: number, end: number, nameAt: number, nam
 
 export class PreparedStatements {
   private readonly byClientName = new Map<string, ClientStatement>();
+  /** The name and statement of the client's last Bind of a named statement (see clientNameOf). */
+  private lastBoundName = '';
+  private lastBound: ClientStatement | undefined;
 
   get size(): number {
     return this.byClientName.size;
@@ -121,8 +124,19 @@ export class PreparedStatements {
     this.byClientName.delete(name);
   }
 
-  /** A name the client gave the shared statement `serverName` (the first, if it gave several). */
+  /** The client binds its statement `name`. */
+  bound(name: string, stmt: ClientStatement): void {
+    this.lastBoundName = name;
+    this.lastBound = stmt;
+  }
+
+  /**
+   * The client's name for the shared statement `serverName`, which a Bind's error names: the name of
+   * its last Bind (a failing Bind stops its group, and the client may have closed the name since
+   * in it), or else the first of its names for it.
+   */
   clientNameOf(serverName: string): string | undefined {
+    if (this.lastBound?.serverName === serverName) return this.lastBoundName;
     for (const [name, stmt] of this.byClientName) if (stmt.serverName === serverName) return name;
     return undefined;
   }

@@ -608,6 +608,7 @@ export class RequestWriter implements OwnWrites {
     if (misplaced) return this.refuse(server, Slot.Bind, misplaced);
     const next = this.copies.prepareFor(server, stmt, buf, stmtAt, end);
     if (next !== Next.Send) return this.notSent(server, next, Slot.Bind);
+    this.statements.bound(name, stmt);
     // The slot names the statement: a stale-plan error for this Bind says which one went stale.
     const undo = this.changeEffects(session, this.portals, portal, effects.length > 0 ? withBoundValues(effects, buf, stmtAt, end) : NO_EFFECTS, stmt.serverName);
     server.expectForwarded(Slot.Bind, undo ?? stmt.serverName);
