@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { lab, pgUrl } from './harness/lab.js';
 import { clientsOfEachTest } from './helpers/pg-helpers.js';
-import { answers, B, C, E, P, S, rawTargets, type Target } from './helpers/wire-script.js';
+import type pg from 'pg';
+import { B, C, E, P, S, rawTargets, type Target } from './helpers/wire-script.js';
 import { errorFields } from './helpers/raw-client.js';
 
 let gw: TestGateway;

@@ -437,8 +437,8 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
   }
 
   /**
-   * Logs and counts the pins the client has now that everything is answered and no transaction is
-   * open, and had not at the last report: not one its transaction's rollback, or the server's
+   * Logs and counts the pins the client has now that everything is answered, no transaction is
+   * open and pgway's questions are answered, and had not at the last report: not one its transaction's rollback, or the server's
    * refusal, took back. A pin that went and came back is counted again.
    */
   private reportPins(): void {
@@ -548,7 +548,6 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
       leaving.leave();
       return;
     }
-    if (status === TxStatus.Idle && (this.session.pinned || this.pinsReported !== undefined) && this.mode !== 'session') this.reportPins();
     if (status !== TxStatus.Idle && this.mode === 'statement') {
       this.host.fail(new TransactionBlockRefusedError());
       return;
@@ -584,6 +583,8 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
 
   /** Idle, outside a transaction (transaction and statement modes): the next request, or the connection goes back. */
   private betweenTransactions(server: ServerConnection): void {
+    // After pgway's questions, which may have lifted a pin the transaction made.
+    if (this.session.pinned || this.pinsReported !== undefined) this.reportPins();
     if (this.session.pinned || (this.held.complete && !server.ending)) {
       if (this.held.count > 0) this.dispatch();
       return;
