@@ -94,11 +94,33 @@ export function parseScramVerifier(verifier: string): ScramKeys | undefined {
   };
 }
 
+interface Attribute {
+  name: string;
+  value: string;
+  /** Where the next attribute starts (past the comma), or the message's length. */
+  next: number;
+}
+
+/** The attribute at `at` (a letter, '=', a value up to the next comma), as PostgreSQL reads one; undefined if there is none. */
+function attributeAt(message: string, at: number): Attribute | undefined {
+  const name = message[at];
+  if (name === undefined || !/^[A-Za-z]$/.test(name) || message[at + 1] !== '=') return undefined;
+  const comma = message.indexOf(',', at + 2);
+  return comma < 0 ? { name, value: message.slice(at + 2), next: message.length } : { name, value: message.slice(at + 2, comma), next: comma + 1 };
+}
+
+/** A nonce is printable ASCII but the comma (RFC 5802). */
+const PRINTABLE = /^[\x21-\x2b\x2d-\x7e]+$/;
+/** Base64 as PostgreSQL decodes it: nothing outside the alphabet, padding only at the end. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+const malformed = (): ProtocolViolationError => new ProtocolViolationError('malformed SCRAM message');
+
+/** The attributes of a server's message, by name (pgway's own login to a server). */
 function attributes(message: string): Map<string, string> {
   const attrs = new Map<string, string>();
-  for (const part of message.split(',')) {
-    const eq = part.indexOf('=');
-    if (eq === 1) attrs.set(part[0]!, part.slice(2));
+  for (let at = 0, attr = attributeAt(message, 0); attr !== undefined; at = attr.next, attr = attributeAt(message, at)) {
+    attrs.set(attr.name, attr.value);
   }
   return attrs;
 }
@@ -114,19 +136,23 @@ export class ScramServerExchange {
   constructor(private readonly keys: ScramKeys) {}
 
   /**
-   * Returns server-first-message, or undefined when client-first is malformed. Throws for an
-   * authorization identity, which PostgreSQL does not support either (a user logs in as itself).
+   * Returns server-first-message, or undefined when client-first is malformed, read as PostgreSQL
+   * reads it: the gs2 header "n,," or "y,," (no channel binding; we do not offer -PLUS), then n=
+   * and r= in that order, extensions after them ignored. Throws for an authorization identity or a
+   * mandatory extension, which PostgreSQL does not support either.
    */
   first(clientFirst: string): string | undefined {
-    // gs2 header: "n,," / "y,," (no channel binding; we do not offer -PLUS) then the bare message.
-    const m = /^([ny],([^,]*),)(.*)$/.exec(clientFirst);
-    if (!m) return undefined;
-    if (m[2]!.startsWith('a')) throw new FeatureNotSupportedError('client uses authorization identity, but it is not supported');
-    if (m[2] !== '') return undefined;
-    this.channelBinding = Buffer.from(m[1]!).toString('base64');
-    this.clientFirstBare = m[3]!;
-    const clientNonce = attributes(this.clientFirstBare).get('r');
-    if (!clientNonce) return undefined;
+    const flag = clientFirst[0];
+    if ((flag !== 'n' && flag !== 'y') || clientFirst[1] !== ',') return undefined;
+    if (clientFirst[2] === 'a') throw new FeatureNotSupportedError('client uses authorization identity, but it is not supported');
+    if (clientFirst[2] !== ',') return undefined;
+    this.channelBinding = Buffer.from(clientFirst.slice(0, 3)).toString('base64');
+    this.clientFirstBare = clientFirst.slice(3);
+    if (this.clientFirstBare[0] === 'm') throw new FeatureNotSupportedError('client requires an unsupported SCRAM extension');
+    const user = attributeAt(clientFirst, 3);
+    const nonce = user?.name === 'n' ? attributeAt(clientFirst, user.next) : undefined;
+    if (nonce?.name !== 'r' || !PRINTABLE.test(nonce.value)) return undefined;
+    const clientNonce = nonce.value;
     this.nonce = clientNonce + randomBytesPooled(18).toString('base64');
     this.serverFirst = `r=${this.nonce},s=${this.keys.salt.toString('base64')},i=${this.keys.iterations}`;
     return this.serverFirst;
@@ -138,18 +164,28 @@ export class ScramServerExchange {
    * tells it apart from a wrong password.
    */
   final(clientFinal: string): string | undefined {
-    const proofAt = clientFinal.lastIndexOf(',p=');
-    if (proofAt < 0) throw new ProtocolViolationError('malformed SCRAM message');
-    const withoutProof = clientFinal.slice(0, proofAt);
-    const attrs = attributes(withoutProof);
-    const proof = Buffer.from(clientFinal.slice(proofAt + 3), 'base64');
-    if (!attrs.has('c') || proof.length !== 32) throw new ProtocolViolationError('malformed SCRAM message');
+    // As PostgreSQL reads it: c=, r=, extensions, p= last.
+    const binding = attributeAt(clientFinal, 0);
+    if (binding?.name !== 'c') throw malformed();
     // A client that claims in one message what it denies in the other (n,, then c=eSws) may be the
     // target of a downgrade (RFC 5802 section 6): refused, as PostgreSQL refuses it.
-    if (attrs.get('c') !== this.channelBinding) {
+    if (binding.value !== this.channelBinding) {
       throw new ProtocolViolationError('unexpected SCRAM channel-binding attribute in client-final-message');
     }
-    if (attrs.get('r') !== this.nonce) throw new ProtocolViolationError('invalid SCRAM response: the nonce does not match');
+    const nonce = attributeAt(clientFinal, binding.next);
+    if (nonce?.name !== 'r') throw malformed();
+    let proofAt = nonce.next;
+    let proofAttr = attributeAt(clientFinal, proofAt);
+    while (proofAttr !== undefined && proofAttr.name !== 'p') {
+      proofAt = proofAttr.next;
+      proofAttr = attributeAt(clientFinal, proofAt);
+    }
+    // Nothing may follow the proof, and it must be base64 of a key's length.
+    if (proofAttr === undefined || proofAttr.next < clientFinal.length || !BASE64.test(proofAttr.value)) throw malformed();
+    const proof = Buffer.from(proofAttr.value, 'base64');
+    if (proof.length !== 32) throw malformed();
+    const withoutProof = clientFinal.slice(0, proofAt - 1);
+    if (nonce.value !== this.nonce) throw new ProtocolViolationError('invalid SCRAM response: the nonce does not match');
     const authMessage = `${this.clientFirstBare},${this.serverFirst},${withoutProof}`;
     const macs = macsOf(this.keys);
     const clientKey = xor(proof, macs.stored.digest(authMessage));
