@@ -291,6 +291,8 @@ const UV_EOF = -4095;
 class SocketLink implements ClientLink {
   private readonly writer: SocketWriter;
   private closeTimer: NodeJS.Timeout | undefined;
+  /** A TLS socket whose handshake has not completed: nothing written now reaches the client. */
+  private handshaking = false;
 
   constructor(
     private readonly socket: net.Socket,
@@ -306,6 +308,10 @@ class SocketLink implements ClientLink {
     } else {
       // A plain socket reads through directReads; a TLS socket wrapped around it emits its plaintext.
       socket.on('data', (chunk: Buffer) => reader.onChunk(chunk));
+      this.handshaking = true;
+      socket.once('secure', () => {
+        this.handshaking = false;
+      });
     }
     socket.on('error', (err) => listener.onLinkError(err));
     socket.on('close', () => {
@@ -366,6 +372,12 @@ class SocketLink implements ClientLink {
   }
 
   end(last?: Buffer): void {
+    // A client stalled in its TLS handshake (the login timeout) cannot be told why, and a graceful
+    // end would wait for the handshake: it goes at once, as PostgreSQL closes it.
+    if (this.handshaking) {
+      this.socket.destroy();
+      return;
+    }
     if (this.socket.writable) {
       if (last) this.socket.end(last);
       else this.socket.end();
