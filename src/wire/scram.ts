@@ -109,8 +109,8 @@ function attributeAt(message: string, at: number): Attribute | undefined {
   return comma < 0 ? { name, value: message.slice(at + 2), next: message.length } : { name, value: message.slice(at + 2, comma), next: comma + 1 };
 }
 
-/** A nonce is printable ASCII but the comma (RFC 5802). */
-const PRINTABLE = /^[\x21-\x2b\x2d-\x7e]+$/;
+/** A nonce is printable ASCII but the comma (RFC 5802; PostgreSQL lets an empty one through). */
+const PRINTABLE = /^[\x21-\x2b\x2d-\x7e]*$/;
 /** Base64 as PostgreSQL decodes it: nothing outside the alphabet, padding only at the end. */
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
@@ -152,6 +152,12 @@ export class ScramServerExchange {
     const user = attributeAt(clientFirst, 3);
     const nonce = user?.name === 'n' ? attributeAt(clientFirst, user.next) : undefined;
     if (nonce?.name !== 'r' || !PRINTABLE.test(nonce.value)) return undefined;
+    // Extensions after the nonce are read, and ignored, as PostgreSQL reads them: each must be one.
+    for (let at = nonce.next; at < clientFirst.length; ) {
+      const extension = attributeAt(clientFirst, at);
+      if (extension === undefined) return undefined;
+      at = extension.next;
+    }
     const clientNonce = nonce.value;
     this.nonce = clientNonce + randomBytesPooled(18).toString('base64');
     this.serverFirst = `r=${this.nonce},s=${this.keys.salt.toString('base64')},i=${this.keys.iterations}`;
