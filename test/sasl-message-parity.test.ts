@@ -8,6 +8,9 @@
 //   (a wrong password), which PostgreSQL keeps for a well-formed message with a wrong proof.
 // - a client-first-message without the n= attribute, with a mandatory extension (m=), or with a nonce
 //   that is not printable: PostgreSQL refuses it at once (08P01, 0A000, 08P01); pgway answers with a challenge.
+// Found by review round 35 A, and fixed: after r= pgway read nothing (an empty attribute, one whose
+// name is not a letter, or one without '=' logged in; PostgreSQL's read_client_first_message refuses
+// each with 08P01), and it refused an empty nonce, which PostgreSQL lets through.
 import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './harness/gateway.js';
@@ -103,5 +106,37 @@ describe('client-first-message', () => {
   ])('%s is refused as PostgreSQL refuses it', async (_what, clientFirst, expected) => {
     expect(await firstAnswer(await begin('direct', clientFirst))).toBe(expected);
     expect(await firstAnswer(await begin('pgway', clientFirst))).toBe(expected);
+  });
+});
+
+/** Full exchange: first answer, and the final one if a challenge came. */
+async function login(t: Target, header: string, bare: string, shape: (withoutProof: string, proof: string) => string = (wp, p) => `${wp},p=${p}`): Promise<string> {
+  const c = await begin(t, header + bare);
+  const cont = await c.readMessage(3000);
+  if (cont?.type === 'E') { c.destroy(); return `first: ${errorFields(cont.body).get('S')} ${errorFields(cont.body).get('C')}`; }
+  if (cont?.type !== 'R' || cont.body.readInt32BE(0) !== 11) { c.destroy(); return `first: ${cont?.type}`; }
+  const serverFirst = cont.body.toString('utf8', 4);
+  const attrs = new Map(serverFirst.split(',').map((p) => [p[0]!, p.slice(2)] as [string, string]));
+  const salted = pbkdf2Sync('app-secret', Buffer.from(attrs.get('s')!, 'base64'), Number(attrs.get('i')), 32, 'sha256');
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+  const storedKey = createHash('sha256').update(clientKey).digest();
+  const dummy = shape(`c=${Buffer.from(header).toString('base64')},r=${attrs.get('r')}`, 'PROOF');
+  const withoutProof = dummy.slice(0, dummy.indexOf(',p=PROOF'));
+  const signature = createHmac('sha256', storedKey).update(`${bare},${serverFirst},${withoutProof}`).digest();
+  const proof = Buffer.alloc(32);
+  for (let i = 0; i < 32; i++) proof[i] = clientKey[i]! ^ signature[i]!;
+  c.write(typedMessage('p', Buffer.from(dummy.replace('PROOF', proof.toString('base64')))));
+  return `final: ${await firstAnswer(c)}`;
+}
+
+describe('SCRAM variants: pgway logs in exactly when PostgreSQL does', () => {
+  it.each([
+    ['empty attribute after r=', 'n,,', `${BARE},,`],
+    ['non-letter attribute after r=', 'n,,', `${BARE},1=x`],
+    ['garbage after r=', 'n,,', `${BARE},garbage`],
+    ['empty nonce', 'n,,', 'n=,r='],
+  ])('client-first %s', async (_w, header, bare) => {
+    const want = await login('direct', header, bare);
+    expect(await login('pgway', header, bare)).toBe(want);
   });
 });
