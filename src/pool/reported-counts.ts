@@ -1,7 +1,8 @@
 /**
- * What a server connection reported to its clients' requests, counted: errors, the command tags
- * of transaction control, and those that change the client's SQL-level prepared statements. A session reads the counts when a request starts and again when it ends;
- * the difference says whether the request's effects committed (see SessionState.settle).
+ * What a server connection reported to its clients' requests, counted: errors, the command tags of
+ * transaction control, and those that change the client's SQL-level prepared statements. A session
+ * reads the counts when a request starts and again when it ends; the difference says whether the
+ * request's effects committed (see SessionState.settle).
  */
 export class ReportedCounts {
   /** ErrorResponses a client saw (not those of pgway's own statements). */

@@ -180,10 +180,8 @@ export class ServerConnection implements ResponseHandler {
   private settingsRefused = false;
   /** The ErrorResponse being read is the client's, held to be passed on changed (see passRewritten). */
   private errorRewritten = false;
-  /** The shared statement the failing Bind named (see passRewritten). */
-  private errorNames: string | undefined;
   /** The error of pgway's own PREPARE of a client's SQL-level statement, in the request it failed (see passRewritten). */
-  private layOnError: Buffer | undefined;
+  private layOnError: { frame: Buffer; sqlstate: string } | undefined;
   private idleCallback: (() => void) | undefined;
   /** The attached client waits to be read until the server owes it at most `owedResumeAt` answers (see whenOwedAtMost). */
   private owedCallback: (() => void) | undefined;
@@ -871,8 +869,7 @@ export class ServerConnection implements ResponseHandler {
     }
     // An error about a statement pgway renamed reaches the client naming it as the client does.
     if (code === Backend.ErrorResponse && this.expected.headAction === Action.Forward) {
-      this.errorNames = this.boundStatement();
-      this.errorRewritten = this.errorNames !== undefined || this.layOnError !== undefined;
+      this.errorRewritten = this.layOnError !== undefined || this.boundStatement() !== undefined;
       if (this.errorRewritten) return false;
     }
     // pgway's own messages are swallowed, but a failed injected Parse must reach the client.
@@ -979,23 +976,20 @@ export class ServerConnection implements ResponseHandler {
    * aborted (25P02). Returns the SQLSTATE of a substituted error.
    */
   private passRewritten(buf: Buffer, start: number, end: number): string | undefined {
-    const serverName = this.errorNames;
     const layOnError = this.layOnError;
-    this.errorNames = undefined;
     this.layOnError = undefined;
     if (this.state !== 'attached') return undefined;
-    let frame: Buffer | undefined;
-    let sent: string | undefined;
-    if (layOnError !== undefined && this.layOnFailed(decodeErrorFields(buf, start, end))) {
-      frame = layOnError;
-      sent = decodeErrorFields(layOnError, 0, layOnError.length).get('C');
+    const substitute = layOnError !== undefined && this.layOnFailed(decodeErrorFields(buf, start, end)) ? layOnError : undefined;
+    let frame = substitute?.frame;
+    if (frame === undefined) {
+      // The head is still the failing Bind (the slot goes when the error has been read).
+      const serverName = this.boundStatement();
+      const name = serverName === undefined ? undefined : this.sink?.clientStatementName(serverName);
+      frame = name === undefined ? Buffer.from(buf.subarray(start, end)) : msg.renameInError(buf, start, end, serverName!, name);
     }
-    const name = serverName === undefined ? undefined : this.sink?.clientStatementName(serverName);
-    if (name !== undefined) frame ??= msg.renameInError(buf, start, end, serverName!, name);
-    frame ??= Buffer.from(buf.subarray(start, end));
     if (this.inPush) this.stream.inject(frame);
     else this.emit(frame);
-    return sent;
+    return substitute?.sqlstate;
   }
 
   /** Whether the client's error `fields` follows from pgway's failed PREPARE of its statement (see passRewritten). */
@@ -1100,7 +1094,7 @@ export class ServerConnection implements ResponseHandler {
         // What pgway took the connection to hold of SQL-level statements may be wrong: its next lease starts afresh.
         if (this.expected.headExtra === SQL_PREPARED) {
           this.statements.deallocateAll = true;
-          this.layOnError = Buffer.from(buf.subarray(start, end));
+          this.layOnError = { frame: Buffer.from(buf.subarray(start, end)), sqlstate: this.internalError.sqlstate };
         }
         if (this.expected.headExtra === SETTINGS) {
           // Refused: the connection does not carry the settings its appliedSettings names.

@@ -438,8 +438,9 @@ export class RequestFlow implements ServerSink, PoolWaiter, QuestionWaits, Cance
 
   /**
    * Logs and counts the pins the client has now that everything is answered, no transaction is
-   * open and pgway's questions are answered, and had not at the last report: not one its transaction's rollback, or the server's
-   * refusal, took back. A pin that went and came back is counted again.
+   * open and pgway's questions are answered, and had not at the last report: not one its
+   * transaction's rollback, the server's refusal or pgway's question took back. A pin that went and
+   * came back is counted again.
    */
   private reportPins(): void {
     const held = this.session.pins;
